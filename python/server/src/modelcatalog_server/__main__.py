@@ -1,0 +1,30 @@
+"""``modelcatalog-server``: parse the settings, set up logging, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from .app import StartupError, serve
+from .config import parse_settings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``modelcatalog-server`` console script."""
+    settings = parse_settings(argv)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(serve(settings))
+    except StartupError as error:
+        logging.getLogger("modelcatalog_server").error("%s", error)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""gRPC adapters: one module per service, each unpacking requests and packing responses."""

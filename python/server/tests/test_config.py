@@ -1,0 +1,78 @@
+"""Settings come from flags, then MODELCATALOG_* variables, then defaults; bad values stop."""
+
+import pytest
+
+from modelcatalog_server.config import ListenAddress, Settings, parse_listen_address, parse_settings
+
+
+def test_defaults_listen_on_loopback_only() -> None:
+    """With no flag and no variable the server listens on 127.0.0.1:50051, loopback only."""
+    assert parse_settings([], {}) == Settings(ListenAddress("127.0.0.1", 50051), "info")
+
+
+def test_environment_variable_sets_an_option() -> None:
+    """MODELCATALOG_LISTEN and MODELCATALOG_LOG_LEVEL are read when no flag is given."""
+    settings = parse_settings(
+        [], {"MODELCATALOG_LISTEN": "0.0.0.0:7000", "MODELCATALOG_LOG_LEVEL": "DEBUG"}
+    )
+    assert settings.listen == ListenAddress("0.0.0.0", 7000)
+    assert settings.log_level == "debug"
+
+
+def test_flag_wins_over_environment_variable() -> None:
+    """A flag overrides the variable for the same option."""
+    settings = parse_settings(["--listen", "127.0.0.1:0"], {"MODELCATALOG_LISTEN": "0.0.0.0:7000"})
+    assert settings.listen == ListenAddress("127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "address", "shown"),
+    [
+        ("[::1]:50051", ListenAddress("::1", 50051), "[::1]:50051"),
+        ("localhost:0", ListenAddress("localhost", 0), "localhost:0"),
+        (" 10.0.0.1:65535 ", ListenAddress("10.0.0.1", 65535), "10.0.0.1:65535"),
+    ],
+)
+def test_listen_address_forms(text: str, address: ListenAddress, shown: str) -> None:
+    """IPv4, host names and bracketed IPv6 parse, and print back in the same form."""
+    assert parse_listen_address(text) == address
+    assert str(address) == shown
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--listen", "50051"], "is not HOST:PORT"),
+        (["--listen", "::1:50051"], "in brackets"),
+        (["--listen", "[nothost]:1"], "is not an IPv6 address"),
+        (["--listen", "127.0.0.1:70000"], "from 0 to 65535"),
+        (["--listen", "127.0.0.1:http"], "from 0 to 65535"),
+        (["--log-level", "loud"], "is not one of debug, info, warning, error"),
+    ],
+)
+def test_bad_values_exit_with_a_message_naming_the_option(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad value exits with status 2 and says which option is wrong and why."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_settings(argv, {})
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {argv[0]}" in error
+    assert message in error
+
+
+def test_bad_environment_value_is_rejected_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed variable stops the start as a malformed flag would."""
+    with pytest.raises(SystemExit):
+        parse_settings([], {"MODELCATALOG_LISTEN": "nowhere"})
+    assert "is not HOST:PORT" in capsys.readouterr().err
+
+
+def test_help_names_every_environment_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help documents each option together with its variable and default."""
+    with pytest.raises(SystemExit):
+        parse_settings(["--help"], {})
+    text = " ".join(capsys.readouterr().out.split())
+    assert "MODELCATALOG_LISTEN; default 127.0.0.1:50051" in text
+    assert "MODELCATALOG_LOG_LEVEL; default info" in text
