@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -21,11 +23,17 @@ LISTENING = re.compile(r"listening on (\S+)")
 
 @dataclass
 class RunningServer:
-    """A server process, the address it listens on, and the file its log goes to."""
+    """A server process, the address it listens on, its data directory and its log file."""
 
     process: subprocess.Popen[bytes]
     address: str
     log_path: Path
+    data_dir: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        """The self-signed certificate the server made; clients use it as their CA."""
+        return self.data_dir / "tls" / "server.crt"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -43,18 +51,27 @@ def server_command() -> str:
     return command
 
 
-def start_server(workdir: Path, *args: str) -> RunningServer:
-    """Starts the server with ``args`` and waits (polling its log) until it listens."""
+def start_server(
+    workdir: Path, *args: str, data_dir: Path | None = None, signing_key: Path | None = None
+) -> RunningServer:
+    """Starts the server with ``args`` and waits (polling its log) until it listens.
+
+    Tests lower the bcrypt cost and may share one signing key (generating one is slow).
+    """
+    data_dir = data_dir or workdir / "data"
     log_path = workdir / f"server-{time.monotonic_ns()}.log"
+    options = ["--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--bcrypt-cost", "4"]
+    if signing_key is not None:
+        options += ["--jwt-private-key", str(signing_key)]
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [server_command(), "--listen", "127.0.0.1:0", *args],
+            [server_command(), *options, *args],
             cwd=workdir,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    server = RunningServer(process, "", log_path)
+    server = RunningServer(process, "", log_path, data_dir)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         match = LISTENING.search(server.log())
@@ -70,9 +87,24 @@ def start_server(workdir: Path, *args: str) -> RunningServer:
     pytest.fail(f"server did not listen within {START_TIMEOUT_SECONDS} s:\n{server.log()}")
 
 
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One JWT signing key (PKCS#1 PEM, as ssh-keygen -m PEM writes) for the whole session."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path_factory.mktemp("jwt") / "jwtRS256.key"
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    """A running server for one test; it must exit cleanly on SIGTERM afterwards."""
-    running = start_server(tmp_path)
+def server(tmp_path: Path, signing_key: Path) -> Iterator[RunningServer]:
+    """A running TLS server for one test; it must exit cleanly on SIGTERM afterwards."""
+    running = start_server(tmp_path, signing_key=signing_key)
     yield running
     assert running.stop() == 0, running.log()

@@ -1,6 +1,5 @@
 """The server process answers health checks and reflection over a real socket, and exits cleanly."""
 
-import json
 import shutil
 import signal
 import subprocess
@@ -26,9 +25,30 @@ def contract_methods() -> set[str]:
     return {path.strip("/") for base in bases for path in base.__mapping__()}
 
 
+def tls_channel(server: RunningServer) -> grpc.Channel:
+    """A grpcio channel that trusts the server's self-signed certificate."""
+    credentials = grpc.ssl_channel_credentials(server.ca_cert.read_bytes())
+    return grpc.secure_channel(server.address, credentials)
+
+
+def buf_curl(
+    server: RunningServer, *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``buf curl`` over TLS against ``server``, trusting its certificate."""
+    buf = shutil.which("buf")
+    assert buf, "buf is not installed in this environment"
+    return subprocess.run(
+        [buf, "curl", "--protocol", "grpc", "--cacert", str(server.ca_cert), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_health_check_answers_serving_to_a_grpcio_client(server: RunningServer) -> None:
     """A stock grpcio health client sees SERVING, overall and for each API service."""
-    with grpc.insecure_channel(server.address) as channel:
+    with tls_channel(server) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         for service in ("", "modelcatalog.v1.ModelService"):
             response = stub.Check(
@@ -41,24 +61,8 @@ def test_buf_curl_lists_every_method_without_proto_files(
     server: RunningServer, tmp_path: Path
 ) -> None:
     """`buf curl --list-methods`, run away from the protos, lists the whole contract and health."""
-    buf = shutil.which("buf")
-    assert buf, "buf is not installed in this environment"
-    result = subprocess.run(
-        [
-            buf,
-            "curl",
-            "--protocol",
-            "grpc",
-            "--http2-prior-knowledge",
-            "--list-methods",
-            f"http://{server.address}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = buf_curl(server, "--list-methods", f"https://{server.address}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
     listed = set(result.stdout.split())
     assert listed == contract_methods() | {
         "grpc.health.v1.Health/Check",
@@ -68,7 +72,7 @@ def test_buf_curl_lists_every_method_without_proto_files(
 
 def test_grpcio_reflection_client_resolves_every_method(server: RunningServer) -> None:
     """grpcio's reflection descriptor database finds every service and method of the contract."""
-    with grpc.insecure_channel(server.address) as channel:
+    with tls_channel(server) as channel:
         database = ProtoReflectionDescriptorDatabase(channel)
         services = set(database.get_services())
         for path in contract_methods():
@@ -84,33 +88,37 @@ def test_grpcio_reflection_client_resolves_every_method(server: RunningServer) -
             assert method in declared
 
 
-def test_rpc_not_built_yet_answers_unimplemented(server: RunningServer) -> None:
-    """An RPC of the contract whose server side is not built answers UNIMPLEMENTED, not UNKNOWN."""
-    buf = shutil.which("buf")
-    assert buf
-    result = subprocess.run(
-        [
-            buf,
-            "curl",
-            "--protocol",
-            "grpc",
-            "--http2-prior-knowledge",
-            "-d",
-            json.dumps({"modelId": "m", "version": 1}),
-            f"http://{server.address}/modelcatalog.v1.ModelService/GetModelVersion",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+def test_plaintext_client_cannot_talk_to_the_tls_server(server: RunningServer) -> None:
+    """TLS is on by default: a plaintext HTTP/2 client gets no answer from the server."""
+    result = buf_curl(
+        server,
+        "--http2-prior-knowledge",
+        "--list-methods",
+        f"http://{server.address}",
     )
     assert result.returncode != 0
-    assert json.loads(result.stderr)["code"] == "unimplemented"
+
+
+def test_insecure_flag_serves_plaintext(tmp_path: Path, signing_key: Path) -> None:
+    """With --insecure the server answers plaintext HTTP/2 and says so in its log."""
+    running = start_server(tmp_path, "--insecure", signing_key=signing_key)
+    try:
+        with grpc.insecure_channel(running.address) as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=RPC_TIMEOUT_SECONDS
+            )
+        assert response.status == health_pb2.HealthCheckResponse.SERVING
+        assert "plaintext, --insecure" in running.log()
+    finally:
+        assert running.stop() == 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_shuts_down_gracefully(tmp_path: Path, sig: signal.Signals) -> None:
+def test_signal_shuts_down_gracefully(
+    tmp_path: Path, signing_key: Path, sig: signal.Signals
+) -> None:
     """SIGTERM and SIGINT stop the server with exit status 0 and a final log line, no traceback."""
-    running = start_server(tmp_path)
+    running = start_server(tmp_path, signing_key=signing_key)
     assert running.stop(sig) == 0
     log = running.log()
     assert "stopped" in log
@@ -120,7 +128,7 @@ def test_signal_shuts_down_gracefully(tmp_path: Path, sig: signal.Signals) -> No
 def test_port_in_use_fails_with_a_clear_message(server: RunningServer, tmp_path: Path) -> None:
     """A second server on a busy port exits with status 1 and says why, without a traceback."""
     result = subprocess.run(
-        ["modelcatalog-server", "--listen", server.address],
+        ["modelcatalog-server", "--listen", server.address, "--data-dir", str(tmp_path / "other")],
         capture_output=True,
         text=True,
         timeout=30,
@@ -128,4 +136,20 @@ def test_port_in_use_fails_with_a_clear_message(server: RunningServer, tmp_path:
     )
     assert result.returncode == 1
     assert f"cannot listen on {server.address}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_second_server_on_the_same_data_directory_is_refused(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """Two servers never share a data directory: the second exits with status 1 and says why."""
+    result = subprocess.run(
+        ["modelcatalog-server", "--listen", "127.0.0.1:0", "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "already using the data directory" in result.stderr
     assert "Traceback" not in result.stderr

@@ -10,6 +10,12 @@ def test_every_name_in_all_is_exported() -> None:
         assert hasattr(modelcatalog, name), name
 
 
+def test_every_public_name_is_in_all() -> None:
+    """Nothing public is exported by accident: the public names are exactly __all__."""
+    public = {name for name in dir(modelcatalog) if not name.startswith("_")}
+    assert public == set(modelcatalog.__all__) - {"__version__"}
+
+
 def test_v1_exposes_the_contract() -> None:
     """modelcatalog.v1 carries the stubs, bases and messages of all three services."""
     for service in ("AuthService", "FolderService", "ModelService"):

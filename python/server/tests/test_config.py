@@ -7,7 +7,8 @@ from modelcatalog_server.config import ListenAddress, Settings, parse_listen_add
 
 def test_defaults_listen_on_loopback_only() -> None:
     """With no flag and no variable the server listens on 127.0.0.1:50051, loopback only."""
-    assert parse_settings([], {}) == Settings(ListenAddress("127.0.0.1", 50051), "info")
+    assert parse_settings([], {}) == Settings()
+    assert Settings().listen == ListenAddress("127.0.0.1", 50051)
 
 
 def test_environment_variable_sets_an_option() -> None:
@@ -76,3 +77,60 @@ def test_help_names_every_environment_variable(capsys: pytest.CaptureFixture[str
     text = " ".join(capsys.readouterr().out.split())
     assert "MODELCATALOG_LISTEN; default 127.0.0.1:50051" in text
     assert "MODELCATALOG_LOG_LEVEL; default info" in text
+
+
+def test_security_defaults() -> None:
+    """TLS on, bcrypt cost 12, one-hour tokens and the data directory in the working directory."""
+    settings = parse_settings([], {})
+    assert settings.insecure is False
+    assert settings.bcrypt_cost == 12
+    assert settings.token_lifetime == 3600
+    assert str(settings.data_dir) == "modelcatalog-data"
+
+
+@pytest.mark.parametrize(
+    ("environ", "field", "value"),
+    [
+        ({"MODELCATALOG_ALLOW_SIGNUP": "off"}, "allow_signup", False),
+        ({"MODELCATALOG_INSECURE": "TRUE"}, "insecure", True),
+        ({"MODELCATALOG_TOKEN_LIFETIME": "15m"}, "token_lifetime", 900),
+        ({"MODELCATALOG_TOKEN_LIFETIME": "2d"}, "token_lifetime", 172800),
+        ({"MODELCATALOG_BCRYPT_COST": "4"}, "bcrypt_cost", 4),
+    ],
+)
+def test_typed_environment_values(environ: dict[str, str], field: str, value: object) -> None:
+    """Booleans, durations and numbers parse from their usual spellings."""
+    assert getattr(parse_settings([], environ), field) == value
+
+
+def test_switch_flags_win_over_environment() -> None:
+    """--no-allow-signup turns sign-up off even when the variable turns it on."""
+    settings = parse_settings(["--no-allow-signup"], {"MODELCATALOG_ALLOW_SIGNUP": "true"})
+    assert settings.allow_signup is False
+
+
+def test_previous_keys_are_a_comma_separated_list() -> None:
+    """Several previous verification keys can be given at once."""
+    settings = parse_settings(["--jwt-previous-keys", "old.pem, older.pem"], {})
+    assert [str(path) for path in settings.jwt_previous_keys] == ["old.pem", "older.pem"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["--bcrypt-cost", "3"], {}, "from 4 to 31"),
+        (["--token-lifetime", "0"], {}, "from 1 second to 30 days"),
+        (["--token-lifetime", "1w"], {}, "is not a duration"),
+        (["--tls-cert", "a.pem"], {}, "--tls-cert and --tls-key go together"),
+        (["--insecure", "--tls-cert", "a", "--tls-key", "b"], {}, "contradict"),
+        ([], {"MODELCATALOG_INSECURE": "maybe"}, "MODELCATALOG_INSECURE: 'maybe' is not true"),
+    ],
+)
+def test_inconsistent_or_out_of_range_settings_stop_the_start(
+    argv: list[str], environ: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Out-of-range numbers and contradicting options exit with status 2 and say why."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_settings(argv, environ)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,7 +1,5 @@
 """Health answers SERVING and reflection describes every method of the contract."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 from google.protobuf import descriptor_pb2
 from grpclib.client import Channel
@@ -12,11 +10,8 @@ from grpclib.reflection.v1.reflection_pb2 import (
     ServerReflectionRequest,
     ServerReflectionResponse,
 )
-from grpclib.testing import ChannelFor
 
 from modelcatalog import v1
-from modelcatalog_server.app import build_services
-from modelcatalog_server.config import Settings
 
 API_SERVICES = (
     "modelcatalog.v1.AuthService",
@@ -29,12 +24,6 @@ def contract_methods() -> set[str]:
     """Every '/package.Service/Method' path of the generated service bases."""
     bases = (v1.AuthServiceBase(), v1.FolderServiceBase(), v1.ModelServiceBase())
     return {path for base in bases for path in base.__mapping__()}
-
-
-@pytest.fixture
-async def channel() -> AsyncIterator[Channel]:
-    async with ChannelFor(build_services(Settings())) as channel:
-        yield channel
 
 
 async def reflect(channel: Channel, request: ServerReflectionRequest) -> ServerReflectionResponse:

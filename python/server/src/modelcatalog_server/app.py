@@ -2,31 +2,192 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
 import socket
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib._typing import IServable
+from grpclib.health.check import ServiceCheck
 from grpclib.health.service import Health
 from grpclib.utils import graceful_exit
 
-from modelcatalog.v1 import AuthServiceBase, FolderServiceBase, ModelServiceBase
-
+from . import rpc
+from .auth.hook import Authenticator
+from .auth.passwords import PasswordHasher
+from .auth.tokens import (
+    KeyFileError,
+    TokenService,
+    load_or_create_signing_key,
+    load_rsa_public_key,
+)
 from .config import ListenAddress, Settings
+from .domain.accounts import Accounts
+from .domain.catalog import Catalog
+from .domain.paging import PageTokens
+from .domain.versions import Versions
+from .services.auth_service import AuthService
+from .services.folder_service import FolderService
+from .services.model_service import ModelService
 from .services.reflection import with_reflection
-from .transport import create_server
+from .storage.blobs import LocalBlobStore
+from .storage.metadata import MetadataStore, SchemaTooNew
+from .tls import ensure_self_signed
+from .transport import create_server, server_tls_context
 
 log = logging.getLogger("modelcatalog_server")
+
+DATABASE_FILE = "catalog.sqlite3"
+BLOBS_DIR = "blobs"
+LOCK_FILE = ".lock"
+HEALTH_CHECK_TTL_SECONDS = 5.0
 
 
 class StartupError(Exception):
     """The server cannot start for a reason the operator can fix; the message says which."""
 
 
-def build_services(settings: Settings) -> list[IServable]:
-    """Every service the server answers, with health and reflection."""
-    api: list[IServable] = [AuthServiceBase(), FolderServiceBase(), ModelServiceBase()]
-    health = Health({service: [] for service in api})
-    return with_reflection([*api, health])
+@dataclass
+class Application:
+    """A built server and what it needs closed after it stops."""
+
+    services: list[IServable]
+    tls: ssl.SSLContext | None
+    tls_note: str
+
+
+def page_token_secret(signing_key: rsa.RSAPrivateKey) -> bytes:
+    """A page-token key derived from the signing key, so replicas agree with no extra secret."""
+    der = signing_key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return hashlib.sha256(b"modelcatalog page tokens\0" + der).digest()
+
+
+def load_token_service(settings: Settings) -> TokenService:
+    """The token service from configured keys, or from a key generated in the data dir."""
+    try:
+        signing_key = load_or_create_signing_key(settings.jwt_private_key, settings.data_dir)
+        previous = [load_rsa_public_key(path) for path in settings.jwt_previous_keys]
+    except KeyFileError as error:
+        raise StartupError(str(error)) from error
+    return TokenService(
+        signing_key,
+        previous,
+        issuer=settings.jwt_issuer,
+        lifetime_seconds=settings.token_lifetime,
+    )
+
+
+def load_tls(settings: Settings) -> tuple[ssl.SSLContext | None, str]:
+    """The server's TLS context and a note for the log on how clients trust it."""
+    if settings.insecure:
+        return None, "plaintext, --insecure"
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        cert, key, note = (
+            settings.tls_cert,
+            settings.tls_key,
+            f"TLS, certificate {settings.tls_cert}",
+        )
+    else:
+        files = ensure_self_signed(settings.data_dir)
+        cert, key = files.cert, files.key
+        note = f"TLS, self-signed; clients trust it with --ca-cert {files.cert.resolve()}"
+        if files.created:
+            log.info("created a self-signed TLS certificate for localhost at %s", files.cert)
+    try:
+        return server_tls_context(cert, key), note
+    except (OSError, ssl.SSLError) as error:
+        raise StartupError(
+            f"cannot load the TLS certificate {cert} and key {key}: {error}"
+        ) from error
+
+
+@contextmanager
+def exclusive_data_dir(data_dir: Path) -> Iterator[None]:
+    """Holds a lock on the data directory: two servers on one directory would corrupt it."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lock = (data_dir / LOCK_FILE).open("a")
+    except OSError as error:
+        raise StartupError(f"cannot use the data directory {data_dir}: {error}") from error
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StartupError(
+                f"another modelcatalog-server is already using the data directory {data_dir}"
+            ) from None
+        yield
+
+
+@asynccontextmanager
+async def build_application(settings: Settings) -> AsyncIterator[Application]:
+    """Opens storage and keys, wires every layer, and closes them all afterwards."""
+    with exclusive_data_dir(settings.data_dir):
+        try:
+            store = await MetadataStore.open_sqlite(settings.data_dir / DATABASE_FILE)
+            blobs = LocalBlobStore(settings.data_dir / BLOBS_DIR)
+        except (OSError, SchemaTooNew) as error:
+            raise StartupError(
+                f"cannot open the data directory {settings.data_dir}: {error}"
+            ) from error
+        hasher = PasswordHasher(settings.bcrypt_cost)
+        try:
+            async with store.read() as tx:
+                removed = await blobs.recover(await tx.referenced_blobs())
+            if removed:
+                log.info("removed %d leftover file(s) of interrupted uploads", removed)
+            tokens = load_token_service(settings)
+            tls, tls_note = load_tls(settings)
+            services = build_services(settings, store, blobs, hasher, tokens)
+            yield Application(services, tls, tls_note)
+        finally:
+            hasher.close()
+            await store.close()
+
+
+def build_services(
+    settings: Settings,
+    store: MetadataStore,
+    blobs: LocalBlobStore,
+    hasher: PasswordHasher,
+    tokens: TokenService,
+) -> list[IServable]:
+    """Every service the server answers, with health (checking the database) and reflection."""
+    page_tokens = PageTokens(page_token_secret(tokens.signing_key))
+    catalog = Catalog(store, page_tokens)
+    versions = Versions(store, blobs, page_tokens, max_version_bytes=settings.max_version_size)
+    accounts = Accounts(store, hasher, allow_signup=settings.allow_signup)
+    api: list[IServable] = [
+        AuthService(accounts, tokens),
+        FolderService(catalog),
+        ModelService(catalog, versions),
+    ]
+    database = ServiceCheck(_database_answers(store), check_ttl=HEALTH_CHECK_TTL_SECONDS)
+    health = Health({service: [database] for service in api})
+    return rpc.intercept(with_reflection([*api, health]), Authenticator(tokens))
+
+
+def _database_answers(store: MetadataStore) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        try:
+            await store.ping()
+        except Exception:
+            log.exception("health check: the database does not answer")
+            return False
+        return True
+
+    return check
 
 
 def open_listener(address: ListenAddress) -> socket.socket:
@@ -40,11 +201,12 @@ def open_listener(address: ListenAddress) -> socket.socket:
 
 async def serve(settings: Settings) -> None:
     """Runs the server until a first SIGINT/SIGTERM closes it gracefully."""
-    server = create_server(build_services(settings))
-    with graceful_exit([server]):
-        listener = open_listener(settings.listen)
-        await server.start(sock=listener)
-        bound = ListenAddress(settings.listen.host, listener.getsockname()[1])
-        log.info("listening on %s (plaintext)", bound)
-        await server.wait_closed()
+    async with build_application(settings) as app:
+        server = create_server(app.services)
+        with graceful_exit([server]):
+            listener = open_listener(settings.listen)
+            await server.start(sock=listener, ssl=app.tls)
+            bound = ListenAddress(settings.listen.host, listener.getsockname()[1])
+            log.info("listening on %s (%s)", bound, app.tls_note)
+            await server.wait_closed()
     log.info("stopped")

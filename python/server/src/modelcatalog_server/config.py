@@ -11,6 +11,7 @@ import ipaddress
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "MODELCATALOG_"
@@ -33,6 +34,17 @@ class Settings:
     """Everything the server needs to start, validated."""
 
     listen: ListenAddress = ListenAddress("127.0.0.1", 50051)
+    data_dir: Path = Path("modelcatalog-data")
+    insecure: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    jwt_private_key: Path | None = None
+    jwt_previous_keys: tuple[Path, ...] = ()
+    jwt_issuer: str = "modelcatalog"
+    token_lifetime: int = 3600
+    bcrypt_cost: int = 12
+    allow_signup: bool = True
+    max_version_size: int = 100 << 30
     log_level: str = "info"
 
 
@@ -65,17 +77,82 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _optional_path(text: str) -> Path | None:
+    return Path(text).expanduser() if text.strip() else None
+
+
+def _paths(text: str) -> tuple[Path, ...]:
+    return tuple(Path(part.strip()).expanduser() for part in text.split(",") if part.strip())
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``1d``; at least 1 s, at most 30 d."""
+    value = text.strip().lower()
+    unit = _DURATION_UNITS.get(value[-1:], 0)
+    number = value[:-1] if unit else value
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 3600, 30m or 1h")
+    seconds = int(number) * (unit or 1)
+    if not 1 <= seconds <= 30 * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 second to 30 days")
+    return seconds
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``1048576``, ``512K``, ``100M``, ``20G`` or ``1T`` (binary units); at least 1."""
+    value = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = value[-1:] if value[-1:] in _SIZE_UNITS else ""
+    number = value[: len(value) - len(unit)]
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 500M, 20G or 1T")
+    return int(number) * _SIZE_UNITS[unit]
+
+
+def _bcrypt_cost(text: str) -> int:
+    if not text.strip().isdigit() or not 4 <= int(text) <= 31:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a bcrypt cost from 4 to 31")
+    return int(text)
+
+
+def _issuer(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the token issuer must not be empty")
+    return text.strip()
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` and their usual spellings, for boolean environment variables."""
+    value = text.strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+    return value in _TRUE
+
+
 @dataclass(frozen=True)
 class _Option:
     field: str
     flag: str
     parse: Callable[[str], Any]
     help: str
-    metavar: str
+    metavar: str = ""
 
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.field.upper()
+
+    @property
+    def is_switch(self) -> bool:
+        return self.parse is parse_bool
 
 
 _OPTIONS = (
@@ -86,8 +163,82 @@ _OPTIONS = (
         "address to serve gRPC on; IPv6 in brackets, port 0 picks a free port",
         "HOST:PORT",
     ),
+    _Option(
+        "data_dir",
+        "--data-dir",
+        Path,
+        "directory for the database, blobs, generated keys and certificates",
+        "DIR",
+    ),
+    _Option(
+        "insecure",
+        "--insecure",
+        parse_bool,
+        "serve plaintext HTTP/2 without TLS; only for a trusted network or a proxy that does TLS",
+    ),
+    _Option(
+        "tls_cert",
+        "--tls-cert",
+        _optional_path,
+        "PEM certificate chain; without it a self-signed certificate for localhost is created "
+        "in DATA_DIR/tls/",
+        "FILE",
+    ),
+    _Option("tls_key", "--tls-key", _optional_path, "PEM private key of --tls-cert", "FILE"),
+    _Option(
+        "jwt_private_key",
+        "--jwt-private-key",
+        _optional_path,
+        "PEM RSA private key (2048 bits or more) that signs access tokens; without it one is "
+        "created in DATA_DIR/jwt/",
+        "FILE",
+    ),
+    _Option(
+        "jwt_previous_keys",
+        "--jwt-previous-keys",
+        _paths,
+        "comma-separated PEM RSA keys (public or private) of earlier signing keys, whose tokens "
+        "stay valid until they expire",
+        "FILE,...",
+    ),
+    _Option("jwt_issuer", "--jwt-issuer", _issuer, "the iss and aud claim of tokens", "NAME"),
+    _Option(
+        "token_lifetime",
+        "--token-lifetime",
+        parse_duration,
+        "how long an access token is valid: seconds, or a number with s, m, h or d",
+        "DURATION",
+    ),
+    _Option(
+        "bcrypt_cost",
+        "--bcrypt-cost",
+        _bcrypt_cost,
+        "bcrypt work factor for new password hashes, 4 to 31",
+        "N",
+    ),
+    _Option(
+        "allow_signup",
+        "--allow-signup",
+        parse_bool,
+        "let anyone create an account with SignUp",
+    ),
+    _Option(
+        "max_version_size",
+        "--max-version-size",
+        parse_size,
+        "largest file a version may have, in bytes or with K, M, G or T (powers of 1024)",
+        "SIZE",
+    ),
     _Option("log_level", "--log-level", _log_level, f"one of {', '.join(LOG_LEVELS)}", "LEVEL"),
 )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value) or "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "none" if value is None else str(value)
 
 
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -102,14 +253,25 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     defaults = Settings()
     for option in _OPTIONS:
         default = getattr(defaults, option.field)
-        parser.add_argument(
-            option.flag,
-            dest=option.field,
-            type=option.parse,
-            default=environ.get(option.env, str(default)),
-            metavar=option.metavar,
-            help=f"{option.help} (env {option.env}; default {default})",
-        )
+        help_text = f"{option.help} (env {option.env}; default {_shown(default)})"
+        raw = environ.get(option.env)
+        if option.is_switch:
+            parser.add_argument(
+                option.flag,
+                dest=option.field,
+                action=argparse.BooleanOptionalAction,
+                default=raw if raw is not None else default,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                option.flag,
+                dest=option.field,
+                type=option.parse,
+                default=raw if raw is not None else ("" if default in (None, ()) else str(default)),
+                metavar=option.metavar,
+                help=help_text,
+            )
     return parser
 
 
@@ -119,4 +281,16 @@ def parse_settings(
     """Builds the settings from flags and environment; exits with status 2 on bad input."""
     parser = build_parser(os.environ if environ is None else environ)
     namespace = parser.parse_args(argv)
-    return Settings(**{option.field: getattr(namespace, option.field) for option in _OPTIONS})
+    values = {option.field: getattr(namespace, option.field) for option in _OPTIONS}
+    for option in _OPTIONS:
+        if option.is_switch and isinstance(values[option.field], str):
+            try:
+                values[option.field] = parse_bool(values[option.field])
+            except argparse.ArgumentTypeError as error:
+                parser.error(f"{option.env}: {error}")
+    settings = Settings(**values)
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together: give both or neither")
+    if settings.insecure and settings.tls_cert is not None:
+        parser.error("--insecure and --tls-cert contradict each other: choose one")
+    return settings

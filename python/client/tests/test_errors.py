@@ -1,0 +1,192 @@
+"""Failures surface as typed ModelCatalogError subclasses carrying the server's reason."""
+
+import asyncio
+import re
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from grpclib.testing import ChannelFor
+
+import modelcatalog
+from modelcatalog import (
+    AlreadyExists,
+    Cancelled,
+    Client,
+    DataLoss,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    ModelCatalogError,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ResourceExhausted,
+    ServerError,
+    Unauthenticated,
+    Unavailable,
+    v1,
+)
+from modelcatalog._exceptions import from_grpc_error
+
+
+class FailingAuth(v1.AuthServiceBase):
+    """Fails SignUp and SignIn the way the server does; GetCurrentUser stays unimplemented."""
+
+    async def sign_up(self, sign_up_request: v1.SignUpRequest) -> v1.SignUpResponse:
+        raise GRPCError(
+            Status.ALREADY_EXISTS,
+            "the username is taken",
+            [ErrorInfo(domain="modelcatalog.v1", reason="USERNAME_TAKEN")],
+        )
+
+    async def sign_in(self, sign_in_request: v1.SignInRequest) -> v1.SignInResponse:
+        violation = BadRequest.FieldViolation(field="username", description="must not be empty")
+        raise GRPCError(
+            Status.INVALID_ARGUMENT,
+            "username: must not be empty",
+            [
+                ErrorInfo(domain="example.com", reason="OTHER_DOMAIN"),
+                ErrorInfo(
+                    domain="modelcatalog.v1",
+                    reason="INVALID_FIELD",
+                    metadata={"field": "username"},
+                ),
+                BadRequest(field_violations=[violation]),
+            ],
+        )
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    async with ChannelFor([FailingAuth()]) as channel:
+        yield Client.from_channel(channel)
+
+
+async def test_reason_travels_in_the_status_details(client: Client) -> None:
+    """ALREADY_EXISTS with ErrorInfo raises AlreadyExists carrying status, message and reason."""
+    with pytest.raises(AlreadyExists) as caught:
+        await client.sign_up("alice", "secret-password")
+    error = caught.value
+    assert error.status is Status.ALREADY_EXISTS
+    assert error.message == str(error) == "the username is taken"
+    assert error.reason == "USERNAME_TAKEN"
+    assert error.field is None
+    assert error.metadata == {}
+    assert isinstance(error.__cause__, GRPCError)
+
+
+async def test_invalid_field_names_the_field_and_skips_other_domains(client: Client) -> None:
+    """INVALID_ARGUMENT takes reason and field from this API's ErrorInfo, not another domain's."""
+    with pytest.raises(InvalidArgument) as caught:
+        await client.sign_in("", "secret-password")
+    assert caught.value.reason == "INVALID_FIELD"
+    assert caught.value.field == "username"
+    assert caught.value.metadata == {"field": "username"}
+
+
+async def test_error_without_details_has_no_reason(client: Client) -> None:
+    """An UNIMPLEMENTED RPC raises ServerError with the status and reason None."""
+    with pytest.raises(ServerError) as caught:
+        await client.get_current_user()
+    assert caught.value.status is Status.UNIMPLEMENTED
+    assert caught.value.reason is None
+    assert caught.value.message == "UNIMPLEMENTED"
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (Status.UNAUTHENTICATED, Unauthenticated),
+        (Status.PERMISSION_DENIED, PermissionDenied),
+        (Status.NOT_FOUND, NotFound),
+        (Status.ALREADY_EXISTS, AlreadyExists),
+        (Status.INVALID_ARGUMENT, InvalidArgument),
+        (Status.FAILED_PRECONDITION, FailedPrecondition),
+        (Status.RESOURCE_EXHAUSTED, ResourceExhausted),
+        (Status.DATA_LOSS, DataLoss),
+        (Status.OUT_OF_RANGE, OutOfRange),
+        (Status.CANCELLED, Cancelled),
+        (Status.DEADLINE_EXCEEDED, DeadlineExceeded),
+        (Status.UNAVAILABLE, Unavailable),
+        (Status.INTERNAL, ServerError),
+        (Status.UNKNOWN, ServerError),
+        (Status.ABORTED, ServerError),
+    ],
+)
+def test_each_status_maps_to_its_class(
+    status: Status, error_class: type[ModelCatalogError]
+) -> None:
+    """from_grpc_error picks the class of the status; unlisted statuses become ServerError."""
+    error = from_grpc_error(GRPCError(status, "boom"))
+    assert type(error) is error_class
+    assert error.status is status
+
+
+def test_every_exported_exception_is_a_model_catalog_error() -> None:
+    """One `except ModelCatalogError` catches every error class the SDK exports."""
+    exported = [getattr(modelcatalog, name) for name in modelcatalog.__all__]
+    errors = [obj for obj in exported if isinstance(obj, type) and issubclass(obj, Exception)]
+    assert len(errors) == 14
+    assert all(issubclass(error, ModelCatalogError) for error in errors)
+
+
+async def test_expired_timeout_raises_deadline_exceeded() -> None:
+    """A deadline that runs out raises DeadlineExceeded, never Unavailable."""
+    async with ChannelFor([FailingAuth()]) as channel:
+        client = Client.from_channel(channel, timeout=0)
+        with pytest.raises(DeadlineExceeded, match="did not answer within 0 s"):
+            await client.sign_up("alice", "secret-password")
+
+
+@pytest.mark.parametrize("insecure", [True, False])
+async def test_closed_port_raises_unavailable_naming_the_target(insecure: bool) -> None:
+    """Connecting to a loopback port nobody listens on raises Unavailable, not a raw OSError."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        target = f"127.0.0.1:{probe.getsockname()[1]}"
+    async with Client(target, insecure=insecure) as client:
+        with pytest.raises(Unavailable, match=f"at {target}") as caught:
+            await client.get_current_user()
+    assert caught.value.status is Status.UNAVAILABLE
+    assert isinstance(caught.value.__cause__, ConnectionRefusedError)
+
+
+@pytest.mark.parametrize(
+    ("failure", "hint"),
+    [
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), "pass ca_cert="),
+        (ssl.SSLError(1, "wrong version number"), "cannot reach"),
+        (socket.gaierror(-2, "Name or service not known"), "cannot reach"),
+    ],
+)
+async def test_tls_and_name_failures_raise_unavailable(
+    monkeypatch: pytest.MonkeyPatch, failure: OSError, hint: str
+) -> None:
+    """TLS and DNS failures while connecting raise Unavailable that says what to do."""
+
+    async def fail(*args: Any, **kwargs: Any) -> None:
+        raise failure
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", fail)
+    async with Client("models.example:443") as client:
+        with pytest.raises(Unavailable, match=re.escape("models.example:443")) as caught:
+            await client.get_current_user()
+    assert hint in caught.value.message
+    assert caught.value.__cause__ is failure
+
+
+async def test_from_channel_errors_name_the_channel() -> None:
+    """A client built from a channel names that channel when it cannot connect."""
+    channel = Channel("127.0.0.1", 1)
+    try:
+        with pytest.raises(Unavailable, match=re.escape("Channel('127.0.0.1', 1,")):
+            await Client.from_channel(channel).get_current_user()
+    finally:
+        channel.close()

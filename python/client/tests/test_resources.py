@@ -1,0 +1,125 @@
+"""Folder and model methods send the right request and return the resource inside the reply."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from grpclib.testing import ChannelFor
+
+from modelcatalog import Client, v1
+
+
+class EchoFolders(v1.FolderServiceBase):
+    """Builds each reply from its request and records the requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[object] = []
+
+    async def create_folder(
+        self, create_folder_request: v1.CreateFolderRequest
+    ) -> v1.CreateFolderResponse:
+        request = create_folder_request
+        folder = v1.Folder(id="f1", name=request.name, description=request.description)
+        return v1.CreateFolderResponse(folder=folder)
+
+    async def get_folder(self, get_folder_request: v1.GetFolderRequest) -> v1.GetFolderResponse:
+        return v1.GetFolderResponse(folder=v1.Folder(id=get_folder_request.folder_id))
+
+    async def grant_folder_access(
+        self, grant_folder_access_request: v1.GrantFolderAccessRequest
+    ) -> v1.GrantFolderAccessResponse:
+        request = grant_folder_access_request
+        self.requests.append(request)
+        member = v1.FolderMember(username=request.username, role=request.role)
+        return v1.GrantFolderAccessResponse(member=member)
+
+    async def revoke_folder_access(
+        self, revoke_folder_access_request: v1.RevokeFolderAccessRequest
+    ) -> v1.RevokeFolderAccessResponse:
+        self.requests.append(revoke_folder_access_request)
+        return v1.RevokeFolderAccessResponse()
+
+
+class EchoModels(v1.ModelServiceBase):
+    """Builds each reply from its request."""
+
+    async def create_model(
+        self, create_model_request: v1.CreateModelRequest
+    ) -> v1.CreateModelResponse:
+        request = create_model_request
+        model = v1.Model(id="m1", folder_id=request.folder_id, name=request.name)
+        return v1.CreateModelResponse(model=model)
+
+    async def get_model(self, get_model_request: v1.GetModelRequest) -> v1.GetModelResponse:
+        return v1.GetModelResponse(model=v1.Model(id=get_model_request.model_id))
+
+    async def get_model_version(
+        self, get_model_version_request: v1.GetModelVersionRequest
+    ) -> v1.GetModelVersionResponse:
+        request = get_model_version_request
+        version = v1.ModelVersion(model_id=request.model_id, version=request.version)
+        return v1.GetModelVersionResponse(version=version)
+
+
+@pytest.fixture
+def folders() -> EchoFolders:
+    return EchoFolders()
+
+
+@pytest.fixture
+async def client(folders: EchoFolders) -> AsyncIterator[Client]:
+    async with ChannelFor([folders, EchoModels()]) as channel:
+        yield Client.from_channel(channel, token="tok")
+
+
+async def test_folder_methods_return_the_folder(client: Client) -> None:
+    """create_folder and get_folder return the Folder of their reply."""
+    created = await client.create_folder("weights", description="nightly")
+    fetched = await client.get_folder("f9")
+    assert (created.id, created.name, created.description) == ("f1", "weights", "nightly")
+    assert fetched.id == "f9"
+
+
+async def test_model_methods_return_the_model_or_version(client: Client) -> None:
+    """create_model, get_model and get_model_version return the resource of their reply."""
+    created = await client.create_model("f1", "resnet")
+    fetched = await client.get_model("m9")
+    version = await client.get_model_version("m9", 3)
+    assert (created.folder_id, created.name) == ("f1", "resnet")
+    assert fetched.id == "m9"
+    assert (version.model_id, version.version) == ("m9", 3)
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        ("viewer", v1.FolderRole.VIEWER),
+        ("editor", v1.FolderRole.EDITOR),
+        ("owner", v1.FolderRole.OWNER),
+        (v1.FolderRole.EDITOR, v1.FolderRole.EDITOR),
+    ],
+)
+async def test_role_names_map_to_the_enum(
+    client: Client, folders: EchoFolders, role: v1.FolderRole | str, expected: v1.FolderRole
+) -> None:
+    """grant_folder_access sends the FolderRole for a role name or passes an enum through."""
+    member = await client.grant_folder_access("f1", "bob", role)
+    assert member.role == expected
+    assert folders.requests == [
+        v1.GrantFolderAccessRequest(folder_id="f1", username="bob", role=expected)
+    ]
+
+
+@pytest.mark.parametrize("role", ["Owner", "admin", "", "unspecified"])
+async def test_unknown_role_names_are_refused(
+    client: Client, folders: EchoFolders, role: str
+) -> None:
+    """A role name other than viewer, editor or owner raises ValueError and sends nothing."""
+    with pytest.raises(ValueError, match="role must be one of viewer, editor, owner"):
+        await client.grant_folder_access("f1", "bob", role)
+    assert folders.requests == []
+
+
+async def test_revoke_returns_none(client: Client, folders: EchoFolders) -> None:
+    """revoke_folder_access sends folder and username and returns nothing."""
+    await client.revoke_folder_access("f1", "bob")
+    assert folders.requests == [v1.RevokeFolderAccessRequest(folder_id="f1", username="bob")]

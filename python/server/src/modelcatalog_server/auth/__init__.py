@@ -1,0 +1,1 @@
+"""Authentication: password hashing, access tokens, and the per-request check."""

@@ -1,0 +1,85 @@
+"""Request authentication: a deny-by-default table of who may call which method.
+
+Every method the server answers must be listed in ``METHOD_ACCESS``; a unit test checks that
+the table covers every method of every service. A method missing from it is refused.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from contextvars import ContextVar
+
+from ..domain.errors import PermissionDenied, Unauthenticated
+from .tokens import Principal, TokenService
+
+
+class Access(enum.Enum):
+    """Who may call a method."""
+
+    PUBLIC = "public"
+    AUTHENTICATED = "authenticated"
+
+
+_AUTH = "/modelcatalog.v1.AuthService/"
+_FOLDER = "/modelcatalog.v1.FolderService/"
+_MODEL = "/modelcatalog.v1.ModelService/"
+
+METHOD_ACCESS: Mapping[str, Access] = {
+    _AUTH + "SignUp": Access.PUBLIC,
+    _AUTH + "SignIn": Access.PUBLIC,
+    _AUTH + "GetCurrentUser": Access.AUTHENTICATED,
+    _FOLDER + "CreateFolder": Access.AUTHENTICATED,
+    _FOLDER + "GetFolder": Access.AUTHENTICATED,
+    _FOLDER + "ListFolders": Access.AUTHENTICATED,
+    _FOLDER + "GrantFolderAccess": Access.AUTHENTICATED,
+    _FOLDER + "RevokeFolderAccess": Access.AUTHENTICATED,
+    _FOLDER + "ListFolderAccess": Access.AUTHENTICATED,
+    _MODEL + "CreateModel": Access.AUTHENTICATED,
+    _MODEL + "GetModel": Access.AUTHENTICATED,
+    _MODEL + "ListModels": Access.AUTHENTICATED,
+    _MODEL + "GetModelVersion": Access.AUTHENTICATED,
+    _MODEL + "ListModelVersions": Access.AUTHENTICATED,
+    _MODEL + "UploadModelVersion": Access.AUTHENTICATED,
+    _MODEL + "DownloadModelVersion": Access.AUTHENTICATED,
+    "/grpc.health.v1.Health/Check": Access.PUBLIC,
+    "/grpc.health.v1.Health/Watch": Access.PUBLIC,
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Access.PUBLIC,
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Access.PUBLIC,
+}
+
+_principal: ContextVar[Principal] = ContextVar("modelcatalog_principal")
+
+
+def current_principal() -> Principal:
+    """The caller of the RPC being handled; only valid in an authenticated method."""
+    return _principal.get()
+
+
+class Authenticator:
+    """Checks each call's ``authorization: Bearer <token>`` against the access table."""
+
+    def __init__(self, tokens: TokenService) -> None:
+        self._tokens = tokens
+
+    def authenticate(self, method: str, authorization: list[str]) -> Principal | None:
+        """The caller of ``method`` (None for a public one); raises when the call is refused."""
+        access = METHOD_ACCESS.get(method)
+        if access is None:
+            raise PermissionDenied(f"{method} has no access rule on this server")
+        if access is Access.PUBLIC:
+            return None
+        if not authorization:
+            raise Unauthenticated(
+                "this call needs an access token: sign in and send 'authorization: Bearer <token>'",
+                reason="TOKEN_MISSING",
+            )
+        scheme, _, token = authorization[0].strip().partition(" ")
+        if len(authorization) > 1 or scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "the authorization metadata must be exactly one 'Bearer <token>'",
+                reason="TOKEN_INVALID",
+            )
+        principal = self._tokens.verify(token.strip())
+        _principal.set(principal)
+        return principal

@@ -1,0 +1,213 @@
+"""Folders, their members and their models: who may do what.
+
+Every check returns the same PERMISSION_DENIED for a resource that does not exist and for one
+the caller may not use, so identifiers reveal nothing to strangers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ..storage.metadata import MetadataStore, Transaction, UniqueViolation
+from ..storage.records import FolderRecord, MemberRecord, ModelRecord, Role, UserRecord
+from . import validation
+from .errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
+from .paging import PageTokens, page_size
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list and the token of the next one ('' on the last page)."""
+
+    items: list[T]
+    next_page_token: str
+
+
+_NEEDS = {
+    Role.VIEWER: "the folder does not exist or you have no access to it",
+    Role.EDITOR: "the folder does not exist or you do not have the editor role in it",
+    Role.OWNER: "the folder does not exist or you do not have the owner role in it",
+}
+_MODEL_NEEDS = {
+    Role.VIEWER: "the model does not exist or you have no access to its folder",
+    Role.EDITOR: "the model does not exist or you do not have the editor role in its folder",
+    Role.OWNER: "the model does not exist or you do not have the owner role in its folder",
+}
+
+
+def _denied(message: str) -> PermissionDenied:
+    return PermissionDenied(message, reason="FOLDER_ACCESS_DENIED")
+
+
+class Catalog:
+    """The rules for folders and models, on top of the metadata store."""
+
+    def __init__(self, store: MetadataStore, page_tokens: PageTokens) -> None:
+        self._store = store
+        self._tokens = page_tokens
+
+    # Folders
+
+    async def create_folder(self, caller: str, name: str, description: str) -> FolderRecord:
+        validation.display_name("name", name)
+        validation.description("description", description)
+        try:
+            async with self._store.write() as tx:
+                return await tx.insert_folder(await user(tx, caller), name, description)
+        except UniqueViolation:
+            raise AlreadyExists(
+                f"you already have a folder named {name!r}", reason="FOLDER_NAME_TAKEN"
+            ) from None
+
+    async def get_folder(self, caller: str, folder_id: str) -> FolderRecord:
+        validation.resource_id("folder_id", folder_id)
+        async with self._store.read() as tx:
+            return await _folder(tx, caller, folder_id, Role.VIEWER)
+
+    async def list_folders(self, caller: str, size: int, token: str) -> Page[FolderRecord]:
+        limit = page_size(size)
+        after = self._position(token, caller, "folders")
+        async with self._store.read() as tx:
+            rows = await tx.folders_for(caller, after, limit + 1)
+        return page_of(self._tokens, rows, limit, caller, "folders", lambda f: [f.created_us, f.id])
+
+    async def grant(self, caller: str, folder_id: str, username: str, role: Role) -> MemberRecord:
+        validation.resource_id("folder_id", folder_id)
+        validation.present("username", username)
+        async with self._store.write() as tx:
+            await _folder(tx, caller, folder_id, Role.OWNER)
+            member = await _user_named(tx, username)
+            current = await tx.role(folder_id, member.id)
+            if current is Role.OWNER and role is not Role.OWNER:
+                await _keep_an_owner(tx, folder_id)
+            changed = await tx.upsert_member(folder_id, member.id, role)
+        return MemberRecord(member.id, member.username, role, changed)
+
+    async def revoke(self, caller: str, folder_id: str, username: str) -> None:
+        validation.resource_id("folder_id", folder_id)
+        validation.present("username", username)
+        async with self._store.write() as tx:
+            await _folder(tx, caller, folder_id, Role.OWNER)
+            member = await _user_named(tx, username)
+            if await tx.role(folder_id, member.id) is Role.OWNER:
+                await _keep_an_owner(tx, folder_id)
+            await tx.delete_member(folder_id, member.id)
+
+    async def list_access(
+        self, caller: str, folder_id: str, size: int, token: str
+    ) -> Page[MemberRecord]:
+        validation.resource_id("folder_id", folder_id)
+        limit = page_size(size)
+        scope = f"members:{folder_id}"
+        after = self._position(token, caller, scope)
+        async with self._store.read() as tx:
+            await _folder(tx, caller, folder_id, Role.VIEWER)
+            rows = await tx.members(folder_id, after, limit + 1)
+        return page_of(self._tokens, rows, limit, caller, scope, lambda m: m.username)
+
+    # Models
+
+    async def create_model(
+        self, caller: str, folder_id: str, name: str, description: str
+    ) -> ModelRecord:
+        validation.resource_id("folder_id", folder_id)
+        validation.display_name("name", name)
+        validation.description("description", description)
+        try:
+            async with self._store.write() as tx:
+                folder = await _folder(tx, caller, folder_id, Role.EDITOR)
+                return await tx.insert_model(folder, await user(tx, caller), name, description)
+        except UniqueViolation:
+            raise AlreadyExists(
+                f"the folder already has a model named {name!r}", reason="MODEL_NAME_TAKEN"
+            ) from None
+
+    async def get_model(self, caller: str, model_id: str) -> ModelRecord:
+        validation.resource_id("model_id", model_id)
+        async with self._store.read() as tx:
+            return await require_model(tx, caller, model_id, Role.VIEWER)
+
+    async def list_models(
+        self, caller: str, folder_id: str, size: int, token: str
+    ) -> Page[ModelRecord]:
+        if folder_id:
+            validation.resource_id("folder_id", folder_id)
+        limit = page_size(size)
+        scope = f"models:{folder_id}"
+        after = self._position(token, caller, scope)
+        async with self._store.read() as tx:
+            if folder_id:
+                await _folder(tx, caller, folder_id, Role.VIEWER)
+            rows = await tx.models_for(caller, folder_id or None, after, limit + 1)
+        return page_of(self._tokens, rows, limit, caller, scope, lambda m: [m.created_us, m.id])
+
+    # Paging
+
+    def _position(self, token: str, caller: str, scope: str) -> Any:
+        position = self._tokens.decode(token, caller=caller, scope=scope)
+        return tuple(position) if isinstance(position, list) else position
+
+
+def page_of(
+    tokens: PageTokens,
+    rows: list[T],
+    limit: int,
+    caller: str,
+    scope: str,
+    position: Callable[[T], Any],
+) -> Page[T]:
+    """A page of ``limit`` items from ``limit + 1`` fetched rows, with the next page's token."""
+    if len(rows) <= limit:
+        return Page(rows, "")
+    items = rows[:limit]
+    return Page(items, tokens.encode(position(items[-1]), caller=caller, scope=scope))
+
+
+async def require_model(tx: Transaction, caller: str, model_id: str, needed: Role) -> ModelRecord:
+    """The model if the caller has at least ``needed`` in its folder; else PERMISSION_DENIED."""
+    model = await tx.model_for(caller, model_id)
+    if model is None or model.caller_role < needed:
+        raise _denied(_MODEL_NEEDS[needed])
+    return model
+
+
+async def user(tx: Transaction, user_id: str) -> UserRecord:
+    """The caller's account; a valid token may outlive it."""
+    user = await tx.user_by_id(user_id)
+    if user is None:
+        raise Unauthenticated(
+            "the account of this access token no longer exists", reason="TOKEN_INVALID"
+        )
+    return user
+
+
+async def _user_named(tx: Transaction, username: str) -> UserRecord:
+    credentials = await tx.credentials(username)
+    if credentials is None:
+        raise NotFound(f"no user is named {username!r}", reason="USER_NOT_FOUND")
+    return credentials.user
+
+
+async def _folder(tx: Transaction, caller: str, folder_id: str, needed: Role) -> FolderRecord:
+    folder = await tx.folder_for(caller, folder_id)
+    if folder is None or folder.caller_role < needed:
+        raise _denied(_NEEDS[needed])
+    return folder
+
+
+async def _keep_an_owner(tx: Transaction, folder_id: str) -> None:
+    if await tx.owner_count(folder_id) <= 1:
+        raise FailedPrecondition(
+            "the folder must keep at least one owner; make another user owner first",
+            reason="LAST_OWNER",
+        )

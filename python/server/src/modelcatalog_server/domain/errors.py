@@ -1,0 +1,71 @@
+"""Domain errors: what went wrong, in the API's own reasons, with no knowledge of gRPC.
+
+``modelcatalog_server.errors`` is the one place that turns them into gRPC statuses::
+
+    CatalogError
+    ├── InvalidArgument      a request field is malformed (names the field)
+    ├── Unauthenticated      no, bad or expired token; wrong credentials
+    ├── PermissionDenied     no role that allows it (same for missing resources)
+    ├── NotFound             a named user or version does not exist
+    ├── AlreadyExists        a unique name is taken
+    ├── FailedPrecondition   the change would break an invariant (last owner)
+    ├── ResourceExhausted    a size limit was exceeded
+    ├── DataLoss             uploaded bytes do not match their declared digest
+    └── OutOfRange           a download offset is past the end
+"""
+
+from __future__ import annotations
+
+
+class CatalogError(Exception):
+    """Base of every error a client can cause; ``reason`` is an ErrorReason name."""
+
+    reason: str = "UNSPECIFIED"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+
+
+class InvalidArgument(CatalogError):
+    """A request field is malformed or out of its limits."""
+
+    reason = "INVALID_FIELD"
+
+    def __init__(self, field: str, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.field = field
+
+
+class Unauthenticated(CatalogError):
+    """The caller could not be identified."""
+
+
+class PermissionDenied(CatalogError):
+    """The caller may not do this, or the resource does not exist; the two are not told apart."""
+
+
+class NotFound(CatalogError):
+    """A resource the caller may know about does not exist."""
+
+
+class AlreadyExists(CatalogError):
+    """A unique name is already taken."""
+
+
+class FailedPrecondition(CatalogError):
+    """The request is well-formed but the current state does not allow it."""
+
+
+class ResourceExhausted(CatalogError):
+    """A size or rate limit was exceeded."""
+
+
+class DataLoss(CatalogError):
+    """Bytes were damaged on the way; nothing was stored."""
+
+
+class OutOfRange(CatalogError):
+    """A position lies beyond the end of the data."""

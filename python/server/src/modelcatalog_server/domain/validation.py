@@ -1,0 +1,131 @@
+"""Input rules shared by every RPC: each failure names the request field it concerns."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from .errors import InvalidArgument
+
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
+PASSWORD_MIN_CHARS = 8
+#: bcrypt's limit; longer passwords are refused rather than silently truncated.
+PASSWORD_MAX_BYTES = 72
+NAME_MAX_CHARS = 128
+DESCRIPTION_MAX_CHARS = 4096
+ID_MAX_CHARS = 64
+FILE_NAME_MAX_CHARS = 255
+CONTENT_TYPE_MAX_CHARS = 255
+LABELS_MAX = 64
+LABEL_KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,62}")
+LABEL_VALUE_MAX_CHARS = 256
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+def username(field: str, value: str) -> str:
+    if not USERNAME_PATTERN.fullmatch(value):
+        raise InvalidArgument(
+            field,
+            f"{field} must be 3 to 64 characters: lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
+        )
+    return value
+
+
+def new_password(field: str, value: str) -> str:
+    if len(value) < PASSWORD_MIN_CHARS:
+        raise InvalidArgument(field, f"{field} must have at least {PASSWORD_MIN_CHARS} characters")
+    if len(value.encode()) > PASSWORD_MAX_BYTES:
+        raise InvalidArgument(
+            field,
+            f"{field} must be at most {PASSWORD_MAX_BYTES} bytes in UTF-8 (the bcrypt limit)",
+        )
+    if "\0" in value:
+        raise InvalidArgument(field, f"{field} must not contain NUL characters")
+    return value
+
+
+def present(field: str, value: str) -> str:
+    if not value:
+        raise InvalidArgument(field, f"{field} is required")
+    return value
+
+
+def resource_id(field: str, value: str) -> str:
+    present(field, value)
+    if len(value) > ID_MAX_CHARS or not value.isprintable():
+        raise InvalidArgument(field, f"{field} is not a valid identifier")
+    return value
+
+
+def display_name(field: str, value: str) -> str:
+    present(field, value)
+    if len(value) > NAME_MAX_CHARS:
+        raise InvalidArgument(field, f"{field} must be at most {NAME_MAX_CHARS} characters")
+    if value != value.strip() or _has_control_characters(value):
+        raise InvalidArgument(
+            field,
+            f"{field} must not start or end with spaces or contain control characters",
+        )
+    return value
+
+
+def description(field: str, value: str) -> str:
+    if len(value) > DESCRIPTION_MAX_CHARS:
+        raise InvalidArgument(field, f"{field} must be at most {DESCRIPTION_MAX_CHARS} characters")
+    return value
+
+
+def file_name(field: str, value: str) -> str:
+    present(field, value)
+    if (
+        len(value) > FILE_NAME_MAX_CHARS
+        or value in {".", ".."}
+        or "/" in value
+        or "\\" in value
+        or _has_control_characters(value)
+    ):
+        raise InvalidArgument(
+            field,
+            f"{field} must be 1 to {FILE_NAME_MAX_CHARS} characters without '/', '\\' or "
+            "control characters, and not '.' or '..'",
+        )
+    return value
+
+
+def content_type(field: str, value: str) -> str:
+    if len(value) > CONTENT_TYPE_MAX_CHARS or not (value.isascii() and value.isprintable()):
+        raise InvalidArgument(
+            field, f"{field} must be at most {CONTENT_TYPE_MAX_CHARS} printable ASCII characters"
+        )
+    return value or "application/octet-stream"
+
+
+def sha256(field: str, value: str) -> str:
+    """A hex SHA-256 in lowercase, or '' when none was given."""
+    digest = value.lower()
+    if digest and not SHA256_PATTERN.fullmatch(digest):
+        raise InvalidArgument(field, f"{field} must be 64 hexadecimal characters")
+    return digest
+
+
+def labels(field: str, value: dict[str, str]) -> dict[str, str]:
+    if len(value) > LABELS_MAX:
+        raise InvalidArgument(field, f"{field} may hold at most {LABELS_MAX} labels")
+    for key, text in value.items():
+        if not LABEL_KEY_PATTERN.fullmatch(key):
+            raise InvalidArgument(
+                field,
+                f"label key {key!r} must be 1 to 63 characters: lowercase letters, digits, '.', "
+                "'_', '-' or '/', starting with a letter or digit",
+            )
+        if len(text) > LABEL_VALUE_MAX_CHARS:
+            raise InvalidArgument(
+                field,
+                f"the value of label {key!r} must be at most {LABEL_VALUE_MAX_CHARS} characters",
+            )
+    return dict(value)
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(character) == "Cc" for character in value)

@@ -1,0 +1,184 @@
+"""Model versions: streamed uploads with server-side SHA-256, atomic commit, ranged reads.
+
+An upload becomes a version only after its blob is durable under its content address, and the
+version row (with the next number of its model) is inserted in one transaction after that. Any
+failure before, including cancellation, removes the temporary blob and leaves no version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from ..storage.blobs import BlobStore, BlobWriter
+from ..storage.metadata import MetadataStore
+from ..storage.records import Role, VersionRecord
+from . import validation
+from .catalog import Page, page_of, require_model, user
+from .errors import (
+    DataLoss,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    ResourceExhausted,
+)
+from .paging import PageTokens, page_size
+
+
+@dataclass(frozen=True)
+class UploadHeader:
+    """What the client declares about a file before sending it."""
+
+    model_id: str
+    file_name: str
+    content_type: str = ""
+    size_bytes: int | None = None
+    sha256: str = ""
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class Versions:
+    """Upload, list and download the versions of models."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        blobs: BlobStore,
+        page_tokens: PageTokens,
+        *,
+        max_version_bytes: int,
+    ) -> None:
+        self._store = store
+        self._blobs = blobs
+        self._tokens = page_tokens
+        self._max_bytes = max_version_bytes
+
+    async def upload(
+        self, caller: str, header: UploadHeader, chunks: AsyncIterator[bytes]
+    ) -> VersionRecord:
+        """Stores ``chunks`` as the next version of the header's model."""
+        header = self._checked(header)
+        async with self._store.read() as tx:
+            await require_model(tx, caller, header.model_id, Role.EDITOR)
+        writer = self._blobs.writer()
+        try:
+            digest = await self._receive(header, chunks, writer)
+            await writer.commit()
+            async with self._store.write() as tx:
+                model = await require_model(tx, caller, header.model_id, Role.EDITOR)
+                return await tx.insert_version(
+                    model,
+                    await user(tx, caller),
+                    file_name=header.file_name,
+                    content_type=header.content_type,
+                    size_bytes=writer.size,
+                    sha256=digest,
+                    description=header.description,
+                    labels=header.labels,
+                )
+        finally:
+            await writer.abort()
+
+    async def _receive(
+        self, header: UploadHeader, chunks: AsyncIterator[bytes], writer: BlobWriter
+    ) -> str:
+        limit = self._max_bytes if header.size_bytes is None else header.size_bytes
+        async for chunk in chunks:
+            if writer.size + len(chunk) > limit:
+                if header.size_bytes is None:
+                    raise _too_large(self._max_bytes)
+                raise _size_mismatch(header.size_bytes, "more")
+            await writer.write(chunk)
+        if header.size_bytes is not None and writer.size != header.size_bytes:
+            raise _size_mismatch(header.size_bytes, f"only {writer.size}")
+        digest = await writer.finish()
+        if header.sha256 and digest != header.sha256:
+            raise DataLoss(
+                f"the SHA-256 of the {writer.size} bytes received is {digest}, not the declared "
+                f"{header.sha256}; the file was damaged on the way and nothing was stored",
+                reason="DIGEST_MISMATCH",
+            )
+        return digest
+
+    def _checked(self, header: UploadHeader) -> UploadHeader:
+        validation.resource_id("header.model_id", header.model_id)
+        validation.file_name("header.file_name", header.file_name)
+        validation.description("header.description", header.description)
+        if header.size_bytes is not None:
+            if header.size_bytes < 0:
+                raise InvalidArgument("header.size_bytes", "header.size_bytes must not be negative")
+            if header.size_bytes > self._max_bytes:
+                raise _too_large(self._max_bytes)
+        return UploadHeader(
+            model_id=header.model_id,
+            file_name=header.file_name,
+            content_type=validation.content_type("header.content_type", header.content_type),
+            size_bytes=header.size_bytes,
+            sha256=validation.sha256("header.sha256", header.sha256),
+            description=header.description,
+            labels=validation.labels("header.labels", header.labels),
+        )
+
+    async def get(self, caller: str, model_id: str, number: int) -> VersionRecord:
+        validation.resource_id("model_id", model_id)
+        _version_number(number)
+        async with self._store.read() as tx:
+            await require_model(tx, caller, model_id, Role.VIEWER)
+            version = await tx.version(model_id, number)
+        if version is None:
+            raise NotFound(f"the model has no version {number}", reason="VERSION_NOT_FOUND")
+        return version
+
+    async def list(self, caller: str, model_id: str, size: int, token: str) -> Page[VersionRecord]:
+        validation.resource_id("model_id", model_id)
+        limit = page_size(size)
+        scope = f"versions:{model_id}"
+        before = self._tokens.decode(token, caller=caller, scope=scope)
+        async with self._store.read() as tx:
+            await require_model(tx, caller, model_id, Role.VIEWER)
+            rows = await tx.versions(model_id, before, limit + 1)
+        return page_of(self._tokens, rows, limit, caller, scope, lambda v: v.version)
+
+    async def download(
+        self, caller: str, model_id: str, number: int, offset: int
+    ) -> tuple[VersionRecord, AsyncIterator[bytes]]:
+        """The version and its bytes from ``offset`` on."""
+        version = await self.get(caller, model_id, number)
+        if offset < 0:
+            raise InvalidArgument("offset", "offset must not be negative")
+        if offset > version.size_bytes:
+            raise OutOfRange(
+                f"offset {offset} is beyond the end of the {version.size_bytes}-byte file",
+                reason="OFFSET_OUT_OF_RANGE",
+            )
+        return version, self._bytes(version.sha256, offset)
+
+    async def _bytes(self, sha256: str, offset: int) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._blobs.read(sha256, offset):
+                yield chunk
+        except FileNotFoundError:
+            raise DataLoss(
+                "the stored file of this version is missing on the server; tell its operator"
+            ) from None
+
+
+def _version_number(number: int) -> None:
+    if number < 1:
+        raise InvalidArgument("version", "version must be 1 or more")
+
+
+def _too_large(limit: int) -> ResourceExhausted:
+    return ResourceExhausted(
+        f"the file is larger than this server's maximum version size of {limit} bytes",
+        reason="VERSION_TOO_LARGE",
+    )
+
+
+def _size_mismatch(declared: int, received: str) -> InvalidArgument:
+    return InvalidArgument(
+        "header.size_bytes",
+        f"the header declared {declared} bytes but {received} were sent; nothing was stored",
+        reason="SIZE_MISMATCH",
+    )

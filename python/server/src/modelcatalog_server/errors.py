@@ -1,0 +1,51 @@
+"""The one place where domain errors become gRPC statuses with machine-readable details.
+
+Every error carries a ``google.rpc.ErrorInfo`` (domain ``modelcatalog.v1``, the ErrorReason
+name) and, for invalid fields, a ``google.rpc.BadRequest`` naming the field.
+"""
+
+from __future__ import annotations
+
+from google.protobuf.message import Message
+from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from .domain import errors
+
+ERROR_DOMAIN = "modelcatalog.v1"
+
+_STATUS: dict[type[errors.CatalogError], Status] = {
+    errors.InvalidArgument: Status.INVALID_ARGUMENT,
+    errors.Unauthenticated: Status.UNAUTHENTICATED,
+    errors.PermissionDenied: Status.PERMISSION_DENIED,
+    errors.NotFound: Status.NOT_FOUND,
+    errors.AlreadyExists: Status.ALREADY_EXISTS,
+    errors.FailedPrecondition: Status.FAILED_PRECONDITION,
+    errors.ResourceExhausted: Status.RESOURCE_EXHAUSTED,
+    errors.DataLoss: Status.DATA_LOSS,
+    errors.OutOfRange: Status.OUT_OF_RANGE,
+}
+
+
+def to_grpc_error(error: errors.CatalogError) -> GRPCError:
+    """The status, message and details a client receives for ``error``."""
+    status = next(s for cls, s in _STATUS.items() if isinstance(error, cls))
+    metadata: dict[str, str] = {}
+    details: list[Message] = []
+    if isinstance(error, errors.InvalidArgument):
+        metadata["field"] = error.field
+        details.append(
+            BadRequest(
+                field_violations=[
+                    BadRequest.FieldViolation(field=error.field, description=error.message)
+                ]
+            )
+        )
+    details.insert(0, ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata))
+    return GRPCError(status, error.message, details)
+
+
+def internal_error() -> GRPCError:
+    """What a client sees for a server fault; the cause is only in the server log."""
+    return GRPCError(Status.INTERNAL, "internal server error; the server log has the details")

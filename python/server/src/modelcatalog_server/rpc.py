@@ -1,0 +1,94 @@
+"""Per-RPC plumbing around every method: authentication, errors, and the access log.
+
+``intercept`` wraps each handler of each service, so that every call is authenticated before
+its handler runs, domain errors leave as gRPC statuses (``errors.py``), unexpected ones as
+INTERNAL without leaking internals, and exactly one structured log line records the call.
+Wrapping the handlers (rather than listening to server events) keeps this plumbing identical
+under the real server and grpclib's in-memory ``ChannelFor`` used by the unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Collection
+from typing import Any
+
+from grpclib._typing import IServable
+from grpclib.const import Handler, Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.server import Stream
+
+from .auth.hook import Authenticator
+from .domain.errors import CatalogError
+from .errors import internal_error, to_grpc_error
+
+access_log = logging.getLogger("modelcatalog_server.access")
+log = logging.getLogger("modelcatalog_server")
+
+MethodFunc = Any
+
+
+class _Intercepted:
+    """A service whose handlers all pass through ``_call``."""
+
+    def __init__(self, service: IServable, authenticator: Authenticator) -> None:
+        self._service = service
+        self._authenticator = authenticator
+
+    def __mapping__(self) -> dict[str, Handler]:
+        return {
+            method: handler._replace(func=self._wrap(method, handler.func))
+            for method, handler in self._service.__mapping__().items()
+        }
+
+    def _wrap(self, method: str, handler: MethodFunc) -> MethodFunc:
+        authenticator = self._authenticator
+
+        async def call(stream: Stream[Any, Any]) -> None:
+            started = time.perf_counter()
+            status = Status.OK
+            user_id = "-"
+            try:
+                metadata = stream.metadata.getall("authorization", []) if stream.metadata else []
+                authorization = [value for value in metadata if isinstance(value, str)]
+                principal = authenticator.authenticate(method, authorization)
+                if principal is not None:
+                    user_id = principal.user_id
+                await handler(stream)
+            except CatalogError as error:
+                grpc_error = to_grpc_error(error)
+                status = grpc_error.status
+                raise grpc_error from None
+            except GRPCError as error:
+                status = error.status
+                raise
+            except (asyncio.CancelledError, StreamTerminatedError):
+                status = Status.CANCELLED
+                raise
+            except Exception:
+                status = Status.INTERNAL
+                log.exception("unexpected error in %s", method)
+                raise internal_error() from None
+            finally:
+                access_log.info(
+                    "rpc method=%s status=%s duration_ms=%.1f user=%s peer=%s",
+                    method,
+                    status.name,
+                    (time.perf_counter() - started) * 1000,
+                    user_id,
+                    _peer(stream),
+                )
+
+        return call
+
+
+def intercept(services: Collection[IServable], authenticator: Authenticator) -> list[IServable]:
+    """``services`` with every method wrapped in authentication, error translation and logging."""
+    return [_Intercepted(service, authenticator) for service in services]
+
+
+def _peer(stream: Stream[Any, Any]) -> str:
+    address = stream.peer.addr() if stream.peer else None
+    return f"{address[0]}:{address[1]}" if address else "-"

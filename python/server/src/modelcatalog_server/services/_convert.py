@@ -1,0 +1,95 @@
+"""Records to messages and back: the only place that knows both shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from modelcatalog import v1
+
+from ..domain.errors import InvalidArgument
+from ..domain.versions import UploadHeader
+from ..storage.records import (
+    FolderRecord,
+    MemberRecord,
+    ModelRecord,
+    Role,
+    UserRecord,
+    VersionRecord,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp(microseconds: int) -> datetime:
+    """An exact UTC datetime for a stored time."""
+    return _EPOCH + timedelta(microseconds=microseconds)
+
+
+def role_from_request(value: int) -> Role:
+    try:
+        return Role(int(value))
+    except ValueError:
+        raise InvalidArgument("role", "role must be viewer, editor or owner") from None
+
+
+def user(record: UserRecord) -> v1.User:
+    return v1.User(id=record.id, username=record.username, create_time=timestamp(record.created_us))
+
+
+def folder(record: FolderRecord) -> v1.Folder:
+    return v1.Folder(
+        id=record.id,
+        name=record.name,
+        description=record.description,
+        creator_username=record.creator_username,
+        create_time=timestamp(record.created_us),
+        caller_role=v1.FolderRole(int(record.caller_role)),
+    )
+
+
+def member(record: MemberRecord) -> v1.FolderMember:
+    return v1.FolderMember(
+        user_id=record.user_id,
+        username=record.username,
+        role=v1.FolderRole(int(record.role)),
+        update_time=timestamp(record.updated_us),
+    )
+
+
+def model(record: ModelRecord) -> v1.Model:
+    return v1.Model(
+        id=record.id,
+        folder_id=record.folder_id,
+        name=record.name,
+        description=record.description,
+        creator_username=record.creator_username,
+        create_time=timestamp(record.created_us),
+        latest_version=record.latest_version,
+    )
+
+
+def version(record: VersionRecord) -> v1.ModelVersion:
+    return v1.ModelVersion(
+        model_id=record.model_id,
+        version=record.version,
+        file_name=record.file_name,
+        content_type=record.content_type,
+        size_bytes=record.size_bytes,
+        sha256=record.sha256,
+        description=record.description,
+        labels=dict(record.labels),
+        creator_username=record.creator_username,
+        create_time=timestamp(record.created_us),
+    )
+
+
+def upload_header(message: v1.UploadModelVersionHeader) -> UploadHeader:
+    return UploadHeader(
+        model_id=message.model_id,
+        file_name=message.file_name,
+        content_type=message.content_type,
+        size_bytes=message.size_bytes,
+        sha256=message.sha256,
+        description=message.description,
+        labels=dict(message.labels),
+    )

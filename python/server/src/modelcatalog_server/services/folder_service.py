@@ -1,0 +1,70 @@
+"""FolderService: folders and who may use them."""
+
+from __future__ import annotations
+
+from modelcatalog import v1
+
+from ..auth.hook import current_principal
+from ..domain.catalog import Catalog
+from . import _convert
+
+
+class FolderService(v1.FolderServiceBase):
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    async def create_folder(
+        self, create_folder_request: v1.CreateFolderRequest
+    ) -> v1.CreateFolderResponse:
+        request = create_folder_request
+        folder = await self._catalog.create_folder(
+            current_principal().user_id, request.name, request.description
+        )
+        return v1.CreateFolderResponse(folder=_convert.folder(folder))
+
+    async def get_folder(self, get_folder_request: v1.GetFolderRequest) -> v1.GetFolderResponse:
+        folder = await self._catalog.get_folder(
+            current_principal().user_id, get_folder_request.folder_id
+        )
+        return v1.GetFolderResponse(folder=_convert.folder(folder))
+
+    async def list_folders(
+        self, list_folders_request: v1.ListFoldersRequest
+    ) -> v1.ListFoldersResponse:
+        request = list_folders_request
+        page = await self._catalog.list_folders(
+            current_principal().user_id, request.page_size, request.page_token
+        )
+        return v1.ListFoldersResponse(
+            folders=[_convert.folder(f) for f in page.items], next_page_token=page.next_page_token
+        )
+
+    async def grant_folder_access(
+        self, grant_folder_access_request: v1.GrantFolderAccessRequest
+    ) -> v1.GrantFolderAccessResponse:
+        request = grant_folder_access_request
+        member = await self._catalog.grant(
+            current_principal().user_id,
+            request.folder_id,
+            request.username,
+            _convert.role_from_request(request.role),
+        )
+        return v1.GrantFolderAccessResponse(member=_convert.member(member))
+
+    async def revoke_folder_access(
+        self, revoke_folder_access_request: v1.RevokeFolderAccessRequest
+    ) -> v1.RevokeFolderAccessResponse:
+        request = revoke_folder_access_request
+        await self._catalog.revoke(current_principal().user_id, request.folder_id, request.username)
+        return v1.RevokeFolderAccessResponse()
+
+    async def list_folder_access(
+        self, list_folder_access_request: v1.ListFolderAccessRequest
+    ) -> v1.ListFolderAccessResponse:
+        request = list_folder_access_request
+        page = await self._catalog.list_access(
+            current_principal().user_id, request.folder_id, request.page_size, request.page_token
+        )
+        return v1.ListFolderAccessResponse(
+            members=[_convert.member(m) for m in page.items], next_page_token=page.next_page_token
+        )

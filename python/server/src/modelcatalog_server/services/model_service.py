@@ -1,0 +1,105 @@
+"""ModelService: models in folders and their versions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import betterproto
+
+from modelcatalog import v1
+
+from ..auth.hook import current_principal
+from ..domain.catalog import Catalog
+from ..domain.errors import InvalidArgument
+from ..domain.versions import Versions
+from . import _convert
+
+
+class ModelService(v1.ModelServiceBase):
+    def __init__(self, catalog: Catalog, versions: Versions) -> None:
+        self._catalog = catalog
+        self._versions = versions
+
+    async def create_model(
+        self, create_model_request: v1.CreateModelRequest
+    ) -> v1.CreateModelResponse:
+        request = create_model_request
+        model = await self._catalog.create_model(
+            current_principal().user_id, request.folder_id, request.name, request.description
+        )
+        return v1.CreateModelResponse(model=_convert.model(model))
+
+    async def get_model(self, get_model_request: v1.GetModelRequest) -> v1.GetModelResponse:
+        model = await self._catalog.get_model(
+            current_principal().user_id, get_model_request.model_id
+        )
+        return v1.GetModelResponse(model=_convert.model(model))
+
+    async def list_models(self, list_models_request: v1.ListModelsRequest) -> v1.ListModelsResponse:
+        request = list_models_request
+        page = await self._catalog.list_models(
+            current_principal().user_id, request.folder_id, request.page_size, request.page_token
+        )
+        return v1.ListModelsResponse(
+            models=[_convert.model(m) for m in page.items], next_page_token=page.next_page_token
+        )
+
+    async def get_model_version(
+        self, get_model_version_request: v1.GetModelVersionRequest
+    ) -> v1.GetModelVersionResponse:
+        request = get_model_version_request
+        version = await self._versions.get(
+            current_principal().user_id, request.model_id, request.version
+        )
+        return v1.GetModelVersionResponse(version=_convert.version(version))
+
+    async def list_model_versions(
+        self, list_model_versions_request: v1.ListModelVersionsRequest
+    ) -> v1.ListModelVersionsResponse:
+        request = list_model_versions_request
+        page = await self._versions.list(
+            current_principal().user_id, request.model_id, request.page_size, request.page_token
+        )
+        return v1.ListModelVersionsResponse(
+            versions=[_convert.version(v) for v in page.items],
+            next_page_token=page.next_page_token,
+        )
+
+    async def upload_model_version(
+        self, upload_model_version_request_iterator: AsyncIterator[v1.UploadModelVersionRequest]
+    ) -> v1.UploadModelVersionResponse:
+        messages = upload_model_version_request_iterator
+        first = await anext(messages, None)
+        header = first.header if first and _content(first) == "header" else None
+        if header is None:
+            raise _out_of_order("the first message of an upload must be the header")
+        version = await self._versions.upload(
+            current_principal().user_id, _convert.upload_header(header), _chunks(messages)
+        )
+        return v1.UploadModelVersionResponse(version=_convert.version(version))
+
+    async def download_model_version(
+        self, download_model_version_request: v1.DownloadModelVersionRequest
+    ) -> AsyncIterator[v1.DownloadModelVersionResponse]:
+        request = download_model_version_request
+        version, chunks = await self._versions.download(
+            current_principal().user_id, request.model_id, request.version, request.offset
+        )
+        yield v1.DownloadModelVersionResponse(version=_convert.version(version))
+        async for chunk in chunks:
+            yield v1.DownloadModelVersionResponse(chunk=chunk)
+
+
+def _content(message: v1.UploadModelVersionRequest) -> str:
+    return betterproto.which_one_of(message, "content")[0]
+
+
+async def _chunks(messages: AsyncIterator[v1.UploadModelVersionRequest]) -> AsyncIterator[bytes]:
+    async for message in messages:
+        if _content(message) == "header":
+            raise _out_of_order("an upload has exactly one header, in its first message")
+        yield message.chunk
+
+
+def _out_of_order(message: str) -> InvalidArgument:
+    return InvalidArgument("header", message, reason="UPLOAD_OUT_OF_ORDER")

@@ -1,0 +1,1 @@
+"""Persistence: the metadata store (SQLAlchemy Core) and its schema."""

@@ -1,0 +1,179 @@
+"""The blob store: version files kept by content address, behind a small interface.
+
+``LocalBlobStore`` (the embedded default) keeps ``DATA_DIR/blobs/sha256/ab/<digest>``. An upload
+is written to a temporary file while its SHA-256 is computed, fsynced, then renamed to its
+content address, so a blob is either complete or absent and identical content is stored once.
+File I/O and hashing run in worker threads: the event loop never waits on the disk.
+Another backend (S3-compatible) implements the same two classes.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Collection
+from pathlib import Path
+
+#: Bytes read from disk per download chunk (see DESIGN.md, transport facts).
+READ_CHUNK_BYTES = 1 << 20
+#: Incoming bytes are gathered to about this much before one hop to a worker thread.
+WRITE_BATCH_BYTES = 1 << 20
+
+
+class BlobWriter(abc.ABC):
+    """One upload in progress: append bytes, then commit or abort."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Bytes received so far."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Appends ``data``."""
+
+    @abc.abstractmethod
+    async def finish(self) -> str:
+        """Makes every byte durable in the temporary location; returns the SHA-256 (hex)."""
+
+    @abc.abstractmethod
+    async def commit(self) -> None:
+        """Moves the finished blob to its content address; after this it can be read."""
+
+    @abc.abstractmethod
+    async def abort(self) -> None:
+        """Discards everything written; safe to call more than once and after commit."""
+
+
+class BlobStore(abc.ABC):
+    """Where version files live."""
+
+    @abc.abstractmethod
+    def writer(self) -> BlobWriter:
+        """Starts a new upload."""
+
+    @abc.abstractmethod
+    def read(self, sha256: str, offset: int = 0) -> AsyncIterator[bytes]:
+        """The blob's bytes from ``offset`` on, in chunks of at most ``READ_CHUNK_BYTES``."""
+
+    @abc.abstractmethod
+    async def recover(self, referenced: Collection[str]) -> int:
+        """Removes leftovers of interrupted uploads and unreferenced blobs; returns the count.
+
+        Called once at start-up, before any upload can be running.
+        """
+
+
+class LocalBlobStore(BlobStore):
+    """Blobs as files under one directory on a local (or mounted) file system."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._temporary = root / "tmp"
+        self._objects = root / "sha256"
+        self._temporary.mkdir(parents=True, exist_ok=True)
+        self._objects.mkdir(parents=True, exist_ok=True)
+
+    def path_of(self, sha256: str) -> Path:
+        """Where a committed blob lives."""
+        return self._objects / sha256[:2] / sha256
+
+    def writer(self) -> BlobWriter:
+        return _LocalWriter(self, self._temporary / f"{uuid.uuid4().hex}.part")
+
+    async def read(self, sha256: str, offset: int = 0) -> AsyncIterator[bytes]:
+        file = await asyncio.to_thread(open, self.path_of(sha256), "rb")
+        try:
+            await asyncio.to_thread(file.seek, offset)
+            while chunk := await asyncio.to_thread(file.read, READ_CHUNK_BYTES):
+                yield chunk
+        finally:
+            file.close()
+
+    async def recover(self, referenced: Collection[str]) -> int:
+        return await asyncio.to_thread(self._recover, set(referenced))
+
+    def _recover(self, referenced: set[str]) -> int:
+        removed = 0
+        for leftover in self._temporary.iterdir():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        for blob in self._objects.glob("*/*"):
+            if blob.name not in referenced:
+                blob.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+class _LocalWriter(BlobWriter):
+    def __init__(self, store: LocalBlobStore, path: Path) -> None:
+        self._store = store
+        self._path = path
+        self._file = path.open("xb")
+        self._hash = hashlib.sha256()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._size = 0
+        self._closed = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        self._size += len(data)
+        if self._pending_bytes >= WRITE_BATCH_BYTES:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        if batch:
+            await asyncio.to_thread(self._write_batch, batch)
+
+    def _write_batch(self, batch: list[bytes]) -> None:
+        for data in batch:
+            self._hash.update(data)
+            self._file.write(data)
+
+    async def finish(self) -> str:
+        await self._flush()
+        await asyncio.to_thread(self._sync)
+        return self._hash.hexdigest()
+
+    def _sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    async def commit(self) -> None:
+        await asyncio.to_thread(self._move, self._store.path_of(self._hash.hexdigest()))
+        self._closed = True
+
+    def _move(self, destination: Path) -> None:
+        destination.parent.mkdir(exist_ok=True)
+        if destination.exists():
+            self._path.unlink()
+        else:
+            os.replace(self._path, destination)
+            _fsync_directory(destination.parent)
+
+    async def abort(self) -> None:
+        # Synchronous on purpose: it must also run in a task that is being cancelled.
+        if not self._closed:
+            self._closed = True
+            self._file.close()
+            self._path.unlink(missing_ok=True)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Makes a rename in ``path`` durable."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,108 @@
+"""The metadata schema (SQLAlchemy Core, portable: no SQLite-only SQL) and its migrations.
+
+A new database gets the current schema with ``create_all`` and is stamped with
+``SCHEMA_VERSION``; an existing one runs the ``MIGRATIONS`` after its stamped version. A schema
+change therefore edits the tables below *and* appends a migration that does the same to an
+existing database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+ID = String(36)
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("applied_us", BigInteger, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(128), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+folders = Table(
+    "folders",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("creator_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("creator_id", "name", name="uq_folders_creator_name"),
+)
+
+folder_members = Table(
+    "folder_members",
+    metadata,
+    Column("folder_id", ID, ForeignKey("folders.id"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
+    Column("role", SmallInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index("ix_folder_members_user", "user_id", "folder_id"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("folder_id", ID, ForeignKey("folders.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("creator_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("latest_version", BigInteger, nullable=False),
+    UniqueConstraint("folder_id", "name", name="uq_models_folder_name"),
+    Index("ix_models_order", "created_us", "id"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("model_id", ID, ForeignKey("models.id"), primary_key=True),
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("file_name", String(255), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("creator_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_model_versions_sha256", "sha256"),
+)
+
+
+def _add_model_versions(connection: Connection) -> None:
+    model_versions.create(connection)
+
+
+#: Migration N+1 brings a database stamped N to N+1. Version 1 had users, folders, members and
+#: models; version 2 added model versions.
+MIGRATIONS: list[Callable[[Connection], None]] = [_add_model_versions]
+
+SCHEMA_VERSION = 1 + len(MIGRATIONS)

@@ -1,0 +1,72 @@
+"""Helpers for the server unit tests: signed-in callers and error assertions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+import pytest
+from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from modelcatalog import v1
+
+# Looked up by name: mypy types betterproto enum members as plain ints.
+VIEWER = v1.FolderRole.from_string("VIEWER")
+EDITOR = v1.FolderRole.from_string("EDITOR")
+OWNER = v1.FolderRole.from_string("OWNER")
+
+
+async def expect_error(
+    call: Awaitable[object], status: Status, reason: str, field: str | None = None
+) -> GRPCError:
+    """Awaits ``call`` and checks it fails with ``status`` and an ErrorInfo of ``reason``."""
+    with pytest.raises(GRPCError) as caught:
+        await call
+    error = caught.value
+    assert error.status == status, error.message
+    infos = [d for d in error.details or [] if isinstance(d, ErrorInfo)]
+    assert [(i.domain, i.reason) for i in infos] == [("modelcatalog.v1", reason)]
+    if field is not None:
+        assert infos[0].metadata["field"] == field
+        violations = [d for d in error.details or [] if isinstance(d, BadRequest)]
+        assert violations[0].field_violations[0].field == field
+    return error
+
+
+@dataclass
+class Caller:
+    """A signed-up, signed-in user and stubs that send its token."""
+
+    user: v1.User
+    token: str
+    auth: v1.AuthServiceStub
+    folders: v1.FolderServiceStub
+    models: v1.ModelServiceStub
+
+
+class Api:
+    """Stubs without a token, and a way to get signed-in callers."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.auth = v1.AuthServiceStub(channel)
+        self.folders = v1.FolderServiceStub(channel)
+        self.models = v1.ModelServiceStub(channel)
+
+    async def caller(self, username: str, password: str = "correct horse") -> Caller:
+        user = (await self.auth.sign_up(v1.SignUpRequest(username, password))).user
+        token = (await self.auth.sign_in(v1.SignInRequest(username, password))).access_token
+        return self.as_token(user, token)
+
+    def as_token(self, user: v1.User, token: str) -> Caller:
+        metadata = {"authorization": f"Bearer {token}"}
+        return Caller(
+            user,
+            token,
+            v1.AuthServiceStub(self.channel, metadata=metadata),
+            v1.FolderServiceStub(self.channel, metadata=metadata),
+            v1.ModelServiceStub(self.channel, metadata=metadata),
+        )

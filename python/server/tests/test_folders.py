@@ -1,0 +1,246 @@
+"""Folders, roles and sharing: who may see and change what."""
+
+from __future__ import annotations
+
+import pytest
+from grpclib.const import Status
+from server_testing import EDITOR, OWNER, VIEWER, Api, Caller, expect_error
+
+from modelcatalog import v1
+
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
+
+
+async def folder(owner: Caller, name: str = "vision") -> v1.Folder:
+    return (await owner.folders.create_folder(v1.CreateFolderRequest(name, "cats"))).folder
+
+
+async def test_creator_owns_the_new_folder(api: Api) -> None:
+    """The creator is the owner and the only member of a new folder."""
+    alice = await api.caller("alice")
+    created = await folder(alice)
+    assert created.caller_role == v1.FolderRole.OWNER
+    assert created.creator_username == "alice"
+    got = (await alice.folders.get_folder(v1.GetFolderRequest(created.id))).folder
+    assert got == created
+    members = (
+        await alice.folders.list_folder_access(v1.ListFolderAccessRequest(created.id))
+    ).members
+    assert [(m.username, m.role) for m in members] == [("alice", v1.FolderRole.OWNER)]
+
+
+async def test_folder_names_are_unique_per_creator(api: Api) -> None:
+    """The same creator cannot reuse a name; another user can."""
+    alice, bob = await api.caller("alice"), await api.caller("bob")
+    await folder(alice)
+    await expect_error(
+        alice.folders.create_folder(v1.CreateFolderRequest("vision")),
+        Status.ALREADY_EXISTS,
+        "FOLDER_NAME_TAKEN",
+    )
+    await folder(bob)
+
+
+@pytest.mark.parametrize(
+    ("name", "description", "field"),
+    [
+        ("", "", "name"),
+        ("x" * 129, "", "name"),
+        (" padded", "", "name"),
+        ("tab\there", "", "name"),
+        ("ok", "d" * 4097, "description"),
+    ],
+)
+async def test_bad_folder_fields_are_named(
+    api: Api, name: str, description: str, field: str
+) -> None:
+    """Empty, too long, padded or control-character names and long descriptions are rejected."""
+    alice = await api.caller("alice")
+    await expect_error(
+        alice.folders.create_folder(v1.CreateFolderRequest(name, description)),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        field=field,
+    )
+
+
+async def test_stranger_sees_the_same_denial_for_existing_and_missing_folders(api: Api) -> None:
+    """GetFolder, CreateModel and ListModels on another's folder equal those on a missing id."""
+    alice, mallory = await api.caller("alice"), await api.caller("mallory")
+    existing = await folder(alice)
+    for folder_id in (existing.id, UNKNOWN_ID):
+        denials = [
+            await expect_error(
+                mallory.folders.get_folder(v1.GetFolderRequest(folder_id)),
+                Status.PERMISSION_DENIED,
+                "FOLDER_ACCESS_DENIED",
+            ),
+            await expect_error(
+                mallory.models.create_model(v1.CreateModelRequest(folder_id, "m")),
+                Status.PERMISSION_DENIED,
+                "FOLDER_ACCESS_DENIED",
+            ),
+            await expect_error(
+                mallory.models.list_models(v1.ListModelsRequest(folder_id=folder_id)),
+                Status.PERMISSION_DENIED,
+                "FOLDER_ACCESS_DENIED",
+            ),
+        ]
+        messages = [denial.message for denial in denials]
+        if folder_id == existing.id:
+            existing_messages = messages
+    assert messages == existing_messages
+
+
+async def test_list_folders_shows_only_shared_folders(api: Api) -> None:
+    """A user lists own folders and those shared with them, never others."""
+    alice, bob = await api.caller("alice"), await api.caller("bob")
+    mine = await folder(alice, "mine")
+    theirs = await folder(bob, "theirs")
+    await folder(bob, "private")
+    await bob.folders.grant_folder_access(v1.GrantFolderAccessRequest(theirs.id, "alice", VIEWER))
+    listed = (await alice.folders.list_folders(v1.ListFoldersRequest())).folders
+    assert [(f.id, f.caller_role) for f in listed] == [
+        (mine.id, v1.FolderRole.OWNER),
+        (theirs.id, v1.FolderRole.VIEWER),
+    ]
+
+
+async def test_roles_decide_what_members_may_do(api: Api) -> None:
+    """Viewers read; editors also create models; only owners grant and revoke."""
+    alice = await api.caller("alice")
+    viewer, editor = await api.caller("victor"), await api.caller("edith")
+    shared = await folder(alice)
+    for user, role in (("victor", VIEWER), ("edith", EDITOR)):
+        await alice.folders.grant_folder_access(v1.GrantFolderAccessRequest(shared.id, user, role))
+    await viewer.folders.get_folder(v1.GetFolderRequest(shared.id))
+    await expect_error(
+        viewer.models.create_model(v1.CreateModelRequest(shared.id, "m")),
+        Status.PERMISSION_DENIED,
+        "FOLDER_ACCESS_DENIED",
+    )
+    await editor.models.create_model(v1.CreateModelRequest(shared.id, "m"))
+    for member in (viewer, editor):
+        await expect_error(
+            member.folders.grant_folder_access(
+                v1.GrantFolderAccessRequest(shared.id, "victor", OWNER)
+            ),
+            Status.PERMISSION_DENIED,
+            "FOLDER_ACCESS_DENIED",
+        )
+        await expect_error(
+            member.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(shared.id, "alice")),
+            Status.PERMISSION_DENIED,
+            "FOLDER_ACCESS_DENIED",
+        )
+    members = (
+        await viewer.folders.list_folder_access(v1.ListFolderAccessRequest(shared.id))
+    ).members
+    assert [(m.username, m.role) for m in members] == [
+        ("alice", v1.FolderRole.OWNER),
+        ("edith", v1.FolderRole.EDITOR),
+        ("victor", v1.FolderRole.VIEWER),
+    ]
+
+
+async def test_grant_replaces_the_role_and_revoke_removes_access(api: Api) -> None:
+    """A second grant changes the role; after revoke the folder is denied again."""
+    alice, bob = await api.caller("alice"), await api.caller("bob")
+    shared = await folder(alice)
+    request = v1.GrantFolderAccessRequest(shared.id, "bob", VIEWER)
+    await alice.folders.grant_folder_access(request)
+    request.role = EDITOR
+    member = (await alice.folders.grant_folder_access(request)).member
+    assert (member.username, member.role) == ("bob", v1.FolderRole.EDITOR)
+    got = (await bob.folders.get_folder(v1.GetFolderRequest(shared.id))).folder
+    assert got.caller_role == v1.FolderRole.EDITOR
+    await alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(shared.id, "bob"))
+    await alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(shared.id, "bob"))
+    await expect_error(
+        bob.folders.get_folder(v1.GetFolderRequest(shared.id)),
+        Status.PERMISSION_DENIED,
+        "FOLDER_ACCESS_DENIED",
+    )
+
+
+async def test_grant_to_unknown_user_or_without_role_fails(api: Api) -> None:
+    """An unknown username is NOT_FOUND; an unspecified or unknown role is INVALID_ARGUMENT."""
+    alice = await api.caller("alice")
+    shared = await folder(alice)
+    await expect_error(
+        alice.folders.grant_folder_access(v1.GrantFolderAccessRequest(shared.id, "ghost", VIEWER)),
+        Status.NOT_FOUND,
+        "USER_NOT_FOUND",
+    )
+    for role in (v1.FolderRole.UNSPECIFIED, 9):
+        await expect_error(
+            alice.folders.grant_folder_access(
+                v1.GrantFolderAccessRequest(shared.id, "alice", role)  # type: ignore[arg-type]
+            ),
+            Status.INVALID_ARGUMENT,
+            "INVALID_FIELD",
+            field="role",
+        )
+
+
+async def test_the_last_owner_cannot_leave_or_be_demoted(api: Api) -> None:
+    """Removing or demoting the only owner is FAILED_PRECONDITION; with two owners it works."""
+    alice = await api.caller("alice")
+    await api.caller("bob")
+    shared = await folder(alice)
+    await expect_error(
+        alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(shared.id, "alice")),
+        Status.FAILED_PRECONDITION,
+        "LAST_OWNER",
+    )
+    await expect_error(
+        alice.folders.grant_folder_access(v1.GrantFolderAccessRequest(shared.id, "alice", EDITOR)),
+        Status.FAILED_PRECONDITION,
+        "LAST_OWNER",
+    )
+    await alice.folders.grant_folder_access(v1.GrantFolderAccessRequest(shared.id, "bob", OWNER))
+    await alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(shared.id, "alice"))
+    await expect_error(
+        alice.folders.get_folder(v1.GetFolderRequest(shared.id)),
+        Status.PERMISSION_DENIED,
+        "FOLDER_ACCESS_DENIED",
+    )
+
+
+async def test_folder_pages_are_full_and_complete(api: Api) -> None:
+    """Paging through 7 folders 3 at a time yields 3, 3, 1, each exactly once, in order."""
+    alice = await api.caller("alice")
+    created = [(await folder(alice, f"f{i}")).id for i in range(7)]
+    seen: list[list[str]] = []
+    token = ""
+    while True:
+        page = await alice.folders.list_folders(v1.ListFoldersRequest(3, token))
+        seen.append([f.id for f in page.folders])
+        token = page.next_page_token
+        if not token:
+            break
+    assert [len(ids) for ids in seen] == [3, 3, 1]
+    assert [i for ids in seen for i in ids] == created
+
+
+async def test_page_tokens_cannot_be_altered_or_reused_by_others(api: Api) -> None:
+    """An altered token, or one replayed by another user, is INVALID_ARGUMENT (page_token)."""
+    alice, bob = await api.caller("alice"), await api.caller("bob")
+    for i in range(3):
+        await folder(alice, f"f{i}")
+    token = (await alice.folders.list_folders(v1.ListFoldersRequest(1))).next_page_token
+    assert token
+    altered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    for caller, page_token in ((alice, altered), (bob, token), (alice, "garbage")):
+        await expect_error(
+            caller.folders.list_folders(v1.ListFoldersRequest(1, page_token)),
+            Status.INVALID_ARGUMENT,
+            "PAGE_TOKEN_INVALID",
+            field="page_token",
+        )
+    await expect_error(
+        alice.folders.list_folders(v1.ListFoldersRequest(-1)),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        field="page_size",
+    )

@@ -1,0 +1,504 @@
+"""The SQLite metadata store: schema stamping, pragmas, serialized writes, atomic transactions,
+authorization inside list queries and keyset paging."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
+
+from modelcatalog_server.storage import metadata as metadata_module
+from modelcatalog_server.storage.metadata import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    Cursor,
+    MetadataStore,
+    SchemaTooNew,
+    UniqueViolation,
+)
+from modelcatalog_server.storage.records import FolderRecord, ModelRecord, Role, UserRecord
+from modelcatalog_server.storage.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    folders,
+    models,
+    schema_version,
+)
+
+HASH = "$2b$04$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01"
+
+#: More pages than any list in these tests can have: a cursor that repeats rows fails fast.
+MAX_PAGES = 100
+
+T = TypeVar("T", FolderRecord, ModelRecord)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "metadata.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[MetadataStore]:
+    opened = await MetadataStore.open_sqlite(db_path)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def _versions(store: MetadataStore) -> list[tuple[int, int]]:
+    async with store.read() as tx:
+        rows = await tx.connection.execute(
+            select(schema_version.c.version, schema_version.c.applied_us).order_by(
+                schema_version.c.version
+            )
+        )
+        return [(row.version, row.applied_us) for row in rows]
+
+
+async def _user_count(store: MetadataStore) -> int:
+    async with store.read() as tx:
+        result = await tx.connection.execute(text("SELECT count(*) FROM users"))
+        return int(result.scalar_one())
+
+
+async def _new_user(store: MetadataStore, username: str) -> UserRecord:
+    async with store.write() as tx:
+        return await tx.insert_user(username, HASH)
+
+
+async def _pages(fetch: Callable[[Cursor | None], Awaitable[list[T]]], limit: int) -> list[list[T]]:
+    """Every page of a keyset-paged list, following (created_us, id) of each page's last row."""
+    pages: list[list[T]] = []
+    after: Cursor | None = None
+    for _ in range(MAX_PAGES):
+        page = await fetch(after)
+        assert len(page) <= limit
+        if not page:
+            return pages
+        pages.append(page)
+        after = (page[-1].created_us, page[-1].id)
+    raise AssertionError(f"paging did not end after {MAX_PAGES} pages")
+
+
+# Schema
+
+
+async def test_new_database_is_stamped_with_the_schema_version(store: MetadataStore) -> None:
+    """A freshly created database has exactly one schema_version row: SCHEMA_VERSION."""
+    assert [version for version, _ in await _versions(store)] == [SCHEMA_VERSION]
+
+
+async def test_reopening_runs_nothing_and_keeps_data(db_path: Path) -> None:
+    """Reopening an up-to-date database adds no version row and keeps every record."""
+    first = await MetadataStore.open_sqlite(db_path)
+    try:
+        alice = await _new_user(first, "alice")
+        versions = await _versions(first)
+    finally:
+        await first.close()
+    again = await MetadataStore.open_sqlite(db_path)
+    try:
+        assert await _versions(again) == versions
+        async with again.read() as tx:
+            assert await tx.user_by_id(alice.id) == alice
+    finally:
+        await again.close()
+
+
+async def test_migrations_after_the_stamped_version_run_once(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older database runs each newer migration once and is stamped with the new version."""
+    first = await MetadataStore.open_sqlite(db_path)
+    await _new_user(first, "alice")
+    await first.close()
+
+    calls: list[int] = []
+
+    def add_column(connection: Connection) -> None:
+        calls.append(1)
+        connection.exec_driver_sql("ALTER TABLE users ADD COLUMN nickname VARCHAR(64)")
+
+    monkeypatch.setattr(metadata_module, "MIGRATIONS", [*MIGRATIONS, add_column])
+    monkeypatch.setattr(metadata_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    for _ in range(2):
+        store = await MetadataStore.open_sqlite(db_path)
+        try:
+            versions = [version for version, _ in await _versions(store)]
+            assert versions == [SCHEMA_VERSION, SCHEMA_VERSION + 1]
+            async with store.read() as tx:
+                result = await tx.connection.exec_driver_sql("SELECT nickname FROM users")
+                assert result.all() == [(None,)]
+        finally:
+            await store.close()
+    assert calls == [1]
+
+
+@pytest.fixture
+async def engines(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[AsyncEngine]]:
+    """Every engine open_sqlite creates during the test; all are disposed afterwards."""
+    created: list[AsyncEngine] = []
+
+    def capture(url: str, **kwargs: Any) -> AsyncEngine:
+        engine = create_async_engine(url, **kwargs)
+        created.append(engine)
+        return engine
+
+    monkeypatch.setattr(metadata_module, "create_async_engine", capture)
+    yield created
+    for engine in created:
+        await engine.dispose()
+
+
+async def _stamp_too_new(db_path: Path) -> None:
+    store = await MetadataStore.open_sqlite(db_path)
+    async with store.write() as tx:
+        await tx.connection.execute(
+            schema_version.insert().values(version=SCHEMA_VERSION + 1, applied_us=0)
+        )
+    await store.close()
+
+
+async def test_database_of_a_newer_server_is_refused(
+    db_path: Path, engines: list[AsyncEngine]
+) -> None:
+    """A database stamped with a version above SCHEMA_VERSION raises SchemaTooNew on open."""
+    await _stamp_too_new(db_path)
+    with pytest.raises(SchemaTooNew, match=str(SCHEMA_VERSION + 1)):
+        await MetadataStore.open_sqlite(db_path)
+
+
+async def test_refused_open_leaves_no_connection_open(
+    db_path: Path, engines: list[AsyncEngine]
+) -> None:
+    """When open_sqlite raises (SchemaTooNew), the engine it created holds no connection."""
+    await _stamp_too_new(db_path)
+    with pytest.raises(SchemaTooNew):
+        await MetadataStore.open_sqlite(db_path)
+    pool = engines[-1].pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedin() == 0
+
+
+@pytest.mark.parametrize("directory", ["data?v=1", "data%41"])
+async def test_database_is_created_exactly_at_the_given_path(
+    tmp_path: Path, directory: str, engines: list[AsyncEngine]
+) -> None:
+    """open_sqlite creates the database at the path given, even with ? or % in a directory."""
+    path = tmp_path / directory / "metadata.db"
+    store = await MetadataStore.open_sqlite(path)
+    await store.close()
+    assert path.is_file()
+
+
+# Connection settings
+
+
+@pytest.mark.parametrize("mode", ["read", "write"])
+async def test_pragmas_hold_on_every_connection(store: MetadataStore, mode: str) -> None:
+    """WAL journal, synchronous=FULL, foreign keys on and a busy timeout, in reads and writes."""
+    transaction = store.read() if mode == "read" else store.write()
+    async with transaction as tx:
+        values: dict[str, Any] = {}
+        for pragma in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout"):
+            result = await tx.connection.exec_driver_sql(f"PRAGMA {pragma}")
+            values[pragma] = result.scalar_one()
+    assert values == {
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "foreign_keys": 1,
+        "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+    }
+
+
+async def test_foreign_keys_are_enforced(store: MetadataStore) -> None:
+    """A member row pointing at a folder that does not exist is refused."""
+    alice = await _new_user(store, "alice")
+    with pytest.raises(IntegrityError):
+        async with store.write() as tx:
+            await tx.upsert_member("no-such-folder", alice.id, Role.VIEWER)
+
+
+# Concurrency
+
+
+async def test_concurrent_writes_all_succeed(store: MetadataStore) -> None:
+    """50 write transactions started at once all commit; none fails with "database is locked"."""
+    users = await asyncio.gather(*(_new_user(store, f"user{i:02}") for i in range(50)))
+    assert len({user.id for user in users}) == 50
+    assert await _user_count(store) == 50
+
+
+async def test_two_stores_on_one_file_write_concurrently(
+    store: MetadataStore, db_path: Path
+) -> None:
+    """Two stores (as two processes would) reading then writing the same file at once succeed."""
+
+    async def read_then_write(target: MetadataStore, username: str) -> None:
+        async with target.write() as tx:
+            assert await tx.credentials(username) is None
+            await tx.insert_user(username, HASH)
+
+    other = await MetadataStore.open_sqlite(db_path)
+    try:
+        writes = [read_then_write(store if i % 2 else other, f"user{i:02}") for i in range(40)]
+        await asyncio.gather(*writes, *(_user_count(other) for _ in range(5)))
+        assert await _user_count(store) == 40
+        assert await _user_count(other) == 40
+    finally:
+        await other.close()
+
+
+# Transactions
+
+
+async def test_duplicate_username_raises_and_keeps_the_first_user(store: MetadataStore) -> None:
+    """A second user with a taken name raises UniqueViolation; the first account is unchanged."""
+    alice = await _new_user(store, "alice")
+    with pytest.raises(UniqueViolation):
+        async with store.write() as tx:
+            await tx.insert_user("alice", "another-hash")
+    async with store.read() as tx:
+        credentials = await tx.credentials("alice")
+    assert credentials is not None
+    assert (credentials.user, credentials.password_hash) == (alice, HASH)
+    assert await _user_count(store) == 1
+
+
+async def test_error_inside_a_write_rolls_everything_back(store: MetadataStore) -> None:
+    """An exception inside `async with store.write()` undoes all of that transaction's changes."""
+    alice = await _new_user(store, "alice")
+
+    async def fail_half_way() -> None:
+        async with store.write() as tx:
+            bob = await tx.insert_user("bob", HASH)
+            await tx.insert_folder(alice, "shared", "")
+            await tx.insert_folder(bob, "private", "")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await fail_half_way()
+    async with store.read() as tx:
+        assert await tx.credentials("bob") is None
+        assert await tx.folders_for(alice.id, None, 100) == []
+    assert await _user_count(store) == 1
+    await _new_user(store, "carol")  # the write lock was released
+
+
+async def test_records_read_back_as_written(store: MetadataStore) -> None:
+    """user_by_id and credentials return what insert_user stored; unknown ones give None."""
+    alice = await _new_user(store, "alice")
+    async with store.read() as tx:
+        assert await tx.user_by_id(alice.id) == alice
+        assert await tx.user_by_id("missing") is None
+        credentials = await tx.credentials("alice")
+        assert credentials is not None
+        assert credentials.user == alice
+        assert await tx.credentials("nobody") is None
+
+
+async def test_folder_and_model_names_are_unique_in_their_parent(store: MetadataStore) -> None:
+    """Folder names are unique per creator and model names per folder (UniqueViolation)."""
+    alice = await _new_user(store, "alice")
+    bob = await _new_user(store, "bob")
+    async with store.write() as tx:
+        folder = await tx.insert_folder(alice, "f", "")
+        await tx.insert_folder(bob, "f", "")  # another creator may reuse the name
+        await tx.insert_model(folder, alice, "m", "")
+    with pytest.raises(UniqueViolation):
+        async with store.write() as tx:
+            await tx.insert_folder(alice, "f", "")
+    with pytest.raises(UniqueViolation):
+        async with store.write() as tx:
+            await tx.insert_model(folder, alice, "m", "")
+
+
+async def test_upsert_member_changes_the_role_in_place(store: MetadataStore) -> None:
+    """Granting twice updates the one member row; role, owner_count and members agree."""
+    alice = await _new_user(store, "alice")
+    bob = await _new_user(store, "bob")
+    async with store.write() as tx:
+        folder = await tx.insert_folder(alice, "f", "")
+        await tx.upsert_member(folder.id, bob.id, Role.VIEWER)
+        await tx.upsert_member(folder.id, bob.id, Role.OWNER)
+    async with store.read() as tx:
+        assert await tx.role(folder.id, bob.id) is Role.OWNER
+        assert await tx.owner_count(folder.id) == 2
+        members = await tx.members(folder.id, None, 10)
+        assert [(m.username, m.role) for m in members] == [
+            ("alice", Role.OWNER),
+            ("bob", Role.OWNER),
+        ]
+        assert [m.username for m in await tx.members(folder.id, "alice", 10)] == ["bob"]
+    async with store.write() as tx:
+        await tx.delete_member(folder.id, bob.id)
+    async with store.read() as tx:
+        assert await tx.role(folder.id, bob.id) is None
+
+
+# Authorization inside the queries
+
+
+async def _shared_world(store: MetadataStore) -> dict[str, Any]:
+    """alice and bob each own folders with models; bob shares one folder with alice."""
+    alice = await _new_user(store, "alice")
+    bob = await _new_user(store, "bob")
+    carol = await _new_user(store, "carol")
+    async with store.write() as tx:
+        alice_folder = await tx.insert_folder(alice, "alice-f", "")
+        bob_shared = await tx.insert_folder(bob, "bob-shared", "")
+        bob_private = await tx.insert_folder(bob, "bob-private", "")
+        await tx.upsert_member(bob_shared.id, alice.id, Role.VIEWER)
+        alice_model = await tx.insert_model(alice_folder, alice, "am", "")
+        shared_model = await tx.insert_model(bob_shared, bob, "sm", "")
+        private_model = await tx.insert_model(bob_private, bob, "pm", "")
+    return {
+        "alice": alice,
+        "bob": bob,
+        "carol": carol,
+        "alice_folder": alice_folder,
+        "bob_shared": bob_shared,
+        "bob_private": bob_private,
+        "alice_model": alice_model,
+        "shared_model": shared_model,
+        "private_model": private_model,
+    }
+
+
+async def test_folders_for_returns_only_folders_with_a_member_row(store: MetadataStore) -> None:
+    """A user lists own and shared folders with the right role, never others' private ones."""
+    w = await _shared_world(store)
+    async with store.read() as tx:
+        alice_sees = await tx.folders_for(w["alice"].id, None, 100)
+        bob_sees = await tx.folders_for(w["bob"].id, None, 100)
+        carol_sees = await tx.folders_for(w["carol"].id, None, 100)
+        assert await tx.folder_for(w["alice"].id, w["bob_private"].id) is None
+        assert await tx.folder_for(w["carol"].id, w["bob_shared"].id) is None
+        shared = await tx.folder_for(w["alice"].id, w["bob_shared"].id)
+    assert {(f.name, f.caller_role) for f in alice_sees} == {
+        ("alice-f", Role.OWNER),
+        ("bob-shared", Role.VIEWER),
+    }
+    assert {f.name for f in bob_sees} == {"bob-shared", "bob-private"}
+    assert carol_sees == []
+    assert shared is not None
+    assert (shared.creator_username, shared.caller_role) == ("bob", Role.VIEWER)
+
+
+async def test_models_for_returns_only_models_of_member_folders(store: MetadataStore) -> None:
+    """A user lists models only from folders where they have a role, with that role."""
+    w = await _shared_world(store)
+    alice_id = w["alice"].id
+    async with store.read() as tx:
+        everything = await tx.models_for(alice_id, None, None, 100)
+        in_shared = await tx.models_for(alice_id, w["bob_shared"].id, None, 100)
+        in_private = await tx.models_for(alice_id, w["bob_private"].id, None, 100)
+        carol_sees = await tx.models_for(w["carol"].id, None, None, 100)
+        assert await tx.model_for(alice_id, w["private_model"].id) is None
+        shared = await tx.model_for(alice_id, w["shared_model"].id)
+    assert {(m.name, m.caller_role) for m in everything} == {
+        ("am", Role.OWNER),
+        ("sm", Role.VIEWER),
+    }
+    assert [m.id for m in in_shared] == [w["shared_model"].id]
+    assert in_private == []
+    assert carol_sees == []
+    assert shared is not None
+    assert (shared.creator_username, shared.caller_role) == ("bob", Role.VIEWER)
+
+
+async def test_revoking_membership_hides_folder_and_models(store: MetadataStore) -> None:
+    """Once the member row is deleted, the folder and its models disappear from the lists."""
+    w = await _shared_world(store)
+    async with store.write() as tx:
+        await tx.delete_member(w["bob_shared"].id, w["alice"].id)
+    async with store.read() as tx:
+        assert [f.name for f in await tx.folders_for(w["alice"].id, None, 100)] == ["alice-f"]
+        assert [m.name for m in await tx.models_for(w["alice"].id, None, None, 100)] == ["am"]
+
+
+# Keyset paging
+
+
+async def _set_created(store: MetadataStore, table: Any, ids: list[str], created_us: int) -> None:
+    async with store.write() as tx:
+        await tx.connection.execute(
+            table.update().where(table.c.id.in_(ids)).values(created_us=created_us)
+        )
+
+
+@pytest.mark.parametrize("limit", [1, 4, 7, 100])
+async def test_folder_pages_return_every_row_exactly_once(store: MetadataStore, limit: int) -> None:
+    """Paging folders by (created_us, id) yields each visible folder once, in order, with ties."""
+    alice = await _new_user(store, "alice")
+    bob = await _new_user(store, "bob")
+    async with store.write() as tx:
+        mine = [await tx.insert_folder(alice, f"a{i:02}", "") for i in range(15)]
+        others = [await tx.insert_folder(bob, f"b{i:02}", "") for i in range(6)]
+        shared = [await tx.insert_folder(bob, f"s{i:02}", "") for i in range(4)]
+        for folder in shared:
+            await tx.upsert_member(folder.id, alice.id, Role.EDITOR)
+    # Many rows created in the same microsecond: the id must break the tie.
+    tied = [f.id for f in mine[3:10]] + [others[0].id, shared[0].id]
+    await _set_created(store, folders, tied, mine[3].created_us)
+
+    async def fetch(after: Cursor | None) -> list[FolderRecord]:
+        async with store.read() as tx:
+            return await tx.folders_for(alice.id, after, limit)
+
+    rows = [folder for page in await _pages(fetch, limit) for folder in page]
+    ids = [folder.id for folder in rows]
+    assert sorted(ids) == sorted(f.id for f in mine + shared)
+    assert len(ids) == len(set(ids))
+    keys = [(folder.created_us, folder.id) for folder in rows]
+    assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("in_folder", [False, True])
+async def test_model_pages_return_every_row_exactly_once(
+    store: MetadataStore, in_folder: bool
+) -> None:
+    """Paging models by (created_us, id) yields each visible model once, overall or per folder."""
+    alice = await _new_user(store, "alice")
+    bob = await _new_user(store, "bob")
+    async with store.write() as tx:
+        first = await tx.insert_folder(alice, "first", "")
+        second = await tx.insert_folder(alice, "second", "")
+        hidden = await tx.insert_folder(bob, "hidden", "")
+        in_first = [await tx.insert_model(first, alice, f"m{i:02}", "") for i in range(9)]
+        in_second = [await tx.insert_model(second, alice, f"m{i:02}", "") for i in range(8)]
+        invisible = [await tx.insert_model(hidden, bob, f"m{i:02}", "") for i in range(5)]
+    tied = [m.id for m in in_first[2:6] + in_second[:3] + invisible[:2]]
+    await _set_created(store, models, tied, in_first[2].created_us)
+    folder_id = first.id if in_folder else None
+
+    async def fetch(after: Cursor | None) -> list[ModelRecord]:
+        async with store.read() as tx:
+            return await tx.models_for(alice.id, folder_id, after, 3)
+
+    rows = [model for page in await _pages(fetch, 3) for model in page]
+    expected = in_first if in_folder else in_first + in_second
+    ids = [model.id for model in rows]
+    assert sorted(ids) == sorted(m.id for m in expected)
+    assert len(ids) == len(set(ids))
+    keys = [(model.created_us, model.id) for model in rows]
+    assert keys == sorted(keys)
+
+
+async def test_paging_past_the_end_returns_nothing(store: MetadataStore) -> None:
+    """A cursor at or after the last row gives an empty page."""
+    alice = await _new_user(store, "alice")
+    async with store.write() as tx:
+        folder = await tx.insert_folder(alice, "only", "")
+    async with store.read() as tx:
+        assert await tx.folders_for(alice.id, (folder.created_us, folder.id), 10) == []
+        count = await tx.connection.execute(select(func.count()).select_from(folders))
+        assert count.scalar_one() == 1
