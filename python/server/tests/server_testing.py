@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -70,3 +72,16 @@ class Api:
             v1.FolderServiceStub(self.channel, metadata=metadata),
             v1.ModelServiceStub(self.channel, metadata=metadata),
         )
+
+
+async def poll_until(condition: Callable[[], bool], within: float = 10.0) -> bool:
+    """Whether ``condition`` came true within ``within`` seconds, checking every 10 ms.
+
+    For outcomes no event announces, such as files that another task removes.
+    """
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True

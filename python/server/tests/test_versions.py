@@ -1,0 +1,491 @@
+"""UploadModelVersion, DownloadModelVersion, GetModelVersion and ListModelVersions."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import betterproto
+import pytest
+from grpclib.const import Status
+from grpclib.testing import ChannelFor
+from server_testing import EDITOR, VIEWER, Api, Caller, expect_error, poll_until
+
+from modelcatalog import v1
+from modelcatalog_server.app import build_application
+from modelcatalog_server.config import Settings
+from modelcatalog_server.domain.errors import PermissionDenied, ResourceExhausted
+from modelcatalog_server.domain.paging import PageTokens
+from modelcatalog_server.domain.versions import UploadHeader, Versions
+from modelcatalog_server.storage.blobs import LocalBlobStore
+from modelcatalog_server.storage.metadata import MetadataStore
+
+MiB = 1 << 20
+
+
+def request_stream(
+    header: v1.UploadModelVersionHeader | None,
+    chunks: Iterable[bytes],
+    pulled: list[int] | None = None,
+) -> AsyncIterator[v1.UploadModelVersionRequest]:
+    """The messages of an upload; ``pulled`` counts the chunks the server consumed."""
+
+    async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
+        if header is not None:
+            yield v1.UploadModelVersionRequest(header=header)
+        for chunk in chunks:
+            if pulled is not None:
+                pulled.append(len(chunk))
+            yield v1.UploadModelVersionRequest(chunk=chunk)
+
+    return messages()
+
+
+def split(data: bytes, size: int = MiB) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+async def upload(
+    caller: Caller, model_id: str, data: bytes, *, declare: bool = True, **fields: object
+) -> v1.ModelVersion:
+    header = v1.UploadModelVersionHeader(model_id=model_id, file_name="model.onnx")
+    if declare:
+        header.size_bytes = len(data)
+        header.sha256 = hashlib.sha256(data).hexdigest()
+    for name, value in fields.items():
+        setattr(header, name, value)
+    response = await caller.models.upload_model_version(request_stream(header, split(data)))
+    return response.version
+
+
+async def download(
+    caller: Caller, model_id: str, version: int, offset: int = 0
+) -> tuple[v1.ModelVersion, bytes]:
+    messages = [
+        message
+        async for message in caller.models.download_model_version(
+            v1.DownloadModelVersionRequest(model_id, version, offset)
+        )
+    ]
+    assert messages[0].version.version == version
+    assert all(len(m.chunk) <= MiB for m in messages[1:])
+    return messages[0].version, b"".join(m.chunk for m in messages[1:])
+
+
+async def model_of(caller: Caller) -> v1.Model:
+    folder = (await caller.folders.create_folder(v1.CreateFolderRequest("vision"))).folder
+    return (await caller.models.create_model(v1.CreateModelRequest(folder.id, "resnet"))).model
+
+
+def blob_files(settings: Settings) -> list[Path]:
+    """Every file in the blob store, committed or temporary."""
+    return [p for p in (settings.data_dir / "blobs").rglob("*") if p.is_file()]
+
+
+async def test_round_trip_is_byte_identical(api: Api) -> None:
+    """What goes up comes back unchanged, with the server's size and SHA-256."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    data = os.urandom(3 * MiB + 12345)
+    version = await upload(
+        alice, model.id, data, description="first", labels={"stage": "dev"}, content_type=""
+    )
+    assert (version.version, version.size_bytes) == (1, len(data))
+    assert version.sha256 == hashlib.sha256(data).hexdigest()
+    assert (version.file_name, version.content_type) == ("model.onnx", "application/octet-stream")
+    assert (version.description, version.labels, version.creator_username) == (
+        "first",
+        {"stage": "dev"},
+        "alice",
+    )
+    metadata, received = await download(alice, model.id, 1)
+    assert received == data
+    assert metadata == version
+    got = (await alice.models.get_model_version(v1.GetModelVersionRequest(model.id, 1))).version
+    assert got == version
+    assert (await alice.models.get_model(v1.GetModelRequest(model.id))).model.latest_version == 1
+
+
+async def test_upload_without_declared_size_or_digest(api: Api) -> None:
+    """Size and SHA-256 are optional in the header; the server computes them."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    data = os.urandom(MiB + 1)
+    version = await upload(alice, model.id, data, declare=False)
+    assert version.sha256 == hashlib.sha256(data).hexdigest()
+    assert version.size_bytes == len(data)
+
+
+async def test_empty_file_is_a_valid_version(api: Api) -> None:
+    """A zero-byte file uploads and downloads as zero bytes."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    version = await upload(alice, model.id, b"")
+    assert version.sha256 == hashlib.sha256(b"").hexdigest()
+    assert (await download(alice, model.id, 1))[1] == b""
+
+
+async def test_download_resumes_from_an_offset(api: Api) -> None:
+    """An offset returns the rest of the file; the size returns none; past the end fails."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    data = os.urandom(2 * MiB + 7)
+    await upload(alice, model.id, data)
+    assert (await download(alice, model.id, 1, offset=MiB + 3))[1] == data[MiB + 3 :]
+    assert (await download(alice, model.id, 1, offset=len(data)))[1] == b""
+    await expect_error(
+        download(alice, model.id, 1, offset=len(data) + 1),
+        Status.OUT_OF_RANGE,
+        "OFFSET_OUT_OF_RANGE",
+    )
+    await expect_error(
+        download(alice, model.id, 1, offset=-1), Status.INVALID_ARGUMENT, "INVALID_FIELD", "offset"
+    )
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [],
+        [v1.UploadModelVersionRequest(chunk=b"data first")],
+        [
+            v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f")),
+            v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f")),
+        ],
+    ],
+    ids=["empty stream", "no header", "two headers"],
+)
+async def test_stream_must_be_one_header_then_chunks(
+    api: Api, settings: Settings, messages: list[v1.UploadModelVersionRequest]
+) -> None:
+    """A missing, late or repeated header is INVALID_ARGUMENT and stores nothing."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    for message in messages:
+        if betterproto.which_one_of(message, "content")[0] == "header":
+            message.header.model_id = model.id
+
+    async def stream() -> AsyncIterator[v1.UploadModelVersionRequest]:
+        for message in messages:
+            yield message
+
+    await expect_error(
+        alice.models.upload_model_version(stream()),
+        Status.INVALID_ARGUMENT,
+        "UPLOAD_OUT_OF_ORDER",
+    )
+    assert blob_files(settings) == []
+    listed = await alice.models.list_model_versions(v1.ListModelVersionsRequest(model.id))
+    assert listed.versions == []
+
+
+@pytest.mark.parametrize(("declared_delta", "sent"), [(1, "fewer"), (-1, "more")])
+async def test_size_mismatch_stores_nothing(
+    api: Api, settings: Settings, declared_delta: int, sent: str
+) -> None:
+    """Fewer or more bytes than declared: INVALID_ARGUMENT (SIZE_MISMATCH), no blob, no version."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    data = os.urandom(MiB)
+    header = v1.UploadModelVersionHeader(model.id, "f.bin", size_bytes=len(data) + declared_delta)
+    await expect_error(
+        alice.models.upload_model_version(request_stream(header, split(data, 4096))),
+        Status.INVALID_ARGUMENT,
+        "SIZE_MISMATCH",
+        "header.size_bytes",
+    )
+    assert blob_files(settings) == []
+
+
+async def test_digest_mismatch_is_data_loss_and_stores_nothing(
+    api: Api, settings: Settings
+) -> None:
+    """Bytes whose SHA-256 differs from the declared one: DATA_LOSS, nothing kept."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    header = v1.UploadModelVersionHeader(model.id, "f.bin", sha256="0" * 64)
+    await expect_error(
+        alice.models.upload_model_version(request_stream(header, [b"some bytes"])),
+        Status.DATA_LOSS,
+        "DIGEST_MISMATCH",
+    )
+    assert blob_files(settings) == []
+    model = (await alice.models.get_model(v1.GetModelRequest(model.id))).model
+    assert model.latest_version == 0
+
+
+@pytest.fixture
+async def small_limit_api(settings: Settings) -> AsyncIterator[Api]:
+    """A server whose maximum version size is 1 MiB."""
+    async with (
+        build_application(replace(settings, max_version_size=MiB)) as app,
+        ChannelFor(app.services) as channel,
+    ):
+        yield Api(channel)
+
+
+async def test_declared_size_over_the_limit_is_refused(
+    small_limit_api: Api, settings: Settings
+) -> None:
+    """A header declaring more than the maximum is RESOURCE_EXHAUSTED and nothing is stored."""
+    alice = await small_limit_api.caller("alice")
+    model = await model_of(alice)
+    header = v1.UploadModelVersionHeader(model.id, "big.bin", size_bytes=MiB + 1)
+    await expect_error(
+        alice.models.upload_model_version(request_stream(header, [b"x" * 1024] * 2048)),
+        Status.RESOURCE_EXHAUSTED,
+        "VERSION_TOO_LARGE",
+    )
+    assert blob_files(settings) == []
+
+
+async def test_undeclared_upload_past_the_limit_is_refused(
+    small_limit_api: Api, settings: Settings
+) -> None:
+    """Without a declared size, going past the maximum is RESOURCE_EXHAUSTED; nothing kept."""
+    alice = await small_limit_api.caller("alice")
+    model = await model_of(alice)
+    header = v1.UploadModelVersionHeader(model.id, "big.bin")
+    await expect_error(
+        alice.models.upload_model_version(request_stream(header, [b"x" * 1024] * 4096)),
+        Status.RESOURCE_EXHAUSTED,
+        "VERSION_TOO_LARGE",
+    )
+    assert blob_files(settings) == []
+
+
+@pytest.fixture
+async def versions(tmp_path: Path) -> AsyncIterator[tuple[Versions, str, str]]:
+    """Versions over a fresh store with a 1 MiB limit, as (versions, user id, model id)."""
+    store = await MetadataStore.open_sqlite(tmp_path / "catalog.sqlite3")
+    try:
+        async with store.write() as tx:
+            user = await tx.insert_user("alice", "not a real hash")
+            folder = await tx.insert_folder(user, "vision", "")
+            model = await tx.insert_model(folder, user, "resnet", "")
+        blobs = LocalBlobStore(tmp_path / "blobs")
+        yield Versions(store, blobs, PageTokens(b"k"), max_version_bytes=MiB), user.id, model.id
+    finally:
+        await store.close()
+
+
+async def counted(chunks: Iterable[bytes], pulled: list[int]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        pulled.append(len(chunk))
+        yield chunk
+
+
+async def test_oversized_declaration_is_refused_before_reading_a_chunk(
+    versions: tuple[Versions, str, str],
+) -> None:
+    """The declared size is checked against the limit before the first chunk is read."""
+    domain, user_id, model_id = versions
+    pulled: list[int] = []
+    header = UploadHeader(model_id, "big.bin", size_bytes=MiB + 1)
+    with pytest.raises(ResourceExhausted):
+        await domain.upload(user_id, header, counted([b"x"] * 10, pulled))
+    assert pulled == []
+
+
+async def test_refusal_comes_at_the_first_chunk_past_the_limit(
+    versions: tuple[Versions, str, str],
+) -> None:
+    """Without a declared size, reading stops at the chunk that crosses the limit."""
+    domain, user_id, model_id = versions
+    pulled: list[int] = []
+    with pytest.raises(ResourceExhausted):
+        await domain.upload(
+            user_id, UploadHeader(model_id, "big.bin"), counted([b"x" * 1024] * 4096, pulled)
+        )
+    assert sum(pulled) == MiB + 1024
+
+
+async def test_access_is_checked_before_reading_a_chunk(
+    versions: tuple[Versions, str, str],
+) -> None:
+    """A caller without the editor role is refused before any byte is read."""
+    domain, _, model_id = versions
+    pulled: list[int] = []
+    with pytest.raises(PermissionDenied):
+        await domain.upload("someone-else", UploadHeader(model_id, "f"), counted([b"x"], pulled))
+    assert pulled == []
+
+
+async def test_exactly_the_limit_is_accepted(small_limit_api: Api) -> None:
+    """A file of exactly the maximum size is stored."""
+    alice = await small_limit_api.caller("alice")
+    model = await model_of(alice)
+    assert (await upload(alice, model.id, os.urandom(MiB))).size_bytes == MiB
+
+
+async def test_cancelled_upload_leaves_nothing(api: Api, settings: Settings) -> None:
+    """A client that cancels mid-stream leaves no version and no temporary file."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    sent_first = asyncio.Event()
+
+    async def stalling() -> AsyncIterator[v1.UploadModelVersionRequest]:
+        yield v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader(model.id, "f.bin"))
+        yield v1.UploadModelVersionRequest(chunk=os.urandom(MiB))
+        sent_first.set()
+        await asyncio.Event().wait()
+        yield v1.UploadModelVersionRequest(chunk=b"never sent")
+
+    task = asyncio.create_task(alice.models.upload_model_version(stalling()))
+    await sent_first.wait()
+    assert await poll_until(lambda: bool(blob_files(settings))), "no upload reached the server"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await poll_until(lambda: not blob_files(settings))
+    model = (await alice.models.get_model(v1.GetModelRequest(model.id))).model
+    assert model.latest_version == 0
+
+
+async def test_concurrent_uploads_get_consecutive_numbers(api: Api) -> None:
+    """20 uploads at once to one model become versions 1 to 20, each with its own bytes."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    files = [os.urandom(64 * 1024 + i) for i in range(20)]
+    versions = await asyncio.gather(*(upload(alice, model.id, data) for data in files))
+    assert sorted(v.version for v in versions) == list(range(1, 21))
+    for version, data in zip(versions, files, strict=True):
+        assert (await download(alice, model.id, version.version))[1] == data
+
+
+async def test_identical_content_is_stored_once(api: Api, settings: Settings) -> None:
+    """Two versions with the same bytes share one blob and both download intact."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    data = os.urandom(100_000)
+    await upload(alice, model.id, data)
+    await upload(alice, model.id, data)
+    assert len(blob_files(settings)) == 1
+    assert (await download(alice, model.id, 2))[1] == data
+
+
+async def test_roles_for_versions(api: Api) -> None:
+    """Viewers download but cannot upload; strangers can do neither, as if it did not exist."""
+    alice, viewer, stranger = (
+        await api.caller("alice"),
+        await api.caller("vic"),
+        await api.caller("eve"),
+    )
+    model = await model_of(alice)
+    await upload(alice, model.id, b"weights")
+    await alice.folders.grant_folder_access(
+        v1.GrantFolderAccessRequest(model.folder_id, "vic", VIEWER)
+    )
+    assert (await download(viewer, model.id, 1))[1] == b"weights"
+    await expect_error(
+        upload(viewer, model.id, b"x"), Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED"
+    )
+    missing = "00000000-0000-4000-8000-000000000000"
+    for model_id in (model.id, missing):
+        await expect_error(
+            download(stranger, model_id, 1), Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED"
+        )
+    denials = [
+        await expect_error(
+            upload(stranger, model_id, b"x"), Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED"
+        )
+        for model_id in (model.id, missing)
+    ]
+    assert denials[0].message == denials[1].message
+    await alice.folders.grant_folder_access(
+        v1.GrantFolderAccessRequest(model.folder_id, "vic", EDITOR)
+    )
+    assert (await upload(viewer, model.id, b"now allowed")).version == 2
+
+
+async def test_versions_list_newest_first_in_pages(api: Api) -> None:
+    """ListModelVersions pages through all versions, newest first."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    for i in range(5):
+        await upload(alice, model.id, f"v{i}".encode())
+    numbers: list[int] = []
+    token = ""
+    while True:
+        page = await alice.models.list_model_versions(
+            v1.ListModelVersionsRequest(model.id, 2, token)
+        )
+        numbers += [v.version for v in page.versions]
+        token = page.next_page_token
+        if not token:
+            break
+    assert numbers == [5, 4, 3, 2, 1]
+
+
+async def test_missing_version_and_bad_numbers(api: Api) -> None:
+    """An unknown number of a visible model is NOT_FOUND; a number below 1 is INVALID_ARGUMENT."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    await expect_error(
+        alice.models.get_model_version(v1.GetModelVersionRequest(model.id, 1)),
+        Status.NOT_FOUND,
+        "VERSION_NOT_FOUND",
+    )
+    await expect_error(
+        alice.models.get_model_version(v1.GetModelVersionRequest(model.id, 0)),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        "version",
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("file_name", "../../etc/passwd"),
+        ("file_name", "dir\\file"),
+        ("file_name", ""),
+        ("file_name", ".."),
+        ("sha256", "abc"),
+        ("content_type", "text/\x00plain"),
+        ("labels", {"Bad Key": "v"}),
+        ("labels", {"k": "v" * 257}),
+        ("size_bytes", -1),
+    ],
+)
+async def test_bad_header_fields_are_named(api: Api, field: str, value: object) -> None:
+    """Each malformed header field is INVALID_ARGUMENT naming header.<field>; nothing stored."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    header = v1.UploadModelVersionHeader(model.id, "model.onnx")
+    setattr(header, field, value)
+    await expect_error(
+        alice.models.upload_model_version(request_stream(header, [b"data"])),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        f"header.{field}",
+    )
+
+
+async def test_file_name_never_becomes_a_path(api: Api, settings: Settings) -> None:
+    """Blobs are stored by digest; the display name appears nowhere on disk."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    data = b"payload"
+    await upload(alice, model.id, data, file_name="my model (final).onnx")
+    (stored,) = blob_files(settings)
+    assert stored.name == hashlib.sha256(data).hexdigest()
+
+
+async def test_leftovers_are_removed_at_start(settings: Settings) -> None:
+    """Temporary files and unreferenced blobs from a crash are deleted when the server starts."""
+    async with build_application(settings) as app, ChannelFor(app.services) as channel:
+        alice = await Api(channel).caller("alice")
+        model = await model_of(alice)
+        kept = await upload(alice, model.id, b"kept")
+    blobs = settings.data_dir / "blobs"
+    (blobs / "tmp" / "crashed.part").write_bytes(b"half an upload")
+    orphan = blobs / "sha256" / "ab" / ("ab" + "0" * 62)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"renamed but never recorded")
+    async with build_application(settings):
+        assert [p.name for p in blob_files(settings)] == [kept.sha256]
