@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +45,16 @@ class RunningServer:
         return self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
 
 
+def wait_for(condition: Callable[[], bool], within: float = START_TIMEOUT_SECONDS) -> bool:
+    """Whether ``condition`` came true within ``within`` seconds, polling every 20 ms."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def server_command() -> str:
     command = shutil.which("modelcatalog-server")
     assert command, "modelcatalog-server is not installed in this environment"
@@ -72,19 +82,14 @@ def start_server(
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     server = RunningServer(process, "", log_path, data_dir)
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        match = LISTENING.search(server.log())
-        if match:
-            server.address = match.group(1)
-            return server
-        if process.poll() is not None:
-            pytest.fail(
-                f"server exited with {process.returncode} before listening:\n{server.log()}"
-            )
-        time.sleep(0.02)
-    server.stop(signal.SIGKILL)
-    pytest.fail(f"server did not listen within {START_TIMEOUT_SECONDS} s:\n{server.log()}")
+    if not wait_for(lambda: bool(LISTENING.search(server.log())) or process.poll() is not None):
+        server.stop(signal.SIGKILL)
+        pytest.fail(f"server did not listen within {START_TIMEOUT_SECONDS} s:\n{server.log()}")
+    match = LISTENING.search(server.log())
+    if match is None:
+        pytest.fail(f"server exited with {process.returncode} before listening:\n{server.log()}")
+    server.address = match.group(1)
+    return server
 
 
 @pytest.fixture(scope="session")

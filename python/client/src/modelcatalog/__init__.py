@@ -5,7 +5,7 @@
 """
 
 from . import v1
-from ._client import Client
+from ._client import Client, ProgressCallback
 from ._exceptions import (
     AlreadyExists,
     Cancelled,
@@ -37,6 +37,7 @@ __all__ = [
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
+    "ProgressCallback",
     "ResourceExhausted",
     "ServerError",
     "Unauthenticated",

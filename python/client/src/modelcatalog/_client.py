@@ -1,19 +1,48 @@
-"""The async client: one method per RPC, typed errors, and list methods that hide paging."""
+"""The async client: one method per RPC, typed errors, list methods that hide paging, and
+streaming upload and download of version files."""
 
+import asyncio
 import os
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from contextlib import aclosing, contextmanager
 from types import TracebackType
-from typing import Protocol, Self, TypeVar
+from typing import BinaryIO, Protocol, Self, TypeVar, cast
 
+import betterproto
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from . import v1
-from ._exceptions import DeadlineExceeded, Unavailable, from_grpc_error
+from ._exceptions import (
+    DeadlineExceeded,
+    OutOfRange,
+    ServerError,
+    Unavailable,
+    from_grpc_error,
+)
+from ._files import (
+    PartialDownload,
+    guess_content_type,
+    measure,
+    open_source,
+    read_chunks,
+    safe_file_name,
+)
 from ._transport import open_channel
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called as ``progress(bytes_done, total_bytes)`` after each chunk of a transfer; the total is
+``None`` when it is unknown (an upload from a stream that cannot seek)."""
 
 _ROLES: dict[str, v1.FolderRole] = {
     name: v1.FolderRole[name.upper()] for name in ("viewer", "editor", "owner")
@@ -34,6 +63,19 @@ class _UnaryMethod(Protocol[_Request_contra, _Response_co]):
         timeout: float | None = ...,
         metadata: Mapping[str, str] | None = ...,
     ) -> Awaitable[_Response_co]: ...
+
+
+class _ServerStreamingMethod(Protocol[_Request_contra, _Response_co]):
+    """A server-streaming method of a betterproto stub, e.g. ``download_model_version``."""
+
+    def __call__(
+        self,
+        request: _Request_contra,
+        /,
+        *,
+        timeout: float | None = ...,
+        metadata: Mapping[str, str] | None = ...,
+    ) -> AsyncIterator[_Response_co]: ...
 
 
 class _PageRequest(Protocol):
@@ -80,7 +122,8 @@ class Client:
     TLS, verified against ``ca_cert`` or else the system trust store; plaintext needs
     ``insecure=True``. ``sign_in`` keeps the access token and sends it with every later RPC;
     pass ``token=`` to reuse one. ``timeout`` is each RPC's deadline in seconds (``None`` for
-    none). Errors are raised as ``modelcatalog.ModelCatalogError`` subclasses.
+    none), except for ``upload`` and ``download``, which take as long as the file needs. Errors
+    are raised as ``modelcatalog.ModelCatalogError`` subclasses.
     """
 
     def __init__(
@@ -173,13 +216,41 @@ class Client:
                 f"cannot reach the modelcatalog server at {self._target}: {error}",
             ) from error
 
+    def _metadata(self) -> dict[str, str] | None:
+        """The token as call metadata, or nothing before sign-in."""
+        return {"authorization": f"Bearer {self._token}"} if self._token else None
+
     async def _call(
-        self, method: _UnaryMethod[_Request, _Response], request: _Request
+        self, method: _UnaryMethod[_Request, _Response], request: _Request, *, timed: bool = True
     ) -> _Response:
-        """Call a unary RPC with the token and deadline, raising typed errors."""
-        metadata = {"authorization": f"Bearer {self._token}"} if self._token else None
+        """Call an RPC that answers once, with the token and deadline, raising typed errors.
+
+        Transfers pass ``timed=False``: their duration grows with the file, so a fixed
+        deadline would cut off large files.
+        """
         with self._typed_errors():
-            return await method(request, timeout=self._timeout, metadata=metadata)
+            return await method(
+                request, timeout=self._timeout if timed else None, metadata=self._metadata()
+            )
+
+    async def _stream(
+        self, method: _ServerStreamingMethod[_Request, _Response], request: _Request
+    ) -> AsyncGenerator[_Response, None]:
+        """Yield the answers of a server-streaming transfer: token, no deadline, typed errors.
+
+        Only receiving is wrapped, so errors of the caller's own work between answers (a full
+        disk) stay what they are instead of becoming ``Unavailable``.
+        """
+        # betterproto's stub methods are async generators; closing this one with ours resets
+        # the HTTP/2 stream as soon as the caller stops reading.
+        responses = cast(
+            AsyncGenerator[_Response, None],
+            method(request, timeout=None, metadata=self._metadata()),
+        )
+        with self._typed_errors():
+            async with aclosing(responses):
+                async for response in responses:
+                    yield response
 
     async def _paginate(
         self,
@@ -276,3 +347,105 @@ class Client:
         """The versions of a model, newest first, fetched page by page."""
         request = v1.ListModelVersionsRequest(model_id=model_id, page_size=page_size)
         return self._paginate(self._models.list_model_versions, request, lambda page: page.versions)
+
+    async def upload(
+        self,
+        model_id: str,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        file_name: str | None = None,
+        content_type: str | None = None,
+        description: str = "",
+        labels: Mapping[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> v1.ModelVersion:
+        """Store a file as the next version of a model, streamed in one RPC without a deadline.
+
+        ``source`` is a path or a binary file object, read from its current position to its
+        end. A path or seekable file is hashed first, so the server can reject a file that
+        changed or was damaged in transit (``InvalidArgument``/``DataLoss``); a stream that
+        cannot seek declares neither size nor digest and the server computes them.
+        ``file_name`` defaults to a path's base name and is required for a file object;
+        ``content_type`` defaults to a guess from ``file_name``. ``progress`` gets
+        ``(bytes_sent, total)`` after each chunk.
+        """
+        async with open_source(source, file_name) as (file, name):
+            size, sha256 = await measure(file)
+            header = v1.UploadModelVersionHeader(
+                model_id=model_id,
+                file_name=name,
+                content_type=guess_content_type(name) if content_type is None else content_type,
+                size_bytes=size,
+                sha256=sha256,
+                description=description,
+                labels=dict(labels or {}),
+            )
+            requests = _upload_requests(header, file, progress)
+            response = await self._call(self._models.upload_model_version, requests, timed=False)
+        return response.version
+
+    async def download(
+        self,
+        model_id: str,
+        version: int,
+        destination: str | os.PathLike[str],
+        *,
+        resume: bool = True,
+        progress: ProgressCallback | None = None,
+    ) -> v1.ModelVersion:
+        """Save a version's file at ``destination``, verified, streamed without a deadline.
+
+        Bytes go to ``<destination>.part`` first; only a file whose size and SHA-256 match the
+        version replaces ``destination``, else the ``.part`` file is deleted and ``DataLoss``
+        raised. An interrupted download leaves the ``.part`` file, and the next call resumes
+        from its size unless ``resume=False``. When ``destination`` is a folder, the file is
+        saved in it under the version's file name. ``progress`` gets ``(bytes_have, total)``
+        after each chunk, counting resumed bytes.
+        """
+        target = os.fspath(destination)
+        if await asyncio.to_thread(os.path.isdir, target):
+            file_name = (await self.get_model_version(model_id, version)).file_name
+            target = os.path.join(target, safe_file_name(file_name, f"version-{version}"))
+        request = v1.DownloadModelVersionRequest(model_id=model_id, version=version)
+        async with PartialDownload(target, resume=resume) as part:
+            request.offset = part.size
+            try:
+                metadata = await self._receive(request, part, progress)
+            except OutOfRange:
+                if not request.offset:
+                    raise
+                await part.restart()  # the .part file is longer than the version's file
+                request.offset = 0
+                metadata = await self._receive(request, part, progress)
+        part.commit(metadata)
+        return metadata
+
+    async def _receive(
+        self,
+        request: v1.DownloadModelVersionRequest,
+        part: PartialDownload,
+        progress: ProgressCallback | None,
+    ) -> v1.ModelVersion:
+        """Run one DownloadModelVersion stream into ``part``; return the version's metadata."""
+        async with aclosing(self._stream(self._models.download_model_version, request)) as stream:
+            first = await anext(stream, None)
+            if first is None or betterproto.which_one_of(first, "content")[0] != "version":
+                raise ServerError(Status.UNKNOWN, "the download did not start with the metadata")
+            async for response in stream:
+                await part.append(response.chunk)
+                if progress is not None:
+                    progress(part.size, first.version.size_bytes)
+        return first.version
+
+
+async def _upload_requests(
+    header: v1.UploadModelVersionHeader, file: BinaryIO, progress: ProgressCallback | None
+) -> AsyncIterator[v1.UploadModelVersionRequest]:
+    """The header, then the file in chunks, reporting progress once each chunk is sent."""
+    yield v1.UploadModelVersionRequest(header=header)
+    sent = 0
+    async for chunk in read_chunks(file):
+        yield v1.UploadModelVersionRequest(chunk=chunk)
+        sent += len(chunk)
+        if progress is not None:
+            progress(sent, header.size_bytes)

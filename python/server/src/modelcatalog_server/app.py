@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
-import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -40,7 +39,7 @@ from .services.reflection import with_reflection
 from .storage.blobs import LocalBlobStore
 from .storage.metadata import MetadataStore, SchemaTooNew
 from .tls import ensure_self_signed
-from .transport import create_server, server_tls_context
+from .transport import create_server, open_listener, server_tls_context
 
 log = logging.getLogger("modelcatalog_server")
 
@@ -190,21 +189,17 @@ def _database_answers(store: MetadataStore) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-def open_listener(address: ListenAddress) -> socket.socket:
-    """A listening socket; opened here so that the port the system picks for 0 is known."""
-    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
-    try:
-        return socket.create_server((address.host, address.port), family=family)
-    except OSError as error:
-        raise StartupError(f"cannot listen on {address}: {error.strerror or error}") from error
-
-
 async def serve(settings: Settings) -> None:
     """Runs the server until a first SIGINT/SIGTERM closes it gracefully."""
     async with build_application(settings) as app:
         server = create_server(app.services)
         with graceful_exit([server]):
-            listener = open_listener(settings.listen)
+            try:
+                listener = open_listener(settings.listen.host, settings.listen.port)
+            except OSError as error:
+                raise StartupError(
+                    f"cannot listen on {settings.listen}: {error.strerror or error}"
+                ) from error
             await server.start(sock=listener, ssl=app.tls)
             bound = ListenAddress(settings.listen.host, listener.getsockname()[1])
             log.info("listening on %s (%s)", bound, app.tls_note)

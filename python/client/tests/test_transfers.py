@@ -1,0 +1,478 @@
+"""Uploads and downloads stream whole files in chunks, verified, resumable and without deadline."""
+
+import hashlib
+import io
+import itertools
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import betterproto
+import pytest
+from google.rpc.error_details_pb2 import ErrorInfo
+from grpclib.const import Status
+from grpclib.events import SendRequest, listen
+from grpclib.exceptions import GRPCError
+from grpclib.testing import ChannelFor
+
+from modelcatalog import (
+    Client,
+    DataLoss,
+    InvalidArgument,
+    ModelCatalogError,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+    v1,
+)
+from modelcatalog._transport import CHUNK_SIZE
+
+SIZE = 3 * CHUNK_SIZE + 12345
+MAX_VERSION_SIZE = 6 * CHUNK_SIZE
+
+
+def _error(status: Status, reason: str) -> GRPCError:
+    """An error the way the server sends it: with this API's ErrorInfo."""
+    return GRPCError(status, reason.lower(), [ErrorInfo(domain="modelcatalog.v1", reason=reason)])
+
+
+class FakeModels(v1.ModelServiceBase):
+    """Keeps versions in memory, checks uploads like the server and serves downloads from an
+    offset; records what it received and can serve damaged bytes or drop a download."""
+
+    def __init__(self) -> None:
+        self.files: dict[int, bytes] = {}
+        self.versions: dict[int, v1.ModelVersion] = {}
+        self.uploads: list[list[v1.UploadModelVersionRequest]] = []
+        self.offsets: list[int] = []
+        self.damage = False
+        self.drop_after_chunks: int | None = None
+
+    def store(self, data: bytes, file_name: str = "model.onnx") -> v1.ModelVersion:
+        """Add a version directly, as if it had been uploaded."""
+        number = len(self.versions) + 1
+        self.files[number] = data
+        self.versions[number] = v1.ModelVersion(
+            model_id="m1",
+            version=number,
+            file_name=file_name,
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        return self.versions[number]
+
+    async def upload_model_version(
+        self, upload_model_version_request_iterator: AsyncIterator[v1.UploadModelVersionRequest]
+    ) -> v1.UploadModelVersionResponse:
+        messages = upload_model_version_request_iterator
+        received = [await anext(messages)]
+        self.uploads.append(received)
+        header = received[0].header
+        if header.model_id == "denied":
+            raise _error(Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED")
+        if (header.size_bytes or 0) > MAX_VERSION_SIZE:
+            raise _error(Status.RESOURCE_EXHAUSTED, "VERSION_TOO_LARGE")
+        data = bytearray()
+        async for message in messages:
+            received.append(message)
+            data += message.chunk
+        if header.size_bytes is not None and header.size_bytes != len(data):
+            raise _error(Status.INVALID_ARGUMENT, "SIZE_MISMATCH")
+        if header.sha256 and header.sha256 != hashlib.sha256(data).hexdigest():
+            raise _error(Status.DATA_LOSS, "DIGEST_MISMATCH")
+        version = self.store(bytes(data), header.file_name)
+        version.content_type = header.content_type
+        version.description = header.description
+        version.labels = header.labels
+        return v1.UploadModelVersionResponse(version=version)
+
+    async def get_model_version(
+        self, get_model_version_request: v1.GetModelVersionRequest
+    ) -> v1.GetModelVersionResponse:
+        return v1.GetModelVersionResponse(version=self.versions[get_model_version_request.version])
+
+    async def download_model_version(
+        self, download_model_version_request: v1.DownloadModelVersionRequest
+    ) -> AsyncIterator[v1.DownloadModelVersionResponse]:
+        request = download_model_version_request
+        if request.model_id == "denied":
+            raise _error(Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED")
+        if request.version not in self.files:
+            raise _error(Status.NOT_FOUND, "VERSION_NOT_FOUND")
+        data = self.files[request.version]
+        self.offsets.append(request.offset)
+        if request.offset > len(data):
+            raise _error(Status.OUT_OF_RANGE, "OFFSET_OUT_OF_RANGE")
+        yield v1.DownloadModelVersionResponse(version=self.versions[request.version])
+        for sent, start in enumerate(range(request.offset, len(data), CHUNK_SIZE)):
+            if sent == self.drop_after_chunks:
+                raise GRPCError(Status.UNAVAILABLE, "connection dropped")
+            chunk = data[start : start + CHUNK_SIZE]
+            if self.damage:
+                chunk = bytes([chunk[0] ^ 1]) + chunk[1:]
+            yield v1.DownloadModelVersionResponse(chunk=chunk)
+
+
+class Unseekable(io.BytesIO):
+    """A stream that can be read only once, like a pipe or stdin."""
+
+    def seekable(self) -> bool:
+        return False
+
+
+class Progress:
+    """Records progress callbacks."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int | None]] = []
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self.calls.append((done, total))
+
+
+@pytest.fixture
+def fake() -> FakeModels:
+    return FakeModels()
+
+
+@pytest.fixture
+async def client(fake: FakeModels) -> AsyncIterator[Client]:
+    async with ChannelFor([fake]) as channel:
+        yield Client.from_channel(channel, token="tok")
+
+
+@pytest.fixture
+def data() -> bytes:
+    return random.Random(7).randbytes(SIZE)
+
+
+@pytest.fixture
+def source(tmp_path: Path, data: bytes) -> Path:
+    path = tmp_path / "src" / "model.onnx"
+    path.parent.mkdir()
+    path.write_bytes(data)
+    return path
+
+
+def _header(fake: FakeModels) -> v1.UploadModelVersionHeader:
+    return fake.uploads[-1][0].header
+
+
+def _assert_progress(progress: Progress, start: int, total: int) -> None:
+    """Progress rose strictly, by at most a chunk at a time, from ``start`` to ``total``."""
+    done = [start] + [call[0] for call in progress.calls]
+    assert all(0 < b - a <= CHUNK_SIZE for a, b in itertools.pairwise(done))
+    assert progress.calls[-1] == (total, total)
+
+
+async def test_round_trip_is_byte_identical(
+    client: Client, source: Path, tmp_path: Path, data: bytes
+) -> None:
+    """A file uploaded from a path downloads byte for byte, leaving no .part file behind."""
+    uploaded = await client.upload("m1", source)
+    destination = tmp_path / "copy.onnx"
+    downloaded = await client.download("m1", uploaded.version, destination)
+    assert destination.read_bytes() == data
+    assert downloaded.sha256 == uploaded.sha256 == hashlib.sha256(data).hexdigest()
+    assert not (tmp_path / "copy.onnx.part").exists()
+
+
+async def test_header_declares_the_file(
+    client: Client, fake: FakeModels, source: Path, data: bytes
+) -> None:
+    """A path upload declares its base name, guessed type, size, SHA-256 and the metadata given."""
+    version = await client.upload("m1", source, description="nightly", labels={"stage": "dev"})
+    header = _header(fake)
+    assert header.model_id == "m1"
+    assert header.file_name == "model.onnx"
+    assert header.content_type == "application/octet-stream"
+    assert header.size_bytes == SIZE
+    assert header.sha256 == hashlib.sha256(data).hexdigest()
+    assert (header.description, header.labels) == ("nightly", {"stage": "dev"})
+    assert (version.file_name, version.labels) == ("model.onnx", {"stage": "dev"})
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("bundle.tar.gz", "application/gzip"),
+        ("config.json", "application/json"),
+        ("weights.pt", "application/octet-stream"),
+        ("README", "application/octet-stream"),
+    ],
+)
+async def test_content_type_is_guessed_from_the_file_name(
+    client: Client, fake: FakeModels, name: str, content_type: str
+) -> None:
+    """Without content_type the media type comes from the name, the same on every machine."""
+    await client.upload("m1", io.BytesIO(b"x"), file_name=name)
+    assert _header(fake).content_type == content_type
+
+
+async def test_explicit_name_and_content_type_win(
+    client: Client, fake: FakeModels, source: Path
+) -> None:
+    """file_name and content_type given by the caller are declared as given."""
+    await client.upload("m1", source, file_name="other.bin", content_type="model/x-test")
+    assert (_header(fake).file_name, _header(fake).content_type) == ("other.bin", "model/x-test")
+
+
+async def test_upload_is_a_header_then_chunks_of_at_most_a_mebibyte(
+    client: Client, fake: FakeModels, source: Path
+) -> None:
+    """Only the first message is a header; every later one is a chunk of at most CHUNK_SIZE."""
+    await client.upload("m1", source)
+    kinds = [betterproto.which_one_of(message, "content")[0] for message in fake.uploads[-1]]
+    assert kinds == ["header"] + ["chunk"] * 4
+    assert [len(message.chunk) for message in fake.uploads[-1][1:]] == [CHUNK_SIZE] * 3 + [12345]
+
+
+async def test_upload_progress_rises_to_the_total(client: Client, source: Path) -> None:
+    """Upload progress is reported after every chunk, rising to (size, size)."""
+    progress = Progress()
+    await client.upload("m1", source, progress=progress)
+    assert len(progress.calls) == 4
+    _assert_progress(progress, 0, SIZE)
+
+
+async def test_seekable_file_object_uploads_from_its_position(
+    client: Client, fake: FakeModels, data: bytes
+) -> None:
+    """A seekable file object is measured from its position, sent from there and left open."""
+    file = io.BytesIO(data)
+    file.seek(100)
+    version = await client.upload("m1", file, file_name="model.onnx")
+    assert _header(fake).size_bytes == SIZE - 100
+    assert _header(fake).sha256 == hashlib.sha256(data[100:]).hexdigest()
+    assert fake.files[version.version] == data[100:]
+    assert not file.closed
+
+
+async def test_unseekable_stream_declares_no_size_or_digest(
+    client: Client, fake: FakeModels, data: bytes
+) -> None:
+    """A stream that cannot seek is sent once, without size or SHA-256; progress has no total."""
+    progress = Progress()
+    version = await client.upload("m1", Unseekable(data), file_name="m.bin", progress=progress)
+    assert (_header(fake).size_bytes, _header(fake).sha256) == (None, "")
+    assert fake.files[version.version] == data
+    assert progress.calls[-1] == (SIZE, None)
+
+
+async def test_file_object_needs_a_file_name(client: Client, fake: FakeModels) -> None:
+    """Uploading a file object without file_name raises ValueError before any RPC."""
+    with pytest.raises(ValueError, match="file_name is required"):
+        await client.upload("m1", Unseekable(b"abc"))
+    assert fake.uploads == []
+
+
+async def test_empty_file_round_trips(client: Client, tmp_path: Path) -> None:
+    """An empty file uploads as a header alone and downloads as an empty file."""
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    version = await client.upload("m1", empty)
+    await client.download("m1", version.version, tmp_path / "copy.bin")
+    assert (tmp_path / "copy.bin").read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("change", "error_class", "reason"),
+    [
+        (b"grown", InvalidArgument, "SIZE_MISMATCH"),
+        (b"", DataLoss, "DIGEST_MISMATCH"),
+    ],
+)
+async def test_file_changed_during_upload_is_rejected(
+    client: Client,
+    source: Path,
+    change: bytes,
+    error_class: type[ModelCatalogError],
+    reason: str,
+) -> None:
+    """A file that grows or changes after it was hashed fails with the server's reason."""
+
+    def change_file(done: int, total: int | None) -> None:
+        if done == CHUNK_SIZE:
+            with source.open("r+b") as file:
+                file.seek(2 * CHUNK_SIZE)
+                file.write(b"changed")
+                file.seek(0, 2)
+                file.write(change)
+
+    with pytest.raises(error_class) as caught:
+        await client.upload("m1", source, progress=change_file)
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("model_id", "error_class", "reason"),
+    [
+        ("denied", PermissionDenied, "FOLDER_ACCESS_DENIED"),
+        ("huge", ResourceExhausted, "VERSION_TOO_LARGE"),
+    ],
+)
+async def test_upload_rejected_mid_stream_raises_the_typed_error(
+    client: Client,
+    fake: FakeModels,
+    tmp_path: Path,
+    model_id: str,
+    error_class: type[ModelCatalogError],
+    reason: str,
+) -> None:
+    """A server that rejects the header while chunks are still coming surfaces its reason."""
+    big = tmp_path / "big.bin"
+    with big.open("wb") as file:
+        file.truncate(MAX_VERSION_SIZE + 2 * CHUNK_SIZE)
+    with pytest.raises(error_class) as caught:
+        await client.upload(model_id, big)
+    assert caught.value.reason == reason
+
+
+async def test_download_progress_rises_to_the_total(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """Download progress is reported after every chunk, rising to (size, size)."""
+    fake.store(data)
+    progress = Progress()
+    await client.download("m1", 1, tmp_path / "out", progress=progress)
+    assert len(progress.calls) == 4
+    _assert_progress(progress, 0, SIZE)
+
+
+async def test_download_resumes_from_a_correct_part_file(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """A .part file holding the first N bytes makes the download ask for offset N."""
+    fake.store(data)
+    kept = CHUNK_SIZE + 999
+    (tmp_path / "out.part").write_bytes(data[:kept])
+    progress = Progress()
+    await client.download("m1", 1, tmp_path / "out", progress=progress)
+    assert fake.offsets == [kept]
+    assert (tmp_path / "out").read_bytes() == data
+    assert not (tmp_path / "out.part").exists()
+    _assert_progress(progress, kept, SIZE)
+
+
+async def test_resume_false_starts_over(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """With resume=False an existing .part file is emptied and the download starts at 0."""
+    fake.store(data)
+    (tmp_path / "out.part").write_bytes(b"junk")
+    await client.download("m1", 1, tmp_path / "out", resume=False)
+    assert fake.offsets == [0]
+    assert (tmp_path / "out").read_bytes() == data
+
+
+async def test_interrupted_download_keeps_the_part_file_and_resumes(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """A dropped download leaves .part with what arrived; the next call continues from there."""
+    fake.store(data)
+    fake.drop_after_chunks = 2
+    with pytest.raises(Unavailable):
+        await client.download("m1", 1, tmp_path / "out")
+    assert (tmp_path / "out.part").read_bytes() == data[: 2 * CHUNK_SIZE]
+    assert not (tmp_path / "out").exists()
+    fake.drop_after_chunks = None
+    await client.download("m1", 1, tmp_path / "out")
+    assert fake.offsets == [0, 2 * CHUNK_SIZE]
+    assert (tmp_path / "out").read_bytes() == data
+
+
+async def test_corrupt_part_file_raises_data_loss_and_is_removed(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """Resuming from wrong bytes raises DataLoss, deletes .part and creates no destination."""
+    fake.store(data)
+    (tmp_path / "out.part").write_bytes(b"\0" * 1000)
+    with pytest.raises(DataLoss, match="damaged") as caught:
+        await client.download("m1", 1, tmp_path / "out")
+    assert caught.value.reason == "DIGEST_MISMATCH"
+    assert fake.offsets == [1000]
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.part").exists()
+
+
+async def test_damaged_bytes_never_replace_the_destination(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """Bytes that do not match the version's SHA-256 raise DataLoss; the old file stays."""
+    fake.store(data)
+    fake.damage = True
+    (tmp_path / "out").write_bytes(b"previous version")
+    with pytest.raises(DataLoss):
+        await client.download("m1", 1, tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == b"previous version"
+    assert not (tmp_path / "out.part").exists()
+
+
+async def test_part_file_longer_than_the_version_restarts_from_zero(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """When the server answers OUT_OF_RANGE for the .part size, the download restarts at 0."""
+    fake.store(data)
+    (tmp_path / "out.part").write_bytes(data + b"tail")
+    await client.download("m1", 1, tmp_path / "out")
+    assert fake.offsets == [SIZE + 4, 0]
+    assert (tmp_path / "out").read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("file_name", "saved_as"),
+    [("model.onnx", "model.onnx"), ("../../evil.bin", "evil.bin"), ("..", "version-1")],
+)
+async def test_directory_destination_saves_under_the_base_file_name(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path, file_name: str, saved_as: str
+) -> None:
+    """A folder destination gets the version's file name, reduced to a name inside that folder."""
+    fake.store(data, file_name=file_name)
+    folder = tmp_path / "a" / "b"
+    folder.mkdir(parents=True)
+    await client.download("m1", 1, folder)
+    assert [path.name for path in folder.iterdir()] == [saved_as]
+    assert (folder / saved_as).read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("model_id", "error_class", "reason"),
+    [
+        ("denied", PermissionDenied, "FOLDER_ACCESS_DENIED"),
+        ("m1", NotFound, "VERSION_NOT_FOUND"),
+    ],
+)
+async def test_download_errors_are_typed_and_leave_no_files(
+    client: Client,
+    tmp_path: Path,
+    model_id: str,
+    error_class: type[ModelCatalogError],
+    reason: str,
+) -> None:
+    """A refused download raises the typed error with its reason and leaves no empty .part."""
+    with pytest.raises(error_class) as caught:
+        await client.download(model_id, 1, tmp_path / "out")
+    assert caught.value.reason == reason
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_transfers_have_no_deadline_but_other_rpcs_do(
+    fake: FakeModels, source: Path, tmp_path: Path
+) -> None:
+    """Uploads and downloads are sent with the token and no deadline; unary RPCs keep theirs."""
+    sent: dict[str, SendRequest] = {}
+
+    async def record(event: SendRequest) -> None:
+        sent[event.method_name.rpartition("/")[2]] = event
+
+    async with ChannelFor([fake]) as channel:
+        listen(channel, SendRequest, record)
+        client = Client.from_channel(channel, token="tok")
+        version = await client.upload("m1", source)
+        await client.download("m1", version.version, tmp_path)
+    assert set(sent) == {"UploadModelVersion", "GetModelVersion", "DownloadModelVersion"}
+    assert sent["UploadModelVersion"].deadline is None
+    assert sent["DownloadModelVersion"].deadline is None
+    assert sent["GetModelVersion"].deadline is not None
+    assert all(event.metadata["authorization"] == "Bearer tok" for event in sent.values())
