@@ -1,0 +1,5 @@
+"""``python -m modelcatalog.cli`` runs the command line, like the ``modelcatalog`` script."""
+
+from . import main
+
+main()

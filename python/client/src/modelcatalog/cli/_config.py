@@ -1,0 +1,231 @@
+"""Where the CLI keeps its login, and how flags, environment and that file combine.
+
+The file is ``$XDG_CONFIG_HOME/modelcatalog/config.json`` (``~/.config/modelcatalog/`` when the
+variable is unset or not absolute). It holds one profile: the server, how to trust it (a CA
+certificate path or plaintext) and, after ``login``, the access token and username. It is
+written atomically (a temporary file in the same folder, then a rename) with mode 0600, in a
+folder of mode 0700, because the token is a credential.
+
+Precedence, highest first: command-line flag, ``MODELCATALOG_*`` variable, the file, the
+default. The saved CA certificate and token belong to the saved server: they are used only
+when the effective server is that server, so a token is never sent to another one.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+"""The address ``modelcatalog-server`` listens on by default."""
+
+CONFIG_FILE_NAME = "config.json"
+HISTORY_FILE_NAME = "history"
+
+ENV_SERVER = "MODELCATALOG_SERVER"
+ENV_CA_CERT = "MODELCATALOG_CA_CERT"
+ENV_INSECURE = "MODELCATALOG_INSECURE"
+ENV_TOKEN = "MODELCATALOG_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(Exception):
+    """The config file or a ``MODELCATALOG_*`` variable cannot be used; the message says why."""
+
+
+def config_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The folder of the config file and the shell history, following the XDG base dirs."""
+    environ = os.environ if environ is None else environ
+    base = environ.get("XDG_CONFIG_HOME", "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
+    return root / "modelcatalog"
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> Path:
+    """The config file."""
+    return config_dir(environ) / CONFIG_FILE_NAME
+
+
+@dataclass
+class Profile:
+    """What ``login`` remembers: the server, how to trust it, and the token it issued."""
+
+    server: str | None = None
+    ca_cert: str | None = None
+    insecure: bool = False
+    username: str | None = None
+    token: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's content, with stable keys."""
+        return {
+            "server": self.server,
+            "ca_cert": self.ca_cert,
+            "insecure": self.insecure,
+            "username": self.username,
+            "token": self.token,
+        }
+
+
+def _optional_str(data: Mapping[str, Any], key: str, path: Path) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ConfigError(f"{path}: '{key}' must be a string; fix it or run `modelcatalog login`")
+
+
+def load_profile(path: Path) -> Profile:
+    """Read the config file; a missing file is an empty profile."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Profile()
+    except OSError as error:
+        raise ConfigError(f"cannot read {path}: {error.strerror or error}") from error
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{path} is not valid JSON ({error.msg}, line {error.lineno}); fix or delete it"
+        ) from error
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object; fix or delete it")
+    insecure = data.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise ConfigError(f"{path}: 'insecure' must be true or false; fix it")
+    return Profile(
+        server=_optional_str(data, "server", path),
+        ca_cert=_optional_str(data, "ca_cert", path),
+        insecure=insecure,
+        username=_optional_str(data, "username", path),
+        token=_optional_str(data, "token", path),
+    )
+
+
+def save_profile(path: Path, profile: Profile) -> None:
+    """Write the config file atomically with mode 0600 (its folder gets mode 0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    content = json.dumps(profile.to_json(), indent=2) + "\n"
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o600)  # mkstemp already uses 0600; say so explicitly
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable where the platform allows syncing a folder."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _env_bool(environ: Mapping[str, str], name: str) -> bool | None:
+    value = environ.get(name)
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean; use 1/0, true/false or yes/no")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to reach the server for one command, after flags, environment and file."""
+
+    server: str
+    ca_cert: str | None
+    insecure: bool
+    token: str | None
+    username: str | None
+    config_path: Path
+    timeout: float | None = 30.0
+
+
+@dataclass
+class Overrides:
+    """The connection flags given on the command line; ``None`` where not given."""
+
+    server: str | None = None
+    ca_cert: str | None = None
+    insecure: bool | None = None
+
+    def merged(self, other: "Overrides") -> "Overrides":
+        """These flags, with ``other``'s (given later, closer to the command) winning."""
+        return Overrides(
+            server=other.server if other.server is not None else self.server,
+            ca_cert=other.ca_cert if other.ca_cert is not None else self.ca_cert,
+            insecure=other.insecure if other.insecure is not None else self.insecure,
+        )
+
+
+def resolve(
+    overrides: Overrides, profile: Profile, path: Path, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Combine flags, environment and the saved profile into the settings for one command."""
+    environ = os.environ if environ is None else environ
+    saved_server = profile.server or DEFAULT_SERVER
+    server = overrides.server or environ.get(ENV_SERVER) or saved_server
+    same_server = server == saved_server
+
+    # The trust settings are one choice: the most specific source that makes it wins.
+    env_ca = environ.get(ENV_CA_CERT) or None
+    env_insecure = _env_bool(environ, ENV_INSECURE)
+    ca_cert: str | None
+    if overrides.insecure is not None:
+        insecure = overrides.insecure
+        ca_cert = None if insecure else overrides.ca_cert or env_ca
+    elif overrides.ca_cert is not None:
+        insecure, ca_cert = False, overrides.ca_cert
+    elif env_insecure is not None:
+        insecure = env_insecure
+        ca_cert = None if insecure else env_ca
+    elif env_ca is not None:
+        insecure, ca_cert = False, env_ca
+    elif same_server:
+        insecure, ca_cert = profile.insecure, profile.ca_cert
+    else:
+        insecure, ca_cert = False, None
+    if insecure:
+        ca_cert = None
+
+    env_token = environ.get(ENV_TOKEN) or None
+    if env_token is not None:
+        token: str | None = env_token.strip()
+    elif same_server and profile.token:
+        token = profile.token
+    else:
+        token = None
+    return Settings(
+        server=server,
+        ca_cert=ca_cert,
+        insecure=insecure,
+        token=token,
+        username=profile.username if same_server else None,
+        config_path=path,
+    )

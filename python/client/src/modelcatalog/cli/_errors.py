@@ -1,0 +1,176 @@
+"""Expected failures become one line on stderr and an exit code per kind of failure.
+
+Nothing the SDK, the config file or the local disk can raise in normal use reaches the user
+as a traceback: each is turned into a ``CliError`` whose message says what went wrong and
+what to do about it.
+"""
+
+import ssl
+from enum import IntEnum
+from typing import IO, Any
+
+import click
+
+from .. import (
+    AlreadyExists,
+    DataLoss,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    ModelCatalogError,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    ServerError,
+    Unauthenticated,
+    Unavailable,
+)
+from ._config import ConfigError
+
+
+class ExitCode(IntEnum):
+    """The exit status of ``modelcatalog`` for each kind of failure."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    AUTH = 3
+    PERMISSION = 4
+    NOT_FOUND = 5
+    CONFLICT = 6
+    CONNECTION = 7
+    DATA_LOSS = 8
+
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  success
+  1  other error (server failure, local config or file error)
+  2  invalid input or usage
+  3  not logged in, login expired, or wrong username/password
+  4  permission denied (or the folder/model does not exist)
+  5  not found (user or version)
+  6  already exists, or conflicts with the current state
+  7  cannot reach the server (connection, TLS, timeout)
+  8  data loss (checksum mismatch)"""
+
+
+class CliError(click.ClickException):
+    """A failure reported as ``error: <what went wrong>; <what to do>`` on one line."""
+
+    def __init__(self, message: str, exit_code: int = ExitCode.ERROR) -> None:
+        super().__init__(" ".join(message.split()))  # one line, whatever the server sent
+        self._exit_code = int(exit_code)
+
+    @property
+    def exit_code(self) -> int:
+        """The process exit status for this kind of failure."""
+        return self._exit_code
+
+    @exit_code.setter
+    def exit_code(self, value: int) -> None:
+        self._exit_code = value
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print the one-line message to stderr (or ``file``)."""
+        click.echo(f"error: {self.format_message()}", file=file, err=file is None)
+
+
+def _with_hint(message: str, hint: str) -> str:
+    """The server's message plus a hint, unless the message already says what to do."""
+    return message if ";" in message else f"{message}; {hint}"
+
+
+def from_sdk_error(
+    error: ModelCatalogError, *, server: str = "the server", login: str = "modelcatalog login"
+) -> CliError:
+    """The message and exit code for an SDK error, with a hint chosen by its reason.
+
+    ``login`` is the command that signs in to ``server`` again, for the hints of auth errors.
+    """
+    message = error.message
+    reason = error.reason
+    match error:
+        case Unauthenticated():
+            if reason == "TOKEN_EXPIRED":
+                text = f"your login has expired; run `{login}` to sign in again"
+            elif reason == "TOKEN_MISSING":
+                text = f"not logged in to {server}; run `{login}` first"
+            elif reason == "TOKEN_INVALID":
+                text = f"the access token is not valid for {server}; run `{login}` again"
+            elif reason == "INVALID_CREDENTIALS":
+                text = "wrong username or password"
+            else:
+                text = _with_hint(message, f"run `{login}`")
+            return CliError(text, ExitCode.AUTH)
+        case PermissionDenied():
+            if reason == "SIGNUP_DISABLED":
+                hint = "ask the server's administrator for an account"
+            else:
+                hint = "check the id, or ask an owner of the folder for access"
+            return CliError(_with_hint(message, hint), ExitCode.PERMISSION)
+        case NotFound():
+            if reason == "USER_NOT_FOUND":
+                hint = "check the username"
+            elif reason == "VERSION_NOT_FOUND":
+                hint = "`modelcatalog version list MODEL_ID` shows the versions"
+            else:
+                hint = "check the id"
+            return CliError(_with_hint(message, hint), ExitCode.NOT_FOUND)
+        case AlreadyExists():
+            return CliError(_with_hint(message, "choose another name"), ExitCode.CONFLICT)
+        case FailedPrecondition():
+            if reason == "LAST_OWNER":
+                hint = "make another user owner first"
+            else:
+                hint = "change the state it depends on and retry"
+            return CliError(_with_hint(message, hint), ExitCode.CONFLICT)
+        case InvalidArgument() | OutOfRange():
+            where = f" (field {error.field})" if error.field else ""
+            return CliError(f"invalid input{where}: {message}", ExitCode.USAGE)
+        case Unavailable() if isinstance(error.__cause__, ssl.SSLCertVerificationError):
+            why = error.__cause__.verify_message or "not trusted"
+            return CliError(
+                f"cannot verify the TLS certificate of {server} ({why}); pass --ca-cert with the"
+                " certificate the server uses (<server data dir>/tls/server.crt; login saves it)",
+                ExitCode.CONNECTION,
+            )
+        case Unavailable():
+            hint = "check that the server is running and that --server and --ca-cert are right"
+            return CliError(_with_hint(message, hint), ExitCode.CONNECTION)
+        case DeadlineExceeded():
+            return CliError(_with_hint(message, "retry, or check the network"), ExitCode.CONNECTION)
+        case DataLoss():
+            hint = "the bytes were damaged on the way; retry"
+            return CliError(_with_hint(message, hint), ExitCode.DATA_LOSS)
+        case ServerError():
+            hint = "this is a problem of the server (or a server too old for this client)"
+            return CliError(_with_hint(message, hint), ExitCode.ERROR)
+        case _:
+            return CliError(f"{message} ({type(error).__name__})", ExitCode.ERROR)
+
+
+def from_exception(
+    error: Exception, *, server: str = "the server", login: str = "modelcatalog login"
+) -> CliError | None:
+    """The ``CliError`` for an expected exception, or ``None`` for a bug (to show in full)."""
+    if isinstance(error, CliError):
+        return error
+    if isinstance(error, ModelCatalogError):
+        return from_sdk_error(error, server=server, login=login)
+    if isinstance(error, ConfigError):
+        return CliError(str(error), ExitCode.ERROR)
+    if isinstance(error, ValueError):
+        return CliError(f"invalid input: {error}", ExitCode.USAGE)
+    if isinstance(error, BrokenPipeError):
+        return None  # Click handles a closed stdout itself
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        if isinstance(error, FileNotFoundError):
+            hint = "; check the path"
+        elif isinstance(error, PermissionError):
+            hint = "; check the permissions"
+        else:
+            hint = ""
+        return CliError(f"{where}{error.strerror or error}{hint}", ExitCode.ERROR)
+    return None

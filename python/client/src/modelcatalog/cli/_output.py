@@ -1,0 +1,167 @@
+"""How the CLI shows things: Rich tables for people, JSON for scripts, progress bars.
+
+JSON comes from betterproto's ``to_pydict`` with snake_case keys and every field present, so
+the keys are the contract's field names and never depend on a value being set; timestamps
+become RFC 3339 strings in UTC and enums their lowercase names (``"owner"``), the same words
+the CLI accepts.
+"""
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TextIO, cast
+
+import betterproto
+import click
+from rich import box
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from .. import ProgressCallback
+
+_WIDE = 240
+"""Console width when stdout is not a terminal, so piped tables are not squeezed."""
+
+
+def jsonable(value: Any) -> Any:
+    """Turn ``to_pydict`` output into plain JSON values (see the module docstring)."""
+    if isinstance(value, betterproto.Message):
+        snake = cast(betterproto.Casing, betterproto.Casing.SNAKE)  # mypy sees the member's value
+        value = value.to_pydict(casing=snake, include_default_values=True)
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    if isinstance(value, datetime):
+        return timestamp(value, sep="T")
+    if isinstance(value, betterproto.Enum):
+        return enum_name(value)
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Print a message, a list of messages or plain data as indented JSON on stdout."""
+    click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
+
+
+def enum_name(value: betterproto.Enum | int) -> str:
+    """``FolderRole.OWNER`` → ``"owner"`` (betterproto strips the prefix); unknown ones as int."""
+    name = value.name if isinstance(value, betterproto.Enum) else None
+    return name.lower() if name else str(int(value))
+
+
+def timestamp(value: datetime | None, *, sep: str = " ") -> str:
+    """A timestamp in UTC to the second, e.g. ``2025-01-31 09:30:00Z``; unset ones are ''."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat(sep) + "Z"
+
+
+def human_size(size: int) -> str:
+    """Bytes for people: ``1536`` → ``1.5 KiB``."""
+    amount = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if amount < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def stdout_is_terminal() -> bool:
+    """Whether stdout is an interactive terminal (progress bars and colours only then)."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A Rich console on the current stdout or stderr (looked up now, so tests can swap it)."""
+    stream: TextIO = sys.stderr if stderr else sys.stdout
+    interactive = bool(getattr(stream, "isatty", None) and stream.isatty())
+    width = None if interactive or "COLUMNS" in os.environ else _WIDE
+    return Console(file=stream, width=width, soft_wrap=False, highlight=False)
+
+
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[str]], *, empty: str = "nothing to list"
+) -> None:
+    """Print rows under a header; an empty list prints ``empty`` instead, to stderr."""
+    rows = list(rows)
+    if not rows:
+        click.echo(f"({empty})", err=True)
+        return
+    grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for column in columns:
+        grid.add_column(column, overflow="fold")
+    for row in rows:
+        grid.add_row(*row)
+    _print(grid)
+
+
+def details(pairs: Iterable[tuple[str, str]]) -> None:
+    """Print one resource as aligned ``key  value`` lines."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column(overflow="fold")
+    for key, value in pairs:
+        grid.add_row(key, value)
+    _print(grid)
+
+
+def _print(renderable: RenderableType) -> None:
+    """Print to stdout; when it is no terminal, without Rich's trailing padding."""
+    target = console()
+    if target.is_terminal:
+        target.print(renderable)
+        return
+    with target.capture() as captured:
+        target.print(renderable)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
+
+
+@contextmanager
+def transfer_progress(
+    description: str, *, enabled: bool, total: int | None = None
+) -> Iterator[ProgressCallback]:
+    """A callback for the SDK that drives a bar with bytes, throughput and ETA.
+
+    With ``enabled`` false (``--quiet``, or stdout not a terminal) the callback does nothing
+    and nothing is drawn.
+    """
+    if not enabled:
+        yield _no_progress
+        return
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console(),
+        transient=False,
+    )
+    task = bar.add_task(description, total=total)
+
+    def update(done: int, total_or_none: int | None) -> None:
+        bar.update(task, completed=done, total=total_or_none)
+
+    with bar:
+        yield update
+
+
+def _no_progress(done: int, total: int | None) -> None:
+    """The progress callback when no bar is shown."""

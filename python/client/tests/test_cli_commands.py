@@ -1,0 +1,189 @@
+"""Accounts, folders and models from the command line: text tables, JSON, prompts, help."""
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+from cli_testing import CREATED, FOLDER_ID, MODEL_ID, CliHarness
+
+from modelcatalog import v1
+from modelcatalog.cli import cli
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
+    harness = CliHarness(monkeypatch, tmp_path)
+    assert harness.login().exit_code == 0
+    return harness
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = []
+    for name, command in group.commands.items():
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, (*prefix, name)))
+    return found
+
+
+def test_command_tree_is_complete() -> None:
+    """The issue's commands all exist, in groups folder, model and version."""
+    assert set(_commands(cli)) == {
+        ("signup",),
+        ("login",),
+        ("logout",),
+        ("whoami",),
+        ("folder",),
+        *[("folder", name) for name in ("create", "list", "show", "grant", "revoke", "access")],
+        ("model",),
+        *[("model", name) for name in ("create", "list", "show")],
+        ("version",),
+        *[("version", name) for name in ("upload", "download", "list", "show")],
+        ("shell",),
+    }
+
+
+@pytest.mark.parametrize("path", _commands(cli))
+def test_every_command_has_help_with_an_example(harness: CliHarness, path: tuple[str, ...]) -> None:
+    """`--help` of every command exits 0 and shows an example invocation."""
+    result = harness.run(*path, "--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.stdout
+    assert f"modelcatalog {path[0]}" in result.stdout
+
+
+def test_root_help_documents_the_exit_codes(harness: CliHarness) -> None:
+    """`modelcatalog --help` lists every exit code in its epilog."""
+    result = harness.run("--help")
+    assert result.exit_code == 0
+    for line in ("2  invalid input", "3  not logged in", "7  cannot reach", "8  data loss"):
+        assert line in result.stdout
+
+
+def test_signup_prompts_for_the_password_twice(harness: CliHarness) -> None:
+    """Without --password-stdin, signup asks for a hidden password and its confirmation."""
+    result = harness.run("signup", "bob", input="long-password\nlong-password\n")
+    assert result.exit_code == 0, result.stderr
+    assert "Created account bob" in result.stdout
+    assert "long-password" not in result.output
+    assert harness.backend.passwords["bob"] == "long-password"
+
+
+def test_login_prompts_for_username_and_password(harness: CliHarness) -> None:
+    """login without arguments asks for the username and the hidden password."""
+    harness.backend.passwords["carol"] = "carols-password"
+    result = harness.run("login", input="carol\ncarols-password\n")
+    assert result.exit_code == 0, result.stderr
+    assert "as carol" in result.stdout
+    assert json.loads(harness.config_file.read_text())["token"] == "tok-carol"
+
+
+def test_password_stdin_reads_exactly_one_line(harness: CliHarness) -> None:
+    """--password-stdin takes the first line without its newline; an empty one is refused."""
+    ok = harness.run("signup", "dave", "--password-stdin", input="with space \nnext\n")
+    empty = harness.run("signup", "erin", "--password-stdin", input="")
+    assert ok.exit_code == 0
+    assert harness.backend.passwords["dave"] == "with space "
+    assert empty.exit_code == 2
+    assert "--password-stdin" in empty.stderr
+
+
+def test_folder_list_is_a_table_with_headers(harness: CliHarness) -> None:
+    """folder list prints a header row and one row per folder with id, name and role."""
+    harness.run("folder", "create", "vision", "--description", "CV")
+    result = harness.run("folder", "list")
+    assert result.exit_code == 0, result.stderr
+    header, *rows = [line for line in result.stdout.splitlines() if line.strip("─ ")]
+    assert header.split() == ["ID", "NAME", "ROLE", "CREATOR", "CREATED"]
+    assert rows[0].split() == [FOLDER_ID, "vision", "owner", "alice", "2025-01-31", "09:30:00Z"]
+
+
+def test_empty_list_says_so_on_stderr(harness: CliHarness) -> None:
+    """An empty list prints a hint on stderr and nothing on stdout."""
+    result = harness.run("folder", "list")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "no folders" in result.stderr
+
+
+def test_read_commands_print_json_with_stable_keys(harness: CliHarness) -> None:
+    """--json on each read command parses, with snake_case keys and every field present."""
+    harness.run("folder", "create", "vision")
+    harness.run("folder", "grant", FOLDER_ID, "bob", "viewer")
+    harness.run("model", "create", FOLDER_ID, "resnet50")
+    harness.backend.versions.append(
+        v1.ModelVersion(model_id=MODEL_ID, version=1, size_bytes=3, create_time=CREATED)
+    )
+    outputs = {
+        args: json.loads(harness.run(*args, "--json").stdout)
+        for args in [
+            ("whoami",),
+            ("folder", "list"),
+            ("folder", "show", FOLDER_ID),
+            ("folder", "access", FOLDER_ID),
+            ("model", "list"),
+            ("model", "show", MODEL_ID),
+            ("version", "list", MODEL_ID),
+            ("version", "show", MODEL_ID, "1"),
+        ]
+    }
+    assert outputs[("whoami",)] == {
+        "id": "id-alice",
+        "username": "alice",
+        "create_time": "2025-01-31T09:30:00Z",
+    }
+    assert outputs[("folder", "list")] == [outputs[("folder", "show", FOLDER_ID)]]
+    assert outputs[("folder", "show", FOLDER_ID)]["caller_role"] == "owner"
+    assert outputs[("folder", "access", FOLDER_ID)][0]["role"] == "viewer"
+    assert outputs[("model", "list")][0]["latest_version"] == 0
+    assert outputs[("model", "show", MODEL_ID)]["folder_id"] == FOLDER_ID
+    version = outputs[("version", "show", MODEL_ID, "1")]
+    assert outputs[("version", "list", MODEL_ID)] == [version]
+    assert version["size_bytes"] == 3
+    assert version["labels"] == {}
+    assert version["description"] == ""
+
+
+def test_grant_and_revoke_change_access(harness: CliHarness) -> None:
+    """grant accepts viewer/editor/owner (any case) and revoke removes the member."""
+    harness.run("folder", "create", "vision")
+    granted = harness.run("folder", "grant", FOLDER_ID, "bob", "EDITOR")
+    listed = harness.run("folder", "access", FOLDER_ID)
+    revoked = harness.run("folder", "revoke", FOLDER_ID, "bob")
+    assert granted.exit_code == 0, granted.stderr
+    assert "bob is now editor" in granted.stdout
+    assert listed.stdout.splitlines()[0].split() == ["USERNAME", "ROLE", "USER", "ID", "SINCE"]
+    assert "editor" in listed.stdout
+    assert revoked.exit_code == 0
+    assert harness.backend.members == []
+
+
+def test_grant_refuses_an_unknown_role(harness: CliHarness) -> None:
+    """A role other than viewer/editor/owner is a usage error (exit 2) before any RPC."""
+    sent = len(harness.backend.authorization)
+    result = harness.run("folder", "grant", FOLDER_ID, "bob", "admin")
+    assert result.exit_code == 2
+    assert "admin" in result.stderr
+    assert len(harness.backend.authorization) == sent
+
+
+def test_model_commands(harness: CliHarness) -> None:
+    """model create prints the id; model list filters by --folder; show prints the fields."""
+    created = harness.run("model", "create", FOLDER_ID, "resnet50", "--description", "RN")
+    all_models = harness.run("model", "list")
+    in_other = harness.run("model", "list", "--folder", "other")
+    shown = harness.run("model", "show", MODEL_ID)
+    assert created.stdout.strip() == f"Created model resnet50: {MODEL_ID}"
+    assert all_models.stdout.splitlines()[0].split()[:3] == ["ID", "NAME", "FOLDER"]
+    assert MODEL_ID in all_models.stdout
+    assert in_other.stdout == ""
+    assert "latest version  none" in shown.stdout
+
+
+def test_create_with_id_only_prints_just_the_id(harness: CliHarness) -> None:
+    """--id-only prints the bare new id, so scripts can capture it with $(...)."""
+    folder = harness.run("folder", "create", "vision", "--id-only")
+    model = harness.run("model", "create", FOLDER_ID, "resnet50", "--id-only")
+    assert (folder.exit_code, folder.stdout) == (0, f"{FOLDER_ID}\n")
+    assert (model.exit_code, model.stdout) == (0, f"{MODEL_ID}\n")

@@ -1,0 +1,168 @@
+"""The CLI's config file: where it lives, how it is written, and what overrides it."""
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from cli_testing import CliHarness
+
+from modelcatalog.cli._config import (
+    DEFAULT_SERVER,
+    ConfigError,
+    Overrides,
+    Profile,
+    config_dir,
+    load_profile,
+    resolve,
+    save_profile,
+)
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
+    return CliHarness(monkeypatch, tmp_path)
+
+
+def test_config_dir_follows_xdg_and_falls_back_to_dot_config(tmp_path: Path) -> None:
+    """$XDG_CONFIG_HOME/modelcatalog when absolute, else ~/.config/modelcatalog."""
+    assert config_dir({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "modelcatalog"
+    assert config_dir({}) == Path.home() / ".config" / "modelcatalog"
+    assert config_dir({"XDG_CONFIG_HOME": "relative"}) == Path.home() / ".config" / "modelcatalog"
+
+
+def test_save_profile_writes_mode_0600_atomically_and_reads_back(tmp_path: Path) -> None:
+    """The file is 0600 in a 0700 folder, no temporary file is left, and it reads back equal."""
+    path = tmp_path / "cfg" / "modelcatalog" / "config.json"
+    profile = Profile(server="h:1", ca_cert="/ca.pem", username="alice", token="tok")
+    save_profile(path, profile)
+    save_profile(path, profile)  # replacing an existing file works the same way
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert [p.name for p in path.parent.iterdir()] == ["config.json"]
+    assert load_profile(path) == profile
+
+
+def test_missing_file_is_an_empty_profile_and_bad_json_is_a_config_error(tmp_path: Path) -> None:
+    """No file means defaults; a file that is not a JSON object raises ConfigError naming it."""
+    path = tmp_path / "config.json"
+    assert load_profile(path) == Profile()
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"config\.json is not valid JSON"):
+        load_profile(path)
+    path.write_text('{"insecure": "yes"}')
+    with pytest.raises(ConfigError, match="'insecure' must be true or false"):
+        load_profile(path)
+
+
+def test_login_writes_token_server_and_absolute_ca_path(harness: CliHarness) -> None:
+    """login saves token, username, server and the CA path made absolute, in a 0600 file."""
+    (harness.tmp_path / "tls").mkdir()
+    (harness.tmp_path / "tls" / "server.crt").write_text("not used by the fake")
+    harness.backend.passwords["alice"] = "secret-password"
+    result = harness.run(
+        "login",
+        "alice",
+        "--password-stdin",
+        "--server",
+        "models.test:50051",
+        "--ca-cert",
+        "tls/server.crt",
+        input="secret-password\n",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "Logged in to models.test:50051 as alice" in result.stdout
+    assert stat.S_IMODE(harness.config_file.stat().st_mode) == 0o600
+    assert json.loads(harness.config_file.read_text()) == {
+        "server": "models.test:50051",
+        "ca_cert": str(harness.tmp_path / "tls" / "server.crt"),
+        "insecure": False,
+        "username": "alice",
+        "token": "tok-alice",
+    }
+
+
+def test_saved_login_is_used_by_later_commands(harness: CliHarness) -> None:
+    """After login, a command uses the saved server and sends the saved token."""
+    harness.login()
+    result = harness.run("whoami")
+    assert result.exit_code == 0, result.stderr
+    assert harness.backend.settings[-1].server == DEFAULT_SERVER
+    assert harness.backend.authorization == [None, "Bearer tok-alice"]
+
+
+def test_environment_overrides_the_file_and_flags_override_the_environment(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MODELCATALOG_TOKEN/SERVER beat the saved values; --server beats MODELCATALOG_SERVER."""
+    harness.login()
+    monkeypatch.setenv("MODELCATALOG_TOKEN", "from-env")
+    monkeypatch.setenv("MODELCATALOG_SERVER", "env.test:1")
+    assert harness.run("whoami").exit_code == 0
+    assert harness.run("--server", "flag.test:2", "whoami").exit_code == 0
+    assert harness.run("whoami", "--server", "cmd.test:3").exit_code == 0
+    servers = [settings.server for settings in harness.backend.settings[1:]]
+    assert servers == ["env.test:1", "flag.test:2", "cmd.test:3"]
+    assert harness.backend.authorization[1:] == ["Bearer from-env"] * 3
+
+
+def test_saved_token_and_ca_are_not_used_for_another_server(tmp_path: Path) -> None:
+    """A token saved for one server is never sent to another; its CA path stays with it."""
+    profile = Profile(server="saved:1", ca_cert="/saved.pem", token="tok")
+    path = tmp_path / "config.json"
+    same = resolve(Overrides(), profile, path, environ={})
+    other = resolve(Overrides(server="other:2"), profile, path, environ={})
+    assert (same.server, same.ca_cert, same.token) == ("saved:1", "/saved.pem", "tok")
+    assert (other.server, other.ca_cert, other.token) == ("other:2", None, None)
+
+
+def test_insecure_and_ca_cert_precedence(tmp_path: Path) -> None:
+    """--insecure beats a saved CA; MODELCATALOG_CA_CERT beats a saved insecure; bad bools fail."""
+    path = tmp_path / "config.json"
+    saved_tls = Profile(ca_cert="/saved.pem")
+    saved_plain = Profile(insecure=True)
+    flagged = resolve(Overrides(insecure=True), saved_tls, path, environ={})
+    from_env = resolve(Overrides(), saved_plain, path, environ={"MODELCATALOG_CA_CERT": "/e.pem"})
+    env_plain = resolve(Overrides(), saved_tls, path, environ={"MODELCATALOG_INSECURE": "1"})
+    assert (flagged.insecure, flagged.ca_cert) == (True, None)
+    assert (from_env.insecure, from_env.ca_cert) == (False, "/e.pem")
+    assert (env_plain.insecure, env_plain.ca_cert) == (True, None)
+    with pytest.raises(ConfigError, match="MODELCATALOG_INSECURE"):
+        resolve(Overrides(), saved_tls, path, environ={"MODELCATALOG_INSECURE": "maybe"})
+
+
+def test_logout_removes_the_token_but_keeps_the_server(harness: CliHarness) -> None:
+    """logout drops token and username from the file; a second logout says so and succeeds."""
+    harness.login()
+    result = harness.run("logout")
+    again = harness.run("logout")
+    saved = json.loads(harness.config_file.read_text())
+    assert result.exit_code == again.exit_code == 0
+    assert "Logged out" in result.stdout
+    assert "Not logged in" in again.stdout
+    assert saved["token"] is None
+    assert saved["username"] is None
+    assert saved["server"] == DEFAULT_SERVER
+    assert stat.S_IMODE(harness.config_file.stat().st_mode) == 0o600
+
+
+def test_broken_config_file_is_one_line_error(harness: CliHarness) -> None:
+    """An unreadable config file gives exit 1 and one line naming the file, no traceback."""
+    harness.config_file.parent.mkdir(parents=True)
+    harness.config_file.write_text("[]")
+    result = harness.run("whoami")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert str(harness.config_file) in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_missing_ca_certificate_is_a_usage_error(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A MODELCATALOG_CA_CERT that does not exist gives exit 2 with a hint about --ca-cert."""
+    monkeypatch.setenv("MODELCATALOG_CA_CERT", str(harness.tmp_path / "missing.crt"))
+    result = harness.run("whoami")
+    assert result.exit_code == 2
+    assert "--ca-cert" in result.stderr
+    assert harness.backend.settings == []

@@ -1,0 +1,153 @@
+"""Expected failures: one line on stderr, a distinct exit code per kind, never a traceback."""
+
+import ssl
+from pathlib import Path
+
+import pytest
+from cli_testing import FOLDER_ID, CliHarness, grpc_error
+from grpclib.const import Status
+
+import modelcatalog
+from modelcatalog import ModelCatalogError, Unavailable
+from modelcatalog.cli import _app
+from modelcatalog.cli._errors import ExitCode, from_exception
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
+    harness = CliHarness(monkeypatch, tmp_path)
+    assert harness.login().exit_code == 0
+    return harness
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "code"),
+    [
+        (Status.UNAUTHENTICATED, None, 3),
+        (Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED", 4),
+        (Status.NOT_FOUND, "USER_NOT_FOUND", 5),
+        (Status.INVALID_ARGUMENT, "INVALID_FIELD", 2),
+        (Status.ALREADY_EXISTS, "FOLDER_NAME_TAKEN", 6),
+        (Status.FAILED_PRECONDITION, "LAST_OWNER", 6),
+        (Status.UNAVAILABLE, None, 7),
+        (Status.DEADLINE_EXCEEDED, None, 7),
+        (Status.DATA_LOSS, "DIGEST_MISMATCH", 8),
+        (Status.INTERNAL, None, 1),
+        (Status.RESOURCE_EXHAUSTED, "VERSION_TOO_LARGE", 1),
+    ],
+)
+def test_each_error_class_has_its_exit_code_and_one_line(
+    harness: CliHarness, status: Status, reason: str | None, code: int
+) -> None:
+    """A server error of each status exits with its code and prints one line, no traceback."""
+    harness.backend.error = grpc_error(status, f"the server says {status.name.lower()}", reason)
+    result = harness.run("folder", "show", FOLDER_ID)
+    assert result.exit_code == code
+    line = _one_line_error(result.stderr)
+    assert f"the server says {status.name.lower()}" in line
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_expired_token_hints_to_log_in_again(harness: CliHarness) -> None:
+    """TOKEN_EXPIRED exits 3 with a one-line hint to run `modelcatalog login`."""
+    harness.backend.error = grpc_error(
+        Status.UNAUTHENTICATED, "the access token has expired; sign in again", "TOKEN_EXPIRED"
+    )
+    result = harness.run("folder", "list")
+    assert result.exit_code == ExitCode.AUTH
+    line = _one_line_error(result.stderr)
+    assert "expired" in line
+    assert "`modelcatalog login`" in line
+
+
+def test_missing_token_names_the_server_and_the_login_command(harness: CliHarness) -> None:
+    """Not logged in to a --server exits 3 and says how to log in to that server."""
+    harness.backend.error = grpc_error(Status.UNAUTHENTICATED, "no token", "TOKEN_MISSING")
+    result = harness.run("--server", "other.test:1", "whoami")
+    assert result.exit_code == 3
+    assert "`modelcatalog login --server other.test:1`" in _one_line_error(result.stderr)
+
+
+def test_wrong_password_is_an_auth_error(harness: CliHarness) -> None:
+    """login with a wrong password exits 3, says so, and leaves the saved token alone."""
+    before = harness.config_file.read_text()
+    result = harness.run("login", "alice", "--password-stdin", input="wrong-password\n")
+    assert result.exit_code == 3
+    assert _one_line_error(result.stderr) == "error: wrong username or password"
+    assert harness.config_file.read_text() == before
+
+
+def test_multi_line_server_message_is_joined_into_one_line(harness: CliHarness) -> None:
+    """Newlines in a server message never make the error longer than one line."""
+    harness.backend.error = grpc_error(Status.INTERNAL, "first\nsecond\n")
+    result = harness.run("whoami")
+    assert _one_line_error(result.stderr).startswith("error: first second")
+
+
+def test_usage_errors_exit_2(harness: CliHarness) -> None:
+    """An unknown command, a missing argument and a bad version number all exit 2."""
+    for args in (["nope"], ["folder", "show"], ["version", "show", "m", "zero"]):
+        result = harness.run(*args)
+        assert result.exit_code == 2, args
+        assert "Traceback" not in result.output
+
+
+def test_real_client_refuses_a_bad_target_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With the real client factory, a malformed --server exits 2 with one line."""
+    harness = CliHarness(monkeypatch, tmp_path)
+    monkeypatch.setattr(_app, "open_client", _app._connect)
+    result = harness.run("--server", "no-port", "--insecure", "whoami")
+    assert result.exit_code == 2
+    assert "expected a target 'host:port'" in _one_line_error(result.stderr)
+
+
+def test_tls_verification_failure_suggests_ca_cert() -> None:
+    """An Unavailable caused by certificate verification points at --ca-cert (exit 7)."""
+    cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    cause.verify_message = "self-signed certificate"
+    error = Unavailable(Status.UNAVAILABLE, "cannot verify")
+    error.__cause__ = cause
+    converted = from_exception(error, server="h:1")
+    assert converted is not None
+    assert converted.exit_code == ExitCode.CONNECTION
+    assert "self-signed certificate" in converted.format_message()
+    assert "--ca-cert" in converted.format_message()
+
+
+def test_local_file_errors_exit_1_naming_the_file(harness: CliHarness) -> None:
+    """An OSError on a local file exits 1 with the path and the system's reason."""
+    harness.backend.transfer_error = PermissionError(13, "Permission denied", "/data/out.bin")
+    result = harness.run("version", "download", "m", "1", "-o", "out.bin")
+    assert result.exit_code == 1
+    assert _one_line_error(result.stderr) == (
+        "error: /data/out.bin: Permission denied; check the permissions"
+    )
+
+
+def test_every_sdk_error_class_is_converted() -> None:
+    """from_exception turns every ModelCatalogError subclass into a CliError, never None."""
+    classes = [
+        getattr(modelcatalog, name)
+        for name in modelcatalog.__all__
+        if isinstance(getattr(modelcatalog, name), type)
+        and issubclass(getattr(modelcatalog, name), ModelCatalogError)
+    ]
+    for error_class in classes:
+        converted = from_exception(error_class(Status.UNKNOWN, "boom"))
+        assert converted is not None
+        assert converted.exit_code != 0
+
+
+def test_unexpected_exceptions_are_not_hidden() -> None:
+    """A programming error (not an expected failure) is not turned into a CliError."""
+    assert from_exception(KeyError("bug")) is None

@@ -1,0 +1,170 @@
+"""version upload/download: arguments passed to the SDK, progress bars, and what is printed."""
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from cli_testing import MODEL_ID, CliHarness, digest_mismatch
+
+from modelcatalog import ProgressCallback
+from modelcatalog.cli import _output
+
+PAYLOAD = b"weights" * 1000
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
+    harness = CliHarness(monkeypatch, tmp_path)
+    assert harness.login().exit_code == 0
+    (tmp_path / "resnet50.onnx").write_bytes(PAYLOAD)
+    return harness
+
+
+@pytest.fixture
+def bars(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Whether each progress bar the CLI asked for was enabled."""
+    enabled_flags: list[bool] = []
+    real = _output.transfer_progress
+
+    @contextmanager
+    def spy(
+        description: str, *, enabled: bool, total: int | None = None
+    ) -> Iterator[ProgressCallback]:
+        enabled_flags.append(enabled)
+        with real(description, enabled=enabled, total=total) as callback:
+            yield callback
+
+    monkeypatch.setattr(_output, "transfer_progress", spy)
+    return enabled_flags
+
+
+def test_upload_prints_version_and_digest(harness: CliHarness) -> None:
+    """upload passes description, labels and content type, and prints number and SHA-256."""
+    result = harness.run(
+        "version",
+        "upload",
+        MODEL_ID,
+        "resnet50.onnx",
+        "--description",
+        "epoch 40",
+        "--label",
+        "stage=dev",
+        "--label",
+        "arch=resnet=50",
+        "--content-type",
+        "application/onnx",
+    )
+    assert result.exit_code == 0, result.stderr
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    assert f"as version 1 of model {MODEL_ID}" in result.stdout
+    assert f"sha256 {digest}" in result.stdout
+    (call,) = harness.backend.transfers
+    assert call["labels"] == {"stage": "dev", "arch": "resnet=50"}
+    assert (call["description"], call["content_type"]) == ("epoch 40", "application/onnx")
+
+
+def test_upload_json_and_label_errors(harness: CliHarness) -> None:
+    """--json prints the version; a label without '=' is a usage error before any upload."""
+    uploaded = harness.run("version", "upload", MODEL_ID, "resnet50.onnx", "--json")
+    bad = harness.run("version", "upload", MODEL_ID, "resnet50.onnx", "--label", "novalue")
+    missing = harness.run("version", "upload", MODEL_ID, "missing.onnx")
+    assert json.loads(uploaded.stdout)["sha256"] == hashlib.sha256(PAYLOAD).hexdigest()
+    assert bad.exit_code == missing.exit_code == 2
+    assert "KEY=VALUE" in bad.stderr
+    assert len(harness.backend.transfers) == 1
+
+
+def test_progress_is_off_when_stdout_is_not_a_terminal(
+    harness: CliHarness, bars: list[bool]
+) -> None:
+    """Under CliRunner (no TTY) the bar is disabled and stdout holds only the result line."""
+    upload = harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    download = harness.run("version", "download", MODEL_ID, "1", "-o", "copy.onnx")
+    assert bars == [False, False]
+    assert upload.stdout.count("\n") == download.stdout.count("\n") == 1
+    assert "%" not in upload.stdout + download.stdout
+
+
+def test_progress_is_on_for_a_terminal_unless_quiet(
+    harness: CliHarness, bars: list[bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a TTY the bar shows bytes and rate; --quiet and --json turn it off."""
+    monkeypatch.setattr(_output, "stdout_is_terminal", lambda: True)
+    shown = harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx", "--quiet")
+    harness.run("version", "download", MODEL_ID, "1", "-o", "a.onnx", "-q")
+    harness.run("version", "download", MODEL_ID, "1", "-o", "b.onnx", "--json")
+    assert bars == [True, False, False, False]
+    assert "100%" in shown.stdout
+    assert "6.8/6.8 KiB" in shown.stdout  # bytes done / total
+    assert "/s" in shown.stdout  # throughput
+
+
+def test_download_defaults_to_the_uploaded_file_name(harness: CliHarness) -> None:
+    """Without -o the file is written under its uploaded name, in the current folder."""
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    (harness.tmp_path / "resnet50.onnx").unlink()
+    result = harness.run("version", "download", MODEL_ID, "1")
+    assert result.exit_code == 0, result.stderr
+    assert (harness.tmp_path / "resnet50.onnx").read_bytes() == PAYLOAD
+    assert "to resnet50.onnx" in result.stdout
+    assert "verified" in result.stdout
+    assert harness.backend.transfers[-1]["resume"] is True
+
+
+def test_download_into_a_folder_without_resume(harness: CliHarness) -> None:
+    """-o DIR writes DIR/<file name>; --no-resume is passed to the SDK; --json has the path."""
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    (harness.tmp_path / "out").mkdir()
+    result = harness.run("version", "download", MODEL_ID, "1", "-o", "out", "--no-resume", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["path"] == str(Path("out") / "resnet50.onnx")
+    assert data["version"]["version"] == 1
+    assert harness.backend.transfers[-1]["resume"] is False
+    assert (harness.tmp_path / "out" / "resnet50.onnx").read_bytes() == PAYLOAD
+
+
+def test_download_never_writes_outside_the_destination(harness: CliHarness) -> None:
+    """A stored file name with folders or '..' is reduced to a plain name in the current folder."""
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    harness.backend.versions[0].file_name = "../../etc/evil"
+    result = harness.run("version", "download", MODEL_ID, "1")
+    assert result.exit_code == 0, result.stderr
+    assert harness.backend.transfers[-1]["destination"] == Path("evil")
+    harness.backend.versions[0].file_name = ".."
+    harness.run("version", "download", MODEL_ID, "1")
+    assert harness.backend.transfers[-1]["destination"] == Path(f"{MODEL_ID}-v1")
+
+
+def test_digest_mismatch_exits_8(harness: CliHarness) -> None:
+    """A DataLoss from the SDK's SHA-256 check exits 8 with one line on stderr."""
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    harness.backend.transfer_error = digest_mismatch()
+    result = harness.run("version", "download", MODEL_ID, "1", "-o", "x.onnx")
+    assert result.exit_code == 8
+    assert len(result.stderr.splitlines()) == 1
+    assert "SHA-256" in result.stderr
+
+
+def test_unknown_version_exits_5(harness: CliHarness) -> None:
+    """Downloading or showing a version that does not exist exits 5 with a hint."""
+    result = harness.run("version", "show", MODEL_ID, "9")
+    download = harness.run("version", "download", MODEL_ID, "9")
+    assert result.exit_code == download.exit_code == 5
+    assert "version list" in result.stderr
+
+
+def test_version_list_table(harness: CliHarness) -> None:
+    """version list shows newest first under a header, with a short digest."""
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    result = harness.run("version", "list", MODEL_ID)
+    header, _rule, first, second = result.stdout.splitlines()
+    assert header.split() == ["VERSION", "FILE", "SIZE", "SHA256", "CREATOR", "CREATED"]
+    assert first.split()[0] == "2"
+    assert second.split()[0] == "1"
+    assert hashlib.sha256(PAYLOAD).hexdigest()[:12] in first
