@@ -2,8 +2,10 @@
 
 import shutil
 import signal
+import ssl
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -11,6 +13,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from grpclib.client import Channel
+from grpclib.const import Cardinality, Status
+from grpclib.encoding.base import CodecBase
+from grpclib.exceptions import GRPCError
 
 from modelcatalog import v1
 
@@ -153,3 +159,34 @@ def test_second_server_on_the_same_data_directory_is_refused(
     assert result.returncode == 1
     assert "already using the data directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class RawBytes(CodecBase):
+    """Sends bytes as they are, to put malformed messages on the wire."""
+
+    __content_subtype__ = "proto"
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        return bytes(message)
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        return data
+
+
+async def test_malformed_request_bytes_are_invalid_argument(server: RunningServer) -> None:
+    """A request that is not valid protobuf gets INVALID_ARGUMENT, never UNKNOWN or INTERNAL."""
+    context = ssl.create_default_context(cafile=server.ca_cert)
+    context.set_alpn_protocols(["h2"])
+    host, port = server.address.rsplit(":", 1)
+    channel = Channel(host, int(port), ssl=context, codec=RawBytes())
+    try:
+        async with channel.request(
+            "/modelcatalog.v1.AuthService/SignUp", Cardinality.UNARY_UNARY, bytes, bytes
+        ) as stream:
+            await stream.send_message(b"\x0a\x02\xff\xfe", end=True)
+            with pytest.raises(GRPCError) as caught:
+                await stream.recv_message()
+    finally:
+        channel.close()
+    assert caught.value.status == Status.INVALID_ARGUMENT
+    assert "SignUpRequest" in (caught.value.message or "")

@@ -6,9 +6,13 @@ import socket
 import ssl
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 from grpclib._typing import IServable
 from grpclib.config import Configuration
+from grpclib.const import Status
+from grpclib.encoding.proto import ProtoCodec, ProtoStatusDetailsCodec
+from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
 #: Close a connection whose peer has not answered a keepalive ping for this long.
@@ -19,13 +23,31 @@ KEEPALIVE_INTERVAL_SECONDS = 300.0
 _HTTP2_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
 
 
+class RequestCodec(ProtoCodec):
+    """Protobuf, reporting bytes that do not decode as the request's fault, not the server's."""
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        try:
+            return super().decode(data, message_type)
+        except Exception:
+            raise GRPCError(
+                Status.INVALID_ARGUMENT,
+                f"the request is not a valid {message_type.__name__} message",
+            ) from None
+
+
 def create_server(services: Collection[IServable]) -> Server:
     """A grpclib server for ``services`` with bounded HTTP/2 windows and keepalive."""
     config = Configuration(
         _keepalive_time=KEEPALIVE_INTERVAL_SECONDS,
         _keepalive_timeout=KEEPALIVE_TIMEOUT_SECONDS,
     )
-    return Server(services, config=config)
+    return Server(
+        services,
+        codec=RequestCodec(),
+        status_details_codec=ProtoStatusDetailsCodec(),
+        config=config,
+    )
 
 
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:

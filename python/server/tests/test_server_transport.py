@@ -1,4 +1,4 @@
-"""The listening socket: free ports, clear failures, and no Nagle delay on connections."""
+"""Transport: the listening socket (free ports, no Nagle delay) and the request codec."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import asyncio
 import socket
 
 import pytest
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 
-from modelcatalog_server.transport import open_listener
+from modelcatalog import v1
+from modelcatalog_server.transport import RequestCodec, open_listener
 
 
 async def test_accepted_connections_have_nagle_off() -> None:
@@ -46,3 +49,18 @@ def test_ipv6_loopback() -> None:
         pytest.skip("no IPv6 on this machine")
     with open_listener("::1", 0) as listener:
         assert listener.family == socket.AF_INET6
+
+
+@pytest.mark.parametrize("data", [b"\x0a\x02\xff\xfe", b"\x08"])
+def test_undecodable_request_is_invalid_argument(data: bytes) -> None:
+    """Bytes that are not a valid request message are the caller's fault, not INTERNAL."""
+    with pytest.raises(GRPCError) as caught:
+        RequestCodec().decode(data, v1.SignUpRequest)
+    assert caught.value.status == Status.INVALID_ARGUMENT
+    assert "SignUpRequest" in (caught.value.message or "")
+
+
+def test_valid_request_decodes() -> None:
+    """The codec still decodes well-formed messages."""
+    message = v1.SignUpRequest("alice", "password1")
+    assert RequestCodec().decode(bytes(message), v1.SignUpRequest) == message
