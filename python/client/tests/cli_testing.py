@@ -1,29 +1,27 @@
 """Test helpers for the CLI: small fake services behind ``ChannelFor`` and a CLI runner.
 
 ``CliHarness`` points the CLI's client factory at the SDK's ``Client`` over an in-memory
-channel to ``FakeAuth``/``FakeFolders``/``FakeModels`` (sharing one ``Backend``), adds fake
-``upload``/``download`` methods, isolates the config folder in a temporary directory and
-runs commands with Click's ``CliRunner``.
+channel to ``FakeAuth``/``FakeFolders``/``FakeModels`` (sharing one ``Backend``; uploads and
+downloads are the shared ``FakeTransfers``), isolates the config folder in a temporary
+directory and runs commands with Click's ``CliRunner``.
 """
 
-import hashlib
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from google.rpc.error_details_pb2 import ErrorInfo
 from grpclib.const import Status
 from grpclib.events import SendRequest, listen
 from grpclib.exceptions import GRPCError
 from grpclib.testing import ChannelFor
+from rpc_testing import FakeTransfers, grpc_error
 
-from modelcatalog import Client, DataLoss, ProgressCallback, v1
+from modelcatalog import Client, v1
 from modelcatalog.cli import _app, cli
 from modelcatalog.cli._config import Settings
 
@@ -37,12 +35,6 @@ ENV_VARS = (
     "MODELCATALOG_TOKEN",
     "COLUMNS",
 )
-
-
-def grpc_error(status: Status, message: str, reason: str | None = None) -> GRPCError:
-    """A GRPCError as the server sends it, with an ErrorInfo carrying ``reason``."""
-    details = [ErrorInfo(domain="modelcatalog.v1", reason=reason)] if reason else None
-    return GRPCError(status, message, details)
 
 
 @dataclass
@@ -62,8 +54,7 @@ class Backend:
     settings: list[Settings] = field(default_factory=list)
     """The settings of every client the CLI opened, in order."""
     transfers: list[dict[str, Any]] = field(default_factory=list)
-    """The arguments of every upload/download call."""
-    transfer_error: Exception | None = None
+    """What every upload header and download request carried, in order."""
 
     def check(self) -> None:
         if self.error is not None:
@@ -170,11 +161,37 @@ class FakeFolders(v1.FolderServiceBase):
         return v1.ListFolderAccessResponse(members=self.backend.members)
 
 
-class FakeModels(v1.ModelServiceBase):
-    """Models and version metadata kept in lists."""
+class FakeModels(FakeTransfers):
+    """Models in a list; versions, their files and transfers in the shared ``FakeTransfers``."""
 
     def __init__(self, backend: Backend) -> None:
+        super().__init__(backend.versions, backend.blobs)
         self.backend = backend
+
+    def store(self, data: bytes, file_name: str = "model.onnx", **fields: Any) -> v1.ModelVersion:
+        """A new version, made by alice at ``CREATED``."""
+        return super().store(
+            data, file_name, creator_username="alice", create_time=CREATED, **fields
+        )
+
+    def check_upload(self, header: v1.UploadModelVersionHeader) -> None:
+        self._record(
+            "upload",
+            model_id=header.model_id,
+            file_name=header.file_name,
+            content_type=header.content_type,
+            description=header.description,
+            labels=dict(header.labels),
+        )
+
+    def check_download(self, request: v1.DownloadModelVersionRequest) -> None:
+        self._record(
+            "download", model_id=request.model_id, version=request.version, offset=request.offset
+        )
+
+    def _record(self, op: str, **fields: Any) -> None:
+        self.backend.check()
+        self.backend.transfers.append({"op": op, **fields})
 
     async def create_model(
         self, create_model_request: v1.CreateModelRequest
@@ -209,107 +226,13 @@ class FakeModels(v1.ModelServiceBase):
         self, get_model_version_request: v1.GetModelVersionRequest
     ) -> v1.GetModelVersionResponse:
         self.backend.check()
-        for version in self.backend.versions:
-            if version.version == get_model_version_request.version:
-                return v1.GetModelVersionResponse(version=version)
-        raise grpc_error(Status.NOT_FOUND, "the model has no such version", "VERSION_NOT_FOUND")
+        return await super().get_model_version(get_model_version_request)
 
     async def list_model_versions(
         self, list_model_versions_request: v1.ListModelVersionsRequest
     ) -> v1.ListModelVersionsResponse:
         self.backend.check()
         return v1.ListModelVersionsResponse(versions=self.backend.versions[::-1])
-
-
-class WithTransfers:
-    """The SDK client plus fake ``upload``/``download`` with the SDK's signatures."""
-
-    def __init__(self, client: Client, backend: Backend) -> None:
-        self._client = client
-        self._backend = backend
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    async def upload(
-        self,
-        model_id: str,
-        source: str | os.PathLike[str] | BinaryIO,
-        *,
-        file_name: str | None = None,
-        content_type: str | None = None,
-        description: str = "",
-        labels: Mapping[str, str] | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> v1.ModelVersion:
-        """Store the file's bytes as the next version, reporting progress in two steps."""
-        assert isinstance(source, str | os.PathLike)
-        self._backend.transfers.append(
-            {
-                "op": "upload",
-                "model_id": model_id,
-                "source": source,
-                "content_type": content_type,
-                "description": description,
-                "labels": dict(labels or {}),
-                "progress": progress,
-            }
-        )
-        if self._backend.transfer_error is not None:
-            raise self._backend.transfer_error
-        data = Path(source).read_bytes()
-        if progress is not None:
-            progress(len(data) // 2, len(data))
-            progress(len(data), len(data))
-        number = len(self._backend.versions) + 1
-        version = v1.ModelVersion(
-            model_id=model_id,
-            version=number,
-            file_name=file_name or Path(source).name,
-            content_type=content_type or "application/octet-stream",
-            size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            description=description,
-            labels=dict(labels or {}),
-            creator_username="alice",
-            create_time=CREATED,
-        )
-        self._backend.versions.append(version)
-        self._backend.blobs[number] = data
-        return version
-
-    async def download(
-        self,
-        model_id: str,
-        version: int,
-        destination: str | os.PathLike[str],
-        *,
-        resume: bool = True,
-        progress: ProgressCallback | None = None,
-    ) -> v1.ModelVersion:
-        """Write the stored bytes of a version to ``destination``."""
-        self._backend.transfers.append(
-            {
-                "op": "download",
-                "model_id": model_id,
-                "version": version,
-                "destination": Path(destination),
-                "resume": resume,
-                "progress": progress,
-            }
-        )
-        if self._backend.transfer_error is not None:
-            raise self._backend.transfer_error
-        data = self._backend.blobs[version]
-        Path(destination).write_bytes(data)
-        if progress is not None:
-            progress(len(data), len(data))
-        return self._backend.versions[version - 1]
-
-
-def digest_mismatch() -> DataLoss:
-    """The error the SDK raises when a downloaded file's SHA-256 is wrong."""
-    return DataLoss(Status.DATA_LOSS, "the SHA-256 of the downloaded bytes does not match")
 
 
 class CliHarness:
@@ -326,13 +249,13 @@ class CliHarness:
         monkeypatch.chdir(tmp_path)
         monkeypatch.setattr(_app, "open_client", self.open_client)
 
-    def open_client(self, settings: Settings) -> AbstractAsyncContextManager[_app.CatalogClient]:
+    def open_client(self, settings: Settings) -> AbstractAsyncContextManager[Client]:
         """The factory the CLI calls: the SDK over an in-memory channel to the fakes."""
         backend = self.backend
         backend.settings.append(settings)
 
         @asynccontextmanager
-        async def connect() -> AsyncIterator[_app.CatalogClient]:
+        async def connect() -> AsyncIterator[Client]:
             services = (FakeAuth(backend), FakeFolders(backend), FakeModels(backend))
             async with ChannelFor(services) as channel:
 
@@ -340,8 +263,7 @@ class CliHarness:
                     backend.authorization.append(event.metadata.get("authorization"))
 
                 listen(channel, SendRequest, record)
-                client = Client.from_channel(channel, token=settings.token)
-                yield cast(_app.CatalogClient, WithTransfers(client, backend))
+                yield Client.from_channel(channel, token=settings.token)
 
         return connect()
 

@@ -1,14 +1,18 @@
 """Expected failures: one line on stderr, a distinct exit code per kind, never a traceback."""
 
+import errno
+import os
 import ssl
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
-from cli_testing import FOLDER_ID, CliHarness, grpc_error
+from cli_testing import FOLDER_ID, CliHarness
 from grpclib.const import Status
+from rpc_testing import grpc_error
 
 import modelcatalog
-from modelcatalog import ModelCatalogError, Unavailable
+from modelcatalog import ModelCatalogError, Unavailable, _files
 from modelcatalog.cli import _app
 from modelcatalog.cli._errors import ExitCode, from_exception
 
@@ -124,13 +128,25 @@ def test_tls_verification_failure_suggests_ca_cert() -> None:
     assert "--ca-cert" in converted.format_message()
 
 
-def test_local_file_errors_exit_1_naming_the_file(harness: CliHarness) -> None:
+def test_local_file_errors_exit_1_naming_the_file(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An OSError on a local file exits 1 with the path and the system's reason."""
-    harness.backend.transfer_error = PermissionError(13, "Permission denied", "/data/out.bin")
+    missing = harness.run("version", "download", "m", "1", "-o", "no-such-folder/out.bin")
+    assert missing.exit_code == 1
+    assert _one_line_error(missing.stderr) == (
+        "error: no-such-folder/out.bin.part: No such file or directory; check the path"
+    )
+
+    def refuse(path: str | os.PathLike[str], mode: str) -> BinaryIO:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+
+    # A real permission error needs a non-root user, so the SDK's file opener refuses instead.
+    monkeypatch.setattr(_files, "_open_binary", refuse)
     result = harness.run("version", "download", "m", "1", "-o", "out.bin")
     assert result.exit_code == 1
     assert _one_line_error(result.stderr) == (
-        "error: /data/out.bin: Permission denied; check the permissions"
+        "error: out.bin.part: Permission denied; check the permissions"
     )
 
 

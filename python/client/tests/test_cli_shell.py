@@ -4,8 +4,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from cli_testing import FOLDER_ID, CliHarness, grpc_error
+from cli_testing import FOLDER_ID, CliHarness
 from grpclib.const import Status
+from rpc_testing import grpc_error
 
 from modelcatalog.cli import _app, _shell
 

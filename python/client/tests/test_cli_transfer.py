@@ -7,9 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from cli_testing import MODEL_ID, CliHarness, digest_mismatch
+from cli_testing import MODEL_ID, CliHarness
 
 from modelcatalog import ProgressCallback
+from modelcatalog._transport import CHUNK_SIZE
 from modelcatalog.cli import _output
 
 PAYLOAD = b"weights" * 1000
@@ -93,13 +94,15 @@ def test_progress_is_on_for_a_terminal_unless_quiet(
 ) -> None:
     """With a TTY the bar shows bytes and rate; --quiet and --json turn it off."""
     monkeypatch.setattr(_output, "stdout_is_terminal", lambda: True)
-    shown = harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    # One and a half chunks: progress is reported twice, so the bar can measure a rate.
+    (harness.tmp_path / "big.onnx").write_bytes(b"w" * (CHUNK_SIZE + CHUNK_SIZE // 2))
+    shown = harness.run("version", "upload", MODEL_ID, "big.onnx")
     harness.run("version", "upload", MODEL_ID, "resnet50.onnx", "--quiet")
     harness.run("version", "download", MODEL_ID, "1", "-o", "a.onnx", "-q")
     harness.run("version", "download", MODEL_ID, "1", "-o", "b.onnx", "--json")
     assert bars == [True, False, False, False]
     assert "100%" in shown.stdout
-    assert "6.8/6.8 KiB" in shown.stdout  # bytes done / total
+    assert "1.5/1.5 MiB" in shown.stdout  # bytes done / total
     assert "/s" in shown.stdout  # throughput
 
 
@@ -107,24 +110,27 @@ def test_download_defaults_to_the_uploaded_file_name(harness: CliHarness) -> Non
     """Without -o the file is written under its uploaded name, in the current folder."""
     harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
     (harness.tmp_path / "resnet50.onnx").unlink()
+    (harness.tmp_path / "resnet50.onnx.part").write_bytes(PAYLOAD[:1000])  # an earlier attempt
     result = harness.run("version", "download", MODEL_ID, "1")
     assert result.exit_code == 0, result.stderr
     assert (harness.tmp_path / "resnet50.onnx").read_bytes() == PAYLOAD
     assert "to resnet50.onnx" in result.stdout
     assert "verified" in result.stdout
-    assert harness.backend.transfers[-1]["resume"] is True
+    assert harness.backend.transfers[-1]["offset"] == 1000  # resumed by default
+    assert not (harness.tmp_path / "resnet50.onnx.part").exists()
 
 
 def test_download_into_a_folder_without_resume(harness: CliHarness) -> None:
     """-o DIR writes DIR/<file name>; --no-resume is passed to the SDK; --json has the path."""
     harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
     (harness.tmp_path / "out").mkdir()
+    (harness.tmp_path / "out" / "resnet50.onnx.part").write_bytes(b"junk")  # resuming would fail
     result = harness.run("version", "download", MODEL_ID, "1", "-o", "out", "--no-resume", "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["path"] == str(Path("out") / "resnet50.onnx")
     assert data["version"]["version"] == 1
-    assert harness.backend.transfers[-1]["resume"] is False
+    assert harness.backend.transfers[-1]["offset"] == 0  # started over
     assert (harness.tmp_path / "out" / "resnet50.onnx").read_bytes() == PAYLOAD
 
 
@@ -134,16 +140,19 @@ def test_download_never_writes_outside_the_destination(harness: CliHarness) -> N
     harness.backend.versions[0].file_name = "../../etc/evil"
     result = harness.run("version", "download", MODEL_ID, "1")
     assert result.exit_code == 0, result.stderr
-    assert harness.backend.transfers[-1]["destination"] == Path("evil")
+    assert "to evil " in result.stdout
+    assert (harness.tmp_path / "evil").read_bytes() == PAYLOAD
+    assert not (harness.tmp_path / "../../etc/evil").exists()
     harness.backend.versions[0].file_name = ".."
-    harness.run("version", "download", MODEL_ID, "1")
-    assert harness.backend.transfers[-1]["destination"] == Path(f"{MODEL_ID}-v1")
+    dots = harness.run("version", "download", MODEL_ID, "1")
+    assert f"to {MODEL_ID}-v1 " in dots.stdout
+    assert (harness.tmp_path / f"{MODEL_ID}-v1").read_bytes() == PAYLOAD
 
 
 def test_digest_mismatch_exits_8(harness: CliHarness) -> None:
     """A DataLoss from the SDK's SHA-256 check exits 8 with one line on stderr."""
     harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
-    harness.backend.transfer_error = digest_mismatch()
+    harness.backend.blobs[1] = b"W" + PAYLOAD[1:]  # no longer the bytes of its SHA-256
     result = harness.run("version", "download", MODEL_ID, "1", "-o", "x.onnx")
     assert result.exit_code == 8
     assert len(result.stderr.splitlines()) == 1

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import betterproto
 import pytest
-from google.rpc.error_details_pb2 import ErrorInfo
 from grpclib.const import Status
 from grpclib.events import SendRequest, listen
-from grpclib.exceptions import GRPCError
 from grpclib.testing import ChannelFor
+from rpc_testing import FakeTransfers, grpc_error
 
 from modelcatalog import (
     Client,
@@ -32,86 +31,22 @@ SIZE = 3 * CHUNK_SIZE + 12345
 MAX_VERSION_SIZE = 6 * CHUNK_SIZE
 
 
-def _error(status: Status, reason: str) -> GRPCError:
-    """An error the way the server sends it: with this API's ErrorInfo."""
-    return GRPCError(status, reason.lower(), [ErrorInfo(domain="modelcatalog.v1", reason=reason)])
+class FakeModels(FakeTransfers):
+    """The shared fake, refusing model "denied" and files over ``MAX_VERSION_SIZE``."""
 
-
-class FakeModels(v1.ModelServiceBase):
-    """Keeps versions in memory, checks uploads like the server and serves downloads from an
-    offset; records what it received and can serve damaged bytes or drop a download."""
-
-    def __init__(self) -> None:
-        self.files: dict[int, bytes] = {}
-        self.versions: dict[int, v1.ModelVersion] = {}
-        self.uploads: list[list[v1.UploadModelVersionRequest]] = []
-        self.offsets: list[int] = []
-        self.damage = False
-        self.drop_after_chunks: int | None = None
-
-    def store(self, data: bytes, file_name: str = "model.onnx") -> v1.ModelVersion:
-        """Add a version directly, as if it had been uploaded."""
-        number = len(self.versions) + 1
-        self.files[number] = data
-        self.versions[number] = v1.ModelVersion(
-            model_id="m1",
-            version=number,
-            file_name=file_name,
-            size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-        )
-        return self.versions[number]
-
-    async def upload_model_version(
-        self, upload_model_version_request_iterator: AsyncIterator[v1.UploadModelVersionRequest]
-    ) -> v1.UploadModelVersionResponse:
-        messages = upload_model_version_request_iterator
-        received = [await anext(messages)]
-        self.uploads.append(received)
-        header = received[0].header
+    def check_upload(self, header: v1.UploadModelVersionHeader) -> None:
         if header.model_id == "denied":
-            raise _error(Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED")
+            raise grpc_error(
+                Status.PERMISSION_DENIED, "folder_access_denied", "FOLDER_ACCESS_DENIED"
+            )
         if (header.size_bytes or 0) > MAX_VERSION_SIZE:
-            raise _error(Status.RESOURCE_EXHAUSTED, "VERSION_TOO_LARGE")
-        data = bytearray()
-        async for message in messages:
-            received.append(message)
-            data += message.chunk
-        if header.size_bytes is not None and header.size_bytes != len(data):
-            raise _error(Status.INVALID_ARGUMENT, "SIZE_MISMATCH")
-        if header.sha256 and header.sha256 != hashlib.sha256(data).hexdigest():
-            raise _error(Status.DATA_LOSS, "DIGEST_MISMATCH")
-        version = self.store(bytes(data), header.file_name)
-        version.content_type = header.content_type
-        version.description = header.description
-        version.labels = header.labels
-        return v1.UploadModelVersionResponse(version=version)
+            raise grpc_error(Status.RESOURCE_EXHAUSTED, "version_too_large", "VERSION_TOO_LARGE")
 
-    async def get_model_version(
-        self, get_model_version_request: v1.GetModelVersionRequest
-    ) -> v1.GetModelVersionResponse:
-        return v1.GetModelVersionResponse(version=self.versions[get_model_version_request.version])
-
-    async def download_model_version(
-        self, download_model_version_request: v1.DownloadModelVersionRequest
-    ) -> AsyncIterator[v1.DownloadModelVersionResponse]:
-        request = download_model_version_request
+    def check_download(self, request: v1.DownloadModelVersionRequest) -> None:
         if request.model_id == "denied":
-            raise _error(Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED")
-        if request.version not in self.files:
-            raise _error(Status.NOT_FOUND, "VERSION_NOT_FOUND")
-        data = self.files[request.version]
-        self.offsets.append(request.offset)
-        if request.offset > len(data):
-            raise _error(Status.OUT_OF_RANGE, "OFFSET_OUT_OF_RANGE")
-        yield v1.DownloadModelVersionResponse(version=self.versions[request.version])
-        for sent, start in enumerate(range(request.offset, len(data), CHUNK_SIZE)):
-            if sent == self.drop_after_chunks:
-                raise GRPCError(Status.UNAVAILABLE, "connection dropped")
-            chunk = data[start : start + CHUNK_SIZE]
-            if self.damage:
-                chunk = bytes([chunk[0] ^ 1]) + chunk[1:]
-            yield v1.DownloadModelVersionResponse(chunk=chunk)
+            raise grpc_error(
+                Status.PERMISSION_DENIED, "folder_access_denied", "FOLDER_ACCESS_DENIED"
+            )
 
 
 class Unseekable(io.BytesIO):

@@ -10,15 +10,16 @@ reports them the same way.
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, TypeVar
 
+import betterproto
 import click
 
-from .. import Client, ProgressCallback, __version__, v1
+from .. import Client, __version__, v1
 from . import _output as out
 from ._config import (
     DEFAULT_SERVER,
@@ -42,58 +43,11 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 ROLES = ("viewer", "editor", "owner")
 
 
-class CatalogClient(Protocol):
-    """The part of ``modelcatalog.Client`` the CLI uses (tests may pass a fake)."""
-
-    async def sign_up(self, username: str, password: str) -> v1.User: ...
-    async def sign_in(self, username: str, password: str) -> v1.SignInResponse: ...
-    async def get_current_user(self) -> v1.User: ...
-    async def create_folder(self, name: str, description: str = "") -> v1.Folder: ...
-    async def get_folder(self, folder_id: str) -> v1.Folder: ...
-    def list_folders(self, page_size: int = 0) -> AsyncIterator[v1.Folder]: ...
-    async def grant_folder_access(
-        self, folder_id: str, username: str, role: v1.FolderRole | str
-    ) -> v1.FolderMember: ...
-    async def revoke_folder_access(self, folder_id: str, username: str) -> None: ...
-    def list_folder_access(
-        self, folder_id: str, page_size: int = 0
-    ) -> AsyncIterator[v1.FolderMember]: ...
-    async def create_model(self, folder_id: str, name: str, description: str = "") -> v1.Model: ...
-    async def get_model(self, model_id: str) -> v1.Model: ...
-    def list_models(
-        self, folder_id: str | None = None, page_size: int = 0
-    ) -> AsyncIterator[v1.Model]: ...
-    async def get_model_version(self, model_id: str, version: int) -> v1.ModelVersion: ...
-    def list_model_versions(
-        self, model_id: str, page_size: int = 0
-    ) -> AsyncIterator[v1.ModelVersion]: ...
-    async def upload(
-        self,
-        model_id: str,
-        source: str | os.PathLike[str] | BinaryIO,
-        *,
-        file_name: str | None = None,
-        content_type: str | None = None,
-        description: str = "",
-        labels: Mapping[str, str] | None = None,
-        progress: ProgressCallback | None = None,
-    ) -> v1.ModelVersion: ...
-    async def download(
-        self,
-        model_id: str,
-        version: int,
-        destination: str | os.PathLike[str],
-        *,
-        resume: bool = True,
-        progress: ProgressCallback | None = None,
-    ) -> v1.ModelVersion: ...
-
-
-ClientFactory = Callable[[Settings], AbstractAsyncContextManager[CatalogClient]]
+ClientFactory = Callable[[Settings], AbstractAsyncContextManager[Client]]
 
 
 @asynccontextmanager
-async def _connect(settings: Settings) -> AsyncIterator[CatalogClient]:
+async def _connect(settings: Settings) -> AsyncIterator[Client]:
     """A real ``Client`` for the settings, closed when the command is done."""
     client = Client(
         settings.server,
@@ -146,7 +100,7 @@ def _settings(ctx: click.Context, *, keep_token: bool = True) -> Settings:
     return settings
 
 
-def _run(settings: Settings, call: Callable[[CatalogClient], Awaitable[_T]]) -> _T:
+def _run(settings: Settings, call: Callable[[Client], Awaitable[_T]]) -> _T:
     """Open a client, run ``call`` with it in a fresh event loop, and close the client."""
 
     async def session() -> _T:
@@ -252,6 +206,14 @@ def _report_created(kind: str, created: v1.Folder | v1.Model, as_json: bool, id_
         click.echo(created.id)
     else:
         click.echo(f"Created {kind} {created.name}: {created.id}")
+
+
+def _show(found: betterproto.Message, pairs: Iterable[tuple[str, str]], as_json: bool) -> None:
+    """Print one resource: its JSON with ``--json``, else its ``pairs`` as aligned lines."""
+    if as_json:
+        out.print_json(found)
+    else:
+        out.details(pairs)
 
 
 def quiet_option(function: _F) -> _F:
@@ -410,17 +372,13 @@ def whoami(ctx: click.Context, as_json: bool) -> None:
     """Show the account the token belongs to."""
     settings = _settings(ctx)
     user = _run(settings, lambda client: client.get_current_user())
-    if as_json:
-        out.print_json(user)
-        return
-    out.details(
-        [
-            ("username", user.username),
-            ("id", user.id),
-            ("created", out.timestamp(user.create_time)),
-            ("server", settings.server),
-        ]
-    )
+    pairs = [
+        ("username", user.username),
+        ("id", user.id),
+        ("created", out.timestamp(user.create_time)),
+        ("server", settings.server),
+    ]
+    _show(user, pairs, as_json)
 
 
 # --- Folders ----------------------------------------------------------------------------
@@ -502,10 +460,7 @@ def folder_list(ctx: click.Context, as_json: bool) -> None:
 def folder_show(ctx: click.Context, folder_id: str, as_json: bool) -> None:
     """Show one folder."""
     found = _run(_settings(ctx), lambda client: client.get_folder(folder_id))
-    if as_json:
-        out.print_json(found)
-    else:
-        out.details(_folder_pairs(found))
+    _show(found, _folder_pairs(found), as_json)
 
 
 @folder.command(
@@ -653,20 +608,16 @@ def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None
 def model_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
     """Show one model."""
     found = _run(_settings(ctx), lambda client: client.get_model(model_id))
-    if as_json:
-        out.print_json(found)
-        return
-    out.details(
-        [
-            ("id", found.id),
-            ("name", found.name),
-            ("folder", found.folder_id),
-            ("description", found.description),
-            ("latest version", str(found.latest_version or "none")),
-            ("creator", found.creator_username),
-            ("created", out.timestamp(found.create_time)),
-        ]
-    )
+    pairs = [
+        ("id", found.id),
+        ("name", found.name),
+        ("folder", found.folder_id),
+        ("description", found.description),
+        ("latest version", str(found.latest_version or "none")),
+        ("creator", found.creator_username),
+        ("created", out.timestamp(found.create_time)),
+    ]
+    _show(found, pairs, as_json)
 
 
 # --- Versions ---------------------------------------------------------------------------
@@ -753,7 +704,7 @@ def version_upload(
     settings = _settings(ctx)
     total = file.stat().st_size
 
-    async def upload(client: CatalogClient) -> v1.ModelVersion:
+    async def upload(client: Client) -> v1.ModelVersion:
         enabled = _show_progress(quiet, as_json)
         with out.transfer_progress(f"upload {file.name}", enabled=enabled, total=total) as bar:
             return await client.upload(
@@ -821,7 +772,7 @@ def version_download(
     """Download a version; resumes a partial download and verifies its SHA-256."""
     settings = _settings(ctx)
 
-    async def download(client: CatalogClient) -> tuple[Path, v1.ModelVersion]:
+    async def download(client: Client) -> tuple[Path, v1.ModelVersion]:
         target = destination
         if target is None or target.is_dir():
             info = await client.get_model_version(model_id, number)
@@ -884,10 +835,7 @@ def version_list(ctx: click.Context, model_id: str, as_json: bool) -> None:
 def version_show(ctx: click.Context, model_id: str, number: int, as_json: bool) -> None:
     """Show one version: file, size, SHA-256, labels."""
     found = _run(_settings(ctx), lambda client: client.get_model_version(model_id, number))
-    if as_json:
-        out.print_json(found)
-    else:
-        out.details(_version_pairs(found))
+    _show(found, _version_pairs(found), as_json)
 
 
 # --- Shell ------------------------------------------------------------------------------

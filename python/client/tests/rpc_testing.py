@@ -1,0 +1,122 @@
+"""The server side for the SDK and CLI tests: errors as the server sends them, and a fake
+``ModelService`` for uploads and downloads.
+
+``FakeTransfers`` keeps versions in memory, checks uploads like the server and serves downloads
+from an offset; it records what it received and can serve damaged bytes or drop a download.
+Subclasses add their own rules in ``check_upload``/``check_download`` and may keep the versions
+and files in containers they share with other fakes.
+"""
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google.rpc.error_details_pb2 import ErrorInfo
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+
+from modelcatalog import v1
+from modelcatalog._transport import CHUNK_SIZE
+
+
+def grpc_error(status: Status, message: str, reason: str | None = None) -> GRPCError:
+    """A GRPCError as the server sends it, with an ErrorInfo carrying ``reason``."""
+    details = [ErrorInfo(domain="modelcatalog.v1", reason=reason)] if reason else None
+    return GRPCError(status, message, details)
+
+
+class FakeTransfers(v1.ModelServiceBase):
+    """``UploadModelVersion``, ``DownloadModelVersion`` and ``GetModelVersion`` in memory."""
+
+    def __init__(
+        self,
+        versions: list[v1.ModelVersion] | None = None,
+        files: dict[int, bytes] | None = None,
+    ) -> None:
+        self.versions: list[v1.ModelVersion] = [] if versions is None else versions
+        """The metadata of version N at index N - 1."""
+        self.files: dict[int, bytes] = {} if files is None else files
+        """The bytes of each version, by number."""
+        self.uploads: list[list[v1.UploadModelVersionRequest]] = []
+        self.offsets: list[int] = []
+        self.damage = False
+        self.drop_after_chunks: int | None = None
+
+    def store(self, data: bytes, file_name: str = "model.onnx", **fields: Any) -> v1.ModelVersion:
+        """Add the next version directly, as if it had been uploaded (to model "m1" unless
+        ``fields`` say otherwise)."""
+        number = len(self.versions) + 1
+        fields.setdefault("model_id", "m1")
+        version = v1.ModelVersion(
+            version=number,
+            file_name=file_name,
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            **fields,
+        )
+        self.versions.append(version)
+        self.files[number] = data
+        return version
+
+    def find(self, number: int) -> v1.ModelVersion:
+        """The version with this number, or the server's NOT_FOUND."""
+        for version in self.versions:
+            if version.version == number:
+                return version
+        raise grpc_error(Status.NOT_FOUND, "the model has no such version", "VERSION_NOT_FOUND")
+
+    def check_upload(self, header: v1.UploadModelVersionHeader) -> None:
+        """Called with each upload's header before its chunks are read; raise to reject it."""
+
+    def check_download(self, request: v1.DownloadModelVersionRequest) -> None:
+        """Called with each download request before anything is sent; raise to refuse it."""
+
+    async def upload_model_version(
+        self, upload_model_version_request_iterator: AsyncIterator[v1.UploadModelVersionRequest]
+    ) -> v1.UploadModelVersionResponse:
+        messages = upload_model_version_request_iterator
+        received = [await anext(messages)]
+        self.uploads.append(received)
+        header = received[0].header
+        self.check_upload(header)
+        data = bytearray()
+        async for message in messages:
+            received.append(message)
+            data += message.chunk
+        if header.size_bytes is not None and header.size_bytes != len(data):
+            raise grpc_error(Status.INVALID_ARGUMENT, "size_mismatch", "SIZE_MISMATCH")
+        if header.sha256 and header.sha256 != hashlib.sha256(data).hexdigest():
+            raise grpc_error(Status.DATA_LOSS, "digest_mismatch", "DIGEST_MISMATCH")
+        version = self.store(
+            bytes(data),
+            header.file_name,
+            model_id=header.model_id,
+            content_type=header.content_type,
+            description=header.description,
+            labels=dict(header.labels),
+        )
+        return v1.UploadModelVersionResponse(version=version)
+
+    async def get_model_version(
+        self, get_model_version_request: v1.GetModelVersionRequest
+    ) -> v1.GetModelVersionResponse:
+        return v1.GetModelVersionResponse(version=self.find(get_model_version_request.version))
+
+    async def download_model_version(
+        self, download_model_version_request: v1.DownloadModelVersionRequest
+    ) -> AsyncIterator[v1.DownloadModelVersionResponse]:
+        request = download_model_version_request
+        self.check_download(request)
+        version = self.find(request.version)
+        data = self.files[request.version]
+        self.offsets.append(request.offset)
+        if request.offset > len(data):
+            raise grpc_error(Status.OUT_OF_RANGE, "offset_out_of_range", "OFFSET_OUT_OF_RANGE")
+        yield v1.DownloadModelVersionResponse(version=version)
+        for sent, start in enumerate(range(request.offset, len(data), CHUNK_SIZE)):
+            if sent == self.drop_after_chunks:
+                raise GRPCError(Status.UNAVAILABLE, "connection dropped")
+            chunk = data[start : start + CHUNK_SIZE]
+            if self.damage:
+                chunk = bytes([chunk[0] ^ 1]) + chunk[1:]
+            yield v1.DownloadModelVersionResponse(chunk=chunk)
