@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 from grpclib.const import Status
@@ -44,3 +45,40 @@ async def test_unexpected_failures_are_internal_and_hide_details(
     assert caught.value.status == Status.INTERNAL
     assert "hunter2" not in (caught.value.message or "")
     assert "hunter2" in caplog.text
+
+
+async def test_oversized_request_message_is_refused(api: Api) -> None:
+    """A request message over the 4 MiB chunk limit is RESOURCE_EXHAUSTED, read no further."""
+    with pytest.raises(GRPCError) as caught:
+        await api.auth.sign_up(v1.SignUpRequest("alice", "x" * (5 << 20)))
+    assert caught.value.status == Status.RESOURCE_EXHAUSTED
+    assert "at most" in (caught.value.message or "")
+
+
+async def test_a_full_4_mib_upload_chunk_is_accepted(api: Api) -> None:
+    """The limit leaves room for the largest chunk the contract allows."""
+    alice = await api.caller("alice")
+    folder = (await alice.folders.create_folder(v1.CreateFolderRequest("f"))).folder
+    model = (await alice.models.create_model(v1.CreateModelRequest(folder.id, "m"))).model
+
+    async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
+        yield v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader(model.id, "f.bin"))
+        yield v1.UploadModelVersionRequest(chunk=bytes(4 << 20))
+
+    response = await alice.models.upload_model_version(messages())
+    assert response.version.size_bytes == 4 << 20
+
+
+async def test_compressed_requests_are_unimplemented_not_internal(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """grpclib cannot read compressed messages; the caller is told so, with UNIMPLEMENTED."""
+
+    async def compressed(self: Accounts, username: str, password: str) -> None:
+        raise NotImplementedError("Compression not implemented")
+
+    monkeypatch.setattr(Accounts, "sign_up", compressed)
+    with pytest.raises(GRPCError) as caught:
+        await api.auth.sign_up(v1.SignUpRequest("alice", "correct horse"))
+    assert caught.value.status == Status.UNIMPLEMENTED
+    assert "uncompressed" in (caught.value.message or "")

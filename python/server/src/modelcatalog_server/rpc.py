@@ -23,6 +23,7 @@ from grpclib.server import Stream
 from .auth.hook import Authenticator
 from .domain.errors import CatalogError
 from .errors import internal_error, to_grpc_error
+from .transport import limit_request_messages
 
 access_log = logging.getLogger("modelcatalog_server.access")
 log = logging.getLogger("modelcatalog_server")
@@ -56,6 +57,7 @@ class _Intercepted:
                 principal = authenticator.authenticate(method, authorization)
                 if principal is not None:
                     user_id = principal.user_id
+                limit_request_messages(stream)
                 await handler(stream)
             except CatalogError as error:
                 grpc_error = to_grpc_error(error)
@@ -64,6 +66,11 @@ class _Intercepted:
             except GRPCError as error:
                 status = error.status
                 raise
+            except NotImplementedError:  # grpclib's answer to a compressed request message
+                status = Status.UNIMPLEMENTED
+                raise GRPCError(
+                    status, "compressed request messages are not supported; send them uncompressed"
+                ) from None
             except (asyncio.CancelledError, StreamTerminatedError):
                 status = Status.CANCELLED
                 raise

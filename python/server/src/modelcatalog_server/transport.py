@@ -13,12 +13,14 @@ from grpclib.config import Configuration
 from grpclib.const import Status
 from grpclib.encoding.proto import ProtoCodec, ProtoStatusDetailsCodec
 from grpclib.exceptions import GRPCError
-from grpclib.server import Server
+from grpclib.server import Server, Stream
 
 #: Close a connection whose peer has not answered a keepalive ping for this long.
 KEEPALIVE_TIMEOUT_SECONDS = 20.0
 #: Ping an idle connection this often, to find dead peers behind NATs and load balancers.
 KEEPALIVE_INTERVAL_SECONDS = 300.0
+#: The largest request message accepted: an upload chunk of at most 4 MiB plus its framing.
+MAX_REQUEST_MESSAGE_BYTES = (4 << 20) + (64 << 10)
 #: HTTP/2 requires TLS 1.2+ with AEAD ciphers (RFC 7540 section 9.2).
 _HTTP2_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20"
 
@@ -34,6 +36,30 @@ class RequestCodec(ProtoCodec):
                 Status.INVALID_ARGUMENT,
                 f"the request is not a valid {message_type.__name__} message",
             ) from None
+
+
+def limit_request_messages(
+    stream: Stream[Any, Any], limit: int = MAX_REQUEST_MESSAGE_BYTES
+) -> None:
+    """Refuses a request message larger than ``limit`` before any of it is buffered.
+
+    grpclib reads each message's declared length and then buffers that many bytes, with no
+    bound of its own, so one message could claim gigabytes of server memory. The declared
+    length passes through the stream's ``recv_data``, which is where it is checked.
+    """
+    transport_stream = stream._stream
+    receive = transport_stream.recv_data
+
+    async def bounded_receive(size: int) -> bytes:
+        if size > limit:
+            raise GRPCError(
+                Status.RESOURCE_EXHAUSTED,
+                f"a request message may be at most {limit} bytes; this one declares {size}; "
+                "send large files as a stream of smaller chunks",
+            )
+        return await receive(size)
+
+    setattr(transport_stream, "recv_data", bounded_receive)  # noqa: B010 - replaces a method
 
 
 def create_server(services: Collection[IServable]) -> Server:
