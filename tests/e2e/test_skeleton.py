@@ -190,3 +190,38 @@ async def test_malformed_request_bytes_are_invalid_argument(server: RunningServe
         channel.close()
     assert caught.value.status == Status.INVALID_ARGUMENT
     assert "SignUpRequest" in (caught.value.message or "")
+
+
+def test_data_directory_is_private_to_the_server_user(server: RunningServer) -> None:
+    """The database, blobs, keys and their folders are not readable by other local users."""
+    assert (server.data_dir / "catalog.sqlite3").exists()
+    for path in [server.data_dir, *server.data_dir.rglob("*")]:
+        if path.name == "server.crt":
+            continue
+        assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_corrupt_certificate_stops_the_start_with_a_hint(tmp_path: Path, signing_key: Path) -> None:
+    """A damaged self-signed certificate is reported in one line that says how to recover."""
+    data_dir = tmp_path / "data"
+    (data_dir / "tls").mkdir(parents=True)
+    (data_dir / "tls" / "server.crt").write_text("not a certificate")
+    (data_dir / "tls" / "server.key").write_text("not a key")
+    result = subprocess.run(
+        [
+            "modelcatalog-server",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+            "--jwt-private-key",
+            str(signing_key),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "is not a PEM certificate" in result.stderr
+    assert "Traceback" not in result.stderr

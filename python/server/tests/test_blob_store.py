@@ -88,8 +88,25 @@ async def test_recover_removes_temporaries_and_unreferenced_blobs(tmp_path: Path
     kept = await store_bytes(store, b"kept")
     orphan = await store_bytes(store, b"orphan")
     interrupted = store.writer()
-    await interrupted.write(b"half")
+    await interrupted.write(os.urandom(2 * READ_CHUNK_BYTES))
     assert await store.recover({kept}) == 2
     assert files_under(tmp_path) == [store.path_of(kept)]
     assert not store.path_of(orphan).exists()
     await interrupted.abort()
+
+
+async def test_no_temporary_file_before_the_first_bytes(tmp_path: Path) -> None:
+    """An upload that has sent nothing yet holds no file: silent clients cost no descriptors."""
+    store = LocalBlobStore(tmp_path)
+    writer = store.writer()
+    assert files_under(tmp_path) == []
+    await writer.abort()
+
+
+async def test_delete_removes_a_committed_blob(tmp_path: Path) -> None:
+    """delete removes the blob and tolerates one that is already gone."""
+    store = LocalBlobStore(tmp_path)
+    digest = await store_bytes(store, b"to remove")
+    await store.delete(digest)
+    await store.delete(digest)
+    assert files_under(tmp_path) == []

@@ -6,9 +6,9 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
-from grpclib.const import Status
+from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
-from server_testing import Api
+from server_testing import VIEWER, Api, expect_error
 
 from modelcatalog import v1
 from modelcatalog_server.domain.accounts import Accounts
@@ -82,3 +82,67 @@ async def test_compressed_requests_are_unimplemented_not_internal(
         await api.auth.sign_up(v1.SignUpRequest("alice", "correct horse"))
     assert caught.value.status == Status.UNIMPLEMENTED
     assert "uncompressed" in (caught.value.message or "")
+
+
+@pytest.mark.parametrize("size", [10_000, 1 << 20])
+async def test_huge_inputs_are_not_echoed_back(api: Api, size: int) -> None:
+    """Oversized values are refused with a short message: replies never grow with the input."""
+    alice = await api.caller("alice")
+    folder = (await alice.folders.create_folder(v1.CreateFolderRequest("f"))).folder
+    grant = await expect_error(
+        alice.folders.grant_folder_access(
+            v1.GrantFolderAccessRequest(folder.id, "u" * size, VIEWER)
+        ),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        "username",
+    )
+    model = (await alice.models.create_model(v1.CreateModelRequest(folder.id, "m"))).model
+    header = v1.UploadModelVersionHeader(model.id, "f.bin", labels={"k" * size: "v"})
+
+    async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
+        yield v1.UploadModelVersionRequest(header=header)
+
+    label = await expect_error(
+        alice.models.upload_model_version(messages()),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        "header.labels",
+    )
+    for error in (grant, label):
+        assert len(error.message or "") < 300
+
+
+async def sign_in_with_raw_body(api: Api, body: bytes) -> GRPCError:
+    """Sends ``body`` as SignIn's request stream, as is, and returns the error that follows.
+
+    The client side says STREAM_UNARY: grpclib's unary client refuses to send such bodies.
+    """
+    async with api.channel.request(
+        "/modelcatalog.v1.AuthService/SignIn",
+        Cardinality.STREAM_UNARY,
+        v1.SignInRequest,
+        v1.SignInResponse,
+    ) as stream:
+        await stream.send_request()
+        if body:
+            await stream._stream.send_data(body)
+        await stream.end()
+        with pytest.raises(GRPCError) as caught:
+            await stream.recv_message()
+    return caught.value
+
+
+async def test_unary_call_without_a_message_is_invalid_argument(api: Api) -> None:
+    """A unary call whose stream ends before any message is the client's error, not INTERNAL."""
+    error = await sign_in_with_raw_body(api, b"")
+    assert error.status == Status.INVALID_ARGUMENT
+    assert "no request message" in (error.message or "")
+
+
+async def test_stream_ending_inside_a_message_is_invalid_argument(api: Api) -> None:
+    """A message cut short by the end of the stream is the client's error, not INTERNAL."""
+    declares_100_bytes_sends_3 = b"\x00\x00\x00\x00\x64abc"
+    error = await sign_in_with_raw_body(api, declares_100_bytes_sends_3)
+    assert error.status == Status.INVALID_ARGUMENT
+    assert "ended inside a message" in (error.message or "")

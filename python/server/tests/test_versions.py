@@ -6,8 +6,9 @@ import asyncio
 import hashlib
 import os
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import betterproto
 import pytest
@@ -18,7 +19,11 @@ from server_testing import EDITOR, VIEWER, Api, Caller, expect_error, poll_until
 from modelcatalog import v1
 from modelcatalog_server.app import build_application
 from modelcatalog_server.config import Settings
-from modelcatalog_server.domain.errors import PermissionDenied, ResourceExhausted
+from modelcatalog_server.domain.errors import (
+    DeadlineExceeded,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from modelcatalog_server.domain.paging import PageTokens
 from modelcatalog_server.domain.versions import UploadHeader, Versions
 from modelcatalog_server.storage.blobs import LocalBlobStore
@@ -258,19 +263,38 @@ async def test_undeclared_upload_past_the_limit_is_refused(
     assert blob_files(settings) == []
 
 
+@dataclass
+class Domain:
+    """The versions domain over a fresh store holding one user and one model."""
+
+    store: MetadataStore
+    blobs_dir: Path
+    user_id: str
+    model_id: str
+
+    def versions(self, **options: Any) -> Versions:
+        """Versions with a 1 MiB limit and ``options`` (idle time, upload limits)."""
+        blobs = LocalBlobStore(self.blobs_dir)
+        return Versions(self.store, blobs, PageTokens(b"k"), max_version_bytes=MiB, **options)
+
+
 @pytest.fixture
-async def versions(tmp_path: Path) -> AsyncIterator[tuple[Versions, str, str]]:
-    """Versions over a fresh store with a 1 MiB limit, as (versions, user id, model id)."""
+async def domain(tmp_path: Path) -> AsyncIterator[Domain]:
     store = await MetadataStore.open_sqlite(tmp_path / "catalog.sqlite3")
     try:
         async with store.write() as tx:
             user = await tx.insert_user("alice", "not a real hash")
             folder = await tx.insert_folder(user, "vision", "")
             model = await tx.insert_model(folder, user, "resnet", "")
-        blobs = LocalBlobStore(tmp_path / "blobs")
-        yield Versions(store, blobs, PageTokens(b"k"), max_version_bytes=MiB), user.id, model.id
+        yield Domain(store, tmp_path / "blobs", user.id, model.id)
     finally:
         await store.close()
+
+
+@pytest.fixture
+def versions(domain: Domain) -> tuple[Versions, str, str]:
+    """Versions over a fresh store with a 1 MiB limit, as (versions, user id, model id)."""
+    return domain.versions(), domain.user_id, domain.model_id
 
 
 async def counted(chunks: Iterable[bytes], pulled: list[int]) -> AsyncIterator[bytes]:
@@ -489,3 +513,81 @@ async def test_leftovers_are_removed_at_start(settings: Settings) -> None:
     orphan.write_bytes(b"renamed but never recorded")
     async with build_application(settings):
         assert [p.name for p in blob_files(settings)] == [kept.sha256]
+
+
+async def test_revoked_editor_leaves_no_blob_behind(api: Api, settings: Settings) -> None:
+    """An upload whose editor loses the role before the commit stores no version and no blob."""
+    alice, bob = await api.caller("alice"), await api.caller("bob")
+    model = await model_of(alice)
+    await alice.folders.grant_folder_access(
+        v1.GrantFolderAccessRequest(model.folder_id, "bob", EDITOR)
+    )
+    all_sent = asyncio.Event()
+    revoked = asyncio.Event()
+
+    async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
+        yield v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader(model.id, "f.bin"))
+        yield v1.UploadModelVersionRequest(chunk=os.urandom(2 * MiB))
+        all_sent.set()
+        await revoked.wait()
+
+    upload_call = asyncio.create_task(bob.models.upload_model_version(messages()))
+    await all_sent.wait()
+    await alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(model.folder_id, "bob"))
+    revoked.set()
+    await expect_error(upload_call, Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED")
+    assert blob_files(settings) == []
+
+
+async def test_truncated_blob_is_data_loss_not_a_short_success(
+    api: Api, settings: Settings
+) -> None:
+    """A stored file shorter than its version ends the download with DATA_LOSS."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    version = await upload(alice, model.id, os.urandom(MiB + 10))
+    (stored,) = blob_files(settings)
+    stored.write_bytes(stored.read_bytes()[:1000])
+    await expect_error(download(alice, model.id, version.version), Status.DATA_LOSS, "UNSPECIFIED")
+
+
+async def stalled(
+    first: bytes, release: asyncio.Event, waiting: asyncio.Event | None = None
+) -> AsyncIterator[bytes]:
+    """Sends ``first``, then nothing until ``release``; ``waiting`` is set once it stalls."""
+    yield first
+    if waiting is not None:
+        waiting.set()
+    await release.wait()
+
+
+async def chunks_of(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_silent_upload_is_abandoned(domain: Domain) -> None:
+    """An upload that sends nothing for the idle limit fails with UPLOAD_IDLE and leaves nothing."""
+    versions = domain.versions(upload_idle_seconds=0.05)
+    with pytest.raises(DeadlineExceeded) as caught:
+        await versions.upload(
+            domain.user_id, UploadHeader(domain.model_id, "f"), stalled(b"x", asyncio.Event())
+        )
+    assert caught.value.reason == "UPLOAD_IDLE"
+    assert [p for p in domain.blobs_dir.rglob("*") if p.is_file()] == []
+
+
+async def test_uploads_beyond_the_per_user_limit_are_refused(domain: Domain) -> None:
+    """With the per-user limit reached, another upload is OVERLOADED until one finishes."""
+    versions = domain.versions(max_uploads_per_user=1)
+    user, model = domain.user_id, domain.model_id
+    release, waiting = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(
+        versions.upload(user, UploadHeader(model, "a"), stalled(b"a", release, waiting))
+    )
+    await waiting.wait()
+    with pytest.raises(ResourceExhausted) as caught:
+        await versions.upload(user, UploadHeader(model, "b"), chunks_of(b"b"))
+    assert caught.value.reason == "OVERLOADED"
+    release.set()
+    assert (await first).version == 1
+    assert (await versions.upload(user, UploadHeader(model, "c"), chunks_of(b"c"))).version == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +15,8 @@ from .config import parse_settings
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``modelcatalog-server`` console script."""
     settings = parse_settings(argv)
+    # The data directory holds password hashes and every model: readable by this user only.
+    os.umask(0o077)
     logging.basicConfig(
         level=settings.log_level.upper(),
         stream=sys.stderr,

@@ -38,7 +38,7 @@ from .services.model_service import ModelService
 from .services.reflection import with_reflection
 from .storage.blobs import LocalBlobStore
 from .storage.metadata import MetadataStore, SchemaTooNew
-from .tls import ensure_self_signed
+from .tls import CertificateError, ensure_self_signed
 from .transport import create_server, open_listener, server_tls_context
 
 log = logging.getLogger("modelcatalog_server")
@@ -98,7 +98,10 @@ def load_tls(settings: Settings) -> tuple[ssl.SSLContext | None, str]:
             f"TLS, certificate {settings.tls_cert}",
         )
     else:
-        files = ensure_self_signed(settings.data_dir)
+        try:
+            files = ensure_self_signed(settings.data_dir)
+        except CertificateError as error:
+            raise StartupError(str(error)) from error
         cert, key = files.cert, files.key
         note = f"TLS, self-signed; clients trust it with --ca-cert {files.cert.resolve()}"
         if files.created:
@@ -146,6 +149,7 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
                 removed = await blobs.recover(await tx.referenced_blobs())
             if removed:
                 log.info("removed %d leftover file(s) of interrupted uploads", removed)
+            await hasher.warm_up()
             tokens = load_token_service(settings)
             tls, tls_note = load_tls(settings)
             services = build_services(settings, store, blobs, hasher, tokens)

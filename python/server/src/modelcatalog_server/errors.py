@@ -14,6 +14,9 @@ from grpclib.exceptions import GRPCError
 from .domain import errors
 
 ERROR_DOMAIN = "modelcatalog.v1"
+#: Longest message sent: status messages travel in an HTTP/2 trailer, whose encoding cost
+#: grows faster than its length.
+MESSAGE_MAX_CHARS = 1024
 
 _STATUS: dict[type[errors.CatalogError], Status] = {
     errors.InvalidArgument: Status.INVALID_ARGUMENT,
@@ -25,25 +28,25 @@ _STATUS: dict[type[errors.CatalogError], Status] = {
     errors.ResourceExhausted: Status.RESOURCE_EXHAUSTED,
     errors.DataLoss: Status.DATA_LOSS,
     errors.OutOfRange: Status.OUT_OF_RANGE,
+    errors.DeadlineExceeded: Status.DEADLINE_EXCEEDED,
 }
 
 
 def to_grpc_error(error: errors.CatalogError) -> GRPCError:
     """The status, message and details a client receives for ``error``."""
     status = next(s for cls, s in _STATUS.items() if isinstance(error, cls))
+    message = error.message[:MESSAGE_MAX_CHARS]
     metadata: dict[str, str] = {}
     details: list[Message] = []
     if isinstance(error, errors.InvalidArgument):
         metadata["field"] = error.field
         details.append(
             BadRequest(
-                field_violations=[
-                    BadRequest.FieldViolation(field=error.field, description=error.message)
-                ]
+                field_violations=[BadRequest.FieldViolation(field=error.field, description=message)]
             )
         )
     details.insert(0, ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata))
-    return GRPCError(status, error.message, details)
+    return GRPCError(status, message, details)
 
 
 def internal_error() -> GRPCError:

@@ -16,14 +16,14 @@ from collections.abc import Collection
 from typing import Any
 
 from grpclib._typing import IServable
-from grpclib.const import Handler, Status
+from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
 from .auth.hook import Authenticator
 from .domain.errors import CatalogError
 from .errors import internal_error, to_grpc_error
-from .transport import limit_request_messages
+from .transport import guard_requests
 
 access_log = logging.getLogger("modelcatalog_server.access")
 log = logging.getLogger("modelcatalog_server")
@@ -40,12 +40,13 @@ class _Intercepted:
 
     def __mapping__(self) -> dict[str, Handler]:
         return {
-            method: handler._replace(func=self._wrap(method, handler.func))
+            method: handler._replace(func=self._wrap(method, handler))
             for method, handler in self._service.__mapping__().items()
         }
 
-    def _wrap(self, method: str, handler: MethodFunc) -> MethodFunc:
+    def _wrap(self, method: str, handler: Handler) -> MethodFunc:
         authenticator = self._authenticator
+        single_request = handler.cardinality in (Cardinality.UNARY_UNARY, Cardinality.UNARY_STREAM)
 
         async def call(stream: Stream[Any, Any]) -> None:
             started = time.perf_counter()
@@ -57,8 +58,8 @@ class _Intercepted:
                 principal = authenticator.authenticate(method, authorization)
                 if principal is not None:
                     user_id = principal.user_id
-                limit_request_messages(stream)
-                await handler(stream)
+                guard_requests(stream, single=single_request)
+                await handler.func(stream)
             except CatalogError as error:
                 grpc_error = to_grpc_error(error)
                 status = grpc_error.status

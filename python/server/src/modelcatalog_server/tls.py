@@ -23,6 +23,10 @@ VALIDITY = timedelta(days=825)
 RENEW_BEFORE = timedelta(days=30)
 
 
+class CertificateError(Exception):
+    """The self-signed certificate in the data directory cannot be used."""
+
+
 @dataclass(frozen=True)
 class CertificateFiles:
     """A PEM certificate chain and its key; ``created`` when the server just made them."""
@@ -37,7 +41,13 @@ def ensure_self_signed(data_dir: Path) -> CertificateFiles:
     cert_path = data_dir / "tls" / "server.crt"
     key_path = data_dir / "tls" / "server.key"
     if cert_path.exists() and key_path.exists():
-        current = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        try:
+            current = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        except ValueError as error:
+            raise CertificateError(
+                f"{cert_path} is not a PEM certificate ({error}); delete {cert_path.parent} "
+                "to have a new self-signed certificate made"
+            ) from None
         if current.not_valid_after_utc - RENEW_BEFORE > datetime.now(UTC):
             return CertificateFiles(cert_path, key_path)
     key = ec.generate_private_key(ec.SECP256R1())

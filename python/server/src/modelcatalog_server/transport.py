@@ -38,28 +38,43 @@ class RequestCodec(ProtoCodec):
             ) from None
 
 
-def limit_request_messages(
-    stream: Stream[Any, Any], limit: int = MAX_REQUEST_MESSAGE_BYTES
+def guard_requests(
+    stream: Stream[Any, Any], *, single: bool, limit: int = MAX_REQUEST_MESSAGE_BYTES
 ) -> None:
-    """Refuses a request message larger than ``limit`` before any of it is buffered.
+    """Makes malformed request streams the client's error, before any handler code runs.
 
-    grpclib reads each message's declared length and then buffers that many bytes, with no
-    bound of its own, so one message could claim gigabytes of server memory. The declared
-    length passes through the stream's ``recv_data``, which is where it is checked.
+    grpclib reads each message's declared length and then buffers that many bytes with no
+    bound of its own, so one message could claim gigabytes: a length above ``limit`` is
+    refused before it is read. A stream that ends inside a message, or a unary call that
+    sends no message at all, would otherwise surface as a server fault (INTERNAL).
     """
     transport_stream = stream._stream
-    receive = transport_stream.recv_data
+    receive_data = transport_stream.recv_data
+    receive_message = stream.recv_message
 
-    async def bounded_receive(size: int) -> bytes:
+    async def bounded_receive_data(size: int) -> bytes:
         if size > limit:
             raise GRPCError(
                 Status.RESOURCE_EXHAUSTED,
                 f"a request message may be at most {limit} bytes; this one declares {size}; "
                 "send large files as a stream of smaller chunks",
             )
-        return await receive(size)
+        try:
+            return await receive_data(size)
+        except AssertionError:
+            raise GRPCError(
+                Status.INVALID_ARGUMENT, "the request stream ended inside a message"
+            ) from None
 
-    setattr(transport_stream, "recv_data", bounded_receive)  # noqa: B010 - replaces a method
+    async def present_message() -> Any:
+        message = await receive_message()
+        if message is None:
+            raise GRPCError(Status.INVALID_ARGUMENT, "the call carries no request message")
+        return message
+
+    setattr(transport_stream, "recv_data", bounded_receive_data)  # noqa: B010 - replaces a method
+    if single:
+        setattr(stream, "recv_message", present_message)  # noqa: B010 - replaces a method
 
 
 def create_server(services: Collection[IServable]) -> Server:

@@ -15,7 +15,12 @@ from typing import TypeVar
 
 import bcrypt
 
+from ..domain.errors import ResourceExhausted
+
 T = TypeVar("T")
+
+#: Password checks queued beyond the worker threads before new ones are refused (OVERLOADED).
+MAX_QUEUED_CHECKS = 64
 
 #: bcrypt ignores everything past this many bytes; longer passwords are refused upstream.
 BCRYPT_MAX_PASSWORD_BYTES = 72
@@ -24,13 +29,20 @@ BCRYPT_MAX_PASSWORD_BYTES = 72
 class PasswordHasher:
     """Hashes and verifies passwords with bcrypt in at most ``max_threads`` threads at once."""
 
-    def __init__(self, cost: int, max_threads: int | None = None) -> None:
+    def __init__(
+        self, cost: int, max_threads: int | None = None, max_queued: int = MAX_QUEUED_CHECKS
+    ) -> None:
         self._cost = cost
-        self._pool = ThreadPoolExecutor(
-            max_workers=max_threads or min(4, os.cpu_count() or 1),
-            thread_name_prefix="bcrypt",
-        )
+        threads = max_threads or min(4, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bcrypt")
+        self._max_in_flight = threads + max_queued
+        self._in_flight = 0
         self._dummy_hash: bytes | None = None
+
+    async def warm_up(self) -> None:
+        """Computes the dummy hash now, so the first unknown-user sign-in costs no extra hash."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._run(_hash, b"dummy password", self._cost)
 
     async def hash(self, password: str) -> str:
         """A new salted bcrypt hash of ``password`` at the configured cost."""
@@ -41,8 +53,8 @@ class PasswordHasher:
         cannot take, it fails after the same bcrypt work, so timing tells nothing."""
         secret = password.encode()
         if password_hash is None or len(secret) > BCRYPT_MAX_PASSWORD_BYTES:
-            if self._dummy_hash is None:
-                self._dummy_hash = await self._run(_hash, b"dummy password", self._cost)
+            await self.warm_up()
+            assert self._dummy_hash is not None
             await self._run(bcrypt.checkpw, secret[:BCRYPT_MAX_PASSWORD_BYTES], self._dummy_hash)
             return False
         return await self._run(bcrypt.checkpw, secret, password_hash.encode())
@@ -52,7 +64,18 @@ class PasswordHasher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, function: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        """Runs bcrypt work in the pool; refuses it when the queue is full, so a flood of
+        sign-ins is turned away instead of delaying every later one without bound."""
+        if self._in_flight >= self._max_in_flight:
+            raise ResourceExhausted(
+                "the server is checking too many passwords at once; retry in a moment",
+                reason="OVERLOADED",
+            )
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        finally:
+            self._in_flight -= 1
 
 
 def _hash(password: bytes, cost: int) -> bytes:

@@ -43,7 +43,8 @@ class Accounts:
                 return await tx.insert_user(username, password_hash)
         except UniqueViolation:
             raise AlreadyExists(
-                f"the username {username!r} is taken; choose another", reason="USERNAME_TAKEN"
+                f"the username {validation.quoted(username)} is taken; choose another",
+                reason="USERNAME_TAKEN",
             ) from None
 
     async def sign_in(self, username: str, password: str) -> UserRecord:

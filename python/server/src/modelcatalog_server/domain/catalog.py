@@ -66,7 +66,8 @@ class Catalog:
                 return await tx.insert_folder(await user(tx, caller), name, description)
         except UniqueViolation:
             raise AlreadyExists(
-                f"you already have a folder named {name!r}", reason="FOLDER_NAME_TAKEN"
+                f"you already have a folder named {validation.quoted(name)}",
+                reason="FOLDER_NAME_TAKEN",
             ) from None
 
     async def get_folder(self, caller: str, folder_id: str) -> FolderRecord:
@@ -83,7 +84,7 @@ class Catalog:
 
     async def grant(self, caller: str, folder_id: str, username: str, role: Role) -> MemberRecord:
         validation.resource_id("folder_id", folder_id)
-        validation.present("username", username)
+        validation.username("username", username)
         async with self._store.write() as tx:
             await _folder(tx, caller, folder_id, Role.OWNER)
             member = await _user_named(tx, username)
@@ -95,7 +96,7 @@ class Catalog:
 
     async def revoke(self, caller: str, folder_id: str, username: str) -> None:
         validation.resource_id("folder_id", folder_id)
-        validation.present("username", username)
+        validation.username("username", username)
         async with self._store.write() as tx:
             await _folder(tx, caller, folder_id, Role.OWNER)
             member = await _user_named(tx, username)
@@ -129,7 +130,8 @@ class Catalog:
                 return await tx.insert_model(folder, await user(tx, caller), name, description)
         except UniqueViolation:
             raise AlreadyExists(
-                f"the folder already has a model named {name!r}", reason="MODEL_NAME_TAKEN"
+                f"the folder already has a model named {validation.quoted(name)}",
+                reason="MODEL_NAME_TAKEN",
             ) from None
 
     async def get_model(self, caller: str, model_id: str) -> ModelRecord:
@@ -194,7 +196,7 @@ async def user(tx: Transaction, user_id: str) -> UserRecord:
 async def _user_named(tx: Transaction, username: str) -> UserRecord:
     credentials = await tx.credentials(username)
     if credentials is None:
-        raise NotFound(f"no user is named {username!r}", reason="USER_NOT_FOUND")
+        raise NotFound(f"no user is named {validation.quoted(username)}", reason="USER_NOT_FOUND")
     return credentials.user
 
 

@@ -11,7 +11,8 @@
     ├── FailedPrecondition   the change would break an invariant (last owner)
     ├── ResourceExhausted    a size limit was exceeded
     ├── DataLoss             uploaded bytes do not match their declared digest
-    └── OutOfRange           a download offset is past the end
+    ├── OutOfRange           a download offset is past the end
+    └── DeadlineExceeded     a client stopped sending in the middle of a stream
 """
 
 from __future__ import annotations
@@ -69,3 +70,7 @@ class DataLoss(CatalogError):
 
 class OutOfRange(CatalogError):
     """A position lies beyond the end of the data."""
+
+
+class DeadlineExceeded(CatalogError):
+    """A client went quiet for longer than the server waits."""

@@ -22,6 +22,17 @@ LABEL_VALUE_MAX_CHARS = 256
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 
 
+#: Longest piece of client input quoted back in an error message.
+ECHO_MAX_CHARS = 64
+
+
+def quoted(value: str) -> str:
+    """``value`` as a quoted string for a message, cut short: clients must not size our replies."""
+    if len(value) <= ECHO_MAX_CHARS:
+        return repr(value)
+    return repr(value[:ECHO_MAX_CHARS]) + f"... ({len(value)} characters)"
+
+
 def username(field: str, value: str) -> str:
     if not USERNAME_PATTERN.fullmatch(value):
         raise InvalidArgument(
@@ -116,13 +127,14 @@ def labels(field: str, value: dict[str, str]) -> dict[str, str]:
         if not LABEL_KEY_PATTERN.fullmatch(key):
             raise InvalidArgument(
                 field,
-                f"label key {key!r} must be 1 to 63 characters: lowercase letters, digits, '.', "
-                "'_', '-' or '/', starting with a letter or digit",
+                f"label key {quoted(key)} must be 1 to 63 characters: lowercase letters, "
+                "digits, '.', '_', '-' or '/', starting with a letter or digit",
             )
         if len(text) > LABEL_VALUE_MAX_CHARS:
             raise InvalidArgument(
                 field,
-                f"the value of label {key!r} must be at most {LABEL_VALUE_MAX_CHARS} characters",
+                f"the value of label {quoted(key)} must be at most "
+                f"{LABEL_VALUE_MAX_CHARS} characters",
             )
     return dict(value)
 

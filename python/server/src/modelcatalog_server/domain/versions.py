@@ -7,7 +7,10 @@ failure before, including cancellation, removes the temporary blob and leaves no
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..storage.blobs import BlobStore, BlobWriter
@@ -17,12 +20,19 @@ from . import validation
 from .catalog import Page, page_of, require_model, user
 from .errors import (
     DataLoss,
+    DeadlineExceeded,
     InvalidArgument,
     NotFound,
     OutOfRange,
     ResourceExhausted,
 )
 from .paging import PageTokens, page_size
+
+#: Uploads in progress at once, on the whole server and per user; more are refused.
+MAX_UPLOADS = 128
+MAX_UPLOADS_PER_USER = 32
+#: An upload that sends nothing for this long is abandoned.
+UPLOAD_IDLE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,11 +58,22 @@ class Versions:
         page_tokens: PageTokens,
         *,
         max_version_bytes: int,
+        max_uploads: int = MAX_UPLOADS,
+        max_uploads_per_user: int = MAX_UPLOADS_PER_USER,
+        upload_idle_seconds: float = UPLOAD_IDLE_SECONDS,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._tokens = page_tokens
         self._max_bytes = max_version_bytes
+        self._max_uploads = max_uploads
+        self._max_uploads_per_user = max_uploads_per_user
+        self._idle_seconds = upload_idle_seconds
+        self._uploads: Counter[str] = Counter()
+        # Blobs committed to the store whose version row is not written yet, and the lock
+        # that orders commits with the removal of blobs whose version never got written.
+        self._unrecorded: Counter[str] = Counter()
+        self._blob_lock = asyncio.Lock()
 
     async def upload(
         self, caller: str, header: UploadHeader, chunks: AsyncIterator[bytes]
@@ -61,10 +82,41 @@ class Versions:
         header = self._checked(header)
         async with self._store.read() as tx:
             await require_model(tx, caller, header.model_id, Role.EDITOR)
-        writer = self._blobs.writer()
+        with self._upload_slot(caller):
+            writer = self._blobs.writer()
+            try:
+                digest = await self._receive(header, chunks, writer)
+                return await self._record(caller, header, writer, digest)
+            finally:
+                await writer.abort()
+
+    @contextmanager
+    def _upload_slot(self, caller: str) -> Iterator[None]:
+        if (
+            sum(self._uploads.values()) >= self._max_uploads
+            or self._uploads[caller] >= self._max_uploads_per_user
+        ):
+            raise ResourceExhausted(
+                "too many uploads are in progress; retry when one has finished",
+                reason="OVERLOADED",
+            )
+        self._uploads[caller] += 1
         try:
-            digest = await self._receive(header, chunks, writer)
-            await writer.commit()
+            yield
+        finally:
+            self._uploads[caller] -= 1
+            if not self._uploads[caller]:
+                del self._uploads[caller]
+
+    async def _record(
+        self, caller: str, header: UploadHeader, writer: BlobWriter, digest: str
+    ) -> VersionRecord:
+        """Commits the blob, then its version row; a blob whose row fails is removed again."""
+        async with self._blob_lock:
+            self._unrecorded[digest] += 1
+            commit = asyncio.ensure_future(writer.commit())
+        try:
+            await commit
             async with self._store.write() as tx:
                 model = await require_model(tx, caller, header.model_id, Role.EDITOR)
                 return await tx.insert_version(
@@ -77,14 +129,30 @@ class Versions:
                     description=header.description,
                     labels=header.labels,
                 )
+        except BaseException:
+            await asyncio.shield(self._remove_if_unrecorded(digest, commit))
+            raise
         finally:
-            await writer.abort()
+            self._unrecorded[digest] -= 1
+            if not self._unrecorded[digest]:
+                del self._unrecorded[digest]
+
+    async def _remove_if_unrecorded(self, digest: str, commit: asyncio.Future[None]) -> None:
+        """Deletes a committed blob that no version points to and no other upload is recording."""
+        await asyncio.wait([commit])
+        async with self._blob_lock:
+            if self._unrecorded[digest] > 1:
+                return
+            async with self._store.read() as tx:
+                if await tx.blob_referenced(digest):
+                    return
+            await self._blobs.delete(digest)
 
     async def _receive(
         self, header: UploadHeader, chunks: AsyncIterator[bytes], writer: BlobWriter
     ) -> str:
         limit = self._max_bytes if header.size_bytes is None else header.size_bytes
-        async for chunk in chunks:
+        async for chunk in self._not_idle(chunks):
             if writer.size + len(chunk) > limit:
                 if header.size_bytes is None:
                     raise _too_large(self._max_bytes)
@@ -100,6 +168,22 @@ class Versions:
                 reason="DIGEST_MISMATCH",
             )
         return digest
+
+    async def _not_idle(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """``chunks``, failing when the client sends nothing for ``upload_idle_seconds``."""
+        while True:
+            try:
+                async with asyncio.timeout(self._idle_seconds):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    f"the upload sent nothing for {self._idle_seconds:g} s and was abandoned; "
+                    "nothing was stored",
+                    reason="UPLOAD_IDLE",
+                ) from None
+            yield chunk
 
     def _checked(self, header: UploadHeader) -> UploadHeader:
         validation.resource_id("header.model_id", header.model_id)
@@ -152,16 +236,23 @@ class Versions:
                 f"offset {offset} is beyond the end of the {version.size_bytes}-byte file",
                 reason="OFFSET_OUT_OF_RANGE",
             )
-        return version, self._bytes(version.sha256, offset)
+        return version, self._bytes(version, offset)
 
-    async def _bytes(self, sha256: str, offset: int) -> AsyncIterator[bytes]:
+    async def _bytes(self, version: VersionRecord, offset: int) -> AsyncIterator[bytes]:
+        sent = offset
         try:
-            async for chunk in self._blobs.read(sha256, offset):
+            async for chunk in self._blobs.read(version.sha256, offset):
+                sent += len(chunk)
                 yield chunk
         except FileNotFoundError:
             raise DataLoss(
                 "the stored file of this version is missing on the server; tell its operator"
             ) from None
+        if sent != version.size_bytes:
+            raise DataLoss(
+                f"the stored file of this version has {sent} bytes instead of "
+                f"{version.size_bytes}; tell the server's operator"
+            )
 
 
 def _version_number(number: int) -> None:

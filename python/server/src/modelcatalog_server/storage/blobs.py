@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
+from typing import BinaryIO
 
 #: Bytes read from disk per download chunk (see DESIGN.md, transport facts).
 READ_CHUNK_BYTES = 1 << 20
@@ -60,6 +61,10 @@ class BlobStore(abc.ABC):
         """The blob's bytes from ``offset`` on, in chunks of at most ``READ_CHUNK_BYTES``."""
 
     @abc.abstractmethod
+    async def delete(self, sha256: str) -> None:
+        """Removes a committed blob; no error when it is already gone."""
+
+    @abc.abstractmethod
     async def recover(self, referenced: Collection[str]) -> int:
         """Removes leftovers of interrupted uploads and unreferenced blobs; returns the count.
 
@@ -93,6 +98,9 @@ class LocalBlobStore(BlobStore):
         finally:
             file.close()
 
+    async def delete(self, sha256: str) -> None:
+        await asyncio.to_thread(self.path_of(sha256).unlink, missing_ok=True)
+
     async def recover(self, referenced: Collection[str]) -> int:
         return await asyncio.to_thread(self._recover, set(referenced))
 
@@ -112,7 +120,7 @@ class _LocalWriter(BlobWriter):
     def __init__(self, store: LocalBlobStore, path: Path) -> None:
         self._store = store
         self._path = path
-        self._file = path.open("xb")
+        self._file: BinaryIO | None = None
         self._hash = hashlib.sha256()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -133,40 +141,52 @@ class _LocalWriter(BlobWriter):
     async def _flush(self) -> None:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         if batch:
-            await asyncio.to_thread(self._write_batch, batch)
+            await asyncio.to_thread(self._write_batch, self._opened(), batch)
 
-    def _write_batch(self, batch: list[bytes]) -> None:
+    def _opened(self) -> BinaryIO:
+        """The temporary file, created with the first bytes (a silent client costs no file).
+
+        Called on the event loop, so that ``abort`` never races a worker thread creating it.
+        """
+        if self._file is None:
+            self._file = self._path.open("xb")
+        return self._file
+
+    def _write_batch(self, file: BinaryIO, batch: list[bytes]) -> None:
         for data in batch:
             self._hash.update(data)
-            self._file.write(data)
+            file.write(data)
 
     async def finish(self) -> str:
         await self._flush()
-        await asyncio.to_thread(self._sync)
+        await asyncio.to_thread(self._sync, self._opened())
         return self._hash.hexdigest()
 
-    def _sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+    def _sync(self, file: BinaryIO) -> None:
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
 
     async def commit(self) -> None:
         await asyncio.to_thread(self._move, self._store.path_of(self._hash.hexdigest()))
         self._closed = True
 
     def _move(self, destination: Path) -> None:
-        destination.parent.mkdir(exist_ok=True)
+        if not destination.parent.exists():
+            destination.parent.mkdir()
+            _fsync_directory(destination.parent.parent)
         if destination.exists():
             self._path.unlink()
         else:
             os.replace(self._path, destination)
-            _fsync_directory(destination.parent)
+        _fsync_directory(destination.parent)
 
     async def abort(self) -> None:
         # Synchronous on purpose: it must also run in a task that is being cancelled.
         if not self._closed:
             self._closed = True
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
             self._path.unlink(missing_ok=True)
 
 

@@ -477,6 +477,11 @@ class Transaction:
         query = query.order_by(model_versions.c.version.desc()).limit(limit)
         return [_version(row) for row in await self.connection.execute(query)]
 
+    async def blob_referenced(self, sha256: str) -> bool:
+        """Whether any version points to the blob."""
+        query = select(model_versions.c.version).where(model_versions.c.sha256 == sha256)
+        return (await self.connection.execute(query.limit(1))).first() is not None
+
     async def referenced_blobs(self) -> set[str]:
         """Every SHA-256 a version points to."""
         rows = await self.connection.execute(select(model_versions.c.sha256).distinct())

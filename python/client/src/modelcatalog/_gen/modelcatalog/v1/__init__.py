@@ -150,6 +150,18 @@ class ErrorReason(betterproto.Enum):
      caller or for a request with other filters.
     """
 
+    UPLOAD_IDLE = 20
+    """
+    DEADLINE_EXCEEDED: an upload sent nothing for longer than the server waits (60 s by
+     default); nothing was stored. Start the upload again.
+    """
+
+    OVERLOADED = 21
+    """
+    RESOURCE_EXHAUSTED: the server is handling as many sign-ins or uploads as it allows at
+     once; retry after a short wait.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class User(betterproto.Message):
