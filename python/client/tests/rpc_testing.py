@@ -2,11 +2,12 @@
 ``ModelService`` for uploads and downloads.
 
 ``FakeTransfers`` keeps versions in memory, checks uploads like the server and serves downloads
-from an offset; it records what it received and can serve damaged bytes or drop a download.
-Subclasses add their own rules in ``check_upload``/``check_download`` and may keep the versions
-and files in containers they share with other fakes.
+from an offset; it records what it received and can serve damaged bytes, hold a download or
+drop it. Subclasses add their own rules in ``check_upload``/``check_download`` and may keep the
+versions and files in containers they share with other fakes.
 """
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,6 +42,10 @@ class FakeTransfers(v1.ModelServiceBase):
         self.offsets: list[int] = []
         self.damage = False
         self.drop_after_chunks: int | None = None
+        self.hold: asyncio.Event | None = None
+        """When set, downloads wait for this event between the metadata and the bytes."""
+        self.holding = asyncio.Event()
+        """Set once a download waits for ``hold``."""
 
     def store(self, data: bytes, file_name: str = "model.onnx", **fields: Any) -> v1.ModelVersion:
         """Add the next version directly, as if it had been uploaded (to model "m1" unless
@@ -113,6 +118,9 @@ class FakeTransfers(v1.ModelServiceBase):
         if request.offset > len(data):
             raise grpc_error(Status.OUT_OF_RANGE, "offset_out_of_range", "OFFSET_OUT_OF_RANGE")
         yield v1.DownloadModelVersionResponse(version=version)
+        if self.hold is not None:
+            self.holding.set()
+            await self.hold.wait()
         for sent, start in enumerate(range(request.offset, len(data), CHUNK_SIZE)):
             if sent == self.drop_after_chunks:
                 raise GRPCError(Status.UNAVAILABLE, "connection dropped")

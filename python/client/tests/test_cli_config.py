@@ -116,6 +116,45 @@ def test_saved_token_and_ca_are_not_used_for_another_server(tmp_path: Path) -> N
     assert (other.server, other.ca_cert, other.token) == ("other:2", None, None)
 
 
+def test_token_saved_over_tls_is_never_sent_over_plaintext(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a TLS login, plaintext is refused before any RPC; a plaintext login is deliberate."""
+    harness.login()
+    flagged = harness.run("whoami", "--insecure")
+    monkeypatch.setenv("MODELCATALOG_INSECURE", "1")
+    from_env = harness.run("whoami")
+    for result, undo in ((flagged, "drop --insecure"), (from_env, "unset MODELCATALOG_INSECURE")):
+        assert result.exit_code == 1
+        assert result.stderr.count("\n") == 1
+        assert f"{undo}, or log in over plaintext deliberately" in result.stderr
+        assert "`modelcatalog login --insecure`" in result.stderr
+    assert harness.backend.authorization == [None]  # only the login's SignIn was sent
+    assert harness.login().exit_code == 0  # over plaintext, as MODELCATALOG_INSECURE says
+    assert harness.run("whoami").exit_code == 0
+    assert harness.backend.authorization[-1] == "Bearer tok-alice"
+
+
+def test_tls_for_the_saved_server_keeps_its_ca_certificate(tmp_path: Path) -> None:
+    """--tls or MODELCATALOG_INSECURE=0 for the saved server still verifies with its saved CA."""
+    profile = Profile(server="saved:1", ca_cert="/saved.pem", token="tok")
+    path = tmp_path / "config.json"
+    flagged = resolve(Overrides(insecure=False), profile, path, environ={})
+    from_env = resolve(Overrides(), profile, path, environ={"MODELCATALOG_INSECURE": "0"})
+    other = resolve(Overrides(server="other:2", insecure=False), profile, path, environ={})
+    assert (flagged.ca_cert, flagged.token) == ("/saved.pem", "tok")
+    assert (from_env.ca_cert, from_env.token) == ("/saved.pem", "tok")
+    assert (other.ca_cert, other.token) == (None, None)
+
+
+def test_reprs_never_show_the_token(tmp_path: Path) -> None:
+    """Profile and Settings leave the token out of their repr, so logs and tracebacks cannot."""
+    profile = Profile(server="h:1", token="secret-token")
+    settings = resolve(Overrides(), profile, tmp_path / "config.json", environ={})
+    assert settings.token == "secret-token"
+    assert "secret-token" not in repr(profile) + repr(settings)
+
+
 def test_insecure_and_ca_cert_precedence(tmp_path: Path) -> None:
     """--insecure beats a saved CA; MODELCATALOG_CA_CERT beats a saved insecure; bad bools fail."""
     path = tmp_path / "config.json"

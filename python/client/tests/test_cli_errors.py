@@ -1,13 +1,14 @@
 """Expected failures: one line on stderr, a distinct exit code per kind, never a traceback."""
 
 import errno
+import io
 import os
 import ssl
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from cli_testing import FOLDER_ID, CliHarness
+from cli_testing import FOLDER_ID, MODEL_ID, CliHarness
 from grpclib.const import Status
 from rpc_testing import grpc_error
 
@@ -80,6 +81,35 @@ def test_missing_token_names_the_server_and_the_login_command(harness: CliHarnes
     assert "`modelcatalog login --server other.test:1`" in _one_line_error(result.stderr)
 
 
+def test_rejected_token_from_the_environment_hints_at_the_variable(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rejected MODELCATALOG_TOKEN says to update or unset it, since login would not help."""
+    monkeypatch.setenv("MODELCATALOG_TOKEN", "stale")
+    harness.backend.error = grpc_error(Status.UNAUTHENTICATED, "bad token", "TOKEN_INVALID")
+    result = harness.run("whoami")
+    assert result.exit_code == ExitCode.AUTH
+    assert _one_line_error(result.stderr) == (
+        "error: the access token in MODELCATALOG_TOKEN is not valid for 127.0.0.1:50051;"
+        " update or unset MODELCATALOG_TOKEN"
+    )
+
+
+def test_version_too_large_has_a_hint(harness: CliHarness) -> None:
+    """VERSION_TOO_LARGE says what can be done about it instead of naming an error class."""
+    harness.backend.error = grpc_error(
+        Status.RESOURCE_EXHAUSTED,
+        "the file is larger than this server's maximum version size of 10 bytes",
+        "VERSION_TOO_LARGE",
+    )
+    (harness.tmp_path / "big.bin").write_bytes(b"w" * 100)
+    result = harness.run("version", "upload", MODEL_ID, "big.bin")
+    assert result.exit_code == ExitCode.ERROR
+    line = _one_line_error(result.stderr)
+    assert line.endswith("; ask the server's administrator to raise its --max-version-size")
+    assert "ResourceExhausted" not in line
+
+
 def test_wrong_password_is_an_auth_error(harness: CliHarness) -> None:
     """login with a wrong password exits 3, says so, and leaves the saved token alone."""
     before = harness.config_file.read_text()
@@ -115,6 +145,18 @@ def test_real_client_refuses_a_bad_target_without_traceback(
     assert "expected a target 'host:port'" in _one_line_error(result.stderr)
 
 
+def test_ca_cert_that_is_not_a_certificate_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With the real client factory, a --ca-cert file that is not PEM exits 2 naming it."""
+    harness = CliHarness(monkeypatch, tmp_path)
+    monkeypatch.setattr(_app, "open_client", _app._connect)
+    (tmp_path / "ca.pem").write_text("not a certificate\n")
+    result = harness.run("--ca-cert", "ca.pem", "whoami")
+    assert result.exit_code == ExitCode.USAGE
+    assert "cannot load the CA certificate ca.pem" in _one_line_error(result.stderr)
+
+
 def test_tls_verification_failure_suggests_ca_cert() -> None:
     """An Unavailable caused by certificate verification points at --ca-cert (exit 7)."""
     cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
@@ -148,6 +190,41 @@ def test_local_file_errors_exit_1_naming_the_file(
     assert _one_line_error(result.stderr) == (
         "error: out.bin.part: Permission denied; check the permissions"
     )
+
+
+class BadDisk(io.BytesIO):
+    """A file whose reads fail with EIO once it has been hashed, like a disk going bad."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(Path(path).read_bytes())
+        self._name = os.fspath(path)
+        self.reads = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.reads += 1
+        if self.reads > 2:  # hashing read the file and then its end
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return super().read(size)
+
+
+def test_read_error_during_upload_exits_1_naming_the_file(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk error while an upload reads its file exits 1 naming it, not 7 (no connection)."""
+    (harness.tmp_path / "model.bin").write_bytes(b"w" * 100)
+
+    def open_bad_disk(path: str | os.PathLike[str], mode: str) -> BinaryIO:
+        return BadDisk(path)
+
+    monkeypatch.setattr(_files, "_open_binary", open_bad_disk)
+    result = harness.run("version", "upload", MODEL_ID, "model.bin")
+    assert result.exit_code == ExitCode.ERROR
+    assert _one_line_error(result.stderr) == "error: model.bin: Input/output error"
+    assert harness.backend.versions == []
 
 
 def test_every_sdk_error_class_is_converted() -> None:

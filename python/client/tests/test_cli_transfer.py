@@ -1,5 +1,6 @@
 """version upload/download: arguments passed to the SDK, progress bars, and what is printed."""
 
+import fcntl
 import hashlib
 import json
 from collections.abc import Iterator
@@ -147,6 +148,48 @@ def test_download_never_writes_outside_the_destination(harness: CliHarness) -> N
     dots = harness.run("version", "download", MODEL_ID, "1")
     assert f"to {MODEL_ID}-v1 " in dots.stdout
     assert (harness.tmp_path / f"{MODEL_ID}-v1").read_bytes() == PAYLOAD
+
+
+def test_download_keeps_a_file_named_by_the_server_without_force(harness: CliHarness) -> None:
+    """Without -o an existing file of the uploaded name is kept (exit 6) unless --force."""
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    mine = harness.tmp_path / "resnet50.onnx"
+    mine.write_bytes(b"my own work")
+    kept = harness.run("version", "download", MODEL_ID, "1")
+    assert kept.exit_code == 6
+    assert kept.stderr == (
+        "error: resnet50.onnx exists already; pass --force to replace it, or -o to save the"
+        " download elsewhere\n"
+    )
+    assert mine.read_bytes() == b"my own work"
+    forced = harness.run("version", "download", MODEL_ID, "1", "--force")
+    assert forced.exit_code == 0, forced.stderr
+    assert mine.read_bytes() == PAYLOAD
+
+
+def test_dotfile_names_from_the_server_are_not_used(harness: CliHarness) -> None:
+    """A version named ".bashrc" is saved as MODEL_ID-v1, leaving the dotfile alone."""
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    harness.backend.versions[0].file_name = ".bashrc"
+    (harness.tmp_path / ".bashrc").write_text("export EDITOR=vi\n")
+    result = harness.run("version", "download", MODEL_ID, "1", "--force")
+    assert result.exit_code == 0, result.stderr
+    assert f"to {MODEL_ID}-v1 " in result.stdout
+    assert (harness.tmp_path / ".bashrc").read_text() == "export EDITOR=vi\n"
+
+
+def test_download_while_another_writes_the_file_exits_6(harness: CliHarness) -> None:
+    """A download to a file another download is writing exits 6 and leaves its .part alone."""
+    harness.run("version", "upload", MODEL_ID, "resnet50.onnx")
+    part = harness.tmp_path / "out.onnx.part"
+    part.write_bytes(PAYLOAD[:100])
+    with part.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # as the other download holds it
+        result = harness.run("version", "download", MODEL_ID, "1", "-o", "out.onnx")
+    assert result.exit_code == 6
+    assert result.stderr.startswith("error: another download to out.onnx is in progress;")
+    assert part.read_bytes() == PAYLOAD[:100]
+    assert not (harness.tmp_path / "out.onnx").exists()
 
 
 def test_digest_mismatch_exits_8(harness: CliHarness) -> None:

@@ -1,11 +1,16 @@
 """Uploads and downloads stream whole files in chunks, verified, resumable and without deadline."""
 
+import asyncio
+import errno
 import hashlib
 import io
 import itertools
+import os
 import random
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import BinaryIO
 
 import betterproto
 import pytest
@@ -17,12 +22,14 @@ from rpc_testing import FakeTransfers, grpc_error
 from modelcatalog import (
     Client,
     DataLoss,
+    FailedPrecondition,
     InvalidArgument,
     ModelCatalogError,
     NotFound,
     PermissionDenied,
     ResourceExhausted,
     Unavailable,
+    _files,
     v1,
 )
 from modelcatalog._transport import CHUNK_SIZE
@@ -56,6 +63,21 @@ class Unseekable(io.BytesIO):
         return False
 
 
+class BadBlock(Unseekable):
+    """A stream whose reads after the first one fail with ``error``, like a damaged disk."""
+
+    def __init__(self, data: bytes, error: OSError) -> None:
+        super().__init__(data)
+        self.error = error
+        self.reads = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.reads += 1
+        if self.reads > 1:
+            raise self.error
+        return super().read(size)
+
+
 class Progress:
     """Records progress callbacks."""
 
@@ -78,6 +100,20 @@ async def client(fake: FakeModels) -> AsyncIterator[Client]:
 
 
 @pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[BinaryIO]:
+    """Every file the SDK opens (through ``_files._open_binary``), in order."""
+    real_open = _files._open_binary
+    files: list[BinaryIO] = []
+
+    def recording_open(path: str | os.PathLike[str], mode: _files._BinaryMode) -> BinaryIO:
+        files.append(real_open(path, mode))
+        return files[-1]
+
+    monkeypatch.setattr(_files, "_open_binary", recording_open)
+    return files
+
+
+@pytest.fixture
 def data() -> bytes:
     return random.Random(7).randbytes(SIZE)
 
@@ -92,6 +128,12 @@ def source(tmp_path: Path, data: bytes) -> Path:
 
 def _header(fake: FakeModels) -> v1.UploadModelVersionHeader:
     return fake.uploads[-1][0].header
+
+
+async def _held(fake: FakeModels) -> None:
+    """Wait until a download waits for ``fake.hold`` (for at most a few seconds)."""
+    async with asyncio.timeout(5):
+        await fake.holding.wait()
 
 
 def _assert_progress(progress: Progress, start: int, total: int) -> None:
@@ -240,6 +282,24 @@ async def test_file_changed_during_upload_is_rejected(
     assert caught.value.reason == reason
 
 
+@pytest.mark.parametrize("where", ["read", "progress"])
+async def test_local_errors_during_upload_are_raised_as_they_are(
+    client: Client, fake: FakeModels, data: bytes, where: str
+) -> None:
+    """A read error or an error of the progress callback cancels the upload, not Unavailable."""
+    failure = OSError(errno.EIO, os.strerror(errno.EIO))
+
+    def progress(done: int, total: int | None) -> None:
+        if where == "progress":
+            raise failure
+
+    source = BadBlock(data, failure) if where == "read" else Unseekable(data)
+    with pytest.raises(OSError, match="Input/output error") as caught:
+        await client.upload("m1", source, file_name="m.bin", progress=progress)
+    assert caught.value is failure
+    assert fake.versions == []  # the stream was reset, not ended: nothing truncated is stored
+
+
 @pytest.mark.parametrize(
     ("model_id", "error_class", "reason"),
     [
@@ -258,7 +318,7 @@ async def test_upload_rejected_mid_stream_raises_the_typed_error(
     """A server that rejects the header while chunks are still coming surfaces its reason."""
     big = tmp_path / "big.bin"
     with big.open("wb") as file:
-        file.truncate(MAX_VERSION_SIZE + 2 * CHUNK_SIZE)
+        file.truncate(MAX_VERSION_SIZE + 64 * CHUNK_SIZE)
     with pytest.raises(error_class) as caught:
         await client.upload(model_id, big)
     assert caught.value.reason == reason
@@ -317,16 +377,31 @@ async def test_interrupted_download_keeps_the_part_file_and_resumes(
     assert (tmp_path / "out").read_bytes() == data
 
 
-async def test_corrupt_part_file_raises_data_loss_and_is_removed(
+async def test_part_file_of_another_version_is_dropped_and_downloaded_again(
     client: Client, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
-    """Resuming from wrong bytes raises DataLoss, deletes .part and creates no destination."""
+    """A .part file that fails verification after resuming is dropped; the download restarts."""
+    other = fake.store(random.Random(8).randbytes(5000))
+    version = fake.store(data)
+    (tmp_path / "out.part").write_bytes(fake.files[other.version][:1000])
+    downloaded = await client.download("m1", version.version, tmp_path / "out")
+    assert downloaded.version == version.version
+    assert fake.offsets == [1000, 0]
+    assert (tmp_path / "out").read_bytes() == data
+    assert not (tmp_path / "out.part").exists()
+
+
+async def test_damaged_download_from_zero_raises_data_loss_after_one_restart(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """Only a download from offset 0 that fails verification raises DataLoss; .part is deleted."""
     fake.store(data)
-    (tmp_path / "out.part").write_bytes(b"\0" * 1000)
+    fake.damage = True
+    (tmp_path / "out.part").write_bytes(data[:1000])
     with pytest.raises(DataLoss, match="damaged") as caught:
         await client.download("m1", 1, tmp_path / "out")
     assert caught.value.reason == "DIGEST_MISMATCH"
-    assert fake.offsets == [1000]
+    assert fake.offsets == [1000, 0]
     assert not (tmp_path / "out").exists()
     assert not (tmp_path / "out.part").exists()
 
@@ -357,7 +432,13 @@ async def test_part_file_longer_than_the_version_restarts_from_zero(
 
 @pytest.mark.parametrize(
     ("file_name", "saved_as"),
-    [("model.onnx", "model.onnx"), ("../../evil.bin", "evil.bin"), ("..", "version-1")],
+    [
+        ("model.onnx", "model.onnx"),
+        ("../../evil.bin", "evil.bin"),
+        ("..", "m1-v1"),
+        (".bashrc", "m1-v1"),
+        ("C:\\Users\\weights:v2.bin", "weightsv2.bin"),
+    ],
 )
 async def test_directory_destination_saves_under_the_base_file_name(
     client: Client, fake: FakeModels, data: bytes, tmp_path: Path, file_name: str, saved_as: str
@@ -369,6 +450,137 @@ async def test_directory_destination_saves_under_the_base_file_name(
     await client.download("m1", 1, folder)
     assert [path.name for path in folder.iterdir()] == [saved_as]
     assert (folder / saved_as).read_bytes() == data
+
+
+async def test_long_names_are_shortened_so_their_part_file_fits(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """A server name is cut to leave room for ".part" in 255 bytes, keeping its extension."""
+    fake.store(data, file_name="é" * 200 + ".onnx")  # 405 bytes
+    await client.download("m1", 1, tmp_path)
+    (saved,) = tmp_path.iterdir()
+    assert saved.name.startswith("é")
+    assert saved.name.endswith(".onnx")
+    assert len(os.fsencode(saved.name + ".part")) <= 255
+    longest = tmp_path / ("w" * 255)  # a path given: its .part file is the one shortened
+    await client.download("m1", 1, longest)
+    assert longest.read_bytes() == data
+
+
+async def test_server_named_download_keeps_an_existing_file_unless_overwrite(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """A file named by the server is only replaced with overwrite=True; a path given always is."""
+    fake.store(data, file_name="model.onnx")
+    mine = tmp_path / "model.onnx"
+    mine.write_bytes(b"mine")
+    with pytest.raises(FileExistsError) as caught:
+        await client.download("m1", 1, tmp_path)
+    assert caught.value.filename == str(mine)
+    assert mine.read_bytes() == b"mine"
+    assert fake.offsets == []  # refused before any byte was sent
+    await client.download("m1", 1, tmp_path, overwrite=True)
+    assert mine.read_bytes() == data
+    mine.write_bytes(b"mine")
+    await client.download("m1", 1, mine)
+    assert mine.read_bytes() == data
+
+
+async def test_second_download_to_the_same_destination_fails_fast(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """While a download runs, another to the same file raises FailedPrecondition at once."""
+    fake.store(data)
+    fake.hold = asyncio.Event()
+    destination = tmp_path / "out"
+    first = asyncio.create_task(client.download("m1", 1, destination))
+    await _held(fake)
+    message = f"another download to {re.escape(str(destination))} is in progress"
+    with pytest.raises(FailedPrecondition, match=message):
+        async with asyncio.timeout(2):
+            await client.download("m1", 1, destination)
+    fake.hold.set()
+    await first
+    assert destination.read_bytes() == data
+    assert fake.offsets == [0]  # the second download never reached the server
+
+
+async def test_file_created_during_a_server_named_download_is_kept(
+    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """The existing-file check is repeated before the rename; the verified .part file stays."""
+    fake.store(data, file_name="model.onnx")
+    fake.hold = asyncio.Event()
+    download = asyncio.create_task(client.download("m1", 1, tmp_path))
+    await _held(fake)
+    (tmp_path / "model.onnx").write_bytes(b"made meanwhile")
+    fake.hold.set()
+    with pytest.raises(FileExistsError):
+        await download
+    assert (tmp_path / "model.onnx").read_bytes() == b"made meanwhile"
+    assert (tmp_path / "model.onnx.part").read_bytes() == data
+
+
+async def test_part_file_renamed_before_it_was_locked_is_opened_again(
+    client: Client,
+    fake: FakeModels,
+    data: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    opened: list[BinaryIO],
+) -> None:
+    """A .part file renamed between its open and its lock (a download ended) is not written."""
+    real_lock = _files._lock
+
+    def racing_lock(file: BinaryIO, destination: str) -> None:
+        if len(opened) == 1:
+            os.replace(file.name, destination)  # the download holding the lock commits
+        real_lock(file, destination)
+
+    monkeypatch.setattr(_files, "_lock", racing_lock)
+    fake.store(data)
+    await client.download("m1", 1, tmp_path / "out")
+    assert [file.name for file in opened] == [str(tmp_path / "out.part")] * 2
+    assert (tmp_path / "out").read_bytes() == data
+
+
+async def test_part_file_is_closed_when_hashing_it_fails(
+    client: Client,
+    fake: FakeModels,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    opened: list[BinaryIO],
+) -> None:
+    """An error while hashing the kept .part file closes it (and its lock) before propagating."""
+
+    def failing_hash(file: BinaryIO, digest: object) -> int:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(_files, "_hash_rest", failing_hash)
+    (tmp_path / "out.part").write_bytes(b"kept by an earlier attempt")
+    with pytest.raises(OSError, match="Input/output error"):
+        await client.download("m1", 1, tmp_path / "out")
+    assert [file.closed for file in opened] == [True]
+    assert fake.offsets == []
+
+
+async def test_download_syncs_the_folder_after_the_rename(
+    client: Client,
+    fake: FakeModels,
+    data: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The rename onto the destination is made durable by syncing its folder afterwards."""
+    synced: list[tuple[str, bool]] = []
+
+    def record(folder: str | os.PathLike[str]) -> None:
+        synced.append((os.fspath(folder), (tmp_path / "out").exists()))
+
+    monkeypatch.setattr(_files, "fsync_dir", record)
+    fake.store(data)
+    await client.download("m1", 1, tmp_path / "out")
+    assert synced == [(str(tmp_path), True)]
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """Targets are parsed strictly and connections use TLS unless plaintext is asked for."""
 
+import re
 import ssl
 from pathlib import Path
 
@@ -52,6 +53,26 @@ def test_missing_ca_cert_fails_at_once(tmp_path: Path) -> None:
     """A CA certificate path that does not exist raises before any connection is tried."""
     with pytest.raises(FileNotFoundError):
         tls_context(tmp_path / "missing-ca.pem")
+
+
+def test_ca_cert_that_is_not_a_certificate_is_named(tmp_path: Path) -> None:
+    """A CA file that holds no PEM certificate raises ValueError naming the file."""
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n")
+    with pytest.raises(ValueError, match=re.escape(str(bad))):
+        tls_context(bad)
+
+
+async def test_channels_ping_the_server_for_as_long_as_calls_last() -> None:
+    """A channel pings each minute while calls run, even sending no data, and gives up in 20 s."""
+    channel = open_channel("127.0.0.1:50051", insecure=True)
+    config = channel._config
+    channel.close()
+    assert config._keepalive_time == 60
+    assert config._keepalive_timeout == 20
+    assert not config._keepalive_permit_without_calls  # idle connections stay quiet
+    assert config._http2_max_pings_without_data == 0  # a download sends no data: no limit
+    assert config._http2_min_sent_ping_interval_without_data < 60
 
 
 def test_insecure_with_ca_cert_is_a_contradiction() -> None:

@@ -13,14 +13,15 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from contextlib import aclosing, contextmanager
+from contextlib import aclosing, contextmanager, suppress
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self, TypeVar, cast
 
 import betterproto
 from grpclib.client import Channel
-from grpclib.const import Status
+from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
+from h2.exceptions import StreamClosedError
 
 from . import v1
 from ._exceptions import (
@@ -32,17 +33,20 @@ from ._exceptions import (
 )
 from ._files import (
     PartialDownload,
+    destination_exists,
+    download_name,
     guess_content_type,
     measure,
     open_source,
     read_chunks,
-    safe_file_name,
 )
 from ._transport import open_channel
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(bytes_done, total_bytes)`` after each chunk of a transfer; the total is
 ``None`` when it is unknown (an upload from a stream that cannot seek)."""
+
+UPLOAD_ROUTE = "/modelcatalog.v1.ModelService/UploadModelVersion"
 
 _ROLES: dict[str, v1.FolderRole] = {
     name: v1.FolderRole[name.upper()] for name in ("viewer", "editor", "owner")
@@ -221,17 +225,37 @@ class Client:
         return {"authorization": f"Bearer {self._token}"} if self._token else None
 
     async def _call(
-        self, method: _UnaryMethod[_Request, _Response], request: _Request, *, timed: bool = True
+        self, method: _UnaryMethod[_Request, _Response], request: _Request
     ) -> _Response:
-        """Call an RPC that answers once, with the token and deadline, raising typed errors.
+        """Call an RPC that answers once, with the token and deadline, raising typed errors."""
+        with self._typed_errors():
+            return await method(request, timeout=self._timeout, metadata=self._metadata())
 
-        Transfers pass ``timed=False``: their duration grows with the file, so a fixed
-        deadline would cut off large files.
+    async def _send_upload(
+        self, requests: AsyncIterator[v1.UploadModelVersionRequest]
+    ) -> v1.UploadModelVersionResponse:
+        """Stream an upload without a deadline (its duration grows with the file).
+
+        The server may answer before it has read everything, for example to refuse a file
+        that is too large; sending then fails on the closed stream, and the server's status,
+        read next, is what the caller gets.
         """
         with self._typed_errors():
-            return await method(
-                request, timeout=self._timeout if timed else None, metadata=self._metadata()
-            )
+            async with self._channel.request(
+                UPLOAD_ROUTE,
+                Cardinality.STREAM_UNARY,
+                v1.UploadModelVersionRequest,
+                v1.UploadModelVersionResponse,
+                metadata=self._metadata(),
+            ) as stream:
+                await stream.send_request()
+                with suppress(StreamClosedError, StreamTerminatedError):
+                    async for request in requests:
+                        await stream.send_message(request)
+                    await stream.end()
+                response = await stream.recv_message()
+        assert response is not None
+        return response
 
     async def _stream(
         self, method: _ServerStreamingMethod[_Request, _Response], request: _Request
@@ -367,7 +391,9 @@ class Client:
         cannot seek declares neither size nor digest and the server computes them.
         ``file_name`` defaults to a path's base name and is required for a file object;
         ``content_type`` defaults to a guess from ``file_name``. ``progress`` gets
-        ``(bytes_sent, total)`` after each chunk.
+        ``(bytes_sent, total)`` after each chunk. An error of reading ``source`` (an
+        ``OSError`` naming it) or raised by ``progress`` cancels the upload, which stores
+        nothing, and is raised as it is.
         """
         async with open_source(source, file_name) as (file, name):
             size, sha256 = await measure(file)
@@ -380,8 +406,16 @@ class Client:
                 description=description,
                 labels=dict(labels or {}),
             )
-            requests = _upload_requests(header, file, progress)
-            response = await self._call(self._models.upload_model_version, requests, timed=False)
+            local_errors: list[Exception] = []
+            requests = _upload_requests(header, file, progress, local_errors)
+            try:
+                response = await self._send_upload(requests)
+            except Exception:
+                # The stream was reset, so nothing is stored; the cause was ours, not the
+                # connection's, which is what _typed_errors would call an OSError.
+                if local_errors:
+                    raise local_errors[0] from None
+                raise
         return response.version
 
     async def download(
@@ -391,6 +425,7 @@ class Client:
         destination: str | os.PathLike[str],
         *,
         resume: bool = True,
+        overwrite: bool = False,
         progress: ProgressCallback | None = None,
     ) -> v1.ModelVersion:
         """Save a version's file at ``destination``, verified, streamed without a deadline.
@@ -398,27 +433,54 @@ class Client:
         Bytes go to ``<destination>.part`` first; only a file whose size and SHA-256 match the
         version replaces ``destination``, else the ``.part`` file is deleted and ``DataLoss``
         raised. An interrupted download leaves the ``.part`` file, and the next call resumes
-        from its size unless ``resume=False``. When ``destination`` is a folder, the file is
-        saved in it under the version's file name. ``progress`` gets ``(bytes_have, total)``
-        after each chunk, counting resumed bytes.
+        from its size unless ``resume=False``; kept bytes that turn out not to belong to this
+        version are dropped and the download starts over once. A second download to the same
+        destination while one runs raises ``FailedPrecondition``.
+
+        When ``destination`` is a folder, the file is saved in it under the version's file
+        name (its last component; a name starting with "." becomes ``<model_id>-v<version>``)
+        and an existing file of that name is kept, raising ``FileExistsError``, unless
+        ``overwrite=True``. A file path as ``destination`` is always replaced. ``progress``
+        gets ``(bytes_have, total)`` after each chunk, counting resumed bytes.
         """
         target = os.fspath(destination)
+        replace = True
         if await asyncio.to_thread(os.path.isdir, target):
             file_name = (await self.get_model_version(model_id, version)).file_name
-            target = os.path.join(target, safe_file_name(file_name, f"version-{version}"))
-        request = v1.DownloadModelVersionRequest(model_id=model_id, version=version)
-        async with PartialDownload(target, resume=resume) as part:
+            target = os.path.join(target, download_name(file_name, model_id, version))
+            replace = overwrite
+            if not replace and await asyncio.to_thread(os.path.lexists, target):
+                raise destination_exists(target)
+        async with PartialDownload(target, resume=resume, replace=replace) as part:
+            request = v1.DownloadModelVersionRequest(model_id=model_id, version=version)
+            metadata = await self._fill(request, part, progress)
+            await part.commit(metadata)
+        return metadata
+
+    async def _fill(
+        self,
+        request: v1.DownloadModelVersionRequest,
+        part: PartialDownload,
+        progress: ProgressCallback | None,
+    ) -> v1.ModelVersion:
+        """Download the rest of the version into ``part``; return the version's metadata.
+
+        Kept bytes that are not the start of this version's file (longer than it, answered
+        with ``OutOfRange``, or ending with the wrong digest, e.g. a leftover of another
+        version) are dropped and the download is done again from offset 0, once.
+        """
+        if part.size:
             request.offset = part.size
             try:
                 metadata = await self._receive(request, part, progress)
             except OutOfRange:
-                if not request.offset:
-                    raise
-                await part.restart()  # the .part file is longer than the version's file
-                request.offset = 0
-                metadata = await self._receive(request, part, progress)
-        part.commit(metadata)
-        return metadata
+                pass
+            else:
+                if part.holds(metadata):
+                    return metadata
+            await part.restart()
+            request.offset = 0
+        return await self._receive(request, part, progress)
 
     async def _receive(
         self,
@@ -439,13 +501,25 @@ class Client:
 
 
 async def _upload_requests(
-    header: v1.UploadModelVersionHeader, file: BinaryIO, progress: ProgressCallback | None
+    header: v1.UploadModelVersionHeader,
+    file: BinaryIO,
+    progress: ProgressCallback | None,
+    local_errors: list[Exception],
 ) -> AsyncIterator[v1.UploadModelVersionRequest]:
-    """The header, then the file in chunks, reporting progress once each chunk is sent."""
-    yield v1.UploadModelVersionRequest(header=header)
-    sent = 0
-    async for chunk in read_chunks(file):
-        yield v1.UploadModelVersionRequest(chunk=chunk)
-        sent += len(chunk)
-        if progress is not None:
-            progress(sent, header.size_bytes)
+    """The header, then the file in chunks, reporting progress once each chunk is sent.
+
+    An error of reading the file or of ``progress`` is added to ``local_errors`` and then
+    propagates, which resets the stream (ending it normally would store a truncated file).
+    Errors of sending happen in the caller, not here.
+    """
+    try:
+        yield v1.UploadModelVersionRequest(header=header)
+        sent = 0
+        async for chunk in read_chunks(file):
+            yield v1.UploadModelVersionRequest(chunk=chunk)
+            sent += len(chunk)
+            if progress is not None:
+                progress(sent, header.size_bytes)
+    except Exception as error:
+        local_errors.append(error)
+        raise

@@ -1,4 +1,5 @@
-"""Local file work for uploads and downloads: naming, hashing, reading and the ``.part`` file.
+"""Local file work for uploads and downloads: naming, hashing, reading and the locked ``.part``
+file.
 
 Hashing or writing 1 MiB blocks the event loop for about a millisecond (DESIGN.md §4), so
 every bulk read, write, hash and fsync here runs in a worker thread (``asyncio.to_thread``)
@@ -6,25 +7,36 @@ and touches at most ``CHUNK_SIZE`` bytes at a time: a multi-GB file never sits i
 """
 
 import asyncio
+import errno
 import hashlib
 import mimetypes
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Literal, Self
 
 from grpclib.const import Status
 
 from . import v1
-from ._exceptions import DataLoss
+from ._exceptions import DataLoss, FailedPrecondition
 from ._transport import CHUNK_SIZE
 
 if TYPE_CHECKING:
     from _hashlib import HASH
 
+if sys.platform != "win32":
+    import fcntl
+
 PART_SUFFIX = ".part"
 """A download grows in ``<destination>.part`` and replaces the destination once verified."""
+
+NAME_MAX = 255
+"""The longest file name, in bytes, that common file systems (ext4, XFS, APFS, NTFS) allow."""
+
+_MAX_EXTENSION_BYTES = 32
+"""A longer "extension" is not one worth keeping when a name is shortened."""
 
 _OPAQUE = "application/octet-stream"
 _COMPRESSED = {"gzip": "application/gzip", "bzip2": "application/x-bzip2", "xz": "application/x-xz"}
@@ -45,14 +57,72 @@ def guess_content_type(file_name: str) -> str:
     return media_type or _OPAQUE
 
 
-def safe_file_name(name: str, fallback: str) -> str:
-    """The last component of a server-given file name, so a download cannot leave its folder.
+def _shorten(name: str, limit: int) -> str:
+    """``name`` in at most ``limit`` bytes: the stem is cut, a short extension is kept."""
+    if len(os.fsencode(name)) <= limit:
+        return name
+    stem, extension = os.path.splitext(name)
+    if len(os.fsencode(extension)) > _MAX_EXTENSION_BYTES:
+        stem, extension = name, ""
+    room = limit - len(os.fsencode(extension))
+    # Cut bytes, dropping a character the cut splits (and any byte that is not UTF-8).
+    return os.fsencode(stem)[:room].decode("utf-8", "ignore") + extension
 
-    The server already forbids separators, but the client does not rely on that; ``fallback``
-    is used when nothing usable remains (empty, ``.`` or ``..``).
+
+def download_name(file_name: str, model_id: str, version: int) -> str:
+    """The local file name for a download named by the server (the version's file name).
+
+    Only the last component is kept, so the file cannot leave its folder, and ':' is dropped
+    (a drive or stream on Windows). A name that would be hidden or could replace a dotfile
+    (``.bashrc``; also ``.`` and ``..``), or that is empty or unprintable, becomes
+    ``<model_id>-v<version>``. The name is shortened so that its ``.part`` file fits in
+    ``NAME_MAX`` bytes.
     """
-    base = name.replace("\\", "/").rpartition("/")[2]
-    return fallback if base in {"", ".", ".."} or "\0" in base else base
+    base = file_name.replace("\\", "/").rpartition("/")[2].replace(":", "")
+    if not base or base.startswith(".") or not base.isprintable():
+        return f"{model_id}-v{version}"
+    return _shorten(base, NAME_MAX - len(PART_SUFFIX))
+
+
+def part_path(destination: str) -> str:
+    """``<destination>.part``, its name shortened if it would exceed ``NAME_MAX`` bytes."""
+    folder, name = os.path.split(destination)
+    return os.path.join(folder, _shorten(name, NAME_MAX - len(PART_SUFFIX)) + PART_SUFFIX)
+
+
+def destination_exists(destination: str) -> FileExistsError:
+    """The error for a server-named download whose file exists already."""
+    return FileExistsError(
+        errno.EEXIST,
+        "a file with the version's name exists already; pass overwrite=True to replace it",
+        destination,
+    )
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make a rename in ``directory`` durable where the platform allows syncing a folder."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _naming(file: BinaryIO) -> Iterator[None]:
+    """Name the file in an ``OSError`` of reading it: ``read`` errors (EIO) carry no name."""
+    try:
+        yield
+    except OSError as error:
+        name = getattr(file, "name", None)
+        if error.filename is None and isinstance(name, str):
+            error.filename = name
+        raise
 
 
 def _hash_rest(file: BinaryIO, digest: "HASH") -> int:
@@ -81,7 +151,8 @@ async def measure(file: BinaryIO) -> tuple[int | None, str]:
     """
     if not file.seekable():
         return None, ""
-    return await asyncio.to_thread(_measure, file)
+    with _naming(file):
+        return await asyncio.to_thread(_measure, file)
 
 
 @asynccontextmanager
@@ -105,11 +176,18 @@ async def open_source(
 
 async def read_chunks(file: BinaryIO) -> AsyncIterator[bytes]:
     """The rest of ``file`` in blocks of at most ``CHUNK_SIZE`` bytes, read until end of file."""
-    while chunk := await asyncio.to_thread(file.read, CHUNK_SIZE):
+    while True:
+        with _naming(file):
+            chunk = await asyncio.to_thread(file.read, CHUNK_SIZE)
+        if not chunk:
+            return
         yield chunk
 
 
-_BinaryMode = Literal["rb", "a+b", "w+b"]
+_BinaryMode = Literal["rb", "a+b"]
+
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+"""``flock`` errors of file systems that do not support locks."""
 
 
 def _open_binary(path: str | os.PathLike[str], mode: _BinaryMode) -> BinaryIO:
@@ -117,27 +195,89 @@ def _open_binary(path: str | os.PathLike[str], mode: _BinaryMode) -> BinaryIO:
     return open(path, mode)
 
 
+def _lock(file: BinaryIO, destination: str) -> None:
+    """Lock ``file`` exclusively, or fail at once if another download holds it.
+
+    On a file system without locks, and on Windows, the download goes ahead unlocked.
+    """
+    if sys.platform == "win32":
+        return
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise FailedPrecondition(
+            Status.FAILED_PRECONDITION,
+            f"another download to {destination} is in progress;"
+            " wait for it to finish, or download to another file",
+        ) from None
+    except OSError as error:
+        if error.errno not in _NO_LOCKS:
+            raise
+
+
+def _is_at(file: BinaryIO, path: str) -> bool:
+    """Whether ``path`` still names the open ``file`` (not renamed or removed meanwhile)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(file.fileno())
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
+def _open_locked(path: str, destination: str) -> BinaryIO:
+    """Open (or create) ``path`` to append to it, locked for as long as it stays open.
+
+    The download that held the lock may have renamed or removed the file between our
+    ``open`` and our lock; then the locked file is no longer the ``.part`` file and it is
+    opened again.
+    """
+    while True:
+        file = _open_binary(path, "a+b")
+        try:
+            _lock(file, destination)
+            if _is_at(file, path):
+                file.seek(0)
+                return file
+        except BaseException:
+            file.close()
+            raise
+        file.close()
+
+
 class PartialDownload:
     """The ``<destination>.part`` file a download is written to until its SHA-256 checks out.
 
-    Entering opens it, keeping what an interrupted download left (``resume``) or emptying it,
-    and hashes the kept bytes; ``size`` is then the offset to ask the server for. An
-    interrupted download leaves the file for the next one to resume; ``commit`` moves it onto
-    the destination only when size and digest match the version, and deletes it otherwise, so
-    a damaged file never reaches the destination.
+    Entering opens it and locks it (``flock``) until exit, so that a second download to the
+    same destination fails at once with ``FailedPrecondition`` instead of appending to the
+    same file. It keeps what an interrupted download left (``resume``) or empties it, and
+    hashes the kept bytes; ``size`` is then the offset to ask the server for. An interrupted
+    download leaves the file for the next one to resume; ``commit`` moves it onto the
+    destination only when size and digest match the version, and deletes it otherwise, so a
+    damaged file never reaches the destination. With ``replace=False`` an existing
+    destination is kept and ``commit`` raises ``FileExistsError``.
     """
 
-    def __init__(self, destination: str, *, resume: bool) -> None:
+    def __init__(self, destination: str, *, resume: bool, replace: bool = True) -> None:
         self.destination = destination
-        self.path = destination + PART_SUFFIX
+        self.path = part_path(destination)
         self.size = 0
-        self._mode: _BinaryMode = "a+b" if resume else "w+b"
+        self._resume = resume
+        self._replace = replace
         self._digest = hashlib.sha256()
+        self._settled = False
+        """Whether the file was renamed onto the destination or deleted."""
 
     async def __aenter__(self) -> Self:
-        self._file = await asyncio.to_thread(_open_binary, self.path, self._mode)
-        self._file.seek(0)
-        self.size = await asyncio.to_thread(_hash_rest, self._file, self._digest)
+        self._file = await asyncio.to_thread(_open_locked, self.path, self.destination)
+        try:
+            if self._resume:
+                self.size = await asyncio.to_thread(_hash_rest, self._file, self._digest)
+            else:
+                await asyncio.to_thread(self._file.truncate, 0)
+        except BaseException:
+            await asyncio.to_thread(self._file.close)
+            raise
         return self
 
     async def __aexit__(
@@ -146,17 +286,14 @@ class PartialDownload:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await asyncio.to_thread(self._close, complete=exc_value is None)
+        await asyncio.to_thread(self._close)
 
-    def _close(self, *, complete: bool) -> None:
-        """Close the file: a complete download forced to disk before it is renamed, a failed
-        one removed if it holds nothing to resume (e.g. after ``PermissionDenied``)."""
+    def _close(self) -> None:
+        """Close the file, which releases the lock; before that, remove it if it holds
+        nothing to resume (e.g. after ``PermissionDenied``)."""
         with self._file:
-            if complete:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-        if not complete and self.size == 0:
-            os.remove(self.path)
+            if not self._settled and self.size == 0:
+                os.remove(self.path)
 
     async def restart(self) -> None:
         """Drop the kept bytes, to download from offset 0 after all."""
@@ -173,22 +310,36 @@ class PartialDownload:
         self._file.write(chunk)
         self._digest.update(chunk)
 
-    def commit(self, version: v1.ModelVersion) -> None:
-        """Move the closed file onto the destination if it is exactly ``version``'s file.
+    def holds(self, version: v1.ModelVersion) -> bool:
+        """Whether the file is exactly ``version``'s file: its size and SHA-256."""
+        return self.size == version.size_bytes and self._digest.hexdigest() == version.sha256
+
+    async def commit(self, version: v1.ModelVersion) -> None:
+        """Move the file onto the destination, durably, if it is exactly ``version``'s file.
 
         Otherwise delete it, since resuming from bad bytes can never succeed, and raise
-        ``DataLoss``.
+        ``DataLoss``. The lock is still held, so no other download can write to the file
+        until it has been renamed.
         """
-        sha256 = self._digest.hexdigest()
-        if self.size == version.size_bytes and sha256 == version.sha256:
-            os.replace(self.path, self.destination)
-            return
-        os.remove(self.path)
-        raise DataLoss(
-            Status.DATA_LOSS,
-            f"the download of version {version.version} of model {version.model_id} is damaged:"
-            f" got {self.size} bytes with SHA-256 {sha256}, expected {version.size_bytes} bytes"
-            f" with SHA-256 {version.sha256}; deleted {self.path}, {self.destination} is"
-            " unchanged. Download it again.",
-            reason="SIZE_MISMATCH" if self.size != version.size_bytes else "DIGEST_MISMATCH",
-        )
+        await asyncio.to_thread(self._commit, version)
+
+    def _commit(self, version: v1.ModelVersion) -> None:
+        if not self.holds(version):
+            os.remove(self.path)
+            self._settled = True
+            sha256 = self._digest.hexdigest()
+            raise DataLoss(
+                Status.DATA_LOSS,
+                f"the download of version {version.version} of model {version.model_id} is"
+                f" damaged: got {self.size} bytes with SHA-256 {sha256}, expected"
+                f" {version.size_bytes} bytes with SHA-256 {version.sha256}; deleted"
+                f" {self.path}, {self.destination} is unchanged. Download it again.",
+                reason="SIZE_MISMATCH" if self.size != version.size_bytes else "DIGEST_MISMATCH",
+            )
+        if not self._replace and os.path.lexists(self.destination):
+            raise destination_exists(self.destination)
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        os.replace(self.path, self.destination)
+        self._settled = True
+        fsync_dir(os.path.dirname(self.destination) or os.curdir)

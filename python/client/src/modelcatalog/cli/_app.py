@@ -20,6 +20,7 @@ import betterproto
 import click
 
 from .. import Client, __version__, v1
+from .._files import download_name
 from . import _output as out
 from ._config import (
     DEFAULT_SERVER,
@@ -87,9 +88,13 @@ def _settings(ctx: click.Context, *, keep_token: bool = True) -> Settings:
     """The settings for this command; remembered for the error hints."""
     state = _state(ctx)
     path = config_path()
-    settings = resolve(state.overrides, load_profile(path), path)
-    if not keep_token:
-        settings = replace(settings, token=None)
+    settings = resolve(
+        state.overrides,
+        load_profile(path),
+        path,
+        use_token=keep_token,
+        login=state.login_command(),
+    )
     state.settings = settings
     if settings.ca_cert is not None and not os.path.isfile(settings.ca_cert):
         raise CliError(
@@ -134,9 +139,13 @@ class _RootGroup(_Group):
             raise
         except Exception as error:
             state = ctx.find_object(State)
-            server = state.settings.server if state and state.settings else "the server"
-            login = state.login_command() if state else "modelcatalog login"
-            converted = from_exception(error, server=server, login=login)
+            settings = state.settings if state else None
+            converted = from_exception(
+                error,
+                server=settings.server if settings else "the server",
+                login=state.login_command() if state else "modelcatalog login",
+                token_variable=ENV_TOKEN if settings and settings.token_from_env else None,
+            )
             if converted is None:
                 raise
             raise converted from error
@@ -726,14 +735,6 @@ def version_upload(
     )
 
 
-def _local_name(file_name: str, model_id: str, number: int) -> str:
-    """A safe local file name for a download: the uploaded name without any folders."""
-    name = file_name.replace("\\", "/").rsplit("/", 1)[-1]
-    if name in ("", ".", "..") or not name.isprintable():
-        return f"{model_id}-v{number}"
-    return name
-
-
 @version.command(
     "download",
     epilog=examples(
@@ -749,12 +750,18 @@ def _local_name(file_name: str, model_id: str, number: int) -> str:
     "--output",
     "destination",
     type=click.Path(path_type=Path),
-    help="File or existing folder to write to (default: the uploaded file name, here).",
+    help="File (replaced if it exists) or existing folder to write to (default: the uploaded"
+    " file name, here).",
 )
 @click.option(
     "--resume/--no-resume",
     default=True,
     help="Continue a partial DEST.part from an earlier attempt (default) or start over.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing file that has the uploaded file name (without -o or with -o FOLDER).",
 )
 @quiet_option
 @connection_options
@@ -766,24 +773,39 @@ def version_download(
     number: int,
     destination: Path | None,
     resume: bool,
+    force: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Download a version; resumes a partial download and verifies its SHA-256."""
+    """Download a version; resumes a partial download and verifies its SHA-256.
+
+    The uploaded file name is used without its folders; one starting with "." is saved as
+    MODEL_ID-vVERSION instead. A file of that name is not replaced without --force.
+    """
     settings = _settings(ctx)
+    # Unless given a file path, the SDK names the file after the version and keeps existing ones.
+    named = destination is None or destination.is_dir()
+    where = Path(os.curdir) if destination is None else destination
 
     async def download(client: Client) -> tuple[Path, v1.ModelVersion]:
-        target = destination
-        if target is None or target.is_dir():
-            info = await client.get_model_version(model_id, number)
-            name = _local_name(info.file_name, model_id, number)
-            target = Path(name) if target is None else target / name
-        enabled = _show_progress(quiet, as_json)
-        with out.transfer_progress(f"download {target.name}", enabled=enabled) as bar:
-            result = await client.download(model_id, number, target, resume=resume, progress=bar)
-        return target, result
+        label = f"download version {number}" if named else f"download {where.name}"
+        with out.transfer_progress(label, enabled=_show_progress(quiet, as_json)) as bar:
+            result = await client.download(
+                model_id, number, where, resume=resume, overwrite=force, progress=bar
+            )
+        if not named:
+            return where, result
+        name = download_name(result.file_name, model_id, number)
+        return (Path(name) if destination is None else where / name), result
 
-    target, downloaded = _run(settings, download)
+    try:
+        target, downloaded = _run(settings, download)
+    except FileExistsError as error:
+        raise CliError(
+            f"{os.path.normpath(error.filename)} exists already; pass --force to replace it,"
+            " or -o to save the download elsewhere",
+            ExitCode.CONFLICT,
+        ) from error
     if as_json:
         out.print_json({"path": str(target), "version": out.jsonable(downloaded)})
         return

@@ -8,7 +8,8 @@ folder of mode 0700, because the token is a credential.
 
 Precedence, highest first: command-line flag, ``MODELCATALOG_*`` variable, the file, the
 default. The saved CA certificate and token belong to the saved server: they are used only
-when the effective server is that server, so a token is never sent to another one.
+when the effective server is that server, so a token is never sent to another one. A token
+saved over TLS is never sent over plaintext either.
 """
 
 import contextlib
@@ -16,9 +17,11 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .._files import fsync_dir
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 """The address ``modelcatalog-server`` listens on by default."""
@@ -61,7 +64,7 @@ class Profile:
     ca_cert: str | None = None
     insecure: bool = False
     username: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The file's content, with stable keys."""
@@ -125,21 +128,7 @@ def save_profile(path: Path, profile: Profile) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable where the platform allows syncing a folder."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _env_bool(environ: Mapping[str, str], name: str) -> bool | None:
@@ -161,10 +150,12 @@ class Settings:
     server: str
     ca_cert: str | None
     insecure: bool
-    token: str | None
+    token: str | None = field(repr=False)
     username: str | None
     config_path: Path
     timeout: float | None = 30.0
+    token_from_env: bool = False
+    """Whether ``token`` is ``MODELCATALOG_TOKEN``'s, which logging in again cannot replace."""
 
 
 @dataclass
@@ -185,42 +176,55 @@ class Overrides:
 
 
 def resolve(
-    overrides: Overrides, profile: Profile, path: Path, environ: Mapping[str, str] | None = None
+    overrides: Overrides,
+    profile: Profile,
+    path: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    use_token: bool = True,
+    login: str = "modelcatalog login",
 ) -> Settings:
-    """Combine flags, environment and the saved profile into the settings for one command."""
+    """Combine flags, environment and the saved profile into the settings for one command.
+
+    With ``use_token`` false (``login``, ``signup``) no token is picked. A token saved over
+    TLS is refused over plaintext with a ``ConfigError`` whose hint names ``login``.
+    """
     environ = os.environ if environ is None else environ
     saved_server = profile.server or DEFAULT_SERVER
     server = overrides.server or environ.get(ENV_SERVER) or saved_server
     same_server = server == saved_server
 
-    # The trust settings are one choice: the most specific source that makes it wins.
+    # Plaintext or TLS is one choice: the most specific source that makes it wins. The CA
+    # certificate is then the most specific one given, the saved one for the saved server.
     env_ca = environ.get(ENV_CA_CERT) or None
     env_insecure = _env_bool(environ, ENV_INSECURE)
-    ca_cert: str | None
+    plaintext_by, undo = "--insecure", "drop --insecure"
     if overrides.insecure is not None:
         insecure = overrides.insecure
-        ca_cert = None if insecure else overrides.ca_cert or env_ca
     elif overrides.ca_cert is not None:
-        insecure, ca_cert = False, overrides.ca_cert
+        insecure = False
     elif env_insecure is not None:
         insecure = env_insecure
-        ca_cert = None if insecure else env_ca
+        plaintext_by, undo = f"{ENV_INSECURE}={environ[ENV_INSECURE]}", f"unset {ENV_INSECURE}"
     elif env_ca is not None:
-        insecure, ca_cert = False, env_ca
-    elif same_server:
-        insecure, ca_cert = profile.insecure, profile.ca_cert
+        insecure = False
     else:
-        insecure, ca_cert = False, None
-    if insecure:
-        ca_cert = None
+        insecure = profile.insecure if same_server else False
+    saved_ca = profile.ca_cert if same_server else None
+    ca_cert = None if insecure else overrides.ca_cert or env_ca or saved_ca
 
-    env_token = environ.get(ENV_TOKEN) or None
+    env_token = (environ.get(ENV_TOKEN) or None) if use_token else None
+    saved_token = profile.token if use_token and same_server else None
     if env_token is not None:
         token: str | None = env_token.strip()
-    elif same_server and profile.token:
-        token = profile.token
+    elif saved_token and insecure and not profile.insecure:
+        raise ConfigError(
+            f"the saved login for {server} was made over TLS and its token is never sent over"
+            f" plaintext ({plaintext_by}); {undo}, or log in over plaintext deliberately with"
+            f" `{login} --insecure`"
+        )
     else:
-        token = None
+        token = saved_token
     return Settings(
         server=server,
         ca_cert=ca_cert,
@@ -228,4 +232,5 @@ def resolve(
         token=token,
         username=profile.username if same_server else None,
         config_path=path,
+        token_from_env=env_token is not None,
     )

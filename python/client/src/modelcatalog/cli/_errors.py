@@ -21,6 +21,7 @@ from .. import (
     NotFound,
     OutOfRange,
     PermissionDenied,
+    ResourceExhausted,
     ServerError,
     Unauthenticated,
     Unavailable,
@@ -76,21 +77,40 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", file=file, err=file is None)
 
 
+_LIMIT_HINTS = {
+    "VERSION_TOO_LARGE": "ask the server's administrator to raise its --max-version-size",
+    "OVERLOADED": "the server is busy; retry in a moment",
+}
+"""What to do about each ``ResourceExhausted`` reason."""
+
+
 def _with_hint(message: str, hint: str) -> str:
     """The server's message plus a hint, unless the message already says what to do."""
     return message if ";" in message else f"{message}; {hint}"
 
 
 def from_sdk_error(
-    error: ModelCatalogError, *, server: str = "the server", login: str = "modelcatalog login"
+    error: ModelCatalogError,
+    *,
+    server: str = "the server",
+    login: str = "modelcatalog login",
+    token_variable: str | None = None,
 ) -> CliError:
     """The message and exit code for an SDK error, with a hint chosen by its reason.
 
-    ``login`` is the command that signs in to ``server`` again, for the hints of auth errors.
+    ``login`` is the command that signs in to ``server`` again, for the hints of auth errors;
+    ``token_variable`` names the environment variable the token came from, if it did, since
+    logging in again does not replace that token.
     """
     message = error.message
     reason = error.reason
     match error:
+        case Unauthenticated() if token_variable and reason in ("TOKEN_EXPIRED", "TOKEN_INVALID"):
+            why = "has expired" if reason == "TOKEN_EXPIRED" else f"is not valid for {server}"
+            return CliError(
+                f"the access token in {token_variable} {why}; update or unset {token_variable}",
+                ExitCode.AUTH,
+            )
         case Unauthenticated():
             if reason == "TOKEN_EXPIRED":
                 text = f"your login has expired; run `{login}` to sign in again"
@@ -143,6 +163,9 @@ def from_sdk_error(
         case DataLoss():
             hint = "the bytes were damaged on the way; retry"
             return CliError(_with_hint(message, hint), ExitCode.DATA_LOSS)
+        case ResourceExhausted():
+            hint = _LIMIT_HINTS.get(reason or "", "a limit of the server was reached; retry later")
+            return CliError(_with_hint(message, hint), ExitCode.ERROR)
         case ServerError():
             hint = "this is a problem of the server (or a server too old for this client)"
             return CliError(_with_hint(message, hint), ExitCode.ERROR)
@@ -151,13 +174,17 @@ def from_sdk_error(
 
 
 def from_exception(
-    error: Exception, *, server: str = "the server", login: str = "modelcatalog login"
+    error: Exception,
+    *,
+    server: str = "the server",
+    login: str = "modelcatalog login",
+    token_variable: str | None = None,
 ) -> CliError | None:
     """The ``CliError`` for an expected exception, or ``None`` for a bug (to show in full)."""
     if isinstance(error, CliError):
         return error
     if isinstance(error, ModelCatalogError):
-        return from_sdk_error(error, server=server, login=login)
+        return from_sdk_error(error, server=server, login=login, token_variable=token_variable)
     if isinstance(error, ConfigError):
         return CliError(str(error), ExitCode.ERROR)
     if isinstance(error, ValueError):
