@@ -39,10 +39,11 @@ class PasswordHasher:
         self._in_flight = 0
         self._dummy_hash: bytes | None = None
 
-    async def warm_up(self) -> None:
-        """Computes the dummy hash now, so the first unknown-user sign-in costs no extra hash."""
+    async def warm_up(self) -> bytes:
+        """The dummy hash, computed once; called at start so no sign-in pays for it."""
         if self._dummy_hash is None:
             self._dummy_hash = await self._run(_hash, b"dummy password", self._cost)
+        return self._dummy_hash
 
     async def hash(self, password: str) -> str:
         """A new salted bcrypt hash of ``password`` at the configured cost."""
@@ -53,9 +54,8 @@ class PasswordHasher:
         cannot take, it fails after the same bcrypt work, so timing tells nothing."""
         secret = password.encode()
         if password_hash is None or len(secret) > BCRYPT_MAX_PASSWORD_BYTES:
-            await self.warm_up()
-            assert self._dummy_hash is not None
-            await self._run(bcrypt.checkpw, secret[:BCRYPT_MAX_PASSWORD_BYTES], self._dummy_hash)
+            dummy = await self.warm_up()
+            await self._run(bcrypt.checkpw, secret[:BCRYPT_MAX_PASSWORD_BYTES], dummy)
             return False
         return await self._run(bcrypt.checkpw, secret, password_hash.encode())
 

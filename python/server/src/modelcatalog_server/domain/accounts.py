@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..storage.metadata import MetadataStore, UniqueViolation
+from ..storage.metadata import MetadataStore, Transaction, UniqueViolation
 from ..storage.records import UserRecord
 from . import validation
 from .errors import AlreadyExists, PermissionDenied, Unauthenticated
@@ -59,11 +59,16 @@ class Accounts:
         return credentials.user
 
     async def user(self, user_id: str) -> UserRecord:
-        """The account a valid token names; it may no longer exist."""
+        """The account a valid token names."""
         async with self._store.read() as tx:
-            user = await tx.user_by_id(user_id)
-        if user is None:
-            raise Unauthenticated(
-                "the account of this access token no longer exists", reason="TOKEN_INVALID"
-            )
-        return user
+            return await caller_account(tx, user_id)
+
+
+async def caller_account(tx: Transaction, user_id: str) -> UserRecord:
+    """The caller's account; a valid token may outlive it (UNAUTHENTICATED then)."""
+    account = await tx.user_by_id(user_id)
+    if account is None:
+        raise Unauthenticated(
+            "the account of this access token no longer exists", reason="TOKEN_INVALID"
+        )
+    return account

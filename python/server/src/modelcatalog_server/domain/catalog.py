@@ -13,12 +13,12 @@ from typing import Any, Generic, TypeVar
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation
 from ..storage.records import FolderRecord, MemberRecord, ModelRecord, Role, UserRecord
 from . import validation
+from .accounts import caller_account
 from .errors import (
     AlreadyExists,
     FailedPrecondition,
     NotFound,
     PermissionDenied,
-    Unauthenticated,
 )
 from .paging import PageTokens, page_size
 
@@ -63,7 +63,7 @@ class Catalog:
         validation.description("description", description)
         try:
             async with self._store.write() as tx:
-                return await tx.insert_folder(await user(tx, caller), name, description)
+                return await tx.insert_folder(await caller_account(tx, caller), name, description)
         except UniqueViolation:
             raise AlreadyExists(
                 f"you already have a folder named {validation.quoted(name)}",
@@ -127,7 +127,9 @@ class Catalog:
         try:
             async with self._store.write() as tx:
                 folder = await _folder(tx, caller, folder_id, Role.EDITOR)
-                return await tx.insert_model(folder, await user(tx, caller), name, description)
+                return await tx.insert_model(
+                    folder, await caller_account(tx, caller), name, description
+                )
         except UniqueViolation:
             raise AlreadyExists(
                 f"the folder already has a model named {validation.quoted(name)}",
@@ -181,16 +183,6 @@ async def require_model(tx: Transaction, caller: str, model_id: str, needed: Rol
     if model is None or model.caller_role < needed:
         raise _denied(_MODEL_NEEDS[needed])
     return model
-
-
-async def user(tx: Transaction, user_id: str) -> UserRecord:
-    """The caller's account; a valid token may outlive it."""
-    user = await tx.user_by_id(user_id)
-    if user is None:
-        raise Unauthenticated(
-            "the account of this access token no longer exists", reason="TOKEN_INVALID"
-        )
-    return user
 
 
 async def _user_named(tx: Transaction, username: str) -> UserRecord:

@@ -17,7 +17,8 @@ from ..storage.blobs import BlobStore, BlobWriter
 from ..storage.metadata import MetadataStore
 from ..storage.records import Role, VersionRecord
 from . import validation
-from .catalog import Page, page_of, require_model, user
+from .accounts import caller_account
+from .catalog import Page, page_of, require_model
 from .errors import (
     DataLoss,
     DeadlineExceeded,
@@ -121,7 +122,7 @@ class Versions:
                 model = await require_model(tx, caller, header.model_id, Role.EDITOR)
                 return await tx.insert_version(
                     model,
-                    await user(tx, caller),
+                    await caller_account(tx, caller),
                     file_name=header.file_name,
                     content_type=header.content_type,
                     size_bytes=writer.size,
