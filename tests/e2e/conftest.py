@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from grpclib.client import Channel
+from grpclib.encoding.base import CodecBase
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -34,6 +37,13 @@ class RunningServer:
     def ca_cert(self) -> Path:
         """The self-signed certificate the server made; clients use it as their CA."""
         return self.data_dir / "tls" / "server.crt"
+
+    def channel(self, codec: CodecBase | None = None) -> Channel:
+        """A raw grpclib channel over TLS that trusts the server, for what the SDK cannot send."""
+        context = ssl.create_default_context(cafile=self.ca_cert)
+        context.set_alpn_protocols(["h2"])
+        host, port = self.address.rsplit(":", 1)
+        return Channel(host, int(port), ssl=context, codec=codec)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -2,7 +2,6 @@
 
 import shutil
 import signal
-import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from grpclib.client import Channel
 from grpclib.const import Cardinality, Status
 from grpclib.encoding.base import CodecBase
 from grpclib.exceptions import GRPCError
@@ -175,10 +173,7 @@ class RawBytes(CodecBase):
 
 async def test_malformed_request_bytes_are_invalid_argument(server: RunningServer) -> None:
     """A request that is not valid protobuf gets INVALID_ARGUMENT, never UNKNOWN or INTERNAL."""
-    context = ssl.create_default_context(cafile=server.ca_cert)
-    context.set_alpn_protocols(["h2"])
-    host, port = server.address.rsplit(":", 1)
-    channel = Channel(host, int(port), ssl=context, codec=RawBytes())
+    channel = server.channel(RawBytes())
     try:
         async with channel.request(
             "/modelcatalog.v1.AuthService/SignUp", Cardinality.UNARY_UNARY, bytes, bytes

@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import signal
-import ssl
 import tarfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from grpclib.client import Channel
 from onnx import TensorProto, helper, numpy_helper
 
 from modelcatalog import Client, PermissionDenied, v1
@@ -170,13 +168,6 @@ async def test_viewer_downloads_but_cannot_upload_and_stranger_neither(
     stranger.close()
 
 
-def tls_channel(server: RunningServer) -> Channel:
-    context = ssl.create_default_context(cafile=server.ca_cert)
-    context.set_alpn_protocols(["h2"])
-    host, port = server.address.rsplit(":", 1)
-    return Channel(host, int(port), ssl=context)
-
-
 async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_key: Path) -> None:
     """SIGKILL during an upload, then a restart: no version is listed and no temporary remains."""
     first = start_server(tmp_path, signing_key=signing_key)
@@ -197,7 +188,7 @@ async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_k
         half_sent.set()
         await asyncio.Event().wait()
 
-    channel = tls_channel(first)
+    channel = first.channel()
     stub = v1.ModelServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
     upload = asyncio.create_task(stub.upload_model_version(messages()))
     await half_sent.wait()
