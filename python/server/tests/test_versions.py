@@ -548,7 +548,7 @@ async def test_truncated_blob_is_data_loss_not_a_short_success(
     version = await upload(alice, model.id, os.urandom(MiB + 10))
     (stored,) = blob_files(settings)
     stored.write_bytes(stored.read_bytes()[:1000])
-    await expect_error(download(alice, model.id, version.version), Status.DATA_LOSS, "UNSPECIFIED")
+    await expect_error(download(alice, model.id, version.version), Status.DATA_LOSS, "BLOB_DAMAGED")
 
 
 async def stalled(

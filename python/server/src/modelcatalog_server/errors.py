@@ -1,10 +1,14 @@
 """The one place where domain errors become gRPC statuses with machine-readable details.
 
 Every error carries a ``google.rpc.ErrorInfo`` (domain ``modelcatalog.v1``, the ErrorReason
-name) and, for invalid fields, a ``google.rpc.BadRequest`` naming the field.
+name) and, for invalid fields, a ``google.rpc.BadRequest`` naming the field. Domain errors come
+through ``to_grpc_error``; refusals made before a handler runs (``transport``) through
+``refusal``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from google.protobuf.message import Message
 from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
@@ -32,23 +36,38 @@ _STATUS: dict[type[errors.CatalogError], Status] = {
 }
 
 
+def refusal(
+    status: Status,
+    reason: str,
+    message: str,
+    *,
+    field: str | None = None,
+    extra: Sequence[Message] = (),
+) -> GRPCError:
+    """A gRPC error carrying ``reason`` in an ErrorInfo, and the field at fault if one is."""
+    message = message[:MESSAGE_MAX_CHARS]
+    metadata: dict[str, str] = {}
+    details: list[Message] = []
+    if field is not None:
+        metadata["field"] = field
+        details.append(
+            BadRequest(
+                field_violations=[BadRequest.FieldViolation(field=field, description=message)]
+            )
+        )
+    details.insert(0, ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata))
+    return GRPCError(status, message, [*details, *extra])
+
+
 def to_grpc_error(error: errors.CatalogError) -> GRPCError:
     """The status, message and details a client receives for ``error``."""
     status = next(s for cls, s in _STATUS.items() if isinstance(error, cls))
-    message = error.message[:MESSAGE_MAX_CHARS]
-    metadata: dict[str, str] = {}
-    details: list[Message] = []
-    if isinstance(error, errors.InvalidArgument):
-        metadata["field"] = error.field
-        details.append(
-            BadRequest(
-                field_violations=[BadRequest.FieldViolation(field=error.field, description=message)]
-            )
-        )
-    details.insert(0, ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata))
-    return GRPCError(status, message, details)
+    field = error.field if isinstance(error, errors.InvalidArgument) else None
+    return refusal(status, error.reason, error.message, field=field)
 
 
 def internal_error() -> GRPCError:
     """What a client sees for a server fault; the cause is only in the server log."""
-    return GRPCError(Status.INTERNAL, "internal server error; the server log has the details")
+    return refusal(
+        Status.INTERNAL, "INTERNAL", "internal server error; the server log has the details"
+    )

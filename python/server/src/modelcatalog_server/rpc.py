@@ -22,7 +22,7 @@ from grpclib.server import Stream
 
 from .auth.hook import Authenticator
 from .domain.errors import CatalogError
-from .errors import internal_error, to_grpc_error
+from .errors import internal_error, refusal, to_grpc_error
 from .transport import guard_requests
 
 access_log = logging.getLogger("modelcatalog_server.access")
@@ -69,8 +69,10 @@ class _Intercepted:
                 raise
             except NotImplementedError:  # grpclib's answer to a compressed request message
                 status = Status.UNIMPLEMENTED
-                raise GRPCError(
-                    status, "compressed request messages are not supported; send them uncompressed"
+                raise refusal(
+                    status,
+                    "COMPRESSION_UNSUPPORTED",
+                    "compressed request messages are not supported; send them uncompressed",
                 ) from None
             except (asyncio.CancelledError, StreamTerminatedError):
                 status = Status.CANCELLED

@@ -66,7 +66,9 @@ class Authenticator:
         """The caller of ``method`` (None for a public one); raises when the call is refused."""
         access = METHOD_ACCESS.get(method)
         if access is None:
-            raise PermissionDenied(f"{method} has no access rule on this server")
+            raise PermissionDenied(
+                f"{method} has no access rule on this server", reason="ACCESS_RULE_MISSING"
+            )
         if access is Access.PUBLIC:
             return None
         if not authorization:

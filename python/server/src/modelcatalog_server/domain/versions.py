@@ -247,12 +247,14 @@ class Versions:
                 yield chunk
         except FileNotFoundError:
             raise DataLoss(
-                "the stored file of this version is missing on the server; tell its operator"
+                "the stored file of this version is missing on the server; tell its operator",
+                reason="BLOB_DAMAGED",
             ) from None
         if sent != version.size_bytes:
             raise DataLoss(
                 f"the stored file of this version has {sent} bytes instead of "
-                f"{version.size_bytes}; tell the server's operator"
+                f"{version.size_bytes}; tell the server's operator",
+                reason="BLOB_DAMAGED",
             )
 
 

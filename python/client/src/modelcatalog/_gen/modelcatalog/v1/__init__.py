@@ -152,14 +152,85 @@ class ErrorReason(betterproto.Enum):
 
     UPLOAD_IDLE = 20
     """
-    DEADLINE_EXCEEDED: an upload sent nothing for longer than the server waits (60 s by
-     default); nothing was stored. Start the upload again.
+    DEADLINE_EXCEEDED: an upload made less progress than the server's minimum upload rate
+     (by default 64 KiB in every 30 s); nothing was stored. Start the upload again.
     """
 
     OVERLOADED = 21
     """
     RESOURCE_EXHAUSTED: the server is handling as many sign-ins or uploads as it allows at
      once; retry after a short wait.
+    """
+
+    MESSAGE_TOO_LARGE = 22
+    """
+    RESOURCE_EXHAUSTED: a request message is larger than the server accepts (4 MiB + 64 KiB);
+     nothing of it was read. Send files as a stream of smaller chunks.
+    """
+
+    MALFORMED_REQUEST = 23
+    """
+    INVALID_ARGUMENT: the request is not a valid encoding of its message (a field sent with
+     another wire type, a truncated or over-long field), its metadata cannot be decoded, the
+     stream ended inside a message, or a call that takes one request message sent none. When
+     one field is at fault the ErrorInfo metadata key "field" names it.
+    """
+
+    REQUEST_TIMEOUT = 24
+    """
+    DEADLINE_EXCEEDED: the request message (for an upload: its header) did not arrive within
+     the time the server waits for it (10 s by default).
+    """
+
+    COMPRESSION_UNSUPPORTED = 25
+    """
+    UNIMPLEMENTED: a request message was compressed; this server accepts uncompressed
+     messages only.
+    """
+
+    SIGN_IN_THROTTLED = 26
+    """
+    RESOURCE_EXHAUSTED: too many failed sign-ins for this username or from this network
+     address in a short time; a google.rpc.RetryInfo detail says how long to wait.
+    """
+
+    TOKEN_REVOKED = 27
+    """
+    UNAUTHENTICATED: the access token was revoked (its user signed out) or its account no
+     longer exists; sign in again.
+    """
+
+    STORAGE_FULL = 28
+    """
+    RESOURCE_EXHAUSTED: the server's storage is full; nothing was stored. Retry after its
+     operator has made room.
+    """
+
+    STORAGE_UNAVAILABLE = 29
+    """
+    UNAVAILABLE: the server's database or file storage did not answer in time; nothing was
+     changed. Retry with backoff.
+    """
+
+    BLOB_DAMAGED = 30
+    """
+    DATA_LOSS: the stored bytes of this version are missing or damaged on the server; tell
+     its operator.
+    """
+
+    INTERNAL = 31
+    """
+    INTERNAL: a fault in the server, not caused by the request; the server log has the
+     details.
+    """
+
+    METHOD_NOT_FOUND = 32
+    """UNIMPLEMENTED: the server has no method of this name."""
+
+    ACCESS_RULE_MISSING = 33
+    """
+    PERMISSION_DENIED: the server has no access rule for this method, so it refuses every
+     call of it (deny by default).
     """
 
 
