@@ -20,7 +20,6 @@ from modelcatalog import v1
 from modelcatalog_server.app import build_application
 from modelcatalog_server.config import Settings
 from modelcatalog_server.domain.errors import (
-    DeadlineExceeded,
     PermissionDenied,
     ResourceExhausted,
 )
@@ -273,7 +272,7 @@ class Domain:
     model_id: str
 
     def versions(self, **options: Any) -> Versions:
-        """Versions with a 1 MiB limit and ``options`` (idle time, upload limits)."""
+        """Versions with a 1 MiB limit and ``options`` (upload limits)."""
         blobs = LocalBlobStore(self.blobs_dir)
         return Versions(self.store, blobs, PageTokens(b"k"), max_version_bytes=MiB, **options)
 
@@ -565,15 +564,23 @@ async def chunks_of(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-async def test_silent_upload_is_abandoned(domain: Domain) -> None:
-    """An upload that sends nothing for the idle limit fails with UPLOAD_IDLE and leaves nothing."""
-    versions = domain.versions(upload_idle_seconds=0.05)
-    with pytest.raises(DeadlineExceeded) as caught:
-        await versions.upload(
-            domain.user_id, UploadHeader(domain.model_id, "f"), stalled(b"x", asyncio.Event())
+async def test_uploads_beyond_the_per_peer_limit_are_refused(domain: Domain) -> None:
+    """With one address's upload limit reached, it is OVERLOADED while another address is not."""
+    versions = domain.versions(max_uploads_per_peer=1)
+    user, model = domain.user_id, domain.model_id
+    release, waiting = asyncio.Event(), asyncio.Event()
+    first = asyncio.create_task(
+        versions.upload(
+            user, UploadHeader(model, "a"), stalled(b"a", release, waiting), peer="10.0.0.1"
         )
-    assert caught.value.reason == "UPLOAD_IDLE"
-    assert [p for p in domain.blobs_dir.rglob("*") if p.is_file()] == []
+    )
+    await waiting.wait()
+    with pytest.raises(ResourceExhausted) as caught:
+        await versions.upload(user, UploadHeader(model, "b"), chunks_of(b"b"), peer="10.0.0.1")
+    assert caught.value.reason == "OVERLOADED"
+    other = await versions.upload(user, UploadHeader(model, "c"), chunks_of(b"c"), peer="10.0.0.2")
+    release.set()
+    assert sorted([(await first).version, other.version]) == [1, 2]
 
 
 async def test_uploads_beyond_the_per_user_limit_are_refused(domain: Domain) -> None:

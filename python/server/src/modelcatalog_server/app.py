@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import logging
+import signal
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -16,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib._typing import IServable
 from grpclib.health.check import ServiceCheck
 from grpclib.health.service import Health
-from grpclib.utils import graceful_exit
 
 from . import rpc
 from .auth.hook import Authenticator
@@ -39,7 +40,13 @@ from .services.reflection import with_reflection
 from .storage.blobs import LocalBlobStore
 from .storage.metadata import MetadataStore, SchemaTooNew
 from .tls import CertificateError, ensure_self_signed
-from .transport import create_server, open_listener, server_tls_context
+from .transport import (
+    RequestGuards,
+    Server,
+    TransportLimits,
+    open_listener,
+    server_tls_context,
+)
 
 log = logging.getLogger("modelcatalog_server")
 
@@ -58,6 +65,7 @@ class Application:
     """A built server and what it needs closed after it stops."""
 
     services: list[IServable]
+    guards: RequestGuards
     tls: ssl.SSLContext | None
     tls_note: str
 
@@ -152,11 +160,27 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
             await hasher.warm_up()
             tokens = load_token_service(settings)
             tls, tls_note = load_tls(settings)
-            services = build_services(settings, store, blobs, hasher, tokens)
-            yield Application(services, tls, tls_note)
+            guards = RequestGuards(transport_limits(settings))
+            services = guards.apply(build_services(settings, store, blobs, hasher, tokens))
+            yield Application(services, guards, tls, tls_note)
         finally:
             hasher.close()
             await store.close()
+
+
+def transport_limits(settings: Settings) -> TransportLimits:
+    """The wire budgets the settings ask for."""
+    return TransportLimits(
+        max_connections=settings.max_connections,
+        tls_handshake_timeout=settings.tls_handshake_timeout,
+        connection_idle_timeout=settings.connection_idle_timeout,
+        max_concurrent_streams=settings.max_concurrent_streams,
+        connection_buffer_bytes=settings.connection_buffer_limit,
+        server_buffer_bytes=settings.server_buffer_limit,
+        request_timeout=settings.request_timeout,
+        upload_min_bytes=settings.upload_min_bytes,
+        upload_progress_window=settings.upload_progress_window,
+    )
 
 
 def build_services(
@@ -169,7 +193,15 @@ def build_services(
     """Every service the server answers, with health (checking the database) and reflection."""
     page_tokens = PageTokens(page_token_secret(tokens.signing_key))
     catalog = Catalog(store, page_tokens)
-    versions = Versions(store, blobs, page_tokens, max_version_bytes=settings.max_version_size)
+    versions = Versions(
+        store,
+        blobs,
+        page_tokens,
+        max_version_bytes=settings.max_version_size,
+        max_uploads=settings.max_uploads,
+        max_uploads_per_user=settings.max_uploads_per_user,
+        max_uploads_per_peer=settings.max_uploads_per_peer,
+    )
     accounts = Accounts(store, hasher, allow_signup=settings.allow_signup)
     api: list[IServable] = [
         AuthService(accounts, tokens),
@@ -196,16 +228,22 @@ def _database_answers(store: MetadataStore) -> Callable[[], Awaitable[bool]]:
 async def serve(settings: Settings) -> None:
     """Runs the server until a first SIGINT/SIGTERM closes it gracefully."""
     async with build_application(settings) as app:
-        server = create_server(app.services)
-        with graceful_exit([server]):
-            try:
-                listener = open_listener(settings.listen.host, settings.listen.port)
-            except OSError as error:
-                raise StartupError(
-                    f"cannot listen on {settings.listen}: {error.strerror or error}"
-                ) from error
-            await server.start(sock=listener, ssl=app.tls)
+        server = Server(app.services, app.guards)
+        try:
+            listener = open_listener(settings.listen.host, settings.listen.port)
+        except OSError as error:
+            raise StartupError(
+                f"cannot listen on {settings.listen}: {error.strerror or error}"
+            ) from error
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, server.close)
+        try:
+            await server.start(listener, app.tls)
             bound = ListenAddress(settings.listen.host, listener.getsockname()[1])
             log.info("listening on %s (%s)", bound, app.tls_note)
             await server.wait_closed()
+        finally:
+            for signal_number in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signal_number)
     log.info("stopped")

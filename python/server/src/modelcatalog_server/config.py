@@ -46,6 +46,18 @@ class Settings:
     allow_signup: bool = True
     max_version_size: int = 100 << 30
     log_level: str = "info"
+    max_connections: int = 1000
+    tls_handshake_timeout: int = 10
+    connection_idle_timeout: int = 120
+    max_concurrent_streams: int = 100
+    connection_buffer_limit: int = 16 << 20
+    server_buffer_limit: int = 256 << 20
+    request_timeout: int = 10
+    upload_min_bytes: int = 64 << 10
+    upload_progress_window: int = 30
+    max_uploads: int = 128
+    max_uploads_per_user: int = 32
+    max_uploads_per_peer: int = 32
 
 
 def parse_listen_address(text: str) -> ListenAddress:
@@ -117,6 +129,12 @@ def parse_size(text: str) -> int:
 def _bcrypt_cost(text: str) -> int:
     if not text.strip().isdigit() or not 4 <= int(text) <= 31:
         raise argparse.ArgumentTypeError(f"{text!r} is not a bcrypt cost from 4 to 31")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000000")
     return int(text)
 
 
@@ -230,6 +248,86 @@ _OPTIONS = (
         "SIZE",
     ),
     _Option("log_level", "--log-level", _log_level, f"one of {', '.join(LOG_LEVELS)}", "LEVEL"),
+    _Option(
+        "max_connections",
+        "--max-connections",
+        _count,
+        "connections served at once, TLS handshakes included; more are closed at once "
+        "(lowered to fit the file-descriptor limit)",
+        "N",
+    ),
+    _Option(
+        "tls_handshake_timeout",
+        "--tls-handshake-timeout",
+        parse_duration,
+        "time a new connection has to complete its TLS handshake",
+        "DURATION",
+    ),
+    _Option(
+        "connection_idle_timeout",
+        "--connection-idle-timeout",
+        parse_duration,
+        "a connection with no call in progress for this long is closed (GOAWAY)",
+        "DURATION",
+    ),
+    _Option(
+        "max_concurrent_streams",
+        "--max-concurrent-streams",
+        _count,
+        "calls in progress on one connection; the next one is refused (REFUSED_STREAM) and "
+        "clients retry it",
+        "N",
+    ),
+    _Option(
+        "connection_buffer_limit",
+        "--connection-buffer-limit",
+        parse_size,
+        "bytes of partly received request messages one connection may hold",
+        "SIZE",
+    ),
+    _Option(
+        "server_buffer_limit",
+        "--server-buffer-limit",
+        parse_size,
+        "bytes of partly received request messages all connections together may hold",
+        "SIZE",
+    ),
+    _Option(
+        "request_timeout",
+        "--request-timeout",
+        parse_duration,
+        "time a call's request message (an upload's header) has to arrive",
+        "DURATION",
+    ),
+    _Option(
+        "upload_min_bytes",
+        "--upload-min-bytes",
+        parse_size,
+        "bytes an upload must deliver in every --upload-progress-window, or it is abandoned",
+        "SIZE",
+    ),
+    _Option(
+        "upload_progress_window",
+        "--upload-progress-window",
+        parse_duration,
+        "the interval in which an upload must deliver --upload-min-bytes",
+        "DURATION",
+    ),
+    _Option("max_uploads", "--max-uploads", _count, "uploads in progress at once", "N"),
+    _Option(
+        "max_uploads_per_user",
+        "--max-uploads-per-user",
+        _count,
+        "uploads one user may have in progress at once",
+        "N",
+    ),
+    _Option(
+        "max_uploads_per_peer",
+        "--max-uploads-per-peer",
+        _count,
+        "uploads one network address may have in progress at once",
+        "N",
+    ),
 )
 
 

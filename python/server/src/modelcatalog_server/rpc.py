@@ -16,14 +16,13 @@ from collections.abc import Collection
 from typing import Any
 
 from grpclib._typing import IServable
-from grpclib.const import Cardinality, Handler, Status
+from grpclib.const import Handler, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
-from .auth.hook import Authenticator
+from .auth.hook import Authenticator, set_current_peer
 from .domain.errors import CatalogError
 from .errors import internal_error, refusal, to_grpc_error
-from .transport import guard_requests
 
 access_log = logging.getLogger("modelcatalog_server.access")
 log = logging.getLogger("modelcatalog_server")
@@ -46,19 +45,19 @@ class _Intercepted:
 
     def _wrap(self, method: str, handler: Handler) -> MethodFunc:
         authenticator = self._authenticator
-        single_request = handler.cardinality in (Cardinality.UNARY_UNARY, Cardinality.UNARY_STREAM)
 
         async def call(stream: Stream[Any, Any]) -> None:
             started = time.perf_counter()
             status = Status.OK
             user_id = "-"
+            peer = _peer(stream)
+            set_current_peer(peer.rpartition(":")[0] or "-")
             try:
                 metadata = stream.metadata.getall("authorization", []) if stream.metadata else []
                 authorization = [value for value in metadata if isinstance(value, str)]
                 principal = authenticator.authenticate(method, authorization)
                 if principal is not None:
                     user_id = principal.user_id
-                guard_requests(stream, single=single_request)
                 await handler.func(stream)
             except CatalogError as error:
                 grpc_error = to_grpc_error(error)
@@ -88,7 +87,7 @@ class _Intercepted:
                     status.name,
                     (time.perf_counter() - started) * 1000,
                     user_id,
-                    _peer(stream),
+                    peer,
                 )
 
         return call
@@ -100,5 +99,9 @@ def intercept(services: Collection[IServable], authenticator: Authenticator) -> 
 
 
 def _peer(stream: Stream[Any, Any]) -> str:
-    address = stream.peer.addr() if stream.peer else None
+    """``host:port`` of the caller, read before the call runs (the transport may go away)."""
+    try:
+        address = stream.peer.addr() if stream.peer else None
+    except AttributeError:  # grpclib drops the transport of a closed connection
+        return "-"
     return f"{address[0]}:{address[1]}" if address else "-"

@@ -49,6 +49,17 @@ METHOD_ACCESS: Mapping[str, Access] = {
 }
 
 _principal: ContextVar[Principal] = ContextVar("modelcatalog_principal")
+_peer: ContextVar[str] = ContextVar("modelcatalog_peer", default="-")
+
+
+def current_peer() -> str:
+    """The network address (host only) the current call comes from; "-" when unknown."""
+    return _peer.get()
+
+
+def set_current_peer(host: str) -> None:
+    """Records the current call's network address for the handlers (set by the plumbing)."""
+    _peer.set(host)
 
 
 def current_principal() -> Principal:

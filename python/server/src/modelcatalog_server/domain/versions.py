@@ -8,6 +8,7 @@ failure before, including cancellation, removes the temporary blob and leaves no
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -21,7 +22,6 @@ from .accounts import caller_account
 from .catalog import Page, page_of, require_model
 from .errors import (
     DataLoss,
-    DeadlineExceeded,
     InvalidArgument,
     NotFound,
     OutOfRange,
@@ -29,11 +29,12 @@ from .errors import (
 )
 from .paging import PageTokens, page_size
 
-#: Uploads in progress at once, on the whole server and per user; more are refused.
+#: Uploads in progress at once, on the whole server, per user and per network address.
 MAX_UPLOADS = 128
 MAX_UPLOADS_PER_USER = 32
-#: An upload that sends nothing for this long is abandoned.
-UPLOAD_IDLE_SECONDS = 60.0
+MAX_UPLOADS_PER_PEER = 32
+
+log = logging.getLogger("modelcatalog_server")
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Versions:
         max_version_bytes: int,
         max_uploads: int = MAX_UPLOADS,
         max_uploads_per_user: int = MAX_UPLOADS_PER_USER,
-        upload_idle_seconds: float = UPLOAD_IDLE_SECONDS,
+        max_uploads_per_peer: int = MAX_UPLOADS_PER_PEER,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -69,21 +70,27 @@ class Versions:
         self._max_bytes = max_version_bytes
         self._max_uploads = max_uploads
         self._max_uploads_per_user = max_uploads_per_user
-        self._idle_seconds = upload_idle_seconds
-        self._uploads: Counter[str] = Counter()
+        self._max_uploads_per_peer = max_uploads_per_peer
+        self._uploads = 0
+        self._uploads_by_user: Counter[str] = Counter()
+        self._uploads_by_peer: Counter[str] = Counter()
         # Blobs committed to the store whose version row is not written yet, and the lock
         # that orders commits with the removal of blobs whose version never got written.
         self._unrecorded: Counter[str] = Counter()
         self._blob_lock = asyncio.Lock()
 
     async def upload(
-        self, caller: str, header: UploadHeader, chunks: AsyncIterator[bytes]
+        self, caller: str, header: UploadHeader, chunks: AsyncIterator[bytes], *, peer: str = "-"
     ) -> VersionRecord:
-        """Stores ``chunks`` as the next version of the header's model."""
+        """Stores ``chunks`` as the next version of the header's model.
+
+        ``peer`` is the caller's network address: uploads hold slots per user and per address,
+        so neither many accounts nor many addresses let one party take every slot.
+        """
         header = self._checked(header)
         async with self._store.read() as tx:
             await require_model(tx, caller, header.model_id, Role.EDITOR)
-        with self._upload_slot(caller):
+        with self._upload_slot(caller, peer):
             writer = self._blobs.writer()
             try:
                 digest = await self._receive(header, chunks, writer)
@@ -92,22 +99,37 @@ class Versions:
                 await writer.abort()
 
     @contextmanager
-    def _upload_slot(self, caller: str) -> Iterator[None]:
+    def _upload_slot(self, caller: str, peer: str) -> Iterator[None]:
         if (
-            sum(self._uploads.values()) >= self._max_uploads
-            or self._uploads[caller] >= self._max_uploads_per_user
+            self._uploads >= self._max_uploads
+            or self._uploads_by_user[caller] >= self._max_uploads_per_user
+            or self._uploads_by_peer[peer] >= self._max_uploads_per_peer
         ):
+            log.warning("upload refused, no slot free: %s", self._slot_use(caller, peer))
             raise ResourceExhausted(
                 "too many uploads are in progress; retry when one has finished",
                 reason="OVERLOADED",
             )
-        self._uploads[caller] += 1
+        self._uploads += 1
+        self._uploads_by_user[caller] += 1
+        self._uploads_by_peer[peer] += 1
+        log.info("upload started: %s", self._slot_use(caller, peer))
         try:
             yield
         finally:
-            self._uploads[caller] -= 1
-            if not self._uploads[caller]:
-                del self._uploads[caller]
+            self._uploads -= 1
+            for counter, key in ((self._uploads_by_user, caller), (self._uploads_by_peer, peer)):
+                counter[key] -= 1
+                if not counter[key]:
+                    del counter[key]
+
+    def _slot_use(self, caller: str, peer: str) -> str:
+        return (
+            f"uploads={self._uploads}/{self._max_uploads} "
+            f"user={caller} user_uploads={self._uploads_by_user[caller]}/"
+            f"{self._max_uploads_per_user} peer={peer} peer_uploads="
+            f"{self._uploads_by_peer[peer]}/{self._max_uploads_per_peer}"
+        )
 
     async def _record(
         self, caller: str, header: UploadHeader, writer: BlobWriter, digest: str
@@ -153,7 +175,7 @@ class Versions:
         self, header: UploadHeader, chunks: AsyncIterator[bytes], writer: BlobWriter
     ) -> str:
         limit = self._max_bytes if header.size_bytes is None else header.size_bytes
-        async for chunk in self._not_idle(chunks):
+        async for chunk in chunks:
             if writer.size + len(chunk) > limit:
                 if header.size_bytes is None:
                     raise _too_large(self._max_bytes)
@@ -169,22 +191,6 @@ class Versions:
                 reason="DIGEST_MISMATCH",
             )
         return digest
-
-    async def _not_idle(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        """``chunks``, failing when the client sends nothing for ``upload_idle_seconds``."""
-        while True:
-            try:
-                async with asyncio.timeout(self._idle_seconds):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise DeadlineExceeded(
-                    f"the upload sent nothing for {self._idle_seconds:g} s and was abandoned; "
-                    "nothing was stored",
-                    reason="UPLOAD_IDLE",
-                ) from None
-            yield chunk
 
     def _checked(self, header: UploadHeader) -> UploadHeader:
         validation.resource_id("header.model_id", header.model_id)

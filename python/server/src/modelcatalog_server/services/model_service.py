@@ -8,7 +8,7 @@ import betterproto
 
 from modelcatalog import v1
 
-from ..auth.hook import current_principal
+from ..auth.hook import current_peer, current_principal
 from ..domain.catalog import Catalog
 from ..domain.errors import InvalidArgument
 from ..domain.versions import Versions
@@ -74,7 +74,10 @@ class ModelService(v1.ModelServiceBase):
         if header is None:
             raise _out_of_order("the first message of an upload must be the header")
         version = await self._versions.upload(
-            current_principal().user_id, _convert.upload_header(header), _chunks(messages)
+            current_principal().user_id,
+            _convert.upload_header(header),
+            _chunks(messages),
+            peer=current_peer(),
         )
         return v1.UploadModelVersionResponse(version=_convert.version(version))
 

@@ -6,15 +6,18 @@ refusal. Every grpclib and h2 internal the server relies on is named in ``_upstr
 """
 
 from ._codec import RequestCodec
-from ._guards import MAX_REQUEST_MESSAGE_BYTES, guard_requests
+from ._guards import RequestGuards
+from ._limits import MAX_REQUEST_MESSAGE_BYTES, RateLimit, TransportLimits
 from ._listener import open_listener
-from ._server import create_server, server_tls_context
+from ._server import Server, server_tls_context
 
 __all__ = [
     "MAX_REQUEST_MESSAGE_BYTES",
+    "RateLimit",
     "RequestCodec",
-    "create_server",
-    "guard_requests",
+    "RequestGuards",
+    "Server",
+    "TransportLimits",
     "open_listener",
     "server_tls_context",
 ]

@@ -1,8 +1,33 @@
-"""The listening socket."""
+"""The listening socket, its accept loop and the connection budget.
+
+The server accepts connections itself instead of through ``loop.create_server``, so that it can
+count every connection from the moment it is accepted (a TLS handshake in progress holds a
+file descriptor too), refuse those above the budget at once, bound the handshake, and treat
+running out of file descriptors as load to shed, not as a traceback to log a hundred times a
+second.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import logging
+import resource
 import socket
+import ssl
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("modelcatalog_server.transport")
+
+#: File descriptors kept free of connections: the database, blob files, logs, the listener.
+RESERVED_DESCRIPTORS = 64
+#: At most one log line per this many seconds for each kind of refused connection.
+REFUSAL_LOG_INTERVAL_SECONDS = 10.0
+#: Pause of the accept loop after the system refused to accept (out of descriptors or memory).
+ACCEPT_BACKOFF_SECONDS = 0.05
+
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 def open_listener(host: str, port: int) -> socket.socket:
@@ -24,3 +49,127 @@ def open_listener(host: str, port: int) -> socket.socket:
         listener.close()
         raise
     return listener
+
+
+def connection_budget(wanted: int) -> int:
+    """How many connections fit: ``wanted``, lowered to fit the file-descriptor limit.
+
+    The soft RLIMIT_NOFILE is raised to the hard limit first, as servers do: the default soft
+    limit of 1024 would otherwise cap the server far below what the system allows.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    fitting = max(1, soft - RESERVED_DESCRIPTORS)
+    if wanted > fitting:
+        log.warning(
+            "serving at most %d connections, not %d: the file-descriptor limit is %d",
+            fitting,
+            wanted,
+            soft,
+        )
+    return min(wanted, fitting)
+
+
+class _Throttled:
+    """Logs a kind of event at most once per interval, with how often it happened."""
+
+    def __init__(self, message: str) -> None:
+        self._message = message
+        self._last = -REFUSAL_LOG_INTERVAL_SECONDS
+        self._count = 0
+
+    def note(self, *args: object) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= REFUSAL_LOG_INTERVAL_SECONDS:
+            log.warning(self._message + " (%d times since the last such line)", *args, self._count)
+            self._last, self._count = now, 0
+
+
+class Listener:
+    """Accepts connections on ``sock`` and hands them to protocols, within the budget."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        protocol_factory: Callable[[Callable[[], None]], asyncio.Protocol],
+        *,
+        tls: ssl.SSLContext | None,
+        max_connections: int,
+        handshake_timeout: float,
+    ) -> None:
+        self._sock = sock
+        self._factory = protocol_factory
+        self._tls = tls
+        self._max_connections = max_connections
+        self._handshake_timeout = handshake_timeout
+        self.connections = 0
+        self._task: asyncio.Task[None] | None = None
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._over_budget = _Throttled("refused connections above the limit of %d")
+        self._no_resources = _Throttled("cannot accept connections: %s")
+
+    def start(self) -> None:
+        self._sock.setblocking(False)
+        self._task = asyncio.get_running_loop().create_task(self._accept_forever())
+
+    def close(self) -> None:
+        """Stops accepting and closes the listening socket; open connections stay."""
+        if self._task is not None:
+            self._task.cancel()
+        for handshake in self._handshakes:
+            handshake.cancel()
+        self._sock.close()
+
+    async def _accept_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                connection, _address = await loop.sock_accept(self._sock)
+            except OSError as error:
+                if error.errno not in _OUT_OF_RESOURCES:
+                    raise
+                self._no_resources.note(error.strerror)
+                await asyncio.sleep(ACCEPT_BACKOFF_SECONDS)
+                continue
+            if self.connections >= self._max_connections:
+                self._over_budget.note(self._max_connections)
+                connection.close()
+                continue
+            self.connections += 1
+            handshake = loop.create_task(self._start_connection(connection))
+            self._handshakes.add(handshake)
+            handshake.add_done_callback(self._handshakes.discard)
+
+    async def _start_connection(self, connection: socket.socket) -> None:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.connections -= 1
+
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(
+                lambda: self._factory(release),
+                connection,
+                ssl=self._tls,
+                ssl_handshake_timeout=self._handshake_timeout if self._tls else None,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as error:
+            log.debug("connection closed before it was set up: %s", error)
+            connection.close()
+            release()
+        except asyncio.CancelledError:
+            connection.close()
+            release()
+            raise

@@ -1,0 +1,375 @@
+"""HTTP/2 for the server: grpclib's protocol with limits on what one connection may do.
+
+- Control frames (PING, SETTINGS, RST_STREAM, PRIORITY, WINDOW_UPDATE) and empty DATA frames
+  draw on per-connection token buckets; a client that exceeds one gets GOAWAY
+  (ENHANCE_YOUR_CALM) and is disconnected, before the rest of its burst is even parsed.
+- A stream above the concurrency cap is refused with RST_STREAM (REFUSED_STREAM) instead of
+  the whole connection being dropped.
+- Malformed request headers (missing or repeated pseudo-headers, non-ASCII values) are a
+  stream error (RST_STREAM PROTOCOL_ERROR); undecodable metadata, an invalid grpc-timeout and
+  unknown methods get a gRPC status with a declared reason. No handler runs for any of them.
+- A stream's slot is released when its handler task ends, however it ends: grpclib releases
+  it in the handler's ``finally``, which never runs for a task cancelled before it started
+  (a stream reset right after its HEADERS), so every rapid reset leaked a stream.
+- A connection without calls for the idle timeout gets GOAWAY (NO_ERROR) and is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, cast
+
+from grpclib.const import Handler, Status
+from grpclib.encoding.base import CodecBase, StatusDetailsCodecBase
+from grpclib.exceptions import GRPCError
+from h2.config import H2Configuration
+from h2.exceptions import StreamClosedError
+from h2.settings import SettingCodes, Settings
+
+from ..errors import refusal
+from ._guards import RequestGuards
+from ._limits import RateLimit, TransportLimits
+from ._upstream import (
+    _STATUS_DETAILS_KEY,
+    ConnectionInputs,
+    DataFrame,
+    Deadline,
+    ErrorCodes,
+    EventsProcessor,
+    Frame,
+    GrpclibHandler,
+    H2Connection,
+    H2Protocol,
+    HeadersFrame,
+    PingFrame,
+    PriorityFrame,
+    ProtocolError,
+    RstStreamFrame,
+    SettingsFrame,
+    StreamClosedBy,
+    TransportConnection,
+    TransportStream,
+    WindowUpdateFrame,
+    _decode_headers,
+    _DispatchServerEvents,
+    decode_metadata,
+    encode_bin_value,
+    encode_grpc_message,
+)
+
+log = logging.getLogger("modelcatalog_server.transport")
+access_log = logging.getLogger("modelcatalog_server.access")
+
+_REQUIRED_PSEUDO_HEADERS = (":method", ":path", ":scheme")
+
+
+class _TooManyFrames(ProtocolError):
+    error_code = ErrorCodes.ENHANCE_YOUR_CALM
+
+
+class _Bucket:
+    """A token bucket over ``time.monotonic``."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self._limit = limit
+        self._tokens = float(limit.burst)
+        self._updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(
+            self._limit.burst, self._tokens + (now - self._updated) * self._limit.per_second
+        )
+        self._updated = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class GuardedConnection(H2Connection):
+    """h2's connection state machine with frame-rate limits and graceful stream refusal."""
+
+    def __init__(self, config: H2Configuration, limits: TransportLimits) -> None:
+        super().__init__(config=config)
+        self.local_settings = Settings(
+            client=False,
+            initial_values={
+                SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
+                SettingCodes.MAX_HEADER_LIST_SIZE: self.DEFAULT_MAX_HEADER_LIST_SIZE,
+            },
+        )
+        self._resets = _Bucket(limits.resets)
+        self._pings = _Bucket(limits.pings)
+        self._settings = _Bucket(limits.settings)
+        self._empty_data = _Bucket(limits.empty_data)
+        self._window_and_priority = _Bucket(limits.window_and_priority)
+
+    def _receive_frame(self, frame: Frame) -> Any:
+        bucket = self._bucket_for(frame)
+        if bucket is not None and not bucket.take():
+            raise _TooManyFrames(f"too many {type(frame).__name__} frames")
+        return super()._receive_frame(frame)
+
+    def _bucket_for(self, frame: Frame) -> _Bucket | None:
+        if isinstance(frame, RstStreamFrame):
+            return self._resets
+        if isinstance(frame, PingFrame | SettingsFrame) and "ACK" not in frame.flags:
+            return self._pings if isinstance(frame, PingFrame) else self._settings
+        if isinstance(frame, DataFrame) and not frame.data and "END_STREAM" not in frame.flags:
+            return self._empty_data
+        if isinstance(frame, WindowUpdateFrame | PriorityFrame):
+            return self._window_and_priority
+        return None
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> Any:
+        if self._opens_stream_above_cap(frame.stream_id):
+            return self._refuse_stream(frame)
+        try:
+            return super()._receive_headers_frame(frame)
+        except UnicodeDecodeError:
+            # h2 decodes header values after the stream was opened: refuse just that stream.
+            self.reset_stream(frame.stream_id, ErrorCodes.PROTOCOL_ERROR)
+            return [], []
+
+    def _opens_stream_above_cap(self, stream_id: int) -> bool:
+        return (
+            stream_id not in self.streams
+            and stream_id % 2 == 1
+            and stream_id > self.highest_inbound_stream_id
+            and self.open_inbound_streams >= self.local_settings.max_concurrent_streams
+        )
+
+    def _refuse_stream(self, frame: HeadersFrame) -> Any:
+        """RST_STREAM(REFUSED_STREAM) for a new stream, keeping HPACK and stream ids in step."""
+        if not self._resets.take():
+            raise _TooManyFrames("too many streams above the concurrency limit")
+        _decode_headers(self.decoder, frame.data)
+        self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
+        self.highest_inbound_stream_id = frame.stream_id
+        self._closed_streams[frame.stream_id] = StreamClosedBy.SEND_RST_STREAM
+        refused = RstStreamFrame(frame.stream_id)
+        refused.error_code = ErrorCodes.REFUSED_STREAM
+        return [refused], []
+
+
+class GuardedHandler(GrpclibHandler):
+    """grpclib's per-connection request handler, checking headers and releasing every stream."""
+
+    def __init__(
+        self,
+        mapping: Mapping[str, Handler],
+        codec: CodecBase,
+        status_details_codec: StatusDetailsCodecBase,
+        dispatch: _DispatchServerEvents,
+    ) -> None:
+        super().__init__(dict(mapping), codec, status_details_codec, dispatch)
+        self._details_codec = status_details_codec
+        self.open_calls = 0
+        self.idle_since = time.monotonic()
+
+    def accept(
+        self,
+        stream: TransportStream,
+        headers: list[tuple[str, str]],
+        release_stream: Callable[[], Any],
+    ) -> None:
+        self.open_calls += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.open_calls -= 1
+                if not self.open_calls:
+                    self.idle_since = time.monotonic()
+                release_stream()
+
+        problem = _header_problem(headers, self.mapping)
+        if problem is _MALFORMED:
+            _reset(stream, ErrorCodes.PROTOCOL_ERROR)
+            release()
+            return
+        if isinstance(problem, GRPCError):
+            self.__gc_step__()
+            self._tasks[stream] = self.loop.create_task(self._answer(stream, headers, problem))
+        else:
+            super().accept(stream, headers, release)
+        self._tasks[stream].add_done_callback(lambda _task: release())
+
+    async def _answer(
+        self, stream: TransportStream, headers: list[tuple[str, str]], error: GRPCError
+    ) -> None:
+        """A trailers-only response with ``error`` and its details, for a call no handler runs."""
+        trailers = [
+            (":status", "200"),
+            ("content-type", "application/grpc+proto"),
+            ("grpc-status", str(error.status.value)),
+            ("grpc-message", encode_grpc_message(error.message or "")),
+        ]
+        if error.details:
+            details = self._details_codec.encode(error.status, error.message, error.details)
+            trailers.append((_STATUS_DETAILS_KEY, encode_bin_value(details).decode("ascii")))
+        try:
+            await stream.send_headers(trailers, end_stream=True)
+        except StreamClosedError:
+            return
+        if stream.closable:
+            stream.reset_nowait()
+        access_log.info(
+            "rpc method=%s status=%s duration_ms=0.0 user=- peer=%s",
+            dict(headers).get(":path", "-")[:64],
+            error.status.name,
+            _peer_of(stream),
+        )
+
+
+_MALFORMED = object()
+
+
+def _header_problem(headers: list[tuple[str, str]], mapping: Mapping[str, Handler]) -> object:
+    """None for headers grpclib may handle; _MALFORMED or a gRPC refusal otherwise."""
+    pseudo: dict[str, str] = {}
+    for name, value in headers:
+        if name.startswith(":"):
+            if name in pseudo:
+                return _MALFORMED
+            pseudo[name] = value
+    if any(name not in pseudo for name in _REQUIRED_PSEUDO_HEADERS):
+        return _MALFORMED
+    if pseudo[":method"] != "POST":
+        return None  # grpclib answers 405
+    if pseudo[":path"] not in mapping:
+        return refusal(
+            Status.UNIMPLEMENTED,
+            "METHOD_NOT_FOUND",
+            f"this server has no method {pseudo[':path'][:64]!r}",
+        )
+    try:
+        decode_metadata(headers)
+    except (ValueError, UnicodeError):
+        return refusal(
+            Status.INVALID_ARGUMENT,
+            "MALFORMED_REQUEST",
+            "the request metadata cannot be decoded (binary values must be base64)",
+        )
+    try:
+        Deadline.from_headers(headers)
+    except ValueError:
+        return refusal(
+            Status.INVALID_ARGUMENT, "MALFORMED_REQUEST", "the grpc-timeout header is not valid"
+        )
+    return None
+
+
+def _reset(stream: TransportStream, code: ErrorCodes) -> None:
+    with contextlib.suppress(StreamClosedError):
+        stream.reset_nowait(code)
+
+
+def _peer_of(stream: TransportStream) -> str:
+    try:
+        address = stream.connection.get_peer().addr()
+    except AttributeError:  # the transport is already gone
+        return "-"
+    return f"{address[0]}:{address[1]}" if address else "-"
+
+
+class GuardedProtocol(H2Protocol):
+    """One HTTP/2 server connection: grpclib's protocol on a ``GuardedConnection``."""
+
+    handler: GuardedHandler
+
+    def __init__(
+        self,
+        handler: GuardedHandler,
+        config: Any,
+        h2_config: H2Configuration,
+        limits: TransportLimits,
+        guards: RequestGuards,
+        connections: set[GuardedProtocol],
+        release: Callable[[], None],
+    ) -> None:
+        super().__init__(handler, config, h2_config)
+        self._limits = limits
+        self._guards = guards
+        self._connections = connections
+        self._release = release
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._h2: GuardedConnection | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        h2 = self._h2 = GuardedConnection(self.h2_config, self._limits)
+        h2.initiate_connection()
+        initial = h2.local_settings.initial_window_size
+        if self.config.http2_connection_window_size != initial:
+            h2.increment_flow_control_window(self.config.http2_connection_window_size - initial)
+        if self.config.http2_stream_window_size != initial:
+            h2.update_settings(
+                {SettingCodes.INITIAL_WINDOW_SIZE: self.config.http2_stream_window_size}
+            )
+        self.connection = TransportConnection(
+            h2, cast(asyncio.Transport, transport), config=self.config
+        )
+        self.connection.flush()
+        self.connection.initialize()
+        self.processor = EventsProcessor(self.handler, self.connection)
+        self._guards.connection_opened(self.connection)
+        self._connections.add(self)
+        self._schedule_idle_check(self._limits.connection_idle_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self.connection.feed(data)
+        except ProtocolError as error:
+            log.info("closing a connection from %s: %s", self._peer(), error)
+            self.connection.flush()  # h2 queued a GOAWAY with the error code
+            self.processor.close(f"protocol error: {error}")
+            return
+        self.connection.flush()
+        processors = getattr(self.processor, "processors", {})
+        for event in events:
+            # Events grpclib has no processor for (unknown frame types, which RFC 9113 says
+            # to ignore) would otherwise raise out of data_received.
+            if type(event) in processors:
+                self.processor.process(event)
+        self.connection.flush()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        super().connection_lost(exc)
+        self._connections.discard(self)
+        self._release()
+
+    def goaway(self) -> None:
+        """Tells the client no new streams will be accepted, and closes the connection."""
+        if self._h2 is not None and not self.connection.is_closing():
+            self._h2.close_connection(error_code=ErrorCodes.NO_ERROR)
+            self.connection.flush()
+        self.processor.close("connection closed by the server")
+
+    def _schedule_idle_check(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._idle_timer = loop.call_later(delay, self._check_idle)
+
+    def _check_idle(self) -> None:
+        timeout = self._limits.connection_idle_timeout
+        if self.handler.open_calls:
+            self._schedule_idle_check(timeout)
+            return
+        idle_for = time.monotonic() - self.handler.idle_since
+        if idle_for >= timeout:
+            log.debug("closing a connection from %s idle for %.0f s", self._peer(), idle_for)
+            self.goaway()
+        else:
+            self._schedule_idle_check(timeout - idle_for)
+
+    def _peer(self) -> str:
+        address = self.connection.get_peer().addr() if not self.connection.is_closing() else None
+        return f"{address[0]}:{address[1]}" if address else "-"

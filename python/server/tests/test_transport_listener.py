@@ -1,0 +1,99 @@
+"""The listener: a connection budget, bounded TLS handshakes, and no log storm when refusing."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from server_testing import poll_until
+
+from modelcatalog_server.tls import ensure_self_signed
+from modelcatalog_server.transport import server_tls_context
+from modelcatalog_server.transport._listener import Listener, connection_budget, open_listener
+
+
+class Recorder(asyncio.Protocol):
+    """Counts connections that reached the protocol, and releases their budget on close."""
+
+    def __init__(self, opened: list[Recorder], release: Callable[[], None]) -> None:
+        self._opened = opened
+        self._release = release
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._opened.append(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+
+
+async def closed_by_server(reader: asyncio.StreamReader) -> bool:
+    """Whether the server closes the connection within a few seconds."""
+    try:
+        return await asyncio.wait_for(reader.read(1), 5) == b""
+    except (TimeoutError, ConnectionResetError):
+        return False
+
+
+async def test_connections_above_the_budget_are_closed_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With the budget used, new connections are closed; one log line, no traceback."""
+    opened: list[Recorder] = []
+    sock = open_listener("127.0.0.1", 0)
+    listener = Listener(
+        sock,
+        lambda release: Recorder(opened, release),
+        tls=None,
+        max_connections=2,
+        handshake_timeout=5,
+    )
+    listener.start()
+    port = sock.getsockname()[1]
+    kept = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    refused = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
+    for reader, _ in refused:
+        assert await closed_by_server(reader)
+    assert len(opened) == 2
+    assert listener.connections == 2
+    refusals = [r for r in caplog.records if "above the limit" in r.getMessage()]
+    assert len(refusals) == 1
+    assert refusals[0].exc_info is None
+    kept[0][1].close()
+    await kept[0][1].wait_closed()
+    assert await poll_until(lambda: listener.connections == 1)
+    for _, writer in [*kept[1:], *refused]:
+        writer.close()
+    listener.close()
+
+
+async def test_a_tls_handshake_that_never_starts_is_cut_off(tmp_path: Path) -> None:
+    """A client that connects and never says hello loses its connection after the timeout."""
+    files = ensure_self_signed(tmp_path)
+    context = server_tls_context(files.cert, files.key)
+    sock = open_listener("127.0.0.1", 0)
+    opened: list[Recorder] = []
+    listener = Listener(
+        sock,
+        lambda release: Recorder(opened, release),
+        tls=context,
+        max_connections=10,
+        handshake_timeout=0.5,
+    )
+    listener.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+    assert await closed_by_server(reader)
+    assert await poll_until(lambda: listener.connections == 0)
+    assert not opened
+    writer.close()
+    listener.close()
+
+
+def test_the_budget_fits_the_descriptor_limit() -> None:
+    """The soft descriptor limit is raised, and the budget never exceeds what it allows."""
+    budget = connection_budget(10**7)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert budget <= soft - 64
+    assert connection_budget(10) == 10

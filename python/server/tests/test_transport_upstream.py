@@ -1,0 +1,53 @@
+"""The grpclib and h2 internals the transport relies on are still there and still behave so."""
+
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+import grpclib.server
+from grpclib.protocol import Stream
+
+from modelcatalog_server.transport import _upstream
+from modelcatalog_server.transport._http2 import GuardedConnection
+
+
+def test_installed_versions_are_the_pinned_ones() -> None:
+    """The internals were checked against exactly these versions; an upgrade needs a re-check."""
+    assert {name: version(name) for name in _upstream.PINNED} == _upstream.PINNED
+
+
+def test_h2_still_dispatches_frames_and_headers_through_the_overridden_methods() -> None:
+    """Rate limits and stream refusal hook these two methods and the closed-stream table."""
+    connection = GuardedConnection.__mro__[1]
+    assert connection is _upstream.H2Connection
+    for name in ("_receive_frame", "_receive_headers_frame", "_open_streams"):
+        assert callable(getattr(connection, name))
+    receive = inspect.getsource(connection.receive_data)
+    assert "self._receive_frame(frame)" in receive
+    assert "_terminate_connection(e.error_code)" in receive  # GOAWAY carries our error code
+    fresh = connection()
+    assert fresh.highest_inbound_stream_id == 0
+    assert isinstance(fresh._closed_streams, dict)
+
+
+def test_grpclib_handler_accept_and_release_are_as_the_transport_expects() -> None:
+    """The handler is built per connection with this signature, and releases in ``finally``.
+
+    ``GuardedHandler`` releases a stream when its task ends, because grpclib's request handler
+    only releases it from inside the task: a task cancelled before it starts never does.
+    """
+    accept = inspect.signature(_upstream.GrpclibHandler.accept)
+    assert list(accept.parameters) == ["self", "stream", "headers", "release_stream"]
+    handler_source = inspect.getsource(_upstream.GrpclibHandler)
+    assert "self._tasks[stream] = " in handler_source
+    request_handler = inspect.getsource(grpclib.server.request_handler)
+    assert "finally:\n        release_stream()" in request_handler
+
+
+def test_stream_counts_received_bytes_and_reads_through_recv_data() -> None:
+    """Progress is measured with ``data_received``; guards wrap ``recv_data``."""
+    assert Stream.data_received == 0
+    assert inspect.iscoroutinefunction(Stream.recv_data)
+    processor_source = inspect.getsource(_upstream.EventsProcessor.process_data_received)
+    assert "stream.data_received += size" in processor_source
