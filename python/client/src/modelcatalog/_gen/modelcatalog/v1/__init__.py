@@ -556,7 +556,9 @@ class RevokeFolderAccessRequest(betterproto.Message):
     """The identifier of the folder."""
 
     username: str = betterproto.string_field(2)
-    """The username of the user whose role is removed."""
+    """
+    The username of the user whose role is removed; the caller's own to leave the folder.
+    """
 
 
 @dataclass(eq=False, repr=False)
