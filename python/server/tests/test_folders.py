@@ -48,13 +48,22 @@ async def test_folder_names_are_unique_per_creator(api: Api) -> None:
         ("x" * 129, "", "name"),
         (" padded", "", "name"),
         ("tab\there", "", "name"),
+        ("right\u202eto left", "", "name"),
+        ("line\u2028break", "", "name"),
         ("ok", "d" * 4097, "description"),
+        ("ok", "title \x1b]0;owned\x07", "description"),
+        ("ok", "clipboard \x1b]52;c;Y3VybA==\x07", "description"),
+        ("ok", "carriage\rreturn", "description"),
+        ("ok", "del\x7f", "description"),
+        ("ok", "c1 csi \x9b2J", "description"),
+        ("ok", "isolate \u2066x\u2069", "description"),
+        ("ok", "override \u202dx\u202c", "description"),
     ],
 )
 async def test_bad_folder_fields_are_named(
     api: Api, name: str, description: str, field: str
 ) -> None:
-    """Empty, too long, padded or control-character names and long descriptions are rejected."""
+    """Bad names and descriptions (too long, controls, bidi overrides) name their field."""
     alice = await api.caller("alice")
     await expect_error(
         alice.folders.create_folder(v1.CreateFolderRequest(name, description)),
@@ -62,6 +71,18 @@ async def test_bad_folder_fields_are_named(
         "INVALID_FIELD",
         field=field,
     )
+
+
+async def test_descriptions_may_have_several_lines_and_any_script(api: Api) -> None:
+    """Newlines, tabs, accents, right-to-left text and emoji are kept as sent."""
+    alice = await api.caller("alice")
+    description = (
+        "Line one\n\tindented: Grüße, \u05e9\u05dc\u05d5\u05dd \u200fRTL mark\u200f, 模型 🚀"
+    )
+    created = (
+        await alice.folders.create_folder(v1.CreateFolderRequest("multi", description))
+    ).folder
+    assert created.description == description
 
 
 async def test_stranger_sees_the_same_denial_for_existing_and_missing_folders(api: Api) -> None:
