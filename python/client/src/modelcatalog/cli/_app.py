@@ -397,7 +397,7 @@ def whoami(ctx: click.Context, as_json: bool) -> None:
     cls=_Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog folder list")
 )
 def folder() -> None:
-    """Create, list and share folders."""
+    """Create, list, share and leave folders."""
 
 
 def _folder_pairs(item: v1.Folder) -> list[tuple[str, str]]:
@@ -511,12 +511,26 @@ def folder_grant(
 @connection_options
 @click.pass_context
 def folder_revoke(ctx: click.Context, folder_id: str, username: str) -> None:
-    """Remove USERNAME's role in a folder; owners only.
+    """Remove USERNAME's role in a folder; owners only (anyone may remove their own).
 
-    It succeeds if they had none.
+    It succeeds if they had none. The folder's last owner cannot be removed.
     """
     _run(_settings(ctx), lambda client: client.revoke_folder_access(folder_id, username))
     out.echo(f"{username} has no role in folder {folder_id} any more.")
+
+
+@folder.command("leave", epilog=examples("modelcatalog folder leave FOLDER_ID"))
+@click.argument("folder_id")
+@connection_options
+@click.pass_context
+def folder_leave(ctx: click.Context, folder_id: str) -> None:
+    """Give up your own role in a folder, e.g. one shared with you that you do not want.
+
+    Any role may leave; the folder then no longer appears in your lists. Its last owner
+    cannot leave: make another user owner first.
+    """
+    _run(_settings(ctx), lambda client: client.leave_folder(folder_id))
+    out.echo(f"You left folder {folder_id}.")
 
 
 @folder.command("access", epilog=examples("modelcatalog folder access FOLDER_ID"))
