@@ -121,3 +121,29 @@ def test_upload_and_download(user_cli: Callable[[str], Cli], tmp_path: Path) -> 
     assert target.read_bytes() == source.read_bytes()
     shown = json.loads(alice("version", "show", model, "1", "--json").stdout)
     assert (shown["sha256"], shown["labels"]) == (digest, {"stage": "dev"})
+
+
+def test_folder_shared_unasked_shows_as_text_and_can_be_left(
+    user_cli: Callable[[str], Cli],
+) -> None:
+    """bob lists mallory's `[/]` folder safely, then leaves it; escapes in text are refused."""
+    mallory, bob = user_cli("mallory"), user_cli("bob")
+    folder = created_id(
+        mallory("folder", "create", "[/]", "--description", "two\nlines", "--id-only")
+    )
+    created_id(mallory("model", "create", folder, "[bold]resnet[/]", "--id-only"))
+    refused = mallory("model", "create", folder, "m", "--description", "\x1b]0;owned\x07")
+    assert refused.returncode == 2
+    assert "(field description)" in refused.stderr
+    assert mallory("folder", "grant", folder, "bob", "viewer").returncode == 0
+    for view in (("folder", "list"), ("model", "list"), ("folder", "show", folder)):
+        shown = bob(*view)
+        assert shown.returncode == 0, shown.stderr
+        assert "[/]" in shown.stdout
+    assert "two\\x0alines" in bob("folder", "show", folder).stdout
+    left = bob("folder", "leave", folder)
+    assert left.returncode == 0, left.stderr
+    assert json.loads(bob("folder", "list", "--json").stdout) == []
+    last_owner = mallory("folder", "leave", folder)
+    assert last_owner.returncode == 6
+    assert "owner" in last_owner.stderr

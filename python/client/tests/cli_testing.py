@@ -99,7 +99,8 @@ class FakeAuth(v1.AuthServiceBase):
 
 
 class FakeFolders(v1.FolderServiceBase):
-    """Folders kept in a list; anyone may see and change all of them."""
+    """Folders kept in a list; anyone may see and change all of them, but the last owner
+    among the members cannot be revoked."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -151,6 +152,11 @@ class FakeFolders(v1.FolderServiceBase):
     ) -> v1.RevokeFolderAccessResponse:
         self.backend.check()
         name = revoke_folder_access_request.username
+        owners = [m.username for m in self.backend.members if m.role == v1.FolderRole.OWNER]
+        if owners == [name]:
+            raise grpc_error(
+                Status.FAILED_PRECONDITION, "the folder must keep an owner", "LAST_OWNER"
+            )
         self.backend.members = [m for m in self.backend.members if m.username != name]
         return v1.RevokeFolderAccessResponse()
 

@@ -35,7 +35,10 @@ def test_command_tree_is_complete() -> None:
         ("logout",),
         ("whoami",),
         ("folder",),
-        *[("folder", name) for name in ("create", "list", "show", "grant", "revoke", "access")],
+        *[
+            ("folder", name)
+            for name in ("create", "list", "show", "grant", "revoke", "leave", "access")
+        ],
         ("model",),
         *[("model", name) for name in ("create", "list", "show")],
         ("version",),
@@ -157,6 +160,23 @@ def test_grant_and_revoke_change_access(harness: CliHarness) -> None:
     assert "editor" in listed.stdout
     assert revoked.exit_code == 0
     assert harness.backend.members == []
+
+
+def test_leave_revokes_your_own_role_unless_you_are_the_last_owner(harness: CliHarness) -> None:
+    """folder leave removes the caller's own role; as the only owner it exits 6 with a hint."""
+    harness.run("folder", "create", "vision")
+    harness.run("folder", "grant", FOLDER_ID, "alice", "viewer")
+    harness.run("folder", "grant", FOLDER_ID, "bob", "owner")
+    left = harness.run("folder", "leave", FOLDER_ID)
+    assert left.exit_code == 0, left.stderr
+    assert f"You left folder {FOLDER_ID}." in left.stdout
+    assert [m.username for m in harness.backend.members] == ["bob"]
+    harness.run("folder", "grant", FOLDER_ID, "alice", "owner")
+    harness.run("folder", "revoke", FOLDER_ID, "bob")
+    refused = harness.run("folder", "leave", FOLDER_ID)
+    assert refused.exit_code == 6
+    assert "make another user owner first" in refused.stderr
+    assert [m.username for m in harness.backend.members] == ["alice"]
 
 
 def test_grant_refuses_an_unknown_role(harness: CliHarness) -> None:

@@ -190,3 +190,10 @@ async def test_from_channel_errors_name_the_channel() -> None:
             await Client.from_channel(channel).get_current_user()
     finally:
         channel.close()
+
+
+def test_error_text_is_escaped_and_the_raw_message_kept() -> None:
+    """str(error) shows the server's control characters as escapes; error.message keeps them."""
+    error = from_grpc_error(GRPCError(Status.NOT_FOUND, "no \x1b]0;title\x07 \u202eversion"))
+    assert str(error) == "no \\x1b]0;title\\x07 \\u202eversion"
+    assert error.message == "no \x1b]0;title\x07 \u202eversion"

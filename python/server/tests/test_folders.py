@@ -48,13 +48,22 @@ async def test_folder_names_are_unique_per_creator(api: Api) -> None:
         ("x" * 129, "", "name"),
         (" padded", "", "name"),
         ("tab\there", "", "name"),
+        ("right\u202eto left", "", "name"),
+        ("line\u2028break", "", "name"),
         ("ok", "d" * 4097, "description"),
+        ("ok", "title \x1b]0;owned\x07", "description"),
+        ("ok", "clipboard \x1b]52;c;Y3VybA==\x07", "description"),
+        ("ok", "carriage\rreturn", "description"),
+        ("ok", "del\x7f", "description"),
+        ("ok", "c1 csi \x9b2J", "description"),
+        ("ok", "isolate \u2066x\u2069", "description"),
+        ("ok", "override \u202dx\u202c", "description"),
     ],
 )
 async def test_bad_folder_fields_are_named(
     api: Api, name: str, description: str, field: str
 ) -> None:
-    """Empty, too long, padded or control-character names and long descriptions are rejected."""
+    """Bad names and descriptions (too long, controls, bidi overrides) name their field."""
     alice = await api.caller("alice")
     await expect_error(
         alice.folders.create_folder(v1.CreateFolderRequest(name, description)),
@@ -62,6 +71,18 @@ async def test_bad_folder_fields_are_named(
         "INVALID_FIELD",
         field=field,
     )
+
+
+async def test_descriptions_may_have_several_lines_and_any_script(api: Api) -> None:
+    """Newlines, tabs, accents, right-to-left text and emoji are kept as sent."""
+    alice = await api.caller("alice")
+    description = (
+        "Line one\n\tindented: Grüße, \u05e9\u05dc\u05d5\u05dd \u200fRTL mark\u200f, 模型 🚀"
+    )
+    created = (
+        await alice.folders.create_folder(v1.CreateFolderRequest("multi", description))
+    ).folder
+    assert created.description == description
 
 
 async def test_stranger_sees_the_same_denial_for_existing_and_missing_folders(api: Api) -> None:
@@ -161,6 +182,59 @@ async def test_grant_replaces_the_role_and_revoke_removes_access(api: Api) -> No
         Status.PERMISSION_DENIED,
         "FOLDER_ACCESS_DENIED",
     )
+
+
+async def test_any_member_can_leave_and_then_no_longer_sees_the_folder(api: Api) -> None:
+    """A viewer, an editor and a second owner each revoke their own role and lose the folder."""
+    alice = await api.caller("alice")
+    shared = await folder(alice)
+    for name, role in (("victor", VIEWER), ("edith", EDITOR), ("oscar", OWNER)):
+        member = await api.caller(name)
+        await alice.folders.grant_folder_access(v1.GrantFolderAccessRequest(shared.id, name, role))
+        await member.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(shared.id, name))
+        assert (await member.folders.list_folders(v1.ListFoldersRequest())).folders == []
+        await expect_error(
+            member.folders.get_folder(v1.GetFolderRequest(shared.id)),
+            Status.PERMISSION_DENIED,
+            "FOLDER_ACCESS_DENIED",
+        )
+    members = await alice.folders.list_folder_access(v1.ListFolderAccessRequest(shared.id))
+    assert [m.username for m in members.members] == ["alice"]
+
+
+async def test_leaving_reveals_nothing_to_strangers(api: Api) -> None:
+    """A stranger leaving a folder gets the same denial for an existing and a missing one."""
+    alice, mallory = await api.caller("alice"), await api.caller("mallory")
+    existing = await folder(alice)
+    denials = [
+        await expect_error(
+            mallory.folders.revoke_folder_access(
+                v1.RevokeFolderAccessRequest(folder_id, "mallory")
+            ),
+            Status.PERMISSION_DENIED,
+            "FOLDER_ACCESS_DENIED",
+        )
+        for folder_id in (existing.id, UNKNOWN_ID)
+    ]
+    assert denials[0].message == denials[1].message
+    await alice.folders.get_folder(v1.GetFolderRequest(existing.id))
+
+
+async def test_members_may_remove_only_themselves(api: Api) -> None:
+    """An editor cannot revoke another member, not even one unknown to the server."""
+    alice, edith = await api.caller("alice"), await api.caller("edith")
+    await api.caller("victor")
+    shared = await folder(alice)
+    for name, role in (("edith", EDITOR), ("victor", VIEWER)):
+        await alice.folders.grant_folder_access(v1.GrantFolderAccessRequest(shared.id, name, role))
+    for target in ("victor", "ghost"):
+        await expect_error(
+            edith.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(shared.id, target)),
+            Status.PERMISSION_DENIED,
+            "FOLDER_ACCESS_DENIED",
+        )
+    members = await alice.folders.list_folder_access(v1.ListFolderAccessRequest(shared.id))
+    assert [m.username for m in members.members] == ["alice", "edith", "victor"]
 
 
 async def test_grant_to_unknown_user_or_without_role_fails(api: Api) -> None:

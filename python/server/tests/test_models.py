@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from grpclib.const import Status
 from server_testing import VIEWER, Api, Caller, expect_error
 
@@ -54,6 +55,29 @@ async def test_model_names_are_unique_within_a_folder(api: Api) -> None:
         "MODEL_NAME_TAKEN",
     )
     await model(alice, second.id, "resnet")
+
+
+@pytest.mark.parametrize(
+    ("name", "description", "field"),
+    [
+        ("resnet\x1b[2J", "", "name"),
+        ("\u202eresnet", "", "name"),
+        ("resnet", "title \x1b]0;owned\x07", "description"),
+        ("resnet", "override \u202ex", "description"),
+    ],
+)
+async def test_control_and_bidi_characters_are_refused_in_models(
+    api: Api, name: str, description: str, field: str
+) -> None:
+    """A model name or description with ESC or a bidi override is INVALID_ARGUMENT naming it."""
+    alice = await api.caller("alice")
+    vision = await folder(alice, "vision")
+    await expect_error(
+        alice.models.create_model(v1.CreateModelRequest(vision.id, name, description)),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        field=field,
+    )
 
 
 async def test_stranger_cannot_tell_a_hidden_model_from_a_missing_one(api: Api) -> None:

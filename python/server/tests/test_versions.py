@@ -472,6 +472,13 @@ async def test_missing_version_and_bad_numbers(api: Api) -> None:
         ("content_type", "text/\x00plain"),
         ("labels", {"Bad Key": "v"}),
         ("labels", {"k": "v" * 257}),
+        ("labels", {"k": "title \x1b]0;owned\x07"}),
+        ("labels", {"k": "rtl \u202e"}),
+        ("labels", {"k": "two\nlines"}),
+        ("file_name", "exe.\u202egnp"),
+        ("file_name", "bell\x07.onnx"),
+        ("description", "clipboard \x1b]52;c;Y3VybA==\x07"),
+        ("description", "c1 \x85 next line"),
         ("size_bytes", -1),
     ],
 )

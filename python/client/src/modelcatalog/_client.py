@@ -332,9 +332,17 @@ class Client:
         return (await self._call(self._folders.grant_folder_access, request)).member
 
     async def revoke_folder_access(self, folder_id: str, username: str) -> None:
-        """Remove a user's role in a folder; succeeds if the user had none."""
+        """Remove a user's role in a folder (owners; anyone for themself); succeeds if none."""
         request = v1.RevokeFolderAccessRequest(folder_id=folder_id, username=username)
         await self._call(self._folders.revoke_folder_access, request)
+
+    async def leave_folder(self, folder_id: str) -> None:
+        """Give up the caller's own role in a folder, whatever it is.
+
+        The last owner cannot leave (``FailedPrecondition``, reason ``LAST_OWNER``).
+        """
+        me = await self.get_current_user()
+        await self.revoke_folder_access(folder_id, me.username)
 
     def list_folder_access(
         self, folder_id: str, page_size: int = 0

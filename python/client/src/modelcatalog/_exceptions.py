@@ -26,12 +26,19 @@ from google.rpc.error_details_pb2 import ErrorInfo
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
+from ._text import printable
+
 ERROR_DOMAIN = "modelcatalog.v1"
 """The ``ErrorInfo.domain`` of the errors this API's server sends."""
 
 
 class ModelCatalogError(Exception):
-    """Base class of every error the SDK raises, so one ``except`` catches them all."""
+    """Base class of every error the SDK raises, so one ``except`` catches them all.
+
+    ``message`` is the text as the server sent it; ``str(error)`` is the same text with
+    control and bidi characters written as escapes (``\\x1b``), so printing an error cannot
+    steer the terminal.
+    """
 
     def __init__(
         self,
@@ -41,7 +48,7 @@ class ModelCatalogError(Exception):
         reason: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(printable(message))
         self.status = status
         self.message = message
         self.reason = reason

@@ -212,9 +212,9 @@ def _report_created(kind: str, created: v1.Folder | v1.Model, as_json: bool, id_
     if as_json:
         out.print_json(created)
     elif id_only:
-        click.echo(created.id)
+        out.echo(created.id)
     else:
-        click.echo(f"Created {kind} {created.name}: {created.id}")
+        out.echo(f"Created {kind} {created.name}: {created.id}")
 
 
 def _show(found: betterproto.Message, pairs: Iterable[tuple[str, str]], as_json: bool) -> None:
@@ -308,8 +308,8 @@ def signup(ctx: click.Context, username: str, password_stdin: bool, as_json: boo
     if as_json:
         out.print_json(user)
         return
-    click.echo(f"Created account {user.username} on {settings.server}.")
-    click.echo(f"Next: {_state(ctx).login_command()} {user.username}", err=True)
+    out.echo(f"Created account {user.username} on {settings.server}.")
+    out.echo(f"Next: {_state(ctx).login_command()} {user.username}", err=True)
 
 
 @cli.command(
@@ -351,10 +351,10 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, as_jso
     else:
         expires = out.timestamp(response.expire_time) if response.expire_time else ""
         until = f"; the token is valid until {expires}" if expires else ""
-        click.echo(f"Logged in to {settings.server} as {profile.username}{until}.")
-        click.echo(f"Saved to {settings.config_path}.", err=True)
+        out.echo(f"Logged in to {settings.server} as {profile.username}{until}.")
+        out.echo(f"Saved to {settings.config_path}.", err=True)
     if os.environ.get(ENV_TOKEN):
-        click.echo(f"note: {ENV_TOKEN} is set and overrides the saved token", err=True)
+        out.echo(f"note: {ENV_TOKEN} is set and overrides the saved token", err=True)
 
 
 @cli.command(epilog=examples("modelcatalog logout"))
@@ -366,11 +366,11 @@ def logout() -> None:
     path = config_path()
     profile = load_profile(path)
     if profile.token is None:
-        click.echo("Not logged in.")
+        out.echo("Not logged in.")
         return
     server = profile.server or DEFAULT_SERVER
     save_profile(path, replace(profile, token=None, username=None))
-    click.echo(f"Logged out of {server}; removed the token from {path}.")
+    out.echo(f"Logged out of {server}; removed the token from {path}.")
 
 
 @cli.command(epilog=examples("modelcatalog whoami", "modelcatalog whoami --json"))
@@ -397,7 +397,7 @@ def whoami(ctx: click.Context, as_json: bool) -> None:
     cls=_Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog folder list")
 )
 def folder() -> None:
-    """Create, list and share folders."""
+    """Create, list, share and leave folders."""
 
 
 def _folder_pairs(item: v1.Folder) -> list[tuple[str, str]]:
@@ -502,7 +502,7 @@ def folder_grant(
     if as_json:
         out.print_json(member)
     else:
-        click.echo(f"{member.username} is now {out.enum_name(member.role)} of folder {folder_id}.")
+        out.echo(f"{member.username} is now {out.enum_name(member.role)} of folder {folder_id}.")
 
 
 @folder.command("revoke", epilog=examples("modelcatalog folder revoke FOLDER_ID bob"))
@@ -511,12 +511,26 @@ def folder_grant(
 @connection_options
 @click.pass_context
 def folder_revoke(ctx: click.Context, folder_id: str, username: str) -> None:
-    """Remove USERNAME's role in a folder; owners only.
+    """Remove USERNAME's role in a folder; owners only (anyone may remove their own).
 
-    It succeeds if they had none.
+    It succeeds if they had none. The folder's last owner cannot be removed.
     """
     _run(_settings(ctx), lambda client: client.revoke_folder_access(folder_id, username))
-    click.echo(f"{username} has no role in folder {folder_id} any more.")
+    out.echo(f"{username} has no role in folder {folder_id} any more.")
+
+
+@folder.command("leave", epilog=examples("modelcatalog folder leave FOLDER_ID"))
+@click.argument("folder_id")
+@connection_options
+@click.pass_context
+def folder_leave(ctx: click.Context, folder_id: str) -> None:
+    """Give up your own role in a folder, e.g. one shared with you that you do not want.
+
+    Any role may leave; the folder then no longer appears in your lists. Its last owner
+    cannot leave: make another user owner first.
+    """
+    _run(_settings(ctx), lambda client: client.leave_folder(folder_id))
+    out.echo(f"You left folder {folder_id}.")
 
 
 @folder.command("access", epilog=examples("modelcatalog folder access FOLDER_ID"))
@@ -729,7 +743,7 @@ def version_upload(
     if as_json:
         out.print_json(uploaded)
         return
-    click.echo(
+    out.echo(
         f"Uploaded {file.name} as version {uploaded.version} of model {uploaded.model_id}"
         f" ({out.human_size(uploaded.size_bytes)}), sha256 {uploaded.sha256}"
     )
@@ -809,7 +823,7 @@ def version_download(
     if as_json:
         out.print_json({"path": str(target), "version": out.jsonable(downloaded)})
         return
-    click.echo(
+    out.echo(
         f"Downloaded version {downloaded.version} of model {downloaded.model_id} to {target}"
         f" ({out.human_size(downloaded.size_bytes)}), sha256 {downloaded.sha256} verified"
     )

@@ -26,6 +26,7 @@ from .. import (
     Unauthenticated,
     Unavailable,
 )
+from .._text import printable
 from ._config import ConfigError
 
 
@@ -73,8 +74,11 @@ class CliError(click.ClickException):
         self._exit_code = value
 
     def show(self, file: IO[Any] | None = None) -> None:
-        """Print the one-line message to stderr (or ``file``)."""
-        click.echo(f"error: {self.format_message()}", file=file, err=file is None)
+        """Print the one-line message to stderr (or ``file``), its unsafe characters escaped.
+
+        The message often quotes the server's, which may quote other users' text.
+        """
+        click.echo(printable(f"error: {self.format_message()}"), file=file, err=file is None)
 
 
 _LIMIT_HINTS = {

@@ -1,5 +1,11 @@
 """How the CLI shows things: Rich tables for people, JSON for scripts, progress bars.
 
+Much of what the CLI prints is other users' text (names, descriptions, labels, the server's
+error messages), so it is never read as Rich markup (a folder named ``[/]`` shows as such)
+and its control and bidi characters are written as escapes (``\\x1b``, ``\\u202e``) by
+``modelcatalog._text``, so it cannot steer the terminal. Commands print with ``echo``,
+``table``, ``details`` and ``print_json`` from here; ``_errors`` escapes errors the same way.
+
 JSON comes from betterproto's ``to_pydict`` with snake_case keys and every field present, so
 the keys are the contract's field names and never depend on a value being set; timestamps
 become RFC 3339 strings in UTC and enums their lowercase names (``"owner"``), the same words
@@ -28,8 +34,10 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from .. import ProgressCallback
+from .._text import printable, printable_json
 
 _WIDE = 240
 """Console width when stdout is not a terminal, so piped tables are not squeezed."""
@@ -53,7 +61,12 @@ def jsonable(value: Any) -> Any:
 
 def print_json(value: Any) -> None:
     """Print a message, a list of messages or plain data as indented JSON on stdout."""
-    click.echo(json.dumps(jsonable(value), indent=2, ensure_ascii=False))
+    click.echo(printable_json(json.dumps(jsonable(value), indent=2, ensure_ascii=False)))
+
+
+def echo(message: str, *, err: bool = False) -> None:
+    """Print one line of text on stdout (or stderr) with its unsafe characters escaped."""
+    click.echo(printable(message), err=err)
 
 
 def enum_name(value: betterproto.Enum | int) -> str:
@@ -92,7 +105,14 @@ def console(*, stderr: bool = False) -> Console:
     stream: TextIO = sys.stderr if stderr else sys.stdout
     interactive = bool(getattr(stream, "isatty", None) and stream.isatty())
     width = None if interactive or "COLUMNS" in os.environ else _WIDE
-    return Console(file=stream, width=width, soft_wrap=False, highlight=False)
+    return Console(
+        file=stream, width=width, soft_wrap=False, highlight=False, markup=False, emoji=False
+    )
+
+
+def _cell(value: str) -> Text:
+    """A table cell that shows ``value`` as it is: no markup, unsafe characters escaped."""
+    return Text(printable(value))
 
 
 def table(
@@ -101,13 +121,13 @@ def table(
     """Print rows under a header; an empty list prints ``empty`` instead, to stderr."""
     rows = list(rows)
     if not rows:
-        click.echo(f"({empty})", err=True)
+        echo(f"({empty})", err=True)
         return
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
         grid.add_column(column, overflow="fold")
     for row in rows:
-        grid.add_row(*row)
+        grid.add_row(*map(_cell, row))
     _print(grid)
 
 
@@ -117,7 +137,7 @@ def details(pairs: Iterable[tuple[str, str]]) -> None:
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
     for key, value in pairs:
-        grid.add_row(key, value)
+        grid.add_row(key, _cell(value))
     _print(grid)
 
 
@@ -145,7 +165,7 @@ def transfer_progress(
         yield _no_progress
         return
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TaskProgressColumn(),
         DownloadColumn(binary_units=True),
@@ -154,7 +174,7 @@ def transfer_progress(
         console=console(),
         transient=False,
     )
-    task = bar.add_task(description, total=total)
+    task = bar.add_task(printable(description), total=total)
 
     def update(done: int, total_or_none: int | None) -> None:
         bar.update(task, completed=done, total=total_or_none)

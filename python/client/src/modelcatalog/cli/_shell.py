@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from . import _output as out
 from ._config import HISTORY_FILE_NAME, config_dir
 from ._errors import ExitCode
 
@@ -60,7 +61,7 @@ class _History:
             self.readline.write_history_file(self.path)
             os.chmod(self.path, 0o600)
         except OSError as error:
-            click.echo(f"warning: cannot save the shell history to {self.path}: {error}", err=True)
+            out.echo(f"warning: cannot save the shell history to {self.path}: {error}", err=True)
 
 
 def run_line(root: click.Command, args: list[str], obj: Any) -> int:
@@ -71,7 +72,7 @@ def run_line(root: click.Command, args: list[str], obj: Any) -> int:
         error.show()
         return error.exit_code
     except click.Abort:
-        click.echo("Aborted!", err=True)
+        out.echo("Aborted!", err=True)
         return ExitCode.ERROR
     # With standalone_mode=False, Click returns the status of ctx.exit() (e.g. after --help).
     return result if isinstance(result, int) else ExitCode.OK
@@ -82,7 +83,7 @@ def _words(line: str) -> list[str] | None:
     try:
         return shlex.split(line, comments=True)
     except ValueError as error:
-        click.echo(f"error: cannot split the line: {error}", err=True)
+        out.echo(f"error: cannot split the line: {error}", err=True)
         return None
 
 
@@ -103,7 +104,7 @@ def run_shell(
     if not interactive:
         return _loop(root, new_obj, read=_read_piped)
     history = _History(history_path or config_dir() / HISTORY_FILE_NAME)
-    click.echo(INTRO)
+    out.echo(INTRO)
     with history:
         return _loop(root, new_obj, read=_read_interactive)
 
@@ -114,10 +115,10 @@ def _read_interactive() -> str | None:
         try:
             return input(PROMPT)
         except EOFError:
-            click.echo()
+            out.echo("")
             return None
         except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as in bash
-            click.echo()
+            out.echo("")
 
 
 def _read_piped() -> str | None:
@@ -140,7 +141,7 @@ def _loop(
         if words[0] in _EXIT_WORDS:
             if len(words) > 1:
                 if not words[1].isdecimal():
-                    click.echo(f"error: {words[0]} takes a number, got {words[1]!r}", err=True)
+                    out.echo(f"error: {words[0]} takes a number, got {words[1]!r}", err=True)
                     status = ExitCode.USAGE
                     continue
                 status = int(words[1]) % 256
@@ -148,7 +149,7 @@ def _loop(
         if words[0] in _HELP_WORDS:
             words = [*words[1:], "--help"]
         elif words[0] == "shell":
-            click.echo("error: already in the shell", err=True)
+            out.echo("error: already in the shell", err=True)
             status = ExitCode.USAGE
             continue
         elif words[0] == "modelcatalog":  # forgive the habit of typing the program name

@@ -95,11 +95,18 @@ class Catalog:
         return MemberRecord(member.id, member.username, role, changed)
 
     async def revoke(self, caller: str, folder_id: str, username: str) -> None:
+        """Remove a member's role: owners remove anyone, any member themself (leaving).
+
+        Whether the username is the caller's own decides the role needed before anything
+        about the folder or the user is looked up, so the answer reveals neither.
+        """
         validation.resource_id("folder_id", folder_id)
         validation.username("username", username)
         async with self._store.write() as tx:
-            await _folder(tx, caller, folder_id, Role.OWNER)
-            member = await _user_named(tx, username)
+            account = await caller_account(tx, caller)
+            leaving = username == account.username
+            await _folder(tx, caller, folder_id, Role.VIEWER if leaving else Role.OWNER)
+            member = account if leaving else await _user_named(tx, username)
             if await tx.role(folder_id, member.id) is Role.OWNER:
                 await _keep_an_owner(tx, folder_id)
             await tx.delete_member(folder_id, member.id)

@@ -21,6 +21,15 @@ LABEL_KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,62}")
 LABEL_VALUE_MAX_CHARS = 256
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 
+#: Bidirectional embeddings, overrides and isolates: they reorder how the rest of a line is
+#: shown ("Trojan Source"), so other users would see text other than what is stored.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+#: Unicode categories refused in free text: C0 and C1 controls and DEL (ESC starts terminal
+#: commands, CR overwrites a line), and the line and paragraph separators.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+#: The control characters a description may hold, so that it can have several lines.
+DESCRIPTION_CONTROLS = frozenset("\n\t")
+
 
 #: Longest piece of client input quoted back in an error message.
 ECHO_MAX_CHARS = 64
@@ -73,10 +82,11 @@ def display_name(field: str, value: str) -> str:
     present(field, value)
     if len(value) > NAME_MAX_CHARS:
         raise InvalidArgument(field, f"{field} must be at most {NAME_MAX_CHARS} characters")
-    if value != value.strip() or _has_control_characters(value):
+    if value != value.strip() or _has_control_or_bidi_characters(value):
         raise InvalidArgument(
             field,
-            f"{field} must not start or end with spaces or contain control characters",
+            f"{field} must not start or end with spaces or contain control or bidirectional "
+            "override characters",
         )
     return value
 
@@ -84,6 +94,12 @@ def display_name(field: str, value: str) -> str:
 def description(field: str, value: str) -> str:
     if len(value) > DESCRIPTION_MAX_CHARS:
         raise InvalidArgument(field, f"{field} must be at most {DESCRIPTION_MAX_CHARS} characters")
+    if _has_control_or_bidi_characters(value, allowed=DESCRIPTION_CONTROLS):
+        raise InvalidArgument(
+            field,
+            f"{field} must not contain control characters other than newline and tab, or "
+            "bidirectional override characters",
+        )
     return value
 
 
@@ -94,12 +110,12 @@ def file_name(field: str, value: str) -> str:
         or value in {".", ".."}
         or "/" in value
         or "\\" in value
-        or _has_control_characters(value)
+        or _has_control_or_bidi_characters(value)
     ):
         raise InvalidArgument(
             field,
-            f"{field} must be 1 to {FILE_NAME_MAX_CHARS} characters without '/', '\\' or "
-            "control characters, and not '.' or '..'",
+            f"{field} must be 1 to {FILE_NAME_MAX_CHARS} characters without '/', '\\', "
+            "control or bidirectional override characters, and not '.' or '..'",
         )
     return value
 
@@ -136,8 +152,21 @@ def labels(field: str, value: dict[str, str]) -> dict[str, str]:
                 f"the value of label {quoted(key)} must be at most "
                 f"{LABEL_VALUE_MAX_CHARS} characters",
             )
+        if _has_control_or_bidi_characters(text):
+            raise InvalidArgument(
+                field,
+                f"the value of label {quoted(key)} must not contain control or bidirectional "
+                "override characters",
+            )
     return dict(value)
 
 
-def _has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(character) == "Cc" for character in value)
+def _has_control_or_bidi_characters(value: str, allowed: frozenset[str] = frozenset()) -> bool:
+    """Whether ``value`` holds a control, separator or bidi character other than ``allowed``."""
+    if value.isprintable():  # each refused character is unprintable: the common case is quick
+        return False
+    return any(
+        character not in allowed
+        and (unicodedata.category(character) in _CONTROL_CATEGORIES or character in BIDI_CONTROLS)
+        for character in value
+    )

@@ -461,12 +461,15 @@ class CreateFolderRequest(betterproto.Message):
 
     name: str = betterproto.string_field(1)
     """
-    The display name: 1 to 128 characters, no control characters, unique among the folders
-     the caller created.
+    The display name: 1 to 128 characters, no control or bidirectional override characters,
+     unique among the folders the caller created.
     """
 
     description: str = betterproto.string_field(2)
-    """An optional free-text description of at most 4096 characters."""
+    """
+    An optional free-text description of at most 4096 characters: newlines and tabs are
+     allowed, other control characters and bidirectional override characters are not.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -556,7 +559,9 @@ class RevokeFolderAccessRequest(betterproto.Message):
     """The identifier of the folder."""
 
     username: str = betterproto.string_field(2)
-    """The username of the user whose role is removed."""
+    """
+    The username of the user whose role is removed; the caller's own to leave the folder.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -611,11 +616,15 @@ class CreateModelRequest(betterproto.Message):
 
     name: str = betterproto.string_field(2)
     """
-    The display name: 1 to 128 characters, no control characters, unique within the folder.
+    The display name: 1 to 128 characters, no control or bidirectional override characters,
+     unique within the folder.
     """
 
     description: str = betterproto.string_field(3)
-    """An optional free-text description of at most 4096 characters."""
+    """
+    An optional free-text description of at most 4096 characters: newlines and tabs are
+     allowed, other control characters and bidirectional override characters are not.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -739,13 +748,14 @@ class UploadModelVersionHeader(betterproto.Message):
 
     file_name: str = betterproto.string_field(2)
     """
-    The file name to show for the version: 1 to 255 characters, no '/', '\\' or control
-     characters. Display metadata only; it never becomes a path on the server.
+    The file name to show for the version: 1 to 255 characters, no '/', '\\', control or
+     bidirectional override characters. Display metadata only; it never becomes a path on the
+     server.
     """
 
     content_type: str = betterproto.string_field(3)
     """
-    The media type of the file, at most 255 characters; empty means
+    The media type of the file, at most 255 printable ASCII characters; empty means
      "application/octet-stream".
     """
 
@@ -763,14 +773,18 @@ class UploadModelVersionHeader(betterproto.Message):
     """
 
     description: str = betterproto.string_field(6)
-    """An optional free-text description of at most 4096 characters."""
+    """
+    An optional free-text description of at most 4096 characters: newlines and tabs are
+     allowed, other control characters and bidirectional override characters are not.
+    """
 
     labels: Dict[str, str] = betterproto.map_field(
         7, betterproto.TYPE_STRING, betterproto.TYPE_STRING
     )
     """
     Optional labels: at most 64, keys of 1 to 63 characters (lowercase letters, digits, '.',
-     '_', '-' and '/'), values of at most 256 characters.
+     '_', '-' and '/'), values of at most 256 characters without control or bidirectional
+     override characters.
     """
 
 
