@@ -160,13 +160,17 @@ async def test_download_resumes_from_an_offset(api: Api) -> None:
             v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f")),
             v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f")),
         ],
+        [
+            v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f")),
+            v1.UploadModelVersionRequest(),
+        ],
     ],
-    ids=["empty stream", "no header", "two headers"],
+    ids=["empty stream", "no header", "two headers", "neither header nor chunk"],
 )
 async def test_stream_must_be_one_header_then_chunks(
     api: Api, settings: Settings, messages: list[v1.UploadModelVersionRequest]
 ) -> None:
-    """A missing, late or repeated header is INVALID_ARGUMENT and stores nothing."""
+    """A missing, late or repeated header, or a message without content, stores nothing."""
     alice = await api.caller("alice")
     model = await model_of(alice)
     for message in messages:

@@ -99,8 +99,11 @@ def _content(message: v1.UploadModelVersionRequest) -> str:
 
 async def _chunks(messages: AsyncIterator[v1.UploadModelVersionRequest]) -> AsyncIterator[bytes]:
     async for message in messages:
-        if _content(message) == "header":
+        content = _content(message)
+        if content == "header":
             raise _out_of_order("an upload has exactly one header, in its first message")
+        if content != "chunk":
+            raise _out_of_order("every message after an upload's header carries a chunk")
         yield message.chunk
 
 
