@@ -128,7 +128,14 @@ class _CallGuard:
             return await self._receive_data(receive_data, size)
 
         async def recv_message() -> Any:
-            message = await receive_message()
+            try:
+                message = await receive_message()
+            except AssertionError:  # grpclib: the stream ended inside a message
+                raise refusal(
+                    Status.INVALID_ARGUMENT,
+                    "MALFORMED_REQUEST",
+                    "the request stream ended inside a message",
+                ) from None
             if not self._first_received:
                 if message is None and self._single:
                     raise refusal(
@@ -171,12 +178,6 @@ class _CallGuard:
                         return data
                 except TimeoutError:
                     self._deadline_passed()
-                except AssertionError:  # grpclib: the stream ended inside a message
-                    raise refusal(
-                        Status.INVALID_ARGUMENT,
-                        "MALFORMED_REQUEST",
-                        "the request stream ended inside a message",
-                    ) from None
         finally:
             self._buffers.release(size)
 

@@ -1,0 +1,230 @@
+"""Fuzzed requests against the real server: answered, never INTERNAL or UNKNOWN, no traceback.
+
+Every RPC of the three services gets arbitrary bytes and mutated valid requests (wrong wire
+types, cuts, over-long varints, stray fields), with a token where the RPC needs one and ids
+that exist, so mutations that still decode reach the handlers. The default run tries
+``EXAMPLES`` messages per RPC; set MODELCATALOG_TEST_FUZZ_EXAMPLES for a longer run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+from collections import Counter
+from dataclasses import dataclass
+
+import betterproto
+from grpclib.client import Channel
+from grpclib.const import Cardinality, Status
+from grpclib.exceptions import GRPCError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelcatalog import Client, v1
+
+from .conftest import RunningServer
+from .test_skeleton import RawBytes
+
+EXAMPLES = int(os.environ.get("MODELCATALOG_TEST_FUZZ_EXAMPLES", "100"))
+CALL_TIMEOUT_SECONDS = 10.0
+SERVICES = (v1.AuthServiceBase(), v1.FolderServiceBase(), v1.ModelServiceBase())
+PUBLIC_METHODS = {"SignUp", "SignIn"}
+USERNAME = "fuzzer"
+PASSWORD = "correct horse battery"
+EDITOR = v1.FolderRole.from_string("EDITOR")
+NEVER = {Status.INTERNAL, Status.UNKNOWN}
+#: A public unary RPC, a signed-in unary RPC and the client stream.
+CUT_SHORT_METHODS = ("/SignUp", "/GetModel", "/UploadModelVersion")
+#: A message prefix cut after 1 and 4 bytes, a whole prefix declaring 9 bytes, and 3 of those.
+UNFINISHED_MESSAGES = (b"\x00", b"\x00" * 4, b"\x00" * 4 + b"\x09", b"\x00" * 4 + b"\x09\x0a\x07a")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What exists on the server before fuzzing: a signed-in user's folder, model and version."""
+
+    token: str
+    folder_id: str
+    model_id: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """One RPC, the valid request its fuzzed messages start from, and messages sent before it."""
+
+    path: str
+    cardinality: Cardinality
+    seed: bytes
+    before: tuple[bytes, ...] = ()
+    token: str | None = None
+
+
+async def populate(server: RunningServer) -> Catalog:
+    async with Client(server.address, ca_cert=server.ca_cert, timeout=30) as client:
+        await client.sign_up(USERNAME, PASSWORD)
+        await client.sign_up("colleague", PASSWORD)
+        token = (await client.sign_in(USERNAME, PASSWORD)).access_token
+        folder = await client.create_folder("fuzzing", "a folder to fuzz")
+        model = await client.create_model(folder.id, "target", "a model to fuzz")
+        await client.upload(model.id, io.BytesIO(b"weights" * 100), file_name="weights.bin")
+    return Catalog(token, folder.id, model.id)
+
+
+def targets(catalog: Catalog) -> list[Target]:
+    """A target for every RPC of the three services, and one for an upload's chunk message."""
+    folder, model = catalog.folder_id, catalog.model_id
+    header = v1.UploadModelVersionHeader(
+        model_id=model, file_name="w.bin", size_bytes=4, sha256="0" * 64, labels={"a": "b"}
+    )
+    requests: dict[str, betterproto.Message] = {
+        "SignUp": v1.SignUpRequest("newcomer", PASSWORD),
+        "SignIn": v1.SignInRequest(USERNAME, PASSWORD),
+        "GetCurrentUser": v1.GetCurrentUserRequest(),
+        "CreateFolder": v1.CreateFolderRequest("another", "a description"),
+        "GetFolder": v1.GetFolderRequest(folder),
+        "ListFolders": v1.ListFoldersRequest(page_size=5),
+        "GrantFolderAccess": v1.GrantFolderAccessRequest(folder, "colleague", EDITOR),
+        "RevokeFolderAccess": v1.RevokeFolderAccessRequest(folder, "colleague"),
+        "ListFolderAccess": v1.ListFolderAccessRequest(folder, page_size=5),
+        "CreateModel": v1.CreateModelRequest(folder, "another", "a description"),
+        "GetModel": v1.GetModelRequest(model),
+        "ListModels": v1.ListModelsRequest(folder, page_size=5),
+        "GetModelVersion": v1.GetModelVersionRequest(model, 1),
+        "ListModelVersions": v1.ListModelVersionsRequest(model, page_size=5),
+        "UploadModelVersion": v1.UploadModelVersionRequest(header=header),
+        "DownloadModelVersion": v1.DownloadModelVersionRequest(model, 1, offset=3),
+    }
+    handlers = {path: h for service in SERVICES for path, h in service.__mapping__().items()}
+    assert {path.rsplit("/", 1)[1] for path in handlers} == set(requests)
+    found = []
+    for path, handler in handlers.items():
+        method = path.rsplit("/", 1)[1]
+        token = None if method in PUBLIC_METHODS else catalog.token
+        found.append(Target(path, handler.cardinality, bytes(requests[method]), token=token))
+        if method == "UploadModelVersion":
+            chunk = bytes(v1.UploadModelVersionRequest(chunk=b"data"))
+            before = (bytes(requests[method]),)
+            found.append(Target(path, handler.cardinality, chunk, before, catalog.token))
+    return found
+
+
+@st.composite
+def mutated(draw: st.DrawFn, seed: bytes) -> bytes:
+    """``seed`` after a few edits: cuts, flipped bytes and wire types, long varints, splices."""
+    data = bytearray(seed)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(data)))
+        edit = draw(st.sampled_from(["cut", "byte", "wire-type", "varint", "splice"]))
+        if edit == "cut":
+            del data[at:]
+        elif edit == "byte" and at < len(data):
+            data[at] = draw(st.integers(0, 255))
+        elif edit == "wire-type" and at < len(data):
+            data[at] = data[at] & ~7 | draw(st.integers(0, 7))
+        elif edit == "varint":
+            data[at:at] = b"\xff" * draw(st.integers(9, 11)) + b"\x01"
+        elif edit == "splice":
+            data[at:at] = draw(st.binary(min_size=1, max_size=16))
+    return bytes(data)
+
+
+def fuzzed(seed: bytes) -> st.SearchStrategy[bytes]:
+    return st.one_of(st.binary(max_size=48), mutated(seed))
+
+
+async def call(channel: Channel, target: Target, payload: bytes) -> Status:
+    """Sends ``payload`` as ``target``'s last request message; the status the server answers."""
+    metadata = {"authorization": f"Bearer {target.token}"} if target.token else None
+    try:
+        async with channel.request(
+            target.path,
+            target.cardinality,
+            bytes,
+            bytes,
+            timeout=CALL_TIMEOUT_SECONDS,
+            metadata=metadata,
+        ) as stream:
+            for message in target.before:
+                await stream.send_message(message)
+            await stream.send_message(payload, end=True)
+            while await stream.recv_message() is not None:
+                pass
+    except GRPCError as error:
+        return error.status
+    return Status.OK
+
+
+def fuzz(runner: asyncio.Runner, channel: Channel, target: Target) -> Counter[Status]:
+    """Hypothesis sends ``EXAMPLES`` fuzzed messages to ``target``; the statuses it got."""
+    statuses: Counter[Status] = Counter()
+
+    @settings(max_examples=EXAMPLES, deadline=None, database=None)
+    @given(payload=fuzzed(target.seed))
+    def answered_without_server_fault(payload: bytes) -> None:
+        status = runner.run(call(channel, target, payload))
+        statuses[status] += 1
+        assert status not in NEVER, f"{target.path} answered {status.name} to {payload!r}"
+
+    answered_without_server_fault()
+    return statuses
+
+
+def test_fuzzed_requests_never_fault_the_server(server: RunningServer) -> None:
+    """Each RPC answers fuzzed messages with a client status; the log holds no traceback."""
+    with asyncio.Runner() as runner:
+        catalog = runner.run(populate(server))
+        channel = runner.run(raw_channel(server))
+        try:
+            statuses = {target: fuzz(runner, channel, target) for target in targets(catalog)}
+        finally:
+            channel.close()
+    for target, answered in statuses.items():
+        assert Status.INVALID_ARGUMENT in answered, (target.path, answered)
+    log = server.log()
+    assert "Traceback" not in log
+    assert not any(f"status={status.name}" in log for status in NEVER)
+
+
+async def raw_channel(server: RunningServer) -> Channel:
+    """A channel that sends request bytes as they are, made on the runner's event loop."""
+    return server.channel(RawBytes())
+
+
+def test_streams_ending_inside_a_message_are_malformed_request(server: RunningServer) -> None:
+    """A stream ending inside a message prefix, right after one or inside a message is refused."""
+    with asyncio.Runner() as runner:
+        catalog = runner.run(populate(server))
+        channel = runner.run(raw_channel(server))
+        try:
+            statuses = {
+                (target.path, ending): runner.run(end_inside_a_message(channel, target, ending))
+                for target in targets(catalog)
+                if target.path.endswith(CUT_SHORT_METHODS) and not target.before
+                for ending in UNFINISHED_MESSAGES
+            }
+        finally:
+            channel.close()
+    assert set(statuses.values()) == {Status.INVALID_ARGUMENT}, statuses
+    assert "Traceback" not in server.log()
+
+
+async def end_inside_a_message(channel: Channel, target: Target, ending: bytes) -> Status:
+    """Sends ``ending`` as a stream's raw DATA, then ends the stream; the status answered."""
+    metadata = {"authorization": f"Bearer {target.token}"} if target.token else None
+    try:
+        async with channel.request(
+            target.path,
+            target.cardinality,
+            bytes,
+            bytes,
+            timeout=CALL_TIMEOUT_SECONDS,
+            metadata=metadata,
+        ) as stream:
+            await stream.send_request()
+            assert stream._stream is not None
+            await stream._stream.send_data(ending, end_stream=True)
+            await stream.recv_message()
+    except GRPCError as error:
+        return error.status
+    return Status.OK
