@@ -59,6 +59,10 @@ class Target:
     before: tuple[bytes, ...] = ()
     token: str | None = None
 
+    @property
+    def metadata(self) -> dict[str, str] | None:
+        return {"authorization": f"Bearer {self.token}"} if self.token else None
+
 
 async def populate(server: RunningServer) -> Catalog:
     async with Client(server.address, ca_cert=server.ca_cert, timeout=30) as client:
@@ -129,13 +133,17 @@ def mutated(draw: st.DrawFn, seed: bytes) -> bytes:
     return bytes(data)
 
 
+async def raw_channel(server: RunningServer) -> Channel:
+    """A channel that sends request bytes as they are, made on the runner's event loop."""
+    return server.channel(RawBytes())
+
+
 def fuzzed(seed: bytes) -> st.SearchStrategy[bytes]:
     return st.one_of(st.binary(max_size=48), mutated(seed))
 
 
 async def call(channel: Channel, target: Target, payload: bytes) -> Status:
     """Sends ``payload`` as ``target``'s last request message; the status the server answers."""
-    metadata = {"authorization": f"Bearer {target.token}"} if target.token else None
     try:
         async with channel.request(
             target.path,
@@ -143,7 +151,7 @@ async def call(channel: Channel, target: Target, payload: bytes) -> Status:
             bytes,
             bytes,
             timeout=CALL_TIMEOUT_SECONDS,
-            metadata=metadata,
+            metadata=target.metadata,
         ) as stream:
             for message in target.before:
                 await stream.send_message(message)
@@ -186,11 +194,6 @@ def test_fuzzed_requests_never_fault_the_server(server: RunningServer) -> None:
     assert not any(f"status={status.name}" in log for status in NEVER)
 
 
-async def raw_channel(server: RunningServer) -> Channel:
-    """A channel that sends request bytes as they are, made on the runner's event loop."""
-    return server.channel(RawBytes())
-
-
 def test_streams_ending_inside_a_message_are_malformed_request(server: RunningServer) -> None:
     """A stream ending inside a message prefix, right after one or inside a message is refused."""
     with asyncio.Runner() as runner:
@@ -210,8 +213,8 @@ def test_streams_ending_inside_a_message_are_malformed_request(server: RunningSe
 
 
 async def end_inside_a_message(channel: Channel, target: Target, ending: bytes) -> Status:
-    """Sends ``ending`` as a stream's raw DATA, then ends the stream; the status answered."""
-    metadata = {"authorization": f"Bearer {target.token}"} if target.token else None
+    """Sends ``ending`` as the stream's raw DATA (through grpclib's protocol-level stream, as its
+    client always frames whole messages), ends the stream, and returns the status answered."""
     try:
         async with channel.request(
             target.path,
@@ -219,7 +222,7 @@ async def end_inside_a_message(channel: Channel, target: Target, ending: bytes) 
             bytes,
             bytes,
             timeout=CALL_TIMEOUT_SECONDS,
-            metadata=metadata,
+            metadata=target.metadata,
         ) as stream:
             await stream.send_request()
             assert stream._stream is not None
