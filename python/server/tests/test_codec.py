@@ -13,7 +13,8 @@ from server_testing import expect_error
 
 from modelcatalog import v1
 from modelcatalog_server.transport import RequestCodec
-from modelcatalog_server.transport._codec import MAX_NESTING_DEPTH, _betterproto_metadata
+from modelcatalog_server.transport._codec import MAX_NESTING_DEPTH
+from modelcatalog_server.transport._upstream import betterproto_metadata
 
 CODEC = RequestCodec()
 VARINT, FIXED_64, LENGTH_DELIMITED, GROUP_START, GROUP_END, FIXED_32 = range(6)
@@ -319,8 +320,8 @@ def test_well_known_type_fields_are_a_programming_error() -> None:
 
 
 def test_betterproto_internals_keep_their_shape() -> None:
-    """The betterproto metadata the codec reads (_betterproto_metadata) is still shaped as used."""
-    header = _betterproto_metadata(v1.UploadModelVersionHeader)
+    """The betterproto metadata the codec reads (betterproto_metadata) is still shaped as used."""
+    header = betterproto_metadata(v1.UploadModelVersionHeader)
     assert isinstance(header, betterproto.ProtoClassMetadata)
     meta = header.meta_by_field_name["size_bytes"]
     assert isinstance(meta, betterproto.FieldMetadata)
@@ -328,14 +329,14 @@ def test_betterproto_internals_keep_their_shape() -> None:
     assert header.meta_by_field_name["labels"].proto_type == betterproto.TYPE_MAP
     assert header.default_gen["model_id"] is str
     assert header.default_gen["labels"] is dict
-    assert _betterproto_metadata(v1.ListFoldersResponse).default_gen["folders"] is list
-    assert _betterproto_metadata(Scalars).default_gen["counts"] is list
-    request = _betterproto_metadata(v1.UploadModelVersionRequest)
+    assert betterproto_metadata(v1.ListFoldersResponse).default_gen["folders"] is list
+    assert betterproto_metadata(Scalars).default_gen["counts"] is list
+    request = betterproto_metadata(v1.UploadModelVersionRequest)
     assert request.cls_by_field["header"] is v1.UploadModelVersionHeader
     entry = header.cls_by_field["labels"]
     assert issubclass(entry, betterproto.Message)
     assert {
         name: (meta.number, meta.proto_type)
-        for name, meta in _betterproto_metadata(entry).meta_by_field_name.items()
+        for name, meta in betterproto_metadata(entry).meta_by_field_name.items()
     } == {"key": (1, betterproto.TYPE_STRING), "value": (2, betterproto.TYPE_STRING)}
-    assert _betterproto_metadata(Stamped).cls_by_field["at"] is datetime
+    assert betterproto_metadata(Stamped).cls_by_field["at"] is datetime

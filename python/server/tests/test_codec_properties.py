@@ -220,7 +220,7 @@ def by_name(message_type: type[betterproto.Message]) -> str:
 
 
 @pytest.mark.parametrize("message_type", MESSAGE_TYPES, ids=by_name)
-@settings(max_examples=EXAMPLES)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(data=st.data())
 def test_valid_messages_round_trip_unchanged(
     message_type: type[betterproto.Message], data: st.DataObject
@@ -233,7 +233,7 @@ def test_valid_messages_round_trip_unchanged(
 
 
 @pytest.mark.parametrize("message_type", MESSAGE_TYPES, ids=by_name)
-@settings(max_examples=EXAMPLES)
+@settings(max_examples=EXAMPLES, deadline=None)
 @given(data=st.data())
 def test_any_bytes_decode_to_declared_types_or_are_malformed_request(
     message_type: type[betterproto.Message], data: st.DataObject

@@ -37,6 +37,7 @@ from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
 
 from ..errors import refusal
+from ._upstream import betterproto_metadata
 
 _VARINT = betterproto.WIRE_VARINT
 _FIXED_64 = betterproto.WIRE_FIXED_64
@@ -130,24 +131,10 @@ def _wire_type_of(proto_type: str) -> int:
     return _LENGTH_DELIMITED
 
 
-def _betterproto_metadata(
-    message_class: type[betterproto.Message],
-) -> betterproto.ProtoClassMetadata:
-    """betterproto's metadata of ``message_class``: the one betterproto internal the codec reads.
-
-    Relied on (test_codec.py checks this shape): ``Message._betterproto``, a
-    ``ProtoClassMetadata`` with ``meta_by_field_name`` (name to ``FieldMetadata``: ``number``,
-    ``proto_type``), ``default_gen`` (``list`` for a repeated field, which is how betterproto's
-    own decoder tells repeated from singular) and ``cls_by_field`` (the class of a message
-    field's value, or the entry class betterproto generates for a map field).
-    """
-    return message_class._betterproto  # type: ignore[arg-type]  # its classproperty is mistyped
-
-
 @functools.cache
 def _declared_fields(message_class: type[betterproto.Message]) -> dict[int, _Field]:
     """The fields of ``message_class`` by number, from betterproto's class metadata."""
-    metadata = _betterproto_metadata(message_class)
+    metadata = betterproto_metadata(message_class)
     fields: dict[int, _Field] = {}
     for name, meta in metadata.meta_by_field_name.items():
         nested: type[betterproto.Message] | None = None

@@ -1,4 +1,4 @@
-"""Every grpclib, h2 and hyperframe internal the transport relies on, named in one place.
+"""Every grpclib, h2, hyperframe and betterproto internal the transport uses, in one place.
 
 The server hardens grpclib's HTTP/2 handling by subclassing a few of its classes and reading a
 few of its attributes. None of them is public API, so the versions are pinned in the server's
@@ -8,6 +8,7 @@ shape. Re-check each note below before raising a pin.
 
 from __future__ import annotations
 
+import betterproto
 from grpclib.config import Configuration
 from grpclib.events import _DispatchServerEvents
 from grpclib.metadata import (
@@ -37,7 +38,12 @@ from hyperframe.frame import (
 )
 
 #: The versions these internals were checked against.
-PINNED = {"grpclib": "0.4.9", "h2": "4.4.1", "hyperframe": "6.1.0"}
+PINNED = {
+    "grpclib": "0.4.9",
+    "h2": "4.4.1",
+    "hyperframe": "6.1.0",
+    "betterproto": "2.0.0b7",
+}
 
 __all__ = [
     "PINNED",
@@ -64,6 +70,7 @@ __all__ = [
     "WindowUpdateFrame",
     "_DispatchServerEvents",
     "_decode_headers",
+    "betterproto_metadata",
     "decode_metadata",
     "encode_bin_value",
     "encode_grpc_message",
@@ -74,3 +81,17 @@ __all__ = [
 def stream_bytes_received(stream: TransportStream) -> int:
     """DATA bytes that arrived on ``stream``, read by the handler or not (grpclib's counter)."""
     return stream.data_received
+
+
+def betterproto_metadata(
+    message_class: type[betterproto.Message],
+) -> betterproto.ProtoClassMetadata:
+    """betterproto's metadata of ``message_class``: read by the request codec.
+
+    Relied on (test_codec.py checks this shape): ``Message._betterproto``, a
+    ``ProtoClassMetadata`` with ``meta_by_field_name`` (name to ``FieldMetadata``: ``number``,
+    ``proto_type``), ``default_gen`` (``list`` for a repeated field, which is how betterproto's
+    own decoder tells repeated from singular) and ``cls_by_field`` (the class of a message
+    field's value, or the entry class betterproto generates for a map field).
+    """
+    return message_class._betterproto  # type: ignore[arg-type]  # its classproperty is mistyped
