@@ -55,7 +55,7 @@ class _Intercepted:
             try:
                 metadata = stream.metadata.getall("authorization", []) if stream.metadata else []
                 authorization = [value for value in metadata if isinstance(value, str)]
-                principal = authenticator.authenticate(method, authorization)
+                principal = await authenticator.authenticate(method, authorization)
                 if principal is not None:
                     user_id = principal.user_id
                 guard_requests(stream, single=single_request)
