@@ -8,11 +8,14 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import bcrypt
 import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from grpclib.const import Status
+from grpclib.server import Stream
 from grpclib.testing import ChannelFor
 from server_testing import Api, expect_error, poll_until
 
@@ -29,6 +32,7 @@ from modelcatalog_server.domain.sign_in_limits import (
     SignInLimits,
     peer_key,
 )
+from modelcatalog_server.services.auth_service import peer_address
 from modelcatalog_server.storage.metadata import MetadataStore, now_us
 
 PASSWORD = "correct horse"
@@ -230,6 +234,18 @@ def test_addresses_are_keyed_by_ipv4_or_ipv6_network() -> None:
     assert peer_key("2001:db8:0:1::1") == "2001:db8:0:1::/64"
     assert peer_key("fe80::1%eth0") == "fe80::/64"
     assert peer_key(None) == peer_key("") == UNKNOWN_PEER
+
+
+def test_the_address_of_a_closed_connection_is_unknown() -> None:
+    """A TLS transport that has gone fails get_extra_info; the caller's address is then None."""
+
+    def gone() -> None:
+        raise AttributeError("'NoneType' object has no attribute '_get_extra_info'")
+
+    closed = cast(Stream[Any, Any], SimpleNamespace(peer=SimpleNamespace(addr=gone)))
+    open_ = cast(Stream[Any, Any], SimpleNamespace(peer=SimpleNamespace(addr=lambda: ("::1", 5))))
+    assert peer_address(closed) is None
+    assert peer_address(open_) == "::1"
 
 
 async def test_one_ipv6_subscriber_network_shares_one_limit(
