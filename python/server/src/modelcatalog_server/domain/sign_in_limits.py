@@ -11,10 +11,10 @@ window a sign-in is refused with SIGN_IN_THROTTLED, before any bcrypt work, when
 
 Counting the per-account limit per address means one attacker cannot lock an account's owner
 out by failing on purpose; only many addresses together reach the looser account-wide limit,
-and even then only for the window. Refused attempts are not recorded, so the wait they are
-told is the wait they get. A successful sign-in forgets the failures of that username from
-that address only: it does not reset what the address did to other usernames, nor what other
-addresses did to this one.
+and even then only for the window. Refused attempts are not recorded, so retrying while
+refused does not make the wait longer. A successful sign-in forgets the failures of that
+username from that address only: it does not reset what the address did to other usernames,
+nor what other addresses did to this one.
 
 The same records choose the bcrypt lane (``auth.passwords``): an address with recent failures,
 or with several password checks already in flight, is *suspect*.
@@ -155,7 +155,7 @@ class SignInGuard:
         return Attempt(
             account,
             address,
-            suspect=counts.account_from_peer > 0 or counts.peer > 0,
+            suspect=counts.peer > 0,
             failed_before=counts.account_from_peer > 0,
         )
 
