@@ -51,6 +51,8 @@ class Backend:
     """Raised by every RPC while set."""
     authorization: list[str | bytes | None] = field(default_factory=list)
     """The authorization metadata of every RPC sent, in order."""
+    signed_out: list[str | bytes | None] = field(default_factory=list)
+    """The authorization metadata of every SignOut, in order."""
     settings: list[Settings] = field(default_factory=list)
     """The settings of every client the CLI opened, in order."""
     transfers: list[dict[str, Any]] = field(default_factory=list)
@@ -96,6 +98,11 @@ class FakeAuth(v1.AuthServiceBase):
     ) -> v1.GetCurrentUserResponse:
         self.backend.check()
         return v1.GetCurrentUserResponse(user=self.backend.user("alice"))
+
+    async def sign_out(self, sign_out_request: v1.SignOutRequest) -> v1.SignOutResponse:
+        self.backend.check()
+        self.backend.signed_out.append(self.backend.authorization[-1])
+        return v1.SignOutResponse()
 
 
 class FakeFolders(v1.FolderServiceBase):

@@ -4,16 +4,22 @@ from collections.abc import AsyncIterator
 
 import pytest
 from grpclib.client import Channel
+from grpclib.const import Status
 from grpclib.events import SendRequest, listen
+from grpclib.exceptions import GRPCError
 from grpclib.testing import ChannelFor
 
-from modelcatalog import Client, v1
+from modelcatalog import Client, Unauthenticated, Unavailable, v1
 
 ALICE = v1.User(id="u1", username="alice")
 
 
 class FakeAuth(v1.AuthServiceBase):
-    """Signs in anyone and returns the same user for every RPC."""
+    """Signs in anyone and returns the same user for every RPC; refuses to sign out the
+    token "revoked" (as the server refuses a revoked token)."""
+
+    def __init__(self) -> None:
+        self.sign_outs = 0
 
     async def sign_up(self, sign_up_request: v1.SignUpRequest) -> v1.SignUpResponse:
         return v1.SignUpResponse(user=v1.User(id="u1", username=sign_up_request.username))
@@ -26,10 +32,19 @@ class FakeAuth(v1.AuthServiceBase):
     ) -> v1.GetCurrentUserResponse:
         return v1.GetCurrentUserResponse(user=ALICE)
 
+    async def sign_out(self, sign_out_request: v1.SignOutRequest) -> v1.SignOutResponse:
+        self.sign_outs += 1
+        return v1.SignOutResponse()
+
 
 @pytest.fixture
-async def channel() -> AsyncIterator[Channel]:
-    async with ChannelFor([FakeAuth()]) as channel:
+def auth() -> FakeAuth:
+    return FakeAuth()
+
+
+@pytest.fixture
+async def channel(auth: FakeAuth) -> AsyncIterator[Channel]:
+    async with ChannelFor([auth]) as channel:
         yield channel
 
 
@@ -100,3 +115,40 @@ async def test_tokens_that_are_not_header_safe_are_refused(token: str) -> None:
     """A token with whitespace or non-ASCII characters raises ValueError before any RPC."""
     with pytest.raises(ValueError, match="printable ASCII"):
         Client.from_channel(Channel(), token=token)
+
+
+async def test_sign_out_revokes_with_the_token_then_forgets_it(
+    channel: Channel, auth: FakeAuth, sent_authorization: list[str | bytes | None]
+) -> None:
+    """sign_out sends SignOut with the token, and later RPCs carry no token."""
+    client = Client.from_channel(channel, token="tok-1")
+    await client.sign_out()
+    await client.get_current_user()
+    assert auth.sign_outs == 1
+    assert sent_authorization == ["Bearer tok-1", None]
+    assert client.token is None
+
+
+class RefusingAuth(v1.AuthServiceBase):
+    """Answers SignOut with the error it was given."""
+
+    def __init__(self, error: GRPCError) -> None:
+        self.error = error
+
+    async def sign_out(self, sign_out_request: v1.SignOutRequest) -> v1.SignOutResponse:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("status", "raised"),
+    [(Status.UNAUTHENTICATED, Unauthenticated), (Status.UNAVAILABLE, Unavailable)],
+)
+async def test_sign_out_forgets_the_token_even_when_the_call_fails(
+    status: Status, raised: type[Exception]
+) -> None:
+    """A failed SignOut raises its typed error, and the client has forgotten the token."""
+    async with ChannelFor([RefusingAuth(GRPCError(status, "no"))]) as channel:
+        client = Client.from_channel(channel, token="tok-1")
+        with pytest.raises(raised):
+            await client.sign_out()
+        assert client.token is None

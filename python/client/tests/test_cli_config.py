@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from cli_testing import CliHarness
+from grpclib.const import Status
+from rpc_testing import grpc_error
 
 from modelcatalog.cli._config import (
     DEFAULT_SERVER,
@@ -183,6 +185,44 @@ def test_logout_removes_the_token_but_keeps_the_server(harness: CliHarness) -> N
     assert saved["username"] is None
     assert saved["server"] == DEFAULT_SERVER
     assert stat.S_IMODE(harness.config_file.stat().st_mode) == 0o600
+
+
+def test_logout_revokes_the_saved_token_on_the_saved_server(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """logout calls SignOut with the saved token, even when MODELCATALOG_TOKEN names another."""
+    harness.login()
+    monkeypatch.setenv("MODELCATALOG_TOKEN", "tok-from-env")
+    result = harness.run("logout")
+    assert result.exit_code == 0
+    assert harness.backend.signed_out == ["Bearer tok-alice"]
+    assert "the server revoked the token" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "said"),
+    [
+        (Status.UNAVAILABLE, None, "could not revoke the token"),
+        (Status.UNAUTHENTICATED, "TOKEN_REVOKED", ""),
+    ],
+)
+def test_logout_forgets_the_token_when_the_server_cannot_revoke_it(
+    harness: CliHarness, status: Status, reason: str | None, said: str
+) -> None:
+    """An unreachable server, or one that no longer accepts the token, still ends logged out;
+    only the first warns that the token stays valid."""
+    harness.login()
+    harness.backend.error = grpc_error(status, "no", reason)
+    result = harness.run("logout")
+    assert result.exit_code == 0
+    assert json.loads(harness.config_file.read_text())["token"] is None
+    assert "Logged out" in result.stdout
+    if said:
+        assert said in result.stderr
+        assert "stays valid until it expires" in result.stderr
+    else:
+        assert result.stderr == ""
+        assert "already expired or been revoked" in result.stdout
 
 
 def test_broken_config_file_is_one_line_error(harness: CliHarness) -> None:

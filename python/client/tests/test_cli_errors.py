@@ -9,7 +9,10 @@ from typing import BinaryIO
 
 import pytest
 from cli_testing import FOLDER_ID, MODEL_ID, CliHarness
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import ErrorInfo, RetryInfo
 from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 from rpc_testing import grpc_error
 
 import modelcatalog
@@ -71,6 +74,33 @@ def test_expired_token_hints_to_log_in_again(harness: CliHarness) -> None:
     line = _one_line_error(result.stderr)
     assert "expired" in line
     assert "`modelcatalog login`" in line
+
+
+def test_revoked_token_hints_to_log_in_again(harness: CliHarness) -> None:
+    """TOKEN_REVOKED exits 3, says the login was signed out, and names the login command."""
+    harness.backend.error = grpc_error(Status.UNAUTHENTICATED, "revoked", "TOKEN_REVOKED")
+    result = harness.run("folder", "list")
+    assert result.exit_code == ExitCode.AUTH
+    line = _one_line_error(result.stderr)
+    assert "signed out" in line
+    assert "`modelcatalog login`" in line
+
+
+def test_throttled_login_says_how_long_to_wait(harness: CliHarness) -> None:
+    """SIGN_IN_THROTTLED exits 1 with the wait the server's RetryInfo gives, rounded up."""
+    harness.backend.error = GRPCError(
+        Status.RESOURCE_EXHAUSTED,
+        "too many failed sign-ins from your address; retry in 90 s",
+        [
+            ErrorInfo(domain="modelcatalog.v1", reason="SIGN_IN_THROTTLED"),
+            RetryInfo(retry_delay=Duration(seconds=89, nanos=500_000_000)),
+        ],
+    )
+    result = harness.run("login", "alice", "--password-stdin", input="secret-password\n")
+    assert result.exit_code == ExitCode.ERROR
+    line = _one_line_error(result.stderr)
+    assert "too many failed sign-ins" in line
+    assert "in 90 s" in line
 
 
 def test_missing_token_names_the_server_and_the_login_command(harness: CliHarness) -> None:

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
+from google.protobuf.duration_pb2 import Duration
+from google.rpc.error_details_pb2 import BadRequest, ErrorInfo, RetryInfo
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
@@ -91,12 +92,30 @@ async def test_invalid_field_names_the_field_and_skips_other_domains(client: Cli
     assert caught.value.metadata == {"field": "username"}
 
 
+def test_retry_info_becomes_retry_after() -> None:
+    """A RetryInfo among the details gives the error its retry_after in seconds."""
+    error = from_grpc_error(
+        GRPCError(
+            Status.RESOURCE_EXHAUSTED,
+            "too many failed sign-ins",
+            [
+                ErrorInfo(domain="modelcatalog.v1", reason="SIGN_IN_THROTTLED"),
+                RetryInfo(retry_delay=Duration(seconds=42, nanos=500_000_000)),
+            ],
+        )
+    )
+    assert isinstance(error, ResourceExhausted)
+    assert error.reason == "SIGN_IN_THROTTLED"
+    assert error.retry_after == 42.5
+
+
 async def test_error_without_details_has_no_reason(client: Client) -> None:
     """An UNIMPLEMENTED RPC raises ServerError with the status and reason None."""
     with pytest.raises(ServerError) as caught:
         await client.get_current_user()
     assert caught.value.status is Status.UNIMPLEMENTED
     assert caught.value.reason is None
+    assert caught.value.retry_after is None
     assert caught.value.message == "UNIMPLEMENTED"
 
 

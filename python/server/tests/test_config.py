@@ -80,10 +80,15 @@ def test_help_names_every_environment_variable(capsys: pytest.CaptureFixture[str
 
 
 def test_security_defaults() -> None:
-    """TLS on, bcrypt cost 12, one-hour tokens and the data directory in the working directory."""
+    """TLS on, bcrypt cost 12, sign-in throttled after 10 failures per username and address or
+    50 per address in 15 minutes, one-hour tokens and the data directory in the working
+    directory."""
     settings = parse_settings([], {})
     assert settings.insecure is False
     assert settings.bcrypt_cost == 12
+    assert settings.sign_in_max_failures_per_account == 10
+    assert settings.sign_in_max_failures_per_peer == 50
+    assert settings.sign_in_failure_window == 900
     assert settings.token_lifetime == 3600
     assert str(settings.data_dir) == "modelcatalog-data"
 
@@ -96,6 +101,17 @@ def test_security_defaults() -> None:
         ({"MODELCATALOG_TOKEN_LIFETIME": "15m"}, "token_lifetime", 900),
         ({"MODELCATALOG_TOKEN_LIFETIME": "2d"}, "token_lifetime", 172800),
         ({"MODELCATALOG_BCRYPT_COST": "4"}, "bcrypt_cost", 4),
+        (
+            {"MODELCATALOG_SIGN_IN_MAX_FAILURES_PER_ACCOUNT": "5"},
+            "sign_in_max_failures_per_account",
+            5,
+        ),
+        (
+            {"MODELCATALOG_SIGN_IN_MAX_FAILURES_PER_PEER": "200"},
+            "sign_in_max_failures_per_peer",
+            200,
+        ),
+        ({"MODELCATALOG_SIGN_IN_FAILURE_WINDOW": "1h"}, "sign_in_failure_window", 3600),
     ],
 )
 def test_typed_environment_values(environ: dict[str, str], field: str, value: object) -> None:
@@ -119,6 +135,9 @@ def test_previous_keys_are_a_comma_separated_list() -> None:
     ("argv", "environ", "message"),
     [
         (["--bcrypt-cost", "3"], {}, "from 4 to 31"),
+        (["--sign-in-max-failures-per-account", "0"], {}, "from 1 to 1000000"),
+        (["--sign-in-max-failures-per-peer", "many"], {}, "from 1 to 1000000"),
+        (["--sign-in-failure-window", "0"], {}, "from 1 second to 30 days"),
         (["--token-lifetime", "0"], {}, "from 1 second to 30 days"),
         (["--token-lifetime", "1w"], {}, "is not a duration"),
         (["--tls-cert", "a.pem"], {}, "--tls-cert and --tls-key go together"),

@@ -142,6 +142,38 @@ async def test_migrations_after_the_stamped_version_run_once(
     assert calls == [1]
 
 
+async def test_a_version_2_database_gains_token_generations_failures_and_revocations(
+    db_path: Path,
+) -> None:
+    """Migration 3 adds the token generation (0 for existing accounts) and the tables of
+    sign-in failures and revoked tokens to a database made before them."""
+    first = await MetadataStore.open_sqlite(db_path)
+    alice = await _new_user(first, "alice")
+    async with first.write() as tx:
+        for statement in (
+            "DROP TABLE sign_in_failures",
+            "DROP TABLE revoked_tokens",
+            "ALTER TABLE users DROP COLUMN token_generation",
+            "UPDATE schema_version SET version = 2",
+        ):
+            await tx.connection.exec_driver_sql(statement)
+    await first.close()
+    migrated = await MetadataStore.open_sqlite(db_path)
+    try:
+        assert [v for v, _ in await _versions(migrated)] == list(range(2, SCHEMA_VERSION + 1))
+        async with migrated.write() as tx:
+            credentials = await tx.credentials("alice")
+            await tx.insert_sign_in_failure("account", "peer", 1)
+            await tx.insert_revoked_token("token", alice.id, 2)
+            standing = await tx.token_standing(alice.id, "token")
+        assert credentials is not None
+        assert credentials.token_generation == 0
+        assert standing is not None
+        assert (standing.token_generation, standing.revoked) == (0, True)
+    finally:
+        await migrated.close()
+
+
 @pytest.fixture
 async def engines(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[AsyncEngine]]:
     """Every engine open_sqlite creates during the test; all are disposed afterwards."""

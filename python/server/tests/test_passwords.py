@@ -27,6 +27,37 @@ async def test_a_flood_of_checks_is_turned_away_not_queued_forever() -> None:
         hasher.close()
 
 
+async def test_a_full_suspect_lane_leaves_the_clean_lane_answering() -> None:
+    """A flood of suspect checks is refused in its own lane; a clean check still runs."""
+    hasher = PasswordHasher(
+        cost=4, max_threads=1, max_queued=1, suspect_threads=1, max_queued_suspect=2
+    )
+    try:
+        stored = await hasher.hash("correct horse")
+        flood = [hasher.verify("wrong horse", stored, suspect=True) for _ in range(10)]
+        *suspect, clean = await asyncio.gather(
+            *flood, hasher.verify("correct horse", stored), return_exceptions=True
+        )
+        assert clean is True
+        assert suspect[:3] == [False, False, False]
+        assert all(
+            isinstance(r, ResourceExhausted) and r.reason == "OVERLOADED" for r in suspect[3:]
+        )
+    finally:
+        hasher.close()
+
+
+async def test_hashes_report_their_cost() -> None:
+    """The cost is read from a hash or just its header; anything else has none."""
+    hasher = PasswordHasher(cost=4)
+    try:
+        assert hasher.cost_of(await hasher.hash("correct horse")) == 4
+        assert hasher.cost_of("$2b$12$") == 12
+        assert hasher.cost_of("plain text") is None
+    finally:
+        hasher.close()
+
+
 async def test_wrong_and_unknown_both_fail() -> None:
     """A wrong password, a missing hash and a too-long password all verify as False."""
     hasher = PasswordHasher(cost=4)

@@ -36,7 +36,7 @@ async def test_unexpected_failures_are_internal_and_hide_details(
 ) -> None:
     """A bug surfaces as INTERNAL with a generic message; the traceback goes to the log only."""
 
-    async def broken(self: Accounts, username: str, password: str) -> None:
+    async def broken(self: Accounts, username: str, password: str, peer: str | None) -> None:
         raise RuntimeError("database password is hunter2")
 
     monkeypatch.setattr(Accounts, "sign_up", broken)
@@ -74,7 +74,7 @@ async def test_compressed_requests_are_unimplemented_not_internal(
 ) -> None:
     """grpclib cannot read compressed messages; the caller is told so, with UNIMPLEMENTED."""
 
-    async def compressed(self: Accounts, username: str, password: str) -> None:
+    async def compressed(self: Accounts, username: str, password: str, peer: str | None) -> None:
         raise NotImplementedError("Compression not implemented")
 
     monkeypatch.setattr(Accounts, "sign_up", compressed)

@@ -126,15 +126,22 @@ def _same_public_key(a: rsa.RSAPublicKey, b: rsa.RSAPublicKey) -> bool:
 
 def test_fresh_token_verifies_to_its_principal(service: TokenService) -> None:
     """A token just issued verifies to the user id and username it was issued for."""
-    issued = service.issue("user-123", "alice")
-    assert service.verify(issued.token) == Principal("user-123", "alice")
+    issued = service.issue("user-123", "alice", 7)
+    claims = jwt.decode(issued.token, options={"verify_signature": False})
+    assert service.verify(issued.token) == Principal(
+        "user-123",
+        "alice",
+        token_id=claims["jti"],
+        token_generation=7,
+        valid_until_us=(claims["exp"] + CLOCK_SKEW_SECONDS) * 1_000_000,
+    )
 
 
 def test_issued_token_carries_every_required_claim_and_the_key_id(
     keys: Keys, service: TokenService
 ) -> None:
     """An issued token is RS256 with the signing key's kid and has all required claims."""
-    token = service.issue("u1", "alice").token
+    token = service.issue("u1", "alice", 0).token
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "RS256"
     assert header["kid"] == key_id(keys.current.public_key())
@@ -149,15 +156,33 @@ def test_expire_time_is_issue_time_plus_lifetime(keys: Keys) -> None:
     service = TokenService(
         keys.current, issuer=ISSUER, lifetime_seconds=900, clock=lambda: 1_700_000_000.9
     )
-    issued = service.issue("u1", "alice")
+    issued = service.issue("u1", "alice", 0)
     assert issued == IssuedToken(issued.token, datetime.fromtimestamp(1_700_000_900, UTC))
 
 
 def test_every_token_has_its_own_jti(service: TokenService) -> None:
     """Two tokens for the same user at the same moment still differ (unique jti)."""
-    first = jwt.decode(service.issue("u1", "a").token, options={"verify_signature": False})
-    second = jwt.decode(service.issue("u1", "a").token, options={"verify_signature": False})
+    first = jwt.decode(service.issue("u1", "a", 0).token, options={"verify_signature": False})
+    second = jwt.decode(service.issue("u1", "a", 0).token, options={"verify_signature": False})
     assert first["jti"] != second["jti"]
+
+
+def test_token_without_a_generation_counts_as_generation_zero(
+    keys: Keys, service: TokenService
+) -> None:
+    """A token issued before generations existed (no gen claim) is at generation 0."""
+    kid = key_id(keys.current.public_key())
+    assert service.verify(_sign(_claims(), keys.current, kid)).token_generation == 0
+
+
+@pytest.mark.parametrize("generation", ["1", 1.5, True, None])
+def test_token_with_a_malformed_generation_is_rejected(
+    keys: Keys, service: TokenService, generation: object
+) -> None:
+    """A gen claim that is not an integer makes the token TOKEN_INVALID."""
+    kid = key_id(keys.current.public_key())
+    claims = {**_claims(), "gen": generation}
+    _expect_rejected(service, _sign(claims, keys.current, kid))
 
 
 def test_expired_token_is_rejected_as_expired(keys: Keys, service: TokenService) -> None:
@@ -168,7 +193,7 @@ def test_expired_token_is_rejected_as_expired(keys: Keys, service: TokenService)
         lifetime_seconds=60,
         clock=lambda: time.time() - 60 - CLOCK_SKEW_SECONDS - 30,
     )
-    _expect_rejected(service, past.issue("u1", "alice").token, "TOKEN_EXPIRED")
+    _expect_rejected(service, past.issue("u1", "alice", 0).token, "TOKEN_EXPIRED")
 
 
 def test_token_expired_within_the_leeway_still_verifies(keys: Keys, service: TokenService) -> None:
@@ -176,12 +201,12 @@ def test_token_expired_within_the_leeway_still_verifies(keys: Keys, service: Tok
     past = TokenService(
         keys.current, issuer=ISSUER, lifetime_seconds=60, clock=lambda: time.time() - 62
     )
-    assert service.verify(past.issue("u1", "alice").token) == Principal("u1", "alice")
+    assert service.verify(past.issue("u1", "alice", 0).token).user_id == "u1"
 
 
 def test_tampered_payload_is_rejected(service: TokenService) -> None:
     """Changing the subject of a signed token invalidates its signature."""
-    header, payload, signature = service.issue("u1", "alice").token.split(".")
+    header, payload, signature = service.issue("u1", "alice", 0).token.split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["sub"] = "u2"
     _expect_rejected(service, f"{header}.{_segment(claims)}.{signature}")
@@ -245,7 +270,7 @@ def test_token_issued_by_a_service_with_another_issuer_is_rejected(
 ) -> None:
     """The same key under another issuer name does not produce tokens this service accepts."""
     other = TokenService(keys.current, issuer="other", lifetime_seconds=LIFETIME)
-    _expect_rejected(service, other.issue("u1", "alice").token)
+    _expect_rejected(service, other.issue("u1", "alice", 0).token)
 
 
 @pytest.mark.parametrize("kid", ["0123456789abcdef", "", None])
@@ -268,7 +293,7 @@ def test_token_issued_in_the_future_is_rejected(keys: Keys, service: TokenServic
     ahead = TokenService(
         keys.current, issuer=ISSUER, lifetime_seconds=LIFETIME, clock=lambda: time.time() + 300
     )
-    _expect_rejected(service, ahead.issue("u1", "alice").token)
+    _expect_rejected(service, ahead.issue("u1", "alice", 0).token)
 
 
 @pytest.mark.parametrize(
@@ -302,17 +327,17 @@ def test_garbage_with_the_current_kid_is_rejected(keys: Keys, service: TokenServ
 def test_token_of_a_previous_key_verifies_after_rotation(keys: Keys) -> None:
     """After rotation, a token signed with the old key verifies when it is a previous key."""
     old = TokenService(keys.previous, issuer=ISSUER, lifetime_seconds=LIFETIME)
-    token = old.issue("u1", "alice").token
+    token = old.issue("u1", "alice", 0).token
     rotated = TokenService(
         keys.current,
         [keys.previous.public_key()],
         issuer=ISSUER,
         lifetime_seconds=LIFETIME,
     )
-    assert rotated.verify(token) == Principal("u1", "alice")
-    new_token = rotated.issue("u1", "alice").token
+    assert rotated.verify(token).user_id == "u1"
+    new_token = rotated.issue("u1", "alice", 0).token
     assert jwt.get_unverified_header(new_token)["kid"] == key_id(keys.current.public_key())
-    assert rotated.verify(new_token) == Principal("u1", "alice")
+    assert rotated.verify(new_token).user_id == "u1"
 
 
 def test_token_of_an_unconfigured_key_does_not_verify(keys: Keys) -> None:
@@ -324,10 +349,10 @@ def test_token_of_an_unconfigured_key_does_not_verify(keys: Keys) -> None:
         issuer=ISSUER,
         lifetime_seconds=LIFETIME,
     )
-    _expect_rejected(rotated, stranger.issue("u1", "alice").token)
+    _expect_rejected(rotated, stranger.issue("u1", "alice", 0).token)
     without_previous = TokenService(keys.current, issuer=ISSUER, lifetime_seconds=LIFETIME)
     old = TokenService(keys.previous, issuer=ISSUER, lifetime_seconds=LIFETIME)
-    _expect_rejected(without_previous, old.issue("u1", "alice").token)
+    _expect_rejected(without_previous, old.issue("u1", "alice", 0).token)
 
 
 def test_key_id_is_stable_and_distinguishes_keys(keys: Keys, tmp_path: Path) -> None:

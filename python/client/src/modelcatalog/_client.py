@@ -307,6 +307,18 @@ class Client:
         """The account the token belongs to."""
         return (await self._call(self._auth.get_current_user, v1.GetCurrentUserRequest())).user
 
+    async def sign_out(self) -> None:
+        """Revoke the access token on the server, then forget it.
+
+        The token is forgotten even when the call fails (the error is raised after that): an
+        ``Unauthenticated`` error means the server no longer accepts it anyway; after any other
+        error it may stay valid until it expires.
+        """
+        try:
+            await self._call(self._auth.sign_out, v1.SignOutRequest())
+        finally:
+            self.token = None
+
     async def create_folder(self, name: str, description: str = "") -> v1.Folder:
         """Create a folder owned by the caller."""
         request = v1.CreateFolderRequest(name=name, description=description)

@@ -11,7 +11,7 @@ example ``"USERNAME_TAKEN"``) rather than on message text. The hierarchy::
     ├── AlreadyExists
     ├── InvalidArgument ........ ``field`` names the offending request field
     ├── FailedPrecondition
-    ├── ResourceExhausted
+    ├── ResourceExhausted ...... ``retry_after`` says when a rate limit lifts, if known
     ├── DataLoss
     ├── OutOfRange
     ├── Cancelled
@@ -22,7 +22,7 @@ example ``"USERNAME_TAKEN"``) rather than on message text. The hierarchy::
 
 from collections.abc import Mapping
 
-from google.rpc.error_details_pb2 import ErrorInfo
+from google.rpc.error_details_pb2 import ErrorInfo, RetryInfo
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
@@ -47,6 +47,7 @@ class ModelCatalogError(Exception):
         *,
         reason: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(printable(message))
         self.status = status
@@ -54,6 +55,8 @@ class ModelCatalogError(Exception):
         self.reason = reason
         self.metadata = dict(metadata or {})
         self.field = self.metadata.get("field")
+        self.retry_after = retry_after
+        """Seconds to wait before retrying, from the server's ``google.rpc.RetryInfo``."""
 
 
 class Unauthenticated(ModelCatalogError):
@@ -129,7 +132,8 @@ def from_grpc_error(error: GRPCError) -> ModelCatalogError:
 
     The reason comes from the ``google.rpc.ErrorInfo`` of this API's domain among the status
     details, which grpclib has already decoded into protobuf messages; errors from elsewhere
-    (proxies, grpclib itself) carry none and get ``reason=None``.
+    (proxies, grpclib itself) carry none and get ``reason=None``. A ``google.rpc.RetryInfo``
+    becomes ``retry_after``.
     """
     info = next(
         (
@@ -139,8 +143,12 @@ def from_grpc_error(error: GRPCError) -> ModelCatalogError:
         ),
         None,
     )
+    retry = next((d for d in error.details or () if isinstance(d, RetryInfo)), None)
+    retry_after = retry.retry_delay.ToTimedelta().total_seconds() if retry else None
     error_class = _CLASS_BY_STATUS.get(error.status, ServerError)
     message = error.message or error.status.name
     if info is None:
-        return error_class(error.status, message)
-    return error_class(error.status, message, reason=info.reason, metadata=info.metadata)
+        return error_class(error.status, message, retry_after=retry_after)
+    return error_class(
+        error.status, message, reason=info.reason, metadata=info.metadata, retry_after=retry_after
+    )

@@ -32,6 +32,7 @@ from .config import ListenAddress, Settings
 from .domain.accounts import Accounts
 from .domain.catalog import Catalog
 from .domain.paging import PageTokens
+from .domain.sign_in_limits import SignInGuard, SignInLimits
 from .domain.versions import Versions
 from .services.auth_service import AuthService
 from .services.folder_service import FolderService
@@ -157,11 +158,12 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
                 removed = await blobs.recover(await tx.referenced_blobs())
             if removed:
                 log.info("removed %d leftover file(s) of interrupted uploads", removed)
-            await hasher.warm_up()
+            accounts = build_accounts(settings, store, hasher)
+            await accounts.match_dummy_hash_cost()
             tokens = load_token_service(settings)
             tls, tls_note = load_tls(settings)
             guards = RequestGuards(transport_limits(settings))
-            services = guards.apply(build_services(settings, store, blobs, hasher, tokens))
+            services = guards.apply(build_services(settings, store, blobs, accounts, tokens))
             yield Application(services, guards, tls, tls_note)
         finally:
             hasher.close()
@@ -183,11 +185,21 @@ def transport_limits(settings: Settings) -> TransportLimits:
     )
 
 
+def build_accounts(settings: Settings, store: MetadataStore, hasher: PasswordHasher) -> Accounts:
+    """Accounts whose sign-ins are throttled as the settings say."""
+    limits = SignInLimits(
+        max_failures_per_account=settings.sign_in_max_failures_per_account,
+        max_failures_per_peer=settings.sign_in_max_failures_per_peer,
+        window_seconds=settings.sign_in_failure_window,
+    )
+    return Accounts(store, hasher, SignInGuard(store, limits), allow_signup=settings.allow_signup)
+
+
 def build_services(
     settings: Settings,
     store: MetadataStore,
     blobs: LocalBlobStore,
-    hasher: PasswordHasher,
+    accounts: Accounts,
     tokens: TokenService,
 ) -> list[IServable]:
     """Every service the server answers, with health (checking the database) and reflection."""
@@ -202,7 +214,6 @@ def build_services(
         max_uploads_per_user=settings.max_uploads_per_user,
         max_uploads_per_peer=settings.max_uploads_per_peer,
     )
-    accounts = Accounts(store, hasher, allow_signup=settings.allow_signup)
     api: list[IServable] = [
         AuthService(accounts, tokens),
         FolderService(catalog),
@@ -210,7 +221,7 @@ def build_services(
     ]
     database = ServiceCheck(_database_answers(store), check_ttl=HEALTH_CHECK_TTL_SECONDS)
     health = Health({service: [database] for service in api})
-    return rpc.intercept(with_reflection([*api, health]), Authenticator(tokens))
+    return rpc.intercept(with_reflection([*api, health]), Authenticator(tokens, accounts))
 
 
 def _database_answers(store: MetadataStore) -> Callable[[], Awaitable[bool]]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
+
 ENV_PREFIX = "MODELCATALOG_"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -43,6 +45,9 @@ class Settings:
     jwt_issuer: str = "modelcatalog"
     token_lifetime: int = 3600
     bcrypt_cost: int = 12
+    sign_in_max_failures_per_account: int = 10
+    sign_in_max_failures_per_peer: int = 50
+    sign_in_failure_window: int = 900
     allow_signup: bool = True
     max_version_size: int = 100 << 30
     log_level: str = "info"
@@ -231,8 +236,34 @@ _OPTIONS = (
         "bcrypt_cost",
         "--bcrypt-cost",
         _bcrypt_cost,
-        "bcrypt work factor for new password hashes, 4 to 31",
+        "bcrypt work factor for new password hashes, 4 to 31; older hashes are rehashed to it "
+        "at their next sign-in",
         "N",
+    ),
+    _Option(
+        "sign_in_max_failures_per_account",
+        "--sign-in-max-failures-per-account",
+        _count,
+        "failed sign-ins for one username from one address within the failure window before "
+        f"that address is refused (SIGN_IN_THROTTLED) for it; {ACCOUNT_WIDE_FACTOR} times as "
+        "many from all addresses together throttle the username everywhere",
+        "N",
+    ),
+    _Option(
+        "sign_in_max_failures_per_peer",
+        "--sign-in-max-failures-per-peer",
+        _count,
+        "failed sign-ins from one address (IPv6: one /64) for any usernames within the failure "
+        "window before the address is refused (SIGN_IN_THROTTLED)",
+        "N",
+    ),
+    _Option(
+        "sign_in_failure_window",
+        "--sign-in-failure-window",
+        parse_duration,
+        "how long a failed sign-in counts toward the limits: seconds, or a number with s, m, h "
+        "or d",
+        "DURATION",
     ),
     _Option(
         "allow_signup",

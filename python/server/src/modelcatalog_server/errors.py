@@ -1,17 +1,18 @@
 """The one place where domain errors become gRPC statuses with machine-readable details.
 
 Every error carries a ``google.rpc.ErrorInfo`` (domain ``modelcatalog.v1``, the ErrorReason
-name) and, for invalid fields, a ``google.rpc.BadRequest`` naming the field. Domain errors come
-through ``to_grpc_error``; refusals made before a handler runs (``transport``) through
-``refusal``.
+name), for invalid fields a ``google.rpc.BadRequest`` naming the field, and for rate limits
+that know when they lift a ``google.rpc.RetryInfo``. Domain errors come through
+``to_grpc_error``; refusals made before a handler runs (``transport``) through ``refusal``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
-from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
+from google.rpc.error_details_pb2 import BadRequest, ErrorInfo, RetryInfo
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
@@ -63,7 +64,10 @@ def to_grpc_error(error: errors.CatalogError) -> GRPCError:
     """The status, message and details a client receives for ``error``."""
     status = next(s for cls, s in _STATUS.items() if isinstance(error, cls))
     field = error.field if isinstance(error, errors.InvalidArgument) else None
-    return refusal(status, error.reason, error.message, field=field)
+    extra: list[Message] = []
+    if isinstance(error, errors.ResourceExhausted) and error.retry_after_seconds is not None:
+        extra.append(RetryInfo(retry_delay=Duration(seconds=error.retry_after_seconds)))
+    return refusal(status, error.reason, error.message, field=field, extra=extra)
 
 
 def internal_error() -> GRPCError:

@@ -50,12 +50,13 @@ class _Intercepted:
             started = time.perf_counter()
             status = Status.OK
             user_id = "-"
-            peer = _peer(stream)
-            set_current_peer(peer.rpartition(":")[0] or "-")
+            address = peer_address(stream)
+            set_current_peer(address[0] if address else None)
+            peer = f"{address[0]}:{address[1]}" if address else "-"
             try:
                 metadata = stream.metadata.getall("authorization", []) if stream.metadata else []
                 authorization = [value for value in metadata if isinstance(value, str)]
-                principal = authenticator.authenticate(method, authorization)
+                principal = await authenticator.authenticate(method, authorization)
                 if principal is not None:
                     user_id = principal.user_id
                 await handler.func(stream)
@@ -98,10 +99,11 @@ def intercept(services: Collection[IServable], authenticator: Authenticator) -> 
     return [_Intercepted(service, authenticator) for service in services]
 
 
-def _peer(stream: Stream[Any, Any]) -> str:
-    """``host:port`` of the caller, read before the call runs (the transport may go away)."""
+def peer_address(stream: Stream[Any, Any]) -> tuple[str, int] | None:
+    """The caller's IP address and port, read before the call runs; None once the connection
+    is gone (a closed asyncio TLS transport fails ``get_extra_info`` with AttributeError)."""
     try:
         address = stream.peer.addr() if stream.peer else None
-    except AttributeError:  # grpclib drops the transport of a closed connection
-        return "-"
-    return f"{address[0]}:{address[1]}" if address else "-"
+    except AttributeError:
+        return None
+    return (str(address[0]), int(address[1])) if address else None

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import betterproto
 import click
 
-from .. import Client, __version__, v1
+from .. import Client, ModelCatalogError, Unauthenticated, __version__, v1
 from .._files import download_name
 from . import _output as out
 from ._config import (
@@ -42,6 +42,9 @@ _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 ROLES = ("viewer", "editor", "owner")
+
+LOGOUT_TIMEOUT_SECONDS = 10.0
+"""How long logout waits for the server to revoke the token before forgetting it anyway."""
 
 
 ClientFactory = Callable[[Settings], AbstractAsyncContextManager[Client]]
@@ -359,18 +362,33 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, as_jso
 
 @cli.command(epilog=examples("modelcatalog logout"))
 def logout() -> None:
-    """Forget the saved token.
+    """Sign out: revoke the saved token on the server and forget it.
 
-    The saved server address and CA certificate stay.
+    The token is forgotten even when the server cannot be reached; it then stays valid until
+    it expires, and logout says so. The saved server address and CA certificate stay.
     """
     path = config_path()
     profile = load_profile(path)
     if profile.token is None:
         out.echo("Not logged in.")
         return
-    server = profile.server or DEFAULT_SERVER
+    saved = resolve(Overrides(), profile, path, environ={})
+    settings = replace(saved, timeout=LOGOUT_TIMEOUT_SECONDS)
+    try:
+        _run(settings, lambda client: client.sign_out())
+        outcome = "the server revoked the token"
+    except Unauthenticated:
+        outcome = "the token had already expired or been revoked"
+    except (ModelCatalogError, OSError, ValueError) as error:
+        outcome = ""
+        out.echo(
+            f"warning: could not revoke the token on {settings.server} ({error}); it stays"
+            " valid until it expires",
+            err=True,
+        )
     save_profile(path, replace(profile, token=None, username=None))
-    out.echo(f"Logged out of {server}; removed the token from {path}.")
+    done = f"; {outcome}" if outcome else ""
+    out.echo(f"Logged out of {settings.server}{done}; removed the token from {path}.")
 
 
 @cli.command(epilog=examples("modelcatalog whoami", "modelcatalog whoami --json"))

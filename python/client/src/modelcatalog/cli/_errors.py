@@ -5,6 +5,7 @@ as a traceback: each is turned into a ``CliError`` whose message says what went 
 what to do about it.
 """
 
+import math
 import ssl
 from enum import IntEnum
 from typing import IO, Any
@@ -81,6 +82,13 @@ class CliError(click.ClickException):
         click.echo(printable(f"error: {self.format_message()}"), file=file, err=file is None)
 
 
+_TOKEN_PROBLEMS = {
+    "TOKEN_EXPIRED": "has expired",
+    "TOKEN_INVALID": "is not valid for {server}",
+    "TOKEN_REVOKED": "was revoked (signed out) or its account no longer exists on {server}",
+}
+"""How a token from the environment is wrong, for each reason the server refuses it with."""
+
 _LIMIT_HINTS = {
     "VERSION_TOO_LARGE": "ask the server's administrator to raise its --max-version-size",
     "OVERLOADED": "the server is busy; retry in a moment",
@@ -109,8 +117,8 @@ def from_sdk_error(
     message = error.message
     reason = error.reason
     match error:
-        case Unauthenticated() if token_variable and reason in ("TOKEN_EXPIRED", "TOKEN_INVALID"):
-            why = "has expired" if reason == "TOKEN_EXPIRED" else f"is not valid for {server}"
+        case Unauthenticated() if token_variable and reason in _TOKEN_PROBLEMS:
+            why = _TOKEN_PROBLEMS[reason].format(server=server)
             return CliError(
                 f"the access token in {token_variable} {why}; update or unset {token_variable}",
                 ExitCode.AUTH,
@@ -122,6 +130,11 @@ def from_sdk_error(
                 text = f"not logged in to {server}; run `{login}` first"
             elif reason == "TOKEN_INVALID":
                 text = f"the access token is not valid for {server}; run `{login}` again"
+            elif reason == "TOKEN_REVOKED":
+                text = (
+                    f"your login was signed out, or the account no longer exists on {server};"
+                    f" run `{login}` to sign in again"
+                )
             elif reason == "INVALID_CREDENTIALS":
                 text = "wrong username or password"
             else:
@@ -167,6 +180,12 @@ def from_sdk_error(
         case DataLoss():
             hint = "the bytes were damaged on the way; retry"
             return CliError(_with_hint(message, hint), ExitCode.DATA_LOSS)
+        case ResourceExhausted() if reason == "SIGN_IN_THROTTLED":
+            wait = f"in {math.ceil(error.retry_after)} s" if error.retry_after else "later"
+            return CliError(
+                f"too many failed sign-ins; wait and retry {wait}, with the right password",
+                ExitCode.ERROR,
+            )
         case ResourceExhausted():
             hint = _LIMIT_HINTS.get(reason or "", "a limit of the server was reached; retry later")
             return CliError(_with_hint(message, hint), ExitCode.ERROR)

@@ -2,6 +2,10 @@
 
 Every method the server answers must be listed in ``METHOD_ACCESS``; a unit test checks that
 the table covers every method of every service. A method missing from it is refused.
+
+This is the one path every call's token takes: its signature and claims are checked here, and
+then the database is asked (one light query) whether the token still stands, so that a
+revoked token or one whose account was deleted stops working at once, on every method.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from contextvars import ContextVar
+from typing import Protocol
 
 from ..domain.errors import PermissionDenied, Unauthenticated
 from .tokens import Principal, TokenService
@@ -29,6 +34,7 @@ METHOD_ACCESS: Mapping[str, Access] = {
     _AUTH + "SignUp": Access.PUBLIC,
     _AUTH + "SignIn": Access.PUBLIC,
     _AUTH + "GetCurrentUser": Access.AUTHENTICATED,
+    _AUTH + "SignOut": Access.AUTHENTICATED,
     _FOLDER + "CreateFolder": Access.AUTHENTICATED,
     _FOLDER + "GetFolder": Access.AUTHENTICATED,
     _FOLDER + "ListFolders": Access.AUTHENTICATED,
@@ -49,16 +55,16 @@ METHOD_ACCESS: Mapping[str, Access] = {
 }
 
 _principal: ContextVar[Principal] = ContextVar("modelcatalog_principal")
-_peer: ContextVar[str] = ContextVar("modelcatalog_peer", default="-")
+_peer: ContextVar[str | None] = ContextVar("modelcatalog_peer", default=None)
 
 
-def current_peer() -> str:
-    """The network address (host only) the current call comes from; "-" when unknown."""
+def current_peer() -> str | None:
+    """The IP address the current call comes from; None when it is unknown."""
     return _peer.get()
 
 
-def set_current_peer(host: str) -> None:
-    """Records the current call's network address for the handlers (set by the plumbing)."""
+def set_current_peer(host: str | None) -> None:
+    """Records the current call's IP address for the handlers (set by the per-call plumbing)."""
     _peer.set(host)
 
 
@@ -67,13 +73,21 @@ def current_principal() -> Principal:
     return _principal.get()
 
 
+class TokenRevocations(Protocol):
+    """Where the authenticator learns whether a well-signed token was revoked since."""
+
+    async def check_token(self, user_id: str, token_id: str, generation: int) -> None:
+        """Raises Unauthenticated (TOKEN_REVOKED) for a token that no longer stands."""
+
+
 class Authenticator:
     """Checks each call's ``authorization: Bearer <token>`` against the access table."""
 
-    def __init__(self, tokens: TokenService) -> None:
+    def __init__(self, tokens: TokenService, revocations: TokenRevocations) -> None:
         self._tokens = tokens
+        self._revocations = revocations
 
-    def authenticate(self, method: str, authorization: list[str]) -> Principal | None:
+    async def authenticate(self, method: str, authorization: list[str]) -> Principal | None:
         """The caller of ``method`` (None for a public one); raises when the call is refused."""
         access = METHOD_ACCESS.get(method)
         if access is None:
@@ -94,5 +108,8 @@ class Authenticator:
                 reason="TOKEN_INVALID",
             )
         principal = self._tokens.verify(token.strip())
+        await self._revocations.check_token(
+            principal.user_id, principal.token_id, principal.token_generation
+        )
         _principal.set(principal)
         return principal

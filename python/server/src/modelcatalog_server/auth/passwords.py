@@ -1,8 +1,14 @@
-"""bcrypt password hashing, always off the event loop in a bounded thread pool.
+"""bcrypt password hashing, always off the event loop, in two bounded lanes of threads.
 
 Passwords longer than bcrypt's 72-byte limit are rejected before they get here (see
 ``domain.validation``), never silently truncated. Verification of an unknown user runs against
-a dummy hash of the same cost, so a failed sign-in takes the same time either way.
+a dummy hash whose cost the caller matches to the stored hashes' (``use_dummy_cost``), so a
+failed sign-in takes the same time either way.
+
+Checks run in one of two lanes, each with its own threads and its own queue bound: the
+*suspect* lane takes callers that failed recently or already have checks in flight, the
+*clean* lane everyone else. A flood of failing sign-ins fills the suspect lane and is refused
+there (OVERLOADED) while the clean lane keeps answering legitimate callers.
 """
 
 from __future__ import annotations
@@ -19,51 +25,26 @@ from ..domain.errors import ResourceExhausted
 
 T = TypeVar("T")
 
-#: Password checks queued beyond the worker threads before new ones are refused (OVERLOADED).
+#: Password checks queued beyond the clean lane's threads before new ones are refused.
 MAX_QUEUED_CHECKS = 64
+#: Password checks queued beyond the suspect lane's threads before new ones are refused.
+MAX_QUEUED_SUSPECT_CHECKS = 16
 
 #: bcrypt ignores everything past this many bytes; longer passwords are refused upstream.
 BCRYPT_MAX_PASSWORD_BYTES = 72
 
+_DUMMY_PASSWORD = b"dummy password"
 
-class PasswordHasher:
-    """Hashes and verifies passwords with bcrypt in at most ``max_threads`` threads at once."""
 
-    def __init__(
-        self, cost: int, max_threads: int | None = None, max_queued: int = MAX_QUEUED_CHECKS
-    ) -> None:
-        self._cost = cost
-        threads = max_threads or min(4, os.cpu_count() or 1)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bcrypt")
+class _Lane:
+    """A thread pool that refuses work beyond its threads plus ``max_queued`` waiting."""
+
+    def __init__(self, name: str, threads: int, max_queued: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"bcrypt-{name}")
         self._max_in_flight = threads + max_queued
         self._in_flight = 0
-        self._dummy_hash: bytes | None = None
 
-    async def warm_up(self) -> bytes:
-        """The dummy hash, computed once; called at start so no sign-in pays for it."""
-        if self._dummy_hash is None:
-            self._dummy_hash = await self._run(_hash, b"dummy password", self._cost)
-        return self._dummy_hash
-
-    async def hash(self, password: str) -> str:
-        """A new salted bcrypt hash of ``password`` at the configured cost."""
-        return (await self._run(_hash, password.encode(), self._cost)).decode()
-
-    async def verify(self, password: str, password_hash: str | None) -> bool:
-        """Whether ``password`` matches. With no hash (unknown user), or a password bcrypt
-        cannot take, it fails after the same bcrypt work, so timing tells nothing."""
-        secret = password.encode()
-        if password_hash is None or len(secret) > BCRYPT_MAX_PASSWORD_BYTES:
-            dummy = await self.warm_up()
-            await self._run(bcrypt.checkpw, secret[:BCRYPT_MAX_PASSWORD_BYTES], dummy)
-            return False
-        return await self._run(bcrypt.checkpw, secret, password_hash.encode())
-
-    def close(self) -> None:
-        """Stops the worker threads once their current work is done."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    async def _run(self, function: Callable[..., T], *args: object) -> T:
+    async def run(self, function: Callable[..., T], *args: object) -> T:
         """Runs bcrypt work in the pool; refuses it when the queue is full, so a flood of
         sign-ins is turned away instead of delaying every later one without bound."""
         if self._in_flight >= self._max_in_flight:
@@ -73,9 +54,85 @@ class PasswordHasher:
             )
         self._in_flight += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+            return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
         finally:
             self._in_flight -= 1
+
+
+class PasswordHasher:
+    """Hashes and verifies passwords with bcrypt in two lanes of bounded threads and queues."""
+
+    def __init__(
+        self,
+        cost: int,
+        max_threads: int | None = None,
+        max_queued: int = MAX_QUEUED_CHECKS,
+        *,
+        suspect_threads: int | None = None,
+        max_queued_suspect: int = MAX_QUEUED_SUSPECT_CHECKS,
+    ) -> None:
+        self._cost = cost
+        threads = max_threads or min(4, os.cpu_count() or 1)
+        self._clean = _Lane("clean", threads, max_queued)
+        self._suspect = _Lane(
+            "suspect", suspect_threads or max(1, threads // 2), max_queued_suspect
+        )
+        self._dummy_hashes: dict[int, bytes] = {}
+        self._dummy_cost = cost
+
+    @property
+    def cost(self) -> int:
+        """The configured cost: new hashes get it, and older ones are rehashed to it."""
+        return self._cost
+
+    def cost_of(self, password_hash: str) -> int | None:
+        """The cost a bcrypt hash was made with, read from its header ("$2b$12$"; the header
+        alone is enough); None for anything that is not a bcrypt hash."""
+        parts = password_hash.split("$")
+        if len(parts) < 3 or not parts[2].isdigit():
+            return None
+        return int(parts[2])
+
+    async def use_dummy_cost(self, cost: int) -> None:
+        """Checks unknown usernames against a hash of ``cost`` from now on."""
+        await self._dummy_hash(cost)
+        self._dummy_cost = cost
+
+    async def hash(self, password: str, *, suspect: bool = False) -> str:
+        """A new salted bcrypt hash of ``password`` at the configured cost."""
+        lane = self._suspect if suspect else self._clean
+        return (await lane.run(_hash, password.encode(), self._cost)).decode()
+
+    async def verify(
+        self, password: str, password_hash: str | None, *, suspect: bool = False
+    ) -> bool:
+        """Whether ``password`` matches. With no hash (unknown user), or a password bcrypt
+        cannot take, it fails after the same bcrypt work, so timing tells nothing."""
+        lane = self._suspect if suspect else self._clean
+        secret = password.encode()
+        fits = len(secret) <= BCRYPT_MAX_PASSWORD_BYTES
+        if password_hash is None:
+            dummy = await self._dummy_hash(self._dummy_cost)
+            await lane.run(bcrypt.checkpw, secret[:BCRYPT_MAX_PASSWORD_BYTES], dummy)
+            return False
+        matches = await lane.run(
+            bcrypt.checkpw, secret[:BCRYPT_MAX_PASSWORD_BYTES], password_hash.encode()
+        )
+        return matches and fits
+
+    def close(self) -> None:
+        """Stops the worker threads once their current work is done."""
+        for lane in (self._clean, self._suspect):
+            lane.pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _dummy_hash(self, cost: int) -> bytes:
+        """The dummy hash of ``cost``, made once per cost outside the lanes' bounds (it is the
+        server's own work, not a caller's)."""
+        if cost not in self._dummy_hashes:
+            loop = asyncio.get_running_loop()
+            dummy = await loop.run_in_executor(self._clean.pool, _hash, _DUMMY_PASSWORD, cost)
+            self._dummy_hashes[cost] = dummy
+        return self._dummy_hashes[cost]
 
 
 def _hash(password: bytes, cost: int) -> bytes:

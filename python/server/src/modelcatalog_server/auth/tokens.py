@@ -2,6 +2,9 @@
 
 Verification pins the algorithm to RS256, picks the key by the ``kid`` header among keys from
 configuration only, and requires ``iss``, ``aud``, ``sub``, ``iat``, ``nbf``, ``exp`` and ``jti``.
+A token also carries its account's token generation (``gen``); whether that generation is still
+current, and whether the token (by ``jti``) was revoked, is the database's to say (see
+``hook.Authenticator``).
 """
 
 from __future__ import annotations
@@ -35,10 +38,14 @@ class KeyFileError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller of an RPC, as the token names it."""
+    """The authenticated caller of an RPC, as the token names it, and the token itself."""
 
     user_id: str
     username: str
+    token_id: str
+    token_generation: int
+    valid_until_us: int
+    """The last moment the token is accepted: its expiry plus the tolerated clock skew."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +90,9 @@ class TokenService:
         """The current private key; other secrets of the server are derived from it."""
         return self._signing_key
 
-    def issue(self, user_id: str, username: str) -> IssuedToken:
-        """A new signed token for the user, valid for the configured lifetime."""
+    def issue(self, user_id: str, username: str, generation: int) -> IssuedToken:
+        """A new signed token for the user at its current token ``generation``, valid for the
+        configured lifetime."""
         now = int(self._clock())
         expires = now + self._lifetime
         claims = {
@@ -96,6 +104,7 @@ class TokenService:
             "nbf": now,
             "exp": expires,
             "jti": uuid.uuid4().hex,
+            "gen": generation,
         }
         token = jwt.encode(
             claims, self._signing_key, algorithm=ALGORITHM, headers={"kid": self._signing_kid}
@@ -118,7 +127,18 @@ class TokenService:
                 leeway=CLOCK_SKEW_SECONDS,
                 options={"require": list(REQUIRED_CLAIMS)},
             )
-            return Principal(str(claims["sub"]), str(claims.get("username", "")))
+            # Tokens issued before generations existed carry none: generation 0, every
+            # account's first.
+            generation = claims.get("gen", 0)
+            if not isinstance(generation, int) or isinstance(generation, bool):
+                raise jwt.InvalidTokenError("the token generation is not an integer")
+            return Principal(
+                str(claims["sub"]),
+                str(claims.get("username", "")),
+                token_id=str(claims["jti"]),
+                token_generation=generation,
+                valid_until_us=(int(claims["exp"]) + CLOCK_SKEW_SECONDS) * 1_000_000,
+            )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated(
                 "the access token has expired; sign in again", reason="TOKEN_EXPIRED"

@@ -1,35 +1,78 @@
-"""Accounts: sign-up and credential checks. Hashing is injected, so the rules stay testable."""
+"""Accounts: sign-up, credential checks and the standing of issued tokens.
+
+Hashing is injected, so the rules stay testable. Sign-in is throttled, and its bcrypt lane
+chosen, by ``sign_in_limits``. A token stops working when its account is deleted, when the
+account's token generation moves past the token's, or when the token itself is revoked
+(sign-out); all of it is read from the database, so every server process agrees.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from dataclasses import dataclass
 from typing import Protocol
 
-from ..storage.metadata import MetadataStore, Transaction, UniqueViolation
-from ..storage.records import UserRecord
+from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, now_us
+from ..storage.records import Credentials, UserRecord
 from . import validation
-from .errors import AlreadyExists, PermissionDenied, Unauthenticated
+from .errors import AlreadyExists, PermissionDenied, ResourceExhausted, Unauthenticated
+from .sign_in_limits import SignInGuard, peer_key
+
+log = logging.getLogger("modelcatalog_server")
+
+#: Stored hashes are grouped by this many first characters: the "$2b$12$" that names the
+#: scheme and its cost.
+HASH_HEADER_CHARS = 7
+
+INVALID_CREDENTIALS = "the username or the password is wrong"
+REVOKED_MESSAGE = (
+    "the access token was revoked (signed out) or its account no longer exists; sign in again"
+)
 
 
 class PasswordHasher(Protocol):
     """What accounts need from a password hashing scheme."""
 
-    async def hash(self, password: str) -> str: ...
+    @property
+    def cost(self) -> int: ...
 
-    async def verify(self, password: str, password_hash: str | None) -> bool: ...
+    async def hash(self, password: str, *, suspect: bool = False) -> str: ...
+
+    async def verify(
+        self, password: str, password_hash: str | None, *, suspect: bool = False
+    ) -> bool: ...
+
+    def cost_of(self, password_hash: str) -> int | None: ...
+
+    async def use_dummy_cost(self, cost: int) -> None: ...
 
 
-INVALID_CREDENTIALS = "the username or the password is wrong"
+@dataclass(frozen=True)
+class SignedIn:
+    """The account whose credentials matched, and the token generation to issue."""
+
+    user: UserRecord
+    token_generation: int
 
 
 class Accounts:
-    """Creates accounts and checks their credentials."""
+    """Creates accounts, checks their credentials and the standing of their tokens."""
 
-    def __init__(self, store: MetadataStore, hasher: PasswordHasher, *, allow_signup: bool) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        hasher: PasswordHasher,
+        guard: SignInGuard,
+        *,
+        allow_signup: bool,
+    ) -> None:
         self._store = store
         self._hasher = hasher
+        self._guard = guard
         self._allow_signup = allow_signup
 
-    async def sign_up(self, username: str, password: str) -> UserRecord:
+    async def sign_up(self, username: str, password: str, peer: str | None) -> UserRecord:
         if not self._allow_signup:
             raise PermissionDenied(
                 "this server does not allow self sign-up; ask an administrator for an account",
@@ -37,7 +80,8 @@ class Accounts:
             )
         validation.username("username", username)
         validation.new_password("password", password)
-        password_hash = await self._hasher.hash(password)
+        with self._guard.checking(peer_key(peer)) as crowded:
+            password_hash = await self._hasher.hash(password, suspect=crowded)
         try:
             async with self._store.write() as tx:
                 return await tx.insert_user(username, password_hash)
@@ -47,28 +91,88 @@ class Accounts:
                 reason="USERNAME_TAKEN",
             ) from None
 
-    async def sign_in(self, username: str, password: str) -> UserRecord:
-        """The account whose credentials these are; one error for every kind of mismatch."""
+    async def sign_in(self, username: str, password: str, peer: str | None) -> SignedIn:
+        """The account whose credentials these are; one error for every kind of mismatch.
+
+        ``peer`` is the caller's network address (None when unknown). A throttled attempt
+        fails before any bcrypt work; the others each record their outcome.
+        """
         validation.present("username", username)
         validation.present("password", password)
         async with self._store.read() as tx:
+            attempt = await self._guard.admit(tx, username, peer)
             credentials = await tx.credentials(username)
         password_hash = credentials.password_hash if credentials else None
-        if not await self._hasher.verify(password, password_hash) or credentials is None:
+        with self._guard.checking(attempt.peer_key) as crowded:
+            suspect = attempt.suspect or crowded
+            matches = await self._hasher.verify(password, password_hash, suspect=suspect)
+        if not matches or credentials is None:
+            await self._guard.failed(attempt)
             raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
-        return credentials.user
+        await self._guard.succeeded(attempt)
+        await self._rehash_if_cost_changed(credentials, password)
+        return SignedIn(credentials.user, credentials.token_generation)
+
+    async def match_dummy_hash_cost(self) -> None:
+        """Makes unknown usernames cost what most stored hashes cost (the configured cost
+        when there are none), so an operator's cost change does not reveal which exist."""
+        async with self._store.read() as tx:
+            headers = await tx.password_hash_prefixes(HASH_HEADER_CHARS)
+        costs: Counter[int] = Counter()
+        for header, accounts in headers.items():
+            cost = self._hasher.cost_of(header)
+            if cost is not None:
+                costs[cost] += accounts
+        common = costs.most_common(1)
+        await self._hasher.use_dummy_cost(common[0][0] if common else self._hasher.cost)
 
     async def user(self, user_id: str) -> UserRecord:
         """The account a valid token names."""
         async with self._store.read() as tx:
             return await caller_account(tx, user_id)
 
+    async def check_token(self, user_id: str, token_id: str, generation: int) -> None:
+        """Refuses (TOKEN_REVOKED) a token whose account is gone, whose generation is past,
+        or which was revoked itself; one light query."""
+        async with self._store.read() as tx:
+            standing = await tx.token_standing(user_id, token_id)
+        if standing is None or standing.revoked or standing.token_generation != generation:
+            raise Unauthenticated(REVOKED_MESSAGE, reason="TOKEN_REVOKED")
+
+    async def sign_out(self, user_id: str, token_id: str, valid_until_us: int) -> None:
+        """Revokes one token until it would have expired anyway; forgets expired revocations."""
+        try:
+            async with self._store.write() as tx:
+                await tx.prune_revoked_tokens(now_us())
+                await tx.insert_revoked_token(token_id, user_id, valid_until_us)
+        except UniqueViolation:
+            pass  # signed out twice at once: revoked either way
+
+    async def _rehash_if_cost_changed(self, credentials: Credentials, password: str) -> None:
+        """Brings a hash made at another cost to the configured one, now that the password is
+        known to be right; skipped (the next sign-in retries) while the bcrypt lane is full."""
+        stored = credentials.password_hash
+        if self._hasher.cost_of(stored) == self._hasher.cost:
+            return
+        try:
+            new_hash = await self._hasher.hash(password)
+        except ResourceExhausted:
+            return
+        async with self._store.write() as tx:
+            replaced = await tx.replace_password_hash(credentials.user.id, stored, new_hash)
+        if replaced:
+            log.info(
+                "rehashed the password of user %s at bcrypt cost %d (was %s)",
+                credentials.user.id,
+                self._hasher.cost,
+                self._hasher.cost_of(stored),
+            )
+            await self.match_dummy_hash_cost()
+
 
 async def caller_account(tx: Transaction, user_id: str) -> UserRecord:
     """The caller's account; a valid token may outlive it (UNAUTHENTICATED then)."""
     account = await tx.user_by_id(user_id)
     if account is None:
-        raise Unauthenticated(
-            "the account of this access token no longer exists", reason="TOKEN_INVALID"
-        )
+        raise Unauthenticated(REVOKED_MESSAGE, reason="TOKEN_REVOKED")
     return account

@@ -9,7 +9,7 @@
     ├── NotFound             a named user or version does not exist
     ├── AlreadyExists        a unique name is taken
     ├── FailedPrecondition   the change would break an invariant (last owner)
-    ├── ResourceExhausted    a size limit was exceeded
+    ├── ResourceExhausted    a size or rate limit was exceeded (maybe with a time to wait)
     ├── DataLoss             uploaded bytes do not match their declared digest
     ├── OutOfRange           a download offset is past the end
     └── DeadlineExceeded     a client stopped sending in the middle of a stream
@@ -61,7 +61,14 @@ class FailedPrecondition(CatalogError):
 
 
 class ResourceExhausted(CatalogError):
-    """A size or rate limit was exceeded."""
+    """A size or rate limit was exceeded; ``retry_after_seconds`` says when a rate limit
+    lets the same call through again, when that is known."""
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, retry_after_seconds: int | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class DataLoss(CatalogError):

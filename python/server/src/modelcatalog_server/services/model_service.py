@@ -77,7 +77,7 @@ class ModelService(v1.ModelServiceBase):
             current_principal().user_id,
             _convert.upload_header(header),
             _chunks(messages),
-            peer=current_peer(),
+            peer=current_peer() or "-",
         )
         return v1.UploadModelVersionResponse(version=_convert.version(version))
 

@@ -20,7 +20,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, event, func, inspect, or_, select, true
+from sqlalchemy import and_, case, event, exists, func, inspect, or_, select, true
 from sqlalchemy.engine import URL, Connection, Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -28,10 +28,12 @@ from sqlalchemy.sql import ColumnElement
 
 from .records import (
     Credentials,
+    FailureCounts,
     FolderRecord,
     MemberRecord,
     ModelRecord,
     Role,
+    TokenStanding,
     UserRecord,
     VersionRecord,
 )
@@ -43,7 +45,9 @@ from .schema import (
     metadata,
     model_versions,
     models,
+    revoked_tokens,
     schema_version,
+    sign_in_failures,
     users,
 )
 
@@ -215,7 +219,118 @@ class Transaction:
         ).first()
         if row is None:
             return None
-        return Credentials(UserRecord(row.id, row.username, row.created_us), row.password_hash)
+        return Credentials(
+            UserRecord(row.id, row.username, row.created_us),
+            row.password_hash,
+            row.token_generation,
+        )
+
+    async def replace_password_hash(self, user_id: str, old_hash: str, new_hash: str) -> bool:
+        """Stores ``new_hash`` if the account still has ``old_hash`` (a concurrent change wins)."""
+        updated = await self.connection.execute(
+            users.update()
+            .where(users.c.id == user_id, users.c.password_hash == old_hash)
+            .values(password_hash=new_hash)
+        )
+        return bool(updated.rowcount)
+
+    async def password_hash_prefixes(self, length: int) -> dict[str, int]:
+        """How many accounts have each distinct first ``length`` characters of their hash."""
+        prefix = func.substr(users.c.password_hash, 1, length).label("prefix")
+        rows = await self.connection.execute(
+            select(prefix, func.count().label("accounts")).group_by(prefix)
+        )
+        return {row.prefix: row.accounts for row in rows}
+
+    # Sign-in failures
+
+    async def sign_in_failure_counts(
+        self, account_key: str, peer_key: str, since_us: int
+    ) -> FailureCounts:
+        """Failures after ``since_us`` for the account from the peer, the account, the peer."""
+        same_account = sign_in_failures.c.account_key == account_key
+        same_peer = sign_in_failures.c.peer_key == peer_key
+
+        def count(condition: ColumnElement[bool]) -> Any:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        row = (
+            await self.connection.execute(
+                select(
+                    count(and_(same_account, same_peer)).label("account_from_peer"),
+                    count(same_account).label("account"),
+                    count(same_peer).label("peer"),
+                ).where(sign_in_failures.c.failed_us > since_us, or_(same_account, same_peer))
+            )
+        ).one()
+        return FailureCounts(row.account_from_peer, row.account, row.peer)
+
+    async def nth_latest_sign_in_failure(
+        self, n: int, since_us: int, *, account_key: str | None, peer_key: str | None
+    ) -> int | None:
+        """The time of the ``n``-th most recent failure after ``since_us`` matching the keys
+        given: the moment from which fewer than ``n`` of them remain counted."""
+        query = select(sign_in_failures.c.failed_us).where(sign_in_failures.c.failed_us > since_us)
+        if account_key is not None:
+            query = query.where(sign_in_failures.c.account_key == account_key)
+        if peer_key is not None:
+            query = query.where(sign_in_failures.c.peer_key == peer_key)
+        query = query.order_by(sign_in_failures.c.failed_us.desc()).offset(n - 1).limit(1)
+        return (await self.connection.execute(query)).scalar_one_or_none()
+
+    async def insert_sign_in_failure(self, account_key: str, peer_key: str, at_us: int) -> None:
+        await self.connection.execute(
+            sign_in_failures.insert().values(
+                account_key=account_key, peer_key=peer_key, failed_us=at_us
+            )
+        )
+
+    async def delete_sign_in_failures(self, account_key: str, peer_key: str) -> None:
+        """Forgets the failures of one account from one peer."""
+        await self.connection.execute(
+            sign_in_failures.delete().where(
+                sign_in_failures.c.account_key == account_key,
+                sign_in_failures.c.peer_key == peer_key,
+            )
+        )
+
+    async def prune_sign_in_failures(self, before_us: int) -> None:
+        """Forgets failures older than ``before_us``, which no longer count."""
+        await self.connection.execute(
+            sign_in_failures.delete().where(sign_in_failures.c.failed_us <= before_us)
+        )
+
+    # Tokens
+
+    async def token_standing(self, user_id: str, token_id: str) -> TokenStanding | None:
+        """The account's token generation and whether ``token_id`` is revoked, in one query;
+        None when the account no longer exists."""
+        revoked = exists().where(revoked_tokens.c.token_id == token_id)
+        row = (
+            await self.connection.execute(
+                select(users.c.token_generation, revoked.label("revoked")).where(
+                    users.c.id == user_id
+                )
+            )
+        ).first()
+        return TokenStanding(row.token_generation, bool(row.revoked)) if row else None
+
+    async def insert_revoked_token(self, token_id: str, user_id: str, until_us: int) -> None:
+        """Revokes one token until ``until_us``; UniqueViolation if it already is."""
+        try:
+            await self.connection.execute(
+                revoked_tokens.insert().values(
+                    token_id=token_id, user_id=user_id, until_us=until_us
+                )
+            )
+        except IntegrityError as error:
+            raise UniqueViolation(token_id) from error
+
+    async def prune_revoked_tokens(self, before_us: int) -> None:
+        """Forgets revocations of tokens that have expired by ``before_us``."""
+        await self.connection.execute(
+            revoked_tokens.delete().where(revoked_tokens.c.until_us < before_us)
+        )
 
     # Folders and members
 

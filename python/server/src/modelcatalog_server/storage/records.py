@@ -25,10 +25,30 @@ class UserRecord:
 
 @dataclass(frozen=True)
 class Credentials:
-    """An account with its password hash, for sign-in only."""
+    """An account with its password hash and token generation, for sign-in only."""
 
     user: UserRecord
     password_hash: str
+    token_generation: int
+
+
+@dataclass(frozen=True)
+class TokenStanding:
+    """What the database says about a token's account: its generation, and whether this very
+    token was revoked."""
+
+    token_generation: int
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class FailureCounts:
+    """Failed sign-ins since some moment: for one username from one address, for the username
+    from every address, and from the address for every username."""
+
+    account_from_peer: int
+    account: int
+    peer: int
 
 
 @dataclass(frozen=True)

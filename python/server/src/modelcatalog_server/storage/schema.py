@@ -4,6 +4,9 @@ A new database gets the current schema with ``create_all`` and is stamped with
 ``SCHEMA_VERSION``; an existing one runs the ``MIGRATIONS`` after its stamped version. A schema
 change therefore edits the tables below *and* appends a migration that does the same to an
 existing database.
+
+Sign-in failures and revoked tokens are rows here, not process memory, so that every server
+process sharing the database enforces the same throttles and revocations.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ users = Table(
     Column("username", String(64), nullable=False, unique=True),
     Column("password_hash", String(128), nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # Tokens carry the generation they were issued at; raising it revokes them all at once.
+    Column("token_generation", Integer, nullable=False, server_default="0"),
 )
 
 folders = Table(
@@ -97,12 +102,50 @@ model_versions = Table(
 )
 
 
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    # A digest of the username as typed (existing or not) and the caller's network address.
+    Column("account_key", String(64), nullable=False),
+    Column("peer_key", String(64), nullable=False),
+    Column("failed_us", BigInteger, nullable=False),
+    Index("ix_sign_in_failures_account", "account_key", "failed_us"),
+    Index("ix_sign_in_failures_peer", "peer_key", "failed_us"),
+    Index("ix_sign_in_failures_time", "failed_us"),
+)
+
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("token_id", String(64), primary_key=True),
+    Column("user_id", ID, nullable=False),
+    # After this moment the token is refused as expired anyway, and the row can go.
+    Column("until_us", BigInteger, nullable=False),
+    Index("ix_revoked_tokens_until", "until_us"),
+)
+
+
 def _add_model_versions(connection: Connection) -> None:
     model_versions.create(connection)
 
 
+def _add_sign_in_failures_and_revocations(connection: Connection) -> None:
+    column = users.c.token_generation
+    connection.exec_driver_sql(
+        f"ALTER TABLE {users.name} ADD COLUMN {column.name} "
+        f"{column.type.compile(connection.dialect)} NOT NULL DEFAULT 0"
+    )
+    sign_in_failures.create(connection)
+    revoked_tokens.create(connection)
+
+
 #: Migration N+1 brings a database stamped N to N+1. Version 1 had users, folders, members and
-#: models; version 2 added model versions.
-MIGRATIONS: list[Callable[[Connection], None]] = [_add_model_versions]
+#: models; version 2 added model versions; version 3 added token generations, sign-in failures
+#: and revoked tokens.
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _add_model_versions,
+    _add_sign_in_failures_and_revocations,
+]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

@@ -456,6 +456,26 @@ class GetCurrentUserResponse(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class SignOutRequest(betterproto.Message):
+    """
+    SignOutRequest is the input of AuthService.SignOut; the token revoked is the one the call
+     is made with.
+    """
+
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class SignOutResponse(betterproto.Message):
+    """
+    SignOutResponse is the output of AuthService.SignOut; it is empty because a sign-out has
+     nothing to report.
+    """
+
+    pass
+
+
+@dataclass(eq=False, repr=False)
 class CreateFolderRequest(betterproto.Message):
     """CreateFolderRequest is the input of FolderService.CreateFolder."""
 
@@ -900,6 +920,23 @@ class AuthServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def sign_out(
+        self,
+        sign_out_request: "SignOutRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "SignOutResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.AuthService/SignOut",
+            sign_out_request,
+            SignOutResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class FolderServiceStub(betterproto.ServiceStub):
     async def create_folder(
@@ -1144,6 +1181,9 @@ class AuthServiceBase(ServiceBase):
     ) -> "GetCurrentUserResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def sign_out(self, sign_out_request: "SignOutRequest") -> "SignOutResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def __rpc_sign_up(
         self, stream: "grpclib.server.Stream[SignUpRequest, SignUpResponse]"
     ) -> None:
@@ -1166,6 +1206,13 @@ class AuthServiceBase(ServiceBase):
         response = await self.get_current_user(request)
         await stream.send_message(response)
 
+    async def __rpc_sign_out(
+        self, stream: "grpclib.server.Stream[SignOutRequest, SignOutResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.sign_out(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/modelcatalog.v1.AuthService/SignUp": grpclib.const.Handler(
@@ -1185,6 +1232,12 @@ class AuthServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 GetCurrentUserRequest,
                 GetCurrentUserResponse,
+            ),
+            "/modelcatalog.v1.AuthService/SignOut": grpclib.const.Handler(
+                self.__rpc_sign_out,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                SignOutRequest,
+                SignOutResponse,
             ),
         }
 

@@ -1,0 +1,188 @@
+"""Sign-in throttling: failed sign-ins are rows in the database, counted over a sliding window.
+
+Every failure is recorded for the username as typed (whether or not an account has it, so
+throttling says nothing about which usernames exist) and for the caller's network address
+(IPv6 addresses by their /64 network, which one subscriber usually holds whole). Within the
+window a sign-in is refused with SIGN_IN_THROTTLED, before any bcrypt work, when
+
+- the username has ``max_failures_per_account`` failures *from this address*,
+- the username has ``ACCOUNT_WIDE_FACTOR`` times as many failures from all addresses, or
+- the address has ``max_failures_per_peer`` failures for any usernames.
+
+Counting the per-account limit per address means one attacker cannot lock an account's owner
+out by failing on purpose; only many addresses together reach the looser account-wide limit,
+and even then only for the window. Refused attempts are not recorded, so retrying while
+refused does not make the wait longer. A successful sign-in forgets the failures of that
+username from that address only: it does not reset what the address did to other usernames,
+nor what other addresses did to this one.
+
+The same records choose the bcrypt lane (``auth.passwords``): an address with recent failures,
+or with several password checks already in flight, is *suspect*.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ..storage.metadata import MetadataStore, Transaction, now_us
+from .errors import ResourceExhausted
+
+#: The account-wide limit is this many times the per-account, per-address limit.
+ACCOUNT_WIDE_FACTOR = 10
+#: From this many password checks in flight for one address on, its next ones are suspect.
+SUSPECT_IN_FLIGHT_PER_PEER = 2
+#: Expired failures are deleted at most this often by one process.
+PRUNE_INTERVAL_US = 60_000_000
+#: The key of callers whose address is unknown (the connection is already gone).
+UNKNOWN_PEER = "unknown"
+#: IPv6 addresses are counted by the network of this prefix length.
+IPV6_PEER_PREFIX = 64
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    """How many failures are tolerated within ``window_seconds``."""
+
+    max_failures_per_account: int = 10
+    max_failures_per_peer: int = 50
+    window_seconds: int = 900
+
+    @property
+    def max_failures_per_account_everywhere(self) -> int:
+        """The account-wide limit, over all addresses together."""
+        return self.max_failures_per_account * ACCOUNT_WIDE_FACTOR
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """An admitted sign-in: whom it is counted against, and its bcrypt lane."""
+
+    account_key: str
+    peer_key: str
+    suspect: bool
+    failed_before: bool
+    """Whether this username has failures from this address to forget if it succeeds."""
+
+
+def account_key(username: str) -> str:
+    """A fixed-size key for a username as typed, however long or strange it is."""
+    return hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def peer_key(address: str | None) -> str:
+    """The key of a caller's address: IPv4 as is (also when mapped into IPv6), IPv6 by /64."""
+    if not address:
+        return UNKNOWN_PEER
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PEER_PREFIX), strict=False))
+    return str(ip)
+
+
+class SignInGuard:
+    """Admits or throttles sign-ins, records their outcome, and picks their bcrypt lane."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        limits: SignInLimits,
+        *,
+        clock: Callable[[], int] = now_us,
+    ) -> None:
+        self._store = store
+        self._limits = limits
+        self._clock = clock
+        self._window_us = limits.window_seconds * 1_000_000
+        self._in_flight: Counter[str] = Counter()
+        self._last_prune_us = 0
+
+    async def admit(self, tx: Transaction, username: str, peer: str | None) -> Attempt:
+        """The attempt, or ResourceExhausted (SIGN_IN_THROTTLED) with the time to wait."""
+        account, address = account_key(username), peer_key(peer)
+        now = self._clock()
+        since = now - self._window_us
+        counts = await tx.sign_in_failure_counts(account, address, since)
+        limits = self._limits
+        checks = (
+            (
+                counts.account_from_peer >= limits.max_failures_per_account,
+                limits.max_failures_per_account,
+                account,
+                address,
+                "for this username from your address",
+            ),
+            (
+                counts.account >= limits.max_failures_per_account_everywhere,
+                limits.max_failures_per_account_everywhere,
+                account,
+                None,
+                "for this username",
+            ),
+            (
+                counts.peer >= limits.max_failures_per_peer,
+                limits.max_failures_per_peer,
+                None,
+                address,
+                "from your address",
+            ),
+        )
+        waits: list[tuple[int, str]] = []
+        for exceeded, limit, by_account, by_peer, which in checks:
+            if exceeded:
+                oldest_counted = await tx.nth_latest_sign_in_failure(
+                    limit, since, account_key=by_account, peer_key=by_peer
+                )
+                lifted = (oldest_counted or now) + self._window_us
+                waits.append((max(1, math.ceil((lifted - now) / 1_000_000)), which))
+        if waits:
+            seconds, which = max(waits)
+            raise ResourceExhausted(
+                f"too many failed sign-ins {which}; retry in {seconds} s",
+                reason="SIGN_IN_THROTTLED",
+                retry_after_seconds=seconds,
+            )
+        return Attempt(
+            account,
+            address,
+            suspect=counts.peer > 0,
+            failed_before=counts.account_from_peer > 0,
+        )
+
+    @contextmanager
+    def checking(self, peer: str) -> Iterator[bool]:
+        """Counts a password check in flight for ``peer`` (a key) while the block runs; yields
+        whether the address already had so many that this one belongs in the suspect lane."""
+        crowded = self._in_flight[peer] >= SUSPECT_IN_FLIGHT_PER_PEER
+        self._in_flight[peer] += 1
+        try:
+            yield crowded
+        finally:
+            self._in_flight[peer] -= 1
+            if not self._in_flight[peer]:
+                del self._in_flight[peer]
+
+    async def failed(self, attempt: Attempt) -> None:
+        """Records a failure; now and then also forgets the ones that no longer count."""
+        now = self._clock()
+        async with self._store.write() as tx:
+            await tx.insert_sign_in_failure(attempt.account_key, attempt.peer_key, now)
+            if now - self._last_prune_us >= PRUNE_INTERVAL_US:
+                await tx.prune_sign_in_failures(now - self._window_us)
+                self._last_prune_us = now
+
+    async def succeeded(self, attempt: Attempt) -> None:
+        """Forgets this username's failures from this address (and nothing else)."""
+        if attempt.failed_before:
+            async with self._store.write() as tx:
+                await tx.delete_sign_in_failures(attempt.account_key, attempt.peer_key)

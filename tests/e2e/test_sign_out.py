@@ -1,0 +1,164 @@
+"""Tokens that stop working on the real server: sign-out (SDK and CLI), a deleted account,
+and both across a restart; other tokens keep working."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from modelcatalog import Client, Unauthenticated
+
+from .conftest import RunningServer, start_server
+
+PASSWORD = "correct horse battery"
+
+
+async def signed_in(server: RunningServer, username: str, *, sign_up: bool = True) -> Client:
+    client = Client(server.address, ca_cert=server.ca_cert)
+    if sign_up:
+        await client.sign_up(username, PASSWORD)
+    await client.sign_in(username, PASSWORD)
+    return client
+
+
+async def refused_as_revoked(server: RunningServer, token: str) -> None:
+    async with Client(server.address, ca_cert=server.ca_cert, token=token) as client:
+        with pytest.raises(Unauthenticated) as refused:
+            await client.get_current_user()
+    assert refused.value.reason == "TOKEN_REVOKED"
+
+
+async def test_sign_out_revokes_only_the_calling_token(server: RunningServer) -> None:
+    """After sign_out the token is refused; the account's other session and another account
+    keep working."""
+    first = await signed_in(server, "alice")
+    second = await signed_in(server, "alice", sign_up=False)
+    bob = await signed_in(server, "bob")
+    token = first.token
+    assert token is not None
+    await first.sign_out()
+    assert first.token is None
+    await refused_as_revoked(server, token)
+    assert (await second.get_current_user()).username == "alice"
+    assert (await bob.get_current_user()).username == "bob"
+    for client in (first, second, bob):
+        client.close()
+
+
+async def test_a_deleted_account_token_is_refused_on_every_kind_of_rpc(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """Once bob's account is deleted, his token reads nothing shared with him: unary calls,
+    lists, the download stream and the upload stream all answer TOKEN_REVOKED."""
+    alice, bob = await signed_in(server, "alice"), await signed_in(server, "bob")
+    folder = await alice.create_folder("shared")
+    model = await alice.create_model(folder.id, "weights")
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights" * 1000)
+    await alice.upload(model.id, source)
+    await alice.grant_folder_access(folder.id, "bob", "editor")
+    await bob.download(model.id, 1, tmp_path / "before.bin")
+    bob_id = (await bob.get_current_user()).id
+    with sqlite3.connect(server.data_dir / "catalog.sqlite3", timeout=30) as database:
+        database.execute("DELETE FROM folder_members WHERE user_id = ?", (bob_id,))
+        database.execute("DELETE FROM users WHERE id = ?", (bob_id,))
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "unary": lambda: bob.get_folder(folder.id),
+        "list": lambda: anext(bob.list_models(folder.id)),
+        "download stream": lambda: bob.download(model.id, 1, tmp_path / "after.bin"),
+        "upload stream": lambda: bob.upload(model.id, source),
+    }
+    for kind, call in calls.items():
+        with pytest.raises(Unauthenticated) as refused:
+            await call()
+        assert refused.value.reason == "TOKEN_REVOKED", kind
+    assert [f.name async for f in alice.list_folders()] == ["shared"]
+    alice.close()
+    bob.close()
+
+
+async def test_a_sign_out_survives_a_restart(tmp_path: Path, signing_key: Path) -> None:
+    """The revocation is stored: the restarted server still refuses the token."""
+    first = start_server(tmp_path, signing_key=signing_key)
+    try:
+        alice = await signed_in(first, "alice")
+        token = alice.token
+        assert token is not None
+        await alice.sign_out()
+        alice.close()
+    finally:
+        assert first.stop() == 0
+    second = start_server(tmp_path, data_dir=first.data_dir, signing_key=signing_key)
+    try:
+        await refused_as_revoked(second, token)
+    finally:
+        assert second.stop() == 0
+
+
+def cli(
+    config_home: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs `modelcatalog` with its config in ``config_home``."""
+    command = shutil.which("modelcatalog")
+    assert command, "the modelcatalog command is not installed in this environment"
+    environment = {**os.environ, "XDG_CONFIG_HOME": str(config_home)}
+    environment.pop("MODELCATALOG_TOKEN", None)
+    return subprocess.run(
+        [command, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+        check=False,
+    )
+
+
+def log_in_with_the_cli(server: RunningServer, config_home: Path) -> str:
+    """Signs alice up and in with the CLI; the token it saved."""
+    connection = ("--server", server.address, "--ca-cert", str(server.ca_cert))
+    for command in ("signup", "login"):
+        done = cli(
+            config_home,
+            command,
+            "alice",
+            *connection,
+            "--password-stdin",
+            stdin=PASSWORD + "\n",
+        )
+        assert done.returncode == 0, done.stderr
+    saved = json.loads((config_home / "modelcatalog" / "config.json").read_text())
+    return str(saved["token"])
+
+
+async def test_logout_revokes_the_saved_token(server: RunningServer, tmp_path: Path) -> None:
+    """`modelcatalog logout` signs the token out on the server before forgetting it."""
+    token = log_in_with_the_cli(server, tmp_path / "config")
+    logout = cli(tmp_path / "config", "logout")
+    assert logout.returncode == 0, logout.stderr
+    assert "the server revoked the token" in logout.stdout
+    await refused_as_revoked(server, token)
+
+
+def test_logout_without_the_server_still_forgets_the_token(
+    tmp_path: Path, signing_key: Path
+) -> None:
+    """With the server gone, logout warns that the token stays valid and still forgets it."""
+    server = start_server(tmp_path, signing_key=signing_key)
+    try:
+        log_in_with_the_cli(server, tmp_path / "config")
+    finally:
+        assert server.stop() == 0
+    logout = cli(tmp_path / "config", "logout")
+    assert logout.returncode == 0, logout.stderr
+    assert "could not revoke the token" in logout.stderr
+    assert "stays valid until it expires" in logout.stderr
+    saved = json.loads((tmp_path / "config" / "modelcatalog" / "config.json").read_text())
+    assert saved["token"] is None
