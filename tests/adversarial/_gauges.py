@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -162,7 +163,8 @@ class Monitor:
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_SECONDS)
         except grpc.RpcError as error:
-            self.failures.append(type(error).__name__ + ": " + str(error)[:200])
+            # grpcio raises RpcErrors that are also Calls, carrying the status code.
+            self.failures.append(cast(grpc.Call, error).code().name)
             return
         if response.status == health_pb2.HealthCheckResponse.SERVING:
             self.latencies.append(time.perf_counter() - started)

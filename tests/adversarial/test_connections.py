@@ -31,12 +31,10 @@ from ._attack import (
     upload_header,
 )
 from ._gauges import MIB, rss_bytes, tracebacks
-from .conftest import SCALE, Launcher
+from .conftest import SCALE, TIMER_SLACK_SECONDS, Launcher
 
 IDLE_TIMEOUT_SECONDS = 2
 HANDSHAKE_TIMEOUT_SECONDS = 2
-#: How late a timer may fire on a loaded 2-core machine and still count as on time.
-TIMER_SLACK_SECONDS = 3.0
 #: Memory one admitted idle connection may hold: asyncio's TLS transport alone keeps a
 #: 256 KiB read buffer, h2 and grpclib some more. The cap, not this, bounds the total.
 IDLE_CONNECTION_RSS_BUDGET = 512 << 10

@@ -32,7 +32,7 @@ from ._attack import (
     settings_flood,
 )
 from ._gauges import HEALTH_P99_BOUND_SECONDS, MIB, Monitor, memory_settles, rss_bytes
-from .conftest import SCALE, Launcher
+from .conftest import REQUEST_TIMEOUT_SECONDS, SCALE, Launcher
 
 #: Memory a flood of control frames or reset streams may add at its peak: the frames in the
 #: socket and TLS buffers and the work in flight, nothing per frame or per stream (a stream
@@ -45,7 +45,6 @@ RETURNED_RSS_SLACK = 12 * MIB
 CONNECTION_BUFFER_LIMIT = 16 * MIB
 SERVER_BUFFER_LIMIT = 24 * MIB
 INCOMPLETE_MESSAGES_RSS_BUDGET = SERVER_BUFFER_LIMIT + 40 * MIB
-REQUEST_TIMEOUT_SECONDS = 2
 #: Length of the half-sent messages: 4 MiB, of which all but the last byte is sent.
 HALF_SENT_MESSAGE_BYTES = 4 * MIB
 #: How long the server has to answer every half-sent message: the request timeout, plus the

@@ -27,12 +27,9 @@ from ._attack import (
     upload_header,
 )
 from ._gauges import HEALTH_P99_BOUND_SECONDS, MIB, Monitor
-from .conftest import Launcher
+from .conftest import REQUEST_TIMEOUT_SECONDS, TIMER_SLACK_SECONDS, Launcher
 
 PROGRESS_WINDOW_SECONDS = 2
-REQUEST_TIMEOUT_SECONDS = 2
-#: How late a timer may fire on a loaded 2-core machine and still count as on time.
-TIMER_SLACK_SECONDS = 3.0
 #: The issue's attack: 4 accounts, each trickling as many uploads as one user may run (32),
 #: from its own address, so that together they could hold all 128 upload slots.
 TRICKLING_ACCOUNTS = 4
