@@ -1,0 +1,144 @@
+"""The real ``modelcatalog-server`` process on a free loopback port, for the suites that need it.
+
+Shared by ``tests/e2e`` and ``tests/adversarial``: both start the console script, wait for its
+"listening on" log line, talk to it over TLS with its self-signed certificate and stop it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from grpclib.client import Channel
+from grpclib.encoding.base import CodecBase
+
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 15.0
+LISTENING = re.compile(r"listening on (\S+)")
+
+
+@dataclass
+class RunningServer:
+    """A server process, the address it listens on, its data directory and its log file."""
+
+    process: subprocess.Popen[bytes]
+    address: str
+    log_path: Path
+    data_dir: Path
+
+    @property
+    def host(self) -> str:
+        return self.address.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    @property
+    def ca_cert(self) -> Path:
+        """The self-signed certificate the server made; clients use it as their CA."""
+        return self.data_dir / "tls" / "server.crt"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts the server and negotiates HTTP/2."""
+        context = ssl.create_default_context(cafile=self.ca_cert)
+        context.set_alpn_protocols(["h2"])
+        return context
+
+    def channel(self, codec: CodecBase | None = None) -> Channel:
+        """A raw grpclib channel over TLS that trusts the server, for what the SDK cannot send."""
+        return Channel(self.host, self.port, ssl=self.tls_context(), codec=codec)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Sends ``sig`` and waits for the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+
+def wait_for(condition: Callable[[], bool], within: float = START_TIMEOUT_SECONDS) -> bool:
+    """Whether ``condition`` came true within ``within`` seconds, polling every 20 ms."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def server_command() -> str:
+    command = shutil.which("modelcatalog-server")
+    assert command, "modelcatalog-server is not installed in this environment"
+    return command
+
+
+def start_server(
+    workdir: Path,
+    *args: str,
+    data_dir: Path | None = None,
+    signing_key: Path | None = None,
+    environment: Mapping[str, str] | None = None,
+    open_files_limit: int | None = None,
+) -> RunningServer:
+    """Starts the server with ``args`` and waits (polling its log) until it listens.
+
+    Tests lower the bcrypt cost and may share one signing key (generating one is slow).
+    ``environment`` adds ``MODELCATALOG_*`` settings; ``open_files_limit`` caps the process's
+    file descriptors (soft and hard ``RLIMIT_NOFILE``), as a small ``ulimit -n`` would.
+    """
+    data_dir = data_dir or workdir / "data"
+    log_path = workdir / f"server-{time.monotonic_ns()}.log"
+    options = ["--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--bcrypt-cost", "4"]
+    if signing_key is not None:
+        options += ["--jwt-private-key", str(signing_key)]
+
+    def limit_open_files() -> None:
+        if open_files_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files_limit, open_files_limit))
+
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [server_command(), *options, *args],
+            cwd=workdir,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})},
+            preexec_fn=limit_open_files if open_files_limit is not None else None,
+        )
+    server = RunningServer(process, "", log_path, data_dir)
+    if not wait_for(lambda: bool(LISTENING.search(server.log())) or process.poll() is not None):
+        server.stop(signal.SIGKILL)
+        pytest.fail(f"server did not listen within {START_TIMEOUT_SECONDS} s:\n{server.log()}")
+    match = LISTENING.search(server.log())
+    if match is None:
+        pytest.fail(f"server exited with {process.returncode} before listening:\n{server.log()}")
+    server.address = match.group(1)
+    return server
+
+
+def write_signing_key(path: Path) -> Path:
+    """Writes a new JWT signing key (PKCS#1 PEM, as ``ssh-keygen -m PEM`` does) to ``path``."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
