@@ -130,6 +130,24 @@ async def test_an_attacker_address_does_not_lock_the_owner_out(
     assert (await accounts.sign_in("alice", PASSWORD, OWNER)).user.username == "alice"
 
 
+async def test_concurrent_guesses_count_before_any_has_failed(
+    store: MetadataStore, hasher: RecordingHasher, clock: Clock
+) -> None:
+    """A burst of simultaneous guesses cannot all be checked: attempts in flight count too."""
+    accounts = make_accounts(store, hasher, clock, max_failures_per_account=3)
+    await accounts.sign_up("alice", PASSWORD, OWNER)
+    hasher.release.clear()
+    guesses = [asyncio.create_task(accounts.sign_in("alice", WRONG, ATTACKER)) for _ in range(8)]
+    assert await poll_until(lambda: len(hasher.lanes) == 3)
+    hasher.release.set()
+    outcomes = await asyncio.gather(*guesses, return_exceptions=True)
+    kinds = sorted(type(outcome).__name__ for outcome in outcomes)
+    assert kinds == ["ResourceExhausted"] * 5 + ["Unauthenticated"] * 3
+    refusal = next(o for o in outcomes if isinstance(o, ResourceExhausted))
+    assert refusal.retry_after_seconds == 1
+    assert (await accounts.sign_in("alice", PASSWORD, OWNER)).user.username == "alice"
+
+
 async def test_the_wait_lasts_until_the_oldest_counted_failure_leaves_the_window(
     store: MetadataStore, hasher: RecordingHasher, clock: Clock
 ) -> None:

@@ -103,13 +103,16 @@ class Accounts:
             attempt = await self._guard.admit(tx, username, peer)
             credentials = await tx.credentials(username)
         password_hash = credentials.password_hash if credentials else None
-        with self._guard.checking(attempt.peer_key) as crowded:
-            suspect = attempt.suspect or crowded
-            matches = await self._hasher.verify(password, password_hash, suspect=suspect)
-        if not matches or credentials is None:
-            await self._guard.failed(attempt)
-            raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
-        await self._guard.succeeded(attempt)
+        try:
+            with self._guard.checking(attempt.peer_key) as crowded:
+                suspect = attempt.suspect or crowded
+                matches = await self._hasher.verify(password, password_hash, suspect=suspect)
+            if not matches or credentials is None:
+                await self._guard.failed(attempt)
+                raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
+            await self._guard.succeeded(attempt)
+        finally:
+            self._guard.settle(attempt)
         await self._rehash_if_cost_changed(credentials, password)
         return SignedIn(credentials.user, credentials.token_generation)
 

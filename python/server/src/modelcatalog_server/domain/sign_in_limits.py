@@ -37,6 +37,8 @@ from .errors import ResourceExhausted
 ACCOUNT_WIDE_FACTOR = 10
 #: From this many password checks in flight for one address on, its next ones are suspect.
 SUSPECT_IN_FLIGHT_PER_PEER = 2
+#: The retry hint when attempts still being checked, not recorded failures, fill a limit.
+UNSETTLED_RETRY_SECONDS = 1
 #: Expired failures are deleted at most this often by one process.
 PRUNE_INTERVAL_US = 60_000_000
 #: The key of callers whose address is unknown (the connection is already gone).
@@ -90,6 +92,14 @@ def peer_key(address: str | None) -> str:
     return str(ip)
 
 
+def _pending_keys(attempt: Attempt) -> tuple[tuple[str | None, str | None], ...]:
+    return (
+        (attempt.account_key, attempt.peer_key),
+        (attempt.account_key, None),
+        (None, attempt.peer_key),
+    )
+
+
 class SignInGuard:
     """Admits or throttles sign-ins, records their outcome, and picks their bcrypt lane."""
 
@@ -105,6 +115,9 @@ class SignInGuard:
         self._clock = clock
         self._window_us = limits.window_seconds * 1_000_000
         self._in_flight: Counter[str] = Counter()
+        # Attempts admitted but not yet settled, by the same keys as recorded failures: a
+        # burst of concurrent guesses counts before any of them has failed.
+        self._pending: Counter[tuple[str | None, str | None]] = Counter()
         self._last_prune_us = 0
 
     async def admit(self, tx: Transaction, username: str, peer: str | None) -> Attempt:
@@ -114,23 +127,27 @@ class SignInGuard:
         since = now - self._window_us
         counts = await tx.sign_in_failure_counts(account, address, since)
         limits = self._limits
+        pending = self._pending
         checks = (
             (
-                counts.account_from_peer >= limits.max_failures_per_account,
+                counts.account_from_peer,
+                pending[account, address],
                 limits.max_failures_per_account,
                 account,
                 address,
                 "for this username from your address",
             ),
             (
-                counts.account >= limits.max_failures_per_account_everywhere,
+                counts.account,
+                pending[account, None],
                 limits.max_failures_per_account_everywhere,
                 account,
                 None,
                 "for this username",
             ),
             (
-                counts.peer >= limits.max_failures_per_peer,
+                counts.peer,
+                pending[None, address],
                 limits.max_failures_per_peer,
                 None,
                 address,
@@ -138,13 +155,15 @@ class SignInGuard:
             ),
         )
         waits: list[tuple[int, str]] = []
-        for exceeded, limit, by_account, by_peer, which in checks:
-            if exceeded:
+        for failures, unsettled, limit, by_account, by_peer, which in checks:
+            if failures >= limit:
                 oldest_counted = await tx.nth_latest_sign_in_failure(
                     limit, since, account_key=by_account, peer_key=by_peer
                 )
                 lifted = (oldest_counted or now) + self._window_us
                 waits.append((max(1, math.ceil((lifted - now) / 1_000_000)), which))
+            elif failures + unsettled >= limit:
+                waits.append((UNSETTLED_RETRY_SECONDS, which))
         if waits:
             seconds, which = max(waits)
             raise ResourceExhausted(
@@ -152,12 +171,22 @@ class SignInGuard:
                 reason="SIGN_IN_THROTTLED",
                 retry_after_seconds=seconds,
             )
-        return Attempt(
+        attempt = Attempt(
             account,
             address,
             suspect=counts.peer > 0,
             failed_before=counts.account_from_peer > 0,
         )
+        for key in _pending_keys(attempt):
+            pending[key] += 1
+        return attempt
+
+    def settle(self, attempt: Attempt) -> None:
+        """Stops counting an admitted attempt as pending; call once, however it ended."""
+        for key in _pending_keys(attempt):
+            self._pending[key] -= 1
+            if not self._pending[key]:
+                del self._pending[key]
 
     @contextmanager
     def checking(self, peer: str) -> Iterator[bool]:
