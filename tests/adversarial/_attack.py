@@ -442,7 +442,8 @@ class Connection:
         if state.reset is not None:
             return f"RST_STREAM {state.reset.name}"
         if self.closed:
-            return f"connection closed (GOAWAY {self.goaway.name if self.goaway else 'none'})"
+            goaway = self.goaway.name if self.goaway is not None else "none"
+            return f"connection closed (GOAWAY {goaway})"
         return "no answer"
 
     # --- ending ----------------------------------------------------------------------------

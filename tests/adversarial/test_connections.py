@@ -64,7 +64,7 @@ async def test_idle_connections_get_goaway_and_close_within_the_idle_timeout(
         for connection in opened:
             await connection.close()
     lingering = [c for c in opened if c.closed_at is None or c.closed_at - c.opened_at > deadline]
-    goaways = {c.goaway.name if c.goaway else "none" for c in opened}
+    goaways = {c.goaway.name if c.goaway is not None else "none" for c in opened}
     print(
         f"{len(opened)} admitted, {refused} refused, {held / MIB:.1f} MiB held, "
         f"{len(lingering)} still open after {deadline} s, GOAWAY codes {goaways}"

@@ -26,6 +26,7 @@ def test_h2_still_dispatches_frames_and_headers_through_the_overridden_methods()
     receive = inspect.getsource(connection.receive_data)
     assert "self._receive_frame(frame)" in receive
     assert "_terminate_connection(e.error_code)" in receive  # GOAWAY carries our error code
+    assert "self._update_header_buffer(f)" in inspect.getsource(_upstream.FrameBuffer.__next__)
     fresh = connection()
     assert fresh.highest_inbound_stream_id == 0
     assert isinstance(fresh._closed_streams, dict)

@@ -99,11 +99,12 @@ class Accounts:
         """
         validation.present("username", username)
         validation.present("password", password)
-        async with self._store.read() as tx:
-            attempt = await self._guard.admit(tx, username, peer)
-            credentials = await tx.credentials(username)
-        password_hash = credentials.password_hash if credentials else None
+        attempt = self._guard.reserve(username, peer)
         try:
+            async with self._store.read() as tx:
+                attempt = await self._guard.admit(tx, attempt)
+                credentials = await tx.credentials(username)
+            password_hash = credentials.password_hash if credentials else None
             with self._guard.checking(attempt.peer_key) as crowded:
                 suspect = attempt.suspect or crowded
                 matches = await self._hasher.verify(password, password_hash, suspect=suspect)

@@ -28,7 +28,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..storage.metadata import MetadataStore, Transaction, now_us
 from .errors import ResourceExhausted
@@ -92,7 +92,19 @@ def peer_key(address: str | None) -> str:
     return str(ip)
 
 
-def _pending_keys(attempt: Attempt) -> tuple[tuple[str | None, str | None], ...]:
+def _throttled(seconds: int, which: str) -> ResourceExhausted:
+    return ResourceExhausted(
+        f"too many failed sign-ins {which}; retry in {seconds} s",
+        reason="SIGN_IN_THROTTLED",
+        retry_after_seconds=seconds,
+    )
+
+
+#: Whose failures a throttle counts: (account, peer), (account, None) or (None, peer).
+_Key = tuple[str | None, str | None]
+
+
+def _pending_keys(attempt: Attempt) -> tuple[_Key, ...]:
     return (
         (attempt.account_key, attempt.peer_key),
         (attempt.account_key, None),
@@ -117,69 +129,64 @@ class SignInGuard:
         self._in_flight: Counter[str] = Counter()
         # Attempts admitted but not yet settled, by the same keys as recorded failures: a
         # burst of concurrent guesses counts before any of them has failed.
-        self._pending: Counter[tuple[str | None, str | None]] = Counter()
+        self._pending: Counter[_Key] = Counter()
         self._last_prune_us = 0
 
-    async def admit(self, tx: Transaction, username: str, peer: str | None) -> Attempt:
-        """The attempt, or ResourceExhausted (SIGN_IN_THROTTLED) with the time to wait."""
+    def reserve(self, username: str, peer: str | None) -> Attempt:
+        """Counts an attempt as pending before any database work, or throttles it at once when
+        attempts still being checked already fill a limit: a burst of concurrent guesses is
+        refused without a query each, and cannot all slip past while the first are checked.
+
+        The caller must ``settle`` the attempt however it ends.
+        """
         account, address = account_key(username), peer_key(peer)
+        for key, limit, which in self._limits_for(account, address):
+            if self._pending[key] >= limit:
+                raise _throttled(UNSETTLED_RETRY_SECONDS, which)
+        attempt = Attempt(account, address, suspect=False, failed_before=False)
+        for key in _pending_keys(attempt):
+            self._pending[key] += 1
+        return attempt
+
+    async def admit(self, tx: Transaction, attempt: Attempt) -> Attempt:
+        """The reserved attempt with its bcrypt lane, or ResourceExhausted (SIGN_IN_THROTTLED)
+        with the time to wait when recorded failures, with the attempts pending, fill a limit."""
+        account, address = attempt.account_key, attempt.peer_key
         now = self._clock()
         since = now - self._window_us
         counts = await tx.sign_in_failure_counts(account, address, since)
-        limits = self._limits
-        pending = self._pending
-        checks = (
-            (
-                counts.account_from_peer,
-                pending[account, address],
-                limits.max_failures_per_account,
-                account,
-                address,
-                "for this username from your address",
-            ),
-            (
-                counts.account,
-                pending[account, None],
-                limits.max_failures_per_account_everywhere,
-                account,
-                None,
-                "for this username",
-            ),
-            (
-                counts.peer,
-                pending[None, address],
-                limits.max_failures_per_peer,
-                None,
-                address,
-                "from your address",
-            ),
-        )
+        recorded = {
+            (account, address): counts.account_from_peer,
+            (account, None): counts.account,
+            (None, address): counts.peer,
+        }
         waits: list[tuple[int, str]] = []
-        for failures, unsettled, limit, by_account, by_peer, which in checks:
-            if failures >= limit:
+        for key, limit, which in self._limits_for(account, address):
+            if recorded[key] >= limit:
+                by_account, by_peer = key
                 oldest_counted = await tx.nth_latest_sign_in_failure(
                     limit, since, account_key=by_account, peer_key=by_peer
                 )
                 lifted = (oldest_counted or now) + self._window_us
                 waits.append((max(1, math.ceil((lifted - now) / 1_000_000)), which))
-            elif failures + unsettled >= limit:
+            elif recorded[key] + self._pending[key] > limit:  # pending includes this attempt
                 waits.append((UNSETTLED_RETRY_SECONDS, which))
         if waits:
-            seconds, which = max(waits)
-            raise ResourceExhausted(
-                f"too many failed sign-ins {which}; retry in {seconds} s",
-                reason="SIGN_IN_THROTTLED",
-                retry_after_seconds=seconds,
-            )
-        attempt = Attempt(
-            account,
-            address,
-            suspect=counts.peer > 0,
-            failed_before=counts.account_from_peer > 0,
+            raise _throttled(*max(waits))
+        return replace(attempt, suspect=counts.peer > 0, failed_before=counts.account_from_peer > 0)
+
+    def _limits_for(self, account: str, address: str) -> tuple[tuple[_Key, int, str], ...]:
+        """Each throttle: whose failures it counts, how many it tolerates, and how it is named."""
+        limits = self._limits
+        return (
+            (
+                (account, address),
+                limits.max_failures_per_account,
+                "for this username from your address",
+            ),
+            ((account, None), limits.max_failures_per_account_everywhere, "for this username"),
+            ((None, address), limits.max_failures_per_peer, "from your address"),
         )
-        for key in _pending_keys(attempt):
-            pending[key] += 1
-        return attempt
 
     def settle(self, attempt: Attempt) -> None:
         """Stops counting an admitted attempt as pending; call once, however it ended."""

@@ -113,7 +113,7 @@ class Versions:
         self._uploads += 1
         self._uploads_by_user[caller] += 1
         self._uploads_by_peer[peer] += 1
-        log.info("upload started: %s", self._slot_use(caller, peer))
+        log.info("upload started, slots in use: %s", self._slot_use(caller, peer))
         try:
             yield
         finally:

@@ -5,8 +5,8 @@ and under grpclib's in-memory test channel alike, so handlers only ever receive 
 are within the size limit, arrived in time, and fit the memory budget:
 
 - a message whose declared length is above the limit is refused before it is read;
-- the bytes of incomplete messages are reserved from a budget per connection and per server,
-  so clients that send large messages slowly cannot hold unbounded memory;
+- the bytes of incomplete messages larger than 64 KiB are reserved from a budget per connection
+  and per server, so clients that send large messages slowly cannot hold unbounded memory;
 - the first request message (a unary request, an upload's header) must arrive within the
   request timeout, and a client stream must then keep delivering a minimum number of bytes
   in every progress window (a trickle holds a slot as long as silence would);
@@ -17,6 +17,8 @@ are within the size limit, arrived in time, and fit the memory budget:
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import time
 from collections.abc import Collection
 from typing import Any
@@ -29,6 +31,26 @@ from grpclib.server import Stream
 from ..errors import refusal
 from ._limits import TransportLimits
 from ._upstream import TransportConnection, TransportStream, stream_bytes_received
+
+#: Messages up to this size are always read: HTTP/2 flow control already bounds them (at most
+#: one per stream, within the connection's window), and reserving them would let a client that
+#: fills the budget with large messages shut out every small call, health checks included.
+UNBUDGETED_MESSAGE_BYTES = 64 << 10
+
+
+#: A closed connection that received at least this much asks for freed memory to be returned.
+TRIM_AFTER_RECEIVED_BYTES = 1 << 20
+#: How long after such a close the memory is returned (several closes share one trim).
+TRIM_DELAY_SECONDS = 1.0
+
+
+def _malloc_trim() -> None:
+    """Returns free heap memory to the system (glibc's ``malloc_trim``); a no-op elsewhere."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class Buffers:
@@ -62,6 +84,24 @@ class RequestGuards:
         self.limits = limits
         self.server_buffers = Buffers(limits.server_buffer_bytes)
         self._connections: WeakKeyDictionary[TransportConnection, Buffers] = WeakKeyDictionary()
+        self._trim: asyncio.TimerHandle | None = None
+
+    def connection_closed(self, connection: TransportConnection) -> None:
+        """Gives the memory a closed connection used back to the system, once things settle.
+
+        glibc keeps freed buffers in its heap, so the memory of a burst of large messages
+        would otherwise stay with the process after its clients left; a trim a moment after
+        the last such connection closed returns it, at most once per delay.
+        """
+        if connection.data_received < TRIM_AFTER_RECEIVED_BYTES or self._trim is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._trim = loop.call_later(TRIM_DELAY_SECONDS, self._return_memory)
+
+    def _return_memory(self) -> None:
+        self._trim = None
+        gc.collect()  # a closed connection's protocol, streams and buffers form cycles
+        _malloc_trim()
 
     def connection_opened(self, connection: TransportConnection) -> None:
         """Gives a new connection its own share of the buffer budget."""
@@ -159,7 +199,8 @@ class _CallGuard:
                 f"a request message may be at most {limit} bytes; this one declares {size}; "
                 "send large files as a stream of smaller chunks",
             )
-        if not self._buffers.try_reserve(size):
+        reserved = size if size > UNBUDGETED_MESSAGE_BYTES else 0
+        if not self._buffers.try_reserve(reserved):
             raise refusal(
                 Status.RESOURCE_EXHAUSTED,
                 "OVERLOADED",
@@ -179,7 +220,7 @@ class _CallGuard:
                 except TimeoutError:
                     self._deadline_passed()
         finally:
-            self._buffers.release(size)
+            self._buffers.release(reserved)
 
     def _deadline_passed(self) -> None:
         """Raises when the client was too slow; otherwise starts the next progress window."""

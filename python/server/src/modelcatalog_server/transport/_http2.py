@@ -36,11 +36,13 @@ from ._limits import RateLimit, TransportLimits
 from ._upstream import (
     _STATUS_DETAILS_KEY,
     ConnectionInputs,
+    ContinuationFrame,
     DataFrame,
     Deadline,
     ErrorCodes,
     EventsProcessor,
     Frame,
+    FrameBuffer,
     GrpclibHandler,
     H2Connection,
     H2Protocol,
@@ -91,6 +93,23 @@ class _Bucket:
         return True
 
 
+class _GuardedFrameBuffer(FrameBuffer):
+    """h2's frame parser, counting CONTINUATION frames, which it folds into their HEADERS.
+
+    h2 caps one header block at 64 of them with a PROTOCOL_ERROR; this bucket ends a flood
+    sooner, and with ENHANCE_YOUR_CALM, like the other frame-rate limits.
+    """
+
+    def __init__(self, limit: RateLimit) -> None:
+        super().__init__(server=True)
+        self._continuations = _Bucket(limit)
+
+    def _update_header_buffer(self, f: Frame | None) -> Frame | None:
+        if isinstance(f, ContinuationFrame) and not self._continuations.take():
+            raise _TooManyFrames("too many CONTINUATION frames")
+        return super()._update_header_buffer(f)
+
+
 class GuardedConnection(H2Connection):
     """h2's connection state machine with frame-rate limits and graceful stream refusal."""
 
@@ -103,6 +122,7 @@ class GuardedConnection(H2Connection):
                 SettingCodes.MAX_HEADER_LIST_SIZE: self.DEFAULT_MAX_HEADER_LIST_SIZE,
             },
         )
+        self.incoming_buffer = _GuardedFrameBuffer(limits.continuations)
         self._resets = _Bucket(limits.resets)
         self._pings = _Bucket(limits.pings)
         self._settings = _Bucket(limits.settings)
@@ -344,6 +364,7 @@ class GuardedProtocol(H2Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         super().connection_lost(exc)
+        self._guards.connection_closed(self.connection)
         self._connections.discard(self)
         self._release()
 

@@ -40,6 +40,8 @@ class TransportLimits:
     #: PING and SETTINGS frames (without ACK): each costs an answer.
     pings: RateLimit = RateLimit(burst=50, per_second=10.0)
     settings: RateLimit = RateLimit(burst=50, per_second=10.0)
+    #: CONTINUATION frames: legitimate header blocks fit in one HEADERS frame or a few more.
+    continuations: RateLimit = RateLimit(burst=32, per_second=16.0)
     #: DATA frames that carry nothing and do not end their stream.
     empty_data: RateLimit = RateLimit(burst=100, per_second=50.0)
     #: PRIORITY and WINDOW_UPDATE frames; clients send WINDOW_UPDATEs while they download.

@@ -25,8 +25,10 @@ from grpclib.server import Handler as GrpclibHandler
 from h2.connection import ConnectionInputs, H2Connection, _decode_headers
 from h2.errors import ErrorCodes
 from h2.exceptions import ProtocolError
+from h2.frame_buffer import FrameBuffer
 from h2.stream import StreamClosedBy
 from hyperframe.frame import (
+    ContinuationFrame,
     DataFrame,
     Frame,
     HeadersFrame,
@@ -50,11 +52,13 @@ __all__ = [
     "_STATUS_DETAILS_KEY",
     "Configuration",
     "ConnectionInputs",
+    "ContinuationFrame",
     "DataFrame",
     "Deadline",
     "ErrorCodes",
     "EventsProcessor",
     "Frame",
+    "FrameBuffer",
     "GrpclibHandler",
     "H2Connection",
     "H2Protocol",
