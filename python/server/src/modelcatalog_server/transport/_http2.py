@@ -67,6 +67,10 @@ log = logging.getLogger("modelcatalog_server.transport")
 access_log = logging.getLogger("modelcatalog_server.access")
 
 _REQUIRED_PSEUDO_HEADERS = (":method", ":path", ":scheme")
+#: PING or WINDOW_UPDATE frames a client may send free of the rate limits for each DATA or
+#: HEADERS frame the server sent, and how many such answers may be owed at most.
+ANSWER_CREDIT_PER_FRAME = 2
+ANSWER_CREDIT_CAP = 256
 
 
 class _TooManyFrames(ProtocolError):
@@ -123,17 +127,49 @@ class GuardedConnection(H2Connection):
             },
         )
         self.incoming_buffer = _GuardedFrameBuffer(limits.continuations)
+        self._answer_credit = 0
         self._resets = _Bucket(limits.resets)
         self._pings = _Bucket(limits.pings)
         self._settings = _Bucket(limits.settings)
         self._empty_data = _Bucket(limits.empty_data)
         self._window_and_priority = _Bucket(limits.window_and_priority)
 
+    def send_data(
+        self,
+        stream_id: int,
+        data: bytes | memoryview,
+        end_stream: bool = False,
+        pad_length: Any = None,
+    ) -> None:
+        self._earn_answer_credit()
+        super().send_data(stream_id, data, end_stream=end_stream, pad_length=pad_length)
+
+    def send_headers(self, stream_id: int, headers: Any, *args: Any, **kwargs: Any) -> None:
+        self._earn_answer_credit()
+        super().send_headers(stream_id, headers, *args, **kwargs)
+
+    def _earn_answer_credit(self) -> None:
+        self._answer_credit = min(ANSWER_CREDIT_CAP, self._answer_credit + ANSWER_CREDIT_PER_FRAME)
+
     def _receive_frame(self, frame: Frame) -> Any:
         bucket = self._bucket_for(frame)
-        if bucket is not None and not bucket.take():
+        if bucket is not None and not self._answers_our_frames(frame) and not bucket.take():
             raise _TooManyFrames(f"too many {type(frame).__name__} frames")
         return super()._receive_frame(frame)
+
+    def _answers_our_frames(self, frame: Frame) -> bool:
+        """Whether ``frame`` is a PING or WINDOW_UPDATE paid for by frames the server sent.
+
+        Clients answer the data they receive: Node's HTTP/2 sends a WINDOW_UPDATE for about
+        every DATA frame, grpc-go and grpcio a PING with every burst to measure bandwidth
+        (BDP). Each DATA or HEADERS frame the server sends earns two such frames free of the
+        rate limits, so a download is never taken for a flood, while a client that receives
+        nothing still meets the limits at once.
+        """
+        if self._answer_credit < 1 or not isinstance(frame, PingFrame | WindowUpdateFrame):
+            return False
+        self._answer_credit -= 1
+        return True
 
     def _bucket_for(self, frame: Frame) -> _Bucket | None:
         if isinstance(frame, RstStreamFrame):

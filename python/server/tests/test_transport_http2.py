@@ -1,0 +1,105 @@
+"""The guarded HTTP/2 connection: floods end the connection, a client's normal traffic does not."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import ConnectionTerminated, RequestReceived, StreamReset
+from h2.exceptions import ProtocolError
+
+from modelcatalog_server.transport import TransportLimits
+from modelcatalog_server.transport._http2 import GuardedConnection
+
+REQUEST = [
+    (":method", "POST"),
+    (":scheme", "https"),
+    (":path", "/grpc.health.v1.Health/Check"),
+    (":authority", "localhost"),
+    ("content-type", "application/grpc"),
+]
+
+
+def pair(limits: TransportLimits) -> tuple[H2Connection, GuardedConnection]:
+    """A client and a guarded server connection that have exchanged their prefaces."""
+    client = H2Connection(H2Configuration(client_side=True))
+    server = GuardedConnection(H2Configuration(client_side=False), limits)
+    client.initiate_connection()
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    return client, server
+
+
+def test_a_ping_flood_ends_the_connection_with_enhance_your_calm() -> None:
+    """Past the PING burst, the server raises and queues GOAWAY(ENHANCE_YOUR_CALM)."""
+    client, server = pair(TransportLimits())
+    for _ in range(TransportLimits().pings.burst + 10):
+        client.ping(os.urandom(8))
+    with pytest.raises(ProtocolError):
+        server.receive_data(client.data_to_send())
+    events = client.receive_data(server.data_to_send())
+    assert [e.error_code for e in events if isinstance(e, ConnectionTerminated)] == [
+        ErrorCodes.ENHANCE_YOUR_CALM
+    ]
+
+
+def test_pings_that_answer_the_servers_data_are_not_a_flood() -> None:
+    """A client pinging with every DATA frame it receives (grpc-go, grpcio) is served on."""
+    client, server = pair(TransportLimits())
+    client.send_headers(1, REQUEST)
+    server.receive_data(client.data_to_send())
+    server.send_headers(1, [(":status", "200")])
+    for _ in range(3 * TransportLimits().pings.burst):
+        server.send_data(1, b"x" * 100)
+        client.receive_data(server.data_to_send())
+        client.ping(os.urandom(8))
+        server.receive_data(client.data_to_send())
+
+
+def test_the_stream_above_the_cap_is_refused_and_the_connection_lives() -> None:
+    """The 3rd stream under a cap of 2 gets REFUSED_STREAM; the first two stay open.
+
+    The client sends its streams before it has read the server's SETTINGS, as any client may.
+    """
+    client = H2Connection(H2Configuration(client_side=True))
+    server = GuardedConnection(
+        H2Configuration(client_side=False), TransportLimits(max_concurrent_streams=2)
+    )
+    client.initiate_connection()
+    server.initiate_connection()
+    for stream_id in (1, 3, 5):
+        client.send_headers(stream_id, REQUEST)
+    requests = server.receive_data(client.data_to_send())
+    assert [e.stream_id for e in requests if isinstance(e, RequestReceived)] == [1, 3]
+    events = client.receive_data(server.data_to_send())
+    resets = [(e.stream_id, e.error_code) for e in events if isinstance(e, StreamReset)]
+    assert resets == [(5, ErrorCodes.REFUSED_STREAM)]
+    assert server.open_inbound_streams == 2
+    server.reset_stream(1)
+    client.receive_data(server.data_to_send())
+    client.send_headers(7, REQUEST)  # HPACK and stream ids stayed in step
+    again = server.receive_data(client.data_to_send())
+    assert [e.stream_id for e in again if isinstance(e, RequestReceived)] == [7]
+
+
+def test_a_non_ascii_header_value_resets_only_its_stream() -> None:
+    """A header value that is not ASCII is a stream error, not the end of the connection."""
+    client = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
+    server = GuardedConnection(
+        H2Configuration(client_side=False, header_encoding="ascii"), TransportLimits()
+    )
+    client.initiate_connection()
+    server.initiate_connection()
+    client.send_headers(1, [*REQUEST, ("x-name", "h\u00e9llo")])
+    client.send_headers(3, REQUEST)
+    events = server.receive_data(client.data_to_send())
+    assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [3]
+    answered = client.receive_data(server.data_to_send())
+    assert [(e.stream_id, e.error_code) for e in answered if isinstance(e, StreamReset)] == [
+        (1, ErrorCodes.PROTOCOL_ERROR)
+    ]
