@@ -9,8 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib.client import Channel
-from grpclib.testing import ChannelFor
-from server_testing import Api
+from server_testing import Api, channel_for
 
 from modelcatalog_server.app import Application, build_application
 from modelcatalog_server.config import Settings
@@ -49,7 +48,7 @@ async def app(settings: Settings) -> AsyncIterator[Application]:
 
 @pytest.fixture
 async def channel(app: Application) -> AsyncIterator[Channel]:
-    async with ChannelFor(app.services) as channel:
+    async with channel_for(app) as channel:
         yield channel
 
 

@@ -4,16 +4,55 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
+from grpclib._typing import IServable
 from grpclib.client import Channel
 from grpclib.const import Status
+from grpclib.encoding.proto import ProtoCodec, ProtoStatusDetailsCodec
 from grpclib.exceptions import GRPCError
+from grpclib.testing import ChannelFor
 
 from modelcatalog import v1
+from modelcatalog_server.app import Application
+from modelcatalog_server.transport import RequestCodec
+
+
+class _InMemoryCodec(ProtoCodec):
+    """The codec of both ends of an in-memory channel: the server's RequestCodec for request
+    messages, as the real server decodes them; grpclib's ProtoCodec for the responses the test's
+    client decodes (the API's request and response types are distinct)."""
+
+    def __init__(self, services: Collection[IServable]) -> None:
+        self._request_types = {
+            handler.request_type
+            for service in services
+            for handler in service.__mapping__().values()
+        }
+        self._requests = RequestCodec()
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        if message_type in self._request_types:
+            return self._requests.decode(data, message_type)
+        return super().decode(data, message_type)
+
+
+def channel_for(app: Application) -> ChannelFor:
+    """grpclib's in-memory channel to ``app``, with the server's codecs.
+
+    ``app.services`` already carry the request guards; ChannelFor builds its own grpclib server,
+    which would otherwise decode requests with grpclib's plain ProtoCodec and send no details.
+    """
+    return ChannelFor(
+        app.services,
+        codec=_InMemoryCodec(app.services),
+        status_details_codec=ProtoStatusDetailsCodec(),
+    )
+
 
 # Looked up by name: mypy types betterproto enum members as plain ints.
 VIEWER = v1.FolderRole.from_string("VIEWER")

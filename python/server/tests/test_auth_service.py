@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 import bcrypt
 import pytest
 from grpclib.const import Status
-from grpclib.testing import ChannelFor
-from server_testing import Api, expect_error
+from server_testing import Api, channel_for, expect_error
 
 from modelcatalog import v1
 from modelcatalog_server.app import build_application
@@ -145,7 +144,7 @@ async def test_sign_up_can_be_turned_off(settings: Settings) -> None:
     """With sign-up off, SignUp is PERMISSION_DENIED and no account is created."""
     async with (
         build_application(replace(settings, allow_signup=False)) as app,
-        ChannelFor(app.services) as channel,
+        channel_for(app) as channel,
     ):
         api = Api(channel)
         await expect_error(

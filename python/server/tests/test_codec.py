@@ -9,7 +9,7 @@ import betterproto
 import pytest
 from grpclib.const import Status
 from grpclib.health.v1.health_pb2 import HealthCheckRequest
-from server_testing import expect_error
+from server_testing import Api, expect_error
 
 from modelcatalog import v1
 from modelcatalog_server.transport import RequestCodec
@@ -340,3 +340,10 @@ def test_betterproto_internals_keep_their_shape() -> None:
         for name, meta in betterproto_metadata(entry).meta_by_field_name.items()
     } == {"key": (1, betterproto.TYPE_STRING), "value": (2, betterproto.TYPE_STRING)}
     assert betterproto_metadata(Stamped).cls_by_field["at"] is datetime
+
+
+async def test_in_memory_channel_decodes_with_the_request_codec(api: Api) -> None:
+    """Unit tests see the production codec: a group field in a request is MALFORMED_REQUEST."""
+    request = v1.SignUpRequest(username="ada", password="correct horse battery")
+    request._unknown_fields = bytes([(3 << 3) | GROUP_START])
+    await expect_error(api.auth.sign_up(request), Status.INVALID_ARGUMENT, "MALFORMED_REQUEST")

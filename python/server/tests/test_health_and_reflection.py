@@ -1,4 +1,4 @@
-"""Health answers SERVING and reflection describes every method of the contract."""
+"""Health answers SERVING; reflection resolves every symbol of the contract, with comments."""
 
 import pytest
 from google.protobuf import descriptor_pb2
@@ -10,8 +10,15 @@ from grpclib.reflection.v1.reflection_pb2 import (
     ServerReflectionRequest,
     ServerReflectionResponse,
 )
+from grpclib.reflection.v1alpha.reflection_grpc import (
+    ServerReflectionStub as ServerReflectionV1AlphaStub,
+)
+from grpclib.reflection.v1alpha.reflection_pb2 import (
+    ServerReflectionRequest as V1AlphaRequest,
+)
 
 from modelcatalog import v1
+from modelcatalog_server.services.reflection import load_descriptor_index
 
 API_SERVICES = (
     "modelcatalog.v1.AuthService",
@@ -74,3 +81,61 @@ async def test_reflection_answers_not_found_for_unknown_symbols(channel: Channel
         channel, ServerReflectionRequest(file_containing_symbol="no.such.Service")
     )
     assert response.error_response.error_code == 5
+
+
+def contract_symbols() -> list[str]:
+    """Every service, method, message and enum the contract's files declare at top level."""
+    image = load_descriptor_index()
+    symbols: list[str] = []
+    for serialized in image.files.values():
+        file = descriptor_pb2.FileDescriptorProto.FromString(serialized)
+        if file.package != "modelcatalog.v1":
+            continue
+        for service in file.service:
+            symbols.append(f"{file.package}.{service.name}")
+            symbols.extend(f"{file.package}.{service.name}.{m.name}" for m in service.method)
+        symbols.extend(f"{file.package}.{m.name}" for m in file.message_type)
+        symbols.extend(f"{file.package}.{e.name}" for e in file.enum_type)
+    return symbols
+
+
+async def reflect_v1alpha(channel: Channel, symbol: str) -> list[str]:
+    """The names of the files v1alpha reflection answers for ``symbol``."""
+    async with ServerReflectionV1AlphaStub(channel).ServerReflectionInfo.open() as stream:
+        await stream.send_message(V1AlphaRequest(file_containing_symbol=symbol), end=True)
+        response = await stream.recv_message()
+    assert response is not None
+    return [
+        descriptor_pb2.FileDescriptorProto.FromString(blob).name
+        for blob in response.file_descriptor_response.file_descriptor_proto
+    ]
+
+
+async def test_every_symbol_resolves_in_v1_and_v1alpha(channel: Channel) -> None:
+    """Services, methods, messages and enums of the contract resolve with both protocols."""
+    symbols = contract_symbols()
+    assert "modelcatalog.v1.ModelService.UploadModelVersion" in symbols
+    for symbol in [*symbols, "grpc.health.v1.Health.Check", "google.rpc.ErrorInfo"]:
+        response = await reflect(channel, ServerReflectionRequest(file_containing_symbol=symbol))
+        assert response.file_descriptor_response.file_descriptor_proto, symbol
+        assert await reflect_v1alpha(channel, symbol), symbol
+
+
+async def test_reflection_serves_comments_and_dependencies(channel: Channel) -> None:
+    """A file comes with its comments, and with the files it imports, each once per stream."""
+    async with ServerReflectionStub(channel).ServerReflectionInfo.open() as stream:
+        names: list[list[str]] = []
+        for symbol in ("modelcatalog.v1.GetModelRequest", "modelcatalog.v1.ListModelsRequest"):
+            await stream.send_message(ServerReflectionRequest(file_containing_symbol=symbol))
+            response = await stream.recv_message()
+            assert response is not None
+            files = [
+                descriptor_pb2.FileDescriptorProto.FromString(blob)
+                for blob in response.file_descriptor_response.file_descriptor_proto
+            ]
+            assert files[0].source_code_info.location
+            names.append([file.name for file in files])
+        await stream.end()
+    assert names[0][0] == "modelcatalog/v1/model_service.proto"
+    assert "modelcatalog/v1/resources.proto" in names[0]
+    assert names[1] == ["modelcatalog/v1/model_service.proto"]

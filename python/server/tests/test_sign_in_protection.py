@@ -16,8 +16,7 @@ import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from grpclib.const import Status
 from grpclib.server import Stream
-from grpclib.testing import ChannelFor
-from server_testing import Api, expect_error, poll_until
+from server_testing import Api, channel_for, expect_error, poll_until
 
 from modelcatalog import v1
 from modelcatalog_server.app import build_application
@@ -296,7 +295,7 @@ async def test_a_throttled_sign_in_answers_resource_exhausted_with_retry_info(
     """Through the API: RESOURCE_EXHAUSTED, SIGN_IN_THROTTLED and a RetryInfo within the
     window, even for the right password."""
     limited = replace(settings, sign_in_max_failures_per_account=2, sign_in_failure_window=600)
-    async with build_application(limited) as app, ChannelFor(app.services) as channel:
+    async with build_application(limited) as app, channel_for(app) as channel:
         api = Api(channel)
         await api.auth.sign_up(v1.SignUpRequest("alice", PASSWORD))
         for _ in range(2):
@@ -368,7 +367,7 @@ def stored_hash(settings: Settings, username: str) -> str:
 
 
 async def sign_up_at_cost(settings: Settings, *usernames: str) -> None:
-    async with build_application(settings) as app, ChannelFor(app.services) as channel:
+    async with build_application(settings) as app, channel_for(app) as channel:
         for username in usernames:
             await Api(channel).auth.sign_up(v1.SignUpRequest(username, PASSWORD))
 
@@ -391,7 +390,7 @@ async def test_sign_in_rehashes_a_hash_made_at_another_cost(settings: Settings) 
     await sign_up_at_cost(settings, "alice")
     assert stored_hash(settings, "alice").startswith("$2b$04$")
     raised = replace(settings, bcrypt_cost=5)
-    async with build_application(raised) as app, ChannelFor(app.services) as channel:
+    async with build_application(raised) as app, channel_for(app) as channel:
         api = Api(channel)
         await api.auth.sign_in(v1.SignInRequest("alice", PASSWORD))
         assert stored_hash(settings, "alice").startswith("$2b$05$")
@@ -406,7 +405,7 @@ async def test_unknown_usernames_cost_what_most_stored_hashes_cost(
     await sign_up_at_cost(settings, "alice", "bob", "carol")
     async with (
         build_application(replace(settings, bcrypt_cost=5)) as app,
-        ChannelFor(app.services) as channel,
+        channel_for(app) as channel,
     ):
         api = Api(channel)
         checks = record_checks(monkeypatch)
@@ -425,7 +424,7 @@ async def test_without_accounts_the_dummy_hash_has_the_configured_cost(
     """On an empty server unknown usernames are checked at the configured cost."""
     async with (
         build_application(replace(settings, bcrypt_cost=5)) as app,
-        ChannelFor(app.services) as channel,
+        channel_for(app) as channel,
     ):
         checks = record_checks(monkeypatch)
         await expect_error(

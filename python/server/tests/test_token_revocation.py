@@ -10,8 +10,7 @@ from google.rpc.error_details_pb2 import ErrorInfo
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from grpclib.testing import ChannelFor
-from server_testing import VIEWER, Api, Caller, expect_error
+from server_testing import VIEWER, Api, Caller, channel_for, expect_error
 
 from modelcatalog import v1
 from modelcatalog_server.app import Application, build_application
@@ -114,10 +113,10 @@ async def test_a_raised_token_generation_revokes_the_tokens_issued_before(
 
 async def test_a_sign_out_holds_for_the_next_server_process(settings: Settings) -> None:
     """The revocation is in the database: a server started afterwards refuses the token."""
-    async with build_application(settings) as first, ChannelFor(first.services) as channel:
+    async with build_application(settings) as first, channel_for(first) as channel:
         alice: Caller = await Api(channel).caller("alice")
         await alice.auth.sign_out(v1.SignOutRequest())
-    async with build_application(settings) as second, ChannelFor(second.services) as channel:
+    async with build_application(settings) as second, channel_for(second) as channel:
         await expect_error(
             Api(channel)
             .as_token(alice.user, alice.token)

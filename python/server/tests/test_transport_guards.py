@@ -10,8 +10,7 @@ from google.rpc.error_details_pb2 import ErrorInfo
 from grpclib.client import Channel
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
-from grpclib.testing import ChannelFor
-from server_testing import Api
+from server_testing import Api, channel_for
 
 from modelcatalog import v1
 from modelcatalog_server.app import build_application
@@ -57,7 +56,7 @@ async def trickle_upload(channel: Channel, token: str, model_id: str) -> None:
 
 async def raw_call(settings: Settings, path: str, body: bytes, *, end: bool) -> Refusal:
     """Opens ``path`` on a server built from ``settings``, sends ``body`` and waits for its end."""
-    async with build_application(settings) as app, ChannelFor(app.services) as channel:
+    async with build_application(settings) as app, channel_for(app) as channel:
         started = time.monotonic()
         with pytest.raises(GRPCError) as caught:
             await send_raw(channel, path, body, end=end)
@@ -87,7 +86,7 @@ async def test_a_half_sent_request_message_times_out(settings: Settings) -> None
 async def test_an_upload_that_stops_making_progress_is_abandoned(settings: Settings) -> None:
     """After its header, an upload delivering less than the minimum per window is stopped."""
     slow = dataclasses.replace(settings, upload_progress_window=1, upload_min_bytes=1 << 20)
-    async with build_application(slow) as app, ChannelFor(app.services) as channel:
+    async with build_application(slow) as app, channel_for(app) as channel:
         api = Api(channel)
         alice = await api.caller("alice")
         folder = (await alice.folders.create_folder(v1.CreateFolderRequest("f"))).folder

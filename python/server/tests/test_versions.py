@@ -13,8 +13,7 @@ from typing import Any
 import betterproto
 import pytest
 from grpclib.const import Status
-from grpclib.testing import ChannelFor
-from server_testing import EDITOR, VIEWER, Api, Caller, expect_error, poll_until
+from server_testing import EDITOR, VIEWER, Api, Caller, channel_for, expect_error, poll_until
 
 from modelcatalog import v1
 from modelcatalog_server.app import build_application
@@ -231,7 +230,7 @@ async def small_limit_api(settings: Settings) -> AsyncIterator[Api]:
     """A server whose maximum version size is 1 MiB."""
     async with (
         build_application(replace(settings, max_version_size=MiB)) as app,
-        ChannelFor(app.services) as channel,
+        channel_for(app) as channel,
     ):
         yield Api(channel)
 
@@ -512,7 +511,7 @@ async def test_file_name_never_becomes_a_path(api: Api, settings: Settings) -> N
 
 async def test_leftovers_are_removed_at_start(settings: Settings) -> None:
     """Temporary files and unreferenced blobs from a crash are deleted when the server starts."""
-    async with build_application(settings) as app, ChannelFor(app.services) as channel:
+    async with build_application(settings) as app, channel_for(app) as channel:
         alice = await Api(channel).caller("alice")
         model = await model_of(alice)
         kept = await upload(alice, model.id, b"kept")

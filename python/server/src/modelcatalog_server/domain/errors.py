@@ -19,23 +19,23 @@ from __future__ import annotations
 
 
 class CatalogError(Exception):
-    """Base of every error a client can cause; ``reason`` is an ErrorReason name."""
+    """Base of every error a client can cause.
 
-    reason: str = "UNSPECIFIED"
+    ``reason`` is the name of an ErrorReason value, which the client receives in the error's
+    ErrorInfo. Every raise names one: there is no default, so no error can leave without a
+    declared reason (tests/test_error_reasons.py checks each name the server uses).
+    """
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.message = message
-        if reason is not None:
-            self.reason = reason
+        self.reason = reason
 
 
 class InvalidArgument(CatalogError):
-    """A request field is malformed or out of its limits."""
+    """A request field is malformed or out of its limits (reason INVALID_FIELD unless said)."""
 
-    reason = "INVALID_FIELD"
-
-    def __init__(self, field: str, message: str, *, reason: str | None = None) -> None:
+    def __init__(self, field: str, message: str, *, reason: str = "INVALID_FIELD") -> None:
         super().__init__(message, reason=reason)
         self.field = field
 
@@ -65,7 +65,7 @@ class ResourceExhausted(CatalogError):
     lets the same call through again, when that is known."""
 
     def __init__(
-        self, message: str, *, reason: str | None = None, retry_after_seconds: int | None = None
+        self, message: str, *, reason: str, retry_after_seconds: int | None = None
     ) -> None:
         super().__init__(message, reason=reason)
         self.retry_after_seconds = retry_after_seconds

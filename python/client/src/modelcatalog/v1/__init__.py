@@ -1,0 +1,14 @@
+"""The v1 contract: betterproto messages, enums and stubs, and the standard protobuf stubs.
+
+The betterproto classes the SDK uses (``from modelcatalog.v1 import ModelServiceStub``) are
+generated into ``modelcatalog._gen`` and re-exported here, under their stable public name.
+
+Beside this file, ``scripts/generate`` writes the standard protobuf and grpcio stubs for users
+of grpcio (``from modelcatalog.v1 import model_service_pb2, model_service_pb2_grpc``): protoc
+names their modules after the proto files, so they must live in this package. Every
+``*_pb2.py``, ``*_pb2.pyi`` and ``*_pb2_grpc.py`` here is generated and never edited by hand;
+this file is the only hand-written one. The ``_pb2`` modules need only protobuf; the
+``_pb2_grpc`` modules need grpcio (``pip install 'modelcatalog[grpcio]'``).
+"""
+
+from .._gen.modelcatalog.v1 import *  # noqa: F403
