@@ -57,11 +57,6 @@ class Server:
         self._listener: Listener | None = None
         self._closed = asyncio.Event()
 
-    @property
-    def connections(self) -> int:
-        """Connections open now, TLS handshakes in progress included."""
-        return self._listener.connections if self._listener else 0
-
     async def start(self, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
         """Starts accepting connections on the listening socket ``sock``."""
         self._listener = Listener(
