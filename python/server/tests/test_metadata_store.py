@@ -22,7 +22,7 @@ from sqlalchemy.pool import QueuePool
 from modelcatalog_server.storage import metadata as metadata_module
 from modelcatalog_server.storage.faults import StorageFull, StorageUnavailable
 from modelcatalog_server.storage.metadata import (
-    SQLITE_BUSY_TIMEOUT_MS,
+    DATABASE_WAIT_SECONDS,
     SQLITE_POOL_SIZE,
     Cursor,
     MetadataStore,
@@ -254,7 +254,7 @@ async def test_pragmas_hold_on_every_connection(store: MetadataStore, mode: str)
         "journal_mode": "wal",
         "synchronous": 2,
         "foreign_keys": 1,
-        "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+        "busy_timeout": DATABASE_WAIT_SECONDS * 1000,
     }
 
 

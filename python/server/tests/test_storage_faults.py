@@ -26,6 +26,7 @@ from modelcatalog_server.app import build_application
 from modelcatalog_server.config import Settings
 from modelcatalog_server.domain.catalog import Catalog
 from modelcatalog_server.storage.faults import StorageFault, StorageFull, StorageUnavailable
+from modelcatalog_server.storage.metadata import MetadataStore
 
 MiB = 1 << 20
 
@@ -164,5 +165,22 @@ async def test_health_is_not_serving_while_the_data_dir_cannot_be_written(
     monkeypatch.setattr(os, "fsync", fails_with(errno.ENOSPC))
     assert await health_status(quick_health) == HealthCheckResponse.NOT_SERVING
     assert "cannot be written" in caplog.text
+    monkeypatch.undo()
+    assert await health_status(quick_health) == HealthCheckResponse.SERVING
+
+
+async def test_health_is_not_serving_while_the_database_does_not_answer(
+    quick_health: Channel, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database that stays busy past its wait makes health NOT_SERVING, logged without a
+    traceback; SERVING again once it answers."""
+
+    async def busy(_store: MetadataStore) -> None:
+        raise StorageUnavailable("no database connection came free within the wait limit")
+
+    monkeypatch.setattr(MetadataStore, "ping", busy)
+    assert await health_status(quick_health) == HealthCheckResponse.NOT_SERVING
+    assert "the database does not answer: no database connection" in caplog.text
+    assert "Traceback" not in caplog.text
     monkeypatch.undo()
     assert await health_status(quick_health) == HealthCheckResponse.SERVING

@@ -39,6 +39,7 @@ from .services.folder_service import FolderService
 from .services.model_service import ModelService
 from .services.reflection import with_reflection
 from .storage.blobs import BlobStore, LocalBlobStore
+from .storage.faults import StorageFault
 from .storage.metadata import MetadataStore, SchemaTooNew
 from .tls import CertificateError, ensure_self_signed
 from .transport import (
@@ -236,6 +237,9 @@ def _database_answers(store: MetadataStore) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         try:
             await store.ping()
+        except StorageFault as error:
+            log.warning("health check: the database does not answer: %s", error)
+            return False
         except Exception:
             log.exception("health check: the database does not answer")
             return False

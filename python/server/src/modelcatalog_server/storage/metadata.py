@@ -70,7 +70,6 @@ from .schema import (
 #: The longest a database call waits for a pooled connection, for its turn to write, or for
 #: SQLite's write lock held by another process; then it fails with StorageUnavailable.
 DATABASE_WAIT_SECONDS = 5.0
-SQLITE_BUSY_TIMEOUT_MS = int(DATABASE_WAIT_SECONDS * 1000)
 #: SQLite connections kept open (each with its own driver thread and three file descriptors).
 #: A fixed number: above it calls wait for a free one instead of opening one per call.
 SQLITE_POOL_SIZE = 8
@@ -224,7 +223,9 @@ async def _complete(step: Awaitable[T], *, undo: Callable[[T], Awaitable[None]] 
             cancellation = error
     if cancellation is None:
         return task.result()
-    if not task.cancelled() and task.exception() is None and undo is not None:
+    # Asking for the step's error also marks it seen: the caller gets the cancellation instead.
+    succeeded = not task.cancelled() and task.exception() is None
+    if succeeded and undo is not None:
         await _complete(undo(task.result()))
     raise cancellation
 
