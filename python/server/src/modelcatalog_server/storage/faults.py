@@ -1,12 +1,12 @@
 """Storage faults: the disk or the database cannot do the work right now.
 
 Neither the client's fault nor a bug, so never INTERNAL: ``modelcatalog_server.errors`` turns
-them into RESOURCE_EXHAUSTED (full) and UNAVAILABLE (locked or unwritable) for the client,
-while the server keeps serving whatever does not need the missing space::
+them into RESOURCE_EXHAUSTED (full) and UNAVAILABLE (busy) for the client, while the server
+keeps serving whatever does not need the missing space or lock::
 
     StorageFault
     ├── StorageFull         no space or quota left for a file or the database
-    └── StorageUnavailable  the database is locked by another process, or busy for too long
+    └── StorageUnavailable  the database stayed locked or busy past its wait limit
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class StorageFull(StorageFault):
 
 
 class StorageUnavailable(StorageFault):
-    """Storage did not answer within its time limit (locked, busy or unwritable)."""
+    """Storage did not answer within its wait limit (locked by another process, or busy)."""
 
 
 @contextmanager

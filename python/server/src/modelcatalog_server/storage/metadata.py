@@ -74,10 +74,9 @@ DATABASE_WAIT_SECONDS = 5.0
 #: A fixed number: above it calls wait for a free one instead of opening one per call.
 SQLITE_POOL_SIZE = 8
 
-#: SQLite result codes (primary, the low byte of extended codes) that mean "try again later".
-_SQLITE_UNAVAILABLE = frozenset(
-    {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR}
-)
+#: SQLite result codes (primary: the low byte of extended codes) that mean "try again later":
+#: a lock held too long. Other failures (I/O errors, a read-only file) are server faults.
+_SQLITE_UNAVAILABLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -253,7 +252,7 @@ def _fault(error: DBAPIError) -> StorageFault | None:
         log.warning("storage is full: the database cannot grow: %s", error.orig)
         return StorageFull(f"the database cannot grow: {error.orig}")
     if primary in _SQLITE_UNAVAILABLE:
-        return _unavailable(f"the database cannot be used now: {error.orig}")
+        return _unavailable(f"the database stayed locked: {error.orig}")
     return None
 
 
