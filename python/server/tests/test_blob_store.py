@@ -3,9 +3,11 @@ durable renames, and a full disk reported as such."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -259,3 +261,34 @@ async def test_writable_check_fails_on_a_full_disk_and_leaves_no_file(
     with pytest.raises(OSError, match="No space left"):
         await store.check_writable()
     assert files_under(tmp_path) == []
+
+
+def same_prefix_contents(count: int) -> list[bytes]:
+    """``count`` different small contents whose SHA-256 digests share their first two hex digits."""
+    by_prefix: dict[str, list[bytes]] = {}
+    number = 0
+    while True:
+        content = f"content {number}".encode()
+        group = by_prefix.setdefault(hashlib.sha256(content).hexdigest()[:2], [])
+        group.append(content)
+        if len(group) == count:
+            return group
+        number += 1
+
+
+async def test_concurrent_commits_into_a_new_prefix_all_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploads finishing at once whose digests share a new prefix directory all commit."""
+    store = LocalBlobStore(tmp_path)
+    contents = same_prefix_contents(32)
+    real_mkdir = Path.mkdir
+
+    def slow_mkdir(path: Path, *args: Any, **kwargs: Any) -> None:
+        time.sleep(0.05)  # widens the window in which other commits find the prefix missing
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", slow_mkdir)
+    digests = await asyncio.gather(*(store_bytes(store, content) for content in contents))
+    for digest, content in zip(digests, contents, strict=True):
+        assert await read_all(store, digest) == content

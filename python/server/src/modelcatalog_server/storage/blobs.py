@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
@@ -91,10 +92,22 @@ class LocalBlobStore(BlobStore):
         self._objects = root / "sha256"
         self._temporary.mkdir(parents=True, exist_ok=True)
         self._objects.mkdir(parents=True, exist_ok=True)
+        self._prefix_lock = threading.Lock()
 
     def path_of(self, sha256: str) -> Path:
         """Where a committed blob lives."""
         return self._objects / sha256[:2] / sha256
+
+    def ensure_prefix_directory(self, directory: Path) -> None:
+        """Creates a blob's prefix directory durably unless it exists (in a worker thread).
+
+        Commits run in parallel threads: the lock makes one create it while the others wait,
+        so none fails on a directory another just made, or renames into one not yet synced.
+        """
+        with self._prefix_lock:
+            if not directory.exists():
+                directory.mkdir()
+                _fsync_directory(directory.parent)
 
     def writer(self) -> BlobWriter:
         return _LocalWriter(self, self._temporary / f"{uuid.uuid4().hex}.part")
@@ -198,9 +211,7 @@ class _LocalWriter(BlobWriter):
         self._closed = True
 
     def _move(self, destination: Path) -> None:
-        if not destination.parent.exists():
-            destination.parent.mkdir()
-            _fsync_directory(destination.parent.parent)
+        self._store.ensure_prefix_directory(destination.parent)
         if destination.exists():
             self._path.unlink()
         else:
