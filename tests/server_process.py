@@ -14,7 +14,7 @@ import signal
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,12 +94,14 @@ def start_server(
     signing_key: Path | None = None,
     environment: Mapping[str, str] | None = None,
     open_files_limit: int | None = None,
+    prefix: Sequence[str] = (),
 ) -> RunningServer:
     """Starts the server with ``args`` and waits (polling its log) until it listens.
 
     Tests lower the bcrypt cost and may share one signing key (generating one is slow).
     ``environment`` adds ``MODELCATALOG_*`` settings; ``open_files_limit`` caps the process's
     file descriptors (soft and hard ``RLIMIT_NOFILE``), as a small ``ulimit -n`` would.
+    ``prefix`` is a command that execs the server (for example in its own mount namespace).
     """
     data_dir = data_dir or workdir / "data"
     log_path = workdir / f"server-{time.monotonic_ns()}.log"
@@ -113,7 +115,7 @@ def start_server(
 
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [server_command(), *options, *args],
+            [*prefix, server_command(), *options, *args],
             cwd=workdir,
             stdout=log_file,
             stderr=subprocess.STDOUT,

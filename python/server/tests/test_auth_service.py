@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import bcrypt
 import pytest
@@ -21,11 +21,13 @@ async def test_sign_up_then_sign_in_returns_a_token_for_the_account(api: Api) ->
     created = (await api.auth.sign_up(v1.SignUpRequest("alice", "correct horse"))).user
     assert created.username == "alice"
     assert created.id
-    before = datetime.now(UTC)
+    # Tokens carry whole seconds: the issue time is the sign-in's second, rounded down.
+    before = datetime.now(UTC).replace(microsecond=0)
     signed_in = await api.auth.sign_in(v1.SignInRequest("alice", "correct horse"))
+    after = datetime.now(UTC)
     assert signed_in.user.id == created.id
-    lifetime = (signed_in.expire_time - before).total_seconds()
-    assert 3590 <= lifetime <= 3600
+    lifetime = timedelta(hours=1)
+    assert before + lifetime <= signed_in.expire_time <= after + lifetime
     me = api.as_token(created, signed_in.access_token)
     assert (await me.auth.get_current_user(v1.GetCurrentUserRequest())).user == created
 

@@ -1,14 +1,21 @@
-"""The local blob store: all-or-nothing commits by content address, ranged reads, recovery."""
+"""The local blob store: all-or-nothing commits by content address, ranged reads, recovery,
+durable renames, and a full disk reported as such."""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import hashlib
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
 from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES, LocalBlobStore
+from modelcatalog_server.storage.faults import StorageFull
 
 
 async def store_bytes(store: LocalBlobStore, *parts: bytes) -> str:
@@ -110,3 +117,178 @@ async def test_delete_removes_a_committed_blob(tmp_path: Path) -> None:
     await store.delete(digest)
     await store.delete(digest)
     assert files_under(tmp_path) == []
+
+
+# Durability: the order of fsync and rename
+
+
+def record_durability_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Path]]:
+    """Records each os.fsync (with the path it syncs) and os.replace (with its target)."""
+    calls: list[tuple[str, Path]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        calls.append(("fsync", Path(os.readlink(f"/proc/self/fd/{descriptor}"))))
+        real_fsync(descriptor)
+
+    def replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+        calls.append(("replace", Path(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return calls
+
+
+@pytest.mark.parametrize("prefix_exists", [False, True], ids=["new prefix", "known prefix"])
+async def test_file_is_synced_before_the_rename_and_its_directory_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefix_exists: bool
+) -> None:
+    """The blob's bytes reach the disk before its name does, and the name before commit returns."""
+    store = LocalBlobStore(tmp_path)
+    data = os.urandom(1000)
+    blob = store.path_of(hashlib.sha256(data).hexdigest())
+    if prefix_exists:
+        blob.parent.mkdir()
+    calls = record_durability_calls(monkeypatch)
+    writer = store.writer()
+    await writer.write(data)
+    await writer.finish()
+    (temporary,) = (tmp_path / "tmp").iterdir()
+    assert calls == [("fsync", temporary)]
+    await writer.commit()
+    renamed = calls.index(("replace", blob))
+    assert ("fsync", blob.parent) in calls[renamed + 1 :]
+    if not prefix_exists:
+        assert ("fsync", blob.parent.parent) in calls[:renamed]
+    assert await read_all(store, blob.name) == data
+
+
+# Faults: a full disk is StorageFull and leaves nothing behind
+
+
+@pytest.fixture
+def full_disk_for_uploads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Temporary upload files are created, but their bytes go to /dev/full (ENOSPC)."""
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    real_open = Path.open
+
+    def open_on_full_disk(path: Path, mode: str = "r", *args: Any, **kwargs: Any) -> IO[Any]:
+        if path.parent == tmp_path / "tmp" and mode == "xb":
+            real_open(path, mode).close()
+            return real_open(Path("/dev/full"), "wb")
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_on_full_disk)
+
+
+@pytest.mark.parametrize("size", [100, 3 * READ_CHUNK_BYTES], ids=["buffered", "batched"])
+async def test_full_disk_while_writing_is_storage_full_and_leaves_nothing(
+    tmp_path: Path, full_disk_for_uploads: None, size: int
+) -> None:
+    """ENOSPC on write or flush raises StorageFull; abort removes the temporary file anyway."""
+    store = LocalBlobStore(tmp_path)
+    writer = store.writer()
+
+    async def write_and_finish() -> None:
+        await writer.write(os.urandom(size))
+        await writer.finish()
+
+    with pytest.raises(StorageFull):
+        await write_and_finish()
+    await writer.abort()
+    assert files_under(tmp_path) == []
+
+
+def failing(error: int) -> Callable[..., None]:
+    def fail(*_args: object) -> None:
+        raise OSError(error, os.strerror(error))
+
+    return fail
+
+
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
+@pytest.mark.parametrize("call", ["fsync", "replace"])
+async def test_full_disk_while_committing_is_storage_full_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: str, error: int
+) -> None:
+    """No space (or quota) to sync or rename: StorageFull, no temporary, no blob, store usable."""
+    store = LocalBlobStore(tmp_path)
+    writer = store.writer()
+    await writer.write(os.urandom(1000))
+
+    async def finish_and_commit() -> None:
+        await writer.finish()
+        await writer.commit()
+
+    with monkeypatch.context() as patched:
+        patched.setattr(os, call, failing(error))
+        with pytest.raises(StorageFull):
+            await finish_and_commit()
+    await writer.abort()
+    assert files_under(tmp_path) == []
+    assert await read_all(store, await store_bytes(store, b"room again")) == b"room again"
+
+
+async def test_other_disk_errors_are_not_called_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error is not reported as a full disk: it stays an OSError (a server fault)."""
+    store = LocalBlobStore(tmp_path)
+    writer = store.writer()
+    await writer.write(b"bytes")
+    monkeypatch.setattr(os, "fsync", failing(errno.EIO))
+    with pytest.raises(OSError, match="Input/output error") as caught:
+        await writer.finish()
+    assert not isinstance(caught.value, StorageFull)
+    await writer.abort()
+
+
+async def test_writable_check_passes_and_leaves_no_file(tmp_path: Path) -> None:
+    """On a writable disk the probe succeeds and removes its file."""
+    store = LocalBlobStore(tmp_path)
+    await store.check_writable()
+    assert files_under(tmp_path) == []
+
+
+async def test_writable_check_fails_on_a_full_disk_and_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the probe's bytes cannot be synced, the check raises and still removes its file."""
+    store = LocalBlobStore(tmp_path)
+    monkeypatch.setattr(os, "fsync", failing(errno.ENOSPC))
+    with pytest.raises(OSError, match="No space left"):
+        await store.check_writable()
+    assert files_under(tmp_path) == []
+
+
+def same_prefix_contents(count: int) -> list[bytes]:
+    """``count`` different small contents whose SHA-256 digests share their first two hex digits."""
+    by_prefix: dict[str, list[bytes]] = {}
+    number = 0
+    while True:
+        content = f"content {number}".encode()
+        group = by_prefix.setdefault(hashlib.sha256(content).hexdigest()[:2], [])
+        group.append(content)
+        if len(group) == count:
+            return group
+        number += 1
+
+
+async def test_concurrent_commits_into_a_new_prefix_all_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploads finishing at once whose digests share a new prefix directory all commit."""
+    store = LocalBlobStore(tmp_path)
+    contents = same_prefix_contents(32)
+    real_mkdir = Path.mkdir
+
+    def slow_mkdir(path: Path, *args: Any, **kwargs: Any) -> None:
+        time.sleep(0.05)  # widens the window in which other commits find the prefix missing
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", slow_mkdir)
+    digests = await asyncio.gather(*(store_bytes(store, content) for content in contents))
+    for digest, content in zip(digests, contents, strict=True):
+        assert await read_all(store, digest) == content

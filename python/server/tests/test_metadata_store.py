@@ -1,9 +1,14 @@
 """The SQLite metadata store: schema stamping, pragmas, serialized writes, atomic transactions,
-authorization inside list queries and keyset paging."""
+authorization inside list queries, keyset paging, storage faults and cancellation."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,8 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from modelcatalog_server.storage import metadata as metadata_module
+from modelcatalog_server.storage.faults import StorageFull, StorageUnavailable
 from modelcatalog_server.storage.metadata import (
-    SQLITE_BUSY_TIMEOUT_MS,
+    DATABASE_WAIT_SECONDS,
+    SQLITE_POOL_SIZE,
     Cursor,
     MetadataStore,
     SchemaTooNew,
@@ -247,7 +254,7 @@ async def test_pragmas_hold_on_every_connection(store: MetadataStore, mode: str)
         "journal_mode": "wal",
         "synchronous": 2,
         "foreign_keys": 1,
-        "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+        "busy_timeout": DATABASE_WAIT_SECONDS * 1000,
     }
 
 
@@ -534,3 +541,156 @@ async def test_paging_past_the_end_returns_nothing(store: MetadataStore) -> None
         assert await tx.folders_for(alice.id, (folder.created_us, folder.id), 10) == []
         count = await tx.connection.execute(select(func.count()).select_from(folders))
         assert count.scalar_one() == 1
+
+
+# Faults: full, locked, busy; cancellation
+
+
+def database_descriptors(path: Path) -> int:
+    """File descriptors of this process open on the database (its file, WAL and shared memory)."""
+    count = 0
+    for descriptor in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{descriptor}").startswith(str(path)):
+                count += 1
+    return count
+
+
+async def _fill_until_full(store: MetadataStore) -> None:
+    """Caps the file at its current size, then writes until SQLite has no page left."""
+    async with store.write() as tx:
+        pages = (await tx.connection.exec_driver_sql("PRAGMA page_count")).scalar_one()
+        await tx.connection.exec_driver_sql(f"PRAGMA max_page_count={pages}")
+        alice = await tx.insert_user("alice", HASH)
+        folder = await tx.insert_folder(alice, "vision", "")
+        for number in range(1000):
+            await tx.insert_model(folder, alice, f"model {number}", "x" * 1000)
+
+
+async def test_full_database_is_storage_full_and_keeps_nothing(
+    store: MetadataStore, db_path: Path
+) -> None:
+    """SQLite's "database or disk is full" raises StorageFull and rolls the transaction back."""
+    with pytest.raises(StorageFull):
+        await _fill_until_full(store)
+    await store.ping()
+    other = await MetadataStore.open_sqlite(db_path)
+    try:
+        assert await _user_count(other) == 0
+        await _new_user(other, "bob")
+    finally:
+        await other.close()
+
+
+@pytest.fixture
+def quick_store_path(db_path: Path) -> Path:
+    return db_path.with_name("quick.db")
+
+
+@pytest.fixture
+async def quick_store(quick_store_path: Path) -> AsyncIterator[MetadataStore]:
+    """A store that waits at most 0.2 s for a connection, its turn to write, or SQLite's lock."""
+    opened = await MetadataStore.open_sqlite(quick_store_path, wait_seconds=0.2)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def test_database_locked_by_another_process_is_unavailable_in_bounded_time(
+    quick_store: MetadataStore, quick_store_path: Path
+) -> None:
+    """A write lock held elsewhere: writes are StorageUnavailable after the wait; reads go on."""
+    await _new_user(quick_store, "alice")
+    other_process = sqlite3.connect(quick_store_path, isolation_level=None)
+    try:
+        other_process.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailable):
+            await _new_user(quick_store, "bob")
+        assert 0.2 <= time.monotonic() - started < 2.0
+        assert await _user_count(quick_store) == 1
+    finally:
+        other_process.close()
+    await _new_user(quick_store, "bob")
+
+
+async def test_a_write_kept_waiting_for_its_turn_is_unavailable(
+    quick_store: MetadataStore,
+) -> None:
+    """A write queued behind a longer one fails after the wait instead of queueing forever."""
+    release, holding = asyncio.Event(), asyncio.Event()
+
+    async def long_write() -> None:
+        async with quick_store.write() as tx:
+            await tx.insert_user("alice", HASH)
+            holding.set()
+            await release.wait()
+
+    first = asyncio.create_task(long_write())
+    await holding.wait()
+    with pytest.raises(StorageUnavailable):
+        await _new_user(quick_store, "bob")
+    release.set()
+    await first
+    assert await _user_count(quick_store) == 1
+
+
+async def test_no_free_connection_within_the_wait_is_unavailable(
+    quick_store: MetadataStore,
+) -> None:
+    """With every pooled connection in use past the wait, one more call is StorageUnavailable."""
+    release = asyncio.Event()
+    holding = [asyncio.Event() for _ in range(SQLITE_POOL_SIZE)]
+
+    async def hold(entered: asyncio.Event) -> None:
+        async with quick_store.read():
+            entered.set()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(entered)) for entered in holding]
+    for entered in holding:
+        await entered.wait()
+    with pytest.raises(StorageUnavailable):
+        await quick_store.ping()
+    release.set()
+    await asyncio.gather(*holders)
+    await quick_store.ping()
+
+
+async def test_cancelled_calls_release_their_connections(
+    store: MetadataStore, db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Reads and writes cancelled mid-query, twice each as a deadline and a reset do, leave no
+    connection checked out, the descriptors bounded by the pool, and no task destroyed pending."""
+    alice = await _new_user(store, "alice")
+    async with store.write() as tx:
+        folder = await tx.insert_folder(alice, "vision", "")
+        for number in range(200):
+            await tx.insert_model(folder, alice, f"model {number}", "x" * 200)
+
+    async def call(number: int) -> None:
+        if number % 4 == 0:
+            async with store.write() as tx:
+                await tx.insert_model(folder, alice, f"new {number}", "")
+        async with store.read() as tx:
+            for _ in range(3):
+                await tx.models_for(alice.id, None, None, 200)
+
+    for round_number in range(15):
+        calls = [asyncio.create_task(call(round_number * 100 + i)) for i in range(40)]
+        for step, task in enumerate(calls):
+            for _ in range(step % 7 + round_number % 3):
+                await asyncio.sleep(0)  # let it reach a different point of its call
+            task.cancel()
+            await asyncio.sleep(0)
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+    pool = store._engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedout() == 0
+    gc.collect()
+    assert database_descriptors(db_path) <= 3 * SQLITE_POOL_SIZE
+    assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]
+    await _new_user(store, "bob")
+    assert await _user_count(store) == 2

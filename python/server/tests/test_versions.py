@@ -26,6 +26,7 @@ from modelcatalog_server.domain.paging import PageTokens
 from modelcatalog_server.domain.versions import UploadHeader, Versions
 from modelcatalog_server.storage.blobs import LocalBlobStore
 from modelcatalog_server.storage.metadata import MetadataStore
+from modelcatalog_server.storage.records import Role
 
 MiB = 1 << 20
 
@@ -341,6 +342,22 @@ async def test_access_is_checked_before_reading_a_chunk(
     assert pulled == []
 
 
+async def test_a_viewer_is_refused_before_reading_a_chunk(domain: Domain) -> None:
+    """A viewer of the folder (a role, but not editor) is refused before any byte is read."""
+    async with domain.store.write() as tx:
+        model = await tx.model_for(domain.user_id, domain.model_id)
+        assert model is not None
+        viewer = await tx.insert_user("vic", "not a real hash")
+        await tx.upsert_member(model.folder_id, viewer.id, Role.VIEWER)
+    pulled: list[int] = []
+    with pytest.raises(PermissionDenied):
+        await domain.versions().upload(
+            viewer.id, UploadHeader(domain.model_id, "f"), counted([b"x" * MiB] * 8, pulled)
+        )
+    assert pulled == []
+    assert [p for p in domain.blobs_dir.rglob("*") if p.is_file()] == []
+
+
 async def test_exactly_the_limit_is_accepted(small_limit_api: Api) -> None:
     """A file of exactly the maximum size is stored."""
     alice = await small_limit_api.caller("alice")
@@ -546,6 +563,39 @@ async def test_revoked_editor_leaves_no_blob_behind(api: Api, settings: Settings
     revoked.set()
     await expect_error(upload_call, Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED")
     assert blob_files(settings) == []
+
+
+async def test_refused_upload_of_identical_bytes_keeps_the_blob_of_version_1(
+    api: Api, settings: Settings
+) -> None:
+    """An upload refused after its blob was committed (the uploader lost the editor role
+    mid-stream) does not delete the blob a committed version with the same bytes shares."""
+    alice, bob = await api.caller("alice"), await api.caller("bob")
+    model = await model_of(alice)
+    await alice.folders.grant_folder_access(
+        v1.GrantFolderAccessRequest(model.folder_id, "bob", EDITOR)
+    )
+    data = os.urandom(2 * MiB)
+    await upload(alice, model.id, data)
+    all_sent, revoked = asyncio.Event(), asyncio.Event()
+
+    async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
+        header = v1.UploadModelVersionHeader(model.id, "same.bin", size_bytes=len(data))
+        yield v1.UploadModelVersionRequest(header=header)
+        for chunk in split(data):
+            yield v1.UploadModelVersionRequest(chunk=chunk)
+        all_sent.set()
+        await revoked.wait()
+
+    upload_call = asyncio.create_task(bob.models.upload_model_version(messages()))
+    await all_sent.wait()
+    temporaries = settings.data_dir / "blobs" / "tmp"
+    assert await poll_until(lambda: any(temporaries.iterdir())), "bob's upload never started"
+    await alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(model.folder_id, "bob"))
+    revoked.set()
+    await expect_error(upload_call, Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED")
+    assert (await download(alice, model.id, 1))[1] == data
+    assert len(blob_files(settings)) == 1
 
 
 async def test_truncated_blob_is_data_loss_not_a_short_success(

@@ -38,7 +38,8 @@ from .services.auth_service import AuthService
 from .services.folder_service import FolderService
 from .services.model_service import ModelService
 from .services.reflection import with_reflection
-from .storage.blobs import LocalBlobStore
+from .storage.blobs import BlobStore, LocalBlobStore
+from .storage.faults import StorageFault
 from .storage.metadata import MetadataStore, SchemaTooNew
 from .tls import CertificateError, ensure_self_signed
 from .transport import (
@@ -54,6 +55,7 @@ log = logging.getLogger("modelcatalog_server")
 DATABASE_FILE = "catalog.sqlite3"
 BLOBS_DIR = "blobs"
 LOCK_FILE = ".lock"
+#: How long a health check's answer is reused before the check runs again.
 HEALTH_CHECK_TTL_SECONDS = 5.0
 
 
@@ -198,11 +200,15 @@ def build_accounts(settings: Settings, store: MetadataStore, hasher: PasswordHas
 def build_services(
     settings: Settings,
     store: MetadataStore,
-    blobs: LocalBlobStore,
+    blobs: BlobStore,
     accounts: Accounts,
     tokens: TokenService,
 ) -> list[IServable]:
-    """Every service the server answers, with health (checking the database) and reflection."""
+    """Every service the server answers, with health and reflection.
+
+    Health is SERVING while the database answers and the data directory can be written (a full
+    disk makes every upload and most changes fail), NOT_SERVING otherwise.
+    """
     page_tokens = PageTokens(page_token_secret(tokens.signing_key))
     catalog = Catalog(store, page_tokens)
     versions = Versions(
@@ -219,8 +225,11 @@ def build_services(
         FolderService(catalog),
         ModelService(catalog, versions),
     ]
-    database = ServiceCheck(_database_answers(store), check_ttl=HEALTH_CHECK_TTL_SECONDS)
-    health = Health({service: [database] for service in api})
+    checks = [
+        ServiceCheck(_database_answers(store), check_ttl=HEALTH_CHECK_TTL_SECONDS),
+        ServiceCheck(_blobs_writable(blobs), check_ttl=HEALTH_CHECK_TTL_SECONDS),
+    ]
+    health = Health(dict.fromkeys(api, checks))
     return rpc.intercept(with_reflection([*api, health]), Authenticator(tokens, accounts))
 
 
@@ -228,8 +237,23 @@ def _database_answers(store: MetadataStore) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         try:
             await store.ping()
+        except StorageFault as error:
+            log.warning("health check: the database does not answer: %s", error)
+            return False
         except Exception:
             log.exception("health check: the database does not answer")
+            return False
+        return True
+
+    return check
+
+
+def _blobs_writable(blobs: BlobStore) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        try:
+            await blobs.check_writable()
+        except OSError as error:
+            log.warning("health check: the data directory cannot be written: %s", error)
             return False
         return True
 

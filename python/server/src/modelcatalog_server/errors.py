@@ -2,8 +2,9 @@
 
 Every error carries a ``google.rpc.ErrorInfo`` (domain ``modelcatalog.v1``, the ErrorReason
 name), for invalid fields a ``google.rpc.BadRequest`` naming the field, and for rate limits
-that know when they lift a ``google.rpc.RetryInfo``. Domain errors come through
-``to_grpc_error``; refusals made before a handler runs (``transport``) through ``refusal``.
+that know when they lift a ``google.rpc.RetryInfo``. Domain errors and storage faults (a full
+disk, a locked database) come through ``to_grpc_error``; refusals made before a handler runs
+(``transport``) through ``refusal``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from .domain import errors
+from .storage.faults import StorageFault, StorageFull, StorageUnavailable
 
 ERROR_DOMAIN = "modelcatalog.v1"
 #: Longest message sent: status messages travel in an HTTP/2 trailer, whose encoding cost
@@ -34,6 +36,22 @@ _STATUS: dict[type[errors.CatalogError], Status] = {
     errors.DataLoss: Status.DATA_LOSS,
     errors.OutOfRange: Status.OUT_OF_RANGE,
     errors.DeadlineExceeded: Status.DEADLINE_EXCEEDED,
+}
+
+#: What a client learns of a storage fault: not its doing, so what it can do about it. The
+#: cause (which file, which SQLite error) is only in the server log.
+_FAULTS: dict[type[StorageFault], tuple[Status, str, str]] = {
+    StorageFull: (
+        Status.RESOURCE_EXHAUSTED,
+        "STORAGE_FULL",
+        "the server's storage is full, so nothing was stored; retry after its operator has "
+        "made room",
+    ),
+    StorageUnavailable: (
+        Status.UNAVAILABLE,
+        "STORAGE_UNAVAILABLE",
+        "the server's storage did not answer in time, so nothing was changed; retry in a moment",
+    ),
 }
 
 
@@ -60,8 +78,11 @@ def refusal(
     return GRPCError(status, message, [*details, *extra])
 
 
-def to_grpc_error(error: errors.CatalogError) -> GRPCError:
+def to_grpc_error(error: errors.CatalogError | StorageFault) -> GRPCError:
     """The status, message and details a client receives for ``error``."""
+    if isinstance(error, StorageFault):
+        status, reason, message = next(f for cls, f in _FAULTS.items() if isinstance(error, cls))
+        return refusal(status, reason, message)
     status = next(s for cls, s in _STATUS.items() if isinstance(error, cls))
     field = error.field if isinstance(error, errors.InvalidArgument) else None
     extra: list[Message] = []

@@ -23,6 +23,7 @@ from grpclib.server import Stream
 from .auth.hook import Authenticator, set_current_peer
 from .domain.errors import CatalogError
 from .errors import internal_error, refusal, to_grpc_error
+from .storage.faults import StorageFault
 
 access_log = logging.getLogger("modelcatalog_server.access")
 log = logging.getLogger("modelcatalog_server")
@@ -60,7 +61,7 @@ class _Intercepted:
                 if principal is not None:
                     user_id = principal.user_id
                 await handler.func(stream)
-            except CatalogError as error:
+            except (CatalogError, StorageFault) as error:
                 grpc_error = to_grpc_error(error)
                 status = grpc_error.status
                 raise grpc_error from None

@@ -30,6 +30,9 @@ class AuthServiceStub:
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
     TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     def __init__(self, channel):
@@ -65,6 +68,9 @@ class AuthServiceServicer:
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
     TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     def SignUp(self, request, context):
@@ -157,6 +163,9 @@ class AuthService:
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
     TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     @staticmethod

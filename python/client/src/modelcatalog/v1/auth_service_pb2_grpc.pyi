@@ -31,6 +31,9 @@ class AuthServiceStub:
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
     TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     @_typing.overload
@@ -82,6 +85,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
     TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -129,6 +135,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
     TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     @_abc_1.abstractmethod

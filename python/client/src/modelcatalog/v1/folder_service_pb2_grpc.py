@@ -31,6 +31,9 @@ class FolderServiceStub:
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
     to strangers.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     def __init__(self, channel):
@@ -77,6 +80,9 @@ class FolderServiceServicer:
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
     to strangers.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     def CreateFolder(self, request, context):
@@ -193,6 +199,9 @@ class FolderService:
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
     to strangers.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     @staticmethod

@@ -32,6 +32,9 @@ class FolderServiceStub:
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
     to strangers.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     @_typing.overload
@@ -89,6 +92,9 @@ class FolderServiceAsyncStub(FolderServiceStub):
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
     to strangers.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -142,6 +148,9 @@ class FolderServiceServicer(metaclass=_abc_1.ABCMeta):
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
     to strangers.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     @_abc_1.abstractmethod

@@ -30,6 +30,9 @@ class ModelServiceStub:
     token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) with the same message whether or not the folder or model exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     def __init__(self, channel):
@@ -80,6 +83,9 @@ class ModelServiceServicer:
     token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) with the same message whether or not the folder or model exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     def CreateModel(self, request, context):
@@ -219,6 +225,9 @@ class ModelService:
     token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) with the same message whether or not the folder or model exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     @staticmethod

@@ -31,6 +31,9 @@ class ModelServiceStub:
     token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) with the same message whether or not the folder or model exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     @_typing.overload
@@ -102,6 +105,9 @@ class ModelServiceAsyncStub(ModelServiceStub):
     token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) with the same message whether or not the folder or model exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -169,6 +175,9 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
     token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) with the same message whether or not the folder or model exists.
+    Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+    full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+    nothing is changed then.
     """
 
     @_abc_1.abstractmethod

@@ -3,7 +3,8 @@
 ``LocalBlobStore`` (the embedded default) keeps ``DATA_DIR/blobs/sha256/ab/<digest>``. An upload
 is written to a temporary file while its SHA-256 is computed, fsynced, then renamed to its
 content address, so a blob is either complete or absent and identical content is stored once.
-File I/O and hashing run in worker threads: the event loop never waits on the disk.
+File I/O and hashing run in worker threads: the event loop never waits on the disk. A full disk
+is a ``StorageFull`` fault, not a server error, and the upload it interrupts leaves no file.
 Another backend (S3-compatible) implements the same two classes.
 """
 
@@ -11,17 +12,23 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import hashlib
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from typing import BinaryIO
 
+from .faults import disk_full_is_a_fault
+
 #: Bytes read from disk per download chunk (see DESIGN.md, transport facts).
 READ_CHUNK_BYTES = 1 << 20
 #: Incoming bytes are gathered to about this much before one hop to a worker thread.
 WRITE_BATCH_BYTES = 1 << 20
+#: What the writability probe writes: one block, the least a new blob needs.
+PROBE_BYTES = 4096
 
 
 class BlobWriter(abc.ABC):
@@ -65,6 +72,10 @@ class BlobStore(abc.ABC):
         """Removes a committed blob; no error when it is already gone."""
 
     @abc.abstractmethod
+    async def check_writable(self) -> None:
+        """Raises OSError when a new blob could not be stored now (full, read-only, gone)."""
+
+    @abc.abstractmethod
     async def recover(self, referenced: Collection[str]) -> int:
         """Removes leftovers of interrupted uploads and unreferenced blobs; returns the count.
 
@@ -81,10 +92,22 @@ class LocalBlobStore(BlobStore):
         self._objects = root / "sha256"
         self._temporary.mkdir(parents=True, exist_ok=True)
         self._objects.mkdir(parents=True, exist_ok=True)
+        self._prefix_lock = threading.Lock()
 
     def path_of(self, sha256: str) -> Path:
         """Where a committed blob lives."""
         return self._objects / sha256[:2] / sha256
+
+    def ensure_prefix_directory(self, directory: Path) -> None:
+        """Creates a blob's prefix directory durably unless it exists (in a worker thread).
+
+        Commits run in parallel threads: the lock makes one create it while the others wait,
+        so none fails on a directory another just made, or renames into one not yet synced.
+        """
+        with self._prefix_lock:
+            if not directory.exists():
+                directory.mkdir()
+                _fsync_directory(directory.parent)
 
     def writer(self) -> BlobWriter:
         return _LocalWriter(self, self._temporary / f"{uuid.uuid4().hex}.part")
@@ -100,6 +123,19 @@ class LocalBlobStore(BlobStore):
 
     async def delete(self, sha256: str) -> None:
         await asyncio.to_thread(self.path_of(sha256).unlink, missing_ok=True)
+
+    async def check_writable(self) -> None:
+        await asyncio.to_thread(self._probe, self._temporary / f"probe-{uuid.uuid4().hex}.part")
+
+    def _probe(self, path: Path) -> None:
+        """Creates, fills, fsyncs and removes a small file, as every upload does."""
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(descriptor, bytes(PROBE_BYTES))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+            path.unlink()
 
     async def recover(self, referenced: Collection[str]) -> int:
         return await asyncio.to_thread(self._recover, set(referenced))
@@ -141,7 +177,8 @@ class _LocalWriter(BlobWriter):
     async def _flush(self) -> None:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
         if batch:
-            await asyncio.to_thread(self._write_batch, self._opened(), batch)
+            with disk_full_is_a_fault("writing an upload"):
+                await asyncio.to_thread(self._write_batch, self._opened(), batch)
 
     def _opened(self) -> BinaryIO:
         """The temporary file, created with the first bytes (a silent client costs no file).
@@ -159,7 +196,8 @@ class _LocalWriter(BlobWriter):
 
     async def finish(self) -> str:
         await self._flush()
-        await asyncio.to_thread(self._sync, self._opened())
+        with disk_full_is_a_fault("writing an upload"):
+            await asyncio.to_thread(self._sync, self._opened())
         return self._hash.hexdigest()
 
     def _sync(self, file: BinaryIO) -> None:
@@ -168,13 +206,12 @@ class _LocalWriter(BlobWriter):
         file.close()
 
     async def commit(self) -> None:
-        await asyncio.to_thread(self._move, self._store.path_of(self._hash.hexdigest()))
+        with disk_full_is_a_fault("storing an upload"):
+            await asyncio.to_thread(self._move, self._store.path_of(self._hash.hexdigest()))
         self._closed = True
 
     def _move(self, destination: Path) -> None:
-        if not destination.parent.exists():
-            destination.parent.mkdir()
-            _fsync_directory(destination.parent.parent)
+        self._store.ensure_prefix_directory(destination.parent)
         if destination.exists():
             self._path.unlink()
         else:
@@ -186,7 +223,9 @@ class _LocalWriter(BlobWriter):
         if not self._closed:
             self._closed = True
             if self._file is not None:
-                self._file.close()
+                # Closing flushes what is still buffered, which fails again on a full disk.
+                with contextlib.suppress(OSError):
+                    self._file.close()
             self._path.unlink(missing_ok=True)
 
 

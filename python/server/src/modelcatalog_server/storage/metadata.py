@@ -7,25 +7,41 @@ are part of the queries (joins on ``folder_members``), so lists never need post-
 SQLite specifics live in ``_configure_sqlite``: WAL, ``synchronous=FULL``, foreign keys on,
 and one writer at a time (an in-process lock plus ``BEGIN IMMEDIATE``), so concurrent writes
 queue instead of failing with "database is locked".
+
+Every wait is bounded by ``DATABASE_WAIT_SECONDS`` (a free pooled connection, this server's
+turn to write, SQLite's write lock held by another process); past it a call fails with
+``StorageUnavailable``, and a full disk with ``StorageFull`` (``faults``).
+
+Cancellation (a client's deadline, a dropped connection) never interrupts a database call
+half-way: each one runs to its end in its own task and the cancellation is raised after it.
+Interrupted, SQLAlchemy would discard the connection while aiosqlite's thread still uses it,
+and under repeated cancellations the driver's close races its forced stop: connections stay
+open (file descriptors grow) and close tasks are destroyed while pending. Kept whole, every
+connection goes back to a pool of fixed size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, TypeVarTuple, overload
 
 from sqlalchemy import and_, case, event, exists, func, inspect, or_, select, true
-from sqlalchemy.engine import URL, Connection, Row
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import URL, Connection, CursorResult, Row
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Executable
+from sqlalchemy.sql.selectable import TypedReturnsRows
 
+from .faults import StorageFault, StorageFull, StorageUnavailable
 from .records import (
     Credentials,
     FailureCounts,
@@ -51,8 +67,21 @@ from .schema import (
     users,
 )
 
-#: How long SQLite waits for another process's write lock before giving up.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: The longest a database call waits for a pooled connection, for its turn to write, or for
+#: SQLite's write lock held by another process; then it fails with StorageUnavailable.
+DATABASE_WAIT_SECONDS = 5.0
+#: SQLite connections kept open (each with its own driver thread and three file descriptors).
+#: A fixed number: above it calls wait for a free one instead of opening one per call.
+SQLITE_POOL_SIZE = 8
+
+#: SQLite result codes (primary: the low byte of extended codes) that mean "try again later":
+#: a lock held too long. Other failures (I/O errors, a read-only file) are server faults.
+_SQLITE_UNAVAILABLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+
+log = logging.getLogger("modelcatalog_server.storage")
 
 #: A position in a list ordered by creation: (created_us, id) of the last item returned.
 Cursor = tuple[int, str]
@@ -79,18 +108,26 @@ def new_id() -> str:
 class MetadataStore:
     """Owns the engine; hands out read and write transactions."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, wait_seconds: float = DATABASE_WAIT_SECONDS) -> None:
         self._engine = engine
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
+        self._wait_seconds = wait_seconds
 
     @classmethod
-    async def open_sqlite(cls, path: Path) -> MetadataStore:
+    async def open_sqlite(
+        cls, path: Path, *, wait_seconds: float = DATABASE_WAIT_SECONDS
+    ) -> MetadataStore:
         """Opens (creating and migrating as needed) the SQLite database at ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(URL.create("sqlite+aiosqlite", database=str(path)))
-        _configure_sqlite(engine)
-        store = cls(engine)
+        engine = create_async_engine(
+            URL.create("sqlite+aiosqlite", database=str(path)),
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=0,
+            pool_timeout=wait_seconds,
+        )
+        _configure_sqlite(engine, busy_timeout_ms=int(wait_seconds * 1000))
+        store = cls(engine, wait_seconds=wait_seconds)
         try:
             await store.migrate()
         except BaseException:
@@ -115,22 +152,141 @@ class MetadataStore:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:
         """A transaction for reads only."""
-        async with self._engine.connect() as connection, connection.begin():
-            yield Transaction(connection)
+        async with self._transaction(immediate=False) as tx:
+            yield tx
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Transaction]:
         """A transaction that may write; committed when the block ends without an error."""
-        async with AsyncExitStack() as stack:
-            if self._is_sqlite:
-                await stack.enter_async_context(self._write_lock)
-            connection = await stack.enter_async_context(self._engine.connect())
-            connection = await connection.execution_options(sqlite_begin="IMMEDIATE")
-            await stack.enter_async_context(connection.begin())
-            yield Transaction(connection)
+        if not self._is_sqlite:
+            async with self._transaction(immediate=True) as tx:
+                yield tx
+            return
+        try:
+            async with asyncio.timeout(self._wait_seconds):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            raise _unavailable(
+                f"no turn to write came within {self._wait_seconds:g} s: the database is busy"
+            ) from None
+        try:
+            async with self._transaction(immediate=True) as tx:
+                yield tx
+        finally:
+            self._write_lock.release()
+
+    @asynccontextmanager
+    async def _transaction(self, *, immediate: bool) -> AsyncIterator[Transaction]:
+        """A pooled connection in a transaction; back in the pool afterwards, come what may.
+
+        Closing the connection rolls back whatever was not committed.
+        """
+        connection = await _complete(self._begin(immediate), undo=_close)
+        try:
+            yield Transaction(ShieldedConnection(connection))
+            await _complete(connection.commit())
+        finally:
+            await _complete(_close(connection))
+
+    async def _begin(self, immediate: bool) -> AsyncConnection:
+        """A connection from the pool with a transaction begun (BEGIN IMMEDIATE to write)."""
+        connection = await self._engine.connect().start()
+        try:
+            if immediate:
+                connection = await connection.execution_options(sqlite_begin="IMMEDIATE")
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+async def _close(connection: AsyncConnection) -> None:
+    await connection.close()
+
+
+async def _complete(step: Awaitable[T], *, undo: Callable[[T], Awaitable[None]] | None = None) -> T:
+    """Runs one database step to its end even if the caller is cancelled meanwhile.
+
+    The step runs in a task of its own; a cancellation of the caller is raised once the step
+    has finished (after ``undo`` of its result, for a step that acquires something), so no
+    connection is ever left half-way through a call. Database errors that are storage faults
+    (full, locked, busy) come out as ``StorageFault``.
+    """
+    task = asyncio.ensure_future(_with_faults(step))
+    cancellation: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError as error:
+            cancellation = error
+    if cancellation is None:
+        return task.result()
+    # Asking for the step's error also marks it seen: the caller gets the cancellation instead.
+    succeeded = not task.cancelled() and task.exception() is None
+    if succeeded and undo is not None:
+        await _complete(undo(task.result()))
+    raise cancellation
+
+
+async def _with_faults(step: Awaitable[T]) -> T:
+    """``step``, with driver errors that are storage faults raised as such."""
+    try:
+        return await step
+    except PoolTimeout:
+        raise _unavailable("no database connection came free within the wait limit") from None
+    except DBAPIError as error:
+        fault = _fault(error)
+        if fault is None:
+            raise
+        raise fault from error
+
+
+def _fault(error: DBAPIError) -> StorageFault | None:
+    """The storage fault a driver error stands for, if it is one."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    primary = code & 0xFF
+    if primary == sqlite3.SQLITE_FULL:
+        log.warning("storage is full: the database cannot grow: %s", error.orig)
+        return StorageFull(f"the database cannot grow: {error.orig}")
+    if primary in _SQLITE_UNAVAILABLE:
+        return _unavailable(f"the database stayed locked: {error.orig}")
+    return None
+
+
+def _unavailable(message: str) -> StorageUnavailable:
+    log.warning("storage is unavailable: %s", message)
+    return StorageUnavailable(message)
+
+
+class ShieldedConnection:
+    """A transaction's connection whose calls always run to their end (see ``_complete``)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    @overload
+    async def execute(self, statement: TypedReturnsRows[*Ts]) -> CursorResult[*Ts]: ...
+
+    @overload
+    async def execute(self, statement: Executable) -> CursorResult[*tuple[Any, ...]]: ...
+
+    async def execute(self, statement: Executable) -> CursorResult[*tuple[Any, ...]]:
+        """Runs a SQLAlchemy statement; the result is fully buffered."""
+        return await _complete(self._connection.execute(statement))
+
+    async def exec_driver_sql(self, sql: str) -> CursorResult[Any]:
+        """Runs SQL text as the driver receives it (pragmas, tests)."""
+        return await _complete(self._connection.exec_driver_sql(sql))
+
+    async def run_sync(self, function: Callable[[Connection], T]) -> T:
+        """Runs ``function`` with the synchronous connection (schema migrations)."""
+        return await _complete(self._connection.run_sync(function))
+
+
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below emit BEGIN instead of the driver.
@@ -140,7 +296,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=FULL",
             "PRAGMA foreign_keys=ON",
-            f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            f"PRAGMA busy_timeout={busy_timeout_ms}",
         ):
             cursor.execute(pragma)
         cursor.close()
@@ -183,7 +339,7 @@ _creator = users.alias("creator")
 class Transaction:
     """Queries and changes inside one database transaction."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: ShieldedConnection) -> None:
         self.connection = connection
 
     # Users
