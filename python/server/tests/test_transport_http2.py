@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import cast
 
 import pytest
+from google.rpc.error_details_pb2 import ErrorInfo
+from grpclib.const import Handler, Status
+from grpclib.exceptions import GRPCError
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
@@ -12,7 +16,7 @@ from h2.events import ConnectionTerminated, RequestReceived, StreamReset
 from h2.exceptions import ProtocolError
 
 from modelcatalog_server.transport import TransportLimits
-from modelcatalog_server.transport._http2 import GuardedConnection
+from modelcatalog_server.transport._http2 import GuardedConnection, _header_problem
 
 REQUEST = [
     (":method", "POST"),
@@ -103,3 +107,15 @@ def test_a_non_ascii_header_value_resets_only_its_stream() -> None:
     assert [(e.stream_id, e.error_code) for e in answered if isinstance(e, StreamReset)] == [
         (1, ErrorCodes.PROTOCOL_ERROR)
     ]
+
+
+def test_a_call_whose_deadline_already_passed_is_answered_without_a_handler() -> None:
+    """grpc-timeout of 1 ns: DEADLINE_EXCEEDED with a declared reason, not UNKNOWN."""
+    mapping = {"/grpc.health.v1.Health/Check": cast(Handler, None)}
+    problem = _header_problem([*REQUEST, ("grpc-timeout", "1n")], mapping)
+    assert isinstance(problem, GRPCError)
+    assert problem.status == Status.DEADLINE_EXCEEDED
+    assert [d.reason for d in problem.details or [] if isinstance(d, ErrorInfo)] == [
+        "CALL_DEADLINE_EXCEEDED"
+    ]
+    assert _header_problem([*REQUEST, ("grpc-timeout", "5S")], mapping) is None

@@ -134,6 +134,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """PERMISSION_DENIED: the server has no access rule for this method, so it refuses every
     call of it (deny by default).
     """
+    ERROR_REASON_CALL_DEADLINE_EXCEEDED: _ErrorReason.ValueType  # 34
+    """DEADLINE_EXCEEDED: the deadline the client set for the call (its grpc-timeout) passed
+    before the server could answer.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """An ErrorReason says why an RPC failed, more precisely than its status code. Every error the
@@ -254,5 +258,9 @@ ERROR_REASON_METHOD_NOT_FOUND: ErrorReason.ValueType  # 32
 ERROR_REASON_ACCESS_RULE_MISSING: ErrorReason.ValueType  # 33
 """PERMISSION_DENIED: the server has no access rule for this method, so it refuses every
 call of it (deny by default).
+"""
+ERROR_REASON_CALL_DEADLINE_EXCEEDED: ErrorReason.ValueType  # 34
+"""DEADLINE_EXCEEDED: the deadline the client set for the call (its grpc-timeout) passed
+before the server could answer.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -315,10 +315,16 @@ def _header_problem(headers: list[tuple[str, str]], mapping: Mapping[str, Handle
             "the request metadata cannot be decoded (binary values must be base64)",
         )
     try:
-        Deadline.from_headers(headers)
+        deadline = Deadline.from_headers(headers)
     except ValueError:
         return refusal(
             Status.INVALID_ARGUMENT, "MALFORMED_REQUEST", "the grpc-timeout header is not valid"
+        )
+    if deadline is not None and not deadline.time_remaining():
+        return refusal(
+            Status.DEADLINE_EXCEEDED,
+            "CALL_DEADLINE_EXCEEDED",
+            "the call's deadline passed before it started",
         )
     return None
 

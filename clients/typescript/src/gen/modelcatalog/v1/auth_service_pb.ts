@@ -205,6 +205,9 @@ export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
  * SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
  * of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
  * TOKEN_REVOKED when the token was signed out or its account no longer exists.
+ * Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+ * full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+ * nothing is changed then.
  *
  * @generated from service modelcatalog.v1.AuthService
  */

@@ -333,6 +333,9 @@ export const ListFolderAccessResponseSchema: GenMessage<ListFolderAccessResponse
  * otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
  * with the same message whether or not the folder exists, so folder ids never reveal anything
  * to strangers.
+ * Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+ * full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+ * nothing is changed then.
  *
  * @generated from service modelcatalog.v1.FolderService
  */

@@ -501,6 +501,9 @@ export const DownloadModelVersionResponseSchema: GenMessage<DownloadModelVersion
  * token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
  * otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
  * (FOLDER_ACCESS_DENIED) with the same message whether or not the folder or model exists.
+ * Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
+ * full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
+ * nothing is changed then.
  *
  * @generated from service modelcatalog.v1.ModelService
  */

@@ -233,6 +233,12 @@ class ErrorReason(betterproto.Enum):
      call of it (deny by default).
     """
 
+    CALL_DEADLINE_EXCEEDED = 34
+    """
+    DEADLINE_EXCEEDED: the deadline the client set for the call (its grpc-timeout) passed
+     before the server could answer.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class User(betterproto.Message):
