@@ -26,7 +26,7 @@ from ._attack import (
     upload_chunk,
     upload_header,
 )
-from ._gauges import HEALTH_P99_BOUND_SECONDS, MIB, Monitor
+from ._gauges import HEALTH_P99_BOUND_SECONDS, MIB, Monitor, tracebacks
 from .conftest import REQUEST_TIMEOUT_SECONDS, TIMER_SLACK_SECONDS, Launcher
 
 PROGRESS_WINDOW_SECONDS = 2
@@ -188,3 +188,21 @@ async def test_request_message_never_sent_gets_deadline_exceeded(
         await connection.close()
     print(f"{case}: {outcome} after {elapsed:.1f} s")
     assert outcome == "DEADLINE_EXCEEDED REQUEST_TIMEOUT"
+
+
+@pytest.mark.parametrize("grpc_timeout", ["1S", "1n"])
+async def test_a_calls_own_deadline_is_answered_with_a_declared_reason(
+    launch: Launcher, grpc_timeout: str
+) -> None:
+    """A client deadline shorter than the server's waits, passing mid-call (1 s) or before the
+    call starts (1 ns), is answered DEADLINE_EXCEEDED (CALL_DEADLINE_EXCEEDED), no traceback."""
+    server = launch(request_timeout=f"{REQUEST_TIMEOUT_SECONDS}s")
+    connection = await Connection.open(server)
+    try:
+        stream_id = await connection.start_call(SIGN_IN, [("grpc-timeout", grpc_timeout)])
+        await connection.finished(stream_id, within=REQUEST_TIMEOUT_SECONDS)
+        outcome = connection.outcome(stream_id)
+    finally:
+        await connection.close()
+    assert outcome == "DEADLINE_EXCEEDED CALL_DEADLINE_EXCEEDED"
+    assert tracebacks(server.log()) == 0

@@ -165,7 +165,7 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
             tokens = load_token_service(settings)
             tls, tls_note = load_tls(settings)
             guards = RequestGuards(transport_limits(settings))
-            services = guards.apply(build_services(settings, store, blobs, accounts, tokens))
+            services = build_services(settings, store, blobs, accounts, tokens, guards)
             yield Application(services, guards, tls, tls_note)
         finally:
             hasher.close()
@@ -203,8 +203,10 @@ def build_services(
     blobs: BlobStore,
     accounts: Accounts,
     tokens: TokenService,
+    guards: RequestGuards,
 ) -> list[IServable]:
-    """Every service the server answers, with health and reflection.
+    """Every service the server answers, with health and reflection, each method behind the
+    per-call plumbing (``rpc``) and, inside it, the request guards (``transport``).
 
     Health is SERVING while the database answers and the data directory can be written (a full
     disk makes every upload and most changes fail), NOT_SERVING otherwise.
@@ -230,7 +232,8 @@ def build_services(
         ServiceCheck(_blobs_writable(blobs), check_ttl=HEALTH_CHECK_TTL_SECONDS),
     ]
     health = Health(dict.fromkeys(api, checks))
-    return rpc.intercept(with_reflection([*api, health]), Authenticator(tokens, accounts))
+    guarded = guards.apply(with_reflection([*api, health]))
+    return rpc.intercept(guarded, Authenticator(tokens, accounts))
 
 
 def _database_answers(store: MetadataStore) -> Callable[[], Awaitable[bool]]:

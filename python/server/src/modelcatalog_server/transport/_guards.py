@@ -30,7 +30,7 @@ from grpclib.server import Stream
 
 from ..errors import refusal
 from ._limits import TransportLimits
-from ._upstream import TransportConnection, TransportStream, stream_bytes_received
+from ._upstream import Deadline, TransportConnection, TransportStream, stream_bytes_received
 
 #: Messages up to this size are always read: HTTP/2 flow control already bounds them (at most
 #: one per stream, within the connection's window), and reserving them would let a client that
@@ -84,6 +84,7 @@ class RequestGuards:
         self.limits = limits
         self.server_buffers = Buffers(limits.server_buffer_bytes)
         self._connections: WeakKeyDictionary[TransportConnection, Buffers] = WeakKeyDictionary()
+        self._deadlines: WeakKeyDictionary[TransportStream, Deadline] = WeakKeyDictionary()
         self._trim: asyncio.TimerHandle | None = None
 
     def connection_closed(self, connection: TransportConnection) -> None:
@@ -108,6 +109,15 @@ class RequestGuards:
         self._connections[connection] = Buffers(
             self.limits.connection_buffer_bytes, self.server_buffers
         )
+
+    def set_deadline(self, stream: TransportStream, deadline: Deadline) -> None:
+        """Makes the guards, not grpclib, end the call at its client's deadline (grpclib's own
+        deadline answer carries no details, and one already past makes it answer UNKNOWN)."""
+        self._deadlines[stream] = deadline
+
+    def take_deadline(self, stream: TransportStream) -> Deadline | None:
+        """The client's deadline for a call on ``stream``, if it set one."""
+        return self._deadlines.pop(stream, None)
 
     def apply(self, services: Collection[IServable]) -> list[IServable]:
         """``services`` with every method's request stream guarded."""
@@ -136,7 +146,19 @@ class _Guarded:
 
         async def guarded(stream: Stream[Any, Any]) -> None:
             _CallGuard(stream, guards, cardinality).install()
-            await func(stream)
+            deadline = guards.take_deadline(stream._stream)
+            if deadline is None:
+                await func(stream)
+                return
+            try:
+                async with asyncio.timeout(deadline.time_remaining()):
+                    await func(stream)
+            except TimeoutError:
+                raise refusal(
+                    Status.DEADLINE_EXCEEDED,
+                    "CALL_DEADLINE_EXCEEDED",
+                    "the call's deadline passed before the server could answer",
+                ) from None
 
         return guarded
 

@@ -222,8 +222,10 @@ class GuardedHandler(GrpclibHandler):
         codec: CodecBase,
         status_details_codec: StatusDetailsCodecBase,
         dispatch: _DispatchServerEvents,
+        guards: RequestGuards,
     ) -> None:
         super().__init__(dict(mapping), codec, status_details_codec, dispatch)
+        self._guards = guards
         self._details_codec = status_details_codec
         self.open_calls = 0
         self.idle_since = time.monotonic()
@@ -255,8 +257,18 @@ class GuardedHandler(GrpclibHandler):
             self.__gc_step__()
             self._tasks[stream] = self.loop.create_task(self._answer(stream, headers, problem))
         else:
-            super().accept(stream, headers, release)
+            super().accept(stream, self._take_deadline(stream, headers), release)
         self._tasks[stream].add_done_callback(lambda _task: release())
+
+    def _take_deadline(
+        self, stream: TransportStream, headers: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
+        """The headers without grpc-timeout, whose deadline the request guards enforce."""
+        deadline = Deadline.from_headers(headers)
+        if deadline is None:
+            return headers
+        self._guards.set_deadline(stream, deadline)
+        return [(name, value) for name, value in headers if name != "grpc-timeout"]
 
     async def _answer(
         self, stream: TransportStream, headers: list[tuple[str, str]], error: GRPCError

@@ -84,7 +84,9 @@ class Server:
             await asyncio.gather(*handlers)
 
     def _protocol_for(self, release: Callable[[], None]) -> GuardedProtocol:
-        handler = GuardedHandler(self._mapping, self._codec, self._details_codec, self._dispatch)
+        handler = GuardedHandler(
+            self._mapping, self._codec, self._details_codec, self._dispatch, self._guards
+        )
         return GuardedProtocol(
             handler,
             self._config,
