@@ -12,8 +12,9 @@ from grpclib.exceptions import GRPCError
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
-from h2.events import ConnectionTerminated, RequestReceived, StreamReset
+from h2.events import ConnectionTerminated, DataReceived, RequestReceived, StreamReset
 from h2.exceptions import ProtocolError
+from hyperframe.frame import DataFrame
 
 from modelcatalog_server.transport import TransportLimits
 from modelcatalog_server.transport._http2 import GuardedConnection, _header_problem
@@ -119,3 +120,31 @@ def test_a_call_whose_deadline_already_passed_is_answered_without_a_handler() ->
         "CALL_DEADLINE_EXCEEDED"
     ]
     assert _header_problem([*REQUEST, ("grpc-timeout", "5S")], mapping) is None
+
+
+@pytest.mark.parametrize("size", [0, 1, 10, 11, 16384])
+@pytest.mark.parametrize("pad_length", [None, 0, 3, 20])
+def test_received_data_frames_show_as_hyperframe_shows_them(
+    size: int, pad_length: int | None
+) -> None:
+    """The cheap repr of received DATA frames is active and reads exactly as hyperframe's."""
+    client, server = pair(TransportLimits())
+    client.send_headers(1, REQUEST)
+    server.receive_data(client.data_to_send())
+    flags = ["PADDED"] if pad_length is not None else []
+    frame = DataFrame(1, os.urandom(size), flags=flags, pad_length=pad_length or 0)
+    server.incoming_buffer.add_data(frame.serialize())
+    server.incoming_buffer.max_frame_size = 1 << 20
+    received = next(server.incoming_buffer)
+    assert type(received) is not DataFrame
+    assert isinstance(received, DataFrame)
+    assert repr(received) == repr(frame)
+
+
+def test_received_data_reaches_the_stream() -> None:
+    """DATA frames with the cheap repr are still dispatched as DATA: the bytes arrive."""
+    client, server = pair(TransportLimits())
+    client.send_headers(1, REQUEST)
+    client.send_data(1, b"weights", end_stream=True)
+    events = server.receive_data(client.data_to_send())
+    assert [e.data for e in events if isinstance(e, DataReceived)] == [b"weights"]

@@ -28,6 +28,10 @@ def test_h2_still_dispatches_frames_and_headers_through_the_overridden_methods()
     assert "_terminate_connection(e.error_code)" in receive  # GOAWAY carries our error code
     assert "self._update_header_buffer(f)" in inspect.getsource(_upstream.FrameBuffer.__next__)
     fresh = connection()
+    assert fresh._frame_dispatch_table[_upstream.DataFrame] == fresh._receive_data_frame
+    assert "self._frame_dispatch_table[frame.__class__]" in inspect.getsource(
+        connection._receive_frame
+    )
     assert fresh.highest_inbound_stream_id == 0
     assert isinstance(fresh._closed_streams, dict)
 
