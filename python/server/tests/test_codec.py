@@ -13,7 +13,11 @@ from server_testing import Api, expect_error
 
 from modelcatalog import v1
 from modelcatalog_server.transport import RequestCodec
-from modelcatalog_server.transport._codec import MAX_NESTING_DEPTH
+from modelcatalog_server.transport._codec import (
+    MAX_NESTING_DEPTH,
+    MAX_UNKNOWN_FIELDS_PER_REQUEST,
+    MAX_VALUES_PER_REQUEST,
+)
 from modelcatalog_server.transport._upstream import betterproto_metadata
 
 CODEC = RequestCodec()
@@ -221,6 +225,22 @@ def test_unknown_fields_are_skipped_and_kept() -> None:
     decoded = CODEC.decode(known + unknown, v1.SignUpRequest)
     assert decoded == v1.SignUpRequest("alice", "password1")
     assert bytes(decoded) == known + unknown
+
+
+@pytest.mark.parametrize(
+    ("data", "limit"),
+    [
+        ((tag(15, VARINT) + varint(1)) * (MAX_UNKNOWN_FIELDS_PER_REQUEST + 1), "unknown fields"),
+        (length_delimited(1, b"a") * (MAX_VALUES_PER_REQUEST + 1), "values"),
+    ],
+    ids=["unknown fields", "one field repeated"],
+)
+async def test_requests_made_of_countless_tiny_fields_are_refused(data: bytes, limit: str) -> None:
+    """Millions of 2-byte fields would hold betterproto's decoder for minutes: refused first."""
+    error = await expect_error(
+        decoding(data * 100, v1.SignUpRequest), Status.INVALID_ARGUMENT, "MALFORMED_REQUEST"
+    )
+    assert limit in (error.message or "")
 
 
 def test_repeated_scalars_decode_packed_or_one_by_one() -> None:

@@ -61,6 +61,31 @@ _VARINT_LIMITS = {
 _LARGEST_TAG = (1 << 32) - 1
 #: protobuf's own default recursion limit; only a self-referencing message can reach it.
 MAX_NESTING_DEPTH = 100
+#: Values (fields, map entries, packed elements) one request may hold, and unknown fields
+#: among them. No request of the contract comes near; betterproto's decoding grows faster than
+#: the number of values (it concatenates unknown fields one by one), so a request made of
+#: millions of tiny fields would hold the event loop for minutes.
+MAX_VALUES_PER_REQUEST = 10_000
+MAX_UNKNOWN_FIELDS_PER_REQUEST = 100
+
+
+class _Budget:
+    """How many more values and unknown fields the request being checked may hold."""
+
+    def __init__(self) -> None:
+        self.values = MAX_VALUES_PER_REQUEST
+        self.unknown = MAX_UNKNOWN_FIELDS_PER_REQUEST
+
+    def spend(self, *, unknown: bool = False) -> None:
+        self.values -= 1
+        if self.values < 0:
+            raise _Malformed(f"the request holds more than {MAX_VALUES_PER_REQUEST} values")
+        if unknown:
+            self.unknown -= 1
+            if self.unknown < 0:
+                raise _Malformed(
+                    f"the request holds more than {MAX_UNKNOWN_FIELDS_PER_REQUEST} unknown fields"
+                )
 
 
 class RequestCodec(ProtoCodec):
@@ -69,7 +94,7 @@ class RequestCodec(ProtoCodec):
     def decode(self, data: bytes, message_type: Any) -> Any:
         if isinstance(message_type, type) and issubclass(message_type, betterproto.Message):
             try:
-                _check_message(data, 0, len(data), message_type, 0)
+                _check_message(data, 0, len(data), message_type, 0, _Budget())
             except _Malformed as malformed:
                 raise _malformed_request(message_type, malformed) from None
             return message_type.FromString(data)
@@ -159,7 +184,12 @@ def _declared_fields(message_class: type[betterproto.Message]) -> dict[int, _Fie
 
 
 def _check_message(
-    data: bytes, start: int, end: int, message_class: type[betterproto.Message], depth: int
+    data: bytes,
+    start: int,
+    end: int,
+    message_class: type[betterproto.Message],
+    depth: int,
+    budget: _Budget,
 ) -> None:
     """Refuses ``data[start:end]`` unless betterproto decodes it into ``message_class``'s types."""
     if depth > MAX_NESTING_DEPTH:
@@ -172,17 +202,24 @@ def _check_message(
         if number == 0 or tag > _LARGEST_TAG:
             raise _Malformed(f"field number {number} is outside 1 to 536870911")
         field = fields.get(number)
+        budget.spend(unknown=field is None)
         if field is None:
             position = _skip_unknown(data, position, end, number, wire_type)
             continue
         try:
-            position = _check_field(data, position, end, field, wire_type, depth)
+            position = _check_field(data, position, end, field, wire_type, depth, budget)
         except _Malformed as malformed:
             raise malformed.inside(field.name) from None
 
 
 def _check_field(
-    data: bytes, position: int, end: int, field: _Field, wire_type: int, depth: int
+    data: bytes,
+    position: int,
+    end: int,
+    field: _Field,
+    wire_type: int,
+    depth: int,
+    budget: _Budget,
 ) -> int:
     """Checks one value of ``field`` at ``position``; returns the position after it."""
     if wire_type == field.wire_type:
@@ -193,14 +230,14 @@ def _check_field(
         length, position = _read_varint(data, position, end)
         stop = _payload_end(position, end, length)
         if field.message is not None:
-            _check_message(data, position, stop, field.message, depth + 1)
+            _check_message(data, position, stop, field.message, depth + 1, budget)
         elif field.proto_type == betterproto.TYPE_STRING:
             _check_utf8(data, position, stop)
         return stop
     if wire_type == _LENGTH_DELIMITED and field.packable:
         length, position = _read_varint(data, position, end)
         stop = _payload_end(position, end, length)
-        _check_packed(data, position, stop, field)
+        _check_packed(data, position, stop, field, budget)
         return stop
     raise _Malformed(
         f"a {field.proto_type} field arrived as {_describe_wire_type(wire_type)}, "
@@ -208,10 +245,11 @@ def _check_field(
     )
 
 
-def _check_packed(data: bytes, start: int, stop: int, field: _Field) -> None:
+def _check_packed(data: bytes, start: int, stop: int, field: _Field, budget: _Budget) -> None:
     if field.wire_type == _VARINT:
         position = start
         while position < stop:
+            budget.spend()
             position = _check_varint(data, position, stop, field)
         return
     width = _FIXED_WIDTH[field.wire_type]
@@ -220,6 +258,8 @@ def _check_packed(data: bytes, start: int, stop: int, field: _Field) -> None:
             f"a packed run of {field.proto_type} values is {stop - start} bytes, "
             f"not a multiple of {width}"
         )
+    for _ in range((stop - start) // width):
+        budget.spend()
 
 
 def _check_varint(data: bytes, position: int, end: int, field: _Field) -> int:
