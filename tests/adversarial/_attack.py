@@ -148,6 +148,8 @@ class Connection:
         self._send_window = DEFAULT_WINDOW
         self._initial_stream_window = DEFAULT_WINDOW
         self._max_frame_size = DEFAULT_MAX_FRAME
+        #: Whether received DATA is acknowledged (WINDOW_UPDATE); a stalled reader never does.
+        self.reading = True
         self._header_block: tuple[int, bytearray, bool] | None = None
         self._changed = asyncio.Condition()
         self._settings_received = asyncio.Event()
@@ -162,7 +164,9 @@ class Connection:
         self._reading = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, server: RunningServer, *, source: str = "127.0.0.1") -> Connection:
+    async def open(
+        cls, server: RunningServer, *, source: str = "127.0.0.1", stream_window: int | None = None
+    ) -> Connection:
         """Connects from ``source`` over TLS (ALPN h2) and exchanges the connection preface
         and SETTINGS.
 
@@ -183,7 +187,10 @@ class Connection:
         except (OSError, ssl.SSLError, TimeoutError) as error:
             raise ConnectionClosed(f"cannot connect: {error!r}") from error
         connection = cls(reader, writer)
-        settings = SettingsFrame(0, settings={SettingCodes.ENABLE_PUSH: 0})
+        values: dict[int, int] = {SettingCodes.ENABLE_PUSH: 0}
+        if stream_window is not None:
+            values[SettingCodes.INITIAL_WINDOW_SIZE] = stream_window
+        settings = SettingsFrame(0, settings=values)
         await connection.send(PREFACE + settings.serialize())
         if not await connection.wait(connection._settings_received.is_set, CONNECT_SECONDS):
             connection.abort()
@@ -260,7 +267,7 @@ class Connection:
             state.data += frame.data
             state.ended = state.ended or "END_STREAM" in frame.flags
             consumed = frame.flow_controlled_length
-            if consumed:
+            if consumed and self.reading:
                 updates = WindowUpdateFrame(0, window_increment=consumed).serialize()
                 if not state.finished:
                     updates += WindowUpdateFrame(

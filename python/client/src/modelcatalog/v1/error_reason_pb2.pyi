@@ -138,6 +138,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """DEADLINE_EXCEEDED: the deadline the client set for the call (its grpc-timeout) passed
     before the server could answer.
     """
+    ERROR_REASON_DOWNLOAD_STALLED: _ErrorReason.ValueType  # 35
+    """DEADLINE_EXCEEDED: a download's client did not accept a response message (at most 1 MiB)
+    within the server's progress window (30 s by default); read the stream as it arrives.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """An ErrorReason says why an RPC failed, more precisely than its status code. Every error the
@@ -262,5 +266,9 @@ call of it (deny by default).
 ERROR_REASON_CALL_DEADLINE_EXCEEDED: ErrorReason.ValueType  # 34
 """DEADLINE_EXCEEDED: the deadline the client set for the call (its grpc-timeout) passed
 before the server could answer.
+"""
+ERROR_REASON_DOWNLOAD_STALLED: ErrorReason.ValueType  # 35
+"""DEADLINE_EXCEEDED: a download's client did not accept a response message (at most 1 MiB)
+within the server's progress window (30 s by default); read the stream as it arrives.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
 from ..storage.blobs import BlobStore, BlobWriter
@@ -233,7 +233,7 @@ class Versions:
 
     async def download(
         self, caller: str, model_id: str, number: int, offset: int
-    ) -> tuple[VersionRecord, AsyncIterator[bytes]]:
+    ) -> tuple[VersionRecord, AsyncGenerator[bytes, None]]:
         """The version and its bytes from ``offset`` on."""
         version = await self.get(caller, model_id, number)
         if offset < 0:
@@ -245,12 +245,14 @@ class Versions:
             )
         return version, self._bytes(version, offset)
 
-    async def _bytes(self, version: VersionRecord, offset: int) -> AsyncIterator[bytes]:
+    async def _bytes(self, version: VersionRecord, offset: int) -> AsyncGenerator[bytes, None]:
+        """The version's bytes; closing this (``aclose``) closes the stored file at once."""
         sent = offset
         try:
-            async for chunk in self._blobs.read(version.sha256, offset):
-                sent += len(chunk)
-                yield chunk
+            async with aclosing(self._blobs.read(version.sha256, offset)) as chunks:
+                async for chunk in chunks:
+                    sent += len(chunk)
+                    yield chunk
         except FileNotFoundError:
             raise DataLoss(
                 "the stored file of this version is missing on the server; tell its operator",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import betterproto
+from grpclib.const import Handler
+from grpclib.server import Stream
 
 from modelcatalog import v1
 
@@ -13,6 +16,8 @@ from ..domain.catalog import Catalog
 from ..domain.errors import InvalidArgument
 from ..domain.versions import Versions
 from . import _convert
+
+_DOWNLOAD = "/modelcatalog.v1.ModelService/DownloadModelVersion"
 
 
 class ModelService(v1.ModelServiceBase):
@@ -81,16 +86,29 @@ class ModelService(v1.ModelServiceBase):
         )
         return v1.UploadModelVersionResponse(version=_convert.version(version))
 
-    async def download_model_version(
-        self, download_model_version_request: v1.DownloadModelVersionRequest
-    ) -> AsyncIterator[v1.DownloadModelVersionResponse]:
-        request = download_model_version_request
+    def __mapping__(self) -> dict[str, Handler]:
+        mapping = super().__mapping__()
+        mapping[_DOWNLOAD] = mapping[_DOWNLOAD]._replace(func=self._download)
+        return mapping
+
+    async def _download(
+        self,
+        stream: Stream[v1.DownloadModelVersionRequest, v1.DownloadModelVersionResponse],
+    ) -> None:
+        """Sends a version's metadata, then its bytes, on the stream itself: when the call ends
+        early (the client left, a deadline, a stall) the stored file is closed at once, not
+        whenever the garbage collector reaches a suspended generator."""
+        request = await stream.recv_message()
+        assert request is not None  # the transport's guard answers a call without a message
         version, chunks = await self._versions.download(
             current_principal().user_id, request.model_id, request.version, request.offset
         )
-        yield v1.DownloadModelVersionResponse(version=_convert.version(version))
-        async for chunk in chunks:
-            yield v1.DownloadModelVersionResponse(chunk=chunk)
+        async with aclosing(chunks):
+            await stream.send_message(
+                v1.DownloadModelVersionResponse(version=_convert.version(version))
+            )
+            async for chunk in chunks:
+                await stream.send_message(v1.DownloadModelVersionResponse(chunk=chunk))
 
 
 def _content(message: v1.UploadModelVersionRequest) -> str:

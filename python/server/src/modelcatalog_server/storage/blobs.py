@@ -17,7 +17,7 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, Collection
 from pathlib import Path
 from typing import BinaryIO
 
@@ -64,7 +64,7 @@ class BlobStore(abc.ABC):
         """Starts a new upload."""
 
     @abc.abstractmethod
-    def read(self, sha256: str, offset: int = 0) -> AsyncIterator[bytes]:
+    def read(self, sha256: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
         """The blob's bytes from ``offset`` on, in chunks of at most ``READ_CHUNK_BYTES``."""
 
     @abc.abstractmethod
@@ -112,7 +112,7 @@ class LocalBlobStore(BlobStore):
     def writer(self) -> BlobWriter:
         return _LocalWriter(self, self._temporary / f"{uuid.uuid4().hex}.part")
 
-    async def read(self, sha256: str, offset: int = 0) -> AsyncIterator[bytes]:
+    async def read(self, sha256: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
         file = await asyncio.to_thread(open, self.path_of(sha256), "rb")
         try:
             await asyncio.to_thread(file.seek, offset)

@@ -11,7 +11,9 @@ are within the size limit, arrived in time, and fit the memory budget:
   request timeout, and a client stream must then keep delivering a minimum number of bytes
   in every progress window (a trickle holds a slot as long as silence would);
 - a stream that ends inside a message, or a unary call without a message, is the client's
-  error (MALFORMED_REQUEST), never a server fault.
+  error (MALFORMED_REQUEST), never a server fault;
+- a client that stops reading a response stream (a download) must accept each message within
+  the progress window, or the call ends (DOWNLOAD_STALLED) and releases what it held.
 """
 
 from __future__ import annotations
@@ -38,9 +40,8 @@ from ._upstream import Deadline, TransportConnection, TransportStream, stream_by
 UNBUDGETED_MESSAGE_BYTES = 64 << 10
 
 
-#: A closed connection that received at least this much asks for freed memory to be returned.
-TRIM_AFTER_RECEIVED_BYTES = 1 << 20
-#: How long after such a close the memory is returned (several closes share one trim).
+#: How long after a connection with calls closed the memory is returned (the closes within
+#: it share one garbage collection and trim, so a flood of closes costs at most one a second).
 TRIM_DELAY_SECONDS = 1.0
 
 
@@ -90,11 +91,11 @@ class RequestGuards:
     def connection_closed(self, connection: TransportConnection) -> None:
         """Gives the memory a closed connection used back to the system, once things settle.
 
-        glibc keeps freed buffers in its heap, so the memory of a burst of large messages
-        would otherwise stay with the process after its clients left; a trim a moment after
-        the last such connection closed returns it, at most once per delay.
+        glibc keeps freed buffers in its heap, so the memory of a burst of large messages or
+        stalled downloads would otherwise stay with the process after its clients left; a
+        trim a moment after a connection with calls closed returns it, at most once per delay.
         """
-        if connection.data_received < TRIM_AFTER_RECEIVED_BYTES or self._trim is not None:
+        if not connection.streams_started or self._trim is not None:
             return
         loop = asyncio.get_running_loop()
         self._trim = loop.call_later(TRIM_DELAY_SECONDS, self._return_memory)
@@ -174,6 +175,9 @@ class _CallGuard:
         self._limits = guards.limits
         self._buffers = guards.buffers_for(self._transport)
         self._single = not cardinality.client_streaming
+        # A download holds a response message (up to 1 MiB) and a stored file while the client
+        # does not read: each message must be accepted within the progress window.
+        self._server_streaming = cardinality.server_streaming
         # Uploads must keep moving; a bidirectional stream (reflection) may pause between
         # requests, as its client waits for answers.
         self._progress_required = cardinality is Cardinality.STREAM_UNARY
@@ -209,6 +213,22 @@ class _CallGuard:
                 self._start_window()
             return message
 
+        if self._server_streaming:
+            send_message = self._stream.send_message
+
+            async def send_within_window(message: Any) -> None:
+                window = self._limits.upload_progress_window
+                try:
+                    async with asyncio.timeout(window):
+                        await send_message(message)
+                except TimeoutError:
+                    raise refusal(
+                        Status.DEADLINE_EXCEEDED,
+                        "DOWNLOAD_STALLED",
+                        f"the client accepted no response message for {window:g} s",
+                    ) from None
+
+            setattr(self._stream, "send_message", send_within_window)  # noqa: B010
         setattr(self._transport, "recv_data", recv_data)  # noqa: B010 - replaces a method
         setattr(self._stream, "recv_message", recv_message)  # noqa: B010 - replaces a method
 

@@ -239,6 +239,12 @@ class ErrorReason(betterproto.Enum):
      before the server could answer.
     """
 
+    DOWNLOAD_STALLED = 35
+    """
+    DEADLINE_EXCEEDED: a download's client did not accept a response message (at most 1 MiB)
+     within the server's progress window (30 s by default); read the stream as it arrives.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class User(betterproto.Message):
