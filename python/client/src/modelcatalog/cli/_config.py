@@ -15,7 +15,6 @@ saved over TLS is never sent over plaintext either.
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,7 +111,11 @@ def load_profile(path: Path) -> Profile:
 
 def save_profile(path: Path, profile: Profile) -> None:
     """Write the config file atomically with mode 0600 (its folder gets mode 0700)."""
-    from .._files import fsync_dir  # here, not at the top: _files loads grpclib and the contract
+    # Imported here, not at the top, so that commands that only read the file start faster:
+    # tempfile pulls in random, shutil and the compressors; _files grpclib and the contract.
+    import tempfile
+
+    from .._files import fsync_dir
 
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     content = json.dumps(profile.to_json(), indent=2) + "\n"
