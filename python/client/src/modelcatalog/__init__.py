@@ -2,26 +2,34 @@
 
 ``Client`` is the async entry point; every error it raises is a ``ModelCatalogError``.
 ``modelcatalog.v1`` holds the messages and service stubs generated from the v1 contract.
+
+The SDK's names are imported on first use (PEP 562 ``__getattr__``): they pull in grpclib,
+betterproto, protobuf and the generated code, which the ``modelcatalog`` command line must
+not pay for when it only prints its help. ``from modelcatalog import Client`` works as usual.
 """
 
-from . import v1
-from ._client import Client, ProgressCallback
-from ._exceptions import (
-    AlreadyExists,
-    Cancelled,
-    DataLoss,
-    DeadlineExceeded,
-    FailedPrecondition,
-    InvalidArgument,
-    ModelCatalogError,
-    NotFound,
-    OutOfRange,
-    PermissionDenied,
-    ResourceExhausted,
-    ServerError,
-    Unauthenticated,
-    Unavailable,
-)
+import typing as _typing
+from importlib import import_module as _import_module
+
+if _typing.TYPE_CHECKING:
+    from . import v1
+    from ._client import Client, ProgressCallback
+    from ._exceptions import (
+        AlreadyExists,
+        Cancelled,
+        DataLoss,
+        DeadlineExceeded,
+        FailedPrecondition,
+        InvalidArgument,
+        ModelCatalogError,
+        NotFound,
+        OutOfRange,
+        PermissionDenied,
+        ResourceExhausted,
+        ServerError,
+        Unauthenticated,
+        Unavailable,
+    )
 
 __version__ = "0.1.0"
 
@@ -45,3 +53,31 @@ __all__ = [
     "__version__",
     "v1",
 ]
+
+_HOMES = {
+    "Client": "._client",
+    "ProgressCallback": "._client",
+    **{
+        name: "._exceptions"
+        for name in __all__
+        if name not in {"Client", "ProgressCallback", "__version__", "v1"}
+    },
+}
+"""The module each lazily imported name of ``__all__`` (except the ``v1`` package) lives in."""
+
+
+def __getattr__(name: str) -> object:
+    """Import an SDK name on first access and keep it, so later lookups are plain globals."""
+    if name == "v1":
+        return _import_module(".v1", __name__)  # importing binds it on the package itself
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names, the not yet imported SDK names included."""
+    return sorted({*globals(), *__all__})

@@ -5,22 +5,25 @@ opens a client with ``open_client`` (a module-level factory that tests replace) 
 SDK calls in one ``asyncio.run``. Expected failures are turned into one-line errors with an
 exit code per kind (see ``_errors``) by the root group, so every command, in the shell too,
 reports them the same way.
+
+The SDK (grpclib, betterproto, the generated code), asyncio and Rich are imported inside the
+commands that use them, never at the top: ``--help``, ``--version`` and usage errors load only
+Click and this package (``python/client/tests/test_cli_startup.py`` guards it).
 """
 
-import asyncio
+from __future__ import annotations
+
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import betterproto
 import click
 
-from .. import Client, ModelCatalogError, Unauthenticated, __version__, v1
-from .._files import download_name
+from .. import __version__
 from . import _output as out
 from ._config import (
     DEFAULT_SERVER,
@@ -38,6 +41,11 @@ from ._config import (
 )
 from ._errors import EXIT_CODES_HELP, CliError, ExitCode, from_exception
 
+if TYPE_CHECKING:
+    import betterproto
+
+    from .. import Client, v1
+
 _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -47,12 +55,14 @@ LOGOUT_TIMEOUT_SECONDS = 10.0
 """How long logout waits for the server to revoke the token before forgetting it anyway."""
 
 
-ClientFactory = Callable[[Settings], AbstractAsyncContextManager[Client]]
+ClientFactory = Callable[[Settings], AbstractAsyncContextManager["Client"]]
 
 
 @asynccontextmanager
 async def _connect(settings: Settings) -> AsyncIterator[Client]:
     """A real ``Client`` for the settings, closed when the command is done."""
+    from .. import Client
+
     client = Client(
         settings.server,
         ca_cert=settings.ca_cert,
@@ -110,6 +120,7 @@ def _settings(ctx: click.Context, *, keep_token: bool = True) -> Settings:
 
 def _run(settings: Settings, call: Callable[[Client], Awaitable[_T]]) -> _T:
     """Open a client, run ``call`` with it in a fresh event loop, and close the client."""
+    import asyncio
 
     async def session() -> _T:
         async with open_client(settings) as client:
@@ -138,8 +149,8 @@ class _RootGroup(_Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except click.ClickException:
-            raise
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # Click's own outcomes (--help of a subcommand exits from in here)
         except Exception as error:
             state = ctx.find_object(State)
             settings = state.settings if state else None
@@ -367,6 +378,8 @@ def logout() -> None:
     The token is forgotten even when the server cannot be reached; it then stays valid until
     it expires, and logout says so. The saved server address and CA certificate stay.
     """
+    from .. import ModelCatalogError, Unauthenticated
+
     path = config_path()
     profile = load_profile(path)
     if profile.token is None:
@@ -814,6 +827,8 @@ def version_download(
     The uploaded file name is used without its folders; one starting with "." is saved as
     MODEL_ID-vVERSION instead. A file of that name is not replaced without --force.
     """
+    from .._files import download_name
+
     settings = _settings(ctx)
     # Unless given a file path, the SDK names the file after the version and keeps existing ones.
     named = destination is None or destination.is_dir()

@@ -15,13 +15,10 @@ saved over TLS is never sent over plaintext either.
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from .._files import fsync_dir
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 """The address ``modelcatalog-server`` listens on by default."""
@@ -114,6 +111,12 @@ def load_profile(path: Path) -> Profile:
 
 def save_profile(path: Path, profile: Profile) -> None:
     """Write the config file atomically with mode 0600 (its folder gets mode 0700)."""
+    # Imported here, not at the top, so that commands that only read the file start faster:
+    # tempfile pulls in random, shutil and the compressors; _files grpclib and the contract.
+    import tempfile
+
+    from .._files import fsync_dir
+
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     content = json.dumps(profile.to_json(), indent=2) + "\n"
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -5,30 +5,19 @@ as a traceback: each is turned into a ``CliError`` whose message says what went 
 what to do about it.
 """
 
+from __future__ import annotations
+
 import math
-import ssl
 from enum import IntEnum
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from .. import (
-    AlreadyExists,
-    DataLoss,
-    DeadlineExceeded,
-    FailedPrecondition,
-    InvalidArgument,
-    ModelCatalogError,
-    NotFound,
-    OutOfRange,
-    PermissionDenied,
-    ResourceExhausted,
-    ServerError,
-    Unauthenticated,
-    Unavailable,
-)
 from .._text import printable
 from ._config import ConfigError
+
+if TYPE_CHECKING:
+    from .. import ModelCatalogError
 
 
 class ExitCode(IntEnum):
@@ -114,6 +103,23 @@ def from_sdk_error(
     ``token_variable`` names the environment variable the token came from, if it did, since
     logging in again does not replace that token.
     """
+    import ssl
+
+    from .. import (
+        AlreadyExists,
+        DataLoss,
+        DeadlineExceeded,
+        FailedPrecondition,
+        InvalidArgument,
+        NotFound,
+        OutOfRange,
+        PermissionDenied,
+        ResourceExhausted,
+        ServerError,
+        Unauthenticated,
+        Unavailable,
+    )
+
     message = error.message
     reason = error.reason
     match error:
@@ -204,6 +210,8 @@ def from_exception(
     token_variable: str | None = None,
 ) -> CliError | None:
     """The ``CliError`` for an expected exception, or ``None`` for a bug (to show in full)."""
+    from .. import ModelCatalogError  # on failure only: it loads grpclib and protobuf
+
     if isinstance(error, CliError):
         return error
     if isinstance(error, ModelCatalogError):

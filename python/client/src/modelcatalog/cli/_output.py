@@ -10,7 +10,12 @@ JSON comes from betterproto's ``to_pydict`` with snake_case keys and every field
 the keys are the contract's field names and never depend on a value being set; timestamps
 become RFC 3339 strings in UTC and enums their lowercase names (``"owner"``), the same words
 the CLI accepts.
+
+Rich and betterproto are imported where they are used, not at the top: ``modelcatalog --help``
+and failures must not wait for them (see ``modelcatalog.cli``).
 """
+
+from __future__ import annotations
 
 import json
 import os
@@ -18,26 +23,18 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
-import betterproto
 import click
-from rich import box
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
-from .. import ProgressCallback
 from .._text import printable, printable_json
+
+if TYPE_CHECKING:
+    import betterproto
+    from rich.console import Console, RenderableType
+    from rich.text import Text
+
+    from .. import ProgressCallback
 
 _WIDE = 240
 """Console width when stdout is not a terminal, so piped tables are not squeezed."""
@@ -45,6 +42,8 @@ _WIDE = 240
 
 def jsonable(value: Any) -> Any:
     """Turn ``to_pydict`` output into plain JSON values (see the module docstring)."""
+    import betterproto
+
     if isinstance(value, betterproto.Message):
         snake = cast(betterproto.Casing, betterproto.Casing.SNAKE)  # mypy sees the member's value
         value = value.to_pydict(casing=snake, include_default_values=True)
@@ -71,6 +70,8 @@ def echo(message: str, *, err: bool = False) -> None:
 
 def enum_name(value: betterproto.Enum | int) -> str:
     """``FolderRole.OWNER`` → ``"owner"`` (betterproto strips the prefix); unknown ones as int."""
+    import betterproto
+
     name = value.name if isinstance(value, betterproto.Enum) else None
     return name.lower() if name else str(int(value))
 
@@ -102,6 +103,8 @@ def stdout_is_terminal() -> bool:
 
 def console(*, stderr: bool = False) -> Console:
     """A Rich console on the current stdout or stderr (looked up now, so tests can swap it)."""
+    from rich.console import Console
+
     stream: TextIO = sys.stderr if stderr else sys.stdout
     interactive = bool(getattr(stream, "isatty", None) and stream.isatty())
     width = None if interactive or "COLUMNS" in os.environ else _WIDE
@@ -112,6 +115,8 @@ def console(*, stderr: bool = False) -> Console:
 
 def _cell(value: str) -> Text:
     """A table cell that shows ``value`` as it is: no markup, unsafe characters escaped."""
+    from rich.text import Text
+
     return Text(printable(value))
 
 
@@ -123,6 +128,9 @@ def table(
     if not rows:
         echo(f"({empty})", err=True)
         return
+    from rich import box
+    from rich.table import Table
+
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
         grid.add_column(column, overflow="fold")
@@ -133,6 +141,8 @@ def table(
 
 def details(pairs: Iterable[tuple[str, str]]) -> None:
     """Print one resource as aligned ``key  value`` lines."""
+    from rich.table import Table
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column(overflow="fold")
@@ -164,6 +174,16 @@ def transfer_progress(
     if not enabled:
         yield _no_progress
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
