@@ -130,13 +130,18 @@ async def _outcome(call: Awaitable[object]) -> str:
     return "OK"
 
 
-def _health(server: RunningServer) -> int:
+def _health_becomes(server: RunningServer, status: int) -> bool:
+    """Whether health answers ``status`` within the health check's refresh time, polling on one
+    connection (a new connection per poll would be refused as a reconnect storm)."""
     credentials = grpc.ssl_channel_credentials(server.ca_cert.read_bytes())
     with grpc.secure_channel(server.address, credentials) as channel:
-        response = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=10
-        )
-    return int(response.status)
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        def answers() -> bool:
+            response = stub.Check(health_pb2.HealthCheckRequest(), timeout=10)
+            return int(response.status) == status
+
+        return wait_for(answers, HEALTH_FOLLOWS_WITHIN_SECONDS)
 
 
 async def test_disk_full_answers_storage_full_and_health_not_serving(
@@ -155,16 +160,12 @@ async def test_disk_full_answers_storage_full_and_health_not_serving(
             )
             create = await _outcome(client.create_folder("while-full"))
         not_serving = await asyncio.to_thread(
-            wait_for,
-            lambda: _health(server) == health_pb2.HealthCheckResponse.NOT_SERVING,
-            HEALTH_FOLLOWS_WITHIN_SECONDS,
+            _health_becomes, server, health_pb2.HealthCheckResponse.NOT_SERVING
         )
     finally:
         filler.unlink()
     serving = await asyncio.to_thread(
-        wait_for,
-        lambda: _health(server) == health_pb2.HealthCheckResponse.SERVING,
-        HEALTH_FOLLOWS_WITHIN_SECONDS,
+        _health_becomes, server, health_pb2.HealthCheckResponse.SERVING
     )
     async with sdk_client(server, token) as client:
         stored = await client.upload(model_id, io.BytesIO(os.urandom(2 * MIB)), file_name="w.bin")

@@ -25,6 +25,7 @@ REQUEST = [
     (":path", "/grpc.health.v1.Health/Check"),
     (":authority", "localhost"),
     ("content-type", "application/grpc"),
+    ("te", "trailers"),
 ]
 
 
@@ -148,3 +149,14 @@ def test_received_data_reaches_the_stream() -> None:
     client.send_data(1, b"weights", end_stream=True)
     events = server.receive_data(client.data_to_send())
     assert [e.data for e in events if isinstance(e, DataReceived)] == [b"weights"]
+
+
+def test_a_call_without_te_trailers_is_malformed_not_unknown() -> None:
+    """gRPC requires 'te: trailers'; without it the answer is a declared reason, not UNKNOWN."""
+    mapping = {"/grpc.health.v1.Health/Check": cast(Handler, None)}
+    problem = _header_problem([h for h in REQUEST if h[0] != "te"], mapping)
+    assert isinstance(problem, GRPCError)
+    assert problem.status == Status.INVALID_ARGUMENT
+    assert [d.reason for d in problem.details or [] if isinstance(d, ErrorInfo)] == [
+        "MALFORMED_REQUEST"
+    ]

@@ -11,8 +11,10 @@ import pytest
 from server_testing import poll_until
 
 from modelcatalog_server.tls import ensure_self_signed
-from modelcatalog_server.transport import server_tls_context
+from modelcatalog_server.transport import RateLimit, server_tls_context
 from modelcatalog_server.transport._listener import Listener, connection_budget, open_listener
+
+GENEROUS = RateLimit(burst=1000, per_second=1000.0)
 
 
 class Recorder(asyncio.Protocol):
@@ -49,6 +51,7 @@ async def test_connections_above_the_budget_are_closed_at_once(
         tls=None,
         max_connections=2,
         handshake_timeout=5,
+        connection_rate=GENEROUS,
     )
     listener.start()
     port = sock.getsockname()[1]
@@ -81,6 +84,7 @@ async def test_a_tls_handshake_that_never_starts_is_cut_off(tmp_path: Path) -> N
         tls=context,
         max_connections=10,
         handshake_timeout=0.5,
+        connection_rate=GENEROUS,
     )
     listener.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
@@ -97,3 +101,27 @@ def test_the_budget_fits_the_descriptor_limit() -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert budget <= soft - 64
     assert connection_budget(10) == 10
+
+
+async def test_an_address_opening_connections_too_fast_is_refused_before_tls() -> None:
+    """Past its burst, an address's new connections are closed at once; others still connect."""
+    opened: list[Recorder] = []
+    sock = open_listener("127.0.0.1", 0)
+    listener = Listener(
+        sock,
+        lambda release: Recorder(opened, release),
+        tls=None,
+        max_connections=100,
+        handshake_timeout=5,
+        connection_rate=RateLimit(burst=3, per_second=0.001),
+    )
+    listener.start()
+    port = sock.getsockname()[1]
+    first = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+    refused = await asyncio.open_connection("127.0.0.1", port)
+    assert await closed_by_server(refused[0])
+    other = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+    assert await poll_until(lambda: len(opened) == 4)
+    for _, writer in [*first, refused, other]:
+        writer.close()
+    listener.close()

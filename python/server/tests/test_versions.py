@@ -658,3 +658,17 @@ async def test_uploads_beyond_the_per_user_limit_are_refused(domain: Domain) -> 
     release.set()
     assert (await first).version == 1
     assert (await versions.upload(user, UploadHeader(model, "c"), chunks_of(b"c"))).version == 2
+
+
+async def test_an_empty_chunk_is_refused(api: Api, settings: Settings) -> None:
+    """A chunk must carry bytes: empty chunks would keep an upload alive without progress."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    header = v1.UploadModelVersionHeader(model_id=model.id, file_name="model.onnx")
+    await expect_error(
+        alice.models.upload_model_version(request_stream(header, [b"abc", b""])),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        "chunk",
+    )
+    assert blob_files(settings) == []

@@ -58,7 +58,7 @@ class Settings:
     connection_buffer_limit: int = 16 << 20
     server_buffer_limit: int = 256 << 20
     request_timeout: int = 10
-    upload_min_bytes: int = 64 << 10
+    upload_min_bytes: int = 1 << 20
     upload_progress_window: int = 30
     max_uploads: int = 128
     max_uploads_per_user: int = 32
@@ -341,7 +341,8 @@ _OPTIONS = (
         "upload_progress_window",
         "--upload-progress-window",
         parse_duration,
-        "the interval in which an upload must deliver --upload-min-bytes",
+        "the interval in which an upload must deliver --upload-min-bytes, and a download's "
+        "client must accept each response message (1 MiB)",
         "DURATION",
     ),
     _Option("max_uploads", "--max-uploads", _count, "uploads in progress at once", "N"),

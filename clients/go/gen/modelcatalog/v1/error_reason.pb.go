@@ -77,7 +77,7 @@ const (
 	// caller or for a request with other filters.
 	ErrorReason_ERROR_REASON_PAGE_TOKEN_INVALID ErrorReason = 19
 	// DEADLINE_EXCEEDED: an upload made less progress than the server's minimum upload rate
-	// (by default 64 KiB in every 30 s); nothing was stored. Start the upload again.
+	// (by default 1 MiB in every 30 s); nothing was stored. Start the upload again.
 	ErrorReason_ERROR_REASON_UPLOAD_IDLE ErrorReason = 20
 	// RESOURCE_EXHAUSTED: the server is handling as many sign-ins or uploads as it allows at
 	// once; retry after a short wait.

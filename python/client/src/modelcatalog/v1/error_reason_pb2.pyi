@@ -80,7 +80,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_UPLOAD_IDLE: _ErrorReason.ValueType  # 20
     """DEADLINE_EXCEEDED: an upload made less progress than the server's minimum upload rate
-    (by default 64 KiB in every 30 s); nothing was stored. Start the upload again.
+    (by default 1 MiB in every 30 s); nothing was stored. Start the upload again.
     """
     ERROR_REASON_OVERLOADED: _ErrorReason.ValueType  # 21
     """RESOURCE_EXHAUSTED: the server is handling as many sign-ins or uploads as it allows at
@@ -209,7 +209,7 @@ caller or for a request with other filters.
 """
 ERROR_REASON_UPLOAD_IDLE: ErrorReason.ValueType  # 20
 """DEADLINE_EXCEEDED: an upload made less progress than the server's minimum upload rate
-(by default 64 KiB in every 30 s); nothing was stored. Start the upload again.
+(by default 1 MiB in every 30 s); nothing was stored. Start the upload again.
 """
 ERROR_REASON_OVERLOADED: ErrorReason.ValueType  # 21
 """RESOURCE_EXHAUSTED: the server is handling as many sign-ins or uploads as it allows at

@@ -122,6 +122,8 @@ async def _chunks(messages: AsyncIterator[v1.UploadModelVersionRequest]) -> Asyn
             raise _out_of_order("an upload has exactly one header, in its first message")
         if content != "chunk":
             raise _out_of_order("every message after an upload's header carries a chunk")
+        if not message.chunk:
+            raise InvalidArgument("chunk", "a chunk must carry at least one byte")
         yield message.chunk
 
 

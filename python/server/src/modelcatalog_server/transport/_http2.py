@@ -318,7 +318,7 @@ class GuardedHandler(GrpclibHandler):
             stream.reset_nowait()
         access_log.info(
             "rpc method=%s status=%s duration_ms=0.0 user=- peer=%s",
-            dict(headers).get(":path", "-")[:64],
+            ascii(dict(headers).get(":path", "-")[:64]),  # client text: escaped, one line
             error.status.name,
             _peer_of(stream),
         )
@@ -339,6 +339,12 @@ def _header_problem(headers: list[tuple[str, str]], mapping: Mapping[str, Handle
         return _MALFORMED
     if pseudo[":method"] != "POST":
         return None  # grpclib answers 405
+    if dict(headers).get("te") != "trailers":
+        return refusal(
+            Status.INVALID_ARGUMENT,
+            "MALFORMED_REQUEST",
+            "gRPC requests carry the header 'te: trailers'",
+        )
     if pseudo[":path"] not in mapping:
         return refusal(
             Status.UNIMPLEMENTED,

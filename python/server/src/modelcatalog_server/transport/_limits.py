@@ -33,8 +33,10 @@ class TransportLimits:
     server_buffer_bytes: int = 256 << 20
     max_request_message_bytes: int = MAX_REQUEST_MESSAGE_BYTES
     request_timeout: float = 10.0
-    upload_min_bytes: int = 64 << 10
+    upload_min_bytes: int = 1 << 20
     upload_progress_window: float = 30.0
+    #: New connections per client address: reconnecting must not renew the frame budgets.
+    connections_per_peer: RateLimit = RateLimit(burst=50, per_second=10.0)
     #: Client RST_STREAM frames: the rapid-reset attack (CVE-2023-44487).
     resets: RateLimit = RateLimit(burst=200, per_second=100.0)
     #: PING and SETTINGS frames (without ACK): each costs an answer.

@@ -18,6 +18,8 @@ import ssl
 import time
 from collections.abc import Callable
 
+from ._limits import RateLimit
+
 log = logging.getLogger("modelcatalog_server.transport")
 
 #: File descriptors kept free of connections: the database, blob files, logs, the listener.
@@ -26,6 +28,8 @@ RESERVED_DESCRIPTORS = 64
 REFUSAL_LOG_INTERVAL_SECONDS = 10.0
 #: Pause of the accept loop after the system refused to accept (out of descriptors or memory).
 ACCEPT_BACKOFF_SECONDS = 0.05
+#: Addresses whose connection rate is remembered at once; idle ones are forgotten first.
+MAX_TRACKED_ADDRESSES = 10_000
 
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -92,6 +96,42 @@ class _Throttled:
             self._last, self._count = now, 0
 
 
+class _PeerRates:
+    """A token bucket of new connections per client address.
+
+    The frame-rate limits are per connection; a client that reconnects after each burst would
+    start every connection with full buckets and pay only a TLS handshake, which costs the
+    server more than the client. Refusing an address's connections above this rate, before
+    the handshake, closes that gap.
+    """
+
+    def __init__(self, limit: RateLimit) -> None:
+        self._limit = limit
+        self._tokens: dict[str, tuple[float, float]] = {}
+
+    def admit(self, address: str) -> bool:
+        now = time.monotonic()
+        tokens, updated = self._tokens.get(address, (float(self._limit.burst), now))
+        tokens = min(self._limit.burst, tokens + (now - updated) * self._limit.per_second)
+        if tokens < 1:
+            self._tokens[address] = (tokens, now)
+            return False
+        if len(self._tokens) >= MAX_TRACKED_ADDRESSES and address not in self._tokens:
+            self._forget_full_buckets(now)
+        self._tokens[address] = (tokens - 1, now)
+        return True
+
+    def _forget_full_buckets(self, now: float) -> None:
+        refill = self._limit.burst / self._limit.per_second
+        self._tokens = {
+            address: (tokens, updated)
+            for address, (tokens, updated) in self._tokens.items()
+            if now - updated < refill
+        }
+        if len(self._tokens) >= MAX_TRACKED_ADDRESSES:
+            self._tokens.clear()
+
+
 class Listener:
     """Accepts connections on ``sock`` and hands them to protocols, within the budget."""
 
@@ -103,6 +143,7 @@ class Listener:
         tls: ssl.SSLContext | None,
         max_connections: int,
         handshake_timeout: float,
+        connection_rate: RateLimit,
     ) -> None:
         self._sock = sock
         self._factory = protocol_factory
@@ -112,7 +153,9 @@ class Listener:
         self.connections = 0
         self._task: asyncio.Task[None] | None = None
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._rates = _PeerRates(connection_rate)
         self._over_budget = _Throttled("refused connections above the limit of %d")
+        self._too_fast = _Throttled("refused connections from %s, which opens them too fast")
         self._no_resources = _Throttled("cannot accept connections: %s")
 
     def start(self) -> None:
@@ -131,7 +174,7 @@ class Listener:
         loop = asyncio.get_running_loop()
         while True:
             try:
-                connection, _address = await loop.sock_accept(self._sock)
+                connection, address = await loop.sock_accept(self._sock)
             except OSError as error:
                 if error.errno not in _OUT_OF_RESOURCES:
                     raise
@@ -140,6 +183,10 @@ class Listener:
                 continue
             if self.connections >= self._max_connections:
                 self._over_budget.note(self._max_connections)
+                connection.close()
+                continue
+            if not self._rates.admit(address[0]):
+                self._too_fast.note(address[0])
                 connection.close()
                 continue
             self.connections += 1

@@ -65,6 +65,7 @@ class Server:
             tls=tls,
             max_connections=connection_budget(self._limits.max_connections),
             handshake_timeout=self._limits.tls_handshake_timeout,
+            connection_rate=self._limits.connections_per_peer,
         )
         self._listener.start()
 

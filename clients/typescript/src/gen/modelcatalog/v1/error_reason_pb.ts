@@ -171,7 +171,7 @@ export enum ErrorReason {
 
   /**
    * DEADLINE_EXCEEDED: an upload made less progress than the server's minimum upload rate
-   * (by default 64 KiB in every 30 s); nothing was stored. Start the upload again.
+   * (by default 1 MiB in every 30 s); nothing was stored. Start the upload again.
    *
    * @generated from enum value: ERROR_REASON_UPLOAD_IDLE = 20;
    */

@@ -153,7 +153,7 @@ class ErrorReason(betterproto.Enum):
     UPLOAD_IDLE = 20
     """
     DEADLINE_EXCEEDED: an upload made less progress than the server's minimum upload rate
-     (by default 64 KiB in every 30 s); nothing was stored. Start the upload again.
+     (by default 1 MiB in every 30 s); nothing was stored. Start the upload again.
     """
 
     OVERLOADED = 21
