@@ -672,3 +672,18 @@ async def test_an_empty_chunk_is_refused(api: Api, settings: Settings) -> None:
         "chunk",
     )
     assert blob_files(settings) == []
+
+
+async def test_downloads_beyond_the_per_user_limit_are_refused(domain: Domain) -> None:
+    """With a user's download slots taken, another download is OVERLOADED until one ends."""
+    versions = domain.versions(max_downloads_per_user=1)
+    user, model = domain.user_id, domain.model_id
+    await versions.upload(user, UploadHeader(model, "a"), chunks_of(b"weights"))
+    async with versions.download(user, model, 1, 0, peer="10.0.0.1") as (_, chunks):
+        with pytest.raises(ResourceExhausted) as caught:
+            async with versions.download(user, model, 1, 0, peer="10.0.0.2"):
+                pass
+        assert caught.value.reason == "OVERLOADED"
+        assert b"".join([chunk async for chunk in chunks]) == b"weights"
+    async with versions.download(user, model, 1, 0) as (_, chunks):
+        assert b"".join([chunk async for chunk in chunks]) == b"weights"

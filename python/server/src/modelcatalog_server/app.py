@@ -221,6 +221,9 @@ def build_services(
         max_uploads=settings.max_uploads,
         max_uploads_per_user=settings.max_uploads_per_user,
         max_uploads_per_peer=settings.max_uploads_per_peer,
+        max_downloads=settings.max_downloads,
+        max_downloads_per_user=settings.max_downloads_per_user,
+        max_downloads_per_peer=settings.max_downloads_per_peer,
     )
     api: list[IServable] = [
         AuthService(accounts, tokens),

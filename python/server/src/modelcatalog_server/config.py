@@ -63,6 +63,9 @@ class Settings:
     max_uploads: int = 128
     max_uploads_per_user: int = 32
     max_uploads_per_peer: int = 32
+    max_downloads: int = 256
+    max_downloads_per_user: int = 32
+    max_downloads_per_peer: int = 32
 
 
 def parse_listen_address(text: str) -> ListenAddress:
@@ -358,6 +361,21 @@ _OPTIONS = (
         "--max-uploads-per-peer",
         _count,
         "uploads one network address may have in progress at once",
+        "N",
+    ),
+    _Option("max_downloads", "--max-downloads", _count, "downloads in progress at once", "N"),
+    _Option(
+        "max_downloads_per_user",
+        "--max-downloads-per-user",
+        _count,
+        "downloads one user may have in progress at once",
+        "N",
+    ),
+    _Option(
+        "max_downloads_per_peer",
+        "--max-downloads-per-peer",
+        _count,
+        "downloads one network address may have in progress at once",
         "N",
     ),
 )

@@ -8,10 +8,9 @@ failure before, including cancellation, removes the temporary blob and leaves no
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from contextlib import aclosing, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
 from ..storage.blobs import BlobStore, BlobWriter
@@ -28,13 +27,15 @@ from .errors import (
     ResourceExhausted,
 )
 from .paging import PageTokens, page_size
+from .slots import SlotLimits, Slots
 
-#: Uploads in progress at once, on the whole server, per user and per network address.
+#: Uploads and downloads in progress at once, in all, per user and per network address.
 MAX_UPLOADS = 128
 MAX_UPLOADS_PER_USER = 32
 MAX_UPLOADS_PER_PEER = 32
-
-log = logging.getLogger("modelcatalog_server")
+MAX_DOWNLOADS = 256
+MAX_DOWNLOADS_PER_USER = 32
+MAX_DOWNLOADS_PER_PEER = 32
 
 
 @dataclass(frozen=True)
@@ -63,17 +64,20 @@ class Versions:
         max_uploads: int = MAX_UPLOADS,
         max_uploads_per_user: int = MAX_UPLOADS_PER_USER,
         max_uploads_per_peer: int = MAX_UPLOADS_PER_PEER,
+        max_downloads: int = MAX_DOWNLOADS,
+        max_downloads_per_user: int = MAX_DOWNLOADS_PER_USER,
+        max_downloads_per_peer: int = MAX_DOWNLOADS_PER_PEER,
     ) -> None:
         self._store = store
         self._blobs = blobs
         self._tokens = page_tokens
         self._max_bytes = max_version_bytes
-        self._max_uploads = max_uploads
-        self._max_uploads_per_user = max_uploads_per_user
-        self._max_uploads_per_peer = max_uploads_per_peer
-        self._uploads = 0
-        self._uploads_by_user: Counter[str] = Counter()
-        self._uploads_by_peer: Counter[str] = Counter()
+        self._uploads = Slots(
+            "upload", SlotLimits(max_uploads, max_uploads_per_user, max_uploads_per_peer)
+        )
+        self._downloads = Slots(
+            "download", SlotLimits(max_downloads, max_downloads_per_user, max_downloads_per_peer)
+        )
         # Blobs committed to the store whose version row is not written yet, and the lock
         # that orders commits with the removal of blobs whose version never got written.
         self._unrecorded: Counter[str] = Counter()
@@ -90,46 +94,13 @@ class Versions:
         header = self._checked(header)
         async with self._store.read() as tx:
             await require_model(tx, caller, header.model_id, Role.EDITOR)
-        with self._upload_slot(caller, peer):
+        with self._uploads.taken(caller, peer):
             writer = self._blobs.writer()
             try:
                 digest = await self._receive(header, chunks, writer)
                 return await self._record(caller, header, writer, digest)
             finally:
                 await writer.abort()
-
-    @contextmanager
-    def _upload_slot(self, caller: str, peer: str) -> Iterator[None]:
-        if (
-            self._uploads >= self._max_uploads
-            or self._uploads_by_user[caller] >= self._max_uploads_per_user
-            or self._uploads_by_peer[peer] >= self._max_uploads_per_peer
-        ):
-            log.warning("upload refused, no slot free: %s", self._slot_use(caller, peer))
-            raise ResourceExhausted(
-                "too many uploads are in progress; retry when one has finished",
-                reason="OVERLOADED",
-            )
-        self._uploads += 1
-        self._uploads_by_user[caller] += 1
-        self._uploads_by_peer[peer] += 1
-        log.info("upload started, slots in use: %s", self._slot_use(caller, peer))
-        try:
-            yield
-        finally:
-            self._uploads -= 1
-            for counter, key in ((self._uploads_by_user, caller), (self._uploads_by_peer, peer)):
-                counter[key] -= 1
-                if not counter[key]:
-                    del counter[key]
-
-    def _slot_use(self, caller: str, peer: str) -> str:
-        return (
-            f"uploads={self._uploads}/{self._max_uploads} "
-            f"user={caller} user_uploads={self._uploads_by_user[caller]}/"
-            f"{self._max_uploads_per_user} peer={peer} peer_uploads="
-            f"{self._uploads_by_peer[peer]}/{self._max_uploads_per_peer}"
-        )
 
     async def _record(
         self, caller: str, header: UploadHeader, writer: BlobWriter, digest: str
@@ -231,10 +202,12 @@ class Versions:
             rows = await tx.versions(model_id, before, limit + 1)
         return page_of(self._tokens, rows, limit, caller, scope, lambda v: v.version)
 
+    @asynccontextmanager
     async def download(
-        self, caller: str, model_id: str, number: int, offset: int
-    ) -> tuple[VersionRecord, AsyncGenerator[bytes, None]]:
-        """The version and its bytes from ``offset`` on."""
+        self, caller: str, model_id: str, number: int, offset: int, *, peer: str = "-"
+    ) -> AsyncIterator[tuple[VersionRecord, AsyncIterator[bytes]]]:
+        """The version and its bytes from ``offset`` on, while a download slot is held; the
+        stored file is closed and the slot given back when the block ends, however it ends."""
         version = await self.get(caller, model_id, number)
         if offset < 0:
             raise InvalidArgument("offset", "offset must not be negative")
@@ -243,7 +216,9 @@ class Versions:
                 f"offset {offset} is beyond the end of the {version.size_bytes}-byte file",
                 reason="OFFSET_OUT_OF_RANGE",
             )
-        return version, self._bytes(version, offset)
+        with self._downloads.taken(caller, peer):
+            async with aclosing(self._bytes(version, offset)) as chunks:
+                yield version, chunks
 
     async def _bytes(self, version: VersionRecord, offset: int) -> AsyncGenerator[bytes, None]:
         """The version's bytes; closing this (``aclose``) closes the stored file at once."""

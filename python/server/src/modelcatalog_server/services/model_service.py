@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 
 import betterproto
 from grpclib.const import Handler
@@ -100,10 +99,13 @@ class ModelService(v1.ModelServiceBase):
         whenever the garbage collector reaches a suspended generator."""
         request = await stream.recv_message()
         assert request is not None  # the transport's guard answers a call without a message
-        version, chunks = await self._versions.download(
-            current_principal().user_id, request.model_id, request.version, request.offset
-        )
-        async with aclosing(chunks):
+        async with self._versions.download(
+            current_principal().user_id,
+            request.model_id,
+            request.version,
+            request.offset,
+            peer=current_peer() or "-",
+        ) as (version, chunks):
             await stream.send_message(
                 v1.DownloadModelVersionResponse(version=_convert.version(version))
             )
