@@ -19,13 +19,17 @@ from pathlib import Path
 
 from tests.server_process import write_signing_key
 
-from . import transfer
+from . import cli, health, memory, transfer, unary
 from ._report import Comparison, Results, evaluate, table
 from ._session import FULL, SHORT, Session, Sizes, session
 
 #: Each figure: its name, what it measures, and the rows it reports.
 FIGURES: dict[str, tuple[Callable[[Session], Awaitable[None]], list[Comparison]]] = {
     "transfer": (transfer.run, transfer.COMPARISONS),
+    "unary": (unary.run, unary.COMPARISONS),
+    "memory": (memory.run, memory.COMPARISONS),
+    "health": (health.run, health.COMPARISONS),
+    "cli": (cli.run, cli.COMPARISONS),
 }
 
 
