@@ -13,24 +13,14 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from tests.server_process import write_signing_key
 
-from . import cli, health, memory, transfer, unary
-from ._report import Comparison, Results, evaluate, table
-from ._session import FULL, SHORT, Session, Sizes, session
-
-#: Each figure: its name, what it measures, and the rows it reports.
-FIGURES: dict[str, tuple[Callable[[Session], Awaitable[None]], list[Comparison]]] = {
-    "transfer": (transfer.run, transfer.COMPARISONS),
-    "unary": (unary.run, unary.COMPARISONS),
-    "memory": (memory.run, memory.COMPARISONS),
-    "health": (health.run, health.COMPARISONS),
-    "cli": (cli.run, cli.COMPARISONS),
-}
+from ._report import Results, evaluate, table
+from ._session import FULL, SHORT, Sizes, session
+from .figures import FIGURES
 
 
 async def run_figures(work: Path, sizes: Sizes, names: list[str], results: Results) -> None:

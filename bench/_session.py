@@ -46,7 +46,7 @@ class Sizes:
 
 
 FULL = Sizes(1024, 10_000, 3.0, 50, 20, 20, 12, 3)
-SHORT = Sizes(32, 300, 0.3, 10, 4, 20, 8, 3)
+SHORT = Sizes(32, 200, 0.2, 10, 4, 20, 8, 3)
 
 
 @dataclass
