@@ -13,6 +13,7 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,7 +29,11 @@ async def run_figures(work: Path, sizes: Sizes, names: list[str], results: Resul
     async with session(work, sizes, results, signing_key) as bench:
         for name in names:
             started = time.perf_counter()
-            await FIGURES[name][0](bench)
+            try:
+                await FIGURES[name][0](bench)
+            except Exception as error:  # a failed figure must not lose the others' results
+                traceback.print_exc()
+                results.facts.setdefault("failed_figures", {})[name] = repr(error)
             results.facts[f"{name}_seconds"] = round(time.perf_counter() - started, 1)
             print(f"{name}: done in {results.facts[f'{name}_seconds']} s", file=sys.stderr)
 
@@ -62,6 +67,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     print(table(rows))
+    if "failed_figures" in results.facts:
+        sys.exit(f"figures that failed: {', '.join(results.facts['failed_figures'])}")
 
 
 if __name__ == "__main__":
