@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -57,6 +58,8 @@ def main() -> None:
             "sizes": asdict(sizes),
             "python": platform.python_version(),
             "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": os.getloadavg(),
         }
     )
     with tempfile.TemporaryDirectory(prefix="modelcatalog-bench-") as work:
