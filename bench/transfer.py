@@ -1,217 +1,218 @@
-"""Transfer benchmark: throughput, server memory and RPC latency while a large file moves.
+"""Figures (1) and (3a): upload and download of one large file, and the machine's limits.
 
-Starts a real server, uploads and downloads one file through the SDK over TLS, and samples
-the server's resident memory (VmRSS) throughout. Baselines measured in the same run on the
-same file: a local file copy and a SHA-256 pass, so results are reported as ratios that hold
-on a noisy machine. Meanwhile a second client times unary RPCs, to show that the event loop
-keeps answering during a transfer.
-
-    python bench/transfer.py [--size-mib 1024] [--json results.json]
-
-Exits 1 when the server's memory grows by more than --max-rss-growth-mib (default 100) above
-idle during a transfer, or the file does not come back byte-identical.
+Each repetition moves the same file through every path in turn — the SDK and a plain grpcio
+client, against our server and the reference — and measures the two limits the issue names:
+SHA-256 + write + fsync of the same bytes in one process (what an upload must do at least) and
+the throughput of one plain asyncio TLS stream over loopback (what a download can reach).
+Our server's and the reference's peak RSS above idle is sampled during the SDK transfers.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
-import json
+import multiprocessing
 import os
-import re
-import shutil
-import statistics
-import subprocess
-import sys
-import tempfile
-import threading
+import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
-from modelcatalog import Client
+from modelcatalog.v1 import model_service_pb2, model_service_pb2_grpc
 
-MiB = 1 << 20
-PASSWORD = "benchmark password"
+from ._processes import RssSampler
+from ._report import Comparison
+from ._session import MiB, Session, Target, random_file, seconds
 
+CHUNK_BYTES = MiB
 
-def rss_mib(pid: int) -> float:
-    """Resident memory of a process, from /proc."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", status)
-    return int(match.group(1)) / 1024 if match else 0.0
-
-
-class RssSampler:
-    """Samples a process's RSS every 20 ms in a thread; ``peak`` since the last ``reset``."""
-
-    def __init__(self, pid: int) -> None:
-        self._pid = pid
-        self._peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
-            self._peak = max(self._peak, rss_mib(self._pid))
-
-    def reset(self) -> None:
-        self._peak = rss_mib(self._pid)
-
-    @property
-    def peak(self) -> float:
-        return self._peak
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
+COMPARISONS = [
+    Comparison("upload", "upload sdk→ours", "upload sdk→reference", "MiB/s", "higher", 1.2),
+    Comparison("upload", "upload grpcio→ours", "upload grpcio→reference", "MiB/s", "higher", 1.2),
+    Comparison("upload", "upload sdk→ours", "limit sha256+write+fsync", "MiB/s", "higher", 0.7),
+    Comparison("download", "download sdk→ours", "download sdk→reference", "MiB/s", "higher", 1.5),
+    Comparison(
+        "download", "download grpcio→ours", "download grpcio→reference", "MiB/s", "higher", 1.5
+    ),
+    Comparison("download", "download sdk→ours", "limit TLS loopback", "MiB/s", "higher", 0.7),
+    Comparison(
+        "memory",
+        "rss growth upload ours",
+        "rss growth upload reference",
+        "MiB",
+        "lower",
+        max_value=64,
+    ),
+    Comparison(
+        "memory",
+        "rss growth download ours",
+        "rss growth download reference",
+        "MiB",
+        "lower",
+        max_value=64,
+    ),
+]
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    log = data_dir.parent / "server.log"
-    server = shutil.which("modelcatalog-server")
-    assert server, "install python/server first (pip install ./python/client ./python/server)"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                server,
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                str(data_dir),
-                "--bcrypt-cost",
-                "4",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        match = re.search(r"listening on (\S+)", log.read_text())
-        if match:
-            return process, match.group(1), data_dir / "tls" / "server.crt"
-        if process.poll() is not None:
-            sys.exit(f"server exited:\n{log.read_text()}")
-        time.sleep(0.05)
-    process.kill()
-    sys.exit("server did not start within 60 s")
-
-
-def timed(action: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
-async def latencies_during(client: Client, transfer: Awaitable[Any]) -> tuple[Any, list[float]]:
-    """Runs ``transfer`` while timing GetCurrentUser calls back to back on another client."""
-    task = asyncio.ensure_future(transfer)
-    samples: list[float] = []
-    while not task.done():
-        started = time.perf_counter()
-        await client.get_current_user()
-        samples.append(time.perf_counter() - started)
-    return await task, samples
-
-
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "calls": len(ordered),
-        "p50_ms": 1000 * statistics.median(ordered),
-        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+async def run(bench: Session) -> None:
+    size = bench.sizes.transfer_mib
+    source = random_file(bench.work / "model.bin", size)
+    digest = hashlib.file_digest(source.open("rb"), "sha256").hexdigest()
+    model_ids = {
+        target.name: (await bench.create_models(target, 1, "big"))[0] for target in bench.targets
     }
-
-
-async def run(size_mib: int, work: Path) -> dict[str, Any]:
-    source = work / "model.bin"
-    with source.open("wb") as file:
-        for _ in range(size_mib):
-            file.write(os.urandom(MiB))
-    copy_seconds = timed(lambda: shutil.copyfile(source, work / "copy.bin"))
-    (work / "copy.bin").unlink()
-    hash_seconds = timed(lambda: hashlib.file_digest(source.open("rb"), "sha256"))
-
-    process, address, ca_cert = start_server(work / "data")
-    sampler = RssSampler(process.pid)
+    samplers = {target.name: RssSampler(target.server.process.pid) for target in bench.targets}
     try:
-        async with (
-            Client(address, ca_cert=ca_cert) as uploader,
-            Client(address, ca_cert=ca_cert) as prober,
-        ):
-            await uploader.sign_up("bench", PASSWORD)
-            await uploader.sign_in("bench", PASSWORD)
-            prober.token = uploader.token
-            folder = await uploader.create_folder("bench")
-            model = await uploader.create_model(folder.id, "big")
-            _, idle_latency = await latencies_during(prober, asyncio.sleep(2))
-            idle_rss = rss_mib(process.pid)
-
-            sampler.reset()
-            started = time.perf_counter()
-            version, upload_latency = await latencies_during(
-                prober, uploader.upload(model.id, source)
-            )
-            upload_seconds = time.perf_counter() - started
-            upload_peak = sampler.peak
-
-            target = work / "downloaded.bin"
-            sampler.reset()
-            started = time.perf_counter()
-            _, download_latency = await latencies_during(
-                prober, uploader.download(model.id, version.version, target)
-            )
-            download_seconds = time.perf_counter() - started
-            download_peak = sampler.peak
-        identical = hashlib.file_digest(target.open("rb"), "sha256").hexdigest() == version.sha256
+        for _ in range(bench.sizes.repetitions):
+            for target in bench.targets:
+                model_id = model_ids[target.name]
+                sampler = samplers[target.name]
+                idle = sampler.reset()
+                elapsed, version = await seconds(_sdk_upload(bench, target, model_id, source))
+                bench.results.add(f"upload sdk→{target.name}", size / elapsed)
+                bench.results.add(f"rss growth upload {target.name}", sampler.peak - idle)
+                elapsed, _ = await seconds(_grpcio_upload(bench, target, model_id, source, digest))
+                bench.results.add(f"upload grpcio→{target.name}", size / elapsed)
+                idle = sampler.reset()
+                elapsed, _ = await seconds(_sdk_download(bench, target, model_id, version))
+                bench.results.add(f"download sdk→{target.name}", size / elapsed)
+                bench.results.add(f"rss growth download {target.name}", sampler.peak - idle)
+                elapsed, received = await seconds(
+                    _grpcio_download(bench, target, model_id, version)
+                )
+                assert received == size * MiB, f"{target.name} sent {received} bytes"
+                bench.results.add(f"download grpcio→{target.name}", size / elapsed)
+            elapsed = await asyncio.to_thread(_hash_write_fsync, source, bench.work / "limit.part")
+            bench.results.add("limit sha256+write+fsync", size / elapsed)
+            elapsed = await asyncio.to_thread(_tls_loopback_seconds, bench, size)
+            bench.results.add("limit TLS loopback", size / elapsed)
     finally:
-        sampler.close()
-        process.terminate()
-        process.wait(timeout=30)
-
-    mib = float(size_mib)
-    return {
-        "size_mib": size_mib,
-        "byte_identical": identical,
-        "baseline": {"copy_mib_s": mib / copy_seconds, "sha256_mib_s": mib / hash_seconds},
-        "upload": {
-            "mib_s": mib / upload_seconds,
-            "ratio_to_copy": copy_seconds / upload_seconds,
-            "server_rss_growth_mib": upload_peak - idle_rss,
-            "rpc_latency": summary(upload_latency),
-        },
-        "download": {
-            "mib_s": mib / download_seconds,
-            "ratio_to_copy": copy_seconds / download_seconds,
-            "server_rss_growth_mib": download_peak - idle_rss,
-            "rpc_latency": summary(download_latency),
-        },
-        "server_idle_rss_mib": idle_rss,
-        "idle_rpc_latency": summary(idle_latency),
-    }
+        for sampler in samplers.values():
+            sampler.close()
+        source.unlink()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mib", type=int, default=1024, help="file size (default 1024)")
-    parser.add_argument("--max-rss-growth-mib", type=float, default=100.0)
-    parser.add_argument("--json", type=Path, help="also write the results to this file")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="modelcatalog-bench-") as work:
-        results = asyncio.run(run(args.size_mib, Path(work)))
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
-    growth = max(
-        results["upload"]["server_rss_growth_mib"], results["download"]["server_rss_growth_mib"]
+async def _sdk_upload(bench: Session, target: Target, model_id: str, source: Path) -> int:
+    async with target.sdk(bench.token) as client:
+        return (await client.upload(model_id, source)).version
+
+
+async def _sdk_download(bench: Session, target: Target, model_id: str, version: int) -> None:
+    destination = bench.work / "downloaded.bin"
+    async with target.sdk(bench.token) as client:
+        await client.download(model_id, version, destination, resume=False)
+    destination.unlink()
+
+
+async def _grpcio_upload(
+    bench: Session, target: Target, model_id: str, source: Path, digest: str
+) -> None:
+    """A plain grpcio client: header with the known size and digest, then 1 MiB chunks."""
+    size = source.stat().st_size  # noqa: ASYNC240 - a stat, before the timed bytes move
+
+    async def requests() -> AsyncIterator[model_service_pb2.UploadModelVersionRequest]:
+        yield model_service_pb2.UploadModelVersionRequest(
+            header=model_service_pb2.UploadModelVersionHeader(
+                model_id=model_id,
+                file_name="model.bin",
+                size_bytes=size,
+                sha256=digest,
+            )
+        )
+        with source.open("rb") as file:
+            while chunk := await asyncio.to_thread(file.read, CHUNK_BYTES):
+                yield model_service_pb2.UploadModelVersionRequest(chunk=chunk)
+
+    async with target.grpcio_channel() as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        await stub.UploadModelVersion(requests(), metadata=bench.metadata)
+
+
+async def _grpcio_download(bench: Session, target: Target, model_id: str, version: int) -> int:
+    """A plain grpcio client that counts the bytes it receives; returns the count."""
+    received = 0
+    async with target.grpcio_channel() as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        call = stub.DownloadModelVersion(
+            model_service_pb2.DownloadModelVersionRequest(model_id=model_id, version=version),
+            metadata=bench.metadata,
+        )
+        async for response in call:
+            received += len(response.chunk)
+    return received
+
+
+def _hash_write_fsync(source: Path, destination: Path) -> float:
+    """Seconds to read, SHA-256, write and fsync ``source`` into ``destination``, one thread."""
+    started = time.perf_counter()
+    hasher = hashlib.sha256()
+    with source.open("rb") as reader, destination.open("wb") as writer:
+        while chunk := reader.read(CHUNK_BYTES):
+            hasher.update(chunk)
+            writer.write(chunk)
+        writer.flush()
+        os.fsync(writer.fileno())
+    os.replace(destination, destination.with_suffix(".blob"))
+    elapsed = time.perf_counter() - started
+    destination.with_suffix(".blob").unlink()
+    return elapsed
+
+
+def _tls_loopback_seconds(bench: Session, size_mib: int) -> float:
+    """Seconds for one asyncio TLS stream to carry ``size_mib`` MiB to another process.
+
+    The receiver (a child process, so that each side has its own interpreter as client and
+    server do) reads everything and answers one byte; the time runs from the end of the
+    handshake to that answer.
+    """
+    tls = bench.ours.server.data_dir / "tls"
+    parent, child = multiprocessing.get_context("spawn").Pipe()
+    receiver = multiprocessing.get_context("spawn").Process(
+        target=_tls_sink, args=(child, str(tls / "server.crt"), str(tls / "server.key"), size_mib)
     )
-    if not results["byte_identical"] or growth > args.max_rss_growth_mib:
-        sys.exit(1)
+    receiver.start()
+    try:
+        port = parent.recv()
+        return asyncio.run(_tls_send(port, bench.ours.server.ca_cert, size_mib))
+    finally:
+        receiver.join(timeout=60)
 
 
-if __name__ == "__main__":
-    main()
+async def _tls_send(port: int, ca_cert: Path, size_mib: int) -> float:
+    context = ssl.create_default_context(cafile=ca_cert)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    block = os.urandom(CHUNK_BYTES)
+    started = time.perf_counter()
+    for _ in range(size_mib):
+        writer.write(block)
+        await writer.drain()
+    await reader.readexactly(1)
+    elapsed = time.perf_counter() - started
+    writer.close()
+    await writer.wait_closed()
+    return elapsed
+
+
+def _tls_sink(pipe: Connection, cert: str, key: str, size_mib: int) -> None:
+    """The receiving process: accepts one TLS connection, reads ``size_mib`` MiB, answers."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    done = asyncio.Event()
+
+    async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        remaining = size_mib * MiB
+        while remaining and (data := await reader.read(min(remaining, 4 * CHUNK_BYTES))):
+            remaining -= len(data)
+        writer.write(b"!")
+        await writer.drain()
+        writer.close()
+        done.set()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(receive, "127.0.0.1", 0, ssl=context)
+        pipe.send(server.sockets[0].getsockname()[1])
+        async with server:
+            await done.wait()
+
+    asyncio.run(serve())
