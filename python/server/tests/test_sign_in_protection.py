@@ -132,19 +132,32 @@ async def test_an_attacker_address_does_not_lock_the_owner_out(
 async def test_concurrent_guesses_count_before_any_has_failed(
     store: MetadataStore, hasher: RecordingHasher, clock: Clock
 ) -> None:
-    """A burst of simultaneous guesses cannot all be checked: attempts in flight count too."""
+    """A burst of simultaneous guesses cannot all be checked: attempts in flight count too,
+    up to twice the limit (so as many right sign-ins at once still pass)."""
     accounts = make_accounts(store, hasher, clock, max_failures_per_account=3)
     await accounts.sign_up("alice", PASSWORD, OWNER)
     hasher.release.clear()
-    guesses = [asyncio.create_task(accounts.sign_in("alice", WRONG, ATTACKER)) for _ in range(8)]
-    assert await poll_until(lambda: len(hasher.lanes) == 3)
+    guesses = [asyncio.create_task(accounts.sign_in("alice", WRONG, ATTACKER)) for _ in range(10)]
+    assert await poll_until(lambda: len(hasher.lanes) == 6)
     hasher.release.set()
     outcomes = await asyncio.gather(*guesses, return_exceptions=True)
     kinds = sorted(type(outcome).__name__ for outcome in outcomes)
-    assert kinds == ["ResourceExhausted"] * 5 + ["Unauthenticated"] * 3
+    assert kinds == ["ResourceExhausted"] * 4 + ["Unauthenticated"] * 6
     refusal = next(o for o in outcomes if isinstance(o, ResourceExhausted))
     assert refusal.retry_after_seconds == 1
     assert (await accounts.sign_in("alice", PASSWORD, OWNER)).user.username == "alice"
+
+
+async def test_as_many_right_sign_ins_at_once_as_twice_the_limit_pass(
+    store: MetadataStore, hasher: RecordingHasher, clock: Clock
+) -> None:
+    """Simultaneous sign-ins with the right password, up to twice the limit, all succeed."""
+    accounts = make_accounts(store, hasher, clock, max_failures_per_account=3)
+    await accounts.sign_up("alice", PASSWORD, OWNER)
+    signed_in = await asyncio.gather(
+        *(accounts.sign_in("alice", PASSWORD, OWNER) for _ in range(6))
+    )
+    assert {s.user.username for s in signed_in} == {"alice"}
 
 
 async def test_the_wait_lasts_until_the_oldest_counted_failure_leaves_the_window(

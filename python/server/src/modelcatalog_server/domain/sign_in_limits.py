@@ -39,6 +39,9 @@ ACCOUNT_WIDE_FACTOR = 10
 SUSPECT_IN_FLIGHT_PER_PEER = 2
 #: The retry hint when attempts still being checked, not recorded failures, fill a limit.
 UNSETTLED_RETRY_SECONDS = 1
+#: Attempts in flight may reach this many times a limit before they alone throttle: they may
+#: all be right (a CI matrix signing in at once), but a burst of guesses stays bounded.
+UNSETTLED_LIMIT_FACTOR = 2
 #: Expired failures are deleted at most this often by one process.
 PRUNE_INTERVAL_US = 60_000_000
 #: The key of callers whose address is unknown (the connection is already gone).
@@ -141,7 +144,7 @@ class SignInGuard:
         """
         account, address = account_key(username), peer_key(peer)
         for key, limit, which in self._limits_for(account, address):
-            if self._pending[key] >= limit:
+            if self._pending[key] >= UNSETTLED_LIMIT_FACTOR * limit:
                 raise _throttled(UNSETTLED_RETRY_SECONDS, which)
         attempt = Attempt(account, address, suspect=False, failed_before=False)
         for key in _pending_keys(attempt):
@@ -169,7 +172,7 @@ class SignInGuard:
                 )
                 lifted = (oldest_counted or now) + self._window_us
                 waits.append((max(1, math.ceil((lifted - now) / 1_000_000)), which))
-            elif recorded[key] + self._pending[key] > limit:  # pending includes this attempt
+            elif recorded[key] + self._pending[key] > UNSETTLED_LIMIT_FACTOR * limit:
                 waits.append((UNSETTLED_RETRY_SECONDS, which))
         if waits:
             raise _throttled(*max(waits))
