@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
+from .transport._limits import TransportLimits
 
 ENV_PREFIX = "MODELCATALOG_"
+#: The wire budgets' defaults are the transport's own.
+_WIRE = TransportLimits()
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -51,15 +54,15 @@ class Settings:
     allow_signup: bool = True
     max_version_size: int = 100 << 30
     log_level: str = "info"
-    max_connections: int = 1000
-    tls_handshake_timeout: int = 10
-    connection_idle_timeout: int = 120
-    max_concurrent_streams: int = 100
-    connection_buffer_limit: int = 16 << 20
-    server_buffer_limit: int = 256 << 20
-    request_timeout: int = 10
-    upload_min_bytes: int = 1 << 20
-    upload_progress_window: int = 30
+    max_connections: int = _WIRE.max_connections
+    tls_handshake_timeout: int = int(_WIRE.tls_handshake_timeout)
+    connection_idle_timeout: int = int(_WIRE.connection_idle_timeout)
+    max_concurrent_streams: int = _WIRE.max_concurrent_streams
+    connection_buffer_limit: int = _WIRE.connection_buffer_bytes
+    server_buffer_limit: int = _WIRE.server_buffer_bytes
+    request_timeout: int = int(_WIRE.request_timeout)
+    upload_min_bytes: int = _WIRE.upload_min_bytes
+    upload_progress_window: int = int(_WIRE.upload_progress_window)
     max_uploads: int = 128
     max_uploads_per_user: int = 32
     max_uploads_per_peer: int = 32
