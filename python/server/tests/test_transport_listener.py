@@ -20,7 +20,7 @@ GENEROUS = RateLimit(burst=1000, per_second=1000.0)
 class Recorder(asyncio.Protocol):
     """Counts connections that reached the protocol, and releases their budget on close."""
 
-    def __init__(self, opened: list[Recorder], release: Callable[[], None]) -> None:
+    def __init__(self, opened: list[Recorder], release: Callable[[bool], None]) -> None:
         self._opened = opened
         self._release = release
 
@@ -28,7 +28,7 @@ class Recorder(asyncio.Protocol):
         self._opened.append(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
+        self._release(False)  # these connections never make a call
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:
@@ -103,8 +103,9 @@ def test_the_budget_fits_the_descriptor_limit() -> None:
     assert connection_budget(10) == 10
 
 
-async def test_an_address_opening_connections_too_fast_is_refused_before_tls() -> None:
-    """Past its burst, an address's new connections are closed at once; others still connect."""
+async def test_an_address_wasting_connections_is_refused_before_tls() -> None:
+    """After its burst of connections that made no call, an address is refused at once;
+    other addresses still connect."""
     opened: list[Recorder] = []
     sock = open_listener("127.0.0.1", 0)
     listener = Listener(
@@ -117,11 +118,14 @@ async def test_an_address_opening_connections_too_fast_is_refused_before_tls() -
     )
     listener.start()
     port = sock.getsockname()[1]
-    first = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+    for _ in range(3):
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+    assert await poll_until(lambda: len(opened) == 3 and listener.connections == 0)
     refused = await asyncio.open_connection("127.0.0.1", port)
     assert await closed_by_server(refused[0])
     other = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
     assert await poll_until(lambda: len(opened) == 4)
-    for _, writer in [*first, refused, other]:
+    for _, writer in (refused, other):
         writer.close()
     listener.close()

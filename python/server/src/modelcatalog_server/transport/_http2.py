@@ -400,7 +400,7 @@ class GuardedProtocol(H2Protocol):
         limits: TransportLimits,
         guards: RequestGuards,
         connections: set[GuardedProtocol],
-        release: Callable[[], None],
+        release: Callable[[bool], None],
     ) -> None:
         super().__init__(handler, config, h2_config)
         self._limits = limits
@@ -453,7 +453,8 @@ class GuardedProtocol(H2Protocol):
         super().connection_lost(exc)
         self._guards.connection_closed(self.connection)
         self._connections.discard(self)
-        self._release()
+        # A connection that never completed a request counts against its address's rate.
+        self._release(bool(self.connection.streams_succeeded))
 
     def goaway(self) -> None:
         """Tells the client no new streams will be accepted, and closes the connection."""

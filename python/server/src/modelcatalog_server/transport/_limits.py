@@ -35,7 +35,8 @@ class TransportLimits:
     request_timeout: float = 10.0
     upload_min_bytes: int = 1 << 20
     upload_progress_window: float = 30.0
-    #: New connections per client address: reconnecting must not renew the frame budgets.
+    #: Connections per client address that end without a complete request (a reconnect storm
+    #: must not renew the frame budgets); connections that make calls are not counted.
     connections_per_peer: RateLimit = RateLimit(burst=50, per_second=10.0)
     #: Client RST_STREAM frames: the rapid-reset attack (CVE-2023-44487).
     resets: RateLimit = RateLimit(burst=200, per_second=100.0)

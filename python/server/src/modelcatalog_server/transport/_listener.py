@@ -97,12 +97,13 @@ class _Throttled:
 
 
 class _PeerRates:
-    """A token bucket of new connections per client address.
+    """A token bucket per client address, spent by connections that made no call.
 
     The frame-rate limits are per connection; a client that reconnects after each burst would
     start every connection with full buckets and pay only a TLS handshake, which costs the
-    server more than the client. Refusing an address's connections above this rate, before
-    the handshake, closes that gap.
+    server more than the client. A connection that ends without one complete request (a
+    failed handshake, a burst then a reset) spends a token; an address without tokens is
+    refused before the handshake. Clients that connect, call and leave spend nothing.
     """
 
     def __init__(self, limit: RateLimit) -> None:
@@ -110,16 +111,20 @@ class _PeerRates:
         self._tokens: dict[str, tuple[float, float]] = {}
 
     def admit(self, address: str) -> bool:
+        """Whether the address has a token left (none is spent here)."""
+        return self._refilled(address, time.monotonic()) >= 1
+
+    def charge(self, address: str) -> None:
+        """Spends a token of the address: one of its connections was wasted."""
         now = time.monotonic()
-        tokens, updated = self._tokens.get(address, (float(self._limit.burst), now))
-        tokens = min(self._limit.burst, tokens + (now - updated) * self._limit.per_second)
-        if tokens < 1:
-            self._tokens[address] = (tokens, now)
-            return False
+        tokens = self._refilled(address, now)
         if len(self._tokens) >= MAX_TRACKED_ADDRESSES and address not in self._tokens:
             self._forget_full_buckets(now)
         self._tokens[address] = (tokens - 1, now)
-        return True
+
+    def _refilled(self, address: str, now: float) -> float:
+        tokens, updated = self._tokens.get(address, (float(self._limit.burst), now))
+        return min(self._limit.burst, tokens + (now - updated) * self._limit.per_second)
 
     def _forget_full_buckets(self, now: float) -> None:
         refill = self._limit.burst / self._limit.per_second
@@ -138,7 +143,7 @@ class Listener:
     def __init__(
         self,
         sock: socket.socket,
-        protocol_factory: Callable[[Callable[[], None]], asyncio.Protocol],
+        protocol_factory: Callable[[Callable[[bool], None]], asyncio.Protocol],
         *,
         tls: ssl.SSLContext | None,
         max_connections: int,
@@ -190,18 +195,20 @@ class Listener:
                 connection.close()
                 continue
             self.connections += 1
-            handshake = loop.create_task(self._start_connection(connection))
+            handshake = loop.create_task(self._start_connection(connection, address[0]))
             self._handshakes.add(handshake)
             handshake.add_done_callback(self._handshakes.discard)
 
-    async def _start_connection(self, connection: socket.socket) -> None:
+    async def _start_connection(self, connection: socket.socket, address: str) -> None:
         released = False
 
-        def release() -> None:
+        def release(made_a_call: bool) -> None:
             nonlocal released
             if not released:
                 released = True
                 self.connections -= 1
+                if not made_a_call:
+                    self._rates.charge(address)
 
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         loop = asyncio.get_running_loop()
@@ -215,8 +222,8 @@ class Listener:
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError) as error:
             log.debug("connection closed before it was set up: %s", error)
             connection.close()
-            release()
+            release(False)
         except asyncio.CancelledError:
             connection.close()
-            release()
+            release(False)
             raise

@@ -84,7 +84,7 @@ class Server:
         if handlers:
             await asyncio.gather(*handlers)
 
-    def _protocol_for(self, release: Callable[[], None]) -> GuardedProtocol:
+    def _protocol_for(self, release: Callable[[bool], None]) -> GuardedProtocol:
         handler = GuardedHandler(
             self._mapping, self._codec, self._details_codec, self._dispatch, self._guards
         )
