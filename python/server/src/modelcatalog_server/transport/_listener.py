@@ -120,7 +120,7 @@ class _PeerRates:
         tokens = self._refilled(address, now)
         if len(self._tokens) >= MAX_TRACKED_ADDRESSES and address not in self._tokens:
             self._forget_full_buckets(now)
-        self._tokens[address] = (tokens - 1, now)
+        self._tokens[address] = (max(0.0, tokens - 1), now)  # recovers within 1/rate s
 
     def _refilled(self, address: str, now: float) -> float:
         tokens, updated = self._tokens.get(address, (float(self._limit.burst), now))
