@@ -320,7 +320,7 @@ class GuardedHandler(GrpclibHandler):
             "rpc method=%s status=%s duration_ms=0.0 user=- peer=%s",
             ascii(dict(headers).get(":path", "-")[:64]),  # client text: escaped, one line
             error.status.name,
-            _peer_of(stream),
+            _peer_of(stream.connection),
         )
 
 
@@ -379,9 +379,10 @@ def _reset(stream: TransportStream, code: ErrorCodes) -> None:
         stream.reset_nowait(code)
 
 
-def _peer_of(stream: TransportStream) -> str:
+def _peer_of(connection: TransportConnection) -> str:
+    """``host:port`` of a connection's client, for the log; "-" once the transport is gone."""
     try:
-        address = stream.connection.get_peer().addr()
+        address = connection.get_peer().addr()
     except AttributeError:  # the transport is already gone
         return "-"
     return f"{address[0]}:{address[1]}" if address else "-"
@@ -434,7 +435,7 @@ class GuardedProtocol(H2Protocol):
         try:
             events = self.connection.feed(data)
         except ProtocolError as error:
-            log.info("closing a connection from %s: %s", self._peer(), error)
+            log.info("closing a connection from %s: %s", _peer_of(self.connection), error)
             self.connection.flush()  # h2 queued a GOAWAY with the error code
             self.processor.close(f"protocol error: {error}")
             return
@@ -474,11 +475,9 @@ class GuardedProtocol(H2Protocol):
             return
         idle_for = time.monotonic() - self.handler.idle_since
         if idle_for >= timeout:
-            log.debug("closing a connection from %s idle for %.0f s", self._peer(), idle_for)
+            log.debug(
+                "closing a connection from %s idle for %.0f s", _peer_of(self.connection), idle_for
+            )
             self.goaway()
         else:
             self._schedule_idle_check(timeout - idle_for)
-
-    def _peer(self) -> str:
-        address = self.connection.get_peer().addr() if not self.connection.is_closing() else None
-        return f"{address[0]}:{address[1]}" if address else "-"
