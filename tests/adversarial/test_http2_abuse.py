@@ -10,9 +10,12 @@ the attacker leaves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 
 import pytest
+from h2.errors import ErrorCodes
+from hyperframe.frame import DataFrame, HeadersFrame
 
 from ..server_process import RunningServer
 from ._attack import (
@@ -94,6 +97,38 @@ async def test_control_frame_flood_gets_enhance_your_calm(server: RunningServer,
     print(f"{kind} flood: {result}; {monitor.summary()}; started at {baseline / MIB:.0f} MiB")
     assert result.endings[CALM_DOWN] >= 1
     _assert_flood_bounds(monitor, baseline, server)
+
+
+#: Connections that each announce an oversized frame and start sending its body.
+OVERSIZED_FRAME_CONNECTIONS = 10
+#: What the server may hold for them at once: TLS and socket buffers, no frame bodies.
+OVERSIZED_FRAMES_RSS_BUDGET = 16 * MIB
+#: How long the server may take to close each connection: it needs only the frame header.
+REFUSE_WITHIN_SECONDS = 10.0
+
+
+@pytest.mark.parametrize(
+    ("frame_type", "length"),
+    [(DataFrame.type, (16 << 20) - 1), (HeadersFrame.type, (16 << 10) + 1)],
+    ids=["DATA of 16 MiB", "HEADERS of 16 KiB + 1"],
+)
+async def test_oversized_frames_are_refused_from_their_header_and_never_buffered(
+    server: RunningServer, frame_type: int, length: int
+) -> None:
+    """Frames announcing more than their limit (DATA 2 MiB, any other 16 KiB) get
+    GOAWAY(FRAME_SIZE_ERROR) and the connection closes while their body is still coming: ten
+    connections announcing the largest frame HTTP/2 can express hold no body in memory."""
+    baseline = rss_bytes(server.process.pid)
+    header = length.to_bytes(3, "big") + bytes([frame_type, 0]) + (1).to_bytes(4, "big")
+    connections = [await Connection.open(server) for _ in range(OVERSIZED_FRAME_CONNECTIONS)]
+    for connection in connections:
+        with contextlib.suppress(ConnectionClosed):
+            await connection.send(header + b"\0" * (1 * MIB))
+    for connection in connections:
+        assert await connection.wait_closed(REFUSE_WITHIN_SECONDS)
+        assert connection.goaway is ErrorCodes.FRAME_SIZE_ERROR
+        await connection.close()
+    assert rss_bytes(server.process.pid) - baseline <= OVERSIZED_FRAMES_RSS_BUDGET
 
 
 async def _half_send(connection: Connection) -> int:

@@ -1,14 +1,37 @@
-"""Targets are parsed strictly and connections use TLS unless plaintext is asked for."""
+"""Targets are parsed strictly, connections use TLS unless plaintext is asked for, and the
+HTTP/2 layer is tuned for large transfers."""
 
+import asyncio
+import contextlib
+import inspect
+import os
 import re
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from grpclib.protocol import Buffer, Connection, EventsProcessor, H2Protocol, Stream
 from grpclib.testing import ChannelFor
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.events import RemoteSettingsChanged, WindowUpdated
+from h2.frame_buffer import FrameBuffer
+from h2.settings import SettingCodes
+from hyperframe.frame import DataFrame, Frame
 
 from modelcatalog import Client, ServerError, v1
-from modelcatalog._transport import CHUNK_SIZE, open_channel, parse_target, tls_context
+from modelcatalog._transport import (
+    CHUNK_SIZE,
+    PacedBuffer,
+    TunedChannel,
+    TunedConnection,
+    TunedProtocol,
+    open_channel,
+    parse_target,
+    tls_context,
+)
 
 
 @pytest.mark.parametrize(
@@ -93,3 +116,199 @@ async def test_close_leaves_a_borrowed_channel_open() -> None:
             pass
         with pytest.raises(ServerError, match="UNIMPLEMENTED"):
             await Client.from_channel(channel).get_current_user()
+
+
+async def first_frames_of_the_sdk() -> tuple[dict[int, int], int]:
+    """The SETTINGS and connection window a plaintext server reads from a new SDK connection."""
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+    disconnected = asyncio.Event()
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1 << 16):
+            received.put_nowait(data)
+        writer.close()
+        await writer.wait_closed()
+        disconnected.set()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    peer = H2Connection(H2Configuration(client_side=False))
+    peer.initiate_connection()
+    settings: dict[int, int] = {}
+    window = 0
+    async with server:
+        async with Client(f"127.0.0.1:{port}", insecure=True, timeout=10) as client:
+            call = asyncio.create_task(client.get_current_user())
+            while not (settings and window):
+                for event in peer.receive_data(await asyncio.wait_for(received.get(), 10)):
+                    if isinstance(event, RemoteSettingsChanged):
+                        changed = event.changed_settings.items()
+                        settings = {code: change.new_value for code, change in changed}
+                    if isinstance(event, WindowUpdated) and event.stream_id == 0:
+                        window = peer.outbound_flow_control_window
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+        await asyncio.wait_for(disconnected.wait(), 10)
+    return settings, window
+
+
+async def test_the_sdk_advertises_large_frames_and_bounded_windows() -> None:
+    """A server may send the SDK DATA frames of 2 MiB (a 1 MiB chunk in one frame) and at most
+    4 MiB it has not read, per stream and per connection: a slow download holds no more."""
+    settings, window = await first_frames_of_the_sdk()
+    assert settings[SettingCodes.MAX_FRAME_SIZE] == 2 << 20
+    assert settings[SettingCodes.INITIAL_WINDOW_SIZE] == 4 << 20
+    assert window == 4 << 20
+
+
+@pytest.mark.parametrize("size", [0, 1, 10, 11, 16384, 1 << 20])
+@pytest.mark.parametrize("pad_length", [None, 0, 3, 20])
+def test_received_data_frames_show_as_hyperframe_shows_them(
+    size: int, pad_length: int | None
+) -> None:
+    """The SDK reads DATA frames with a repr that reads exactly as hyperframe's (h2 formats one
+    for every frame it receives) but does not hex-encode the whole body."""
+    sdk = TunedConnection(
+        H2Configuration(client_side=True),
+        max_frame_size=2 << 20,
+        stream_window=4 << 20,
+        connection_window=4 << 20,
+    )
+    flags = ["PADDED"] if pad_length is not None else []
+    frame = DataFrame(1, os.urandom(size), flags=flags, pad_length=pad_length or 0)
+    sdk.incoming_buffer.add_data(frame.serialize())
+    sdk.incoming_buffer.max_frame_size = sdk.max_inbound_frame_size
+    received = next(sdk.incoming_buffer)
+    assert type(received) is not DataFrame
+    assert isinstance(received, DataFrame)
+    assert repr(received) == repr(frame)
+    assert sdk._frame_dispatch_table[type(received)] == sdk._receive_data_frame
+
+
+_PAGE_FAULTS_OF_BUFFERS = """
+import resource, sys
+from modelcatalog._transport import reuse_transfer_buffers
+if sys.argv[1] == "tuned":
+    reuse_transfer_buffers()
+def churn(rounds):
+    buffers = [b"x" * (1 << 20) for _ in range(4)]
+    for _ in range(rounds):
+        buffers = [bytes(buffer) + b"." for buffer in buffers]
+churn(10)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+churn(100)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def page_faults_of_buffers(mode: str) -> int:
+    """Page faults while a warmed-up interpreter makes and frees 400 buffers of about 1 MiB."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PAGE_FAULTS_OF_BUFFERS, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(result.stdout)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_transfer_buffers_reuse_freed_memory() -> None:
+    """Once tuned, megabyte buffers made and freed in turn (as a transfer does) reuse memory
+    instead of faulting in fresh pages from the system for each."""
+    assert page_faults_of_buffers("tuned") * 20 < page_faults_of_buffers("default")
+
+
+async def test_the_grpclib_and_h2_internals_the_tuning_relies_on_are_as_expected() -> None:
+    """Each internal named in ``modelcatalog._transport``'s docstring is still there and still
+    behaves so; a grpclib or h2 upgrade that changes one fails here."""
+    channel = open_channel("127.0.0.1:50051", insecure=True)
+    try:
+        protocol = channel._protocol_factory()
+        assert isinstance(channel, TunedChannel)
+        assert isinstance(protocol, TunedProtocol)
+        assert protocol.config is channel._config
+        assert protocol.h2_config is channel._h2_config
+    finally:
+        channel.close()
+    # grpclib builds its connection the way TunedProtocol.connection_made does, and sends DATA
+    # in frames as large as the peer allows.
+    made = inspect.getsource(H2Protocol.connection_made)
+    for step in ("Connection(", "self.connection.flush()", "self.connection.initialize()"):
+        assert step in made
+    assert "EventsProcessor(self.handler, self.connection)" in made
+    assert "max_outbound_frame_size" in inspect.getsource(Stream.send_data)
+    # Streams come from Connection.create_stream, get their buffer in init_stream, and are
+    # released through a callback that acknowledges the buffer's unacked_size(); a read
+    # acknowledges each DATA frame it moves into _acked, through the buffer's callback.
+    assert "Stream(self, self._connection, self._transport" in inspect.getsource(
+        Connection.create_stream
+    )
+    assert "self.buffer = Buffer(" in inspect.getsource(Stream.init_stream)
+    assert "_stream.buffer.unacked_size()" in inspect.getsource(EventsProcessor.register)
+    read = inspect.getsource(Buffer.read)
+    assert "self._ack_callback(ack_size)" in read
+    assert "self._acked_size" in read
+    assert "self._acked.append(" in read
+    # h2 reads frames through incoming_buffer, within max_inbound_frame_size, dispatching by
+    # exact class; FrameBuffer passes each parsed frame through _update_header_buffer.
+    receive = inspect.getsource(H2Connection.receive_data)
+    assert "self.incoming_buffer.max_frame_size = self.max_inbound_frame_size" in receive
+    assert "self._frame_dispatch_table[frame.__class__]" in inspect.getsource(
+        H2Connection._receive_frame
+    )
+    assert "self._update_header_buffer(f)" in inspect.getsource(FrameBuffer.__next__)
+    assert "_body_repr()" in inspect.getsource(Frame.__repr__)
+
+
+MiB = 1 << 20
+
+
+async def test_reads_give_the_window_back_as_they_ask_for_bytes() -> None:
+    """Reading a message's 5-byte prefix from a 2 MiB frame gives back 5 bytes of window, not
+    2 MiB: bytes nobody asked for stay counted against the window. Reading the body gives
+    back the rest, and a message larger than the 4 MiB window still completes."""
+    acknowledged: list[int] = []
+    window = 4 * MiB
+    sent = 0
+    opened = asyncio.Event()
+
+    def acknowledge(size: int) -> None:
+        acknowledged.append(size)
+        opened.set()
+
+    buffer = PacedBuffer(acknowledge)
+
+    async def peer(total: int) -> None:
+        nonlocal sent
+        while sent < total:
+            frame = min(2 * MiB, total - sent)
+            while sent - sum(acknowledged) + frame > window:
+                opened.clear()
+                await opened.wait()
+            buffer.add(b"m" * frame, frame)
+            sent += frame
+
+    sending = asyncio.create_task(peer(5 + 5 * MiB))
+    assert len(await buffer.read(5)) == 5
+    assert sum(acknowledged) == 5
+    assert len(await buffer.read(5 * MiB)) == 5 * MiB
+    await sending
+    assert sum(acknowledged) == 5 + 5 * MiB
+
+
+async def test_a_released_stream_gives_back_and_drops_what_it_held() -> None:
+    """When grpclib releases a stream it acknowledges ``unacked_size()``: every byte still
+    counted against the window, received or read into the buffer, and the buffer lets go of
+    them (grpclib may keep the finished stream itself for a long time)."""
+    acknowledged: list[int] = []
+    buffer = PacedBuffer(acknowledged.append)
+    buffer.add(b"p" * (2 * MiB), 2 * MiB)
+    buffer.add(b"q" * MiB, MiB)
+    await buffer.read(5)
+    assert buffer.unacked_size() == 3 * MiB - 5
+    assert buffer.unacked_size() == 0
+    assert sum(acknowledged) == 5
+    assert buffer._acked_size == 0
+    assert not buffer._acked

@@ -93,6 +93,15 @@ def test_security_defaults() -> None:
     assert str(settings.data_dir) == "modelcatalog-data"
 
 
+def test_transfer_defaults() -> None:
+    """HTTP/2 DATA frames of up to 2 MiB, bounded 4 MiB flow-control windows, uvloop."""
+    settings = parse_settings([], {})
+    assert settings.http2_max_frame_size == 2 << 20
+    assert settings.http2_stream_window == 4 << 20
+    assert settings.http2_connection_window == 4 << 20
+    assert settings.event_loop == "uvloop"
+
+
 @pytest.mark.parametrize(
     ("environ", "field", "value"),
     [
@@ -112,6 +121,10 @@ def test_security_defaults() -> None:
             200,
         ),
         ({"MODELCATALOG_SIGN_IN_FAILURE_WINDOW": "1h"}, "sign_in_failure_window", 3600),
+        ({"MODELCATALOG_HTTP2_MAX_FRAME_SIZE": "16K"}, "http2_max_frame_size", 16384),
+        ({"MODELCATALOG_HTTP2_STREAM_WINDOW": "1M"}, "http2_stream_window", 1 << 20),
+        ({"MODELCATALOG_HTTP2_CONNECTION_WINDOW": "8M"}, "http2_connection_window", 8 << 20),
+        ({"MODELCATALOG_EVENT_LOOP": "AsyncIO"}, "event_loop", "asyncio"),
     ],
 )
 def test_typed_environment_values(environ: dict[str, str], field: str, value: object) -> None:
@@ -143,6 +156,11 @@ def test_previous_keys_are_a_comma_separated_list() -> None:
         (["--tls-cert", "a.pem"], {}, "--tls-cert and --tls-key go together"),
         (["--insecure", "--tls-cert", "a", "--tls-key", "b"], {}, "contradict"),
         ([], {"MODELCATALOG_INSECURE": "maybe"}, "MODELCATALOG_INSECURE: 'maybe' is not true"),
+        (["--http2-max-frame-size", "16383"], {}, "from 16384 to 16777215 bytes"),
+        (["--http2-max-frame-size", "16M"], {}, "from 16384 to 16777215 bytes"),
+        (["--http2-stream-window", "65534"], {}, "from 65535 to 2147483647 bytes"),
+        (["--http2-connection-window", "2G"], {}, "from 65535 to 2147483647 bytes"),
+        (["--event-loop", "trio"], {}, "is not one of uvloop, asyncio"),
     ],
 )
 def test_inconsistent_or_out_of_range_settings_stop_the_start(

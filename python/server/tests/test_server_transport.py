@@ -1,4 +1,5 @@
-"""Transport: the listening socket (free ports, no Nagle delay) and the request codec."""
+"""Transport: the event loop, the listening socket (free ports, no Nagle delay) and the request
+codec."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from modelcatalog import v1
+from modelcatalog_server import app
+from modelcatalog_server.config import Settings
 from modelcatalog_server.transport import RequestCodec, open_listener
 
 
@@ -64,3 +67,18 @@ def test_valid_request_decodes() -> None:
     """The codec still decodes well-formed messages."""
     message = v1.SignUpRequest("alice", "password1")
     assert RequestCodec().decode(bytes(message), v1.SignUpRequest) == message
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_the_server_runs_on_the_event_loop_the_settings_name(
+    monkeypatch: pytest.MonkeyPatch, loop: str
+) -> None:
+    """--event-loop uvloop serves on uvloop's loop, asyncio on the standard library's."""
+    running_on: list[str] = []
+
+    async def serve(settings: Settings) -> None:
+        running_on.append(type(asyncio.get_running_loop()).__module__.partition(".")[0])
+
+    monkeypatch.setattr(app, "serve", serve)
+    app.run(Settings(event_loop=loop))
+    assert running_on == [loop]

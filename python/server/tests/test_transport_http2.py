@@ -12,11 +12,18 @@ from grpclib.exceptions import GRPCError
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
-from h2.events import ConnectionTerminated, DataReceived, RequestReceived, StreamReset
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RemoteSettingsChanged,
+    RequestReceived,
+    StreamReset,
+)
 from h2.exceptions import ProtocolError
-from hyperframe.frame import DataFrame
+from h2.settings import SettingCodes
+from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame
 
-from modelcatalog_server.transport import TransportLimits
+from modelcatalog_server.transport import RateLimit, TransportLimits
 from modelcatalog_server.transport._http2 import GuardedConnection, _header_problem
 
 REQUEST = [
@@ -65,6 +72,26 @@ def test_pings_that_answer_the_servers_data_are_not_a_flood() -> None:
         client.receive_data(server.data_to_send())
         client.ping(os.urandom(8))
         server.receive_data(client.data_to_send())
+
+
+def test_window_updates_answering_a_large_frame_in_small_steps_are_not_a_flood() -> None:
+    """A client that acknowledges a 2 MiB DATA frame 16 KiB at a time (as it would have
+    acknowledged frames of HTTP/2's default size) sends no flood, even with a tiny budget."""
+    tiny = RateLimit(burst=1, per_second=0.01)
+    client, server = pair(TransportLimits(window_and_priority=tiny))
+    client.update_settings(
+        {SettingCodes.INITIAL_WINDOW_SIZE: 4 << 20, SettingCodes.MAX_FRAME_SIZE: 2 << 20}
+    )
+    client.increment_flow_control_window(4 << 20)
+    client.send_headers(1, REQUEST)
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())  # the server acknowledged the settings
+    server.send_headers(1, [(":status", "200")])
+    server.send_data(1, b"x" * (2 << 20))
+    client.receive_data(server.data_to_send())
+    for _ in range(128):
+        client.increment_flow_control_window(1 << 14)
+    server.receive_data(client.data_to_send())
 
 
 def test_the_stream_above_the_cap_is_refused_and_the_connection_lives() -> None:
@@ -160,3 +187,78 @@ def test_a_call_without_te_trailers_is_malformed_not_unknown() -> None:
     assert [d.reason for d in problem.details or [] if isinstance(d, ErrorInfo)] == [
         "MALFORMED_REQUEST"
     ]
+
+
+def goaway_code(client: H2Connection, server: GuardedConnection) -> int | None:
+    """The error code of the GOAWAY the server queued, as the client reads it."""
+    events = client.receive_data(server.data_to_send())
+    codes = [e.error_code for e in events if isinstance(e, ConnectionTerminated)]
+    return codes[0] if codes else None
+
+
+def test_the_server_advertises_large_frames_and_bounded_windows() -> None:
+    """The server's first frames allow DATA frames of 2 MiB and 4 MiB in flight per stream and
+    per connection: a 1 MiB chunk fits one frame, an upload never waits for a window update."""
+    client = H2Connection(H2Configuration(client_side=True))
+    server = GuardedConnection(H2Configuration(client_side=False), TransportLimits())
+    client.initiate_connection()
+    server.initiate_connection()
+    events = client.receive_data(server.data_to_send())
+    settings = [e.changed_settings for e in events if isinstance(e, RemoteSettingsChanged)]
+    assert len(settings) == 1  # one SETTINGS frame, the window already in it
+    assert settings[0][SettingCodes.MAX_FRAME_SIZE].new_value == 2 << 20
+    assert settings[0][SettingCodes.INITIAL_WINDOW_SIZE].new_value == 4 << 20
+    assert client.max_outbound_frame_size == 2 << 20
+    assert client.outbound_flow_control_window == 4 << 20
+
+
+def test_data_frames_up_to_the_window_arrive_and_the_next_byte_is_refused() -> None:
+    """Unread DATA is bounded by the 4 MiB connection window, however large the frames and
+    however many the streams: 2 MiB frames on two streams arrive, one byte more ends the
+    connection (FLOW_CONTROL_ERROR)."""
+    client, server = pair(TransportLimits())
+    for stream_id in (1, 3, 5):
+        client.send_headers(stream_id, REQUEST)
+    server.receive_data(client.data_to_send())
+    frames = (
+        DataFrame(1, b"\0" * (2 << 20)).serialize() + DataFrame(3, b"\1" * (2 << 20)).serialize()
+    )
+    events = server.receive_data(frames)
+    assert [len(e.data) for e in events if isinstance(e, DataReceived)] == [2 << 20, 2 << 20]
+    with pytest.raises(ProtocolError):
+        server.receive_data(DataFrame(5, b"\2").serialize())
+    assert goaway_code(client, server) == ErrorCodes.FLOW_CONTROL_ERROR
+
+
+@pytest.mark.parametrize(
+    ("frame_type", "length"),
+    [
+        (DataFrame.type, (2 << 20) + 1),
+        (HeadersFrame.type, (16 << 10) + 1),
+        (ContinuationFrame.type, (16 << 10) + 1),
+        (PingFrame.type, (16 << 10) + 1),
+    ],
+    ids=["DATA", "HEADERS", "CONTINUATION", "PING"],
+)
+def test_an_oversized_frame_ends_the_connection_from_its_header_alone(
+    frame_type: int, length: int
+) -> None:
+    """A frame above its limit (2 MiB for DATA, 16 KiB for any other) gets GOAWAY
+    (FRAME_SIZE_ERROR) as soon as its 9-byte header arrives: its body is never buffered."""
+    client, server = pair(TransportLimits())
+    header = length.to_bytes(3, "big") + bytes([frame_type, 0]) + (1).to_bytes(4, "big")
+    with pytest.raises(ProtocolError):
+        server.receive_data(header + b"\0" * 1000)
+    assert goaway_code(client, server) == ErrorCodes.FRAME_SIZE_ERROR
+
+
+def test_frames_at_their_limits_are_received() -> None:
+    """A 16 KiB HEADERS frame and a 2 MiB DATA frame are within the limits."""
+    client, server = pair(TransportLimits())
+    block = client.encoder.encode([*REQUEST, ("x-padding", "p" * 20000)])
+    padded = HeadersFrame(1, block[: 16 << 10])
+    rest = ContinuationFrame(1, block[16 << 10 :], flags=["END_HEADERS"])
+    events = server.receive_data(padded.serialize() + rest.serialize())
+    assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [1]
+    events = server.receive_data(DataFrame(1, b"\0" * (2 << 20)).serialize())
+    assert [len(e.data) for e in events if isinstance(e, DataReceived)] == [2 << 20]

@@ -19,7 +19,8 @@ def test_installed_versions_are_the_pinned_ones() -> None:
 
 def test_h2_still_dispatches_frames_and_headers_through_the_overridden_methods() -> None:
     """Rate limits and stream refusal hook these two methods and the closed-stream table."""
-    connection = GuardedConnection.__mro__[1]
+    connection = GuardedConnection.__mro__[2]
+    assert GuardedConnection.__mro__[1] is _upstream.TunedConnection
     assert connection is _upstream.H2Connection
     for name in ("_receive_frame", "_receive_headers_frame", "_open_streams"):
         assert callable(getattr(connection, name))
@@ -56,3 +57,18 @@ def test_stream_counts_received_bytes_and_reads_through_recv_data() -> None:
     assert inspect.iscoroutinefunction(Stream.recv_data)
     processor_source = inspect.getsource(_upstream.EventsProcessor.process_data_received)
     assert "stream.data_received += size" in processor_source
+
+
+def test_frame_buffer_keeps_unparsed_bytes_in_front_and_checks_lengths_late() -> None:
+    """The early frame-length check reads the next header from ``FrameBuffer._data``, where h2
+    keeps unparsed bytes and consumes frames from the front; h2's own check comes only once the
+    whole frame has arrived, which is why the early one exists."""
+    buffer = _upstream.FrameBuffer(server=False)
+    buffer.max_frame_size = 16384
+    announced = (1 << 20).to_bytes(3, "big") + bytes([0, 0]) + (1).to_bytes(4, "big")
+    buffer.add_data(announced + b"x" * 100)
+    assert _upstream.next_frame_header(buffer) == announced
+    assert list(buffer) == []  # no error yet: h2 waits for the whole frame
+    source = inspect.getsource(_upstream.FrameBuffer.__next__)
+    assert source.index("raise StopIteration") < source.index("self._validate_frame_length")
+    assert "del self._data[:9+length]" in source

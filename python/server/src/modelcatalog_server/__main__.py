@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from .app import StartupError, serve
+from .app import StartupError, run
 from .config import parse_settings
 
 
@@ -23,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        asyncio.run(serve(settings))
+        run(settings)
     except StartupError as error:
         logging.getLogger("modelcatalog_server").error("%s", error)
         sys.exit(1)

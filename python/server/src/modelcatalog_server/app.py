@@ -47,6 +47,7 @@ from .transport import (
     Server,
     TransportLimits,
     open_listener,
+    reuse_transfer_buffers,
     server_tls_context,
 )
 
@@ -179,6 +180,9 @@ def transport_limits(settings: Settings) -> TransportLimits:
         tls_handshake_timeout=settings.tls_handshake_timeout,
         connection_idle_timeout=settings.connection_idle_timeout,
         max_concurrent_streams=settings.max_concurrent_streams,
+        max_frame_size=settings.http2_max_frame_size,
+        stream_window_bytes=settings.http2_stream_window,
+        connection_window_bytes=settings.http2_connection_window,
         connection_buffer_bytes=settings.connection_buffer_limit,
         server_buffer_bytes=settings.server_buffer_limit,
         request_timeout=settings.request_timeout,
@@ -266,6 +270,18 @@ def _blobs_writable(blobs: BlobStore) -> Callable[[], Awaitable[bool]]:
     return check
 
 
+def run(settings: Settings) -> None:
+    """Serves on the event loop the settings name, until a first SIGINT/SIGTERM, with the
+    allocator tuned for transfers as the SDK tunes it."""
+    reuse_transfer_buffers()
+    if settings.event_loop == "uvloop":
+        import uvloop  # only the loop that runs is imported
+
+        uvloop.run(serve(settings))
+    else:
+        asyncio.run(serve(settings))
+
+
 async def serve(settings: Settings) -> None:
     """Runs the server until a first SIGINT/SIGTERM closes it gracefully."""
     async with build_application(settings) as app:
@@ -282,7 +298,9 @@ async def serve(settings: Settings) -> None:
         try:
             await server.start(listener, app.tls)
             bound = ListenAddress(settings.listen.host, listener.getsockname()[1])
-            log.info("listening on %s (%s)", bound, app.tls_note)
+            log.info(
+                "listening on %s (%s; event loop %s)", bound, app.tls_note, settings.event_loop
+            )
             await server.wait_closed()
         finally:
             for signal_number in (signal.SIGINT, signal.SIGTERM):

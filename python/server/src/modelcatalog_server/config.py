@@ -21,6 +21,7 @@ ENV_PREFIX = "MODELCATALOG_"
 #: The wire budgets' defaults are the transport's own.
 _WIRE = TransportLimits()
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,14 @@ class Settings:
     allow_signup: bool = True
     max_version_size: int = 100 << 30
     log_level: str = "info"
+    event_loop: str = "uvloop"
     max_connections: int = _WIRE.max_connections
     tls_handshake_timeout: int = int(_WIRE.tls_handshake_timeout)
     connection_idle_timeout: int = int(_WIRE.connection_idle_timeout)
     max_concurrent_streams: int = _WIRE.max_concurrent_streams
+    http2_max_frame_size: int = _WIRE.max_frame_size
+    http2_stream_window: int = _WIRE.stream_window_bytes
+    http2_connection_window: int = _WIRE.connection_window_bytes
     connection_buffer_limit: int = _WIRE.connection_buffer_bytes
     server_buffer_limit: int = _WIRE.server_buffer_bytes
     request_timeout: int = int(_WIRE.request_timeout)
@@ -100,6 +105,13 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _event_loop(text: str) -> str:
+    loop = text.strip().lower()
+    if loop not in EVENT_LOOPS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(EVENT_LOOPS)}")
+    return loop
+
+
 def _optional_path(text: str) -> Path | None:
     return Path(text).expanduser() if text.strip() else None
 
@@ -135,6 +147,24 @@ def parse_size(text: str) -> int:
     if not number.isdigit() or int(number) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 500M, 20G or 1T")
     return int(number) * _SIZE_UNITS[unit]
+
+
+def _sized_within(low: int, high: int, what: str) -> Callable[[str], int]:
+    """A size parser (``parse_size``) that accepts ``low`` to ``high`` bytes only."""
+
+    def parse(text: str) -> int:
+        size = parse_size(text)
+        if not low <= size <= high:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: from {low} to {high} bytes")
+        return size
+
+    return parse
+
+
+#: RFC 9113: SETTINGS_MAX_FRAME_SIZE is 2^14 to 2^24-1; windows are at most 2^31-1, and the
+#: stream window at least the protocol's initial 65 535 bytes.
+_frame_size = _sized_within(1 << 14, (1 << 24) - 1, "an HTTP/2 frame size")
+_window = _sized_within(65_535, (1 << 31) - 1, "an HTTP/2 flow-control window")
 
 
 def _bcrypt_cost(text: str) -> int:
@@ -286,6 +316,13 @@ _OPTIONS = (
     ),
     _Option("log_level", "--log-level", _log_level, f"one of {', '.join(LOG_LEVELS)}", "LEVEL"),
     _Option(
+        "event_loop",
+        "--event-loop",
+        _event_loop,
+        "uvloop (libuv, faster TLS and socket I/O) or asyncio (the standard library's)",
+        "LOOP",
+    ),
+    _Option(
         "max_connections",
         "--max-connections",
         _count,
@@ -314,6 +351,30 @@ _OPTIONS = (
         "calls in progress on one connection; the next one is refused (REFUSED_STREAM) and "
         "clients retry it",
         "N",
+    ),
+    _Option(
+        "http2_max_frame_size",
+        "--http2-max-frame-size",
+        _frame_size,
+        "largest HTTP/2 DATA frame a client may send (SETTINGS_MAX_FRAME_SIZE), 16K to 16M-1; "
+        "other frames stay within 16 KiB",
+        "SIZE",
+    ),
+    _Option(
+        "http2_stream_window",
+        "--http2-stream-window",
+        _window,
+        "bytes a client may send on one call before the server has read them (HTTP/2 "
+        "flow-control window)",
+        "SIZE",
+    ),
+    _Option(
+        "http2_connection_window",
+        "--http2-connection-window",
+        _window,
+        "bytes a client may send on one connection before the server has read them: what one "
+        "connection's unread uploads hold in memory at most",
+        "SIZE",
     ),
     _Option(
         "connection_buffer_limit",

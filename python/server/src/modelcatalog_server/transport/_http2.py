@@ -1,5 +1,11 @@
 """HTTP/2 for the server: grpclib's protocol with limits on what one connection may do.
 
+- The connection is the SDK's tuned one (``modelcatalog._transport``): DATA frames of up to
+  ``max_frame_size`` (2 MiB) and flow-control windows of 4 MiB per stream and per connection
+  in its first SETTINGS frame, received bytes given back to the window as handlers read them.
+- A frame above its limit (``max_frame_size`` for DATA, 16 KiB for any other) ends the
+  connection (GOAWAY FRAME_SIZE_ERROR) as soon as its header arrives, before its body is
+  buffered.
 - Control frames (PING, SETTINGS, RST_STREAM, PRIORITY, WINDOW_UPDATE) and empty DATA frames
   draw on per-connection token buckets; a client that exceeds one gets GOAWAY
   (ENHANCE_YOUR_CALM) and is disconnected, before the rest of its burst is even parsed.
@@ -21,14 +27,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import Any
 
 from grpclib.const import Handler, Status
 from grpclib.encoding.base import CodecBase, StatusDetailsCodecBase
 from grpclib.exceptions import GRPCError
 from h2.config import H2Configuration
 from h2.exceptions import StreamClosedError
-from h2.settings import SettingCodes, Settings
+from h2.settings import SettingCodes
 
 from ..errors import refusal
 from ._guards import RequestGuards
@@ -40,12 +46,9 @@ from ._upstream import (
     DataFrame,
     Deadline,
     ErrorCodes,
-    EventsProcessor,
     Frame,
-    FrameBuffer,
+    FrameTooLargeError,
     GrpclibHandler,
-    H2Connection,
-    H2Protocol,
     HeadersFrame,
     PingFrame,
     PriorityFrame,
@@ -55,22 +58,30 @@ from ._upstream import (
     StreamClosedBy,
     TransportConnection,
     TransportStream,
+    TunedConnection,
+    TunedFrameBuffer,
+    TunedProtocol,
     WindowUpdateFrame,
     _decode_headers,
     _DispatchServerEvents,
     decode_metadata,
     encode_bin_value,
     encode_grpc_message,
+    next_frame_header,
 )
 
 log = logging.getLogger("modelcatalog_server.transport")
 access_log = logging.getLogger("modelcatalog_server.access")
 
 _REQUIRED_PSEUDO_HEADERS = (":method", ":path", ":scheme")
-#: PING or WINDOW_UPDATE frames a client may send free of the rate limits for each DATA or
-#: HEADERS frame the server sent, and how many such answers may be owed at most.
+#: PING or WINDOW_UPDATE frames a client may send free of the rate limits for each HEADERS
+#: frame the server sent and each started 16 KiB of DATA (a frame of HTTP/2's default size),
+#: and how many such answers may be owed at most.
 ANSWER_CREDIT_PER_FRAME = 2
+ANSWER_CREDIT_DATA_UNIT = 1 << 14
 ANSWER_CREDIT_CAP = 256
+#: The largest frame other than DATA a client may send: HTTP/2's default maximum frame size.
+NON_DATA_FRAME_LIMIT = 1 << 14
 
 
 class _TooManyFrames(ProtocolError):
@@ -97,31 +108,16 @@ class _Bucket:
         return True
 
 
-class _CheaplyShownDataFrame(DataFrame):
-    """A DATA frame whose ``repr`` costs the same whatever its size, and reads the same.
+class _GuardedFrameBuffer(TunedFrameBuffer):
+    """h2's frame parser, checking each frame's length from its header and counting
+    CONTINUATION frames, which it folds into their HEADERS.
 
-    h2 formats ``repr(frame)`` of every frame it receives for a trace log line, even with
-    logging off, and hyperframe's DATA repr hex-encodes the whole serialized body to show its
-    first 10 bytes: about a fifth of the server's CPU during an upload. This shows exactly the
-    same text from those 10 bytes alone.
-    """
-
-    def _body_repr(self) -> str:
-        padding_data = self.serialize_padding_data()
-        size = len(padding_data) + len(self.data) + self.pad_length
-        if not size:
-            return "None"
-        head = (padding_data + bytes(self.data[:10]) + b"\0" * min(self.pad_length, 10))[:10]
-        return "<hex:" + head.hex() + ("..." if size > 10 else "") + ">"
-
-
-# repr(frame) starts with the class name: the frame still reads as a DataFrame.
-_CheaplyShownDataFrame.__name__ = DataFrame.__name__
-
-
-class _GuardedFrameBuffer(FrameBuffer):
-    """h2's frame parser, counting CONTINUATION frames, which it folds into their HEADERS, and
-    yielding DATA frames that are cheap to show.
+    h2 checks a frame's length only once the whole frame has arrived, so a client could make
+    it buffer up to 16 MiB per connection by announcing a huge frame and trickling it; here a
+    frame above the advertised maximum ends the connection (FRAME_SIZE_ERROR) as soon as its
+    header arrives. Only DATA frames may use the large maximum, which moves bulk bytes in few
+    frames: every other frame stays within HTTP/2's default of 16 KiB, so header blocks held
+    while their CONTINUATION frames arrive stay as small as before.
 
     h2 caps one header block at 64 CONTINUATION frames with a PROTOCOL_ERROR; this bucket ends
     a flood sooner, and with ENHANCE_YOUR_CALM, like the other frame-rate limits.
@@ -131,29 +127,36 @@ class _GuardedFrameBuffer(FrameBuffer):
         super().__init__(server=True)
         self._continuations = _Bucket(limit)
 
+    def __next__(self) -> Frame:
+        header = next_frame_header(self)
+        if len(header) == 9:
+            length = int.from_bytes(header[:3], "big")
+            limit = self.max_frame_size if header[3] == DataFrame.type else NON_DATA_FRAME_LIMIT
+            if length > min(limit, self.max_frame_size):
+                raise FrameTooLargeError(
+                    f"a frame of type {header[3]} announces {length} bytes, more than {limit}"
+                )
+        return super().__next__()
+
     def _update_header_buffer(self, f: Frame | None) -> Frame | None:
         if isinstance(f, ContinuationFrame) and not self._continuations.take():
             raise _TooManyFrames("too many CONTINUATION frames")
-        if type(f) is DataFrame:
-            f.__class__ = _CheaplyShownDataFrame
         return super()._update_header_buffer(f)
 
 
-class GuardedConnection(H2Connection):
-    """h2's connection state machine with frame-rate limits and graceful stream refusal."""
+class GuardedConnection(TunedConnection):
+    """h2's connection state machine with the transport's frame size and windows, frame-rate
+    limits and graceful stream refusal."""
 
     def __init__(self, config: H2Configuration, limits: TransportLimits) -> None:
-        super().__init__(config=config)
-        self.local_settings = Settings(
-            client=False,
-            initial_values={
-                SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
-                SettingCodes.MAX_HEADER_LIST_SIZE: self.DEFAULT_MAX_HEADER_LIST_SIZE,
-            },
+        super().__init__(
+            config,
+            max_frame_size=limits.max_frame_size,
+            stream_window=limits.stream_window_bytes,
+            connection_window=limits.connection_window_bytes,
+            settings={SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams},
         )
         self.incoming_buffer = _GuardedFrameBuffer(limits.continuations)
-        # h2 dispatches received frames by their exact class.
-        self._frame_dispatch_table[_CheaplyShownDataFrame] = self._frame_dispatch_table[DataFrame]
         self._answer_credit = 0
         self._resets = _Bucket(limits.resets)
         self._pings = _Bucket(limits.pings)
@@ -168,15 +171,17 @@ class GuardedConnection(H2Connection):
         end_stream: bool = False,
         pad_length: Any = None,
     ) -> None:
-        self._earn_answer_credit()
+        self._earn_answer_credit(max(1, -(-len(data) // ANSWER_CREDIT_DATA_UNIT)))
         super().send_data(stream_id, data, end_stream=end_stream, pad_length=pad_length)
 
     def send_headers(self, stream_id: int, headers: Any, *args: Any, **kwargs: Any) -> None:
-        self._earn_answer_credit()
+        self._earn_answer_credit(1)
         super().send_headers(stream_id, headers, *args, **kwargs)
 
-    def _earn_answer_credit(self) -> None:
-        self._answer_credit = min(ANSWER_CREDIT_CAP, self._answer_credit + ANSWER_CREDIT_PER_FRAME)
+    def _earn_answer_credit(self, frames: int) -> None:
+        """Credit for ``frames`` frames sent (DATA counted in 16 KiB frames)."""
+        earned = self._answer_credit + ANSWER_CREDIT_PER_FRAME * frames
+        self._answer_credit = min(ANSWER_CREDIT_CAP, earned)
 
     def _receive_frame(self, frame: Frame) -> Any:
         bucket = self._bucket_for(frame)
@@ -189,9 +194,10 @@ class GuardedConnection(H2Connection):
 
         Clients answer the data they receive: Node's HTTP/2 sends a WINDOW_UPDATE for about
         every DATA frame, grpc-go and grpcio a PING with every burst to measure bandwidth
-        (BDP). Each DATA or HEADERS frame the server sends earns two such frames free of the
-        rate limits, so a download is never taken for a flood, while a client that receives
-        nothing still meets the limits at once.
+        (BDP). Each HEADERS frame and each started 16 KiB of DATA the server sends earns two
+        such frames free of the rate limits (so a client may answer a large frame in as many
+        pieces as if it had come in frames of HTTP/2's default size), so a download is never
+        taken for a flood, while a client that receives nothing still meets the limits at once.
         """
         if self._answer_credit < 1 or not isinstance(frame, PingFrame | WindowUpdateFrame):
             return False
@@ -388,7 +394,7 @@ def _peer_of(connection: TransportConnection) -> str:
     return f"{address[0]}:{address[1]}" if address else "-"
 
 
-class GuardedProtocol(H2Protocol):
+class GuardedProtocol(TunedProtocol):
     """One HTTP/2 server connection: grpclib's protocol on a ``GuardedConnection``."""
 
     handler: GuardedHandler
@@ -403,7 +409,7 @@ class GuardedProtocol(H2Protocol):
         connections: set[GuardedProtocol],
         release: Callable[[bool], None],
     ) -> None:
-        super().__init__(handler, config, h2_config)
+        super().__init__(handler, config, h2_config, max_frame_size=limits.max_frame_size)
         self._limits = limits
         self._guards = guards
         self._connections = connections
@@ -411,22 +417,12 @@ class GuardedProtocol(H2Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._h2: GuardedConnection | None = None
 
+    def new_h2_connection(self) -> GuardedConnection:
+        self._h2 = GuardedConnection(self.h2_config, self._limits)
+        return self._h2
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        h2 = self._h2 = GuardedConnection(self.h2_config, self._limits)
-        h2.initiate_connection()
-        initial = h2.local_settings.initial_window_size
-        if self.config.http2_connection_window_size != initial:
-            h2.increment_flow_control_window(self.config.http2_connection_window_size - initial)
-        if self.config.http2_stream_window_size != initial:
-            h2.update_settings(
-                {SettingCodes.INITIAL_WINDOW_SIZE: self.config.http2_stream_window_size}
-            )
-        self.connection = TransportConnection(
-            h2, cast(asyncio.Transport, transport), config=self.config
-        )
-        self.connection.flush()
-        self.connection.initialize()
-        self.processor = EventsProcessor(self.handler, self.connection)
+        super().connection_made(transport)
         self._guards.connection_opened(self.connection)
         self._connections.add(self)
         self._schedule_idle_check(self._limits.connection_idle_timeout)

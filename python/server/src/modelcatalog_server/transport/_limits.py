@@ -29,6 +29,15 @@ class TransportLimits:
     tls_handshake_timeout: float = 10.0
     connection_idle_timeout: float = 120.0
     max_concurrent_streams: int = 100
+    #: The largest HTTP/2 DATA frame a client may send (SETTINGS_MAX_FRAME_SIZE; other frames
+    #: stay within 16 KiB). Per-frame work dominates bulk transfers with HTTP/2's default of
+    #: 16 KiB; 2 MiB carries a 1 MiB chunk message in one frame.
+    max_frame_size: int = 2 << 20
+    #: HTTP/2 flow-control windows: what a client may send on one stream, and on one
+    #: connection, before the server has read it. They bound the unread bytes a connection
+    #: holds, however slowly a handler reads.
+    stream_window_bytes: int = 4 << 20
+    connection_window_bytes: int = 4 << 20
     connection_buffer_bytes: int = 16 << 20
     server_buffer_bytes: int = 256 << 20
     max_request_message_bytes: int = MAX_REQUEST_MESSAGE_BYTES

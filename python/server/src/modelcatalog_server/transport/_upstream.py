@@ -4,6 +4,10 @@ The server hardens grpclib's HTTP/2 handling by subclassing a few of its classes
 few of its attributes. None of them is public API, so the versions are pinned in the server's
 ``pyproject.toml`` and ``tests/test_transport_upstream.py`` fails when any of them changes
 shape. Re-check each note below before raising a pin.
+
+The server's connection is built on the SDK's tuned HTTP/2 classes (large frames, bounded
+windows, cheap DATA repr: ``modelcatalog._transport``), whose docstring names the internals
+they rely on; the SDK's ``tests/test_transport.py`` checks those.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from grpclib.protocol import Stream as TransportStream
 from grpclib.server import Handler as GrpclibHandler
 from h2.connection import ConnectionInputs, H2Connection, _decode_headers
 from h2.errors import ErrorCodes
-from h2.exceptions import ProtocolError
+from h2.exceptions import FrameTooLargeError, ProtocolError
 from h2.frame_buffer import FrameBuffer
 from h2.stream import StreamClosedBy
 from hyperframe.frame import (
@@ -39,6 +43,13 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from modelcatalog._transport import (
+    CheaplyShownDataFrame,
+    TunedConnection,
+    TunedFrameBuffer,
+    TunedProtocol,
+)
+
 #: The versions these internals were checked against.
 PINNED = {
     "grpclib": "0.4.9",
@@ -50,6 +61,7 @@ PINNED = {
 __all__ = [
     "PINNED",
     "_STATUS_DETAILS_KEY",
+    "CheaplyShownDataFrame",
     "Configuration",
     "ConnectionInputs",
     "ContinuationFrame",
@@ -59,6 +71,7 @@ __all__ = [
     "EventsProcessor",
     "Frame",
     "FrameBuffer",
+    "FrameTooLargeError",
     "GrpclibHandler",
     "H2Connection",
     "H2Protocol",
@@ -71,6 +84,9 @@ __all__ = [
     "StreamClosedBy",
     "TransportConnection",
     "TransportStream",
+    "TunedConnection",
+    "TunedFrameBuffer",
+    "TunedProtocol",
     "WindowUpdateFrame",
     "_DispatchServerEvents",
     "_decode_headers",
@@ -78,8 +94,16 @@ __all__ = [
     "decode_metadata",
     "encode_bin_value",
     "encode_grpc_message",
+    "next_frame_header",
     "stream_bytes_received",
 ]
+
+
+def next_frame_header(buffer: FrameBuffer) -> bytes:
+    """The 9-byte header of the next frame ``buffer`` will parse, or fewer bytes if it has not
+    arrived yet: h2 keeps received bytes in ``FrameBuffer._data``, frames consumed from its
+    front."""
+    return bytes(buffer._data[:9])
 
 
 def stream_bytes_received(stream: TransportStream) -> int:
