@@ -18,11 +18,13 @@ from h2.events import (
     RemoteSettingsChanged,
     RequestReceived,
     StreamReset,
+    WindowUpdated,
 )
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes
 from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame
 
+from modelcatalog._transport import PacedBuffer
 from modelcatalog_server.transport import RateLimit, TransportLimits
 from modelcatalog_server.transport._http2 import GuardedConnection, _header_problem
 
@@ -262,3 +264,25 @@ def test_frames_at_their_limits_are_received() -> None:
     assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [1]
     events = server.receive_data(DataFrame(1, b"\0" * (2 << 20)).serialize())
     assert [len(e.data) for e in events if isinstance(e, DataReceived)] == [2 << 20]
+
+
+async def test_an_upload_is_acknowledged_in_few_window_updates() -> None:
+    """Reading 1 MiB messages (prefix, then body) gives the client one WINDOW_UPDATE for the
+    stream and one for the connection per 2 MiB read (half the window), not one per read."""
+    client, server = pair(TransportLimits())
+    client.send_headers(1, REQUEST)
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    buffer = PacedBuffer(lambda size: server.acknowledge_received_data(size, 1))
+    message = b"\0" * 5 + b"m" * (1 << 20)
+    updates = 0
+    for _ in range(16):
+        client.send_data(1, message)
+        for event in server.receive_data(client.data_to_send()):
+            if isinstance(event, DataReceived):
+                buffer.add(event.data, event.flow_controlled_length)
+        await buffer.read(5)
+        await buffer.read(1 << 20)
+        events = client.receive_data(server.data_to_send())
+        updates += sum(isinstance(event, WindowUpdated) for event in events)
+    assert updates <= 16

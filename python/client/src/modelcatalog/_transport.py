@@ -41,7 +41,10 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.frame import DataFrame, Frame
 
 CHUNK_SIZE = 1024 * 1024
-"""Bytes per streamed message: 256 KiB to 4 MiB stream alike, 64 KiB costs a third."""
+"""Bytes per streamed message. 64 KiB costs a third of the throughput; with 2 MiB frames, an
+SDK upload's CPU per MiB (SDK / server, same run) was 3.30 / 4.92 ms at 256 KiB, 2.95 / 3.98 ms
+at 1 MiB, 2.76 / 4.41 ms at 2 MiB and 2.68 / 5.16 ms at 4 MiB (chunks above 64 KiB draw on the
+server's buffer budget; above 2 MiB they need two frames)."""
 
 MAX_FRAME_SIZE = 2 * 1024 * 1024
 """The largest HTTP/2 frame the SDK accepts, advertised in its first SETTINGS frame.
