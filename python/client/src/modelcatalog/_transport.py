@@ -10,6 +10,8 @@ import ssl
 from grpclib.client import Channel
 from grpclib.config import Configuration
 
+from .wire import Codec
+
 CHUNK_SIZE = 1024 * 1024
 """Bytes per streamed message: 256 KiB to 4 MiB stream alike, 64 KiB costs a third."""
 
@@ -88,10 +90,10 @@ def open_channel(
     """A channel to ``target`` over TLS, or plaintext only when ``insecure`` is true.
 
     The channel connects lazily, on its first RPC, and pings the server while calls are in
-    progress (``channel_config``).
+    progress (``channel_config``). Messages are encoded and decoded by ``modelcatalog.wire``.
     """
     if insecure and ca_cert is not None:
         raise ValueError("ca_cert has no effect with insecure=True; pass only one of them")
     host, port = parse_target(target)
     context = None if insecure else tls_context(ca_cert)
-    return Channel(host, port, ssl=context, config=channel_config())
+    return Channel(host, port, ssl=context, config=channel_config(), codec=Codec())
