@@ -23,7 +23,10 @@ from wire_messages import (
     CONTRACT_MESSAGES,
     FALLBACKS,
     KINDS,
+    Announced,
     Choices,
+    Empty,
+    Holder,
     Lasting,
     Repeated,
     Scalars,
@@ -31,6 +34,7 @@ from wire_messages import (
     Tree,
     Wrapped,
     declared_fields,
+    field_values,
     messages,
     state,
     unknown_fields,
@@ -96,7 +100,7 @@ def betterproto_only_where_declared() -> Iterator[None]:
 
 
 def test_every_contract_message_is_compiled() -> None:
-    """No message class of the contract is left to betterproto."""
+    """No message class of the contract is left to betterproto (to encode, decode or make)."""
     assert {"ListModelsResponse", "UploadModelVersionRequest", "ModelVersion"} <= {
         cls.__name__ for cls in CONTRACT_MESSAGES
     }
@@ -111,13 +115,14 @@ def test_every_contract_message_is_compiled() -> None:
         (Wrapped, "field count: a google.protobuf wrapper of int32"),
         (Lasting, "field span: a message betterproto holds as <class 'datetime.timedelta'>"),
         (SelfEncoding, "it overrides __bytes__"),
+        (Announced, "it overrides __post_init__"),
     ],
-    ids=["wrapper", "duration", "own-encoding"],
+    ids=["wrapper", "duration", "own-encoding", "own-post-init"],
 )
 def test_classes_the_codec_cannot_reproduce_are_declared_fallbacks(
     cls: type[betterproto.Message], reason: str
 ) -> None:
-    """A wrapper or Duration field, or a class with its own encoding, is left to betterproto."""
+    """Wrapper or Duration fields, a class's own encoding or post-init: left to betterproto."""
     assert wire.fallback_reason(cls) == reason
 
 
@@ -185,6 +190,39 @@ def test_any_bytes_decode_as_betterproto_reads_them_or_fail_as_it_fails(
         outcome_of(lambda: wire.decode(encoding, cls)),
     )
     assert outcome == expected
+
+
+@pytest.mark.parametrize("cls", EVERY_CLASS, ids=by_name)
+@PROPERTY
+@given(data=st.data())
+def test_new_makes_what_the_classs_constructor_makes(
+    cls: type[betterproto.Message], data: st.DataObject
+) -> None:
+    """``new(cls, **fields)`` holds what ``cls(**fields)`` holds: fields, oneof, set or not."""
+    fields = dict(data.draw(field_values(cls)))
+    expected = cls(**fields)
+    with betterproto_only_where_declared():
+        made = wire.new(cls, **fields)
+    assert type(made) is cls
+    assert state(made) == state(expected)
+
+
+def test_new_takes_the_constructors_parameters_and_refuses_others_as_it_does() -> None:
+    """Positional arguments, unknown names and too many arguments fare as in the constructor."""
+    made = wire.new(v1.UploadModelVersionHeader, "m1", "model.onnx", size_bytes=0)
+    assert state(made) == state(v1.UploadModelVersionHeader("m1", "model.onnx", size_bytes=0))
+    with pytest.raises(TypeError):
+        wire.new(v1.Model, colour="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        wire.new(v1.GetModelRequest, "m1", "m2")  # type: ignore[call-arg]
+
+
+def test_new_marks_a_given_message_without_fields_as_set_as_the_constructor_does() -> None:
+    """An empty message of a class without fields, given to a field, is then written."""
+    given, expected = Empty(), Empty()
+    assert state(wire.new(Holder, empty=given)) == state(Holder(empty=expected))
+    assert betterproto.serialized_on_wire(given)
+    assert wire.encode(Holder(empty=Empty())) == b"\x22\x00"
 
 
 def test_a_chunk_is_copied_once_each_way() -> None:

@@ -87,5 +87,18 @@ def test_the_encoding_and_decoding_methods_are_betterprotos() -> None:
     assert _upstream.overrides(v1.Model, _upstream.ENCODING_METHODS) == []
 
 
+def test_generated_classes_are_made_by_the_init_dataclasses_generates() -> None:
+    """The generated classes' ``__init__`` is recognised as dataclasses'; a hand-written one not."""
+
+    class Custom(v1.GetModelRequest):
+        def __init__(self) -> None:
+            super().__init__(model_id="fixed")
+
+    assert _upstream.dataclass_init(v1.Model)
+    assert not _upstream.dataclass_init(Custom)
+    for name in _upstream.CONSTRUCTION_METHODS:
+        assert name in vars(betterproto.Message), name
+
+
 def _bookkeeping() -> set[str]:
     return {_upstream.SERIALIZED_ON_WIRE, _upstream.UNKNOWN_FIELDS, _upstream.GROUP_CURRENT}

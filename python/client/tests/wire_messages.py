@@ -125,10 +125,10 @@ def _unknown_value(wire_type: int) -> st.SearchStrategy[bytes]:
 
 
 @st.composite
-def messages(
+def field_values(
     draw: st.DrawFn, cls: type[betterproto.Message], depth: int = 0
-) -> betterproto.Message:
-    """An instance of ``cls``, made as code makes them (see the module docstring)."""
+) -> list[tuple[str, Any]]:
+    """Some fields of ``cls`` (in declaration order) and values for them."""
     chosen: list[tuple[str, Any]] = []
     for name, meta, hint in declared_fields(cls):
         if not draw(st.booleans()):
@@ -151,6 +151,15 @@ def messages(
         else:
             value = draw(values(meta.proto_type, hint, depth))
         chosen.append((name, value))
+    return chosen
+
+
+@st.composite
+def messages(
+    draw: st.DrawFn, cls: type[betterproto.Message], depth: int = 0
+) -> betterproto.Message:
+    """An instance of ``cls``, made as code makes them (see the module docstring)."""
+    chosen = draw(field_values(cls, depth))
     if draw(st.booleans()):
         message = cls(**dict(chosen))
     else:
@@ -353,6 +362,18 @@ class SelfEncoding(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class Announced(betterproto.Message):
+    """A class that runs code of its own when made, as betterproto generates for deprecated
+    fields: made by its constructor."""
+
+    name: str = betterproto.string_field(1)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.made_by_constructor = True
+
+
+@dataclass(eq=False, repr=False)
 class Holder(betterproto.Message):
     """A compiled message holding messages left to betterproto."""
 
@@ -373,5 +394,5 @@ KINDS: list[type[betterproto.Message]] = [
     Holder,
 ]
 """The test classes the codec compiles: every field kind the contract does not use yet."""
-FALLBACKS: list[type[betterproto.Message]] = [Wrapped, Lasting, SelfEncoding]
+FALLBACKS: list[type[betterproto.Message]] = [Wrapped, Lasting, SelfEncoding, Announced]
 """The test classes the codec leaves to betterproto."""

@@ -9,7 +9,9 @@ compiles, once per message class, an encoder and a decoder specialised to that c
   out defaults, set-but-empty messages, oneof members and unknown fields included;
 - ``decode(data, message_type)`` returns a message equal to ``message_type().parse(data)`` in
   every field, with the same unknown fields kept and the same oneof member set;
-- a ``bytes`` field costs one copy of its payload each way.
+- a ``bytes`` field costs one copy of its payload each way;
+- ``new(message_type, **fields)`` makes the message ``message_type(**fields)`` makes, without
+  betterproto's constructor, which costs more than encoding the message.
 
 ``Codec`` is grpclib's protobuf codec with both: the SDK's channels and the server use it. A
 class the compilers cannot reproduce betterproto for exactly (a google.protobuf wrapper or
@@ -19,6 +21,6 @@ Duration field, or a class that overrides its own encoding) is served by betterp
 ``parse`` too, so the answer is always betterproto's.
 """
 
-from ._codec import Codec, decode, encode, fallback_reason
+from ._codec import Codec, decode, encode, fallback_reason, new
 
-__all__ = ["Codec", "decode", "encode", "fallback_reason"]
+__all__ = ["Codec", "decode", "encode", "fallback_reason", "new"]

@@ -8,6 +8,7 @@ instead, with the reason; betterproto's own ``__bytes__`` and ``parse`` serve it
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -100,6 +101,15 @@ class MessagePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class ConstructionPlan:
+    """The parameters of a message class's ``__init__``: its fields in declaration order."""
+
+    cls: type[betterproto.Message]
+    #: Each field's name, whether it is proto3 ``optional`` and its oneof group.
+    fields: tuple[tuple[str, bool, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Fallback:
     """A class the codec leaves to betterproto, and why."""
 
@@ -119,8 +129,33 @@ def encoding_plan(message_class: type[betterproto.Message]) -> MessagePlan | Fal
 
 @functools.cache
 def decoding_plan(message_class: type[betterproto.Message]) -> MessagePlan | Fallback:
-    """The plan for decoding ``message_class``, or why betterproto's ``parse`` serves it."""
+    """The plan for decoding ``message_class``, or why betterproto's ``parse`` serves it.
+
+    ``parse`` starts from ``message_class()`` and sets each field read, so a class whose
+    construction runs code of its own is decoded by betterproto too."""
+    construction = construction_plan(message_class)
+    if isinstance(construction, Fallback):
+        return construction
     return _plan(message_class, _upstream.DECODING_METHODS)
+
+
+@functools.cache
+def construction_plan(message_class: type[betterproto.Message]) -> ConstructionPlan | Fallback:
+    """The plan for making ``message_class`` instances, or why its own constructor must."""
+    overridden = _upstream.overrides(message_class, _upstream.CONSTRUCTION_METHODS)
+    if overridden:
+        return Fallback(message_class, f"it overrides {', '.join(overridden)}")
+    if not _upstream.dataclass_init(message_class):
+        return Fallback(message_class, "its __init__ is not the one @dataclass generates")
+    metadata = _upstream.metadata(message_class)
+    fields = []
+    for field in dataclasses.fields(message_class):  # type: ignore[arg-type]  # a dataclass
+        meta = metadata.meta_by_field_name[field.name]
+        default = None if meta.optional else _upstream.PLACEHOLDER
+        if field.default is not default or not field.init or field.kw_only is True:
+            return Fallback(message_class, f"field {field.name} is declared unlike betterproto's")
+        fields.append((field.name, bool(meta.optional), meta.group))
+    return ConstructionPlan(message_class, tuple(fields))
 
 
 def _plan(

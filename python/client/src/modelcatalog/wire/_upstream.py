@@ -39,6 +39,8 @@ DATETIME_ZERO: datetime = betterproto.DATETIME_ZERO
 #: is served by betterproto, so the codec never disagrees with what the class says it is.
 ENCODING_METHODS = ("__bytes__", "dump", "SerializeToString")
 DECODING_METHODS = ("parse", "load", "FromString")
+#: What ``message_class(**fields)`` runs besides the ``__init__`` dataclasses generate.
+CONSTRUCTION_METHODS = ("__post_init__", "__setattr__")
 
 
 def metadata(message_class: type[betterproto.Message]) -> betterproto.ProtoClassMetadata:
@@ -76,6 +78,20 @@ def timestamp_to_datetime(data: bytes) -> datetime:
     """betterproto's own reading of a Timestamp field's bytes (``_Timestamp``), for bytes the
     codec does not read itself."""
     return betterproto._Timestamp().parse(data).to_datetime()
+
+
+def dataclass_init(message_class: type[betterproto.Message]) -> bool:
+    """Whether ``message_class.__init__`` is the one ``@dataclass`` generated for the class:
+    it assigns each field, in declaration order, from a parameter of the field's name whose
+    default is the field's default. dataclasses compile it from source named ``<string>``."""
+    init = vars(message_class).get("__init__")
+    params = getattr(message_class, "__dataclass_params__", None)
+    return (
+        init is not None
+        and params is not None
+        and params.init
+        and getattr(getattr(init, "__code__", None), "co_filename", None) == "<string>"
+    )
 
 
 def overrides(message_class: type[betterproto.Message], names: tuple[str, ...]) -> list[str]:
