@@ -12,7 +12,7 @@ from unittest import mock
 import betterproto
 import pytest
 
-from modelcatalog import Client, v1
+from modelcatalog import Client, PermissionDenied, v1
 from modelcatalog_server.app import Application
 from modelcatalog_server.services import _convert
 from modelcatalog_server.storage.records import (
@@ -45,7 +45,8 @@ def betterproto_codec_refused() -> Iterator[None]:
 async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec(
     app: Application, tmp_path: Path
 ) -> None:
-    """Sign-up to download over a real socket succeed with betterproto's own codec refused."""
+    """Sign-up to download (and a refusal's details) go over a real socket with betterproto's own
+    codec refused."""
     server = Server(app.services, app.guards)
     listener = open_listener("127.0.0.1", 0)
     await server.start(listener, None)
@@ -61,11 +62,14 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
                 version = await client.upload(model.id, source, labels={"stage": "test"})
                 await client.download(model.id, version.version, copy)
                 listed = [found.id async for found in client.list_models(folder.id)]
+                with pytest.raises(PermissionDenied) as denied:
+                    await client.create_model("no-such-folder", "detector")
     finally:
         server.close()
         await server.wait_closed()
     assert listed == [model.id]
     assert copy.read_bytes() == source.read_bytes()
+    assert denied.value.reason == "FOLDER_ACCESS_DENIED"  # the error details decode too
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import ssl
 
 from grpclib.client import Channel
 from grpclib.config import Configuration
+from grpclib.encoding.proto import ProtoStatusDetailsCodec
 
 from .wire import Codec
 
@@ -90,10 +91,19 @@ def open_channel(
     """A channel to ``target`` over TLS, or plaintext only when ``insecure`` is true.
 
     The channel connects lazily, on its first RPC, and pings the server while calls are in
-    progress (``channel_config``). Messages are encoded and decoded by ``modelcatalog.wire``.
+    progress (``channel_config``). Messages are encoded and decoded by ``modelcatalog.wire``;
+    error details (google.rpc) by grpclib's codec, which grpclib only adds by itself to a
+    channel with its default message codec.
     """
     if insecure and ca_cert is not None:
         raise ValueError("ca_cert has no effect with insecure=True; pass only one of them")
     host, port = parse_target(target)
     context = None if insecure else tls_context(ca_cert)
-    return Channel(host, port, ssl=context, config=channel_config(), codec=Codec())
+    return Channel(
+        host,
+        port,
+        ssl=context,
+        config=channel_config(),
+        codec=Codec(),
+        status_details_codec=ProtoStatusDetailsCodec(),
+    )
