@@ -25,6 +25,7 @@ from wire_messages import (
     KINDS,
     Announced,
     Choices,
+    Clashing,
     Empty,
     Holder,
     Lasting,
@@ -116,8 +117,9 @@ def test_every_contract_message_is_compiled() -> None:
         (Lasting, "field span: a message betterproto holds as <class 'datetime.timedelta'>"),
         (SelfEncoding, "it overrides __bytes__"),
         (Announced, "it overrides __post_init__"),
+        (Clashing, "field _build is named like a helper of the compiled constructor"),
     ],
-    ids=["wrapper", "duration", "own-encoding", "own-post-init"],
+    ids=["wrapper", "duration", "own-encoding", "own-post-init", "helper-name"],
 )
 def test_classes_the_codec_cannot_reproduce_are_declared_fallbacks(
     cls: type[betterproto.Message], reason: str

@@ -374,6 +374,13 @@ class Announced(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class Clashing(betterproto.Message):
+    """A field named like a helper of the compiled constructor: made by its own constructor."""
+
+    _build: str = betterproto.string_field(1)
+
+
+@dataclass(eq=False, repr=False)
 class Holder(betterproto.Message):
     """A compiled message holding messages left to betterproto."""
 
@@ -394,5 +401,11 @@ KINDS: list[type[betterproto.Message]] = [
     Holder,
 ]
 """The test classes the codec compiles: every field kind the contract does not use yet."""
-FALLBACKS: list[type[betterproto.Message]] = [Wrapped, Lasting, SelfEncoding, Announced]
+FALLBACKS: list[type[betterproto.Message]] = [
+    Wrapped,
+    Lasting,
+    SelfEncoding,
+    Announced,
+    Clashing,
+]
 """The test classes the codec leaves to betterproto."""

@@ -58,15 +58,13 @@ def new(
 def fallback_reason(message_type: type[betterproto.Message]) -> str | None:
     """Why betterproto itself encodes, decodes or makes ``message_type``, or ``None`` when the
     codec compiled all three (as for every message of the modelcatalog contract)."""
-    plans = (
-        _plan.encoding_plan(message_type),
-        _plan.decoding_plan(message_type),
-        _plan.construction_plan(message_type),
-    )
+    construction = _plan.construction_plan(message_type)
+    plans = (_plan.encoding_plan(message_type), _plan.decoding_plan(message_type), construction)
     for plan in plans:
         if isinstance(plan, _plan.Fallback):
             return plan.reason
-    return None
+    assert isinstance(construction, _plan.ConstructionPlan)
+    return _constructor.clash(construction)
 
 
 class Codec(ProtoCodec):
@@ -95,10 +93,8 @@ class Codec(ProtoCodec):
 def _constructor_of(cls: Any) -> Callable[..., Any]:
     plan = _plan.construction_plan(cls)
     constructor: Callable[..., Any] = cls
-    if isinstance(plan, _plan.ConstructionPlan):
-        taken = _constructor.reserved_names() & {name for name, _, _ in plan.fields}
-        if not taken:
-            constructor = _constructor.compile_constructor(plan)
+    if isinstance(plan, _plan.ConstructionPlan) and _constructor.clash(plan) is None:
+        constructor = _constructor.compile_constructor(plan)
     _constructors[cls] = constructor
     return constructor
 

@@ -47,10 +47,11 @@ _HELPERS: dict[str, Any] = {
 }
 
 
-def reserved_names() -> frozenset[str]:
-    """Names the generated code binds: a field of one of these names keeps betterproto's
-    constructor (a parameter would hide the helper)."""
-    return frozenset(_HELPERS) | {"__CLASS"}
+def clash(plan: ConstructionPlan) -> str | None:
+    """Why ``plan.cls`` keeps its own constructor although its plan is complete: a field named
+    like a name the generated code binds (the parameter would hide it)."""
+    taken = sorted(({*_HELPERS, "__CLASS"}) & {name for name, _, _ in plan.fields})
+    return f"field {taken[0]} is named like a helper of the compiled constructor" if taken else None
 
 
 def compile_constructor(plan: ConstructionPlan) -> Constructor:
