@@ -25,8 +25,8 @@ from modelcatalog_server.domain.errors import (
 from modelcatalog_server.domain.paging import PageTokens
 from modelcatalog_server.domain.versions import UploadHeader, Versions
 from modelcatalog_server.storage.blobs import LocalBlobStore
-from modelcatalog_server.storage.metadata import MetadataStore
-from modelcatalog_server.storage.records import Role
+from modelcatalog_server.storage.metadata import MetadataStore, Transaction
+from modelcatalog_server.storage.records import ModelRecord, Role, UserRecord
 
 MiB = 1 << 20
 
@@ -285,10 +285,13 @@ class Domain:
 async def domain(tmp_path: Path) -> AsyncIterator[Domain]:
     store = await MetadataStore.open_sqlite(tmp_path / "catalog.sqlite3")
     try:
-        async with store.write() as tx:
-            user = await tx.insert_user("alice", "not a real hash")
-            folder = await tx.insert_folder(user, "vision", "")
-            model = await tx.insert_model(folder, user, "resnet", "")
+
+        def create(tx: Transaction) -> tuple[UserRecord, ModelRecord]:
+            user = tx.insert_user("alice", "not a real hash")
+            folder = tx.insert_folder(user, "vision", "")
+            return user, tx.insert_model(folder, user, "resnet", "")
+
+        user, model = await store.write(create)
         yield Domain(store, tmp_path / "blobs", user.id, model.id)
     finally:
         await store.close()
@@ -344,11 +347,15 @@ async def test_access_is_checked_before_reading_a_chunk(
 
 async def test_a_viewer_is_refused_before_reading_a_chunk(domain: Domain) -> None:
     """A viewer of the folder (a role, but not editor) is refused before any byte is read."""
-    async with domain.store.write() as tx:
-        model = await tx.model_for(domain.user_id, domain.model_id)
+
+    def add_viewer(tx: Transaction) -> UserRecord:
+        model = tx.model_for(domain.user_id, domain.model_id)
         assert model is not None
-        viewer = await tx.insert_user("vic", "not a real hash")
-        await tx.upsert_member(model.folder_id, viewer.id, Role.VIEWER)
+        viewer = tx.insert_user("vic", "not a real hash")
+        tx.upsert_member(model.folder_id, viewer.id, Role.VIEWER)
+        return viewer
+
+    viewer = await domain.store.write(add_viewer)
     pulled: list[int] = []
     with pytest.raises(PermissionDenied):
         await domain.versions().upload(

@@ -156,8 +156,7 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
             ) from error
         hasher = PasswordHasher(settings.bcrypt_cost)
         try:
-            async with store.read() as tx:
-                removed = await blobs.recover(await tx.referenced_blobs())
+            removed = await blobs.recover(await store.read(lambda tx: tx.referenced_blobs()))
             if removed:
                 log.info("removed %d leftover file(s) of interrupted uploads", removed)
             accounts = build_accounts(settings, store, hasher)

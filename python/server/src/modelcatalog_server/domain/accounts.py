@@ -8,6 +8,7 @@ account's token generation moves past the token's, or when the token itself is r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -83,8 +84,7 @@ class Accounts:
         with self._guard.checking(peer_key(peer)) as crowded:
             password_hash = await self._hasher.hash(password, suspect=crowded)
         try:
-            async with self._store.write() as tx:
-                return await tx.insert_user(username, password_hash)
+            return await self._store.write(lambda tx: tx.insert_user(username, password_hash))
         except UniqueViolation:
             raise AlreadyExists(
                 f"the username {validation.quoted(username)} is taken; choose another",
@@ -101,9 +101,9 @@ class Accounts:
         validation.present("password", password)
         attempt = self._guard.reserve(username, peer)
         try:
-            async with self._store.read() as tx:
-                attempt = await self._guard.admit(tx, attempt)
-                credentials = await tx.credentials(username)
+            attempt, credentials = await self._store.read(
+                lambda tx: (self._guard.admit(tx, attempt), tx.credentials(username))
+            )
             password_hash = credentials.password_hash if credentials else None
             with self._guard.checking(attempt.peer_key) as crowded:
                 suspect = attempt.suspect or crowded
@@ -120,8 +120,7 @@ class Accounts:
     async def match_dummy_hash_cost(self) -> None:
         """Makes unknown usernames cost what most stored hashes cost (the configured cost
         when there are none), so an operator's cost change does not reveal which exist."""
-        async with self._store.read() as tx:
-            headers = await tx.password_hash_prefixes(HASH_HEADER_CHARS)
+        headers = await self._store.read(lambda tx: tx.password_hash_prefixes(HASH_HEADER_CHARS))
         costs: Counter[int] = Counter()
         for header, accounts in headers.items():
             cost = self._hasher.cost_of(header)
@@ -132,25 +131,24 @@ class Accounts:
 
     async def user(self, user_id: str) -> UserRecord:
         """The account a valid token names."""
-        async with self._store.read() as tx:
-            return await caller_account(tx, user_id)
+        return await self._store.read(lambda tx: caller_account(tx, user_id))
 
     async def check_token(self, user_id: str, token_id: str, generation: int) -> None:
         """Refuses (TOKEN_REVOKED) a token whose account is gone, whose generation is past,
         or which was revoked itself; one light query."""
-        async with self._store.read() as tx:
-            standing = await tx.token_standing(user_id, token_id)
+        standing = await self._store.read(lambda tx: tx.token_standing(user_id, token_id))
         if standing is None or standing.revoked or standing.token_generation != generation:
             raise Unauthenticated(REVOKED_MESSAGE, reason="TOKEN_REVOKED")
 
     async def sign_out(self, user_id: str, token_id: str, valid_until_us: int) -> None:
         """Revokes one token until it would have expired anyway; forgets expired revocations."""
-        try:
-            async with self._store.write() as tx:
-                await tx.prune_revoked_tokens(now_us())
-                await tx.insert_revoked_token(token_id, user_id, valid_until_us)
-        except UniqueViolation:
-            pass  # signed out twice at once: revoked either way
+
+        def revoke(tx: Transaction) -> None:
+            tx.prune_revoked_tokens(now_us())
+            tx.insert_revoked_token(token_id, user_id, valid_until_us)
+
+        with contextlib.suppress(UniqueViolation):  # signed out twice at once: revoked anyway
+            await self._store.write(revoke)
 
     async def _rehash_if_cost_changed(self, credentials: Credentials, password: str) -> None:
         """Brings a hash made at another cost to the configured one, now that the password is
@@ -162,8 +160,9 @@ class Accounts:
             new_hash = await self._hasher.hash(password)
         except ResourceExhausted:
             return
-        async with self._store.write() as tx:
-            replaced = await tx.replace_password_hash(credentials.user.id, stored, new_hash)
+        replaced = await self._store.write(
+            lambda tx: tx.replace_password_hash(credentials.user.id, stored, new_hash)
+        )
         if replaced:
             log.info(
                 "rehashed the password of user %s at bcrypt cost %d (was %s)",
@@ -174,9 +173,9 @@ class Accounts:
             await self.match_dummy_hash_cost()
 
 
-async def caller_account(tx: Transaction, user_id: str) -> UserRecord:
+def caller_account(tx: Transaction, user_id: str) -> UserRecord:
     """The caller's account; a valid token may outlive it (UNAUTHENTICATED then)."""
-    account = await tx.user_by_id(user_id)
+    account = tx.user_by_id(user_id)
     if account is None:
         raise Unauthenticated(REVOKED_MESSAGE, reason="TOKEN_REVOKED")
     return account
