@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
@@ -279,6 +279,83 @@ async def test_foreign_keys_are_enforced(store: MetadataStore) -> None:
     alice = await _new_user(store, "alice")
     with pytest.raises(IntegrityError):
         await store.write(lambda tx: tx.upsert_member("no-such-folder", alice.id, Role.VIEWER))
+
+
+# One trip per transaction
+
+
+async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN, every statement and COMMIT of a transaction run in one call on one pool thread,
+    never on the event loop's thread: a call pays one hop however many statements it makes."""
+    alice = await _new_user(store, "alice")
+    trips: list[object] = []
+    submit = store._threads.submit
+
+    def counted(*args: Any) -> Any:
+        trips.append(args[0])
+        return submit(*args)
+
+    threads: set[int] = set()
+    statements: list[str] = []
+
+    def seen(statement: str) -> None:
+        threads.add(threading.get_ident())
+        statements.append(statement.split()[0])
+
+    engine = store._engine
+    event.listen(engine, "before_cursor_execute", lambda *args: seen(args[2]))
+    event.listen(engine, "commit", lambda _connection: seen("COMMIT"))
+    monkeypatch.setattr(store._threads, "submit", counted)
+
+    def three_statements(tx: Transaction) -> None:
+        tx.user_by_id(alice.id)
+        tx.token_standing(alice.id, "token")
+        tx.folders_for(alice.id, None, 10)
+
+    await store.read(three_statements)
+    assert len(trips) == 1
+    assert statements == ["BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
+    assert len(threads) == 1
+    assert threading.get_ident() not in threads
+
+
+async def test_frequent_reads_build_no_statement_per_call(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statements of the calls made on every request (token standing, user, get and list of
+    folders, models, members and versions) are built once: after a first use no call builds a
+    SELECT or a bound parameter again, so SQLAlchemy's compiled cache serves them directly."""
+    w = await _shared_world(store)
+    alice, folder, model = w["alice"].id, w["bob_shared"].id, w["shared_model"].id
+    after = (w["shared_model"].created_us, w["shared_model"].id)
+
+    def every_frequent_read(tx: Transaction) -> None:
+        tx.token_standing(alice, "token")
+        tx.user_by_id(alice)
+        tx.credentials("alice")
+        tx.role(folder, alice)
+        tx.folder_for(alice, folder)
+        tx.model_for(alice, model)
+        tx.version(model, 1)
+        for position in (None, after):
+            tx.folders_for(alice, position, 10)
+            for in_folder in (None, folder):
+                tx.models_for(alice, in_folder, position, 10)
+        for name in (None, "alice"):
+            tx.members(folder, name, 10)
+        for before in (None, 2):
+            tx.versions(model, before, 10)
+
+    await store.read(every_frequent_read)
+
+    def built(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a frequent read built a statement")
+
+    for name in ("select", "bindparam", "and_", "or_", "exists"):
+        monkeypatch.setattr(metadata_module, name, built)
+    await store.read(every_frequent_read)
 
 
 # Concurrency
