@@ -193,7 +193,13 @@ def build_accounts(settings: Settings, store: MetadataStore, hasher: PasswordHas
         max_failures_per_peer=settings.sign_in_max_failures_per_peer,
         window_seconds=settings.sign_in_failure_window,
     )
-    return Accounts(store, hasher, SignInGuard(store, limits), allow_signup=settings.allow_signup)
+    return Accounts(
+        store,
+        hasher,
+        SignInGuard(store, limits),
+        allow_signup=settings.allow_signup,
+        token_check_interval=settings.token_check_interval,
+    )
 
 
 def build_services(
