@@ -90,6 +90,11 @@ def blob_files(settings: Settings) -> list[Path]:
     return [p for p in (settings.data_dir / "blobs").rglob("*") if p.is_file()]
 
 
+def storing(settings: Settings) -> bool:
+    """Whether an upload is being written (it passed its role check): a temporary file exists."""
+    return any((settings.data_dir / "blobs" / "tmp").iterdir())
+
+
 async def test_round_trip_is_byte_identical(api: Api) -> None:
     """What goes up comes back unchanged, with the server's size and SHA-256."""
     alice = await api.caller("alice")
@@ -566,6 +571,7 @@ async def test_revoked_editor_leaves_no_blob_behind(api: Api, settings: Settings
 
     upload_call = asyncio.create_task(bob.models.upload_model_version(messages()))
     await all_sent.wait()
+    assert await poll_until(lambda: storing(settings)), "the upload was not stored"
     await alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(model.folder_id, "bob"))
     revoked.set()
     await expect_error(upload_call, Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED")
@@ -596,6 +602,7 @@ async def test_refused_upload_of_identical_bytes_keeps_the_blob_of_version_1(
 
     upload_call = asyncio.create_task(bob.models.upload_model_version(messages()))
     await all_sent.wait()
+    assert await poll_until(lambda: storing(settings)), "the upload was not stored"
     temporaries = settings.data_dir / "blobs" / "tmp"
     assert await poll_until(lambda: any(temporaries.iterdir())), "bob's upload never started"
     await alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(model.folder_id, "bob"))
