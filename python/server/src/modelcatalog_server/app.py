@@ -156,8 +156,7 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
             ) from error
         hasher = PasswordHasher(settings.bcrypt_cost)
         try:
-            async with store.read() as tx:
-                removed = await blobs.recover(await tx.referenced_blobs())
+            removed = await blobs.recover(await store.read(lambda tx: tx.referenced_blobs()))
             if removed:
                 log.info("removed %d leftover file(s) of interrupted uploads", removed)
             accounts = build_accounts(settings, store, hasher)
@@ -194,7 +193,13 @@ def build_accounts(settings: Settings, store: MetadataStore, hasher: PasswordHas
         max_failures_per_peer=settings.sign_in_max_failures_per_peer,
         window_seconds=settings.sign_in_failure_window,
     )
-    return Accounts(store, hasher, SignInGuard(store, limits), allow_signup=settings.allow_signup)
+    return Accounts(
+        store,
+        hasher,
+        SignInGuard(store, limits),
+        allow_signup=settings.allow_signup,
+        token_check_interval=settings.token_check_interval,
+    )
 
 
 def build_services(
