@@ -19,6 +19,8 @@ from typing import IO, Any
 import pytest
 from server_testing import poll_until
 
+from modelcatalog_server import files
+from modelcatalog_server.storage import blobs
 from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES, WRITE_BATCH_BYTES, LocalBlobStore
 from modelcatalog_server.storage.faults import StorageFull
 
@@ -167,6 +169,44 @@ async def test_file_is_synced_before_the_rename_and_its_directory_after(
     if not prefix_exists:
         assert ("fsync", blob.parent.parent) in calls[:renamed]
     assert await read_all(store, blob.name) == data
+
+
+async def test_each_batch_starts_its_way_to_disk_before_the_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each written batch's range is handed to the kernel for writing at once, in order, so the
+    fsync before the commit has little left to wait for."""
+    store = LocalBlobStore(tmp_path)
+    calls = record_durability_calls(monkeypatch)
+    real_start = files.start_writeback
+
+    def start_writeback(descriptor: int, offset: int, length: int) -> bool:
+        calls.append(("writeback", Path(f"{offset}+{length}")))
+        return real_start(descriptor, offset, length)
+
+    monkeypatch.setattr(blobs, "start_writeback", start_writeback)
+    writer = store.writer()
+    for _ in range(2):
+        await writer.write(os.urandom(WRITE_BATCH_BYTES))
+    await writer.write(b"tail")
+    await writer.finish()
+    (temporary,) = (tmp_path / "tmp").iterdir()
+    assert calls == [
+        ("writeback", Path(f"0+{WRITE_BATCH_BYTES}")),
+        ("writeback", Path(f"{WRITE_BATCH_BYTES}+{WRITE_BATCH_BYTES}")),
+        ("writeback", Path(f"{2 * WRITE_BATCH_BYTES}+4")),
+        ("fsync", temporary),
+    ]
+    await writer.abort()
+
+
+def test_the_kernel_accepts_the_writeback_of_a_written_range(tmp_path: Path) -> None:
+    """On Linux the writeback hint really reaches the kernel (it is not a silent no-op there)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("sync_file_range is Linux's")
+    with (tmp_path / "file").open("wb", buffering=0) as file:
+        file.write(os.urandom(1 << 16))
+        assert files.start_writeback(file.fileno(), 0, 1 << 16)
 
 
 # Faults: a full disk is StorageFull and leaves nothing behind

@@ -25,6 +25,7 @@ from io import FileIO
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..files import start_writeback
 from .faults import disk_full_is_a_fault
 
 T = TypeVar("T")
@@ -198,6 +199,7 @@ class _LocalWriter(BlobWriter):
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._in_thread: Future[None] | None = None
+        self._written_bytes = 0  # by the worker threads, one batch at a time
         self._size = 0
         self._closed = False
 
@@ -236,7 +238,9 @@ class _LocalWriter(BlobWriter):
     def _write_batch(self, file: FileIO, batch: list[bytes]) -> None:
         for data in batch:
             self._hash.update(data)
-        _write_all(file.fileno(), batch)
+        length = _write_all(file.fileno(), batch)
+        start_writeback(file.fileno(), self._written_bytes, length)
+        self._written_bytes += length
 
     async def finish(self) -> str:
         await self._written()
@@ -293,8 +297,10 @@ def _close_when_done(work: Future[Any] | None, file: FileIO) -> None:
         work.add_done_callback(close)
 
 
-def _write_all(descriptor: int, parts: list[bytes]) -> None:
-    """Writes every byte of ``parts`` in order, with as few system calls as the OS allows."""
+def _write_all(descriptor: int, parts: list[bytes]) -> int:
+    """Writes every byte of ``parts`` in order, with as few system calls as the OS allows;
+    returns how many that was."""
+    total = sum(len(part) for part in parts)
     pending: list[bytes | memoryview] = list(parts)
     first = 0
     while first < len(pending):
@@ -304,6 +310,7 @@ def _write_all(descriptor: int, parts: list[bytes]) -> None:
             first += 1
         if written:
             pending[first] = memoryview(pending[first])[written:]
+    return total
 
 
 def _fsync_directory(path: Path) -> None:
