@@ -70,3 +70,22 @@ def test_the_server_tunes_the_allocator_before_it_serves(tmp_path: Path) -> None
         tmp_path,
     )
     assert output.split() == ["True"]
+
+
+def test_worker_threads_allocate_in_the_heap_that_trimming_returns(tmp_path: Path) -> None:
+    """Tuned, a worker thread's large buffer (a block read for a download) comes from the main
+    heap, whose free memory malloc_trim gives back after the clients leave."""
+    output = run_python(
+        """
+        import threading
+        from modelcatalog_server.memory import tune_allocator
+        tuned = tune_allocator()
+        placed = []
+        worker = threading.Thread(target=lambda: placed.append(in_heap(bytes(4 << 20))))
+        worker.start()
+        worker.join()
+        print(tuned, placed[0])
+        """,
+        tmp_path,
+    )
+    assert output.split() == ["True", "True"]

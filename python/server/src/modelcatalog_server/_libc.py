@@ -40,6 +40,7 @@ def _function(
 mallopt = _function("mallopt", ctypes.c_int, ctypes.c_int, glibc_only=True)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 #: glibc ``malloc_trim(pad)``: returns free heap memory to the system.
 malloc_trim = _function("malloc_trim", ctypes.c_size_t, glibc_only=True)
