@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from .app import StartupError, serve
 from .config import parse_settings
+from .memory import tune_allocator
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -22,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tune_allocator()
     try:
         asyncio.run(serve(settings))
     except StartupError as error:
