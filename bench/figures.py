@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from . import cli, health, memory, transfer, unary
+from . import cli, codec, health, memory, transfer, unary
 from ._report import Comparison
 from ._session import Session
 
@@ -15,4 +15,5 @@ FIGURES: dict[str, tuple[Callable[[Session], Awaitable[None]], list[Comparison]]
     "memory": (memory.run, memory.COMPARISONS),
     "health": (health.run, health.COMPARISONS),
     "cli": (cli.run, cli.COMPARISONS),
+    "codec": (codec.run, codec.COMPARISONS),
 }

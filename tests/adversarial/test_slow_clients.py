@@ -224,9 +224,9 @@ STALLED_DOWNLOADS = 40
 #: The server's default download slots per user: the rest are refused at once.
 DOWNLOAD_SLOTS_PER_USER = 32
 STALLED_VERSION_BYTES = 8 * MIB
-#: Memory the stalled downloads may hold at their peak: about 3 MiB each (a chunk, its
-#: encoding and grpclib's copy), before they are cut off.
-STALLED_DOWNLOADS_RSS_BUDGET = STALLED_DOWNLOADS * 3 * MIB + 40 * MIB
+#: Memory the stalled downloads may hold at their peak: about 4 MiB each (a chunk, its
+#: encoding, grpclib's copy, and the next block read ahead), before they are cut off.
+STALLED_DOWNLOADS_RSS_BUDGET = STALLED_DOWNLOADS * 4 * MIB + 40 * MIB
 #: What may stay after the client left (allocator fragmentation): measured 21 MiB of ~150.
 STALLED_DOWNLOADS_RSS_LEFT = 32 * MIB
 

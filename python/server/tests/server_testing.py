@@ -13,19 +13,19 @@ from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
 from grpclib._typing import IServable
 from grpclib.client import Channel
 from grpclib.const import Status
-from grpclib.encoding.proto import ProtoCodec, ProtoStatusDetailsCodec
+from grpclib.encoding.proto import ProtoStatusDetailsCodec
 from grpclib.exceptions import GRPCError
 from grpclib.testing import ChannelFor
 
-from modelcatalog import v1
+from modelcatalog import v1, wire
 from modelcatalog_server.app import Application
 from modelcatalog_server.transport import RequestCodec
 
 
-class _InMemoryCodec(ProtoCodec):
+class _InMemoryCodec(wire.Codec):
     """The codec of both ends of an in-memory channel: the server's RequestCodec for request
-    messages, as the real server decodes them; grpclib's ProtoCodec for the responses the test's
-    client decodes (the API's request and response types are distinct)."""
+    messages, as the real server decodes them; the SDK's codec for everything else, as the real
+    server encodes responses and the SDK decodes them (request and response types are distinct)."""
 
     def __init__(self, services: Collection[IServable]) -> None:
         self._request_types = {

@@ -7,14 +7,21 @@ import asyncio
 import errno
 import hashlib
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from server_testing import poll_until
 
-from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES, LocalBlobStore
+from modelcatalog_server import files
+from modelcatalog_server.storage import blobs
+from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES, WRITE_BATCH_BYTES, LocalBlobStore
 from modelcatalog_server.storage.faults import StorageFull
 
 
@@ -164,6 +171,44 @@ async def test_file_is_synced_before_the_rename_and_its_directory_after(
     assert await read_all(store, blob.name) == data
 
 
+async def test_each_batch_starts_its_way_to_disk_before_the_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each written batch's range is handed to the kernel for writing at once, in order, so the
+    fsync before the commit has little left to wait for."""
+    store = LocalBlobStore(tmp_path)
+    calls = record_durability_calls(monkeypatch)
+    real_start = files.start_writeback
+
+    def start_writeback(descriptor: int, offset: int, length: int) -> bool:
+        calls.append(("writeback", Path(f"{offset}+{length}")))
+        return real_start(descriptor, offset, length)
+
+    monkeypatch.setattr(blobs, "start_writeback", start_writeback)
+    writer = store.writer()
+    for _ in range(2):
+        await writer.write(os.urandom(WRITE_BATCH_BYTES))
+    await writer.write(b"tail")
+    await writer.finish()
+    (temporary,) = (tmp_path / "tmp").iterdir()
+    assert calls == [
+        ("writeback", Path(f"0+{WRITE_BATCH_BYTES}")),
+        ("writeback", Path(f"{WRITE_BATCH_BYTES}+{WRITE_BATCH_BYTES}")),
+        ("writeback", Path(f"{2 * WRITE_BATCH_BYTES}+4")),
+        ("fsync", temporary),
+    ]
+    await writer.abort()
+
+
+def test_the_kernel_accepts_the_writeback_of_a_written_range(tmp_path: Path) -> None:
+    """On Linux the writeback hint really reaches the kernel (it is not a silent no-op there)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("sync_file_range is Linux's")
+    with (tmp_path / "file").open("wb", buffering=0) as file:
+        file.write(os.urandom(1 << 16))
+        assert files.start_writeback(file.fileno(), 0, 1 << 16)
+
+
 # Faults: a full disk is StorageFull and leaves nothing behind
 
 
@@ -292,3 +337,148 @@ async def test_concurrent_commits_into_a_new_prefix_all_succeed(
     digests = await asyncio.gather(*(store_bytes(store, content) for content in contents))
     for digest, content in zip(digests, contents, strict=True):
         assert await read_all(store, digest) == content
+
+
+# Overlap with the disk: a batch is written while the next arrives, a block read while one is sent
+
+
+@dataclass
+class HeldCall:
+    """An ``os`` function patched to count its calls and, from call ``held_from`` on, to wait in
+    its worker thread until ``release`` is set."""
+
+    release: threading.Event = field(default_factory=threading.Event)
+    calls: int = 0
+
+
+def hold(monkeypatch: pytest.MonkeyPatch, name: str, held_from: int = 1) -> HeldCall:
+    real = getattr(os, name)
+    held = HeldCall()
+
+    def waiting(*args: Any) -> Any:
+        held.calls += 1
+        if held.calls >= held_from:
+            held.release.wait(timeout=10)
+        return real(*args)
+
+    monkeypatch.setattr(os, name, waiting)
+    return held
+
+
+def descriptors_under(path: Path) -> list[str]:
+    """What this process's open file descriptors point to under ``path`` (Linux)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("needs /proc/self/fd")
+    targets = []
+    for entry in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(entry)
+        except OSError:
+            continue
+        if target.startswith(str(path)):
+            targets.append(target)
+    return targets
+
+
+async def test_a_batch_is_written_while_the_next_is_gathered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """write returns while its batch is still being written; the next full batch waits for it,
+    so an upload never holds more than about two batches."""
+    store = LocalBlobStore(tmp_path)
+    held = hold(monkeypatch, "writev")
+    writer = store.writer()
+    parts = [os.urandom(WRITE_BATCH_BYTES) for _ in range(2)]
+    await asyncio.wait_for(writer.write(parts[0]), timeout=5)
+    assert await poll_until(lambda: held.calls == 1)
+    second = asyncio.create_task(writer.write(parts[1]))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not second.done()
+    held.release.set()
+    await second
+    assert await writer.finish() == hashlib.sha256(b"".join(parts)).hexdigest()
+    assert held.calls == 2
+    await writer.abort()
+
+
+async def test_cancelled_upload_leaves_no_file_and_closes_once_the_thread_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while a batch is in a worker thread: the temporary file is gone at once, and its
+    descriptor (still used by that thread) is closed as soon as the thread finishes."""
+    store = LocalBlobStore(tmp_path)
+    held = hold(monkeypatch, "writev")
+    writer = store.writer()
+    await writer.write(os.urandom(WRITE_BATCH_BYTES))
+    assert await poll_until(lambda: held.calls == 1)
+    second = asyncio.create_task(writer.write(os.urandom(WRITE_BATCH_BYTES)))
+    await asyncio.sleep(0)
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    await writer.abort()
+    assert files_under(tmp_path) == []
+    assert len(descriptors_under(tmp_path)) == 1
+    held.release.set()
+    assert await poll_until(lambda: not descriptors_under(tmp_path))
+
+
+async def test_an_error_writing_a_batch_surfaces_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error in the worker thread is raised to the upload (as itself, not as a full
+    disk) by its next step, and abort leaves no file and no open descriptor."""
+    store = LocalBlobStore(tmp_path)
+    monkeypatch.setattr(os, "writev", failing(errno.EIO))
+    writer = store.writer()
+    await writer.write(os.urandom(WRITE_BATCH_BYTES))
+    with pytest.raises(OSError, match="Input/output error") as caught:
+        await writer.finish()
+    assert not isinstance(caught.value, StorageFull)
+    await writer.abort()
+    assert files_under(tmp_path) == []
+    assert await poll_until(lambda: not descriptors_under(tmp_path))
+
+
+async def test_many_tiny_chunks_are_written_in_bounded_batches(tmp_path: Path) -> None:
+    """Chunks of one byte are handed over in batches of at most IOV_MAX parts, in order."""
+    store = LocalBlobStore(tmp_path)
+    data = os.urandom(5000)
+    digest = await store_bytes(store, *(data[i : i + 1] for i in range(len(data))))
+    assert await read_all(store, digest) == data
+
+
+async def test_the_next_block_is_read_while_one_is_sent_and_no_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the consumer handles a block the next one is read, but never a second one ahead."""
+    store = LocalBlobStore(tmp_path)
+    data = os.urandom(4 * READ_CHUNK_BYTES)
+    digest = await store_bytes(store, data)
+    reads = hold(monkeypatch, "pread", held_from=sys.maxsize)
+    async with aclosing(store.read(digest)) as blocks:
+        first = await anext(blocks)
+        assert await poll_until(lambda: reads.calls == 2)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert reads.calls == 2
+        rest = [block async for block in blocks]
+    assert first + b"".join(rest) == data
+
+
+async def test_a_download_closed_during_a_read_ahead_closes_its_file_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing a download while the block ahead is being read keeps the descriptor for that
+    read, then closes it: no descriptor is reused under a running read, none is leaked."""
+    store = LocalBlobStore(tmp_path)
+    digest = await store_bytes(store, os.urandom(3 * READ_CHUNK_BYTES))
+    held = hold(monkeypatch, "pread", held_from=2)
+    blocks = store.read(digest)
+    await anext(blocks)
+    assert await poll_until(lambda: held.calls == 2)
+    await blocks.aclose()
+    assert descriptors_under(tmp_path) == [str(store.path_of(digest))]
+    held.release.set()
+    assert await poll_until(lambda: not descriptors_under(tmp_path))

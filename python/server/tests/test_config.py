@@ -90,6 +90,7 @@ def test_security_defaults() -> None:
     assert settings.sign_in_max_failures_per_peer == 50
     assert settings.sign_in_failure_window == 900
     assert settings.token_lifetime == 3600
+    assert settings.token_check_interval == 5
     assert str(settings.data_dir) == "modelcatalog-data"
 
 
@@ -109,6 +110,8 @@ def test_transfer_defaults() -> None:
         ({"MODELCATALOG_INSECURE": "TRUE"}, "insecure", True),
         ({"MODELCATALOG_TOKEN_LIFETIME": "15m"}, "token_lifetime", 900),
         ({"MODELCATALOG_TOKEN_LIFETIME": "2d"}, "token_lifetime", 172800),
+        ({"MODELCATALOG_TOKEN_CHECK_INTERVAL": "0"}, "token_check_interval", 0),
+        ({"MODELCATALOG_TOKEN_CHECK_INTERVAL": "1m"}, "token_check_interval", 60),
         ({"MODELCATALOG_BCRYPT_COST": "4"}, "bcrypt_cost", 4),
         (
             {"MODELCATALOG_SIGN_IN_MAX_FAILURES_PER_ACCOUNT": "5"},
@@ -153,6 +156,8 @@ def test_previous_keys_are_a_comma_separated_list() -> None:
         (["--sign-in-failure-window", "0"], {}, "from 1 second to 30 days"),
         (["--token-lifetime", "0"], {}, "from 1 second to 30 days"),
         (["--token-lifetime", "1w"], {}, "is not a duration"),
+        (["--token-check-interval", "6m"], {}, "from 0 to 300 seconds"),
+        (["--token-check-interval", "-1"], {}, "is not a duration"),
         (["--tls-cert", "a.pem"], {}, "--tls-cert and --tls-key go together"),
         (["--insecure", "--tls-cert", "a", "--tls-key", "b"], {}, "contradict"),
         ([], {"MODELCATALOG_INSECURE": "maybe"}, "MODELCATALOG_INSECURE: 'maybe' is not true"),

@@ -8,15 +8,15 @@ import contextlib
 import gc
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from modelcatalog_server.storage import metadata as metadata_module
@@ -27,9 +27,17 @@ from modelcatalog_server.storage.metadata import (
     Cursor,
     MetadataStore,
     SchemaTooNew,
+    Transaction,
     UniqueViolation,
 )
-from modelcatalog_server.storage.records import FolderRecord, ModelRecord, Role, UserRecord
+from modelcatalog_server.storage.records import (
+    Credentials,
+    FolderRecord,
+    ModelRecord,
+    Role,
+    TokenStanding,
+    UserRecord,
+)
 from modelcatalog_server.storage.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -43,7 +51,8 @@ HASH = "$2b$04$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01"
 #: More pages than any list in these tests can have: a cursor that repeats rows fails fast.
 MAX_PAGES = 100
 
-T = TypeVar("T", FolderRecord, ModelRecord)
+T = TypeVar("T")
+Record = TypeVar("Record", FolderRecord, ModelRecord)
 
 
 @pytest.fixture
@@ -61,29 +70,32 @@ async def store(db_path: Path) -> AsyncIterator[MetadataStore]:
 
 
 async def _versions(store: MetadataStore) -> list[tuple[int, int]]:
-    async with store.read() as tx:
-        rows = await tx.connection.execute(
+    def versions(tx: Transaction) -> list[tuple[int, int]]:
+        rows = tx.connection.execute(
             select(schema_version.c.version, schema_version.c.applied_us).order_by(
                 schema_version.c.version
             )
         )
         return [(row.version, row.applied_us) for row in rows]
 
+    return await store.read(versions)
+
 
 async def _user_count(store: MetadataStore) -> int:
-    async with store.read() as tx:
-        result = await tx.connection.execute(text("SELECT count(*) FROM users"))
-        return int(result.scalar_one())
+    return await store.read(
+        lambda tx: int(tx.connection.execute(text("SELECT count(*) FROM users")).scalar_one())
+    )
 
 
 async def _new_user(store: MetadataStore, username: str) -> UserRecord:
-    async with store.write() as tx:
-        return await tx.insert_user(username, HASH)
+    return await store.write(lambda tx: tx.insert_user(username, HASH))
 
 
-async def _pages(fetch: Callable[[Cursor | None], Awaitable[list[T]]], limit: int) -> list[list[T]]:
+async def _pages(
+    fetch: Callable[[Cursor | None], Awaitable[list[Record]]], limit: int
+) -> list[list[Record]]:
     """Every page of a keyset-paged list, following (created_us, id) of each page's last row."""
-    pages: list[list[T]] = []
+    pages: list[list[Record]] = []
     after: Cursor | None = None
     for _ in range(MAX_PAGES):
         page = await fetch(after)
@@ -114,8 +126,7 @@ async def test_reopening_runs_nothing_and_keeps_data(db_path: Path) -> None:
     again = await MetadataStore.open_sqlite(db_path)
     try:
         assert await _versions(again) == versions
-        async with again.read() as tx:
-            assert await tx.user_by_id(alice.id) == alice
+        assert await again.read(lambda tx: tx.user_by_id(alice.id)) == alice
     finally:
         await again.close()
 
@@ -141,9 +152,10 @@ async def test_migrations_after_the_stamped_version_run_once(
         try:
             versions = [version for version, _ in await _versions(store)]
             assert versions == [SCHEMA_VERSION, SCHEMA_VERSION + 1]
-            async with store.read() as tx:
-                result = await tx.connection.exec_driver_sql("SELECT nickname FROM users")
-                assert result.all() == [(None,)]
+            nicknames = await store.read(
+                lambda tx: tx.connection.exec_driver_sql("SELECT nickname FROM users").all()
+            )
+            assert nicknames == [(None,)]
         finally:
             await store.close()
     assert calls == [1]
@@ -156,23 +168,28 @@ async def test_a_version_2_database_gains_token_generations_failures_and_revocat
     sign-in failures and revoked tokens to a database made before them."""
     first = await MetadataStore.open_sqlite(db_path)
     alice = await _new_user(first, "alice")
-    async with first.write() as tx:
+
+    def downgrade(tx: Transaction) -> None:
         for statement in (
             "DROP TABLE sign_in_failures",
             "DROP TABLE revoked_tokens",
             "ALTER TABLE users DROP COLUMN token_generation",
             "UPDATE schema_version SET version = 2",
         ):
-            await tx.connection.exec_driver_sql(statement)
+            tx.connection.exec_driver_sql(statement)
+
+    def use_new_tables(tx: Transaction) -> tuple[Credentials | None, TokenStanding | None]:
+        credentials = tx.credentials("alice")
+        tx.insert_sign_in_failure("account", "peer", 1)
+        tx.insert_revoked_token("token", alice.id, 2)
+        return credentials, tx.token_standing(alice.id, "token")
+
+    await first.write(downgrade)
     await first.close()
     migrated = await MetadataStore.open_sqlite(db_path)
     try:
         assert [v for v, _ in await _versions(migrated)] == list(range(2, SCHEMA_VERSION + 1))
-        async with migrated.write() as tx:
-            credentials = await tx.credentials("alice")
-            await tx.insert_sign_in_failure("account", "peer", 1)
-            await tx.insert_revoked_token("token", alice.id, 2)
-            standing = await tx.token_standing(alice.id, "token")
+        credentials, standing = await migrated.write(use_new_tables)
         assert credentials is not None
         assert credentials.token_generation == 0
         assert standing is not None
@@ -182,42 +199,39 @@ async def test_a_version_2_database_gains_token_generations_failures_and_revocat
 
 
 @pytest.fixture
-async def engines(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[AsyncEngine]]:
+def engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
     """Every engine open_sqlite creates during the test; all are disposed afterwards."""
-    created: list[AsyncEngine] = []
+    created: list[Engine] = []
 
-    def capture(url: str, **kwargs: Any) -> AsyncEngine:
-        engine = create_async_engine(url, **kwargs)
+    def capture(url: str, **kwargs: Any) -> Engine:
+        engine = create_engine(url, **kwargs)
         created.append(engine)
         return engine
 
-    monkeypatch.setattr(metadata_module, "create_async_engine", capture)
+    monkeypatch.setattr(metadata_module, "create_engine", capture)
     yield created
     for engine in created:
-        await engine.dispose()
+        engine.dispose()
 
 
 async def _stamp_too_new(db_path: Path) -> None:
     store = await MetadataStore.open_sqlite(db_path)
-    async with store.write() as tx:
-        await tx.connection.execute(
+    await store.write(
+        lambda tx: tx.connection.execute(
             schema_version.insert().values(version=SCHEMA_VERSION + 1, applied_us=0)
         )
+    )
     await store.close()
 
 
-async def test_database_of_a_newer_server_is_refused(
-    db_path: Path, engines: list[AsyncEngine]
-) -> None:
+async def test_database_of_a_newer_server_is_refused(db_path: Path, engines: list[Engine]) -> None:
     """A database stamped with a version above SCHEMA_VERSION raises SchemaTooNew on open."""
     await _stamp_too_new(db_path)
     with pytest.raises(SchemaTooNew, match=str(SCHEMA_VERSION + 1)):
         await MetadataStore.open_sqlite(db_path)
 
 
-async def test_refused_open_leaves_no_connection_open(
-    db_path: Path, engines: list[AsyncEngine]
-) -> None:
+async def test_refused_open_leaves_no_connection_open(db_path: Path, engines: list[Engine]) -> None:
     """When open_sqlite raises (SchemaTooNew), the engine it created holds no connection."""
     await _stamp_too_new(db_path)
     with pytest.raises(SchemaTooNew):
@@ -229,7 +243,7 @@ async def test_refused_open_leaves_no_connection_open(
 
 @pytest.mark.parametrize("directory", ["data?v=1", "data%41"])
 async def test_database_is_created_exactly_at_the_given_path(
-    tmp_path: Path, directory: str, engines: list[AsyncEngine]
+    tmp_path: Path, directory: str, engines: list[Engine]
 ) -> None:
     """open_sqlite creates the database at the path given, even with ? or % in a directory."""
     path = tmp_path / directory / "metadata.db"
@@ -244,12 +258,14 @@ async def test_database_is_created_exactly_at_the_given_path(
 @pytest.mark.parametrize("mode", ["read", "write"])
 async def test_pragmas_hold_on_every_connection(store: MetadataStore, mode: str) -> None:
     """WAL journal, synchronous=FULL, foreign keys on and a busy timeout, in reads and writes."""
-    transaction = store.read() if mode == "read" else store.write()
-    async with transaction as tx:
-        values: dict[str, Any] = {}
-        for pragma in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout"):
-            result = await tx.connection.exec_driver_sql(f"PRAGMA {pragma}")
-            values[pragma] = result.scalar_one()
+
+    def pragmas(tx: Transaction) -> dict[str, Any]:
+        return {
+            pragma: tx.connection.exec_driver_sql(f"PRAGMA {pragma}").scalar_one()
+            for pragma in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
+
+    values = await (store.read(pragmas) if mode == "read" else store.write(pragmas))
     assert values == {
         "journal_mode": "wal",
         "synchronous": 2,
@@ -262,8 +278,84 @@ async def test_foreign_keys_are_enforced(store: MetadataStore) -> None:
     """A member row pointing at a folder that does not exist is refused."""
     alice = await _new_user(store, "alice")
     with pytest.raises(IntegrityError):
-        async with store.write() as tx:
-            await tx.upsert_member("no-such-folder", alice.id, Role.VIEWER)
+        await store.write(lambda tx: tx.upsert_member("no-such-folder", alice.id, Role.VIEWER))
+
+
+# One trip per transaction
+
+
+async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN, every statement and COMMIT of a transaction run in one call on one pool thread,
+    never on the event loop's thread: a call pays one hop however many statements it makes."""
+    alice = await _new_user(store, "alice")
+    trips: list[object] = []
+    submit = store._threads.submit
+
+    def counted(*args: Any) -> Any:
+        trips.append(args[0])
+        return submit(*args)
+
+    threads: set[int] = set()
+    statements: list[str] = []
+
+    def seen(statement: str) -> None:
+        threads.add(threading.get_ident())
+        statements.append(statement.split()[0])
+
+    engine = store._engine
+    event.listen(engine, "before_cursor_execute", lambda *args: seen(args[2]))
+    event.listen(engine, "commit", lambda _connection: seen("COMMIT"))
+    monkeypatch.setattr(store._threads, "submit", counted)
+
+    def three_statements(tx: Transaction) -> None:
+        tx.user_by_id(alice.id)
+        tx.token_standing(alice.id, "token")
+        tx.folders_for(alice.id, None, 10)
+
+    await store.read(three_statements)
+    assert len(trips) == 1
+    assert statements == ["BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
+    assert len(threads) == 1
+    assert threading.get_ident() not in threads
+
+
+async def test_frequent_reads_build_no_statement_per_call(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statements of the calls made on every request (token standing, user, get and list of
+    folders, models, members and versions) are built once: after a first use no call builds a
+    SELECT or a bound parameter again, so SQLAlchemy's compiled cache serves them directly."""
+    w = await _shared_world(store)
+    alice, folder, model = w["alice"].id, w["bob_shared"].id, w["shared_model"].id
+    after = (w["shared_model"].created_us, w["shared_model"].id)
+
+    def every_frequent_read(tx: Transaction) -> None:
+        tx.token_standing(alice, "token")
+        tx.user_by_id(alice)
+        tx.credentials("alice")
+        tx.role(folder, alice)
+        tx.folder_for(alice, folder)
+        tx.model_for(alice, model)
+        tx.version(model, 1)
+        for position in (None, after):
+            tx.folders_for(alice, position, 10)
+            for in_folder in (None, folder):
+                tx.models_for(alice, in_folder, position, 10)
+        for name in (None, "alice"):
+            tx.members(folder, name, 10)
+        for before in (None, 2):
+            tx.versions(model, before, 10)
+
+    await store.read(every_frequent_read)
+
+    def built(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a frequent read built a statement")
+
+    for name in ("select", "bindparam", "and_", "or_", "exists"):
+        monkeypatch.setattr(metadata_module, name, built)
+    await store.read(every_frequent_read)
 
 
 # Concurrency
@@ -282,9 +374,11 @@ async def test_two_stores_on_one_file_write_concurrently(
     """Two stores (as two processes would) reading then writing the same file at once succeed."""
 
     async def read_then_write(target: MetadataStore, username: str) -> None:
-        async with target.write() as tx:
-            assert await tx.credentials(username) is None
-            await tx.insert_user(username, HASH)
+        def change(tx: Transaction) -> None:
+            assert tx.credentials(username) is None
+            tx.insert_user(username, HASH)
+
+        await target.write(change)
 
     other = await MetadataStore.open_sqlite(db_path)
     try:
@@ -303,31 +397,29 @@ async def test_duplicate_username_raises_and_keeps_the_first_user(store: Metadat
     """A second user with a taken name raises UniqueViolation; the first account is unchanged."""
     alice = await _new_user(store, "alice")
     with pytest.raises(UniqueViolation):
-        async with store.write() as tx:
-            await tx.insert_user("alice", "another-hash")
-    async with store.read() as tx:
-        credentials = await tx.credentials("alice")
+        await store.write(lambda tx: tx.insert_user("alice", "another-hash"))
+    credentials = await store.read(lambda tx: tx.credentials("alice"))
     assert credentials is not None
     assert (credentials.user, credentials.password_hash) == (alice, HASH)
     assert await _user_count(store) == 1
 
 
 async def test_error_inside_a_write_rolls_everything_back(store: MetadataStore) -> None:
-    """An exception inside `async with store.write()` undoes all of that transaction's changes."""
+    """An exception inside a write transaction undoes all of that transaction's changes."""
     alice = await _new_user(store, "alice")
 
-    async def fail_half_way() -> None:
-        async with store.write() as tx:
-            bob = await tx.insert_user("bob", HASH)
-            await tx.insert_folder(alice, "shared", "")
-            await tx.insert_folder(bob, "private", "")
-            raise RuntimeError("boom")
+    def fail_half_way(tx: Transaction) -> None:
+        bob = tx.insert_user("bob", HASH)
+        tx.insert_folder(alice, "shared", "")
+        tx.insert_folder(bob, "private", "")
+        raise RuntimeError("boom")
+
+    def left_behind(tx: Transaction) -> tuple[Credentials | None, list[FolderRecord]]:
+        return tx.credentials("bob"), tx.folders_for(alice.id, None, 100)
 
     with pytest.raises(RuntimeError, match="boom"):
-        await fail_half_way()
-    async with store.read() as tx:
-        assert await tx.credentials("bob") is None
-        assert await tx.folders_for(alice.id, None, 100) == []
+        await store.write(fail_half_way)
+    assert await store.read(left_behind) == (None, [])
     assert await _user_count(store) == 1
     await _new_user(store, "carol")  # the write lock was released
 
@@ -335,52 +427,61 @@ async def test_error_inside_a_write_rolls_everything_back(store: MetadataStore) 
 async def test_records_read_back_as_written(store: MetadataStore) -> None:
     """user_by_id and credentials return what insert_user stored; unknown ones give None."""
     alice = await _new_user(store, "alice")
-    async with store.read() as tx:
-        assert await tx.user_by_id(alice.id) == alice
-        assert await tx.user_by_id("missing") is None
-        credentials = await tx.credentials("alice")
+
+    def read_back(tx: Transaction) -> None:
+        assert tx.user_by_id(alice.id) == alice
+        assert tx.user_by_id("missing") is None
+        credentials = tx.credentials("alice")
         assert credentials is not None
         assert credentials.user == alice
-        assert await tx.credentials("nobody") is None
+        assert tx.credentials("nobody") is None
+
+    await store.read(read_back)
 
 
 async def test_folder_and_model_names_are_unique_in_their_parent(store: MetadataStore) -> None:
     """Folder names are unique per creator and model names per folder (UniqueViolation)."""
     alice = await _new_user(store, "alice")
     bob = await _new_user(store, "bob")
-    async with store.write() as tx:
-        folder = await tx.insert_folder(alice, "f", "")
-        await tx.insert_folder(bob, "f", "")  # another creator may reuse the name
-        await tx.insert_model(folder, alice, "m", "")
+
+    def create(tx: Transaction) -> FolderRecord:
+        folder = tx.insert_folder(alice, "f", "")
+        tx.insert_folder(bob, "f", "")  # another creator may reuse the name
+        tx.insert_model(folder, alice, "m", "")
+        return folder
+
+    folder = await store.write(create)
     with pytest.raises(UniqueViolation):
-        async with store.write() as tx:
-            await tx.insert_folder(alice, "f", "")
+        await store.write(lambda tx: tx.insert_folder(alice, "f", ""))
     with pytest.raises(UniqueViolation):
-        async with store.write() as tx:
-            await tx.insert_model(folder, alice, "m", "")
+        await store.write(lambda tx: tx.insert_model(folder, alice, "m", ""))
 
 
 async def test_upsert_member_changes_the_role_in_place(store: MetadataStore) -> None:
     """Granting twice updates the one member row; role, owner_count and members agree."""
     alice = await _new_user(store, "alice")
     bob = await _new_user(store, "bob")
-    async with store.write() as tx:
-        folder = await tx.insert_folder(alice, "f", "")
-        await tx.upsert_member(folder.id, bob.id, Role.VIEWER)
-        await tx.upsert_member(folder.id, bob.id, Role.OWNER)
-    async with store.read() as tx:
-        assert await tx.role(folder.id, bob.id) is Role.OWNER
-        assert await tx.owner_count(folder.id) == 2
-        members = await tx.members(folder.id, None, 10)
+
+    def share(tx: Transaction) -> FolderRecord:
+        folder = tx.insert_folder(alice, "f", "")
+        tx.upsert_member(folder.id, bob.id, Role.VIEWER)
+        tx.upsert_member(folder.id, bob.id, Role.OWNER)
+        return folder
+
+    def check(tx: Transaction) -> None:
+        assert tx.role(folder.id, bob.id) is Role.OWNER
+        assert tx.owner_count(folder.id) == 2
+        members = tx.members(folder.id, None, 10)
         assert [(m.username, m.role) for m in members] == [
             ("alice", Role.OWNER),
             ("bob", Role.OWNER),
         ]
-        assert [m.username for m in await tx.members(folder.id, "alice", 10)] == ["bob"]
-    async with store.write() as tx:
-        await tx.delete_member(folder.id, bob.id)
-    async with store.read() as tx:
-        assert await tx.role(folder.id, bob.id) is None
+        assert [m.username for m in tx.members(folder.id, "alice", 10)] == ["bob"]
+
+    folder = await store.write(share)
+    await store.read(check)
+    await store.write(lambda tx: tx.delete_member(folder.id, bob.id))
+    assert await store.read(lambda tx: tx.role(folder.id, bob.id)) is None
 
 
 # Authorization inside the queries
@@ -391,37 +492,39 @@ async def _shared_world(store: MetadataStore) -> dict[str, Any]:
     alice = await _new_user(store, "alice")
     bob = await _new_user(store, "bob")
     carol = await _new_user(store, "carol")
-    async with store.write() as tx:
-        alice_folder = await tx.insert_folder(alice, "alice-f", "")
-        bob_shared = await tx.insert_folder(bob, "bob-shared", "")
-        bob_private = await tx.insert_folder(bob, "bob-private", "")
-        await tx.upsert_member(bob_shared.id, alice.id, Role.VIEWER)
-        alice_model = await tx.insert_model(alice_folder, alice, "am", "")
-        shared_model = await tx.insert_model(bob_shared, bob, "sm", "")
-        private_model = await tx.insert_model(bob_private, bob, "pm", "")
-    return {
-        "alice": alice,
-        "bob": bob,
-        "carol": carol,
-        "alice_folder": alice_folder,
-        "bob_shared": bob_shared,
-        "bob_private": bob_private,
-        "alice_model": alice_model,
-        "shared_model": shared_model,
-        "private_model": private_model,
-    }
+
+    def create(tx: Transaction) -> dict[str, Any]:
+        alice_folder = tx.insert_folder(alice, "alice-f", "")
+        bob_shared = tx.insert_folder(bob, "bob-shared", "")
+        bob_private = tx.insert_folder(bob, "bob-private", "")
+        tx.upsert_member(bob_shared.id, alice.id, Role.VIEWER)
+        return {
+            "alice_folder": alice_folder,
+            "bob_shared": bob_shared,
+            "bob_private": bob_private,
+            "alice_model": tx.insert_model(alice_folder, alice, "am", ""),
+            "shared_model": tx.insert_model(bob_shared, bob, "sm", ""),
+            "private_model": tx.insert_model(bob_private, bob, "pm", ""),
+        }
+
+    return {"alice": alice, "bob": bob, "carol": carol, **await store.write(create)}
 
 
 async def test_folders_for_returns_only_folders_with_a_member_row(store: MetadataStore) -> None:
     """A user lists own and shared folders with the right role, never others' private ones."""
     w = await _shared_world(store)
-    async with store.read() as tx:
-        alice_sees = await tx.folders_for(w["alice"].id, None, 100)
-        bob_sees = await tx.folders_for(w["bob"].id, None, 100)
-        carol_sees = await tx.folders_for(w["carol"].id, None, 100)
-        assert await tx.folder_for(w["alice"].id, w["bob_private"].id) is None
-        assert await tx.folder_for(w["carol"].id, w["bob_shared"].id) is None
-        shared = await tx.folder_for(w["alice"].id, w["bob_shared"].id)
+
+    def sights(tx: Transaction) -> tuple[list[FolderRecord], ...]:
+        assert tx.folder_for(w["alice"].id, w["bob_private"].id) is None
+        assert tx.folder_for(w["carol"].id, w["bob_shared"].id) is None
+        return (
+            tx.folders_for(w["alice"].id, None, 100),
+            tx.folders_for(w["bob"].id, None, 100),
+            tx.folders_for(w["carol"].id, None, 100),
+        )
+
+    alice_sees, bob_sees, carol_sees = await store.read(sights)
+    shared = await store.read(lambda tx: tx.folder_for(w["alice"].id, w["bob_shared"].id))
     assert {(f.name, f.caller_role) for f in alice_sees} == {
         ("alice-f", Role.OWNER),
         ("bob-shared", Role.VIEWER),
@@ -436,13 +539,18 @@ async def test_models_for_returns_only_models_of_member_folders(store: MetadataS
     """A user lists models only from folders where they have a role, with that role."""
     w = await _shared_world(store)
     alice_id = w["alice"].id
-    async with store.read() as tx:
-        everything = await tx.models_for(alice_id, None, None, 100)
-        in_shared = await tx.models_for(alice_id, w["bob_shared"].id, None, 100)
-        in_private = await tx.models_for(alice_id, w["bob_private"].id, None, 100)
-        carol_sees = await tx.models_for(w["carol"].id, None, None, 100)
-        assert await tx.model_for(alice_id, w["private_model"].id) is None
-        shared = await tx.model_for(alice_id, w["shared_model"].id)
+
+    def sights(tx: Transaction) -> tuple[list[ModelRecord], ...]:
+        assert tx.model_for(alice_id, w["private_model"].id) is None
+        return (
+            tx.models_for(alice_id, None, None, 100),
+            tx.models_for(alice_id, w["bob_shared"].id, None, 100),
+            tx.models_for(alice_id, w["bob_private"].id, None, 100),
+            tx.models_for(w["carol"].id, None, None, 100),
+        )
+
+    everything, in_shared, in_private, carol_sees = await store.read(sights)
+    shared = await store.read(lambda tx: tx.model_for(alice_id, w["shared_model"].id))
     assert {(m.name, m.caller_role) for m in everything} == {
         ("am", Role.OWNER),
         ("sm", Role.VIEWER),
@@ -457,21 +565,22 @@ async def test_models_for_returns_only_models_of_member_folders(store: MetadataS
 async def test_revoking_membership_hides_folder_and_models(store: MetadataStore) -> None:
     """Once the member row is deleted, the folder and its models disappear from the lists."""
     w = await _shared_world(store)
-    async with store.write() as tx:
-        await tx.delete_member(w["bob_shared"].id, w["alice"].id)
-    async with store.read() as tx:
-        assert [f.name for f in await tx.folders_for(w["alice"].id, None, 100)] == ["alice-f"]
-        assert [m.name for m in await tx.models_for(w["alice"].id, None, None, 100)] == ["am"]
+    await store.write(lambda tx: tx.delete_member(w["bob_shared"].id, w["alice"].id))
+    folders_seen = await store.read(lambda tx: tx.folders_for(w["alice"].id, None, 100))
+    models_seen = await store.read(lambda tx: tx.models_for(w["alice"].id, None, None, 100))
+    assert [f.name for f in folders_seen] == ["alice-f"]
+    assert [m.name for m in models_seen] == ["am"]
 
 
 # Keyset paging
 
 
 async def _set_created(store: MetadataStore, table: Any, ids: list[str], created_us: int) -> None:
-    async with store.write() as tx:
-        await tx.connection.execute(
+    await store.write(
+        lambda tx: tx.connection.execute(
             table.update().where(table.c.id.in_(ids)).values(created_us=created_us)
         )
+    )
 
 
 @pytest.mark.parametrize("limit", [1, 4, 7, 100])
@@ -479,19 +588,22 @@ async def test_folder_pages_return_every_row_exactly_once(store: MetadataStore, 
     """Paging folders by (created_us, id) yields each visible folder once, in order, with ties."""
     alice = await _new_user(store, "alice")
     bob = await _new_user(store, "bob")
-    async with store.write() as tx:
-        mine = [await tx.insert_folder(alice, f"a{i:02}", "") for i in range(15)]
-        others = [await tx.insert_folder(bob, f"b{i:02}", "") for i in range(6)]
-        shared = [await tx.insert_folder(bob, f"s{i:02}", "") for i in range(4)]
+
+    def create(tx: Transaction) -> tuple[list[FolderRecord], ...]:
+        mine = [tx.insert_folder(alice, f"a{i:02}", "") for i in range(15)]
+        others = [tx.insert_folder(bob, f"b{i:02}", "") for i in range(6)]
+        shared = [tx.insert_folder(bob, f"s{i:02}", "") for i in range(4)]
         for folder in shared:
-            await tx.upsert_member(folder.id, alice.id, Role.EDITOR)
+            tx.upsert_member(folder.id, alice.id, Role.EDITOR)
+        return mine, others, shared
+
+    mine, others, shared = await store.write(create)
     # Many rows created in the same microsecond: the id must break the tie.
     tied = [f.id for f in mine[3:10]] + [others[0].id, shared[0].id]
     await _set_created(store, folders, tied, mine[3].created_us)
 
     async def fetch(after: Cursor | None) -> list[FolderRecord]:
-        async with store.read() as tx:
-            return await tx.folders_for(alice.id, after, limit)
+        return await store.read(lambda tx: tx.folders_for(alice.id, after, limit))
 
     rows = [folder for page in await _pages(fetch, limit) for folder in page]
     ids = [folder.id for folder in rows]
@@ -508,20 +620,25 @@ async def test_model_pages_return_every_row_exactly_once(
     """Paging models by (created_us, id) yields each visible model once, overall or per folder."""
     alice = await _new_user(store, "alice")
     bob = await _new_user(store, "bob")
-    async with store.write() as tx:
-        first = await tx.insert_folder(alice, "first", "")
-        second = await tx.insert_folder(alice, "second", "")
-        hidden = await tx.insert_folder(bob, "hidden", "")
-        in_first = [await tx.insert_model(first, alice, f"m{i:02}", "") for i in range(9)]
-        in_second = [await tx.insert_model(second, alice, f"m{i:02}", "") for i in range(8)]
-        invisible = [await tx.insert_model(hidden, bob, f"m{i:02}", "") for i in range(5)]
+
+    def create(
+        tx: Transaction,
+    ) -> tuple[FolderRecord, list[ModelRecord], list[ModelRecord], list[ModelRecord]]:
+        first = tx.insert_folder(alice, "first", "")
+        second = tx.insert_folder(alice, "second", "")
+        hidden = tx.insert_folder(bob, "hidden", "")
+        in_first = [tx.insert_model(first, alice, f"m{i:02}", "") for i in range(9)]
+        in_second = [tx.insert_model(second, alice, f"m{i:02}", "") for i in range(8)]
+        invisible = [tx.insert_model(hidden, bob, f"m{i:02}", "") for i in range(5)]
+        return first, in_first, in_second, invisible
+
+    first, in_first, in_second, invisible = await store.write(create)
     tied = [m.id for m in in_first[2:6] + in_second[:3] + invisible[:2]]
     await _set_created(store, models, tied, in_first[2].created_us)
     folder_id = first.id if in_folder else None
 
     async def fetch(after: Cursor | None) -> list[ModelRecord]:
-        async with store.read() as tx:
-            return await tx.models_for(alice.id, folder_id, after, 3)
+        return await store.read(lambda tx: tx.models_for(alice.id, folder_id, after, 3))
 
     rows = [model for page in await _pages(fetch, 3) for model in page]
     expected = in_first if in_folder else in_first + in_second
@@ -535,12 +652,13 @@ async def test_model_pages_return_every_row_exactly_once(
 async def test_paging_past_the_end_returns_nothing(store: MetadataStore) -> None:
     """A cursor at or after the last row gives an empty page."""
     alice = await _new_user(store, "alice")
-    async with store.write() as tx:
-        folder = await tx.insert_folder(alice, "only", "")
-    async with store.read() as tx:
-        assert await tx.folders_for(alice.id, (folder.created_us, folder.id), 10) == []
-        count = await tx.connection.execute(select(func.count()).select_from(folders))
-        assert count.scalar_one() == 1
+    folder = await store.write(lambda tx: tx.insert_folder(alice, "only", ""))
+    after = (folder.created_us, folder.id)
+    assert await store.read(lambda tx: tx.folders_for(alice.id, after, 10)) == []
+    count = await store.read(
+        lambda tx: tx.connection.execute(select(func.count()).select_from(folders)).scalar_one()
+    )
+    assert count == 1
 
 
 # Faults: full, locked, busy; cancellation
@@ -558,13 +676,16 @@ def database_descriptors(path: Path) -> int:
 
 async def _fill_until_full(store: MetadataStore) -> None:
     """Caps the file at its current size, then writes until SQLite has no page left."""
-    async with store.write() as tx:
-        pages = (await tx.connection.exec_driver_sql("PRAGMA page_count")).scalar_one()
-        await tx.connection.exec_driver_sql(f"PRAGMA max_page_count={pages}")
-        alice = await tx.insert_user("alice", HASH)
-        folder = await tx.insert_folder(alice, "vision", "")
+
+    def fill(tx: Transaction) -> None:
+        pages = tx.connection.exec_driver_sql("PRAGMA page_count").scalar_one()
+        tx.connection.exec_driver_sql(f"PRAGMA max_page_count={pages}")
+        alice = tx.insert_user("alice", HASH)
+        folder = tx.insert_folder(alice, "vision", "")
         for number in range(1000):
-            await tx.insert_model(folder, alice, f"model {number}", "x" * 1000)
+            tx.insert_model(folder, alice, f"model {number}", "x" * 1000)
+
+    await store.write(fill)
 
 
 async def test_full_database_is_storage_full_and_keeps_nothing(
@@ -615,67 +736,141 @@ async def test_database_locked_by_another_process_is_unavailable_in_bounded_time
     await _new_user(quick_store, "bob")
 
 
+class Holds:
+    """Transactions that stay open in their pool threads until released (threads block on an
+    event), and an asyncio event per transaction that is set once it runs."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def holding(
+        self, entered: asyncio.Event, then: Callable[[Transaction], T]
+    ) -> Callable[[Transaction], T]:
+        def work(tx: Transaction) -> T:
+            result = then(tx)
+            self._loop.call_soon_threadsafe(entered.set)
+            if not self.release.wait(timeout=30):
+                raise AssertionError("the test never released its transaction")
+            return result
+
+        return work
+
+
+@pytest.fixture
+async def holds() -> AsyncIterator[Holds]:
+    """Held transactions, all released when the test ends, however it ends."""
+    held = Holds()
+    try:
+        yield held
+    finally:
+        held.release.set()
+
+
+def _nothing(_tx: Transaction) -> None:
+    return None
+
+
 async def test_a_write_kept_waiting_for_its_turn_is_unavailable(
-    quick_store: MetadataStore,
+    quick_store: MetadataStore, holds: Holds
 ) -> None:
     """A write queued behind a longer one fails after the wait instead of queueing forever."""
-    release, holding = asyncio.Event(), asyncio.Event()
-
-    async def long_write() -> None:
-        async with quick_store.write() as tx:
-            await tx.insert_user("alice", HASH)
-            holding.set()
-            await release.wait()
-
-    first = asyncio.create_task(long_write())
+    holding = asyncio.Event()
+    first = asyncio.create_task(
+        quick_store.write(holds.holding(holding, lambda tx: tx.insert_user("alice", HASH)))
+    )
     await holding.wait()
     with pytest.raises(StorageUnavailable):
         await _new_user(quick_store, "bob")
-    release.set()
+    holds.release.set()
     await first
     assert await _user_count(quick_store) == 1
 
 
 async def test_no_free_connection_within_the_wait_is_unavailable(
-    quick_store: MetadataStore,
+    quick_store: MetadataStore, holds: Holds
 ) -> None:
     """With every pooled connection in use past the wait, one more call is StorageUnavailable."""
-    release = asyncio.Event()
     holding = [asyncio.Event() for _ in range(SQLITE_POOL_SIZE)]
-
-    async def hold(entered: asyncio.Event) -> None:
-        async with quick_store.read():
-            entered.set()
-            await release.wait()
-
-    holders = [asyncio.create_task(hold(entered)) for entered in holding]
+    holders = [
+        asyncio.create_task(quick_store.read(holds.holding(entered, _nothing)))
+        for entered in holding
+    ]
     for entered in holding:
         await entered.wait()
     with pytest.raises(StorageUnavailable):
         await quick_store.ping()
-    release.set()
+    holds.release.set()
     await asyncio.gather(*holders)
     await quick_store.ping()
+
+
+async def test_a_started_transaction_ends_before_its_caller_sees_the_cancellation(
+    store: MetadataStore, holds: Holds
+) -> None:
+    """A caller cancelled while its write runs stays until the write has ended (committed,
+    nothing half-way), then raises the cancellation."""
+    holding = asyncio.Event()
+    task = asyncio.create_task(
+        store.write(holds.holding(holding, lambda tx: tx.insert_user("alice", HASH)))
+    )
+    await holding.wait()
+    task.cancel()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not task.done()
+    holds.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.read(lambda tx: tx.credentials("alice")) is not None
+
+
+async def test_a_transaction_cancelled_while_waiting_for_a_connection_never_runs(
+    store: MetadataStore, holds: Holds
+) -> None:
+    """With every connection busy, a queued write whose caller is cancelled leaves at once and
+    never runs."""
+    holding = [asyncio.Event() for _ in range(SQLITE_POOL_SIZE)]
+    holders = [
+        asyncio.create_task(store.read(holds.holding(entered, _nothing))) for entered in holding
+    ]
+    for entered in holding:
+        await entered.wait()
+    queued = asyncio.create_task(_new_user(store, "alice"))
+    await asyncio.sleep(0)
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    holds.release.set()
+    await asyncio.gather(*holders)
+    assert await store.read(lambda tx: tx.credentials("alice")) is None
+    await _new_user(store, "alice")
 
 
 async def test_cancelled_calls_release_their_connections(
     store: MetadataStore, db_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Reads and writes cancelled mid-query, twice each as a deadline and a reset do, leave no
-    connection checked out, the descriptors bounded by the pool, and no task destroyed pending."""
+    """Reads and writes cancelled at every point, twice each as a deadline and a reset do, leave
+    no connection checked out, the descriptors bounded by the pool, and no task destroyed
+    pending."""
     alice = await _new_user(store, "alice")
-    async with store.write() as tx:
-        folder = await tx.insert_folder(alice, "vision", "")
+
+    def create(tx: Transaction) -> FolderRecord:
+        folder = tx.insert_folder(alice, "vision", "")
         for number in range(200):
-            await tx.insert_model(folder, alice, f"model {number}", "x" * 200)
+            tx.insert_model(folder, alice, f"model {number}", "x" * 200)
+        return folder
+
+    def read_thrice(tx: Transaction) -> None:
+        for _ in range(3):
+            tx.models_for(alice.id, None, None, 200)
+
+    folder = await store.write(create)
 
     async def call(number: int) -> None:
         if number % 4 == 0:
-            async with store.write() as tx:
-                await tx.insert_model(folder, alice, f"new {number}", "")
-        async with store.read() as tx:
-            for _ in range(3):
-                await tx.models_for(alice.id, None, None, 200)
+            await store.write(lambda tx: tx.insert_model(folder, alice, f"new {number}", ""))
+        await store.read(read_thrice)
 
     for round_number in range(15):
         calls = [asyncio.create_task(call(round_number * 100 + i)) for i in range(40)]

@@ -3,9 +3,13 @@ every authenticated method through the one authorization path."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from google.rpc.error_details_pb2 import ErrorInfo
 from grpclib.client import Channel
 from grpclib.const import Status
@@ -18,8 +22,10 @@ from modelcatalog_server.auth.hook import METHOD_ACCESS, Access
 from modelcatalog_server.auth.passwords import PasswordHasher
 from modelcatalog_server.config import Settings
 from modelcatalog_server.domain.accounts import Accounts
+from modelcatalog_server.domain.errors import Unauthenticated
 from modelcatalog_server.domain.sign_in_limits import SignInGuard, SignInLimits
-from modelcatalog_server.storage.metadata import MetadataStore, now_us
+from modelcatalog_server.storage.metadata import MetadataStore, Transaction, now_us
+from modelcatalog_server.storage.records import TokenStanding
 
 AUTHENTICATED = sorted(
     method for method, access in METHOD_ACCESS.items() if access is not Access.PUBLIC
@@ -150,3 +156,158 @@ async def test_revocations_of_expired_tokens_are_deleted(tmp_path: Path) -> None
     with sqlite3.connect(tmp_path / "catalog.sqlite3") as db:
         kept = db.execute("SELECT token_id FROM revoked_tokens").fetchall()
     assert kept == [("current-token",)]
+
+
+# The standing of a token, remembered for the token check interval
+
+
+class Standing:
+    """Accounts over a real store with a clock the test moves, counting the standing queries;
+    the queries can be held in their database thread until released."""
+
+    def __init__(self, accounts: Accounts, now: list[float]) -> None:
+        self.accounts = accounts
+        self.now = now
+        self.queries = 0
+        self.hold = threading.Event()
+        self.hold.set()
+        self.holding = threading.Event()
+
+
+@pytest.fixture
+async def standing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Standing]:
+    store = await MetadataStore.open_sqlite(tmp_path / "catalog.sqlite3")
+    hasher = PasswordHasher(cost=4)
+    now = [1000.0]
+    accounts = Accounts(
+        store,
+        hasher,
+        SignInGuard(store, SignInLimits()),
+        allow_signup=True,
+        token_check_interval=5,
+        clock=lambda: now[0],
+    )
+    counted = Standing(accounts, now)
+    read = Transaction.token_standing
+
+    def token_standing(tx: Transaction, user_id: str, token_id: str) -> TokenStanding | None:
+        counted.queries += 1
+        answer = read(tx, user_id, token_id)
+        counted.holding.set()
+        assert counted.hold.wait(timeout=30)
+        return answer
+
+    monkeypatch.setattr(Transaction, "token_standing", token_standing)
+    try:
+        yield counted
+    finally:
+        counted.hold.set()
+        hasher.close()
+        await store.close()
+
+
+async def test_a_standing_token_is_asked_about_once_per_check_interval(
+    standing: Standing,
+) -> None:
+    """Checks of a token found standing ask the database again only once the interval since
+    the last question has passed."""
+    alice = await standing.accounts.sign_up("alice", "correct horse", None)
+    for _ in range(3):
+        await standing.accounts.check_token(alice.id, "token", 0)
+    assert standing.queries == 1
+    standing.now[0] += 4.9
+    await standing.accounts.check_token(alice.id, "token", 0)
+    assert standing.queries == 1
+    standing.now[0] += 0.1
+    await standing.accounts.check_token(alice.id, "token", 0)
+    assert standing.queries == 2
+
+
+async def test_a_sign_out_is_refused_on_the_next_check_despite_the_interval(
+    standing: Standing,
+) -> None:
+    """A token signed out on this server is refused on its very next check, though it was
+    found standing a moment before; the account's other tokens keep working."""
+    alice = await standing.accounts.sign_up("alice", "correct horse", None)
+    for token in ("token", "other"):
+        await standing.accounts.check_token(alice.id, token, 0)
+    await standing.accounts.sign_out(alice.id, "token", now_us() + 60_000_000)
+    with pytest.raises(Unauthenticated) as refused:
+        await standing.accounts.check_token(alice.id, "token", 0)
+    assert refused.value.reason == "TOKEN_REVOKED"
+    queries = standing.queries
+    await standing.accounts.check_token(alice.id, "other", 0)
+    assert standing.queries == queries
+
+
+async def test_a_check_that_read_before_a_sign_out_committed_is_not_remembered(
+    standing: Standing,
+) -> None:
+    """A check whose query ran before a concurrent sign-out committed may pass, but its answer
+    is not remembered: the next check asks the database and is refused."""
+    alice = await standing.accounts.sign_up("alice", "correct horse", None)
+    standing.hold.clear()
+    standing.holding.clear()
+    in_flight = asyncio.create_task(standing.accounts.check_token(alice.id, "token", 0))
+    assert await asyncio.to_thread(standing.holding.wait, 30)
+    await standing.accounts.sign_out(alice.id, "token", now_us() + 60_000_000)
+    standing.hold.set()
+    await in_flight
+    with pytest.raises(Unauthenticated):
+        await standing.accounts.check_token(alice.id, "token", 0)
+
+
+async def test_a_revocation_by_another_server_holds_once_the_interval_has_passed(
+    standing: Standing, tmp_path: Path
+) -> None:
+    """A revocation written to the database by another process is refused by this one at the
+    latest one check interval after it last found the token standing."""
+    alice = await standing.accounts.sign_up("alice", "correct horse", None)
+    await standing.accounts.check_token(alice.id, "token", 0)
+    with sqlite3.connect(tmp_path / "catalog.sqlite3") as db:
+        db.execute(
+            "INSERT INTO revoked_tokens (token_id, user_id, until_us) VALUES (?, ?, ?)",
+            ("token", alice.id, now_us() + 60_000_000),
+        )
+    standing.now[0] += 5
+    with pytest.raises(Unauthenticated):
+        await standing.accounts.check_token(alice.id, "token", 0)
+
+
+async def test_an_interval_of_zero_asks_on_every_check(tmp_path: Path) -> None:
+    """With --token-check-interval 0 every check reads the database: a revocation written by
+    another process is refused on the next call."""
+    store = await MetadataStore.open_sqlite(tmp_path / "catalog.sqlite3")
+    hasher = PasswordHasher(cost=4)
+    try:
+        accounts = Accounts(
+            store,
+            hasher,
+            SignInGuard(store, SignInLimits()),
+            allow_signup=True,
+            token_check_interval=0,
+        )
+        alice = await accounts.sign_up("alice", "correct horse", None)
+        await accounts.check_token(alice.id, "token", 0)
+        with sqlite3.connect(tmp_path / "catalog.sqlite3") as db:
+            db.execute("UPDATE users SET token_generation = 1")
+        with pytest.raises(Unauthenticated):
+            await accounts.check_token(alice.id, "token", 0)
+    finally:
+        hasher.close()
+        await store.close()
+
+
+async def test_a_signed_out_token_is_refused_over_the_api_right_after_being_used(
+    api: Api,
+) -> None:
+    """A token used a moment ago (so found standing) is refused on the call after SignOut."""
+    alice = await api.caller("alice")
+    for _ in range(3):
+        await alice.auth.get_current_user(v1.GetCurrentUserRequest())
+    await alice.auth.sign_out(v1.SignOutRequest())
+    await expect_error(
+        alice.auth.get_current_user(v1.GetCurrentUserRequest()),
+        Status.UNAUTHENTICATED,
+        "TOKEN_REVOKED",
+    )

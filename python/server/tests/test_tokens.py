@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from modelcatalog_server.auth import tokens as tokens_module
 from modelcatalog_server.auth.tokens import (
     CLOCK_SKEW_SECONDS,
     GENERATED_KEY_BITS,
@@ -183,6 +184,73 @@ def test_token_with_a_malformed_generation_is_rejected(
     kid = key_id(keys.current.public_key())
     claims = {**_claims(), "gen": generation}
     _expect_rejected(service, _sign(claims, keys.current, kid))
+
+
+class CountingDecode:
+    """PyJWT's ``decode`` (the RSA signature check and the claims), counting its calls."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self._decode = jwt.decode
+        monkeypatch.setattr(jwt, "decode", self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self._decode(*args, **kwargs)
+
+
+def test_a_verified_token_is_verified_in_full_once_until_it_expires(
+    keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Presented again, a token that passed verification is accepted without another RSA check
+    (same principal), until the moment it expires, when it is checked in full again."""
+    now = [time.time()]
+    service = TokenService(
+        keys.current, issuer=ISSUER, lifetime_seconds=LIFETIME, clock=lambda: now[0]
+    )
+    token = service.issue("u1", "alice", 0).token
+    decode = CountingDecode(monkeypatch)
+    first = service.verify(token)
+    assert [service.verify(token) for _ in range(3)] == [first] * 3
+    assert decode.calls == 1
+    now[0] = first.valid_until_us / 1_000_000
+    service.verify(token)
+    assert decode.calls == 2
+
+
+def test_a_refused_token_is_checked_in_full_every_time(
+    keys: Keys, service: TokenService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token that failed verification is never remembered: each presentation is refused
+    after a full check, and an altered copy of a verified token is refused too."""
+    kid = key_id(keys.current.public_key())
+    stranger = _sign(_claims(), keys.stranger, kid)
+    genuine = service.issue("u1", "alice", 0).token
+    service.verify(genuine)
+    decode = CountingDecode(monkeypatch)
+    for _ in range(2):
+        _expect_rejected(service, stranger)
+    assert decode.calls == 2
+    head, body, signature = genuine.split(".")
+    tampered = _segment({**json.loads(base64.urlsafe_b64decode(body + "==")), "sub": "u2"})
+    _expect_rejected(service, f"{head}.{tampered}.{signature}")
+
+
+def test_remembered_tokens_are_bounded_least_recently_used_first(
+    keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most VERIFIED_TOKENS_KEPT tokens are remembered; the one used least recently is the
+    one checked in full again."""
+    monkeypatch.setattr(tokens_module, "VERIFIED_TOKENS_KEPT", 2)
+    service = TokenService(keys.current, issuer=ISSUER, lifetime_seconds=LIFETIME)
+    first, second, third = (service.issue(f"u{n}", "alice", 0).token for n in range(3))
+    for token in (first, second, first, third):
+        service.verify(token)
+    decode = CountingDecode(monkeypatch)
+    service.verify(first)
+    assert decode.calls == 0
+    service.verify(second)
+    assert decode.calls == 1
 
 
 def test_expired_token_is_rejected_as_expired(keys: Keys, service: TokenService) -> None:

@@ -25,8 +25,8 @@ from modelcatalog_server.domain.errors import (
 from modelcatalog_server.domain.paging import PageTokens
 from modelcatalog_server.domain.versions import UploadHeader, Versions
 from modelcatalog_server.storage.blobs import LocalBlobStore
-from modelcatalog_server.storage.metadata import MetadataStore
-from modelcatalog_server.storage.records import Role
+from modelcatalog_server.storage.metadata import MetadataStore, Transaction
+from modelcatalog_server.storage.records import ModelRecord, Role, UserRecord
 
 MiB = 1 << 20
 
@@ -88,6 +88,11 @@ async def model_of(caller: Caller) -> v1.Model:
 def blob_files(settings: Settings) -> list[Path]:
     """Every file in the blob store, committed or temporary."""
     return [p for p in (settings.data_dir / "blobs").rglob("*") if p.is_file()]
+
+
+def storing(settings: Settings) -> bool:
+    """Whether an upload is being written (it passed its role check): a temporary file exists."""
+    return any((settings.data_dir / "blobs" / "tmp").iterdir())
 
 
 async def test_round_trip_is_byte_identical(api: Api) -> None:
@@ -285,10 +290,13 @@ class Domain:
 async def domain(tmp_path: Path) -> AsyncIterator[Domain]:
     store = await MetadataStore.open_sqlite(tmp_path / "catalog.sqlite3")
     try:
-        async with store.write() as tx:
-            user = await tx.insert_user("alice", "not a real hash")
-            folder = await tx.insert_folder(user, "vision", "")
-            model = await tx.insert_model(folder, user, "resnet", "")
+
+        def create(tx: Transaction) -> tuple[UserRecord, ModelRecord]:
+            user = tx.insert_user("alice", "not a real hash")
+            folder = tx.insert_folder(user, "vision", "")
+            return user, tx.insert_model(folder, user, "resnet", "")
+
+        user, model = await store.write(create)
         yield Domain(store, tmp_path / "blobs", user.id, model.id)
     finally:
         await store.close()
@@ -344,11 +352,15 @@ async def test_access_is_checked_before_reading_a_chunk(
 
 async def test_a_viewer_is_refused_before_reading_a_chunk(domain: Domain) -> None:
     """A viewer of the folder (a role, but not editor) is refused before any byte is read."""
-    async with domain.store.write() as tx:
-        model = await tx.model_for(domain.user_id, domain.model_id)
+
+    def add_viewer(tx: Transaction) -> UserRecord:
+        model = tx.model_for(domain.user_id, domain.model_id)
         assert model is not None
-        viewer = await tx.insert_user("vic", "not a real hash")
-        await tx.upsert_member(model.folder_id, viewer.id, Role.VIEWER)
+        viewer = tx.insert_user("vic", "not a real hash")
+        tx.upsert_member(model.folder_id, viewer.id, Role.VIEWER)
+        return viewer
+
+    viewer = await domain.store.write(add_viewer)
     pulled: list[int] = []
     with pytest.raises(PermissionDenied):
         await domain.versions().upload(
@@ -559,6 +571,7 @@ async def test_revoked_editor_leaves_no_blob_behind(api: Api, settings: Settings
 
     upload_call = asyncio.create_task(bob.models.upload_model_version(messages()))
     await all_sent.wait()
+    assert await poll_until(lambda: storing(settings)), "the upload was not stored"
     await alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(model.folder_id, "bob"))
     revoked.set()
     await expect_error(upload_call, Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED")
@@ -589,6 +602,7 @@ async def test_refused_upload_of_identical_bytes_keeps_the_blob_of_version_1(
 
     upload_call = asyncio.create_task(bob.models.upload_model_version(messages()))
     await all_sent.wait()
+    assert await poll_until(lambda: storing(settings)), "the upload was not stored"
     temporaries = settings.data_dir / "blobs" / "tmp"
     assert await poll_until(lambda: any(temporaries.iterdir())), "bob's upload never started"
     await alice.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(model.folder_id, "bob"))

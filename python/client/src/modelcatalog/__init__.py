@@ -1,7 +1,8 @@
 """The Python SDK of modelcatalog, a self-hosted model registry with a gRPC API.
 
 ``Client`` is the async entry point; every error it raises is a ``ModelCatalogError``.
-``modelcatalog.v1`` holds the messages and service stubs generated from the v1 contract.
+``modelcatalog.v1`` holds the messages and service stubs generated from the v1 contract;
+``modelcatalog.wire`` encodes and decodes those messages (the SDK's and the server's codec).
 
 The SDK's names are imported on first use (PEP 562 ``__getattr__``): they pull in grpclib,
 betterproto, protobuf and the generated code, which the ``modelcatalog`` command line must
@@ -12,7 +13,7 @@ import typing as _typing
 from importlib import import_module as _import_module
 
 if _typing.TYPE_CHECKING:
-    from . import v1
+    from . import v1, wire
     from ._client import Client, ProgressCallback
     from ._exceptions import (
         AlreadyExists,
@@ -52,6 +53,7 @@ __all__ = [
     "Unavailable",
     "__version__",
     "v1",
+    "wire",
 ]
 
 _HOMES = {
@@ -60,16 +62,16 @@ _HOMES = {
     **{
         name: "._exceptions"
         for name in __all__
-        if name not in {"Client", "ProgressCallback", "__version__", "v1"}
+        if name not in {"Client", "ProgressCallback", "__version__", "v1", "wire"}
     },
 }
-"""The module each lazily imported name of ``__all__`` (except the ``v1`` package) lives in."""
+"""The module each lazily imported name of ``__all__`` (except the subpackages) lives in."""
 
 
 def __getattr__(name: str) -> object:
     """Import an SDK name on first access and keep it, so later lookups are plain globals."""
-    if name == "v1":
-        return _import_module(".v1", __name__)  # importing binds it on the package itself
+    if name in {"v1", "wire"}:
+        return _import_module(f".{name}", __name__)  # importing binds it on the package itself
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,6 +25,7 @@ from typing import cast
 
 from grpclib.client import Channel, Handler
 from grpclib.config import Configuration
+from grpclib.encoding.proto import ProtoStatusDetailsCodec
 from grpclib.protocol import (
     AbstractHandler,
     Buffer,
@@ -39,6 +40,8 @@ from h2.connection import H2Connection
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import DataFrame, Frame
+
+from .wire import Codec
 
 CHUNK_SIZE = 1024 * 1024
 """Bytes per streamed message. 64 KiB costs a third of the throughput; with 2 MiB frames, an
@@ -170,15 +173,24 @@ def open_channel(
     """A channel to ``target`` over TLS, or plaintext only when ``insecure`` is true.
 
     The channel connects lazily, on its first RPC, and pings the server while calls are in
-    progress (``channel_config``). The process's allocator is tuned for transfers once
-    (``reuse_transfer_buffers``).
+    progress (``channel_config``). Messages are encoded and decoded by ``modelcatalog.wire``;
+    error details (google.rpc) by grpclib's codec, which grpclib only adds by itself to a
+    channel with its default message codec. The process's allocator is tuned for transfers
+    once (``reuse_transfer_buffers``).
     """
     if insecure and ca_cert is not None:
         raise ValueError("ca_cert has no effect with insecure=True; pass only one of them")
     host, port = parse_target(target)
     context = None if insecure else tls_context(ca_cert)
     reuse_transfer_buffers()
-    return TunedChannel(host, port, ssl=context, config=channel_config())
+    return TunedChannel(
+        host,
+        port,
+        ssl=context,
+        config=channel_config(),
+        codec=Codec(),
+        status_details_codec=ProtoStatusDetailsCodec(),
+    )
 
 
 class CheaplyShownDataFrame(DataFrame):

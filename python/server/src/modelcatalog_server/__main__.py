@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from .app import StartupError, run
 from .config import parse_settings
+from .memory import tune_allocator
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -21,6 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    tune_allocator()
     try:
         run(settings)
     except StartupError as error:

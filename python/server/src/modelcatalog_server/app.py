@@ -47,7 +47,6 @@ from .transport import (
     Server,
     TransportLimits,
     open_listener,
-    reuse_transfer_buffers,
     server_tls_context,
 )
 
@@ -157,8 +156,7 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
             ) from error
         hasher = PasswordHasher(settings.bcrypt_cost)
         try:
-            async with store.read() as tx:
-                removed = await blobs.recover(await tx.referenced_blobs())
+            removed = await blobs.recover(await store.read(lambda tx: tx.referenced_blobs()))
             if removed:
                 log.info("removed %d leftover file(s) of interrupted uploads", removed)
             accounts = build_accounts(settings, store, hasher)
@@ -198,7 +196,13 @@ def build_accounts(settings: Settings, store: MetadataStore, hasher: PasswordHas
         max_failures_per_peer=settings.sign_in_max_failures_per_peer,
         window_seconds=settings.sign_in_failure_window,
     )
-    return Accounts(store, hasher, SignInGuard(store, limits), allow_signup=settings.allow_signup)
+    return Accounts(
+        store,
+        hasher,
+        SignInGuard(store, limits),
+        allow_signup=settings.allow_signup,
+        token_check_interval=settings.token_check_interval,
+    )
 
 
 def build_services(
@@ -271,9 +275,7 @@ def _blobs_writable(blobs: BlobStore) -> Callable[[], Awaitable[bool]]:
 
 
 def run(settings: Settings) -> None:
-    """Serves on the event loop the settings name, until a first SIGINT/SIGTERM, with the
-    allocator tuned for transfers as the SDK tunes it."""
-    reuse_transfer_buffers()
+    """Serves on the event loop the settings name, until a first SIGINT/SIGTERM."""
     if settings.event_loop == "uvloop":
         import uvloop  # only the loop that runs is imported
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .domain.accounts import TOKEN_CHECK_INTERVAL_SECONDS
 from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
 from .transport._limits import TransportLimits
 
@@ -48,6 +49,7 @@ class Settings:
     jwt_previous_keys: tuple[Path, ...] = ()
     jwt_issuer: str = "modelcatalog"
     token_lifetime: int = 3600
+    token_check_interval: int = int(TOKEN_CHECK_INTERVAL_SECONDS)
     bcrypt_cost: int = 12
     sign_in_max_failures_per_account: int = 10
     sign_in_max_failures_per_peer: int = 50
@@ -167,6 +169,16 @@ _frame_size = _sized_within(1 << 14, (1 << 24) - 1, "an HTTP/2 frame size")
 _window = _sized_within(65_535, (1 << 31) - 1, "an HTTP/2 flow-control window")
 
 
+def _check_interval(text: str) -> int:
+    """Seconds from 0 (ask the database on every call) to 300, as a duration or 0."""
+    if text.strip() == "0":
+        return 0
+    seconds = parse_duration(text)
+    if seconds > 300:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 300 seconds")
+    return seconds
+
+
 def _bcrypt_cost(text: str) -> int:
     if not text.strip().isdigit() or not 4 <= int(text) <= 31:
         raise argparse.ArgumentTypeError(f"{text!r} is not a bcrypt cost from 4 to 31")
@@ -266,6 +278,15 @@ _OPTIONS = (
         "--token-lifetime",
         parse_duration,
         "how long an access token is valid: seconds, or a number with s, m, h or d",
+        "DURATION",
+    ),
+    _Option(
+        "token_check_interval",
+        "--token-check-interval",
+        _check_interval,
+        "how long a token found not revoked is trusted before the database is asked again, "
+        "0 to 300 seconds; a sign-out takes effect at once on the server that handled it, and "
+        "within this interval on other servers sharing the database; 0 asks on every call",
         "DURATION",
     ),
     _Option(

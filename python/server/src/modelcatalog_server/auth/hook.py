@@ -4,8 +4,11 @@ Every method the server answers must be listed in ``METHOD_ACCESS``; a unit test
 the table covers every method of every service. A method missing from it is refused.
 
 This is the one path every call's token takes: its signature and claims are checked here, and
-then the database is asked (one light query) whether the token still stands, so that a
-revoked token or one whose account was deleted stops working at once, on every method.
+then the accounts are asked whether the token still stands, so that a revoked token or one
+whose account was deleted stops working on every method. Both answers are remembered for a
+while (``tokens.TokenService.verify``, ``Accounts.check_token``): a token's signature until it
+expires, its standing for the token check interval, except that a sign-out in this process
+is refused on the very next call.
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ configuration only, and requires ``iss``, ``aud``, ``sub``, ``iat``, ``nbf``, ``
 A token also carries its account's token generation (``gen``); whether that generation is still
 current, and whether the token (by ``jti``) was revoked, is the database's to say (see
 ``hook.Authenticator``).
+
+A token's signature and claims cannot change, and the keys are fixed for the life of the
+process, so a token that passed verification is remembered (the last ``VERIFIED_TOKENS_KEPT``,
+by their exact text) and accepted again without the RSA work until it expires; revocation is
+not decided here and is checked on every call all the same.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ..domain.errors import Unauthenticated
 from ..files import write_private_file
+from ..recent import Recent
 
 ALGORITHM = "RS256"
 #: Tolerated clock difference between the servers that issue and verify a token.
@@ -30,6 +36,8 @@ CLOCK_SKEW_SECONDS = 10
 MIN_KEY_BITS = 2048
 GENERATED_KEY_BITS = 3072
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "iat", "nbf", "exp", "jti")
+#: Verified tokens remembered (about 1 KiB each), the least recently used forgotten first.
+VERIFIED_TOKENS_KEPT = 1024
 
 
 class KeyFileError(Exception):
@@ -84,6 +92,7 @@ class TokenService:
         self._issuer = issuer
         self._lifetime = lifetime_seconds
         self._clock = clock
+        self._verified: Recent[str, Principal] = Recent(VERIFIED_TOKENS_KEPT)
 
     @property
     def signing_key(self) -> rsa.RSAPrivateKey:
@@ -113,6 +122,15 @@ class TokenService:
 
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; ``Unauthenticated`` for anything else."""
+        known = self._verified.get(token, self._clock())
+        if known is not None:
+            return known
+        principal = self._verified_now(token)
+        self._verified.put(token, principal, principal.valid_until_us / 1_000_000)
+        return principal
+
+    def _verified_now(self, token: str) -> Principal:
+        """The principal of a token checked in full: key, signature and every claim."""
         try:
             header = jwt.get_unverified_header(token)
             key = self._verification_keys.get(str(header.get("kid")))

@@ -4,15 +4,26 @@ Hashing is injected, so the rules stay testable. Sign-in is throttled, and its b
 chosen, by ``sign_in_limits``. A token stops working when its account is deleted, when the
 account's token generation moves past the token's, or when the token itself is revoked
 (sign-out); all of it is read from the database, so every server process agrees.
+
+A token found standing is trusted for ``token_check_interval`` seconds before the database is
+asked again (the last ``STANDING_TOKENS_KEPT`` tokens are remembered). Every path that revokes
+forgets the token in this process at once, after its change is committed, so the next call is
+refused here; another process sharing the database refuses it at the latest once its interval
+has passed since it last asked. A revoking path added later (account deletion, raising a token
+generation) must forget the tokens it revokes in the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..recent import Recent
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, now_us
 from ..storage.records import Credentials, UserRecord
 from . import validation
@@ -24,6 +35,10 @@ log = logging.getLogger("modelcatalog_server")
 #: Stored hashes are grouped by this many first characters: the "$2b$12$" that names the
 #: scheme and its cost.
 HASH_HEADER_CHARS = 7
+#: How long a token found standing is trusted before the database is asked again, by default.
+TOKEN_CHECK_INTERVAL_SECONDS = 5.0
+#: Tokens found standing that are remembered, the least recently used forgotten first.
+STANDING_TOKENS_KEPT = 4096
 
 INVALID_CREDENTIALS = "the username or the password is wrong"
 REVOKED_MESSAGE = (
@@ -66,11 +81,20 @@ class Accounts:
         guard: SignInGuard,
         *,
         allow_signup: bool,
+        token_check_interval: float = TOKEN_CHECK_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._hasher = hasher
         self._guard = guard
         self._allow_signup = allow_signup
+        self._check_interval = token_check_interval
+        self._clock = clock
+        # Token id -> (account, generation) found standing, until the next check is due.
+        self._standing: Recent[str, tuple[str, int]] = Recent(STANDING_TOKENS_KEPT)
+        # Revocations made by this process so far: a check that read the database before one
+        # of them committed must not remember its (possibly stale) answer.
+        self._revocations = 0
 
     async def sign_up(self, username: str, password: str, peer: str | None) -> UserRecord:
         if not self._allow_signup:
@@ -83,8 +107,7 @@ class Accounts:
         with self._guard.checking(peer_key(peer)) as crowded:
             password_hash = await self._hasher.hash(password, suspect=crowded)
         try:
-            async with self._store.write() as tx:
-                return await tx.insert_user(username, password_hash)
+            return await self._store.write(lambda tx: tx.insert_user(username, password_hash))
         except UniqueViolation:
             raise AlreadyExists(
                 f"the username {validation.quoted(username)} is taken; choose another",
@@ -101,9 +124,9 @@ class Accounts:
         validation.present("password", password)
         attempt = self._guard.reserve(username, peer)
         try:
-            async with self._store.read() as tx:
-                attempt = await self._guard.admit(tx, attempt)
-                credentials = await tx.credentials(username)
+            attempt, credentials = await self._store.read(
+                lambda tx: (self._guard.admit(tx, attempt), tx.credentials(username))
+            )
             password_hash = credentials.password_hash if credentials else None
             with self._guard.checking(attempt.peer_key) as crowded:
                 suspect = attempt.suspect or crowded
@@ -120,8 +143,7 @@ class Accounts:
     async def match_dummy_hash_cost(self) -> None:
         """Makes unknown usernames cost what most stored hashes cost (the configured cost
         when there are none), so an operator's cost change does not reveal which exist."""
-        async with self._store.read() as tx:
-            headers = await tx.password_hash_prefixes(HASH_HEADER_CHARS)
+        headers = await self._store.read(lambda tx: tx.password_hash_prefixes(HASH_HEADER_CHARS))
         costs: Counter[int] = Counter()
         for header, accounts in headers.items():
             cost = self._hasher.cost_of(header)
@@ -132,25 +154,38 @@ class Accounts:
 
     async def user(self, user_id: str) -> UserRecord:
         """The account a valid token names."""
-        async with self._store.read() as tx:
-            return await caller_account(tx, user_id)
+        return await self._store.read(lambda tx: caller_account(tx, user_id))
 
     async def check_token(self, user_id: str, token_id: str, generation: int) -> None:
         """Refuses (TOKEN_REVOKED) a token whose account is gone, whose generation is past,
-        or which was revoked itself; one light query."""
-        async with self._store.read() as tx:
-            standing = await tx.token_standing(user_id, token_id)
+        or which was revoked itself; one light query, at most once per check interval."""
+        checked = self._clock()
+        if self._standing.get(token_id, checked) == (user_id, generation):
+            return
+        revocations = self._revocations
+        standing = await self._store.read(lambda tx: tx.token_standing(user_id, token_id))
         if standing is None or standing.revoked or standing.token_generation != generation:
             raise Unauthenticated(REVOKED_MESSAGE, reason="TOKEN_REVOKED")
+        if revocations == self._revocations:
+            self._standing.put(token_id, (user_id, generation), checked + self._check_interval)
 
     async def sign_out(self, user_id: str, token_id: str, valid_until_us: int) -> None:
         """Revokes one token until it would have expired anyway; forgets expired revocations."""
+
+        def revoke(tx: Transaction) -> None:
+            tx.prune_revoked_tokens(now_us())
+            tx.insert_revoked_token(token_id, user_id, valid_until_us)
+
         try:
-            async with self._store.write() as tx:
-                await tx.prune_revoked_tokens(now_us())
-                await tx.insert_revoked_token(token_id, user_id, valid_until_us)
-        except UniqueViolation:
-            pass  # signed out twice at once: revoked either way
+            with contextlib.suppress(UniqueViolation):  # signed out twice at once: revoked anyway
+                await self._store.write(revoke)
+        finally:
+            self._forget_token(token_id)
+
+    def _forget_token(self, token_id: str) -> None:
+        """Stops trusting a token revoked by this process: its next use asks the database."""
+        self._revocations += 1
+        self._standing.discard(token_id)
 
     async def _rehash_if_cost_changed(self, credentials: Credentials, password: str) -> None:
         """Brings a hash made at another cost to the configured one, now that the password is
@@ -162,8 +197,9 @@ class Accounts:
             new_hash = await self._hasher.hash(password)
         except ResourceExhausted:
             return
-        async with self._store.write() as tx:
-            replaced = await tx.replace_password_hash(credentials.user.id, stored, new_hash)
+        replaced = await self._store.write(
+            lambda tx: tx.replace_password_hash(credentials.user.id, stored, new_hash)
+        )
         if replaced:
             log.info(
                 "rehashed the password of user %s at bcrypt cost %d (was %s)",
@@ -174,9 +210,9 @@ class Accounts:
             await self.match_dummy_hash_cost()
 
 
-async def caller_account(tx: Transaction, user_id: str) -> UserRecord:
+def caller_account(tx: Transaction, user_id: str) -> UserRecord:
     """The caller's account; a valid token may outlive it (UNAUTHENTICATED then)."""
-    account = await tx.user_by_id(user_id)
+    account = tx.user_by_id(user_id)
     if account is None:
         raise Unauthenticated(REVOKED_MESSAGE, reason="TOKEN_REVOKED")
     return account

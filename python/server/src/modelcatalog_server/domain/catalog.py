@@ -61,9 +61,12 @@ class Catalog:
     async def create_folder(self, caller: str, name: str, description: str) -> FolderRecord:
         validation.display_name("name", name)
         validation.description("description", description)
+
+        def create(tx: Transaction) -> FolderRecord:
+            return tx.insert_folder(caller_account(tx, caller), name, description)
+
         try:
-            async with self._store.write() as tx:
-                return await tx.insert_folder(await caller_account(tx, caller), name, description)
+            return await self._store.write(create)
         except UniqueViolation:
             raise AlreadyExists(
                 f"you already have a folder named {validation.quoted(name)}",
@@ -72,27 +75,28 @@ class Catalog:
 
     async def get_folder(self, caller: str, folder_id: str) -> FolderRecord:
         validation.resource_id("folder_id", folder_id)
-        async with self._store.read() as tx:
-            return await _folder(tx, caller, folder_id, Role.VIEWER)
+        return await self._store.read(lambda tx: _folder(tx, caller, folder_id, Role.VIEWER))
 
     async def list_folders(self, caller: str, size: int, token: str) -> Page[FolderRecord]:
         limit = page_size(size)
         after = self._position(token, caller, "folders")
-        async with self._store.read() as tx:
-            rows = await tx.folders_for(caller, after, limit + 1)
+        rows = await self._store.read(lambda tx: tx.folders_for(caller, after, limit + 1))
         return page_of(self._tokens, rows, limit, caller, "folders", lambda f: [f.created_us, f.id])
 
     async def grant(self, caller: str, folder_id: str, username: str, role: Role) -> MemberRecord:
         validation.resource_id("folder_id", folder_id)
         validation.username("username", username)
-        async with self._store.write() as tx:
-            await _folder(tx, caller, folder_id, Role.OWNER)
-            member = await _user_named(tx, username)
-            current = await tx.role(folder_id, member.id)
+
+        def change(tx: Transaction) -> MemberRecord:
+            _folder(tx, caller, folder_id, Role.OWNER)
+            member = _user_named(tx, username)
+            current = tx.role(folder_id, member.id)
             if current is Role.OWNER and role is not Role.OWNER:
-                await _keep_an_owner(tx, folder_id)
-            changed = await tx.upsert_member(folder_id, member.id, role)
-        return MemberRecord(member.id, member.username, role, changed)
+                _keep_an_owner(tx, folder_id)
+            changed = tx.upsert_member(folder_id, member.id, role)
+            return MemberRecord(member.id, member.username, role, changed)
+
+        return await self._store.write(change)
 
     async def revoke(self, caller: str, folder_id: str, username: str) -> None:
         """Remove a member's role: owners remove anyone, any member themself (leaving).
@@ -102,14 +106,17 @@ class Catalog:
         """
         validation.resource_id("folder_id", folder_id)
         validation.username("username", username)
-        async with self._store.write() as tx:
-            account = await caller_account(tx, caller)
+
+        def change(tx: Transaction) -> None:
+            account = caller_account(tx, caller)
             leaving = username == account.username
-            await _folder(tx, caller, folder_id, Role.VIEWER if leaving else Role.OWNER)
-            member = account if leaving else await _user_named(tx, username)
-            if await tx.role(folder_id, member.id) is Role.OWNER:
-                await _keep_an_owner(tx, folder_id)
-            await tx.delete_member(folder_id, member.id)
+            _folder(tx, caller, folder_id, Role.VIEWER if leaving else Role.OWNER)
+            member = account if leaving else _user_named(tx, username)
+            if tx.role(folder_id, member.id) is Role.OWNER:
+                _keep_an_owner(tx, folder_id)
+            tx.delete_member(folder_id, member.id)
+
+        await self._store.write(change)
 
     async def list_access(
         self, caller: str, folder_id: str, size: int, token: str
@@ -118,9 +125,12 @@ class Catalog:
         limit = page_size(size)
         scope = f"members:{folder_id}"
         after = self._position(token, caller, scope)
-        async with self._store.read() as tx:
-            await _folder(tx, caller, folder_id, Role.VIEWER)
-            rows = await tx.members(folder_id, after, limit + 1)
+
+        def members(tx: Transaction) -> list[MemberRecord]:
+            _folder(tx, caller, folder_id, Role.VIEWER)
+            return tx.members(folder_id, after, limit + 1)
+
+        rows = await self._store.read(members)
         return page_of(self._tokens, rows, limit, caller, scope, lambda m: m.username)
 
     # Models
@@ -131,12 +141,13 @@ class Catalog:
         validation.resource_id("folder_id", folder_id)
         validation.display_name("name", name)
         validation.description("description", description)
+
+        def create(tx: Transaction) -> ModelRecord:
+            folder = _folder(tx, caller, folder_id, Role.EDITOR)
+            return tx.insert_model(folder, caller_account(tx, caller), name, description)
+
         try:
-            async with self._store.write() as tx:
-                folder = await _folder(tx, caller, folder_id, Role.EDITOR)
-                return await tx.insert_model(
-                    folder, await caller_account(tx, caller), name, description
-                )
+            return await self._store.write(create)
         except UniqueViolation:
             raise AlreadyExists(
                 f"the folder already has a model named {validation.quoted(name)}",
@@ -145,8 +156,7 @@ class Catalog:
 
     async def get_model(self, caller: str, model_id: str) -> ModelRecord:
         validation.resource_id("model_id", model_id)
-        async with self._store.read() as tx:
-            return await require_model(tx, caller, model_id, Role.VIEWER)
+        return await self._store.read(lambda tx: require_model(tx, caller, model_id, Role.VIEWER))
 
     async def list_models(
         self, caller: str, folder_id: str, size: int, token: str
@@ -156,10 +166,13 @@ class Catalog:
         limit = page_size(size)
         scope = f"models:{folder_id}"
         after = self._position(token, caller, scope)
-        async with self._store.read() as tx:
+
+        def models(tx: Transaction) -> list[ModelRecord]:
             if folder_id:
-                await _folder(tx, caller, folder_id, Role.VIEWER)
-            rows = await tx.models_for(caller, folder_id or None, after, limit + 1)
+                _folder(tx, caller, folder_id, Role.VIEWER)
+            return tx.models_for(caller, folder_id or None, after, limit + 1)
+
+        rows = await self._store.read(models)
         return page_of(self._tokens, rows, limit, caller, scope, lambda m: [m.created_us, m.id])
 
     # Paging
@@ -184,30 +197,30 @@ def page_of(
     return Page(items, tokens.encode(position(items[-1]), caller=caller, scope=scope))
 
 
-async def require_model(tx: Transaction, caller: str, model_id: str, needed: Role) -> ModelRecord:
+def require_model(tx: Transaction, caller: str, model_id: str, needed: Role) -> ModelRecord:
     """The model if the caller has at least ``needed`` in its folder; else PERMISSION_DENIED."""
-    model = await tx.model_for(caller, model_id)
+    model = tx.model_for(caller, model_id)
     if model is None or model.caller_role < needed:
         raise _denied(_MODEL_NEEDS[needed])
     return model
 
 
-async def _user_named(tx: Transaction, username: str) -> UserRecord:
-    credentials = await tx.credentials(username)
+def _user_named(tx: Transaction, username: str) -> UserRecord:
+    credentials = tx.credentials(username)
     if credentials is None:
         raise NotFound(f"no user is named {validation.quoted(username)}", reason="USER_NOT_FOUND")
     return credentials.user
 
 
-async def _folder(tx: Transaction, caller: str, folder_id: str, needed: Role) -> FolderRecord:
-    folder = await tx.folder_for(caller, folder_id)
+def _folder(tx: Transaction, caller: str, folder_id: str, needed: Role) -> FolderRecord:
+    folder = tx.folder_for(caller, folder_id)
     if folder is None or folder.caller_role < needed:
         raise _denied(_NEEDS[needed])
     return folder
 
 
-async def _keep_an_owner(tx: Transaction, folder_id: str) -> None:
-    if await tx.owner_count(folder_id) <= 1:
+def _keep_an_owner(tx: Transaction, folder_id: str) -> None:
+    if tx.owner_count(folder_id) <= 1:
         raise FailedPrecondition(
             "the folder must keep at least one owner; make another user owner first",
             reason="LAST_OWNER",

@@ -151,13 +151,16 @@ class SignInGuard:
             self._pending[key] += 1
         return attempt
 
-    async def admit(self, tx: Transaction, attempt: Attempt) -> Attempt:
+    def admit(self, tx: Transaction, attempt: Attempt) -> Attempt:
         """The reserved attempt with its bcrypt lane, or ResourceExhausted (SIGN_IN_THROTTLED)
-        with the time to wait when recorded failures, with the attempts pending, fill a limit."""
+        with the time to wait when recorded failures, with the attempts pending, fill a limit.
+
+        Runs inside the caller's read transaction, off the event loop: it only reads the
+        pending counts, which the event loop changes."""
         account, address = attempt.account_key, attempt.peer_key
         now = self._clock()
         since = now - self._window_us
-        counts = await tx.sign_in_failure_counts(account, address, since)
+        counts = tx.sign_in_failure_counts(account, address, since)
         recorded = {
             (account, address): counts.account_from_peer,
             (account, None): counts.account,
@@ -167,7 +170,7 @@ class SignInGuard:
         for key, limit, which in self._limits_for(account, address):
             if recorded[key] >= limit:
                 by_account, by_peer = key
-                oldest_counted = await tx.nth_latest_sign_in_failure(
+                oldest_counted = tx.nth_latest_sign_in_failure(
                     limit, since, account_key=by_account, peer_key=by_peer
                 )
                 lifted = (oldest_counted or now) + self._window_us
@@ -214,14 +217,20 @@ class SignInGuard:
     async def failed(self, attempt: Attempt) -> None:
         """Records a failure; now and then also forgets the ones that no longer count."""
         now = self._clock()
-        async with self._store.write() as tx:
-            await tx.insert_sign_in_failure(attempt.account_key, attempt.peer_key, now)
-            if now - self._last_prune_us >= PRUNE_INTERVAL_US:
-                await tx.prune_sign_in_failures(now - self._window_us)
-                self._last_prune_us = now
+        prune = now - self._last_prune_us >= PRUNE_INTERVAL_US
+
+        def record(tx: Transaction) -> None:
+            tx.insert_sign_in_failure(attempt.account_key, attempt.peer_key, now)
+            if prune:
+                tx.prune_sign_in_failures(now - self._window_us)
+
+        await self._store.write(record)
+        if prune:
+            self._last_prune_us = now
 
     async def succeeded(self, attempt: Attempt) -> None:
         """Forgets this username's failures from this address (and nothing else)."""
         if attempt.failed_before:
-            async with self._store.write() as tx:
-                await tx.delete_sign_in_failures(attempt.account_key, attempt.peer_key)
+            await self._store.write(
+                lambda tx: tx.delete_sign_in_failures(attempt.account_key, attempt.peer_key)
+            )

@@ -14,7 +14,7 @@ from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
 from ..storage.blobs import BlobStore, BlobWriter
-from ..storage.metadata import MetadataStore
+from ..storage.metadata import MetadataStore, Transaction
 from ..storage.records import Role, VersionRecord
 from . import validation
 from .accounts import caller_account
@@ -92,8 +92,7 @@ class Versions:
         so neither many accounts nor many addresses let one party take every slot.
         """
         header = self._checked(header)
-        async with self._store.read() as tx:
-            await require_model(tx, caller, header.model_id, Role.EDITOR)
+        await self._store.read(lambda tx: require_model(tx, caller, header.model_id, Role.EDITOR))
         with self._uploads.taken(caller, peer):
             writer = self._blobs.writer()
             try:
@@ -109,20 +108,23 @@ class Versions:
         async with self._blob_lock:
             self._unrecorded[digest] += 1
             commit = asyncio.ensure_future(writer.commit())
+
+        def record(tx: Transaction) -> VersionRecord:
+            model = require_model(tx, caller, header.model_id, Role.EDITOR)
+            return tx.insert_version(
+                model,
+                caller_account(tx, caller),
+                file_name=header.file_name,
+                content_type=header.content_type,
+                size_bytes=writer.size,
+                sha256=digest,
+                description=header.description,
+                labels=header.labels,
+            )
+
         try:
             await commit
-            async with self._store.write() as tx:
-                model = await require_model(tx, caller, header.model_id, Role.EDITOR)
-                return await tx.insert_version(
-                    model,
-                    await caller_account(tx, caller),
-                    file_name=header.file_name,
-                    content_type=header.content_type,
-                    size_bytes=writer.size,
-                    sha256=digest,
-                    description=header.description,
-                    labels=header.labels,
-                )
+            return await self._store.write(record)
         except BaseException:
             await asyncio.shield(self._remove_if_unrecorded(digest, commit))
             raise
@@ -137,9 +139,8 @@ class Versions:
         async with self._blob_lock:
             if self._unrecorded[digest] > 1:
                 return
-            async with self._store.read() as tx:
-                if await tx.blob_referenced(digest):
-                    return
+            if await self._store.read(lambda tx: tx.blob_referenced(digest)):
+                return
             await self._blobs.delete(digest)
 
     async def _receive(
@@ -185,9 +186,12 @@ class Versions:
     async def get(self, caller: str, model_id: str, number: int) -> VersionRecord:
         validation.resource_id("model_id", model_id)
         _version_number(number)
-        async with self._store.read() as tx:
-            await require_model(tx, caller, model_id, Role.VIEWER)
-            version = await tx.version(model_id, number)
+
+        def version_of_model(tx: Transaction) -> VersionRecord | None:
+            require_model(tx, caller, model_id, Role.VIEWER)
+            return tx.version(model_id, number)
+
+        version = await self._store.read(version_of_model)
         if version is None:
             raise NotFound(f"the model has no version {number}", reason="VERSION_NOT_FOUND")
         return version
@@ -197,9 +201,12 @@ class Versions:
         limit = page_size(size)
         scope = f"versions:{model_id}"
         before = self._tokens.decode(token, caller=caller, scope=scope)
-        async with self._store.read() as tx:
-            await require_model(tx, caller, model_id, Role.VIEWER)
-            rows = await tx.versions(model_id, before, limit + 1)
+
+        def versions(tx: Transaction) -> list[VersionRecord]:
+            require_model(tx, caller, model_id, Role.VIEWER)
+            return tx.versions(model_id, before, limit + 1)
+
+        rows = await self._store.read(versions)
         return page_of(self._tokens, rows, limit, caller, scope, lambda v: v.version)
 
     @asynccontextmanager

@@ -1,10 +1,14 @@
-"""Records to messages and back: the only place that knows both shapes."""
+"""Records to messages and back: the only place that knows both shapes.
+
+Messages are made with ``wire.new`` (the class's own parameters, type-checked as such): a page
+of 100 models costs betterproto's constructors about 4 ms, more than the database query.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from modelcatalog import v1
+from modelcatalog import v1, wire
 
 from ..domain.errors import InvalidArgument
 from ..domain.versions import UploadHeader
@@ -33,11 +37,14 @@ def role_from_request(value: int) -> Role:
 
 
 def user(record: UserRecord) -> v1.User:
-    return v1.User(id=record.id, username=record.username, create_time=timestamp(record.created_us))
+    return wire.new(
+        v1.User, id=record.id, username=record.username, create_time=timestamp(record.created_us)
+    )
 
 
 def folder(record: FolderRecord) -> v1.Folder:
-    return v1.Folder(
+    return wire.new(
+        v1.Folder,
         id=record.id,
         name=record.name,
         description=record.description,
@@ -48,7 +55,8 @@ def folder(record: FolderRecord) -> v1.Folder:
 
 
 def member(record: MemberRecord) -> v1.FolderMember:
-    return v1.FolderMember(
+    return wire.new(
+        v1.FolderMember,
         user_id=record.user_id,
         username=record.username,
         role=v1.FolderRole(int(record.role)),
@@ -57,7 +65,8 @@ def member(record: MemberRecord) -> v1.FolderMember:
 
 
 def model(record: ModelRecord) -> v1.Model:
-    return v1.Model(
+    return wire.new(
+        v1.Model,
         id=record.id,
         folder_id=record.folder_id,
         name=record.name,
@@ -69,7 +78,8 @@ def model(record: ModelRecord) -> v1.Model:
 
 
 def version(record: VersionRecord) -> v1.ModelVersion:
-    return v1.ModelVersion(
+    return wire.new(
+        v1.ModelVersion,
         model_id=record.model_id,
         version=record.version,
         file_name=record.file_name,

@@ -6,7 +6,7 @@ throttling and the bcrypt lanes count per address.
 
 from __future__ import annotations
 
-from modelcatalog import v1
+from modelcatalog import v1, wire
 
 from ..auth.hook import current_peer, current_principal
 from ..auth.tokens import TokenService
@@ -37,7 +37,7 @@ class AuthService(v1.AuthServiceBase):
         self, get_current_user_request: v1.GetCurrentUserRequest
     ) -> v1.GetCurrentUserResponse:
         user = await self._accounts.user(current_principal().user_id)
-        return v1.GetCurrentUserResponse(user=_convert.user(user))
+        return wire.new(v1.GetCurrentUserResponse, user=_convert.user(user))
 
     async def sign_out(self, sign_out_request: v1.SignOutRequest) -> v1.SignOutResponse:
         principal = current_principal()

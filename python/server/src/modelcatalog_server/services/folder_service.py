@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelcatalog import v1
+from modelcatalog import v1, wire
 
 from ..auth.hook import current_principal
 from ..domain.catalog import Catalog
@@ -26,7 +26,7 @@ class FolderService(v1.FolderServiceBase):
         folder = await self._catalog.get_folder(
             current_principal().user_id, get_folder_request.folder_id
         )
-        return v1.GetFolderResponse(folder=_convert.folder(folder))
+        return wire.new(v1.GetFolderResponse, folder=_convert.folder(folder))
 
     async def list_folders(
         self, list_folders_request: v1.ListFoldersRequest
@@ -35,8 +35,10 @@ class FolderService(v1.FolderServiceBase):
         page = await self._catalog.list_folders(
             current_principal().user_id, request.page_size, request.page_token
         )
-        return v1.ListFoldersResponse(
-            folders=[_convert.folder(f) for f in page.items], next_page_token=page.next_page_token
+        return wire.new(
+            v1.ListFoldersResponse,
+            folders=[_convert.folder(f) for f in page.items],
+            next_page_token=page.next_page_token,
         )
 
     async def grant_folder_access(
@@ -65,6 +67,8 @@ class FolderService(v1.FolderServiceBase):
         page = await self._catalog.list_access(
             current_principal().user_id, request.folder_id, request.page_size, request.page_token
         )
-        return v1.ListFolderAccessResponse(
-            members=[_convert.member(m) for m in page.items], next_page_token=page.next_page_token
+        return wire.new(
+            v1.ListFolderAccessResponse,
+            members=[_convert.member(m) for m in page.items],
+            next_page_token=page.next_page_token,
         )

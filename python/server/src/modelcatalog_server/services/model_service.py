@@ -8,7 +8,7 @@ import betterproto
 from grpclib.const import Handler
 from grpclib.server import Stream
 
-from modelcatalog import v1
+from modelcatalog import v1, wire
 
 from ..auth.hook import current_peer, current_principal
 from ..domain.catalog import Catalog
@@ -37,15 +37,17 @@ class ModelService(v1.ModelServiceBase):
         model = await self._catalog.get_model(
             current_principal().user_id, get_model_request.model_id
         )
-        return v1.GetModelResponse(model=_convert.model(model))
+        return wire.new(v1.GetModelResponse, model=_convert.model(model))
 
     async def list_models(self, list_models_request: v1.ListModelsRequest) -> v1.ListModelsResponse:
         request = list_models_request
         page = await self._catalog.list_models(
             current_principal().user_id, request.folder_id, request.page_size, request.page_token
         )
-        return v1.ListModelsResponse(
-            models=[_convert.model(m) for m in page.items], next_page_token=page.next_page_token
+        return wire.new(
+            v1.ListModelsResponse,
+            models=[_convert.model(m) for m in page.items],
+            next_page_token=page.next_page_token,
         )
 
     async def get_model_version(
@@ -55,7 +57,7 @@ class ModelService(v1.ModelServiceBase):
         version = await self._versions.get(
             current_principal().user_id, request.model_id, request.version
         )
-        return v1.GetModelVersionResponse(version=_convert.version(version))
+        return wire.new(v1.GetModelVersionResponse, version=_convert.version(version))
 
     async def list_model_versions(
         self, list_model_versions_request: v1.ListModelVersionsRequest
@@ -64,7 +66,8 @@ class ModelService(v1.ModelServiceBase):
         page = await self._versions.list(
             current_principal().user_id, request.model_id, request.page_size, request.page_token
         )
-        return v1.ListModelVersionsResponse(
+        return wire.new(
+            v1.ListModelVersionsResponse,
             versions=[_convert.version(v) for v in page.items],
             next_page_token=page.next_page_token,
         )

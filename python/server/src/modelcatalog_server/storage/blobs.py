@@ -3,8 +3,10 @@
 ``LocalBlobStore`` (the embedded default) keeps ``DATA_DIR/blobs/sha256/ab/<digest>``. An upload
 is written to a temporary file while its SHA-256 is computed, fsynced, then renamed to its
 content address, so a blob is either complete or absent and identical content is stored once.
-File I/O and hashing run in worker threads: the event loop never waits on the disk. A full disk
-is a ``StorageFull`` fault, not a server error, and the upload it interrupts leaves no file.
+File I/O and hashing run in the store's worker threads, overlapped with the network: an upload
+hashes and writes one batch while the event loop gathers the next, and a download reads the next
+block while the current one is sent. The event loop never waits on the disk. A full disk is a
+``StorageFull`` fault, not a server error, and the upload it interrupts leaves no file.
 Another backend (S3-compatible) implements the same two classes.
 """
 
@@ -17,16 +19,27 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor
+from io import FileIO
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, TypeVar
 
+from ..files import start_writeback
 from .faults import disk_full_is_a_fault
+
+T = TypeVar("T")
 
 #: Bytes read from disk per download chunk (see DESIGN.md, transport facts).
 READ_CHUNK_BYTES = 1 << 20
-#: Incoming bytes are gathered to about this much before one hop to a worker thread.
+#: Incoming bytes are gathered to about this much before they go to a worker thread at once.
 WRITE_BATCH_BYTES = 1 << 20
+#: At most this many chunks per batch: one ``writev`` takes at most ``IOV_MAX`` buffers, and a
+#: client sending tiny chunks must not make an upload hold a huge list of small objects.
+WRITE_BATCH_PARTS = min(1024, os.sysconf("SC_IOV_MAX"))
+#: Worker threads for blob I/O: enough that one upload's long fsync does not hold up the others'
+#: writes and reads; hashing on more threads than cores gains nothing.
+IO_THREADS = 16
 #: What the writability probe writes: one block, the least a new blob needs.
 PROBE_BYTES = 4096
 
@@ -93,10 +106,19 @@ class LocalBlobStore(BlobStore):
         self._temporary.mkdir(parents=True, exist_ok=True)
         self._objects.mkdir(parents=True, exist_ok=True)
         self._prefix_lock = threading.Lock()
+        self._threads = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-io")
 
     def path_of(self, sha256: str) -> Path:
         """Where a committed blob lives."""
         return self._objects / sha256[:2] / sha256
+
+    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        """Runs ``function`` in one of the store's worker threads."""
+        return self._threads.submit(function, *args)
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Runs ``function`` in a worker thread and waits for it."""
+        return await asyncio.wrap_future(self.submit(function, *args))
 
     def ensure_prefix_directory(self, directory: Path) -> None:
         """Creates a blob's prefix directory durably unless it exists (in a worker thread).
@@ -113,19 +135,29 @@ class LocalBlobStore(BlobStore):
         return _LocalWriter(self, self._temporary / f"{uuid.uuid4().hex}.part")
 
     async def read(self, sha256: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
-        file = await asyncio.to_thread(open, self.path_of(sha256), "rb")
+        """The blob's blocks; the next one is read while the consumer handles the current one.
+
+        So at most one block is read ahead: a download holds at most two blocks.
+        """
+        file = await self.run(FileIO, self.path_of(sha256))
+        ahead = self.submit(os.pread, file.fileno(), READ_CHUNK_BYTES, offset)
         try:
-            await asyncio.to_thread(file.seek, offset)
-            while chunk := await asyncio.to_thread(file.read, READ_CHUNK_BYTES):
-                yield chunk
+            while True:
+                block = await _result(ahead)
+                if not block:
+                    return
+                offset += len(block)
+                ahead = self.submit(os.pread, file.fileno(), READ_CHUNK_BYTES, offset)
+                yield block
         finally:
-            file.close()
+            # The read ahead may still use the descriptor: it is closed once that read is done.
+            _close_when_done(ahead, file)
 
     async def delete(self, sha256: str) -> None:
-        await asyncio.to_thread(self.path_of(sha256).unlink, missing_ok=True)
+        await self.run(self.path_of(sha256).unlink, True)
 
     async def check_writable(self) -> None:
-        await asyncio.to_thread(self._probe, self._temporary / f"probe-{uuid.uuid4().hex}.part")
+        await self.run(self._probe, self._temporary / f"probe-{uuid.uuid4().hex}.part")
 
     def _probe(self, path: Path) -> None:
         """Creates, fills, fsyncs and removes a small file, as every upload does."""
@@ -138,7 +170,7 @@ class LocalBlobStore(BlobStore):
             path.unlink()
 
     async def recover(self, referenced: Collection[str]) -> int:
-        return await asyncio.to_thread(self._recover, set(referenced))
+        return await self.run(self._recover, set(referenced))
 
     def _recover(self, referenced: set[str]) -> int:
         removed = 0
@@ -153,13 +185,21 @@ class LocalBlobStore(BlobStore):
 
 
 class _LocalWriter(BlobWriter):
+    """Hashes and writes one batch in a worker thread while the event loop gathers the next.
+
+    At most one batch is in a thread and one being gathered, so an upload holds about two
+    batches however fast its client sends; the loop waits only when the disk is slower.
+    """
+
     def __init__(self, store: LocalBlobStore, path: Path) -> None:
         self._store = store
         self._path = path
-        self._file: BinaryIO | None = None
+        self._file: FileIO | None = None
         self._hash = hashlib.sha256()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._in_thread: Future[None] | None = None
+        self._written_bytes = 0  # by the worker threads, one batch at a time
         self._size = 0
         self._closed = False
 
@@ -171,43 +211,51 @@ class _LocalWriter(BlobWriter):
         self._pending.append(data)
         self._pending_bytes += len(data)
         self._size += len(data)
-        if self._pending_bytes >= WRITE_BATCH_BYTES:
-            await self._flush()
+        if self._pending_bytes >= WRITE_BATCH_BYTES or len(self._pending) >= WRITE_BATCH_PARTS:
+            await self._written()
+            self._in_thread = self._store.submit(self._write_batch, self._opened(), self._batch())
 
-    async def _flush(self) -> None:
-        batch, self._pending, self._pending_bytes = self._pending, [], 0
-        if batch:
+    async def _written(self) -> None:
+        """Waits until the batch in the worker thread is written; raises what writing it raised."""
+        if self._in_thread is not None:
             with disk_full_is_a_fault("writing an upload"):
-                await asyncio.to_thread(self._write_batch, self._opened(), batch)
+                await _result(self._in_thread)
+            self._in_thread = None  # kept until done: abort closes the file after it
 
-    def _opened(self) -> BinaryIO:
+    def _batch(self) -> list[bytes]:
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
+        return batch
+
+    def _opened(self) -> FileIO:
         """The temporary file, created with the first bytes (a silent client costs no file).
 
         Called on the event loop, so that ``abort`` never races a worker thread creating it.
         """
         if self._file is None:
-            self._file = self._path.open("xb")
+            self._file = self._path.open("xb", buffering=0)
         return self._file
 
-    def _write_batch(self, file: BinaryIO, batch: list[bytes]) -> None:
+    def _write_batch(self, file: FileIO, batch: list[bytes]) -> None:
         for data in batch:
             self._hash.update(data)
-            file.write(data)
+        length = _write_all(file.fileno(), batch)
+        start_writeback(file.fileno(), self._written_bytes, length)
+        self._written_bytes += length
 
     async def finish(self) -> str:
-        await self._flush()
+        await self._written()
         with disk_full_is_a_fault("writing an upload"):
-            await asyncio.to_thread(self._sync, self._opened())
+            await self._store.run(self._write_and_sync, self._opened(), self._batch())
         return self._hash.hexdigest()
 
-    def _sync(self, file: BinaryIO) -> None:
-        file.flush()
+    def _write_and_sync(self, file: FileIO, batch: list[bytes]) -> None:
+        self._write_batch(file, batch)
         os.fsync(file.fileno())
         file.close()
 
     async def commit(self) -> None:
         with disk_full_is_a_fault("storing an upload"):
-            await asyncio.to_thread(self._move, self._store.path_of(self._hash.hexdigest()))
+            await self._store.run(self._move, self._store.path_of(self._hash.hexdigest()))
         self._closed = True
 
     def _move(self, destination: Path) -> None:
@@ -222,11 +270,47 @@ class _LocalWriter(BlobWriter):
         # Synchronous on purpose: it must also run in a task that is being cancelled.
         if not self._closed:
             self._closed = True
+            self._pending, self._pending_bytes = [], 0
             if self._file is not None:
-                # Closing flushes what is still buffered, which fails again on a full disk.
-                with contextlib.suppress(OSError):
-                    self._file.close()
+                _close_when_done(self._in_thread, self._file)
             self._path.unlink(missing_ok=True)
+
+
+async def _result(future: Future[T]) -> T:
+    """The result of work submitted to a thread; no event-loop wake-up when it is already done."""
+    if future.done():
+        return future.result()
+    return await asyncio.wrap_future(future)
+
+
+def _close_when_done(work: Future[Any] | None, file: FileIO) -> None:
+    """Closes ``file`` now, or once ``work`` (which may be using it) is done, in its thread."""
+
+    def close(_: object = None) -> None:
+        # Closing a file whose writes failed (a full disk) must not fail the clean-up.
+        with contextlib.suppress(OSError):
+            file.close()
+
+    if work is None:
+        close()
+    else:
+        work.add_done_callback(close)
+
+
+def _write_all(descriptor: int, parts: list[bytes]) -> int:
+    """Writes every byte of ``parts`` in order, with as few system calls as the OS allows;
+    returns how many that was."""
+    total = sum(len(part) for part in parts)
+    pending: list[bytes | memoryview] = list(parts)
+    first = 0
+    while first < len(pending):
+        written = os.writev(descriptor, pending[first:])
+        while first < len(pending) and written >= len(pending[first]):
+            written -= len(pending[first])
+            first += 1
+        if written:
+            pending[first] = memoryview(pending[first])[written:]
+    return total
 
 
 def _fsync_directory(path: Path) -> None:

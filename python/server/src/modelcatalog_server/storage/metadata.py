@@ -1,45 +1,64 @@
-"""The metadata store: SQLAlchemy 2 async Core over SQLite (embedded default) or PostgreSQL.
+"""The metadata store: SQLAlchemy 2 Core over SQLite (embedded default) or PostgreSQL.
 
-Work happens in transactions: ``read()`` for consistent reads, ``write()`` for changes, each
-yielding a ``Transaction`` whose methods are the only SQL in the server. Authorization filters
-are part of the queries (joins on ``folder_members``), so lists never need post-filtering.
+Work happens in transactions: ``await store.read(work)`` for consistent reads and
+``await store.write(work)`` for changes, where ``work`` is a plain function of a
+``Transaction`` whose methods are the only SQL in the server. A transaction runs whole, in one
+step: begin, every statement ``work`` makes, commit (rollback when it raises). A call therefore
+costs one trip off the event loop however many statements it makes, and the rules it applies
+between statements (``domain/``) stay in ordinary functions. Authorization filters are part of
+the queries (joins on ``folder_members``), so lists never need post-filtering. The statements
+of the frequent calls are built once with bound parameters, so each is compiled once and then
+served from SQLAlchemy's compiled cache.
 
-SQLite specifics live in ``_configure_sqlite``: WAL, ``synchronous=FULL``, foreign keys on,
-and one writer at a time (an in-process lock plus ``BEGIN IMMEDIATE``), so concurrent writes
-queue instead of failing with "database is locked".
+SQLite specifics live in this module: the standard ``sqlite3`` driver in a fixed pool of
+``SQLITE_POOL_SIZE`` threads and as many pooled connections (``_configure_sqlite``: WAL,
+``synchronous=FULL``, foreign keys on) and one writer at a time (an in-process lock plus
+``BEGIN IMMEDIATE``), so concurrent writes queue instead of failing with "database is locked".
+The ``work`` functions use only portable Core, so a PostgreSQL backend runs the same ones
+through ``AsyncConnection.run_sync`` on an asyncpg engine, with no thread of its own.
 
 Every wait is bounded by ``DATABASE_WAIT_SECONDS`` (a free pooled connection, this server's
 turn to write, SQLite's write lock held by another process); past it a call fails with
 ``StorageUnavailable``, and a full disk with ``StorageFull`` (``faults``).
 
-Cancellation (a client's deadline, a dropped connection) never interrupts a database call
-half-way: each one runs to its end in its own task and the cancellation is raised after it.
-Interrupted, SQLAlchemy would discard the connection while aiosqlite's thread still uses it,
-and under repeated cancellations the driver's close races its forced stop: connections stay
-open (file descriptors grow) and close tasks are destroyed while pending. Kept whole, every
-connection goes back to a pool of fixed size.
+Cancellation (a client's deadline, a dropped connection) never interrupts a transaction
+half-way: one that has started runs to its end in its thread and the caller's cancellation is
+raised after it; one still waiting for a connection never starts. Every connection is back in
+the pool when its transaction ends, whoever waited for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar, TypeVarTuple, overload
+from typing import Any, TypeVar
 
-from sqlalchemy import and_, case, event, exists, func, inspect, or_, select, true
-from sqlalchemy.engine import URL, Connection, CursorResult, Row
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    exists,
+    func,
+    inspect,
+    or_,
+    select,
+)
+from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.sql import ColumnElement, Executable
-from sqlalchemy.sql.selectable import TypedReturnsRows
+from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import BindParameter
 
 from .faults import StorageFault, StorageFull, StorageUnavailable
 from .records import (
@@ -70,8 +89,8 @@ from .schema import (
 #: The longest a database call waits for a pooled connection, for its turn to write, or for
 #: SQLite's write lock held by another process; then it fails with StorageUnavailable.
 DATABASE_WAIT_SECONDS = 5.0
-#: SQLite connections kept open (each with its own driver thread and three file descriptors).
-#: A fixed number: above it calls wait for a free one instead of opening one per call.
+#: SQLite connections kept open, and threads running transactions on them: a fixed number;
+#: above it transactions wait for a free one instead of opening one per call.
 SQLITE_POOL_SIZE = 8
 
 #: SQLite result codes (primary: the low byte of extended codes) that mean "try again later":
@@ -79,7 +98,6 @@ SQLITE_POOL_SIZE = 8
 _SQLITE_UNAVAILABLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
 T = TypeVar("T")
-Ts = TypeVarTuple("Ts")
 
 log = logging.getLogger("modelcatalog_server.storage")
 
@@ -106,13 +124,14 @@ def new_id() -> str:
 
 
 class MetadataStore:
-    """Owns the engine; hands out read and write transactions."""
+    """Owns the engine and its threads; runs read and write transactions."""
 
-    def __init__(self, engine: AsyncEngine, *, wait_seconds: float = DATABASE_WAIT_SECONDS) -> None:
+    def __init__(self, engine: Engine, *, wait_seconds: float = DATABASE_WAIT_SECONDS) -> None:
         self._engine = engine
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
         self._wait_seconds = wait_seconds
+        self._threads = ThreadPoolExecutor(SQLITE_POOL_SIZE, thread_name_prefix="metadata")
 
     @classmethod
     async def open_sqlite(
@@ -120,8 +139,8 @@ class MetadataStore:
     ) -> MetadataStore:
         """Opens (creating and migrating as needed) the SQLite database at ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(
-            URL.create("sqlite+aiosqlite", database=str(path)),
+        engine = create_engine(
+            URL.create("sqlite+pysqlite", database=str(path)),
             pool_size=SQLITE_POOL_SIZE,
             max_overflow=0,
             pool_timeout=wait_seconds,
@@ -136,32 +155,30 @@ class MetadataStore:
         return store
 
     async def close(self) -> None:
-        """Closes every pooled connection."""
-        await self._engine.dispose()
+        """Lets running transactions end, then closes every pooled connection."""
+        await asyncio.to_thread(self._shut_down)
+
+    def _shut_down(self) -> None:
+        self._threads.shutdown(wait=True)
+        self._engine.dispose()
 
     async def migrate(self) -> None:
         """Creates a new schema or brings an existing one up to ``SCHEMA_VERSION``."""
-        async with self.write() as tx:
-            await tx.connection.run_sync(_migrate)
+        await self.write(lambda tx: _migrate(tx.connection))
 
     async def ping(self) -> None:
         """Raises when the database cannot answer a trivial query."""
-        async with self.read() as tx:
-            await tx.connection.execute(select(1))
+        await self.read(lambda tx: tx.connection.execute(_PING).scalar_one())
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Transaction]:
-        """A transaction for reads only."""
-        async with self._transaction(immediate=False) as tx:
-            yield tx
+    async def read(self, work: Callable[[Transaction], T]) -> T:
+        """What ``work`` returns, run in a transaction for reads only."""
+        return await self._run(work, immediate=False)
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[Transaction]:
-        """A transaction that may write; committed when the block ends without an error."""
+    async def write(self, work: Callable[[Transaction], T]) -> T:
+        """What ``work`` returns, run in a transaction that may write: committed when ``work``
+        returns, rolled back when it raises."""
         if not self._is_sqlite:
-            async with self._transaction(immediate=True) as tx:
-                yield tx
-            return
+            return await self._run(work, immediate=True)
         try:
             async with asyncio.timeout(self._wait_seconds):
                 await self._write_lock.acquire()
@@ -170,76 +187,62 @@ class MetadataStore:
                 f"no turn to write came within {self._wait_seconds:g} s: the database is busy"
             ) from None
         try:
-            async with self._transaction(immediate=True) as tx:
-                yield tx
+            return await self._run(work, immediate=True)
         finally:
             self._write_lock.release()
 
-    @asynccontextmanager
-    async def _transaction(self, *, immediate: bool) -> AsyncIterator[Transaction]:
-        """A pooled connection in a transaction; back in the pool afterwards, come what may.
+    async def _run(self, work: Callable[[Transaction], T], *, immediate: bool) -> T:
+        step = self._threads.submit(self._transaction, work, immediate)
+        return await _outcome(step, self._wait_seconds)
 
-        Closing the connection rolls back whatever was not committed.
-        """
-        connection = await _complete(self._begin(immediate), undo=_close)
+    def _transaction(self, work: Callable[[Transaction], T], immediate: bool) -> T:
+        """``work`` in a transaction on a pooled connection (in a pool thread); the connection
+        goes back to the pool afterwards, come what may."""
         try:
-            yield Transaction(ShieldedConnection(connection))
-            await _complete(connection.commit())
-        finally:
-            await _complete(_close(connection))
-
-    async def _begin(self, immediate: bool) -> AsyncConnection:
-        """A connection from the pool with a transaction begun (BEGIN IMMEDIATE to write)."""
-        connection = await self._engine.connect().start()
-        try:
-            if immediate:
-                connection = await connection.execution_options(sqlite_begin="IMMEDIATE")
-            await connection.begin()
-        except BaseException:
-            await connection.close()
-            raise
-        return connection
+            with self._engine.connect() as connection:
+                if immediate:
+                    connection.execution_options(sqlite_begin="IMMEDIATE")
+                with connection.begin():
+                    return work(Transaction(connection))
+        except PoolTimeout:
+            raise _unavailable("no database connection came free within the wait limit") from None
+        except DBAPIError as error:
+            fault = _fault(error)
+            if fault is None:
+                raise
+            raise fault from error
 
 
-async def _close(connection: AsyncConnection) -> None:
-    await connection.close()
+async def _outcome(step: Future[T], wait_seconds: float) -> T:
+    """The result of a transaction submitted to the pool threads, once it has run to its end.
 
-
-async def _complete(step: Awaitable[T], *, undo: Callable[[T], Awaitable[None]] | None = None) -> T:
-    """Runs one database step to its end even if the caller is cancelled meanwhile.
-
-    The step runs in a task of its own; a cancellation of the caller is raised once the step
-    has finished (after ``undo`` of its result, for a step that acquires something), so no
-    connection is ever left half-way through a call. Database errors that are storage faults
-    (full, locked, busy) come out as ``StorageFault``.
+    A transaction still waiting for a thread after ``wait_seconds`` (every connection busy) is
+    dropped with ``StorageUnavailable``; one still waiting when the caller is cancelled is
+    dropped too. One that has started is never abandoned: the caller's cancellation is raised
+    once it has ended.
     """
-    task = asyncio.ensure_future(_with_faults(step))
+    outcome = asyncio.wrap_future(step)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
     cancellation: asyncio.CancelledError | None = None
-    while not task.done():
+    while not outcome.done():
+        queued_for = None if step.running() else max(0.0, deadline - loop.time())
         try:
-            await asyncio.wait([task])
+            await asyncio.wait([outcome], timeout=queued_for)
         except asyncio.CancelledError as error:
+            if step.cancel():
+                raise
             cancellation = error
-    if cancellation is None:
-        return task.result()
-    # Asking for the step's error also marks it seen: the caller gets the cancellation instead.
-    succeeded = not task.cancelled() and task.exception() is None
-    if succeeded and undo is not None:
-        await _complete(undo(task.result()))
-    raise cancellation
-
-
-async def _with_faults(step: Awaitable[T]) -> T:
-    """``step``, with driver errors that are storage faults raised as such."""
-    try:
-        return await step
-    except PoolTimeout:
-        raise _unavailable("no database connection came free within the wait limit") from None
-    except DBAPIError as error:
-        fault = _fault(error)
-        if fault is None:
-            raise
-        raise fault from error
+            continue
+        if not outcome.done() and step.cancel():
+            raise _unavailable("no database connection came free within the wait limit")
+    if cancellation is not None:
+        # Asking for the transaction's error also marks it seen: the caller gets the
+        # cancellation instead.
+        if not outcome.cancelled():
+            outcome.exception()
+        raise cancellation
+    return outcome.result()
 
 
 def _fault(error: DBAPIError) -> StorageFault | None:
@@ -261,33 +264,8 @@ def _unavailable(message: str) -> StorageUnavailable:
     return StorageUnavailable(message)
 
 
-class ShieldedConnection:
-    """A transaction's connection whose calls always run to their end (see ``_complete``)."""
-
-    def __init__(self, connection: AsyncConnection) -> None:
-        self._connection = connection
-
-    @overload
-    async def execute(self, statement: TypedReturnsRows[*Ts]) -> CursorResult[*Ts]: ...
-
-    @overload
-    async def execute(self, statement: Executable) -> CursorResult[*tuple[Any, ...]]: ...
-
-    async def execute(self, statement: Executable) -> CursorResult[*tuple[Any, ...]]:
-        """Runs a SQLAlchemy statement; the result is fully buffered."""
-        return await _complete(self._connection.execute(statement))
-
-    async def exec_driver_sql(self, sql: str) -> CursorResult[Any]:
-        """Runs SQL text as the driver receives it (pragmas, tests)."""
-        return await _complete(self._connection.exec_driver_sql(sql))
-
-    async def run_sync(self, function: Callable[[Connection], T]) -> T:
-        """Runs ``function`` with the synchronous connection (schema migrations)."""
-        return await _complete(self._connection.run_sync(function))
-
-
-def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below emit BEGIN instead of the driver.
         dbapi_connection.isolation_level = None
@@ -301,7 +279,7 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
             cursor.execute(pragma)
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
@@ -325,29 +303,154 @@ def _migrate(connection: Connection) -> None:
         connection.execute(schema_version.insert().values(version=version, applied_us=now_us()))
 
 
-def _after(created: Any, id_column: Any, cursor: Cursor | None) -> ColumnElement[bool]:
-    """Keyset condition: rows strictly after ``cursor`` in (created, id) order."""
-    if cursor is None:
-        return true()
-    created_us, last_id = cursor
-    return or_(created > created_us, and_(created == created_us, id_column > last_id))
+# Statements of the frequent calls, built once: their parameters are bound at execution.
 
-
+_PING = select(1)
 _creator = users.alias("creator")
+
+_USER_BY_ID = select(users.c.id, users.c.username, users.c.created_us).where(
+    users.c.id == bindparam("user_id")
+)
+_CREDENTIALS = select(
+    users.c.id,
+    users.c.username,
+    users.c.created_us,
+    users.c.password_hash,
+    users.c.token_generation,
+).where(users.c.username == bindparam("username"))
+_TOKEN_STANDING = select(
+    users.c.token_generation,
+    exists().where(revoked_tokens.c.token_id == bindparam("token_id")),
+).where(users.c.id == bindparam("user_id"))
+
+_FOLDERS_OF_CALLER = (
+    select(
+        folders.c.id,
+        folders.c.name,
+        folders.c.description,
+        _creator.c.username,
+        folders.c.created_us,
+        folder_members.c.role,
+    )
+    .join(
+        folder_members,
+        and_(
+            folder_members.c.folder_id == folders.c.id,
+            folder_members.c.user_id == bindparam("caller"),
+        ),
+    )
+    .join(_creator, _creator.c.id == folders.c.creator_id)
+)
+_FOLDER_FOR = _FOLDERS_OF_CALLER.where(folders.c.id == bindparam("folder_id"))
+_ROLE = select(folder_members.c.role).where(
+    folder_members.c.folder_id == bindparam("folder_id"),
+    folder_members.c.user_id == bindparam("user_id"),
+)
+
+_MODELS_OF_CALLER = (
+    select(
+        models.c.id,
+        models.c.folder_id,
+        models.c.name,
+        models.c.description,
+        _creator.c.username,
+        models.c.created_us,
+        models.c.latest_version,
+        folder_members.c.role,
+    )
+    .join(
+        folder_members,
+        and_(
+            folder_members.c.folder_id == models.c.folder_id,
+            folder_members.c.user_id == bindparam("caller"),
+        ),
+    )
+    .join(_creator, _creator.c.id == models.c.creator_id)
+)
+_MODEL_FOR = _MODELS_OF_CALLER.where(models.c.id == bindparam("model_id"))
+
+_VERSIONS = select(
+    model_versions.c.model_id,
+    model_versions.c.version,
+    model_versions.c.file_name,
+    model_versions.c.content_type,
+    model_versions.c.size_bytes,
+    model_versions.c.sha256,
+    model_versions.c.description,
+    model_versions.c.labels,
+    _creator.c.username,
+    model_versions.c.created_us,
+).join(_creator, _creator.c.id == model_versions.c.creator_id)
+_VERSION = _VERSIONS.where(
+    model_versions.c.model_id == bindparam("model_id"),
+    model_versions.c.version == bindparam("version"),
+)
+
+
+def _after(created: Any, id_column: Any) -> ColumnElement[bool]:
+    """Keyset condition: rows strictly after the bound (``after_us``, ``after_id``) position in
+    (created, id) order."""
+    after_us: BindParameter[int] = bindparam("after_us")
+    return or_(created > after_us, and_(created == after_us, id_column > bindparam("after_id")))
+
+
+@functools.cache
+def _folders_page(after: bool) -> Select[Any]:
+    query = _FOLDERS_OF_CALLER
+    if after:
+        query = query.where(_after(folders.c.created_us, folders.c.id))
+    return query.order_by(folders.c.created_us, folders.c.id).limit(bindparam("limit"))
+
+
+@functools.cache
+def _models_page(in_folder: bool, after: bool) -> Select[Any]:
+    query = _MODELS_OF_CALLER
+    if after:
+        query = query.where(_after(models.c.created_us, models.c.id))
+    if in_folder:
+        query = query.where(models.c.folder_id == bindparam("folder_id"))
+    return query.order_by(models.c.created_us, models.c.id).limit(bindparam("limit"))
+
+
+@functools.cache
+def _members_page(after: bool) -> Select[Any]:
+    query = (
+        select(users.c.id, users.c.username, folder_members.c.role, folder_members.c.updated_us)
+        .join(users, users.c.id == folder_members.c.user_id)
+        .where(folder_members.c.folder_id == bindparam("folder_id"))
+    )
+    if after:
+        query = query.where(users.c.username > bindparam("after"))
+    return query.order_by(users.c.username).limit(bindparam("limit"))
+
+
+@functools.cache
+def _versions_page(before: bool) -> Select[Any]:
+    query = _VERSIONS.where(model_versions.c.model_id == bindparam("model_id"))
+    if before:
+        query = query.where(model_versions.c.version < bindparam("before"))
+    return query.order_by(model_versions.c.version.desc()).limit(bindparam("limit"))
+
+
+def _position(after: Cursor | None) -> dict[str, Any]:
+    """The bound parameters of a keyset position (none for the first page)."""
+    if after is None:
+        return {}
+    return {"after_us": after[0], "after_id": after[1]}
 
 
 class Transaction:
-    """Queries and changes inside one database transaction."""
+    """Queries and changes inside one database transaction (run by ``MetadataStore``)."""
 
-    def __init__(self, connection: ShieldedConnection) -> None:
+    def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
     # Users
 
-    async def insert_user(self, username: str, password_hash: str) -> UserRecord:
+    def insert_user(self, username: str, password_hash: str) -> UserRecord:
         user = UserRecord(new_id(), username, now_us())
         try:
-            await self.connection.execute(
+            self.connection.execute(
                 users.insert().values(
                     id=user.id,
                     username=username,
@@ -359,48 +462,37 @@ class Transaction:
             raise UniqueViolation(username) from error
         return user
 
-    async def user_by_id(self, user_id: str) -> UserRecord | None:
-        row = (
-            await self.connection.execute(
-                select(users.c.id, users.c.username, users.c.created_us).where(
-                    users.c.id == user_id
-                )
-            )
-        ).first()
-        return UserRecord(row.id, row.username, row.created_us) if row else None
+    def user_by_id(self, user_id: str) -> UserRecord | None:
+        row = self.connection.execute(_USER_BY_ID, {"user_id": user_id}).first()
+        return UserRecord(*row) if row else None
 
-    async def credentials(self, username: str) -> Credentials | None:
-        row = (
-            await self.connection.execute(select(users).where(users.c.username == username))
-        ).first()
+    def credentials(self, username: str) -> Credentials | None:
+        row = self.connection.execute(_CREDENTIALS, {"username": username}).first()
         if row is None:
             return None
-        return Credentials(
-            UserRecord(row.id, row.username, row.created_us),
-            row.password_hash,
-            row.token_generation,
-        )
+        user_id, name, created_us, password_hash, token_generation = row
+        return Credentials(UserRecord(user_id, name, created_us), password_hash, token_generation)
 
-    async def replace_password_hash(self, user_id: str, old_hash: str, new_hash: str) -> bool:
+    def replace_password_hash(self, user_id: str, old_hash: str, new_hash: str) -> bool:
         """Stores ``new_hash`` if the account still has ``old_hash`` (a concurrent change wins)."""
-        updated = await self.connection.execute(
+        updated = self.connection.execute(
             users.update()
             .where(users.c.id == user_id, users.c.password_hash == old_hash)
             .values(password_hash=new_hash)
         )
         return bool(updated.rowcount)
 
-    async def password_hash_prefixes(self, length: int) -> dict[str, int]:
+    def password_hash_prefixes(self, length: int) -> dict[str, int]:
         """How many accounts have each distinct first ``length`` characters of their hash."""
         prefix = func.substr(users.c.password_hash, 1, length).label("prefix")
-        rows = await self.connection.execute(
+        rows = self.connection.execute(
             select(prefix, func.count().label("accounts")).group_by(prefix)
         )
         return {row.prefix: row.accounts for row in rows}
 
     # Sign-in failures
 
-    async def sign_in_failure_counts(
+    def sign_in_failure_counts(
         self, account_key: str, peer_key: str, since_us: int
     ) -> FailureCounts:
         """Failures after ``since_us`` for the account from the peer, the account, the peer."""
@@ -410,18 +502,16 @@ class Transaction:
         def count(condition: ColumnElement[bool]) -> Any:
             return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-        row = (
-            await self.connection.execute(
-                select(
-                    count(and_(same_account, same_peer)).label("account_from_peer"),
-                    count(same_account).label("account"),
-                    count(same_peer).label("peer"),
-                ).where(sign_in_failures.c.failed_us > since_us, or_(same_account, same_peer))
-            )
+        row = self.connection.execute(
+            select(
+                count(and_(same_account, same_peer)).label("account_from_peer"),
+                count(same_account).label("account"),
+                count(same_peer).label("peer"),
+            ).where(sign_in_failures.c.failed_us > since_us, or_(same_account, same_peer))
         ).one()
         return FailureCounts(row.account_from_peer, row.account, row.peer)
 
-    async def nth_latest_sign_in_failure(
+    def nth_latest_sign_in_failure(
         self, n: int, since_us: int, *, account_key: str | None, peer_key: str | None
     ) -> int | None:
         """The time of the ``n``-th most recent failure after ``since_us`` matching the keys
@@ -432,49 +522,44 @@ class Transaction:
         if peer_key is not None:
             query = query.where(sign_in_failures.c.peer_key == peer_key)
         query = query.order_by(sign_in_failures.c.failed_us.desc()).offset(n - 1).limit(1)
-        return (await self.connection.execute(query)).scalar_one_or_none()
+        return self.connection.execute(query).scalar_one_or_none()
 
-    async def insert_sign_in_failure(self, account_key: str, peer_key: str, at_us: int) -> None:
-        await self.connection.execute(
+    def insert_sign_in_failure(self, account_key: str, peer_key: str, at_us: int) -> None:
+        self.connection.execute(
             sign_in_failures.insert().values(
                 account_key=account_key, peer_key=peer_key, failed_us=at_us
             )
         )
 
-    async def delete_sign_in_failures(self, account_key: str, peer_key: str) -> None:
+    def delete_sign_in_failures(self, account_key: str, peer_key: str) -> None:
         """Forgets the failures of one account from one peer."""
-        await self.connection.execute(
+        self.connection.execute(
             sign_in_failures.delete().where(
                 sign_in_failures.c.account_key == account_key,
                 sign_in_failures.c.peer_key == peer_key,
             )
         )
 
-    async def prune_sign_in_failures(self, before_us: int) -> None:
+    def prune_sign_in_failures(self, before_us: int) -> None:
         """Forgets failures older than ``before_us``, which no longer count."""
-        await self.connection.execute(
+        self.connection.execute(
             sign_in_failures.delete().where(sign_in_failures.c.failed_us <= before_us)
         )
 
     # Tokens
 
-    async def token_standing(self, user_id: str, token_id: str) -> TokenStanding | None:
+    def token_standing(self, user_id: str, token_id: str) -> TokenStanding | None:
         """The account's token generation and whether ``token_id`` is revoked, in one query;
         None when the account no longer exists."""
-        revoked = exists().where(revoked_tokens.c.token_id == token_id)
-        row = (
-            await self.connection.execute(
-                select(users.c.token_generation, revoked.label("revoked")).where(
-                    users.c.id == user_id
-                )
-            )
+        row = self.connection.execute(
+            _TOKEN_STANDING, {"user_id": user_id, "token_id": token_id}
         ).first()
-        return TokenStanding(row.token_generation, bool(row.revoked)) if row else None
+        return TokenStanding(row[0], bool(row[1])) if row else None
 
-    async def insert_revoked_token(self, token_id: str, user_id: str, until_us: int) -> None:
+    def insert_revoked_token(self, token_id: str, user_id: str, until_us: int) -> None:
         """Revokes one token until ``until_us``; UniqueViolation if it already is."""
         try:
-            await self.connection.execute(
+            self.connection.execute(
                 revoked_tokens.insert().values(
                     token_id=token_id, user_id=user_id, until_us=until_us
                 )
@@ -482,18 +567,18 @@ class Transaction:
         except IntegrityError as error:
             raise UniqueViolation(token_id) from error
 
-    async def prune_revoked_tokens(self, before_us: int) -> None:
+    def prune_revoked_tokens(self, before_us: int) -> None:
         """Forgets revocations of tokens that have expired by ``before_us``."""
-        await self.connection.execute(
+        self.connection.execute(
             revoked_tokens.delete().where(revoked_tokens.c.until_us < before_us)
         )
 
     # Folders and members
 
-    async def insert_folder(self, creator: UserRecord, name: str, description: str) -> FolderRecord:
+    def insert_folder(self, creator: UserRecord, name: str, description: str) -> FolderRecord:
         folder = FolderRecord(new_id(), name, description, creator.username, now_us(), Role.OWNER)
         try:
-            await self.connection.execute(
+            self.connection.execute(
                 folders.insert().values(
                     id=folder.id,
                     name=name,
@@ -504,112 +589,74 @@ class Transaction:
             )
         except IntegrityError as error:
             raise UniqueViolation(name) from error
-        await self.upsert_member(folder.id, creator.id, Role.OWNER)
+        self.upsert_member(folder.id, creator.id, Role.OWNER)
         return folder
 
-    def _folders_of(self, user_id: str) -> Any:
-        return (
-            select(
-                folders.c.id,
-                folders.c.name,
-                folders.c.description,
-                _creator.c.username.label("creator_username"),
-                folders.c.created_us,
-                folder_members.c.role,
-            )
-            .join(
-                folder_members,
-                and_(
-                    folder_members.c.folder_id == folders.c.id,
-                    folder_members.c.user_id == user_id,
-                ),
-            )
-            .join(_creator, _creator.c.id == folders.c.creator_id)
-        )
-
-    async def folder_for(self, user_id: str, folder_id: str) -> FolderRecord | None:
+    def folder_for(self, user_id: str, folder_id: str) -> FolderRecord | None:
         """The folder if ``user_id`` has a role in it, else None (missing or not shared)."""
-        row = (
-            await self.connection.execute(
-                self._folders_of(user_id).where(folders.c.id == folder_id)
-            )
+        row = self.connection.execute(
+            _FOLDER_FOR, {"caller": user_id, "folder_id": folder_id}
         ).first()
         return _folder(row) if row else None
 
-    async def folders_for(
-        self, user_id: str, after: Cursor | None, limit: int
-    ) -> list[FolderRecord]:
-        query = (
-            self._folders_of(user_id)
-            .where(_after(folders.c.created_us, folders.c.id, after))
-            .order_by(folders.c.created_us, folders.c.id)
-            .limit(limit)
+    def folders_for(self, user_id: str, after: Cursor | None, limit: int) -> list[FolderRecord]:
+        rows = self.connection.execute(
+            _folders_page(after is not None),
+            {"caller": user_id, "limit": limit, **_position(after)},
         )
-        return [_folder(row) for row in await self.connection.execute(query)]
+        return [_folder(row) for row in rows]
 
-    async def role(self, folder_id: str, user_id: str) -> Role | None:
-        value = (
-            await self.connection.execute(
-                select(folder_members.c.role).where(
-                    folder_members.c.folder_id == folder_id,
-                    folder_members.c.user_id == user_id,
-                )
-            )
+    def role(self, folder_id: str, user_id: str) -> Role | None:
+        value = self.connection.execute(
+            _ROLE, {"folder_id": folder_id, "user_id": user_id}
         ).scalar_one_or_none()
         return Role(value) if value is not None else None
 
-    async def owner_count(self, folder_id: str) -> int:
-        return (
-            await self.connection.execute(
-                select(func.count()).where(
-                    folder_members.c.folder_id == folder_id,
-                    folder_members.c.role == int(Role.OWNER),
-                )
+    def owner_count(self, folder_id: str) -> int:
+        return self.connection.execute(
+            select(func.count()).where(
+                folder_members.c.folder_id == folder_id,
+                folder_members.c.role == int(Role.OWNER),
             )
         ).scalar_one()
 
-    async def upsert_member(self, folder_id: str, user_id: str, role: Role) -> int:
+    def upsert_member(self, folder_id: str, user_id: str, role: Role) -> int:
         """Sets the user's role in the folder; returns the time of the change."""
         changed = now_us()
-        updated = await self.connection.execute(
+        updated = self.connection.execute(
             folder_members.update()
             .where(folder_members.c.folder_id == folder_id, folder_members.c.user_id == user_id)
             .values(role=int(role), updated_us=changed)
         )
         if updated.rowcount == 0:
-            await self.connection.execute(
+            self.connection.execute(
                 folder_members.insert().values(
                     folder_id=folder_id, user_id=user_id, role=int(role), updated_us=changed
                 )
             )
         return changed
 
-    async def delete_member(self, folder_id: str, user_id: str) -> None:
-        await self.connection.execute(
+    def delete_member(self, folder_id: str, user_id: str) -> None:
+        self.connection.execute(
             folder_members.delete().where(
                 folder_members.c.folder_id == folder_id, folder_members.c.user_id == user_id
             )
         )
 
-    async def members(self, folder_id: str, after: str | None, limit: int) -> list[MemberRecord]:
+    def members(self, folder_id: str, after: str | None, limit: int) -> list[MemberRecord]:
         """Members by username, starting after the username ``after``."""
-        query = (
-            select(users.c.id, users.c.username, folder_members.c.role, folder_members.c.updated_us)
-            .join(users, users.c.id == folder_members.c.user_id)
-            .where(folder_members.c.folder_id == folder_id)
-            .order_by(users.c.username)
-            .limit(limit)
-        )
+        parameters: dict[str, Any] = {"folder_id": folder_id, "limit": limit}
         if after is not None:
-            query = query.where(users.c.username > after)
+            parameters["after"] = after
+        rows = self.connection.execute(_members_page(after is not None), parameters)
         return [
-            MemberRecord(row.id, row.username, Role(row.role), row.updated_us)
-            for row in await self.connection.execute(query)
+            MemberRecord(user_id, username, Role(role), updated_us)
+            for user_id, username, role, updated_us in rows
         ]
 
     # Models
 
-    async def insert_model(
+    def insert_model(
         self, folder: FolderRecord, creator: UserRecord, name: str, description: str
     ) -> ModelRecord:
         model = ModelRecord(
@@ -623,7 +670,7 @@ class Transaction:
             folder.caller_role,
         )
         try:
-            await self.connection.execute(
+            self.connection.execute(
                 models.insert().values(
                     id=model.id,
                     folder_id=folder.id,
@@ -638,47 +685,25 @@ class Transaction:
             raise UniqueViolation(name) from error
         return model
 
-    def _models_of(self, user_id: str) -> Any:
-        return (
-            select(
-                models.c.id,
-                models.c.folder_id,
-                models.c.name,
-                models.c.description,
-                _creator.c.username.label("creator_username"),
-                models.c.created_us,
-                models.c.latest_version,
-                folder_members.c.role,
-            )
-            .join(
-                folder_members,
-                and_(
-                    folder_members.c.folder_id == models.c.folder_id,
-                    folder_members.c.user_id == user_id,
-                ),
-            )
-            .join(_creator, _creator.c.id == models.c.creator_id)
-        )
-
-    async def model_for(self, user_id: str, model_id: str) -> ModelRecord | None:
+    def model_for(self, user_id: str, model_id: str) -> ModelRecord | None:
         """The model if ``user_id`` has a role in its folder, else None."""
-        row = (
-            await self.connection.execute(self._models_of(user_id).where(models.c.id == model_id))
-        ).first()
+        row = self.connection.execute(_MODEL_FOR, {"caller": user_id, "model_id": model_id}).first()
         return _model(row) if row else None
 
-    async def models_for(
+    def models_for(
         self, user_id: str, folder_id: str | None, after: Cursor | None, limit: int
     ) -> list[ModelRecord]:
-        query = self._models_of(user_id).where(_after(models.c.created_us, models.c.id, after))
+        parameters: dict[str, Any] = {"caller": user_id, "limit": limit, **_position(after)}
         if folder_id is not None:
-            query = query.where(models.c.folder_id == folder_id)
-        query = query.order_by(models.c.created_us, models.c.id).limit(limit)
-        return [_model(row) for row in await self.connection.execute(query)]
+            parameters["folder_id"] = folder_id
+        rows = self.connection.execute(
+            _models_page(folder_id is not None, after is not None), parameters
+        )
+        return [_model(row) for row in rows]
 
     # Versions
 
-    async def insert_version(
+    def insert_version(
         self,
         model: ModelRecord,
         creator: UserRecord,
@@ -691,7 +716,7 @@ class Transaction:
         labels: dict[str, str],
     ) -> VersionRecord:
         """Adds the next version of ``model``; numbers are consecutive and never reused."""
-        bumped = await self.connection.execute(
+        bumped = self.connection.execute(
             models.update()
             .where(models.c.id == model.id)
             .values(latest_version=models.c.latest_version + 1)
@@ -709,7 +734,7 @@ class Transaction:
             creator.username,
             now_us(),
         )
-        await self.connection.execute(
+        self.connection.execute(
             model_versions.insert().values(
                 model_id=model.id,
                 version=record.version,
@@ -725,69 +750,79 @@ class Transaction:
         )
         return record
 
-    def _versions(self) -> Any:
-        return select(model_versions, _creator.c.username.label("creator_username")).join(
-            _creator, _creator.c.id == model_versions.c.creator_id
-        )
-
-    async def version(self, model_id: str, version: int) -> VersionRecord | None:
-        row = (
-            await self.connection.execute(
-                self._versions().where(
-                    model_versions.c.model_id == model_id, model_versions.c.version == version
-                )
-            )
-        ).first()
+    def version(self, model_id: str, version: int) -> VersionRecord | None:
+        row = self.connection.execute(_VERSION, {"model_id": model_id, "version": version}).first()
         return _version(row) if row else None
 
-    async def versions(self, model_id: str, before: int | None, limit: int) -> list[VersionRecord]:
+    def versions(self, model_id: str, before: int | None, limit: int) -> list[VersionRecord]:
         """Versions newest first, starting below version number ``before``."""
-        query = self._versions().where(model_versions.c.model_id == model_id)
+        parameters: dict[str, Any] = {"model_id": model_id, "limit": limit}
         if before is not None:
-            query = query.where(model_versions.c.version < before)
-        query = query.order_by(model_versions.c.version.desc()).limit(limit)
-        return [_version(row) for row in await self.connection.execute(query)]
+            parameters["before"] = before
+        rows = self.connection.execute(_versions_page(before is not None), parameters)
+        return [_version(row) for row in rows]
 
-    async def blob_referenced(self, sha256: str) -> bool:
+    def blob_referenced(self, sha256: str) -> bool:
         """Whether any version points to the blob."""
         query = select(model_versions.c.version).where(model_versions.c.sha256 == sha256)
-        return (await self.connection.execute(query.limit(1))).first() is not None
+        return self.connection.execute(query.limit(1)).first() is not None
 
-    async def referenced_blobs(self) -> set[str]:
+    def referenced_blobs(self) -> set[str]:
         """Every SHA-256 a version points to."""
-        rows = await self.connection.execute(select(model_versions.c.sha256).distinct())
-        return {row.sha256 for row in rows}
+        rows = self.connection.execute(select(model_versions.c.sha256).distinct())
+        return {sha256 for (sha256,) in rows}
 
 
-def _version(row: Row[Any]) -> VersionRecord:
+def _version(row: Row[*tuple[Any, ...]]) -> VersionRecord:
+    (
+        model_id,
+        version,
+        file_name,
+        content_type,
+        size_bytes,
+        sha256,
+        description,
+        labels,
+        creator_username,
+        created_us,
+    ) = row
     return VersionRecord(
-        row.model_id,
-        row.version,
-        row.file_name,
-        row.content_type,
-        row.size_bytes,
-        row.sha256,
-        row.description,
-        json.loads(row.labels),
-        row.creator_username,
-        row.created_us,
+        model_id,
+        version,
+        file_name,
+        content_type,
+        size_bytes,
+        sha256,
+        description,
+        json.loads(labels),
+        creator_username,
+        created_us,
     )
 
 
-def _folder(row: Row[Any]) -> FolderRecord:
-    return FolderRecord(
-        row.id, row.name, row.description, row.creator_username, row.created_us, Role(row.role)
-    )
+def _folder(row: Row[*tuple[Any, ...]]) -> FolderRecord:
+    folder_id, name, description, creator_username, created_us, role = row
+    return FolderRecord(folder_id, name, description, creator_username, created_us, Role(role))
 
 
-def _model(row: Row[Any]) -> ModelRecord:
+def _model(row: Row[*tuple[Any, ...]]) -> ModelRecord:
+    (
+        model_id,
+        folder_id,
+        name,
+        description,
+        creator_username,
+        created_us,
+        latest_version,
+        role,
+    ) = row
     return ModelRecord(
-        row.id,
-        row.folder_id,
-        row.name,
-        row.description,
-        row.creator_username,
-        row.created_us,
-        row.latest_version,
-        Role(row.role),
+        model_id,
+        folder_id,
+        name,
+        description,
+        creator_username,
+        created_us,
+        latest_version,
+        Role(role),
     )

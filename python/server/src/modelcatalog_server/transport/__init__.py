@@ -3,10 +3,8 @@
 Handlers never see a malformed, oversized or abusive stream: this package refuses it first,
 with the status and ``ErrorInfo`` reason that ``modelcatalog_server.errors`` gives every
 refusal. Every grpclib and h2 internal the server relies on is named in ``_upstream``. The
-HTTP/2 tuning and the allocator tuning are the SDK's (``modelcatalog._transport``), shared.
+HTTP/2 tuning is the SDK's (``modelcatalog._transport``), shared.
 """
-
-from modelcatalog._transport import reuse_transfer_buffers
 
 from ._codec import RequestCodec
 from ._guards import RequestGuards
@@ -22,6 +20,5 @@ __all__ = [
     "Server",
     "TransportLimits",
     "open_listener",
-    "reuse_transfer_buffers",
     "server_tls_context",
 ]

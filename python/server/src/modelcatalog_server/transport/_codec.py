@@ -20,8 +20,10 @@ What the walk accepts, matching protobuf where betterproto reads the same value:
   types 3 and 4) are refused: proto3 cannot declare them, and betterproto would read a group's
   contents as fields of the enclosing message.
 
-Messages that are not betterproto's (grpclib's health service, reflection) are decoded by
-protobuf's runtime, which checks them itself.
+A request that passes is then decoded, and every response encoded, by the SDK's compiled codec
+(``modelcatalog.wire``): the same messages betterproto's ``parse`` and ``bytes()`` make, about
+50 times faster. Messages that are not betterproto's (grpclib's health service, reflection)
+are decoded by protobuf's runtime, which checks them itself.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ from typing import Any
 import betterproto
 from google.protobuf.message import DecodeError
 from grpclib.const import Status
-from grpclib.encoding.proto import ProtoCodec
 from grpclib.exceptions import GRPCError
+
+from modelcatalog import wire
 
 from ..errors import refusal
 from ._upstream import betterproto_metadata
@@ -88,7 +91,7 @@ class _Budget:
                 )
 
 
-class RequestCodec(ProtoCodec):
+class RequestCodec(wire.Codec):
     """Protobuf, refusing a request whose bytes do not decode into its declared field types."""
 
     def decode(self, data: bytes, message_type: Any) -> Any:
@@ -97,7 +100,7 @@ class RequestCodec(ProtoCodec):
                 _check_message(data, 0, len(data), message_type, 0, _Budget())
             except _Malformed as malformed:
                 raise _malformed_request(message_type, malformed) from None
-            return message_type.FromString(data)
+            return wire.decode(data, message_type)
         try:
             return super().decode(data, message_type)
         except DecodeError:

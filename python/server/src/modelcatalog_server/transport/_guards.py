@@ -19,7 +19,6 @@ are within the size limit, arrived in time, and fit the memory budget:
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import time
 from collections.abc import Collection
@@ -31,6 +30,7 @@ from grpclib.const import Cardinality, Handler, Status
 from grpclib.server import Stream
 
 from ..errors import refusal
+from ..memory import return_free_memory
 from ._limits import TransportLimits
 from ._upstream import Deadline, TransportConnection, TransportStream, stream_bytes_received
 
@@ -43,15 +43,6 @@ UNBUDGETED_MESSAGE_BYTES = 64 << 10
 #: How long after a connection with calls closed the memory is returned (the closes within
 #: it share one garbage collection and trim, so a flood of closes costs at most one a second).
 TRIM_DELAY_SECONDS = 1.0
-
-
-def _malloc_trim() -> None:
-    """Returns free heap memory to the system (glibc's ``malloc_trim``); a no-op elsewhere."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class Buffers:
@@ -103,7 +94,7 @@ class RequestGuards:
     def _return_memory(self) -> None:
         self._trim = None
         gc.collect()  # a closed connection's protocol, streams and buffers form cycles
-        _malloc_trim()
+        return_free_memory()
 
     def connection_opened(self, connection: TransportConnection) -> None:
         """Gives a new connection its own share of the buffer budget."""

@@ -1,0 +1,26 @@
+"""Protobuf encoding and decoding of the betterproto messages of ``modelcatalog.v1``, fast.
+
+betterproto's generic ``bytes(message)`` and ``Message().parse(data)`` walk the class metadata
+for every message and every field; for a page of 100 models that is tens of milliseconds, and
+``parse`` copies each ``bytes`` field twice (1 MiB per upload and download chunk). This module
+compiles, once per message class, an encoder and a decoder specialised to that class's fields:
+
+- ``encode(message)`` returns exactly the bytes ``bytes(message)`` returns, field order, left
+  out defaults, set-but-empty messages, oneof members and unknown fields included;
+- ``decode(data, message_type)`` returns a message equal to ``message_type().parse(data)`` in
+  every field, with the same unknown fields kept and the same oneof member set;
+- a ``bytes`` field costs one copy of its payload each way;
+- ``new(message_type, **fields)`` makes the message ``message_type(**fields)`` makes, without
+  betterproto's constructor, which costs more than encoding the message.
+
+``Codec`` is grpclib's protobuf codec with both: the SDK's channels and the server use it. A
+class the compilers cannot reproduce betterproto for exactly (a google.protobuf wrapper or
+Duration field, or a class that overrides its own encoding) is served by betterproto itself;
+``fallback_reason`` says which and why. Bytes that protobuf and betterproto read differently
+(cut short, groups, a declared field with another wire type) are read by betterproto's
+``parse`` too, so the answer is always betterproto's.
+"""
+
+from ._codec import Codec, decode, encode, fallback_reason, new
+
+__all__ = ["Codec", "decode", "encode", "fallback_reason", "new"]

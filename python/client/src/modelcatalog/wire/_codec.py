@@ -1,0 +1,145 @@
+"""The compiled encoders and decoders, made on first use per class and kept; and grpclib's codec."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import betterproto
+from grpclib.encoding.proto import ProtoCodec
+
+from . import _constructor, _decoder, _encoder, _plan
+from ._runtime import NotCompiled
+
+MessageT = TypeVar("MessageT", bound=betterproto.Message)
+Parameters = ParamSpec("Parameters")
+
+_constructors: dict[object, Callable[..., Any]] = {}
+_encoders: dict[type, _encoder.Encoder] = {}
+_decoders: dict[type, _decoder.Decoder] = {}
+_entry_decoders: dict[type, _decoder.Decoder] = {}
+
+
+def encode(message: betterproto.Message) -> bytes:
+    """The protobuf encoding of ``message``: the same bytes as ``bytes(message)``."""
+    encoder = _encoders.get(message.__class__) or _encoder_of(message.__class__)
+    try:
+        return encoder(message)
+    except (NotCompiled, KeyError):
+        # A value of another type than its field declares, or an instance whose state
+        # betterproto's __init__ did not make: betterproto decides what that encodes to.
+        return bytes(message)
+
+
+def decode(data: bytes, message_type: type[MessageT]) -> MessageT:
+    """``data`` read as ``message_type``: equal to ``message_type().parse(data)``, field by
+    field, with the same unknown fields and the same oneof members set."""
+    if data.__class__ is not bytes:
+        data = bytes(data)
+    decoder = _decoders.get(message_type) or _decoder_of(message_type)
+    message: MessageT = decoder(data, 0, len(data))
+    return message
+
+
+def new(
+    message_type: Callable[Parameters, MessageT],
+    /,
+    *args: Parameters.args,
+    **kwargs: Parameters.kwargs,
+) -> MessageT:
+    """A new message: what ``message_type(*args, **kwargs)`` makes, field for field (the same
+    fields set, the same oneof members), about 30 times faster. Arguments are checked as the
+    class's own constructor checks them (mypy too: they are its parameters)."""
+    constructor = _constructors.get(message_type) or _constructor_of(message_type)
+    message: MessageT = constructor(*args, **kwargs)
+    return message
+
+
+def fallback_reason(message_type: type[betterproto.Message]) -> str | None:
+    """Why betterproto itself encodes, decodes or makes ``message_type``, or ``None`` when the
+    codec compiled all three (as for every message of the modelcatalog contract)."""
+    construction = _plan.construction_plan(message_type)
+    plans = (_plan.encoding_plan(message_type), _plan.decoding_plan(message_type), construction)
+    for plan in plans:
+        if isinstance(plan, _plan.Fallback):
+            return plan.reason
+    assert isinstance(construction, _plan.ConstructionPlan)
+    return _constructor.clash(construction)
+
+
+class Codec(ProtoCodec):
+    """grpclib's protobuf codec, with betterproto messages encoded and decoded by this module.
+
+    Other protobuf messages (grpclib's health and reflection services, google.rpc status
+    details) go through protobuf's runtime as in ``grpclib.encoding.proto.ProtoCodec``.
+    """
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        if not isinstance(message, betterproto.Message):
+            return super().encode(message, message_type)
+        if not isinstance(message, message_type):
+            # grpclib's own check and words.
+            raise TypeError(f"Message must be of type {message_type!r}, not {type(message)!r}")
+        return encode(message)
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        if message_type in _decoders or (
+            isinstance(message_type, type) and issubclass(message_type, betterproto.Message)
+        ):
+            return decode(data, message_type)
+        return super().decode(data, message_type)
+
+
+def _constructor_of(cls: Any) -> Callable[..., Any]:
+    plan = _plan.construction_plan(cls)
+    constructor: Callable[..., Any] = cls
+    if isinstance(plan, _plan.ConstructionPlan) and _constructor.clash(plan) is None:
+        constructor = _constructor.compile_constructor(plan)
+    _constructors[cls] = constructor
+    return constructor
+
+
+def _encoder_of(cls: type) -> _encoder.Encoder:
+    encoder = _encoders.get(cls)
+    if encoder is not None:
+        return encoder
+    plan = _plan.encoding_plan(cls)
+    if isinstance(plan, _plan.Fallback):
+        encoder = bytes
+    else:
+        # A class that contains itself reaches here again while compiling: it finds this.
+        _encoders[cls] = lambda message: _encoders[cls](message)
+        encoder = _encoder.compile_encoder(plan, _encoder_of)
+    _encoders[cls] = encoder
+    return encoder
+
+
+def _decoder_of(cls: type) -> _decoder.Decoder:
+    decoder = _decoders.get(cls)
+    if decoder is not None:
+        return decoder
+    plan = _plan.decoding_plan(cls)
+    if isinstance(plan, _plan.Fallback):
+        decoder = _fallback_decoder(cls)
+    else:
+        _decoders[cls] = lambda data, start, end: _decoders[cls](data, start, end)
+        decoder = _decoder.compile_decoder(plan, _decoder_of, _entry_decoder_of)
+    _decoders[cls] = decoder
+    return decoder
+
+
+def _entry_decoder_of(cls: type) -> _decoder.Decoder:
+    decoder = _entry_decoders.get(cls)
+    if decoder is None:
+        plan = _plan.decoding_plan(cls)
+        assert isinstance(plan, _plan.MessagePlan), plan  # an entry is a key and a value
+        decoder = _decoder.compile_decoder(plan, _decoder_of, _entry_decoder_of, entry=True)
+        _entry_decoders[cls] = decoder
+    return decoder
+
+
+def _fallback_decoder(cls: type[betterproto.Message]) -> _decoder.Decoder:
+    def decode_by_betterproto(data: bytes, start: int, end: int) -> Any:
+        return _decoder.fallback(cls, data, start, end)
+
+    return decode_by_betterproto

@@ -1,0 +1,369 @@
+"""The wire codec writes the bytes betterproto writes and reads what betterproto reads, for every
+message class of the contract and every field kind; betterproto itself runs only where declared.
+
+Set MODELCATALOG_TEST_FUZZ_EXAMPLES to try more examples per message class.
+"""
+
+from __future__ import annotations
+
+import os
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+from unittest import mock
+
+import betterproto
+import pytest
+from grpclib.health.v1.health_pb2 import HealthCheckRequest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from wire_messages import (
+    CONTRACT_MESSAGES,
+    FALLBACKS,
+    KINDS,
+    Announced,
+    Choices,
+    Clashing,
+    Empty,
+    Holder,
+    Lasting,
+    Repeated,
+    Scalars,
+    SelfEncoding,
+    Tree,
+    Wrapped,
+    declared_fields,
+    field_values,
+    messages,
+    state,
+    unknown_fields,
+    varint,
+)
+
+from modelcatalog import v1, wire
+from modelcatalog.v1 import (
+    auth_service_pb2,
+    folder_service_pb2,
+    model_service_pb2,
+    resources_pb2,
+)
+
+EXAMPLES = int(os.environ.get("MODELCATALOG_TEST_FUZZ_EXAMPLES", "100"))
+EVERY_CLASS = [*CONTRACT_MESSAGES, *KINDS, *FALLBACKS]
+PROTOBUF_CLASSES = {
+    name: getattr(module, name)
+    for module in (auth_service_pb2, folder_service_pb2, model_service_pb2, resources_pb2)
+    for name in module.DESCRIPTOR.message_types_by_name
+}
+PROPERTY = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+_BETTERPROTO_BYTES = betterproto.Message.__bytes__
+_BETTERPROTO_PARSE = betterproto.Message.parse
+
+
+def by_name(cls: type[betterproto.Message]) -> str:
+    return cls.__name__
+
+
+@contextmanager
+def betterproto_only_where_declared() -> Iterator[None]:
+    """betterproto's ``__bytes__`` and ``parse`` fail when the codec calls them for a class it
+    compiled (what betterproto calls while it runs is its own business)."""
+    running: list[betterproto.Message] = []
+
+    def declared(message: betterproto.Message) -> None:
+        assert running or wire.fallback_reason(type(message)) is not None, type(message)
+
+    def encode(message: betterproto.Message) -> bytes:
+        declared(message)
+        running.append(message)
+        try:
+            return _BETTERPROTO_BYTES(message)
+        finally:
+            running.pop()
+
+    def parse(message: betterproto.Message, data: bytes) -> betterproto.Message:
+        declared(message)
+        running.append(message)
+        try:
+            return _BETTERPROTO_PARSE(message, data)
+        finally:
+            running.pop()
+
+    with (
+        mock.patch.object(betterproto.Message, "__bytes__", encode),
+        mock.patch.object(betterproto.Message, "parse", parse),
+    ):
+        yield
+
+
+def test_every_contract_message_is_compiled() -> None:
+    """No message class of the contract is left to betterproto (to encode, decode or make)."""
+    assert {"ListModelsResponse", "UploadModelVersionRequest", "ModelVersion"} <= {
+        cls.__name__ for cls in CONTRACT_MESSAGES
+    }
+    assert {cls.__name__: wire.fallback_reason(cls) for cls in CONTRACT_MESSAGES + KINDS} == {
+        cls.__name__: None for cls in CONTRACT_MESSAGES + KINDS
+    }
+
+
+@pytest.mark.parametrize(
+    ("cls", "reason"),
+    [
+        (Wrapped, "field count: a google.protobuf wrapper of int32"),
+        (Lasting, "field span: a message betterproto holds as <class 'datetime.timedelta'>"),
+        (SelfEncoding, "it overrides __bytes__"),
+        (Announced, "it overrides __post_init__"),
+        (Clashing, "field _build is named like a helper of the compiled constructor"),
+    ],
+    ids=["wrapper", "duration", "own-encoding", "own-post-init", "helper-name"],
+)
+def test_classes_the_codec_cannot_reproduce_are_declared_fallbacks(
+    cls: type[betterproto.Message], reason: str
+) -> None:
+    """Wrapper or Duration fields, a class's own encoding or post-init: left to betterproto."""
+    assert wire.fallback_reason(cls) == reason
+
+
+@pytest.mark.parametrize("cls", EVERY_CLASS, ids=by_name)
+@PROPERTY
+@given(data=st.data())
+def test_encoding_is_the_bytes_betterproto_writes(
+    cls: type[betterproto.Message], data: st.DataObject
+) -> None:
+    """``encode(message) == bytes(message)``, before and after betterproto has read the message."""
+    message = data.draw(messages(cls))
+    with betterproto_only_where_declared():
+        encoded = wire.encode(message)
+    assert encoded == bytes(message)  # bytes() fills unset fields with their defaults
+    with betterproto_only_where_declared():
+        assert wire.encode(message) == encoded
+
+
+@pytest.mark.parametrize("cls", EVERY_CLASS, ids=by_name)
+@PROPERTY
+@given(data=st.data())
+def test_decoding_is_what_betterproto_parses(
+    cls: type[betterproto.Message], data: st.DataObject
+) -> None:
+    """``decode`` of a message's bytes, unknown fields around them, holds what ``parse`` holds;
+    the decoded message encodes to the same bytes as betterproto's reading of it."""
+    before, after = data.draw(unknown_fields(cls)), data.draw(unknown_fields(cls))
+    encoding = before + bytes(data.draw(messages(cls))) + after
+    expected = cls().parse(encoding)
+    with betterproto_only_where_declared():
+        decoded = wire.decode(encoding, cls)
+    assert state(decoded) == state(expected)  # implies ==, NaN in lists included
+    # Encoding lets betterproto fill in defaults of the classes left to it: compare states first.
+    with betterproto_only_where_declared():
+        encoded_again = wire.encode(decoded)
+    assert encoded_again == bytes(expected)
+    for group in betterproto_groups(cls):
+        assert betterproto.which_one_of(decoded, group) == betterproto.which_one_of(expected, group)
+
+
+@pytest.mark.parametrize("cls", CONTRACT_MESSAGES, ids=by_name)
+@PROPERTY
+@given(data=st.data())
+def test_bytes_written_by_protobufs_runtime_decode_as_betterproto_reads_them(
+    cls: type[betterproto.Message], data: st.DataObject
+) -> None:
+    """What upb writes for the same message (its field order, its map order) decodes the same."""
+    written = PROTOBUF_CLASSES[cls.__name__].FromString(bytes(data.draw(messages(cls))))
+    encoding = written.SerializeToString(deterministic=data.draw(st.booleans()))
+    with betterproto_only_where_declared():
+        decoded = wire.decode(encoding, cls)
+    assert state(decoded) == state(cls().parse(encoding))
+
+
+@pytest.mark.parametrize("cls", EVERY_CLASS, ids=by_name)
+@PROPERTY
+@given(data=st.data())
+def test_any_bytes_decode_as_betterproto_reads_them_or_fail_as_it_fails(
+    cls: type[betterproto.Message], data: st.DataObject
+) -> None:
+    """Cut, spliced or random bytes give betterproto's message, or betterproto's error."""
+    encoding = data.draw(st.binary(max_size=48) | messages(cls).map(bytes).flatmap(mutated))
+    expected, outcome = (
+        outcome_of(lambda: cls().parse(encoding)),
+        outcome_of(lambda: wire.decode(encoding, cls)),
+    )
+    assert outcome == expected
+
+
+@pytest.mark.parametrize("cls", EVERY_CLASS, ids=by_name)
+@PROPERTY
+@given(data=st.data())
+def test_new_makes_what_the_classs_constructor_makes(
+    cls: type[betterproto.Message], data: st.DataObject
+) -> None:
+    """``new(cls, **fields)`` holds what ``cls(**fields)`` holds: fields, oneof, set or not."""
+    fields = dict(data.draw(field_values(cls)))
+    expected = cls(**fields)
+    with betterproto_only_where_declared():
+        made = wire.new(cls, **fields)
+    assert type(made) is cls
+    assert state(made) == state(expected)
+
+
+def test_new_takes_the_constructors_parameters_and_refuses_others_as_it_does() -> None:
+    """Positional arguments, unknown names and too many arguments fare as in the constructor."""
+    made = wire.new(v1.UploadModelVersionHeader, "m1", "model.onnx", size_bytes=0)
+    assert state(made) == state(v1.UploadModelVersionHeader("m1", "model.onnx", size_bytes=0))
+    with pytest.raises(TypeError):
+        wire.new(v1.Model, colour="red")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        wire.new(v1.GetModelRequest, "m1", "m2")  # type: ignore[call-arg]
+
+
+def test_new_marks_a_given_message_without_fields_as_set_as_the_constructor_does() -> None:
+    """An empty message of a class without fields, given to a field, is then written."""
+    given, expected = Empty(), Empty()
+    assert state(wire.new(Holder, empty=given)) == state(Holder(empty=expected))
+    assert betterproto.serialized_on_wire(given)
+    assert wire.encode(Holder(empty=Empty())) == b"\x22\x00"
+
+
+def test_a_chunk_is_copied_once_each_way() -> None:
+    """Encoding or decoding a 4 MiB chunk message allocates one payload, not two or three."""
+    chunk = os.urandom(4 << 20)
+    upload = v1.UploadModelVersionRequest(chunk=chunk)
+    encoded, peak = traced(lambda: wire.encode(upload))
+    assert encoded == bytes(upload)
+    assert len(chunk) < peak < len(chunk) + 64 * 1024
+    decoded, peak = traced(lambda: wire.decode(encoded, v1.DownloadModelVersionResponse))
+    assert decoded.chunk == chunk
+    assert len(chunk) < peak < len(chunk) + 64 * 1024
+
+
+def test_a_chunk_may_be_any_bytes_like_object() -> None:
+    """A chunk held as a bytearray or memoryview encodes as betterproto encodes it."""
+    for chunk in (bytearray(b"abc"), memoryview(b"abcdef")[1:4]):
+        message = v1.DownloadModelVersionResponse(chunk=chunk)  # type: ignore[arg-type]
+        with betterproto_only_where_declared():
+            encoded = wire.encode(message)
+        assert encoded == bytes(message) == b"\x12\x03" + bytes(chunk)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(v1.Model(id=5), id="int-for-string"),  # type: ignore[arg-type]
+        pytest.param(v1.Model(create_time=datetime(2024, 1, 1)), id="naive-datetime"),
+        pytest.param(v1.ListModelsResponse(models=(v1.Model(),)), id="tuple-for-list"),  # type: ignore[arg-type]
+        pytest.param(v1.GetModelResponse(model=v1.Folder(id="f")), id="other-message"),  # type: ignore[arg-type]
+        pytest.param(Scalars(int64=-(1 << 64)), id="below-int64"),
+        pytest.param(Scalars(float32=1e300), id="beyond-float"),
+        pytest.param(Tree(at=timedelta(1)), id="duration-for-timestamp"),  # type: ignore[arg-type]
+    ],
+)
+def test_values_of_another_type_encode_or_fail_as_betterproto_does(
+    message: betterproto.Message,
+) -> None:
+    """A value its field does not declare is betterproto's to encode (or refuse)."""
+    assert outcome_of(lambda: wire.encode(message)) == outcome_of(lambda: bytes(message))
+
+
+def test_a_message_set_but_empty_is_written_and_one_never_set_is_not() -> None:
+    """An empty nested message assigned (or read from the wire) is written; a default one is not."""
+    assert wire.encode(v1.GetModelResponse(model=v1.Model())) == b""
+    response = v1.GetModelResponse()
+    response.model = v1.Model()
+    response.model.id = ""
+    assert wire.encode(response) == bytes(response) == b"\x0a\x00"
+    assert wire.encode(v1.GetModelResponse().parse(b"\x0a\x00")) == b"\x0a\x00"
+
+
+def test_a_oneof_member_and_an_optional_field_are_written_when_zero() -> None:
+    """Set to zero, a oneof member or a proto3 optional field is still written; a plain one not."""
+    assert wire.encode(v1.DownloadModelVersionResponse(chunk=b"")) == b"\x12\x00"
+    assert wire.encode(v1.UploadModelVersionHeader(size_bytes=0)) == b"\x20\x00"
+    assert wire.encode(Choices(number=0, between=0)) == b"\x10\x00"
+
+
+def test_the_last_oneof_member_on_the_wire_is_the_one_set() -> None:
+    """Two members of a oneof on the wire: the second is set, the first cleared (as betterproto)."""
+    data = bytes(Choices(text="a")) + bytes(Choices(number=7))
+    decoded = wire.decode(data, Choices)
+    assert betterproto.which_one_of(decoded, "pick") == ("number", 7)
+    assert state(decoded) == state(Choices().parse(data))
+
+
+def test_packed_runs_replace_and_single_values_append_as_betterproto_reads_them() -> None:
+    """Mixing packed runs and single values of a repeated field reads as betterproto reads it."""
+    single = b"\x08\x01"
+    packed = b"\x0a\x02\x02\x03"
+    for data in (single + packed, packed + single, packed + packed, single + single):
+        assert state(wire.decode(data, Repeated)) == state(Repeated().parse(data))
+
+
+def test_unknown_fields_are_kept_raw_in_arrival_order_and_written_last() -> None:
+    """Undeclared fields survive decoding and encoding byte for byte, after the declared ones."""
+    unknown = b"\xa0\x06\x05" + b"\x9a\x06\x02hi"
+    decoded = wire.decode(unknown[:3] + b"\x0a\x01m" + unknown[3:], v1.GetModelRequest)
+    assert decoded.model_id == "m"
+    assert wire.encode(decoded) == b"\x0a\x01m" + unknown
+
+
+def test_grpclib_codec_serves_betterproto_and_protobuf_messages() -> None:
+    """``wire.Codec`` encodes both kinds of message and keeps grpclib's type check."""
+    codec = wire.Codec()
+    model = v1.GetModelRequest(model_id="m1")
+    assert codec.encode(model, v1.GetModelRequest) == bytes(model)
+    assert codec.decode(bytes(model), v1.GetModelRequest) == model
+    health = HealthCheckRequest(service="modelcatalog.v1.ModelService")
+    assert codec.decode(codec.encode(health, HealthCheckRequest), HealthCheckRequest) == health
+    with pytest.raises(TypeError, match="Message must be of type"):
+        codec.encode(model, v1.GetModelResponse)
+
+
+def betterproto_groups(cls: type[betterproto.Message]) -> set[str]:
+    return {meta.group for _, meta, _ in declared_fields(cls) if meta.group is not None}
+
+
+def outcome_of(action: Callable[[], Any]) -> Any:
+    """What ``action`` returned (as its state), or the type of what it raised."""
+    try:
+        return state(action())
+    except Exception as error:
+        return type(error)
+
+
+def traced(action: Callable[[], Any]) -> tuple[Any, int]:
+    """``action``'s result and the peak of memory it allocated meanwhile."""
+    tracemalloc.start()
+    try:
+        result = action()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+_MUTATIONS = ("truncate", "overwrite", "wire-type", "insert", "delete", "long-varint", "field")
+
+
+@st.composite
+def mutated(draw: st.DrawFn, data: bytes) -> bytes:
+    """``data`` after a few edits of the kinds fuzzers make: cuts, flips, splices, long numbers."""
+    edited = bytearray(data)
+    for kind in draw(st.lists(st.sampled_from(_MUTATIONS), min_size=1, max_size=3)):
+        at = draw(st.integers(0, len(edited)))
+        if kind == "truncate":
+            del edited[at:]
+        elif kind == "overwrite" and at < len(edited):
+            edited[at] = draw(st.integers(0, 255))
+        elif kind == "wire-type" and at < len(edited):
+            edited[at] = edited[at] & ~7 | draw(st.integers(0, 7))
+        elif kind == "insert":
+            edited[at:at] = draw(st.binary(min_size=1, max_size=8))
+        elif kind == "delete":
+            del edited[at : at + draw(st.integers(1, 4))]
+        elif kind == "long-varint":
+            edited[at:at] = b"\xff" * draw(st.integers(8, 11)) + bytes([draw(st.integers(0, 127))])
+        elif kind == "field":
+            number, wire_type = draw(st.integers(0, 20)), draw(st.integers(0, 7))
+            edited[at:at] = varint(number << 3 | wire_type) + draw(st.binary(max_size=6))
+    return bytes(edited)
