@@ -142,6 +142,23 @@ async def test_upload_to_a_full_disk_is_storage_full_and_leaves_nothing(
     assert (await upload(alice, model.id, data)).version == 1
 
 
+async def test_a_disk_error_while_writing_an_upload_is_a_server_fault_and_leaves_nothing(
+    api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error in the thread that writes an upload's bytes answers INTERNAL (the server's
+    disk, not the client, is at fault), with no file and no version left; the next upload works."""
+    alice = await api.caller("alice")
+    folder = (await alice.folders.create_folder(v1.CreateFolderRequest("vision"))).folder
+    model = (await alice.models.create_model(v1.CreateModelRequest(folder.id, "resnet"))).model
+    data = os.urandom(3 * MiB)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "writev", fails_with(errno.EIO))
+        await expect_error(upload(alice, model.id, data), Status.INTERNAL, "INTERNAL")
+    assert blob_files(settings) == []
+    assert (await alice.models.get_model(v1.GetModelRequest(model.id))).model.latest_version == 0
+    assert (await upload(alice, model.id, data)).version == 1
+
+
 @pytest.fixture
 async def quick_health(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
