@@ -293,9 +293,9 @@ async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
     trips: list[object] = []
     submit = store._threads.submit
 
-    def counted(*args: Any) -> Any:
-        trips.append(args[0])
-        return submit(*args)
+    def counted(step: Any) -> None:
+        trips.append(step)
+        submit(step)
 
     threads: set[int] = set()
     statements: list[str] = []
@@ -823,6 +823,30 @@ async def test_a_started_transaction_ends_before_its_caller_sees_the_cancellatio
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await store.read(lambda tx: tx.credentials("alice")) is not None
+
+
+async def test_a_caller_cancelled_as_its_transaction_ends_still_returns(
+    store: MetadataStore, holds: Holds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller cancelled after its transaction's result was handed back, but before it was
+    read, raises the cancellation at once instead of waiting for an end that already came."""
+    delivered = threading.Event()
+    deliver = metadata_module._Step.deliver
+
+    def deliver_and_tell(step: Any, result: Any, error: BaseException | None) -> None:
+        deliver(step, result, error)
+        delivered.set()
+
+    monkeypatch.setattr(metadata_module._Step, "deliver", deliver_and_tell)
+    holding = asyncio.Event()
+    task = asyncio.create_task(store.read(holds.holding(holding, _nothing)))
+    await holding.wait()
+    holds.release.set()
+    assert delivered.wait(timeout=30)  # the loop has the result queued, not yet run
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=30)
+    assert done, "the cancelled caller never returned"
+    assert task.cancelled()
 
 
 async def test_a_transaction_cancelled_while_waiting_for_a_connection_never_runs(

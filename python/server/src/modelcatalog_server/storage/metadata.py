@@ -30,16 +30,18 @@ the pool when its transaction ends, whoever waited for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
+import queue
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     Select,
@@ -131,7 +133,7 @@ class MetadataStore:
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
         self._wait_seconds = wait_seconds
-        self._threads = ThreadPoolExecutor(SQLITE_POOL_SIZE, thread_name_prefix="metadata")
+        self._threads = _Threads(SQLITE_POOL_SIZE)
 
     @classmethod
     async def open_sqlite(
@@ -159,7 +161,7 @@ class MetadataStore:
         await asyncio.to_thread(self._shut_down)
 
     def _shut_down(self) -> None:
-        self._threads.shutdown(wait=True)
+        self._threads.stop()
         self._engine.dispose()
 
     async def migrate(self) -> None:
@@ -192,8 +194,10 @@ class MetadataStore:
             self._write_lock.release()
 
     async def _run(self, work: Callable[[Transaction], T], *, immediate: bool) -> T:
-        step = self._threads.submit(self._transaction, work, immediate)
-        return await _outcome(step, self._wait_seconds)
+        loop = asyncio.get_running_loop()
+        step = _Step(functools.partial(self._transaction, work, immediate), loop)
+        self._threads.submit(step)
+        return await step.outcome_within(self._wait_seconds)
 
     def _transaction(self, work: Callable[[Transaction], T], immediate: bool) -> T:
         """``work`` in a transaction on a pooled connection (in a pool thread); the connection
@@ -213,36 +217,111 @@ class MetadataStore:
             raise fault from error
 
 
-async def _outcome(step: Future[T], wait_seconds: float) -> T:
-    """The result of a transaction submitted to the pool threads, once it has run to its end.
+class _Step(Generic[T]):
+    """One transaction handed to the pool threads, and its caller's side of it.
 
-    A transaction still waiting for a thread after ``wait_seconds`` (every connection busy) is
-    dropped with ``StorageUnavailable``; one still waiting when the caller is cancelled is
-    dropped too. One that has started is never abandoned: the caller's cancellation is raised
-    once it has ended.
+    Exactly one of the two sides claims the step: a pool thread, which then runs it to its
+    end, or the caller, which gives it up before it started (its wait ran out, or it was
+    cancelled). The outcome comes back to the event loop in one callback.
     """
-    outcome = asyncio.wrap_future(step)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_seconds
-    cancellation: asyncio.CancelledError | None = None
-    while not outcome.done():
-        queued_for = None if step.running() else max(0.0, deadline - loop.time())
+
+    def __init__(self, run: Callable[[], T], loop: asyncio.AbstractEventLoop) -> None:
+        self.run = run
+        self._loop = loop
+        self._claim = threading.Lock()
+        self._outcome: asyncio.Future[T] = loop.create_future()
+        self._ended = False
+
+    def claim(self) -> bool:
+        """Whether this side may have the step (the other side then never will)."""
+        return self._claim.acquire(blocking=False)
+
+    def deliver(self, result: T | None, error: BaseException | None) -> None:
+        """Hands what the step returned or raised to the event loop (from its thread)."""
+        with contextlib.suppress(RuntimeError):  # a closed event loop: nobody waits any more
+            self._loop.call_soon_threadsafe(self._settle, result, error)
+
+    def _settle(self, result: T | None, error: BaseException | None) -> None:
+        self._ended = True
+        if self._outcome.done():
+            return  # its caller was cancelled meanwhile
+        if error is not None:
+            self._outcome.set_exception(error)
+        else:
+            self._outcome.set_result(result)  # type: ignore[arg-type]
+
+    def _expire(self) -> None:
+        if self.claim():
+            self._outcome.set_exception(
+                _unavailable("no database connection came free within the wait limit")
+            )
+
+    async def outcome_within(self, wait_seconds: float) -> T:
+        """What the step returned once it has run to its end; ``StorageUnavailable`` if no
+        thread started it within ``wait_seconds``. A caller cancelled before the step started
+        gives it up at once; one cancelled later gets the cancellation once the step ended.
+        """
+        timer = self._loop.call_later(wait_seconds, self._expire)
         try:
-            await asyncio.wait([outcome], timeout=queued_for)
-        except asyncio.CancelledError as error:
-            if step.cancel():
-                raise
-            cancellation = error
-            continue
-        if not outcome.done() and step.cancel():
-            raise _unavailable("no database connection came free within the wait limit")
-    if cancellation is not None:
-        # Asking for the transaction's error also marks it seen: the caller gets the
-        # cancellation instead.
-        if not outcome.cancelled():
-            outcome.exception()
-        raise cancellation
-    return outcome.result()
+            return await self._outcome
+        except asyncio.CancelledError:
+            if self._outcome.done() and not self._outcome.cancelled():
+                self._outcome.exception()  # it ended; its error is seen, the caller gets this
+            elif self.claim():
+                raise  # never started, and now never will
+            else:
+                await self._end_of_started_step()
+            raise
+        finally:
+            timer.cancel()
+
+    async def _end_of_started_step(self) -> None:
+        """Waits, through any further cancellation, until the running step has ended."""
+        if self._ended:
+            return
+        self._outcome = self._loop.create_future()
+        while not self._outcome.done():
+            try:
+                await asyncio.wait((self._outcome,))
+            except asyncio.CancelledError:
+                continue
+        if not self._outcome.cancelled():
+            self._outcome.exception()
+
+
+class _Threads:
+    """The fixed pool threads that run transactions, one at a time each."""
+
+    def __init__(self, count: int) -> None:
+        self._steps: queue.SimpleQueue[_Step[Any] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"metadata-{number}", daemon=True)
+            for number in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, step: _Step[Any]) -> None:
+        """Queues ``step`` for the next free thread."""
+        self._steps.put(step)
+
+    def stop(self) -> None:
+        """Lets the threads finish their steps, then ends them (blocking)."""
+        for _ in self._threads:
+            self._steps.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _serve(self) -> None:
+        while (step := self._steps.get()) is not None:
+            if not step.claim():
+                continue  # given up by its caller before it started
+            try:
+                result = step.run()
+            except BaseException as error:  # every outcome goes back to the caller
+                step.deliver(None, error)
+            else:
+                step.deliver(result, None)
 
 
 def _fault(error: DBAPIError) -> StorageFault | None:
