@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import QueuePool
 
 from modelcatalog_server.storage import metadata as metadata_module
@@ -319,6 +319,46 @@ async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
     assert statements == ["BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
     assert len(threads) == 1
     assert threading.get_ident() not in threads
+
+
+async def test_pool_threads_keep_their_connections_between_transactions(
+    store: MetadataStore,
+) -> None:
+    """Once each pool thread has its connection, transactions take none from the engine's
+    pool: a transaction pays no checkout, no checkin and no reset."""
+    alice = await _new_user(store, "alice")
+    checkouts: list[object] = []
+    event.listen(store._engine, "checkout", lambda *args: checkouts.append(args))
+    warm = len(checkouts)
+    for _ in range(3):
+        await asyncio.gather(*(store.read(lambda tx: tx.user_by_id(alice.id)) for _ in range(40)))
+    assert len(checkouts) - warm <= SQLITE_POOL_SIZE
+    before = len(checkouts)
+    await asyncio.gather(*(store.read(lambda tx: tx.user_by_id(alice.id)) for _ in range(40)))
+    assert len(checkouts) == before
+
+
+async def test_a_pool_thread_whose_connection_broke_takes_a_new_one(
+    store: MetadataStore,
+) -> None:
+    """A transaction whose driver connection broke fails; every later transaction works, on a
+    new connection, within the pool's size."""
+    alice = await _new_user(store, "alice")
+
+    def break_connection(tx: Transaction) -> None:
+        tx.connection.connection.driver_connection.close()  # type: ignore[union-attr]
+        tx.connection.exec_driver_sql("SELECT 1")
+
+    for _ in range(SQLITE_POOL_SIZE):
+        with pytest.raises(DBAPIError):
+            await store.read(break_connection)
+    users = await asyncio.gather(
+        *(store.read(lambda tx: tx.user_by_id(alice.id)) for _ in range(40))
+    )
+    assert users == [alice] * 40
+    pool = store._engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedout() <= SQLITE_POOL_SIZE
 
 
 async def test_frequent_reads_build_no_statement_per_call(
@@ -907,9 +947,12 @@ async def test_cancelled_calls_release_their_connections(
         await asyncio.gather(*calls, return_exceptions=True)
     pool = store._engine.pool
     assert isinstance(pool, QueuePool)
-    assert pool.checkedout() == 0
+    assert pool.checkedout() <= SQLITE_POOL_SIZE  # one per pool thread, none lost
     gc.collect()
     assert database_descriptors(db_path) <= 3 * SQLITE_POOL_SIZE
     assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]
     await _new_user(store, "bob")
     assert await _user_count(store) == 2
+    await store.close()
+    assert pool.checkedout() == 0
+    assert database_descriptors(db_path) == 0

@@ -11,9 +11,11 @@ of the frequent calls are built once with bound parameters, so each is compiled 
 served from SQLAlchemy's compiled cache.
 
 SQLite specifics live in this module: the standard ``sqlite3`` driver in a fixed pool of
-``SQLITE_POOL_SIZE`` threads and as many pooled connections (``_configure_sqlite``: WAL,
-``synchronous=FULL``, foreign keys on) and one writer at a time (an in-process lock plus
-``BEGIN IMMEDIATE``), so concurrent writes queue instead of failing with "database is locked".
+``SQLITE_POOL_SIZE`` threads, each keeping one connection of the engine's pool for itself
+(``_configure_sqlite``: WAL, ``synchronous=FULL``, foreign keys on; the driver's own
+transaction handling off, ``BEGIN`` sent by ``_transaction``), and one writer at a time (an
+in-process lock plus ``BEGIN IMMEDIATE``), so concurrent writes queue instead of failing with
+"database is locked".
 The ``work`` functions use only portable Core, so a PostgreSQL backend runs the same ones
 through ``AsyncConnection.run_sync`` on an asyncpg engine, with no thread of its own.
 
@@ -58,7 +60,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
@@ -133,7 +134,8 @@ class MetadataStore:
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
         self._wait_seconds = wait_seconds
-        self._threads = _Threads(SQLITE_POOL_SIZE)
+        self._thread_state = threading.local()
+        self._threads = _Threads(SQLITE_POOL_SIZE, on_exit=self._close_thread_connection)
 
     @classmethod
     async def open_sqlite(
@@ -200,21 +202,34 @@ class MetadataStore:
         return await step.outcome_within(self._wait_seconds)
 
     def _transaction(self, work: Callable[[Transaction], T], immediate: bool) -> T:
-        """``work`` in a transaction on a pooled connection (in a pool thread); the connection
-        goes back to the pool afterwards, come what may."""
+        """``work`` in a transaction on this pool thread's connection: committed when it
+        returns, rolled back when it raises, so the connection is always free afterwards (one
+        whose driver connection broke reconnects at its next use)."""
+        connection = self._thread_connection()
         try:
-            with self._engine.connect() as connection:
-                if immediate:
-                    connection.execution_options(sqlite_begin="IMMEDIATE")
-                with connection.begin():
-                    return work(Transaction(connection))
-        except PoolTimeout:
-            raise _unavailable("no database connection came free within the wait limit") from None
+            with connection.begin():
+                connection.exec_driver_sql(_BEGIN_IMMEDIATE if immediate else _BEGIN)
+                return work(Transaction(connection))
         except DBAPIError as error:
             fault = _fault(error)
             if fault is None:
                 raise
             raise fault from error
+
+    def _thread_connection(self) -> Connection:
+        """The calling pool thread's connection, taken from the engine's pool at first use."""
+        connection: Connection | None = getattr(self._thread_state, "connection", None)
+        if connection is None:
+            connection = self._engine.connect()
+            self._thread_state.connection = connection
+        return connection
+
+    def _close_thread_connection(self) -> None:
+        """Gives the calling pool thread's connection back to the engine's pool."""
+        connection: Connection | None = getattr(self._thread_state, "connection", None)
+        self._thread_state.connection = None
+        if connection is not None:
+            connection.close()
 
 
 class _Step(Generic[T]):
@@ -290,9 +305,11 @@ class _Step(Generic[T]):
 
 
 class _Threads:
-    """The fixed pool threads that run transactions, one at a time each."""
+    """The fixed pool threads that run transactions, one at a time each; ``on_exit`` runs in
+    each thread as it ends."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, *, on_exit: Callable[[], None]) -> None:
+        self._on_exit = on_exit
         self._steps: queue.SimpleQueue[_Step[Any] | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._serve, name=f"metadata-{number}", daemon=True)
@@ -313,15 +330,18 @@ class _Threads:
             thread.join()
 
     def _serve(self) -> None:
-        while (step := self._steps.get()) is not None:
-            if not step.claim():
-                continue  # given up by its caller before it started
-            try:
-                result = step.run()
-            except BaseException as error:  # every outcome goes back to the caller
-                step.deliver(None, error)
-            else:
-                step.deliver(result, None)
+        try:
+            while (step := self._steps.get()) is not None:
+                if not step.claim():
+                    continue  # given up by its caller before it started
+                try:
+                    result = step.run()
+                except BaseException as error:  # every outcome goes back to the caller
+                    step.deliver(None, error)
+                else:
+                    step.deliver(result, None)
+        finally:
+            self._on_exit()
 
 
 def _fault(error: DBAPIError) -> StorageFault | None:
@@ -343,10 +363,15 @@ def _unavailable(message: str) -> StorageUnavailable:
     return StorageUnavailable(message)
 
 
+_BEGIN = "BEGIN"
+_BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
+
+
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event below emit BEGIN instead of the driver.
+        # The driver begins no transaction of its own: _transaction sends BEGIN. (No engine
+        # "begin" listener does it: any engine event makes every statement dispatch events.)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in (
@@ -357,11 +382,6 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         ):
             cursor.execute(pragma)
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _migrate(connection: Connection) -> None:
