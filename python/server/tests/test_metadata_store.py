@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import QueuePool
 
 from modelcatalog_server.storage import metadata as metadata_module
@@ -293,9 +293,9 @@ async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
     trips: list[object] = []
     submit = store._threads.submit
 
-    def counted(*args: Any) -> Any:
-        trips.append(args[0])
-        return submit(*args)
+    def counted(step: Any) -> None:
+        trips.append(step)
+        submit(step)
 
     threads: set[int] = set()
     statements: list[str] = []
@@ -319,6 +319,46 @@ async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
     assert statements == ["BEGIN", "SELECT", "SELECT", "SELECT", "COMMIT"]
     assert len(threads) == 1
     assert threading.get_ident() not in threads
+
+
+async def test_pool_threads_keep_their_connections_between_transactions(
+    store: MetadataStore,
+) -> None:
+    """Once each pool thread has its connection, transactions take none from the engine's
+    pool: a transaction pays no checkout, no checkin and no reset."""
+    alice = await _new_user(store, "alice")
+    checkouts: list[object] = []
+    event.listen(store._engine, "checkout", lambda *args: checkouts.append(args))
+    warm = len(checkouts)
+    for _ in range(3):
+        await asyncio.gather(*(store.read(lambda tx: tx.user_by_id(alice.id)) for _ in range(40)))
+    assert len(checkouts) - warm <= SQLITE_POOL_SIZE
+    before = len(checkouts)
+    await asyncio.gather(*(store.read(lambda tx: tx.user_by_id(alice.id)) for _ in range(40)))
+    assert len(checkouts) == before
+
+
+async def test_a_pool_thread_whose_connection_broke_takes_a_new_one(
+    store: MetadataStore,
+) -> None:
+    """A transaction whose driver connection broke fails; every later transaction works, on a
+    new connection, within the pool's size."""
+    alice = await _new_user(store, "alice")
+
+    def break_connection(tx: Transaction) -> None:
+        tx.connection.connection.driver_connection.close()  # type: ignore[union-attr]
+        tx.connection.exec_driver_sql("SELECT 1")
+
+    for _ in range(SQLITE_POOL_SIZE):
+        with pytest.raises(DBAPIError):
+            await store.read(break_connection)
+    users = await asyncio.gather(
+        *(store.read(lambda tx: tx.user_by_id(alice.id)) for _ in range(40))
+    )
+    assert users == [alice] * 40
+    pool = store._engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedout() <= SQLITE_POOL_SIZE
 
 
 async def test_frequent_reads_build_no_statement_per_call(
@@ -825,6 +865,30 @@ async def test_a_started_transaction_ends_before_its_caller_sees_the_cancellatio
     assert await store.read(lambda tx: tx.credentials("alice")) is not None
 
 
+async def test_a_caller_cancelled_as_its_transaction_ends_still_returns(
+    store: MetadataStore, holds: Holds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller cancelled after its transaction's result was handed back, but before it was
+    read, raises the cancellation at once instead of waiting for an end that already came."""
+    delivered = threading.Event()
+    deliver = metadata_module._Step.deliver
+
+    def deliver_and_tell(step: Any, result: Any, error: BaseException | None) -> None:
+        deliver(step, result, error)
+        delivered.set()
+
+    monkeypatch.setattr(metadata_module._Step, "deliver", deliver_and_tell)
+    holding = asyncio.Event()
+    task = asyncio.create_task(store.read(holds.holding(holding, _nothing)))
+    await holding.wait()
+    holds.release.set()
+    assert delivered.wait(timeout=30)  # the loop has the result queued, not yet run
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=30)
+    assert done, "the cancelled caller never returned"
+    assert task.cancelled()
+
+
 async def test_a_transaction_cancelled_while_waiting_for_a_connection_never_runs(
     store: MetadataStore, holds: Holds
 ) -> None:
@@ -883,9 +947,12 @@ async def test_cancelled_calls_release_their_connections(
         await asyncio.gather(*calls, return_exceptions=True)
     pool = store._engine.pool
     assert isinstance(pool, QueuePool)
-    assert pool.checkedout() == 0
+    assert pool.checkedout() <= SQLITE_POOL_SIZE  # one per pool thread, none lost
     gc.collect()
     assert database_descriptors(db_path) <= 3 * SQLITE_POOL_SIZE
     assert not [r for r in caplog.records if "Task was destroyed" in r.getMessage()]
     await _new_user(store, "bob")
     assert await _user_count(store) == 2
+    await store.close()
+    assert pool.checkedout() == 0
+    assert database_descriptors(db_path) == 0

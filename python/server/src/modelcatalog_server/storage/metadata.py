@@ -11,9 +11,11 @@ of the frequent calls are built once with bound parameters, so each is compiled 
 served from SQLAlchemy's compiled cache.
 
 SQLite specifics live in this module: the standard ``sqlite3`` driver in a fixed pool of
-``SQLITE_POOL_SIZE`` threads and as many pooled connections (``_configure_sqlite``: WAL,
-``synchronous=FULL``, foreign keys on) and one writer at a time (an in-process lock plus
-``BEGIN IMMEDIATE``), so concurrent writes queue instead of failing with "database is locked".
+``SQLITE_POOL_SIZE`` threads, each keeping one connection of the engine's pool for itself
+(``_configure_sqlite``: WAL, ``synchronous=FULL``, foreign keys on; the driver's own
+transaction handling off, ``BEGIN`` sent by ``_transaction``), and one writer at a time (an
+in-process lock plus ``BEGIN IMMEDIATE``), so concurrent writes queue instead of failing with
+"database is locked".
 The ``work`` functions use only portable Core, so a PostgreSQL backend runs the same ones
 through ``AsyncConnection.run_sync`` on an asyncpg engine, with no thread of its own.
 
@@ -30,16 +32,18 @@ the pool when its transaction ends, whoever waited for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
+import queue
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     Select,
@@ -56,7 +60,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
@@ -131,7 +134,8 @@ class MetadataStore:
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
         self._wait_seconds = wait_seconds
-        self._threads = ThreadPoolExecutor(SQLITE_POOL_SIZE, thread_name_prefix="metadata")
+        self._thread_state = threading.local()
+        self._threads = _Threads(SQLITE_POOL_SIZE, on_exit=self._close_thread_connection)
 
     @classmethod
     async def open_sqlite(
@@ -159,7 +163,7 @@ class MetadataStore:
         await asyncio.to_thread(self._shut_down)
 
     def _shut_down(self) -> None:
-        self._threads.shutdown(wait=True)
+        self._threads.stop()
         self._engine.dispose()
 
     async def migrate(self) -> None:
@@ -192,57 +196,152 @@ class MetadataStore:
             self._write_lock.release()
 
     async def _run(self, work: Callable[[Transaction], T], *, immediate: bool) -> T:
-        step = self._threads.submit(self._transaction, work, immediate)
-        return await _outcome(step, self._wait_seconds)
+        loop = asyncio.get_running_loop()
+        step = _Step(functools.partial(self._transaction, work, immediate), loop)
+        self._threads.submit(step)
+        return await step.outcome_within(self._wait_seconds)
 
     def _transaction(self, work: Callable[[Transaction], T], immediate: bool) -> T:
-        """``work`` in a transaction on a pooled connection (in a pool thread); the connection
-        goes back to the pool afterwards, come what may."""
+        """``work`` in a transaction on this pool thread's connection: committed when it
+        returns, rolled back when it raises, so the connection is always free afterwards (one
+        whose driver connection broke reconnects at its next use)."""
+        connection = self._thread_connection()
         try:
-            with self._engine.connect() as connection:
-                if immediate:
-                    connection.execution_options(sqlite_begin="IMMEDIATE")
-                with connection.begin():
-                    return work(Transaction(connection))
-        except PoolTimeout:
-            raise _unavailable("no database connection came free within the wait limit") from None
+            with connection.begin():
+                connection.exec_driver_sql(_BEGIN_IMMEDIATE if immediate else _BEGIN)
+                return work(Transaction(connection))
         except DBAPIError as error:
             fault = _fault(error)
             if fault is None:
                 raise
             raise fault from error
 
+    def _thread_connection(self) -> Connection:
+        """The calling pool thread's connection, taken from the engine's pool at first use."""
+        connection: Connection | None = getattr(self._thread_state, "connection", None)
+        if connection is None:
+            connection = self._engine.connect()
+            self._thread_state.connection = connection
+        return connection
 
-async def _outcome(step: Future[T], wait_seconds: float) -> T:
-    """The result of a transaction submitted to the pool threads, once it has run to its end.
+    def _close_thread_connection(self) -> None:
+        """Gives the calling pool thread's connection back to the engine's pool."""
+        connection: Connection | None = getattr(self._thread_state, "connection", None)
+        self._thread_state.connection = None
+        if connection is not None:
+            connection.close()
 
-    A transaction still waiting for a thread after ``wait_seconds`` (every connection busy) is
-    dropped with ``StorageUnavailable``; one still waiting when the caller is cancelled is
-    dropped too. One that has started is never abandoned: the caller's cancellation is raised
-    once it has ended.
+
+class _Step(Generic[T]):
+    """One transaction handed to the pool threads, and its caller's side of it.
+
+    Exactly one of the two sides claims the step: a pool thread, which then runs it to its
+    end, or the caller, which gives it up before it started (its wait ran out, or it was
+    cancelled). The outcome comes back to the event loop in one callback.
     """
-    outcome = asyncio.wrap_future(step)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_seconds
-    cancellation: asyncio.CancelledError | None = None
-    while not outcome.done():
-        queued_for = None if step.running() else max(0.0, deadline - loop.time())
+
+    def __init__(self, run: Callable[[], T], loop: asyncio.AbstractEventLoop) -> None:
+        self.run = run
+        self._loop = loop
+        self._claim = threading.Lock()
+        self._outcome: asyncio.Future[T] = loop.create_future()
+        self._ended = False
+
+    def claim(self) -> bool:
+        """Whether this side may have the step (the other side then never will)."""
+        return self._claim.acquire(blocking=False)
+
+    def deliver(self, result: T | None, error: BaseException | None) -> None:
+        """Hands what the step returned or raised to the event loop (from its thread)."""
+        with contextlib.suppress(RuntimeError):  # a closed event loop: nobody waits any more
+            self._loop.call_soon_threadsafe(self._settle, result, error)
+
+    def _settle(self, result: T | None, error: BaseException | None) -> None:
+        self._ended = True
+        if self._outcome.done():
+            return  # its caller was cancelled meanwhile
+        if error is not None:
+            self._outcome.set_exception(error)
+        else:
+            self._outcome.set_result(result)  # type: ignore[arg-type]
+
+    def _expire(self) -> None:
+        if self.claim():
+            self._outcome.set_exception(
+                _unavailable("no database connection came free within the wait limit")
+            )
+
+    async def outcome_within(self, wait_seconds: float) -> T:
+        """What the step returned once it has run to its end; ``StorageUnavailable`` if no
+        thread started it within ``wait_seconds``. A caller cancelled before the step started
+        gives it up at once; one cancelled later gets the cancellation once the step ended.
+        """
+        timer = self._loop.call_later(wait_seconds, self._expire)
         try:
-            await asyncio.wait([outcome], timeout=queued_for)
-        except asyncio.CancelledError as error:
-            if step.cancel():
-                raise
-            cancellation = error
-            continue
-        if not outcome.done() and step.cancel():
-            raise _unavailable("no database connection came free within the wait limit")
-    if cancellation is not None:
-        # Asking for the transaction's error also marks it seen: the caller gets the
-        # cancellation instead.
-        if not outcome.cancelled():
-            outcome.exception()
-        raise cancellation
-    return outcome.result()
+            return await self._outcome
+        except asyncio.CancelledError:
+            if self._outcome.done() and not self._outcome.cancelled():
+                self._outcome.exception()  # it ended; its error is seen, the caller gets this
+            elif self.claim():
+                raise  # never started, and now never will
+            else:
+                await self._end_of_started_step()
+            raise
+        finally:
+            timer.cancel()
+
+    async def _end_of_started_step(self) -> None:
+        """Waits, through any further cancellation, until the running step has ended."""
+        if self._ended:
+            return
+        self._outcome = self._loop.create_future()
+        while not self._outcome.done():
+            try:
+                await asyncio.wait((self._outcome,))
+            except asyncio.CancelledError:
+                continue
+        if not self._outcome.cancelled():
+            self._outcome.exception()
+
+
+class _Threads:
+    """The fixed pool threads that run transactions, one at a time each; ``on_exit`` runs in
+    each thread as it ends."""
+
+    def __init__(self, count: int, *, on_exit: Callable[[], None]) -> None:
+        self._on_exit = on_exit
+        self._steps: queue.SimpleQueue[_Step[Any] | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"metadata-{number}", daemon=True)
+            for number in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, step: _Step[Any]) -> None:
+        """Queues ``step`` for the next free thread."""
+        self._steps.put(step)
+
+    def stop(self) -> None:
+        """Lets the threads finish their steps, then ends them (blocking)."""
+        for _ in self._threads:
+            self._steps.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _serve(self) -> None:
+        try:
+            while (step := self._steps.get()) is not None:
+                if not step.claim():
+                    continue  # given up by its caller before it started
+                try:
+                    result = step.run()
+                except BaseException as error:  # every outcome goes back to the caller
+                    step.deliver(None, error)
+                else:
+                    step.deliver(result, None)
+        finally:
+            self._on_exit()
 
 
 def _fault(error: DBAPIError) -> StorageFault | None:
@@ -264,10 +363,15 @@ def _unavailable(message: str) -> StorageUnavailable:
     return StorageUnavailable(message)
 
 
+_BEGIN = "BEGIN"
+_BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
+
+
 def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event below emit BEGIN instead of the driver.
+        # The driver begins no transaction of its own: _transaction sends BEGIN. (No engine
+        # "begin" listener does it: any engine event makes every statement dispatch events.)
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         for pragma in (
@@ -278,11 +382,6 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         ):
             cursor.execute(pragma)
         cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _migrate(connection: Connection) -> None:
