@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+from sqlalchemy.engine.cursor import CursorFetchStrategy
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import QueuePool
 
@@ -396,6 +397,30 @@ async def test_frequent_reads_build_no_statement_per_call(
     for name in ("select", "bindparam", "and_", "or_", "exists"):
         monkeypatch.setattr(metadata_module, name, built)
     await store.read(every_frequent_read)
+
+
+async def test_lists_read_their_rows_in_one_driver_call(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folder, model, member and version lists fetch all their rows at once, never one by one
+    (a Python loop per row, and the GIL given up and taken back for each)."""
+    w = await _shared_world(store)
+    alice, folder, model = w["alice"].id, w["bob_shared"].id, w["shared_model"].id
+
+    def one_by_one(*_args: object) -> None:
+        raise AssertionError("a list fetched its rows one by one")
+
+    monkeypatch.setattr(CursorFetchStrategy, "fetchone", one_by_one)
+
+    def every_list(tx: Transaction) -> list[int]:
+        return [
+            len(tx.folders_for(alice, None, 10)),
+            len(tx.models_for(alice, None, None, 10)),
+            len(tx.members(folder, None, 10)),
+            len(tx.versions(model, None, 10)),
+        ]
+
+    assert await store.read(every_list) == [2, 2, 2, 0]
 
 
 # Concurrency

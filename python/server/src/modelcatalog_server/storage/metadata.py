@@ -402,7 +402,8 @@ def _migrate(connection: Connection) -> None:
         connection.execute(schema_version.insert().values(version=version, applied_us=now_us()))
 
 
-# Statements of the frequent calls, built once: their parameters are bound at execution.
+# Statements of the frequent calls, built once: their parameters are bound at execution. Lists
+# read their rows with .all(), one driver call, not row by row.
 
 _PING = select(1)
 _creator = users.alias("creator")
@@ -702,7 +703,7 @@ class Transaction:
         rows = self.connection.execute(
             _folders_page(after is not None),
             {"caller": user_id, "limit": limit, **_position(after)},
-        )
+        ).all()
         return [_folder(row) for row in rows]
 
     def role(self, folder_id: str, user_id: str) -> Role | None:
@@ -747,7 +748,7 @@ class Transaction:
         parameters: dict[str, Any] = {"folder_id": folder_id, "limit": limit}
         if after is not None:
             parameters["after"] = after
-        rows = self.connection.execute(_members_page(after is not None), parameters)
+        rows = self.connection.execute(_members_page(after is not None), parameters).all()
         return [
             MemberRecord(user_id, username, Role(role), updated_us)
             for user_id, username, role, updated_us in rows
@@ -797,7 +798,7 @@ class Transaction:
             parameters["folder_id"] = folder_id
         rows = self.connection.execute(
             _models_page(folder_id is not None, after is not None), parameters
-        )
+        ).all()
         return [_model(row) for row in rows]
 
     # Versions
@@ -858,7 +859,7 @@ class Transaction:
         parameters: dict[str, Any] = {"model_id": model_id, "limit": limit}
         if before is not None:
             parameters["before"] = before
-        rows = self.connection.execute(_versions_page(before is not None), parameters)
+        rows = self.connection.execute(_versions_page(before is not None), parameters).all()
         return [_version(row) for row in rows]
 
     def blob_referenced(self, sha256: str) -> bool:
