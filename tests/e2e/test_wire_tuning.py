@@ -17,7 +17,7 @@ from h2.settings import SettingCodes
 from hyperframe.frame import DataFrame, Frame
 
 from modelcatalog import Client
-from modelcatalog._transport import TunedConnection, TunedFrameBuffer
+from modelcatalog.wire import TunedConnection, TunedFrameBuffer
 
 from .conftest import RunningServer, start_server
 

@@ -24,14 +24,12 @@ from hyperframe.frame import DataFrame, Frame
 from modelcatalog import Client, ServerError, v1
 from modelcatalog._transport import (
     CHUNK_SIZE,
-    PacedBuffer,
     TunedChannel,
-    TunedConnection,
-    TunedProtocol,
     open_channel,
     parse_target,
     tls_context,
 )
+from modelcatalog.wire import PacedBuffer, TunedConnection, TunedProtocol
 
 
 @pytest.mark.parametrize(
@@ -221,7 +219,7 @@ def test_transfer_buffers_reuse_freed_memory() -> None:
 
 
 async def test_the_grpclib_and_h2_internals_the_tuning_relies_on_are_as_expected() -> None:
-    """Each internal named in ``modelcatalog._transport``'s docstring is still there and still
+    """Each internal named in ``modelcatalog.wire._http2``'s docstring is still there and still
     behaves so; a grpclib or h2 upgrade that changes one fails here."""
     channel = open_channel("127.0.0.1:50051", insecure=True)
     try:

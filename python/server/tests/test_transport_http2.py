@@ -24,7 +24,7 @@ from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes
 from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame
 
-from modelcatalog._transport import PacedBuffer
+from modelcatalog.wire import PacedBuffer
 from modelcatalog_server.transport import RateLimit, TransportLimits
 from modelcatalog_server.transport._http2 import GuardedConnection, _header_problem
 

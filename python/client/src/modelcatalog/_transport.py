@@ -3,45 +3,23 @@
 Chunk size, TLS settings, HTTP/2 settings and channel construction live here; the rest of the
 SDK only sees a ready ``grpclib.client.Channel``.
 
-The HTTP/2 tuning (``TunedConnection``, ``TunedProtocol``) is shared with the server, which
-builds its guarded connection on it. It relies on a few internals of grpclib, h2 and hyperframe
-(none of them public API), each named where it is used and checked by the SDK's
-``tests/test_transport.py`` and the server's ``tests/test_transport_upstream.py``:
-grpclib's ``Channel._protocol_factory``, ``_config`` and ``_h2_config``, the protocol's
-``connection``/``processor`` attributes set in ``connection_made``, ``Connection.create_stream``
-with its ``_connection``/``_transport``, ``Stream.init_stream`` and ``buffer``, and how
-``Buffer.read`` calls its acknowledgement callback; h2's
-``H2Connection.incoming_buffer``, ``_frame_dispatch_table`` and ``max_inbound_frame_size``,
-``FrameBuffer._update_header_buffer``; hyperframe's ``DataFrame._body_repr``.
+The HTTP/2 tuning (large frames, bounded windows, paced acknowledgements) is
+``modelcatalog.wire``'s, shared with the server; ``TunedChannel`` puts the SDK's connections on
+it, through grpclib's ``Channel._protocol_factory``, ``_config`` and ``_h2_config`` (internals,
+checked by ``tests/test_transport.py``).
 """
 
-import asyncio
 import ctypes
 import functools
 import os
 import ssl
-from collections.abc import Callable
-from typing import cast
 
 from grpclib.client import Channel, Handler
 from grpclib.config import Configuration
 from grpclib.encoding.proto import ProtoStatusDetailsCodec
-from grpclib.protocol import (
-    AbstractHandler,
-    Buffer,
-    Connection,
-    EventsProcessor,
-    H2Protocol,
-    Stream,
-)
-from grpclib.utils import Wrapper
-from h2.config import H2Configuration
-from h2.connection import H2Connection
-from h2.frame_buffer import FrameBuffer
-from h2.settings import SettingCodes, Settings
-from hyperframe.frame import DataFrame, Frame
+from grpclib.protocol import H2Protocol
 
-from .wire import Codec
+from .wire import Codec, TunedProtocol
 
 CHUNK_SIZE = 1024 * 1024
 """Bytes per streamed message. 64 KiB costs a third of the throughput; with 2 MiB frames, an
@@ -191,187 +169,6 @@ def open_channel(
         codec=Codec(),
         status_details_codec=ProtoStatusDetailsCodec(),
     )
-
-
-class CheaplyShownDataFrame(DataFrame):
-    """A DATA frame whose ``repr`` costs the same whatever its size, and reads the same.
-
-    h2 formats ``repr(frame)`` of every frame it receives for a trace log line, even with
-    logging off, and hyperframe's DATA repr hex-encodes the whole serialized body to show its
-    first 10 bytes: about a fifth of the receiving side's CPU. This shows exactly the same
-    text from those 10 bytes alone.
-    """
-
-    def _body_repr(self) -> str:
-        padding_data = self.serialize_padding_data()
-        size = len(padding_data) + len(self.data) + self.pad_length
-        if not size:
-            return "None"
-        head = (padding_data + bytes(self.data[:10]) + b"\0" * min(self.pad_length, 10))[:10]
-        return "<hex:" + head.hex() + ("..." if size > 10 else "") + ">"
-
-
-# repr(frame) starts with the class name: the frame still reads as a DataFrame.
-CheaplyShownDataFrame.__name__ = DataFrame.__name__
-
-
-class TunedFrameBuffer(FrameBuffer):
-    """h2's frame parser, yielding DATA frames that are cheap to show."""
-
-    def _update_header_buffer(self, f: Frame | None) -> Frame | None:
-        if type(f) is DataFrame:
-            f.__class__ = CheaplyShownDataFrame
-        return super()._update_header_buffer(f)
-
-
-class TunedConnection(H2Connection):
-    """h2's connection with large frames and bounded windows from its first SETTINGS frame.
-
-    The SETTINGS frame every connection starts with advertises ``max_frame_size`` and the
-    ``stream_window``, which h2 applies to received frames at once (a peer may send large
-    frames only after reading them); the connection window is opened right after it. DATA
-    frames the peer sends are read as ``CheaplyShownDataFrame``.
-    """
-
-    def __init__(
-        self,
-        config: H2Configuration,
-        *,
-        max_frame_size: int,
-        stream_window: int,
-        connection_window: int,
-        settings: dict[SettingCodes, int] | None = None,
-    ) -> None:
-        super().__init__(config=config)
-        self.local_settings = Settings(
-            client=config.client_side,
-            initial_values={
-                SettingCodes.MAX_CONCURRENT_STREAMS: 100,
-                SettingCodes.MAX_HEADER_LIST_SIZE: self.DEFAULT_MAX_HEADER_LIST_SIZE,
-                SettingCodes.MAX_FRAME_SIZE: max_frame_size,
-                SettingCodes.INITIAL_WINDOW_SIZE: stream_window,
-                **(settings or {}),
-            },
-        )
-        self.max_inbound_frame_size = max_frame_size
-        self._connection_window = connection_window
-        self.incoming_buffer = TunedFrameBuffer(server=not config.client_side)
-        # h2 dispatches received frames by their exact class.
-        self._frame_dispatch_table[CheaplyShownDataFrame] = self._frame_dispatch_table[DataFrame]
-
-    def initiate_connection(self) -> None:
-        super().initiate_connection()
-        opened = self._connection_window - self.inbound_flow_control_window
-        if opened > 0:
-            self.increment_flow_control_window(opened)
-
-
-class PacedBuffer(Buffer):
-    """A stream's received bytes, handed back to the peer's flow-control window as the reader
-    asks for them rather than a whole DATA frame at a time.
-
-    grpclib acknowledges a frame as soon as a read reaches it: reading a message's 5-byte
-    length prefix from a 2 MiB frame reopened the window by 2 MiB while those bytes still sat
-    unread, so every stream waiting before a message body could hold a frame beyond the
-    window. Here a read acknowledges only as many bytes as it asks for (bytes received
-    earlier first, then bytes as they arrive), so what the reader has not asked for stays
-    within the window, and a message larger than the window still completes.
-    """
-
-    def __init__(self, acknowledge: Callable[[int], None]) -> None:
-        super().__init__(self._reached_reader)
-        self._acknowledge = acknowledge
-        #: Bytes the read in progress may still acknowledge as they arrive.
-        self._allowance = 0
-        #: Bytes counted against the window that no read has asked for yet.
-        self._owed = 0
-
-    def _reached_reader(self, size: int) -> None:
-        """A DATA frame's ``size`` flow-controlled bytes were handed to a read."""
-        now = min(size, self._allowance)
-        self._allowance -= now
-        self._owed += size - now
-        if now:
-            self._acknowledge(now)
-
-    async def read(self, size: int) -> bytes:
-        paid = min(self._owed, size)
-        self._owed -= paid
-        self._allowance = size - paid
-        if paid:
-            self._acknowledge(paid)
-        try:
-            return await super().read(size)
-        finally:
-            self._allowance = 0
-
-    def unacked_size(self) -> int:
-        """Every byte still counted against the window, which grpclib acknowledges when it
-        releases the stream (its only call of this method).
-
-        The reader is gone by then, so the bytes still held are dropped too: grpclib keeps a
-        finished stream, and so its buffer, until it next sweeps its handler's tasks (after
-        ten more calls on the connection, so maybe never), and a stream refused after its
-        message prefix held the rest of a frame of up to the maximum frame size.
-        """
-        owed = super().unacked_size() + self._owed
-        self._owed = 0
-        self._acked.clear()
-        self._acked_size = 0
-        return owed
-
-
-class PacedStream(Stream):
-    """grpclib's stream, its received bytes in a ``PacedBuffer``."""
-
-    def init_stream(self, stream_id: int, connection: Connection) -> None:
-        super().init_stream(stream_id, connection)
-        self.buffer = PacedBuffer(functools.partial(connection.ack, stream_id))
-
-
-class PacedConnection(Connection):
-    """grpclib's connection state, its streams ``PacedStream``s."""
-
-    def create_stream(
-        self, *, stream_id: int | None = None, wrapper: Wrapper | None = None
-    ) -> Stream:
-        return PacedStream(
-            self, self._connection, self._transport, stream_id=stream_id, wrapper=wrapper
-        )
-
-
-class TunedProtocol(H2Protocol):
-    """grpclib's HTTP/2 protocol on a ``TunedConnection``, its streams paced (``PacedBuffer``)."""
-
-    def __init__(
-        self,
-        handler: AbstractHandler,
-        config: Configuration,
-        h2_config: H2Configuration,
-        *,
-        max_frame_size: int,
-    ) -> None:
-        super().__init__(handler, config, h2_config)
-        self.max_frame_size = max_frame_size
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        h2 = self.new_h2_connection()
-        h2.initiate_connection()
-        self.connection = PacedConnection(
-            h2, cast(asyncio.Transport, transport), config=self.config
-        )
-        self.connection.flush()
-        self.connection.initialize()
-        self.processor = EventsProcessor(self.handler, self.connection)
-
-    def new_h2_connection(self) -> H2Connection:
-        """The connection's h2 state machine, its limits from the configuration."""
-        return TunedConnection(
-            self.h2_config,
-            max_frame_size=self.max_frame_size,
-            stream_window=self.config.http2_stream_window_size,
-            connection_window=self.config.http2_connection_window_size,
-        )
 
 
 class TunedChannel(Channel):

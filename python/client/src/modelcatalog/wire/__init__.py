@@ -19,8 +19,30 @@ Duration field, or a class that overrides its own encoding) is served by betterp
 ``fallback_reason`` says which and why. Bytes that protobuf and betterproto read differently
 (cut short, groups, a declared field with another wire type) are read by betterproto's
 ``parse`` too, so the answer is always betterproto's.
+
+The HTTP/2 classes (``TunedConnection``, ``TunedProtocol``, ``PacedBuffer``, …) carry the
+connection tuning the SDK and the server share: 2 MiB frames, bounded windows given back as a
+handler reads, a cheap DATA frame ``repr``.
 """
 
 from ._codec import Codec, decode, encode, fallback_reason, new
+from ._http2 import (
+    CheaplyShownDataFrame,
+    PacedBuffer,
+    TunedConnection,
+    TunedFrameBuffer,
+    TunedProtocol,
+)
 
-__all__ = ["Codec", "decode", "encode", "fallback_reason", "new"]
+__all__ = [
+    "CheaplyShownDataFrame",
+    "Codec",
+    "PacedBuffer",
+    "TunedConnection",
+    "TunedFrameBuffer",
+    "TunedProtocol",
+    "decode",
+    "encode",
+    "fallback_reason",
+    "new",
+]

@@ -3,7 +3,7 @@
 Handlers never see a malformed, oversized or abusive stream: this package refuses it first,
 with the status and ``ErrorInfo`` reason that ``modelcatalog_server.errors`` gives every
 refusal. Every grpclib and h2 internal the server relies on is named in ``_upstream``. The
-HTTP/2 tuning is the SDK's (``modelcatalog._transport``), shared.
+HTTP/2 tuning is the SDK's (``modelcatalog.wire``), shared.
 """
 
 from ._codec import RequestCodec

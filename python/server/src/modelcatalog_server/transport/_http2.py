@@ -1,8 +1,9 @@
 """HTTP/2 for the server: grpclib's protocol with limits on what one connection may do.
 
-- The connection is the SDK's tuned one (``modelcatalog._transport``): DATA frames of up to
-  ``max_frame_size`` (2 MiB) and flow-control windows of 4 MiB per stream and per connection
-  in its first SETTINGS frame, received bytes given back to the window as handlers read them.
+- The connection is the tuned one it shares with the SDK (``modelcatalog.wire``): DATA frames
+  of up to ``max_frame_size`` (2 MiB) and flow-control windows of 4 MiB per stream and per
+  connection in its first SETTINGS frame, received bytes given back to the window as handlers
+  read them.
 - A frame above its limit (``max_frame_size`` for DATA, 16 KiB for any other) ends the
   connection (GOAWAY FRAME_SIZE_ERROR) as soon as its header arrives, before its body is
   buffered.

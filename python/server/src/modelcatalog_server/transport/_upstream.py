@@ -5,9 +5,9 @@ few of its attributes. None of them is public API, so the versions are pinned in
 ``pyproject.toml`` and ``tests/test_transport_upstream.py`` fails when any of them changes
 shape. Re-check each note below before raising a pin.
 
-The server's connection is built on the SDK's tuned HTTP/2 classes (large frames, bounded
-windows, cheap DATA repr: ``modelcatalog._transport``), whose docstring names the internals
-they rely on; the SDK's ``tests/test_transport.py`` checks those.
+The server's connection is built on the tuned HTTP/2 classes it shares with the SDK (large
+frames, bounded windows, cheap DATA repr: ``modelcatalog.wire``), whose ``_http2`` module names
+the internals they rely on; the SDK's ``tests/test_transport.py`` checks those.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from modelcatalog._transport import (
+from modelcatalog.wire import (
     CheaplyShownDataFrame,
     TunedConnection,
     TunedFrameBuffer,
