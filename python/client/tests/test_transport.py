@@ -30,6 +30,7 @@ from modelcatalog._transport import (
     tls_context,
 )
 from modelcatalog.wire import PacedBuffer, TunedConnection, TunedProtocol
+from modelcatalog.wire._http2 import COALESCE_BELOW_BYTES, CoalescingTransport
 
 
 @pytest.mark.parametrize(
@@ -310,3 +311,76 @@ async def test_a_released_stream_gives_back_and_drops_what_it_held() -> None:
     assert sum(acknowledged) == 5
     assert buffer._acked_size == 0
     assert not buffer._acked
+
+
+class RecordingTransport(asyncio.Transport):
+    """A transport that records what is written to it and whether it was closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes | bytearray | memoryview] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+async def test_small_writes_of_one_loop_turn_go_out_as_one_write_in_order() -> None:
+    """HEADERS, DATA and trailers written in one turn reach the socket as one write."""
+    recording = RecordingTransport()
+    coalescing = CoalescingTransport(recording)
+    for frame in (b"headers", b"data", b"trailers"):
+        coalescing.write(frame)
+    assert recording.writes == []
+    await asyncio.sleep(0)
+    assert recording.writes == [b"headersdatatrailers"]
+
+
+async def test_a_large_write_goes_out_at_once_after_what_is_pending_and_is_not_copied() -> None:
+    """A large DATA frame is not joined with others (no copy), and keeps its place in order."""
+    recording = RecordingTransport()
+    coalescing = CoalescingTransport(recording)
+    large = b"x" * COALESCE_BELOW_BYTES
+    coalescing.write(b"headers")
+    coalescing.write(large)
+    assert recording.writes == [b"headers", large]
+    assert recording.writes[1] is large
+
+
+async def test_closing_writes_what_is_pending_first_and_aborting_drops_it() -> None:
+    """A GOAWAY written just before close reaches the peer; an abort sends nothing more."""
+    recording = RecordingTransport()
+    coalescing = CoalescingTransport(recording)
+    coalescing.write(b"goaway")
+    coalescing.close()
+    assert recording.writes == [b"goaway"]
+    assert recording.closed
+    aborted = RecordingTransport()
+    coalescing = CoalescingTransport(aborted)
+    coalescing.write(b"frame")
+    coalescing.abort()
+    await asyncio.sleep(0)
+    assert aborted.writes == []
+    assert aborted.closed
+
+
+async def test_tuned_connections_write_through_a_coalescing_transport() -> None:
+    """The SDK's (and the server's) connections coalesce their writes."""
+    channel = open_channel("127.0.0.1:50051", insecure=True)
+    protocol = channel._protocol_factory()
+    recording = RecordingTransport()
+    protocol.connection_made(recording)
+    assert isinstance(protocol.connection._transport, CoalescingTransport)
+    await asyncio.sleep(0)
+    assert len(recording.writes) == 1  # the preface and the first SETTINGS, in one write
+    protocol.connection.close()
+    channel.close()

@@ -182,8 +182,78 @@ class PacedConnection(Connection):
         )
 
 
+#: A write at least this large goes out at once (after what is pending): coalescing saves
+#: syscalls and TLS records for small frames, while joining large DATA frames would copy them.
+COALESCE_BELOW_BYTES = 64 * 1024
+
+
+class CoalescingTransport(asyncio.Transport):
+    """A transport that gathers the small writes of one event-loop turn into one write.
+
+    grpclib writes each frame it sends at once: a unary answer's HEADERS, DATA and trailers are
+    three TLS records and three syscalls, the largest share of a small call's CPU. Writes here
+    are kept until the loop's next turn (or until a large write or ``close`` needs them out
+    first), in order, so the peer sees the same bytes in fewer records.
+    """
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        super().__init__()
+        self._transport = transport
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if len(data) >= COALESCE_BELOW_BYTES:
+            self.flush()
+            self._transport.write(data)
+            return
+        self._pending.append(bytes(data))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Writes what is pending now."""
+        self._scheduled = False
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
+
+
 class TunedProtocol(H2Protocol):
-    """grpclib's HTTP/2 protocol on a ``TunedConnection``, its streams paced (``PacedBuffer``)."""
+    """grpclib's HTTP/2 protocol on a ``TunedConnection``, its streams paced (``PacedBuffer``),
+    its small writes coalesced (``CoalescingTransport``)."""
 
     def __init__(
         self,
@@ -200,7 +270,7 @@ class TunedProtocol(H2Protocol):
         h2 = self.new_h2_connection()
         h2.initiate_connection()
         self.connection = PacedConnection(
-            h2, cast(asyncio.Transport, transport), config=self.config
+            h2, CoalescingTransport(cast(asyncio.Transport, transport)), config=self.config
         )
         self.connection.flush()
         self.connection.initialize()
