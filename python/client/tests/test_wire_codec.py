@@ -19,6 +19,7 @@ import pytest
 from grpclib.health.v1.health_pb2 import HealthCheckRequest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from protobuf_fuzzing import declared_fields, mutated
 from wire_messages import (
     CONTRACT_MESSAGES,
     FALLBACKS,
@@ -34,12 +35,10 @@ from wire_messages import (
     SelfEncoding,
     Tree,
     Wrapped,
-    declared_fields,
     field_values,
     messages,
     state,
     unknown_fields,
-    varint,
 )
 
 from modelcatalog import v1, wire
@@ -340,30 +339,3 @@ def traced(action: Callable[[], Any]) -> tuple[Any, int]:
         return result, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-
-
-_MUTATIONS = ("truncate", "overwrite", "wire-type", "insert", "delete", "long-varint", "field")
-
-
-@st.composite
-def mutated(draw: st.DrawFn, data: bytes) -> bytes:
-    """``data`` after a few edits of the kinds fuzzers make: cuts, flips, splices, long numbers."""
-    edited = bytearray(data)
-    for kind in draw(st.lists(st.sampled_from(_MUTATIONS), min_size=1, max_size=3)):
-        at = draw(st.integers(0, len(edited)))
-        if kind == "truncate":
-            del edited[at:]
-        elif kind == "overwrite" and at < len(edited):
-            edited[at] = draw(st.integers(0, 255))
-        elif kind == "wire-type" and at < len(edited):
-            edited[at] = edited[at] & ~7 | draw(st.integers(0, 7))
-        elif kind == "insert":
-            edited[at:at] = draw(st.binary(min_size=1, max_size=8))
-        elif kind == "delete":
-            del edited[at : at + draw(st.integers(1, 4))]
-        elif kind == "long-varint":
-            edited[at:at] = b"\xff" * draw(st.integers(8, 11)) + bytes([draw(st.integers(0, 127))])
-        elif kind == "field":
-            number, wire_type = draw(st.integers(0, 20)), draw(st.integers(0, 7))
-            edited[at:at] = varint(number << 3 | wire_type) + draw(st.binary(max_size=6))
-    return bytes(edited)

@@ -17,7 +17,6 @@ member, which fields were set and NaN signs).
 # ruff: noqa: RUF009 - betterproto field declarations are calls in dataclass defaults
 from __future__ import annotations
 
-import dataclasses
 import struct
 import types
 import typing
@@ -27,6 +26,7 @@ from typing import Any
 
 import betterproto
 from hypothesis import strategies as st
+from protobuf_fuzzing import INTEGER_RANGES, declared_fields, varint
 
 from modelcatalog import v1
 
@@ -42,35 +42,12 @@ CONTRACT_MESSAGES = sorted(
 )
 """Every message class generated from the contract."""
 
-INTEGER_RANGES = {
-    betterproto.TYPE_INT32: (-(1 << 31), (1 << 31) - 1),
-    betterproto.TYPE_SINT32: (-(1 << 31), (1 << 31) - 1),
-    betterproto.TYPE_SFIXED32: (-(1 << 31), (1 << 31) - 1),
-    betterproto.TYPE_INT64: (-(1 << 63), (1 << 63) - 1),
-    betterproto.TYPE_SINT64: (-(1 << 63), (1 << 63) - 1),
-    betterproto.TYPE_SFIXED64: (-(1 << 63), (1 << 63) - 1),
-    betterproto.TYPE_UINT32: (0, (1 << 32) - 1),
-    betterproto.TYPE_FIXED32: (0, (1 << 32) - 1),
-    betterproto.TYPE_UINT64: (0, (1 << 64) - 1),
-    betterproto.TYPE_FIXED64: (0, (1 << 64) - 1),
-}
 _ZONES = st.sampled_from(
     [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]
 )
 TIMES = st.datetimes(datetime(2, 1, 1), datetime(9998, 12, 31), timezones=_ZONES)
 """Aware datetimes (what betterproto holds for a Timestamp), across the years and zones."""
 _MAX_DEPTH = 3
-
-
-def declared_fields(
-    cls: type[betterproto.Message],
-) -> list[tuple[str, betterproto.FieldMetadata, Any]]:
-    """Each field of ``cls``: its name, its betterproto metadata and its type hint."""
-    hints = typing.get_type_hints(cls)
-    return [
-        (field.name, betterproto.FieldMetadata.get(field), hints[field.name])
-        for field in dataclasses.fields(typing.cast(Any, cls))
-    ]
 
 
 def values(proto_type: str, hint: Any, depth: int) -> st.SearchStrategy[Any]:
@@ -170,16 +147,6 @@ def messages(
     if extra:
         message._unknown_fields = extra
     return message
-
-
-def varint(value: int) -> bytes:
-    """``value`` as a protobuf varint."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def state(value: Any) -> Any:

@@ -9,6 +9,7 @@ import betterproto
 import pytest
 from grpclib.const import Status
 from grpclib.health.v1.health_pb2 import HealthCheckRequest
+from protobuf_fuzzing import varint
 from server_testing import Api, expect_error
 
 from modelcatalog import v1
@@ -48,17 +49,6 @@ class Node(betterproto.Message):
 
     child: Node = betterproto.message_field(1)  # noqa: RUF009 - a betterproto field declaration
     label: str = betterproto.string_field(2)
-
-
-def varint(value: int) -> bytes:
-    """``value`` as a protobuf varint (negative numbers as their 64-bit two's complement)."""
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def tag(number: int, wire_type: int) -> bytes:

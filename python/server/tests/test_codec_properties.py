@@ -7,7 +7,6 @@ MODELCATALOG_TEST_FUZZ_EXAMPLES to try more examples per message type.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import os
 import typing
@@ -20,6 +19,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from protobuf_fuzzing import INTEGER_RANGES, declared_fields, mutated
 from test_codec import CODEC, Node, Scalars
 
 from modelcatalog import v1
@@ -32,18 +32,6 @@ REQUEST_TYPES = sorted(
 )
 #: Message types of the tests, for field types no request uses yet (and self-nesting).
 MESSAGE_TYPES = [*REQUEST_TYPES, Scalars, Node]
-INTEGER_RANGES = {
-    betterproto.TYPE_INT32: (-(1 << 31), (1 << 31) - 1),
-    betterproto.TYPE_SINT32: (-(1 << 31), (1 << 31) - 1),
-    betterproto.TYPE_SFIXED32: (-(1 << 31), (1 << 31) - 1),
-    betterproto.TYPE_INT64: (-(1 << 63), (1 << 63) - 1),
-    betterproto.TYPE_SINT64: (-(1 << 63), (1 << 63) - 1),
-    betterproto.TYPE_SFIXED64: (-(1 << 63), (1 << 63) - 1),
-    betterproto.TYPE_UINT32: (0, (1 << 32) - 1),
-    betterproto.TYPE_FIXED32: (0, (1 << 32) - 1),
-    betterproto.TYPE_UINT64: (0, (1 << 64) - 1),
-    betterproto.TYPE_FIXED64: (0, (1 << 64) - 1),
-}
 
 
 def test_every_service_method_has_a_request_type_under_test() -> None:
@@ -52,17 +40,6 @@ def test_every_service_method_has_a_request_type_under_test() -> None:
         message_type.__name__ for message_type in REQUEST_TYPES
     }
     assert len(REQUEST_TYPES) == sum(len(service.__mapping__()) for service in SERVICES)
-
-
-def declared_fields(
-    message_type: type[betterproto.Message],
-) -> list[tuple[dataclasses.Field[Any], betterproto.FieldMetadata, Any]]:
-    """Each field of ``message_type`` with its betterproto metadata and its type hint."""
-    hints = typing.get_type_hints(message_type)
-    return [
-        (field, betterproto.FieldMetadata.get(field), hints[field.name])
-        for field in dataclasses.fields(typing.cast(Any, message_type))
-    ]
 
 
 def values(proto_type: str, hint: Any, depth: int) -> st.SearchStrategy[Any]:
@@ -96,20 +73,20 @@ def messages(
     """A valid ``message_type``: at most one member of each oneof, nesting a few levels."""
     fields = declared_fields(message_type)
     members: dict[str, list[str]] = {}
-    for field, meta, _ in fields:
+    for name, meta, _ in fields:
         if meta.group is not None:
-            members.setdefault(meta.group, []).append(field.name)
+            members.setdefault(meta.group, []).append(name)
     chosen = {draw(st.sampled_from(names)) for names in members.values()}
     arguments: dict[str, Any] = {}
-    for field, meta, hint in fields:
-        if meta.group is not None and field.name not in chosen:
+    for name, meta, hint in fields:
+        if meta.group is not None and name not in chosen:
             continue
         if (meta.proto_type == betterproto.TYPE_MESSAGE and depth >= 3) or not draw(st.booleans()):
             continue
         if meta.proto_type == betterproto.TYPE_MAP:
             key_hint, value_hint = typing.get_args(hint)
             assert meta.map_types is not None
-            arguments[field.name] = draw(
+            arguments[name] = draw(
                 st.dictionaries(
                     values(meta.map_types[0], key_hint, depth),
                     values(meta.map_types[1], value_hint, depth),
@@ -117,35 +94,8 @@ def messages(
                 )
             )
         else:
-            arguments[field.name] = draw(values(meta.proto_type, hint, depth))
+            arguments[name] = draw(values(meta.proto_type, hint, depth))
     return message_type(**arguments)
-
-
-MUTATIONS = ("truncate", "overwrite", "wire-type", "insert", "delete", "huge-varint", "field")
-
-
-@st.composite
-def mutated(draw: st.DrawFn, data: bytes) -> bytes:
-    """``data`` after a few edits of the kinds fuzzers make: cuts, flips, splices, long numbers."""
-    edited = bytearray(data)
-    for kind in draw(st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=4)):
-        at = draw(st.integers(0, len(edited)))
-        if kind == "truncate":
-            del edited[at:]
-        elif kind == "overwrite" and at < len(edited):
-            edited[at] = draw(st.integers(0, 255))
-        elif kind == "wire-type" and at < len(edited):
-            edited[at] = edited[at] & ~7 | draw(st.integers(0, 7))
-        elif kind == "insert":
-            edited[at:at] = draw(st.binary(min_size=1, max_size=12))
-        elif kind == "delete":
-            del edited[at : at + draw(st.integers(1, 8))]
-        elif kind == "huge-varint":
-            edited[at:at] = b"\xff" * draw(st.integers(8, 12)) + bytes([draw(st.integers(0, 127))])
-        elif kind == "field":
-            number, wire_type = draw(st.integers(0, 12)), draw(st.integers(0, 7))
-            edited[at:at] = bytes([number << 3 | wire_type]) + draw(st.binary(max_size=10))
-    return bytes(edited)
 
 
 def fuzzed(message_type: type[betterproto.Message]) -> st.SearchStrategy[bytes]:
@@ -156,22 +106,19 @@ def fuzzed(message_type: type[betterproto.Message]) -> st.SearchStrategy[bytes]:
 
 def assert_declared_types(message: betterproto.Message) -> None:
     """Every field of ``message``, nested ones included, holds a value of its declared type."""
-    for field, meta, hint in declared_fields(type(message)):
-        if (
-            meta.group is not None
-            and betterproto.which_one_of(message, meta.group)[0] != field.name
-        ):
+    for name, meta, hint in declared_fields(type(message)):
+        if meta.group is not None and betterproto.which_one_of(message, meta.group)[0] != name:
             continue
-        value = getattr(message, field.name)
+        value = getattr(message, name)
         if meta.proto_type == betterproto.TYPE_MAP:
             key_hint, value_hint = typing.get_args(hint)
             assert meta.map_types is not None
-            assert isinstance(value, dict), field.name
+            assert isinstance(value, dict), name
             for key, item in value.items():
-                assert_value(key, meta.map_types[0], key_hint, field.name)
-                assert_value(item, meta.map_types[1], value_hint, field.name)
+                assert_value(key, meta.map_types[0], key_hint, name)
+                assert_value(item, meta.map_types[1], value_hint, name)
         else:
-            assert_value(value, meta.proto_type, hint, field.name)
+            assert_value(value, meta.proto_type, hint, name)
 
 
 def assert_value(value: Any, proto_type: str, hint: Any, name: str) -> None:
