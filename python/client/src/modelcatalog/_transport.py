@@ -9,7 +9,6 @@ it, through grpclib's ``Channel._protocol_factory``, ``_config`` and ``_h2_confi
 checked by ``tests/test_transport.py``).
 """
 
-import ctypes
 import functools
 import os
 import ssl
@@ -19,7 +18,7 @@ from grpclib.config import Configuration
 from grpclib.encoding.proto import ProtoStatusDetailsCodec
 from grpclib.protocol import H2Protocol
 
-from .wire import Codec, TunedProtocol
+from .wire import Codec, TunedProtocol, tune_allocator
 
 CHUNK_SIZE = 1024 * 1024
 """Bytes per streamed message. 64 KiB costs a third of the throughput; with 2 MiB frames, an
@@ -48,10 +47,6 @@ so they cannot fragment the heap."""
 
 ALLOCATOR_TRIM_THRESHOLD = 32 * 1024 * 1024
 """Free memory up to this size stays with the process for the next blocks."""
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-"""glibc's ``mallopt`` parameter numbers (``malloc.h``)."""
 
 KEEPALIVE_INTERVAL_SECONDS = 60.0
 """How often a connection with calls in progress is pinged, so a dead server is noticed."""
@@ -87,20 +82,11 @@ def channel_config() -> Configuration:
 def reuse_transfer_buffers() -> None:
     """Makes glibc's malloc reuse the memory of freed transfer buffers (once per process).
 
-    Every MiB moved passes through several fresh buffers of about a MiB (file block, message,
-    HTTP/2 frame, TLS records). glibc gives blocks above its mmap threshold (128 KiB at first)
-    fresh pages from the system, and returns free memory above its trim threshold at once, so
-    each buffer was page-faulted in anew: about three MiB of page faults per MiB moved, and
-    about a third of a transfer's CPU. Below ``ALLOCATOR_MMAP_THRESHOLD`` and with up to
-    ``ALLOCATOR_TRIM_THRESHOLD`` of free memory kept, a freed buffer serves the next one. A
-    no-op where the C library is not glibc.
+    Every MiB moved passes through several fresh buffers of about a MiB; below
+    ``ALLOCATOR_MMAP_THRESHOLD`` and with up to ``ALLOCATOR_TRIM_THRESHOLD`` of free memory
+    kept, a freed buffer serves the next one (see ``modelcatalog.wire.tune_allocator``).
     """
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, ALLOCATOR_MMAP_THRESHOLD)
-    mallopt(_M_TRIM_THRESHOLD, ALLOCATOR_TRIM_THRESHOLD)
+    tune_allocator(mmap_threshold=ALLOCATOR_MMAP_THRESHOLD, trim_threshold=ALLOCATOR_TRIM_THRESHOLD)
 
 
 def parse_target(target: str) -> tuple[str, int]:

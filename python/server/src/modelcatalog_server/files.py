@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from . import _libc
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _linux_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's ``sync_file_range(fd, offset, nbytes, flags)``, which Python does not wrap."""
+    try:
+        function = ctypes.CDLL(None).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    function.restype = ctypes.c_int
+    return function
+
+
+_sync_file_range = _linux_sync_file_range()
 
 
 def write_private_file(path: Path, data: bytes) -> None:
@@ -29,6 +45,6 @@ def start_writeback(descriptor: int, offset: int, length: int) -> bool:
     fsync, and where Linux's ``sync_file_range`` is missing or refuses the file nothing happens.
     Returns whether the writing was started.
     """
-    if _libc.sync_file_range is None:
+    if _sync_file_range is None:
         return False
-    return _libc.sync_file_range(descriptor, offset, length, _libc.SYNC_FILE_RANGE_WRITE) == 0
+    return _sync_file_range(descriptor, offset, length, _SYNC_FILE_RANGE_WRITE) == 0

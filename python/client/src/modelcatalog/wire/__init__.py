@@ -25,6 +25,7 @@ connection tuning the SDK and the server share: 2 MiB frames, bounded windows gi
 handler reads, a cheap DATA frame ``repr``.
 """
 
+from ._allocator import return_free_memory, tune_allocator
 from ._codec import Codec, decode, encode, fallback_reason, new
 from ._http2 import (
     CheaplyShownDataFrame,
@@ -45,4 +46,6 @@ __all__ = [
     "encode",
     "fallback_reason",
     "new",
+    "return_free_memory",
+    "tune_allocator",
 ]

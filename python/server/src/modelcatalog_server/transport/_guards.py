@@ -29,8 +29,9 @@ from grpclib._typing import IServable
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.server import Stream
 
+from modelcatalog.wire import return_free_memory
+
 from ..errors import refusal
-from ..memory import return_free_memory
 from ._limits import TransportLimits
 from ._upstream import Deadline, TransportConnection, TransportStream, stream_bytes_received
 
