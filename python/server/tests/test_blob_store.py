@@ -109,6 +109,26 @@ async def test_recover_removes_temporaries_and_unreferenced_blobs(tmp_path: Path
     await interrupted.abort()
 
 
+async def test_another_store_discards_an_upload_by_its_handle(tmp_path: Path) -> None:
+    """The bytes of an upload left behind (its process died) are removed by any store on the
+    same directory through the upload's handle; a second discard is no error."""
+    interrupted = LocalBlobStore(tmp_path).writer()
+    await interrupted.write(os.urandom(2 * READ_CHUNK_BYTES))
+    assert len(files_under(tmp_path)) == 1
+    survivor = LocalBlobStore(tmp_path)
+    await survivor.discard(interrupted.handle)
+    await survivor.discard(interrupted.handle)
+    assert files_under(tmp_path) == []
+    await interrupted.abort()
+
+
+@pytest.mark.parametrize("handle", ["../sha256", "x.part", "/etc/passwd", "0" * 32])
+async def test_discard_refuses_what_no_writer_named(tmp_path: Path, handle: str) -> None:
+    """A handle that is not a temporary file's name never reaches the file system."""
+    with pytest.raises(ValueError, match="not a handle"):
+        await LocalBlobStore(tmp_path).discard(handle)
+
+
 async def test_no_temporary_file_before_the_first_bytes(tmp_path: Path) -> None:
     """An upload that has sent nothing yet holds no file: silent clients cost no descriptors."""
     store = LocalBlobStore(tmp_path)

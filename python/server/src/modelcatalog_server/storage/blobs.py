@@ -40,6 +40,8 @@ WRITE_BATCH_PARTS = min(1024, os.sysconf("SC_IOV_MAX"))
 #: Worker threads for blob I/O: enough that one upload's long fsync does not hold up the others'
 #: writes and reads; hashing on more threads than cores gains nothing.
 IO_THREADS = 16
+#: The name ending of an upload's temporary file, which its handle names.
+_PART_SUFFIX = ".part"
 #: What the writability probe writes: one block, the least a new blob needs.
 PROBE_BYTES = 4096
 
@@ -51,6 +53,12 @@ class BlobWriter(abc.ABC):
     @abc.abstractmethod
     def size(self) -> int:
         """Bytes received so far."""
+
+    @property
+    @abc.abstractmethod
+    def handle(self) -> str:
+        """Names where this upload's bytes wait until commit, so that any server process can
+        discard them (``BlobStore.discard``) if this one dies before it commits or aborts."""
 
     @abc.abstractmethod
     async def write(self, data: bytes) -> None:
@@ -83,6 +91,11 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     async def delete(self, sha256: str) -> None:
         """Removes a committed blob; no error when it is already gone."""
+
+    @abc.abstractmethod
+    async def discard(self, handle: str) -> None:
+        """Removes the uncommitted bytes of the upload ``handle`` names (``BlobWriter.handle``),
+        written by this process or another; no error when they are already gone."""
 
     @abc.abstractmethod
     async def check_writable(self) -> None:
@@ -132,7 +145,7 @@ class LocalBlobStore(BlobStore):
                 _fsync_directory(directory.parent)
 
     def writer(self) -> BlobWriter:
-        return _LocalWriter(self, self._temporary / f"{uuid.uuid4().hex}.part")
+        return _LocalWriter(self, self._temporary / f"{uuid.uuid4().hex}{_PART_SUFFIX}")
 
     async def read(self, sha256: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
         """The blob's blocks; the next one is read while the consumer handles the current one.
@@ -155,6 +168,11 @@ class LocalBlobStore(BlobStore):
 
     async def delete(self, sha256: str) -> None:
         await self.run(self.path_of(sha256).unlink, True)
+
+    async def discard(self, handle: str) -> None:
+        if not _is_part_name(handle):
+            raise ValueError(f"not a handle of this blob store: {handle!r}")
+        await self.run((self._temporary / handle).unlink, True)
 
     async def check_writable(self) -> None:
         await self.run(self._probe, self._temporary / f"probe-{uuid.uuid4().hex}.part")
@@ -206,6 +224,10 @@ class _LocalWriter(BlobWriter):
     @property
     def size(self) -> int:
         return self._size
+
+    @property
+    def handle(self) -> str:
+        return self._path.name
 
     async def write(self, data: bytes) -> None:
         self._pending.append(data)
@@ -274,6 +296,12 @@ class _LocalWriter(BlobWriter):
             if self._file is not None:
                 _close_when_done(self._in_thread, self._file)
             self._path.unlink(missing_ok=True)
+
+
+def _is_part_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file name ``writer`` makes: a hex id and the suffix."""
+    stem, suffix = name[: -len(_PART_SUFFIX)], name[-len(_PART_SUFFIX) :]
+    return suffix == _PART_SUFFIX and len(stem) == 32 and all(c in "0123456789abcdef" for c in stem)
 
 
 async def _result(future: Future[T]) -> T:
