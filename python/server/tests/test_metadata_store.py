@@ -1,4 +1,4 @@
-"""The SQLite metadata store: schema stamping, pragmas, serialized writes, atomic transactions,
+"""The SQLite metadata store: migrations, pragmas, serialized writes, atomic transactions,
 authorization inside list queries, keyset paging, storage faults and cancellation."""
 
 from __future__ import annotations
@@ -15,22 +15,25 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine.cursor import CursorFetchStrategy
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import QueuePool
 
 from modelcatalog_server.storage import metadata as metadata_module
+from modelcatalog_server.storage import schema
 from modelcatalog_server.storage.faults import StorageFull, StorageUnavailable
 from modelcatalog_server.storage.metadata import (
     DATABASE_WAIT_SECONDS,
     SQLITE_POOL_SIZE,
     Cursor,
     MetadataStore,
-    SchemaTooNew,
     Transaction,
     UniqueViolation,
 )
+from modelcatalog_server.storage.migrations import SchemaTooNew, current_revisions, head_revision
 from modelcatalog_server.storage.records import (
     Credentials,
     FolderRecord,
@@ -39,13 +42,7 @@ from modelcatalog_server.storage.records import (
     TokenStanding,
     UserRecord,
 )
-from modelcatalog_server.storage.schema import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    folders,
-    models,
-    schema_version,
-)
+from modelcatalog_server.storage.schema import folders, models
 
 HASH = "$2b$04$abcdefghijklmnopqrstuuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01"
 
@@ -70,16 +67,8 @@ async def store(db_path: Path) -> AsyncIterator[MetadataStore]:
         await opened.close()
 
 
-async def _versions(store: MetadataStore) -> list[tuple[int, int]]:
-    def versions(tx: Transaction) -> list[tuple[int, int]]:
-        rows = tx.connection.execute(
-            select(schema_version.c.version, schema_version.c.applied_us).order_by(
-                schema_version.c.version
-            )
-        )
-        return [(row.version, row.applied_us) for row in rows]
-
-    return await store.read(versions)
+async def _revisions(store: MetadataStore) -> tuple[str, ...]:
+    return await store.read(lambda tx: current_revisions(tx.connection))
 
 
 async def _user_count(store: MetadataStore) -> int:
@@ -111,90 +100,108 @@ async def _pages(
 # Schema
 
 
-async def test_new_database_is_stamped_with_the_schema_version(store: MetadataStore) -> None:
-    """A freshly created database has exactly one schema_version row: SCHEMA_VERSION."""
-    assert [version for version, _ in await _versions(store)] == [SCHEMA_VERSION]
+async def test_new_database_is_stamped_with_the_newest_revision(store: MetadataStore) -> None:
+    """A freshly created database carries exactly the newest Alembic revision."""
+    assert await _revisions(store) == (head_revision(),)
+
+
+async def test_the_revisions_build_exactly_the_schema_the_code_describes(
+    store: MetadataStore,
+) -> None:
+    """Alembic finds no difference between the migrated database and ``schema.metadata``: a
+    table changed without a revision (or a revision without the change) fails here."""
+
+    def differences(tx: Transaction) -> list[Any]:
+        found: list[Any] = compare_metadata(
+            MigrationContext.configure(tx.connection), schema.metadata
+        )
+        return found
+
+    assert await store.read(differences) == []
 
 
 async def test_reopening_runs_nothing_and_keeps_data(db_path: Path) -> None:
-    """Reopening an up-to-date database adds no version row and keeps every record."""
+    """Reopening an up-to-date database changes no revision and keeps every record."""
     first = await MetadataStore.open_sqlite(db_path)
     try:
         alice = await _new_user(first, "alice")
-        versions = await _versions(first)
     finally:
         await first.close()
     again = await MetadataStore.open_sqlite(db_path)
     try:
-        assert await _versions(again) == versions
+        assert await _revisions(again) == (head_revision(),)
         assert await again.read(lambda tx: tx.user_by_id(alice.id)) == alice
     finally:
         await again.close()
 
 
-async def test_migrations_after_the_stamped_version_run_once(
-    db_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_stores_opening_a_new_database_at_once_migrate_it_once(db_path: Path) -> None:
+    """Several processes starting together on one new database: one migrates, the others
+    wait for it and find nothing left to do."""
+    stores = await asyncio.gather(*(MetadataStore.open_sqlite(db_path) for _ in range(4)))
+    try:
+        for opened in stores:
+            assert await _revisions(opened) == (head_revision(),)
+        await _new_user(stores[0], "alice")
+        assert await _user_count(stores[3]) == 1
+    finally:
+        for opened in stores:
+            await opened.close()
+
+
+_PRE_ALEMBIC_DOWNGRADES = {
+    2: (
+        "DROP TABLE sign_in_failures",
+        "DROP TABLE revoked_tokens",
+        "ALTER TABLE users DROP COLUMN token_generation",
+    ),
+    1: (
+        "DROP TABLE sign_in_failures",
+        "DROP TABLE revoked_tokens",
+        "ALTER TABLE users DROP COLUMN token_generation",
+        "DROP TABLE model_versions",
+    ),
+}
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+async def test_a_database_made_before_alembic_is_brought_forward(
+    db_path: Path, version: int
 ) -> None:
-    """An older database runs each newer migration once and is stamped with the new version."""
-    first = await MetadataStore.open_sqlite(db_path)
-    await _new_user(first, "alice")
-    await first.close()
-
-    calls: list[int] = []
-
-    def add_column(connection: Connection) -> None:
-        calls.append(1)
-        connection.exec_driver_sql("ALTER TABLE users ADD COLUMN nickname VARCHAR(64)")
-
-    monkeypatch.setattr(metadata_module, "MIGRATIONS", [*MIGRATIONS, add_column])
-    monkeypatch.setattr(metadata_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    for _ in range(2):
-        store = await MetadataStore.open_sqlite(db_path)
-        try:
-            versions = [version for version, _ in await _versions(store)]
-            assert versions == [SCHEMA_VERSION, SCHEMA_VERSION + 1]
-            nicknames = await store.read(
-                lambda tx: tx.connection.exec_driver_sql("SELECT nickname FROM users").all()
-            )
-            assert nicknames == [(None,)]
-        finally:
-            await store.close()
-    assert calls == [1]
-
-
-async def test_a_version_2_database_gains_token_generations_failures_and_revocations(
-    db_path: Path,
-) -> None:
-    """Migration 3 adds the token generation (0 for existing accounts) and the tables of
-    sign-in failures and revoked tokens to a database made before them."""
+    """A data directory from a server that stamped ``schema_version`` 1, 2 or 3 keeps its
+    records and gains what came after (token generations start at 0), and then carries only
+    Alembic's stamp."""
     first = await MetadataStore.open_sqlite(db_path)
     alice = await _new_user(first, "alice")
 
-    def downgrade(tx: Transaction) -> None:
+    def to_pre_alembic(tx: Transaction) -> None:
         for statement in (
-            "DROP TABLE sign_in_failures",
-            "DROP TABLE revoked_tokens",
-            "ALTER TABLE users DROP COLUMN token_generation",
-            "UPDATE schema_version SET version = 2",
+            *_PRE_ALEMBIC_DOWNGRADES.get(version, ()),
+            "DROP TABLE alembic_version",
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_us BIGINT)",
+            f"INSERT INTO schema_version VALUES ({version}, 0)",
         ):
             tx.connection.exec_driver_sql(statement)
 
-    def use_new_tables(tx: Transaction) -> tuple[Credentials | None, TokenStanding | None]:
+    def use_newer_tables(tx: Transaction) -> tuple[Credentials | None, TokenStanding | None]:
         credentials = tx.credentials("alice")
         tx.insert_sign_in_failure("account", "peer", 1)
         tx.insert_revoked_token("token", alice.id, 2)
         return credentials, tx.token_standing(alice.id, "token")
 
-    await first.write(downgrade)
+    await first.write(to_pre_alembic)
     await first.close()
     migrated = await MetadataStore.open_sqlite(db_path)
     try:
-        assert [v for v, _ in await _versions(migrated)] == list(range(2, SCHEMA_VERSION + 1))
-        credentials, standing = await migrated.write(use_new_tables)
+        assert await _revisions(migrated) == (head_revision(),)
+        credentials, standing = await migrated.write(use_newer_tables)
         assert credentials is not None
         assert credentials.token_generation == 0
         assert standing is not None
         assert (standing.token_generation, standing.revoked) == (0, True)
+        assert await migrated.read(
+            lambda tx: not inspect(tx.connection).has_table("schema_version")
+        )
     finally:
         await migrated.close()
 
@@ -218,17 +225,17 @@ def engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Engine]]:
 async def _stamp_too_new(db_path: Path) -> None:
     store = await MetadataStore.open_sqlite(db_path)
     await store.write(
-        lambda tx: tx.connection.execute(
-            schema_version.insert().values(version=SCHEMA_VERSION + 1, applied_us=0)
+        lambda tx: tx.connection.exec_driver_sql(
+            "UPDATE alembic_version SET version_num = 'f00d-from-the-future'"
         )
     )
     await store.close()
 
 
 async def test_database_of_a_newer_server_is_refused(db_path: Path, engines: list[Engine]) -> None:
-    """A database stamped with a version above SCHEMA_VERSION raises SchemaTooNew on open."""
+    """A database stamped with a revision this server does not know raises SchemaTooNew."""
     await _stamp_too_new(db_path)
-    with pytest.raises(SchemaTooNew, match=str(SCHEMA_VERSION + 1)):
+    with pytest.raises(SchemaTooNew, match=r"f00d-from-the-future.*upgrade the server"):
         await MetadataStore.open_sqlite(db_path)
 
 

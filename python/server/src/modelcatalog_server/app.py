@@ -40,7 +40,8 @@ from .services.model_service import ModelService
 from .services.reflection import with_reflection
 from .storage.blobs import BlobStore, LocalBlobStore
 from .storage.faults import StorageFault
-from .storage.metadata import MetadataStore, SchemaTooNew
+from .storage.metadata import MetadataStore
+from .storage.migrations import SchemaTooNew
 from .tls import CertificateError, ensure_self_signed
 from .transport import (
     RequestGuards,

@@ -54,7 +54,6 @@ from sqlalchemy import (
     event,
     exists,
     func,
-    inspect,
     or_,
     select,
 )
@@ -64,6 +63,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
 from .faults import StorageFault, StorageFull, StorageUnavailable
+from .migrations import upgrade
 from .records import (
     Credentials,
     FailureCounts,
@@ -76,15 +76,11 @@ from .records import (
     VersionRecord,
 )
 from .schema import (
-    MIGRATIONS,
-    SCHEMA_VERSION,
     folder_members,
     folders,
-    metadata,
     model_versions,
     models,
     revoked_tokens,
-    schema_version,
     sign_in_failures,
     users,
 )
@@ -110,10 +106,6 @@ Cursor = tuple[int, str]
 
 class UniqueViolation(Exception):
     """An insert collided with a unique name."""
-
-
-class SchemaTooNew(Exception):
-    """The database was migrated by a newer server than this one."""
 
 
 def now_us() -> int:
@@ -167,8 +159,9 @@ class MetadataStore:
         self._engine.dispose()
 
     async def migrate(self) -> None:
-        """Creates a new schema or brings an existing one up to ``SCHEMA_VERSION``."""
-        await self.write(lambda tx: _migrate(tx.connection))
+        """Creates a new schema or brings an existing one to the newest revision (once, under
+        a lock, whichever process gets there first; see ``migrations``)."""
+        await self.write(lambda tx: upgrade(tx.connection))
 
     async def ping(self) -> None:
         """Raises when the database cannot answer a trivial query."""
@@ -382,24 +375,6 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
         ):
             cursor.execute(pragma)
         cursor.close()
-
-
-def _migrate(connection: Connection) -> None:
-    if not inspect(connection).has_table(schema_version.name):
-        metadata.create_all(connection)
-        connection.execute(
-            schema_version.insert().values(version=SCHEMA_VERSION, applied_us=now_us())
-        )
-        return
-    current = connection.execute(select(func.max(schema_version.c.version))).scalar_one()
-    if current > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"the database has schema version {current}, newer than this server's "
-            f"{SCHEMA_VERSION}; upgrade the server"
-        )
-    for version, migration in enumerate(MIGRATIONS[current - 1 :], start=current + 1):
-        migration(connection)
-        connection.execute(schema_version.insert().values(version=version, applied_us=now_us()))
 
 
 # Statements of the frequent calls, built once: their parameters are bound at execution. Lists

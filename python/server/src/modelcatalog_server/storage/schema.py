@@ -1,9 +1,8 @@
-"""The metadata schema (SQLAlchemy Core, portable: no SQLite-only SQL) and its migrations.
+"""The metadata schema (SQLAlchemy Core, portable: no SQLite-only SQL).
 
-A new database gets the current schema with ``create_all`` and is stamped with
-``SCHEMA_VERSION``; an existing one runs the ``MIGRATIONS`` after its stamped version. A schema
-change therefore edits the tables below *and* appends a migration that does the same to an
-existing database.
+The tables below describe the newest schema; the Alembic revisions in ``migrations/`` build it.
+A schema change therefore edits the tables below *and* adds a revision that does the same to an
+existing database (a unit test proves that the revisions build exactly these tables).
 
 Sign-in failures and revoked tokens are rows here, not process memory, so that every server
 process sharing the database enforces the same throttles and revocations.
@@ -11,12 +10,9 @@ process sharing the database enforces the same throttles and revocations.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import (
     BigInteger,
     Column,
-    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -31,13 +27,6 @@ from sqlalchemy import (
 metadata = MetaData()
 
 ID = String(36)
-
-schema_version = Table(
-    "schema_version",
-    metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("applied_us", BigInteger, nullable=False),
-)
 
 users = Table(
     "users",
@@ -124,28 +113,3 @@ revoked_tokens = Table(
     Column("until_us", BigInteger, nullable=False),
     Index("ix_revoked_tokens_until", "until_us"),
 )
-
-
-def _add_model_versions(connection: Connection) -> None:
-    model_versions.create(connection)
-
-
-def _add_sign_in_failures_and_revocations(connection: Connection) -> None:
-    column = users.c.token_generation
-    connection.exec_driver_sql(
-        f"ALTER TABLE {users.name} ADD COLUMN {column.name} "
-        f"{column.type.compile(connection.dialect)} NOT NULL DEFAULT 0"
-    )
-    sign_in_failures.create(connection)
-    revoked_tokens.create(connection)
-
-
-#: Migration N+1 brings a database stamped N to N+1. Version 1 had users, folders, members and
-#: models; version 2 added model versions; version 3 added token generations, sign-in failures
-#: and revoked tokens.
-MIGRATIONS: list[Callable[[Connection], None]] = [
-    _add_model_versions,
-    _add_sign_in_failures_and_revocations,
-]
-
-SCHEMA_VERSION = 1 + len(MIGRATIONS)
