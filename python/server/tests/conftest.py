@@ -1,14 +1,16 @@
-"""A fully wired application (SQLite in a temp dir, bcrypt cost 4) behind in-memory channels."""
+"""A fully wired application (bcrypt cost 4) behind in-memory channels, on each metadata
+backend: SQLite in a temp dir and a fresh PostgreSQL database (``postgres`` in python/testing)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib.client import Channel
+from postgres import fresh_database, missing, postgres_cluster
 from server_testing import Api, channel_for
 
 from modelcatalog_server.app import Application, build_application
@@ -30,10 +32,33 @@ def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str | None]:
+    """One PostgreSQL cluster for the session (None where there is none)."""
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(
+    request: pytest.FixtureRequest, postgres_admin_url: str | None
+) -> AsyncIterator[str]:
+    """Empty for SQLite in the data directory, else a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    if postgres_admin_url is None:
+        missing("PostgreSQL is not installed: its leg of the tests is skipped")
+        return
+    async with fresh_database(postgres_admin_url) as url:
+        yield url
+
+
 @pytest.fixture
-def settings(tmp_path: Path, signing_key_file: Path) -> Settings:
+def settings(tmp_path: Path, signing_key_file: Path, database_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
+        database_url=database_url,
         insecure=True,
         bcrypt_cost=4,
         jwt_private_key=signing_key_file,

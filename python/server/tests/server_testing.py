@@ -16,9 +16,12 @@ from grpclib.const import Status
 from grpclib.encoding.proto import ProtoStatusDetailsCodec
 from grpclib.exceptions import GRPCError
 from grpclib.testing import ChannelFor
+from sqlalchemy import Row, text
 
 from modelcatalog import v1, wire
-from modelcatalog_server.app import Application
+from modelcatalog_server.app import Application, storage_locations
+from modelcatalog_server.config import Settings
+from modelcatalog_server.storage.metadata import MetadataStore, Transaction
 from modelcatalog_server.transport import RequestCodec
 
 
@@ -39,6 +42,23 @@ class _InMemoryCodec(wire.Codec):
         if message_type in self._request_types:
             return self._requests.decode(data, message_type)
         return super().decode(data, message_type)
+
+
+async def sql(settings: Settings, statement: str, **parameters: Any) -> list[Row[Any]]:
+    """Runs ``statement`` (named ``:parameters``) on the database the settings name, in a
+    transaction of its own, and returns its rows (none for a change): what a test sees or
+    changes behind the server's back, on either backend."""
+
+    def run(tx: Transaction) -> list[Row[Any]]:
+        result = tx.connection.execute(text(statement), parameters)
+        return list(result.all()) if result.returns_rows else []
+
+    database, _ = storage_locations(settings)
+    store = await MetadataStore.open(database)
+    try:
+        return await store.write(run)
+    finally:
+        await store.close()
 
 
 def channel_for(app: Application) -> ChannelFor:

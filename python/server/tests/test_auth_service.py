@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import bcrypt
 import pytest
 from grpclib.const import Status
-from server_testing import Api, channel_for, expect_error
+from server_testing import Api, channel_for, expect_error, sql
 
 from modelcatalog import v1
 from modelcatalog_server.app import build_application
@@ -164,8 +163,7 @@ async def test_sign_up_can_be_turned_off(settings: Settings) -> None:
 async def test_passwords_are_stored_as_bcrypt_hashes(api: Api, settings: Settings) -> None:
     """The database holds a bcrypt hash at the configured cost, never the password."""
     await api.auth.sign_up(v1.SignUpRequest("alice", "correct horse"))
-    with sqlite3.connect(settings.data_dir / "catalog.sqlite3") as database:
-        (stored,) = database.execute("SELECT password_hash FROM users").fetchone()
+    [(stored,)] = await sql(settings, "SELECT password_hash FROM users")
     assert stored.startswith("$2b$04$")
     assert "correct horse" not in stored
 

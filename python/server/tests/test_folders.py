@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 from server_testing import EDITOR, OWNER, VIEWER, Api, Caller, expect_error
 
 from modelcatalog import v1
@@ -279,6 +282,55 @@ async def test_the_last_owner_cannot_leave_or_be_demoted(api: Api) -> None:
         Status.PERMISSION_DENIED,
         "FOLDER_ACCESS_DENIED",
     )
+
+
+async def test_owners_demoting_each_other_at_once_leave_an_owner(api: Api) -> None:
+    """Two owners demote each other (and a third is granted and revoked) at the same moment,
+    ten times over: every call succeeds or is LAST_OWNER, never INTERNAL, and the folder always
+    keeps an owner. (On PostgreSQL this needs the folder's row lock.)"""
+    alice, bob = await api.caller("alice"), await api.caller("bob")
+    await api.caller("carol")
+    shared = await folder(alice)
+    for _ in range(10):
+        await alice.folders.grant_folder_access(
+            v1.GrantFolderAccessRequest(shared.id, "bob", OWNER)
+        )
+        outcomes = await asyncio.gather(
+            alice.folders.grant_folder_access(
+                v1.GrantFolderAccessRequest(shared.id, "bob", VIEWER)
+            ),
+            bob.folders.grant_folder_access(
+                v1.GrantFolderAccessRequest(shared.id, "alice", VIEWER)
+            ),
+            alice.folders.grant_folder_access(
+                v1.GrantFolderAccessRequest(shared.id, "carol", EDITOR)
+            ),
+            bob.folders.revoke_folder_access(v1.RevokeFolderAccessRequest(shared.id, "carol")),
+            return_exceptions=True,
+        )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                assert isinstance(outcome, GRPCError), outcome
+                assert outcome.status in (
+                    Status.FAILED_PRECONDITION,
+                    Status.PERMISSION_DENIED,
+                    Status.NOT_FOUND,
+                ), outcome
+        owners = []
+        for caller in (alice, bob):
+            try:
+                members = await caller.folders.list_folder_access(
+                    v1.ListFolderAccessRequest(shared.id)
+                )
+            except GRPCError:
+                continue
+            owners = [m.username for m in members.members if m.role == OWNER]
+            break
+        assert owners, "the folder lost its last owner"
+        if "alice" not in owners:
+            await bob.folders.grant_folder_access(
+                v1.GrantFolderAccessRequest(shared.id, "alice", OWNER)
+            )
 
 
 async def test_folder_pages_are_full_and_complete(api: Api) -> None:

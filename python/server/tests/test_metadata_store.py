@@ -67,6 +67,13 @@ async def store(db_path: Path) -> AsyncIterator[MetadataStore]:
         await opened.close()
 
 
+def sqlite_of(store: MetadataStore) -> metadata_module._SqliteTransactions:
+    """The SQLite machinery of ``store``, for tests of its threads and pool."""
+    transactions = store._transactions
+    assert isinstance(transactions, metadata_module._SqliteTransactions)
+    return transactions
+
+
 async def _revisions(store: MetadataStore) -> tuple[str, ...]:
     return await store.read(lambda tx: current_revisions(tx.connection))
 
@@ -299,7 +306,7 @@ async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
     never on the event loop's thread: a call pays one hop however many statements it makes."""
     alice = await _new_user(store, "alice")
     trips: list[object] = []
-    submit = store._threads.submit
+    submit = sqlite_of(store)._threads.submit
 
     def counted(step: Any) -> None:
         trips.append(step)
@@ -312,10 +319,10 @@ async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
         threads.add(threading.get_ident())
         statements.append(statement.split()[0])
 
-    engine = store._engine
+    engine = sqlite_of(store)._engine
     event.listen(engine, "before_cursor_execute", lambda *args: seen(args[2]))
     event.listen(engine, "commit", lambda _connection: seen("COMMIT"))
-    monkeypatch.setattr(store._threads, "submit", counted)
+    monkeypatch.setattr(sqlite_of(store)._threads, "submit", counted)
 
     def three_statements(tx: Transaction) -> None:
         tx.user_by_id(alice.id)
@@ -336,7 +343,7 @@ async def test_pool_threads_keep_their_connections_between_transactions(
     pool: a transaction pays no checkout, no checkin and no reset."""
     alice = await _new_user(store, "alice")
     checkouts: list[object] = []
-    event.listen(store._engine, "checkout", lambda *args: checkouts.append(args))
+    event.listen(sqlite_of(store)._engine, "checkout", lambda *args: checkouts.append(args))
     warm = len(checkouts)
     for _ in range(3):
         await asyncio.gather(*(store.read(lambda tx: tx.user_by_id(alice.id)) for _ in range(40)))
@@ -364,7 +371,7 @@ async def test_a_pool_thread_whose_connection_broke_takes_a_new_one(
         *(store.read(lambda tx: tx.user_by_id(alice.id)) for _ in range(40))
     )
     assert users == [alice] * 40
-    pool = store._engine.pool
+    pool = sqlite_of(store)._engine.pool
     assert isinstance(pool, QueuePool)
     assert pool.checkedout() <= SQLITE_POOL_SIZE
 
@@ -977,7 +984,7 @@ async def test_cancelled_calls_release_their_connections(
             await asyncio.sleep(0)
             task.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
-    pool = store._engine.pool
+    pool = sqlite_of(store)._engine.pool
     assert isinstance(pool, QueuePool)
     assert pool.checkedout() <= SQLITE_POOL_SIZE  # one per pool thread, none lost
     gc.collect()

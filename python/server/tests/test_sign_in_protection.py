@@ -16,7 +16,7 @@ import pytest
 from google.rpc.error_details_pb2 import RetryInfo
 from grpclib.const import Status
 from grpclib.server import Stream
-from server_testing import Api, channel_for, expect_error, poll_until
+from server_testing import Api, channel_for, expect_error, poll_until, sql
 
 from modelcatalog import v1
 from modelcatalog_server.app import build_application
@@ -371,12 +371,11 @@ async def test_several_checks_in_flight_from_one_address_make_the_next_suspect(
 # Cost changes
 
 
-def stored_hash(settings: Settings, username: str) -> str:
-    with sqlite3.connect(settings.data_dir / "catalog.sqlite3") as database:
-        row = database.execute(
-            "SELECT password_hash FROM users WHERE username = ?", (username,)
-        ).fetchone()
-    return str(row[0])
+async def stored_hash(settings: Settings, username: str) -> str:
+    [(stored,)] = await sql(
+        settings, "SELECT password_hash FROM users WHERE username = :username", username=username
+    )
+    return str(stored)
 
 
 async def sign_up_at_cost(settings: Settings, *usernames: str) -> None:
@@ -401,12 +400,12 @@ def record_checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 async def test_sign_in_rehashes_a_hash_made_at_another_cost(settings: Settings) -> None:
     """After the operator raises the cost, a sign-in stores a new hash at it, which works."""
     await sign_up_at_cost(settings, "alice")
-    assert stored_hash(settings, "alice").startswith("$2b$04$")
+    assert (await stored_hash(settings, "alice")).startswith("$2b$04$")
     raised = replace(settings, bcrypt_cost=5)
     async with build_application(raised) as app, channel_for(app) as channel:
         api = Api(channel)
         await api.auth.sign_in(v1.SignInRequest("alice", PASSWORD))
-        assert stored_hash(settings, "alice").startswith("$2b$05$")
+        assert (await stored_hash(settings, "alice")).startswith("$2b$05$")
         await api.auth.sign_in(v1.SignInRequest("alice", PASSWORD))
 
 
@@ -459,4 +458,4 @@ async def test_a_too_long_password_is_checked_against_the_account_hash(
         Status.UNAUTHENTICATED,
         "INVALID_CREDENTIALS",
     )
-    assert checks == [stored_hash(settings, "alice").encode()]
+    assert checks == [(await stored_hash(settings, "alice")).encode()]

@@ -14,7 +14,7 @@ from google.rpc.error_details_pb2 import ErrorInfo
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
-from server_testing import VIEWER, Api, Caller, channel_for, expect_error
+from server_testing import VIEWER, Api, Caller, channel_for, expect_error, sql
 
 from modelcatalog import v1
 from modelcatalog_server.app import Application, build_application
@@ -30,10 +30,6 @@ from modelcatalog_server.storage.records import TokenStanding
 AUTHENTICATED = sorted(
     method for method, access in METHOD_ACCESS.items() if access is not Access.PUBLIC
 )
-
-
-def database(settings: Settings) -> sqlite3.Connection:
-    return sqlite3.connect(settings.data_dir / "catalog.sqlite3")
 
 
 async def refusals(app: Application, channel: Channel, token: str) -> dict[str, tuple[Status, str]]:
@@ -91,9 +87,8 @@ async def test_a_deleted_account_token_is_refused_on_every_method(
     alice, bob = await api.caller("alice"), await api.caller("bob")
     folder = (await alice.folders.create_folder(v1.CreateFolderRequest("shared"))).folder
     await alice.folders.grant_folder_access(v1.GrantFolderAccessRequest(folder.id, "bob", VIEWER))
-    with database(settings) as db:
-        db.execute("DELETE FROM folder_members WHERE user_id = ?", (bob.user.id,))
-        db.execute("DELETE FROM users WHERE id = ?", (bob.user.id,))
+    await sql(settings, "DELETE FROM folder_members WHERE user_id = :id", id=bob.user.id)
+    await sql(settings, "DELETE FROM users WHERE id = :id", id=bob.user.id)
     assert await refusals(app, channel, bob.token) == revoked_everywhere()
     listed = await alice.folders.list_folders(v1.ListFoldersRequest())
     assert [f.id for f in listed.folders] == [folder.id]
@@ -105,8 +100,7 @@ async def test_a_raised_token_generation_revokes_the_tokens_issued_before(
     """Tokens carry the account's generation; once it moves on they are TOKEN_REVOKED, and a
     new sign-in issues tokens that work."""
     alice = await api.caller("alice")
-    with database(settings) as db:
-        db.execute("UPDATE users SET token_generation = token_generation + 1")
+    await sql(settings, "UPDATE users SET token_generation = token_generation + 1")
     await expect_error(
         alice.auth.get_current_user(v1.GetCurrentUserRequest()),
         Status.UNAUTHENTICATED,

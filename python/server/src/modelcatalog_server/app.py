@@ -38,8 +38,10 @@ from .services.auth_service import AuthService
 from .services.folder_service import FolderService
 from .services.model_service import ModelService
 from .services.reflection import with_reflection
+from .storage import locations
 from .storage.blobs import BlobStore, LocalBlobStore
 from .storage.faults import StorageFault
+from .storage.locations import BlobLocation
 from .storage.metadata import MetadataStore
 from .storage.migrations import SchemaTooNew
 from .tls import CertificateError, ensure_self_signed
@@ -144,17 +146,64 @@ def exclusive_data_dir(data_dir: Path) -> Iterator[None]:
         yield
 
 
+def storage_locations(settings: Settings) -> tuple[str, BlobLocation]:
+    """The database URL and blob location the settings name, the data directory's by default."""
+    database = settings.database_url or f"sqlite:///{settings.data_dir / DATABASE_FILE}"
+    blobs = locations.blob_location(settings.blob_url or str(settings.data_dir / BLOBS_DIR))
+    return database, blobs
+
+
+def uses_data_dir(settings: Settings) -> bool:
+    """Whether metadata or blobs live in the data directory, which one server owns at a time."""
+    return not settings.database_url or not settings.blob_url
+
+
+@contextmanager
+def data_dir_claimed(settings: Settings) -> Iterator[None]:
+    """The data directory's lock when the settings keep storage there; nothing otherwise
+    (replicas sharing PostgreSQL and S3 need no local lock)."""
+    if uses_data_dir(settings):
+        with exclusive_data_dir(settings.data_dir):
+            yield
+    else:
+        yield
+
+
+async def open_storage(settings: Settings) -> tuple[MetadataStore, BlobStore]:
+    """The metadata store (migrated) and the blob store the settings name."""
+    database, blob_location = storage_locations(settings)
+    try:
+        store = await MetadataStore.open(database)
+    except (OSError, SchemaTooNew, StorageFault) as error:
+        raise StartupError(f"cannot open the database {_shown(database)}: {error}") from error
+    try:
+        return store, open_blob_store(blob_location)
+    except BaseException as error:
+        await store.close()
+        if isinstance(error, OSError | ValueError):
+            raise StartupError(
+                f"cannot open the blob store {blob_location.url}: {error}"
+            ) from error
+        raise
+
+
+def open_blob_store(location: BlobLocation) -> BlobStore:
+    """The blob store at ``location``."""
+    if location.directory is None:
+        raise ValueError("this server keeps blobs in local directories only")
+    return LocalBlobStore(location.directory)
+
+
+def _shown(database_url: str) -> str:
+    """A database URL as logs may show it: without its password."""
+    return locations.database_url(database_url).render_as_string(hide_password=True)
+
+
 @asynccontextmanager
 async def build_application(settings: Settings) -> AsyncIterator[Application]:
     """Opens storage and keys, wires every layer, and closes them all afterwards."""
-    with exclusive_data_dir(settings.data_dir):
-        try:
-            store = await MetadataStore.open_sqlite(settings.data_dir / DATABASE_FILE)
-            blobs = LocalBlobStore(settings.data_dir / BLOBS_DIR)
-        except (OSError, SchemaTooNew) as error:
-            raise StartupError(
-                f"cannot open the data directory {settings.data_dir}: {error}"
-            ) from error
+    with data_dir_claimed(settings):
+        store, blobs = await open_storage(settings)
         hasher = PasswordHasher(settings.bcrypt_cost)
         try:
             removed = await blobs.recover(await store.read(lambda tx: tx.referenced_blobs()))

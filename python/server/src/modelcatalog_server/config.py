@@ -16,6 +16,7 @@ from typing import Any
 
 from .domain.accounts import TOKEN_CHECK_INTERVAL_SECONDS
 from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
+from .storage import locations
 from .transport._limits import TransportLimits
 
 ENV_PREFIX = "MODELCATALOG_"
@@ -42,6 +43,8 @@ class Settings:
 
     listen: ListenAddress = ListenAddress("127.0.0.1", 50051)
     data_dir: Path = Path("modelcatalog-data")
+    database_url: str = ""
+    blob_url: str = ""
     insecure: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -112,6 +115,24 @@ def _event_loop(text: str) -> str:
     if loop not in EVENT_LOOPS:
         raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(EVENT_LOOPS)}")
     return loop
+
+
+def _database_url(text: str) -> str:
+    if text.strip():
+        try:
+            locations.database_url(text.strip())
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return text.strip()
+
+
+def _blob_url(text: str) -> str:
+    if text.strip():
+        try:
+            locations.blob_location(text.strip())
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return text.strip()
 
 
 def _optional_path(text: str) -> Path | None:
@@ -240,6 +261,22 @@ _OPTIONS = (
         Path,
         "directory for the database, blobs, generated keys and certificates",
         "DIR",
+    ),
+    _Option(
+        "database_url",
+        "--database-url",
+        _database_url,
+        "where the metadata lives: sqlite:///PATH or "
+        "postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE; empty: SQLite in DATA_DIR",
+        "URL",
+    ),
+    _Option(
+        "blob_url",
+        "--blob-url",
+        _blob_url,
+        "where version files live: file:///PATH (or a directory) or s3://BUCKET/PREFIX (endpoint, "
+        "region and credentials from the usual AWS_* settings); empty: DATA_DIR/blobs",
+        "URL",
     ),
     _Option(
         "insecure",

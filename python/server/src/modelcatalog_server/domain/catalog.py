@@ -88,6 +88,7 @@ class Catalog:
         validation.username("username", username)
 
         def change(tx: Transaction) -> MemberRecord:
+            tx.lock_folder(folder_id)
             _folder(tx, caller, folder_id, Role.OWNER)
             member = _user_named(tx, username)
             current = tx.role(folder_id, member.id)
@@ -108,6 +109,7 @@ class Catalog:
         validation.username("username", username)
 
         def change(tx: Transaction) -> None:
+            tx.lock_folder(folder_id)
             account = caller_account(tx, caller)
             leaving = username == account.username
             _folder(tx, caller, folder_id, Role.VIEWER if leaving else Role.OWNER)

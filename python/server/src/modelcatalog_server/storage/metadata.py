@@ -58,11 +58,13 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import URL, Connection, Engine, Row
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
 from .faults import StorageFault, StorageFull, StorageUnavailable
+from .locations import database_url, sqlite_path
 from .migrations import upgrade
 from .records import (
     Credentials,
@@ -96,6 +98,18 @@ SQLITE_POOL_SIZE = 8
 #: a lock held too long. Other failures (I/O errors, a read-only file) are server faults.
 _SQLITE_UNAVAILABLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 
+#: PostgreSQL connections each server process keeps: a bound on what N processes ask of the
+#: database's ``max_connections``.
+POSTGRES_POOL_SIZE = 10
+#: SQLSTATEs of conflicts that running the transaction again resolves (serialization failure,
+#: deadlock), and how often a write is tried.
+_POSTGRES_RETRY = frozenset({"40001", "40P01"})
+_WRITE_ATTEMPTS = 3
+#: SQLSTATE classes and codes that mean "try again later": connection exceptions, insufficient
+#: resources, operator intervention (shutdown, recovery), lock waits past ``lock_timeout``.
+_POSTGRES_UNAVAILABLE_CLASSES = ("08", "53", "57")
+_POSTGRES_UNAVAILABLE = frozenset({"55P03"})
+
 T = TypeVar("T")
 
 log = logging.getLogger("modelcatalog_server.storage")
@@ -119,15 +133,33 @@ def new_id() -> str:
 
 
 class MetadataStore:
-    """Owns the engine and its threads; runs read and write transactions."""
+    """Runs read and write transactions on the database a URL names (``open``)."""
 
-    def __init__(self, engine: Engine, *, wait_seconds: float = DATABASE_WAIT_SECONDS) -> None:
-        self._engine = engine
-        self._is_sqlite = engine.dialect.name == "sqlite"
-        self._write_lock = asyncio.Lock()
-        self._wait_seconds = wait_seconds
-        self._thread_state = threading.local()
-        self._threads = _Threads(SQLITE_POOL_SIZE, on_exit=self._close_thread_connection)
+    def __init__(self, transactions: _SqliteTransactions | _PostgresTransactions) -> None:
+        self._transactions = transactions
+
+    @classmethod
+    async def open(cls, url: str, *, wait_seconds: float = DATABASE_WAIT_SECONDS) -> MetadataStore:
+        """Opens the database ``url`` names (``sqlite:///PATH`` or
+        ``postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DATABASE``) and migrates it; ValueError
+        for a URL of another kind."""
+        parsed = database_url(url)
+        path = sqlite_path(parsed)
+        if path is not None:
+            return await cls.open_sqlite(path, wait_seconds=wait_seconds)
+        engine = create_async_engine(
+            parsed,
+            pool_size=POSTGRES_POOL_SIZE,
+            max_overflow=0,
+            pool_timeout=wait_seconds,
+            pool_pre_ping=True,
+            connect_args={
+                "timeout": wait_seconds,
+                # A row lock held longer than the wait limit fails the call, not the server.
+                "server_settings": {"lock_timeout": f"{int(wait_seconds * 1000)}"},
+            },
+        )
+        return await cls._migrated(_PostgresTransactions(engine, wait_seconds))
 
     @classmethod
     async def open_sqlite(
@@ -142,7 +174,13 @@ class MetadataStore:
             pool_timeout=wait_seconds,
         )
         _configure_sqlite(engine, busy_timeout_ms=int(wait_seconds * 1000))
-        store = cls(engine, wait_seconds=wait_seconds)
+        return await cls._migrated(_SqliteTransactions(engine, wait_seconds))
+
+    @classmethod
+    async def _migrated(
+        cls, transactions: _SqliteTransactions | _PostgresTransactions
+    ) -> MetadataStore:
+        store = cls(transactions)
         try:
             await store.migrate()
         except BaseException:
@@ -152,11 +190,7 @@ class MetadataStore:
 
     async def close(self) -> None:
         """Lets running transactions end, then closes every pooled connection."""
-        await asyncio.to_thread(self._shut_down)
-
-    def _shut_down(self) -> None:
-        self._threads.stop()
-        self._engine.dispose()
+        await self._transactions.close()
 
     async def migrate(self) -> None:
         """Creates a new schema or brings an existing one to the newest revision (once, under
@@ -169,13 +203,36 @@ class MetadataStore:
 
     async def read(self, work: Callable[[Transaction], T]) -> T:
         """What ``work`` returns, run in a transaction for reads only."""
-        return await self._run(work, immediate=False)
+        return await self._transactions.run(work, write=False)
 
     async def write(self, work: Callable[[Transaction], T]) -> T:
         """What ``work`` returns, run in a transaction that may write: committed when ``work``
         returns, rolled back when it raises."""
-        if not self._is_sqlite:
-            return await self._run(work, immediate=True)
+        return await self._transactions.run(work, write=True)
+
+
+class _SqliteTransactions:
+    """SQLite: each transaction runs whole in one of a fixed set of threads, each keeping its
+    connection; one writer at a time in this process (a lock) and in all (``BEGIN
+    IMMEDIATE``)."""
+
+    def __init__(self, engine: Engine, wait_seconds: float) -> None:
+        self._engine = engine
+        self._write_lock = asyncio.Lock()
+        self._wait_seconds = wait_seconds
+        self._thread_state = threading.local()
+        self._threads = _Threads(SQLITE_POOL_SIZE, on_exit=self._close_thread_connection)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._shut_down)
+
+    def _shut_down(self) -> None:
+        self._threads.stop()
+        self._engine.dispose()
+
+    async def run(self, work: Callable[[Transaction], T], *, write: bool) -> T:
+        if not write:
+            return await self._run(work, immediate=False)
         try:
             async with asyncio.timeout(self._wait_seconds):
                 await self._write_lock.acquire()
@@ -204,7 +261,7 @@ class MetadataStore:
                 connection.exec_driver_sql(_BEGIN_IMMEDIATE if immediate else _BEGIN)
                 return work(Transaction(connection))
         except DBAPIError as error:
-            fault = _fault(error)
+            fault = _sqlite_fault(error)
             if fault is None:
                 raise
             raise fault from error
@@ -223,6 +280,70 @@ class MetadataStore:
         self._thread_state.connection = None
         if connection is not None:
             connection.close()
+
+
+class _PostgresTransactions:
+    """PostgreSQL through asyncpg: the same ``work`` functions, run by
+    ``AsyncConnection.run_sync`` on the event loop (no thread). Reads see one snapshot
+    (REPEATABLE READ, READ ONLY); writes run at READ COMMITTED with the row locks the rules take
+    (``Transaction.lock_folder``, the version counter's UPDATE). A write that loses a
+    serialization conflict or a deadlock is run again, up to ``_WRITE_ATTEMPTS`` times."""
+
+    def __init__(self, engine: AsyncEngine, wait_seconds: float) -> None:
+        self._engine = engine
+        self._wait_seconds = wait_seconds
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def run(self, work: Callable[[Transaction], T], *, write: bool) -> T:
+        attempt = 1
+        while True:
+            try:
+                return await self._once(work, write=write)
+            except DBAPIError as error:
+                if _is_conflict(error) and attempt < _WRITE_ATTEMPTS:
+                    attempt += 1
+                    continue
+                fault = _postgres_fault(error)
+                if fault is None:
+                    raise
+                raise fault from error
+            except OSError as error:
+                raise _unavailable(f"the database cannot be reached: {error}") from error
+
+    async def _once(self, work: Callable[[Transaction], T], *, write: bool) -> T:
+        """One attempt: a connection is awaited (cancellable: a call cancelled meanwhile never
+        starts), then the transaction runs to its end even if the caller is cancelled."""
+        try:
+            async with asyncio.timeout(self._wait_seconds):
+                connection = await self._engine.connect()
+        except TimeoutError:
+            raise _unavailable("no database connection came free within the wait limit") from None
+        transaction = asyncio.ensure_future(self._transaction(connection, work, write))
+        try:
+            return await asyncio.shield(transaction)
+        except asyncio.CancelledError:
+            while not transaction.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait((transaction,))
+            if not transaction.cancelled():
+                transaction.exception()  # seen; the caller gets its cancellation
+            raise
+
+    @staticmethod
+    async def _transaction(
+        connection: AsyncConnection, work: Callable[[Transaction], T], write: bool
+    ) -> T:
+        try:
+            if not write:
+                await connection.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            async with connection.begin():
+                return await connection.run_sync(lambda synchronous: work(Transaction(synchronous)))
+        finally:
+            await connection.close()
 
 
 class _Step(Generic[T]):
@@ -337,8 +458,8 @@ class _Threads:
             self._on_exit()
 
 
-def _fault(error: DBAPIError) -> StorageFault | None:
-    """The storage fault a driver error stands for, if it is one."""
+def _sqlite_fault(error: DBAPIError) -> StorageFault | None:
+    """The storage fault a SQLite driver error stands for, if it is one."""
     code = getattr(error.orig, "sqlite_errorcode", None)
     if code is None:
         return None
@@ -348,6 +469,29 @@ def _fault(error: DBAPIError) -> StorageFault | None:
         return StorageFull(f"the database cannot grow: {error.orig}")
     if primary in _SQLITE_UNAVAILABLE:
         return _unavailable(f"the database stayed locked: {error.orig}")
+    return None
+
+
+def _is_conflict(error: DBAPIError) -> bool:
+    """Whether another attempt of the transaction resolves ``error`` (PostgreSQL)."""
+    return getattr(error.orig, "sqlstate", None) in _POSTGRES_RETRY
+
+
+def _postgres_fault(error: DBAPIError) -> StorageFault | None:
+    """The storage fault a PostgreSQL error stands for, or None for an error of the server's
+    own."""
+    if error.connection_invalidated:
+        return _unavailable(f"the database connection broke: {error.orig}")
+    state = getattr(error.orig, "sqlstate", None) or ""
+    if state in _POSTGRES_RETRY:
+        return _unavailable(f"the database kept refusing a transaction: {error.orig}")
+    if state == "53100":  # disk_full
+        log.warning("storage is full: the database cannot grow: %s", error.orig)
+        return StorageFull(f"the database cannot grow: {error.orig}")
+    if state.startswith(_POSTGRES_UNAVAILABLE_CLASSES) or state in _POSTGRES_UNAVAILABLE:
+        return _unavailable(f"the database is unavailable: {error.orig}")
+    if isinstance(error, InterfaceError):
+        return _unavailable(f"the database connection failed: {error.orig}")
     return None
 
 
@@ -417,6 +561,7 @@ _FOLDERS_OF_CALLER = (
     .join(_creator, _creator.c.id == folders.c.creator_id)
 )
 _FOLDER_FOR = _FOLDERS_OF_CALLER.where(folders.c.id == bindparam("folder_id"))
+_LOCK_FOLDER = select(folders.c.id).where(folders.c.id == bindparam("folder_id")).with_for_update()
 _ROLE = select(folder_members.c.role).where(
     folder_members.c.folder_id == bindparam("folder_id"),
     folder_members.c.user_id == bindparam("user_id"),
@@ -686,6 +831,13 @@ class Transaction:
             _ROLE, {"folder_id": folder_id, "user_id": user_id}
         ).scalar_one_or_none()
         return Role(value) if value is not None else None
+
+    def lock_folder(self, folder_id: str) -> None:
+        """Holds the folder's row until the transaction ends, so that changes to its members
+        happen one after another: two owners demoting each other at once cannot both see the
+        other still an owner, and two grants of one user cannot both insert. (A no-op on
+        SQLite, where writes run one at a time anyway.)"""
+        self.connection.execute(_LOCK_FOLDER, {"folder_id": folder_id})
 
     def owner_count(self, folder_id: str) -> int:
         return self.connection.execute(
