@@ -169,7 +169,8 @@ async def test_viewer_downloads_but_cannot_upload_and_stranger_neither(
 
 
 async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_key: Path) -> None:
-    """SIGKILL during an upload, then a restart: no version is listed and no temporary remains."""
+    """SIGKILL during an upload, then a restart: no version is listed, and once the upload's
+    grace period has passed the restarted server has removed what it left."""
     first = start_server(tmp_path, signing_key=signing_key)
     async with Client(first.address, ca_cert=first.ca_cert) as alice:
         await alice.sign_up("alice", PASSWORD)
@@ -198,11 +199,20 @@ async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_k
     upload.cancel()
     await asyncio.gather(upload, return_exceptions=True)
     channel.close()
-    second = start_server(tmp_path, data_dir=first.data_dir, signing_key=signing_key)
+    second = start_server(
+        tmp_path,
+        "--upload-grace-period",
+        "1",
+        data_dir=first.data_dir,
+        signing_key=signing_key,
+    )
     try:
         async with Client(second.address, ca_cert=second.ca_cert, token=token) as alice:
             assert [v async for v in alice.list_model_versions(model.id)] == []
             assert (await alice.get_model(model.id)).latest_version == 0
+        assert await asyncio.to_thread(
+            wait_for, lambda: "cleaned up 1 abandoned upload(s)" in second.log()
+        )
         assert list(temporaries.iterdir()) == []
     finally:
         assert second.stop() == 0

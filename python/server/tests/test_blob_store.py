@@ -1,4 +1,4 @@
-"""The local blob store: all-or-nothing commits by content address, ranged reads, recovery,
+"""The local blob store: all-or-nothing commits by content address, ranged reads, discards,
 durable renames, and a full disk reported as such."""
 
 from __future__ import annotations
@@ -94,19 +94,6 @@ async def test_identical_content_is_kept_once(tmp_path: Path) -> None:
     second = await store_bytes(store, b"same ", b"bytes")
     assert first == second
     assert len(files_under(tmp_path)) == 1
-
-
-async def test_recover_removes_temporaries_and_unreferenced_blobs(tmp_path: Path) -> None:
-    """Start-up recovery deletes interrupted uploads and blobs no version points to."""
-    store = LocalBlobStore(tmp_path)
-    kept = await store_bytes(store, b"kept")
-    orphan = await store_bytes(store, b"orphan")
-    interrupted = store.writer()
-    await interrupted.write(os.urandom(2 * READ_CHUNK_BYTES))
-    assert await store.recover({kept}) == 2
-    assert files_under(tmp_path) == [store.path_of(kept)]
-    assert not store.path_of(orphan).exists()
-    await interrupted.abort()
 
 
 async def test_another_store_discards_an_upload_by_its_handle(tmp_path: Path) -> None:

@@ -1,7 +1,10 @@
 """Settings come from flags, then MODELCATALOG_* variables, then defaults; bad values stop."""
 
+from pathlib import Path
+
 import pytest
 
+from modelcatalog_server.app import storage_locations, uses_data_dir
 from modelcatalog_server.config import ListenAddress, Settings, parse_listen_address, parse_settings
 
 
@@ -49,6 +52,14 @@ def test_listen_address_forms(text: str, address: ListenAddress, shown: str) -> 
         (["--listen", "127.0.0.1:70000"], "from 0 to 65535"),
         (["--listen", "127.0.0.1:http"], "from 0 to 65535"),
         (["--log-level", "loud"], "is not one of debug, info, warning, error"),
+        (["--database-url", "mysql://db/catalog"], "unsupported database 'mysql'"),
+        (["--database-url", "postgresql+psycopg://h/db"], "through asyncpg"),
+        (["--database-url", "postgresql+asyncpg://h"], "needs a database name"),
+        (["--database-url", "sqlite://"], "needs a file path"),
+        (["--database-url", "not a url"], "is not a database URL"),
+        (["--blob-url", "s3:///prefix"], "names no bucket"),
+        (["--blob-url", "ftp://host/blobs"], "unsupported blob store"),
+        (["--upload-grace-period", "0"], "from 1 second to 30 days"),
     ],
 )
 def test_bad_values_exit_with_a_message_naming_the_option(
@@ -77,6 +88,26 @@ def test_help_names_every_environment_variable(capsys: pytest.CaptureFixture[str
     text = " ".join(capsys.readouterr().out.split())
     assert "MODELCATALOG_LISTEN; default 127.0.0.1:50051" in text
     assert "MODELCATALOG_LOG_LEVEL; default info" in text
+
+
+def test_storage_defaults_to_the_data_directory_and_takes_urls() -> None:
+    """Without URLs, SQLite and blobs live in the data directory, which the server then locks;
+    with both URLs elsewhere, it does not."""
+    embedded = parse_settings(["--data-dir", "/srv/mc"], {})
+    database, blobs = storage_locations(embedded)
+    assert (database, blobs.directory) == (
+        "sqlite:////srv/mc/catalog.sqlite3",
+        Path("/srv/mc/blobs"),
+    )
+    assert uses_data_dir(embedded)
+    shared = parse_settings(
+        ["--blob-url", "file:///mnt/models"],
+        {"MODELCATALOG_DATABASE_URL": "postgresql://catalog@db.internal/catalog"},
+    )
+    database, blobs = storage_locations(shared)
+    assert database == "postgresql://catalog@db.internal/catalog"
+    assert blobs.directory == Path("/mnt/models")
+    assert not uses_data_dir(shared)
 
 
 def test_security_defaults() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,9 +24,10 @@ from modelcatalog_server.domain.errors import (
     ResourceExhausted,
 )
 from modelcatalog_server.domain.paging import PageTokens
+from modelcatalog_server.domain.uploads import PendingUploads
 from modelcatalog_server.domain.versions import UploadHeader, Versions
-from modelcatalog_server.storage.blobs import LocalBlobStore
-from modelcatalog_server.storage.metadata import MetadataStore, Transaction
+from modelcatalog_server.storage.blobs import WRITE_BATCH_BYTES, LocalBlobStore
+from modelcatalog_server.storage.metadata import MetadataStore, Transaction, new_id, now_us
 from modelcatalog_server.storage.records import ModelRecord, Role, UserRecord
 
 MiB = 1 << 20
@@ -538,19 +540,79 @@ async def test_file_name_never_becomes_a_path(api: Api, settings: Settings) -> N
     assert stored.name == hashlib.sha256(data).hexdigest()
 
 
-async def test_leftovers_are_removed_at_start(settings: Settings) -> None:
-    """Temporary files and unreferenced blobs from a crash are deleted when the server starts."""
-    async with build_application(settings) as app, channel_for(app) as channel:
-        alice = await Api(channel).caller("alice")
-        model = await model_of(alice)
-        kept = await upload(alice, model.id, b"kept")
-    blobs = settings.data_dir / "blobs"
-    (blobs / "tmp" / "crashed.part").write_bytes(b"half an upload")
-    orphan = blobs / "sha256" / "ab" / ("ab" + "0" * 62)
-    orphan.parent.mkdir(parents=True, exist_ok=True)
-    orphan.write_bytes(b"renamed but never recorded")
-    async with build_application(settings):
-        assert [p.name for p in blob_files(settings)] == [kept.sha256]
+async def abandon_upload(
+    store: MetadataStore, blobs: LocalBlobStore, data: bytes, alive_us: int, *, commit: bool
+) -> str:
+    """What a process that died mid-upload leaves: a session last alive at ``alive_us`` and its
+    bytes in a temporary file (or, with ``commit``, claimed and stored under their digest but
+    never recorded as a version)."""
+    session_id = new_id()
+    handle = f"{uuid.uuid4().hex}.part"
+    await store.write(lambda tx: tx.insert_upload_session(session_id, handle, alive_us))
+    if commit:
+        digest = hashlib.sha256(data).hexdigest()
+        await store.write(lambda tx: tx.claim_blob(session_id, digest, alive_us))
+        blobs.path_of(digest).parent.mkdir(parents=True, exist_ok=True)
+        blobs.path_of(digest).write_bytes(data)
+    else:
+        (blobs.temporary_directory / handle).write_bytes(data)
+    return session_id
+
+
+async def test_abandoned_uploads_are_cleaned_up_after_the_grace_period(domain: Domain) -> None:
+    """Uploads of a process that died (their sessions silent past the grace period) lose their
+    waiting bytes and their committed-but-unrecorded blob to any process's sweep; uploads still
+    within the grace period, and blobs a version uses, are kept."""
+    blobs = LocalBlobStore(domain.blobs_dir)
+    versions = domain.versions()
+    kept = await versions.upload(
+        domain.user_id, UploadHeader(domain.model_id, "kept.bin"), chunks_of(b"kept")
+    )
+    now = now_us()
+    grace_us = 60_000_000
+    half = os.urandom(WRITE_BATCH_BYTES)  # a full batch: its bytes are on disk
+    await abandon_upload(domain.store, blobs, half, now - 2 * grace_us, commit=False)
+    await abandon_upload(domain.store, blobs, b"orphan", now - 2 * grace_us, commit=True)
+    await abandon_upload(domain.store, blobs, b"kept", now - 2 * grace_us, commit=True)
+    recent = await abandon_upload(domain.store, blobs, half, now, commit=False)
+    assert len(list((domain.blobs_dir / "tmp").iterdir())) == 2
+    sweeper = PendingUploads(domain.store, blobs, grace_seconds=60, clock=lambda: now)
+    assert await sweeper.sweep() == 4  # three sessions, one blob
+    remaining = await domain.store.read(lambda tx: tx.abandoned_upload_sessions(now + 1, 10))
+    assert [session_id for session_id, _ in remaining] == [recent]
+    assert sorted(p.name for p in (domain.blobs_dir / "sha256").rglob("*") if p.is_file()) == [
+        kept.sha256
+    ]
+    assert len(list((domain.blobs_dir / "tmp").iterdir())) == 1
+    assert await sweeper.sweep() == 0
+
+
+async def test_an_upload_never_claims_a_blob_being_deleted(domain: Domain) -> None:
+    """While a blob with the same bytes is being deleted, a finished upload waits for the
+    deletion to end and then stores its bytes anew: the version's file is there."""
+    blobs = LocalBlobStore(domain.blobs_dir)
+    data = os.urandom(1000)
+    digest = hashlib.sha256(data).hexdigest()
+    abandoned = await abandon_upload(domain.store, blobs, data, 0, commit=True)
+
+    def end_and_mark(tx: Transaction) -> bool:
+        tx.end_upload_session(abandoned)
+        return tx.mark_blob_if_unused(digest, 0)
+
+    assert await domain.store.write(end_and_mark)  # a sweeper stopped between mark and delete
+    versions = domain.versions()
+    uploading = asyncio.create_task(
+        versions.upload(domain.user_id, UploadHeader(domain.model_id, "same.bin"), chunks_of(data))
+    )
+    temporaries = domain.blobs_dir / "tmp"
+    assert await poll_until(
+        lambda: any(p.stat().st_size == len(data) for p in temporaries.iterdir())
+    )
+    assert not uploading.done()
+    await PendingUploads(domain.store, blobs, grace_seconds=1).sweep()
+    version = await uploading
+    assert (domain.blobs_dir / "sha256" / digest[:2] / digest).read_bytes() == data
+    assert version.sha256 == digest
 
 
 async def test_revoked_editor_leaves_no_blob_behind(api: Api, settings: Settings) -> None:

@@ -33,6 +33,7 @@ from .domain.accounts import Accounts
 from .domain.catalog import Catalog
 from .domain.paging import PageTokens
 from .domain.sign_in_limits import SignInGuard, SignInLimits
+from .domain.uploads import PendingUploads
 from .domain.versions import Versions
 from .services.auth_service import AuthService
 from .services.folder_service import FolderService
@@ -206,16 +207,15 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
         store, blobs = await open_storage(settings)
         hasher = PasswordHasher(settings.bcrypt_cost)
         try:
-            removed = await blobs.recover(await store.read(lambda tx: tx.referenced_blobs()))
-            if removed:
-                log.info("removed %d leftover file(s) of interrupted uploads", removed)
+            pending = PendingUploads(store, blobs, grace_seconds=settings.upload_grace_period)
             accounts = build_accounts(settings, store, hasher)
             await accounts.match_dummy_hash_cost()
             tokens = load_token_service(settings)
             tls, tls_note = load_tls(settings)
             guards = RequestGuards(transport_limits(settings))
-            services = build_services(settings, store, blobs, accounts, tokens, guards)
-            yield Application(services, guards, tls, tls_note)
+            services = build_services(settings, store, blobs, accounts, tokens, guards, pending)
+            async with pending.running():
+                yield Application(services, guards, tls, tls_note)
         finally:
             hasher.close()
             await store.close()
@@ -262,6 +262,7 @@ def build_services(
     accounts: Accounts,
     tokens: TokenService,
     guards: RequestGuards,
+    pending: PendingUploads,
 ) -> list[IServable]:
     """Every service the server answers, with health and reflection, each method behind the
     per-call plumbing (``rpc``) and, inside it, the request guards (``transport``).
@@ -282,6 +283,7 @@ def build_services(
         max_downloads=settings.max_downloads,
         max_downloads_per_user=settings.max_downloads_per_user,
         max_downloads_per_peer=settings.max_downloads_per_peer,
+        pending=pending,
     )
     api: list[IServable] = [
         AuthService(accounts, tokens),

@@ -16,6 +16,7 @@ from typing import Any
 
 from .domain.accounts import TOKEN_CHECK_INTERVAL_SECONDS
 from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
+from .domain.uploads import UPLOAD_GRACE_SECONDS
 from .storage import locations
 from .transport._limits import TransportLimits
 
@@ -73,6 +74,7 @@ class Settings:
     request_timeout: int = int(_WIRE.request_timeout)
     upload_min_bytes: int = _WIRE.upload_min_bytes
     upload_progress_window: int = int(_WIRE.upload_progress_window)
+    upload_grace_period: int = UPLOAD_GRACE_SECONDS
     max_uploads: int = 128
     max_uploads_per_user: int = 32
     max_uploads_per_peer: int = 32
@@ -468,6 +470,14 @@ _OPTIONS = (
         parse_duration,
         "the interval in which an upload must deliver --upload-min-bytes, and a download's "
         "client must accept each response message (1 MiB)",
+        "DURATION",
+    ),
+    _Option(
+        "upload_grace_period",
+        "--upload-grace-period",
+        parse_duration,
+        "how long an upload's server process may stay silent before any server sharing the "
+        "database treats the upload as abandoned and deletes what it stored",
         "DURATION",
     ),
     _Option("max_uploads", "--max-uploads", _count, "uploads in progress at once", "N"),

@@ -2,13 +2,12 @@
 
 An upload becomes a version only after its blob is durable under its content address, and the
 version row (with the next number of its model) is inserted in one transaction after that. Any
-failure before, including cancellation, removes the temporary blob and leaves no version.
+failure before, including cancellation, removes what the upload stored and leaves no version;
+an upload whose process dies is cleaned up by another (``uploads``).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from .errors import (
 )
 from .paging import PageTokens, page_size
 from .slots import SlotLimits, Slots
+from .uploads import PendingUploads
 
 #: Uploads and downloads in progress at once, in all, per user and per network address.
 MAX_UPLOADS = 128
@@ -67,6 +67,7 @@ class Versions:
         max_downloads: int = MAX_DOWNLOADS,
         max_downloads_per_user: int = MAX_DOWNLOADS_PER_USER,
         max_downloads_per_peer: int = MAX_DOWNLOADS_PER_PEER,
+        pending: PendingUploads | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -78,10 +79,7 @@ class Versions:
         self._downloads = Slots(
             "download", SlotLimits(max_downloads, max_downloads_per_user, max_downloads_per_peer)
         )
-        # Blobs committed to the store whose version row is not written yet, and the lock
-        # that orders commits with the removal of blobs whose version never got written.
-        self._unrecorded: Counter[str] = Counter()
-        self._blob_lock = asyncio.Lock()
+        self._pending = pending if pending is not None else PendingUploads(store, blobs)
 
     async def upload(
         self, caller: str, header: UploadHeader, chunks: AsyncIterator[bytes], *, peer: str = "-"
@@ -94,54 +92,27 @@ class Versions:
         header = self._checked(header)
         await self._store.read(lambda tx: require_model(tx, caller, header.model_id, Role.EDITOR))
         with self._uploads.taken(caller, peer):
-            writer = self._blobs.writer()
-            try:
-                digest = await self._receive(header, chunks, writer)
-                return await self._record(caller, header, writer, digest)
-            finally:
-                await writer.abort()
+            async with self._pending.upload() as upload:
+                digest = await self._receive(header, chunks, upload.writer)
+                await upload.claim(digest)
 
-    async def _record(
-        self, caller: str, header: UploadHeader, writer: BlobWriter, digest: str
-    ) -> VersionRecord:
-        """Commits the blob, then its version row; a blob whose row fails is removed again."""
-        async with self._blob_lock:
-            self._unrecorded[digest] += 1
-            commit = asyncio.ensure_future(writer.commit())
+                def record(tx: Transaction) -> VersionRecord:
+                    model = require_model(tx, caller, header.model_id, Role.EDITOR)
+                    upload.record(tx)
+                    return tx.insert_version(
+                        model,
+                        caller_account(tx, caller),
+                        file_name=header.file_name,
+                        content_type=header.content_type,
+                        size_bytes=upload.writer.size,
+                        sha256=digest,
+                        description=header.description,
+                        labels=header.labels,
+                    )
 
-        def record(tx: Transaction) -> VersionRecord:
-            model = require_model(tx, caller, header.model_id, Role.EDITOR)
-            return tx.insert_version(
-                model,
-                caller_account(tx, caller),
-                file_name=header.file_name,
-                content_type=header.content_type,
-                size_bytes=writer.size,
-                sha256=digest,
-                description=header.description,
-                labels=header.labels,
-            )
-
-        try:
-            await commit
-            return await self._store.write(record)
-        except BaseException:
-            await asyncio.shield(self._remove_if_unrecorded(digest, commit))
-            raise
-        finally:
-            self._unrecorded[digest] -= 1
-            if not self._unrecorded[digest]:
-                del self._unrecorded[digest]
-
-    async def _remove_if_unrecorded(self, digest: str, commit: asyncio.Future[None]) -> None:
-        """Deletes a committed blob that no version points to and no other upload is recording."""
-        await asyncio.wait([commit])
-        async with self._blob_lock:
-            if self._unrecorded[digest] > 1:
-                return
-            if await self._store.read(lambda tx: tx.blob_referenced(digest)):
-                return
-            await self._blobs.delete(digest)
+                version = await self._store.write(record)
+                upload.recorded = True
+                return version
 
     async def _receive(
         self, header: UploadHeader, chunks: AsyncIterator[bytes], writer: BlobWriter

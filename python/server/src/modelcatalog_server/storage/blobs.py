@@ -19,7 +19,7 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import AsyncGenerator, Callable, Collection
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import FileIO
 from pathlib import Path
@@ -101,22 +101,16 @@ class BlobStore(abc.ABC):
     async def check_writable(self) -> None:
         """Raises OSError when a new blob could not be stored now (full, read-only, gone)."""
 
-    @abc.abstractmethod
-    async def recover(self, referenced: Collection[str]) -> int:
-        """Removes leftovers of interrupted uploads and unreferenced blobs; returns the count.
-
-        Called once at start-up, before any upload can be running.
-        """
-
 
 class LocalBlobStore(BlobStore):
     """Blobs as files under one directory on a local (or mounted) file system."""
 
     def __init__(self, root: Path) -> None:
         self._root = root
-        self._temporary = root / "tmp"
+        #: Where uploads wait until commit, one file each (named by the writer's handle).
+        self.temporary_directory = root / "tmp"
         self._objects = root / "sha256"
-        self._temporary.mkdir(parents=True, exist_ok=True)
+        self.temporary_directory.mkdir(parents=True, exist_ok=True)
         self._objects.mkdir(parents=True, exist_ok=True)
         self._prefix_lock = threading.Lock()
         self._threads = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-io")
@@ -145,7 +139,7 @@ class LocalBlobStore(BlobStore):
                 _fsync_directory(directory.parent)
 
     def writer(self) -> BlobWriter:
-        return _LocalWriter(self, self._temporary / f"{uuid.uuid4().hex}{_PART_SUFFIX}")
+        return _LocalWriter(self, self.temporary_directory / f"{uuid.uuid4().hex}{_PART_SUFFIX}")
 
     async def read(self, sha256: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
         """The blob's blocks; the next one is read while the consumer handles the current one.
@@ -172,10 +166,10 @@ class LocalBlobStore(BlobStore):
     async def discard(self, handle: str) -> None:
         if not _is_part_name(handle):
             raise ValueError(f"not a handle of this blob store: {handle!r}")
-        await self.run((self._temporary / handle).unlink, True)
+        await self.run((self.temporary_directory / handle).unlink, True)
 
     async def check_writable(self) -> None:
-        await self.run(self._probe, self._temporary / f"probe-{uuid.uuid4().hex}.part")
+        await self.run(self._probe, self.temporary_directory / f"probe-{uuid.uuid4().hex}.part")
 
     def _probe(self, path: Path) -> None:
         """Creates, fills, fsyncs and removes a small file, as every upload does."""
@@ -186,20 +180,6 @@ class LocalBlobStore(BlobStore):
         finally:
             os.close(descriptor)
             path.unlink()
-
-    async def recover(self, referenced: Collection[str]) -> int:
-        return await self.run(self._recover, set(referenced))
-
-    def _recover(self, referenced: set[str]) -> int:
-        removed = 0
-        for leftover in self._temporary.iterdir():
-            leftover.unlink(missing_ok=True)
-            removed += 1
-        for blob in self._objects.glob("*/*"):
-            if blob.name not in referenced:
-                blob.unlink(missing_ok=True)
-                removed += 1
-        return removed
 
 
 class _LocalWriter(BlobWriter):

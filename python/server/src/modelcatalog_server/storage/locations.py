@@ -31,10 +31,8 @@ def database_url(url: str) -> URL:
             )
         return parsed.set(drivername="sqlite+pysqlite")
     if backend == "postgresql":
-        if parsed.get_driver_name() not in (
-            "asyncpg",
-            "psycopg2",
-        ):  # psycopg2: SQLAlchemy's default
+        # "postgresql://" without a driver is taken as asyncpg here.
+        if "+" in parsed.drivername and parsed.get_driver_name() != "asyncpg":
             raise ValueError(
                 f"PostgreSQL is used through asyncpg: write postgresql+asyncpg://..., not "
                 f"{parsed.drivername}://..."

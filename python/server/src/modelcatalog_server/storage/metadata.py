@@ -78,12 +78,14 @@ from .records import (
     VersionRecord,
 )
 from .schema import (
+    blob_deletions,
     folder_members,
     folders,
     model_versions,
     models,
     revoked_tokens,
     sign_in_failures,
+    upload_sessions,
     users,
 )
 
@@ -562,6 +564,7 @@ _FOLDERS_OF_CALLER = (
 )
 _FOLDER_FOR = _FOLDERS_OF_CALLER.where(folders.c.id == bindparam("folder_id"))
 _LOCK_FOLDER = select(folders.c.id).where(folders.c.id == bindparam("folder_id")).with_for_update()
+_LOCK_BLOB = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0)))
 _ROLE = select(folder_members.c.role).where(
     folder_members.c.folder_id == bindparam("folder_id"),
     folder_members.c.user_id == bindparam("user_id"),
@@ -989,15 +992,89 @@ class Transaction:
         rows = self.connection.execute(_versions_page(before is not None), parameters).all()
         return [_version(row) for row in rows]
 
-    def blob_referenced(self, sha256: str) -> bool:
-        """Whether any version points to the blob."""
-        query = select(model_versions.c.version).where(model_versions.c.sha256 == sha256)
-        return self.connection.execute(query.limit(1)).first() is not None
+    # Uploads in progress and blob garbage (see domain/uploads.py for the protocol)
 
-    def referenced_blobs(self) -> set[str]:
-        """Every SHA-256 a version points to."""
-        rows = self.connection.execute(select(model_versions.c.sha256).distinct())
-        return {sha256 for (sha256,) in rows}
+    def lock_blob(self, sha256: str) -> None:
+        """Holds the blob's digest until the transaction ends, so that claiming it for an
+        upload and marking it for deletion happen one after the other. (A no-op on SQLite,
+        where writes run one at a time anyway.)"""
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(_LOCK_BLOB, {"key": f"blob:{sha256}"})
+
+    def insert_upload_session(self, session_id: str, blob_handle: str, alive_us: int) -> None:
+        self.connection.execute(
+            upload_sessions.insert().values(
+                id=session_id, blob_handle=blob_handle, sha256=None, alive_us=alive_us
+            )
+        )
+
+    def blob_being_deleted(self, sha256: str) -> bool:
+        query = select(blob_deletions.c.sha256).where(blob_deletions.c.sha256 == sha256)
+        return self.connection.execute(query).first() is not None
+
+    def claim_blob(self, session_id: str, sha256: str, alive_us: int) -> bool:
+        """Records that the upload's bytes are the blob ``sha256``; False when the session is
+        gone (cleaned up as abandoned)."""
+        updated = self.connection.execute(
+            upload_sessions.update()
+            .where(upload_sessions.c.id == session_id)
+            .values(sha256=sha256, alive_us=alive_us)
+        )
+        return bool(updated.rowcount)
+
+    def touch_upload_sessions(self, session_ids: list[str], alive_us: int) -> None:
+        """Marks the sessions alive as of ``alive_us``."""
+        self.connection.execute(
+            upload_sessions.update()
+            .where(upload_sessions.c.id.in_(session_ids))
+            .values(alive_us=alive_us)
+        )
+
+    def abandoned_upload_sessions(self, before_us: int, limit: int) -> list[tuple[str, str]]:
+        """(id, blob handle) of sessions whose process last said it was alive before
+        ``before_us``, oldest first."""
+        rows = self.connection.execute(
+            select(upload_sessions.c.id, upload_sessions.c.blob_handle)
+            .where(upload_sessions.c.alive_us < before_us)
+            .order_by(upload_sessions.c.alive_us)
+            .limit(limit)
+        ).all()
+        return [(session_id, handle) for session_id, handle in rows]
+
+    def end_upload_session(self, session_id: str) -> tuple[bool, str | None]:
+        """Deletes the session; returns whether it existed and the blob it had claimed. Call
+        ``lock_blob`` first when the blob is known."""
+        claimed = self.connection.execute(
+            select(upload_sessions.c.sha256).where(upload_sessions.c.id == session_id)
+        ).first()
+        if claimed is None:
+            return False, None
+        self.connection.execute(upload_sessions.delete().where(upload_sessions.c.id == session_id))
+        return True, claimed[0]
+
+    def mark_blob_if_unused(self, sha256: str, marked_us: int) -> bool:
+        """Marks the blob for deletion if no version points to it and no upload claims it;
+        returns whether it is marked. Call ``lock_blob`` first."""
+        if self.blob_being_deleted(sha256):
+            return True
+        in_use = select(model_versions.c.version).where(model_versions.c.sha256 == sha256)
+        claimed = select(upload_sessions.c.id).where(upload_sessions.c.sha256 == sha256)
+        if self.connection.execute(in_use.limit(1)).first() is not None:
+            return False
+        if self.connection.execute(claimed.limit(1)).first() is not None:
+            return False
+        self.connection.execute(blob_deletions.insert().values(sha256=sha256, marked_us=marked_us))
+        return True
+
+    def blobs_being_deleted(self, limit: int) -> list[str]:
+        rows = self.connection.execute(
+            select(blob_deletions.c.sha256).order_by(blob_deletions.c.marked_us).limit(limit)
+        )
+        return [sha256 for (sha256,) in rows]
+
+    def forget_blob_deletion(self, sha256: str) -> None:
+        """The blob's bytes are gone: it may be stored again."""
+        self.connection.execute(blob_deletions.delete().where(blob_deletions.c.sha256 == sha256))
 
 
 def _version(row: Row[*tuple[Any, ...]]) -> VersionRecord:

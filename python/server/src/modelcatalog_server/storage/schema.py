@@ -4,8 +4,9 @@ The tables below describe the newest schema; the Alembic revisions in ``migratio
 A schema change therefore edits the tables below *and* adds a revision that does the same to an
 existing database (a unit test proves that the revisions build exactly these tables).
 
-Sign-in failures and revoked tokens are rows here, not process memory, so that every server
-process sharing the database enforces the same throttles and revocations.
+Sign-in failures, revoked tokens, uploads in progress and blobs being deleted are rows here,
+not process memory, so that every server process sharing the database enforces the same
+throttles and revocations, and none deletes bytes another is about to commit.
 """
 
 from __future__ import annotations
@@ -112,4 +113,27 @@ revoked_tokens = Table(
     # After this moment the token is refused as expired anyway, and the row can go.
     Column("until_us", BigInteger, nullable=False),
     Index("ix_revoked_tokens_until", "until_us"),
+)
+
+upload_sessions = Table(
+    "upload_sessions",
+    metadata,
+    # One upload in progress, in whichever server process: where its bytes wait
+    # (BlobWriter.handle), the SHA-256 it claimed once its bytes were complete, and when its
+    # process last said it is still alive. Past the grace period any process cleans it up.
+    Column("id", ID, primary_key=True),
+    Column("blob_handle", String(255), nullable=False),
+    Column("sha256", String(64), nullable=True),
+    Column("alive_us", BigInteger, nullable=False),
+    Index("ix_upload_sessions_alive", "alive_us"),
+    Index("ix_upload_sessions_sha256", "sha256"),
+)
+
+blob_deletions = Table(
+    "blob_deletions",
+    metadata,
+    # A blob no version and no upload points to, being deleted: no upload may claim it until
+    # its bytes are gone and the row with them.
+    Column("sha256", String(64), primary_key=True),
+    Column("marked_us", BigInteger, nullable=False),
 )

@@ -14,6 +14,7 @@ brought forward by the first revision, so an existing data directory keeps worki
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -21,6 +22,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+
+log = logging.getLogger("modelcatalog_server.storage")
+# Alembic tells at INFO what it assumes about each connection: noise in a server's log.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 #: Any constant: PostgreSQL advisory locks are named by a 64-bit number ("mcmigrat" in ASCII).
 _MIGRATION_LOCK_KEY = 0x6D636D6967726174
@@ -65,4 +70,11 @@ def upgrade(connection: Connection) -> None:
             "the server"
         )
     config.attributes["connection"] = connection
+    before = current_revisions(connection)
     command.upgrade(config, "head")
+    if before != (head_revision(),):
+        log.info(
+            "migrated the database schema from %s to %s",
+            ", ".join(before) or "nothing",
+            head_revision(),
+        )
