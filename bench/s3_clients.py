@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -265,7 +266,7 @@ def s3_service() -> Iterator[None]:
         try:
             for line in env_file.read_text().splitlines():
                 key, _, value = line.removeprefix("export ").partition("=")
-                os.environ[key] = value
+                os.environ[key] = shlex.split(value)[0] if value else ""
             yield
         finally:
             subprocess.run([sys.executable, SCRIPT, "stop", env_file], check=True)
