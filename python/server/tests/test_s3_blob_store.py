@@ -439,20 +439,6 @@ async def test_the_next_block_is_read_while_one_is_sent_and_no_more(
     assert first + b"".join(rest) == data
 
 
-async def test_recover_removes_nothing(s3_store: S3BlobStore) -> None:
-    """Start-up recovery is a no-op on S3: another process's upload may be in progress."""
-    writer = s3_store.writer()
-    await writer.write(b"in progress")
-    await writer.finish()
-    kept = await leftovers(s3_store)
-    assert await s3_store.recover(set()) == 0
-    assert await leftovers(s3_store) == kept
-    await writer.abort()
-
-
-# Faults
-
-
 def closed_port() -> int:
     """A loopback port nothing listens on."""
     with socket.socket() as sock:

@@ -45,6 +45,7 @@ from .storage.faults import StorageFault
 from .storage.locations import BlobLocation
 from .storage.metadata import MetadataStore
 from .storage.migrations import SchemaTooNew
+from .storage.s3 import open_s3_blob_store
 from .tls import CertificateError, ensure_self_signed
 from .transport import (
     RequestGuards,
@@ -178,20 +179,20 @@ async def open_storage(settings: Settings) -> tuple[MetadataStore, BlobStore]:
     except (OSError, SchemaTooNew, StorageFault) as error:
         raise StartupError(f"cannot open the database {_shown(database)}: {error}") from error
     try:
-        return store, open_blob_store(blob_location)
+        return store, await open_blob_store(blob_location, settings.max_version_size)
     except BaseException as error:
         await store.close()
-        if isinstance(error, OSError | ValueError):
+        if isinstance(error, OSError | ValueError | StorageFault):
             raise StartupError(
                 f"cannot open the blob store {blob_location.url}: {error}"
             ) from error
         raise
 
 
-def open_blob_store(location: BlobLocation) -> BlobStore:
-    """The blob store at ``location``."""
+async def open_blob_store(location: BlobLocation, max_blob_bytes: int) -> BlobStore:
+    """The blob store at ``location``, for blobs of up to ``max_blob_bytes``."""
     if location.directory is None:
-        raise ValueError("this server keeps blobs in local directories only")
+        return await open_s3_blob_store(location.url, max_blob_bytes=max_blob_bytes)
     return LocalBlobStore(location.directory)
 
 
@@ -218,6 +219,7 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
                 yield Application(services, guards, tls, tls_note)
         finally:
             hasher.close()
+            await blobs.close()
             await store.close()
 
 
@@ -319,7 +321,7 @@ def _blobs_writable(blobs: BlobStore) -> Callable[[], Awaitable[bool]]:
         try:
             await blobs.check_writable()
         except OSError as error:
-            log.warning("health check: the data directory cannot be written: %s", error)
+            log.warning("health check: the blob store cannot be written: %s", error)
             return False
         return True
 

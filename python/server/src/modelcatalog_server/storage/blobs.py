@@ -7,7 +7,7 @@ File I/O and hashing run in the store's worker threads, overlapped with the netw
 hashes and writes one batch while the event loop gathers the next, and a download reads the next
 block while the current one is sent. The event loop never waits on the disk. A full disk is a
 ``StorageFull`` fault, not a server error, and the upload it interrupts leaves no file.
-Another backend (S3-compatible) implements the same two classes.
+``storage/s3.py`` implements the same two classes on an S3-compatible object store.
 """
 
 from __future__ import annotations
@@ -100,6 +100,9 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     async def check_writable(self) -> None:
         """Raises OSError when a new blob could not be stored now (full, read-only, gone)."""
+
+    async def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
+        """Releases what the store holds open (connections), once nothing uses it any more."""
 
 
 class LocalBlobStore(BlobStore):

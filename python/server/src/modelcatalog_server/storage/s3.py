@@ -55,7 +55,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -383,12 +383,6 @@ class S3BlobStore(BlobStore):
             raise ConnectionError(str(error)) from error
         except botocore.exceptions.ClientError as error:
             raise PermissionError(f"the bucket {self.bucket} refused a probe: {error}") from error
-
-    async def recover(self, referenced: Collection[str]) -> int:
-        """Nothing: leftovers of uploads are discarded by handle (pending uploads are rows in
-        the database), and listing the bucket cannot tell another process's upload in progress
-        from a leftover."""
-        return 0
 
     def keep_until_done(self, clean_up: asyncio.Task[None]) -> None:
         """Holds ``clean_up`` until it finishes, so ``close`` can wait for it."""
