@@ -2,10 +2,16 @@
 
 Shared by ``tests/e2e`` and ``tests/adversarial``: both start the console script, wait for its
 "listening on" log line, talk to it over TLS with its self-signed certificate and stop it.
+
+With ``MODELCATALOG_TEST_SCALEOUT`` set (tox env ``e2e-scaleout``), every server keeps its
+metadata in a fresh PostgreSQL database and its blobs under a fresh S3 key prefix (the services
+``tests/conftest.py`` starts for the session); a server started again on the same data
+directory finds the same database and prefix.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -14,9 +20,11 @@ import signal
 import ssl
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -27,6 +35,31 @@ from grpclib.encoding.base import CodecBase
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
 LISTENING = re.compile(r"listening on (\S+)")
+SCALEOUT_VARIABLE = "MODELCATALOG_TEST_SCALEOUT"
+
+
+def scaled_out() -> bool:
+    """Whether servers run on PostgreSQL and S3 in this test session."""
+    return bool(os.environ.get(SCALEOUT_VARIABLE))
+
+
+def scaleout_storage(data_dir: Path) -> dict[str, str]:
+    """The settings that put the server on ``data_dir`` on its own database and key prefix:
+    new ones the first time, recorded beside the data directory for a restart."""
+    # Imported here: the benchmarks use this module outside pytest, without python/testing.
+    from services import BLOB_URL_VARIABLE, DATABASE_URL_VARIABLE, new_database
+
+    record = data_dir.parent / f"{data_dir.name}.scaleout.json"
+    if record.exists():
+        stored: dict[str, str] = json.loads(record.read_text())
+        return stored
+    storage = {
+        "MODELCATALOG_DATABASE_URL": new_database(os.environ[DATABASE_URL_VARIABLE]),
+        "MODELCATALOG_BLOB_URL": f"{os.environ[BLOB_URL_VARIABLE].rstrip('/')}/{uuid.uuid4().hex}",
+    }
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(storage))
+    return storage
 
 
 @dataclass
@@ -104,6 +137,8 @@ def start_server(
     ``prefix`` is a command that execs the server (for example in its own mount namespace).
     """
     data_dir = data_dir or workdir / "data"
+    if scaled_out():
+        environment = {**scaleout_storage(data_dir), **(environment or {})}
     log_path = workdir / f"server-{time.monotonic_ns()}.log"
     options = ["--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--bcrypt-cost", "4"]
     if signing_key is not None:
@@ -131,6 +166,32 @@ def start_server(
         pytest.fail(f"server exited with {process.returncode} before listening:\n{server.log()}")
     server.address = match.group(1)
     return server
+
+
+def leftover_uploads(server: RunningServer) -> list[str]:
+    """What uploads in progress (or abandoned) hold in the server's blob store: temporary files
+    in the embedded store; multipart uploads and temporary objects on S3."""
+    if not scaled_out():
+        return sorted(path.name for path in (server.data_dir / "blobs" / "tmp").iterdir())
+    # Imported here: only the scale-out leg has an S3 service to ask.
+    import botocore.session
+
+    from modelcatalog_server.storage.s3 import parse_s3_url
+
+    bucket, prefix = parse_s3_url(scaleout_storage(server.data_dir)["MODELCATALOG_BLOB_URL"])
+    # botocore makes its S3 methods at run time: typed as Any here.
+    client: Any = botocore.session.get_session().create_client(
+        "s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]
+    )
+    try:
+        uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=f"{prefix}uploads/")
+        objects = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}uploads/")
+    finally:
+        client.close()
+    return sorted(
+        [upload["Key"] for upload in uploads.get("Uploads", [])]
+        + [item["Key"] for item in objects.get("Contents", [])]
+    )
 
 
 def write_signing_key(path: Path) -> Path:

@@ -7,12 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.figures import FIGURES
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUDGET_SECONDS = 150
 
 
+@pytest.mark.embedded_only("the benchmarks measure the embedded default against the reference")
 def test_short_benchmark_reports_every_figure(tmp_path: Path) -> None:
     """``python -m bench --short`` measures every row, subject and baseline, 3 times or more."""
     output = tmp_path / "bench.json"

@@ -182,6 +182,7 @@ def stored_hash(data_dir: Path, username: str) -> str:
     return str(row[0])
 
 
+@pytest.mark.embedded_only("reads the stored hashes from the SQLite file")
 async def test_sign_in_rehashes_after_the_operator_changes_the_cost(
     tmp_path: Path, signing_key: Path
 ) -> None:

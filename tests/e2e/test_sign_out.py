@@ -86,6 +86,7 @@ def quick_check_server(tmp_path: Path, signing_key: Path) -> Iterator[RunningSer
     assert running.stop() == 0, running.log()
 
 
+@pytest.mark.embedded_only("deletes the account in the SQLite file")
 async def test_a_deleted_account_token_is_refused_on_every_kind_of_rpc(
     quick_check_server: RunningServer, tmp_path: Path
 ) -> None:

@@ -143,6 +143,7 @@ def test_port_in_use_fails_with_a_clear_message(server: RunningServer, tmp_path:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.embedded_only("the data directory is locked only while storage lives in it")
 def test_second_server_on_the_same_data_directory_is_refused(
     server: RunningServer, tmp_path: Path
 ) -> None:
@@ -187,6 +188,7 @@ async def test_malformed_request_bytes_are_invalid_argument(server: RunningServe
     assert "SignUpRequest" in (caught.value.message or "")
 
 
+@pytest.mark.embedded_only("checks the modes of the SQLite file and blob directories")
 def test_data_directory_is_private_to_the_server_user(server: RunningServer) -> None:
     """The database, blobs, keys and their folders are not readable by other local users."""
     assert (server.data_dir / "catalog.sqlite3").exists()

@@ -116,6 +116,7 @@ async def signed_in(server: RunningServer) -> Client:
     return client
 
 
+@pytest.mark.embedded_only("fills the file system under the data directory")
 async def test_full_disk_refuses_writes_reports_not_serving_and_recovers(
     small_disk_server: RunningServer, tmp_path: Path
 ) -> None:
@@ -166,6 +167,7 @@ async def test_full_disk_refuses_writes_reports_not_serving_and_recovers(
     assert "status=INTERNAL" not in log
 
 
+@pytest.mark.embedded_only("locks the SQLite file")
 async def test_database_locked_by_another_process_is_unavailable_within_the_bound(
     server: RunningServer,
 ) -> None:

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from modelcatalog import Client, PermissionDenied, v1
 
+from ..server_process import leftover_uploads
 from .conftest import RunningServer, start_server, wait_for
 
 PASSWORD = "correct horse battery"
@@ -178,13 +179,12 @@ async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_k
         folder = await alice.create_folder("vision")
         model = await alice.create_model(folder.id, "resnet")
         token = alice.token
-    temporaries = first.data_dir / "blobs" / "tmp"
     half_sent = asyncio.Event()
 
     async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
         header = v1.UploadModelVersionHeader(model.id, "big.bin", size_bytes=64 * MiB)
         yield v1.UploadModelVersionRequest(header=header)
-        for _ in range(8):
+        for _ in range(12):  # past one part of an S3 multipart upload
             yield v1.UploadModelVersionRequest(chunk=os.urandom(MiB))
         half_sent.set()
         await asyncio.Event().wait()
@@ -193,8 +193,8 @@ async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_k
     stub = v1.ModelServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
     upload = asyncio.create_task(stub.upload_model_version(messages()))
     await half_sent.wait()
-    reached_disk = await asyncio.to_thread(wait_for, lambda: any(temporaries.iterdir()))
-    assert reached_disk, "the upload never reached the server's disk"
+    reached_storage = await asyncio.to_thread(wait_for, lambda: bool(leftover_uploads(first)))
+    assert reached_storage, "the upload never reached the server's blob store"
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     upload.cancel()
     await asyncio.gather(upload, return_exceptions=True)
@@ -213,6 +213,6 @@ async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_k
         assert await asyncio.to_thread(
             wait_for, lambda: "cleaned up 1 abandoned upload(s)" in second.log()
         )
-        assert list(temporaries.iterdir()) == []
+        assert leftover_uploads(second) == []
     finally:
         assert second.stop() == 0

@@ -1,5 +1,5 @@
 """A fully wired application (bcrypt cost 4) behind in-memory channels, on each metadata
-backend: SQLite in a temp dir and a fresh PostgreSQL database (``postgres`` in python/testing)."""
+backend: SQLite in a temp dir and a fresh PostgreSQL database (``services`` in python/testing)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib.client import Channel
-from postgres import fresh_database, missing, postgres_cluster
 from server_testing import Api, channel_for
+from services import POSTGRES, fresh_database, missing, running
 
 from modelcatalog_server.app import Application, build_application
 from modelcatalog_server.config import Settings
@@ -35,8 +35,8 @@ def signing_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str | None]:
     """One PostgreSQL cluster for the session (None where there is none)."""
-    with postgres_cluster() as url:
-        yield url
+    with running(POSTGRES) as environment:
+        yield None if environment is None else environment["MODELCATALOG_TEST_DATABASE_URL"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,7 +49,6 @@ async def database_url(
         return
     if postgres_admin_url is None:
         missing("PostgreSQL is not installed: its leg of the tests is skipped")
-        return
     async with fresh_database(postgres_admin_url) as url:
         yield url
 

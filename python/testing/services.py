@@ -1,0 +1,128 @@
+"""The real services the scale-out tests use, PostgreSQL and an S3-compatible store (SeaweedFS):
+the ones the environment names, or throwaway ones that ``scripts/postgres`` and
+``scripts/seaweedfs`` start for the test session where they are installed.
+
+Without a service, the tests that need it are skipped with the reason shown; under CI (``CI``
+set) they fail instead, so the scale-out leg never silently disappears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import glob
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+_SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+DATABASE_URL_VARIABLE = "MODELCATALOG_TEST_DATABASE_URL"
+BLOB_URL_VARIABLE = "MODELCATALOG_TEST_BLOB_URL"
+S3_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
+
+
+def missing(reason: str) -> NoReturn:
+    """Skips the test for want of a service, or fails it under CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must run every test)")
+    pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class _Service:
+    """A service: the script that starts it, the variables it exports (the first one says it
+    runs) and whether its programs are installed here."""
+
+    script: list[str]
+    variables: tuple[str, ...]
+    installed: Callable[[], bool]
+
+
+POSTGRES = _Service(
+    [str(_SCRIPTS / "postgres")],
+    (DATABASE_URL_VARIABLE,),
+    lambda: (
+        shutil.which("pg_ctl") is not None or bool(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    ),
+)
+SEAWEEDFS = _Service(
+    [sys.executable, str(_SCRIPTS / "seaweedfs")],
+    (BLOB_URL_VARIABLE, *S3_VARIABLES),
+    lambda: shutil.which("weed") is not None,
+)
+
+
+def _exported(env_file: Path) -> dict[str, str]:
+    """The ``export NAME=VALUE`` lines of a script's environment file."""
+    values: dict[str, str] = {}
+    for line in env_file.read_text().splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, value = line.removeprefix("export ").split("=", 1)
+            values[name] = " ".join(shlex.split(value))
+    return values
+
+
+@contextlib.contextmanager
+def running(service: _Service) -> Iterator[dict[str, str] | None]:
+    """The environment of ``service`` for this session (its variables), None without one."""
+    if os.environ.get(service.variables[0]):
+        yield {name: os.environ[name] for name in service.variables if name in os.environ}
+        return
+    if not service.installed():
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        env_file = Path(directory) / "service.env"
+        subprocess.run([*service.script, "start", str(env_file)], check=True, capture_output=True)
+        try:
+            exported = _exported(env_file)
+            yield {name: exported[name] for name in service.variables if name in exported}
+        finally:
+            subprocess.run(
+                [*service.script, "stop", str(env_file)], check=False, capture_output=True
+            )
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str, *, drop: bool = True) -> AsyncIterator[str]:
+    """The URL of a new, empty database in the cluster, dropped afterwards unless ``drop`` is
+    false (the throwaway cluster goes as a whole)."""
+    name = f"test_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            if drop:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def new_database(admin_url: str) -> str:
+    """A new, empty database's URL, for code without an event loop (or inside one)."""
+
+    async def create() -> str:
+        async with fresh_database(admin_url, drop=False) as url:
+            return url
+
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, create()).result()
