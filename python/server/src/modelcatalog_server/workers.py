@@ -36,6 +36,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
@@ -103,6 +104,11 @@ class Restarts:
 def supervise(settings: Settings, policy: RestartPolicy | None = None) -> None:
     """Runs ``settings.workers`` workers until SIGINT/SIGTERM; StartupError when they cannot
     start, WorkerFailure when a slot keeps failing or workers had to be killed."""
+    if not sys.platform.startswith("linux"):
+        raise StartupError(
+            "--workers above 1 needs Linux, whose SO_REUSEPORT spreads connections over the "
+            "processes; elsewhere run one process per port behind a load balancer"
+        )
     asyncio.run(_Supervisor(settings, policy or RestartPolicy()).run())
 
 
@@ -201,6 +207,8 @@ class _Supervisor:
         except EOFError:
             return
         worker.served = True
+        if self._all_serving.is_set():
+            log.info("worker %d (pid %d) accepts connections", worker.number, worker.process.pid)
         if len(self._running) == len(self._slots) and all(
             running.served for running in self._running.values()
         ):
