@@ -101,7 +101,7 @@ class Restarts:
         return delay
 
 
-def supervise(settings: Settings, policy: RestartPolicy | None = None) -> None:
+def supervise(settings: Settings) -> None:
     """Runs ``settings.workers`` workers until SIGINT/SIGTERM; StartupError when they cannot
     start, WorkerFailure when a slot keeps failing or workers had to be killed."""
     if not sys.platform.startswith("linux"):
@@ -109,7 +109,7 @@ def supervise(settings: Settings, policy: RestartPolicy | None = None) -> None:
             "--workers above 1 needs Linux, whose SO_REUSEPORT spreads connections over the "
             "processes; elsewhere run one process per port behind a load balancer"
         )
-    asyncio.run(_Supervisor(settings, policy or RestartPolicy()).run())
+    asyncio.run(_Supervisor(settings, RestartPolicy()).run())
 
 
 @dataclass
@@ -131,7 +131,6 @@ class _Supervisor:
         self._restarts = {number: Restarts(policy) for number in self._slots}
         self._running: dict[int, _Worker] = {}
         self._restart_timers: dict[int, asyncio.TimerHandle] = {}
-        self._stop_signal: int | None = None
         self._failure: str | None = None
         self._all_serving = asyncio.Event()
         self._stopping = asyncio.Event()
