@@ -185,12 +185,15 @@ async def prepare_storage(settings: Settings) -> None:
     schema brought up to date, and the configured stores found usable (a clear error now
     rather than one per worker).
 
-    A server that runs several processes does it in its supervisor; its workers then open
-    storage with the schema already current.
+    A server that runs several processes does it in its supervisor, so that its workers open
+    storage with the schema already current and do not each fail alike; a single process does
+    the same when it opens storage (``build_application``).
     """
     store, blobs = await open_storage(settings)
-    await blobs.close()
-    await store.close()
+    try:
+        await blobs.close()
+    finally:
+        await store.close()
 
 
 async def open_storage(settings: Settings) -> tuple[MetadataStore, BlobStore]:
@@ -225,8 +228,8 @@ def _shown(database_url: str) -> str:
 
 @asynccontextmanager
 async def build_application(settings: Settings) -> AsyncIterator[Application]:
-    """Opens storage (prepared already: ``prepare_storage``) and keys, wires every layer, and
-    closes them all afterwards. The caller holds the data directory (``data_dir_claimed``)."""
+    """Opens storage and keys, wires every layer, and closes them all afterwards. The caller
+    holds the data directory (``data_dir_claimed``), for itself or for its workers."""
     store, blobs = await open_storage(settings)
     hasher = PasswordHasher(settings.bcrypt_cost)
     try:
@@ -385,10 +388,9 @@ def run_on_event_loop(event_loop: str, main: Coroutine[Any, Any, None]) -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """The server as one process: holds the data directory, prepares storage, then serves until
-    a first SIGINT/SIGTERM closes it gracefully."""
+    """The server as one process: holds the data directory and serves until a first
+    SIGINT/SIGTERM closes it gracefully (opening storage migrates it, as ``prepare_storage``)."""
     with data_dir_claimed(settings):
-        await prepare_storage(settings)
         await serve_until_stopped(settings, on_listening=announce_listening)
 
 
@@ -404,7 +406,7 @@ async def serve_until_stopped(
     reuse_port: bool = False,
 ) -> None:
     """Builds the application and serves it until a first SIGINT/SIGTERM; ``on_listening``
-    learns the bound address once connections are accepted. Storage must be prepared.
+    learns the bound address once connections are accepted.
 
     A signal turns health NOT_SERVING at once; the server keeps serving for the drain period
     (so that load balancers see it and stop sending calls), then stops accepting and closes.
