@@ -5,20 +5,21 @@ holds the data-directory lock for all of them when storage lives there (workers 
 it), creates the signing key and the self-signed certificate if they are missing (two workers
 racing to create them would make two different keys), and prepares storage
 (``app.prepare_storage``: migrations, and a clear error if a store cannot be opened). Then it
-starts the workers, says ``listening on`` once all of them
-accept, restarts one that exits unexpectedly, and on SIGTERM or SIGINT passes the signal on,
-waits a bounded time for every worker to drain and exit, and kills what is left.
+starts the workers, says ``listening on`` once all of them accept, restarts one that exits
+unexpectedly, and on SIGTERM or SIGINT passes the signal on, waits a bounded time for every
+worker to drain and exit, and kills what is left.
 
 Each worker opens its own listening socket with SO_REUSEPORT; the supervisor only holds the
 port with a bound socket that does not listen (``transport.reserve_port``), which also fixes
 the one port all workers use when ``--listen`` asks for port 0. With SO_REUSEPORT every worker
 has its own accept queue and the kernel spreads new connections evenly over them by a hash of
 the addresses. One listening socket shared by all workers would put every connection in one
-queue that the workers race for: Linux wakes the waiters on it last-in first-out, so the
-workers that happen to be idle most often take most connections and the load is uneven (a
-busy worker's clients wait, others sit idle). The price of SO_REUSEPORT: connections still
-waiting in the queue of a worker that dies are reset, and a stalled worker's queue is not
-served by the others; gRPC clients reconnect, and a connection carries many calls.
+queue that the workers' event loops race for: each connection wakes every idle worker's epoll
+(or, with EPOLLEXCLUSIVE, the one that went idle last), so the workers that are idle most often
+take most connections, and a worker busy with a burst of work keeps connections it accepted
+while others sit idle. The price of SO_REUSEPORT: connections still waiting in the queue of a
+worker that dies are reset, and a stalled worker's queue is not served by the others; gRPC
+clients reconnect, and one connection carries many calls.
 
 Workers are started with multiprocessing's "spawn" method: a fresh interpreter per worker, so
 that each one tunes its own allocator and runs its own uvloop, and nothing of the
