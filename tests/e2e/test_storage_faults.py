@@ -13,15 +13,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from grpc_health.v1.health_pb2_grpc import HealthStub
+from grpc_health.v1.health_pb2 import HealthCheckResponse
 from grpclib.exceptions import GRPCError
 
 from modelcatalog import Client, ResourceExhausted, Unavailable, v1
 
-from .conftest import RunningServer, start_server, wait_for
+from .conftest import RunningServer, health_becomes, start_server
 
 PASSWORD = "correct horse battery"
 MiB = 1 << 20
@@ -94,19 +92,6 @@ async def create_folders_until_refused(client: Client, most: int) -> None:
     """Creates up to ``most`` folders with long descriptions: a full database refuses one."""
     for number in range(most):
         await client.create_folder(f"folder {number}", "x" * 1000)
-
-
-def health_becomes(server: RunningServer, status: int, within: float) -> bool:
-    """Whether the overall health status is ``status`` within ``within`` seconds.
-
-    Asked with grpcio's stock health client, as an orchestrator would.
-    """
-    credentials = grpc.ssl_channel_credentials(server.ca_cert.read_bytes())
-    with grpc.secure_channel(server.address, credentials) as channel:
-        health = HealthStub(channel)
-        return wait_for(
-            lambda: health.Check(HealthCheckRequest(), timeout=10).status == status, within
-        )
 
 
 async def signed_in(server: RunningServer) -> Client:

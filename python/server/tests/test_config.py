@@ -60,6 +60,10 @@ def test_listen_address_forms(text: str, address: ListenAddress, shown: str) -> 
         (["--blob-url", "s3:///prefix"], "names no bucket"),
         (["--blob-url", "ftp://host/blobs"], "unsupported blob store"),
         (["--upload-grace-period", "0"], "from 1 second to 30 days"),
+        (["--workers", "0"], "is not a number of server processes from 1 to 64"),
+        (["--workers", "65"], "is not a number of server processes from 1 to 64"),
+        (["--workers", "two"], "is not a number of server processes from 1 to 64"),
+        (["--drain-period", "301"], "must be from 0 to 300 seconds"),
     ],
 )
 def test_bad_values_exit_with_a_message_naming_the_option(
@@ -125,6 +129,13 @@ def test_security_defaults() -> None:
     assert str(settings.data_dir) == "modelcatalog-data"
 
 
+def test_one_process_that_closes_at_once_by_default() -> None:
+    """Without --workers the server is one process, and a signal closes it without a drain."""
+    settings = parse_settings([], {})
+    assert settings.workers == 1
+    assert settings.drain_period == 0
+
+
 def test_transfer_defaults() -> None:
     """HTTP/2 DATA frames of up to 2 MiB, bounded 4 MiB flow-control windows, uvloop."""
     settings = parse_settings([], {})
@@ -159,6 +170,9 @@ def test_transfer_defaults() -> None:
         ({"MODELCATALOG_HTTP2_STREAM_WINDOW": "1M"}, "http2_stream_window", 1 << 20),
         ({"MODELCATALOG_HTTP2_CONNECTION_WINDOW": "8M"}, "http2_connection_window", 8 << 20),
         ({"MODELCATALOG_EVENT_LOOP": "AsyncIO"}, "event_loop", "asyncio"),
+        ({"MODELCATALOG_WORKERS": "64"}, "workers", 64),
+        ({"MODELCATALOG_DRAIN_PERIOD": "0"}, "drain_period", 0),
+        ({"MODELCATALOG_DRAIN_PERIOD": "5m"}, "drain_period", 300),
     ],
 )
 def test_typed_environment_values(environ: dict[str, str], field: str, value: object) -> None:

@@ -1,31 +1,26 @@
-"""``modelcatalog-server``: parse the settings, set up logging, serve."""
+"""``modelcatalog-server``: parse the settings, set up the process, serve."""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
-from .app import StartupError, run
+from .app import StartupError, run, set_up_process
 from .config import parse_settings
-from .memory import tune_allocator
+from .workers import WorkerFailure, supervise
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``modelcatalog-server`` console script."""
     settings = parse_settings(argv)
-    # The data directory holds password hashes and every model: readable by this user only.
-    os.umask(0o077)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    tune_allocator()
+    set_up_process(settings)
     try:
-        run(settings)
-    except StartupError as error:
+        if settings.workers > 1:
+            supervise(settings)
+        else:
+            run(settings)
+    except (StartupError, WorkerFailure) as error:
         logging.getLogger("modelcatalog_server").error("%s", error)
         sys.exit(1)
 

@@ -6,17 +6,20 @@ import asyncio
 import fcntl
 import hashlib
 import logging
+import os
 import signal
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib._typing import IServable
-from grpclib.health.check import ServiceCheck
+from grpclib.health.check import ServiceCheck, ServiceStatus
 from grpclib.health.service import Health
 
 from . import rpc
@@ -35,6 +38,7 @@ from .domain.paging import PageTokens
 from .domain.sign_in_limits import SignInGuard, SignInLimits
 from .domain.uploads import PendingUploads
 from .domain.versions import Versions
+from .memory import tune_allocator
 from .services.auth_service import AuthService
 from .services.folder_service import FolderService
 from .services.model_service import ModelService
@@ -62,6 +66,9 @@ BLOBS_DIR = "blobs"
 LOCK_FILE = ".lock"
 #: How long a health check's answer is reused before the check runs again.
 HEALTH_CHECK_TTL_SECONDS = 5.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: With several server processes every line names the process that wrote it.
+LOG_FORMAT_WITH_PID = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
 class StartupError(Exception):
@@ -76,6 +83,8 @@ class Application:
     guards: RequestGuards
     tls: ssl.SSLContext | None
     tls_note: str
+    #: Health's readiness check: SERVING once built, NOT_SERVING again from a drain signal on.
+    readiness: ServiceStatus
 
 
 def page_token_secret(signing_key: rsa.RSAPrivateKey) -> bytes:
@@ -171,6 +180,22 @@ def data_dir_claimed(settings: Settings) -> Iterator[None]:
         yield
 
 
+async def prepare_storage(settings: Settings) -> None:
+    """The start-up work on storage that runs once, before any server process serves: the
+    schema brought up to date, and the configured stores found usable (a clear error now
+    rather than one per worker).
+
+    A server that runs several processes does it in its supervisor, so that its workers open
+    storage with the schema already current and do not each fail alike; a single process does
+    the same when it opens storage (``build_application``).
+    """
+    store, blobs = await open_storage(settings)
+    try:
+        await blobs.close()
+    finally:
+        await store.close()
+
+
 async def open_storage(settings: Settings) -> tuple[MetadataStore, BlobStore]:
     """The metadata store (migrated) and the blob store the settings name."""
     database, blob_location = storage_locations(settings)
@@ -203,24 +228,28 @@ def _shown(database_url: str) -> str:
 
 @asynccontextmanager
 async def build_application(settings: Settings) -> AsyncIterator[Application]:
-    """Opens storage and keys, wires every layer, and closes them all afterwards."""
-    with data_dir_claimed(settings):
-        store, blobs = await open_storage(settings)
-        hasher = PasswordHasher(settings.bcrypt_cost)
-        try:
-            pending = PendingUploads(store, blobs, grace_seconds=settings.upload_grace_period)
-            accounts = build_accounts(settings, store, hasher)
-            await accounts.match_dummy_hash_cost()
-            tokens = load_token_service(settings)
-            tls, tls_note = load_tls(settings)
-            guards = RequestGuards(transport_limits(settings))
-            services = build_services(settings, store, blobs, accounts, tokens, guards, pending)
-            async with pending.running():
-                yield Application(services, guards, tls, tls_note)
-        finally:
-            hasher.close()
-            await blobs.close()
-            await store.close()
+    """Opens storage and keys, wires every layer, and closes them all afterwards. The caller
+    holds the data directory (``data_dir_claimed``), for itself or for its workers."""
+    store, blobs = await open_storage(settings)
+    hasher = PasswordHasher(settings.bcrypt_cost)
+    try:
+        pending = PendingUploads(store, blobs, grace_seconds=settings.upload_grace_period)
+        accounts = build_accounts(settings, store, hasher)
+        await accounts.match_dummy_hash_cost()
+        tokens = load_token_service(settings)
+        tls, tls_note = load_tls(settings)
+        guards = RequestGuards(transport_limits(settings))
+        readiness = ServiceStatus()
+        services = build_services(
+            settings, store, blobs, accounts, tokens, guards, pending, readiness
+        )
+        async with pending.running():
+            readiness.set(True)
+            yield Application(services, guards, tls, tls_note, readiness)
+    finally:
+        hasher.close()
+        await blobs.close()
+        await store.close()
 
 
 def transport_limits(settings: Settings) -> TransportLimits:
@@ -265,12 +294,13 @@ def build_services(
     tokens: TokenService,
     guards: RequestGuards,
     pending: PendingUploads,
+    readiness: ServiceStatus,
 ) -> list[IServable]:
     """Every service the server answers, with health and reflection, each method behind the
     per-call plumbing (``rpc``) and, inside it, the request guards (``transport``).
 
-    Health is SERVING while the database answers and the data directory can be written (a full
-    disk makes every upload and most changes fail), NOT_SERVING otherwise.
+    Health is SERVING while ``readiness`` is set, the database answers and the blob store can
+    be written (a full disk makes every upload and most changes fail), NOT_SERVING otherwise.
     """
     page_tokens = PageTokens(page_token_secret(tokens.signing_key))
     catalog = Catalog(store, page_tokens)
@@ -293,6 +323,7 @@ def build_services(
         ModelService(catalog, versions),
     ]
     checks = [
+        readiness,
         ServiceCheck(_database_answers(store), check_ttl=HEALTH_CHECK_TTL_SECONDS),
         ServiceCheck(_blobs_writable(blobs), check_ttl=HEALTH_CHECK_TTL_SECONDS),
     ]
@@ -328,37 +359,117 @@ def _blobs_writable(blobs: BlobStore) -> Callable[[], Awaitable[bool]]:
     return check
 
 
+def set_up_process(settings: Settings) -> None:
+    """What every server process does first: a private umask, logging, the tuned allocator."""
+    # The data directory holds password hashes and every model: readable by this user only.
+    os.umask(0o077)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format=LOG_FORMAT_WITH_PID if settings.workers > 1 else LOG_FORMAT,
+    )
+    tune_allocator()
+
+
 def run(settings: Settings) -> None:
-    """Serves on the event loop the settings name, until a first SIGINT/SIGTERM."""
-    if settings.event_loop == "uvloop":
+    """Serves in this one process on the event loop the settings name, until a first SIGINT or
+    SIGTERM (``--workers 1``; ``workers.supervise`` runs several)."""
+    run_on_event_loop(settings.event_loop, serve(settings))
+
+
+def run_on_event_loop(event_loop: str, main: Coroutine[Any, Any, None]) -> None:
+    """Runs ``main`` on ``event_loop`` (uvloop or asyncio) until it returns."""
+    if event_loop == "uvloop":
         import uvloop  # only the loop that runs is imported
 
-        uvloop.run(serve(settings))
+        uvloop.run(main)
     else:
-        asyncio.run(serve(settings))
+        asyncio.run(main)
 
 
 async def serve(settings: Settings) -> None:
-    """Runs the server until a first SIGINT/SIGTERM closes it gracefully."""
+    """The server as one process: holds the data directory and serves until a first
+    SIGINT/SIGTERM closes it gracefully (opening storage migrates it, as ``prepare_storage``)."""
+    with data_dir_claimed(settings):
+        await serve_until_stopped(settings, on_listening=announce_listening)
+
+
+def announce_listening(bound: ListenAddress, tls_note: str, event_loop: str) -> None:
+    """The log line that says the server accepts connections (tests and scripts wait for it)."""
+    log.info("listening on %s (%s; event loop %s)", bound, tls_note, event_loop)
+
+
+async def serve_until_stopped(
+    settings: Settings,
+    *,
+    on_listening: Callable[[ListenAddress, str, str], None],
+    reuse_port: bool = False,
+) -> None:
+    """Builds the application and serves it until a first SIGINT/SIGTERM; ``on_listening``
+    learns the bound address once connections are accepted.
+
+    A signal turns health NOT_SERVING at once; the server keeps serving for the drain period
+    (so that load balancers see it and stop sending calls), then stops accepting and closes.
+    """
     async with build_application(settings) as app:
         server = Server(app.services, app.guards)
         try:
-            listener = open_listener(settings.listen.host, settings.listen.port)
+            listener = open_listener(
+                settings.listen.host, settings.listen.port, reuse_port=reuse_port
+            )
         except OSError as error:
             raise StartupError(
                 f"cannot listen on {settings.listen}: {error.strerror or error}"
             ) from error
         loop = asyncio.get_running_loop()
+        drain = _Drain(server, app.readiness, settings.drain_period, loop)
         for signal_number in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signal_number, server.close)
+            loop.add_signal_handler(signal_number, drain.begin, signal_number)
         try:
             await server.start(listener, app.tls)
             bound = ListenAddress(settings.listen.host, listener.getsockname()[1])
-            log.info(
-                "listening on %s (%s; event loop %s)", bound, app.tls_note, settings.event_loop
-            )
+            on_listening(bound, app.tls_note, settings.event_loop)
             await server.wait_closed()
         finally:
             for signal_number in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signal_number)
+            drain.cancel()
     log.info("stopped")
+
+
+class _Drain:
+    """Stops a server on the first signal: NOT_SERVING at once, closed after the drain period;
+    later signals change nothing (a supervisor may pass on one the terminal sent too)."""
+
+    def __init__(
+        self,
+        server: Server,
+        readiness: ServiceStatus,
+        period: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._server = server
+        self._readiness = readiness
+        self._period = period
+        self._loop = loop
+        self._timer: asyncio.TimerHandle | None = None
+        self._begun = False
+
+    def begin(self, signal_number: int) -> None:
+        if self._begun:
+            return
+        self._begun = True
+        self._readiness.set(False)
+        if not self._period:
+            self._server.close()
+            return
+        log.info(
+            "%s: health answers NOT_SERVING; closing in %d s",
+            signal.Signals(signal_number).name,
+            self._period,
+        )
+        self._timer = self._loop.call_later(self._period, self._server.close)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()

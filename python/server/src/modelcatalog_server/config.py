@@ -25,6 +25,8 @@ ENV_PREFIX = "MODELCATALOG_"
 _WIRE = TransportLimits()
 LOG_LEVELS = ("debug", "info", "warning", "error")
 EVENT_LOOPS = ("uvloop", "asyncio")
+#: Server processes one supervisor runs at most: more than cores only adds memory and contention.
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Settings:
     max_version_size: int = 100 << 30
     log_level: str = "info"
     event_loop: str = "uvloop"
+    workers: int = 1
+    drain_period: int = 0
     max_connections: int = _WIRE.max_connections
     tls_handshake_timeout: int = int(_WIRE.tls_handshake_timeout)
     connection_idle_timeout: int = int(_WIRE.connection_idle_timeout)
@@ -192,14 +196,22 @@ _frame_size = _sized_within(1 << 14, (1 << 24) - 1, "an HTTP/2 frame size")
 _window = _sized_within(65_535, (1 << 31) - 1, "an HTTP/2 flow-control window")
 
 
-def _check_interval(text: str) -> int:
-    """Seconds from 0 (ask the database on every call) to 300, as a duration or 0."""
+def _short_duration(text: str) -> int:
+    """Seconds from 0 to 300, as a duration or 0."""
     if text.strip() == "0":
         return 0
     seconds = parse_duration(text)
     if seconds > 300:
         raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 300 seconds")
     return seconds
+
+
+def _workers(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of server processes from 1 to {MAX_WORKERS}"
+        )
+    return int(text)
 
 
 def _bcrypt_cost(text: str) -> int:
@@ -322,7 +334,7 @@ _OPTIONS = (
     _Option(
         "token_check_interval",
         "--token-check-interval",
-        _check_interval,
+        _short_duration,
         "how long a token found not revoked is trusted before the database is asked again, "
         "0 to 300 seconds; a sign-out takes effect at once on the server that handled it, and "
         "within this interval on other servers sharing the database; 0 asks on every call",
@@ -381,6 +393,24 @@ _OPTIONS = (
         _event_loop,
         "uvloop (libuv, faster TLS and socket I/O) or asyncio (the standard library's)",
         "LOOP",
+    ),
+    _Option(
+        "workers",
+        "--workers",
+        _workers,
+        f"server processes serving the one --listen port, 1 to {MAX_WORKERS}; above 1 a "
+        "supervisor prepares the data directory once, starts them, restarts one that crashes "
+        "and passes SIGTERM and SIGINT on to them",
+        "N",
+    ),
+    _Option(
+        "drain_period",
+        "--drain-period",
+        _short_duration,
+        "after SIGTERM or SIGINT, how long health answers NOT_SERVING while calls are still "
+        "served, so that load balancers stop sending new ones, before the server stops "
+        "accepting and closes; 0 to 300 seconds, 0 closes at once",
+        "DURATION",
     ),
     _Option(
         "max_connections",

@@ -9,7 +9,7 @@ HTTP/2 tuning is the SDK's (``modelcatalog.wire``), shared.
 from ._codec import RequestCodec
 from ._guards import RequestGuards
 from ._limits import MAX_REQUEST_MESSAGE_BYTES, RateLimit, TransportLimits
-from ._listener import open_listener
+from ._listener import open_listener, reserve_port
 from ._server import Server, server_tls_context
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "Server",
     "TransportLimits",
     "open_listener",
+    "reserve_port",
     "server_tls_context",
 ]

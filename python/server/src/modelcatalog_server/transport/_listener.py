@@ -34,25 +34,56 @@ MAX_TRACKED_ADDRESSES = 10_000
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-def open_listener(host: str, port: int) -> socket.socket:
+def open_listener(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket, opened here so that the port the system picks for 0 is known.
 
     It is created with protocol IPPROTO_TCP explicitly: asyncio and grpclib turn Nagle's
     algorithm off (TCP_NODELAY) only on sockets that say so, and without it every small
     response waits for the peer's delayed ACK (about 40 ms per unary RPC on Linux).
+
+    With ``reuse_port`` (SO_REUSEPORT) several processes listen on the same port, each with its
+    own queue of new connections, among which the kernel spreads them; the port must be held
+    by a ``reserve_port`` socket of the same user.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener = _bound_socket(host, port, reuse_port=reuse_port)
     try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        listener.bind((host, port))
         listener.listen(socket.SOMAXCONN)
     except OSError:
         listener.close()
         raise
     return listener
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """A bound socket that holds ``host:port`` (a free port for 0) for ``open_listener(...,
+    reuse_port=True)`` sockets, without listening itself: it gets no connections.
+
+    It is bound before SO_REUSEPORT is set, so that a port another program (or another
+    modelcatalog server) already uses is refused here, instead of being shared with it.
+    """
+    reserved = _bound_socket(host, port, reuse_port=False)
+    try:
+        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        reserved.close()
+        raise
+    return reserved
+
+
+def _bound_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    bound = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            bound.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        bound.bind((host, port))
+    except OSError:
+        bound.close()
+        raise
+    return bound
 
 
 def connection_budget(wanted: int) -> int:
