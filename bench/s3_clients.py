@@ -35,7 +35,8 @@ from aiobotocore.session import get_session
 from obstore.store import S3Store
 
 from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES
-from modelcatalog_server.storage.s3 import S3BlobStore, open_s3_blob_store, parse_s3_url
+from modelcatalog_server.storage.locations import parse_s3_url
+from modelcatalog_server.storage.s3 import S3BlobStore, open_s3_blob_store
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -64,12 +65,14 @@ def scaleout_storage(data_dir: Path) -> dict[str, str]:
 
 @dataclass
 class RunningServer:
-    """A server process, the address it listens on, its data directory and its log file."""
+    """A server process, the address it listens on, its data directory, its log file and the
+    blob store it was given (empty: the data directory's)."""
 
     process: subprocess.Popen[bytes]
     address: str
     log_path: Path
     data_dir: Path
+    blob_url: str = ""
 
     @property
     def host(self) -> str:
@@ -157,7 +160,8 @@ def start_server(
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})},
             preexec_fn=limit_open_files if open_files_limit is not None else None,
         )
-    server = RunningServer(process, "", log_path, data_dir)
+    blob_url = (environment or {}).get("MODELCATALOG_BLOB_URL", "")
+    server = RunningServer(process, "", log_path, data_dir, blob_url)
     if not wait_for(lambda: bool(LISTENING.search(server.log())) or process.poll() is not None):
         server.stop(signal.SIGKILL)
         pytest.fail(f"server did not listen within {START_TIMEOUT_SECONDS} s:\n{server.log()}")
@@ -170,15 +174,15 @@ def start_server(
 
 def leftover_uploads(server: RunningServer) -> list[str]:
     """What uploads in progress (or abandoned) hold in the server's blob store: temporary files
-    in the embedded store; multipart uploads and temporary objects on S3."""
-    if not scaled_out():
-        return sorted(path.name for path in (server.data_dir / "blobs" / "tmp").iterdir())
+    in a local one; multipart uploads and temporary objects on S3."""
+    blob_url = urlsplit(server.blob_url)
+    if blob_url.scheme != "s3":
+        directory = Path(blob_url.path) if server.blob_url else server.data_dir / "blobs"
+        return sorted(path.name for path in (directory / "tmp").iterdir())
     # Imported here: only the scale-out leg has an S3 service to ask.
     import botocore.session
 
-    from modelcatalog_server.storage.s3 import parse_s3_url
-
-    bucket, prefix = parse_s3_url(scaleout_storage(server.data_dir)["MODELCATALOG_BLOB_URL"])
+    bucket, prefix = blob_url.netloc, f"{blob_url.path.strip('/')}/"
     # botocore makes its S3 methods at run time: typed as Any here.
     client: Any = botocore.session.get_session().create_client(
         "s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]

@@ -27,11 +27,11 @@ from server_testing import poll_until
 from modelcatalog_server.storage import s3
 from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES
 from modelcatalog_server.storage.faults import StorageUnavailable
+from modelcatalog_server.storage.locations import parse_s3_url
 from modelcatalog_server.storage.s3 import (
     MIN_PART_BYTES,
     S3BlobStore,
     open_s3_blob_store,
-    parse_s3_url,
     part_bytes_for,
 )
 

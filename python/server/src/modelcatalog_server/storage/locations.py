@@ -4,6 +4,7 @@ at start-up in the operator's terms."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -66,8 +67,7 @@ def blob_location(url: str) -> BlobLocation:
     """``url`` checked; ValueError with the reason when it names no place for blobs."""
     parts = urlsplit(url)
     if parts.scheme == "s3":
-        if not parts.netloc:
-            raise ValueError(f"{url!r} names no bucket: use s3://BUCKET/PREFIX")
+        parse_s3_url(url)
         return BlobLocation(url)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path:
@@ -76,3 +76,40 @@ def blob_location(url: str) -> BlobLocation:
     if parts.scheme == "" and url.strip():
         return BlobLocation(url, Path(url).expanduser())
     raise ValueError(f"unsupported blob store {url!r}: use {BLOB_URL_FORMS}")
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()-]+")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """The bucket and key prefix (empty, or ending in ``/``) of ``s3://bucket/prefix``.
+
+    Raises ValueError, saying what is wrong, for anything else.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "s3":
+        raise ValueError(f"the blob URL {url!r} must start with s3:// (s3://bucket/prefix)")
+    if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
+        raise ValueError(
+            f"the blob URL {url!r} must be s3://bucket/prefix only: the endpoint, region and "
+            "credentials come from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY"
+        )
+    bucket = parts.netloc
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ValueError(
+            f"the blob URL {url!r} names no valid bucket: 3 to 63 lower-case letters, digits, "
+            "dots and hyphens, starting and ending with a letter or digit"
+        )
+    segments = [segment for segment in parts.path.split("/") if segment]
+    for segment in segments:
+        if not _PREFIX_SEGMENT.fullmatch(segment) or segment in (".", ".."):
+            raise ValueError(
+                f"the blob URL {url!r} has a prefix part {segment!r} that is not a plain name "
+                "(letters, digits and !_.*'()- only)"
+            )
+    prefix = "".join(f"{segment}/" for segment in segments)
+    if len(prefix) > 512:
+        raise ValueError(f"the blob URL {url!r} has a prefix longer than 512 characters")
+    return bucket, prefix

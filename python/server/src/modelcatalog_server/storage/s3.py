@@ -69,6 +69,7 @@ from aiobotocore.session import get_session
 
 from .blobs import PROBE_BYTES, READ_CHUNK_BYTES, BlobStore, BlobWriter
 from .faults import StorageUnavailable
+from .locations import parse_s3_url
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -105,8 +106,6 @@ READ_RESUMES = 3
 #: Where the store is when the settings name no region.
 DEFAULT_REGION = "us-east-1"
 
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_PREFIX_SEGMENT = re.compile(r"[A-Za-z0-9!_.*'()-]+")
 _HANDLE = re.compile(r"[0-9a-f]{32}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 #: Error codes meaning the store cannot serve this server now (overloaded, down, or refusing
@@ -137,39 +136,6 @@ _NETWORK_ERRORS = (
     ConnectionError,
     TimeoutError,
 )
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """The bucket and key prefix (empty, or ending in ``/``) of ``s3://bucket/prefix``.
-
-    Raises ValueError, saying what is wrong, for anything else.
-    """
-    parts = urlsplit(url)
-    if parts.scheme != "s3":
-        raise ValueError(f"the blob URL {url!r} must start with s3:// (s3://bucket/prefix)")
-    if parts.query or parts.fragment or "@" in parts.netloc or ":" in parts.netloc:
-        raise ValueError(
-            f"the blob URL {url!r} must be s3://bucket/prefix only: the endpoint, region and "
-            "credentials come from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY"
-        )
-    bucket = parts.netloc
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-        raise ValueError(
-            f"the blob URL {url!r} names no valid bucket: 3 to 63 lower-case letters, digits, "
-            "dots and hyphens, starting and ending with a letter or digit"
-        )
-    segments = [segment for segment in parts.path.split("/") if segment]
-    for segment in segments:
-        if not _PREFIX_SEGMENT.fullmatch(segment) or segment in (".", ".."):
-            raise ValueError(
-                f"the blob URL {url!r} has a prefix part {segment!r} that is not a plain name "
-                "(letters, digits and !_.*'()- only)"
-            )
-    prefix = "".join(f"{segment}/" for segment in segments)
-    if len(prefix) > 512:
-        raise ValueError(f"the blob URL {url!r} has a prefix longer than 512 characters")
-    return bucket, prefix
 
 
 def part_bytes_for(max_blob_bytes: int) -> int:

@@ -1,0 +1,240 @@
+"""Two separate server processes on one storage — on the scale-out leg PostgreSQL and S3, on
+the embedded leg one SQLite file and one blob directory named by URL: what one stores the other
+serves, their concurrent writes stay consistent, and neither loses or leaks the other's work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from modelcatalog import Client, ModelCatalogError, PermissionDenied, v1
+
+from ..server_process import leftover_uploads, scaled_out, scaleout_storage
+from .conftest import RunningServer, start_server, wait_for
+
+PASSWORD = "correct horse battery"
+MiB = 1 << 20
+
+
+def shared_storage(tmp_path: Path) -> dict[str, str]:
+    """The settings that put two servers on one storage."""
+    if scaled_out():
+        return scaleout_storage(tmp_path / "shared")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    return {
+        "MODELCATALOG_DATABASE_URL": f"sqlite:///{shared / 'catalog.sqlite3'}",
+        "MODELCATALOG_BLOB_URL": str(shared / "blobs"),
+    }
+
+
+def start_on(
+    tmp_path: Path, name: str, storage: dict[str, str], signing_key: Path, *args: str
+) -> RunningServer:
+    """A server in its own working directory on the shared ``storage``."""
+    workdir = tmp_path / name
+    workdir.mkdir(exist_ok=True)
+    return start_server(workdir, *args, signing_key=signing_key, environment=storage)
+
+
+@pytest.fixture
+def pair(tmp_path: Path, signing_key: Path) -> Iterator[tuple[RunningServer, RunningServer]]:
+    """Two servers on one storage, each must exit cleanly afterwards."""
+    storage = shared_storage(tmp_path)
+    first = start_on(tmp_path, "a", storage, signing_key)
+    second = start_on(tmp_path, "b", storage, signing_key)
+    yield first, second
+    assert first.stop() == 0, first.log()
+    assert second.stop() == 0, second.log()
+
+
+async def signed_in(server: RunningServer, username: str, *, sign_up: bool = True) -> Client:
+    client = Client(server.address, ca_cert=server.ca_cert)
+    if sign_up:
+        await client.sign_up(username, PASSWORD)
+    await client.sign_in(username, PASSWORD)
+    return client
+
+
+async def as_user(server: RunningServer, token: str | None) -> Client:
+    return Client(server.address, ca_cert=server.ca_cert, token=token)
+
+
+async def test_a_version_stored_through_one_server_downloads_identical_through_the_other(
+    pair: tuple[RunningServer, RunningServer], tmp_path: Path
+) -> None:
+    """Upload through one process, download through the other: the same bytes, verified."""
+    first, second = pair
+    data = os.urandom(3 * MiB + 17)
+    (tmp_path / "model.bin").write_bytes(data)
+    async with await signed_in(first, "alice") as alice_a:
+        folder = await alice_a.create_folder("vision")
+        model = await alice_a.create_model(folder.id, "resnet")
+        await alice_a.upload(model.id, tmp_path / "model.bin")
+        async with await as_user(second, alice_a.token) as alice_b:
+            version = await alice_b.download(model.id, 1, tmp_path / "copy.bin")
+    assert (tmp_path / "copy.bin").read_bytes() == data
+    assert version.sha256 == hashlib.sha256(data).hexdigest()
+
+
+async def test_uploads_through_both_servers_at_once_get_every_number_once(
+    pair: tuple[RunningServer, RunningServer], tmp_path: Path
+) -> None:
+    """20 uploads to one model at once, spread over both processes, become versions 1 to 20."""
+    first, second = pair
+    files = []
+    for number in range(20):
+        path = tmp_path / f"v{number}.bin"
+        path.write_bytes(os.urandom(64 * 1024 + number))
+        files.append(path)
+    async with await signed_in(first, "alice") as alice_a:
+        folder = await alice_a.create_folder("vision")
+        model = await alice_a.create_model(folder.id, "resnet")
+        async with await as_user(second, alice_a.token) as alice_b:
+            clients = [alice_a, alice_b]
+            versions = await asyncio.gather(
+                *(clients[i % 2].upload(model.id, path) for i, path in enumerate(files))
+            )
+            assert sorted(v.version for v in versions) == list(range(1, 21))
+            listed = [v.version async for v in alice_b.list_model_versions(model.id)]
+    assert sorted(listed) == list(range(1, 21))
+
+
+async def test_membership_races_across_servers_always_leave_an_owner(
+    pair: tuple[RunningServer, RunningServer],
+) -> None:
+    """Two owners on different processes demote each other while a third member is granted
+    and removed, ten times: never INTERNAL, and the folder always keeps an owner."""
+    first, second = pair
+    async with (
+        await signed_in(first, "alice") as alice,
+        await signed_in(second, "bob") as bob,
+        await signed_in(first, "carol") as _carol,
+    ):
+        folder = await alice.create_folder("shared")
+        for _ in range(10):
+            await alice.grant_folder_access(folder.id, "bob", "owner")
+            outcomes = await asyncio.gather(
+                alice.grant_folder_access(folder.id, "bob", "viewer"),
+                bob.grant_folder_access(folder.id, "alice", "viewer"),
+                alice.grant_folder_access(folder.id, "carol", "editor"),
+                bob.revoke_folder_access(folder.id, "carol"),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    assert isinstance(outcome, ModelCatalogError), repr(outcome)
+                    assert outcome.reason in ("LAST_OWNER", "FOLDER_ACCESS_DENIED"), outcome
+            owners = await owners_seen_by(alice, folder.id) or await owners_seen_by(bob, folder.id)
+            assert owners, "the folder lost its last owner"
+            if "alice" not in owners:
+                await bob.grant_folder_access(folder.id, "alice", "owner")
+
+
+async def owners_seen_by(client: Client, folder_id: str) -> set[str]:
+    """The folder's owners, or nothing if ``client`` no longer has a role in it."""
+    try:
+        return {
+            member.username
+            async for member in client.list_folder_access(folder_id)
+            if member.role == v1.FolderRole.OWNER
+        }
+    except PermissionDenied:
+        return set()
+
+
+async def test_a_server_killed_mid_upload_is_cleaned_up_by_the_other(
+    tmp_path: Path, signing_key: Path
+) -> None:
+    """SIGKILL one process in the middle of an upload: the version it acknowledged before is
+    intact through the other, no partial version shows, and once the grace period has passed
+    the other has removed what the dead upload left (its multipart upload on S3)."""
+    storage = shared_storage(tmp_path)
+    first = start_on(tmp_path, "a", storage, signing_key)
+    second = start_on(tmp_path, "b", storage, signing_key, "--upload-grace-period", "1")
+    try:
+        data = os.urandom(2 * MiB)
+        (tmp_path / "model.bin").write_bytes(data)
+        async with await signed_in(first, "alice") as alice:
+            folder = await alice.create_folder("vision")
+            model = await alice.create_model(folder.id, "resnet")
+            await alice.upload(model.id, tmp_path / "model.bin")
+            token = alice.token
+        half_sent = asyncio.Event()
+
+        async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
+            header = v1.UploadModelVersionHeader(model.id, "big.bin", size_bytes=64 * MiB)
+            yield v1.UploadModelVersionRequest(header=header)
+            for _ in range(12):  # past one part of an S3 multipart upload
+                yield v1.UploadModelVersionRequest(chunk=os.urandom(MiB))
+            half_sent.set()
+            await asyncio.Event().wait()
+
+        channel = first.channel()
+        stub = v1.ModelServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
+        dying = asyncio.create_task(stub.upload_model_version(messages()))
+        await half_sent.wait()
+        assert await asyncio.to_thread(wait_for, lambda: bool(leftover_uploads(first)))
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+        dying.cancel()
+        await asyncio.gather(dying, return_exceptions=True)
+        channel.close()
+        async with await as_user(second, token) as alice:
+            assert [v.version async for v in alice.list_model_versions(model.id)] == [1]
+            await alice.download(model.id, 1, tmp_path / "copy.bin")
+        assert (tmp_path / "copy.bin").read_bytes() == data
+        assert await asyncio.to_thread(
+            wait_for, lambda: "cleaned up 1 abandoned upload(s)" in second.log()
+        )
+        assert leftover_uploads(second) == []
+    finally:
+        assert second.stop() == 0, second.log()
+
+
+async def test_a_restarting_server_leaves_another_servers_upload_alone(
+    tmp_path: Path, signing_key: Path
+) -> None:
+    """One process restarts while the other is in the middle of an upload: the upload goes on
+    and becomes a version with exactly its bytes."""
+    storage = shared_storage(tmp_path)
+    first = start_on(tmp_path, "a", storage, signing_key)
+    second = start_on(tmp_path, "b", storage, signing_key)
+    try:
+        chunks = [os.urandom(MiB) for _ in range(12)]
+        async with await signed_in(second, "alice") as alice:
+            folder = await alice.create_folder("vision")
+            model = await alice.create_model(folder.id, "resnet")
+            token = alice.token
+        half_sent, restarted = asyncio.Event(), asyncio.Event()
+
+        async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
+            header = v1.UploadModelVersionHeader(model.id, "big.bin", size_bytes=12 * MiB)
+            yield v1.UploadModelVersionRequest(header=header)
+            for number, chunk in enumerate(chunks):
+                if number == 6:
+                    half_sent.set()
+                    await restarted.wait()
+                yield v1.UploadModelVersionRequest(chunk=chunk)
+
+        channel = second.channel()
+        stub = v1.ModelServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
+        uploading = asyncio.create_task(stub.upload_model_version(messages()))
+        await half_sent.wait()
+        assert first.stop() == 0, first.log()
+        first = start_on(tmp_path, "a", storage, signing_key)
+        restarted.set()
+        version = (await uploading).version
+        channel.close()
+        async with await as_user(first, token) as alice:
+            await alice.download(model.id, version.version, tmp_path / "copy.bin")
+        assert (tmp_path / "copy.bin").read_bytes() == b"".join(chunks)
+    finally:
+        assert first.stop() == 0, first.log()
+        assert second.stop() == 0, second.log()
