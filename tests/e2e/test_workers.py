@@ -125,6 +125,23 @@ def test_sigterm_stops_every_worker_and_leaves_no_process(workers: RunningServer
     assert "Traceback" not in log
 
 
+def test_ctrl_c_stops_every_worker_without_a_traceback(tmp_path: Path, signing_key: Path) -> None:
+    """Ctrl-C in a terminal signals the supervisor and every worker at once (one process
+    group): the workers leave the stopping to the supervisor, all drain, it exits 0, and no
+    process prints a traceback."""
+    server = start_server(
+        tmp_path, "--workers", str(WORKERS), signing_key=signing_key, prefix=["setsid"]
+    )
+    started = children(server.process.pid)
+    os.killpg(server.process.pid, signal.SIGINT)
+    assert server.process.wait(EXIT_SECONDS) == 0, server.log()
+    assert wait_for(lambda: not any(alive(pid) for pid in started), EXIT_SECONDS)
+    log = server.log()
+    for pid in worker_pids(server).values():
+        assert f"modelcatalog_server[{pid}]: stopped" in log
+    assert "Traceback" not in log
+
+
 async def test_a_killed_worker_is_replaced_while_the_port_keeps_answering(
     workers: RunningServer,
 ) -> None:

@@ -404,8 +404,9 @@ async def serve_until_stopped(
     *,
     on_listening: Callable[[ListenAddress, str, str], None],
     reuse_port: bool = False,
+    stop_signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
 ) -> None:
-    """Builds the application and serves it until a first SIGINT/SIGTERM; ``on_listening``
+    """Builds the application and serves it until a first of ``stop_signals``; ``on_listening``
     learns the bound address once connections are accepted.
 
     A signal turns health NOT_SERVING at once; the server keeps serving for the drain period
@@ -423,7 +424,7 @@ async def serve_until_stopped(
             ) from error
         loop = asyncio.get_running_loop()
         drain = _Drain(server, app.readiness, settings.drain_period, loop)
-        for signal_number in (signal.SIGINT, signal.SIGTERM):
+        for signal_number in stop_signals:
             loop.add_signal_handler(signal_number, drain.begin, signal_number)
         try:
             await server.start(listener, app.tls)
@@ -431,7 +432,7 @@ async def serve_until_stopped(
             on_listening(bound, app.tls_note, settings.event_loop)
             await server.wait_closed()
         finally:
-            for signal_number in (signal.SIGINT, signal.SIGTERM):
+            for signal_number in stop_signals:
                 loop.remove_signal_handler(signal_number)
             drain.cancel()
     log.info("stopped")

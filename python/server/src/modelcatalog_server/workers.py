@@ -248,7 +248,8 @@ class _Supervisor:
         self._restart_timers[worker.number] = loop.call_later(delay, self._start, worker.number)
 
     def _stop(self, signal_number: int) -> None:
-        """Passes the first stop signal on to every worker; later ones change nothing."""
+        """Tells every worker to stop (SIGTERM) on the first stop signal (``signal_number``,
+        which is logged); later ones change nothing."""
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -256,7 +257,7 @@ class _Supervisor:
             timer.cancel()
         self._restart_timers.clear()
         for worker in self._running.values():
-            _send(worker.process, signal_number)
+            _send(worker.process, signal.SIGTERM)
         if not self._running:
             self._all_exited.set()
 
@@ -291,8 +292,9 @@ def _send(process: BaseProcess, signal_number: int) -> None:
 def work(settings: Settings, report: Connection) -> None:
     """A worker process: serves on its own SO_REUSEPORT listener until a signal, or until the
     supervisor is gone; says on ``report`` when it accepts connections."""
-    # Until serving starts, SIGINT ends the worker at once, as SIGTERM does: no traceback.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # A terminal's Ctrl-C reaches the whole process group: the supervisor alone answers it,
+    # and tells the workers to stop with SIGTERM (no KeyboardInterrupt in a closing worker).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_up_process(settings)
     try:
         run_on_event_loop(settings.event_loop, _serve_as_worker(settings, report))
@@ -318,4 +320,6 @@ async def _serve_as_worker(settings: Settings, report: Connection) -> None:
         report.send_bytes(b"listening")
         report.close()
 
-    await serve_until_stopped(settings, on_listening=listening, reuse_port=True)
+    await serve_until_stopped(
+        settings, on_listening=listening, reuse_port=True, stop_signals=(signal.SIGTERM,)
+    )
