@@ -11,6 +11,7 @@ directory finds the same database and prefix.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib.client import Channel
 from grpclib.encoding.base import CodecBase
+
+from modelcatalog import v1
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 15.0
@@ -196,6 +199,33 @@ def leftover_uploads(server: RunningServer) -> list[str]:
         [upload["Key"] for upload in uploads.get("Uploads", [])]
         + [item["Key"] for item in objects.get("Contents", [])]
     )
+
+
+async def kill_during_upload(server: RunningServer, token: str | None, model_id: str) -> None:
+    """SIGKILLs ``server`` in the middle of an upload (12 MiB of a declared 64, past one part
+    of an S3 multipart upload), once its bytes have reached the blob store."""
+    half_sent = asyncio.Event()
+
+    async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
+        header = v1.UploadModelVersionHeader(model_id, "big.bin", size_bytes=64 * (1 << 20))
+        yield v1.UploadModelVersionRequest(header=header)
+        for _ in range(12):
+            yield v1.UploadModelVersionRequest(chunk=os.urandom(1 << 20))
+        half_sent.set()
+        await asyncio.Event().wait()
+
+    channel = server.channel()
+    stub = v1.ModelServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
+    upload = asyncio.create_task(stub.upload_model_version(messages()))
+    try:
+        await half_sent.wait()
+        reached = await asyncio.to_thread(wait_for, lambda: bool(leftover_uploads(server)))
+        assert reached, "the upload never reached the server's blob store"
+        assert server.stop(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        upload.cancel()
+        await asyncio.gather(upload, return_exceptions=True)
+        channel.close()
 
 
 def write_signing_key(path: Path) -> Path:

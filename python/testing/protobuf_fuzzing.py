@@ -1,5 +1,6 @@
-"""Test support shared by the client's and the server's codec tests: the protobuf wire format
-written by hand, the fields of a betterproto class, and the edits fuzzers make to encodings.
+"""Test support shared by the codec tests of the client and the server and the fuzz test of the
+real server: the protobuf wire format written by hand, the fields of a betterproto class, and
+the edits fuzzers make to encodings.
 
 On ``sys.path`` for every test run through the ``pythonpath`` setting in ``tox.ini``.
 """

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from modelcatalog import Client, ModelCatalogError, PermissionDenied, v1
 
-from ..server_process import leftover_uploads, scaled_out, scaleout_storage
+from ..server_process import kill_during_upload, leftover_uploads, scaled_out, scaleout_storage
 from .conftest import RunningServer, start_server, wait_for
 
 PASSWORD = "correct horse battery"
@@ -167,25 +166,7 @@ async def test_a_server_killed_mid_upload_is_cleaned_up_by_the_other(
             model = await alice.create_model(folder.id, "resnet")
             await alice.upload(model.id, tmp_path / "model.bin")
             token = alice.token
-        half_sent = asyncio.Event()
-
-        async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
-            header = v1.UploadModelVersionHeader(model.id, "big.bin", size_bytes=64 * MiB)
-            yield v1.UploadModelVersionRequest(header=header)
-            for _ in range(12):  # past one part of an S3 multipart upload
-                yield v1.UploadModelVersionRequest(chunk=os.urandom(MiB))
-            half_sent.set()
-            await asyncio.Event().wait()
-
-        channel = first.channel()
-        stub = v1.ModelServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
-        dying = asyncio.create_task(stub.upload_model_version(messages()))
-        await half_sent.wait()
-        assert await asyncio.to_thread(wait_for, lambda: bool(leftover_uploads(first)))
-        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
-        dying.cancel()
-        await asyncio.gather(dying, return_exceptions=True)
-        channel.close()
+        await kill_during_upload(first, token, model.id)
         async with await as_user(second, token) as alice:
             assert [v.version async for v in alice.list_model_versions(model.id)] == [1]
             await alice.download(model.id, 1, tmp_path / "copy.bin")

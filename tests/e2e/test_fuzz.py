@@ -20,6 +20,7 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from protobuf_fuzzing import mutated
 
 from modelcatalog import Client, v1
 
@@ -117,26 +118,6 @@ def targets(catalog: Catalog) -> list[Target]:
             before = (bytes(requests[method]),)
             found.append(Target(path, handler.cardinality, chunk, before, catalog.token))
     return found
-
-
-@st.composite
-def mutated(draw: st.DrawFn, seed: bytes) -> bytes:
-    """``seed`` after a few edits: cuts, flipped bytes and wire types, long varints, splices."""
-    data = bytearray(seed)
-    for _ in range(draw(st.integers(1, 3))):
-        at = draw(st.integers(0, len(data)))
-        edit = draw(st.sampled_from(["cut", "byte", "wire-type", "varint", "splice"]))
-        if edit == "cut":
-            del data[at:]
-        elif edit == "byte" and at < len(data):
-            data[at] = draw(st.integers(0, 255))
-        elif edit == "wire-type" and at < len(data):
-            data[at] = data[at] & ~7 | draw(st.integers(0, 7))
-        elif edit == "varint":
-            data[at:at] = b"\xff" * draw(st.integers(9, 11)) + b"\x01"
-        elif edit == "splice":
-            data[at:at] = draw(st.binary(min_size=1, max_size=16))
-    return bytes(data)
 
 
 async def raw_channel(server: RunningServer) -> Channel:

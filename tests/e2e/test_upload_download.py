@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import io
 import os
-import signal
 import tarfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,9 +15,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from modelcatalog import Client, PermissionDenied, v1
+from modelcatalog import Client, PermissionDenied
 
-from ..server_process import leftover_uploads
+from ..server_process import kill_during_upload, leftover_uploads
 from .conftest import RunningServer, start_server, wait_for
 
 PASSWORD = "correct horse battery"
@@ -179,26 +178,7 @@ async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_k
         folder = await alice.create_folder("vision")
         model = await alice.create_model(folder.id, "resnet")
         token = alice.token
-    half_sent = asyncio.Event()
-
-    async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
-        header = v1.UploadModelVersionHeader(model.id, "big.bin", size_bytes=64 * MiB)
-        yield v1.UploadModelVersionRequest(header=header)
-        for _ in range(12):  # past one part of an S3 multipart upload
-            yield v1.UploadModelVersionRequest(chunk=os.urandom(MiB))
-        half_sent.set()
-        await asyncio.Event().wait()
-
-    channel = first.channel()
-    stub = v1.ModelServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
-    upload = asyncio.create_task(stub.upload_model_version(messages()))
-    await half_sent.wait()
-    reached_storage = await asyncio.to_thread(wait_for, lambda: bool(leftover_uploads(first)))
-    assert reached_storage, "the upload never reached the server's blob store"
-    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
-    upload.cancel()
-    await asyncio.gather(upload, return_exceptions=True)
-    channel.close()
+    await kill_during_upload(first, token, model.id)
     second = start_server(
         tmp_path,
         "--upload-grace-period",
