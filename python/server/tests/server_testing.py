@@ -21,6 +21,7 @@ from sqlalchemy import Row, text
 from modelcatalog import v1, wire
 from modelcatalog_server.app import Application, storage_locations
 from modelcatalog_server.config import Settings
+from modelcatalog_server.storage.blobs import BlobStore
 from modelcatalog_server.storage.metadata import MetadataStore, Transaction
 from modelcatalog_server.transport import RequestCodec
 
@@ -42,6 +43,22 @@ class _InMemoryCodec(wire.Codec):
         if message_type in self._request_types:
             return self._requests.decode(data, message_type)
         return super().decode(data, message_type)
+
+
+async def store_bytes(store: BlobStore, *parts: bytes) -> str:
+    """Stores ``parts`` as one blob, as an upload does; returns its SHA-256."""
+    writer = store.writer()
+    for part in parts:
+        await writer.write(part)
+    digest = await writer.finish()
+    await writer.commit()
+    await writer.abort()
+    return digest
+
+
+async def read_all(store: BlobStore, digest: str, offset: int = 0) -> bytes:
+    """The blob's bytes from ``offset`` on."""
+    return b"".join([chunk async for chunk in store.read(digest, offset)])
 
 
 async def sql(settings: Settings, statement: str, **parameters: Any) -> list[Row[Any]]:

@@ -17,26 +17,12 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from server_testing import poll_until
+from server_testing import poll_until, read_all, store_bytes
 
 from modelcatalog_server import files
 from modelcatalog_server.storage import blobs
 from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES, WRITE_BATCH_BYTES, LocalBlobStore
 from modelcatalog_server.storage.faults import StorageFull
-
-
-async def store_bytes(store: LocalBlobStore, *parts: bytes) -> str:
-    writer = store.writer()
-    for part in parts:
-        await writer.write(part)
-    digest = await writer.finish()
-    await writer.commit()
-    await writer.abort()
-    return digest
-
-
-async def read_all(store: LocalBlobStore, digest: str, offset: int = 0) -> bytes:
-    return b"".join([chunk async for chunk in store.read(digest, offset)])
 
 
 def files_under(path: Path) -> list[Path]:

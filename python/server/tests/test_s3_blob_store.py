@@ -22,7 +22,7 @@ import botocore.exceptions
 import botocore.session
 import pytest
 from moto.server import ThreadedMotoServer
-from server_testing import poll_until
+from server_testing import poll_until, read_all, store_bytes
 
 from modelcatalog_server.storage import s3
 from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES
@@ -90,20 +90,6 @@ async def s3_store(s3_url: str) -> AsyncIterator[S3BlobStore]:
 
 
 # Helpers
-
-
-async def store_bytes(store: S3BlobStore, *parts: bytes) -> str:
-    writer = store.writer()
-    for part in parts:
-        await writer.write(part)
-    digest = await writer.finish()
-    await writer.commit()
-    await writer.abort()
-    return digest
-
-
-async def read_all(store: S3BlobStore, digest: str, offset: int = 0) -> bytes:
-    return b"".join([chunk async for chunk in store.read(digest, offset)])
 
 
 async def leftovers(store: S3BlobStore) -> tuple[list[str], list[str]]:
