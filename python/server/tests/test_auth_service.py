@@ -196,3 +196,17 @@ async def test_token_of_another_server_is_rejected(api: Api) -> None:
     await expect_error(
         stub.list_folders(v1.ListFoldersRequest()), Status.UNAUTHENTICATED, "TOKEN_INVALID"
     )
+
+
+@pytest.mark.parametrize("username", ["ali\0ce", "ALICE", "a" * 65, "al", "al ice"])
+async def test_a_username_no_account_can_have_fails_like_an_unknown_one(
+    api: Api, username: str
+) -> None:
+    """A sign-in with a username sign-up would refuse (NUL included, which PostgreSQL cannot
+    even compare) answers as for an unknown user, never INTERNAL."""
+    await api.auth.sign_up(v1.SignUpRequest("alice", "correct horse"))
+    await expect_error(
+        api.auth.sign_in(v1.SignInRequest(username, "correct horse")),
+        Status.UNAUTHENTICATED,
+        "INVALID_CREDENTIALS",
+    )

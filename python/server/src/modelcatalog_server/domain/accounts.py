@@ -123,9 +123,15 @@ class Accounts:
         validation.present("username", username)
         validation.present("password", password)
         attempt = self._guard.reserve(username, peer)
+        # A username sign-up would refuse cannot exist: it is not looked up (PostgreSQL cannot
+        # even compare text holding NUL) and fails as an unknown one, after the same hashing.
+        can_exist = validation.USERNAME_PATTERN.fullmatch(username) is not None
         try:
             attempt, credentials = await self._store.read(
-                lambda tx: (self._guard.admit(tx, attempt), tx.credentials(username))
+                lambda tx: (
+                    self._guard.admit(tx, attempt),
+                    tx.credentials(username) if can_exist else None,
+                )
             )
             password_hash = credentials.password_hash if credentials else None
             with self._guard.checking(attempt.peer_key) as crowded:
