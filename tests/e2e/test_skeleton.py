@@ -1,5 +1,6 @@
 """The server process answers health checks and reflection over a real socket, and exits cleanly."""
 
+import os
 import shutil
 import signal
 import subprocess
@@ -140,6 +141,56 @@ def test_port_in_use_fails_with_a_clear_message(server: RunningServer, tmp_path:
     )
     assert result.returncode == 1
     assert f"cannot listen on {server.address}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "environment", "message"),
+    [
+        pytest.param(
+            "--database-url",
+            "postgresql+asyncpg://catalog:secret-word@127.0.0.1:1/catalog",
+            {},
+            "cannot open the database postgresql+asyncpg://catalog:***@127.0.0.1:1/catalog",
+            id="database-unreachable",
+        ),
+        pytest.param(
+            "--database-url",
+            "sqlite:////",
+            {},
+            "cannot open the database sqlite+pysqlite:////: unable to open database file",
+            id="database-a-directory",
+        ),
+        pytest.param(
+            "--blob-url",
+            "s3://models/catalog",
+            {
+                "AWS_ENDPOINT_URL": "http://127.0.0.1:1",
+                "AWS_ACCESS_KEY_ID": "key",
+                "AWS_SECRET_ACCESS_KEY": "secret",
+            },
+            "the blob store s3://models/catalog cannot store files",
+            id="blob-store-unreachable",
+        ),
+    ],
+)
+def test_unusable_storage_stops_the_start_with_the_reason(
+    tmp_path: Path, option: str, value: str, environment: dict[str, str], message: str
+) -> None:
+    """A database or blob store that cannot be used stops the start (status 1) with a line
+    that names it and why — a password never shown — instead of listening and failing calls."""
+    result = subprocess.run(
+        ["modelcatalog-server", "--listen", "127.0.0.1:0", "--data-dir", "data", option, value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, **environment},
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "listening on" not in result.stderr
+    assert "secret-word" not in result.stderr
     assert "Traceback" not in result.stderr
 
 

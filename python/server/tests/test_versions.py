@@ -27,6 +27,7 @@ from modelcatalog_server.domain.paging import PageTokens
 from modelcatalog_server.domain.uploads import PendingUploads
 from modelcatalog_server.domain.versions import UploadHeader, Versions
 from modelcatalog_server.storage.blobs import WRITE_BATCH_BYTES, LocalBlobStore
+from modelcatalog_server.storage.faults import StorageUnavailable
 from modelcatalog_server.storage.metadata import MetadataStore, Transaction, new_id, now_us
 from modelcatalog_server.storage.records import ModelRecord, Role, UserRecord
 
@@ -541,17 +542,17 @@ async def test_file_name_never_becomes_a_path(api: Api, settings: Settings) -> N
 
 
 async def abandon_upload(
-    store: MetadataStore, blobs: LocalBlobStore, data: bytes, alive_us: int, *, commit: bool
+    store: MetadataStore, blobs: LocalBlobStore, data: bytes, expires_us: int, *, commit: bool
 ) -> str:
-    """What a process that died mid-upload leaves: a session last alive at ``alive_us`` and its
+    """What a process that died mid-upload leaves: a session alive until ``expires_us`` and its
     bytes in a temporary file (or, with ``commit``, claimed and stored under their digest but
     never recorded as a version)."""
     session_id = new_id()
     handle = f"{uuid.uuid4().hex}.part"
-    await store.write(lambda tx: tx.insert_upload_session(session_id, handle, alive_us))
+    await store.write(lambda tx: tx.insert_upload_session(session_id, handle, expires_us))
     if commit:
         digest = hashlib.sha256(data).hexdigest()
-        await store.write(lambda tx: tx.claim_blob(session_id, digest, alive_us))
+        await store.write(lambda tx: tx.claim_blob(session_id, digest, expires_us))
         blobs.path_of(digest).parent.mkdir(parents=True, exist_ok=True)
         blobs.path_of(digest).write_bytes(data)
     else:
@@ -571,20 +572,79 @@ async def test_abandoned_uploads_are_cleaned_up_after_the_grace_period(domain: D
     now = now_us()
     grace_us = 60_000_000
     half = os.urandom(WRITE_BATCH_BYTES)  # a full batch: its bytes are on disk
-    await abandon_upload(domain.store, blobs, half, now - 2 * grace_us, commit=False)
-    await abandon_upload(domain.store, blobs, b"orphan", now - 2 * grace_us, commit=True)
-    await abandon_upload(domain.store, blobs, b"kept", now - 2 * grace_us, commit=True)
-    recent = await abandon_upload(domain.store, blobs, half, now, commit=False)
+    await abandon_upload(domain.store, blobs, half, now - grace_us, commit=False)
+    await abandon_upload(domain.store, blobs, b"orphan", now - grace_us, commit=True)
+    await abandon_upload(domain.store, blobs, b"kept", now - grace_us, commit=True)
+    recent = await abandon_upload(domain.store, blobs, half, now + grace_us, commit=False)
     assert len(list((domain.blobs_dir / "tmp").iterdir())) == 2
     sweeper = PendingUploads(domain.store, blobs, grace_seconds=60, clock=lambda: now)
     assert await sweeper.sweep() == 4  # three sessions, one blob
-    remaining = await domain.store.read(lambda tx: tx.abandoned_upload_sessions(now + 1, 10))
+    remaining = await domain.store.read(
+        lambda tx: tx.abandoned_upload_sessions(now + 2 * grace_us, 10)
+    )
     assert [session_id for session_id, _ in remaining] == [recent]
     assert sorted(p.name for p in (domain.blobs_dir / "sha256").rglob("*") if p.is_file()) == [
         kept.sha256
     ]
     assert len(list((domain.blobs_dir / "tmp").iterdir())) == 1
     assert await sweeper.sweep() == 0
+
+
+async def test_a_shorter_grace_period_elsewhere_does_not_cut_an_upload_short(
+    domain: Domain,
+) -> None:
+    """Each session carries the deadline its own server set: a server sweeping with a grace
+    period of 1 s leaves alone an upload of a server whose grace period is 10 minutes."""
+    blobs = LocalBlobStore(domain.blobs_dir)
+    now = now_us()
+    patient = PendingUploads(domain.store, blobs, grace_seconds=600, clock=lambda: now)
+    hasty = PendingUploads(domain.store, blobs, grace_seconds=1, clock=lambda: now + 5_000_000)
+    async with patient.upload() as upload:
+        await upload.writer.write(os.urandom(WRITE_BATCH_BYTES))
+        assert await hasty.sweep() == 0
+        remaining = await domain.store.read(
+            lambda tx: tx.abandoned_upload_sessions(now + 601_000_000, 10)
+        )
+        assert [session_id for session_id, _ in remaining] == [upload.id]
+
+
+class UnreachableForDiscards(LocalBlobStore):
+    """A local store that cannot discard uploads' bytes until ``reachable`` is set."""
+
+    reachable = False
+
+    async def discard(self, handle: str) -> None:
+        if not self.reachable:
+            raise StorageUnavailable("the blob store does not answer")
+        await super().discard(handle)
+
+
+async def test_an_upload_whose_bytes_cannot_be_removed_now_is_removed_later(
+    domain: Domain,
+) -> None:
+    """A failed upload whose bytes the store cannot remove at that moment keeps its session, so
+    a sweep past its deadline removes them once the store answers again."""
+    blobs = UnreachableForDiscards(domain.blobs_dir)
+    now = now_us()
+    pending = PendingUploads(domain.store, blobs, grace_seconds=60, clock=lambda: now)
+    started: list[str] = []
+
+    async def upload_that_fails() -> None:
+        async with pending.upload() as upload:
+            await upload.writer.write(os.urandom(WRITE_BATCH_BYTES))
+            started.append(upload.id)
+            raise RuntimeError("the client went away")
+
+    with pytest.raises(RuntimeError, match="client went away"):
+        await upload_that_fails()
+    left = await domain.store.read(lambda tx: tx.abandoned_upload_sessions(now + 61_000_000, 10))
+    assert [session_id for session_id, _ in left] == started
+    blobs.reachable = True
+    later = PendingUploads(domain.store, blobs, grace_seconds=60, clock=lambda: now + 61_000_000)
+    assert await later.sweep() == 1
+    assert (
+        await domain.store.read(lambda tx: tx.abandoned_upload_sessions(now + 61_000_000, 10)) == []
+    )
 
 
 async def test_an_upload_never_claims_a_blob_being_deleted(domain: Domain) -> None:

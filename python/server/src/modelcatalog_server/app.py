@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib._typing import IServable
 from grpclib.health.check import ServiceCheck, ServiceStatus
 from grpclib.health.service import Health
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from . import rpc
 from .auth.hook import Authenticator
@@ -201,10 +202,11 @@ async def open_storage(settings: Settings) -> tuple[MetadataStore, BlobStore]:
     database, blob_location = storage_locations(settings)
     try:
         store = await MetadataStore.open(database)
-    except (OSError, SchemaTooNew, StorageFault) as error:
-        raise StartupError(f"cannot open the database {_shown(database)}: {error}") from error
+    except (OSError, SchemaTooNew, StorageFault, SQLAlchemyError) as error:
+        reason = error.orig if isinstance(error, DBAPIError) else error
+        raise StartupError(f"cannot open the database {_shown(database)}: {reason}") from error
     try:
-        return store, await open_blob_store(blob_location, settings.max_version_size)
+        blobs = await open_blob_store(blob_location, settings.max_version_size)
     except BaseException as error:
         await store.close()
         if isinstance(error, OSError | ValueError | StorageFault):
@@ -212,6 +214,15 @@ async def open_storage(settings: Settings) -> tuple[MetadataStore, BlobStore]:
                 f"cannot open the blob store {blob_location.url}: {error}"
             ) from error
         raise
+    try:
+        await blobs.check_writable()
+    except (OSError, StorageFault) as error:
+        await blobs.close()
+        await store.close()
+        raise StartupError(
+            f"the blob store {blob_location.url} cannot store files: {error}"
+        ) from error
+    return store, blobs
 
 
 async def open_blob_store(location: BlobLocation, max_blob_bytes: int) -> BlobStore:

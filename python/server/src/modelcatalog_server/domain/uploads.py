@@ -1,11 +1,14 @@
 """Uploads in progress and the clean-up of what they leave, shared by every server process.
 
 Each upload is a row (``upload_sessions``) from its first moment: where its bytes wait (the
-blob store's handle) and, once they are complete, the SHA-256 they claim. The process that runs
-it says every ``grace / 3`` that it is still alive. Any process finds sessions silent for
-longer than the grace period (their process died, or was stopped with SIGKILL), discards their
-bytes and ends them. So no process ever deletes bytes another is still writing, a restarting
-process deletes nothing at start-up, and nothing is left behind for long.
+blob store's handle), once they are complete the SHA-256 they claim, and until when it is
+known alive: the process that runs it moves that deadline to now + its grace period every
+``grace / 3``. Any process finds sessions past their deadline (their process died, or was
+stopped with SIGKILL), discards their bytes and ends them; as each session carries its own
+deadline, servers with different grace periods on one database do not cut each other's uploads
+short (their clocks must agree, as they must for token expiry). So no process ever deletes
+bytes another is still writing, a restarting process deletes nothing at start-up, and nothing
+is left behind for long.
 
 A committed blob is deleted only when no version and no upload points to it, in two steps that
 any process can finish: a row in ``blob_deletions`` marks it, its bytes are deleted, the row is
@@ -62,7 +65,7 @@ class Upload:
             tx.lock_blob(digest)
             if tx.blob_being_deleted(digest):
                 return None
-            return tx.claim_blob(self.id, digest, now_us())
+            return tx.claim_blob(self.id, digest, self._pending.deadline())
 
         while (claimed := await self._pending.store.write(claim)) is None:
             if time.monotonic() > deadline:
@@ -85,8 +88,11 @@ class Upload:
             raise _abandoned()
 
     async def clean_up(self) -> None:
-        """Ends an upload that did not become a version: its bytes and its session go."""
+        """Ends an upload that did not become a version: its bytes and its session go. When
+        the store cannot remove the bytes now (it raises), the session stays, so that a sweep
+        discards them once the session is past its deadline."""
         await self.writer.abort()
+        await self._pending.discard(self.writer.handle)
         await self._pending.end(self.id, self._digest)
 
 
@@ -113,7 +119,7 @@ class PendingUploads:
         by the end, everything it stored is removed (also when the caller is cancelled)."""
         upload = Upload(self, self._blobs.writer())
         await self.store.write(
-            lambda tx: tx.insert_upload_session(upload.id, upload.writer.handle, self._clock())
+            lambda tx: tx.insert_upload_session(upload.id, upload.writer.handle, self.deadline())
         )
         self._live.add(upload.id)
         try:
@@ -129,24 +135,31 @@ class PendingUploads:
         except (StorageFault, OSError) as error:  # the sweep of another round finishes it
             log.warning("could not clean up upload %s now: %s", upload.id, error)
 
-    async def end(self, session_id: str, digest: str | None) -> bool:
-        """Ends a session and deletes the blob it claimed if nothing else uses it; returns
-        whether it deleted one."""
+    def deadline(self) -> int:
+        """Until when a session of this process counts as alive, if not refreshed."""
+        return self._clock() + self._grace_us
 
-        def end(tx: Transaction) -> str | None:
+    async def discard(self, handle: str) -> None:
+        """Removes an upload's waiting bytes from the blob store (raises when it cannot)."""
+        await self._blobs.discard(handle)
+
+    async def end(self, session_id: str, digest: str | None) -> tuple[bool, bool]:
+        """Ends a session and deletes the blob it claimed if nothing else uses it; returns
+        whether this call ended the session and whether it deleted a blob."""
+
+        def end(tx: Transaction) -> tuple[bool, str | None]:
             if digest is not None:
                 tx.lock_blob(digest)
-            _, claimed = tx.end_upload_session(session_id)
+            existed, claimed = tx.end_upload_session(session_id)
             if claimed is None:
-                return None
+                return existed, None
             tx.lock_blob(claimed)
-            return claimed if tx.mark_blob_if_unused(claimed, self._clock()) else None
+            return existed, claimed if tx.mark_blob_if_unused(claimed, self._clock()) else None
 
-        marked = await self.store.write(end)
-        if marked is None:
-            return False
-        await self._delete_blob(marked)
-        return True
+        ended, marked = await self.store.write(end)
+        if marked is not None:
+            await self._delete_blob(marked)
+        return ended, marked is not None
 
     async def _delete_blob(self, digest: str) -> None:
         await self._blobs.delete(digest)
@@ -158,24 +171,24 @@ class PendingUploads:
         removed."""
         now = self._clock()
         if self._live:
-            live = sorted(self._live)
-            await self.store.write(lambda tx: tx.touch_upload_sessions(live, now))
-        abandoned = await self.store.read(
-            lambda tx: tx.abandoned_upload_sessions(now - self._grace_us, SWEEP_BATCH)
-        )
-        removed = 0
+            live, deadline = sorted(self._live), self.deadline()
+            await self.store.write(lambda tx: tx.touch_upload_sessions(live, deadline))
+        abandoned = await self.store.read(lambda tx: tx.abandoned_upload_sessions(now, SWEEP_BATCH))
+        ended = deleted = 0
         for session_id, handle in abandoned:
             try:
                 await self._blobs.discard(handle)
             except ValueError:
                 log.error("upload %s names bytes no blob store made: %r", session_id, handle)
-            removed += 1 + await self.end(session_id, None)
+            this_ended, this_deleted = await self.end(session_id, None)
+            ended += this_ended
+            deleted += this_deleted
         deletions = await self.store.read(lambda tx: tx.blobs_being_deleted(SWEEP_BATCH))
         for digest in deletions:
             await self._delete_blob(digest)
-        if abandoned:
-            log.info("cleaned up %d abandoned upload(s)", len(abandoned))
-        return removed + len(deletions)
+        if ended:
+            log.info("cleaned up %d abandoned upload(s)", ended)
+        return ended + deleted + len(deletions)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

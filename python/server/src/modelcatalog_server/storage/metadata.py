@@ -63,6 +63,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
+from ._tasks import run_to_end
 from .faults import StorageFault, StorageFull, StorageUnavailable
 from .locations import database_url, sqlite_path
 from .migrations import upgrade
@@ -322,16 +323,7 @@ class _PostgresTransactions:
                 connection = await self._engine.connect()
         except TimeoutError:
             raise _unavailable("no database connection came free within the wait limit") from None
-        transaction = asyncio.ensure_future(self._transaction(connection, work, write))
-        try:
-            return await asyncio.shield(transaction)
-        except asyncio.CancelledError:
-            while not transaction.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait((transaction,))
-            if not transaction.cancelled():
-                transaction.exception()  # seen; the caller gets its cancellation
-            raise
+        return await run_to_end(self._transaction(connection, work, write))
 
     @staticmethod
     async def _transaction(
@@ -1001,10 +993,11 @@ class Transaction:
         if self.connection.dialect.name == "postgresql":
             self.connection.execute(_LOCK_BLOB, {"key": f"blob:{sha256}"})
 
-    def insert_upload_session(self, session_id: str, blob_handle: str, alive_us: int) -> None:
+    def insert_upload_session(self, session_id: str, blob_handle: str, expires_us: int) -> None:
+        """Records an upload that counts as alive until ``expires_us``."""
         self.connection.execute(
             upload_sessions.insert().values(
-                id=session_id, blob_handle=blob_handle, sha256=None, alive_us=alive_us
+                id=session_id, blob_handle=blob_handle, sha256=None, expires_us=expires_us
             )
         )
 
@@ -1012,31 +1005,30 @@ class Transaction:
         query = select(blob_deletions.c.sha256).where(blob_deletions.c.sha256 == sha256)
         return self.connection.execute(query).first() is not None
 
-    def claim_blob(self, session_id: str, sha256: str, alive_us: int) -> bool:
+    def claim_blob(self, session_id: str, sha256: str, expires_us: int) -> bool:
         """Records that the upload's bytes are the blob ``sha256``; False when the session is
         gone (cleaned up as abandoned)."""
         updated = self.connection.execute(
             upload_sessions.update()
             .where(upload_sessions.c.id == session_id)
-            .values(sha256=sha256, alive_us=alive_us)
+            .values(sha256=sha256, expires_us=expires_us)
         )
         return bool(updated.rowcount)
 
-    def touch_upload_sessions(self, session_ids: list[str], alive_us: int) -> None:
-        """Marks the sessions alive as of ``alive_us``."""
+    def touch_upload_sessions(self, session_ids: list[str], expires_us: int) -> None:
+        """Keeps the sessions alive until ``expires_us``."""
         self.connection.execute(
             upload_sessions.update()
             .where(upload_sessions.c.id.in_(session_ids))
-            .values(alive_us=alive_us)
+            .values(expires_us=expires_us)
         )
 
-    def abandoned_upload_sessions(self, before_us: int, limit: int) -> list[tuple[str, str]]:
-        """(id, blob handle) of sessions whose process last said it was alive before
-        ``before_us``, oldest first."""
+    def abandoned_upload_sessions(self, now_us: int, limit: int) -> list[tuple[str, str]]:
+        """(id, blob handle) of sessions past their deadline at ``now_us``, oldest first."""
         rows = self.connection.execute(
             select(upload_sessions.c.id, upload_sessions.c.blob_handle)
-            .where(upload_sessions.c.alive_us < before_us)
-            .order_by(upload_sessions.c.alive_us)
+            .where(upload_sessions.c.expires_us < now_us)
+            .order_by(upload_sessions.c.expires_us)
             .limit(limit)
         ).all()
         return [(session_id, handle) for session_id, handle in rows]

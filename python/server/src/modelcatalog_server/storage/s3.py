@@ -67,6 +67,7 @@ import botocore.exceptions
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
+from ._tasks import run_to_end
 from .blobs import PROBE_BYTES, READ_CHUNK_BYTES, BlobStore, BlobWriter
 from .faults import StorageUnavailable
 from .locations import parse_s3_url
@@ -444,16 +445,20 @@ class _S3Writer(BlobWriter):
             body = await store.hashed_part(self._hash, self._batch())
             self._sent_anything = True
             with store.faults(f"uploading {self._key}"):
-                await store.client.put_object(Bucket=store.bucket, Key=self._key, Body=body)
+                await run_to_end(
+                    store.client.put_object(Bucket=store.bucket, Key=self._key, Body=body)
+                )
         else:
             if self._pending:
                 await self._send_part(self._batch())
             with store.faults(f"completing {self._key}"):
-                await store.client.complete_multipart_upload(
-                    Bucket=store.bucket,
-                    Key=self._key,
-                    UploadId=self._upload_id,
-                    MultipartUpload={"Parts": self._parts},
+                await run_to_end(
+                    store.client.complete_multipart_upload(
+                        Bucket=store.bucket,
+                        Key=self._key,
+                        UploadId=self._upload_id,
+                        MultipartUpload={"Parts": self._parts},
+                    )
                 )
         self._digest = self._hash.hexdigest()
         return self._digest
@@ -464,17 +469,23 @@ class _S3Writer(BlobWriter):
         store = self._store
         target = store.blob_key(self._digest)
         with store.faults(f"storing {target}"):
-            if not await self._exists(target):
-                if self._size <= MAX_COPY_OBJECT_BYTES:
-                    await store.client.copy_object(
-                        Bucket=store.bucket,
-                        Key=target,
-                        CopySource={"Bucket": store.bucket, "Key": self._key},
-                    )
-                else:
-                    await self._copy_in_parts(target)
+            await run_to_end(self._copy_unless_stored(target))
         self._committed = True
         await self._remove_uploaded()
+
+    async def _copy_unless_stored(self, target: str) -> None:
+        """Copies the finished upload to ``target`` unless that blob is stored already."""
+        store = self._store
+        if await self._exists(target):
+            return
+        if self._size <= MAX_COPY_OBJECT_BYTES:
+            await store.client.copy_object(
+                Bucket=store.bucket,
+                Key=target,
+                CopySource={"Bucket": store.bucket, "Key": self._key},
+            )
+        else:
+            await self._copy_in_parts(target)
 
     async def _exists(self, key: str) -> bool:
         try:

@@ -119,13 +119,13 @@ upload_sessions = Table(
     "upload_sessions",
     metadata,
     # One upload in progress, in whichever server process: where its bytes wait
-    # (BlobWriter.handle), the SHA-256 it claimed once its bytes were complete, and when its
-    # process last said it is still alive. Past the grace period any process cleans it up.
+    # (BlobWriter.handle), the SHA-256 it claimed once its bytes were complete, and until when
+    # its process has said it is alive. Past that any process cleans it up.
     Column("id", ID, primary_key=True),
     Column("blob_handle", String(255), nullable=False),
     Column("sha256", String(64), nullable=True),
-    Column("alive_us", BigInteger, nullable=False),
-    Index("ix_upload_sessions_alive", "alive_us"),
+    Column("expires_us", BigInteger, nullable=False),
+    Index("ix_upload_sessions_expires", "expires_us"),
     Index("ix_upload_sessions_sha256", "sha256"),
 )
 
