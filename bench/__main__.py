@@ -1,8 +1,8 @@
 """``python -m bench [--short] [--json FILE] [--only FIGURE ...]``: run the suite, print the table.
 
-Figures run in order of importance (transfers, unary calls, memory under concurrent uploads,
-health under sign-ins, CLI start-up, the message codec), so an interrupted or partial run is
-still useful.
+Figures run in order of importance (transfers, unary calls, one server process against two,
+memory under concurrent uploads, health under sign-ins, CLI start-up, the message codec), so
+an interrupted or partial run is still useful.
 """
 
 from __future__ import annotations

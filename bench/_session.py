@@ -43,10 +43,12 @@ class Sizes:
     sign_ins: int
     sign_in_bcrypt_cost: int
     repetitions: int
+    workers_transfers: int
+    workers_transfer_mib: int
 
 
-FULL = Sizes(1024, 10_000, 3.0, 50, 20, 20, 12, 3)
-SHORT = Sizes(32, 200, 0.2, 10, 4, 20, 8, 3)
+FULL = Sizes(1024, 10_000, 3.0, 50, 20, 20, 12, 3, 8, 32)
+SHORT = Sizes(32, 200, 0.2, 10, 4, 20, 8, 3, 4, 4)
 
 
 @dataclass
@@ -61,8 +63,12 @@ class Target:
         return Client(self.server.address, ca_cert=self.server.ca_cert, token=token, timeout=120)
 
     def grpcio_channel(self) -> grpc.aio.Channel:
+        """A grpcio channel on a connection of its own: grpcio otherwise shares one connection
+        among the channels of a process that have the same target and options."""
         credentials = grpc.ssl_channel_credentials(self.server.ca_cert.read_bytes())
-        return grpc.aio.secure_channel(self.server.address, credentials)
+        return grpc.aio.secure_channel(
+            self.server.address, credentials, options=[("grpc.use_local_subchannel_pool", 1)]
+        )
 
 
 @dataclass
@@ -84,6 +90,15 @@ class Session:
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.token}"),)
+
+    async def create_folder(self, target: Target) -> None:
+        """Creates the benchmark user's folder on the target, where its models go."""
+        async with target.grpcio_channel() as channel:
+            folders = folder_service_pb2_grpc.FolderServiceStub(channel)
+            created = await folders.CreateFolder(
+                folder_service_pb2.CreateFolderRequest(name="bench"), metadata=self.metadata
+            )
+            target.folder_id = created.folder.id
 
     async def create_models(self, target: Target, count: int, prefix: str) -> list[str]:
         """Creates ``count`` models in the target's folder through grpcio, 32 at a time."""
@@ -113,31 +128,29 @@ async def session(
     try:
         reference = start_reference(work / "reference", ours, signing_key)
         try:
-            async with Client(ours.address, ca_cert=ours.ca_cert) as client:
-                await client.sign_up(USERNAME, PASSWORD)
-                token = (await client.sign_in(USERNAME, PASSWORD)).access_token
             bench = Session(
                 work,
                 sizes,
                 results,
                 Target("ours", ours),
                 Target("reference", reference),
-                token,
+                await sign_up_and_in(ours),
                 signing_key,
             )
             for target in bench.targets:
-                async with target.grpcio_channel() as channel:
-                    folders = folder_service_pb2_grpc.FolderServiceStub(channel)
-                    created = await folders.CreateFolder(
-                        folder_service_pb2.CreateFolderRequest(name="bench"),
-                        metadata=bench.metadata,
-                    )
-                    target.folder_id = created.folder.id
+                await bench.create_folder(target)
             yield bench
         finally:
             reference.stop()
     finally:
         ours.stop()
+
+
+async def sign_up_and_in(server: RunningServer) -> str:
+    """Signs the benchmark user up and in on our server; its access token."""
+    async with Client(server.address, ca_cert=server.ca_cert) as client:
+        await client.sign_up(USERNAME, PASSWORD)
+        return (await client.sign_in(USERNAME, PASSWORD)).access_token
 
 
 def random_file(path: Path, size_mib: int) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from . import cli, codec, health, memory, transfer, unary
+from . import cli, codec, health, memory, transfer, unary, workers
 from ._report import Comparison
 from ._session import Session
 
@@ -12,6 +12,7 @@ from ._session import Session
 FIGURES: dict[str, tuple[Callable[[Session], Awaitable[None]], list[Comparison]]] = {
     "transfer": (transfer.run, transfer.COMPARISONS),
     "unary": (unary.run, unary.COMPARISONS),
+    "workers": (workers.run, workers.COMPARISONS),
     "memory": (memory.run, memory.COMPARISONS),
     "health": (health.run, health.COMPARISONS),
     "cli": (cli.run, cli.COMPARISONS),
