@@ -203,8 +203,8 @@ async def open_storage(settings: Settings) -> tuple[MetadataStore, BlobStore]:
     try:
         store = await MetadataStore.open(database)
     except (OSError, SchemaTooNew, StorageFault, SQLAlchemyError) as error:
-        reason = error.orig if isinstance(error, DBAPIError) else error
-        raise StartupError(f"cannot open the database {_shown(database)}: {reason}") from error
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        raise StartupError(f"cannot open the database {_shown(database)}: {cause}") from error
     try:
         blobs = await open_blob_store(blob_location, settings.max_version_size)
     except BaseException as error:
