@@ -492,14 +492,14 @@ class _Threads:
                 if not step.claim():
                     continue  # given up by its caller before it started
                 self._running[number] = True
+                result, error = None, None
                 try:
                     result = step.run()
-                except BaseException as error:  # every outcome goes back to the caller
-                    step.deliver(None, error)
-                else:
-                    step.deliver(result, None)
-                finally:
-                    self._running[number] = False
+                except BaseException as caught:  # every outcome goes back to the caller
+                    error = caught
+                # Free before its caller resumes, which then sees the pool as it is.
+                self._running[number] = False
+                step.deliver(result, error)
         finally:
             self._on_exit()
 
