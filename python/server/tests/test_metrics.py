@@ -47,12 +47,11 @@ def value(name: str, **labels: str) -> float:
 
 async def test_calls_are_counted_and_timed_by_method_and_status(api: Api) -> None:
     """Each call adds one to its method and status, in the counter and the histogram."""
+    names = ("modelcatalog_rpc_calls_total", "modelcatalog_rpc_duration_seconds_count")
     ok = {"method": SIGN_UP, "status": "OK"}
     taken = {"method": SIGN_UP, "status": "ALREADY_EXISTS"}
     before = {
-        name: value(name, **labels)
-        for name in ("modelcatalog_rpc_calls_total", "modelcatalog_rpc_duration_seconds_count")
-        for labels in (ok, taken)
+        (name, status["status"]): value(name, **status) for name in names for status in (ok, taken)
     }
     await api.auth.sign_up(v1.SignUpRequest("alice", "correct horse"))
     await expect_error(
@@ -60,9 +59,9 @@ async def test_calls_are_counted_and_timed_by_method_and_status(api: Api) -> Non
         Status.ALREADY_EXISTS,
         "USERNAME_TAKEN",
     )
-    for name in ("modelcatalog_rpc_calls_total", "modelcatalog_rpc_duration_seconds_count"):
-        assert value(name, **ok) == before[name] + 1
-        assert value(name, **taken) == before[name] + 1
+    for name in names:
+        for status in (ok, taken):
+            assert value(name, **status) == before[name, status["status"]] + 1
     assert value("modelcatalog_rpc_duration_seconds_sum", **ok) > 0
     assert value("modelcatalog_rpc_duration_seconds_bucket", le="+Inf", **ok) >= 1
 
