@@ -65,6 +65,7 @@ def test_listen_address_forms(text: str, address: ListenAddress, shown: str) -> 
         (["--workers", "65"], "is not a number of server processes from 1 to 64"),
         (["--workers", "two"], "is not a number of server processes from 1 to 64"),
         (["--drain-period", "301"], "must be from 0 to 300 seconds"),
+        (["--metrics-listen", "9100"], "is not HOST:PORT"),
     ],
 )
 def test_bad_values_exit_with_a_message_naming_the_option(
@@ -137,6 +138,11 @@ def test_one_process_that_closes_at_once_by_default() -> None:
     assert settings.drain_period == 0
 
 
+def test_no_metrics_endpoint_by_default() -> None:
+    """Without --metrics-listen nothing but the gRPC port is opened."""
+    assert parse_settings([], {}).metrics_listen is None
+
+
 def test_transfer_defaults() -> None:
     """HTTP/2 DATA frames of up to 2 MiB, bounded 4 MiB flow-control windows, uvloop."""
     settings = parse_settings([], {})
@@ -174,6 +180,12 @@ def test_transfer_defaults() -> None:
         ({"MODELCATALOG_WORKERS": "64"}, "workers", 64),
         ({"MODELCATALOG_DRAIN_PERIOD": "0"}, "drain_period", 0),
         ({"MODELCATALOG_DRAIN_PERIOD": "5m"}, "drain_period", 300),
+        ({"MODELCATALOG_METRICS_LISTEN": ""}, "metrics_listen", None),
+        (
+            {"MODELCATALOG_METRICS_LISTEN": "[::1]:9100"},
+            "metrics_listen",
+            ListenAddress("::1", 9100),
+        ),
     ],
 )
 def test_typed_environment_values(environ: dict[str, str], field: str, value: object) -> None:

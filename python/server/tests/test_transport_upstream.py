@@ -72,3 +72,9 @@ def test_frame_buffer_keeps_unparsed_bytes_in_front_and_checks_lengths_late() ->
     source = inspect.getsource(_upstream.FrameBuffer.__next__)
     assert source.index("raise StopIteration") < source.index("self._validate_frame_length")
     assert "del self._data[:9+length]" in source
+
+
+def test_stream_counts_sent_bytes_where_the_metrics_read_them() -> None:
+    """The metrics read a call's ``data_sent``, which ``send_data`` adds every DATA frame to."""
+    assert Stream.data_sent == 0
+    assert "self.data_sent += f_chunk_len" in inspect.getsource(Stream.send_data)

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib._typing import IServable
 from grpclib.health.check import ServiceCheck, ServiceStatus
 from grpclib.health.service import Health
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from . import rpc
+from . import metrics, rpc
 from .auth.hook import Authenticator
 from .auth.passwords import PasswordHasher
 from .auth.tokens import (
@@ -328,6 +329,7 @@ def build_services(
         max_downloads_per_peer=settings.max_downloads_per_peer,
         pending=pending,
     )
+    metrics.watch(store, versions)
     api: list[IServable] = [
         AuthService(accounts, tokens),
         FolderService(catalog),
@@ -401,8 +403,29 @@ def run_on_event_loop(event_loop: str, main: Coroutine[Any, Any, None]) -> None:
 async def serve(settings: Settings) -> None:
     """The server as one process: holds the data directory and serves until a first
     SIGINT/SIGTERM closes it gracefully (opening storage migrates it, as ``prepare_storage``)."""
-    with data_dir_claimed(settings):
+    with data_dir_claimed(settings), metrics_served(settings.metrics_listen):
         await serve_until_stopped(settings, on_listening=announce_listening)
+
+
+@contextmanager
+def metrics_served(
+    listen: ListenAddress | None, registry: CollectorRegistry | None = None
+) -> Iterator[None]:
+    """Serves ``registry`` (this process's metrics by default) at ``listen`` while the block
+    runs; nothing without an address."""
+    if listen is None:
+        yield
+        return
+    try:
+        endpoint = metrics.Endpoint(listen, registry)
+    except OSError as error:
+        raise StartupError(
+            f"cannot serve metrics on {listen}: {error.strerror or error}"
+        ) from error
+    try:
+        yield
+    finally:
+        endpoint.close()
 
 
 def announce_listening(bound: ListenAddress, tls_note: str, event_loop: str) -> None:

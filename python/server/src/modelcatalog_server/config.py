@@ -45,6 +45,7 @@ class Settings:
     """Everything the server needs to start, validated."""
 
     listen: ListenAddress = ListenAddress("127.0.0.1", 50051)
+    metrics_listen: ListenAddress | None = None
     data_dir: Path = Path("modelcatalog-data")
     database_url: str = ""
     blob_url: str = ""
@@ -107,6 +108,10 @@ def parse_listen_address(text: str) -> ListenAddress:
     if not port_text.isdigit() or int(port_text) > 65535:
         raise argparse.ArgumentTypeError(f"the port in {text!r} must be a number from 0 to 65535")
     return ListenAddress(host, int(port_text))
+
+
+def _optional_listen_address(text: str) -> ListenAddress | None:
+    return parse_listen_address(text) if text.strip() else None
 
 
 def _log_level(text: str) -> str:
@@ -267,6 +272,15 @@ _OPTIONS = (
         "--listen",
         parse_listen_address,
         "address to serve gRPC on; IPv6 in brackets, port 0 picks a free port",
+        "HOST:PORT",
+    ),
+    _Option(
+        "metrics_listen",
+        "--metrics-listen",
+        _optional_listen_address,
+        "address to serve Prometheus metrics on, as plain HTTP at /metrics with no "
+        "authentication: keep it on loopback or a private network; port 0 picks a free port; "
+        "empty: no metrics endpoint",
         "HOST:PORT",
     ),
     _Option(

@@ -2,7 +2,8 @@
 
 ``intercept`` wraps each handler of each service, so that every call is authenticated before
 its handler runs, domain errors leave as gRPC statuses (``errors.py``), unexpected ones as
-INTERNAL without leaking internals, and exactly one structured log line records the call.
+INTERNAL without leaking internals, and exactly one structured log line records the call, as
+do its metrics (``metrics``).
 Wrapping the handlers (rather than listening to server events) keeps this plumbing identical
 under the real server and grpclib's in-memory ``ChannelFor`` used by the unit tests.
 """
@@ -20,10 +21,12 @@ from grpclib.const import Handler, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
+from . import metrics
 from .auth.hook import Authenticator, set_current_peer
 from .domain.errors import CatalogError
 from .errors import internal_error, refusal, to_grpc_error
 from .storage.faults import StorageFault
+from .transport import call_bytes
 
 access_log = logging.getLogger("modelcatalog_server.access")
 log = logging.getLogger("modelcatalog_server")
@@ -83,14 +86,16 @@ class _Intercepted:
                 log.exception("unexpected error in %s", method)
                 raise internal_error() from None
             finally:
+                seconds = time.perf_counter() - started
                 access_log.info(
                     "rpc method=%s status=%s duration_ms=%.1f user=%s peer=%s",
                     method,
                     status.name,
-                    (time.perf_counter() - started) * 1000,
+                    seconds * 1000,
                     user_id,
                     peer,
                 )
+                metrics.record_call(method, status.name, seconds, *call_bytes(stream))
 
         return call
 

@@ -27,6 +27,9 @@ supervisor's threads or locks is inherited (forking a process with threads is un
 settings arrive as the validated object (no second parse), the readiness report comes over a
 pipe, and a worker notices its supervisor's death through multiprocessing's parent sentinel
 and drains. Spawn also starts multiprocessing's small resource-tracker process.
+
+With ``--metrics-listen`` the supervisor serves the metrics of all workers, summed: they keep
+them in a directory it creates before it starts them (``metrics.shared_by_workers``).
 """
 
 from __future__ import annotations
@@ -39,15 +42,18 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
+from . import metrics
 from .app import (
     StartupError,
     data_dir_claimed,
     load_tls,
     load_token_service,
+    metrics_served,
     prepare_storage,
     run_on_event_loop,
     serve_until_stopped,
@@ -133,6 +139,7 @@ class _Supervisor:
         self._running: dict[int, _Worker] = {}
         self._restart_timers: dict[int, asyncio.TimerHandle] = {}
         self._failure: str | None = None
+        self._shared_metrics: metrics.SharedByWorkers | None = None
         self._all_serving = asyncio.Event()
         self._stopping = asyncio.Event()
         self._all_exited = asyncio.Event()
@@ -149,13 +156,27 @@ class _Supervisor:
                 raise StartupError(
                     f"cannot listen on {settings.listen}: {error.strerror or error}"
                 ) from error
-            with reserved:
+            with reserved, self._metrics_of_workers():
                 bound = ListenAddress(settings.listen.host, reserved.getsockname()[1])
                 self._worker_settings = replace(settings, listen=bound)
                 await self._serve(bound, tls_note)
         if self._failure is not None:
             raise WorkerFailure(self._failure)
         log.info("stopped")
+
+    @contextlib.contextmanager
+    def _metrics_of_workers(self) -> Iterator[None]:
+        """With an address for metrics: the workers' shared metrics, served summed."""
+        listen = self._settings.metrics_listen
+        if listen is None:
+            yield
+            return
+        with metrics.shared_by_workers() as shared, metrics_served(listen, shared.registry):
+            self._shared_metrics = shared
+            try:
+                yield
+            finally:
+                self._shared_metrics = None
 
     async def _serve(self, bound: ListenAddress, tls_note: str) -> None:
         loop = asyncio.get_running_loop()
@@ -222,6 +243,8 @@ class _Supervisor:
             worker.report.close()
         worker.process.join()
         del self._running[worker.number]
+        if self._shared_metrics is not None and worker.process.pid is not None:
+            self._shared_metrics.process_exited(worker.process.pid)
         if self._stopping.is_set():
             if not self._running:
                 self._all_exited.set()
@@ -320,6 +343,7 @@ async def _serve_as_worker(settings: Settings, report: Connection) -> None:
         report.send_bytes(b"listening")
         report.close()
 
-    await serve_until_stopped(
-        settings, on_listening=listening, reuse_port=True, stop_signals=(signal.SIGTERM,)
-    )
+    async with metrics.gauges_sampled():
+        await serve_until_stopped(
+            settings, on_listening=listening, reuse_port=True, stop_signals=(signal.SIGTERM,)
+        )

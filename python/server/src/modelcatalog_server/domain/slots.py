@@ -37,6 +37,11 @@ class Slots:
         self._by_user: Counter[str] = Counter()
         self._by_peer: Counter[str] = Counter()
 
+    @property
+    def in_use(self) -> int:
+        """Slots held now, in all."""
+        return self._in_use
+
     @contextmanager
     def taken(self, user: str, peer: str) -> Iterator[None]:
         """Holds a slot for ``user`` at ``peer`` while the block runs; OVERLOADED without one."""

@@ -81,6 +81,14 @@ class Versions:
         )
         self._pending = pending if pending is not None else PendingUploads(store, blobs)
 
+    @property
+    def uploads_in_progress(self) -> int:
+        return self._uploads.in_use
+
+    @property
+    def downloads_in_progress(self) -> int:
+        return self._downloads.in_use
+
     async def upload(
         self, caller: str, header: UploadHeader, chunks: AsyncIterator[bytes], *, peer: str = "-"
     ) -> VersionRecord:

@@ -42,8 +42,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
     Select,
@@ -60,6 +61,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
@@ -119,6 +121,18 @@ log = logging.getLogger("modelcatalog_server.storage")
 
 #: A position in a list ordered by creation: (created_us, id) of the last item returned.
 Cursor = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    """What the store's pool holds now: read for the metrics, by another thread too."""
+
+    #: Connections (SQLite: threads, each with its connection) the pool keeps at most.
+    size: int
+    #: Of those, how many run a transaction (PostgreSQL: connections checked out).
+    in_use: int
+    #: Transactions waiting for one to come free.
+    waiting: int
 
 
 class UniqueViolation(Exception):
@@ -195,6 +209,10 @@ class MetadataStore:
         """Lets running transactions end, then closes every pooled connection."""
         await self._transactions.close()
 
+    def pool_usage(self) -> PoolUsage:
+        """How busy the pool is now."""
+        return self._transactions.pool_usage()
+
     async def migrate(self) -> None:
         """Creates a new schema or brings an existing one to the newest revision (once, under
         a lock, whichever process gets there first; see ``migrations``)."""
@@ -232,6 +250,9 @@ class _SqliteTransactions:
     def _shut_down(self) -> None:
         self._threads.stop()
         self._engine.dispose()
+
+    def pool_usage(self) -> PoolUsage:
+        return PoolUsage(SQLITE_POOL_SIZE, self._threads.busy(), self._threads.queued())
 
     async def run(self, work: Callable[[Transaction], T], *, write: bool) -> T:
         if not write:
@@ -295,9 +316,14 @@ class _PostgresTransactions:
     def __init__(self, engine: AsyncEngine, wait_seconds: float) -> None:
         self._engine = engine
         self._wait_seconds = wait_seconds
+        self._waiting = 0
 
     async def close(self) -> None:
         await self._engine.dispose()
+
+    def pool_usage(self) -> PoolUsage:
+        pool = cast(QueuePool, self._engine.pool)  # the engine's default, sized in ``open``
+        return PoolUsage(pool.size(), pool.checkedout(), self._waiting)
 
     async def run(self, work: Callable[[Transaction], T], *, write: bool) -> T:
         attempt = 1
@@ -318,11 +344,14 @@ class _PostgresTransactions:
     async def _once(self, work: Callable[[Transaction], T], *, write: bool) -> T:
         """One attempt: a connection is awaited (cancellable: a call cancelled meanwhile never
         starts), then the transaction runs to its end even if the caller is cancelled."""
+        self._waiting += 1
         try:
             async with asyncio.timeout(self._wait_seconds):
                 connection = await self._engine.connect()
         except TimeoutError:
             raise _unavailable("no database connection came free within the wait limit") from None
+        finally:
+            self._waiting -= 1
         return await run_to_end(self._transaction(connection, work, write))
 
     @staticmethod
@@ -419,8 +448,12 @@ class _Threads:
     def __init__(self, count: int, *, on_exit: Callable[[], None]) -> None:
         self._on_exit = on_exit
         self._steps: queue.SimpleQueue[_Step[Any] | None] = queue.SimpleQueue()
+        #: Whether each thread runs a step: each writes only its own entry, so no lock.
+        self._running = [False] * count
         self._threads = [
-            threading.Thread(target=self._serve, name=f"metadata-{number}", daemon=True)
+            threading.Thread(
+                target=self._serve, args=(number,), name=f"metadata-{number}", daemon=True
+            )
             for number in range(count)
         ]
         for thread in self._threads:
@@ -430,6 +463,14 @@ class _Threads:
         """Queues ``step`` for the next free thread."""
         self._steps.put(step)
 
+    def busy(self) -> int:
+        """Threads running a step now."""
+        return sum(self._running)
+
+    def queued(self) -> int:
+        """Steps waiting for a thread (those their callers gave up included, until skipped)."""
+        return self._steps.qsize()
+
     def stop(self) -> None:
         """Lets the threads finish their steps, then ends them (blocking)."""
         for _ in self._threads:
@@ -437,17 +478,20 @@ class _Threads:
         for thread in self._threads:
             thread.join()
 
-    def _serve(self) -> None:
+    def _serve(self, number: int) -> None:
         try:
             while (step := self._steps.get()) is not None:
                 if not step.claim():
                     continue  # given up by its caller before it started
+                self._running[number] = True
+                result, error = None, None
                 try:
                     result = step.run()
-                except BaseException as error:  # every outcome goes back to the caller
-                    step.deliver(None, error)
-                else:
-                    step.deliver(result, None)
+                except BaseException as caught:  # every outcome goes back to the caller
+                    error = caught
+                # Free before its caller resumes, which then sees the pool as it is.
+                self._running[number] = False
+                step.deliver(result, error)
         finally:
             self._on_exit()
 

@@ -11,6 +11,7 @@ from ._guards import RequestGuards
 from ._limits import MAX_REQUEST_MESSAGE_BYTES, RateLimit, TransportLimits
 from ._listener import open_listener, reserve_port
 from ._server import Server, server_tls_context
+from ._upstream import call_bytes
 
 __all__ = [
     "MAX_REQUEST_MESSAGE_BYTES",
@@ -19,6 +20,7 @@ __all__ = [
     "RequestGuards",
     "Server",
     "TransportLimits",
+    "call_bytes",
     "open_listener",
     "reserve_port",
     "server_tls_context",

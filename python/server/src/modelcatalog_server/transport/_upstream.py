@@ -12,7 +12,10 @@ the internals they rely on; the SDK's ``tests/test_transport.py`` checks those.
 
 from __future__ import annotations
 
+from typing import Any
+
 import betterproto
+import grpclib.server
 from grpclib.config import Configuration
 from grpclib.events import _DispatchServerEvents
 from grpclib.metadata import (
@@ -91,6 +94,7 @@ __all__ = [
     "_DispatchServerEvents",
     "_decode_headers",
     "betterproto_metadata",
+    "call_bytes",
     "decode_metadata",
     "encode_bin_value",
     "encode_grpc_message",
@@ -109,6 +113,13 @@ def next_frame_header(buffer: FrameBuffer) -> bytes:
 def stream_bytes_received(stream: TransportStream) -> int:
     """DATA bytes that arrived on ``stream``, read by the handler or not (grpclib's counter)."""
     return stream.data_received
+
+
+def call_bytes(stream: grpclib.server.Stream[Any, Any]) -> tuple[int, int]:
+    """DATA bytes a call has received and sent so far: grpclib counts them on the call's
+    transport stream (``data_received``, ``data_sent``)."""
+    transport: TransportStream = stream._stream
+    return transport.data_received, transport.data_sent
 
 
 def betterproto_metadata(
