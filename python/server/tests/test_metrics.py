@@ -17,7 +17,7 @@ import pytest
 from grpclib.const import Status
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from server_testing import Api, expect_error, poll_until
+from server_testing import Api, expect_error, poll_until, stalled_upload
 from test_versions import download, model_of, upload
 
 from modelcatalog import v1
@@ -87,14 +87,10 @@ async def test_uploads_in_progress_follow_an_upload(api: Api) -> None:
     model = await model_of(alice)
     sent_first = asyncio.Event()
 
-    async def stalling() -> AsyncIterator[v1.UploadModelVersionRequest]:
-        yield v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader(model.id, "f.bin"))
-        yield v1.UploadModelVersionRequest(chunk=os.urandom(MiB))
-        sent_first.set()
-        await asyncio.Event().wait()
-
     assert value("modelcatalog_uploads_in_progress") == 0
-    task = asyncio.create_task(alice.models.upload_model_version(stalling()))
+    task = asyncio.create_task(
+        alice.models.upload_model_version(stalled_upload(model.id, sent_first))
+    )
     await sent_first.wait()
     assert await poll_until(lambda: value("modelcatalog_uploads_in_progress") == 1)
     assert value("modelcatalog_downloads_in_progress") == 0

@@ -14,7 +14,16 @@ from typing import Any
 import betterproto
 import pytest
 from grpclib.const import Status
-from server_testing import EDITOR, VIEWER, Api, Caller, channel_for, expect_error, poll_until
+from server_testing import (
+    EDITOR,
+    VIEWER,
+    Api,
+    Caller,
+    channel_for,
+    expect_error,
+    poll_until,
+    stalled_upload,
+)
 
 from modelcatalog import v1
 from modelcatalog_server.app import build_application
@@ -386,14 +395,9 @@ async def test_cancelled_upload_leaves_nothing(api: Api, settings: Settings) -> 
     model = await model_of(alice)
     sent_first = asyncio.Event()
 
-    async def stalling() -> AsyncIterator[v1.UploadModelVersionRequest]:
-        yield v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader(model.id, "f.bin"))
-        yield v1.UploadModelVersionRequest(chunk=os.urandom(MiB))
-        sent_first.set()
-        await asyncio.Event().wait()
-        yield v1.UploadModelVersionRequest(chunk=b"never sent")
-
-    task = asyncio.create_task(alice.models.upload_model_version(stalling()))
+    task = asyncio.create_task(
+        alice.models.upload_model_version(stalled_upload(model.id, sent_first))
+    )
     await sent_first.wait()
     assert await poll_until(lambda: bool(blob_files(settings))), "no upload reached the server"
     task.cancel()
