@@ -156,7 +156,9 @@ async def test_a_server_killed_mid_upload_is_cleaned_up_by_the_other(
     intact through the other, no partial version shows, and once the grace period has passed
     the other has removed what the dead upload left (its multipart upload on S3)."""
     storage = shared_storage(tmp_path)
-    first = start_on(tmp_path, "a", storage, signing_key)
+    # Each upload carries the deadline of the server running it (the killed one's: 1 s); the
+    # other sweeps every third of its own grace period.
+    first = start_on(tmp_path, "a", storage, signing_key, "--upload-grace-period", "1")
     second = start_on(tmp_path, "b", storage, signing_key, "--upload-grace-period", "1")
     try:
         data = os.urandom(2 * MiB)

@@ -170,8 +170,10 @@ async def test_viewer_downloads_but_cannot_upload_and_stranger_neither(
 
 async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_key: Path) -> None:
     """SIGKILL during an upload, then a restart: no version is listed, and once the upload's
-    grace period has passed the restarted server has removed what it left."""
-    first = start_server(tmp_path, signing_key=signing_key)
+    grace period (that of the killed server) has passed the restarted one has removed what it
+    left."""
+    # Each upload carries the deadline of the server running it: this one's is 1 s.
+    first = start_server(tmp_path, "--upload-grace-period", "1", signing_key=signing_key)
     async with Client(first.address, ca_cert=first.ca_cert) as alice:
         await alice.sign_up("alice", PASSWORD)
         await alice.sign_in("alice", PASSWORD)

@@ -2,8 +2,9 @@
 
 Each upload is a row (``upload_sessions``) from its first moment: where its bytes wait (the
 blob store's handle), once they are complete the SHA-256 they claim, and until when it is
-known alive: the process that runs it moves that deadline to now + its grace period every
-``grace / 3``. Any process finds sessions past their deadline (their process died, or was
+known alive: the process that runs it moves that deadline to now + its grace period at each
+clean-up round (every ``grace / 3``, at most 30 s). Any process finds sessions past their
+deadline (their process died, or was
 stopped with SIGKILL), discards their bytes and ends them; as each session carries its own
 deadline, servers with different grace periods on one database do not cut each other's uploads
 short (their clocks must agree, as they must for token expiry). So no process ever deletes
@@ -43,6 +44,9 @@ log = logging.getLogger("modelcatalog_server.uploads")
 UPLOAD_GRACE_SECONDS = 600
 #: How long a finished upload waits for a deletion of the same blob to end before giving up.
 CLAIM_WAIT_SECONDS = 5.0
+#: The longest time between two clean-up rounds, whatever the grace period: another server's
+#: abandoned uploads are found this soon after their deadline.
+MAX_SWEEP_INTERVAL_SECONDS = 30.0
 #: Sessions and blob deletions one clean-up round handles at most.
 SWEEP_BATCH = 100
 
@@ -192,7 +196,8 @@ class PendingUploads:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Sweeps every ``grace / 3`` (and once at once) while the block runs."""
+        """Sweeps every ``grace / 3`` (at most ``MAX_SWEEP_INTERVAL_SECONDS``; and once at once)
+        while the block runs."""
         task = asyncio.create_task(self._sweep_forever(), name="upload-sweeper")
         try:
             yield
@@ -202,7 +207,7 @@ class PendingUploads:
                 await task
 
     async def _sweep_forever(self) -> None:
-        interval = self._grace_us / 3 / 1_000_000
+        interval = min(self._grace_us / 3 / 1_000_000, MAX_SWEEP_INTERVAL_SECONDS)
         while True:
             try:
                 await self.sweep()
