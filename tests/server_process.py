@@ -223,6 +223,8 @@ async def kill_during_upload(server: RunningServer, token: str | None, model_id:
         assert reached, "the upload never reached the server's blob store"
         assert server.stop(signal.SIGKILL) == -signal.SIGKILL
     finally:
+        if server.process.poll() is None:  # the test failed before the kill: no server left
+            server.stop(signal.SIGKILL)
         upload.cancel()
         await asyncio.gather(upload, return_exceptions=True)
         channel.close()
