@@ -9,10 +9,10 @@ import re
 import signal
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from upload_streams import stalled_upload
 
 from modelcatalog import Client, v1
 
@@ -105,20 +105,27 @@ async def test_one_process_reports_its_calls_bytes_and_process(
         assert server.stop() == 0, server.log()
 
 
-async def test_workers_report_the_sum_of_their_calls(tmp_path: Path, signing_key: Path) -> None:
-    """With two workers, one scrape counts the calls both handled, and the pools of both; the
-    supervisor's private metrics directory is gone once it stopped."""
-    private_tmp = tmp_path / "tmp"
-    private_tmp.mkdir()
-    server = start_server(
+def start_workers_with_metrics(
+    tmp_path: Path, signing_key: Path, environment: dict[str, str] | None = None
+) -> RunningServer:
+    """A server with ``WORKERS`` workers and its metrics on a free loopback port."""
+    return start_server(
         tmp_path,
         "--workers",
         str(WORKERS),
         "--metrics-listen",
         "127.0.0.1:0",
         signing_key=signing_key,
-        environment={"TMPDIR": str(private_tmp)},
+        environment=environment,
     )
+
+
+async def test_workers_report_the_sum_of_their_calls(tmp_path: Path, signing_key: Path) -> None:
+    """With two workers, one scrape counts the calls both handled, and the pools of both; the
+    supervisor's private metrics directory is gone once it stopped."""
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    server = start_workers_with_metrics(tmp_path, signing_key, {"TMPDIR": str(private_tmp)})
     try:
         assert [p.name.startswith("modelcatalog-metrics-") for p in private_tmp.iterdir()] == [True]
         async with Client(server.address, ca_cert=server.ca_cert) as alice:
@@ -149,14 +156,7 @@ async def test_a_killed_workers_calls_stay_counted_and_its_upload_leaves_the_gau
 ) -> None:
     """SIGKILL of a worker in the middle of an upload: the calls it answered before still
     count, and its upload no longer shows as in progress."""
-    server = start_server(
-        tmp_path,
-        "--workers",
-        str(WORKERS),
-        "--metrics-listen",
-        "127.0.0.1:0",
-        signing_key=signing_key,
-    )
+    server = start_workers_with_metrics(tmp_path, signing_key)
     try:
         async with Client(server.address, ca_cert=server.ca_cert) as alice:
             await alice.sign_up("alice", PASSWORD)
@@ -166,20 +166,14 @@ async def test_a_killed_workers_calls_stay_counted_and_its_upload_leaves_the_gau
             token = alice.token
         sent_first = asyncio.Event()
 
-        async def stalling() -> AsyncIterator[v1.UploadModelVersionRequest]:
-            yield v1.UploadModelVersionRequest(
-                header=v1.UploadModelVersionHeader(model.id, "big.bin")
-            )
-            yield v1.UploadModelVersionRequest(chunk=os.urandom(MiB))
-            sent_first.set()
-            await asyncio.Event().wait()
-
         # One connection: every call on it goes to the same worker.
         channel = server.channel()
         stub = v1.ModelServiceStub(channel, metadata={"authorization": f"Bearer {token}"})
         for _ in range(3):
             await stub.get_model(v1.GetModelRequest(model.id))
-        uploading = asyncio.create_task(stub.upload_model_version(stalling()))
+        uploading = asyncio.create_task(
+            stub.upload_model_version(stalled_upload(model.id, sent_first))
+        )
         await sent_first.wait()
         assert await asyncio.to_thread(
             wait_for,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,16 +43,6 @@ class _InMemoryCodec(wire.Codec):
         if message_type in self._request_types:
             return self._requests.decode(data, message_type)
         return super().decode(data, message_type)
-
-
-async def stalled_upload(
-    model_id: str, sent: asyncio.Event
-) -> AsyncIterator[v1.UploadModelVersionRequest]:
-    """An upload's messages: a header and 1 MiB; then ``sent`` is set and nothing more comes."""
-    yield v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader(model_id, "f.bin"))
-    yield v1.UploadModelVersionRequest(chunk=os.urandom(1 << 20))
-    sent.set()
-    await asyncio.Event().wait()
 
 
 async def store_bytes(store: BlobStore, *parts: bytes) -> str:

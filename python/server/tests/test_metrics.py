@@ -17,8 +17,9 @@ import pytest
 from grpclib.const import Status
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from server_testing import Api, expect_error, poll_until, stalled_upload
+from server_testing import Api, expect_error, poll_until
 from test_versions import download, model_of, upload
+from upload_streams import stalled_upload
 
 from modelcatalog import v1
 from modelcatalog_server import metrics

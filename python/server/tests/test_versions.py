@@ -22,8 +22,8 @@ from server_testing import (
     channel_for,
     expect_error,
     poll_until,
-    stalled_upload,
 )
+from upload_streams import stalled_upload
 
 from modelcatalog import v1
 from modelcatalog_server.app import build_application
