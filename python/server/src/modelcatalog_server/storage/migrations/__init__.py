@@ -61,20 +61,17 @@ def upgrade(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     config = alembic_config()
     script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
     known = {revision.revision for revision in script.walk_revisions()}
-    unknown = [revision for revision in current_revisions(connection) if revision not in known]
+    before = current_revisions(connection)
+    unknown = [revision for revision in before if revision not in known]
     if unknown:
         raise SchemaTooNew(
             f"the database has schema revision {', '.join(unknown)}, which this server does "
-            f"not know (its newest is {head_revision()}): a newer server migrated it; upgrade "
-            "the server"
+            f"not know (its newest is {head}): a newer server migrated it; upgrade the server"
         )
+    if before == (head,):
+        return
     config.attributes["connection"] = connection
-    before = current_revisions(connection)
     command.upgrade(config, "head")
-    if before != (head_revision(),):
-        log.info(
-            "migrated the database schema from %s to %s",
-            ", ".join(before) or "nothing",
-            head_revision(),
-        )
+    log.info("migrated the database schema from %s to %s", ", ".join(before) or "nothing", head)
