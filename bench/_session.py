@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import grpc
 
-from modelcatalog import Client
+from modelcatalog import AsyncClient
 from modelcatalog.v1 import (
     folder_service_pb2,
     folder_service_pb2_grpc,
@@ -59,8 +59,10 @@ class Target:
     server: RunningServer
     folder_id: str = ""
 
-    def sdk(self, token: str) -> Client:
-        return Client(self.server.address, ca_cert=self.server.ca_cert, token=token, timeout=120)
+    def sdk(self, token: str) -> AsyncClient:
+        return AsyncClient(
+            self.server.address, ca_cert=self.server.ca_cert, token=token, timeout=120
+        )
 
     def grpcio_channel(self) -> grpc.aio.Channel:
         """A grpcio channel on a connection of its own: grpcio otherwise shares one connection
@@ -148,7 +150,7 @@ async def session(
 
 async def sign_up_and_in(server: RunningServer) -> str:
     """Signs the benchmark user up and in on our server; its access token."""
-    async with Client(server.address, ca_cert=server.ca_cert) as client:
+    async with AsyncClient(server.address, ca_cert=server.ca_cert) as client:
         await client.sign_up(USERNAME, PASSWORD)
         return (await client.sign_in(USERNAME, PASSWORD)).access_token
 

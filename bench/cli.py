@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from modelcatalog import Client
+from modelcatalog import AsyncClient
 
 from ._report import Comparison
 from ._session import PASSWORD, Session
@@ -28,7 +28,7 @@ COMPARISONS = [
 
 async def run(bench: Session) -> None:
     server = bench.ours.server
-    async with Client(server.address, ca_cert=server.ca_cert) as client:
+    async with AsyncClient(server.address, ca_cert=server.ca_cert) as client:
         await client.sign_up("cli", PASSWORD)
         await client.sign_in("cli", PASSWORD)
         folder = await client.create_folder("cli")

@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from modelcatalog import Client, ResourceExhausted
+from modelcatalog import AsyncClient, ResourceExhausted
 
 from ._processes import start_ours
 from ._report import Comparison
@@ -42,7 +42,7 @@ async def run(bench: Session) -> None:
     server = start_ours(bench.work / "health", bench.signing_key, "--bcrypt-cost", cost)
     try:
         target = Target("health", server)
-        async with Client(server.address, ca_cert=server.ca_cert) as client:
+        async with AsyncClient(server.address, ca_cert=server.ca_cert) as client:
             for index in range(bench.sizes.sign_ins):
                 await client.sign_up(f"{USERNAME}-{index}", PASSWORD)
         for _ in range(bench.sizes.repetitions):
@@ -59,7 +59,7 @@ async def _sign_ins(bench: Session, target: Target) -> None:
     OVERLOADED (it bounds the password checks in flight from one address), as a client would."""
 
     async def sign_in(username: str) -> None:
-        async with Client(target.server.address, ca_cert=target.server.ca_cert) as client:
+        async with AsyncClient(target.server.address, ca_cert=target.server.ca_cert) as client:
             while True:
                 try:
                     await client.sign_in(username, PASSWORD)

@@ -37,7 +37,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from modelcatalog import Client, v1
+from modelcatalog import AsyncClient, v1
 
 from ..server_process import RunningServer
 
@@ -607,8 +607,8 @@ async def rapid_reset(connection: Connection, count: int) -> int:
 # --- accounts for the attacks that need them ---------------------------------------------
 
 
-def sdk_client(server: RunningServer, token: str | None = None) -> Client:
-    return Client(server.address, ca_cert=server.ca_cert, token=token, timeout=30)
+def sdk_client(server: RunningServer, token: str | None = None) -> AsyncClient:
+    return AsyncClient(server.address, ca_cert=server.ca_cert, token=token, timeout=30)
 
 
 async def signed_up(server: RunningServer, username: str, password: str = PASSWORD) -> str:

@@ -16,23 +16,23 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from modelcatalog import Client, PermissionDenied, Unauthenticated, Unavailable
+from modelcatalog import AsyncClient, PermissionDenied, Unauthenticated, Unavailable
 
 from .conftest import RunningServer, start_server
 
 PASSWORD = "correct horse battery"
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
 
-ClientFactory = Callable[[], Client]
+ClientFactory = Callable[[], AsyncClient]
 
 
 @pytest.fixture
 def connect(server: RunningServer) -> ClientFactory:
     """Makes SDK clients that trust the server's self-signed certificate."""
-    return lambda: Client(server.address, ca_cert=server.ca_cert, timeout=30)
+    return lambda: AsyncClient(server.address, ca_cert=server.ca_cert, timeout=30)
 
 
-async def signed_in(connect: ClientFactory, username: str) -> Client:
+async def signed_in(connect: ClientFactory, username: str) -> AsyncClient:
     client = connect()
     await client.sign_up(username, PASSWORD)
     await client.sign_in(username, PASSWORD)
@@ -40,7 +40,7 @@ async def signed_in(connect: ClientFactory, username: str) -> Client:
 
 
 @pytest.fixture
-async def users(connect: ClientFactory) -> AsyncIterator[tuple[Client, Client]]:
+async def users(connect: ClientFactory) -> AsyncIterator[tuple[AsyncClient, AsyncClient]]:
     """Two signed-in users, user1 and user2."""
     user1 = await signed_in(connect, "user1")
     user2 = await signed_in(connect, "user2")
@@ -53,7 +53,9 @@ async def names(models: AsyncIterator[Any]) -> list[str]:
     return [model.name async for model in models]
 
 
-async def test_create_model_without_folder_permission(users: tuple[Client, Client]) -> None:
+async def test_create_model_without_folder_permission(
+    users: tuple[AsyncClient, AsyncClient],
+) -> None:
     """User 2 cannot create a model in user 1's folder."""
     user1, user2 = users
     folder = await user1.create_folder("user1-folder")
@@ -63,7 +65,9 @@ async def test_create_model_without_folder_permission(users: tuple[Client, Clien
     assert await names(user1.list_models(folder.id)) == []
 
 
-async def test_create_model_after_grant_folder_permission(users: tuple[Client, Client]) -> None:
+async def test_create_model_after_grant_folder_permission(
+    users: tuple[AsyncClient, AsyncClient],
+) -> None:
     """Once user 1 makes user 2 an editor, user 2 can create a model there."""
     user1, user2 = users
     folder = await user1.create_folder("user1-folder")
@@ -73,7 +77,7 @@ async def test_create_model_after_grant_folder_permission(users: tuple[Client, C
     assert await names(user1.list_models(folder.id)) == ["welcome"]
 
 
-async def test_list_only_authorized_models(users: tuple[Client, Client]) -> None:
+async def test_list_only_authorized_models(users: tuple[AsyncClient, AsyncClient]) -> None:
     """User 1 sees 2 models; user 2's folder stays invisible until shared, then 3."""
     user1, user2 = users
     folder1 = await user1.create_folder("one")
@@ -88,7 +92,7 @@ async def test_list_only_authorized_models(users: tuple[Client, Client]) -> None
     assert await names(user1.list_models(page_size=1)) == ["m1", "m2", "m3"]
 
 
-async def test_strangers_learn_nothing_from_ids(users: tuple[Client, Client]) -> None:
+async def test_strangers_learn_nothing_from_ids(users: tuple[AsyncClient, AsyncClient]) -> None:
     """Another's folder or model and a missing id give the same status and message."""
     user1, stranger = users
     folder = await user1.create_folder("private")
@@ -162,7 +166,7 @@ async def test_forged_and_expired_tokens_are_rejected(
 async def test_data_and_tokens_survive_a_restart(tmp_path: Path, signing_key: Path) -> None:
     """Accounts, folders and issued tokens stay valid when the server restarts on its data."""
     first = start_server(tmp_path, signing_key=signing_key)
-    async with Client(first.address, ca_cert=first.ca_cert) as alice:
+    async with AsyncClient(first.address, ca_cert=first.ca_cert) as alice:
         await alice.sign_up("alice", PASSWORD)
         await alice.sign_in("alice", PASSWORD)
         await alice.create_folder("kept")
@@ -170,7 +174,7 @@ async def test_data_and_tokens_survive_a_restart(tmp_path: Path, signing_key: Pa
     assert first.stop() == 0
     second = start_server(tmp_path, data_dir=first.data_dir, signing_key=signing_key)
     try:
-        async with Client(second.address, ca_cert=second.ca_cert, token=token) as alice:
+        async with AsyncClient(second.address, ca_cert=second.ca_cert, token=token) as alice:
             assert [f.name async for f in alice.list_folders()] == ["kept"]
     finally:
         assert second.stop() == 0
@@ -178,7 +182,7 @@ async def test_data_and_tokens_survive_a_restart(tmp_path: Path, signing_key: Pa
 
 async def test_client_without_the_ca_cannot_connect(server: RunningServer) -> None:
     """A client that does not trust the self-signed certificate fails with a hint."""
-    async with Client(server.address) as client:
+    async with AsyncClient(server.address) as client:
         with pytest.raises(Unavailable) as unavailable:
             await client.sign_in("alice", PASSWORD)
     assert "ca_cert" in unavailable.value.message

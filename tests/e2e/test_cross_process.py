@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modelcatalog import Client, ModelCatalogError, PermissionDenied, v1
+from modelcatalog import AsyncClient, ModelCatalogError, PermissionDenied, v1
 
 from ..server_process import kill_during_upload, leftover_uploads, scaled_out, scaleout_storage
 from .conftest import RunningServer, start_server, wait_for
@@ -54,16 +54,16 @@ def pair(tmp_path: Path, signing_key: Path) -> Iterator[tuple[RunningServer, Run
     assert second.stop() == 0, second.log()
 
 
-async def signed_in(server: RunningServer, username: str, *, sign_up: bool = True) -> Client:
-    client = Client(server.address, ca_cert=server.ca_cert)
+async def signed_in(server: RunningServer, username: str, *, sign_up: bool = True) -> AsyncClient:
+    client = AsyncClient(server.address, ca_cert=server.ca_cert)
     if sign_up:
         await client.sign_up(username, PASSWORD)
     await client.sign_in(username, PASSWORD)
     return client
 
 
-async def as_user(server: RunningServer, token: str | None) -> Client:
-    return Client(server.address, ca_cert=server.ca_cert, token=token)
+async def as_user(server: RunningServer, token: str | None) -> AsyncClient:
+    return AsyncClient(server.address, ca_cert=server.ca_cert, token=token)
 
 
 async def test_a_version_stored_through_one_server_downloads_identical_through_the_other(
@@ -137,7 +137,7 @@ async def test_membership_races_across_servers_always_leave_an_owner(
                 await bob.grant_folder_access(folder.id, "alice", "owner")
 
 
-async def owners_seen_by(client: Client, folder_id: str) -> set[str]:
+async def owners_seen_by(client: AsyncClient, folder_id: str) -> set[str]:
     """The folder's owners, or nothing if ``client`` no longer has a role in it."""
     try:
         return {

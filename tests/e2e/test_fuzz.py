@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from protobuf_fuzzing import mutated
 
-from modelcatalog import Client, v1
+from modelcatalog import AsyncClient, v1
 
 from .conftest import RunningServer
 from .test_skeleton import RawBytes
@@ -68,7 +68,7 @@ class Target:
 
 
 async def populate(server: RunningServer) -> Catalog:
-    async with Client(server.address, ca_cert=server.ca_cert, timeout=30) as client:
+    async with AsyncClient(server.address, ca_cert=server.ca_cert, timeout=30) as client:
         await client.sign_up(USERNAME, PASSWORD)
         await client.sign_up("colleague", PASSWORD)
         sign_out_token = (await client.sign_in(USERNAME, PASSWORD)).access_token

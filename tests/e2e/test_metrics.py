@@ -14,7 +14,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from upload_streams import stalled_upload
 
-from modelcatalog import Client, v1
+from modelcatalog import AsyncClient, v1
 
 from ..server_process import scaled_out
 from .conftest import RunningServer, start_server, wait_for
@@ -79,7 +79,7 @@ async def test_one_process_reports_its_calls_bytes_and_process(
     try:
         data = os.urandom(3 * MiB + 1)
         (tmp_path / "model.bin").write_bytes(data)
-        async with Client(server.address, ca_cert=server.ca_cert) as alice:
+        async with AsyncClient(server.address, ca_cert=server.ca_cert) as alice:
             await alice.sign_up("alice", PASSWORD)
             await alice.sign_in("alice", PASSWORD)
             folder = await alice.create_folder("vision")
@@ -128,10 +128,10 @@ async def test_workers_report_the_sum_of_their_calls(tmp_path: Path, signing_key
     server = start_workers_with_metrics(tmp_path, signing_key, {"TMPDIR": str(private_tmp)})
     try:
         assert [p.name.startswith("modelcatalog-metrics-") for p in private_tmp.iterdir()] == [True]
-        async with Client(server.address, ca_cert=server.ca_cert) as alice:
+        async with AsyncClient(server.address, ca_cert=server.ca_cert) as alice:
             await alice.sign_up("alice", PASSWORD)
         for _ in range(MAX_CONNECTIONS):
-            async with Client(server.address, ca_cert=server.ca_cert) as alice:
+            async with AsyncClient(server.address, ca_cert=server.ca_cert) as alice:
                 await alice.sign_in("alice", PASSWORD)
             if len(calls_by_process(server, SIGN_IN)) == WORKERS:
                 break
@@ -158,7 +158,7 @@ async def test_a_killed_workers_calls_stay_counted_and_its_upload_leaves_the_gau
     count, and its upload no longer shows as in progress."""
     server = start_workers_with_metrics(tmp_path, signing_key)
     try:
-        async with Client(server.address, ca_cert=server.ca_cert) as alice:
+        async with AsyncClient(server.address, ca_cert=server.ca_cert) as alice:
             await alice.sign_up("alice", PASSWORD)
             await alice.sign_in("alice", PASSWORD)
             folder = await alice.create_folder("vision")

@@ -22,7 +22,7 @@ import pytest
 from grpclib.client import Channel
 from grpclib.protocol import H2Protocol
 
-from modelcatalog import Client, ResourceExhausted, Unauthenticated
+from modelcatalog import AsyncClient, ResourceExhausted, Unauthenticated
 
 from .conftest import RunningServer, start_server
 
@@ -51,13 +51,13 @@ class ChannelFrom(Channel):
 
 
 @asynccontextmanager
-async def client_at(server: RunningServer, source: str) -> AsyncIterator[Client]:
+async def client_at(server: RunningServer, source: str) -> AsyncIterator[AsyncClient]:
     """An SDK client whose calls come from ``source``."""
     context = ssl.create_default_context(cafile=server.ca_cert)
     context.set_alpn_protocols(["h2"])
     host, port = server.address.rsplit(":", 1)
     async with ChannelFrom(source, host, int(port), context) as channel:
-        yield Client.from_channel(channel)
+        yield AsyncClient.from_channel(channel)
 
 
 def start(
@@ -67,7 +67,7 @@ def start(
 
 
 async def sign_up(server: RunningServer, *usernames: str) -> None:
-    async with Client(server.address, ca_cert=server.ca_cert) as client:
+    async with AsyncClient(server.address, ca_cert=server.ca_cert) as client:
         for username in usernames:
             await client.sign_up(username, PASSWORD)
 
@@ -80,7 +80,7 @@ async def test_failures_throttle_the_address_for_that_username_with_a_retry_hint
     server = start(tmp_path, signing_key, "--sign-in-max-failures-per-account", "3")
     try:
         await sign_up(server, "alice")
-        async with Client(server.address, ca_cert=server.ca_cert) as attacker:
+        async with AsyncClient(server.address, ca_cert=server.ca_cert) as attacker:
             for _ in range(3):
                 with pytest.raises(Unauthenticated):
                     await attacker.sign_in("alice", WRONG)
@@ -103,7 +103,7 @@ async def test_an_address_failing_on_many_usernames_is_throttled_for_all(
     server = start(tmp_path, signing_key, "--sign-in-max-failures-per-peer", "4")
     try:
         await sign_up(server, "alice")
-        async with Client(server.address, ca_cert=server.ca_cert) as attacker:
+        async with AsyncClient(server.address, ca_cert=server.ca_cert) as attacker:
             for username in ("bob", "carol", "dave", "erin"):
                 with pytest.raises(Unauthenticated):
                     await attacker.sign_in(username, WRONG)
@@ -143,7 +143,7 @@ async def test_a_flood_of_wrong_passwords_does_not_starve_a_clean_caller(
     overloaded = asyncio.Event()
     flooding = True
 
-    async def flood(client: Client) -> None:
+    async def flood(client: AsyncClient) -> None:
         while flooding:
             try:
                 await client.sign_in("alice", WRONG)
@@ -157,7 +157,7 @@ async def test_a_flood_of_wrong_passwords_does_not_starve_a_clean_caller(
     try:
         await sign_up(server, "alice")
         attackers = [
-            Client(server.address, ca_cert=server.ca_cert) for _ in range(FLOOD_CONNECTIONS)
+            AsyncClient(server.address, ca_cert=server.ca_cert) for _ in range(FLOOD_CONNECTIONS)
         ]
         workers = [
             asyncio.create_task(flood(client)) for client in attackers for _ in range(FLOOD_WORKERS)
@@ -195,10 +195,10 @@ async def test_sign_in_rehashes_after_the_operator_changes_the_cost(
     assert stored_hash(first.data_dir, "alice").startswith("$2b$04$")
     second = start(tmp_path, signing_key, "--bcrypt-cost", "5", data_dir=first.data_dir)
     try:
-        async with Client(second.address, ca_cert=second.ca_cert) as alice:
+        async with AsyncClient(second.address, ca_cert=second.ca_cert) as alice:
             await alice.sign_in("alice", PASSWORD)
         assert stored_hash(second.data_dir, "alice").startswith("$2b$05$")
-        async with Client(second.address, ca_cert=second.ca_cert) as alice:
+        async with AsyncClient(second.address, ca_cert=second.ca_cert) as alice:
             await alice.sign_in("alice", PASSWORD)
     finally:
         assert second.stop() == 0
@@ -226,7 +226,7 @@ async def test_unknown_usernames_cost_what_the_stored_hashes_cost(
         tmp_path, signing_key, "--bcrypt-cost", str(RAISED_COST), data_dir=first.data_dir
     )
     try:
-        async with Client(second.address, ca_cert=second.ca_cert) as caller:
+        async with AsyncClient(second.address, ca_cert=second.ca_cert) as caller:
             with pytest.raises(Unauthenticated):
                 await caller.sign_in("alice", WRONG)
             durations = []

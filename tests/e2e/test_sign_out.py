@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from modelcatalog import Client, PermissionDenied, Unauthenticated
+from modelcatalog import AsyncClient, PermissionDenied, Unauthenticated
 
 from .conftest import RunningServer, start_server
 
@@ -26,8 +26,8 @@ TOKEN_CHECK_INTERVAL_SECONDS = 1
 TIMER_SLACK_SECONDS = 3.0
 
 
-async def signed_in(server: RunningServer, username: str, *, sign_up: bool = True) -> Client:
-    client = Client(server.address, ca_cert=server.ca_cert)
+async def signed_in(server: RunningServer, username: str, *, sign_up: bool = True) -> AsyncClient:
+    client = AsyncClient(server.address, ca_cert=server.ca_cert)
     if sign_up:
         await client.sign_up(username, PASSWORD)
     await client.sign_in(username, PASSWORD)
@@ -35,7 +35,7 @@ async def signed_in(server: RunningServer, username: str, *, sign_up: bool = Tru
 
 
 async def refused_as_revoked(server: RunningServer, token: str) -> None:
-    async with Client(server.address, ca_cert=server.ca_cert, token=token) as client:
+    async with AsyncClient(server.address, ca_cert=server.ca_cert, token=token) as client:
         with pytest.raises(Unauthenticated) as refused:
             await client.get_current_user()
     assert refused.value.reason == "TOKEN_REVOKED"

@@ -17,7 +17,7 @@ import pytest
 from grpc_health.v1.health_pb2 import HealthCheckResponse
 from grpclib.exceptions import GRPCError
 
-from modelcatalog import Client, ResourceExhausted, Unavailable, v1
+from modelcatalog import AsyncClient, ResourceExhausted, Unavailable, v1
 
 from .conftest import RunningServer, health_becomes, start_server
 
@@ -88,14 +88,14 @@ def write_forever(descriptor: int) -> None:
         os.write(descriptor, block)
 
 
-async def create_folders_until_refused(client: Client, most: int) -> None:
+async def create_folders_until_refused(client: AsyncClient, most: int) -> None:
     """Creates up to ``most`` folders with long descriptions: a full database refuses one."""
     for number in range(most):
         await client.create_folder(f"folder {number}", "x" * 1000)
 
 
-async def signed_in(server: RunningServer) -> Client:
-    client = Client(server.address, ca_cert=server.ca_cert)
+async def signed_in(server: RunningServer) -> AsyncClient:
+    client = AsyncClient(server.address, ca_cert=server.ca_cert)
     await client.sign_up("alice", PASSWORD)
     await client.sign_in("alice", PASSWORD)
     return client

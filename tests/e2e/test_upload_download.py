@@ -15,7 +15,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from modelcatalog import Client, PermissionDenied
+from modelcatalog import AsyncClient, PermissionDenied
 
 from ..server_process import kill_during_upload, leftover_uploads
 from .conftest import RunningServer, start_server, wait_for
@@ -76,11 +76,11 @@ def make_large(directory: Path) -> Path:
 
 
 @pytest.fixture
-def connect(server: RunningServer) -> Callable[[], Client]:
-    return lambda: Client(server.address, ca_cert=server.ca_cert)
+def connect(server: RunningServer) -> Callable[[], AsyncClient]:
+    return lambda: AsyncClient(server.address, ca_cert=server.ca_cert)
 
 
-async def signed_in(connect: Callable[[], Client], username: str) -> Client:
+async def signed_in(connect: Callable[[], AsyncClient], username: str) -> AsyncClient:
     client = connect()
     await client.sign_up(username, PASSWORD)
     await client.sign_in(username, PASSWORD)
@@ -88,7 +88,7 @@ async def signed_in(connect: Callable[[], Client], username: str) -> Client:
 
 
 @pytest.fixture
-async def alice(connect: Callable[[], Client]) -> AsyncIterator[Client]:
+async def alice(connect: Callable[[], AsyncClient]) -> AsyncIterator[AsyncClient]:
     client = await signed_in(connect, "alice")
     yield client
     client.close()
@@ -100,7 +100,7 @@ async def alice(connect: Callable[[], Client]) -> AsyncIterator[Client]:
     ids=["txt", "onnx", "tar.gz", "256MiB"],
 )
 async def test_upload_and_download(
-    alice: Client, tmp_path: Path, make: Callable[[Path], Path]
+    alice: AsyncClient, tmp_path: Path, make: Callable[[Path], Path]
 ) -> None:
     """Each kind of file comes back byte-identical, with the SHA-256 the server reported."""
     source = make(tmp_path)
@@ -125,7 +125,9 @@ async def test_upload_and_download(
         onnx.checker.check_model(onnx.load(saved))
 
 
-async def test_resumed_download_completes_a_partial_file(alice: Client, tmp_path: Path) -> None:
+async def test_resumed_download_completes_a_partial_file(
+    alice: AsyncClient, tmp_path: Path
+) -> None:
     """A download resumes from the bytes already on disk and ends byte-identical."""
     source = tmp_path / "weights.bin"
     source.write_bytes(os.urandom(5 * MiB + 321))
@@ -145,7 +147,7 @@ async def test_resumed_download_completes_a_partial_file(alice: Client, tmp_path
 
 
 async def test_viewer_downloads_but_cannot_upload_and_stranger_neither(
-    alice: Client, connect: Callable[[], Client], tmp_path: Path
+    alice: AsyncClient, connect: Callable[[], AsyncClient], tmp_path: Path
 ) -> None:
     """A viewer can download; only editors upload; a stranger can do neither."""
     source = tmp_path / "v1.bin"
@@ -174,7 +176,7 @@ async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_k
     left."""
     # Each upload carries the deadline of the server running it: this one's is 1 s.
     first = start_server(tmp_path, "--upload-grace-period", "1", signing_key=signing_key)
-    async with Client(first.address, ca_cert=first.ca_cert) as alice:
+    async with AsyncClient(first.address, ca_cert=first.ca_cert) as alice:
         await alice.sign_up("alice", PASSWORD)
         await alice.sign_in("alice", PASSWORD)
         folder = await alice.create_folder("vision")
@@ -189,7 +191,7 @@ async def test_killed_server_leaves_no_partial_version(tmp_path: Path, signing_k
         signing_key=signing_key,
     )
     try:
-        async with Client(second.address, ca_cert=second.ca_cert, token=token) as alice:
+        async with AsyncClient(second.address, ca_cert=second.ca_cert, token=token) as alice:
             assert [v async for v in alice.list_model_versions(model.id)] == []
             assert (await alice.get_model(model.id)).latest_version == 0
         assert await asyncio.to_thread(

@@ -16,7 +16,7 @@ from h2.events import RemoteSettingsChanged, WindowUpdated
 from h2.settings import SettingCodes
 from hyperframe.frame import DataFrame, Frame
 
-from modelcatalog import Client
+from modelcatalog import AsyncClient
 from modelcatalog.wire import TunedConnection, TunedFrameBuffer
 
 from .conftest import RunningServer, start_server
@@ -125,7 +125,7 @@ async def test_uploads_and_downloads_move_a_chunk_per_frame(
     frames of HTTP/2's default 16 KiB."""
     source = tmp_path / "weights.bin"
     source.write_bytes(os.urandom(6 * MiB))
-    async with Client(server.address, ca_cert=server.ca_cert) as client:
+    async with AsyncClient(server.address, ca_cert=server.ca_cert) as client:
         await client.sign_up("alice", "correct horse battery")
         await client.sign_in("alice", "correct horse battery")
         folder = await client.create_folder("vision")

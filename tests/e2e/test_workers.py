@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from grpc_health.v1.health_pb2 import HealthCheckResponse
 
-from modelcatalog import Client
+from modelcatalog import AsyncClient
 
 from .conftest import RunningServer, health_becomes, start_server, wait_for
 
@@ -78,7 +78,7 @@ async def download_on_fresh_connections(
 ) -> None:
     """Bob downloads version 1 over new connections until both workers have served calls."""
     for attempt in range(MAX_CONNECTIONS):
-        async with Client(server.address, ca_cert=server.ca_cert) as bob:
+        async with AsyncClient(server.address, ca_cert=server.ca_cert) as bob:
             await bob.sign_in("bob", PASSWORD)
             target = tmp_path / f"copy-{attempt}.bin"
             await bob.download(model_id, 1, target)
@@ -95,14 +95,14 @@ async def test_two_workers_serve_the_readme_scenario_on_one_port(
     assert "2 workers" in workers.log()
     source = tmp_path / "weights.bin"
     source.write_bytes(os.urandom(3 * MiB + 17))
-    async with Client(workers.address, ca_cert=workers.ca_cert) as alice:
+    async with AsyncClient(workers.address, ca_cert=workers.ca_cert) as alice:
         await alice.sign_up("alice", PASSWORD)
         await alice.sign_in("alice", PASSWORD)
         folder = await alice.create_folder("vision")
         model = await alice.create_model(folder.id, "resnet")
         version = await alice.upload(model.id, source)
         assert version.version == 1
-        async with Client(workers.address, ca_cert=workers.ca_cert) as bob:
+        async with AsyncClient(workers.address, ca_cert=workers.ca_cert) as bob:
             await bob.sign_up("bob", PASSWORD)
         await alice.grant_folder_access(folder.id, "bob", "viewer")
     await download_on_fresh_connections(workers, model.id, source.read_bytes(), tmp_path)
@@ -153,7 +153,7 @@ async def test_a_killed_worker_is_replaced_while_the_port_keeps_answering(
     reaped = f"worker 1 (pid {killed}) was killed by SIGKILL"
     assert wait_for(lambda: reaped in workers.log(), EXIT_SECONDS)
     for _ in range(5):
-        async with Client(workers.address, ca_cert=workers.ca_cert) as client:
+        async with AsyncClient(workers.address, ca_cert=workers.ca_cert) as client:
             await client.sign_up(f"user{os.urandom(4).hex()}", PASSWORD)
     assert wait_for(lambda: worker_pids(workers)[1] != killed)
     replacement = worker_pids(workers)[1]

@@ -1,6 +1,6 @@
 """Test helpers for the CLI: small fake services behind ``ChannelFor`` and a CLI runner.
 
-``CliHarness`` points the CLI's client factory at the SDK's ``Client`` over an in-memory
+``CliHarness`` points the CLI's client factory at the SDK's ``AsyncClient`` over an in-memory
 channel to ``FakeAuth``/``FakeFolders``/``FakeModels`` (sharing one ``Backend``; uploads and
 downloads are the shared ``FakeTransfers``), isolates the config folder in a temporary
 directory and runs commands with Click's ``CliRunner``.
@@ -21,7 +21,7 @@ from grpclib.exceptions import GRPCError
 from grpclib.testing import ChannelFor
 from rpc_testing import FakeTransfers, grpc_error
 
-from modelcatalog import Client, v1
+from modelcatalog import AsyncClient, v1
 from modelcatalog.cli import _app, cli
 from modelcatalog.cli._config import Settings
 
@@ -262,13 +262,13 @@ class CliHarness:
         monkeypatch.chdir(tmp_path)
         monkeypatch.setattr(_app, "open_client", self.open_client)
 
-    def open_client(self, settings: Settings) -> AbstractAsyncContextManager[Client]:
+    def open_client(self, settings: Settings) -> AbstractAsyncContextManager[AsyncClient]:
         """The factory the CLI calls: the SDK over an in-memory channel to the fakes."""
         backend = self.backend
         backend.settings.append(settings)
 
         @asynccontextmanager
-        async def connect() -> AsyncIterator[Client]:
+        async def connect() -> AsyncIterator[AsyncClient]:
             services = (FakeAuth(backend), FakeFolders(backend), FakeModels(backend))
             async with ChannelFor(services) as channel:
 
@@ -276,7 +276,7 @@ class CliHarness:
                     backend.authorization.append(event.metadata.get("authorization"))
 
                 listen(channel, SendRequest, record)
-                yield Client.from_channel(channel, token=settings.token)
+                yield AsyncClient.from_channel(channel, token=settings.token)
 
         return connect()
 

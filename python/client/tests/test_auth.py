@@ -9,7 +9,7 @@ from grpclib.events import SendRequest, listen
 from grpclib.exceptions import GRPCError
 from grpclib.testing import ChannelFor
 
-from modelcatalog import Client, Unauthenticated, Unavailable, v1
+from modelcatalog import AsyncClient, Unauthenticated, Unavailable, v1
 
 ALICE = v1.User(id="u1", username="alice")
 
@@ -64,7 +64,7 @@ async def test_sign_up_sends_no_token_and_returns_the_user(
     channel: Channel, sent_authorization: list[str | bytes | None]
 ) -> None:
     """sign_up works without a token, sends none, and returns the created user."""
-    client = Client.from_channel(channel)
+    client = AsyncClient.from_channel(channel)
     user = await client.sign_up("bob", "correct horse")
     assert user.username == "bob"
     assert sent_authorization == [None]
@@ -75,7 +75,7 @@ async def test_sign_in_token_is_attached_to_every_later_rpc(
     channel: Channel, sent_authorization: list[str | bytes | None]
 ) -> None:
     """After sign_in, the client keeps the token and sends it as "Bearer <token>"."""
-    client = Client.from_channel(channel)
+    client = AsyncClient.from_channel(channel)
     response = await client.sign_in("alice", "secret-password")
     user = await client.get_current_user()
     assert response.access_token == client.token == "tok-1"
@@ -87,7 +87,7 @@ async def test_token_argument_and_setter_control_the_header(
     channel: Channel, sent_authorization: list[str | bytes | None]
 ) -> None:
     """A stored token passed to the client is sent; setting the token to None stops it."""
-    client = Client.from_channel(channel, token="stored")
+    client = AsyncClient.from_channel(channel, token="stored")
     await client.get_current_user()
     client.token = None
     await client.get_current_user()
@@ -102,8 +102,8 @@ async def test_timeout_becomes_the_rpc_deadline(channel: Channel) -> None:
         deadlines.append(None if event.deadline is None else event.deadline.time_remaining())
 
     listen(channel, SendRequest, record)
-    await Client.from_channel(channel, timeout=5.0).get_current_user()
-    await Client.from_channel(channel, timeout=None).get_current_user()
+    await AsyncClient.from_channel(channel, timeout=5.0).get_current_user()
+    await AsyncClient.from_channel(channel, timeout=None).get_current_user()
     first, second = deadlines
     assert first is not None
     assert 4.0 < first <= 5.0
@@ -114,14 +114,14 @@ async def test_timeout_becomes_the_rpc_deadline(channel: Channel) -> None:
 async def test_tokens_that_are_not_header_safe_are_refused(token: str) -> None:
     """A token with whitespace or non-ASCII characters raises ValueError before any RPC."""
     with pytest.raises(ValueError, match="printable ASCII"):
-        Client.from_channel(Channel(), token=token)
+        AsyncClient.from_channel(Channel(), token=token)
 
 
 async def test_sign_out_revokes_with_the_token_then_forgets_it(
     channel: Channel, auth: FakeAuth, sent_authorization: list[str | bytes | None]
 ) -> None:
     """sign_out sends SignOut with the token, and later RPCs carry no token."""
-    client = Client.from_channel(channel, token="tok-1")
+    client = AsyncClient.from_channel(channel, token="tok-1")
     await client.sign_out()
     await client.get_current_user()
     assert auth.sign_outs == 1
@@ -148,7 +148,7 @@ async def test_sign_out_forgets_the_token_even_when_the_call_fails(
 ) -> None:
     """A failed SignOut raises its typed error, and the client has forgotten the token."""
     async with ChannelFor([RefusingAuth(GRPCError(status, "no"))]) as channel:
-        client = Client.from_channel(channel, token="tok-1")
+        client = AsyncClient.from_channel(channel, token="tok-1")
         with pytest.raises(raised):
             await client.sign_out()
         assert client.token is None

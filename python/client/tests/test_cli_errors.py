@@ -191,7 +191,7 @@ def test_tls_verification_failure_suggests_ca_cert() -> None:
     """An Unavailable caused by certificate verification points at --ca-cert (exit 7)."""
     cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
     cause.verify_message = "self-signed certificate"
-    error = Unavailable(Status.UNAVAILABLE, "cannot verify")
+    error = Unavailable(modelcatalog.StatusCode.UNAVAILABLE, "cannot verify")
     error.__cause__ = cause
     converted = from_exception(error, server="h:1")
     assert converted is not None

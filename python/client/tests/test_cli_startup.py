@@ -122,13 +122,13 @@ def test_unreachable_server_loads_no_rich(run_cli: Callable[..., Run]) -> None:
 
 
 def test_sdk_names_load_on_first_access() -> None:
-    """`import modelcatalog` loads no SDK stack; `from modelcatalog import Client` then does."""
+    """`import modelcatalog` loads no SDK stack; importing `AsyncClient` from it then does."""
     probe = (
         "import json, sys, modelcatalog\n"
         "before = sorted(sys.modules)\n"
-        "from modelcatalog import Client, NotFound, v1\n"
-        "from modelcatalog._client import Client as Real\n"
-        "print(json.dumps([before, Client is Real, v1.FolderRole.OWNER == 3,"
+        "from modelcatalog import AsyncClient, NotFound, v1\n"
+        "from modelcatalog._client import AsyncClient as Real\n"
+        "print(json.dumps([before, AsyncClient is Real, v1.FolderRole.OWNER == 3,"
         " issubclass(NotFound, modelcatalog.ModelCatalogError)]))\n"
     )
     done = subprocess.run(

@@ -18,8 +18,8 @@ from grpclib.testing import ChannelFor
 import modelcatalog
 from modelcatalog import (
     AlreadyExists,
+    AsyncClient,
     Cancelled,
-    Client,
     DataLoss,
     DeadlineExceeded,
     FailedPrecondition,
@@ -30,11 +30,12 @@ from modelcatalog import (
     PermissionDenied,
     ResourceExhausted,
     ServerError,
+    StatusCode,
     Unauthenticated,
     Unavailable,
     v1,
 )
-from modelcatalog._exceptions import from_grpc_error
+from modelcatalog._transport import from_grpc_error
 
 
 class FailingAuth(v1.AuthServiceBase):
@@ -65,17 +66,17 @@ class FailingAuth(v1.AuthServiceBase):
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[Client]:
+async def client() -> AsyncIterator[AsyncClient]:
     async with ChannelFor([FailingAuth()]) as channel:
-        yield Client.from_channel(channel)
+        yield AsyncClient.from_channel(channel)
 
 
-async def test_reason_travels_in_the_status_details(client: Client) -> None:
+async def test_reason_travels_in_the_status_details(client: AsyncClient) -> None:
     """ALREADY_EXISTS with ErrorInfo raises AlreadyExists carrying status, message and reason."""
     with pytest.raises(AlreadyExists) as caught:
         await client.sign_up("alice", "secret-password")
     error = caught.value
-    assert error.status is Status.ALREADY_EXISTS
+    assert error.status is StatusCode.ALREADY_EXISTS
     assert error.message == str(error) == "the username is taken"
     assert error.reason == "USERNAME_TAKEN"
     assert error.field is None
@@ -83,7 +84,7 @@ async def test_reason_travels_in_the_status_details(client: Client) -> None:
     assert isinstance(error.__cause__, GRPCError)
 
 
-async def test_invalid_field_names_the_field_and_skips_other_domains(client: Client) -> None:
+async def test_invalid_field_names_the_field_and_skips_other_domains(client: AsyncClient) -> None:
     """INVALID_ARGUMENT takes reason and field from this API's ErrorInfo, not another domain's."""
     with pytest.raises(InvalidArgument) as caught:
         await client.sign_in("", "secret-password")
@@ -109,11 +110,11 @@ def test_retry_info_becomes_retry_after() -> None:
     assert error.retry_after == 42.5
 
 
-async def test_error_without_details_has_no_reason(client: Client) -> None:
+async def test_error_without_details_has_no_reason(client: AsyncClient) -> None:
     """An UNIMPLEMENTED RPC raises ServerError with the status and reason None."""
     with pytest.raises(ServerError) as caught:
         await client.get_current_user()
-    assert caught.value.status is Status.UNIMPLEMENTED
+    assert caught.value.status is StatusCode.UNIMPLEMENTED
     assert caught.value.reason is None
     assert caught.value.retry_after is None
     assert caught.value.message == "UNIMPLEMENTED"
@@ -145,7 +146,8 @@ def test_each_status_maps_to_its_class(
     """from_grpc_error picks the class of the status; unlisted statuses become ServerError."""
     error = from_grpc_error(GRPCError(status, "boom"))
     assert type(error) is error_class
-    assert error.status is status
+    assert error.status is StatusCode[status.name]
+    assert int(error.status) == status.value
 
 
 def test_every_exported_exception_is_a_model_catalog_error() -> None:
@@ -159,7 +161,7 @@ def test_every_exported_exception_is_a_model_catalog_error() -> None:
 async def test_expired_timeout_raises_deadline_exceeded() -> None:
     """A deadline that runs out raises DeadlineExceeded, never Unavailable."""
     async with ChannelFor([FailingAuth()]) as channel:
-        client = Client.from_channel(channel, timeout=0)
+        client = AsyncClient.from_channel(channel, timeout=0)
         with pytest.raises(DeadlineExceeded, match="did not answer within 0 s"):
             await client.sign_up("alice", "secret-password")
 
@@ -170,10 +172,10 @@ async def test_closed_port_raises_unavailable_naming_the_target(insecure: bool) 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         target = f"127.0.0.1:{probe.getsockname()[1]}"
-    async with Client(target, insecure=insecure) as client:
+    async with AsyncClient(target, insecure=insecure) as client:
         with pytest.raises(Unavailable, match=f"at {target}") as caught:
             await client.get_current_user()
-    assert caught.value.status is Status.UNAVAILABLE
+    assert caught.value.status is StatusCode.UNAVAILABLE
     assert isinstance(caught.value.__cause__, ConnectionRefusedError)
 
 
@@ -194,7 +196,7 @@ async def test_tls_and_name_failures_raise_unavailable(
         raise failure
 
     monkeypatch.setattr(asyncio.get_running_loop(), "create_connection", fail)
-    async with Client("models.example:443") as client:
+    async with AsyncClient("models.example:443") as client:
         with pytest.raises(Unavailable, match=re.escape("models.example:443")) as caught:
             await client.get_current_user()
     assert hint in caught.value.message
@@ -206,7 +208,7 @@ async def test_from_channel_errors_name_the_channel() -> None:
     channel = Channel("127.0.0.1", 1)
     try:
         with pytest.raises(Unavailable, match=re.escape("Channel('127.0.0.1', 1,")):
-            await Client.from_channel(channel).get_current_user()
+            await AsyncClient.from_channel(channel).get_current_user()
     finally:
         channel.close()
 

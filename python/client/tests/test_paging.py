@@ -6,7 +6,7 @@ from typing import TypeVar
 import pytest
 from grpclib.testing import ChannelFor
 
-from modelcatalog import Client, v1
+from modelcatalog import AsyncClient, v1
 
 T = TypeVar("T")
 
@@ -80,19 +80,21 @@ def models() -> PagingModels:
 
 
 @pytest.fixture
-async def client(folders: PagingFolders, models: PagingModels) -> AsyncIterator[Client]:
+async def client(folders: PagingFolders, models: PagingModels) -> AsyncIterator[AsyncClient]:
     async with ChannelFor([folders, models]) as channel:
-        yield Client.from_channel(channel, token="tok")
+        yield AsyncClient.from_channel(channel, token="tok")
 
 
-async def test_list_folders_iterates_every_page(client: Client, folders: PagingFolders) -> None:
+async def test_list_folders_iterates_every_page(
+    client: AsyncClient, folders: PagingFolders
+) -> None:
     """Five folders in pages of two take three requests, each sending the previous token."""
     listed = [folder async for folder in client.list_folders(page_size=2)]
     assert listed == FOLDERS
     assert [(r.page_size, r.page_token) for r in folders.requests] == [(2, ""), (2, "2"), (2, "4")]
 
 
-async def test_single_page_takes_one_request(client: Client, folders: PagingFolders) -> None:
+async def test_single_page_takes_one_request(client: AsyncClient, folders: PagingFolders) -> None:
     """A first page with an empty next_page_token ends the iteration after one request."""
     listed = [member async for member in client.list_folder_access("f0", page_size=10)]
     assert listed == MEMBERS
@@ -100,7 +102,7 @@ async def test_single_page_takes_one_request(client: Client, folders: PagingFold
 
 
 async def test_next_page_is_fetched_only_when_needed(
-    client: Client, folders: PagingFolders
+    client: AsyncClient, folders: PagingFolders
 ) -> None:
     """Stopping after the first item leaves the later pages unrequested."""
     async for folder in client.list_folders(page_size=2):
@@ -110,7 +112,7 @@ async def test_next_page_is_fetched_only_when_needed(
 
 
 async def test_list_models_keeps_its_filter_on_every_page(
-    client: Client, models: PagingModels
+    client: AsyncClient, models: PagingModels
 ) -> None:
     """folder_id is sent with every page, since tokens are only valid with the same filter."""
     listed = [model async for model in client.list_models("f0")]
@@ -118,14 +120,16 @@ async def test_list_models_keeps_its_filter_on_every_page(
     assert [(r.folder_id, r.page_token) for r in models.model_requests] == [("f0", ""), ("f0", "2")]
 
 
-async def test_list_models_without_folder_lists_all(client: Client, models: PagingModels) -> None:
+async def test_list_models_without_folder_lists_all(
+    client: AsyncClient, models: PagingModels
+) -> None:
     """Without folder_id the request leaves the filter empty, meaning every folder."""
     assert len([model async for model in client.list_models()]) == len(MODELS)
     assert {r.folder_id for r in models.model_requests} == {""}
 
 
 async def test_list_model_versions_iterates_every_page(
-    client: Client, models: PagingModels
+    client: AsyncClient, models: PagingModels
 ) -> None:
     """The versions of a model come back in the server's order across pages."""
     listed = [version async for version in client.list_model_versions("m0")]

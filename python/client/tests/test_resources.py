@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 from grpclib.testing import ChannelFor
 
-from modelcatalog import Client, v1
+from modelcatalog import AsyncClient, v1
 
 
 class EchoFolders(v1.FolderServiceBase):
@@ -66,12 +66,12 @@ def folders() -> EchoFolders:
 
 
 @pytest.fixture
-async def client(folders: EchoFolders) -> AsyncIterator[Client]:
+async def client(folders: EchoFolders) -> AsyncIterator[AsyncClient]:
     async with ChannelFor([folders, EchoModels()]) as channel:
-        yield Client.from_channel(channel, token="tok")
+        yield AsyncClient.from_channel(channel, token="tok")
 
 
-async def test_folder_methods_return_the_folder(client: Client) -> None:
+async def test_folder_methods_return_the_folder(client: AsyncClient) -> None:
     """create_folder and get_folder return the Folder of their reply."""
     created = await client.create_folder("weights", description="nightly")
     fetched = await client.get_folder("f9")
@@ -79,7 +79,7 @@ async def test_folder_methods_return_the_folder(client: Client) -> None:
     assert fetched.id == "f9"
 
 
-async def test_model_methods_return_the_model_or_version(client: Client) -> None:
+async def test_model_methods_return_the_model_or_version(client: AsyncClient) -> None:
     """create_model, get_model and get_model_version return the resource of their reply."""
     created = await client.create_model("f1", "resnet")
     fetched = await client.get_model("m9")
@@ -99,7 +99,7 @@ async def test_model_methods_return_the_model_or_version(client: Client) -> None
     ],
 )
 async def test_role_names_map_to_the_enum(
-    client: Client, folders: EchoFolders, role: v1.FolderRole | str, expected: v1.FolderRole
+    client: AsyncClient, folders: EchoFolders, role: v1.FolderRole | str, expected: v1.FolderRole
 ) -> None:
     """grant_folder_access sends the FolderRole for a role name or passes an enum through."""
     member = await client.grant_folder_access("f1", "bob", role)
@@ -111,7 +111,7 @@ async def test_role_names_map_to_the_enum(
 
 @pytest.mark.parametrize("role", ["Owner", "admin", "", "unspecified"])
 async def test_unknown_role_names_are_refused(
-    client: Client, folders: EchoFolders, role: str
+    client: AsyncClient, folders: EchoFolders, role: str
 ) -> None:
     """A role name other than viewer, editor or owner raises ValueError and sends nothing."""
     with pytest.raises(ValueError, match="role must be one of viewer, editor, owner"):
@@ -119,7 +119,7 @@ async def test_unknown_role_names_are_refused(
     assert folders.requests == []
 
 
-async def test_revoke_returns_none(client: Client, folders: EchoFolders) -> None:
+async def test_revoke_returns_none(client: AsyncClient, folders: EchoFolders) -> None:
     """revoke_folder_access sends folder and username and returns nothing."""
     await client.revoke_folder_access("f1", "bob")
     assert folders.requests == [v1.RevokeFolderAccessRequest(folder_id="f1", username="bob")]

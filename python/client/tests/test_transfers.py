@@ -20,7 +20,7 @@ from grpclib.testing import ChannelFor
 from rpc_testing import FakeTransfers, grpc_error
 
 from modelcatalog import (
-    Client,
+    AsyncClient,
     DataLoss,
     FailedPrecondition,
     InvalidArgument,
@@ -94,9 +94,9 @@ def fake() -> FakeModels:
 
 
 @pytest.fixture
-async def client(fake: FakeModels) -> AsyncIterator[Client]:
+async def client(fake: FakeModels) -> AsyncIterator[AsyncClient]:
     async with ChannelFor([fake]) as channel:
-        yield Client.from_channel(channel, token="tok")
+        yield AsyncClient.from_channel(channel, token="tok")
 
 
 @pytest.fixture
@@ -144,7 +144,7 @@ def _assert_progress(progress: Progress, start: int, total: int) -> None:
 
 
 async def test_round_trip_is_byte_identical(
-    client: Client, source: Path, tmp_path: Path, data: bytes
+    client: AsyncClient, source: Path, tmp_path: Path, data: bytes
 ) -> None:
     """A file uploaded from a path downloads byte for byte, leaving no .part file behind."""
     uploaded = await client.upload("m1", source)
@@ -156,7 +156,7 @@ async def test_round_trip_is_byte_identical(
 
 
 async def test_header_declares_the_file(
-    client: Client, fake: FakeModels, source: Path, data: bytes
+    client: AsyncClient, fake: FakeModels, source: Path, data: bytes
 ) -> None:
     """A path upload declares its base name, guessed type, size, SHA-256 and the metadata given."""
     version = await client.upload("m1", source, description="nightly", labels={"stage": "dev"})
@@ -180,7 +180,7 @@ async def test_header_declares_the_file(
     ],
 )
 async def test_content_type_is_guessed_from_the_file_name(
-    client: Client, fake: FakeModels, name: str, content_type: str
+    client: AsyncClient, fake: FakeModels, name: str, content_type: str
 ) -> None:
     """Without content_type the media type comes from the name, the same on every machine."""
     await client.upload("m1", io.BytesIO(b"x"), file_name=name)
@@ -188,7 +188,7 @@ async def test_content_type_is_guessed_from_the_file_name(
 
 
 async def test_explicit_name_and_content_type_win(
-    client: Client, fake: FakeModels, source: Path
+    client: AsyncClient, fake: FakeModels, source: Path
 ) -> None:
     """file_name and content_type given by the caller are declared as given."""
     await client.upload("m1", source, file_name="other.bin", content_type="model/x-test")
@@ -196,7 +196,7 @@ async def test_explicit_name_and_content_type_win(
 
 
 async def test_upload_is_a_header_then_chunks_of_at_most_a_mebibyte(
-    client: Client, fake: FakeModels, source: Path
+    client: AsyncClient, fake: FakeModels, source: Path
 ) -> None:
     """Only the first message is a header; every later one is a chunk of at most CHUNK_SIZE."""
     await client.upload("m1", source)
@@ -205,7 +205,7 @@ async def test_upload_is_a_header_then_chunks_of_at_most_a_mebibyte(
     assert [len(message.chunk) for message in fake.uploads[-1][1:]] == [CHUNK_SIZE] * 3 + [12345]
 
 
-async def test_upload_progress_rises_to_the_total(client: Client, source: Path) -> None:
+async def test_upload_progress_rises_to_the_total(client: AsyncClient, source: Path) -> None:
     """Upload progress is reported after every chunk, rising to (size, size)."""
     progress = Progress()
     await client.upload("m1", source, progress=progress)
@@ -214,7 +214,7 @@ async def test_upload_progress_rises_to_the_total(client: Client, source: Path) 
 
 
 async def test_seekable_file_object_uploads_from_its_position(
-    client: Client, fake: FakeModels, data: bytes
+    client: AsyncClient, fake: FakeModels, data: bytes
 ) -> None:
     """A seekable file object is measured from its position, sent from there and left open."""
     file = io.BytesIO(data)
@@ -227,7 +227,7 @@ async def test_seekable_file_object_uploads_from_its_position(
 
 
 async def test_unseekable_stream_declares_no_size_or_digest(
-    client: Client, fake: FakeModels, data: bytes
+    client: AsyncClient, fake: FakeModels, data: bytes
 ) -> None:
     """A stream that cannot seek is sent once, without size or SHA-256; progress has no total."""
     progress = Progress()
@@ -237,14 +237,14 @@ async def test_unseekable_stream_declares_no_size_or_digest(
     assert progress.calls[-1] == (SIZE, None)
 
 
-async def test_file_object_needs_a_file_name(client: Client, fake: FakeModels) -> None:
+async def test_file_object_needs_a_file_name(client: AsyncClient, fake: FakeModels) -> None:
     """Uploading a file object without file_name raises ValueError before any RPC."""
     with pytest.raises(ValueError, match="file_name is required"):
         await client.upload("m1", Unseekable(b"abc"))
     assert fake.uploads == []
 
 
-async def test_empty_file_round_trips(client: Client, tmp_path: Path) -> None:
+async def test_empty_file_round_trips(client: AsyncClient, tmp_path: Path) -> None:
     """An empty file uploads as a header alone and downloads as an empty file."""
     empty = tmp_path / "empty.bin"
     empty.write_bytes(b"")
@@ -261,7 +261,7 @@ async def test_empty_file_round_trips(client: Client, tmp_path: Path) -> None:
     ],
 )
 async def test_file_changed_during_upload_is_rejected(
-    client: Client,
+    client: AsyncClient,
     source: Path,
     change: bytes,
     error_class: type[ModelCatalogError],
@@ -284,7 +284,7 @@ async def test_file_changed_during_upload_is_rejected(
 
 @pytest.mark.parametrize("where", ["read", "progress"])
 async def test_local_errors_during_upload_are_raised_as_they_are(
-    client: Client, fake: FakeModels, data: bytes, where: str
+    client: AsyncClient, fake: FakeModels, data: bytes, where: str
 ) -> None:
     """A read error or an error of the progress callback cancels the upload, not Unavailable."""
     failure = OSError(errno.EIO, os.strerror(errno.EIO))
@@ -308,7 +308,7 @@ async def test_local_errors_during_upload_are_raised_as_they_are(
     ],
 )
 async def test_upload_rejected_mid_stream_raises_the_typed_error(
-    client: Client,
+    client: AsyncClient,
     fake: FakeModels,
     tmp_path: Path,
     model_id: str,
@@ -325,7 +325,7 @@ async def test_upload_rejected_mid_stream_raises_the_typed_error(
 
 
 async def test_download_progress_rises_to_the_total(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """Download progress is reported after every chunk, rising to (size, size)."""
     fake.store(data)
@@ -336,7 +336,7 @@ async def test_download_progress_rises_to_the_total(
 
 
 async def test_download_resumes_from_a_correct_part_file(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """A .part file holding the first N bytes makes the download ask for offset N."""
     fake.store(data)
@@ -351,7 +351,7 @@ async def test_download_resumes_from_a_correct_part_file(
 
 
 async def test_resume_false_starts_over(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """With resume=False an existing .part file is emptied and the download starts at 0."""
     fake.store(data)
@@ -362,7 +362,7 @@ async def test_resume_false_starts_over(
 
 
 async def test_interrupted_download_keeps_the_part_file_and_resumes(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """A dropped download leaves .part with what arrived; the next call continues from there."""
     fake.store(data)
@@ -378,7 +378,7 @@ async def test_interrupted_download_keeps_the_part_file_and_resumes(
 
 
 async def test_part_file_of_another_version_is_dropped_and_downloaded_again(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """A .part file that fails verification after resuming is dropped; the download restarts."""
     other = fake.store(random.Random(8).randbytes(5000))
@@ -392,7 +392,7 @@ async def test_part_file_of_another_version_is_dropped_and_downloaded_again(
 
 
 async def test_damaged_download_from_zero_raises_data_loss_after_one_restart(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """Only a download from offset 0 that fails verification raises DataLoss; .part is deleted."""
     fake.store(data)
@@ -407,7 +407,7 @@ async def test_damaged_download_from_zero_raises_data_loss_after_one_restart(
 
 
 async def test_damaged_bytes_never_replace_the_destination(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """Bytes that do not match the version's SHA-256 raise DataLoss; the old file stays."""
     fake.store(data)
@@ -420,7 +420,7 @@ async def test_damaged_bytes_never_replace_the_destination(
 
 
 async def test_part_file_longer_than_the_version_restarts_from_zero(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """When the server answers OUT_OF_RANGE for the .part size, the download restarts at 0."""
     fake.store(data)
@@ -441,7 +441,12 @@ async def test_part_file_longer_than_the_version_restarts_from_zero(
     ],
 )
 async def test_directory_destination_saves_under_the_base_file_name(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path, file_name: str, saved_as: str
+    client: AsyncClient,
+    fake: FakeModels,
+    data: bytes,
+    tmp_path: Path,
+    file_name: str,
+    saved_as: str,
 ) -> None:
     """A folder destination gets the version's file name, reduced to a name inside that folder."""
     fake.store(data, file_name=file_name)
@@ -453,7 +458,7 @@ async def test_directory_destination_saves_under_the_base_file_name(
 
 
 async def test_long_names_are_shortened_so_their_part_file_fits(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """A server name is cut to leave room for ".part" in 255 bytes, keeping its extension."""
     fake.store(data, file_name="é" * 200 + ".onnx")  # 405 bytes
@@ -468,7 +473,7 @@ async def test_long_names_are_shortened_so_their_part_file_fits(
 
 
 async def test_server_named_download_keeps_an_existing_file_unless_overwrite(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """A file named by the server is only replaced with overwrite=True; a path given always is."""
     fake.store(data, file_name="model.onnx")
@@ -487,7 +492,7 @@ async def test_server_named_download_keeps_an_existing_file_unless_overwrite(
 
 
 async def test_second_download_to_the_same_destination_fails_fast(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """While a download runs, another to the same file raises FailedPrecondition at once."""
     fake.store(data)
@@ -506,7 +511,7 @@ async def test_second_download_to_the_same_destination_fails_fast(
 
 
 async def test_file_created_during_a_server_named_download_is_kept(
-    client: Client, fake: FakeModels, data: bytes, tmp_path: Path
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """The existing-file check is repeated before the rename; the verified .part file stays."""
     fake.store(data, file_name="model.onnx")
@@ -522,7 +527,7 @@ async def test_file_created_during_a_server_named_download_is_kept(
 
 
 async def test_part_file_renamed_before_it_was_locked_is_opened_again(
-    client: Client,
+    client: AsyncClient,
     fake: FakeModels,
     data: bytes,
     tmp_path: Path,
@@ -545,7 +550,7 @@ async def test_part_file_renamed_before_it_was_locked_is_opened_again(
 
 
 async def test_part_file_is_closed_when_hashing_it_fails(
-    client: Client,
+    client: AsyncClient,
     fake: FakeModels,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -565,7 +570,7 @@ async def test_part_file_is_closed_when_hashing_it_fails(
 
 
 async def test_download_syncs_the_folder_after_the_rename(
-    client: Client,
+    client: AsyncClient,
     fake: FakeModels,
     data: bytes,
     tmp_path: Path,
@@ -591,7 +596,7 @@ async def test_download_syncs_the_folder_after_the_rename(
     ],
 )
 async def test_download_errors_are_typed_and_leave_no_files(
-    client: Client,
+    client: AsyncClient,
     tmp_path: Path,
     model_id: str,
     error_class: type[ModelCatalogError],
@@ -615,7 +620,7 @@ async def test_transfers_have_no_deadline_but_other_rpcs_do(
 
     async with ChannelFor([fake]) as channel:
         listen(channel, SendRequest, record)
-        client = Client.from_channel(channel, token="tok")
+        client = AsyncClient.from_channel(channel, token="tok")
         version = await client.upload("m1", source)
         await client.download("m1", version.version, tmp_path)
     assert set(sent) == {"UploadModelVersion", "GetModelVersion", "DownloadModelVersion"}

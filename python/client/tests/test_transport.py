@@ -21,7 +21,7 @@ from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes
 from hyperframe.frame import DataFrame, Frame
 
-from modelcatalog import Client, ServerError, v1
+from modelcatalog import AsyncClient, ServerError, v1
 from modelcatalog._transport import (
     CHUNK_SIZE,
     TunedChannel,
@@ -111,10 +111,10 @@ def test_chunk_size_is_one_mebibyte() -> None:
 async def test_close_leaves_a_borrowed_channel_open() -> None:
     """Closing a client from from_channel keeps the caller's channel usable."""
     async with ChannelFor([v1.AuthServiceBase()]) as channel:
-        async with Client.from_channel(channel):
+        async with AsyncClient.from_channel(channel):
             pass
         with pytest.raises(ServerError, match="UNIMPLEMENTED"):
-            await Client.from_channel(channel).get_current_user()
+            await AsyncClient.from_channel(channel).get_current_user()
 
 
 async def first_frames_of_the_sdk() -> tuple[dict[int, int], int]:
@@ -136,7 +136,7 @@ async def first_frames_of_the_sdk() -> tuple[dict[int, int], int]:
     settings: dict[int, int] = {}
     window = 0
     async with server:
-        async with Client(f"127.0.0.1:{port}", insecure=True, timeout=10) as client:
+        async with AsyncClient(f"127.0.0.1:{port}", insecure=True, timeout=10) as client:
             call = asyncio.create_task(client.get_current_user())
             while not (settings and window):
                 for event in peer.receive_data(await asyncio.wait_for(received.get(), 10)):

@@ -12,7 +12,7 @@ from unittest import mock
 import betterproto
 import pytest
 
-from modelcatalog import Client, PermissionDenied, v1
+from modelcatalog import AsyncClient, PermissionDenied, v1
 from modelcatalog_server.app import Application
 from modelcatalog_server.services import _convert
 from modelcatalog_server.storage.records import (
@@ -54,7 +54,9 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
     source.write_bytes(b"weights" * 50_000)
     try:
         with betterproto_codec_refused():
-            async with Client(f"127.0.0.1:{listener.getsockname()[1]}", insecure=True) as client:
+            async with AsyncClient(
+                f"127.0.0.1:{listener.getsockname()[1]}", insecure=True
+            ) as client:
                 await client.sign_up("ada", "correct horse battery")
                 await client.sign_in("ada", "correct horse battery")
                 folder = await client.create_folder("vision")

@@ -1,12 +1,12 @@
 """The Python SDK of modelcatalog, a self-hosted model registry with a gRPC API.
 
-``Client`` is the async entry point; every error it raises is a ``ModelCatalogError``.
+``AsyncClient`` is the async entry point; every error it raises is a ``ModelCatalogError``.
 ``modelcatalog.v1`` holds the messages and service stubs generated from the v1 contract;
 ``modelcatalog.wire`` encodes and decodes those messages (the SDK's and the server's codec).
 
 The SDK's names are imported on first use (PEP 562 ``__getattr__``): they pull in grpclib,
 betterproto, protobuf and the generated code, which the ``modelcatalog`` command line must
-not pay for when it only prints its help. ``from modelcatalog import Client`` works as usual.
+not pay for when it only prints its help. ``from modelcatalog import AsyncClient`` works as usual.
 """
 
 import typing as _typing
@@ -14,7 +14,7 @@ from importlib import import_module as _import_module
 
 if _typing.TYPE_CHECKING:
     from . import v1, wire
-    from ._client import Client, ProgressCallback
+    from ._client import AsyncClient, ProgressCallback
     from ._exceptions import (
         AlreadyExists,
         Cancelled,
@@ -28,6 +28,7 @@ if _typing.TYPE_CHECKING:
         PermissionDenied,
         ResourceExhausted,
         ServerError,
+        StatusCode,
         Unauthenticated,
         Unavailable,
     )
@@ -36,8 +37,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExists",
+    "AsyncClient",
     "Cancelled",
-    "Client",
     "DataLoss",
     "DeadlineExceeded",
     "FailedPrecondition",
@@ -49,6 +50,7 @@ __all__ = [
     "ProgressCallback",
     "ResourceExhausted",
     "ServerError",
+    "StatusCode",
     "Unauthenticated",
     "Unavailable",
     "__version__",
@@ -57,12 +59,12 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Client": "._client",
+    "AsyncClient": "._client",
     "ProgressCallback": "._client",
     **{
         name: "._exceptions"
         for name in __all__
-        if name not in {"Client", "ProgressCallback", "__version__", "v1", "wire"}
+        if name not in {"AsyncClient", "ProgressCallback", "__version__", "v1", "wire"}
     },
 }
 """The module each lazily imported name of ``__all__`` (except the subpackages) lives in."""

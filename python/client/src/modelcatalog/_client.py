@@ -19,7 +19,7 @@ from typing import BinaryIO, Protocol, Self, TypeVar, cast
 
 import betterproto
 from grpclib.client import Channel
-from grpclib.const import Cardinality, Status
+from grpclib.const import Cardinality
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from h2.exceptions import StreamClosedError
 
@@ -28,8 +28,8 @@ from ._exceptions import (
     DeadlineExceeded,
     OutOfRange,
     ServerError,
+    StatusCode,
     Unavailable,
-    from_grpc_error,
 )
 from ._files import (
     PartialDownload,
@@ -40,7 +40,7 @@ from ._files import (
     open_source,
     read_chunks,
 )
-from ._transport import open_channel
+from ._transport import from_grpc_error, open_channel
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(bytes_done, total_bytes)`` after each chunk of a transfer; the total is
@@ -119,10 +119,10 @@ def _check_token(token: str | None) -> str | None:
     return token
 
 
-class Client:
+class AsyncClient:
     """An async connection to a modelcatalog server.
 
-    Use it as ``async with Client("host:port", ca_cert=path) as client:``. Connections use
+    Use it as ``async with AsyncClient("host:port", ca_cert=path) as client:``. Connections use
     TLS, verified against ``ca_cert`` or else the system trust store; plaintext needs
     ``insecure=True``. ``sign_in`` keeps the access token and sends it with every later RPC;
     pass ``token=`` to reuse one. ``timeout`` is each RPC's deadline in seconds (``None`` for
@@ -206,17 +206,18 @@ class Client:
             raise from_grpc_error(error) from error
         except TimeoutError as error:  # grpclib's own deadline; caught before OSError, its base
             raise DeadlineExceeded(
-                Status.DEADLINE_EXCEEDED, f"{self._target} did not answer within {self._timeout} s"
+                StatusCode.DEADLINE_EXCEEDED,
+                f"{self._target} did not answer within {self._timeout} s",
             ) from error
         except ssl.SSLCertVerificationError as error:
             raise Unavailable(
-                Status.UNAVAILABLE,
+                StatusCode.UNAVAILABLE,
                 f"cannot verify the TLS certificate of {self._target}: {error};"
                 " pass ca_cert= the CA certificate the server was set up with",
             ) from error
         except (OSError, StreamTerminatedError) as error:
             raise Unavailable(
-                Status.UNAVAILABLE,
+                StatusCode.UNAVAILABLE,
                 f"cannot reach the modelcatalog server at {self._target}: {error}",
             ) from error
 
@@ -512,7 +513,9 @@ class Client:
         async with aclosing(self._stream(self._models.download_model_version, request)) as stream:
             first = await anext(stream, None)
             if first is None or betterproto.which_one_of(first, "content")[0] != "version":
-                raise ServerError(Status.UNKNOWN, "the download did not start with the metadata")
+                raise ServerError(
+                    StatusCode.UNKNOWN, "the download did not start with the metadata"
+                )
             async for response in stream:
                 await part.append(response.chunk)
                 if progress is not None:

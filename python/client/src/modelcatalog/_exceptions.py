@@ -1,8 +1,8 @@
 """The errors the SDK raises, one class per way an RPC can fail.
 
-Callers catch these instead of grpclib's ``GRPCError`` so that they never depend on the
-transport, and branch on ``reason`` (the server's machine-readable ``ErrorReason`` name, for
-example ``"USERNAME_TAKEN"``) rather than on message text. The hierarchy::
+Callers catch these, never a transport's exception, and branch on ``status`` (the SDK's own
+``StatusCode``) and ``reason`` (the server's machine-readable ``ErrorReason`` name, for example
+``"USERNAME_TAKEN"``) rather than on message text. The hierarchy::
 
     ModelCatalogError
     ├── Unauthenticated ........ no, invalid or expired token; wrong username or password
@@ -20,16 +20,36 @@ example ``"USERNAME_TAKEN"``) rather than on message text. The hierarchy::
     └── ServerError ............ INTERNAL, UNKNOWN, UNIMPLEMENTED and any other status
 """
 
+import enum
 from collections.abc import Mapping
-
-from google.rpc.error_details_pb2 import ErrorInfo, RetryInfo
-from grpclib.const import Status
-from grpclib.exceptions import GRPCError
 
 from ._text import printable
 
 ERROR_DOMAIN = "modelcatalog.v1"
 """The ``ErrorInfo.domain`` of the errors this API's server sends."""
+
+
+class StatusCode(enum.IntEnum):
+    """The gRPC status codes (their numbers are the wire's), so that errors name their code
+    without the SDK's users importing its transport."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 class ModelCatalogError(Exception):
@@ -42,7 +62,7 @@ class ModelCatalogError(Exception):
 
     def __init__(
         self,
-        status: Status,
+        status: StatusCode,
         message: str,
         *,
         reason: str | None = None,
@@ -111,44 +131,32 @@ class ServerError(ModelCatalogError):
     """The server failed in a way the client did not cause; report it."""
 
 
-_CLASS_BY_STATUS: dict[Status, type[ModelCatalogError]] = {
-    Status.UNAUTHENTICATED: Unauthenticated,
-    Status.PERMISSION_DENIED: PermissionDenied,
-    Status.NOT_FOUND: NotFound,
-    Status.ALREADY_EXISTS: AlreadyExists,
-    Status.INVALID_ARGUMENT: InvalidArgument,
-    Status.FAILED_PRECONDITION: FailedPrecondition,
-    Status.RESOURCE_EXHAUSTED: ResourceExhausted,
-    Status.DATA_LOSS: DataLoss,
-    Status.OUT_OF_RANGE: OutOfRange,
-    Status.CANCELLED: Cancelled,
-    Status.DEADLINE_EXCEEDED: DeadlineExceeded,
-    Status.UNAVAILABLE: Unavailable,
+_CLASS_BY_STATUS: dict[StatusCode, type[ModelCatalogError]] = {
+    StatusCode.UNAUTHENTICATED: Unauthenticated,
+    StatusCode.PERMISSION_DENIED: PermissionDenied,
+    StatusCode.NOT_FOUND: NotFound,
+    StatusCode.ALREADY_EXISTS: AlreadyExists,
+    StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    StatusCode.DATA_LOSS: DataLoss,
+    StatusCode.OUT_OF_RANGE: OutOfRange,
+    StatusCode.CANCELLED: Cancelled,
+    StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    StatusCode.UNAVAILABLE: Unavailable,
 }
 
 
-def from_grpc_error(error: GRPCError) -> ModelCatalogError:
-    """Convert a grpclib error into the typed error for its status, with reason and field.
-
-    The reason comes from the ``google.rpc.ErrorInfo`` of this API's domain among the status
-    details, which grpclib has already decoded into protobuf messages; errors from elsewhere
-    (proxies, grpclib itself) carry none and get ``reason=None``. A ``google.rpc.RetryInfo``
-    becomes ``retry_after``.
-    """
-    info = next(
-        (
-            detail
-            for detail in error.details or ()
-            if isinstance(detail, ErrorInfo) and detail.domain == ERROR_DOMAIN
-        ),
-        None,
-    )
-    retry = next((d for d in error.details or () if isinstance(d, RetryInfo)), None)
-    retry_after = retry.retry_delay.ToTimedelta().total_seconds() if retry else None
-    error_class = _CLASS_BY_STATUS.get(error.status, ServerError)
-    message = error.message or error.status.name
-    if info is None:
-        return error_class(error.status, message, retry_after=retry_after)
+def error_for(
+    status: StatusCode,
+    message: str,
+    *,
+    reason: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    retry_after: float | None = None,
+) -> ModelCatalogError:
+    """The typed error for a status: its class (``ServerError`` for codes without one)."""
+    error_class = _CLASS_BY_STATUS.get(status, ServerError)
     return error_class(
-        error.status, message, reason=info.reason, metadata=info.metadata, retry_after=retry_after
+        status, message or status.name, reason=reason, metadata=metadata, retry_after=retry_after
     )

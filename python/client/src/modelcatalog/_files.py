@@ -17,10 +17,8 @@ from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Literal, Self
 
-from grpclib.const import Status
-
 from . import v1
-from ._exceptions import DataLoss, FailedPrecondition
+from ._exceptions import DataLoss, FailedPrecondition, StatusCode
 from ._transport import CHUNK_SIZE
 
 if TYPE_CHECKING:
@@ -206,7 +204,7 @@ def _lock(file: BinaryIO, destination: str) -> None:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise FailedPrecondition(
-            Status.FAILED_PRECONDITION,
+            StatusCode.FAILED_PRECONDITION,
             f"another download to {destination} is in progress;"
             " wait for it to finish, or download to another file",
         ) from None
@@ -329,7 +327,7 @@ class PartialDownload:
             self._settled = True
             sha256 = self._digest.hexdigest()
             raise DataLoss(
-                Status.DATA_LOSS,
+                StatusCode.DATA_LOSS,
                 f"the download of version {version.version} of model {version.model_id} is"
                 f" damaged: got {self.size} bytes with SHA-256 {sha256}, expected"
                 f" {version.size_bytes} bytes with SHA-256 {version.sha256}; deleted"

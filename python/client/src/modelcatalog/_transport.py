@@ -13,11 +13,14 @@ import functools
 import os
 import ssl
 
+from google.rpc.error_details_pb2 import ErrorInfo, RetryInfo
 from grpclib.client import Channel, Handler
 from grpclib.config import Configuration
 from grpclib.encoding.proto import ProtoStatusDetailsCodec
+from grpclib.exceptions import GRPCError
 from grpclib.protocol import H2Protocol
 
+from ._exceptions import ERROR_DOMAIN, ModelCatalogError, StatusCode, error_for
 from .wire import Codec, TunedProtocol, tune_allocator
 
 CHUNK_SIZE = 1024 * 1024
@@ -164,3 +167,23 @@ class TunedChannel(Channel):
         return TunedProtocol(
             Handler(), self._config, self._h2_config, max_frame_size=MAX_FRAME_SIZE
         )
+
+
+def from_grpc_error(error: GRPCError) -> ModelCatalogError:
+    """Convert a grpclib error into the typed error for its status, with reason and field.
+
+    The reason comes from the ``google.rpc.ErrorInfo`` of this API's domain among the status
+    details, which grpclib has already decoded into protobuf messages; errors from elsewhere
+    (proxies, grpclib itself) carry none and get ``reason=None``. A ``google.rpc.RetryInfo``
+    becomes ``retry_after``.
+    """
+    details = error.details or ()
+    info = next((d for d in details if isinstance(d, ErrorInfo) and d.domain == ERROR_DOMAIN), None)
+    retry = next((d for d in details if isinstance(d, RetryInfo)), None)
+    return error_for(
+        StatusCode(error.status.value),
+        error.message or "",
+        reason=info.reason if info else None,
+        metadata=dict(info.metadata) if info else None,
+        retry_after=retry.retry_delay.ToTimedelta().total_seconds() if retry else None,
+    )

@@ -44,7 +44,7 @@ from ._errors import EXIT_CODES_HELP, CliError, ExitCode, from_exception
 if TYPE_CHECKING:
     import betterproto
 
-    from .. import Client, v1
+    from .. import AsyncClient, v1
 
 _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -55,15 +55,15 @@ LOGOUT_TIMEOUT_SECONDS = 10.0
 """How long logout waits for the server to revoke the token before forgetting it anyway."""
 
 
-ClientFactory = Callable[[Settings], AbstractAsyncContextManager["Client"]]
+ClientFactory = Callable[[Settings], AbstractAsyncContextManager["AsyncClient"]]
 
 
 @asynccontextmanager
-async def _connect(settings: Settings) -> AsyncIterator[Client]:
-    """A real ``Client`` for the settings, closed when the command is done."""
-    from .. import Client
+async def _connect(settings: Settings) -> AsyncIterator[AsyncClient]:
+    """A real ``AsyncClient`` for the settings, closed when the command is done."""
+    from .. import AsyncClient
 
-    client = Client(
+    client = AsyncClient(
         settings.server,
         ca_cert=settings.ca_cert,
         insecure=settings.insecure,
@@ -118,7 +118,7 @@ def _settings(ctx: click.Context, *, keep_token: bool = True) -> Settings:
     return settings
 
 
-def _run(settings: Settings, call: Callable[[Client], Awaitable[_T]]) -> _T:
+def _run(settings: Settings, call: Callable[[AsyncClient], Awaitable[_T]]) -> _T:
     """Open a client, run ``call`` with it in a fresh event loop, and close the client."""
     import asyncio
 
@@ -758,7 +758,7 @@ def version_upload(
     settings = _settings(ctx)
     total = file.stat().st_size
 
-    async def upload(client: Client) -> v1.ModelVersion:
+    async def upload(client: AsyncClient) -> v1.ModelVersion:
         enabled = _show_progress(quiet, as_json)
         with out.transfer_progress(f"upload {file.name}", enabled=enabled, total=total) as bar:
             return await client.upload(
@@ -834,7 +834,7 @@ def version_download(
     named = destination is None or destination.is_dir()
     where = Path(os.curdir) if destination is None else destination
 
-    async def download(client: Client) -> tuple[Path, v1.ModelVersion]:
+    async def download(client: AsyncClient) -> tuple[Path, v1.ModelVersion]:
         label = f"download version {number}" if named else f"download {where.name}"
         with out.transfer_progress(label, enabled=_show_progress(quiet, as_json)) as bar:
             result = await client.download(

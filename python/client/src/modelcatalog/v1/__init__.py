@@ -11,4 +11,16 @@ this file is the only hand-written one. The ``_pb2`` modules need only protobuf;
 ``_pb2_grpc`` modules need grpcio (``pip install 'modelcatalog[grpcio]'``).
 """
 
+from importlib import resources as _resources
+
 from .._gen.modelcatalog.v1 import *  # noqa: F403
+
+
+def file_descriptor_set() -> bytes:
+    """The contract as a serialized ``google.protobuf.FileDescriptorSet``, comments included.
+
+    Every file of the workspace (the v1 protos and the ``google/rpc`` error details) and the
+    well-known types they import, as Buf built them: what gRPC server reflection serves and
+    what dynamic clients and tools load.
+    """
+    return _resources.files("modelcatalog._gen").joinpath("modelcatalog.binpb").read_bytes()

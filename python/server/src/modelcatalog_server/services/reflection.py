@@ -1,6 +1,7 @@
 """gRPC server reflection (v1 and v1alpha) served from the descriptor set of our protos.
 
-The descriptor set is built by Buf next to the betterproto code (``scripts/generate``): every
+The descriptor set is built by Buf next to the betterproto code (``scripts/generate``) and
+read through the SDK's ``modelcatalog.v1.file_descriptor_set()``: every
 file of the workspace (the contract and the ``google/rpc`` error details its statuses carry)
 and the well-known types they import, with their comments. Reflection sends those
 ``FileDescriptorProto`` bytes exactly as Buf wrote them, so ``grpcurl describe`` and
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from types import ModuleType
 from typing import Any
 
@@ -28,8 +28,7 @@ from grpclib.reflection.v1alpha import reflection_grpc as reflection_v1alpha_grp
 from grpclib.reflection.v1alpha import reflection_pb2 as reflection_v1alpha_pb2
 from grpclib.server import Stream
 
-IMAGE_PACKAGE = "modelcatalog._gen"
-IMAGE_FILE = "modelcatalog.binpb"
+from modelcatalog import v1
 
 
 @dataclass
@@ -114,9 +113,7 @@ def _extensions(
 
 def load_descriptor_index() -> DescriptorIndex:
     """Our descriptor set, plus the health service's file (grpclib's, without comments)."""
-    image = descriptor_pb2.FileDescriptorSet.FromString(
-        resources.files(IMAGE_PACKAGE).joinpath(IMAGE_FILE).read_bytes()
-    )
+    image = descriptor_pb2.FileDescriptorSet.FromString(v1.file_descriptor_set())
     index = DescriptorIndex()
     for file in image.file:
         index.add(file.SerializeToString())
