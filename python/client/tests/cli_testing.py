@@ -22,7 +22,7 @@ from grpclib.testing import ChannelFor
 from rpc_testing import FakeTransfers, grpc_error
 
 from modelcatalog import AsyncClient, v1
-from modelcatalog.cli import _app, cli
+from modelcatalog.cli import _context, cli
 from modelcatalog.cli._config import Settings
 
 CREATED = datetime(2025, 1, 31, 9, 30, tzinfo=UTC)
@@ -260,7 +260,7 @@ class CliHarness:
         for name in ENV_VARS:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setattr(_app, "open_client", self.open_client)
+        monkeypatch.setattr(_context, "open_client", self.open_client)
 
     def open_client(self, settings: Settings) -> AbstractAsyncContextManager[AsyncClient]:
         """The factory the CLI calls: the SDK over an in-memory channel to the fakes."""

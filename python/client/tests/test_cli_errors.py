@@ -17,7 +17,7 @@ from rpc_testing import grpc_error
 
 import modelcatalog
 from modelcatalog import ModelCatalogError, Unavailable, _files
-from modelcatalog.cli import _app
+from modelcatalog.cli import _context
 from modelcatalog.cli._errors import ExitCode, from_exception
 
 
@@ -169,7 +169,7 @@ def test_real_client_refuses_a_bad_target_without_traceback(
 ) -> None:
     """With the real client factory, a malformed --server exits 2 with one line."""
     harness = CliHarness(monkeypatch, tmp_path)
-    monkeypatch.setattr(_app, "open_client", _app._connect)
+    monkeypatch.setattr(_context, "open_client", _context.connect)
     result = harness.run("--server", "no-port", "--insecure", "whoami")
     assert result.exit_code == 2
     assert "expected a target 'host:port'" in _one_line_error(result.stderr)
@@ -180,7 +180,7 @@ def test_ca_cert_that_is_not_a_certificate_is_named(
 ) -> None:
     """With the real client factory, a --ca-cert file that is not PEM exits 2 naming it."""
     harness = CliHarness(monkeypatch, tmp_path)
-    monkeypatch.setattr(_app, "open_client", _app._connect)
+    monkeypatch.setattr(_context, "open_client", _context.connect)
     (tmp_path / "ca.pem").write_text("not a certificate\n")
     result = harness.run("--ca-cert", "ca.pem", "whoami")
     assert result.exit_code == ExitCode.USAGE

@@ -8,7 +8,8 @@ from cli_testing import FOLDER_ID, CliHarness
 from grpclib.const import Status
 from rpc_testing import grpc_error
 
-from modelcatalog.cli import _app, _shell
+from modelcatalog.cli import _shell, cli
+from modelcatalog.cli._context import State
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def test_interactive_mode_keeps_history_with_mode_0600(
     readline.add_history("whoami")
     history = harness.tmp_path / "history"
     status = _shell.run_shell(
-        _app.cli, lambda: _app.State(in_shell=True), interactive=True, history_path=history
+        cli, lambda: State(in_shell=True), interactive=True, history_path=history
     )
     assert status == 0
     assert prompts == [_shell.PROMPT, _shell.PROMPT]
@@ -112,6 +113,6 @@ def test_ctrl_d_leaves_the_interactive_shell(
     monkeypatch.setattr("builtins.input", eof)
     history = harness.tmp_path / "history"
     status = _shell.run_shell(
-        _app.cli, lambda: _app.State(in_shell=True), interactive=True, history_path=history
+        cli, lambda: State(in_shell=True), interactive=True, history_path=history
     )
     assert status == 0

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.text import Text
 
-    from .. import ProgressCallback
+    from .. import ProgressCallback, v1
 
 _WIDE = 240
 """Console width when stdout is not a terminal, so piped tables are not squeezed."""
@@ -61,6 +61,24 @@ def jsonable(value: Any) -> Any:
 def print_json(value: Any) -> None:
     """Print a message, a list of messages or plain data as indented JSON on stdout."""
     click.echo(printable_json(json.dumps(jsonable(value), indent=2, ensure_ascii=False)))
+
+
+def show(found: betterproto.Message, pairs: Iterable[tuple[str, str]], as_json: bool) -> None:
+    """Print one resource: its JSON with ``--json``, else its ``pairs`` as aligned lines."""
+    if as_json:
+        print_json(found)
+    else:
+        details(pairs)
+
+
+def created(kind: str, item: v1.Folder | v1.Model, as_json: bool, id_only: bool) -> None:
+    """Report a created folder or model: JSON, only its id (``--id-only``), or a sentence."""
+    if as_json:
+        print_json(item)
+    elif id_only:
+        echo(item.id)
+    else:
+        echo(f"Created {kind} {item.name}: {item.id}")
 
 
 def echo(message: str, *, err: bool = False) -> None:

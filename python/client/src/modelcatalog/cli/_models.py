@@ -1,0 +1,106 @@
+"""The ``model`` commands: create, list and show models."""
+
+from __future__ import annotations
+
+import click
+
+from . import _context as context
+from . import _output as out
+from ._root import (
+    CONTEXT_SETTINGS,
+    Group,
+    connection_options,
+    examples,
+    id_only_option,
+    json_option,
+)
+
+
+@click.group(
+    cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog model list")
+)
+def model() -> None:
+    """Create, list and show models."""
+
+
+@model.command(
+    "create",
+    epilog=examples(
+        "modelcatalog model create FOLDER_ID resnet50",
+        "MODEL=$(modelcatalog model create $FOLDER resnet50 --id-only)",
+        'modelcatalog model create FOLDER_ID bert --description "Fine-tuned BERT"',
+    ),
+)
+@click.argument("folder_id")
+@click.argument("name")
+@click.option("--description", default="", help="Free text, at most 4096 characters.")
+@connection_options
+@json_option
+@id_only_option
+@click.pass_context
+def model_create(
+    ctx: click.Context,
+    folder_id: str,
+    name: str,
+    description: str,
+    as_json: bool,
+    id_only: bool,
+) -> None:
+    """Create a model in a folder where you are editor or owner. Prints its id."""
+    created = context.run(
+        context.settings(ctx), lambda client: client.create_model(folder_id, name, description)
+    )
+    out.created("model", created, as_json, id_only)
+
+
+@model.command(
+    "list",
+    epilog=examples("modelcatalog model list", "modelcatalog model list --folder FOLDER_ID --json"),
+)
+@click.option("--folder", "folder_id", metavar="FOLDER_ID", help="Only the models of this folder.")
+@connection_options
+@json_option
+@click.pass_context
+def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None:
+    """List the models you may see, oldest first."""
+    models = context.run(
+        context.settings(ctx), lambda client: context.collect(client.list_models(folder_id))
+    )
+    if as_json:
+        out.print_json(models)
+        return
+    out.table(
+        ["ID", "NAME", "FOLDER", "LATEST", "CREATOR", "CREATED"],
+        (
+            [
+                m.id,
+                m.name,
+                m.folder_id,
+                str(m.latest_version or "-"),
+                m.creator_username,
+                out.timestamp(m.create_time),
+            ]
+            for m in models
+        ),
+        empty="no models",
+    )
+
+
+@model.command("show", epilog=examples("modelcatalog model show MODEL_ID"))
+@click.argument("model_id")
+@connection_options
+@json_option
+@click.pass_context
+def model_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
+    """Show one model."""
+    found = context.run(context.settings(ctx), lambda client: client.get_model(model_id))
+    pairs = [
+        ("id", found.id),
+        ("name", found.name),
+        ("folder", found.folder_id),
+        ("description", found.description),
+        ("latest version", str(found.latest_version or "none")),
+        ("creator", found.creator_username),
+        ("created", out.timestamp(found.create_time)),
+    ]
+    out.show(found, pairs, as_json)

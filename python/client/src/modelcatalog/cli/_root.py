@@ -1,0 +1,150 @@
+"""The root command group, the options every command shares, and help epilogs.
+
+Expected failures are turned into one-line errors with an exit code per kind (see ``_errors``)
+by the root group, so every command, in the shell too, reports them the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .. import __version__
+from ._config import DEFAULT_SERVER, ENV_CA_CERT, ENV_INSECURE, ENV_SERVER, ENV_TOKEN
+from ._context import State, state
+from ._errors import EXIT_CODES_HELP, from_exception
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class Group(click.Group):
+    """A group that lists its commands in the order they are defined, not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+class _RootGroup(Group):
+    """The root command: turns expected exceptions of any subcommand into ``CliError``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # Click's own outcomes (--help of a subcommand exits from in here)
+        except Exception as error:
+            current = ctx.find_object(State)
+            settings = current.settings if current else None
+            converted = from_exception(
+                error,
+                server=settings.server if settings else "the server",
+                login=current.login_command() if current else "modelcatalog login",
+                token_variable=ENV_TOKEN if settings and settings.token_from_env else None,
+            )
+            if converted is None:
+                raise
+            raise converted from error
+
+
+def _override(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Record a connection flag in the shared state; the one closest to the command wins."""
+    if value is not None and param.name is not None:
+        setattr(state(ctx).overrides, param.name, value)
+    return value
+
+
+def connection_options(function: _F) -> _F:
+    """``--server``, ``--ca-cert`` and ``--insecure/--tls``, on the root and every command."""
+    options = [
+        click.option(
+            "--server",
+            metavar="HOST:PORT",
+            expose_value=False,
+            callback=_override,
+            help=f"Server address [env {ENV_SERVER}; saved by login; default {DEFAULT_SERVER}].",
+        ),
+        click.option(
+            "--ca-cert",
+            "ca_cert",
+            metavar="FILE",
+            type=click.Path(exists=True, dir_okay=False),
+            expose_value=False,
+            callback=_override,
+            help=f"CA certificate to verify the server's TLS certificate [env {ENV_CA_CERT};"
+            " saved by login].",
+        ),
+        click.option(
+            "--insecure/--tls",
+            "insecure",
+            default=None,
+            expose_value=False,
+            callback=_override,
+            help=f"Plaintext instead of TLS [env {ENV_INSECURE}; saved by login].",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def json_option(function: _F) -> _F:
+    """``--json``: machine-readable output with stable keys."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON (snake_case keys) instead of text."
+    )(function)
+
+
+def id_only_option(function: _F) -> _F:
+    """``--id-only``: print just the new id, for scripts that capture it."""
+    return click.option(
+        "--id-only",
+        is_flag=True,
+        help="Print only the new id, e.g. ID=$(modelcatalog ... --id-only).",
+    )(function)
+
+
+def quiet_option(function: _F) -> _F:
+    """``--quiet``: no progress bar."""
+    return click.option(
+        "--quiet",
+        "-q",
+        is_flag=True,
+        help="No progress bar (it is also off when stdout is not a terminal).",
+    )(function)
+
+
+def examples(*lines: str) -> str:
+    """A help epilog with examples, kept verbatim by Click (the ``\\b`` marker)."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(
+    cls=_RootGroup,
+    context_settings=CONTEXT_SETTINGS,
+    epilog=examples(
+        "modelcatalog signup alice",
+        "modelcatalog login alice --ca-cert modelcatalog-data/tls/server.crt",
+        "modelcatalog folder create vision",
+        "modelcatalog version upload MODEL_ID resnet50.onnx --label stage=dev",
+    )
+    + "\n\n"
+    + EXIT_CODES_HELP,
+)
+@connection_options
+@click.version_option(__version__, "--version", prog_name="modelcatalog")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Command line for the modelcatalog model registry.
+
+    Sign in once with `login`: the token, server and CA certificate are saved in
+    $XDG_CONFIG_HOME/modelcatalog/config.json (~/.config/modelcatalog/ by default, mode 0600).
+    Flags and MODELCATALOG_SERVER, MODELCATALOG_CA_CERT, MODELCATALOG_INSECURE and
+    MODELCATALOG_TOKEN override the saved values. Run `modelcatalog shell` for an
+    interactive prompt with the same commands.
+    """
+    state(ctx)
