@@ -1,9 +1,12 @@
 """Test helpers for the CLI: small fake services behind ``ChannelFor`` and a CLI runner.
 
-``CliHarness`` points the CLI's client factory at the SDK's ``AsyncClient`` over an in-memory
-channel to ``FakeAuth``/``FakeFolders``/``FakeModels`` (sharing one ``Backend``; uploads and
-downloads are the shared ``FakeTransfers``), isolates the config folder in a temporary
-directory and runs commands with Click's ``CliRunner``.
+``CliHarness`` gives the CLI, through its ``State`` (Click's ``obj``), a client factory for the
+SDK's ``AsyncClient`` over an in-memory channel to ``FakeAuth``/``FakeFolders``/``FakeModels``
+(sharing one ``Backend``; uploads and downloads are the shared ``FakeTransfers``), isolates the
+config folder in a temporary directory and runs commands with Click's ``CliRunner``.
+
+A test module gets the ``new_harness`` and ``harness`` (logged in as alice) fixtures of
+``cli_fixtures`` with ``pytest_plugins = ["cli_fixtures"]``.
 """
 
 from collections.abc import AsyncIterator
@@ -22,8 +25,9 @@ from grpclib.testing import ChannelFor
 from rpc_testing import FakeTransfers, grpc_error
 
 from modelcatalog import AsyncClient, v1
-from modelcatalog.cli import _context, cli
+from modelcatalog.cli import cli
 from modelcatalog.cli._config import Settings
+from modelcatalog.cli._context import ClientFactory, State
 
 CREATED = datetime(2025, 1, 31, 9, 30, tzinfo=UTC)
 FOLDER_ID = "0b7e5a9c-1111-4c4c-8d8d-000000000001"
@@ -260,7 +264,8 @@ class CliHarness:
         for name in ENV_VARS:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setattr(_context, "open_client", self.open_client)
+        self.connect: ClientFactory = self.open_client
+        """The client factory commands get; a test may set the real one (``connect``)."""
 
     def open_client(self, settings: Settings) -> AbstractAsyncContextManager[AsyncClient]:
         """The factory the CLI calls: the SDK over an in-memory channel to the fakes."""
@@ -280,9 +285,15 @@ class CliHarness:
 
         return connect()
 
+    def state(self, *, in_shell: bool = False) -> State:
+        """The state a run starts with: no flags yet, and the harness's client factory."""
+        return State(in_shell=in_shell, connect=self.connect)
+
     def run(self, *args: str, input: str | None = None) -> Result:
         """Invoke the CLI with ``args``; stdout and stderr are kept apart."""
-        return CliRunner().invoke(cli, list(args), input=input, prog_name="modelcatalog")
+        return CliRunner().invoke(
+            cli, list(args), input=input, prog_name="modelcatalog", obj=self.state()
+        )
 
     def login(self, username: str = "alice", password: str = "secret-password") -> Result:
         """Create the account in the fake and log in with --password-stdin."""

@@ -1,7 +1,6 @@
 """Accounts, folders and models from the command line: text tables, JSON, prompts, help."""
 
 import json
-from pathlib import Path
 
 import click
 import pytest
@@ -10,12 +9,7 @@ from cli_testing import CREATED, FOLDER_ID, MODEL_ID, CliHarness
 from modelcatalog import v1
 from modelcatalog.cli import cli
 
-
-@pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
-    harness = CliHarness(monkeypatch, tmp_path)
-    assert harness.login().exit_code == 0
-    return harness
+pytest_plugins = ["cli_fixtures"]
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -17,15 +17,10 @@ from rpc_testing import grpc_error
 
 import modelcatalog
 from modelcatalog import ModelCatalogError, Unavailable, _files
-from modelcatalog.cli import _context
+from modelcatalog.cli._context import connect
 from modelcatalog.cli._errors import ExitCode, from_exception
 
-
-@pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
-    harness = CliHarness(monkeypatch, tmp_path)
-    assert harness.login().exit_code == 0
-    return harness
+pytest_plugins = ["cli_fixtures"]
 
 
 def _one_line_error(stderr: str) -> str:
@@ -164,25 +159,19 @@ def test_usage_errors_exit_2(harness: CliHarness) -> None:
         assert "Traceback" not in result.output
 
 
-def test_real_client_refuses_a_bad_target_without_traceback(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_real_client_refuses_a_bad_target_without_traceback(new_harness: CliHarness) -> None:
     """With the real client factory, a malformed --server exits 2 with one line."""
-    harness = CliHarness(monkeypatch, tmp_path)
-    monkeypatch.setattr(_context, "open_client", _context.connect)
-    result = harness.run("--server", "no-port", "--insecure", "whoami")
+    new_harness.connect = connect
+    result = new_harness.run("--server", "no-port", "--insecure", "whoami")
     assert result.exit_code == 2
     assert "expected a target 'host:port'" in _one_line_error(result.stderr)
 
 
-def test_ca_cert_that_is_not_a_certificate_is_named(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_ca_cert_that_is_not_a_certificate_is_named(new_harness: CliHarness) -> None:
     """With the real client factory, a --ca-cert file that is not PEM exits 2 naming it."""
-    harness = CliHarness(monkeypatch, tmp_path)
-    monkeypatch.setattr(_context, "open_client", _context.connect)
-    (tmp_path / "ca.pem").write_text("not a certificate\n")
-    result = harness.run("--ca-cert", "ca.pem", "whoami")
+    new_harness.connect = connect
+    (new_harness.tmp_path / "ca.pem").write_text("not a certificate\n")
+    result = new_harness.run("--ca-cert", "ca.pem", "whoami")
     assert result.exit_code == ExitCode.USAGE
     assert "cannot load the CA certificate ca.pem" in _one_line_error(result.stderr)
 

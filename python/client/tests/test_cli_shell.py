@@ -1,7 +1,6 @@
 """`modelcatalog shell`: the same command tree behind a prompt, from a pipe or a terminal."""
 
 import stat
-from pathlib import Path
 
 import pytest
 from cli_testing import FOLDER_ID, CliHarness
@@ -9,14 +8,8 @@ from grpclib.const import Status
 from rpc_testing import grpc_error
 
 from modelcatalog.cli import _shell, cli
-from modelcatalog.cli._context import State
 
-
-@pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
-    harness = CliHarness(monkeypatch, tmp_path)
-    assert harness.login().exit_code == 0
-    return harness
+pytest_plugins = ["cli_fixtures"]
 
 
 def test_piped_commands_run_in_turn_and_exit_0(harness: CliHarness) -> None:
@@ -93,7 +86,7 @@ def test_interactive_mode_keeps_history_with_mode_0600(
     readline.add_history("whoami")
     history = harness.tmp_path / "history"
     status = _shell.run_shell(
-        cli, lambda: State(in_shell=True), interactive=True, history_path=history
+        cli, lambda: harness.state(in_shell=True), interactive=True, history_path=history
     )
     assert status == 0
     assert prompts == [_shell.PROMPT, _shell.PROMPT]
@@ -113,6 +106,6 @@ def test_ctrl_d_leaves_the_interactive_shell(
     monkeypatch.setattr("builtins.input", eof)
     history = harness.tmp_path / "history"
     status = _shell.run_shell(
-        cli, lambda: State(in_shell=True), interactive=True, history_path=history
+        cli, lambda: harness.state(in_shell=True), interactive=True, history_path=history
     )
     assert status == 0

@@ -14,14 +14,15 @@ from modelcatalog import ProgressCallback
 from modelcatalog._transport import CHUNK_SIZE
 from modelcatalog.cli import _output
 
+pytest_plugins = ["cli_fixtures"]
+
 PAYLOAD = b"weights" * 1000
 
 
 @pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
-    harness = CliHarness(monkeypatch, tmp_path)
-    assert harness.login().exit_code == 0
-    (tmp_path / "resnet50.onnx").write_bytes(PAYLOAD)
+def harness(harness: CliHarness) -> CliHarness:
+    """alice is logged in, with resnet50.onnx in the current folder."""
+    (harness.tmp_path / "resnet50.onnx").write_bytes(PAYLOAD)
     return harness
 
 

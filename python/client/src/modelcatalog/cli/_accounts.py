@@ -48,7 +48,7 @@ def signup(ctx: click.Context, username: str, password_stdin: bool, as_json: boo
     """
     settings = context.settings(ctx, keep_token=False)
     password = _read_password(password_stdin, confirm=True)
-    user = context.run(settings, lambda client: client.sign_up(username, password))
+    user = context.run(ctx, settings, lambda client: client.sign_up(username, password))
     if as_json:
         out.print_json(user)
         return
@@ -81,7 +81,7 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, as_jso
             raise click.UsageError("give USERNAME when the password comes from stdin")
         username = click.prompt("Username", default=settings.username)
     password = _read_password(password_stdin, confirm=False)
-    response = context.run(settings, lambda client: client.sign_in(username, password))
+    response = context.run(ctx, settings, lambda client: client.sign_in(username, password))
     profile = Profile(
         server=settings.server,
         ca_cert=os.path.abspath(settings.ca_cert) if settings.ca_cert else None,
@@ -102,7 +102,8 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, as_jso
 
 
 @click.command(epilog=examples("modelcatalog logout"))
-def logout() -> None:
+@click.pass_context
+def logout(ctx: click.Context) -> None:
     """Sign out: revoke the saved token on the server and forget it.
 
     The token is forgotten even when the server cannot be reached; it then stays valid until
@@ -118,7 +119,7 @@ def logout() -> None:
     saved = resolve(Overrides(), profile, path, environ={})
     settings = replace(saved, timeout=LOGOUT_TIMEOUT_SECONDS)
     try:
-        context.run(settings, lambda client: client.sign_out())
+        context.run(ctx, settings, lambda client: client.sign_out())
         outcome = "the server revoked the token"
     except Unauthenticated:
         outcome = "the token had already expired or been revoked"
@@ -141,7 +142,7 @@ def logout() -> None:
 def whoami(ctx: click.Context, as_json: bool) -> None:
     """Show the account the token belongs to."""
     settings = context.settings(ctx)
-    user = context.run(settings, lambda client: client.get_current_user())
+    user = context.run(ctx, settings, lambda client: client.get_current_user())
     pairs = [
         ("username", user.username),
         ("id", user.id),

@@ -15,7 +15,6 @@ import click
 
 from . import _context as context
 from ._accounts import login, logout, signup, whoami
-from ._config import Overrides
 from ._context import State
 from ._folders import folder
 from ._models import model
@@ -44,11 +43,13 @@ def shell(ctx: click.Context) -> None:
     """
     from ._shell import run_shell
 
-    base = context.state(ctx).overrides
-    status = run_shell(cli, lambda: State(overrides=base.merged(Overrides()), in_shell=True))
+    status = run_shell(cli, context.state(ctx).for_shell_line)
     ctx.exit(status)
 
 
-def main(argv: Iterable[str] | None = None) -> None:
-    """The console script: run the command line and exit with its status."""
-    cli.main(args=None if argv is None else list(argv), prog_name="modelcatalog")
+def main(argv: Iterable[str] | None = None, obj: State | None = None) -> None:
+    """The console script: run the command line and exit with its status.
+
+    ``obj`` is the run's state, e.g. with another client factory; a default one otherwise.
+    """
+    cli.main(args=None if argv is None else list(argv), prog_name="modelcatalog", obj=obj)

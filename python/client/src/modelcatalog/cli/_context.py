@@ -1,8 +1,9 @@
 """What a command run knows beyond its own arguments, and how it gets a client.
 
 Each command resolves its settings (flags, ``MODELCATALOG_*`` variables, the config file),
-opens a client with ``open_client`` (a module-level factory that tests replace) and runs its
-SDK calls in one ``asyncio.run``.
+opens a client with the ``connect`` factory of the run's ``State`` (Click's ``ctx.obj``; tests
+pass one over an in-memory channel, e.g. ``cli.main(obj=State(connect=...))``) and runs its SDK
+calls in one ``asyncio.run``.
 
 The SDK and asyncio are imported inside the functions that use them, never at the top (see
 ``modelcatalog.cli``).
@@ -45,10 +46,6 @@ async def connect(settings: Settings) -> AsyncIterator[AsyncClient]:
         yield client
 
 
-open_client: ClientFactory = connect
-"""How commands get a client; tests replace it with one over ``grpclib.testing.ChannelFor``."""
-
-
 @dataclass
 class State:
     """What a command run knows beyond its own arguments (Click's ``ctx.obj``)."""
@@ -56,12 +53,20 @@ class State:
     overrides: Overrides = field(default_factory=Overrides)
     in_shell: bool = False
     settings: Settings | None = None
+    connect: ClientFactory = connect
+    """How commands get a client for their settings."""
 
     def login_command(self) -> str:
         """How to sign in again to the server this command used, for hints."""
         command = "login" if self.in_shell else "modelcatalog login"
         server = self.overrides.server
         return f"{command} --server {server}" if server else command
+
+    def for_shell_line(self) -> State:
+        """A fresh state for one line of the shell: the shell's flags and client, no more."""
+        return State(
+            overrides=self.overrides.merged(Overrides()), in_shell=True, connect=self.connect
+        )
 
 
 def state(ctx: click.Context) -> State:
@@ -90,12 +95,14 @@ def settings(ctx: click.Context, *, keep_token: bool = True) -> Settings:
     return resolved
 
 
-def run(settings: Settings, call: Callable[[AsyncClient], Awaitable[_T]]) -> _T:
-    """Open a client, run ``call`` with it in a fresh event loop, and close the client."""
+def run(ctx: click.Context, settings: Settings, call: Callable[[AsyncClient], Awaitable[_T]]) -> _T:
+    """Open the run's client, run ``call`` with it in a fresh event loop, and close it."""
     import asyncio
 
+    connect_client = state(ctx).connect
+
     async def session() -> _T:
-        async with open_client(settings) as client:
+        async with connect_client(settings) as client:
             return await call(client)
 
     return asyncio.run(session())

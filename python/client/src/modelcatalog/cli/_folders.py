@@ -60,7 +60,7 @@ def folder_create(
 ) -> None:
     """Create a folder; you become its owner. Prints its id."""
     created = context.run(
-        context.settings(ctx), lambda client: client.create_folder(name, description)
+        ctx, context.settings(ctx), lambda client: client.create_folder(name, description)
     )
     out.created("folder", created, as_json, id_only)
 
@@ -74,7 +74,7 @@ def folder_create(
 def folder_list(ctx: click.Context, as_json: bool) -> None:
     """List the folders you have a role in, oldest first."""
     folders = context.run(
-        context.settings(ctx), lambda client: context.collect(client.list_folders())
+        ctx, context.settings(ctx), lambda client: context.collect(client.list_folders())
     )
     if as_json:
         out.print_json(folders)
@@ -102,7 +102,7 @@ def folder_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def folder_show(ctx: click.Context, folder_id: str, as_json: bool) -> None:
     """Show one folder."""
-    found = context.run(context.settings(ctx), lambda client: client.get_folder(folder_id))
+    found = context.run(ctx, context.settings(ctx), lambda client: client.get_folder(folder_id))
     out.show(found, _folder_pairs(found), as_json)
 
 
@@ -130,6 +130,7 @@ def folder_grant(
     also grant and revoke.
     """
     member = context.run(
+        ctx,
         context.settings(ctx),
         lambda client: client.grant_folder_access(folder_id, username, role.lower()),
     )
@@ -150,7 +151,7 @@ def folder_revoke(ctx: click.Context, folder_id: str, username: str) -> None:
     It succeeds if they had none. The folder's last owner cannot be removed.
     """
     context.run(
-        context.settings(ctx), lambda client: client.revoke_folder_access(folder_id, username)
+        ctx, context.settings(ctx), lambda client: client.revoke_folder_access(folder_id, username)
     )
     out.echo(f"{username} has no role in folder {folder_id} any more.")
 
@@ -165,7 +166,7 @@ def folder_leave(ctx: click.Context, folder_id: str) -> None:
     Any role may leave; the folder then no longer appears in your lists. Its last owner
     cannot leave: make another user owner first.
     """
-    context.run(context.settings(ctx), lambda client: client.leave_folder(folder_id))
+    context.run(ctx, context.settings(ctx), lambda client: client.leave_folder(folder_id))
     out.echo(f"You left folder {folder_id}.")
 
 
@@ -177,7 +178,9 @@ def folder_leave(ctx: click.Context, folder_id: str) -> None:
 def folder_access(ctx: click.Context, folder_id: str, as_json: bool) -> None:
     """List who has which role in a folder."""
     members = context.run(
-        context.settings(ctx), lambda client: context.collect(client.list_folder_access(folder_id))
+        ctx,
+        context.settings(ctx),
+        lambda client: context.collect(client.list_folder_access(folder_id)),
     )
     if as_json:
         out.print_json(members)

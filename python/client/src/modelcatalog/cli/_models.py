@@ -48,7 +48,7 @@ def model_create(
 ) -> None:
     """Create a model in a folder where you are editor or owner. Prints its id."""
     created = context.run(
-        context.settings(ctx), lambda client: client.create_model(folder_id, name, description)
+        ctx, context.settings(ctx), lambda client: client.create_model(folder_id, name, description)
     )
     out.created("model", created, as_json, id_only)
 
@@ -64,7 +64,7 @@ def model_create(
 def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None:
     """List the models you may see, oldest first."""
     models = context.run(
-        context.settings(ctx), lambda client: context.collect(client.list_models(folder_id))
+        ctx, context.settings(ctx), lambda client: context.collect(client.list_models(folder_id))
     )
     if as_json:
         out.print_json(models)
@@ -93,7 +93,7 @@ def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None
 @click.pass_context
 def model_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
     """Show one model."""
-    found = context.run(context.settings(ctx), lambda client: client.get_model(model_id))
+    found = context.run(ctx, context.settings(ctx), lambda client: client.get_model(model_id))
     pairs = [
         ("id", found.id),
         ("name", found.name),

@@ -111,7 +111,7 @@ def version_upload(
                 progress=bar,
             )
 
-    uploaded = context.run(settings, upload)
+    uploaded = context.run(ctx, settings, upload)
     if as_json:
         out.print_json(uploaded)
         return
@@ -187,7 +187,7 @@ def version_download(
         return (Path(name) if destination is None else where / name), result
 
     try:
-        target, downloaded = context.run(settings, download)
+        target, downloaded = context.run(ctx, settings, download)
     except FileExistsError as error:
         raise CliError(
             f"{os.path.normpath(error.filename)} exists already; pass --force to replace it,"
@@ -216,7 +216,9 @@ def version_download(
 def version_list(ctx: click.Context, model_id: str, as_json: bool) -> None:
     """List the versions of a model, newest first."""
     versions = context.run(
-        context.settings(ctx), lambda client: context.collect(client.list_model_versions(model_id))
+        ctx,
+        context.settings(ctx),
+        lambda client: context.collect(client.list_model_versions(model_id)),
     )
     if as_json:
         out.print_json(versions)
@@ -247,6 +249,6 @@ def version_list(ctx: click.Context, model_id: str, as_json: bool) -> None:
 def version_show(ctx: click.Context, model_id: str, number: int, as_json: bool) -> None:
     """Show one version: file, size, SHA-256, labels."""
     found = context.run(
-        context.settings(ctx), lambda client: client.get_model_version(model_id, number)
+        ctx, context.settings(ctx), lambda client: client.get_model_version(model_id, number)
     )
     out.show(found, _version_pairs(found), as_json)
