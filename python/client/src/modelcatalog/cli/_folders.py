@@ -76,21 +76,17 @@ def folder_list(ctx: click.Context, as_json: bool) -> None:
     folders = context.run(
         ctx, context.settings(ctx), lambda client: context.collect(client.list_folders())
     )
-    if as_json:
-        out.print_json(folders)
-        return
-    out.table(
+    out.listing(
+        folders,
+        as_json,
         ["ID", "NAME", "ROLE", "CREATOR", "CREATED"],
-        (
-            [
-                f.id,
-                f.name,
-                out.enum_name(f.caller_role),
-                f.creator_username,
-                out.timestamp(f.create_time),
-            ]
-            for f in folders
-        ),
+        lambda f: [
+            f.id,
+            f.name,
+            out.enum_name(f.caller_role),
+            f.creator_username,
+            out.timestamp(f.create_time),
+        ],
         empty="no folders; create one with `modelcatalog folder create NAME`",
     )
 
@@ -182,14 +178,10 @@ def folder_access(ctx: click.Context, folder_id: str, as_json: bool) -> None:
         context.settings(ctx),
         lambda client: context.collect(client.list_folder_access(folder_id)),
     )
-    if as_json:
-        out.print_json(members)
-        return
-    out.table(
+    out.listing(
+        members,
+        as_json,
         ["USERNAME", "ROLE", "USER ID", "SINCE"],
-        (
-            [m.username, out.enum_name(m.role), m.user_id, out.timestamp(m.update_time)]
-            for m in members
-        ),
+        lambda m: [m.username, out.enum_name(m.role), m.user_id, out.timestamp(m.update_time)],
         empty="nobody has access",
     )

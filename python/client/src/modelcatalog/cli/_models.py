@@ -66,22 +66,18 @@ def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None
     models = context.run(
         ctx, context.settings(ctx), lambda client: context.collect(client.list_models(folder_id))
     )
-    if as_json:
-        out.print_json(models)
-        return
-    out.table(
+    out.listing(
+        models,
+        as_json,
         ["ID", "NAME", "FOLDER", "LATEST", "CREATOR", "CREATED"],
-        (
-            [
-                m.id,
-                m.name,
-                m.folder_id,
-                str(m.latest_version or "-"),
-                m.creator_username,
-                out.timestamp(m.create_time),
-            ]
-            for m in models
-        ),
+        lambda m: [
+            m.id,
+            m.name,
+            m.folder_id,
+            str(m.latest_version or "-"),
+            m.creator_username,
+            out.timestamp(m.create_time),
+        ],
         empty="no models",
     )
 

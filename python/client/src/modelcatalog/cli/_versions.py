@@ -220,22 +220,18 @@ def version_list(ctx: click.Context, model_id: str, as_json: bool) -> None:
         context.settings(ctx),
         lambda client: context.collect(client.list_model_versions(model_id)),
     )
-    if as_json:
-        out.print_json(versions)
-        return
-    out.table(
+    out.listing(
+        versions,
+        as_json,
         ["VERSION", "FILE", "SIZE", "SHA256", "CREATOR", "CREATED"],
-        (
-            [
-                str(v.version),
-                v.file_name,
-                out.human_size(v.size_bytes),
-                v.sha256[:12],
-                v.creator_username,
-                out.timestamp(v.create_time),
-            ]
-            for v in versions
-        ),
+        lambda v: [
+            str(v.version),
+            v.file_name,
+            out.human_size(v.size_bytes),
+            v.sha256[:12],
+            v.creator_username,
+            out.timestamp(v.create_time),
+        ],
         empty="no versions; upload one with `modelcatalog version upload MODEL_ID FILE`",
     )
 
