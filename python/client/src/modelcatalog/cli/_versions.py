@@ -15,7 +15,7 @@ from ._errors import CliError, ExitCode
 from ._root import CONTEXT_SETTINGS, Group, connection_options, examples, json_option, quiet_option
 
 if TYPE_CHECKING:
-    from .. import AsyncClient, v1
+    from .. import AsyncClient, DownloadedFile, v1
 
 
 @click.group(
@@ -168,37 +168,31 @@ def version_download(
     The uploaded file name is used without its folders; one starting with "." is saved as
     MODEL_ID-vVERSION instead. A file of that name is not replaced without --force.
     """
-    from .._files import download_name
-
     settings = context.settings(ctx)
-    # Unless given a file path, the SDK names the file after the version and keeps existing ones.
-    named = destination is None or destination.is_dir()
+    # The SDK decides the file: a folder (here, by default) gets the uploaded file name.
     where = Path(os.curdir) if destination is None else destination
 
-    async def download(client: AsyncClient) -> tuple[Path, v1.ModelVersion]:
-        label = f"download version {number}" if named else f"download {where.name}"
+    async def download(client: AsyncClient) -> DownloadedFile:
+        label = f"download version {number}" if destination is None else f"download {where}"
         with out.transfer_progress(label, enabled=_show_progress(quiet, as_json)) as bar:
-            result = await client.download(
+            return await client.download(
                 model_id, number, where, resume=resume, overwrite=force, progress=bar
             )
-        if not named:
-            return where, result
-        name = download_name(result.file_name, model_id, number)
-        return (Path(name) if destination is None else where / name), result
 
     try:
-        target, downloaded = context.run(ctx, settings, download)
+        saved = context.run(ctx, settings, download)
     except FileExistsError as error:
         raise CliError(
             f"{os.path.normpath(error.filename)} exists already; pass --force to replace it,"
             " or -o to save the download elsewhere",
             ExitCode.CONFLICT,
         ) from error
+    downloaded = saved.version
     if as_json:
-        out.print_json({"path": str(target), "version": out.jsonable(downloaded)})
+        out.print_json({"path": str(saved.path), "version": out.jsonable(downloaded)})
         return
     out.echo(
-        f"Downloaded version {downloaded.version} of model {downloaded.model_id} to {target}"
+        f"Downloaded version {downloaded.version} of model {downloaded.model_id} to {saved.path}"
         f" ({out.human_size(downloaded.size_bytes)}), sha256 {downloaded.sha256} verified"
     )
 
