@@ -32,6 +32,8 @@ from modelcatalog.cli._context import ClientFactory, State
 CREATED = datetime(2025, 1, 31, 9, 30, tzinfo=UTC)
 FOLDER_ID = "0b7e5a9c-1111-4c4c-8d8d-000000000001"
 MODEL_ID = "0b7e5a9c-2222-4c4c-8d8d-000000000002"
+UNKNOWN_ID = "0b7e5a9c-9999-4c4c-8d8d-000000000009"
+"""A well-formed id that no fake folder or model has."""
 ENV_VARS = (
     "MODELCATALOG_SERVER",
     "MODELCATALOG_CA_CERT",
@@ -121,7 +123,7 @@ class FakeFolders(v1.FolderServiceBase):
     ) -> v1.CreateFolderResponse:
         self.backend.check()
         folder = v1.Folder(
-            id=FOLDER_ID if not self.backend.folders else f"folder-{len(self.backend.folders)}",
+            id=FOLDER_ID.replace("0001", f"{len(self.backend.folders) + 1:04}"),
             name=create_folder_request.name,
             description=create_folder_request.description,
             creator_username="alice",

@@ -50,6 +50,18 @@ def test_every_command_has_help_with_an_example(harness: CliHarness, path: tuple
     assert f"modelcatalog {path[0]}" in result.stdout
 
 
+@pytest.mark.parametrize("group", [[], ["folder"], ["model"], ["version"]])
+def test_a_group_without_a_command_prints_its_help_and_exits_0(
+    harness: CliHarness, group: list[str]
+) -> None:
+    """`modelcatalog` (or `modelcatalog folder`) alone shows the help on stdout, status 0."""
+    result = harness.run(*group)
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Usage: {' '.join(['modelcatalog', *group])} [OPTIONS]")
+    assert "Commands:" in result.stdout
+    assert result.stderr == ""
+
+
 def test_root_help_documents_the_exit_codes(harness: CliHarness) -> None:
     """`modelcatalog --help` lists every exit code in its epilog."""
     result = harness.run("--help")

@@ -9,7 +9,7 @@ import json
 import unicodedata
 
 import pytest
-from cli_testing import CREATED, FOLDER_ID, MODEL_ID, CliHarness
+from cli_testing import CREATED, FOLDER_ID, MODEL_ID, UNKNOWN_ID, CliHarness
 from grpclib.const import Status
 from rpc_testing import grpc_error
 
@@ -157,7 +157,9 @@ def test_server_error_messages_are_escaped(harness: CliHarness) -> None:
 
 def test_the_shell_prints_other_users_text_safely(harness: CliHarness) -> None:
     """Inside `modelcatalog shell` the same views and errors stay safe."""
-    result = harness.run("shell", input=f"folder list\nmodel show {MODEL_ID}\nmodel show nope\n")
+    result = harness.run(
+        "shell", input=f"folder list\nmodel show {MODEL_ID}\nmodel show {UNKNOWN_ID}\n"
+    )
     assert MARKUP in result.stdout
     assert "\\x1b]0;title\\x07" in result.stdout
     assert result.stderr.startswith("error:")

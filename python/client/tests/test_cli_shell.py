@@ -3,7 +3,7 @@
 import stat
 
 import pytest
-from cli_testing import FOLDER_ID, CliHarness
+from cli_testing import FOLDER_ID, UNKNOWN_ID, CliHarness
 from grpclib.const import Status
 from rpc_testing import grpc_error
 
@@ -26,7 +26,9 @@ def test_piped_commands_run_in_turn_and_exit_0(harness: CliHarness) -> None:
 def test_errors_do_not_stop_the_shell_and_set_its_status(harness: CliHarness) -> None:
     """A failing command prints its one-line error, later lines still run, status is the last."""
     harness.backend.folders.clear()
-    result = harness.run("shell", input="folder show nope\nwhoami\nfolder show nope\n")
+    result = harness.run(
+        "shell", input=f"folder show {UNKNOWN_ID}\nwhoami\nfolder show {UNKNOWN_ID}\n"
+    )
     assert result.exit_code == 4
     assert result.stderr.count("error: ") == 2
     assert "alice" in result.stdout
@@ -48,7 +50,7 @@ def test_help_exit_and_bad_lines(harness: CliHarness) -> None:
 def test_exit_with_a_status(harness: CliHarness) -> None:
     """`exit N` ends the shell with status N."""
     assert harness.run("shell", input="exit 3\n").exit_code == 3
-    assert harness.run("shell", input="folder show nope\nexit 0\n").exit_code == 0
+    assert harness.run("shell", input=f"folder show {UNKNOWN_ID}\nexit 0\n").exit_code == 0
 
 
 def test_flags_on_one_line_do_not_leak_into_the_next(harness: CliHarness) -> None:

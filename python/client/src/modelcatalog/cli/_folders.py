@@ -13,6 +13,7 @@ from ._root import (
     Group,
     connection_options,
     examples,
+    id_argument,
     id_only_option,
     json_option,
 )
@@ -92,7 +93,7 @@ def folder_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @folder.command("show", epilog=examples("modelcatalog folder show FOLDER_ID"))
-@click.argument("folder_id")
+@id_argument("folder_id")
 @connection_options
 @json_option
 @click.pass_context
@@ -109,7 +110,7 @@ def folder_show(ctx: click.Context, folder_id: str, as_json: bool) -> None:
         "modelcatalog folder grant FOLDER_ID carol owner",
     ),
 )
-@click.argument("folder_id")
+@id_argument("folder_id")
 @click.argument("username")
 @click.argument("role", type=click.Choice(ROLES, case_sensitive=False))
 @connection_options
@@ -137,7 +138,7 @@ def folder_grant(
 
 
 @folder.command("revoke", epilog=examples("modelcatalog folder revoke FOLDER_ID bob"))
-@click.argument("folder_id")
+@id_argument("folder_id")
 @click.argument("username")
 @connection_options
 @click.pass_context
@@ -153,7 +154,7 @@ def folder_revoke(ctx: click.Context, folder_id: str, username: str) -> None:
 
 
 @folder.command("leave", epilog=examples("modelcatalog folder leave FOLDER_ID"))
-@click.argument("folder_id")
+@id_argument("folder_id")
 @connection_options
 @click.pass_context
 def folder_leave(ctx: click.Context, folder_id: str) -> None:
@@ -167,7 +168,7 @@ def folder_leave(ctx: click.Context, folder_id: str) -> None:
 
 
 @folder.command("access", epilog=examples("modelcatalog folder access FOLDER_ID"))
-@click.argument("folder_id")
+@id_argument("folder_id")
 @connection_options
 @json_option
 @click.pass_context

@@ -11,7 +11,9 @@ from ._root import (
     Group,
     connection_options,
     examples,
+    id_argument,
     id_only_option,
+    id_text,
     json_option,
 )
 
@@ -31,7 +33,7 @@ def model() -> None:
         'modelcatalog model create FOLDER_ID bert --description "Fine-tuned BERT"',
     ),
 )
-@click.argument("folder_id")
+@id_argument("folder_id")
 @click.argument("name")
 @click.option("--description", default="", help="Free text, at most 4096 characters.")
 @connection_options
@@ -57,7 +59,14 @@ def model_create(
     "list",
     epilog=examples("modelcatalog model list", "modelcatalog model list --folder FOLDER_ID --json"),
 )
-@click.option("--folder", "folder_id", metavar="FOLDER_ID", help="Only the models of this folder.")
+@click.option(
+    "--folder",
+    "folder_id",
+    type=click.UUID,
+    callback=id_text,
+    metavar="FOLDER_ID",
+    help="Only the models of this folder.",
+)
 @connection_options
 @json_option
 @click.pass_context
@@ -83,7 +92,7 @@ def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None
 
 
 @model.command("show", epilog=examples("modelcatalog model show MODEL_ID"))
-@click.argument("model_id")
+@id_argument("model_id")
 @connection_options
 @json_option
 @click.pass_context

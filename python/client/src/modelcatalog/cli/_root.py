@@ -14,24 +14,63 @@ import click
 from .. import __version__
 from ._config import DEFAULT_SERVER, ENV_CA_CERT, ENV_INSECURE, ENV_SERVER, ENV_TOKEN
 from ._context import State, state
-from ._errors import EXIT_CODES_HELP, from_exception
+from ._errors import EXIT_CODES_HELP, CliError, ExitCode, from_exception
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class Group(click.Group):
-    """A group that lists its commands in the order they are defined, not alphabetically."""
+    """A group that lists its commands in the order they are defined, not alphabetically,
+    and shows its help (exit status 0) when run without a command."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit()
+        return super().parse_args(ctx, args)
+
+
+def _usage_error(error: click.UsageError) -> CliError:
+    """Click's usage error in the CLI's one style: ``error: <what>; usage: <synopsis>``.
+
+    A bad value says what is wrong with it; other usage errors (a missing argument, an
+    unknown option) add the command's synopsis, unless the message already says what to do.
+    """
+    message = " ".join(error.format_message().split()).removesuffix(".")
+    if message[:2].istitle():  # "Missing argument" → "missing argument"; "MODEL_ID ..." stays
+        message = message[0].lower() + message[1:]
+    bad_value = isinstance(error, click.BadParameter) and not isinstance(
+        error, click.MissingParameter
+    )
+    if error.ctx is not None and not bad_value and ";" not in message:
+        message += "; usage: " + error.ctx.get_usage().removeprefix("Usage: ")
+    return CliError(message, ExitCode.USAGE)
+
 
 class _RootGroup(Group):
-    """The root command: turns expected exceptions of any subcommand into ``CliError``."""
+    """The root command: reports Click's usage errors and the expected exceptions of any
+    subcommand as one-line ``CliError``s, and Ctrl-C as exit status 130."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            raise _usage_error(error) from error
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            raise _usage_error(error) from error
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # Click's own outcomes (--help of a subcommand exits from in here)
         except Exception as error:
@@ -46,6 +85,16 @@ class _RootGroup(Group):
             if converted is None:
                 raise
             raise converted from error
+
+
+def id_text(ctx: click.Context, param: click.Parameter, value: Any) -> str | None:
+    """The checked UUID as the SDK takes ids: text, written canonically."""
+    return None if value is None else str(value)
+
+
+def id_argument(name: str) -> Callable[[_F], _F]:
+    """A FOLDER_ID or MODEL_ID argument: a UUID, checked before anything is sent."""
+    return click.argument(name, type=click.UUID, callback=id_text)
 
 
 def _override(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

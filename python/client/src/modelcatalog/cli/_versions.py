@@ -12,7 +12,15 @@ import click
 from . import _context as context
 from . import _output as out
 from ._errors import CliError, ExitCode
-from ._root import CONTEXT_SETTINGS, Group, connection_options, examples, json_option, quiet_option
+from ._root import (
+    CONTEXT_SETTINGS,
+    Group,
+    connection_options,
+    examples,
+    id_argument,
+    json_option,
+    quiet_option,
+)
 
 if TYPE_CHECKING:
     from .. import AsyncClient, DownloadedFile, v1
@@ -67,7 +75,7 @@ def _show_progress(quiet: bool, as_json: bool) -> bool:
         'modelcatalog version upload MODEL_ID model.onnx --description "epoch 40" -q',
     ),
 )
-@click.argument("model_id")
+@id_argument("model_id")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--description", default="", help="Free text, at most 4096 characters.")
 @click.option(
@@ -129,7 +137,7 @@ def version_upload(
         "modelcatalog version download MODEL_ID 3 --no-resume --quiet",
     ),
 )
-@click.argument("model_id")
+@id_argument("model_id")
 @click.argument("number", metavar="VERSION", type=click.IntRange(min=1))
 @click.option(
     "-o",
@@ -203,7 +211,7 @@ def version_download(
         "modelcatalog version list MODEL_ID", "modelcatalog version list MODEL_ID --json"
     ),
 )
-@click.argument("model_id")
+@id_argument("model_id")
 @connection_options
 @json_option
 @click.pass_context
@@ -231,7 +239,7 @@ def version_list(ctx: click.Context, model_id: str, as_json: bool) -> None:
 
 
 @version.command("show", epilog=examples("modelcatalog version show MODEL_ID 3"))
-@click.argument("model_id")
+@id_argument("model_id")
 @click.argument("number", metavar="VERSION", type=click.IntRange(min=1))
 @connection_options
 @json_option
