@@ -4,7 +4,7 @@ import json
 
 import click
 import pytest
-from cli_testing import CREATED, FOLDER_ID, MODEL_ID, CliHarness
+from cli_testing import CREATED, FOLDER_ID, MODEL_ID, UNKNOWN_ID, CliHarness
 
 from modelcatalog import v1
 from modelcatalog.cli import cli
@@ -141,6 +141,7 @@ def test_read_commands_print_json_with_stable_keys(harness: CliHarness) -> None:
         "id": "id-alice",
         "username": "alice",
         "create_time": "2025-01-31T09:30:00Z",
+        "server": "127.0.0.1:50051",
     }
     assert outputs[("folder", "list")] == [outputs[("folder", "show", FOLDER_ID)]]
     assert outputs[("folder", "show", FOLDER_ID)]["caller_role"] == "owner"
@@ -198,13 +199,42 @@ def test_model_commands(harness: CliHarness) -> None:
     """model create prints the id; model list filters by --folder; show prints the fields."""
     created = harness.run("model", "create", FOLDER_ID, "resnet50", "--description", "RN")
     all_models = harness.run("model", "list")
-    in_other = harness.run("model", "list", "--folder", "other")
+    in_other = harness.run("model", "list", "--folder", UNKNOWN_ID)
     shown = harness.run("model", "show", MODEL_ID)
     assert created.stdout.strip() == f"Created model resnet50: {MODEL_ID}"
     assert all_models.stdout.splitlines()[0].split()[:3] == ["ID", "NAME", "FOLDER"]
     assert MODEL_ID in all_models.stdout
-    assert in_other.stdout == ""
+    assert (in_other.exit_code, in_other.stdout) == (0, "")
     assert "latest version  none" in shown.stdout
+
+
+def test_model_list_names_the_folders_fetching_them_once(harness: CliHarness) -> None:
+    """The FOLDER column shows the folder's name (its id stays in --json); one folder listing
+    serves every row."""
+    harness.run("folder", "create", "vision")
+    harness.run("folder", "create", "speech")
+    for name in ("resnet50", "vit", "bert"):
+        harness.run("model", "create", FOLDER_ID, name)
+    sent = len(harness.backend.authorization)
+    table = harness.run("model", "list")
+    assert len(harness.backend.authorization) - sent == 2  # ListModels and ListFolders
+    rows = [line.split() for line in table.stdout.splitlines()[2:]]
+    assert [row[1:3] for row in rows] == [
+        ["resnet50", "vision"],
+        ["vit", "vision"],
+        ["bert", "vision"],
+    ]
+    assert FOLDER_ID not in table.stdout
+    listed = json.loads(harness.run("model", "list", "--json").stdout)
+    assert [m["folder_id"] for m in listed] == [FOLDER_ID] * 3
+
+
+def test_whoami_names_the_server(harness: CliHarness) -> None:
+    """whoami shows the server the login is for, in text and in --json."""
+    text = harness.run("whoami", "--server", "models.test:443")
+    data = json.loads(harness.run("whoami", "--json", "--server", "models.test:443").stdout)
+    assert "server    models.test:443" in text.stdout
+    assert data["server"] == "models.test:443"
 
 
 def test_create_with_id_only_prints_just_the_id(harness: CliHarness) -> None:

@@ -140,7 +140,7 @@ def logout(ctx: click.Context) -> None:
 @json_option
 @click.pass_context
 def whoami(ctx: click.Context, as_json: bool) -> None:
-    """Show the account the token belongs to."""
+    """Show the account the token belongs to, and the server it is for."""
     settings = context.settings(ctx)
     user = context.run(ctx, settings, lambda client: client.get_current_user())
     pairs = [
@@ -149,4 +149,4 @@ def whoami(ctx: click.Context, as_json: bool) -> None:
         ("created", out.timestamp(user.create_time)),
         ("server", settings.server),
     ]
-    out.show(user, pairs, as_json)
+    out.show({**out.jsonable(user), "server": settings.server}, pairs, as_json)

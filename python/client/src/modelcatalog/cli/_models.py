@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from . import _context as context
@@ -16,6 +18,9 @@ from ._root import (
     id_text,
     json_option,
 )
+
+if TYPE_CHECKING:
+    from .. import AsyncClient, v1
 
 
 @click.group(
@@ -72,9 +77,17 @@ def model_create(
 @click.pass_context
 def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None:
     """List the models you may see, oldest first."""
-    models = context.run(
-        ctx, context.settings(ctx), lambda client: context.collect(client.list_models(folder_id))
-    )
+
+    async def models_and_folder_names(client: AsyncClient) -> tuple[list[v1.Model], dict[str, str]]:
+        import asyncio
+
+        listed = context.collect(client.list_models(folder_id))
+        if as_json:  # the JSON has the folder ids; names are for people
+            return await listed, {}
+        models, folders = await asyncio.gather(listed, context.collect(client.list_folders()))
+        return models, {f.id: f.name for f in folders}
+
+    models, folder_names = context.run(ctx, context.settings(ctx), models_and_folder_names)
     out.listing(
         models,
         as_json,
@@ -82,7 +95,7 @@ def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None
         lambda m: [
             m.id,
             m.name,
-            m.folder_id,
+            folder_names.get(m.folder_id, m.folder_id),
             str(m.latest_version or "-"),
             m.creator_username,
             out.timestamp(m.create_time),

@@ -81,8 +81,9 @@ def listing(
         table(columns, map(row, items), empty=empty)
 
 
-def show(found: betterproto.Message, pairs: Iterable[tuple[str, str]], as_json: bool) -> None:
-    """Print one resource: its JSON with ``--json``, else its ``pairs`` as aligned lines."""
+def show(found: Any, pairs: Iterable[tuple[str, str]], as_json: bool) -> None:
+    """Print one resource (a message or plain data): its JSON with ``--json``, else its
+    ``pairs`` as aligned lines."""
     if as_json:
         print_json(found)
     else:
