@@ -113,7 +113,7 @@ class FakeAuth(v1.AuthServiceBase):
 
 class FakeFolders(v1.FolderServiceBase):
     """Folders kept in a list; anyone may see and change all of them, but the last owner
-    among the members cannot be revoked."""
+    among the members cannot be revoked. Each folder alice creates has a name of its own."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -122,6 +122,11 @@ class FakeFolders(v1.FolderServiceBase):
         self, create_folder_request: v1.CreateFolderRequest
     ) -> v1.CreateFolderResponse:
         self.backend.check()
+        name = create_folder_request.name
+        if any(f.name == name and f.creator_username == "alice" for f in self.backend.folders):
+            raise grpc_error(
+                Status.ALREADY_EXISTS, f"you have a folder named {name!r}", "FOLDER_NAME_TAKEN"
+            )
         folder = v1.Folder(
             id=FOLDER_ID.replace("0001", f"{len(self.backend.folders) + 1:04}"),
             name=create_folder_request.name,
@@ -181,7 +186,8 @@ class FakeFolders(v1.FolderServiceBase):
 
 
 class FakeModels(FakeTransfers):
-    """Models in a list; versions, their files and transfers in the shared ``FakeTransfers``."""
+    """Models in a list, names unique per folder; versions, their files and transfers in the
+    shared ``FakeTransfers``."""
 
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend.versions, backend.blobs)
@@ -217,8 +223,15 @@ class FakeModels(FakeTransfers):
     ) -> v1.CreateModelResponse:
         self.backend.check()
         request = create_model_request
+        taken = [m for m in self.backend.models if m.folder_id == request.folder_id]
+        if any(m.name == request.name for m in taken):
+            raise grpc_error(
+                Status.ALREADY_EXISTS,
+                f"the folder has a model {request.name!r}",
+                "MODEL_NAME_TAKEN",
+            )
         model = v1.Model(
-            id=MODEL_ID,
+            id=MODEL_ID.replace("0002", f"{len(self.backend.models) + 2:04}"),
             folder_id=request.folder_id,
             name=request.name,
             description=request.description,

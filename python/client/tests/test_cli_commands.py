@@ -243,3 +243,51 @@ def test_create_with_id_only_prints_just_the_id(harness: CliHarness) -> None:
     model = harness.run("model", "create", FOLDER_ID, "resnet50", "--id-only")
     assert (folder.exit_code, folder.stdout) == (0, f"{FOLDER_ID}\n")
     assert (model.exit_code, model.stdout) == (0, f"{MODEL_ID}\n")
+
+
+def test_signup_exist_ok_succeeds_when_the_password_signs_in(harness: CliHarness) -> None:
+    """signup --exist-ok of a taken username succeeds if the password signs in, else exits 6."""
+    again = harness.run(
+        "signup", "alice", "--password-stdin", "--exist-ok", input="secret-password\n"
+    )
+    as_json = harness.run(
+        "signup", "alice", "--password-stdin", "--exist-ok", "--json", input="secret-password\n"
+    )
+    wrong = harness.run("signup", "alice", "--password-stdin", "--exist-ok", input="guessed-it\n")
+    plain = harness.run("signup", "alice", "--password-stdin", input="secret-password\n")
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == "The account alice exists already on 127.0.0.1:50051.\n"
+    assert json.loads(as_json.stdout)["username"] == "alice"
+    assert wrong.exit_code == plain.exit_code == 6
+    assert wrong.stderr == (
+        "error: the username 'alice' is taken and this password does not sign in to it; choose"
+        " another username, or give that account's password\n"
+    )
+    assert harness.backend.passwords["alice"] == "secret-password"
+
+
+def test_create_exist_ok_returns_the_existing_folder_and_model(harness: CliHarness) -> None:
+    """folder/model create --exist-ok print the one that exists (same id); without it, exit 6."""
+    folder = harness.run("folder", "create", "vision", "--id-only", "--exist-ok")
+    folder_again = harness.run("folder", "create", "vision", "--id-only", "--exist-ok")
+    folder_text = harness.run("folder", "create", "vision", "--exist-ok")
+    model = harness.run("model", "create", FOLDER_ID, "resnet", "--id-only", "--exist-ok")
+    model_again = harness.run("model", "create", FOLDER_ID, "resnet", "--json", "--exist-ok")
+    taken = harness.run("model", "create", FOLDER_ID, "resnet")
+    assert folder.stdout == folder_again.stdout == f"{FOLDER_ID}\n"
+    assert folder_text.stdout == f"The folder vision exists already: {FOLDER_ID}\n"
+    assert json.loads(model_again.stdout)["id"] == model.stdout.strip() == MODEL_ID
+    assert taken.exit_code == 6
+    assert [f.name for f in harness.backend.folders] == ["vision"]
+    assert [m.name for m in harness.backend.models] == ["resnet"]
+
+
+def test_folder_exist_ok_ignores_a_shared_folder_of_that_name(harness: CliHarness) -> None:
+    """--exist-ok returns only a folder the caller created, not one someone shared with them."""
+    harness.backend.folders.append(
+        v1.Folder(id=UNKNOWN_ID, name="vision", creator_username="mallory", create_time=CREATED)
+    )
+    mine = harness.run("folder", "create", "vision", "--id-only", "--exist-ok")
+    again = harness.run("folder", "create", "vision", "--id-only", "--exist-ok")
+    assert mine.stdout == again.stdout
+    assert mine.stdout.strip() != UNKNOWN_ID

@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import click
 
 from . import _context as context
 from . import _output as out
 from ._config import ENV_TOKEN, Overrides, Profile, config_path, load_profile, resolve, save_profile
-from ._root import connection_options, examples, json_option
+from ._errors import CliError, ExitCode
+from ._root import connection_options, examples, exist_ok_option, json_option
+
+if TYPE_CHECKING:
+    from .. import AsyncClient, v1
 
 LOGOUT_TIMEOUT_SECONDS = 10.0
 """How long logout waits for the server to revoke the token before forgetting it anyway."""
@@ -32,14 +37,21 @@ def _read_password(from_stdin: bool, *, confirm: bool) -> str:
     epilog=examples(
         "modelcatalog signup alice",
         "printf '%s\\n' \"$PASSWORD\" | modelcatalog signup alice --password-stdin",
+        "modelcatalog signup alice --exist-ok",
     )
 )
 @click.argument("username")
 @click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin.")
+@exist_ok_option(
+    "If the username is taken, succeed when the password signs in to that account (and fail"
+    " when it does not)."
+)
 @connection_options
 @json_option
 @click.pass_context
-def signup(ctx: click.Context, username: str, password_stdin: bool, as_json: bool) -> None:
+def signup(
+    ctx: click.Context, username: str, password_stdin: bool, exist_ok: bool, as_json: bool
+) -> None:
     """Create an account (it does not log in).
 
     Usernames have 3-64 characters: lowercase letters, digits, '.', '_' and '-'. Passwords
@@ -48,11 +60,33 @@ def signup(ctx: click.Context, username: str, password_stdin: bool, as_json: boo
     """
     settings = context.settings(ctx, keep_token=False)
     password = _read_password(password_stdin, confirm=True)
-    user = context.run(ctx, settings, lambda client: client.sign_up(username, password))
+
+    async def sign_up(client: AsyncClient) -> tuple[v1.User, bool]:
+        """The account, and whether it existed already."""
+        from .. import AlreadyExists, Unauthenticated
+
+        try:
+            return await client.sign_up(username, password), False
+        except AlreadyExists:
+            if not exist_ok:
+                raise
+        try:
+            return (await client.sign_in(username, password)).user, True
+        except Unauthenticated as error:
+            raise CliError(
+                f"the username {username!r} is taken and this password does not sign in to"
+                " it; choose another username, or give that account's password",
+                ExitCode.CONFLICT,
+            ) from error
+
+    user, existed = context.run(ctx, settings, sign_up)
     if as_json:
         out.print_json(user)
         return
-    out.echo(f"Created account {user.username} on {settings.server}.")
+    if existed:
+        out.echo(f"The account {user.username} exists already on {settings.server}.")
+    else:
+        out.echo(f"Created account {user.username} on {settings.server}.")
     out.echo(f"Next: {context.state(ctx).login_command()} {user.username}", err=True)
 
 

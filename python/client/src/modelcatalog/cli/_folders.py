@@ -13,13 +13,14 @@ from ._root import (
     Group,
     connection_options,
     examples,
+    exist_ok_option,
     id_argument,
     id_only_option,
     json_option,
 )
 
 if TYPE_CHECKING:
-    from .. import v1
+    from .. import AsyncClient, v1
 
 ROLES = ("viewer", "editor", "owner")
 
@@ -48,22 +49,38 @@ def _folder_pairs(item: v1.Folder) -> list[tuple[str, str]]:
         "modelcatalog folder create vision",
         'modelcatalog folder create nlp --description "Language models"',
         "FOLDER=$(modelcatalog folder create vision --id-only)",
+        "FOLDER=$(modelcatalog folder create vision --id-only --exist-ok)",
     ),
 )
 @click.argument("name")
 @click.option("--description", default="", help="Free text, at most 4096 characters.")
+@exist_ok_option("If you created a folder of this name already, print that one instead of failing.")
 @connection_options
 @json_option
 @id_only_option
 @click.pass_context
 def folder_create(
-    ctx: click.Context, name: str, description: str, as_json: bool, id_only: bool
+    ctx: click.Context, name: str, description: str, exist_ok: bool, as_json: bool, id_only: bool
 ) -> None:
     """Create a folder; you become its owner. Prints its id."""
-    created = context.run(
-        ctx, context.settings(ctx), lambda client: client.create_folder(name, description)
-    )
-    out.created("folder", created, as_json, id_only)
+
+    async def create(client: AsyncClient) -> tuple[v1.Folder, bool]:
+        """The folder, and whether it existed already (a folder you created and still see)."""
+        from .. import AlreadyExists
+
+        try:
+            return await client.create_folder(name, description), False
+        except AlreadyExists:
+            if not exist_ok:
+                raise
+            me = (await client.get_current_user()).username
+            async for found in client.list_folders():
+                if found.name == name and found.creator_username == me:
+                    return found, True
+            raise
+
+    made, existed = context.run(ctx, context.settings(ctx), create)
+    out.created("folder", made, as_json, id_only, existed=existed)
 
 
 @folder.command(

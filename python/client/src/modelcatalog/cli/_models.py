@@ -13,6 +13,7 @@ from ._root import (
     Group,
     connection_options,
     examples,
+    exist_ok_option,
     id_argument,
     id_only_option,
     id_text,
@@ -36,11 +37,13 @@ def model() -> None:
         "modelcatalog model create FOLDER_ID resnet50",
         "MODEL=$(modelcatalog model create $FOLDER resnet50 --id-only)",
         'modelcatalog model create FOLDER_ID bert --description "Fine-tuned BERT"',
+        "MODEL=$(modelcatalog model create $FOLDER resnet50 --id-only --exist-ok)",
     ),
 )
 @id_argument("folder_id")
 @click.argument("name")
 @click.option("--description", default="", help="Free text, at most 4096 characters.")
+@exist_ok_option("If the folder has a model of this name already, print it instead of failing.")
 @connection_options
 @json_option
 @id_only_option
@@ -50,14 +53,28 @@ def model_create(
     folder_id: str,
     name: str,
     description: str,
+    exist_ok: bool,
     as_json: bool,
     id_only: bool,
 ) -> None:
     """Create a model in a folder where you are editor or owner. Prints its id."""
-    created = context.run(
-        ctx, context.settings(ctx), lambda client: client.create_model(folder_id, name, description)
-    )
-    out.created("model", created, as_json, id_only)
+
+    async def create(client: AsyncClient) -> tuple[v1.Model, bool]:
+        """The model, and whether it existed already."""
+        from .. import AlreadyExists
+
+        try:
+            return await client.create_model(folder_id, name, description), False
+        except AlreadyExists:
+            if not exist_ok:
+                raise
+            async for found in client.list_models(folder_id):
+                if found.name == name:
+                    return found, True
+            raise
+
+    made, existed = context.run(ctx, context.settings(ctx), create)
+    out.created("model", made, as_json, id_only, existed=existed)
 
 
 @model.command(

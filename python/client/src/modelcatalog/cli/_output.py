@@ -90,12 +90,17 @@ def show(found: Any, pairs: Iterable[tuple[str, str]], as_json: bool) -> None:
         details(pairs)
 
 
-def created(kind: str, item: v1.Folder | v1.Model, as_json: bool, id_only: bool) -> None:
-    """Report a created folder or model: JSON, only its id (``--id-only``), or a sentence."""
+def created(
+    kind: str, item: v1.Folder | v1.Model, as_json: bool, id_only: bool, *, existed: bool = False
+) -> None:
+    """Report a created (or, with ``--exist-ok``, ``existed``) folder or model: JSON, only its
+    id (``--id-only``), or a sentence."""
     if as_json:
         print_json(item)
     elif id_only:
         echo(item.id)
+    elif existed:
+        echo(f"The {kind} {item.name} exists already: {item.id}")
     else:
         echo(f"Created {kind} {item.name}: {item.id}")
 

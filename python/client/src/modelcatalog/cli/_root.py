@@ -154,6 +154,12 @@ def id_only_option(function: _F) -> _F:
     )(function)
 
 
+def exist_ok_option(meaning: str) -> Callable[[_F], _F]:
+    """``--exist-ok``: succeed when what the command would create exists already, so a script
+    (the README's quickstart) can run twice."""
+    return click.option("--exist-ok", is_flag=True, help=meaning)
+
+
 def quiet_option(function: _F) -> _F:
     """``--quiet``: no progress bar."""
     return click.option(
