@@ -1,14 +1,16 @@
 """Expected failures: one line on stderr, a distinct exit code per kind, never a traceback."""
 
+import asyncio
 import errno
 import io
 import os
+import signal
 import ssl
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from cli_testing import FOLDER_ID, MODEL_ID, CliHarness
+from cli_testing import FOLDER_ID, MODEL_ID, CliHarness, FakeAuth
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import ErrorInfo, RetryInfo
 from grpclib.const import Status
@@ -325,3 +327,18 @@ def test_every_sdk_error_class_is_converted() -> None:
 def test_unexpected_exceptions_are_not_hidden() -> None:
     """A programming error (not an expected failure) is not turned into a CliError."""
     assert from_exception(KeyError("bug")) is None
+
+
+def test_ctrl_c_in_any_command_exits_130_with_one_line(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a command waits for the server exits 130 with `error: interrupted`."""
+
+    async def stuck(self: FakeAuth, request: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.Event().wait()  # the server never answers; Ctrl-C ends the wait
+
+    monkeypatch.setattr(FakeAuth, "get_current_user", stuck)
+    result = harness.run("whoami")
+    assert result.exit_code == 130
+    assert result.stderr == "error: interrupted\n"

@@ -71,6 +71,8 @@ class _RootGroup(Group):
             return super().invoke(ctx)
         except click.UsageError as error:
             raise _usage_error(error) from error
+        except KeyboardInterrupt as interrupt:
+            raise CliError("interrupted", ExitCode.INTERRUPTED) from interrupt
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # Click's own outcomes (--help of a subcommand exits from in here)
         except Exception as error:

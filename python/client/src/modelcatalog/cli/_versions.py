@@ -119,7 +119,13 @@ def version_upload(
                 progress=bar,
             )
 
-    uploaded = context.run(ctx, settings, upload)
+    try:
+        uploaded = context.run(ctx, settings, upload)
+    except KeyboardInterrupt as interrupt:
+        raise CliError(
+            "interrupted; the upload stored nothing, run the same command again to upload the file",
+            ExitCode.INTERRUPTED,
+        ) from interrupt
     if as_json:
         out.print_json(uploaded)
         return
@@ -189,6 +195,12 @@ def version_download(
 
     try:
         saved = context.run(ctx, settings, download)
+    except KeyboardInterrupt as interrupt:
+        again = "the same command" if resume else "the command without --no-resume"
+        raise CliError(
+            f"interrupted; the bytes received are kept, run {again} again to resume the download",
+            ExitCode.INTERRUPTED,
+        ) from interrupt
     except FileExistsError as error:
         raise CliError(
             f"{os.path.normpath(error.filename)} exists already; pass --force to replace it,"
