@@ -147,3 +147,46 @@ def test_folder_shared_unasked_shows_as_text_and_can_be_left(
     last_owner = mallory("folder", "leave", folder)
     assert last_owner.returncode == 6
     assert "owner" in last_owner.stderr
+
+
+def test_readme_quickstart_runs_twice(server: RunningServer, tmp_path: Path) -> None:
+    """The README quickstart's commands (passwords piped) succeed when run a second time."""
+    command = shutil.which("modelcatalog")
+    assert command
+    environment = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "MODELCATALOG_SERVER": server.address,
+        "MODELCATALOG_CA_CERT": str(server.ca_cert),
+    }
+    environment.pop("MODELCATALOG_TOKEN", None)
+
+    def run(*args: str, password: bool = False) -> str:
+        done = subprocess.run(
+            [command, *args, *(["--password-stdin"] if password else [])],
+            input=PASSWORD + "\n" if password else None,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=environment,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout
+
+    (tmp_path / "weights.bin").write_bytes(bytes(range(256)) * 4000)
+    for attempt in (1, 2):
+        run("signup", "alice", "--exist-ok", password=True)
+        run("login", "alice", password=True)
+        folder = run("folder", "create", "vision", "--id-only", "--exist-ok").strip()
+        model = run("model", "create", folder, "resnet", "--id-only", "--exist-ok").strip()
+        uploaded = run("version", "upload", model, "weights.bin", "--label", "stage=dev")
+        assert f"as version {attempt} " in uploaded
+        run("signup", "bob", "--exist-ok", password=True)
+        run("folder", "grant", folder, "bob", "viewer")
+        run("login", "bob", password=True)
+        assert "vision" in run("model", "list")
+        run("version", "download", model, "1", "-o", "weights-copy.bin")
+        assert (tmp_path / "weights-copy.bin").read_bytes() == (
+            tmp_path / "weights.bin"
+        ).read_bytes()

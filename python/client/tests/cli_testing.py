@@ -1,9 +1,12 @@
 """Test helpers for the CLI: small fake services behind ``ChannelFor`` and a CLI runner.
 
-``CliHarness`` points the CLI's client factory at the SDK's ``AsyncClient`` over an in-memory
-channel to ``FakeAuth``/``FakeFolders``/``FakeModels`` (sharing one ``Backend``; uploads and
-downloads are the shared ``FakeTransfers``), isolates the config folder in a temporary
-directory and runs commands with Click's ``CliRunner``.
+``CliHarness`` gives the CLI, through its ``State`` (Click's ``obj``), a client factory for the
+SDK's ``AsyncClient`` over an in-memory channel to ``FakeAuth``/``FakeFolders``/``FakeModels``
+(sharing one ``Backend``; uploads and downloads are the shared ``FakeTransfers``), isolates the
+config folder in a temporary directory and runs commands with Click's ``CliRunner``.
+
+A test module gets the ``new_harness`` and ``harness`` (logged in as alice) fixtures of
+``cli_fixtures`` with ``pytest_plugins = ["cli_fixtures"]``.
 """
 
 from collections.abc import AsyncIterator
@@ -22,12 +25,15 @@ from grpclib.testing import ChannelFor
 from rpc_testing import FakeTransfers, grpc_error
 
 from modelcatalog import AsyncClient, v1
-from modelcatalog.cli import _app, cli
+from modelcatalog.cli import cli
 from modelcatalog.cli._config import Settings
+from modelcatalog.cli._context import ClientFactory, State
 
 CREATED = datetime(2025, 1, 31, 9, 30, tzinfo=UTC)
 FOLDER_ID = "0b7e5a9c-1111-4c4c-8d8d-000000000001"
 MODEL_ID = "0b7e5a9c-2222-4c4c-8d8d-000000000002"
+UNKNOWN_ID = "0b7e5a9c-9999-4c4c-8d8d-000000000009"
+"""A well-formed id that no fake folder or model has."""
 ENV_VARS = (
     "MODELCATALOG_SERVER",
     "MODELCATALOG_CA_CERT",
@@ -107,7 +113,7 @@ class FakeAuth(v1.AuthServiceBase):
 
 class FakeFolders(v1.FolderServiceBase):
     """Folders kept in a list; anyone may see and change all of them, but the last owner
-    among the members cannot be revoked."""
+    among the members cannot be revoked. Each folder alice creates has a name of its own."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -116,8 +122,13 @@ class FakeFolders(v1.FolderServiceBase):
         self, create_folder_request: v1.CreateFolderRequest
     ) -> v1.CreateFolderResponse:
         self.backend.check()
+        name = create_folder_request.name
+        if any(f.name == name and f.creator_username == "alice" for f in self.backend.folders):
+            raise grpc_error(
+                Status.ALREADY_EXISTS, f"you have a folder named {name!r}", "FOLDER_NAME_TAKEN"
+            )
         folder = v1.Folder(
-            id=FOLDER_ID if not self.backend.folders else f"folder-{len(self.backend.folders)}",
+            id=FOLDER_ID.replace("0001", f"{len(self.backend.folders) + 1:04}"),
             name=create_folder_request.name,
             description=create_folder_request.description,
             creator_username="alice",
@@ -175,7 +186,8 @@ class FakeFolders(v1.FolderServiceBase):
 
 
 class FakeModels(FakeTransfers):
-    """Models in a list; versions, their files and transfers in the shared ``FakeTransfers``."""
+    """Models in a list, names unique per folder; versions, their files and transfers in the
+    shared ``FakeTransfers``."""
 
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend.versions, backend.blobs)
@@ -211,8 +223,15 @@ class FakeModels(FakeTransfers):
     ) -> v1.CreateModelResponse:
         self.backend.check()
         request = create_model_request
+        taken = [m for m in self.backend.models if m.folder_id == request.folder_id]
+        if any(m.name == request.name for m in taken):
+            raise grpc_error(
+                Status.ALREADY_EXISTS,
+                f"the folder has a model {request.name!r}",
+                "MODEL_NAME_TAKEN",
+            )
         model = v1.Model(
-            id=MODEL_ID,
+            id=MODEL_ID.replace("0002", f"{len(self.backend.models) + 2:04}"),
             folder_id=request.folder_id,
             name=request.name,
             description=request.description,
@@ -260,7 +279,8 @@ class CliHarness:
         for name in ENV_VARS:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setattr(_app, "open_client", self.open_client)
+        self.connect: ClientFactory = self.open_client
+        """The client factory commands get; a test may set the real one (``connect``)."""
 
     def open_client(self, settings: Settings) -> AbstractAsyncContextManager[AsyncClient]:
         """The factory the CLI calls: the SDK over an in-memory channel to the fakes."""
@@ -280,9 +300,15 @@ class CliHarness:
 
         return connect()
 
+    def state(self, *, in_shell: bool = False) -> State:
+        """The state a run starts with: no flags yet, and the harness's client factory."""
+        return State(in_shell=in_shell, connect=self.connect)
+
     def run(self, *args: str, input: str | None = None) -> Result:
         """Invoke the CLI with ``args``; stdout and stderr are kept apart."""
-        return CliRunner().invoke(cli, list(args), input=input, prog_name="modelcatalog")
+        return CliRunner().invoke(
+            cli, list(args), input=input, prog_name="modelcatalog", obj=self.state()
+        )
 
     def login(self, username: str = "alice", password: str = "secret-password") -> Result:
         """Create the account in the fake and log in with --password-stdin."""

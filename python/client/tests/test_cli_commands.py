@@ -1,21 +1,15 @@
 """Accounts, folders and models from the command line: text tables, JSON, prompts, help."""
 
 import json
-from pathlib import Path
 
 import click
 import pytest
-from cli_testing import CREATED, FOLDER_ID, MODEL_ID, CliHarness
+from cli_testing import CREATED, FOLDER_ID, MODEL_ID, UNKNOWN_ID, CliHarness
 
 from modelcatalog import v1
 from modelcatalog.cli import cli
 
-
-@pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
-    harness = CliHarness(monkeypatch, tmp_path)
-    assert harness.login().exit_code == 0
-    return harness
+pytest_plugins = ["cli_fixtures"]
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -54,6 +48,18 @@ def test_every_command_has_help_with_an_example(harness: CliHarness, path: tuple
     assert result.exit_code == 0
     assert "Examples:" in result.stdout
     assert f"modelcatalog {path[0]}" in result.stdout
+
+
+@pytest.mark.parametrize("group", [[], ["folder"], ["model"], ["version"]])
+def test_a_group_without_a_command_prints_its_help_and_exits_0(
+    harness: CliHarness, group: list[str]
+) -> None:
+    """`modelcatalog` (or `modelcatalog folder`) alone shows the help on stdout, status 0."""
+    result = harness.run(*group)
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"Usage: {' '.join(['modelcatalog', *group])} [OPTIONS]")
+    assert "Commands:" in result.stdout
+    assert result.stderr == ""
 
 
 def test_root_help_documents_the_exit_codes(harness: CliHarness) -> None:
@@ -135,6 +141,7 @@ def test_read_commands_print_json_with_stable_keys(harness: CliHarness) -> None:
         "id": "id-alice",
         "username": "alice",
         "create_time": "2025-01-31T09:30:00Z",
+        "server": "127.0.0.1:50051",
     }
     assert outputs[("folder", "list")] == [outputs[("folder", "show", FOLDER_ID)]]
     assert outputs[("folder", "show", FOLDER_ID)]["caller_role"] == "owner"
@@ -192,13 +199,42 @@ def test_model_commands(harness: CliHarness) -> None:
     """model create prints the id; model list filters by --folder; show prints the fields."""
     created = harness.run("model", "create", FOLDER_ID, "resnet50", "--description", "RN")
     all_models = harness.run("model", "list")
-    in_other = harness.run("model", "list", "--folder", "other")
+    in_other = harness.run("model", "list", "--folder", UNKNOWN_ID)
     shown = harness.run("model", "show", MODEL_ID)
     assert created.stdout.strip() == f"Created model resnet50: {MODEL_ID}"
     assert all_models.stdout.splitlines()[0].split()[:3] == ["ID", "NAME", "FOLDER"]
     assert MODEL_ID in all_models.stdout
-    assert in_other.stdout == ""
+    assert (in_other.exit_code, in_other.stdout) == (0, "")
     assert "latest version  none" in shown.stdout
+
+
+def test_model_list_names_the_folders_fetching_them_once(harness: CliHarness) -> None:
+    """The FOLDER column shows the folder's name (its id stays in --json); one folder listing
+    serves every row."""
+    harness.run("folder", "create", "vision")
+    harness.run("folder", "create", "speech")
+    for name in ("resnet50", "vit", "bert"):
+        harness.run("model", "create", FOLDER_ID, name)
+    sent = len(harness.backend.authorization)
+    table = harness.run("model", "list")
+    assert len(harness.backend.authorization) - sent == 2  # ListModels and ListFolders
+    rows = [line.split() for line in table.stdout.splitlines()[2:]]
+    assert [row[1:3] for row in rows] == [
+        ["resnet50", "vision"],
+        ["vit", "vision"],
+        ["bert", "vision"],
+    ]
+    assert FOLDER_ID not in table.stdout
+    listed = json.loads(harness.run("model", "list", "--json").stdout)
+    assert [m["folder_id"] for m in listed] == [FOLDER_ID] * 3
+
+
+def test_whoami_names_the_server(harness: CliHarness) -> None:
+    """whoami shows the server the login is for, in text and in --json."""
+    text = harness.run("whoami", "--server", "models.test:443")
+    data = json.loads(harness.run("whoami", "--json", "--server", "models.test:443").stdout)
+    assert "server    models.test:443" in text.stdout
+    assert data["server"] == "models.test:443"
 
 
 def test_create_with_id_only_prints_just_the_id(harness: CliHarness) -> None:
@@ -207,3 +243,51 @@ def test_create_with_id_only_prints_just_the_id(harness: CliHarness) -> None:
     model = harness.run("model", "create", FOLDER_ID, "resnet50", "--id-only")
     assert (folder.exit_code, folder.stdout) == (0, f"{FOLDER_ID}\n")
     assert (model.exit_code, model.stdout) == (0, f"{MODEL_ID}\n")
+
+
+def test_signup_exist_ok_succeeds_when_the_password_signs_in(harness: CliHarness) -> None:
+    """signup --exist-ok of a taken username succeeds if the password signs in, else exits 6."""
+    again = harness.run(
+        "signup", "alice", "--password-stdin", "--exist-ok", input="secret-password\n"
+    )
+    as_json = harness.run(
+        "signup", "alice", "--password-stdin", "--exist-ok", "--json", input="secret-password\n"
+    )
+    wrong = harness.run("signup", "alice", "--password-stdin", "--exist-ok", input="guessed-it\n")
+    plain = harness.run("signup", "alice", "--password-stdin", input="secret-password\n")
+    assert again.exit_code == 0, again.stderr
+    assert again.stdout == "The account alice exists already on 127.0.0.1:50051.\n"
+    assert json.loads(as_json.stdout)["username"] == "alice"
+    assert wrong.exit_code == plain.exit_code == 6
+    assert wrong.stderr == (
+        "error: the username 'alice' is taken and this password does not sign in to it; choose"
+        " another username, or give that account's password\n"
+    )
+    assert harness.backend.passwords["alice"] == "secret-password"
+
+
+def test_create_exist_ok_returns_the_existing_folder_and_model(harness: CliHarness) -> None:
+    """folder/model create --exist-ok print the one that exists (same id); without it, exit 6."""
+    folder = harness.run("folder", "create", "vision", "--id-only", "--exist-ok")
+    folder_again = harness.run("folder", "create", "vision", "--id-only", "--exist-ok")
+    folder_text = harness.run("folder", "create", "vision", "--exist-ok")
+    model = harness.run("model", "create", FOLDER_ID, "resnet", "--id-only", "--exist-ok")
+    model_again = harness.run("model", "create", FOLDER_ID, "resnet", "--json", "--exist-ok")
+    taken = harness.run("model", "create", FOLDER_ID, "resnet")
+    assert folder.stdout == folder_again.stdout == f"{FOLDER_ID}\n"
+    assert folder_text.stdout == f"The folder vision exists already: {FOLDER_ID}\n"
+    assert json.loads(model_again.stdout)["id"] == model.stdout.strip() == MODEL_ID
+    assert taken.exit_code == 6
+    assert [f.name for f in harness.backend.folders] == ["vision"]
+    assert [m.name for m in harness.backend.models] == ["resnet"]
+
+
+def test_folder_exist_ok_ignores_a_shared_folder_of_that_name(harness: CliHarness) -> None:
+    """--exist-ok returns only a folder the caller created, not one someone shared with them."""
+    harness.backend.folders.append(
+        v1.Folder(id=UNKNOWN_ID, name="vision", creator_username="mallory", create_time=CREATED)
+    )
+    mine = harness.run("folder", "create", "vision", "--id-only", "--exist-ok")
+    again = harness.run("folder", "create", "vision", "--id-only", "--exist-ok")
+    assert mine.stdout == again.stdout
+    assert mine.stdout.strip() != UNKNOWN_ID

@@ -20,10 +20,7 @@ from modelcatalog.cli._config import (
     save_profile,
 )
 
-
-@pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
-    return CliHarness(monkeypatch, tmp_path)
+pytest_plugins = ["cli_fixtures"]
 
 
 def test_config_dir_follows_xdg_and_falls_back_to_dot_config(tmp_path: Path) -> None:
@@ -57,12 +54,12 @@ def test_missing_file_is_an_empty_profile_and_bad_json_is_a_config_error(tmp_pat
         load_profile(path)
 
 
-def test_login_writes_token_server_and_absolute_ca_path(harness: CliHarness) -> None:
+def test_login_writes_token_server_and_absolute_ca_path(new_harness: CliHarness) -> None:
     """login saves token, username, server and the CA path made absolute, in a 0600 file."""
-    (harness.tmp_path / "tls").mkdir()
-    (harness.tmp_path / "tls" / "server.crt").write_text("not used by the fake")
-    harness.backend.passwords["alice"] = "secret-password"
-    result = harness.run(
+    (new_harness.tmp_path / "tls").mkdir()
+    (new_harness.tmp_path / "tls" / "server.crt").write_text("not used by the fake")
+    new_harness.backend.passwords["alice"] = "secret-password"
+    result = new_harness.run(
         "login",
         "alice",
         "--password-stdin",
@@ -74,38 +71,38 @@ def test_login_writes_token_server_and_absolute_ca_path(harness: CliHarness) -> 
     )
     assert result.exit_code == 0, result.stderr
     assert "Logged in to models.test:50051 as alice" in result.stdout
-    assert stat.S_IMODE(harness.config_file.stat().st_mode) == 0o600
-    assert json.loads(harness.config_file.read_text()) == {
+    assert stat.S_IMODE(new_harness.config_file.stat().st_mode) == 0o600
+    assert json.loads(new_harness.config_file.read_text()) == {
         "server": "models.test:50051",
-        "ca_cert": str(harness.tmp_path / "tls" / "server.crt"),
+        "ca_cert": str(new_harness.tmp_path / "tls" / "server.crt"),
         "insecure": False,
         "username": "alice",
         "token": "tok-alice",
     }
 
 
-def test_saved_login_is_used_by_later_commands(harness: CliHarness) -> None:
+def test_saved_login_is_used_by_later_commands(new_harness: CliHarness) -> None:
     """After login, a command uses the saved server and sends the saved token."""
-    harness.login()
-    result = harness.run("whoami")
+    new_harness.login()
+    result = new_harness.run("whoami")
     assert result.exit_code == 0, result.stderr
-    assert harness.backend.settings[-1].server == DEFAULT_SERVER
-    assert harness.backend.authorization == [None, "Bearer tok-alice"]
+    assert new_harness.backend.settings[-1].server == DEFAULT_SERVER
+    assert new_harness.backend.authorization == [None, "Bearer tok-alice"]
 
 
 def test_environment_overrides_the_file_and_flags_override_the_environment(
-    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+    new_harness: CliHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """MODELCATALOG_TOKEN/SERVER beat the saved values; --server beats MODELCATALOG_SERVER."""
-    harness.login()
+    new_harness.login()
     monkeypatch.setenv("MODELCATALOG_TOKEN", "from-env")
     monkeypatch.setenv("MODELCATALOG_SERVER", "env.test:1")
-    assert harness.run("whoami").exit_code == 0
-    assert harness.run("--server", "flag.test:2", "whoami").exit_code == 0
-    assert harness.run("whoami", "--server", "cmd.test:3").exit_code == 0
-    servers = [settings.server for settings in harness.backend.settings[1:]]
+    assert new_harness.run("whoami").exit_code == 0
+    assert new_harness.run("--server", "flag.test:2", "whoami").exit_code == 0
+    assert new_harness.run("whoami", "--server", "cmd.test:3").exit_code == 0
+    servers = [settings.server for settings in new_harness.backend.settings[1:]]
     assert servers == ["env.test:1", "flag.test:2", "cmd.test:3"]
-    assert harness.backend.authorization[1:] == ["Bearer from-env"] * 3
+    assert new_harness.backend.authorization[1:] == ["Bearer from-env"] * 3
 
 
 def test_saved_token_and_ca_are_not_used_for_another_server(tmp_path: Path) -> None:
@@ -119,22 +116,22 @@ def test_saved_token_and_ca_are_not_used_for_another_server(tmp_path: Path) -> N
 
 
 def test_token_saved_over_tls_is_never_sent_over_plaintext(
-    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+    new_harness: CliHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a TLS login, plaintext is refused before any RPC; a plaintext login is deliberate."""
-    harness.login()
-    flagged = harness.run("whoami", "--insecure")
+    new_harness.login()
+    flagged = new_harness.run("whoami", "--insecure")
     monkeypatch.setenv("MODELCATALOG_INSECURE", "1")
-    from_env = harness.run("whoami")
+    from_env = new_harness.run("whoami")
     for result, undo in ((flagged, "drop --insecure"), (from_env, "unset MODELCATALOG_INSECURE")):
         assert result.exit_code == 1
         assert result.stderr.count("\n") == 1
         assert f"{undo}, or log in over plaintext deliberately" in result.stderr
         assert "`modelcatalog login --insecure`" in result.stderr
-    assert harness.backend.authorization == [None]  # only the login's SignIn was sent
-    assert harness.login().exit_code == 0  # over plaintext, as MODELCATALOG_INSECURE says
-    assert harness.run("whoami").exit_code == 0
-    assert harness.backend.authorization[-1] == "Bearer tok-alice"
+    assert new_harness.backend.authorization == [None]  # only the login's SignIn was sent
+    assert new_harness.login().exit_code == 0  # over plaintext, as MODELCATALOG_INSECURE says
+    assert new_harness.run("whoami").exit_code == 0
+    assert new_harness.backend.authorization[-1] == "Bearer tok-alice"
 
 
 def test_tls_for_the_saved_server_keeps_its_ca_certificate(tmp_path: Path) -> None:
@@ -172,30 +169,30 @@ def test_insecure_and_ca_cert_precedence(tmp_path: Path) -> None:
         resolve(Overrides(), saved_tls, path, environ={"MODELCATALOG_INSECURE": "maybe"})
 
 
-def test_logout_removes_the_token_but_keeps_the_server(harness: CliHarness) -> None:
+def test_logout_removes_the_token_but_keeps_the_server(new_harness: CliHarness) -> None:
     """logout drops token and username from the file; a second logout says so and succeeds."""
-    harness.login()
-    result = harness.run("logout")
-    again = harness.run("logout")
-    saved = json.loads(harness.config_file.read_text())
+    new_harness.login()
+    result = new_harness.run("logout")
+    again = new_harness.run("logout")
+    saved = json.loads(new_harness.config_file.read_text())
     assert result.exit_code == again.exit_code == 0
     assert "Logged out" in result.stdout
     assert "Not logged in" in again.stdout
     assert saved["token"] is None
     assert saved["username"] is None
     assert saved["server"] == DEFAULT_SERVER
-    assert stat.S_IMODE(harness.config_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(new_harness.config_file.stat().st_mode) == 0o600
 
 
 def test_logout_revokes_the_saved_token_on_the_saved_server(
-    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+    new_harness: CliHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """logout calls SignOut with the saved token, even when MODELCATALOG_TOKEN names another."""
-    harness.login()
+    new_harness.login()
     monkeypatch.setenv("MODELCATALOG_TOKEN", "tok-from-env")
-    result = harness.run("logout")
+    result = new_harness.run("logout")
     assert result.exit_code == 0
-    assert harness.backend.signed_out == ["Bearer tok-alice"]
+    assert new_harness.backend.signed_out == ["Bearer tok-alice"]
     assert "the server revoked the token" in result.stdout
 
 
@@ -207,15 +204,15 @@ def test_logout_revokes_the_saved_token_on_the_saved_server(
     ],
 )
 def test_logout_forgets_the_token_when_the_server_cannot_revoke_it(
-    harness: CliHarness, status: Status, reason: str | None, said: str
+    new_harness: CliHarness, status: Status, reason: str | None, said: str
 ) -> None:
     """An unreachable server, or one that no longer accepts the token, still ends logged out;
     only the first warns that the token stays valid."""
-    harness.login()
-    harness.backend.error = grpc_error(status, "no", reason)
-    result = harness.run("logout")
+    new_harness.login()
+    new_harness.backend.error = grpc_error(status, "no", reason)
+    result = new_harness.run("logout")
     assert result.exit_code == 0
-    assert json.loads(harness.config_file.read_text())["token"] is None
+    assert json.loads(new_harness.config_file.read_text())["token"] is None
     assert "Logged out" in result.stdout
     if said:
         assert said in result.stderr
@@ -225,23 +222,23 @@ def test_logout_forgets_the_token_when_the_server_cannot_revoke_it(
         assert "already expired or been revoked" in result.stdout
 
 
-def test_broken_config_file_is_one_line_error(harness: CliHarness) -> None:
+def test_broken_config_file_is_one_line_error(new_harness: CliHarness) -> None:
     """An unreadable config file gives exit 1 and one line naming the file, no traceback."""
-    harness.config_file.parent.mkdir(parents=True)
-    harness.config_file.write_text("[]")
-    result = harness.run("whoami")
+    new_harness.config_file.parent.mkdir(parents=True)
+    new_harness.config_file.write_text("[]")
+    result = new_harness.run("whoami")
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
-    assert str(harness.config_file) in result.stderr
+    assert str(new_harness.config_file) in result.stderr
     assert "Traceback" not in result.output
 
 
 def test_missing_ca_certificate_is_a_usage_error(
-    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+    new_harness: CliHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A MODELCATALOG_CA_CERT that does not exist gives exit 2 with a hint about --ca-cert."""
-    monkeypatch.setenv("MODELCATALOG_CA_CERT", str(harness.tmp_path / "missing.crt"))
-    result = harness.run("whoami")
+    monkeypatch.setenv("MODELCATALOG_CA_CERT", str(new_harness.tmp_path / "missing.crt"))
+    result = new_harness.run("whoami")
     assert result.exit_code == 2
     assert "--ca-cert" in result.stderr
-    assert harness.backend.settings == []
+    assert new_harness.backend.settings == []

@@ -1,14 +1,16 @@
 """Expected failures: one line on stderr, a distinct exit code per kind, never a traceback."""
 
+import asyncio
 import errno
 import io
 import os
+import signal
 import ssl
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from cli_testing import FOLDER_ID, MODEL_ID, CliHarness
+from cli_testing import FOLDER_ID, MODEL_ID, CliHarness, FakeAuth
 from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import ErrorInfo, RetryInfo
 from grpclib.const import Status
@@ -17,15 +19,10 @@ from rpc_testing import grpc_error
 
 import modelcatalog
 from modelcatalog import ModelCatalogError, Unavailable, _files
-from modelcatalog.cli import _app
+from modelcatalog.cli._context import connect
 from modelcatalog.cli._errors import ExitCode, from_exception
 
-
-@pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
-    harness = CliHarness(monkeypatch, tmp_path)
-    assert harness.login().exit_code == 0
-    return harness
+pytest_plugins = ["cli_fixtures"]
 
 
 def _one_line_error(stderr: str) -> str:
@@ -156,33 +153,89 @@ def test_multi_line_server_message_is_joined_into_one_line(harness: CliHarness) 
     assert _one_line_error(result.stderr).startswith("error: first second")
 
 
-def test_usage_errors_exit_2(harness: CliHarness) -> None:
-    """An unknown command, a missing argument and a bad version number all exit 2."""
-    for args in (["nope"], ["folder", "show"], ["version", "show", "m", "zero"]):
-        result = harness.run(*args)
-        assert result.exit_code == 2, args
-        assert "Traceback" not in result.output
+ROOT_USAGE = "[OPTIONS] COMMAND [ARGS]..."
 
 
-def test_real_client_refuses_a_bad_target_without_traceback(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize(
+    ("args", "what", "usage"),
+    [
+        (["nope"], "error: no such command 'nope'", ROOT_USAGE),
+        (["--bogus"], "error: no such option", ROOT_USAGE),
+        (
+            ["folder", "show"],
+            "error: missing argument 'FOLDER_ID'",
+            "folder show [OPTIONS] FOLDER_ID",
+        ),
+        (["folder", "list", "--jsn"], "error: no such option", "folder list [OPTIONS]"),
+        (["version", "show", MODEL_ID, "zero"], "error: invalid value for 'VERSION'", None),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line_in_the_cli_style(
+    harness: CliHarness, args: list[str], what: str, usage: str | None
 ) -> None:
+    """Click's usage errors exit 2 with one `error: ...` line, not Click's `Error:` block; the
+    command's synopsis ends it unless the error is about a value."""
+    result = harness.run(*args)
+    assert result.exit_code == ExitCode.USAGE
+    line = _one_line_error(result.stderr)
+    assert line.startswith(what)
+    if usage is None:
+        assert "usage:" not in line
+    else:
+        assert line.endswith(f"; usage: modelcatalog {usage}")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["folder", "show", "not-an-id"],
+        ["folder", "grant", "vision", "bob", "viewer"],
+        ["folder", "revoke", "x", "bob"],
+        ["folder", "leave", "x"],
+        ["folder", "access", "x"],
+        ["model", "create", "vision", "resnet"],
+        ["model", "list", "--folder", "vision"],
+        ["model", "show", "not-an-id"],
+        ["version", "upload", "resnet", "model.onnx"],
+        ["version", "download", "resnet", "1"],
+        ["version", "list", "resnet"],
+        ["version", "show", "resnet", "1"],
+    ],
+)
+def test_malformed_ids_are_refused_before_any_call(harness: CliHarness, args: list[str]) -> None:
+    """A FOLDER_ID or MODEL_ID that is not a UUID exits 2 with one line, and nothing is sent."""
+    (harness.tmp_path / "model.onnx").write_bytes(b"w")
+    sent = len(harness.backend.authorization)
+    result = harness.run(*args)
+    assert result.exit_code == ExitCode.USAGE
+    line = _one_line_error(result.stderr)
+    assert line.startswith("error: invalid value for '")
+    assert "is not a valid UUID" in line
+    assert len(harness.backend.authorization) == sent
+
+
+def test_ids_are_accepted_in_any_uuid_spelling(harness: CliHarness) -> None:
+    """An id in capitals or without hyphens is the same id, sent in the canonical form."""
+    harness.run("folder", "create", "vision")
+    shouted = harness.run("folder", "show", FOLDER_ID.upper().replace("-", ""))
+    assert shouted.exit_code == 0, shouted.stderr
+    assert FOLDER_ID in shouted.stdout
+
+
+def test_real_client_refuses_a_bad_target_without_traceback(new_harness: CliHarness) -> None:
     """With the real client factory, a malformed --server exits 2 with one line."""
-    harness = CliHarness(monkeypatch, tmp_path)
-    monkeypatch.setattr(_app, "open_client", _app._connect)
-    result = harness.run("--server", "no-port", "--insecure", "whoami")
+    new_harness.connect = connect
+    result = new_harness.run("--server", "no-port", "--insecure", "whoami")
     assert result.exit_code == 2
     assert "expected a target 'host:port'" in _one_line_error(result.stderr)
 
 
-def test_ca_cert_that_is_not_a_certificate_is_named(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_ca_cert_that_is_not_a_certificate_is_named(new_harness: CliHarness) -> None:
     """With the real client factory, a --ca-cert file that is not PEM exits 2 naming it."""
-    harness = CliHarness(monkeypatch, tmp_path)
-    monkeypatch.setattr(_app, "open_client", _app._connect)
-    (tmp_path / "ca.pem").write_text("not a certificate\n")
-    result = harness.run("--ca-cert", "ca.pem", "whoami")
+    new_harness.connect = connect
+    (new_harness.tmp_path / "ca.pem").write_text("not a certificate\n")
+    result = new_harness.run("--ca-cert", "ca.pem", "whoami")
     assert result.exit_code == ExitCode.USAGE
     assert "cannot load the CA certificate ca.pem" in _one_line_error(result.stderr)
 
@@ -204,7 +257,7 @@ def test_local_file_errors_exit_1_naming_the_file(
     harness: CliHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An OSError on a local file exits 1 with the path and the system's reason."""
-    missing = harness.run("version", "download", "m", "1", "-o", "no-such-folder/out.bin")
+    missing = harness.run("version", "download", MODEL_ID, "1", "-o", "no-such-folder/out.bin")
     assert missing.exit_code == 1
     assert _one_line_error(missing.stderr) == (
         "error: no-such-folder/out.bin.part: No such file or directory; check the path"
@@ -215,7 +268,7 @@ def test_local_file_errors_exit_1_naming_the_file(
 
     # A real permission error needs a non-root user, so the SDK's file opener refuses instead.
     monkeypatch.setattr(_files, "_open_binary", refuse)
-    result = harness.run("version", "download", "m", "1", "-o", "out.bin")
+    result = harness.run("version", "download", MODEL_ID, "1", "-o", "out.bin")
     assert result.exit_code == 1
     assert _one_line_error(result.stderr) == (
         "error: out.bin.part: Permission denied; check the permissions"
@@ -274,3 +327,18 @@ def test_every_sdk_error_class_is_converted() -> None:
 def test_unexpected_exceptions_are_not_hidden() -> None:
     """A programming error (not an expected failure) is not turned into a CliError."""
     assert from_exception(KeyError("bug")) is None
+
+
+def test_ctrl_c_in_any_command_exits_130_with_one_line(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a command waits for the server exits 130 with `error: interrupted`."""
+
+    async def stuck(self: FakeAuth, request: object) -> None:
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.Event().wait()  # the server never answers; Ctrl-C ends the wait
+
+    monkeypatch.setattr(FakeAuth, "get_current_user", stuck)
+    result = harness.run("whoami")
+    assert result.exit_code == 130
+    assert result.stderr == "error: interrupted\n"

@@ -7,16 +7,17 @@ clipboard), OSC 0 (set the window title), CSI and bidi overrides.
 
 import json
 import unicodedata
-from pathlib import Path
 
 import pytest
-from cli_testing import CREATED, FOLDER_ID, MODEL_ID, CliHarness
+from cli_testing import CREATED, FOLDER_ID, MODEL_ID, UNKNOWN_ID, CliHarness
 from grpclib.const import Status
 from rpc_testing import grpc_error
 
 from modelcatalog import v1
 from modelcatalog._text import printable, printable_json
 from modelcatalog.cli import _output
+
+pytest_plugins = ["cli_fixtures"]
 
 MARKUP = "[/]"
 CLIPBOARD = "\x1b]52;c;Y3VybCBldmlsLnNoIHwgc2g=\x07"
@@ -27,10 +28,8 @@ RAW = ("\x1b", "\x07", "\x9b", "\x7f", "\u202e")
 
 
 @pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
+def harness(harness: CliHarness) -> CliHarness:
     """alice is logged in and sees mallory's folder, model and version."""
-    harness = CliHarness(monkeypatch, tmp_path)
-    assert harness.login().exit_code == 0
     harness.backend.folders.append(
         v1.Folder(
             id=FOLDER_ID,
@@ -158,7 +157,9 @@ def test_server_error_messages_are_escaped(harness: CliHarness) -> None:
 
 def test_the_shell_prints_other_users_text_safely(harness: CliHarness) -> None:
     """Inside `modelcatalog shell` the same views and errors stay safe."""
-    result = harness.run("shell", input=f"folder list\nmodel show {MODEL_ID}\nmodel show nope\n")
+    result = harness.run(
+        "shell", input=f"folder list\nmodel show {MODEL_ID}\nmodel show {UNKNOWN_ID}\n"
+    )
     assert MARKUP in result.stdout
     assert "\\x1b]0;title\\x07" in result.stdout
     assert result.stderr.startswith("error:")

@@ -1,21 +1,15 @@
 """`modelcatalog shell`: the same command tree behind a prompt, from a pipe or a terminal."""
 
 import stat
-from pathlib import Path
 
 import pytest
-from cli_testing import FOLDER_ID, CliHarness
+from cli_testing import FOLDER_ID, UNKNOWN_ID, CliHarness
 from grpclib.const import Status
 from rpc_testing import grpc_error
 
-from modelcatalog.cli import _app, _shell
+from modelcatalog.cli import _shell, cli
 
-
-@pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
-    harness = CliHarness(monkeypatch, tmp_path)
-    assert harness.login().exit_code == 0
-    return harness
+pytest_plugins = ["cli_fixtures"]
 
 
 def test_piped_commands_run_in_turn_and_exit_0(harness: CliHarness) -> None:
@@ -32,7 +26,9 @@ def test_piped_commands_run_in_turn_and_exit_0(harness: CliHarness) -> None:
 def test_errors_do_not_stop_the_shell_and_set_its_status(harness: CliHarness) -> None:
     """A failing command prints its one-line error, later lines still run, status is the last."""
     harness.backend.folders.clear()
-    result = harness.run("shell", input="folder show nope\nwhoami\nfolder show nope\n")
+    result = harness.run(
+        "shell", input=f"folder show {UNKNOWN_ID}\nwhoami\nfolder show {UNKNOWN_ID}\n"
+    )
     assert result.exit_code == 4
     assert result.stderr.count("error: ") == 2
     assert "alice" in result.stdout
@@ -54,7 +50,7 @@ def test_help_exit_and_bad_lines(harness: CliHarness) -> None:
 def test_exit_with_a_status(harness: CliHarness) -> None:
     """`exit N` ends the shell with status N."""
     assert harness.run("shell", input="exit 3\n").exit_code == 3
-    assert harness.run("shell", input="folder show nope\nexit 0\n").exit_code == 0
+    assert harness.run("shell", input=f"folder show {UNKNOWN_ID}\nexit 0\n").exit_code == 0
 
 
 def test_flags_on_one_line_do_not_leak_into_the_next(harness: CliHarness) -> None:
@@ -92,7 +88,7 @@ def test_interactive_mode_keeps_history_with_mode_0600(
     readline.add_history("whoami")
     history = harness.tmp_path / "history"
     status = _shell.run_shell(
-        _app.cli, lambda: _app.State(in_shell=True), interactive=True, history_path=history
+        cli, lambda: harness.state(in_shell=True), interactive=True, history_path=history
     )
     assert status == 0
     assert prompts == [_shell.PROMPT, _shell.PROMPT]
@@ -112,6 +108,6 @@ def test_ctrl_d_leaves_the_interactive_shell(
     monkeypatch.setattr("builtins.input", eof)
     history = harness.tmp_path / "history"
     status = _shell.run_shell(
-        _app.cli, lambda: _app.State(in_shell=True), interactive=True, history_path=history
+        cli, lambda: harness.state(in_shell=True), interactive=True, history_path=history
     )
     assert status == 0

@@ -87,6 +87,7 @@ def run_cli(tmp_path: Path) -> Callable[..., Run]:
 @pytest.mark.parametrize(
     "args",
     [
+        [],
         ["--help"],
         ["--version"],
         ["model", "list", "--help"],
@@ -95,14 +96,18 @@ def run_cli(tmp_path: Path) -> Callable[..., Run]:
     ],
 )
 def test_help_and_version_load_no_sdk(run_cli: Callable[..., Run], args: list[str]) -> None:
-    """--help (root and commands) and --version print without loading the SDK, Rich or asyncio."""
+    """Help (root alone, --help, commands) and --version print without loading the SDK, Rich
+    or asyncio."""
     run = run_cli(*args)
     assert run.exit_code == 0
     assert run.stdout.strip()
     assert run.loaded(SDK_STACK + LATE_EXTRAS) == []
 
 
-@pytest.mark.parametrize("args", [["nope"], ["folder", "show"], ["model", "list", "--bogus"]])
+@pytest.mark.parametrize(
+    "args",
+    [["nope"], ["folder", "show"], ["model", "list", "--bogus"], ["model", "show", "not-an-id"]],
+)
 def test_usage_errors_load_no_sdk(run_cli: Callable[..., Run], args: list[str]) -> None:
     """A usage error exits 2 without loading the SDK, Rich or asyncio."""
     run = run_cli(*args)

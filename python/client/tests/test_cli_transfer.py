@@ -3,6 +3,7 @@
 import fcntl
 import hashlib
 import json
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,14 +15,15 @@ from modelcatalog import ProgressCallback
 from modelcatalog._transport import CHUNK_SIZE
 from modelcatalog.cli import _output
 
+pytest_plugins = ["cli_fixtures"]
+
 PAYLOAD = b"weights" * 1000
 
 
 @pytest.fixture
-def harness(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliHarness:
-    harness = CliHarness(monkeypatch, tmp_path)
-    assert harness.login().exit_code == 0
-    (tmp_path / "resnet50.onnx").write_bytes(PAYLOAD)
+def harness(harness: CliHarness) -> CliHarness:
+    """alice is logged in, with resnet50.onnx in the current folder."""
+    (harness.tmp_path / "resnet50.onnx").write_bytes(PAYLOAD)
     return harness
 
 
@@ -220,3 +222,55 @@ def test_version_list_table(harness: CliHarness) -> None:
     assert first.split()[0] == "2"
     assert second.split()[0] == "1"
     assert hashlib.sha256(PAYLOAD).hexdigest()[:12] in first
+
+
+@contextmanager
+def _ctrl_c_progress(
+    description: str, *, enabled: bool, total: int | None = None
+) -> Iterator[ProgressCallback]:
+    """A progress callback that sends this process SIGINT (Ctrl-C) once bytes have moved."""
+
+    def progress(done: int, total: int | None) -> None:
+        if done:
+            signal.raise_signal(signal.SIGINT)
+
+    yield progress
+
+
+def test_ctrl_c_during_download_exits_130_and_rerunning_resumes(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C mid-download exits 130 with one line saying the same command resumes; it does."""
+    data = b"w" * (CHUNK_SIZE + 100)
+    (harness.tmp_path / "big.onnx").write_bytes(data)
+    harness.run("version", "upload", MODEL_ID, "big.onnx")
+    real = _output.transfer_progress
+    monkeypatch.setattr(_output, "transfer_progress", _ctrl_c_progress)
+    interrupted = harness.run("version", "download", MODEL_ID, "1", "-o", "copy.onnx")
+    assert interrupted.exit_code == 130
+    assert interrupted.stderr == (
+        "error: interrupted; the bytes received are kept, run the same command again to resume"
+        " the download\n"
+    )
+    kept = (harness.tmp_path / "copy.onnx.part").stat().st_size
+    assert kept >= CHUNK_SIZE  # a write under way when Ctrl-C came may still land
+    monkeypatch.setattr(_output, "transfer_progress", real)
+    resumed = harness.run("version", "download", MODEL_ID, "1", "-o", "copy.onnx")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert harness.backend.transfers[-1]["offset"] == kept
+    assert (harness.tmp_path / "copy.onnx").read_bytes() == data
+
+
+def test_ctrl_c_during_upload_exits_130_and_stores_nothing(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C mid-upload exits 130 with one line, not Click's `Aborted!`; no version is made."""
+    (harness.tmp_path / "big.onnx").write_bytes(b"w" * (CHUNK_SIZE + 100))
+    monkeypatch.setattr(_output, "transfer_progress", _ctrl_c_progress)
+    result = harness.run("version", "upload", MODEL_ID, "big.onnx")
+    assert result.exit_code == 130
+    assert result.stderr == (
+        "error: interrupted; the upload stored nothing, run the same command again to upload"
+        " the file\n"
+    )
+    assert harness.backend.versions == []

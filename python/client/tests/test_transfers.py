@@ -151,7 +151,9 @@ async def test_round_trip_is_byte_identical(
     destination = tmp_path / "copy.onnx"
     downloaded = await client.download("m1", uploaded.version, destination)
     assert destination.read_bytes() == data
-    assert downloaded.sha256 == uploaded.sha256 == hashlib.sha256(data).hexdigest()
+    assert downloaded.path == destination
+    assert downloaded.version.sha256 == uploaded.sha256 == hashlib.sha256(data).hexdigest()
+    assert downloaded.resumed_from == 0
     assert not (tmp_path / "copy.onnx.part").exists()
 
 
@@ -327,11 +329,13 @@ async def test_upload_rejected_mid_stream_raises_the_typed_error(
 async def test_download_progress_rises_to_the_total(
     client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
-    """Download progress is reported after every chunk, rising to (size, size)."""
+    """Download progress is reported as the stream starts, then after every chunk up to the size."""
     fake.store(data)
     progress = Progress()
     await client.download("m1", 1, tmp_path / "out", progress=progress)
-    assert len(progress.calls) == 4
+    assert len(progress.calls) == 5
+    assert progress.calls[0] == (0, SIZE)
+    del progress.calls[0]
     _assert_progress(progress, 0, SIZE)
 
 
@@ -343,10 +347,13 @@ async def test_download_resumes_from_a_correct_part_file(
     kept = CHUNK_SIZE + 999
     (tmp_path / "out.part").write_bytes(data[:kept])
     progress = Progress()
-    await client.download("m1", 1, tmp_path / "out", progress=progress)
+    downloaded = await client.download("m1", 1, tmp_path / "out", progress=progress)
     assert fake.offsets == [kept]
+    assert downloaded.resumed_from == kept
     assert (tmp_path / "out").read_bytes() == data
     assert not (tmp_path / "out.part").exists()
+    assert progress.calls[0] == (kept, SIZE)  # before the first chunk: this resumes
+    del progress.calls[0]
     _assert_progress(progress, kept, SIZE)
 
 
@@ -385,7 +392,8 @@ async def test_part_file_of_another_version_is_dropped_and_downloaded_again(
     version = fake.store(data)
     (tmp_path / "out.part").write_bytes(fake.files[other.version][:1000])
     downloaded = await client.download("m1", version.version, tmp_path / "out")
-    assert downloaded.version == version.version
+    assert downloaded.version.version == version.version
+    assert downloaded.resumed_from == 0  # the kept bytes were dropped
     assert fake.offsets == [1000, 0]
     assert (tmp_path / "out").read_bytes() == data
     assert not (tmp_path / "out.part").exists()

@@ -14,7 +14,7 @@ from importlib import import_module as _import_module
 
 if _typing.TYPE_CHECKING:
     from . import v1, wire
-    from ._client import AsyncClient, ProgressCallback
+    from ._client import AsyncClient, DownloadedFile, ProgressCallback
     from ._exceptions import (
         AlreadyExists,
         Cancelled,
@@ -41,6 +41,7 @@ __all__ = [
     "Cancelled",
     "DataLoss",
     "DeadlineExceeded",
+    "DownloadedFile",
     "FailedPrecondition",
     "InvalidArgument",
     "ModelCatalogError",
@@ -60,11 +61,13 @@ __all__ = [
 
 _HOMES = {
     "AsyncClient": "._client",
+    "DownloadedFile": "._client",
     "ProgressCallback": "._client",
     **{
         name: "._exceptions"
         for name in __all__
-        if name not in {"AsyncClient", "ProgressCallback", "__version__", "v1", "wire"}
+        if name
+        not in {"AsyncClient", "DownloadedFile", "ProgressCallback", "__version__", "v1", "wire"}
     },
 }
 """The module each lazily imported name of ``__all__`` (except the subpackages) lives in."""

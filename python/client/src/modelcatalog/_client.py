@@ -14,6 +14,8 @@ from collections.abc import (
     Mapping,
 )
 from contextlib import aclosing, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol, Self, TypeVar, cast
 
@@ -45,6 +47,20 @@ from ._transport import from_grpc_error, open_channel
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(bytes_done, total_bytes)`` after each chunk of a transfer; the total is
 ``None`` when it is unknown (an upload from a stream that cannot seek)."""
+
+
+@dataclass(frozen=True)
+class DownloadedFile:
+    """What ``download`` saved: where, which version, and whether it resumed."""
+
+    path: Path
+    """The file the version was saved as: ``destination`` itself, or inside that folder under
+    the version's file name."""
+    version: v1.ModelVersion
+    """The version's metadata, whose size and SHA-256 the saved file has."""
+    resumed_from: int
+    """How many bytes of an earlier, interrupted download were kept (0 when it started over)."""
+
 
 UPLOAD_ROUTE = "/modelcatalog.v1.ModelService/UploadModelVersion"
 
@@ -448,7 +464,7 @@ class AsyncClient:
         resume: bool = True,
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
-    ) -> v1.ModelVersion:
+    ) -> DownloadedFile:
         """Save a version's file at ``destination``, verified, streamed without a deadline.
 
         Bytes go to ``<destination>.part`` first; only a file whose size and SHA-256 match the
@@ -462,7 +478,8 @@ class AsyncClient:
         name (its last component; a name starting with "." becomes ``<model_id>-v<version>``)
         and an existing file of that name is kept, raising ``FileExistsError``, unless
         ``overwrite=True``. A file path as ``destination`` is always replaced. ``progress``
-        gets ``(bytes_have, total)`` after each chunk, counting resumed bytes.
+        gets ``(bytes_have, total)`` once the stream starts and after each chunk, counting
+        resumed bytes. Returns where the file was saved, with the version's metadata.
         """
         target = os.fspath(destination)
         replace = True
@@ -474,34 +491,36 @@ class AsyncClient:
                 raise destination_exists(target)
         async with PartialDownload(target, resume=resume, replace=replace) as part:
             request = v1.DownloadModelVersionRequest(model_id=model_id, version=version)
-            metadata = await self._fill(request, part, progress)
+            metadata, resumed_from = await self._fill(request, part, progress)
             await part.commit(metadata)
-        return metadata
+        return DownloadedFile(Path(target), metadata, resumed_from)
 
     async def _fill(
         self,
         request: v1.DownloadModelVersionRequest,
         part: PartialDownload,
         progress: ProgressCallback | None,
-    ) -> v1.ModelVersion:
-        """Download the rest of the version into ``part``; return the version's metadata.
+    ) -> tuple[v1.ModelVersion, int]:
+        """Download the rest of the version into ``part``; return the version's metadata and
+        how many kept bytes it resumed from.
 
         Kept bytes that are not the start of this version's file (longer than it, answered
         with ``OutOfRange``, or ending with the wrong digest, e.g. a leftover of another
         version) are dropped and the download is done again from offset 0, once.
         """
-        if part.size:
-            request.offset = part.size
+        kept = part.size
+        if kept:
+            request.offset = kept
             try:
                 metadata = await self._receive(request, part, progress)
             except OutOfRange:
                 pass
             else:
                 if part.holds(metadata):
-                    return metadata
+                    return metadata, kept
             await part.restart()
             request.offset = 0
-        return await self._receive(request, part, progress)
+        return await self._receive(request, part, progress), 0
 
     async def _receive(
         self,
@@ -516,6 +535,8 @@ class AsyncClient:
                 raise ServerError(
                     StatusCode.UNKNOWN, "the download did not start with the metadata"
                 )
+            if progress is not None:
+                progress(part.size, first.version.size_bytes)
             async for response in stream:
                 await part.append(response.chunk)
                 if progress is not None:

@@ -32,6 +32,8 @@ class ExitCode(IntEnum):
     CONFLICT = 6
     CONNECTION = 7
     DATA_LOSS = 8
+    INTERRUPTED = 130
+    """Ctrl-C, as shells report a command ended by SIGINT (128 + 2)."""
 
 
 EXIT_CODES_HELP = """\b
@@ -44,7 +46,8 @@ Exit codes:
   5  not found (user or version)
   6  already exists, or conflicts with the current state
   7  cannot reach the server (connection, TLS, timeout)
-  8  data loss (checksum mismatch)"""
+  8  data loss (checksum mismatch)
+  130  interrupted (Ctrl-C)"""
 
 
 class CliError(click.ClickException):

@@ -3,8 +3,9 @@
 Much of what the CLI prints is other users' text (names, descriptions, labels, the server's
 error messages), so it is never read as Rich markup (a folder named ``[/]`` shows as such)
 and its control and bidi characters are written as escapes (``\\x1b``, ``\\u202e``) by
-``modelcatalog._text``, so it cannot steer the terminal. Commands print with ``echo``,
-``table``, ``details`` and ``print_json`` from here; ``_errors`` escapes errors the same way.
+``modelcatalog._text``, so it cannot steer the terminal. Commands print only through
+this module: ``listing`` (a table, or JSON with ``--json``), ``show`` (one resource),
+``created``, ``echo`` and ``print_json``; ``_errors`` escapes errors the same way.
 
 JSON comes from betterproto's ``to_pydict`` with snake_case keys and every field present, so
 the keys are the contract's field names and never depend on a value being set; timestamps
@@ -20,10 +21,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import click
 
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.text import Text
 
-    from .. import ProgressCallback
+    from .. import ProgressCallback, v1
+
+_Item = TypeVar("_Item")
 
 _WIDE = 240
 """Console width when stdout is not a terminal, so piped tables are not squeezed."""
@@ -61,6 +64,45 @@ def jsonable(value: Any) -> Any:
 def print_json(value: Any) -> None:
     """Print a message, a list of messages or plain data as indented JSON on stdout."""
     click.echo(printable_json(json.dumps(jsonable(value), indent=2, ensure_ascii=False)))
+
+
+def listing(
+    items: Sequence[_Item],
+    as_json: bool,
+    columns: Sequence[str],
+    row: Callable[[_Item], Sequence[str]],
+    *,
+    empty: str,
+) -> None:
+    """Print a list: JSON with ``--json``, else a table of one ``row`` per item (or ``empty``)."""
+    if as_json:
+        print_json(items)
+    else:
+        table(columns, map(row, items), empty=empty)
+
+
+def show(found: Any, pairs: Iterable[tuple[str, str]], as_json: bool) -> None:
+    """Print one resource (a message or plain data): its JSON with ``--json``, else its
+    ``pairs`` as aligned lines."""
+    if as_json:
+        print_json(found)
+    else:
+        details(pairs)
+
+
+def created(
+    kind: str, item: v1.Folder | v1.Model, as_json: bool, id_only: bool, *, existed: bool = False
+) -> None:
+    """Report a created (or, with ``--exist-ok``, ``existed``) folder or model: JSON, only its
+    id (``--id-only``), or a sentence."""
+    if as_json:
+        print_json(item)
+    elif id_only:
+        echo(item.id)
+    elif existed:
+        echo(f"The {kind} {item.name} exists already: {item.id}")
+    else:
+        echo(f"Created {kind} {item.name}: {item.id}")
 
 
 def echo(message: str, *, err: bool = False) -> None:

@@ -1,0 +1,186 @@
+"""Account commands: ``signup``, ``login``, ``logout`` and ``whoami``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import click
+
+from . import _context as context
+from . import _output as out
+from ._config import ENV_TOKEN, Overrides, Profile, config_path, load_profile, resolve, save_profile
+from ._errors import CliError, ExitCode
+from ._root import connection_options, examples, exist_ok_option, json_option
+
+if TYPE_CHECKING:
+    from .. import AsyncClient, v1
+
+LOGOUT_TIMEOUT_SECONDS = 10.0
+"""How long logout waits for the server to revoke the token before forgetting it anyway."""
+
+
+def _read_password(from_stdin: bool, *, confirm: bool) -> str:
+    """The password: one line of stdin with ``--password-stdin``, else a hidden prompt."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line.removesuffix("\n").removesuffix("\r")
+        if not password:
+            raise click.UsageError("--password-stdin read no password; pipe it in, one line")
+        return password
+    return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+
+
+@click.command(
+    epilog=examples(
+        "modelcatalog signup alice",
+        "printf '%s\\n' \"$PASSWORD\" | modelcatalog signup alice --password-stdin",
+        "modelcatalog signup alice --exist-ok",
+    )
+)
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin.")
+@exist_ok_option(
+    "If the username is taken, succeed when the password signs in to that account (and fail"
+    " when it does not)."
+)
+@connection_options
+@json_option
+@click.pass_context
+def signup(
+    ctx: click.Context, username: str, password_stdin: bool, exist_ok: bool, as_json: bool
+) -> None:
+    """Create an account (it does not log in).
+
+    Usernames have 3-64 characters: lowercase letters, digits, '.', '_' and '-'. Passwords
+    have 8 characters to 72 bytes. Without --password-stdin the password is asked twice,
+    hidden.
+    """
+    settings = context.settings(ctx, keep_token=False)
+    password = _read_password(password_stdin, confirm=True)
+
+    async def sign_up(client: AsyncClient) -> tuple[v1.User, bool]:
+        """The account, and whether it existed already."""
+        from .. import AlreadyExists, Unauthenticated
+
+        try:
+            return await client.sign_up(username, password), False
+        except AlreadyExists:
+            if not exist_ok:
+                raise
+        try:
+            return (await client.sign_in(username, password)).user, True
+        except Unauthenticated as error:
+            raise CliError(
+                f"the username {username!r} is taken and this password does not sign in to"
+                " it; choose another username, or give that account's password",
+                ExitCode.CONFLICT,
+            ) from error
+
+    user, existed = context.run(ctx, settings, sign_up)
+    if as_json:
+        out.print_json(user)
+        return
+    if existed:
+        out.echo(f"The account {user.username} exists already on {settings.server}.")
+    else:
+        out.echo(f"Created account {user.username} on {settings.server}.")
+    out.echo(f"Next: {context.state(ctx).login_command()} {user.username}", err=True)
+
+
+@click.command(
+    epilog=examples(
+        "modelcatalog login alice --ca-cert modelcatalog-data/tls/server.crt",
+        "modelcatalog login alice --server models.example.com:443",
+        "printf '%s\\n' \"$PASSWORD\" | modelcatalog login alice --password-stdin",
+    )
+)
+@click.argument("username", required=False)
+@click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin.")
+@connection_options
+@json_option
+@click.pass_context
+def login(ctx: click.Context, username: str | None, password_stdin: bool, as_json: bool) -> None:
+    """Sign in and save the token for later commands.
+
+    The token is saved with the server address and the CA certificate path (made absolute)
+    in the config file, written atomically with mode 0600. Without USERNAME it is asked
+    for; without --password-stdin the password is asked for, hidden.
+    """
+    settings = context.settings(ctx, keep_token=False)
+    if username is None:
+        if password_stdin:
+            raise click.UsageError("give USERNAME when the password comes from stdin")
+        username = click.prompt("Username", default=settings.username)
+    password = _read_password(password_stdin, confirm=False)
+    response = context.run(ctx, settings, lambda client: client.sign_in(username, password))
+    profile = Profile(
+        server=settings.server,
+        ca_cert=os.path.abspath(settings.ca_cert) if settings.ca_cert else None,
+        insecure=settings.insecure,
+        username=response.user.username or username,
+        token=response.access_token,
+    )
+    save_profile(settings.config_path, profile)
+    if as_json:
+        out.print_json(response.user)
+    else:
+        expires = out.timestamp(response.expire_time) if response.expire_time else ""
+        until = f"; the token is valid until {expires}" if expires else ""
+        out.echo(f"Logged in to {settings.server} as {profile.username}{until}.")
+        out.echo(f"Saved to {settings.config_path}.", err=True)
+    if os.environ.get(ENV_TOKEN):
+        out.echo(f"note: {ENV_TOKEN} is set and overrides the saved token", err=True)
+
+
+@click.command(epilog=examples("modelcatalog logout"))
+@click.pass_context
+def logout(ctx: click.Context) -> None:
+    """Sign out: revoke the saved token on the server and forget it.
+
+    The token is forgotten even when the server cannot be reached; it then stays valid until
+    it expires, and logout says so. The saved server address and CA certificate stay.
+    """
+    from .. import ModelCatalogError, Unauthenticated
+
+    path = config_path()
+    profile = load_profile(path)
+    if profile.token is None:
+        out.echo("Not logged in.")
+        return
+    saved = resolve(Overrides(), profile, path, environ={})
+    settings = replace(saved, timeout=LOGOUT_TIMEOUT_SECONDS)
+    try:
+        context.run(ctx, settings, lambda client: client.sign_out())
+        outcome = "the server revoked the token"
+    except Unauthenticated:
+        outcome = "the token had already expired or been revoked"
+    except (ModelCatalogError, OSError, ValueError) as error:
+        outcome = ""
+        out.echo(
+            f"warning: could not revoke the token on {settings.server} ({error}); it stays"
+            " valid until it expires",
+            err=True,
+        )
+    save_profile(path, replace(profile, token=None, username=None))
+    done = f"; {outcome}" if outcome else ""
+    out.echo(f"Logged out of {settings.server}{done}; removed the token from {path}.")
+
+
+@click.command(epilog=examples("modelcatalog whoami", "modelcatalog whoami --json"))
+@connection_options
+@json_option
+@click.pass_context
+def whoami(ctx: click.Context, as_json: bool) -> None:
+    """Show the account the token belongs to, and the server it is for."""
+    settings = context.settings(ctx)
+    user = context.run(ctx, settings, lambda client: client.get_current_user())
+    pairs = [
+        ("username", user.username),
+        ("id", user.id),
+        ("created", out.timestamp(user.create_time)),
+        ("server", settings.server),
+    ]
+    out.show({**out.jsonable(user), "server": settings.server}, pairs, as_json)

@@ -1,0 +1,113 @@
+"""What a command run knows beyond its own arguments, and how it gets a client.
+
+Each command resolves its settings (flags, ``MODELCATALOG_*`` variables, the config file),
+opens a client with the ``connect`` factory of the run's ``State`` (Click's ``ctx.obj``; tests
+pass one over an in-memory channel, e.g. ``cli.main(obj=State(connect=...))``) and runs its SDK
+calls in one ``asyncio.run``.
+
+The SDK and asyncio are imported inside the functions that use them, never at the top (see
+``modelcatalog.cli``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
+
+import click
+
+from ._config import Overrides, Settings, config_path, load_profile, resolve
+from ._errors import CliError, ExitCode
+
+if TYPE_CHECKING:
+    from .. import AsyncClient
+
+_T = TypeVar("_T")
+
+ClientFactory = Callable[[Settings], AbstractAsyncContextManager["AsyncClient"]]
+
+
+@asynccontextmanager
+async def connect(settings: Settings) -> AsyncIterator[AsyncClient]:
+    """A real ``AsyncClient`` for the settings, closed when the command is done."""
+    from .. import AsyncClient
+
+    client = AsyncClient(
+        settings.server,
+        ca_cert=settings.ca_cert,
+        insecure=settings.insecure,
+        token=settings.token,
+        timeout=settings.timeout,
+    )
+    async with client:
+        yield client
+
+
+@dataclass
+class State:
+    """What a command run knows beyond its own arguments (Click's ``ctx.obj``)."""
+
+    overrides: Overrides = field(default_factory=Overrides)
+    in_shell: bool = False
+    settings: Settings | None = None
+    connect: ClientFactory = connect
+    """How commands get a client for their settings."""
+
+    def login_command(self) -> str:
+        """How to sign in again to the server this command used, for hints."""
+        command = "login" if self.in_shell else "modelcatalog login"
+        server = self.overrides.server
+        return f"{command} --server {server}" if server else command
+
+    def for_shell_line(self) -> State:
+        """A fresh state for one line of the shell: the shell's flags and client, no more."""
+        return State(
+            overrides=self.overrides.merged(Overrides()), in_shell=True, connect=self.connect
+        )
+
+
+def state(ctx: click.Context) -> State:
+    """The run's ``State``, made on first use."""
+    return ctx.ensure_object(State)
+
+
+def settings(ctx: click.Context, *, keep_token: bool = True) -> Settings:
+    """The settings for this command; remembered for the error hints."""
+    current = state(ctx)
+    path = config_path()
+    resolved = resolve(
+        current.overrides,
+        load_profile(path),
+        path,
+        use_token=keep_token,
+        login=current.login_command(),
+    )
+    current.settings = resolved
+    if resolved.ca_cert is not None and not os.path.isfile(resolved.ca_cert):
+        raise CliError(
+            f"CA certificate {resolved.ca_cert} does not exist; pass --ca-cert with the"
+            " server's certificate (<server data dir>/tls/server.crt)",
+            ExitCode.USAGE,
+        )
+    return resolved
+
+
+def run(ctx: click.Context, settings: Settings, call: Callable[[AsyncClient], Awaitable[_T]]) -> _T:
+    """Open the run's client, run ``call`` with it in a fresh event loop, and close it."""
+    import asyncio
+
+    connect_client = state(ctx).connect
+
+    async def session() -> _T:
+        async with connect_client(settings) as client:
+            return await call(client)
+
+    return asyncio.run(session())
+
+
+async def collect(items: AsyncIterator[_T]) -> list[_T]:
+    """All items of an async iterator (e.g. every page of a list call)."""
+    return [item async for item in items]

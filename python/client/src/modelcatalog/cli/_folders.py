@@ -1,0 +1,205 @@
+"""The ``folder`` commands: create, list, show, and share folders, or leave them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from . import _context as context
+from . import _output as out
+from ._root import (
+    CONTEXT_SETTINGS,
+    Group,
+    connection_options,
+    examples,
+    exist_ok_option,
+    id_argument,
+    id_only_option,
+    json_option,
+)
+
+if TYPE_CHECKING:
+    from .. import AsyncClient, v1
+
+ROLES = ("viewer", "editor", "owner")
+
+
+@click.group(
+    cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog folder list")
+)
+def folder() -> None:
+    """Create, list, share and leave folders."""
+
+
+def _folder_pairs(item: v1.Folder) -> list[tuple[str, str]]:
+    return [
+        ("id", item.id),
+        ("name", item.name),
+        ("description", item.description),
+        ("your role", out.enum_name(item.caller_role)),
+        ("creator", item.creator_username),
+        ("created", out.timestamp(item.create_time)),
+    ]
+
+
+@folder.command(
+    "create",
+    epilog=examples(
+        "modelcatalog folder create vision",
+        'modelcatalog folder create nlp --description "Language models"',
+        "FOLDER=$(modelcatalog folder create vision --id-only)",
+        "FOLDER=$(modelcatalog folder create vision --id-only --exist-ok)",
+    ),
+)
+@click.argument("name")
+@click.option("--description", default="", help="Free text, at most 4096 characters.")
+@exist_ok_option("If you created a folder of this name already, print that one instead of failing.")
+@connection_options
+@json_option
+@id_only_option
+@click.pass_context
+def folder_create(
+    ctx: click.Context, name: str, description: str, exist_ok: bool, as_json: bool, id_only: bool
+) -> None:
+    """Create a folder; you become its owner. Prints its id."""
+
+    async def create(client: AsyncClient) -> tuple[v1.Folder, bool]:
+        """The folder, and whether it existed already (a folder you created and still see)."""
+        from .. import AlreadyExists
+
+        try:
+            return await client.create_folder(name, description), False
+        except AlreadyExists:
+            if not exist_ok:
+                raise
+            me = (await client.get_current_user()).username
+            async for found in client.list_folders():
+                if found.name == name and found.creator_username == me:
+                    return found, True
+            raise
+
+    made, existed = context.run(ctx, context.settings(ctx), create)
+    out.created("folder", made, as_json, id_only, existed=existed)
+
+
+@folder.command(
+    "list", epilog=examples("modelcatalog folder list", "modelcatalog folder list --json")
+)
+@connection_options
+@json_option
+@click.pass_context
+def folder_list(ctx: click.Context, as_json: bool) -> None:
+    """List the folders you have a role in, oldest first."""
+    folders = context.run(
+        ctx, context.settings(ctx), lambda client: context.collect(client.list_folders())
+    )
+    out.listing(
+        folders,
+        as_json,
+        ["ID", "NAME", "ROLE", "CREATOR", "CREATED"],
+        lambda f: [
+            f.id,
+            f.name,
+            out.enum_name(f.caller_role),
+            f.creator_username,
+            out.timestamp(f.create_time),
+        ],
+        empty="no folders; create one with `modelcatalog folder create NAME`",
+    )
+
+
+@folder.command("show", epilog=examples("modelcatalog folder show FOLDER_ID"))
+@id_argument("folder_id")
+@connection_options
+@json_option
+@click.pass_context
+def folder_show(ctx: click.Context, folder_id: str, as_json: bool) -> None:
+    """Show one folder."""
+    found = context.run(ctx, context.settings(ctx), lambda client: client.get_folder(folder_id))
+    out.show(found, _folder_pairs(found), as_json)
+
+
+@folder.command(
+    "grant",
+    epilog=examples(
+        "modelcatalog folder grant FOLDER_ID bob viewer",
+        "modelcatalog folder grant FOLDER_ID carol owner",
+    ),
+)
+@id_argument("folder_id")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES, case_sensitive=False))
+@connection_options
+@json_option
+@click.pass_context
+def folder_grant(
+    ctx: click.Context, folder_id: str, username: str, role: str, as_json: bool
+) -> None:
+    """Give USERNAME a ROLE in a folder; owners only.
+
+    It replaces any role they had.
+
+    viewer: get, list, download. editor: also create models and upload versions. owner:
+    also grant and revoke.
+    """
+    member = context.run(
+        ctx,
+        context.settings(ctx),
+        lambda client: client.grant_folder_access(folder_id, username, role.lower()),
+    )
+    if as_json:
+        out.print_json(member)
+    else:
+        out.echo(f"{member.username} is now {out.enum_name(member.role)} of folder {folder_id}.")
+
+
+@folder.command("revoke", epilog=examples("modelcatalog folder revoke FOLDER_ID bob"))
+@id_argument("folder_id")
+@click.argument("username")
+@connection_options
+@click.pass_context
+def folder_revoke(ctx: click.Context, folder_id: str, username: str) -> None:
+    """Remove USERNAME's role in a folder; owners only (anyone may remove their own).
+
+    It succeeds if they had none. The folder's last owner cannot be removed.
+    """
+    context.run(
+        ctx, context.settings(ctx), lambda client: client.revoke_folder_access(folder_id, username)
+    )
+    out.echo(f"{username} has no role in folder {folder_id} any more.")
+
+
+@folder.command("leave", epilog=examples("modelcatalog folder leave FOLDER_ID"))
+@id_argument("folder_id")
+@connection_options
+@click.pass_context
+def folder_leave(ctx: click.Context, folder_id: str) -> None:
+    """Give up your own role in a folder, e.g. one shared with you that you do not want.
+
+    Any role may leave; the folder then no longer appears in your lists. Its last owner
+    cannot leave: make another user owner first.
+    """
+    context.run(ctx, context.settings(ctx), lambda client: client.leave_folder(folder_id))
+    out.echo(f"You left folder {folder_id}.")
+
+
+@folder.command("access", epilog=examples("modelcatalog folder access FOLDER_ID"))
+@id_argument("folder_id")
+@connection_options
+@json_option
+@click.pass_context
+def folder_access(ctx: click.Context, folder_id: str, as_json: bool) -> None:
+    """List who has which role in a folder."""
+    members = context.run(
+        ctx,
+        context.settings(ctx),
+        lambda client: context.collect(client.list_folder_access(folder_id)),
+    )
+    out.listing(
+        members,
+        as_json,
+        ["USERNAME", "ROLE", "USER ID", "SINCE"],
+        lambda m: [m.username, out.enum_name(m.role), m.user_id, out.timestamp(m.update_time)],
+        empty="nobody has access",
+    )
