@@ -34,6 +34,7 @@ from ._config import (
     Overrides,
     Profile,
     Settings,
+    check_ca_cert,
     config_path,
     load_profile,
     resolve,
@@ -109,12 +110,7 @@ def _settings(ctx: click.Context, *, keep_token: bool = True) -> Settings:
         login=state.login_command(),
     )
     state.settings = settings
-    if settings.ca_cert is not None and not os.path.isfile(settings.ca_cert):
-        raise CliError(
-            f"CA certificate {settings.ca_cert} does not exist; pass --ca-cert with the"
-            " server's certificate (<server data dir>/tls/server.crt)",
-            ExitCode.USAGE,
-        )
+    check_ca_cert(settings)
     return settings
 
 
@@ -159,6 +155,7 @@ class _RootGroup(_Group):
                 server=settings.server if settings else "the server",
                 login=state.login_command() if state else "modelcatalog login",
                 token_variable=ENV_TOKEN if settings and settings.token_from_env else None,
+                settings=settings,
             )
             if converted is None:
                 raise
