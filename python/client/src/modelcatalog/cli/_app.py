@@ -14,7 +14,6 @@ Click and this package (``python/client/tests/test_cli_startup.py`` guards it).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -41,6 +40,7 @@ from ._config import (
     save_profile,
 )
 from ._errors import EXIT_CODES_HELP, CliError, ExitCode, from_exception
+from ._password import read_password
 
 if TYPE_CHECKING:
     import betterproto
@@ -284,17 +284,6 @@ def cli(ctx: click.Context) -> None:
 # --- Accounts ---------------------------------------------------------------------------
 
 
-def _read_password(from_stdin: bool, *, confirm: bool) -> str:
-    """The password: one line of stdin with ``--password-stdin``, else a hidden prompt."""
-    if from_stdin:
-        line = sys.stdin.readline()
-        password = line.removesuffix("\n").removesuffix("\r")
-        if not password:
-            raise click.UsageError("--password-stdin read no password; pipe it in, one line")
-        return password
-    return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
-
-
 @cli.command(
     epilog=examples(
         "modelcatalog signup alice",
@@ -311,10 +300,10 @@ def signup(ctx: click.Context, username: str, password_stdin: bool, as_json: boo
 
     Usernames have 3-64 characters: lowercase letters, digits, '.', '_' and '-'. Passwords
     have 8 characters to 72 bytes. Without --password-stdin the password is asked twice,
-    hidden.
+    hidden, at a terminal; when stdin is not a terminal its first line is the password.
     """
     settings = _settings(ctx, keep_token=False)
-    password = _read_password(password_stdin, confirm=True)
+    password = read_password(password_stdin, confirm=True)
     user = _run(settings, lambda client: client.sign_up(username, password))
     if as_json:
         out.print_json(user)
@@ -340,14 +329,15 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, as_jso
 
     The token is saved with the server address and the CA certificate path (made absolute)
     in the config file, written atomically with mode 0600. Without USERNAME it is asked
-    for; without --password-stdin the password is asked for, hidden.
+    for; without --password-stdin the password is asked for, hidden, at a terminal; when stdin
+    is not a terminal its first line is the password.
     """
     settings = _settings(ctx, keep_token=False)
     if username is None:
         if password_stdin:
             raise click.UsageError("give USERNAME when the password comes from stdin")
         username = click.prompt("Username", default=settings.username)
-    password = _read_password(password_stdin, confirm=False)
+    password = read_password(password_stdin, confirm=False)
     response = _run(settings, lambda client: client.sign_in(username, password))
     profile = Profile(
         server=settings.server,

@@ -3,7 +3,8 @@
 Each line is split like a POSIX shell would (``shlex``) and run through the same Click
 command tree as the console script, so commands, help, errors and exit codes are the same.
 On a terminal the prompt has line editing and a history kept in the config folder; from a
-pipe the lines run in turn without a prompt.
+pipe the lines run in turn without a prompt, and a command reads a password from the pipe only
+with ``--password-stdin`` (the line after it).
 """
 
 import contextlib
@@ -20,6 +21,7 @@ import click
 from . import _output as out
 from ._config import HISTORY_FILE_NAME, config_dir
 from ._errors import ExitCode
+from ._password import stdin_holds_commands
 
 PROMPT = "modelcatalog> "
 HISTORY_LENGTH = 1000
@@ -102,7 +104,8 @@ def run_shell(
     if interactive is None:
         interactive = sys.stdin.isatty()
     if not interactive:
-        return _loop(root, new_obj, read=_read_piped)
+        with stdin_holds_commands():
+            return _loop(root, new_obj, read=_read_piped)
     history = _History(history_path or config_dir() / HISTORY_FILE_NAME)
     out.echo(INTRO)
     with history:
