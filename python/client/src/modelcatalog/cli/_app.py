@@ -24,6 +24,7 @@ import click
 
 from .. import __version__
 from . import _output as out
+from ._completion import completion
 from ._config import (
     DEFAULT_SERVER,
     ENV_CA_CERT,
@@ -916,6 +917,9 @@ def shell(ctx: click.Context) -> None:
     base = _state(ctx).overrides
     status = run_shell(cli, lambda: State(overrides=base.merged(Overrides()), in_shell=True))
     ctx.exit(status)
+
+
+cli.add_command(completion)
 
 
 def main(argv: Iterable[str] | None = None) -> None:
