@@ -7,7 +7,9 @@ The shell's own Tab completion (``_shell.completions``) asks Click the same way.
 
 import click
 
-from ._shell import COMPLETE_VAR, PROG_NAME
+PROG_NAME = "modelcatalog"
+COMPLETE_VAR = "_MODELCATALOG_COMPLETE"
+"""The variable Click's completion scripts set when they ask the program for completions."""
 
 SHELLS = ("bash", "zsh", "fish")
 

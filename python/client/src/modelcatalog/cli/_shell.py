@@ -21,14 +21,12 @@ from typing import Any
 import click
 
 from . import _output as out
+from ._completion import COMPLETE_VAR, PROG_NAME
 from ._config import HISTORY_FILE_NAME, config_dir
 from ._errors import ExitCode
 from ._password import stdin_holds_commands
 
 PROMPT = "modelcatalog> "
-PROG_NAME = "modelcatalog"
-COMPLETE_VAR = "_MODELCATALOG_COMPLETE"
-"""The variable Click's completion scripts set when they ask the program for completions."""
 HISTORY_LENGTH = 1000
 
 _EXIT_WORDS = frozenset({"exit", "quit"})
