@@ -38,6 +38,7 @@ def test_command_tree_is_complete() -> None:
         ("version",),
         *[("version", name) for name in ("upload", "download", "list", "show")],
         ("shell",),
+        ("completion",),
     }
 
 

@@ -231,14 +231,3 @@ def test_broken_config_file_is_one_line_error(new_harness: CliHarness) -> None:
     assert result.stderr.count("\n") == 1
     assert str(new_harness.config_file) in result.stderr
     assert "Traceback" not in result.output
-
-
-def test_missing_ca_certificate_is_a_usage_error(
-    new_harness: CliHarness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A MODELCATALOG_CA_CERT that does not exist gives exit 2 with a hint about --ca-cert."""
-    monkeypatch.setenv("MODELCATALOG_CA_CERT", str(new_harness.tmp_path / "missing.crt"))
-    result = new_harness.run("whoami")
-    assert result.exit_code == 2
-    assert "--ca-cert" in result.stderr
-    assert new_harness.backend.settings == []

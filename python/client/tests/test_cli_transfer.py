@@ -105,7 +105,7 @@ def test_progress_is_on_for_a_terminal_unless_quiet(
     harness.run("version", "download", MODEL_ID, "1", "-o", "b.onnx", "--json")
     assert bars == [True, False, False, False]
     assert "100%" in shown.stdout
-    assert "1.5/1.5 MiB" in shown.stdout  # bytes done / total
+    assert "1.5 MiB / 1.5 MiB" in shown.stdout  # bytes done / total
     assert "/s" in shown.stdout  # throughput
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ from . import _context as context
 from . import _output as out
 from ._config import ENV_TOKEN, Overrides, Profile, config_path, load_profile, resolve, save_profile
 from ._errors import CliError, ExitCode
+from ._password import read_password
 from ._root import connection_options, examples, exist_ok_option, json_option
 
 if TYPE_CHECKING:
@@ -20,17 +20,6 @@ if TYPE_CHECKING:
 
 LOGOUT_TIMEOUT_SECONDS = 10.0
 """How long logout waits for the server to revoke the token before forgetting it anyway."""
-
-
-def _read_password(from_stdin: bool, *, confirm: bool) -> str:
-    """The password: one line of stdin with ``--password-stdin``, else a hidden prompt."""
-    if from_stdin:
-        line = sys.stdin.readline()
-        password = line.removesuffix("\n").removesuffix("\r")
-        if not password:
-            raise click.UsageError("--password-stdin read no password; pipe it in, one line")
-        return password
-    return click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
 
 
 @click.command(
@@ -56,10 +45,10 @@ def signup(
 
     Usernames have 3-64 characters: lowercase letters, digits, '.', '_' and '-'. Passwords
     have 8 characters to 72 bytes. Without --password-stdin the password is asked twice,
-    hidden.
+    hidden, at a terminal; when stdin is not a terminal its first line is the password.
     """
     settings = context.settings(ctx, keep_token=False)
-    password = _read_password(password_stdin, confirm=True)
+    password = read_password(password_stdin, confirm=True)
 
     async def sign_up(client: AsyncClient) -> tuple[v1.User, bool]:
         """The account, and whether it existed already."""
@@ -107,14 +96,15 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, as_jso
 
     The token is saved with the server address and the CA certificate path (made absolute)
     in the config file, written atomically with mode 0600. Without USERNAME it is asked
-    for; without --password-stdin the password is asked for, hidden.
+    for; without --password-stdin the password is asked for, hidden, at a terminal; when stdin
+    is not a terminal its first line is the password.
     """
     settings = context.settings(ctx, keep_token=False)
     if username is None:
         if password_stdin:
             raise click.UsageError("give USERNAME when the password comes from stdin")
         username = click.prompt("Username", default=settings.username)
-    password = _read_password(password_stdin, confirm=False)
+    password = read_password(password_stdin, confirm=False)
     response = context.run(ctx, settings, lambda client: client.sign_in(username, password))
     profile = Profile(
         server=settings.server,

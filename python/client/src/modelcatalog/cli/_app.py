@@ -15,6 +15,7 @@ import click
 
 from . import _context as context
 from ._accounts import login, logout, signup, whoami
+from ._completion import completion
 from ._context import State
 from ._folders import folder
 from ._models import model
@@ -45,6 +46,9 @@ def shell(ctx: click.Context) -> None:
 
     status = run_shell(cli, context.state(ctx).for_shell_line)
     ctx.exit(status)
+
+
+cli.add_command(completion)
 
 
 def main(argv: Iterable[str] | None = None, obj: State | None = None) -> None:

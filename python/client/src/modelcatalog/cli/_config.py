@@ -7,9 +7,11 @@ written atomically (a temporary file in the same folder, then a rename) with mod
 folder of mode 0700, because the token is a credential.
 
 Precedence, highest first: command-line flag, ``MODELCATALOG_*`` variable, the file, the
-default. The saved CA certificate and token belong to the saved server: they are used only
-when the effective server is that server, so a token is never sent to another one. A token
-saved over TLS is never sent over plaintext either.
+default. ``Settings`` remembers where each value came from, so an error about a bad value
+names the flag, variable or file that gave it. The saved CA certificate and token belong to
+the saved server: they are used only when the effective server is that server (compared by
+``server_identity``, so ``localhost:50051`` finds a login made at ``127.0.0.1:50051``), so a
+token is never sent to another one. A token saved over TLS is never sent over plaintext either.
 """
 
 import contextlib
@@ -36,7 +38,15 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 class ConfigError(Exception):
-    """The config file or a ``MODELCATALOG_*`` variable cannot be used; the message says why."""
+    """The config file or a ``MODELCATALOG_*`` variable cannot be used; the message says why.
+
+    ``usage`` marks a value the user gave that is wrong (exit status 2), as opposed to a file
+    that cannot be read or used (1).
+    """
+
+    def __init__(self, message: str, *, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
 
 
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -134,6 +144,34 @@ def save_profile(path: Path, profile: Profile) -> None:
     fsync_dir(path.parent)
 
 
+def server_identity(address: str) -> str:
+    """The server an address names, for deciding whether a saved login belongs to it.
+
+    Host names count without case or a trailing dot, IP addresses in their canonical form,
+    ports by number, and every address of this machine (``localhost``, ``*.localhost``,
+    127.0.0.0/8, ``::1``, the unspecified ``0.0.0.0`` and ``::``) is one ``localhost``. No DNS
+    is asked (it would cost every command a lookup), so two names of one remote server count
+    as two servers. An address without a port gets the default one, like an invalid address
+    it is refused later, when connecting.
+    """
+    import ipaddress
+
+    host, colon, port = address.strip().rpartition(":")
+    if not colon or not port.isdecimal():
+        host, port = address.strip(), DEFAULT_SERVER.rpartition(":")[2]
+    host = host.removeprefix("[").removesuffix("]").rstrip(".").lower()
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        local = host == "localhost" or host.endswith(".localhost")
+    else:
+        mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+        ip = mapped or ip
+        local = ip.is_loopback or ip.is_unspecified
+        host = f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
+    return f"{'localhost' if local else host}:{int(port)}"
+
+
 def _env_bool(environ: Mapping[str, str], name: str) -> bool | None:
     value = environ.get(name)
     if value is None:
@@ -159,6 +197,30 @@ class Settings:
     timeout: float | None = 30.0
     token_from_env: bool = False
     """Whether ``token`` is ``MODELCATALOG_TOKEN``'s, which logging in again cannot replace."""
+    origins: Mapping[str, str] = field(default_factory=dict)
+    """Where each setting came from, by field name: ``"--ca-cert"``, ``"MODELCATALOG_CA_CERT"``,
+    ``"'ca_cert' in /home/me/.config/modelcatalog/config.json"``; absent for defaults."""
+
+    def origin(self, name: str) -> str | None:
+        """The flag, variable or file entry that gave setting ``name``; ``None`` if defaulted."""
+        return self.origins.get(name)
+
+
+def check_ca_cert(settings: Settings) -> None:
+    """Refuse a CA certificate path that is no file, naming where the path came from."""
+    path = settings.ca_cert
+    if path is None or os.path.isfile(path):
+        return
+    origin = settings.origin("ca_cert") or "--ca-cert"
+    where = "the server's certificate (<server data dir>/tls/server.crt)"
+    if origin.startswith("--"):
+        problem, fix = f"{origin} {path} does not exist", f"pass {where}"
+    elif origin.startswith("MODELCATALOG_"):
+        problem, fix = f"{origin}={path} does not exist", f"set it to {where}, or unset it"
+    else:
+        problem = f"the CA certificate {path} ({origin}) does not exist"
+        fix = f"log in again with --ca-cert and {where}"
+    raise ConfigError(f"{problem}; {fix}", usage=True)
 
 
 @dataclass
@@ -193,33 +255,60 @@ def resolve(
     TLS is refused over plaintext with a ``ConfigError`` whose hint names ``login``.
     """
     environ = os.environ if environ is None else environ
+    origins: dict[str, str] = {}
+    saved_in = f"in {path}"
+
+    def take(name: str, *sources: tuple[str, Any]) -> Any:
+        """The first given value of ``sources`` (origin, value), its origin remembered."""
+        for origin, value in sources:
+            if value is not None:
+                origins[name] = origin
+                return value
+        return None
+
     saved_server = profile.server or DEFAULT_SERVER
-    server = overrides.server or environ.get(ENV_SERVER) or saved_server
-    same_server = server == saved_server
+    server: str = (
+        take(
+            "server",
+            ("--server", overrides.server),
+            (ENV_SERVER, environ.get(ENV_SERVER) or None),
+            (f"'server' {saved_in}", profile.server),
+        )
+        or saved_server
+    )
+    same_server = server_identity(server) == server_identity(saved_server)
 
     # Plaintext or TLS is one choice: the most specific source that makes it wins. The CA
     # certificate is then the most specific one given, the saved one for the saved server.
     env_ca = environ.get(ENV_CA_CERT) or None
     env_insecure = _env_bool(environ, ENV_INSECURE)
-    plaintext_by, undo = "--insecure", "drop --insecure"
-    if overrides.insecure is not None:
-        insecure = overrides.insecure
-    elif overrides.ca_cert is not None:
-        insecure = False
-    elif env_insecure is not None:
-        insecure = env_insecure
+    insecure_flag = "--tls" if overrides.insecure is False else "--insecure"
+    insecure: bool = take(
+        "insecure",
+        (insecure_flag, overrides.insecure),
+        ("--ca-cert", False if overrides.ca_cert is not None else None),
+        (ENV_INSECURE, env_insecure),
+        (ENV_CA_CERT, False if env_ca is not None else None),
+        (f"'insecure' {saved_in}", profile.insecure if same_server else None),
+    )
+    insecure = bool(insecure)
+    ca_cert: str | None = None
+    if not insecure:
+        ca_cert = take(
+            "ca_cert",
+            ("--ca-cert", overrides.ca_cert),
+            (ENV_CA_CERT, env_ca),
+            (f"'ca_cert' {saved_in}", profile.ca_cert if same_server else None),
+        )
+    if origins.get("insecure") == ENV_INSECURE:
         plaintext_by, undo = f"{ENV_INSECURE}={environ[ENV_INSECURE]}", f"unset {ENV_INSECURE}"
-    elif env_ca is not None:
-        insecure = False
     else:
-        insecure = profile.insecure if same_server else False
-    saved_ca = profile.ca_cert if same_server else None
-    ca_cert = None if insecure else overrides.ca_cert or env_ca or saved_ca
+        plaintext_by, undo = "--insecure", "drop --insecure"
 
     env_token = (environ.get(ENV_TOKEN) or None) if use_token else None
     saved_token = profile.token if use_token and same_server else None
     if env_token is not None:
-        token: str | None = env_token.strip()
+        token: str | None = take("token", (ENV_TOKEN, env_token.strip()))
     elif saved_token and insecure and not profile.insecure:
         raise ConfigError(
             f"the saved login for {server} was made over TLS and its token is never sent over"
@@ -227,7 +316,7 @@ def resolve(
             f" `{login} --insecure`"
         )
     else:
-        token = saved_token
+        token = take("token", (f"'token' {saved_in}", saved_token))
     return Settings(
         server=server,
         ca_cert=ca_cert,
@@ -236,4 +325,5 @@ def resolve(
         username=profile.username if same_server else None,
         config_path=path,
         token_from_env=env_token is not None,
+        origins=origins,
     )

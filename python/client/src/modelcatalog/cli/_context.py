@@ -11,7 +11,6 @@ The SDK and asyncio are imported inside the functions that use them, never at th
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,8 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from ._config import Overrides, Settings, config_path, load_profile, resolve
-from ._errors import CliError, ExitCode
+from ._config import Overrides, Settings, check_ca_cert, config_path, load_profile, resolve
 
 if TYPE_CHECKING:
     from .. import AsyncClient
@@ -86,12 +84,7 @@ def settings(ctx: click.Context, *, keep_token: bool = True) -> Settings:
         login=current.login_command(),
     )
     current.settings = resolved
-    if resolved.ca_cert is not None and not os.path.isfile(resolved.ca_cert):
-        raise CliError(
-            f"CA certificate {resolved.ca_cert} does not exist; pass --ca-cert with the"
-            " server's certificate (<server data dir>/tls/server.crt)",
-            ExitCode.USAGE,
-        )
+    check_ca_cert(resolved)
     return resolved
 
 

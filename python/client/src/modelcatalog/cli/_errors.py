@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from .._text import printable
-from ._config import ConfigError
+from ._config import ConfigError, Settings
 
 if TYPE_CHECKING:
     from .. import ModelCatalogError
@@ -211,8 +211,13 @@ def from_exception(
     server: str = "the server",
     login: str = "modelcatalog login",
     token_variable: str | None = None,
+    settings: Settings | None = None,
 ) -> CliError | None:
-    """The ``CliError`` for an expected exception, or ``None`` for a bug (to show in full)."""
+    """The ``CliError`` for an expected exception, or ``None`` for a bug (to show in full).
+
+    With the command's ``settings``, a bad server address, CA certificate or token that the
+    SDK refuses is reported with the flag, variable or config file entry it came from.
+    """
     from .. import ModelCatalogError  # on failure only: it loads grpclib and protobuf
 
     if isinstance(error, CliError):
@@ -220,9 +225,10 @@ def from_exception(
     if isinstance(error, ModelCatalogError):
         return from_sdk_error(error, server=server, login=login, token_variable=token_variable)
     if isinstance(error, ConfigError):
-        return CliError(str(error), ExitCode.ERROR)
+        return CliError(str(error), ExitCode.USAGE if error.usage else ExitCode.ERROR)
     if isinstance(error, ValueError):
-        return CliError(f"invalid input: {error}", ExitCode.USAGE)
+        origin = _origin_of_refused_setting(error, settings) if settings else None
+        return CliError(f"{origin or 'invalid input'}: {error}", ExitCode.USAGE)
     if isinstance(error, BrokenPipeError):
         return None  # Click handles a closed stdout itself
     if isinstance(error, OSError):
@@ -234,4 +240,22 @@ def from_exception(
         else:
             hint = ""
         return CliError(f"{where}{error.strerror or error}{hint}", ExitCode.ERROR)
+    return None
+
+
+def _origin_of_refused_setting(error: ValueError, settings: Settings) -> str | None:
+    """Where the setting came from that the SDK refused when opening the client, if one was.
+
+    The SDK refuses a CA certificate it cannot load (raised from the ``ssl.SSLError``), a
+    malformed address (its message quotes the address) and a token that cannot be a header.
+    """
+    import ssl
+
+    text = str(error)
+    if isinstance(error.__cause__, ssl.SSLError) and settings.ca_cert is not None:
+        return settings.origin("ca_cert")
+    if repr(settings.server) in text:
+        return settings.origin("server") or f"the default server {settings.server}"
+    if settings.token is not None and "access token" in text:
+        return settings.origin("token")
     return None

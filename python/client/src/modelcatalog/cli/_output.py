@@ -206,43 +206,22 @@ def _print(renderable: RenderableType) -> None:
 
 @contextmanager
 def transfer_progress(
-    description: str, *, enabled: bool, total: int | None = None
+    description: str, *, enabled: bool, total: int | None = None, resumable: bool = False
 ) -> Iterator[ProgressCallback]:
-    """A callback for the SDK that drives a bar with bytes, throughput and ETA.
+    """A callback for the SDK that drives a bar with bytes, throughput and ETA (binary units).
 
     With ``enabled`` false (``--quiet``, or stdout not a terminal) the callback does nothing
-    and nothing is drawn.
+    and nothing is drawn. With ``resumable`` (downloads), a first call with bytes already done
+    prints ``resuming from 123.4 MiB of 953.7 MiB``: the SDK reports where it starts before the
+    first chunk.
     """
     if not enabled:
         yield _no_progress
         return
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    from ._progress import TransferBar
 
-    bar = Progress(
-        TextColumn("{task.description}", markup=False),
-        BarColumn(),
-        TaskProgressColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console(),
-        transient=False,
-    )
-    task = bar.add_task(printable(description), total=total)
-
-    def update(done: int, total_or_none: int | None) -> None:
-        bar.update(task, completed=done, total=total_or_none)
-
-    with bar:
-        yield update
+    with TransferBar(description, total=total, resumable=resumable) as bar:
+        yield bar
 
 
 def _no_progress(done: int, total: int | None) -> None:

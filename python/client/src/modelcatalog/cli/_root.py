@@ -83,6 +83,7 @@ class _RootGroup(Group):
                 server=settings.server if settings else "the server",
                 login=current.login_command() if current else "modelcatalog login",
                 token_variable=ENV_TOKEN if settings and settings.token_from_env else None,
+                settings=settings,
             )
             if converted is None:
                 raise

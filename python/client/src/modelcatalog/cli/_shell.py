@@ -2,8 +2,11 @@
 
 Each line is split like a POSIX shell would (``shlex``) and run through the same Click
 command tree as the console script, so commands, help, errors and exit codes are the same.
-On a terminal the prompt has line editing and a history kept in the config folder; from a
-pipe the lines run in turn without a prompt.
+On a terminal the prompt has line editing, a history kept in the config folder and Tab
+completion of commands, sub-commands, options and choices (Click's own completion, which also
+drives the bash/zsh/fish scripts of ``modelcatalog completion``). From a pipe the lines run
+in turn without a prompt, and a command reads a password from the pipe only with
+``--password-stdin`` (the line after it).
 """
 
 import contextlib
@@ -18,14 +21,18 @@ from typing import Any
 import click
 
 from . import _output as out
+from ._completion import COMPLETE_VAR, PROG_NAME
 from ._config import HISTORY_FILE_NAME, config_dir
 from ._errors import ExitCode
+from ._password import stdin_holds_commands
 
 PROMPT = "modelcatalog> "
 HISTORY_LENGTH = 1000
 
 _EXIT_WORDS = frozenset({"exit", "quit"})
 _HELP_WORDS = frozenset({"help", "?"})
+_SHELL_WORDS = ("help", "exit", "quit")
+"""What the shell understands besides the commands, offered for a line's first word."""
 
 INTRO = "modelcatalog shell: type `help` for the commands, `exit` or Ctrl-D to leave."
 
@@ -64,10 +71,66 @@ class _History:
             out.echo(f"warning: cannot save the shell history to {self.path}: {error}", err=True)
 
 
+def completions(root: click.Command, line: str) -> list[str]:
+    """What Tab may put in place of the last word of ``line`` (the text before the cursor).
+
+    Words are split as when the line runs; the shell's own words and a leading ``help`` or
+    ``modelcatalog`` are understood as the loop understands them.
+    """
+    from click.shell_completion import ShellComplete
+
+    try:
+        words = shlex.split(line)
+    except ValueError:  # an open quote: nothing sensible to offer
+        return []
+    incomplete = "" if not words or line[-1:].isspace() else words.pop()
+    first_word = not words
+    if words[:1] == [PROG_NAME] or (words and words[0] in _HELP_WORDS):
+        words = words[1:]
+    found = ShellComplete(root, {}, PROG_NAME, COMPLETE_VAR).get_completions(words, incomplete)
+    names = [item.value for item in found if item.type == "plain"]
+    if not words:  # the shell is not run inside itself
+        names = [name for name in names if name != "shell"]
+    if first_word:
+        names += [word for word in _SHELL_WORDS if word.startswith(incomplete)]
+    return names
+
+
+class _Completion:
+    """Binds Tab to ``completions`` over ``root`` while the interactive shell runs."""
+
+    def __init__(self, root: click.Command, readline: ModuleType) -> None:
+        self.root = root
+        self.readline = readline
+        self.matches: list[str] = []
+
+    def complete(self, text: str, state: int) -> str | None:
+        """readline's completer: the ``state``-th candidate for the word at the cursor."""
+        if state == 0:
+            line = self.readline.get_line_buffer()[: self.readline.get_endidx()]
+            self.matches = completions(self.root, line)
+        return self.matches[state] if state < len(self.matches) else None
+
+    def __enter__(self) -> "_Completion":
+        self.previous = (self.readline.get_completer(), self.readline.get_completer_delims())
+        self.readline.set_completer(self.complete)
+        self.readline.set_completer_delims(" \t\n")  # options and ids keep their - and =
+        if "libedit" in (self.readline.__doc__ or ""):  # macOS's readline
+            self.readline.parse_and_bind("bind ^I rl_complete")
+        else:
+            self.readline.parse_and_bind("tab: complete")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        completer, delims = self.previous
+        self.readline.set_completer(completer)
+        self.readline.set_completer_delims(delims)
+
+
 def run_line(root: click.Command, args: list[str], obj: Any) -> int:
     """Run one command line through the tree and return its exit status."""
     try:
-        result = root.main(args=args, prog_name="modelcatalog", standalone_mode=False, obj=obj)
+        result = root.main(args=args, prog_name=PROG_NAME, standalone_mode=False, obj=obj)
     except click.ClickException as error:
         error.show()
         return error.exit_code
@@ -102,10 +165,13 @@ def run_shell(
     if interactive is None:
         interactive = sys.stdin.isatty()
     if not interactive:
-        return _loop(root, new_obj, read=_read_piped)
+        with stdin_holds_commands():
+            return _loop(root, new_obj, read=_read_piped)
     history = _History(history_path or config_dir() / HISTORY_FILE_NAME)
+    readline = history.readline
+    completion = _Completion(root, readline) if readline else contextlib.nullcontext()
     out.echo(INTRO)
-    with history:
+    with history, completion:
         return _loop(root, new_obj, read=_read_interactive)
 
 
