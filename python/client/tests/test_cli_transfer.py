@@ -35,10 +35,10 @@ def bars(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 
     @contextmanager
     def spy(
-        description: str, *, enabled: bool, total: int | None = None
+        description: str, *, enabled: bool, total: int | None = None, resumable: bool = False
     ) -> Iterator[ProgressCallback]:
         enabled_flags.append(enabled)
-        with real(description, enabled=enabled, total=total) as callback:
+        with real(description, enabled=enabled, total=total, resumable=resumable) as callback:
             yield callback
 
     monkeypatch.setattr(_output, "transfer_progress", spy)
@@ -118,6 +118,7 @@ def test_download_defaults_to_the_uploaded_file_name(harness: CliHarness) -> Non
     assert result.exit_code == 0, result.stderr
     assert (harness.tmp_path / "resnet50.onnx").read_bytes() == PAYLOAD
     assert "to resnet50.onnx" in result.stdout
+    assert "resumed from 1000 B" in result.stdout
     assert "verified" in result.stdout
     assert harness.backend.transfers[-1]["offset"] == 1000  # resumed by default
     assert not (harness.tmp_path / "resnet50.onnx.part").exists()
@@ -226,7 +227,7 @@ def test_version_list_table(harness: CliHarness) -> None:
 
 @contextmanager
 def _ctrl_c_progress(
-    description: str, *, enabled: bool, total: int | None = None
+    description: str, *, enabled: bool, total: int | None = None, resumable: bool = False
 ) -> Iterator[ProgressCallback]:
     """A progress callback that sends this process SIGINT (Ctrl-C) once bytes have moved."""
 

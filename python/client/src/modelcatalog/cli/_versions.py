@@ -188,7 +188,8 @@ def version_download(
 
     async def download(client: AsyncClient) -> DownloadedFile:
         label = f"download version {number}" if destination is None else f"download {where}"
-        with out.transfer_progress(label, enabled=_show_progress(quiet, as_json)) as bar:
+        enabled = _show_progress(quiet, as_json)
+        with out.transfer_progress(label, enabled=enabled, resumable=True) as bar:
             return await client.download(
                 model_id, number, where, resume=resume, overwrite=force, progress=bar
             )
@@ -211,9 +212,11 @@ def version_download(
     if as_json:
         out.print_json({"path": str(saved.path), "version": out.jsonable(downloaded)})
         return
+    resumed = f", resumed from {out.human_size(saved.resumed_from)}" if saved.resumed_from else ""
     out.echo(
         f"Downloaded version {downloaded.version} of model {downloaded.model_id} to {saved.path}"
-        f" ({out.human_size(downloaded.size_bytes)}), sha256 {downloaded.sha256} verified"
+        f" ({out.human_size(downloaded.size_bytes)}{resumed}), sha256 {downloaded.sha256}"
+        " verified"
     )
 
 
