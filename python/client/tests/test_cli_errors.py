@@ -9,6 +9,7 @@ import ssl
 from pathlib import Path
 from typing import BinaryIO
 
+import click
 import pytest
 from cli_testing import FOLDER_ID, MODEL_ID, CliHarness, FakeAuth
 from google.protobuf.duration_pb2 import Duration
@@ -342,3 +343,28 @@ def test_ctrl_c_in_any_command_exits_130_with_one_line(
     result = harness.run("whoami")
     assert result.exit_code == 130
     assert result.stderr == "error: interrupted\n"
+
+
+def _prompt_interrupted_by_ctrl_c(*args: object, **kwargs: object) -> str:
+    """``click.prompt`` when the person presses Ctrl-C: Click turns it into ``Abort``."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        raise click.Abort from None
+
+
+def test_ctrl_c_at_a_prompt_exits_130_without_click_aborted(
+    new_harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C at the username prompt exits 130 with `error: interrupted`, not `Aborted!`."""
+    monkeypatch.setattr(click, "prompt", _prompt_interrupted_by_ctrl_c)
+    result = new_harness.run("login")
+    assert result.exit_code == 130
+    assert result.stderr == "error: interrupted\n"
+
+
+def test_end_of_input_at_a_prompt_is_one_usage_error(new_harness: CliHarness) -> None:
+    """A prompt that meets the end of stdin exits 2 with one line, not `Aborted!`."""
+    result = new_harness.run("login", input="")
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stderr == "error: no input: the prompt reached the end of stdin\n"

@@ -36,7 +36,7 @@ for _command in (signup, login, logout, whoami, folder, model, version):
 )
 @click.pass_context
 def shell(ctx: click.Context) -> None:
-    """Run commands at an interactive prompt, with history.
+    """Run commands at an interactive prompt, with history and Tab completion.
 
     Type a command without `modelcatalog` (e.g. `folder list`), `help [COMMAND]` for help,
     and `exit [N]` or Ctrl-D to leave. The history is kept in the config folder. Reading

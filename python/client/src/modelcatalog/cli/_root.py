@@ -50,6 +50,15 @@ def _usage_error(error: click.UsageError) -> CliError:
     return CliError(message, ExitCode.USAGE)
 
 
+def _aborted_prompt(abort: click.Abort) -> CliError:
+    """A prompt Click gave up on, in the CLI's style instead of Click's ``Aborted!``: Ctrl-C
+    (exit 130) or the end of the input (exit 2). Click raises ``Abort`` for both, its cause
+    kept as the exception's context."""
+    if isinstance(abort.__context__, EOFError):
+        return CliError("no input: the prompt reached the end of stdin", ExitCode.USAGE)
+    return CliError("interrupted", ExitCode.INTERRUPTED)
+
+
 class _RootGroup(Group):
     """The root command: reports Click's usage errors and the expected exceptions of any
     subcommand as one-line ``CliError``s, and Ctrl-C as exit status 130."""
@@ -73,7 +82,9 @@ class _RootGroup(Group):
             raise _usage_error(error) from error
         except KeyboardInterrupt as interrupt:
             raise CliError("interrupted", ExitCode.INTERRUPTED) from interrupt
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        except click.Abort as abort:
+            raise _aborted_prompt(abort) from abort
+        except (click.ClickException, click.exceptions.Exit):
             raise  # Click's own outcomes (--help of a subcommand exits from in here)
         except Exception as error:
             current = ctx.find_object(State)
