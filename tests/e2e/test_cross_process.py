@@ -78,9 +78,9 @@ async def test_a_version_stored_through_one_server_downloads_identical_through_t
         model = await alice_a.create_model(folder.id, "resnet")
         await alice_a.upload(model.id, tmp_path / "model.bin")
         async with await as_user(second, alice_a.token) as alice_b:
-            version = await alice_b.download(model.id, 1, tmp_path / "copy.bin")
-    assert (tmp_path / "copy.bin").read_bytes() == data
-    assert version.sha256 == hashlib.sha256(data).hexdigest()
+            downloaded = await alice_b.download(model.id, 1, tmp_path / "copy.bin")
+    assert downloaded.path.read_bytes() == data
+    assert downloaded.version.sha256 == hashlib.sha256(data).hexdigest()
 
 
 async def test_uploads_through_both_servers_at_once_get_every_number_once(

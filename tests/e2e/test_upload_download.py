@@ -119,7 +119,8 @@ async def test_upload_and_download(
     target.mkdir()
     downloaded = await alice.download(model.id, 1, target)
     saved = target / source.name
-    assert downloaded.sha256 == version.sha256
+    assert downloaded.path == saved
+    assert downloaded.version.sha256 == version.sha256
     assert saved.read_bytes() == source.read_bytes()
     if source.suffix == ".onnx":
         onnx.checker.check_model(onnx.load(saved))
