@@ -198,14 +198,16 @@ class AsyncClient:
     method's ``timeout=`` overrides it for that call. ``upload`` and ``download`` have no
     deadline: they take as long as the file needs.
 
-    Calls that change nothing (``get_*``, every page of ``list_*``, ``download``) are repeated
-    up to ``retries`` times when they fail with ``Unavailable`` (the server restarting, a
-    dropped connection), after a random wait that doubles each time (``backoff_delay``); a
-    download resumes where its stream broke. Calls that change something (sign-up, sign-in and
-    sign-out, ``create_*``, ``grant``/``revoke``, ``upload``) are never repeated: when the
-    connection breaks the client cannot know whether the server acted, so the caller decides.
-    ``ResourceExhausted`` is never retried either: its limits (sizes, storage, a sign-in
-    throttle whose ``retry_after`` may be minutes) do not lift within a few retries.
+    Calls that change nothing (the RPCs the contract marks ``NO_SIDE_EFFECTS``: ``get_*``,
+    every page of ``list_*``, ``download``) are repeated up to ``retries`` times in a row when
+    they fail with ``Unavailable`` (the server restarting, a dropped connection), after a
+    random wait that doubles each time (``backoff_delay``); a download resumes where its stream
+    broke. Calls that change something (sign-up, sign-in and sign-out, ``create_*``,
+    ``grant``/``revoke``, ``upload``) are never repeated: when the connection breaks the client
+    cannot know whether the server acted (and a repeated grant could undo what another owner
+    changed meanwhile), so the caller decides. ``ResourceExhausted`` is never retried either:
+    its limits (sizes, storage, a sign-in throttle whose ``retry_after`` may be minutes) do not
+    lift within a few retries; nor is a TLS certificate that fails verification.
     """
 
     def __init__(
