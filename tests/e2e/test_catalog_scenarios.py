@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ async def test_strangers_learn_nothing_from_ids(users: tuple[AsyncClient, AsyncC
     user1, stranger = users
     folder = await user1.create_folder("private")
     model = await user1.create_model(folder.id, "secret")
-    attempts = {
+    attempts: dict[str, tuple[Callable[[str], Awaitable[object]], str]] = {
         "get_folder": (stranger.get_folder, folder.id),
         "get_model": (stranger.get_model, model.id),
         "create_model": (lambda folder_id: stranger.create_model(folder_id, "x"), folder.id),

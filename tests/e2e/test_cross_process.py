@@ -79,7 +79,7 @@ async def test_a_version_stored_through_one_server_downloads_identical_through_t
         await alice_a.upload(model.id, tmp_path / "model.bin")
         async with await as_user(second, alice_a.token) as alice_b:
             downloaded = await alice_b.download(model.id, 1, tmp_path / "copy.bin")
-    assert (tmp_path / "copy.bin").read_bytes() == data
+    assert downloaded.path.read_bytes() == data
     assert downloaded.version.sha256 == hashlib.sha256(data).hexdigest()
 
 

@@ -1,5 +1,6 @@
-"""The server side for the SDK and CLI tests: errors as the server sends them, and a fake
-``ModelService`` for uploads and downloads.
+"""The server side for the SDK and CLI tests: errors as the server sends them, a fake
+``ModelService`` for uploads and downloads, a service that fails before it answers, and the
+sync ``Client`` over any of them.
 
 ``FakeTransfers`` keeps versions in memory, checks uploads like the server and serves downloads
 from an offset; it records what it received and can serve damaged bytes, hold a download or
@@ -8,15 +9,22 @@ versions and files in containers they share with other fakes.
 """
 
 import asyncio
+import functools
 import hashlib
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import asynccontextmanager
 from typing import Any
 
+import betterproto
 from google.rpc.error_details_pb2 import ErrorInfo
-from grpclib.const import Status
+from grpclib._typing import IServable
+from grpclib.const import Handler, Status
 from grpclib.exceptions import GRPCError
+from grpclib.server import Stream
+from grpclib.testing import ChannelFor
 
-from modelcatalog import v1
+from modelcatalog import AsyncClient, Client, v1
 from modelcatalog._transport import CHUNK_SIZE
 
 
@@ -128,3 +136,42 @@ class FakeTransfers(v1.ModelServiceBase):
             if self.damage:
                 chunk = bytes([chunk[0] ^ 1]) + chunk[1:]
             yield v1.DownloadModelVersionResponse(chunk=chunk)
+
+
+class Flaky:
+    """Every RPC of a service: each route fails its first ``failures`` calls with UNAVAILABLE
+    (as a server that restarts), then answers with an empty response; ``attempts`` counts
+    the calls of each route."""
+
+    def __init__(self, service: Callable[[], IServable], failures: int) -> None:
+        self.failures = failures
+        self.attempts: Counter[str] = Counter()
+        self._routes = service().__mapping__()
+
+    def __mapping__(self) -> dict[str, Handler]:
+        return {
+            route: handler._replace(func=functools.partial(self._answer, route))
+            for route, handler in self._routes.items()
+        }
+
+    async def _answer(
+        self, route: str, stream: Stream[betterproto.Message, betterproto.Message]
+    ) -> None:
+        self.attempts[route] += 1
+        async for _ in stream:  # every request message, so an upload is read to its end
+            pass
+        if self.attempts[route] <= self.failures:
+            raise GRPCError(Status.UNAVAILABLE, "the server is restarting")
+        await stream.send_message(self._routes[route].reply_type())
+
+
+def sync_client_for(services: Collection[IServable], **options: Any) -> Client:
+    """A ``Client`` over ``ChannelFor(services)``, made in the client's own event loop;
+    ``options`` go to ``AsyncClient.from_channel``."""
+
+    @asynccontextmanager
+    async def connect() -> AsyncIterator[AsyncClient]:
+        async with ChannelFor(services) as channel:
+            yield AsyncClient.from_channel(channel, **options)
+
+    return Client._over(connect)

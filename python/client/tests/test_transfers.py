@@ -22,6 +22,7 @@ from rpc_testing import FakeTransfers, grpc_error
 from modelcatalog import (
     AsyncClient,
     DataLoss,
+    DownloadedFile,
     FailedPrecondition,
     InvalidArgument,
     ModelCatalogError,
@@ -96,7 +97,7 @@ def fake() -> FakeModels:
 @pytest.fixture
 async def client(fake: FakeModels) -> AsyncIterator[AsyncClient]:
     async with ChannelFor([fake]) as channel:
-        yield AsyncClient.from_channel(channel, token="tok")
+        yield AsyncClient.from_channel(channel, token="tok", retry_backoff=0)
 
 
 @pytest.fixture
@@ -137,8 +138,10 @@ async def _held(fake: FakeModels) -> None:
 
 
 def _assert_progress(progress: Progress, start: int, total: int) -> None:
-    """Progress rose strictly, by at most a chunk at a time, from ``start`` to ``total``."""
-    done = [start] + [call[0] for call in progress.calls]
+    """Progress was (start, total) before the first chunk, then rose strictly, by at most a
+    chunk at a time, to (total, total)."""
+    assert progress.calls[0] == (start, total)
+    done = [call[0] for call in progress.calls]
     assert all(0 < b - a <= CHUNK_SIZE for a, b in itertools.pairwise(done))
     assert progress.calls[-1] == (total, total)
 
@@ -150,10 +153,9 @@ async def test_round_trip_is_byte_identical(
     uploaded = await client.upload("m1", source)
     destination = tmp_path / "copy.onnx"
     downloaded = await client.download("m1", uploaded.version, destination)
+    assert downloaded == DownloadedFile(destination, uploaded, resumed_from=0)
     assert destination.read_bytes() == data
-    assert downloaded.path == destination
-    assert downloaded.version.sha256 == uploaded.sha256 == hashlib.sha256(data).hexdigest()
-    assert downloaded.resumed_from == 0
+    assert downloaded.version.sha256 == hashlib.sha256(data).hexdigest()
     assert not (tmp_path / "copy.onnx.part").exists()
 
 
@@ -208,10 +210,10 @@ async def test_upload_is_a_header_then_chunks_of_at_most_a_mebibyte(
 
 
 async def test_upload_progress_rises_to_the_total(client: AsyncClient, source: Path) -> None:
-    """Upload progress is reported after every chunk, rising to (size, size)."""
+    """Upload progress is reported at the start and after every chunk, rising to (size, size)."""
     progress = Progress()
     await client.upload("m1", source, progress=progress)
-    assert len(progress.calls) == 4
+    assert len(progress.calls) == 1 + 4
     _assert_progress(progress, 0, SIZE)
 
 
@@ -329,13 +331,11 @@ async def test_upload_rejected_mid_stream_raises_the_typed_error(
 async def test_download_progress_rises_to_the_total(
     client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
-    """Download progress is reported as the stream starts, then after every chunk up to the size."""
+    """Download progress is reported at the start and after every chunk, up to (size, size)."""
     fake.store(data)
     progress = Progress()
     await client.download("m1", 1, tmp_path / "out", progress=progress)
-    assert len(progress.calls) == 5
-    assert progress.calls[0] == (0, SIZE)
-    del progress.calls[0]
+    assert len(progress.calls) == 1 + 4
     _assert_progress(progress, 0, SIZE)
 
 
@@ -348,12 +348,10 @@ async def test_download_resumes_from_a_correct_part_file(
     (tmp_path / "out.part").write_bytes(data[:kept])
     progress = Progress()
     downloaded = await client.download("m1", 1, tmp_path / "out", progress=progress)
-    assert fake.offsets == [kept]
     assert downloaded.resumed_from == kept
+    assert fake.offsets == [kept]
     assert (tmp_path / "out").read_bytes() == data
     assert not (tmp_path / "out.part").exists()
-    assert progress.calls[0] == (kept, SIZE)  # before the first chunk: this resumes
-    del progress.calls[0]
     _assert_progress(progress, kept, SIZE)
 
 
@@ -369,19 +367,69 @@ async def test_resume_false_starts_over(
 
 
 async def test_interrupted_download_keeps_the_part_file_and_resumes(
-    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
+    fake: FakeModels, data: bytes, tmp_path: Path
 ) -> None:
     """A dropped download leaves .part with what arrived; the next call continues from there."""
     fake.store(data)
     fake.drop_after_chunks = 2
-    with pytest.raises(Unavailable):
-        await client.download("m1", 1, tmp_path / "out")
-    assert (tmp_path / "out.part").read_bytes() == data[: 2 * CHUNK_SIZE]
-    assert not (tmp_path / "out").exists()
-    fake.drop_after_chunks = None
-    await client.download("m1", 1, tmp_path / "out")
+    async with ChannelFor([fake]) as channel:
+        client = AsyncClient.from_channel(channel, token="tok", retries=0)
+        with pytest.raises(Unavailable):
+            await client.download("m1", 1, tmp_path / "out")
+        assert (tmp_path / "out.part").read_bytes() == data[: 2 * CHUNK_SIZE]
+        assert not (tmp_path / "out").exists()
+        fake.drop_after_chunks = None
+        downloaded = await client.download("m1", 1, tmp_path / "out")
     assert fake.offsets == [0, 2 * CHUNK_SIZE]
+    assert downloaded.resumed_from == 2 * CHUNK_SIZE
     assert (tmp_path / "out").read_bytes() == data
+
+
+async def test_broken_download_stream_is_resumed_within_the_call(
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """A stream that breaks with UNAVAILABLE is asked for again from the bytes already kept."""
+    fake.store(data)
+    fake.drop_after_chunks = 2
+    progress = Progress()
+    downloaded = await client.download("m1", 1, tmp_path / "out", progress=progress)
+    assert fake.offsets == [0, 2 * CHUNK_SIZE]
+    assert downloaded.path.read_bytes() == data
+    assert downloaded.resumed_from == 0  # nothing was kept from an earlier call
+    assert progress.calls[0] == (0, SIZE)
+    assert (2 * CHUNK_SIZE, SIZE) in progress.calls
+
+
+@pytest.mark.parametrize(
+    ("drop_after_chunks", "retries", "offsets", "completes"),
+    [
+        (0, 2, [0, 0, 0], False),  # no byte: retries in a row run out
+        (1, 1, [0, CHUNK_SIZE, 2 * CHUNK_SIZE, 3 * CHUNK_SIZE], True),  # each stream brings one
+    ],
+)
+async def test_download_retries_count_only_failures_in_a_row(
+    fake: FakeModels,
+    data: bytes,
+    tmp_path: Path,
+    drop_after_chunks: int,
+    retries: int,
+    offsets: list[int],
+    completes: bool,
+) -> None:
+    """Streams that break before any byte use up the retries; one that brought bytes before
+    breaking starts a new row of them."""
+    fake.store(data)
+    fake.drop_after_chunks = drop_after_chunks
+    async with ChannelFor([fake]) as channel:
+        client = AsyncClient.from_channel(channel, token="tok", retries=retries, retry_backoff=0)
+        if completes:
+            downloaded = await client.download("m1", 1, tmp_path / "out")
+            assert downloaded.path.read_bytes() == data
+        else:
+            with pytest.raises(Unavailable):
+                await client.download("m1", 1, tmp_path / "out")
+            assert list(tmp_path.iterdir()) == []
+    assert fake.offsets == offsets
 
 
 async def test_part_file_of_another_version_is_dropped_and_downloaded_again(
@@ -391,9 +439,11 @@ async def test_part_file_of_another_version_is_dropped_and_downloaded_again(
     other = fake.store(random.Random(8).randbytes(5000))
     version = fake.store(data)
     (tmp_path / "out.part").write_bytes(fake.files[other.version][:1000])
-    downloaded = await client.download("m1", version.version, tmp_path / "out")
-    assert downloaded.version.version == version.version
-    assert downloaded.resumed_from == 0  # the kept bytes were dropped
+    progress = Progress()
+    downloaded = await client.download("m1", version.version, tmp_path / "out", progress=progress)
+    assert (downloaded.version, downloaded.resumed_from) == (version, 0)
+    assert progress.calls[0] == (1000, SIZE)  # it looked like resuming, until verification
+    assert progress.calls[-1] == (SIZE, SIZE)
     assert fake.offsets == [1000, 0]
     assert (tmp_path / "out").read_bytes() == data
     assert not (tmp_path / "out.part").exists()
@@ -460,9 +510,10 @@ async def test_directory_destination_saves_under_the_base_file_name(
     fake.store(data, file_name=file_name)
     folder = tmp_path / "a" / "b"
     folder.mkdir(parents=True)
-    await client.download("m1", 1, folder)
+    downloaded = await client.download("m1", 1, folder)
+    assert downloaded.path == folder / saved_as
     assert [path.name for path in folder.iterdir()] == [saved_as]
-    assert (folder / saved_as).read_bytes() == data
+    assert downloaded.path.read_bytes() == data
 
 
 async def test_long_names_are_shortened_so_their_part_file_fits(

@@ -1,12 +1,13 @@
 """The Python SDK of modelcatalog, a self-hosted model registry with a gRPC API.
 
-``AsyncClient`` is the async entry point; every error it raises is a ``ModelCatalogError``.
+``Client`` is the entry point for synchronous code and ``AsyncClient`` for asyncio; they have the
+same methods, and every error they raise is a ``ModelCatalogError`` (carrying a ``StatusCode``).
 ``modelcatalog.v1`` holds the messages and service stubs generated from the v1 contract;
 ``modelcatalog.wire`` encodes and decodes those messages (the SDK's and the server's codec).
 
 The SDK's names are imported on first use (PEP 562 ``__getattr__``): they pull in grpclib,
 betterproto, protobuf and the generated code, which the ``modelcatalog`` command line must
-not pay for when it only prints its help. ``from modelcatalog import AsyncClient`` works as usual.
+not pay for when it only prints its help. ``from modelcatalog import Client`` works as usual.
 """
 
 import typing as _typing
@@ -32,6 +33,7 @@ if _typing.TYPE_CHECKING:
         Unauthenticated,
         Unavailable,
     )
+    from ._sync_client import Client
 
 __version__ = "0.1.0"
 
@@ -39,6 +41,7 @@ __all__ = [
     "AlreadyExists",
     "AsyncClient",
     "Cancelled",
+    "Client",
     "DataLoss",
     "DeadlineExceeded",
     "DownloadedFile",
@@ -63,13 +66,11 @@ _HOMES = {
     "AsyncClient": "._client",
     "DownloadedFile": "._client",
     "ProgressCallback": "._client",
-    **{
-        name: "._exceptions"
-        for name in __all__
-        if name
-        not in {"AsyncClient", "DownloadedFile", "ProgressCallback", "__version__", "v1", "wire"}
-    },
+    "Client": "._sync_client",
 }
+_HOMES.update(
+    (name, "._exceptions") for name in __all__ if name not in {*_HOMES, "__version__", "v1", "wire"}
+)
 """The module each lazily imported name of ``__all__`` (except the subpackages) lives in."""
 
 

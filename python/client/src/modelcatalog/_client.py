@@ -1,8 +1,17 @@
-"""The async client: one method per RPC, typed errors, list methods that hide paging, and
-streaming upload and download of version files."""
+"""The async client: one method per RPC, typed errors, list methods that hide paging, retries of
+calls that change nothing, and streaming upload and download of version files.
+
+``Client`` (``_sync_client.py``) runs these same methods from synchronous code; each method is
+written once, here.
+"""
+
+# ASYNC109 suggests asyncio.timeout over timeout parameters; a call's timeout here is also the
+# deadline the server is told (grpc-timeout), which asyncio.timeout cannot send.
+# ruff: noqa: ASYNC109
 
 import asyncio
 import os
+import random
 import ssl
 from collections.abc import (
     AsyncGenerator,
@@ -16,13 +25,14 @@ from collections.abc import (
 from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
+from types import EllipsisType, TracebackType
 from typing import BinaryIO, Protocol, Self, TypeVar, cast
 
 import betterproto
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.metadata import Deadline
 from h2.exceptions import StreamClosedError
 
 from . import v1
@@ -45,8 +55,25 @@ from ._files import (
 from ._transport import from_grpc_error, open_channel
 
 ProgressCallback = Callable[[int, int | None], None]
-"""Called as ``progress(bytes_done, total_bytes)`` after each chunk of a transfer; the total is
-``None`` when it is unknown (an upload from a stream that cannot seek)."""
+"""Called as ``progress(bytes_done, total_bytes)``: once when a transfer's stream starts, before
+the first chunk, then after each chunk. The total is ``None`` when it is unknown (an upload from
+a stream that cannot seek). A download's first call counts the bytes kept from an earlier,
+interrupted download, so ``bytes_done > 0`` there means it resumes; a download that has to
+start over after all reports ``0`` again. ``Client`` calls it in its event-loop thread."""
+
+Timeout = float | None | EllipsisType
+"""A call's ``timeout``: seconds, ``None`` for no deadline, or ``...`` (left out) for the
+client's own ``timeout``."""
+
+DEFAULT_RETRIES = 3
+"""How many times a call that changes nothing is repeated after ``Unavailable``."""
+
+DEFAULT_RETRY_BACKOFF = 0.25
+"""Seconds of the longest wait before the first retry; each further retry may wait twice as
+long, up to ``MAX_RETRY_BACKOFF``."""
+
+MAX_RETRY_BACKOFF = 5.0
+"""The longest wait between two retries, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +107,7 @@ class _UnaryMethod(Protocol[_Request_contra, _Response_co]):
         request: _Request_contra,
         /,
         *,
-        timeout: float | None = ...,
+        deadline: Deadline | None = ...,
         metadata: Mapping[str, str] | None = ...,
     ) -> Awaitable[_Response_co]: ...
 
@@ -135,15 +162,52 @@ def _check_token(token: str | None) -> str | None:
     return token
 
 
+def _check_retries(retries: int, retry_backoff: float) -> tuple[int, float]:
+    """Refuse a negative retry count or backoff, which would silently mean "never retry"."""
+    if retries < 0 or retry_backoff < 0:
+        raise ValueError("retries and retry_backoff must not be negative")
+    return retries, retry_backoff
+
+
+def backoff_delay(retry: int, retry_backoff: float) -> float:
+    """Seconds to wait before retry number ``retry`` (1, 2, ...): exponential, with full jitter.
+
+    As gRPC's retry design (A6): a random wait up to ``retry_backoff * 2 ** (retry - 1)``,
+    capped at ``MAX_RETRY_BACKOFF``, so clients that lost the same server do not all come
+    back at the same moment.
+    """
+    ceiling = min(retry_backoff * 2 ** (retry - 1), MAX_RETRY_BACKOFF)
+    return random.uniform(0, ceiling)  # noqa: S311 -- spreads retries, guards no secret
+
+
+def _may_succeed_later(error: Unavailable) -> bool:
+    """Whether retrying can help: not when the server's TLS certificate is not trusted."""
+    return not isinstance(error.__cause__, ssl.SSLError)
+
+
 class AsyncClient:
     """An async connection to a modelcatalog server.
 
     Use it as ``async with AsyncClient("host:port", ca_cert=path) as client:``. Connections use
     TLS, verified against ``ca_cert`` or else the system trust store; plaintext needs
     ``insecure=True``. ``sign_in`` keeps the access token and sends it with every later RPC;
-    pass ``token=`` to reuse one. ``timeout`` is each RPC's deadline in seconds (``None`` for
-    none), except for ``upload`` and ``download``, which take as long as the file needs. Errors
-    are raised as ``modelcatalog.ModelCatalogError`` subclasses.
+    pass ``token=`` to reuse one. Errors are raised as ``modelcatalog.ModelCatalogError``
+    subclasses.
+
+    ``timeout`` is each call's deadline in seconds (``None`` for none), retries included; each
+    method's ``timeout=`` overrides it for that call. ``upload`` and ``download`` have no
+    deadline: they take as long as the file needs.
+
+    Calls that change nothing (the RPCs the contract marks ``NO_SIDE_EFFECTS``: ``get_*``,
+    every page of ``list_*``, ``download``) are repeated up to ``retries`` times in a row when
+    they fail with ``Unavailable`` (the server restarting, a dropped connection), after a
+    random wait that doubles each time (``backoff_delay``); a download resumes where its stream
+    broke. Calls that change something (sign-up, sign-in and sign-out, ``create_*``,
+    ``grant``/``revoke``, ``upload``) are never repeated: when the connection breaks the client
+    cannot know whether the server acted (and a repeated grant could undo what another owner
+    changed meanwhile), so the caller decides. ``ResourceExhausted`` is never retried either:
+    its limits (sizes, storage, a sign-in throttle whose ``retry_after`` may be minutes) do not
+    lift within a few retries; nor is a TLS certificate that fails verification.
     """
 
     def __init__(
@@ -154,20 +218,42 @@ class AsyncClient:
         insecure: bool = False,
         token: str | None = None,
         timeout: float | None = 30.0,
+        retries: int = DEFAULT_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
     ) -> None:
+        retry_policy = _check_retries(retries, retry_backoff)
         channel = open_channel(target, ca_cert=ca_cert, insecure=insecure)
-        self._attach(channel, target=target, token=token, timeout=timeout, owns_channel=True)
+        self._attach(
+            channel,
+            target=target,
+            token=token,
+            timeout=timeout,
+            retry_policy=retry_policy,
+            owns_channel=True,
+        )
 
     @classmethod
     def from_channel(
-        cls, channel: Channel, *, token: str | None = None, timeout: float | None = 30.0
+        cls,
+        channel: Channel,
+        *,
+        token: str | None = None,
+        timeout: float | None = 30.0,
+        retries: int = DEFAULT_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
     ) -> Self:
         """A client over an existing channel, e.g. ``grpclib.testing.ChannelFor`` in tests.
 
         The caller keeps ownership of the channel: ``close`` leaves it open.
         """
         client = cls.__new__(cls)
-        client._attach(channel, target=repr(channel), token=token, timeout=timeout)
+        client._attach(
+            channel,
+            target=repr(channel),
+            token=token,
+            timeout=timeout,
+            retry_policy=_check_retries(retries, retry_backoff),
+        )
         return client
 
     def _attach(
@@ -177,6 +263,7 @@ class AsyncClient:
         target: str,
         token: str | None,
         timeout: float | None,
+        retry_policy: tuple[int, float],
         owns_channel: bool = False,
     ) -> None:
         self._channel = channel
@@ -184,6 +271,7 @@ class AsyncClient:
         self._target = target
         self._token = _check_token(token)
         self._timeout = timeout
+        self._retries, self._retry_backoff = retry_policy
         self._auth = v1.AuthServiceStub(channel)
         self._folders = v1.FolderServiceStub(channel)
         self._models = v1.ModelServiceStub(channel)
@@ -214,7 +302,7 @@ class AsyncClient:
         self.close()
 
     @contextmanager
-    def _typed_errors(self) -> Iterator[None]:
+    def _typed_errors(self, timeout: float | None = None) -> Iterator[None]:
         """Turn grpclib and socket errors into the SDK's typed errors, naming the server."""
         try:
             yield
@@ -223,7 +311,7 @@ class AsyncClient:
         except TimeoutError as error:  # grpclib's own deadline; caught before OSError, its base
             raise DeadlineExceeded(
                 StatusCode.DEADLINE_EXCEEDED,
-                f"{self._target} did not answer within {self._timeout} s",
+                f"{self._target} did not answer within {timeout} s",
             ) from error
         except ssl.SSLCertVerificationError as error:
             raise Unavailable(
@@ -242,11 +330,54 @@ class AsyncClient:
         return {"authorization": f"Bearer {self._token}"} if self._token else None
 
     async def _call(
-        self, method: _UnaryMethod[_Request, _Response], request: _Request
+        self,
+        method: _UnaryMethod[_Request, _Response],
+        request: _Request,
+        *,
+        timeout: Timeout,
+        retry: bool = False,
     ) -> _Response:
-        """Call an RPC that answers once, with the token and deadline, raising typed errors."""
-        with self._typed_errors():
-            return await method(request, timeout=self._timeout, metadata=self._metadata())
+        """Call an RPC that answers once, with the token and deadline, raising typed errors.
+
+        With ``retry`` (for RPCs that change nothing), ``Unavailable`` is retried within the
+        same deadline.
+        """
+        seconds = self._timeout if timeout is ... else timeout
+        deadline = None if seconds is None else Deadline.from_timeout(seconds)
+
+        async def attempt() -> _Response:
+            with self._typed_errors(seconds):
+                return await method(request, deadline=deadline, metadata=self._metadata())
+
+        return await self._retrying(attempt, deadline=deadline) if retry else await attempt()
+
+    async def _retrying(
+        self,
+        attempt: Callable[[], Awaitable[_Response]],
+        *,
+        deadline: Deadline | None = None,
+        done: Callable[[], int] = lambda: 0,
+    ) -> _Response:
+        """Run ``attempt`` again after ``Unavailable``, at most ``retries`` times in a row.
+
+        ``done`` measures the work kept between attempts (a download's bytes): an attempt
+        that added to it starts a new row of retries. No retry starts after ``deadline``.
+        """
+        failures = 0
+        while True:
+            before = done()
+            try:
+                return await attempt()
+            except Unavailable as error:
+                failures = 1 if done() > before else failures + 1
+                delay = backoff_delay(failures, self._retry_backoff)
+                if (
+                    failures > self._retries
+                    or not _may_succeed_later(error)
+                    or (deadline is not None and deadline.time_remaining() <= delay)
+                ):
+                    raise
+            await asyncio.sleep(delay)
 
     async def _send_upload(
         self, requests: AsyncIterator[v1.UploadModelVersionRequest]
@@ -298,33 +429,39 @@ class AsyncClient:
         method: _UnaryMethod[_PageRequestT, _PageResponseT],
         request: _PageRequestT,
         items: Callable[[_PageResponseT], Iterable[_Item]],
+        timeout: Timeout,
     ) -> AsyncIterator[_Item]:
         """Yield the items of every page, requesting the next page only when it is needed."""
         while True:
-            page = await self._call(method, request)
+            page = await self._call(method, request, timeout=timeout, retry=True)
             for item in items(page):
                 yield item
             if not page.next_page_token:
                 return
             request.page_token = page.next_page_token
 
-    async def sign_up(self, username: str, password: str) -> v1.User:
+    async def sign_up(self, username: str, password: str, *, timeout: Timeout = ...) -> v1.User:
         """Create an account; it does not sign in."""
         request = v1.SignUpRequest(username=username, password=password)
-        return (await self._call(self._auth.sign_up, request)).user
+        return (await self._call(self._auth.sign_up, request, timeout=timeout)).user
 
-    async def sign_in(self, username: str, password: str) -> v1.SignInResponse:
+    async def sign_in(
+        self, username: str, password: str, *, timeout: Timeout = ...
+    ) -> v1.SignInResponse:
         """Sign in and keep the access token for every later RPC of this client."""
         request = v1.SignInRequest(username=username, password=password)
-        response = await self._call(self._auth.sign_in, request)
+        response = await self._call(self._auth.sign_in, request, timeout=timeout)
         self.token = response.access_token
         return response
 
-    async def get_current_user(self) -> v1.User:
+    async def get_current_user(self, *, timeout: Timeout = ...) -> v1.User:
         """The account the token belongs to."""
-        return (await self._call(self._auth.get_current_user, v1.GetCurrentUserRequest())).user
+        request = v1.GetCurrentUserRequest()
+        return (
+            await self._call(self._auth.get_current_user, request, timeout=timeout, retry=True)
+        ).user
 
-    async def sign_out(self) -> None:
+    async def sign_out(self, *, timeout: Timeout = ...) -> None:
         """Revoke the access token on the server, then forget it.
 
         The token is forgotten even when the call fails (the error is raised after that): an
@@ -332,82 +469,110 @@ class AsyncClient:
         error it may stay valid until it expires.
         """
         try:
-            await self._call(self._auth.sign_out, v1.SignOutRequest())
+            await self._call(self._auth.sign_out, v1.SignOutRequest(), timeout=timeout)
         finally:
             self.token = None
 
-    async def create_folder(self, name: str, description: str = "") -> v1.Folder:
+    async def create_folder(
+        self, name: str, description: str = "", *, timeout: Timeout = ...
+    ) -> v1.Folder:
         """Create a folder owned by the caller."""
         request = v1.CreateFolderRequest(name=name, description=description)
-        return (await self._call(self._folders.create_folder, request)).folder
+        return (await self._call(self._folders.create_folder, request, timeout=timeout)).folder
 
-    async def get_folder(self, folder_id: str) -> v1.Folder:
+    async def get_folder(self, folder_id: str, *, timeout: Timeout = ...) -> v1.Folder:
         """A folder on which the caller has any role."""
         request = v1.GetFolderRequest(folder_id=folder_id)
-        return (await self._call(self._folders.get_folder, request)).folder
+        return (
+            await self._call(self._folders.get_folder, request, timeout=timeout, retry=True)
+        ).folder
 
-    def list_folders(self, page_size: int = 0) -> AsyncIterator[v1.Folder]:
-        """Every folder on which the caller has any role, oldest first, fetched page by page."""
+    def list_folders(
+        self, page_size: int = 0, *, timeout: Timeout = ...
+    ) -> AsyncIterator[v1.Folder]:
+        """Every folder on which the caller has any role, oldest first, fetched page by page.
+
+        ``timeout`` applies to each page's request.
+        """
         request = v1.ListFoldersRequest(page_size=page_size)
-        return self._paginate(self._folders.list_folders, request, lambda page: page.folders)
+        return self._paginate(
+            self._folders.list_folders, request, lambda page: page.folders, timeout
+        )
 
     async def grant_folder_access(
-        self, folder_id: str, username: str, role: v1.FolderRole | str
+        self, folder_id: str, username: str, role: v1.FolderRole | str, *, timeout: Timeout = ...
     ) -> v1.FolderMember:
         """Give a user a role ("viewer", "editor", "owner" or a ``FolderRole``) in a folder."""
         request = v1.GrantFolderAccessRequest(
             folder_id=folder_id, username=username, role=_folder_role(role)
         )
-        return (await self._call(self._folders.grant_folder_access, request)).member
+        return (
+            await self._call(self._folders.grant_folder_access, request, timeout=timeout)
+        ).member
 
-    async def revoke_folder_access(self, folder_id: str, username: str) -> None:
+    async def revoke_folder_access(
+        self, folder_id: str, username: str, *, timeout: Timeout = ...
+    ) -> None:
         """Remove a user's role in a folder (owners; anyone for themself); succeeds if none."""
         request = v1.RevokeFolderAccessRequest(folder_id=folder_id, username=username)
-        await self._call(self._folders.revoke_folder_access, request)
+        await self._call(self._folders.revoke_folder_access, request, timeout=timeout)
 
-    async def leave_folder(self, folder_id: str) -> None:
+    async def leave_folder(self, folder_id: str, *, timeout: Timeout = ...) -> None:
         """Give up the caller's own role in a folder, whatever it is.
 
-        The last owner cannot leave (``FailedPrecondition``, reason ``LAST_OWNER``).
+        The last owner cannot leave (``FailedPrecondition``, reason ``LAST_OWNER``). It takes
+        two calls, each with ``timeout``.
         """
-        me = await self.get_current_user()
-        await self.revoke_folder_access(folder_id, me.username)
+        me = await self.get_current_user(timeout=timeout)
+        await self.revoke_folder_access(folder_id, me.username, timeout=timeout)
 
     def list_folder_access(
-        self, folder_id: str, page_size: int = 0
+        self, folder_id: str, page_size: int = 0, *, timeout: Timeout = ...
     ) -> AsyncIterator[v1.FolderMember]:
         """Who has which role in a folder, by username, fetched page by page."""
         request = v1.ListFolderAccessRequest(folder_id=folder_id, page_size=page_size)
-        return self._paginate(self._folders.list_folder_access, request, lambda page: page.members)
+        return self._paginate(
+            self._folders.list_folder_access, request, lambda page: page.members, timeout
+        )
 
-    async def create_model(self, folder_id: str, name: str, description: str = "") -> v1.Model:
+    async def create_model(
+        self, folder_id: str, name: str, description: str = "", *, timeout: Timeout = ...
+    ) -> v1.Model:
         """Create a model in a folder where the caller is editor or owner."""
         request = v1.CreateModelRequest(folder_id=folder_id, name=name, description=description)
-        return (await self._call(self._models.create_model, request)).model
+        return (await self._call(self._models.create_model, request, timeout=timeout)).model
 
-    async def get_model(self, model_id: str) -> v1.Model:
+    async def get_model(self, model_id: str, *, timeout: Timeout = ...) -> v1.Model:
         """A model in a folder where the caller has any role."""
         request = v1.GetModelRequest(model_id=model_id)
-        return (await self._call(self._models.get_model, request)).model
+        return (
+            await self._call(self._models.get_model, request, timeout=timeout, retry=True)
+        ).model
 
     def list_models(
-        self, folder_id: str | None = None, page_size: int = 0
+        self, folder_id: str | None = None, page_size: int = 0, *, timeout: Timeout = ...
     ) -> AsyncIterator[v1.Model]:
         """The caller's models, oldest first, in one folder or all; fetched page by page."""
         request = v1.ListModelsRequest(folder_id=folder_id or "", page_size=page_size)
-        return self._paginate(self._models.list_models, request, lambda page: page.models)
+        return self._paginate(self._models.list_models, request, lambda page: page.models, timeout)
 
-    async def get_model_version(self, model_id: str, version: int) -> v1.ModelVersion:
+    async def get_model_version(
+        self, model_id: str, version: int, *, timeout: Timeout = ...
+    ) -> v1.ModelVersion:
         """The metadata of one version of a model."""
         request = v1.GetModelVersionRequest(model_id=model_id, version=version)
-        return (await self._call(self._models.get_model_version, request)).version
+        return (
+            await self._call(self._models.get_model_version, request, timeout=timeout, retry=True)
+        ).version
 
     def list_model_versions(
-        self, model_id: str, page_size: int = 0
+        self, model_id: str, page_size: int = 0, *, timeout: Timeout = ...
     ) -> AsyncIterator[v1.ModelVersion]:
         """The versions of a model, newest first, fetched page by page."""
         request = v1.ListModelVersionsRequest(model_id=model_id, page_size=page_size)
-        return self._paginate(self._models.list_model_versions, request, lambda page: page.versions)
+        return self._paginate(
+            self._models.list_model_versions, request, lambda page: page.versions, timeout
+        )
 
     async def upload(
         self,
@@ -428,9 +593,14 @@ class AsyncClient:
         cannot seek declares neither size nor digest and the server computes them.
         ``file_name`` defaults to a path's base name and is required for a file object;
         ``content_type`` defaults to a guess from ``file_name``. ``progress`` gets
-        ``(bytes_sent, total)`` after each chunk. An error of reading ``source`` (an
-        ``OSError`` naming it) or raised by ``progress`` cancels the upload, which stores
-        nothing, and is raised as it is.
+        ``(bytes_sent, total)`` once the stream starts, then after each chunk. An error of
+        reading ``source`` (an ``OSError`` naming it) or raised by ``progress`` cancels the
+        upload, which stores nothing, and is raised as it is; so does cancelling the task (or
+        Ctrl-C in ``Client``).
+
+        An upload is never retried: after ``Unavailable`` the server may have stored the
+        version before the connection broke, so look at ``list_model_versions`` before
+        uploading again.
         """
         async with open_source(source, file_name) as (file, name):
             size, sha256 = await measure(file)
@@ -471,8 +641,9 @@ class AsyncClient:
         version replaces ``destination``, else the ``.part`` file is deleted and ``DataLoss``
         raised. An interrupted download leaves the ``.part`` file, and the next call resumes
         from its size unless ``resume=False``; kept bytes that turn out not to belong to this
-        version are dropped and the download starts over once. A second download to the same
-        destination while one runs raises ``FailedPrecondition``.
+        version are dropped and the download starts over once. A stream that breaks
+        (``Unavailable``) is resumed up to ``retries`` times in a row. A second download to
+        the same destination while one runs raises ``FailedPrecondition``.
 
         When ``destination`` is a folder, the file is saved in it under the version's file
         name (its last component; a name starting with "." becomes ``<model_id>-v<version>``)
@@ -510,7 +681,6 @@ class AsyncClient:
         """
         kept = part.size
         if kept:
-            request.offset = kept
             try:
                 metadata = await self._receive(request, part, progress)
             except OutOfRange:
@@ -519,10 +689,23 @@ class AsyncClient:
                 if part.holds(metadata):
                     return metadata, kept
             await part.restart()
-            request.offset = 0
         return await self._receive(request, part, progress), 0
 
     async def _receive(
+        self,
+        request: v1.DownloadModelVersionRequest,
+        part: PartialDownload,
+        progress: ProgressCallback | None,
+    ) -> v1.ModelVersion:
+        """Receive the version's bytes from ``part.size`` on, resuming a stream that breaks."""
+
+        async def attempt() -> v1.ModelVersion:
+            request.offset = part.size
+            return await self._receive_stream(request, part, progress)
+
+        return await self._retrying(attempt, done=lambda: part.size)
+
+    async def _receive_stream(
         self,
         request: v1.DownloadModelVersionRequest,
         part: PartialDownload,
@@ -535,12 +718,13 @@ class AsyncClient:
                 raise ServerError(
                     StatusCode.UNKNOWN, "the download did not start with the metadata"
                 )
+            total = first.version.size_bytes
             if progress is not None:
-                progress(part.size, first.version.size_bytes)
+                progress(part.size, total)
             async for response in stream:
                 await part.append(response.chunk)
                 if progress is not None:
-                    progress(part.size, first.version.size_bytes)
+                    progress(part.size, total)
         return first.version
 
 
@@ -550,7 +734,8 @@ async def _upload_requests(
     progress: ProgressCallback | None,
     local_errors: list[Exception],
 ) -> AsyncIterator[v1.UploadModelVersionRequest]:
-    """The header, then the file in chunks, reporting progress once each chunk is sent.
+    """The header, then the file in chunks, reporting progress once the header is sent and
+    once each chunk is.
 
     An error of reading the file or of ``progress`` is added to ``local_errors`` and then
     propagates, which resets the stream (ending it normally would store a truncated file).
@@ -559,6 +744,8 @@ async def _upload_requests(
     try:
         yield v1.UploadModelVersionRequest(header=header)
         sent = 0
+        if progress is not None:
+            progress(sent, header.size_bytes)
         async for chunk in read_chunks(file):
             yield v1.UploadModelVersionRequest(chunk=chunk)
             sent += len(chunk)

@@ -1,0 +1,227 @@
+"""Calls that change nothing are retried after UNAVAILABLE, within their deadline; calls that
+change something never are. Each call's timeout overrides the client's."""
+
+import io
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from google.protobuf.descriptor_pb2 import FileDescriptorSet, MethodOptions
+from grpclib.client import Channel
+from grpclib.events import SendRequest, listen
+from grpclib.testing import ChannelFor
+from rpc_testing import Flaky
+from test_exported_members import public_members
+
+from modelcatalog import AsyncClient, Unavailable, _client, v1
+
+Call = Callable[[AsyncClient], Awaitable[object]]
+
+
+async def _drain(items: AsyncIterator[object]) -> None:
+    async for _ in items:
+        pass
+
+
+CALLS: dict[str, Call] = {
+    "sign_up": lambda client: client.sign_up("bob", "password"),
+    "sign_in": lambda client: client.sign_in("bob", "password"),
+    "get_current_user": lambda client: client.get_current_user(),
+    "sign_out": lambda client: client.sign_out(),
+    "create_folder": lambda client: client.create_folder("vision"),
+    "get_folder": lambda client: client.get_folder("f1"),
+    "list_folders": lambda client: _drain(client.list_folders()),
+    "grant_folder_access": lambda client: client.grant_folder_access("f1", "bob", "viewer"),
+    "revoke_folder_access": lambda client: client.revoke_folder_access("f1", "bob"),
+    "leave_folder": lambda client: client.leave_folder("f1"),
+    "list_folder_access": lambda client: _drain(client.list_folder_access("f1")),
+    "create_model": lambda client: client.create_model("f1", "resnet"),
+    "get_model": lambda client: client.get_model("m1"),
+    "list_models": lambda client: _drain(client.list_models()),
+    "get_model_version": lambda client: client.get_model_version("m1", 1),
+    "list_model_versions": lambda client: _drain(client.list_model_versions("m1")),
+    "upload": lambda client: client.upload("m1", io.BytesIO(b"weights"), file_name="m.bin"),
+}
+"""One call of every method with a unary RPC (download is tested in test_transfers.py)."""
+
+SERVICES = (v1.AuthServiceBase, v1.FolderServiceBase, v1.ModelServiceBase)
+
+
+def _contract_routes() -> tuple[set[str], set[str]]:
+    """Every route of the contract, and those it marks ``NO_SIDE_EFFECTS``."""
+    contract = FileDescriptorSet.FromString(v1.file_descriptor_set())
+    every, reads = set(), set()
+    for file in contract.file:
+        for service in file.service:
+            for method in service.method:
+                route = f"/{file.package}.{service.name}/{method.name}"
+                every.add(route)
+                if method.options.idempotency_level == MethodOptions.NO_SIDE_EFFECTS:
+                    reads.add(route)
+    return every, reads
+
+
+async def _attempts(call: Call, failures: int, **options: Any) -> tuple[dict[str, int], bool]:
+    """The attempts per route of ``call`` against services that fail ``failures`` times
+    first, and whether it succeeded."""
+    services = [Flaky(service, failures) for service in SERVICES]
+    async with ChannelFor(services) as channel:
+        client = AsyncClient.from_channel(channel, token="tok", retry_backoff=0, **options)
+        try:
+            await call(client)
+        except Unavailable:
+            succeeded = False
+        else:
+            succeeded = True
+    return {route: n for service in services for route, n in service.attempts.items()}, succeeded
+
+
+def test_every_method_is_classified() -> None:
+    """Each public method with an RPC is in CALLS here or tested for retries elsewhere."""
+    elsewhere = {"download", "close", "from_channel", "token"}
+    assert set(CALLS) | elsewhere == set(public_members(AsyncClient))
+
+
+async def test_exactly_the_calls_the_contract_marks_without_side_effects_are_retried() -> None:
+    """After one UNAVAILABLE, reads are sent again and succeed; writes are sent once and fail."""
+    every, reads = _contract_routes()
+    retried: set[str] = set()
+    sent_once: set[str] = set()
+    for name, call in CALLS.items():
+        attempts, succeeded = await _attempts(call, failures=1, retries=1)
+        retried |= {route for route, n in attempts.items() if n == 2}
+        sent_once |= {route for route, n in attempts.items() if n == 1}
+        assert succeeded == all(route in reads for route in attempts), name
+    download = "/modelcatalog.v1.ModelService/DownloadModelVersion"
+    assert retried == reads - {download}
+    assert sent_once == every - reads
+    assert sent_once >= {"/modelcatalog.v1.ModelService/UploadModelVersion"}
+
+
+async def test_reads_are_retried_until_they_succeed() -> None:
+    """A read that fails twice with UNAVAILABLE succeeds on its third attempt."""
+    attempts, succeeded = await _attempts(CALLS["get_model"], failures=2, retries=3)
+    assert succeeded
+    assert attempts == {"/modelcatalog.v1.ModelService/GetModel": 3}
+
+
+async def test_retries_stop_after_the_configured_count() -> None:
+    """With retries=2 a read is sent three times, then the UNAVAILABLE is raised."""
+    attempts, succeeded = await _attempts(CALLS["get_folder"], failures=5, retries=2)
+    assert not succeeded
+    assert attempts == {"/modelcatalog.v1.FolderService/GetFolder": 3}
+
+
+async def test_retries_zero_sends_once() -> None:
+    """retries=0 turns retrying off."""
+    attempts, _ = await _attempts(CALLS["list_models"], failures=1, retries=0)
+    assert attempts == {"/modelcatalog.v1.ModelService/ListModels": 1}
+
+
+async def test_waits_between_retries_grow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry n waits backoff_delay(n, retry_backoff): the wait's ceiling doubles each time."""
+    waits: list[tuple[int, float]] = []
+
+    def no_wait(retry: int, retry_backoff: float) -> float:
+        waits.append((retry, retry_backoff))
+        return 0.0
+
+    monkeypatch.setattr(_client, "backoff_delay", no_wait)
+    services = [Flaky(v1.ModelServiceBase, failures=3)]
+    async with ChannelFor(services) as channel:
+        client = AsyncClient.from_channel(channel, retries=3, retry_backoff=0.5)
+        await client.get_model("m1")
+    assert waits == [(1, 0.5), (2, 0.5), (3, 0.5)]
+
+
+def test_backoff_is_exponential_with_full_jitter() -> None:
+    """Waits are random within [0, backoff * 2**(n-1)], capped at MAX_RETRY_BACKOFF."""
+    for retry, ceiling in [(1, 0.25), (2, 0.5), (3, 1.0), (10, _client.MAX_RETRY_BACKOFF)]:
+        waits = [_client.backoff_delay(retry, 0.25) for _ in range(200)]
+        assert all(0 <= wait <= ceiling for wait in waits)
+        assert max(waits) > 0.8 * ceiling  # spread over the range, not a fixed wait
+        assert len(set(waits)) > 100
+
+
+async def test_no_retry_starts_past_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retry whose wait would outlast the call's timeout is not made; UNAVAILABLE is raised."""
+    monkeypatch.setattr(_client, "backoff_delay", lambda retry, retry_backoff: 60.0)
+    attempts, succeeded = await _attempts(CALLS["get_model"], failures=1, timeout=5.0)
+    assert not succeeded
+    assert attempts == {"/modelcatalog.v1.ModelService/GetModel": 1}
+
+
+class UntrustedChannel(Channel):
+    """A channel whose every connection fails: with ``error``, counting the attempts."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__("127.0.0.1", 1)
+        self.error = error
+        self.connections = 0
+
+    async def _create_connection(self) -> Any:
+        self.connections += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "connections"),
+    [
+        (ConnectionRefusedError(111, "Connection refused"), 1 + 2),
+        (ssl.SSLCertVerificationError(1, "certificate verify failed"), 1),
+    ],
+)
+async def test_unreachable_server_is_retried_but_an_untrusted_one_is_not(
+    error: Exception, connections: int
+) -> None:
+    """A refused connection is retried like UNAVAILABLE; a TLS verification failure is not."""
+    channel = UntrustedChannel(error)
+    client = AsyncClient.from_channel(channel, retries=2, retry_backoff=0)
+    with pytest.raises(Unavailable):
+        await client.get_current_user()
+    assert channel.connections == connections
+
+
+@pytest.mark.parametrize(("retries", "retry_backoff"), [(-1, 0.1), (3, -0.1)])
+async def test_negative_retry_settings_are_refused(retries: int, retry_backoff: float) -> None:
+    """A negative retry count or backoff raises ValueError when the client is made."""
+    with pytest.raises(ValueError, match="must not be negative"):
+        AsyncClient.from_channel(Channel(), retries=retries, retry_backoff=retry_backoff)
+
+
+async def test_each_call_may_override_the_timeout() -> None:
+    """timeout= on a call replaces the client's deadline for it; None sends no deadline."""
+    deadlines: list[float | None] = []
+
+    async def record(event: SendRequest) -> None:
+        deadlines.append(None if event.deadline is None else event.deadline.time_remaining())
+
+    async with ChannelFor([Flaky(v1.AuthServiceBase, failures=0)]) as channel:
+        listen(channel, SendRequest, record)
+        client = AsyncClient.from_channel(channel, timeout=30.0)
+        await client.get_current_user(timeout=2.0)
+        await client.get_current_user(timeout=None)
+        await client.get_current_user()
+    short, none, default = deadlines
+    assert short is not None
+    assert 1.0 < short <= 2.0
+    assert none is None
+    assert default is not None
+    assert 29.0 < default <= 30.0
+
+
+async def test_retries_share_the_call_deadline() -> None:
+    """Every attempt of a call is sent with the same deadline, not a fresh timeout each."""
+    deadlines: list[object] = []
+
+    async def record(event: SendRequest) -> None:
+        deadlines.append(event.deadline)
+
+    async with ChannelFor([Flaky(v1.FolderServiceBase, failures=2)]) as channel:
+        listen(channel, SendRequest, record)
+        client = AsyncClient.from_channel(channel, retry_backoff=0)
+        await client.get_folder("f1", timeout=10.0)
+    assert len(deadlines) == 3
+    assert deadlines[0] is not None
+    assert deadlines.count(deadlines[0]) == 3
