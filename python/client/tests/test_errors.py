@@ -4,6 +4,8 @@ import asyncio
 import re
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +14,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import BadRequest, ErrorInfo, RetryInfo
 from grpclib.client import Channel
 from grpclib.const import Status
+from grpclib.encoding.proto import ProtoStatusDetailsCodec
 from grpclib.exceptions import GRPCError
 from grpclib.testing import ChannelFor
 
@@ -218,3 +221,28 @@ def test_error_text_is_escaped_and_the_raw_message_kept() -> None:
     error = from_grpc_error(GRPCError(Status.NOT_FOUND, "no \x1b]0;title\x07 \u202eversion"))
     assert str(error) == "no \\x1b]0;title\\x07 \\u202eversion"
     assert error.message == "no \x1b]0;title\x07 \u202eversion"
+
+
+def test_error_details_decode_in_a_process_that_never_loaded_their_types() -> None:
+    """The SDK's channel decodes ErrorInfo although nothing imported error_details_pb2 first
+    (it loads them at the first error, to keep them out of every command's start-up)."""
+    encoded = ProtoStatusDetailsCodec().encode(
+        Status.ALREADY_EXISTS,
+        "taken",
+        [ErrorInfo(domain="modelcatalog.v1", reason="USERNAME_TAKEN")],
+    )
+    probe = (
+        "import sys\n"
+        "from grpclib.const import Status\n"
+        "from grpclib.exceptions import GRPCError\n"
+        "from modelcatalog._transport import ErrorDetailsCodec, from_grpc_error\n"
+        "assert 'google.rpc.error_details_pb2' not in sys.modules\n"
+        "details = ErrorDetailsCodec().decode(Status.ALREADY_EXISTS, 'taken', bytes.fromhex("
+        f"{encoded.hex()!r}))\n"
+        "error = from_grpc_error(GRPCError(Status.ALREADY_EXISTS, 'taken', details))\n"
+        "print(type(error).__name__, error.reason)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == ["AlreadyExists", "USERNAME_TAKEN"]

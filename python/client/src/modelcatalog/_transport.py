@@ -12,10 +12,12 @@ checked by ``tests/test_transport.py``).
 import functools
 import os
 import ssl
+from collections.abc import Sequence
+from typing import Any
 
-from google.rpc.error_details_pb2 import ErrorInfo, RetryInfo
 from grpclib.client import Channel, Handler
 from grpclib.config import Configuration
+from grpclib.const import Status
 from grpclib.encoding.proto import ProtoStatusDetailsCodec
 from grpclib.exceptions import GRPCError
 from grpclib.protocol import H2Protocol
@@ -156,8 +158,23 @@ def open_channel(
         ssl=context,
         config=channel_config(),
         codec=Codec(),
-        status_details_codec=ProtoStatusDetailsCodec(),
+        status_details_codec=ErrorDetailsCodec(),
     )
+
+
+class ErrorDetailsCodec(ProtoStatusDetailsCodec):
+    """grpclib's codec of an error's ``google.rpc`` details, loading their types at the first
+    error instead of at start-up.
+
+    grpclib finds a detail's message class in protobuf's symbol database, which knows only the
+    modules imported so far; importing ``error_details_pb2`` (and protobuf with it) up front
+    costs every command-line run about 50 ms, also the runs that never see an error.
+    """
+
+    def decode(self, status: Status, message: str | None, data: bytes) -> Sequence[Any]:
+        import google.rpc.error_details_pb2  # noqa: F401  (registers ErrorInfo, RetryInfo, ...)
+
+        return super().decode(status, message, data)
 
 
 class TunedChannel(Channel):
@@ -177,6 +194,8 @@ def from_grpc_error(error: GRPCError) -> ModelCatalogError:
     (proxies, grpclib itself) carry none and get ``reason=None``. A ``google.rpc.RetryInfo``
     becomes ``retry_after``.
     """
+    from google.rpc.error_details_pb2 import ErrorInfo, RetryInfo
+
     details = error.details or ()
     info = next((d for d in details if isinstance(d, ErrorInfo) and d.domain == ERROR_DOMAIN), None)
     retry = next((d for d in details if isinstance(d, RetryInfo)), None)
