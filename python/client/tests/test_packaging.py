@@ -89,6 +89,24 @@ def test_sdk_needs_neither_click_nor_rich(tmp_path: Path) -> None:
     assert result.stdout == "ok\n"
 
 
+def test_the_command_line_without_its_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    """Without the [cli] extra the `modelcatalog` entry point exits 1 with one line naming
+    the extra, not a traceback."""
+    script = BLOCK_CLI_STACK + "from modelcatalog.cli import main\nmain(['--help'])\n"
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: the modelcatalog command line needs click, which comes with its [cli] extra;"
+        " install it with: pip install 'modelcatalog[cli]'\n"
+    )
+
+
 USER_SCRIPT = """
 import asyncio
 from pathlib import Path
