@@ -230,6 +230,18 @@ def test_model_list_names_the_folders_fetching_them_once(harness: CliHarness) ->
     assert [m["folder_id"] for m in listed] == [FOLDER_ID] * 3
 
 
+def test_ids_stay_whole_in_an_80_column_table(
+    harness: CliHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns each model's id stays on one line, to be copied; other columns fold."""
+    monkeypatch.setenv("COLUMNS", "80")
+    harness.run("folder", "create", "vision-models-for-the-production-cameras")
+    harness.run("model", "create", FOLDER_ID, "resnet50-finetuned-on-the-night-images")
+    table = harness.run("model", "list").stdout
+    assert MODEL_ID in table, table
+    assert all(len(line) <= 80 for line in table.splitlines()), table
+
+
 def test_whoami_names_the_server(harness: CliHarness) -> None:
     """whoami shows the server the login is for, in text and in --json."""
     text = harness.run("whoami", "--server", "models.test:443")

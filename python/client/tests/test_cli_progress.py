@@ -69,3 +69,18 @@ def test_disabled_progress_prints_nothing(capsys: pytest.CaptureFixture[str]) ->
     with transfer_progress("download", enabled=False, resumable=True) as progress:
         progress(MIB, 2 * MIB)
     assert capsys.readouterr().out == ""
+
+
+def test_bar_fits_one_line_of_an_80_column_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns the bar of a long file name stays one line, its figures whole."""
+    monkeypatch.setenv("COLUMNS", "80")
+    total = 500 * MIB
+    name = "download resnet-152-finetuned-imagenet-epoch-40-with-a-long-name.tar.gz"
+    with transfer_progress(name, enabled=True, total=total) as progress:
+        progress(total // 5, total)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1, lines
+    assert len(lines[0]) <= 80
+    assert "100.0 MiB / 500.0 MiB" in lines[0]

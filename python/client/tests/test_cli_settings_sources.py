@@ -1,13 +1,16 @@
 """Which saved login a server address finds, and errors that name where a bad setting came from."""
 
 import json
+import ssl
+from pathlib import Path
 
 import pytest
 from cli_testing import CliHarness
 
+from modelcatalog import StatusCode, Unavailable
 from modelcatalog.cli import _context as context
-from modelcatalog.cli._config import DEFAULT_SERVER, server_identity
-from modelcatalog.cli._errors import ExitCode
+from modelcatalog.cli._config import DEFAULT_SERVER, Settings, server_identity
+from modelcatalog.cli._errors import ExitCode, from_exception
 
 pytest_plugins = ["cli_fixtures"]
 
@@ -183,5 +186,67 @@ def test_bad_insecure_values_name_the_variable_or_the_file(
     new_harness.config_file.parent.mkdir(parents=True)
     new_harness.config_file.write_text(json.dumps({"insecure": "maybe"}))
     from_file = new_harness.run("whoami")
+    assert from_env.exit_code == ExitCode.USAGE
     assert "MODELCATALOG_INSECURE='maybe' is not a boolean" in _error_line(from_env.stderr)
     assert f"{new_harness.config_file}: 'insecure' must be" in _error_line(from_file.stderr)
+
+
+def _unreachable(*, certificate_untrusted: bool) -> Unavailable:
+    error = Unavailable(StatusCode.UNAVAILABLE, "cannot reach the modelcatalog server")
+    if certificate_untrusted:
+        cause = ssl.SSLCertVerificationError(1, "certificate verify failed")
+        cause.verify_message = "self-signed certificate"
+        error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    ("origin", "fix"),
+    [
+        ("MODELCATALOG_CA_CERT", "set MODELCATALOG_CA_CERT to the certificate the server uses"),
+        ("'ca_cert' in /home/me/config.json", "the certificate in use is 'ca_cert' in"),
+        ("--ca-cert", "pass --ca-cert with the certificate the server uses"),
+    ],
+)
+def test_an_untrusted_certificate_names_where_the_ca_certificate_came_from(
+    origin: str, fix: str
+) -> None:
+    """A TLS verification failure tells to change the variable, file entry or flag that gave
+    the CA certificate, not always --ca-cert."""
+    settings = Settings(
+        server="h:1",
+        ca_cert="/tmp/other.crt",
+        insecure=False,
+        token=None,
+        username=None,
+        config_path=Path("/home/me/config.json"),
+        origins={"ca_cert": origin},
+    )
+    converted = from_exception(
+        _unreachable(certificate_untrusted=True), server="h:1", settings=settings
+    )
+    assert converted is not None
+    assert converted.exit_code == ExitCode.CONNECTION
+    assert "self-signed certificate" in converted.format_message()
+    assert fix in converted.format_message()
+
+
+def test_an_unreachable_server_names_the_settings_that_chose_it() -> None:
+    """Connection refused with the address from MODELCATALOG_SERVER names that variable."""
+    settings = Settings(
+        server="127.0.0.1:1",
+        ca_cert=None,
+        insecure=True,
+        token=None,
+        username=None,
+        config_path=Path("/home/me/config.json"),
+        origins={"server": "MODELCATALOG_SERVER", "insecure": "MODELCATALOG_INSECURE"},
+    )
+    converted = from_exception(
+        _unreachable(certificate_untrusted=False), server="127.0.0.1:1", settings=settings
+    )
+    assert converted is not None
+    assert converted.exit_code == ExitCode.CONNECTION
+    assert "check that the server is running and that MODELCATALOG_SERVER is right" in (
+        converted.format_message()
+    )

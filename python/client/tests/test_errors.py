@@ -75,16 +75,19 @@ async def client() -> AsyncIterator[AsyncClient]:
 
 
 async def test_reason_travels_in_the_status_details(client: AsyncClient) -> None:
-    """ALREADY_EXISTS with ErrorInfo raises AlreadyExists carrying status, message and reason."""
+    """ALREADY_EXISTS with ErrorInfo raises AlreadyExists carrying status, message and reason,
+    and no grpclib exception in its traceback."""
     with pytest.raises(AlreadyExists) as caught:
         await client.sign_up("alice", "secret-password")
     error = caught.value
     assert error.status is StatusCode.ALREADY_EXISTS
+    assert str(error.status) == "ALREADY_EXISTS"
     assert error.message == str(error) == "the username is taken"
     assert error.reason == "USERNAME_TAKEN"
     assert error.field is None
     assert error.metadata == {}
-    assert isinstance(error.__cause__, GRPCError)
+    assert error.__cause__ is None
+    assert error.__suppress_context__
 
 
 async def test_invalid_field_names_the_field_and_skips_other_domains(client: AsyncClient) -> None:

@@ -200,9 +200,12 @@ class AsyncClient:
 
     Calls that change nothing (the RPCs the contract marks ``NO_SIDE_EFFECTS``: ``get_*``,
     every page of ``list_*``, ``download``) are repeated up to ``retries`` times in a row when
-    they fail with ``Unavailable`` (the server restarting, a dropped connection), after a
-    random wait that doubles each time (``backoff_delay``); a download resumes where its stream
-    broke. Calls that change something (sign-up, sign-in and sign-out, ``create_*``,
+    they fail with ``Unavailable`` (a dropped connection, a server briefly out of reach), after
+    a random wait that doubles each time (``backoff_delay``); a download resumes where its
+    stream broke. The defaults wait at most 1.75 s in all: to ride out a server restart, raise
+    ``retries`` (6 wait up to about 13 s).
+
+    Calls that change something (sign-up, sign-in and sign-out, ``create_*``,
     ``grant``/``revoke``, ``upload``) are never repeated: when the connection breaks the client
     cannot know whether the server acted (and a repeated grant could undo what another owner
     changed meanwhile), so the caller decides. ``ResourceExhausted`` is never retried either:
@@ -307,7 +310,7 @@ class AsyncClient:
         try:
             yield
         except GRPCError as error:
-            raise from_grpc_error(error) from error
+            raise from_grpc_error(error) from None  # grpclib's frames are no help to callers
         except TimeoutError as error:  # grpclib's own deadline; caught before OSError, its base
             raise DeadlineExceeded(
                 StatusCode.DEADLINE_EXCEEDED,

@@ -51,6 +51,10 @@ class StatusCode(enum.IntEnum):
     DATA_LOSS = 15
     UNAUTHENTICATED = 16
 
+    def __str__(self) -> str:
+        """The code's name (``PERMISSION_DENIED``), as gRPC tools print it, not its number."""
+        return self.name
+
 
 class ModelCatalogError(Exception):
     """Base class of every error the SDK raises, so one ``except`` catches them all.

@@ -181,7 +181,9 @@ def _env_bool(environ: Mapping[str, str], name: str) -> bool | None:
         return True
     if lowered in _FALSE:
         return False
-    raise ConfigError(f"{name}={value!r} is not a boolean; use 1/0, true/false or yes/no")
+    raise ConfigError(
+        f"{name}={value!r} is not a boolean; use 1/0, true/false or yes/no", usage=True
+    )
 
 
 @dataclass(frozen=True)

@@ -38,15 +38,15 @@ class ExitCode(IntEnum):
 
 EXIT_CODES_HELP = """\b
 Exit codes:
-  0  success
-  1  other error (server failure, local config or file error)
-  2  invalid input or usage
-  3  not logged in, login expired, or wrong username/password
-  4  permission denied (or the folder/model does not exist)
-  5  not found (user or version)
-  6  already exists, or conflicts with the current state
-  7  cannot reach the server (connection, TLS, timeout)
-  8  data loss (checksum mismatch)
+    0  success
+    1  other error (server failure, local config or file error)
+    2  invalid input or usage (a malformed id too)
+    3  not logged in, login expired, or wrong username/password
+    4  permission denied (or the folder/model does not exist)
+    5  not found (user or version)
+    6  already exists, or conflicts with the current state
+    7  cannot reach the server (connection, TLS, timeout)
+    8  data loss (checksum mismatch)
   130  interrupted (Ctrl-C)"""
 
 
@@ -99,12 +99,14 @@ def from_sdk_error(
     server: str = "the server",
     login: str = "modelcatalog login",
     token_variable: str | None = None,
+    settings: Settings | None = None,
 ) -> CliError:
     """The message and exit code for an SDK error, with a hint chosen by its reason.
 
     ``login`` is the command that signs in to ``server`` again, for the hints of auth errors;
     ``token_variable`` names the environment variable the token came from, if it did, since
-    logging in again does not replace that token.
+    logging in again does not replace that token. With the command's ``settings``, hints about
+    the server address or CA certificate name the flag, variable or file entry to change.
     """
     import ssl
 
@@ -177,12 +179,12 @@ def from_sdk_error(
         case Unavailable() if isinstance(error.__cause__, ssl.SSLCertVerificationError):
             why = error.__cause__.verify_message or "not trusted"
             return CliError(
-                f"cannot verify the TLS certificate of {server} ({why}); pass --ca-cert with the"
-                " certificate the server uses (<server data dir>/tls/server.crt; login saves it)",
+                f"cannot verify the TLS certificate of {server} ({why});"
+                f" {_ca_cert_fix(settings, login)}",
                 ExitCode.CONNECTION,
             )
         case Unavailable():
-            hint = "check that the server is running and that --server and --ca-cert are right"
+            hint = f"check that the server is running and that {_named_settings(settings)} right"
             return CliError(_with_hint(message, hint), ExitCode.CONNECTION)
         case DeadlineExceeded():
             return CliError(_with_hint(message, "retry, or check the network"), ExitCode.CONNECTION)
@@ -205,6 +207,27 @@ def from_sdk_error(
             return CliError(f"{message} ({type(error).__name__})", ExitCode.ERROR)
 
 
+def _ca_cert_fix(settings: Settings | None, login: str) -> str:
+    """How to give the certificate the server uses, where the one in use came from."""
+    certificate = "the certificate the server uses (<server data dir>/tls/server.crt)"
+    origin = settings.origin("ca_cert") if settings else None
+    if origin is None or origin.startswith("--"):
+        return f"pass --ca-cert with {certificate}; login saves it"
+    if origin.startswith("MODELCATALOG_"):
+        return f"set {origin} to {certificate}, or unset it"
+    return f"the certificate in use is {origin}; run `{login} --ca-cert FILE` with {certificate}"
+
+
+def _named_settings(settings: Settings | None) -> str:
+    """The server address and CA certificate settings, by the names they were given under."""
+    if settings is None:
+        return "--server and --ca-cert are"
+    server = settings.origin("server") or f"the default server {settings.server}"
+    if settings.insecure:
+        return f"{server} is"
+    return f"{server} and {settings.origin('ca_cert') or '--ca-cert'} are"
+
+
 def from_exception(
     error: Exception,
     *,
@@ -223,7 +246,9 @@ def from_exception(
     if isinstance(error, CliError):
         return error
     if isinstance(error, ModelCatalogError):
-        return from_sdk_error(error, server=server, login=login, token_variable=token_variable)
+        return from_sdk_error(
+            error, server=server, login=login, token_variable=token_variable, settings=settings
+        )
     if isinstance(error, ConfigError):
         return CliError(str(error), ExitCode.USAGE if error.usage else ExitCode.ERROR)
     if isinstance(error, ValueError):

@@ -175,7 +175,10 @@ def table(
 
     grid = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in columns:
-        grid.add_column(column, overflow="fold")
+        if column == "ID" or column.endswith(" ID"):
+            grid.add_column(column, no_wrap=True)  # an id is copied whole; others fold instead
+        else:
+            grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*map(_cell, row))
     _print(grid)

@@ -14,6 +14,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
 from rich.text import Text
 
 from .._text import printable
@@ -46,14 +47,23 @@ class TransferBar:
     """
 
     def __init__(self, description: str, *, total: int | None, resumable: bool) -> None:
+        shown_on = console()
+        # One line at any width: the figures never wrap, a long file name is cut short (at most
+        # a third of the line) and the bar takes what is left.
         self._progress = Progress(
-            TextColumn("{task.description}", markup=False),
-            BarColumn(),
-            TaskProgressColumn(),
-            SizeColumn(),
-            SpeedColumn(),
-            TimeRemainingColumn(),
-            console=console(),
+            TextColumn(
+                "{task.description}",
+                markup=False,
+                table_column=Column(
+                    no_wrap=True, overflow="ellipsis", max_width=shown_on.width // 3
+                ),
+            ),
+            BarColumn(bar_width=None),
+            TaskProgressColumn(table_column=Column(no_wrap=True)),
+            SizeColumn(table_column=Column(no_wrap=True)),
+            SpeedColumn(table_column=Column(no_wrap=True)),
+            TimeRemainingColumn(table_column=Column(no_wrap=True)),
+            console=shown_on,
             transient=False,
         )
         self._task = self._progress.add_task(printable(description), total=total)
