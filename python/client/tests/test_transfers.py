@@ -2,6 +2,7 @@
 
 import asyncio
 import errno
+import gzip
 import hashlib
 import io
 import itertools
@@ -10,7 +11,7 @@ import random
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import betterproto
 import pytest
@@ -283,6 +284,23 @@ async def test_unseekable_stream_declares_its_digest_in_the_trailer(
     assert _trailer(fake).sha256 == hashlib.sha256(data).hexdigest()
     assert fake.files[version.version] == data
     assert progress.calls[-1] == (SIZE, None)
+
+
+async def test_a_decompressing_stream_declares_no_size_of_the_file_under_it(
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """A GzipFile has the compressed file's fileno and seeks to its end only by decompressing
+    it all: it declares no size (so it is not decompressed twice) and sends its SHA-256 in the
+    trailer."""
+    compressed = tmp_path / "model.bin.gz"
+    with gzip.open(compressed, "wb") as file:
+        file.write(data)
+    with gzip.open(compressed, "rb") as file:
+        # typeshed's GzipFile is a BufferedIOBase, not a BinaryIO; it reads as one.
+        version = await client.upload("m1", cast(BinaryIO, file), file_name="model.bin")
+    assert _header(fake).size_bytes is None
+    assert _trailer(fake).sha256 == hashlib.sha256(data).hexdigest()
+    assert fake.files[version.version] == data
 
 
 async def test_file_object_needs_a_file_name(client: AsyncClient, fake: FakeModels) -> None:

@@ -591,8 +591,8 @@ class AsyncClient:
 
         ``source`` is a path or a binary file object, read once, from its current position to
         its end. The header declares the size where it is known without reading (a regular
-        file's from ``fstat``, a seekable stream's from seeking to its end; not a pipe's), so
-        the server refuses a file too large at once; the SHA-256, computed while the chunks
+        file's from ``fstat``, a ``BytesIO``'s; not a pipe's or a ``GzipFile``'s), so the
+        server refuses a file too large at once; the SHA-256, computed while the chunks
         are read, follows them in the stream's trailer, and the server refuses bytes damaged
         in transit (``DataLoss``) before storing anything. A regular file that changes while
         it is read (size or modification time) raises ``FailedPrecondition`` naming it and
