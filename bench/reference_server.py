@@ -11,8 +11,8 @@ compares the same calls from the same clients. What it does, as ours does:
   ordered by creation time with keyset paging (at most 100 per page);
 - UploadModelVersion: the caller's editor role checked, SHA-256 computed while the bytes
   stream, written to a temporary file in a worker thread, fsynced, renamed to its content
-  address (``blobs/sha256/ab/<digest>``), declared size and digest checked, then a version
-  row inserted (latest version bumped) in one SQLite transaction;
+  address (``blobs/sha256/ab/<digest>``), declared size and digest (header or trailer)
+  checked, then a version row inserted (latest version bumped) in one SQLite transaction;
 - DownloadModelVersion: the version looked up with the caller's membership, then the blob
   read in 1 MiB chunks in a worker thread.
 
@@ -311,14 +311,18 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         temporary = self._catalog.new_temporary()
         hasher = hashlib.sha256()
         size = 0
+        declared = {header.sha256}
         file = await asyncio.to_thread(temporary.open, "xb")
         try:
             async for request in requests:
+                if request.HasField("trailer"):
+                    declared.add(request.trailer.sha256)
+                    continue
                 size += len(request.chunk)
                 await asyncio.to_thread(_write_chunk, file, hasher, request.chunk)
             digest = hasher.hexdigest()
             if (header.HasField("size_bytes") and header.size_bytes != size) or (
-                header.sha256 and header.sha256 != digest
+                declared - {"", digest}
             ):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "size or digest mismatch")
             await asyncio.to_thread(

@@ -9,6 +9,7 @@ that exist, so mutations that still decode reach the handlers. The default run t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
 from collections import Counter
@@ -80,7 +81,8 @@ async def populate(server: RunningServer) -> Catalog:
 
 
 def targets(catalog: Catalog) -> list[Target]:
-    """A target for every RPC of the three services, and one for an upload's chunk message."""
+    """A target for every RPC of the three services, and one each for an upload's chunk and
+    trailer messages."""
     folder, model = catalog.folder_id, catalog.model_id
     header = v1.UploadModelVersionHeader(
         model_id=model, file_name="w.bin", size_bytes=4, sha256="0" * 64, labels={"a": "b"}
@@ -117,6 +119,18 @@ def targets(catalog: Catalog) -> list[Target]:
             chunk = bytes(v1.UploadModelVersionRequest(chunk=b"data"))
             before = (bytes(requests[method]),)
             found.append(Target(path, handler.cardinality, chunk, before, catalog.token))
+            # A header without a digest, so that the trailer's is the one checked.
+            unverified = v1.UploadModelVersionHeader(model_id=model, file_name="t.bin")
+            trailer = v1.UploadModelVersionTrailer(sha256=hashlib.sha256(b"data").hexdigest())
+            found.append(
+                Target(
+                    path,
+                    handler.cardinality,
+                    bytes(v1.UploadModelVersionRequest(trailer=trailer)),
+                    (bytes(v1.UploadModelVersionRequest(header=unverified)), chunk),
+                    catalog.token,
+                )
+            )
     return found
 
 

@@ -93,12 +93,16 @@ class FakeTransfers(v1.ModelServiceBase):
         header = received[0].header
         self.check_upload(header)
         data = bytearray()
+        declared = {header.sha256}
         async for message in messages:
             received.append(message)
-            data += message.chunk
+            if betterproto.which_one_of(message, "content")[0] == "trailer":
+                declared.add(message.trailer.sha256)
+            else:
+                data += message.chunk
         if header.size_bytes is not None and header.size_bytes != len(data):
             raise grpc_error(Status.INVALID_ARGUMENT, "size_mismatch", "SIZE_MISMATCH")
-        if header.sha256 and header.sha256 != hashlib.sha256(data).hexdigest():
+        if declared - {"", hashlib.sha256(data).hexdigest()}:
             raise grpc_error(Status.DATA_LOSS, "digest_mismatch", "DIGEST_MISMATCH")
         version = self.store(
             bytes(data),

@@ -277,7 +277,7 @@ def test_local_file_errors_exit_1_naming_the_file(
 
 
 class BadDisk(io.BytesIO):
-    """A file whose reads fail with EIO once it has been hashed, like a disk going bad."""
+    """A file whose reads after its first block fail with EIO, like a disk going bad."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(Path(path).read_bytes())
@@ -290,7 +290,7 @@ class BadDisk(io.BytesIO):
 
     def read(self, size: int | None = -1, /) -> bytes:
         self.reads += 1
-        if self.reads > 2:  # hashing read the file and then its end
+        if self.reads > 1:
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         return super().read(size)
 

@@ -24,7 +24,7 @@ def test_instance_state_holds_placeholders_and_the_three_bookkeeping_attributes(
     assert state[_upstream.SERIALIZED_ON_WIRE] is True
     assert state[_upstream.UNKNOWN_FIELDS] == b""
     assert state[_upstream.GROUP_CURRENT] == {"content": "chunk"}
-    expected_keys = {"header", "chunk", *_bookkeeping()}
+    expected_keys = {"header", "chunk", "trailer", *_bookkeeping()}
     assert set(state) == expected_keys
     assert set(_upstream.instance_state(v1.UploadModelVersionRequest().parse(b""))) == (
         expected_keys

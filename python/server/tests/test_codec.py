@@ -12,7 +12,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest
 from protobuf_fuzzing import varint
 from server_testing import Api, expect_error
 
-from modelcatalog import v1
+from modelcatalog import v1, wire
 from modelcatalog_server.transport import RequestCodec
 from modelcatalog_server.transport._codec import (
     MAX_NESTING_DEPTH,
@@ -88,6 +88,37 @@ async def test_a_nested_field_is_named_by_its_dotted_path() -> None:
         "MALFORMED_REQUEST",
         field="header.labels.value",
     )
+
+
+@pytest.mark.parametrize(
+    ("trailer", "field"),
+    [
+        (tag(1, VARINT) + varint(7), "trailer.sha256"),
+        (length_delimited(1, b"\xff" * 64), "trailer.sha256"),
+        (length_delimited(1, b"ab")[:-1], "trailer.sha256"),
+    ],
+    ids=["digest as a varint", "digest not UTF-8", "cut short"],
+)
+async def test_a_malformed_upload_trailer_is_refused_naming_its_field(
+    trailer: bytes, field: str
+) -> None:
+    """A trailer whose bytes do not decode as its declared field is MALFORMED_REQUEST."""
+    await expect_error(
+        decoding(length_delimited(3, trailer), v1.UploadModelVersionRequest),
+        Status.INVALID_ARGUMENT,
+        "MALFORMED_REQUEST",
+        field=field,
+    )
+
+
+def test_an_upload_trailer_decodes_through_the_compiled_codec() -> None:
+    """The trailer is read by the same compiled decoder as chunks, into the oneof's member."""
+    sha256 = "ab" * 32
+    data = bytes(v1.UploadModelVersionRequest(trailer=v1.UploadModelVersionTrailer(sha256)))
+    decoded = CODEC.decode(data, v1.UploadModelVersionRequest)
+    assert betterproto.which_one_of(decoded, "content") == ("trailer", decoded.trailer)
+    assert decoded.trailer.sha256 == sha256
+    assert wire.fallback_reason(v1.UploadModelVersionRequest) is None
 
 
 @pytest.mark.parametrize(

@@ -47,8 +47,11 @@ def request_stream(
     header: v1.UploadModelVersionHeader | None,
     chunks: Iterable[bytes],
     pulled: list[int] | None = None,
+    *,
+    trailer_sha256: str | None = None,
 ) -> AsyncIterator[v1.UploadModelVersionRequest]:
-    """The messages of an upload; ``pulled`` counts the chunks the server consumed."""
+    """The messages of an upload, ending with a trailer when ``trailer_sha256`` is given;
+    ``pulled`` counts the chunks the server consumed."""
 
     async def messages() -> AsyncIterator[v1.UploadModelVersionRequest]:
         if header is not None:
@@ -57,6 +60,10 @@ def request_stream(
             if pulled is not None:
                 pulled.append(len(chunk))
             yield v1.UploadModelVersionRequest(chunk=chunk)
+        if trailer_sha256 is not None:
+            yield v1.UploadModelVersionRequest(
+                trailer=v1.UploadModelVersionTrailer(sha256=trailer_sha256)
+            )
 
     return messages()
 
@@ -241,6 +248,150 @@ async def test_digest_mismatch_is_data_loss_and_stores_nothing(
     assert blob_files(settings) == []
     model = (await alice.models.get_model(v1.GetModelRequest(model.id))).model
     assert model.latest_version == 0
+
+
+async def test_a_digest_in_the_trailer_is_verified_and_kept(api: Api) -> None:
+    """A stream of unknown size ending in a trailer stores the version with that digest."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    data = os.urandom(2 * MiB + 5)
+    header = v1.UploadModelVersionHeader(model.id, "f.bin")
+    sha256 = hashlib.sha256(data).hexdigest()
+    response = await alice.models.upload_model_version(
+        request_stream(header, split(data), trailer_sha256=sha256.upper())
+    )
+    assert (response.version.size_bytes, response.version.sha256) == (len(data), sha256)
+    assert (await download(alice, model.id, 1))[1] == data
+
+
+async def test_an_empty_file_is_a_header_and_a_trailer(api: Api) -> None:
+    """Zero chunks between header and trailer make a valid empty version."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    header = v1.UploadModelVersionHeader(model.id, "empty", size_bytes=0)
+    empty = hashlib.sha256(b"").hexdigest()
+    response = await alice.models.upload_model_version(
+        request_stream(header, [], trailer_sha256=empty)
+    )
+    assert (response.version.size_bytes, response.version.sha256) == (0, empty)
+
+
+async def test_a_trailer_digest_mismatch_is_data_loss_and_stores_nothing(
+    api: Api, settings: Settings
+) -> None:
+    """Bytes whose SHA-256 differs from the trailer's: DATA_LOSS, no blob, no version."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    header = v1.UploadModelVersionHeader(model.id, "f.bin", size_bytes=MiB)
+    await expect_error(
+        alice.models.upload_model_version(
+            request_stream(header, [os.urandom(MiB)], trailer_sha256="0" * 64)
+        ),
+        Status.DATA_LOSS,
+        "DIGEST_MISMATCH",
+    )
+    assert blob_files(settings) == []
+    assert (await alice.models.get_model(v1.GetModelRequest(model.id))).model.latest_version == 0
+
+
+@pytest.mark.parametrize(
+    ("header_sha256", "trailer_sha256"),
+    [
+        (hashlib.sha256(b"data").hexdigest(), hashlib.sha256(b"other").hexdigest()),
+        ("", ""),
+        ("", "not hex"),
+        ("", "ab" * 31),
+    ],
+    ids=["differs from the header", "empty", "not hex", "too short"],
+)
+async def test_a_bad_trailer_digest_is_refused_naming_the_field(
+    api: Api, settings: Settings, header_sha256: str, trailer_sha256: str
+) -> None:
+    """A trailer without a well-formed digest, or contradicting the header's, stores nothing."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    header = v1.UploadModelVersionHeader(model.id, "f.bin", sha256=header_sha256)
+    await expect_error(
+        alice.models.upload_model_version(
+            request_stream(header, [b"data"], trailer_sha256=trailer_sha256)
+        ),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        "trailer.sha256",
+    )
+    assert blob_files(settings) == []
+
+
+async def test_header_and_trailer_may_both_declare_the_digest(api: Api) -> None:
+    """The same digest in header and trailer (in either case) is accepted."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    sha256 = hashlib.sha256(b"data").hexdigest()
+    header = v1.UploadModelVersionHeader(model.id, "f.bin", size_bytes=4, sha256=sha256.upper())
+    response = await alice.models.upload_model_version(
+        request_stream(header, [b"data"], trailer_sha256=sha256)
+    )
+    assert response.version.sha256 == sha256
+
+
+def _trailer(sha256: str = hashlib.sha256(b"data").hexdigest()) -> v1.UploadModelVersionRequest:
+    return v1.UploadModelVersionRequest(trailer=v1.UploadModelVersionTrailer(sha256=sha256))
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [_trailer()],
+        [_trailer(), v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f"))],
+        [
+            v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f")),
+            _trailer(),
+            v1.UploadModelVersionRequest(chunk=b"data"),
+        ],
+        [
+            v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f")),
+            v1.UploadModelVersionRequest(chunk=b"data"),
+            _trailer(),
+            _trailer(),
+        ],
+        [
+            v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f")),
+            v1.UploadModelVersionRequest(chunk=b"data"),
+            _trailer(),
+            v1.UploadModelVersionRequest(header=v1.UploadModelVersionHeader("m", "f")),
+        ],
+    ],
+    ids=[
+        "only a trailer",
+        "trailer before header",
+        "chunk after trailer",
+        "two trailers",
+        "header after trailer",
+    ],
+)
+async def test_the_trailer_must_be_the_last_message(
+    api: Api, settings: Settings, messages: list[v1.UploadModelVersionRequest]
+) -> None:
+    """A trailer before the header, twice, or followed by anything: UPLOAD_OUT_OF_ORDER, nothing
+    stored."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    for message in messages:
+        if betterproto.which_one_of(message, "content")[0] == "header":
+            message.header.model_id = model.id
+
+    async def stream() -> AsyncIterator[v1.UploadModelVersionRequest]:
+        for message in messages:
+            yield message
+
+    await expect_error(
+        alice.models.upload_model_version(stream()),
+        Status.INVALID_ARGUMENT,
+        "UPLOAD_OUT_OF_ORDER",
+    )
+    assert blob_files(settings) == []
+    listed = await alice.models.list_model_versions(v1.ListModelVersionsRequest(model.id))
+    assert listed.versions == []
 
 
 @pytest.fixture

@@ -45,12 +45,11 @@ from ._exceptions import (
 )
 from ._files import (
     PartialDownload,
+    UploadReader,
     destination_exists,
     download_name,
     guess_content_type,
-    measure,
     open_source,
-    read_chunks,
 )
 from ._transport import from_grpc_error, open_channel
 
@@ -590,10 +589,14 @@ class AsyncClient:
     ) -> v1.ModelVersion:
         """Store a file as the next version of a model, streamed in one RPC without a deadline.
 
-        ``source`` is a path or a binary file object, read from its current position to its
-        end. A path or seekable file is hashed first, so the server can reject a file that
-        changed or was damaged in transit (``InvalidArgument``/``DataLoss``); a stream that
-        cannot seek declares neither size nor digest and the server computes them.
+        ``source`` is a path or a binary file object, read once, from its current position to
+        its end. The header declares the size where it is known without reading (a regular
+        file's from ``fstat``, a ``BytesIO``'s; not a pipe's or a ``GzipFile``'s), so the
+        server refuses a file too large at once; the SHA-256, computed while the chunks
+        are read, follows them in the stream's trailer, and the server refuses bytes damaged
+        in transit (``DataLoss``) before storing anything. A regular file that changes while
+        it is read (size or modification time) raises ``FailedPrecondition`` naming it and
+        stores nothing.
         ``file_name`` defaults to a path's base name and is required for a file object;
         ``content_type`` defaults to a guess from ``file_name``. ``progress`` gets
         ``(bytes_sent, total)`` once the stream starts, then after each chunk. An error of
@@ -606,18 +609,17 @@ class AsyncClient:
         uploading again.
         """
         async with open_source(source, file_name) as (file, name):
-            size, sha256 = await measure(file)
+            reader = await UploadReader.of(file)
             header = v1.UploadModelVersionHeader(
                 model_id=model_id,
                 file_name=name,
                 content_type=guess_content_type(name) if content_type is None else content_type,
-                size_bytes=size,
-                sha256=sha256,
+                size_bytes=reader.size,
                 description=description,
                 labels=dict(labels or {}),
             )
             local_errors: list[Exception] = []
-            requests = _upload_requests(header, file, progress, local_errors)
+            requests = _upload_requests(header, reader, progress, local_errors)
             try:
                 response = await self._send_upload(requests)
             except Exception:
@@ -733,12 +735,12 @@ class AsyncClient:
 
 async def _upload_requests(
     header: v1.UploadModelVersionHeader,
-    file: BinaryIO,
+    reader: UploadReader,
     progress: ProgressCallback | None,
     local_errors: list[Exception],
 ) -> AsyncIterator[v1.UploadModelVersionRequest]:
-    """The header, then the file in chunks, reporting progress once the header is sent and
-    once each chunk is.
+    """The header, the file in chunks, then the trailer with the file's SHA-256, reporting
+    progress once the header is sent and once each chunk is.
 
     An error of reading the file or of ``progress`` is added to ``local_errors`` and then
     propagates, which resets the stream (ending it normally would store a truncated file).
@@ -749,11 +751,15 @@ async def _upload_requests(
         sent = 0
         if progress is not None:
             progress(sent, header.size_bytes)
-        async for chunk in read_chunks(file):
-            yield v1.UploadModelVersionRequest(chunk=chunk)
-            sent += len(chunk)
-            if progress is not None:
-                progress(sent, header.size_bytes)
+        async with aclosing(reader.chunks()) as chunks:
+            async for chunk in chunks:
+                yield v1.UploadModelVersionRequest(chunk=chunk)
+                sent += len(chunk)
+                if progress is not None:
+                    progress(sent, header.size_bytes)
+        yield v1.UploadModelVersionRequest(
+            trailer=v1.UploadModelVersionTrailer(sha256=reader.sha256)
+        )
     except Exception as error:
         local_errors.append(error)
         raise

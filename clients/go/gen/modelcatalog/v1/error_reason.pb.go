@@ -62,14 +62,14 @@ const (
 	ErrorReason_ERROR_REASON_LAST_OWNER ErrorReason = 13
 	// RESOURCE_EXHAUSTED: the uploaded file is larger than this server's maximum version size.
 	ErrorReason_ERROR_REASON_VERSION_TOO_LARGE ErrorReason = 14
-	// INVALID_ARGUMENT: the upload stream did not start with exactly one header followed only
-	// by chunks.
+	// INVALID_ARGUMENT: the upload stream was not exactly one header, then only chunks, then at
+	// most one trailer as its last message.
 	ErrorReason_ERROR_REASON_UPLOAD_OUT_OF_ORDER ErrorReason = 15
 	// INVALID_ARGUMENT: the number of bytes uploaded differs from the size declared in the
 	// header.
 	ErrorReason_ERROR_REASON_SIZE_MISMATCH ErrorReason = 16
 	// DATA_LOSS: the SHA-256 of the uploaded bytes differs from the digest declared in the
-	// header; the bytes were damaged on the way and nothing was stored.
+	// header or the trailer; the bytes were damaged on the way and nothing was stored.
 	ErrorReason_ERROR_REASON_DIGEST_MISMATCH ErrorReason = 17
 	// OUT_OF_RANGE: the download offset is beyond the end of the file.
 	ErrorReason_ERROR_REASON_OFFSET_OUT_OF_RANGE ErrorReason = 18

@@ -44,20 +44,25 @@ type ModelServiceClient interface {
 	// (FOLDER_ACCESS_DENIED).
 	ListModelVersions(ctx context.Context, in *ListModelVersionsRequest, opts ...grpc.CallOption) (*ListModelVersionsResponse, error)
 	// UploadModelVersion stores a file as the next version of a model, in one client stream:
-	// the first message is a header, every later message a chunk of the file. Editor or owner
-	// of the model's folder; access is checked on the header, before any chunk is accepted. The
-	// server computes the SHA-256 while the bytes arrive and commits the version atomically when
-	// the stream ends: either the whole version becomes visible with the next free number, or
+	// the first message is a header, the messages after it chunks of the file, and the last
+	// message may be a trailer with the file's SHA-256, so a client that learns the digest only
+	// while sending (a file read once, a pipe) still has it verified before anything is stored.
+	// An empty file is a header, no chunks and optionally a trailer. Editor or owner of the
+	// model's folder; access is checked on the header, before any chunk is accepted. The server
+	// computes the SHA-256 while the bytes arrive and commits the version atomically when the
+	// stream ends: either the whole version becomes visible with the next free number, or
 	// nothing is stored. Chunks should be about 1 MiB; a message may be at most 4 MiB.
 	//
-	// Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream does not start with one
-	// header followed only by chunks; INVALID_ARGUMENT (INVALID_FIELD) for a bad header field;
-	// PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED (VERSION_TOO_LARGE) as soon as
-	// the bytes exceed the server's maximum version size; INVALID_ARGUMENT (SIZE_MISMATCH) when
-	// the byte count differs from the declared size; DATA_LOSS (DIGEST_MISMATCH) when the
-	// SHA-256 differs from the declared one; DEADLINE_EXCEEDED (UPLOAD_IDLE) when no message
-	// arrives for 60 s; RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already
-	// has as many uploads in progress as allowed; CANCELLED when the client cancels the stream.
+	// Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream is not one header, then
+	// only chunks, then at most one trailer as its last message; INVALID_ARGUMENT
+	// (INVALID_FIELD) for a bad header or trailer field, or a trailer sha256 that differs from
+	// the header's; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
+	// (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
+	// INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
+	// DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
+	// or the trailer; DEADLINE_EXCEEDED (UPLOAD_IDLE) when no message arrives for 60 s;
+	// RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
+	// in progress as allowed; CANCELLED when the client cancels the stream.
 	UploadModelVersion(ctx context.Context, opts ...grpc.CallOption) (ModelService_UploadModelVersionClient, error)
 	// DownloadModelVersion streams a version's file: the first message carries the version's
 	// metadata, every later message a chunk of the file, in order, from the requested offset to
@@ -220,20 +225,25 @@ type ModelServiceServer interface {
 	// (FOLDER_ACCESS_DENIED).
 	ListModelVersions(context.Context, *ListModelVersionsRequest) (*ListModelVersionsResponse, error)
 	// UploadModelVersion stores a file as the next version of a model, in one client stream:
-	// the first message is a header, every later message a chunk of the file. Editor or owner
-	// of the model's folder; access is checked on the header, before any chunk is accepted. The
-	// server computes the SHA-256 while the bytes arrive and commits the version atomically when
-	// the stream ends: either the whole version becomes visible with the next free number, or
+	// the first message is a header, the messages after it chunks of the file, and the last
+	// message may be a trailer with the file's SHA-256, so a client that learns the digest only
+	// while sending (a file read once, a pipe) still has it verified before anything is stored.
+	// An empty file is a header, no chunks and optionally a trailer. Editor or owner of the
+	// model's folder; access is checked on the header, before any chunk is accepted. The server
+	// computes the SHA-256 while the bytes arrive and commits the version atomically when the
+	// stream ends: either the whole version becomes visible with the next free number, or
 	// nothing is stored. Chunks should be about 1 MiB; a message may be at most 4 MiB.
 	//
-	// Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream does not start with one
-	// header followed only by chunks; INVALID_ARGUMENT (INVALID_FIELD) for a bad header field;
-	// PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED (VERSION_TOO_LARGE) as soon as
-	// the bytes exceed the server's maximum version size; INVALID_ARGUMENT (SIZE_MISMATCH) when
-	// the byte count differs from the declared size; DATA_LOSS (DIGEST_MISMATCH) when the
-	// SHA-256 differs from the declared one; DEADLINE_EXCEEDED (UPLOAD_IDLE) when no message
-	// arrives for 60 s; RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already
-	// has as many uploads in progress as allowed; CANCELLED when the client cancels the stream.
+	// Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream is not one header, then
+	// only chunks, then at most one trailer as its last message; INVALID_ARGUMENT
+	// (INVALID_FIELD) for a bad header or trailer field, or a trailer sha256 that differs from
+	// the header's; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
+	// (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
+	// INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
+	// DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
+	// or the trailer; DEADLINE_EXCEEDED (UPLOAD_IDLE) when no message arrives for 60 s;
+	// RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
+	// in progress as allowed; CANCELLED when the client cancels the stream.
 	UploadModelVersion(ModelService_UploadModelVersionServer) error
 	// DownloadModelVersion streams a version's file: the first message carries the version's
 	// metadata, every later message a chunk of the file, in order, from the requested offset to

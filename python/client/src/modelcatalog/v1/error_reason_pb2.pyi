@@ -61,8 +61,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_VERSION_TOO_LARGE: _ErrorReason.ValueType  # 14
     """RESOURCE_EXHAUSTED: the uploaded file is larger than this server's maximum version size."""
     ERROR_REASON_UPLOAD_OUT_OF_ORDER: _ErrorReason.ValueType  # 15
-    """INVALID_ARGUMENT: the upload stream did not start with exactly one header followed only
-    by chunks.
+    """INVALID_ARGUMENT: the upload stream was not exactly one header, then only chunks, then at
+    most one trailer as its last message.
     """
     ERROR_REASON_SIZE_MISMATCH: _ErrorReason.ValueType  # 16
     """INVALID_ARGUMENT: the number of bytes uploaded differs from the size declared in the
@@ -70,7 +70,7 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_DIGEST_MISMATCH: _ErrorReason.ValueType  # 17
     """DATA_LOSS: the SHA-256 of the uploaded bytes differs from the digest declared in the
-    header; the bytes were damaged on the way and nothing was stored.
+    header or the trailer; the bytes were damaged on the way and nothing was stored.
     """
     ERROR_REASON_OFFSET_OUT_OF_RANGE: _ErrorReason.ValueType  # 18
     """OUT_OF_RANGE: the download offset is beyond the end of the file."""
@@ -190,8 +190,8 @@ ERROR_REASON_LAST_OWNER: ErrorReason.ValueType  # 13
 ERROR_REASON_VERSION_TOO_LARGE: ErrorReason.ValueType  # 14
 """RESOURCE_EXHAUSTED: the uploaded file is larger than this server's maximum version size."""
 ERROR_REASON_UPLOAD_OUT_OF_ORDER: ErrorReason.ValueType  # 15
-"""INVALID_ARGUMENT: the upload stream did not start with exactly one header followed only
-by chunks.
+"""INVALID_ARGUMENT: the upload stream was not exactly one header, then only chunks, then at
+most one trailer as its last message.
 """
 ERROR_REASON_SIZE_MISMATCH: ErrorReason.ValueType  # 16
 """INVALID_ARGUMENT: the number of bytes uploaded differs from the size declared in the
@@ -199,7 +199,7 @@ header.
 """
 ERROR_REASON_DIGEST_MISMATCH: ErrorReason.ValueType  # 17
 """DATA_LOSS: the SHA-256 of the uploaded bytes differs from the digest declared in the
-header; the bytes were damaged on the way and nothing was stored.
+header or the trailer; the bytes were damaged on the way and nothing was stored.
 """
 ERROR_REASON_OFFSET_OUT_OF_RANGE: ErrorReason.ValueType  # 18
 """OUT_OF_RANGE: the download offset is beyond the end of the file."""

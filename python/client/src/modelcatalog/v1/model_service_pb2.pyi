@@ -345,8 +345,9 @@ class UploadModelVersionHeader(_message.Message):
     server's maximum version size (VERSION_TOO_LARGE).
     """
     sha256: _builtins.str
-    """The SHA-256 of the file as 64 hexadecimal characters, when the client knows it. The server
-    rejects the upload when the digest of the bytes received differs (DIGEST_MISMATCH).
+    """The SHA-256 of the file as 64 hexadecimal characters, when the client knows it before
+    sending the file (otherwise it may send it in the trailer). The server rejects the upload
+    when the digest of the bytes received differs (DIGEST_MISMATCH).
     """
     description: _builtins.str
     """An optional free-text description of at most 4096 characters: newlines and tabs are
@@ -381,6 +382,34 @@ class UploadModelVersionHeader(_message.Message):
 Global___UploadModelVersionHeader: _TypeAlias = UploadModelVersionHeader  # noqa: Y015
 
 @_typing.final
+class UploadModelVersionTrailer(_message.Message):
+    """UploadModelVersionTrailer ends an upload stream with what the client learnt while sending
+    the file. It carries no size: the stream's end already tells the server where the file ends.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SHA256_FIELD_NUMBER: _builtins.int
+    sha256: _builtins.str
+    """The SHA-256 of the file as 64 hexadecimal characters (either case); required. The server
+    rejects the upload when the digest of the bytes received differs (DATA_LOSS,
+    DIGEST_MISMATCH), and when the header declared a different sha256 (INVALID_ARGUMENT,
+    INVALID_FIELD on trailer.sha256); either way nothing is stored.
+    """
+    def __init__(
+        self,
+        *,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256", b"sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UploadModelVersionTrailer: _TypeAlias = UploadModelVersionTrailer  # noqa: Y015
+
+@_typing.final
 class UploadModelVersionRequest(_message.Message):
     """UploadModelVersionRequest is one message of the ModelService.UploadModelVersion stream."""
 
@@ -388,23 +417,33 @@ class UploadModelVersionRequest(_message.Message):
 
     HEADER_FIELD_NUMBER: _builtins.int
     CHUNK_FIELD_NUMBER: _builtins.int
+    TRAILER_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
-    """The next bytes of the file, at most 4 MiB; in every message after the first."""
+    """The next bytes of the file, at least one and at most 4 MiB; in every message between
+    the header and the end of the stream or the trailer.
+    """
     @_builtins.property
     def header(self) -> Global___UploadModelVersionHeader:
         """The header; only in the first message of the stream."""
+
+    @_builtins.property
+    def trailer(self) -> Global___UploadModelVersionTrailer:
+        """The trailer; optional, at most once, only as the last message of the stream, after
+        the header and any chunks.
+        """
 
     def __init__(
         self,
         *,
         header: Global___UploadModelVersionHeader | None = ...,
         chunk: _builtins.bytes = ...,
+        trailer: Global___UploadModelVersionTrailer | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "content", b"content", "header", b"header"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "content", b"content", "header", b"header", "trailer", b"trailer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "content", b"content", "header", b"header"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "content", b"content", "header", b"header", "trailer", b"trailer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_content: _TypeAlias = _typing.Literal["header", "chunk"]  # noqa: Y015
+    _WhichOneofReturnType_content: _TypeAlias = _typing.Literal["header", "chunk", "trailer"]  # noqa: Y015
     _WhichOneofArgType_content: _TypeAlias = _typing.Literal["content", b"content"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_content) -> _WhichOneofReturnType_content | None: ...
 

@@ -51,6 +51,17 @@ class UploadHeader:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class UploadTrailer:
+    """What the client declares after sending a file: its SHA-256, learnt while sending it.
+
+    It arrives as the last item of an upload's chunks; ModelService guarantees
+    that nothing follows it.
+    """
+
+    sha256: str
+
+
 class Versions:
     """Upload, list and download the versions of models."""
 
@@ -90,9 +101,17 @@ class Versions:
         return self._downloads.in_use
 
     async def upload(
-        self, caller: str, header: UploadHeader, chunks: AsyncIterator[bytes], *, peer: str = "-"
+        self,
+        caller: str,
+        header: UploadHeader,
+        chunks: AsyncIterator[bytes | UploadTrailer],
+        *,
+        peer: str = "-",
     ) -> VersionRecord:
         """Stores ``chunks`` as the next version of the header's model.
+
+        The last item of ``chunks`` may be an ``UploadTrailer``: its digest is checked like
+        the header's before anything is committed.
 
         ``peer`` is the caller's network address: uploads hold slots per user and per address,
         so neither many accounts nor many addresses let one party take every slot.
@@ -123,10 +142,17 @@ class Versions:
                 return version
 
     async def _receive(
-        self, header: UploadHeader, chunks: AsyncIterator[bytes], writer: BlobWriter
+        self,
+        header: UploadHeader,
+        chunks: AsyncIterator[bytes | UploadTrailer],
+        writer: BlobWriter,
     ) -> str:
         limit = self._max_bytes if header.size_bytes is None else header.size_bytes
+        declared = header.sha256
         async for chunk in chunks:
+            if isinstance(chunk, UploadTrailer):
+                declared = _trailer_sha256(chunk, header.sha256)
+                continue
             if writer.size + len(chunk) > limit:
                 if header.size_bytes is None:
                     raise _too_large(self._max_bytes)
@@ -135,10 +161,10 @@ class Versions:
         if header.size_bytes is not None and writer.size != header.size_bytes:
             raise _size_mismatch(header.size_bytes, f"only {writer.size}")
         digest = await writer.finish()
-        if header.sha256 and digest != header.sha256:
+        if declared and digest != declared:
             raise DataLoss(
                 f"the SHA-256 of the {writer.size} bytes received is {digest}, not the declared "
-                f"{header.sha256}; the file was damaged on the way and nothing was stored",
+                f"{declared}; the file was damaged on the way and nothing was stored",
                 reason="DIGEST_MISMATCH",
             )
         return digest
@@ -225,6 +251,21 @@ class Versions:
                 f"{version.size_bytes}; tell the server's operator",
                 reason="BLOB_DAMAGED",
             )
+
+
+def _trailer_sha256(trailer: UploadTrailer, header_sha256: str) -> str:
+    """The trailer's digest, checked: required, well formed and equal to the header's if the
+    header declared one (a client that contradicts itself is refused, not blamed on the wire)."""
+    sha256 = validation.sha256("trailer.sha256", trailer.sha256)
+    if not sha256:
+        raise InvalidArgument("trailer.sha256", "trailer.sha256 is required in a trailer")
+    if header_sha256 and sha256 != header_sha256:
+        raise InvalidArgument(
+            "trailer.sha256",
+            f"trailer.sha256 {sha256} differs from header.sha256 {header_sha256}; "
+            "nothing was stored",
+        )
+    return sha256
 
 
 def _version_number(number: int) -> None:

@@ -13,7 +13,7 @@ from modelcatalog import v1, wire
 from ..auth.hook import current_peer, current_principal
 from ..domain.catalog import Catalog
 from ..domain.errors import InvalidArgument
-from ..domain.versions import Versions
+from ..domain.versions import UploadTrailer, Versions
 from . import _convert
 
 _DOWNLOAD = "/modelcatalog.v1.ModelService/DownloadModelVersion"
@@ -120,16 +120,30 @@ def _content(message: v1.UploadModelVersionRequest) -> str:
     return betterproto.which_one_of(message, "content")[0]
 
 
-async def _chunks(messages: AsyncIterator[v1.UploadModelVersionRequest]) -> AsyncIterator[bytes]:
+async def _chunks(
+    messages: AsyncIterator[v1.UploadModelVersionRequest],
+) -> AsyncIterator[bytes | UploadTrailer]:
+    """The chunks after the header, then the trailer if one came: held back until the stream
+    has ended, so that a trailer always reaches the domain as the last item."""
+    trailer: UploadTrailer | None = None
     async for message in messages:
         content = _content(message)
+        if trailer is not None:
+            raise _out_of_order("the trailer must be the last message of an upload")
         if content == "header":
             raise _out_of_order("an upload has exactly one header, in its first message")
+        if content == "trailer":
+            trailer = UploadTrailer(sha256=message.trailer.sha256)
+            continue
         if content != "chunk":
-            raise _out_of_order("every message after an upload's header carries a chunk")
+            raise _out_of_order(
+                "every message after an upload's header carries a chunk or the trailer"
+            )
         if not message.chunk:
             raise InvalidArgument("chunk", "a chunk must carry at least one byte")
         yield message.chunk
+    if trailer is not None:
+        yield trailer
 
 
 def _out_of_order(message: str) -> InvalidArgument:

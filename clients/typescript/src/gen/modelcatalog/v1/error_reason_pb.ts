@@ -131,8 +131,8 @@ export enum ErrorReason {
   VERSION_TOO_LARGE = 14,
 
   /**
-   * INVALID_ARGUMENT: the upload stream did not start with exactly one header followed only
-   * by chunks.
+   * INVALID_ARGUMENT: the upload stream was not exactly one header, then only chunks, then at
+   * most one trailer as its last message.
    *
    * @generated from enum value: ERROR_REASON_UPLOAD_OUT_OF_ORDER = 15;
    */
@@ -148,7 +148,7 @@ export enum ErrorReason {
 
   /**
    * DATA_LOSS: the SHA-256 of the uploaded bytes differs from the digest declared in the
-   * header; the bytes were damaged on the way and nothing was stored.
+   * header or the trailer; the bytes were damaged on the way and nothing was stored.
    *
    * @generated from enum value: ERROR_REASON_DIGEST_MISMATCH = 17;
    */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/model_service.proto.
  */
 export const file_modelcatalog_v1_model_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIkoKEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSI8ChNDcmVhdGVNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIiMKD0dldE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI5ChBHZXRNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIk0KEUxpc3RNb2RlbHNSZXF1ZXN0EhEKCWZvbGRlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI7ChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iUwoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImUKGUxpc3RNb2RlbFZlcnNpb25zUmVzcG9uc2USLwoIdmVyc2lvbnMYASADKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKYAgoYVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyEhAKCG1vZGVsX2lkGAEgASgJEhEKCWZpbGVfbmFtZRgCIAEoCRIUCgxjb250ZW50X3R5cGUYAyABKAkSFwoKc2l6ZV9ieXRlcxgEIAEoA0gAiAEBEg4KBnNoYTI1NhgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRJFCgZsYWJlbHMYByADKAsyNS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMidAoZVXBsb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBI7CgZoZWFkZXIYASABKAsyKS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVySAASDwoFY2h1bmsYAiABKAxIAEIJCgdjb250ZW50IkwKGlVwbG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlEi4KB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uIlAKG0Rvd25sb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEg4KBm9mZnNldBgDIAEoAyJsChxEb3dubG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlEjAKB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uSAASDwoFY2h1bmsYAiABKAxIAEIJCgdjb250ZW50MuMFCgxNb2RlbFNlcnZpY2USWAoLQ3JlYXRlTW9kZWwSIy5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlTW9kZWxSZXF1ZXN0GiQubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVzcG9uc2USVAoIR2V0TW9kZWwSIC5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxSZXF1ZXN0GiEubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVzcG9uc2UiA5ACARJaCgpMaXN0TW9kZWxzEiIubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiMubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbHNSZXNwb25zZSIDkAIBEmkKD0dldE1vZGVsVmVyc2lvbhInLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXF1ZXN0GigubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsVmVyc2lvblJlc3BvbnNlIgOQAgESbwoRTGlzdE1vZGVsVmVyc2lvbnMSKS5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0GioubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVzcG9uc2UiA5ACARJvChJVcGxvYWRNb2RlbFZlcnNpb24SKi5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBorLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSgBEnoKFERvd25sb2FkTW9kZWxWZXJzaW9uEiwubW9kZWxjYXRhbG9nLnYxLkRvd25sb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBotLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlIgOQAgEwAWIGcHJvdG8z", [file_modelcatalog_v1_resources]);
+  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIkoKEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSI8ChNDcmVhdGVNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIiMKD0dldE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI5ChBHZXRNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIk0KEUxpc3RNb2RlbHNSZXF1ZXN0EhEKCWZvbGRlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI7ChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iUwoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImUKGUxpc3RNb2RlbFZlcnNpb25zUmVzcG9uc2USLwoIdmVyc2lvbnMYASADKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKYAgoYVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyEhAKCG1vZGVsX2lkGAEgASgJEhEKCWZpbGVfbmFtZRgCIAEoCRIUCgxjb250ZW50X3R5cGUYAyABKAkSFwoKc2l6ZV9ieXRlcxgEIAEoA0gAiAEBEg4KBnNoYTI1NhgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRJFCgZsYWJlbHMYByADKAsyNS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMiKwoZVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlchIOCgZzaGEyNTYYASABKAkiswEKGVVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSAASPQoHdHJhaWxlchgDIAEoCzIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVySABCCQoHY29udGVudCJMChpVcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJQChtEb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIOCgZvZmZzZXQYAyABKAMibAocRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbkgAEg8KBWNodW5rGAIgASgMSABCCQoHY29udGVudDLjBQoMTW9kZWxTZXJ2aWNlElgKC0NyZWF0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlc3BvbnNlElQKCEdldE1vZGVsEiAubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVxdWVzdBohLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlc3BvbnNlIgOQAgESWgoKTGlzdE1vZGVscxIiLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVzcG9uc2UiA5ACARJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgESbwoSVXBsb2FkTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UoARJ6ChREb3dubG9hZE1vZGVsVmVyc2lvbhIsLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaLS5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_modelcatalog_v1_resources]);
 
 /**
  * CreateModelRequest is the input of ModelService.CreateModel.
@@ -332,8 +332,9 @@ export type UploadModelVersionHeader = Message<"modelcatalog.v1.UploadModelVersi
   sizeBytes?: bigint | undefined;
 
   /**
-   * The SHA-256 of the file as 64 hexadecimal characters, when the client knows it. The server
-   * rejects the upload when the digest of the bytes received differs (DIGEST_MISMATCH).
+   * The SHA-256 of the file as 64 hexadecimal characters, when the client knows it before
+   * sending the file (otherwise it may send it in the trailer). The server rejects the upload
+   * when the digest of the bytes received differs (DIGEST_MISMATCH).
    *
    * @generated from field: string sha256 = 5;
    */
@@ -365,13 +366,38 @@ export const UploadModelVersionHeaderSchema: GenMessage<UploadModelVersionHeader
   messageDesc(file_modelcatalog_v1_model_service, 10);
 
 /**
+ * UploadModelVersionTrailer ends an upload stream with what the client learnt while sending
+ * the file. It carries no size: the stream's end already tells the server where the file ends.
+ *
+ * @generated from message modelcatalog.v1.UploadModelVersionTrailer
+ */
+export type UploadModelVersionTrailer = Message<"modelcatalog.v1.UploadModelVersionTrailer"> & {
+  /**
+   * The SHA-256 of the file as 64 hexadecimal characters (either case); required. The server
+   * rejects the upload when the digest of the bytes received differs (DATA_LOSS,
+   * DIGEST_MISMATCH), and when the header declared a different sha256 (INVALID_ARGUMENT,
+   * INVALID_FIELD on trailer.sha256); either way nothing is stored.
+   *
+   * @generated from field: string sha256 = 1;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.UploadModelVersionTrailer.
+ * Use `create(UploadModelVersionTrailerSchema)` to create a new message.
+ */
+export const UploadModelVersionTrailerSchema: GenMessage<UploadModelVersionTrailer> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 11);
+
+/**
  * UploadModelVersionRequest is one message of the ModelService.UploadModelVersion stream.
  *
  * @generated from message modelcatalog.v1.UploadModelVersionRequest
  */
 export type UploadModelVersionRequest = Message<"modelcatalog.v1.UploadModelVersionRequest"> & {
   /**
-   * What the message carries: the header first, then chunks.
+   * What the message carries: the header first, then chunks, then optionally the trailer.
    *
    * @generated from oneof modelcatalog.v1.UploadModelVersionRequest.content
    */
@@ -385,12 +411,22 @@ export type UploadModelVersionRequest = Message<"modelcatalog.v1.UploadModelVers
     case: "header";
   } | {
     /**
-     * The next bytes of the file, at most 4 MiB; in every message after the first.
+     * The next bytes of the file, at least one and at most 4 MiB; in every message between
+     * the header and the end of the stream or the trailer.
      *
      * @generated from field: bytes chunk = 2;
      */
     value: Uint8Array;
     case: "chunk";
+  } | {
+    /**
+     * The trailer; optional, at most once, only as the last message of the stream, after
+     * the header and any chunks.
+     *
+     * @generated from field: modelcatalog.v1.UploadModelVersionTrailer trailer = 3;
+     */
+    value: UploadModelVersionTrailer;
+    case: "trailer";
   } | { case: undefined; value?: undefined };
 };
 
@@ -399,7 +435,7 @@ export type UploadModelVersionRequest = Message<"modelcatalog.v1.UploadModelVers
  * Use `create(UploadModelVersionRequestSchema)` to create a new message.
  */
 export const UploadModelVersionRequestSchema: GenMessage<UploadModelVersionRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 11);
+  messageDesc(file_modelcatalog_v1_model_service, 12);
 
 /**
  * UploadModelVersionResponse is the output of ModelService.UploadModelVersion.
@@ -420,7 +456,7 @@ export type UploadModelVersionResponse = Message<"modelcatalog.v1.UploadModelVer
  * Use `create(UploadModelVersionResponseSchema)` to create a new message.
  */
 export const UploadModelVersionResponseSchema: GenMessage<UploadModelVersionResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 12);
+  messageDesc(file_modelcatalog_v1_model_service, 13);
 
 /**
  * DownloadModelVersionRequest is the input of ModelService.DownloadModelVersion.
@@ -456,7 +492,7 @@ export type DownloadModelVersionRequest = Message<"modelcatalog.v1.DownloadModel
  * Use `create(DownloadModelVersionRequestSchema)` to create a new message.
  */
 export const DownloadModelVersionRequestSchema: GenMessage<DownloadModelVersionRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 13);
+  messageDesc(file_modelcatalog_v1_model_service, 14);
 
 /**
  * DownloadModelVersionResponse is one message of the ModelService.DownloadModelVersion stream.
@@ -494,7 +530,7 @@ export type DownloadModelVersionResponse = Message<"modelcatalog.v1.DownloadMode
  * Use `create(DownloadModelVersionResponseSchema)` to create a new message.
  */
 export const DownloadModelVersionResponseSchema: GenMessage<DownloadModelVersionResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 14);
+  messageDesc(file_modelcatalog_v1_model_service, 15);
 
 /**
  * ModelService creates models in folders and stores their versions. Every RPC needs an access
@@ -576,20 +612,25 @@ export const ModelService: GenService<{
   },
   /**
    * UploadModelVersion stores a file as the next version of a model, in one client stream:
-   * the first message is a header, every later message a chunk of the file. Editor or owner
-   * of the model's folder; access is checked on the header, before any chunk is accepted. The
-   * server computes the SHA-256 while the bytes arrive and commits the version atomically when
-   * the stream ends: either the whole version becomes visible with the next free number, or
+   * the first message is a header, the messages after it chunks of the file, and the last
+   * message may be a trailer with the file's SHA-256, so a client that learns the digest only
+   * while sending (a file read once, a pipe) still has it verified before anything is stored.
+   * An empty file is a header, no chunks and optionally a trailer. Editor or owner of the
+   * model's folder; access is checked on the header, before any chunk is accepted. The server
+   * computes the SHA-256 while the bytes arrive and commits the version atomically when the
+   * stream ends: either the whole version becomes visible with the next free number, or
    * nothing is stored. Chunks should be about 1 MiB; a message may be at most 4 MiB.
    *
-   * Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream does not start with one
-   * header followed only by chunks; INVALID_ARGUMENT (INVALID_FIELD) for a bad header field;
-   * PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED (VERSION_TOO_LARGE) as soon as
-   * the bytes exceed the server's maximum version size; INVALID_ARGUMENT (SIZE_MISMATCH) when
-   * the byte count differs from the declared size; DATA_LOSS (DIGEST_MISMATCH) when the
-   * SHA-256 differs from the declared one; DEADLINE_EXCEEDED (UPLOAD_IDLE) when no message
-   * arrives for 60 s; RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already
-   * has as many uploads in progress as allowed; CANCELLED when the client cancels the stream.
+   * Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream is not one header, then
+   * only chunks, then at most one trailer as its last message; INVALID_ARGUMENT
+   * (INVALID_FIELD) for a bad header or trailer field, or a trailer sha256 that differs from
+   * the header's; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
+   * (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
+   * INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
+   * DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
+   * or the trailer; DEADLINE_EXCEEDED (UPLOAD_IDLE) when no message arrives for 60 s;
+   * RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
+   * in progress as allowed; CANCELLED when the client cancels the stream.
    *
    * @generated from rpc modelcatalog.v1.ModelService.UploadModelVersion
    */

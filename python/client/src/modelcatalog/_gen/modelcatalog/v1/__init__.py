@@ -125,8 +125,8 @@ class ErrorReason(betterproto.Enum):
 
     UPLOAD_OUT_OF_ORDER = 15
     """
-    INVALID_ARGUMENT: the upload stream did not start with exactly one header followed only
-     by chunks.
+    INVALID_ARGUMENT: the upload stream was not exactly one header, then only chunks, then at
+     most one trailer as its last message.
     """
 
     SIZE_MISMATCH = 16
@@ -138,7 +138,7 @@ class ErrorReason(betterproto.Enum):
     DIGEST_MISMATCH = 17
     """
     DATA_LOSS: the SHA-256 of the uploaded bytes differs from the digest declared in the
-     header; the bytes were damaged on the way and nothing was stored.
+     header or the trailer; the bytes were damaged on the way and nothing was stored.
     """
 
     OFFSET_OUT_OF_RANGE = 18
@@ -800,8 +800,9 @@ class UploadModelVersionHeader(betterproto.Message):
 
     sha256: str = betterproto.string_field(5)
     """
-    The SHA-256 of the file as 64 hexadecimal characters, when the client knows it. The server
-     rejects the upload when the digest of the bytes received differs (DIGEST_MISMATCH).
+    The SHA-256 of the file as 64 hexadecimal characters, when the client knows it before
+     sending the file (otherwise it may send it in the trailer). The server rejects the upload
+     when the digest of the bytes received differs (DIGEST_MISMATCH).
     """
 
     description: str = betterproto.string_field(6)
@@ -821,6 +822,22 @@ class UploadModelVersionHeader(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class UploadModelVersionTrailer(betterproto.Message):
+    """
+    UploadModelVersionTrailer ends an upload stream with what the client learnt while sending
+     the file. It carries no size: the stream's end already tells the server where the file ends.
+    """
+
+    sha256: str = betterproto.string_field(1)
+    """
+    The SHA-256 of the file as 64 hexadecimal characters (either case); required. The server
+     rejects the upload when the digest of the bytes received differs (DATA_LOSS,
+     DIGEST_MISMATCH), and when the header declared a different sha256 (INVALID_ARGUMENT,
+     INVALID_FIELD on trailer.sha256); either way nothing is stored.
+    """
+
+
+@dataclass(eq=False, repr=False)
 class UploadModelVersionRequest(betterproto.Message):
     """
     UploadModelVersionRequest is one message of the ModelService.UploadModelVersion stream.
@@ -831,7 +848,14 @@ class UploadModelVersionRequest(betterproto.Message):
 
     chunk: bytes = betterproto.bytes_field(2, group="content")
     """
-    The next bytes of the file, at most 4 MiB; in every message after the first.
+    The next bytes of the file, at least one and at most 4 MiB; in every message between
+     the header and the end of the stream or the trailer.
+    """
+
+    trailer: "UploadModelVersionTrailer" = betterproto.message_field(3, group="content")
+    """
+    The trailer; optional, at most once, only as the last message of the stream, after
+     the header and any chunks.
     """
 
 
