@@ -157,7 +157,8 @@ class ModelServiceServicer:
         (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
         INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
         DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
-        or the trailer; DEADLINE_EXCEEDED (UPLOAD_IDLE) when no message arrives for 60 s;
+        or the trailer; DEADLINE_EXCEEDED (UPLOAD_IDLE) when the upload makes less progress than
+        the server's minimum upload rate (by default 1 MiB in every 30 s);
         RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
         in progress as allowed; CANCELLED when the client cancels the stream.
         """

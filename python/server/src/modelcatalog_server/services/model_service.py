@@ -79,7 +79,7 @@ class ModelService(v1.ModelServiceBase):
         first = await anext(messages, None)
         header = first.header if first and _content(first) == "header" else None
         if header is None:
-            raise _out_of_order("the first message of an upload must be the header")
+            raise _out_of_order("header", "the first message of an upload must be the header")
         version = await self._versions.upload(
             current_principal().user_id,
             _convert.upload_header(header),
@@ -129,15 +129,15 @@ async def _chunks(
     async for message in messages:
         content = _content(message)
         if trailer is not None:
-            raise _out_of_order("the trailer must be the last message of an upload")
+            raise _out_of_order("trailer", "the trailer must be the last message of an upload")
         if content == "header":
-            raise _out_of_order("an upload has exactly one header, in its first message")
+            raise _out_of_order("header", "an upload has exactly one header, in its first message")
         if content == "trailer":
             trailer = UploadTrailer(sha256=message.trailer.sha256)
             continue
         if content != "chunk":
             raise _out_of_order(
-                "every message after an upload's header carries a chunk or the trailer"
+                "chunk", "every message after an upload's header carries a chunk or the trailer"
             )
         if not message.chunk:
             raise InvalidArgument("chunk", "a chunk must carry at least one byte")
@@ -146,5 +146,6 @@ async def _chunks(
         yield trailer
 
 
-def _out_of_order(message: str) -> InvalidArgument:
-    return InvalidArgument("header", message, reason="UPLOAD_OUT_OF_ORDER")
+def _out_of_order(field: str, message: str) -> InvalidArgument:
+    """An upload message in the wrong place; ``field`` names the kind of message at fault."""
+    return InvalidArgument(field, message, reason="UPLOAD_OUT_OF_ORDER")
