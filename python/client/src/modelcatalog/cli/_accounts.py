@@ -68,7 +68,7 @@ def signup(
                 ExitCode.CONFLICT,
             ) from error
 
-    user, existed = context.run(ctx, settings, sign_up)
+    user, existed = context.run(ctx, sign_up, settings=settings)
     if as_json:
         out.print_json(user)
         return
@@ -105,7 +105,9 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, as_jso
             raise click.UsageError("give USERNAME when the password comes from stdin")
         username = click.prompt("Username", default=settings.username)
     password = read_password(password_stdin, confirm=False)
-    response = context.run(ctx, settings, lambda client: client.sign_in(username, password))
+    response = context.run(
+        ctx, lambda client: client.sign_in(username, password), settings=settings
+    )
     profile = Profile(
         server=settings.server,
         ca_cert=os.path.abspath(settings.ca_cert) if settings.ca_cert else None,
@@ -143,7 +145,7 @@ def logout(ctx: click.Context) -> None:
     saved = resolve(Overrides(), profile, path, environ={})
     settings = replace(saved, timeout=LOGOUT_TIMEOUT_SECONDS)
     try:
-        context.run(ctx, settings, lambda client: client.sign_out())
+        context.run(ctx, lambda client: client.sign_out(), settings=settings)
         outcome = "the server revoked the token"
     except Unauthenticated:
         outcome = "the token had already expired or been revoked"
@@ -166,7 +168,7 @@ def logout(ctx: click.Context) -> None:
 def whoami(ctx: click.Context, as_json: bool) -> None:
     """Show the account the token belongs to, and the server it is for."""
     settings = context.settings(ctx)
-    user = context.run(ctx, settings, lambda client: client.get_current_user())
+    user = context.run(ctx, lambda client: client.get_current_user(), settings=settings)
     pairs = [
         ("username", user.username),
         ("id", user.id),

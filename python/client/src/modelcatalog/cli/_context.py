@@ -88,14 +88,27 @@ def settings(ctx: click.Context, *, keep_token: bool = True) -> Settings:
     return resolved
 
 
-def run(ctx: click.Context, settings: Settings, call: Callable[[AsyncClient], Awaitable[_T]]) -> _T:
-    """Open the run's client, run ``call`` with it in a fresh event loop, and close it."""
+_command_settings = settings
+"""``settings``, by a name that ``run``'s keyword of the same name does not hide."""
+
+
+def run(
+    ctx: click.Context,
+    call: Callable[[AsyncClient], Awaitable[_T]],
+    *,
+    settings: Settings | None = None,
+) -> _T:
+    """Open the run's client, run ``call`` with it in a fresh event loop, and close it.
+
+    ``settings`` are the command's (``settings(ctx)`` unless the command resolved its own).
+    """
     import asyncio
 
     connect_client = state(ctx).connect
+    resolved = settings if settings is not None else _command_settings(ctx)
 
     async def session() -> _T:
-        async with connect_client(settings) as client:
+        async with connect_client(resolved) as client:
             return await call(client)
 
     return asyncio.run(session())

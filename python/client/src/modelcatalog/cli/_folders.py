@@ -79,7 +79,7 @@ def folder_create(
                     return found, True
             raise
 
-    made, existed = context.run(ctx, context.settings(ctx), create)
+    made, existed = context.run(ctx, create)
     out.created("folder", made, as_json, id_only, existed=existed)
 
 
@@ -91,9 +91,7 @@ def folder_create(
 @click.pass_context
 def folder_list(ctx: click.Context, as_json: bool) -> None:
     """List the folders you have a role in, oldest first."""
-    folders = context.run(
-        ctx, context.settings(ctx), lambda client: context.collect(client.list_folders())
-    )
+    folders = context.run(ctx, lambda client: context.collect(client.list_folders()))
     out.listing(
         folders,
         as_json,
@@ -116,7 +114,7 @@ def folder_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def folder_show(ctx: click.Context, folder_id: str, as_json: bool) -> None:
     """Show one folder."""
-    found = context.run(ctx, context.settings(ctx), lambda client: client.get_folder(folder_id))
+    found = context.run(ctx, lambda client: client.get_folder(folder_id))
     out.show(found, _folder_pairs(found), as_json)
 
 
@@ -145,7 +143,6 @@ def folder_grant(
     """
     member = context.run(
         ctx,
-        context.settings(ctx),
         lambda client: client.grant_folder_access(folder_id, username, role.lower()),
     )
     if as_json:
@@ -164,9 +161,7 @@ def folder_revoke(ctx: click.Context, folder_id: str, username: str) -> None:
 
     It succeeds if they had none. The folder's last owner cannot be removed.
     """
-    context.run(
-        ctx, context.settings(ctx), lambda client: client.revoke_folder_access(folder_id, username)
-    )
+    context.run(ctx, lambda client: client.revoke_folder_access(folder_id, username))
     out.echo(f"{username} has no role in folder {folder_id} any more.")
 
 
@@ -180,7 +175,7 @@ def folder_leave(ctx: click.Context, folder_id: str) -> None:
     Any role may leave; the folder then no longer appears in your lists. Its last owner
     cannot leave: make another user owner first.
     """
-    context.run(ctx, context.settings(ctx), lambda client: client.leave_folder(folder_id))
+    context.run(ctx, lambda client: client.leave_folder(folder_id))
     out.echo(f"You left folder {folder_id}.")
 
 
@@ -193,7 +188,6 @@ def folder_access(ctx: click.Context, folder_id: str, as_json: bool) -> None:
     """List who has which role in a folder."""
     members = context.run(
         ctx,
-        context.settings(ctx),
         lambda client: context.collect(client.list_folder_access(folder_id)),
     )
     out.listing(

@@ -73,7 +73,7 @@ def model_create(
                     return found, True
             raise
 
-    made, existed = context.run(ctx, context.settings(ctx), create)
+    made, existed = context.run(ctx, create)
     out.created("model", made, as_json, id_only, existed=existed)
 
 
@@ -104,7 +104,7 @@ def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None
         models, folders = await asyncio.gather(listed, context.collect(client.list_folders()))
         return models, {f.id: f.name for f in folders}
 
-    models, folder_names = context.run(ctx, context.settings(ctx), models_and_folder_names)
+    models, folder_names = context.run(ctx, models_and_folder_names)
     out.listing(
         models,
         as_json,
@@ -128,7 +128,7 @@ def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None
 @click.pass_context
 def model_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
     """Show one model."""
-    found = context.run(ctx, context.settings(ctx), lambda client: client.get_model(model_id))
+    found = context.run(ctx, lambda client: client.get_model(model_id))
     pairs = [
         ("id", found.id),
         ("name", found.name),

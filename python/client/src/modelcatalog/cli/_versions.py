@@ -120,7 +120,7 @@ def version_upload(
             )
 
     try:
-        uploaded = context.run(ctx, settings, upload)
+        uploaded = context.run(ctx, upload, settings=settings)
     except KeyboardInterrupt as interrupt:
         raise CliError(
             "interrupted; the upload stored nothing, run the same command again to upload the file",
@@ -195,7 +195,7 @@ def version_download(
             )
 
     try:
-        saved = context.run(ctx, settings, download)
+        saved = context.run(ctx, download, settings=settings)
     except KeyboardInterrupt as interrupt:
         again = "the same command" if resume else "the command without --no-resume"
         raise CliError(
@@ -234,7 +234,6 @@ def version_list(ctx: click.Context, model_id: str, as_json: bool) -> None:
     """List the versions of a model, newest first."""
     versions = context.run(
         ctx,
-        context.settings(ctx),
         lambda client: context.collect(client.list_model_versions(model_id)),
     )
     out.listing(
@@ -261,7 +260,5 @@ def version_list(ctx: click.Context, model_id: str, as_json: bool) -> None:
 @click.pass_context
 def version_show(ctx: click.Context, model_id: str, number: int, as_json: bool) -> None:
     """Show one version: file, size, SHA-256, labels."""
-    found = context.run(
-        ctx, context.settings(ctx), lambda client: client.get_model_version(model_id, number)
-    )
+    found = context.run(ctx, lambda client: client.get_model_version(model_id, number))
     out.show(found, _version_pairs(found), as_json)
