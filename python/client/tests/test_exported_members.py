@@ -42,6 +42,7 @@ def public_members(cls: type[Any]) -> set[str]:
 def test_all_is_pinned() -> None:
     """modelcatalog.__all__ names the clients, their types, the errors and the subpackages."""
     assert sorted(modelcatalog.__all__) == [
+        "Aborted",
         "AlreadyExists",
         "AsyncClient",
         "Cancelled",
@@ -101,7 +102,7 @@ def test_errors_are_exported_under_their_class_names() -> None:
         if isinstance(value := getattr(modelcatalog, name), type)
         and issubclass(value, modelcatalog.ModelCatalogError)
     }
-    assert len(errors) == 14
+    assert len(errors) == 15
     assert all(getattr(modelcatalog, name).__name__ == name for name in errors)
 
 
