@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modelcatalog import AsyncClient, ModelCatalogError, PermissionDenied, v1
+from modelcatalog import Aborted, AsyncClient, ModelCatalogError, PermissionDenied, v1
 
 from ..server_process import kill_during_upload, leftover_uploads, scaled_out, scaleout_storage
 from .conftest import RunningServer, start_server, wait_for
@@ -135,6 +135,43 @@ async def test_membership_races_across_servers_always_leave_an_owner(
             assert owners, "the folder lost its last owner"
             if "alice" not in owners:
                 await bob.grant_folder_access(folder.id, "alice", "owner")
+
+
+async def test_alias_moves_through_both_servers_at_once_have_one_winner(
+    pair: tuple[RunningServer, RunningServer], tmp_path: Path
+) -> None:
+    """Two pipelines on different processes promote "production" from the same version, ten
+    times: exactly one wins each time, the other is Aborted and told the winner's version;
+    a download by alias through either server returns the winner's bytes."""
+    first, second = pair
+    contents = [os.urandom(64 * 1024 + n) for n in range(3)]
+    async with await signed_in(first, "alice") as alice_a:
+        folder = await alice_a.create_folder("vision")
+        model = await alice_a.create_model(folder.id, "resnet")
+        for number, data in enumerate(contents, start=1):
+            (tmp_path / f"v{number}.bin").write_bytes(data)
+            await alice_a.upload(model.id, tmp_path / f"v{number}.bin")
+        async with await as_user(second, alice_a.token) as alice_b:
+            current = (await alice_a.set_model_alias(model.id, "production", 1)).version
+            for attempt in range(10):
+                outcomes = await asyncio.gather(
+                    alice_a.set_model_alias(model.id, "production", 2, expected_version=current),
+                    alice_b.set_model_alias(model.id, "production", 3, expected_version=current),
+                    return_exceptions=True,
+                )
+                winners = [o for o in outcomes if isinstance(o, v1.ModelAlias)]
+                losers = [o for o in outcomes if isinstance(o, Aborted)]
+                assert len(winners) == 1, outcomes
+                assert len(losers) == 1, outcomes
+                current = winners[0].version
+                assert losers[0].reason == "ALIAS_MOVED"
+                assert losers[0].metadata["current_version"] == str(current)
+                for side, client in (("a", alice_a), ("b", alice_b)):
+                    saved = tmp_path / f"production-{attempt}-{side}.bin"
+                    downloaded = await client.download(model.id, "production", saved)
+                    assert downloaded.version.version == current
+                    assert saved.read_bytes() == contents[current - 1]
+                current = (await alice_a.set_model_alias(model.id, "production", 1)).version
 
 
 async def owners_seen_by(client: AsyncClient, folder_id: str) -> set[str]:

@@ -44,7 +44,8 @@ UNFINISHED_MESSAGES = (b"\x00", b"\x00" * 4, b"\x00" * 4 + b"\x09", b"\x00" * 4 
 
 @dataclass(frozen=True)
 class Catalog:
-    """What exists on the server before fuzzing: a signed-in user's folder, model and version."""
+    """What exists on the server before fuzzing: a signed-in user's folder, model, version and
+    alias."""
 
     token: str
     folder_id: str
@@ -77,6 +78,7 @@ async def populate(server: RunningServer) -> Catalog:
         folder = await client.create_folder("fuzzing", "a folder to fuzz")
         model = await client.create_model(folder.id, "target", "a model to fuzz")
         await client.upload(model.id, io.BytesIO(b"weights" * 100), file_name="weights.bin")
+        await client.set_model_alias(model.id, "production", 1)
     return Catalog(token, folder.id, model.id, sign_out_token)
 
 
@@ -105,6 +107,9 @@ def targets(catalog: Catalog) -> list[Target]:
         "ListModelVersions": v1.ListModelVersionsRequest(model, page_size=5),
         "UploadModelVersion": v1.UploadModelVersionRequest(header=header),
         "DownloadModelVersion": v1.DownloadModelVersionRequest(model, 1, offset=3),
+        "SetModelAlias": v1.SetModelAliasRequest(model, "staging", 1, expected_version=0),
+        "DeleteModelAlias": v1.DeleteModelAliasRequest(model, "production", expected_version=1),
+        "ListModelAliases": v1.ListModelAliasesRequest(model, page_size=5),
     }
     handlers = {path: h for service in SERVICES for path, h in service.__mapping__().items()}
     assert {path.rsplit("/", 1)[1] for path in handlers} == set(requests)

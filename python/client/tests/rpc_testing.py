@@ -46,8 +46,12 @@ class FakeTransfers(v1.ModelServiceBase):
         """The metadata of version N at index N - 1."""
         self.files: dict[int, bytes] = {} if files is None else files
         """The bytes of each version, by number."""
+        self.aliases: dict[str, int] = {}
+        """The version each alias points at, by name."""
         self.uploads: list[list[v1.UploadModelVersionRequest]] = []
         self.offsets: list[int] = []
+        self.named: list[int | str] = []
+        """How each download request named its version: its number, or an alias."""
         self.damage = False
         self.drop_after_chunks: int | None = None
         self.hold: asyncio.Event | None = None
@@ -71,8 +75,13 @@ class FakeTransfers(v1.ModelServiceBase):
         self.files[number] = data
         return version
 
-    def find(self, number: int) -> v1.ModelVersion:
-        """The version with this number, or the server's NOT_FOUND."""
+    def find(self, number: int, alias: str = "") -> v1.ModelVersion:
+        """The version with this number (or that ``alias`` points at), or the server's
+        NOT_FOUND."""
+        if alias:
+            if alias not in self.aliases:
+                raise grpc_error(Status.NOT_FOUND, "the model has no such alias", "ALIAS_NOT_FOUND")
+            number = self.aliases[alias]
         for version in self.versions:
             if version.version == number:
                 return version
@@ -117,15 +126,17 @@ class FakeTransfers(v1.ModelServiceBase):
     async def get_model_version(
         self, get_model_version_request: v1.GetModelVersionRequest
     ) -> v1.GetModelVersionResponse:
-        return v1.GetModelVersionResponse(version=self.find(get_model_version_request.version))
+        request = get_model_version_request
+        return v1.GetModelVersionResponse(version=self.find(request.version, request.alias))
 
     async def download_model_version(
         self, download_model_version_request: v1.DownloadModelVersionRequest
     ) -> AsyncIterator[v1.DownloadModelVersionResponse]:
         request = download_model_version_request
         self.check_download(request)
-        version = self.find(request.version)
-        data = self.files[request.version]
+        version = self.find(request.version, request.alias)
+        data = self.files[version.version]
+        self.named.append(request.alias or request.version)
         self.offsets.append(request.offset)
         if request.offset > len(data):
             raise grpc_error(Status.OUT_OF_RANGE, "offset_out_of_range", "OFFSET_OUT_OF_RANGE")

@@ -42,6 +42,7 @@ def _one_line_error(stderr: str) -> str:
         (Status.INVALID_ARGUMENT, "INVALID_FIELD", 2),
         (Status.ALREADY_EXISTS, "FOLDER_NAME_TAKEN", 6),
         (Status.FAILED_PRECONDITION, "LAST_OWNER", 6),
+        (Status.ABORTED, "ALIAS_MOVED", 6),
         (Status.UNAVAILABLE, None, 7),
         (Status.DEADLINE_EXCEEDED, None, 7),
         (Status.DATA_LOSS, "DIGEST_MISMATCH", 8),

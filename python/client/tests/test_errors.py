@@ -20,6 +20,7 @@ from grpclib.testing import ChannelFor
 
 import modelcatalog
 from modelcatalog import (
+    Aborted,
     AlreadyExists,
     AsyncClient,
     Cancelled,
@@ -143,7 +144,7 @@ async def test_error_without_details_has_no_reason(client: AsyncClient) -> None:
         (Status.UNAVAILABLE, Unavailable),
         (Status.INTERNAL, ServerError),
         (Status.UNKNOWN, ServerError),
-        (Status.ABORTED, ServerError),
+        (Status.ABORTED, Aborted),
     ],
 )
 def test_each_status_maps_to_its_class(
@@ -160,7 +161,7 @@ def test_every_exported_exception_is_a_model_catalog_error() -> None:
     """One `except ModelCatalogError` catches every error class the SDK exports."""
     exported = [getattr(modelcatalog, name) for name in modelcatalog.__all__]
     errors = [obj for obj in exported if isinstance(obj, type) and issubclass(obj, Exception)]
-    assert len(errors) == 14
+    assert len(errors) == 15
     assert all(issubclass(error, ModelCatalogError) for error in errors)
 
 

@@ -10,6 +10,7 @@ CLIENT_MEMBERS = {
     "close",
     "create_folder",
     "create_model",
+    "delete_model_alias",
     "download",
     "get_current_user",
     "get_folder",
@@ -19,9 +20,11 @@ CLIENT_MEMBERS = {
     "leave_folder",
     "list_folder_access",
     "list_folders",
+    "list_model_aliases",
     "list_model_versions",
     "list_models",
     "revoke_folder_access",
+    "set_model_alias",
     "sign_in",
     "sign_out",
     "sign_up",
@@ -39,6 +42,7 @@ def public_members(cls: type[Any]) -> set[str]:
 def test_all_is_pinned() -> None:
     """modelcatalog.__all__ names the clients, their types, the errors and the subpackages."""
     assert sorted(modelcatalog.__all__) == [
+        "Aborted",
         "AlreadyExists",
         "AsyncClient",
         "Cancelled",
@@ -98,7 +102,7 @@ def test_errors_are_exported_under_their_class_names() -> None:
         if isinstance(value := getattr(modelcatalog, name), type)
         and issubclass(value, modelcatalog.ModelCatalogError)
     }
-    assert len(errors) == 14
+    assert len(errors) == 15
     assert all(getattr(modelcatalog, name).__name__ == name for name in errors)
 
 

@@ -40,7 +40,13 @@ class EchoFolders(v1.FolderServiceBase):
 
 
 class EchoModels(v1.ModelServiceBase):
-    """Builds each reply from its request."""
+    """Builds each reply from its request (a version named by alias is number 7) and records
+    the version and alias requests."""
+
+    def __init__(self) -> None:
+        self.requests: list[
+            v1.GetModelVersionRequest | v1.SetModelAliasRequest | v1.DeleteModelAliasRequest
+        ] = []
 
     async def create_model(
         self, create_model_request: v1.CreateModelRequest
@@ -56,8 +62,23 @@ class EchoModels(v1.ModelServiceBase):
         self, get_model_version_request: v1.GetModelVersionRequest
     ) -> v1.GetModelVersionResponse:
         request = get_model_version_request
-        version = v1.ModelVersion(model_id=request.model_id, version=request.version)
+        version = v1.ModelVersion(model_id=request.model_id, version=request.version or 7)
+        self.requests.append(request)
         return v1.GetModelVersionResponse(version=version)
+
+    async def set_model_alias(
+        self, set_model_alias_request: v1.SetModelAliasRequest
+    ) -> v1.SetModelAliasResponse:
+        request = set_model_alias_request
+        self.requests.append(request)
+        alias = v1.ModelAlias(model_id=request.model_id, name=request.name, version=request.version)
+        return v1.SetModelAliasResponse(alias=alias)
+
+    async def delete_model_alias(
+        self, delete_model_alias_request: v1.DeleteModelAliasRequest
+    ) -> v1.DeleteModelAliasResponse:
+        self.requests.append(delete_model_alias_request)
+        return v1.DeleteModelAliasResponse()
 
 
 @pytest.fixture
@@ -66,8 +87,13 @@ def folders() -> EchoFolders:
 
 
 @pytest.fixture
-async def client(folders: EchoFolders) -> AsyncIterator[AsyncClient]:
-    async with ChannelFor([folders, EchoModels()]) as channel:
+def models() -> EchoModels:
+    return EchoModels()
+
+
+@pytest.fixture
+async def client(folders: EchoFolders, models: EchoModels) -> AsyncIterator[AsyncClient]:
+    async with ChannelFor([folders, models]) as channel:
         yield AsyncClient.from_channel(channel, token="tok")
 
 
@@ -123,3 +149,35 @@ async def test_revoke_returns_none(client: AsyncClient, folders: EchoFolders) ->
     """revoke_folder_access sends folder and username and returns nothing."""
     await client.revoke_folder_access("f1", "bob")
     assert folders.requests == [v1.RevokeFolderAccessRequest(folder_id="f1", username="bob")]
+
+
+async def test_alias_methods_send_an_expectation_only_when_given(
+    client: AsyncClient, models: EchoModels
+) -> None:
+    """expected_version=None leaves the field absent (unconditional); 0 and N are sent as
+    they are, so "must not exist yet" and "must point at N" reach the server."""
+    alias = await client.set_model_alias("m1", "production", 3)
+    assert (alias.model_id, alias.name, alias.version) == ("m1", "production", 3)
+    await client.set_model_alias("m1", "production", 3, expected_version=0)
+    await client.set_model_alias("m1", "production", 4, expected_version=3)
+    await client.delete_model_alias("m1", "production")
+    await client.delete_model_alias("m1", "production", expected_version=4)
+    sent = [
+        r.expected_version
+        for r in models.requests
+        if isinstance(r, v1.SetModelAliasRequest | v1.DeleteModelAliasRequest)
+    ]
+    assert sent == [None, 0, 3, None, 4]
+
+
+async def test_a_version_is_named_by_number_or_by_alias(
+    client: AsyncClient, models: EchoModels
+) -> None:
+    """get_model_version sends an int as the version number and a str as an alias."""
+    await client.get_model_version("m1", 2)
+    found = await client.get_model_version("m1", "production")
+    assert found.version == 7
+    named = [
+        (r.version, r.alias) for r in models.requests if isinstance(r, v1.GetModelVersionRequest)
+    ]
+    assert named == [(2, ""), (0, "production")]

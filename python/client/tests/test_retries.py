@@ -41,6 +41,9 @@ CALLS: dict[str, Call] = {
     "list_models": lambda client: _drain(client.list_models()),
     "get_model_version": lambda client: client.get_model_version("m1", 1),
     "list_model_versions": lambda client: _drain(client.list_model_versions("m1")),
+    "set_model_alias": lambda client: client.set_model_alias("m1", "production", 1),
+    "delete_model_alias": lambda client: client.delete_model_alias("m1", "production"),
+    "list_model_aliases": lambda client: _drain(client.list_model_aliases("m1")),
     "upload": lambda client: client.upload("m1", io.BytesIO(b"weights"), file_name="m.bin"),
 }
 """One call of every method with a unary RPC (download is tested in test_transfers.py)."""

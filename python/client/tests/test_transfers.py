@@ -462,6 +462,47 @@ async def test_broken_download_stream_is_resumed_within_the_call(
     assert (2 * CHUNK_SIZE, SIZE) in progress.calls
 
 
+class MovingAlias(FakeModels):
+    """Moves alias "production" to version 2 as soon as a second download request comes."""
+
+    def check_download(self, request: v1.DownloadModelVersionRequest) -> None:
+        if self.offsets:
+            self.aliases["production"] = 2
+
+
+async def test_download_by_alias_resumes_the_version_it_started_with(
+    data: bytes, tmp_path: Path
+) -> None:
+    """A download by alias asks for the alias once; a resumed stream asks for the version it
+    got by number, so an alias moved meanwhile never mixes two versions' bytes."""
+    fake = MovingAlias()
+    fake.store(data)
+    fake.store(b"the next version")
+    fake.aliases["production"] = 1
+    fake.drop_after_chunks = 2
+    async with ChannelFor([fake]) as channel:
+        client = AsyncClient.from_channel(channel, token="tok", retry_backoff=0)
+        downloaded = await client.download("m1", "production", tmp_path / "out")
+    assert fake.named == ["production", 1]
+    assert downloaded.version.version == 1
+    assert downloaded.path.read_bytes() == data
+
+
+async def test_download_by_alias_into_a_folder_names_the_file_after_the_version(
+    client: AsyncClient, fake: FakeModels, data: bytes, tmp_path: Path
+) -> None:
+    """Into a folder, an alias is resolved first and the file of its version is saved."""
+    fake.store(b"old", file_name="old.onnx")
+    fake.store(data, file_name="new.onnx")
+    fake.aliases["production"] = 2
+    downloaded = await client.download("m1", "production", tmp_path)
+    assert downloaded.path == tmp_path / "new.onnx"
+    assert downloaded.path.read_bytes() == data
+    assert fake.named == [2]
+    with pytest.raises(NotFound):
+        await client.download("m1", "staging", tmp_path / "other")
+
+
 @pytest.mark.parametrize(
     ("drop_after_chunks", "retries", "offsets", "completes"),
     [

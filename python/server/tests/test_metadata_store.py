@@ -157,7 +157,11 @@ async def test_stores_opening_a_new_database_at_once_migrate_it_once(db_path: Pa
 
 
 #: Undoes what the revisions after the first one added.
-_AFTER_ALEMBIC = ("DROP TABLE upload_sessions", "DROP TABLE blob_deletions")
+_AFTER_ALEMBIC = (
+    "DROP TABLE model_aliases",
+    "DROP TABLE upload_sessions",
+    "DROP TABLE blob_deletions",
+)
 _PRE_ALEMBIC_DOWNGRADES = {
     2: (
         "DROP TABLE sign_in_failures",
@@ -185,8 +189,8 @@ async def test_a_database_made_before_alembic_is_brought_forward(
 
     def to_pre_alembic(tx: Transaction) -> None:
         for statement in (
-            *_PRE_ALEMBIC_DOWNGRADES.get(version, ()),
             *_AFTER_ALEMBIC,
+            *_PRE_ALEMBIC_DOWNGRADES.get(version, ()),
             "DROP TABLE alembic_version",
             "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_us BIGINT)",
             f"INSERT INTO schema_version VALUES ({version}, 0)",

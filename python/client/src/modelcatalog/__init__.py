@@ -17,6 +17,7 @@ if _typing.TYPE_CHECKING:
     from . import v1, wire
     from ._client import AsyncClient, DownloadedFile, ProgressCallback
     from ._exceptions import (
+        Aborted,
         AlreadyExists,
         Cancelled,
         DataLoss,
@@ -38,6 +39,7 @@ if _typing.TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Aborted",
     "AlreadyExists",
     "AsyncClient",
     "Cancelled",

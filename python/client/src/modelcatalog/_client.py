@@ -559,10 +559,12 @@ class AsyncClient:
         return self._paginate(self._models.list_models, request, lambda page: page.models, timeout)
 
     async def get_model_version(
-        self, model_id: str, version: int, *, timeout: Timeout = ...
+        self, model_id: str, version: int | str, *, timeout: Timeout = ...
     ) -> v1.ModelVersion:
-        """The metadata of one version of a model."""
-        request = v1.GetModelVersionRequest(model_id=model_id, version=version)
+        """The metadata of one version of a model: ``version`` is its number, or the name of
+        an alias that points at it (``"production"``)."""
+        number, alias = _version_or_alias(version)
+        request = v1.GetModelVersionRequest(model_id=model_id, version=number, alias=alias)
         return (
             await self._call(self._models.get_model_version, request, timeout=timeout, retry=True)
         ).version
@@ -574,6 +576,52 @@ class AsyncClient:
         request = v1.ListModelVersionsRequest(model_id=model_id, page_size=page_size)
         return self._paginate(
             self._models.list_model_versions, request, lambda page: page.versions, timeout
+        )
+
+    async def set_model_alias(
+        self,
+        model_id: str,
+        name: str,
+        version: int,
+        *,
+        expected_version: int | None = None,
+        timeout: Timeout = ...,
+    ) -> v1.ModelAlias:
+        """Point an alias of a model at one of its versions, creating or moving it (editor or
+        owner of the model's folder).
+
+        With ``expected_version`` the change is a compare-and-swap: made only if the alias
+        points at that version now (``0``: only if the alias does not exist yet), otherwise
+        ``Aborted`` (reason ``ALIAS_MOVED``) is raised and nothing changes; its
+        ``metadata["current_version"]`` says where the alias points ("0": nowhere).
+        """
+        request = v1.SetModelAliasRequest(model_id=model_id, name=name, version=version)
+        if expected_version is not None:
+            request.expected_version = expected_version
+        return (await self._call(self._models.set_model_alias, request, timeout=timeout)).alias
+
+    async def delete_model_alias(
+        self,
+        model_id: str,
+        name: str,
+        *,
+        expected_version: int | None = None,
+        timeout: Timeout = ...,
+    ) -> None:
+        """Remove an alias of a model; its version stays. With ``expected_version``, only if
+        the alias points at that version now, else ``Aborted`` (reason ``ALIAS_MOVED``)."""
+        request = v1.DeleteModelAliasRequest(model_id=model_id, name=name)
+        if expected_version is not None:
+            request.expected_version = expected_version
+        await self._call(self._models.delete_model_alias, request, timeout=timeout)
+
+    def list_model_aliases(
+        self, model_id: str, page_size: int = 0, *, timeout: Timeout = ...
+    ) -> AsyncIterator[v1.ModelAlias]:
+        """The aliases of a model, by name, fetched page by page."""
+        request = v1.ListModelAliasesRequest(model_id=model_id, page_size=page_size)
+        return self._paginate(
+            self._models.list_model_aliases, request, lambda page: page.aliases, timeout
         )
 
     async def upload(
@@ -633,7 +681,7 @@ class AsyncClient:
     async def download(
         self,
         model_id: str,
-        version: int,
+        version: int | str,
         destination: str | os.PathLike[str],
         *,
         resume: bool = True,
@@ -641,6 +689,10 @@ class AsyncClient:
         progress: ProgressCallback | None = None,
     ) -> DownloadedFile:
         """Save a version's file at ``destination``, verified, streamed without a deadline.
+
+        ``version`` is the version's number, or the name of an alias that points at it; an
+        alias is resolved once, when the download starts, so a download resumed after the
+        alias moved still gets the bytes of the version it started with.
 
         Bytes go to ``<destination>.part`` first; only a file whose size and SHA-256 match the
         version replaces ``destination``, else the ``.part`` file is deleted and ``DataLoss``
@@ -660,13 +712,15 @@ class AsyncClient:
         target = os.fspath(destination)
         replace = True
         if await asyncio.to_thread(os.path.isdir, target):
-            file_name = (await self.get_model_version(model_id, version)).file_name
-            target = os.path.join(target, download_name(file_name, model_id, version))
+            found = await self.get_model_version(model_id, version)
+            version = found.version
+            target = os.path.join(target, download_name(found.file_name, model_id, version))
             replace = overwrite
             if not replace and await asyncio.to_thread(os.path.lexists, target):
                 raise destination_exists(target)
         async with PartialDownload(target, resume=resume, replace=replace) as part:
-            request = v1.DownloadModelVersionRequest(model_id=model_id, version=version)
+            number, alias = _version_or_alias(version)
+            request = v1.DownloadModelVersionRequest(model_id=model_id, version=number, alias=alias)
             metadata, resumed_from = await self._fill(request, part, progress)
             await part.commit(metadata)
         return DownloadedFile(Path(target), metadata, resumed_from)
@@ -723,6 +777,8 @@ class AsyncClient:
                 raise ServerError(
                     StatusCode.UNKNOWN, "the download did not start with the metadata"
                 )
+            # Resumed attempts ask for this version by number, even if the alias moves meanwhile.
+            request.version, request.alias = first.version.version, ""
             total = first.version.size_bytes
             if progress is not None:
                 progress(part.size, total)
@@ -731,6 +787,11 @@ class AsyncClient:
                 if progress is not None:
                     progress(part.size, total)
         return first.version
+
+
+def _version_or_alias(version: int | str) -> tuple[int, str]:
+    """The request fields (version, alias) that name a version: its number, or an alias."""
+    return (0, version) if isinstance(version, str) else (version, "")
 
 
 async def _upload_requests(

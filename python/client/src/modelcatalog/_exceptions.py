@@ -11,6 +11,7 @@ Callers catch these, never a transport's exception, and branch on ``status`` (th
     ├── AlreadyExists
     ├── InvalidArgument ........ ``field`` names the offending request field
     ├── FailedPrecondition
+    ├── Aborted ................ a compare-and-swap lost: ``metadata`` holds the current state
     ├── ResourceExhausted ...... ``retry_after`` says when a rate limit lifts, if known
     ├── DataLoss
     ├── OutOfRange
@@ -107,6 +108,11 @@ class FailedPrecondition(ModelCatalogError):
     """The request is valid but the current state forbids it (e.g. removing the last owner)."""
 
 
+class Aborted(ModelCatalogError):
+    """A compare-and-swap found another state than it expected (an alias moved meanwhile),
+    so nothing changed; ``metadata`` says what the state is now (``"current_version"``)."""
+
+
 class ResourceExhausted(ModelCatalogError):
     """A size or rate limit was exceeded."""
 
@@ -142,6 +148,7 @@ _CLASS_BY_STATUS: dict[StatusCode, type[ModelCatalogError]] = {
     StatusCode.ALREADY_EXISTS: AlreadyExists,
     StatusCode.INVALID_ARGUMENT: InvalidArgument,
     StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    StatusCode.ABORTED: Aborted,
     StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     StatusCode.DATA_LOSS: DataLoss,
     StatusCode.OUT_OF_RANGE: OutOfRange,

@@ -221,7 +221,7 @@ class Client:
 
     @_same_as(AsyncClient.get_model_version)
     def get_model_version(
-        self, model_id: str, version: int, *, timeout: Timeout = ...
+        self, model_id: str, version: int | str, *, timeout: Timeout = ...
     ) -> v1.ModelVersion:
         return self._loop.run(self._client.get_model_version(model_id, version, timeout=timeout))
 
@@ -230,6 +230,43 @@ class Client:
         self, model_id: str, page_size: int = 0, *, timeout: Timeout = ...
     ) -> Iterator[v1.ModelVersion]:
         return self._iterate(self._client.list_model_versions(model_id, page_size, timeout=timeout))
+
+    @_same_as(AsyncClient.set_model_alias)
+    def set_model_alias(
+        self,
+        model_id: str,
+        name: str,
+        version: int,
+        *,
+        expected_version: int | None = None,
+        timeout: Timeout = ...,
+    ) -> v1.ModelAlias:
+        return self._loop.run(
+            self._client.set_model_alias(
+                model_id, name, version, expected_version=expected_version, timeout=timeout
+            )
+        )
+
+    @_same_as(AsyncClient.delete_model_alias)
+    def delete_model_alias(
+        self,
+        model_id: str,
+        name: str,
+        *,
+        expected_version: int | None = None,
+        timeout: Timeout = ...,
+    ) -> None:
+        self._loop.run(
+            self._client.delete_model_alias(
+                model_id, name, expected_version=expected_version, timeout=timeout
+            )
+        )
+
+    @_same_as(AsyncClient.list_model_aliases)
+    def list_model_aliases(
+        self, model_id: str, page_size: int = 0, *, timeout: Timeout = ...
+    ) -> Iterator[v1.ModelAlias]:
+        return self._iterate(self._client.list_model_aliases(model_id, page_size, timeout=timeout))
 
     @_same_as(AsyncClient.upload)
     def upload(
@@ -259,7 +296,7 @@ class Client:
     def download(
         self,
         model_id: str,
-        version: int,
+        version: int | str,
         destination: str | os.PathLike[str],
         *,
         resume: bool = True,

@@ -35,6 +35,7 @@ from .auth.tokens import (
 )
 from .config import ListenAddress, Settings
 from .domain.accounts import Accounts
+from .domain.aliases import Aliases
 from .domain.catalog import Catalog
 from .domain.paging import PageTokens
 from .domain.sign_in_limits import SignInGuard, SignInLimits
@@ -333,7 +334,7 @@ def build_services(
     api: list[IServable] = [
         AuthService(accounts, tokens),
         FolderService(catalog),
-        ModelService(catalog, versions),
+        ModelService(catalog, versions, Aliases(store, page_tokens)),
     ]
     checks = [
         readiness,

@@ -9,7 +9,7 @@ disk, a locked database) come through ``to_grpc_error``; refusals made before a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
@@ -32,6 +32,7 @@ _STATUS: dict[type[errors.CatalogError], Status] = {
     errors.NotFound: Status.NOT_FOUND,
     errors.AlreadyExists: Status.ALREADY_EXISTS,
     errors.FailedPrecondition: Status.FAILED_PRECONDITION,
+    errors.Aborted: Status.ABORTED,
     errors.ResourceExhausted: Status.RESOURCE_EXHAUSTED,
     errors.DataLoss: Status.DATA_LOSS,
     errors.OutOfRange: Status.OUT_OF_RANGE,
@@ -61,11 +62,13 @@ def refusal(
     message: str,
     *,
     field: str | None = None,
+    metadata: Mapping[str, str] | None = None,
     extra: Sequence[Message] = (),
 ) -> GRPCError:
-    """A gRPC error carrying ``reason`` in an ErrorInfo, and the field at fault if one is."""
+    """A gRPC error carrying ``reason`` and ``metadata`` in an ErrorInfo, and the field at
+    fault if one is."""
     message = message[:MESSAGE_MAX_CHARS]
-    metadata: dict[str, str] = {}
+    metadata = dict(metadata or {})
     details: list[Message] = []
     if field is not None:
         metadata["field"] = field
@@ -88,7 +91,8 @@ def to_grpc_error(error: errors.CatalogError | StorageFault) -> GRPCError:
     extra: list[Message] = []
     if isinstance(error, errors.ResourceExhausted) and error.retry_after_seconds is not None:
         extra.append(RetryInfo(retry_delay=Duration(seconds=error.retry_after_seconds)))
-    return refusal(status, error.reason, error.message, field=field, extra=extra)
+    metadata = error.metadata if isinstance(error, errors.Aborted) else None
+    return refusal(status, error.reason, error.message, field=field, metadata=metadata, extra=extra)
 
 
 def internal_error() -> GRPCError:

@@ -33,10 +33,12 @@ type ModelServiceClient interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
-	// GetModelVersion returns the metadata of one version. Any role in the model's folder.
+	// GetModelVersion returns the metadata of one version, named by its number or by an alias
+	// that points at it. Any role in the model's folder.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-	// NOT_FOUND (VERSION_NOT_FOUND).
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, or unless exactly one of
+	// version and alias is set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+	// (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
 	GetModelVersion(ctx context.Context, in *GetModelVersionRequest, opts ...grpc.CallOption) (*GetModelVersionResponse, error)
 	// ListModelVersions lists the versions of a model, newest first. Any role in its folder.
 	//
@@ -65,15 +67,42 @@ type ModelServiceClient interface {
 	// RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
 	// in progress as allowed; CANCELLED when the client cancels the stream.
 	UploadModelVersion(ctx context.Context, opts ...grpc.CallOption) (ModelService_UploadModelVersionClient, error)
-	// DownloadModelVersion streams a version's file: the first message carries the version's
-	// metadata, every later message a chunk of the file, in order, from the requested offset to
-	// the end. Any role in the model's folder. Check the received bytes against the version's
-	// sha256.
+	// DownloadModelVersion streams a version's file, named by its number or by an alias that
+	// points at it: the first message carries the version's metadata (with its number, which
+	// is the one to resume from should the alias move meanwhile), every later message a chunk
+	// of the file, in order, from the requested offset to the end. Any role in the model's
+	// folder. Check the received bytes against the version's sha256.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-	// NOT_FOUND (VERSION_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD), also unless exactly one of version and alias is
+	// set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND,
+	// ALIAS_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
 	// than the file.
 	DownloadModelVersion(ctx context.Context, in *DownloadModelVersionRequest, opts ...grpc.CallOption) (ModelService_DownloadModelVersionClient, error)
+	// SetModelAlias points an alias of a model at one of its versions, creating the alias or
+	// moving it. With expected_version it is a compare-and-swap: the change is made only if the
+	// alias still points where the caller expects, so two clients moving the same alias never
+	// overwrite each other unnoticed. Editor or owner of the model's folder.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
+	// version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+	// NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
+	// when expected_version is set and the alias does not point there (its ErrorInfo metadata
+	// "current_version" says where it points, "0" when it does not exist).
+	SetModelAlias(ctx context.Context, in *SetModelAliasRequest, opts ...grpc.CallOption) (*SetModelAliasResponse, error)
+	// DeleteModelAlias removes an alias from a model; the version it pointed at stays. Editor
+	// or owner of the model's folder.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name or an
+	// expected_version below 1; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+	// (ALIAS_NOT_FOUND); ABORTED (ALIAS_MOVED) when expected_version is set and the alias points
+	// at another version (its ErrorInfo metadata "current_version" says which).
+	DeleteModelAlias(ctx context.Context, in *DeleteModelAliasRequest, opts ...grpc.CallOption) (*DeleteModelAliasResponse, error)
+	// ListModelAliases lists the aliases of a model, by name. Any role in its folder. Every page
+	// is full except the last.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED).
+	ListModelAliases(ctx context.Context, in *ListModelAliasesRequest, opts ...grpc.CallOption) (*ListModelAliasesResponse, error)
 }
 
 type modelServiceClient struct {
@@ -195,6 +224,33 @@ func (x *modelServiceDownloadModelVersionClient) Recv() (*DownloadModelVersionRe
 	return m, nil
 }
 
+func (c *modelServiceClient) SetModelAlias(ctx context.Context, in *SetModelAliasRequest, opts ...grpc.CallOption) (*SetModelAliasResponse, error) {
+	out := new(SetModelAliasResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/SetModelAlias", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelServiceClient) DeleteModelAlias(ctx context.Context, in *DeleteModelAliasRequest, opts ...grpc.CallOption) (*DeleteModelAliasResponse, error) {
+	out := new(DeleteModelAliasResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/DeleteModelAlias", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelServiceClient) ListModelAliases(ctx context.Context, in *ListModelAliasesRequest, opts ...grpc.CallOption) (*ListModelAliasesResponse, error) {
+	out := new(ListModelAliasesResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/ListModelAliases", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModelServiceServer is the server API for ModelService service.
 // All implementations must embed UnimplementedModelServiceServer
 // for forward compatibility
@@ -215,10 +271,12 @@ type ModelServiceServer interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
-	// GetModelVersion returns the metadata of one version. Any role in the model's folder.
+	// GetModelVersion returns the metadata of one version, named by its number or by an alias
+	// that points at it. Any role in the model's folder.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-	// NOT_FOUND (VERSION_NOT_FOUND).
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, or unless exactly one of
+	// version and alias is set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+	// (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
 	GetModelVersion(context.Context, *GetModelVersionRequest) (*GetModelVersionResponse, error)
 	// ListModelVersions lists the versions of a model, newest first. Any role in its folder.
 	//
@@ -247,15 +305,42 @@ type ModelServiceServer interface {
 	// RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
 	// in progress as allowed; CANCELLED when the client cancels the stream.
 	UploadModelVersion(ModelService_UploadModelVersionServer) error
-	// DownloadModelVersion streams a version's file: the first message carries the version's
-	// metadata, every later message a chunk of the file, in order, from the requested offset to
-	// the end. Any role in the model's folder. Check the received bytes against the version's
-	// sha256.
+	// DownloadModelVersion streams a version's file, named by its number or by an alias that
+	// points at it: the first message carries the version's metadata (with its number, which
+	// is the one to resume from should the alias move meanwhile), every later message a chunk
+	// of the file, in order, from the requested offset to the end. Any role in the model's
+	// folder. Check the received bytes against the version's sha256.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-	// NOT_FOUND (VERSION_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD), also unless exactly one of version and alias is
+	// set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND,
+	// ALIAS_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
 	// than the file.
 	DownloadModelVersion(*DownloadModelVersionRequest, ModelService_DownloadModelVersionServer) error
+	// SetModelAlias points an alias of a model at one of its versions, creating the alias or
+	// moving it. With expected_version it is a compare-and-swap: the change is made only if the
+	// alias still points where the caller expects, so two clients moving the same alias never
+	// overwrite each other unnoticed. Editor or owner of the model's folder.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
+	// version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+	// NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
+	// when expected_version is set and the alias does not point there (its ErrorInfo metadata
+	// "current_version" says where it points, "0" when it does not exist).
+	SetModelAlias(context.Context, *SetModelAliasRequest) (*SetModelAliasResponse, error)
+	// DeleteModelAlias removes an alias from a model; the version it pointed at stays. Editor
+	// or owner of the model's folder.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name or an
+	// expected_version below 1; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+	// (ALIAS_NOT_FOUND); ABORTED (ALIAS_MOVED) when expected_version is set and the alias points
+	// at another version (its ErrorInfo metadata "current_version" says which).
+	DeleteModelAlias(context.Context, *DeleteModelAliasRequest) (*DeleteModelAliasResponse, error)
+	// ListModelAliases lists the aliases of a model, by name. Any role in its folder. Every page
+	// is full except the last.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED).
+	ListModelAliases(context.Context, *ListModelAliasesRequest) (*ListModelAliasesResponse, error)
 	mustEmbedUnimplementedModelServiceServer()
 }
 
@@ -283,6 +368,15 @@ func (UnimplementedModelServiceServer) UploadModelVersion(ModelService_UploadMod
 }
 func (UnimplementedModelServiceServer) DownloadModelVersion(*DownloadModelVersionRequest, ModelService_DownloadModelVersionServer) error {
 	return status.Errorf(codes.Unimplemented, "method DownloadModelVersion not implemented")
+}
+func (UnimplementedModelServiceServer) SetModelAlias(context.Context, *SetModelAliasRequest) (*SetModelAliasResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetModelAlias not implemented")
+}
+func (UnimplementedModelServiceServer) DeleteModelAlias(context.Context, *DeleteModelAliasRequest) (*DeleteModelAliasResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteModelAlias not implemented")
+}
+func (UnimplementedModelServiceServer) ListModelAliases(context.Context, *ListModelAliasesRequest) (*ListModelAliasesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListModelAliases not implemented")
 }
 func (UnimplementedModelServiceServer) mustEmbedUnimplementedModelServiceServer() {}
 
@@ -434,6 +528,60 @@ func (x *modelServiceDownloadModelVersionServer) Send(m *DownloadModelVersionRes
 	return x.ServerStream.SendMsg(m)
 }
 
+func _ModelService_SetModelAlias_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetModelAliasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).SetModelAlias(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.ModelService/SetModelAlias",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).SetModelAlias(ctx, req.(*SetModelAliasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelService_DeleteModelAlias_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteModelAliasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).DeleteModelAlias(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.ModelService/DeleteModelAlias",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).DeleteModelAlias(ctx, req.(*DeleteModelAliasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelService_ListModelAliases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListModelAliasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).ListModelAliases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.ModelService/ListModelAliases",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).ListModelAliases(ctx, req.(*ListModelAliasesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ModelService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "modelcatalog.v1.ModelService",
 	HandlerType: (*ModelServiceServer)(nil),
@@ -457,6 +605,18 @@ var _ModelService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModelVersions",
 			Handler:    _ModelService_ListModelVersions_Handler,
+		},
+		{
+			MethodName: "SetModelAlias",
+			Handler:    _ModelService_SetModelAlias_Handler,
+		},
+		{
+			MethodName: "DeleteModelAlias",
+			Handler:    _ModelService_DeleteModelAlias_Handler,
+		},
+		{
+			MethodName: "ListModelAliases",
+			Handler:    _ModelService_ListModelAliases_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

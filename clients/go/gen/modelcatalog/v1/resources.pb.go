@@ -556,6 +556,93 @@ func (x *ModelVersion) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// A ModelAlias is a name, unique within its model (for example "production"), that points at
+// one version of the model and can be moved to another.
+type ModelAlias struct {
+	state         protoimpl.MessageState
+	sizeCache     protoimpl.SizeCache
+	unknownFields protoimpl.UnknownFields
+
+	// The identifier of the model the alias belongs to.
+	ModelId string `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
+	// The alias name: 1 to 63 characters, lowercase letters, digits, '-' and '_', starting with
+	// a letter or digit and not made of digits only (so it never reads as a version number).
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The number of the version the alias points at.
+	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// When the alias was last set or moved.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// The username of the user who last set or moved the alias.
+	UpdaterUsername string `protobuf:"bytes,5,opt,name=updater_username,json=updaterUsername,proto3" json:"updater_username,omitempty"`
+}
+
+func (x *ModelAlias) Reset() {
+	*x = ModelAlias{}
+	if protoimpl.UnsafeEnabled {
+		mi := &file_modelcatalog_v1_resources_proto_msgTypes[5]
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		ms.StoreMessageInfo(mi)
+	}
+}
+
+func (x *ModelAlias) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModelAlias) ProtoMessage() {}
+
+func (x *ModelAlias) ProtoReflect() protoreflect.Message {
+	mi := &file_modelcatalog_v1_resources_proto_msgTypes[5]
+	if protoimpl.UnsafeEnabled && x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModelAlias.ProtoReflect.Descriptor instead.
+func (*ModelAlias) Descriptor() ([]byte, []int) {
+	return file_modelcatalog_v1_resources_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ModelAlias) GetModelId() string {
+	if x != nil {
+		return x.ModelId
+	}
+	return ""
+}
+
+func (x *ModelAlias) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ModelAlias) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ModelAlias) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *ModelAlias) GetUpdaterUsername() string {
+	if x != nil {
+		return x.UpdaterUsername
+	}
+	return ""
+}
+
 var File_modelcatalog_v1_resources_proto protoreflect.FileDescriptor
 
 var file_modelcatalog_v1_resources_proto_rawDesc = []byte{
@@ -642,6 +729,18 @@ var file_modelcatalog_v1_resources_proto_rawDesc = []byte{
 	0x6e, 0x74, 0x72, 0x79, 0x12, 0x10, 0x0a, 0x03, 0x6b, 0x65, 0x79, 0x18, 0x01, 0x20, 0x01, 0x28,
 	0x09, 0x52, 0x03, 0x6b, 0x65, 0x79, 0x12, 0x14, 0x0a, 0x05, 0x76, 0x61, 0x6c, 0x75, 0x65, 0x18,
 	0x02, 0x20, 0x01, 0x28, 0x09, 0x52, 0x05, 0x76, 0x61, 0x6c, 0x75, 0x65, 0x3a, 0x02, 0x38, 0x01,
+	0x22, 0xbd, 0x01, 0x0a, 0x0a, 0x4d, 0x6f, 0x64, 0x65, 0x6c, 0x41, 0x6c, 0x69, 0x61, 0x73, 0x12,
+	0x19, 0x0a, 0x08, 0x6d, 0x6f, 0x64, 0x65, 0x6c, 0x5f, 0x69, 0x64, 0x18, 0x01, 0x20, 0x01, 0x28,
+	0x09, 0x52, 0x07, 0x6d, 0x6f, 0x64, 0x65, 0x6c, 0x49, 0x64, 0x12, 0x12, 0x0a, 0x04, 0x6e, 0x61,
+	0x6d, 0x65, 0x18, 0x02, 0x20, 0x01, 0x28, 0x09, 0x52, 0x04, 0x6e, 0x61, 0x6d, 0x65, 0x12, 0x18,
+	0x0a, 0x07, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x18, 0x03, 0x20, 0x01, 0x28, 0x03, 0x52,
+	0x07, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x12, 0x3b, 0x0a, 0x0b, 0x75, 0x70, 0x64, 0x61,
+	0x74, 0x65, 0x5f, 0x74, 0x69, 0x6d, 0x65, 0x18, 0x04, 0x20, 0x01, 0x28, 0x0b, 0x32, 0x1a, 0x2e,
+	0x67, 0x6f, 0x6f, 0x67, 0x6c, 0x65, 0x2e, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x62, 0x75, 0x66, 0x2e,
+	0x54, 0x69, 0x6d, 0x65, 0x73, 0x74, 0x61, 0x6d, 0x70, 0x52, 0x0a, 0x75, 0x70, 0x64, 0x61, 0x74,
+	0x65, 0x54, 0x69, 0x6d, 0x65, 0x12, 0x29, 0x0a, 0x10, 0x75, 0x70, 0x64, 0x61, 0x74, 0x65, 0x72,
+	0x5f, 0x75, 0x73, 0x65, 0x72, 0x6e, 0x61, 0x6d, 0x65, 0x18, 0x05, 0x20, 0x01, 0x28, 0x09, 0x52,
+	0x0f, 0x75, 0x70, 0x64, 0x61, 0x74, 0x65, 0x72, 0x55, 0x73, 0x65, 0x72, 0x6e, 0x61, 0x6d, 0x65,
 	0x2a, 0x70, 0x0a, 0x0a, 0x46, 0x6f, 0x6c, 0x64, 0x65, 0x72, 0x52, 0x6f, 0x6c, 0x65, 0x12, 0x1b,
 	0x0a, 0x17, 0x46, 0x4f, 0x4c, 0x44, 0x45, 0x52, 0x5f, 0x52, 0x4f, 0x4c, 0x45, 0x5f, 0x55, 0x4e,
 	0x53, 0x50, 0x45, 0x43, 0x49, 0x46, 0x49, 0x45, 0x44, 0x10, 0x00, 0x12, 0x16, 0x0a, 0x12, 0x46,
@@ -677,7 +776,7 @@ func file_modelcatalog_v1_resources_proto_rawDescGZIP() []byte {
 }
 
 var file_modelcatalog_v1_resources_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_modelcatalog_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_modelcatalog_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_modelcatalog_v1_resources_proto_goTypes = []interface{}{
 	(FolderRole)(0),               // 0: modelcatalog.v1.FolderRole
 	(*User)(nil),                  // 1: modelcatalog.v1.User
@@ -685,23 +784,25 @@ var file_modelcatalog_v1_resources_proto_goTypes = []interface{}{
 	(*FolderMember)(nil),          // 3: modelcatalog.v1.FolderMember
 	(*Model)(nil),                 // 4: modelcatalog.v1.Model
 	(*ModelVersion)(nil),          // 5: modelcatalog.v1.ModelVersion
-	nil,                           // 6: modelcatalog.v1.ModelVersion.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*ModelAlias)(nil),            // 6: modelcatalog.v1.ModelAlias
+	nil,                           // 7: modelcatalog.v1.ModelVersion.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_modelcatalog_v1_resources_proto_depIdxs = []int32{
-	7, // 0: modelcatalog.v1.User.create_time:type_name -> google.protobuf.Timestamp
-	7, // 1: modelcatalog.v1.Folder.create_time:type_name -> google.protobuf.Timestamp
+	8, // 0: modelcatalog.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	8, // 1: modelcatalog.v1.Folder.create_time:type_name -> google.protobuf.Timestamp
 	0, // 2: modelcatalog.v1.Folder.caller_role:type_name -> modelcatalog.v1.FolderRole
 	0, // 3: modelcatalog.v1.FolderMember.role:type_name -> modelcatalog.v1.FolderRole
-	7, // 4: modelcatalog.v1.FolderMember.update_time:type_name -> google.protobuf.Timestamp
-	7, // 5: modelcatalog.v1.Model.create_time:type_name -> google.protobuf.Timestamp
-	6, // 6: modelcatalog.v1.ModelVersion.labels:type_name -> modelcatalog.v1.ModelVersion.LabelsEntry
-	7, // 7: modelcatalog.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	8, // 4: modelcatalog.v1.FolderMember.update_time:type_name -> google.protobuf.Timestamp
+	8, // 5: modelcatalog.v1.Model.create_time:type_name -> google.protobuf.Timestamp
+	7, // 6: modelcatalog.v1.ModelVersion.labels:type_name -> modelcatalog.v1.ModelVersion.LabelsEntry
+	8, // 7: modelcatalog.v1.ModelVersion.create_time:type_name -> google.protobuf.Timestamp
+	8, // 8: modelcatalog.v1.ModelAlias.update_time:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_modelcatalog_v1_resources_proto_init() }
@@ -770,6 +871,18 @@ func file_modelcatalog_v1_resources_proto_init() {
 				return nil
 			}
 		}
+		file_modelcatalog_v1_resources_proto_msgTypes[5].Exporter = func(v interface{}, i int) interface{} {
+			switch v := v.(*ModelAlias); i {
+			case 0:
+				return &v.state
+			case 1:
+				return &v.sizeCache
+			case 2:
+				return &v.unknownFields
+			default:
+				return nil
+			}
+		}
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -777,7 +890,7 @@ func file_modelcatalog_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: file_modelcatalog_v1_resources_proto_rawDesc,
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

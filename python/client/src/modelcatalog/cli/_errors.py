@@ -111,6 +111,7 @@ def from_sdk_error(
     import ssl
 
     from .. import (
+        Aborted,
         AlreadyExists,
         DataLoss,
         DeadlineExceeded,
@@ -172,6 +173,9 @@ def from_sdk_error(
                 hint = "make another user owner first"
             else:
                 hint = "change the state it depends on and retry"
+            return CliError(_with_hint(message, hint), ExitCode.CONFLICT)
+        case Aborted():
+            hint = "another client changed it meanwhile; look at it again, then retry"
             return CliError(_with_hint(message, hint), ExitCode.CONFLICT)
         case InvalidArgument() | OutOfRange():
             where = f" (field {error.field})" if error.field else ""

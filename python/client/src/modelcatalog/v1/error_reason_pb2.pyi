@@ -142,6 +142,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """DEADLINE_EXCEEDED: a download's client did not accept a response message (at most 1 MiB)
     within the server's progress window (30 s by default); read the stream as it arrives.
     """
+    ERROR_REASON_ALIAS_NOT_FOUND: _ErrorReason.ValueType  # 36
+    """NOT_FOUND: the model (which the caller may see) has no alias with this name."""
+    ERROR_REASON_ALIAS_MOVED: _ErrorReason.ValueType  # 37
+    """ABORTED: the alias does not point at the version the request expected (another client
+    moved, created or deleted it meanwhile); nothing was changed. The ErrorInfo metadata
+    "current_version" holds the version it points at now, "0" when the alias does not exist.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """An ErrorReason says why an RPC failed, more precisely than its status code. Every error the
@@ -270,5 +277,12 @@ before the server could answer.
 ERROR_REASON_DOWNLOAD_STALLED: ErrorReason.ValueType  # 35
 """DEADLINE_EXCEEDED: a download's client did not accept a response message (at most 1 MiB)
 within the server's progress window (30 s by default); read the stream as it arrives.
+"""
+ERROR_REASON_ALIAS_NOT_FOUND: ErrorReason.ValueType  # 36
+"""NOT_FOUND: the model (which the caller may see) has no alias with this name."""
+ERROR_REASON_ALIAS_MOVED: ErrorReason.ValueType  # 37
+"""ABORTED: the alias does not point at the version the request expected (another client
+moved, created or deleted it meanwhile); nothing was changed. The ErrorInfo metadata
+"current_version" holds the version it points at now, "0" when the alias does not exist.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

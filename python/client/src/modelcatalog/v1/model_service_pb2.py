@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from modelcatalog.v1 import resources_pb2 as modelcatalog_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#modelcatalog/v1/model_service.proto\x12\x0fmodelcatalog.v1\x1a\x1fmodelcatalog/v1/resources.proto\"g\n\x12\x43reateModelRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\"C\n\x13\x43reateModelResponse\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x16.modelcatalog.v1.ModelR\x05model\",\n\x0fGetModelRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\"@\n\x10GetModelResponse\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x16.modelcatalog.v1.ModelR\x05model\"l\n\x11ListModelsRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"l\n\x12ListModelsResponse\x12.\n\x06models\x18\x01 \x03(\x0b\x32\x16.modelcatalog.v1.ModelR\x06models\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"M\n\x16GetModelVersionRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\"R\n\x17GetModelVersionResponse\x12\x37\n\x07version\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.ModelVersionR\x07version\"q\n\x18ListModelVersionsRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"~\n\x19ListModelVersionsResponse\x12\x39\n\x08versions\x18\x01 \x03(\x0b\x32\x1d.modelcatalog.v1.ModelVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xec\x02\n\x18UploadModelVersionHeader\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1b\n\tfile_name\x18\x02 \x01(\tR\x08\x66ileName\x12!\n\x0c\x63ontent_type\x18\x03 \x01(\tR\x0b\x63ontentType\x12\"\n\nsize_bytes\x18\x04 \x01(\x03H\x00R\tsizeBytes\x88\x01\x01\x12\x16\n\x06sha256\x18\x05 \x01(\tR\x06sha256\x12 \n\x0b\x64\x65scription\x18\x06 \x01(\tR\x0b\x64\x65scription\x12M\n\x06labels\x18\x07 \x03(\x0b\x32\x35.modelcatalog.v1.UploadModelVersionHeader.LabelsEntryR\x06labels\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\r\n\x0b_size_bytes\"3\n\x19UploadModelVersionTrailer\x12\x16\n\x06sha256\x18\x01 \x01(\tR\x06sha256\"\xcb\x01\n\x19UploadModelVersionRequest\x12\x43\n\x06header\x18\x01 \x01(\x0b\x32).modelcatalog.v1.UploadModelVersionHeaderH\x00R\x06header\x12\x16\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00R\x05\x63hunk\x12\x46\n\x07trailer\x18\x03 \x01(\x0b\x32*.modelcatalog.v1.UploadModelVersionTrailerH\x00R\x07trailerB\t\n\x07\x63ontent\"U\n\x1aUploadModelVersionResponse\x12\x37\n\x07version\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.ModelVersionR\x07version\"j\n\x1b\x44ownloadModelVersionRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x16\n\x06offset\x18\x03 \x01(\x03R\x06offset\"|\n\x1c\x44ownloadModelVersionResponse\x12\x39\n\x07version\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.ModelVersionH\x00R\x07version\x12\x16\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00R\x05\x63hunkB\t\n\x07\x63ontent2\xe3\x05\n\x0cModelService\x12X\n\x0b\x43reateModel\x12#.modelcatalog.v1.CreateModelRequest\x1a$.modelcatalog.v1.CreateModelResponse\x12T\n\x08GetModel\x12 .modelcatalog.v1.GetModelRequest\x1a!.modelcatalog.v1.GetModelResponse\"\x03\x90\x02\x01\x12Z\n\nListModels\x12\".modelcatalog.v1.ListModelsRequest\x1a#.modelcatalog.v1.ListModelsResponse\"\x03\x90\x02\x01\x12i\n\x0fGetModelVersion\x12\'.modelcatalog.v1.GetModelVersionRequest\x1a(.modelcatalog.v1.GetModelVersionResponse\"\x03\x90\x02\x01\x12o\n\x11ListModelVersions\x12).modelcatalog.v1.ListModelVersionsRequest\x1a*.modelcatalog.v1.ListModelVersionsResponse\"\x03\x90\x02\x01\x12o\n\x12UploadModelVersion\x12*.modelcatalog.v1.UploadModelVersionRequest\x1a+.modelcatalog.v1.UploadModelVersionResponse(\x01\x12z\n\x14\x44ownloadModelVersion\x12,.modelcatalog.v1.DownloadModelVersionRequest\x1a-.modelcatalog.v1.DownloadModelVersionResponse\"\x03\x90\x02\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#modelcatalog/v1/model_service.proto\x12\x0fmodelcatalog.v1\x1a\x1fmodelcatalog/v1/resources.proto\"g\n\x12\x43reateModelRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\"C\n\x13\x43reateModelResponse\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x16.modelcatalog.v1.ModelR\x05model\",\n\x0fGetModelRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\"@\n\x10GetModelResponse\x12,\n\x05model\x18\x01 \x01(\x0b\x32\x16.modelcatalog.v1.ModelR\x05model\"l\n\x11ListModelsRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"l\n\x12ListModelsResponse\x12.\n\x06models\x18\x01 \x03(\x0b\x32\x16.modelcatalog.v1.ModelR\x06models\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"c\n\x16GetModelVersionRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x14\n\x05\x61lias\x18\x03 \x01(\tR\x05\x61lias\"R\n\x17GetModelVersionResponse\x12\x37\n\x07version\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.ModelVersionR\x07version\"q\n\x18ListModelVersionsRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"~\n\x19ListModelVersionsResponse\x12\x39\n\x08versions\x18\x01 \x03(\x0b\x32\x1d.modelcatalog.v1.ModelVersionR\x08versions\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xec\x02\n\x18UploadModelVersionHeader\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1b\n\tfile_name\x18\x02 \x01(\tR\x08\x66ileName\x12!\n\x0c\x63ontent_type\x18\x03 \x01(\tR\x0b\x63ontentType\x12\"\n\nsize_bytes\x18\x04 \x01(\x03H\x00R\tsizeBytes\x88\x01\x01\x12\x16\n\x06sha256\x18\x05 \x01(\tR\x06sha256\x12 \n\x0b\x64\x65scription\x18\x06 \x01(\tR\x0b\x64\x65scription\x12M\n\x06labels\x18\x07 \x03(\x0b\x32\x35.modelcatalog.v1.UploadModelVersionHeader.LabelsEntryR\x06labels\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\r\n\x0b_size_bytes\"3\n\x19UploadModelVersionTrailer\x12\x16\n\x06sha256\x18\x01 \x01(\tR\x06sha256\"\xcb\x01\n\x19UploadModelVersionRequest\x12\x43\n\x06header\x18\x01 \x01(\x0b\x32).modelcatalog.v1.UploadModelVersionHeaderH\x00R\x06header\x12\x16\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00R\x05\x63hunk\x12\x46\n\x07trailer\x18\x03 \x01(\x0b\x32*.modelcatalog.v1.UploadModelVersionTrailerH\x00R\x07trailerB\t\n\x07\x63ontent\"U\n\x1aUploadModelVersionResponse\x12\x37\n\x07version\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.ModelVersionR\x07version\"\x80\x01\n\x1b\x44ownloadModelVersionRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x16\n\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x14\n\x05\x61lias\x18\x04 \x01(\tR\x05\x61lias\"|\n\x1c\x44ownloadModelVersionResponse\x12\x39\n\x07version\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.ModelVersionH\x00R\x07version\x12\x16\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00R\x05\x63hunkB\t\n\x07\x63ontent\"\xa4\x01\n\x14SetModelAliasRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version\x12.\n\x10\x65xpected_version\x18\x04 \x01(\x03H\x00R\x0f\x65xpectedVersion\x88\x01\x01\x42\x13\n\x11_expected_version\"J\n\x15SetModelAliasResponse\x12\x31\n\x05\x61lias\x18\x01 \x01(\x0b\x32\x1b.modelcatalog.v1.ModelAliasR\x05\x61lias\"\x8d\x01\n\x17\x44\x65leteModelAliasRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12.\n\x10\x65xpected_version\x18\x03 \x01(\x03H\x00R\x0f\x65xpectedVersion\x88\x01\x01\x42\x13\n\x11_expected_version\"\x1a\n\x18\x44\x65leteModelAliasResponse\"p\n\x17ListModelAliasesRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"y\n\x18ListModelAliasesResponse\x12\x35\n\x07\x61liases\x18\x01 \x03(\x0b\x32\x1b.modelcatalog.v1.ModelAliasR\x07\x61liases\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\x9a\x08\n\x0cModelService\x12X\n\x0b\x43reateModel\x12#.modelcatalog.v1.CreateModelRequest\x1a$.modelcatalog.v1.CreateModelResponse\x12T\n\x08GetModel\x12 .modelcatalog.v1.GetModelRequest\x1a!.modelcatalog.v1.GetModelResponse\"\x03\x90\x02\x01\x12Z\n\nListModels\x12\".modelcatalog.v1.ListModelsRequest\x1a#.modelcatalog.v1.ListModelsResponse\"\x03\x90\x02\x01\x12i\n\x0fGetModelVersion\x12\'.modelcatalog.v1.GetModelVersionRequest\x1a(.modelcatalog.v1.GetModelVersionResponse\"\x03\x90\x02\x01\x12o\n\x11ListModelVersions\x12).modelcatalog.v1.ListModelVersionsRequest\x1a*.modelcatalog.v1.ListModelVersionsResponse\"\x03\x90\x02\x01\x12o\n\x12UploadModelVersion\x12*.modelcatalog.v1.UploadModelVersionRequest\x1a+.modelcatalog.v1.UploadModelVersionResponse(\x01\x12z\n\x14\x44ownloadModelVersion\x12,.modelcatalog.v1.DownloadModelVersionRequest\x1a-.modelcatalog.v1.DownloadModelVersionResponse\"\x03\x90\x02\x01\x30\x01\x12^\n\rSetModelAlias\x12%.modelcatalog.v1.SetModelAliasRequest\x1a&.modelcatalog.v1.SetModelAliasResponse\x12g\n\x10\x44\x65leteModelAlias\x12(.modelcatalog.v1.DeleteModelAliasRequest\x1a).modelcatalog.v1.DeleteModelAliasResponse\x12l\n\x10ListModelAliases\x12(.modelcatalog.v1.ListModelAliasesRequest\x1a).modelcatalog.v1.ListModelAliasesResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,6 +44,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELSERVICE'].methods_by_name['ListModelVersions']._serialized_options = b'\220\002\001'
   _globals['_MODELSERVICE'].methods_by_name['DownloadModelVersion']._loaded_options = None
   _globals['_MODELSERVICE'].methods_by_name['DownloadModelVersion']._serialized_options = b'\220\002\001'
+  _globals['_MODELSERVICE'].methods_by_name['ListModelAliases']._loaded_options = None
+  _globals['_MODELSERVICE'].methods_by_name['ListModelAliases']._serialized_options = b'\220\002\001'
   _globals['_CREATEMODELREQUEST']._serialized_start=89
   _globals['_CREATEMODELREQUEST']._serialized_end=192
   _globals['_CREATEMODELRESPONSE']._serialized_start=194
@@ -57,27 +59,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMODELSRESPONSE']._serialized_start=485
   _globals['_LISTMODELSRESPONSE']._serialized_end=593
   _globals['_GETMODELVERSIONREQUEST']._serialized_start=595
-  _globals['_GETMODELVERSIONREQUEST']._serialized_end=672
-  _globals['_GETMODELVERSIONRESPONSE']._serialized_start=674
-  _globals['_GETMODELVERSIONRESPONSE']._serialized_end=756
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=758
-  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=871
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=873
-  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=999
-  _globals['_UPLOADMODELVERSIONHEADER']._serialized_start=1002
-  _globals['_UPLOADMODELVERSIONHEADER']._serialized_end=1366
-  _globals['_UPLOADMODELVERSIONHEADER_LABELSENTRY']._serialized_start=1294
-  _globals['_UPLOADMODELVERSIONHEADER_LABELSENTRY']._serialized_end=1351
-  _globals['_UPLOADMODELVERSIONTRAILER']._serialized_start=1368
-  _globals['_UPLOADMODELVERSIONTRAILER']._serialized_end=1419
-  _globals['_UPLOADMODELVERSIONREQUEST']._serialized_start=1422
-  _globals['_UPLOADMODELVERSIONREQUEST']._serialized_end=1625
-  _globals['_UPLOADMODELVERSIONRESPONSE']._serialized_start=1627
-  _globals['_UPLOADMODELVERSIONRESPONSE']._serialized_end=1712
-  _globals['_DOWNLOADMODELVERSIONREQUEST']._serialized_start=1714
-  _globals['_DOWNLOADMODELVERSIONREQUEST']._serialized_end=1820
-  _globals['_DOWNLOADMODELVERSIONRESPONSE']._serialized_start=1822
-  _globals['_DOWNLOADMODELVERSIONRESPONSE']._serialized_end=1946
-  _globals['_MODELSERVICE']._serialized_start=1949
-  _globals['_MODELSERVICE']._serialized_end=2688
+  _globals['_GETMODELVERSIONREQUEST']._serialized_end=694
+  _globals['_GETMODELVERSIONRESPONSE']._serialized_start=696
+  _globals['_GETMODELVERSIONRESPONSE']._serialized_end=778
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_start=780
+  _globals['_LISTMODELVERSIONSREQUEST']._serialized_end=893
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_start=895
+  _globals['_LISTMODELVERSIONSRESPONSE']._serialized_end=1021
+  _globals['_UPLOADMODELVERSIONHEADER']._serialized_start=1024
+  _globals['_UPLOADMODELVERSIONHEADER']._serialized_end=1388
+  _globals['_UPLOADMODELVERSIONHEADER_LABELSENTRY']._serialized_start=1316
+  _globals['_UPLOADMODELVERSIONHEADER_LABELSENTRY']._serialized_end=1373
+  _globals['_UPLOADMODELVERSIONTRAILER']._serialized_start=1390
+  _globals['_UPLOADMODELVERSIONTRAILER']._serialized_end=1441
+  _globals['_UPLOADMODELVERSIONREQUEST']._serialized_start=1444
+  _globals['_UPLOADMODELVERSIONREQUEST']._serialized_end=1647
+  _globals['_UPLOADMODELVERSIONRESPONSE']._serialized_start=1649
+  _globals['_UPLOADMODELVERSIONRESPONSE']._serialized_end=1734
+  _globals['_DOWNLOADMODELVERSIONREQUEST']._serialized_start=1737
+  _globals['_DOWNLOADMODELVERSIONREQUEST']._serialized_end=1865
+  _globals['_DOWNLOADMODELVERSIONRESPONSE']._serialized_start=1867
+  _globals['_DOWNLOADMODELVERSIONRESPONSE']._serialized_end=1991
+  _globals['_SETMODELALIASREQUEST']._serialized_start=1994
+  _globals['_SETMODELALIASREQUEST']._serialized_end=2158
+  _globals['_SETMODELALIASRESPONSE']._serialized_start=2160
+  _globals['_SETMODELALIASRESPONSE']._serialized_end=2234
+  _globals['_DELETEMODELALIASREQUEST']._serialized_start=2237
+  _globals['_DELETEMODELALIASREQUEST']._serialized_end=2378
+  _globals['_DELETEMODELALIASRESPONSE']._serialized_start=2380
+  _globals['_DELETEMODELALIASRESPONSE']._serialized_end=2406
+  _globals['_LISTMODELALIASESREQUEST']._serialized_start=2408
+  _globals['_LISTMODELALIASESREQUEST']._serialized_end=2520
+  _globals['_LISTMODELALIASESRESPONSE']._serialized_start=2522
+  _globals['_LISTMODELALIASESRESPONSE']._serialized_end=2643
+  _globals['_MODELSERVICE']._serialized_start=2646
+  _globals['_MODELSERVICE']._serialized_end=3696
 # @@protoc_insertion_point(module_scope)

@@ -193,19 +193,25 @@ class GetModelVersionRequest(_message.Message):
 
     MODEL_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    ALIAS_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The identifier of the model."""
     version: _builtins.int
-    """The version number, 1 or more."""
+    """The version number, 1 or more; 0 when the version is named by alias instead."""
+    alias: _builtins.str
+    """The name of an alias of the model, naming the version it points at; empty when the
+    version is named by number instead. Exactly one of version and alias is set.
+    """
     def __init__(
         self,
         *,
         model_id: _builtins.str = ...,
         version: _builtins.int = ...,
+        alias: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "model_id", b"model_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -482,13 +488,18 @@ class DownloadModelVersionRequest(_message.Message):
     MODEL_ID_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     OFFSET_FIELD_NUMBER: _builtins.int
+    ALIAS_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The identifier of the model."""
     version: _builtins.int
-    """The version number, 1 or more."""
+    """The version number, 1 or more; 0 when the version is named by alias instead."""
     offset: _builtins.int
     """The byte offset to start from, to resume a broken download; 0 for the whole file. An
     offset equal to the size sends the metadata and no chunk.
+    """
+    alias: _builtins.str
+    """The name of an alias of the model, naming the version it points at; empty when the
+    version is named by number instead. Exactly one of version and alias is set.
     """
     def __init__(
         self,
@@ -496,10 +507,11 @@ class DownloadModelVersionRequest(_message.Message):
         model_id: _builtins.str = ...,
         version: _builtins.int = ...,
         offset: _builtins.int = ...,
+        alias: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "offset", b"offset", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "model_id", b"model_id", "offset", b"offset", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -536,3 +548,183 @@ class DownloadModelVersionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_content) -> _WhichOneofReturnType_content | None: ...
 
 Global___DownloadModelVersionResponse: _TypeAlias = DownloadModelVersionResponse  # noqa: Y015
+
+@_typing.final
+class SetModelAliasRequest(_message.Message):
+    """SetModelAliasRequest is the input of ModelService.SetModelAlias."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    """The identifier of the model."""
+    name: _builtins.str
+    """The alias name: 1 to 63 characters, lowercase letters, digits, '-' and '_', starting with
+    a letter or digit and not made of digits only.
+    """
+    version: _builtins.int
+    """The number of the version the alias is to point at, 1 or more; the version must exist."""
+    expected_version: _builtins.int
+    """The version the caller expects the alias to point at now. Absent: the alias is set
+    whatever it points at (unconditionally). 0: the alias must not exist yet (create only).
+    1 or more: the alias must exist and point at this version. Otherwise the call fails with
+    ABORTED (ALIAS_MOVED) and changes nothing.
+    """
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        version: _builtins.int = ...,
+        expected_version: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "model_id", b"model_id", "name", b"name", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
+    _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+
+Global___SetModelAliasRequest: _TypeAlias = SetModelAliasRequest  # noqa: Y015
+
+@_typing.final
+class SetModelAliasResponse(_message.Message):
+    """SetModelAliasResponse is the output of ModelService.SetModelAlias."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALIAS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def alias(self) -> _resources_pb2.ModelAlias:
+        """The alias as it is now."""
+
+    def __init__(
+        self,
+        *,
+        alias: _resources_pb2.ModelAlias | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetModelAliasResponse: _TypeAlias = SetModelAliasResponse  # noqa: Y015
+
+@_typing.final
+class DeleteModelAliasRequest(_message.Message):
+    """DeleteModelAliasRequest is the input of ModelService.DeleteModelAlias."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    """The identifier of the model."""
+    name: _builtins.str
+    """The name of the alias to delete."""
+    expected_version: _builtins.int
+    """The version the caller expects the alias to point at now, 1 or more. Absent: the alias is
+    deleted whatever it points at. Set: it is deleted only if it points at this version,
+    otherwise the call fails with ABORTED (ALIAS_MOVED) and changes nothing.
+    """
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        expected_version: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "model_id", b"model_id", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
+    _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__expected_version) -> _WhichOneofReturnType__expected_version | None: ...
+
+Global___DeleteModelAliasRequest: _TypeAlias = DeleteModelAliasRequest  # noqa: Y015
+
+@_typing.final
+class DeleteModelAliasResponse(_message.Message):
+    """DeleteModelAliasResponse is the output of ModelService.DeleteModelAlias."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelAliasResponse: _TypeAlias = DeleteModelAliasResponse  # noqa: Y015
+
+@_typing.final
+class ListModelAliasesRequest(_message.Message):
+    """ListModelAliasesRequest is the input of ModelService.ListModelAliases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    """The identifier of the model."""
+    page_size: _builtins.int
+    """The largest number of aliases to return: 0 means the default of 50, values above 1000 are
+    treated as 1000, negative values are rejected.
+    """
+    page_token: _builtins.str
+    """The next_page_token of the previous page, or empty for the first page. A token is valid
+    only with the same model_id.
+    """
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelAliasesRequest: _TypeAlias = ListModelAliasesRequest  # noqa: Y015
+
+@_typing.final
+class ListModelAliasesResponse(_message.Message):
+    """ListModelAliasesResponse is the output of ModelService.ListModelAliases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALIASES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token for the next page, or empty when this is the last page."""
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.ModelAlias]:
+        """The aliases of this page, by name."""
+
+    def __init__(
+        self,
+        *,
+        aliases: _abc.Iterable[_resources_pb2.ModelAlias] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListModelAliasesResponse: _TypeAlias = ListModelAliasesResponse  # noqa: Y015

@@ -76,6 +76,21 @@ class ModelServiceStub:
                 request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DownloadModelVersionRequest.SerializeToString,
                 response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DownloadModelVersionResponse.FromString,
                 _registered_method=True)
+        self.SetModelAlias = channel.unary_unary(
+                '/modelcatalog.v1.ModelService/SetModelAlias',
+                request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.SetModelAliasRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.SetModelAliasResponse.FromString,
+                _registered_method=True)
+        self.DeleteModelAlias = channel.unary_unary(
+                '/modelcatalog.v1.ModelService/DeleteModelAlias',
+                request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelAliasRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelAliasResponse.FromString,
+                _registered_method=True)
+        self.ListModelAliases = channel.unary_unary(
+                '/modelcatalog.v1.ModelService/ListModelAliases',
+                request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -120,10 +135,12 @@ class ModelServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetModelVersion(self, request, context):
-        """GetModelVersion returns the metadata of one version. Any role in the model's folder.
+        """GetModelVersion returns the metadata of one version, named by its number or by an alias
+        that points at it. Any role in the model's folder.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-        NOT_FOUND (VERSION_NOT_FOUND).
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, or unless exactly one of
+        version and alias is set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+        (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,14 +184,56 @@ class ModelServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DownloadModelVersion(self, request, context):
-        """DownloadModelVersion streams a version's file: the first message carries the version's
-        metadata, every later message a chunk of the file, in order, from the requested offset to
-        the end. Any role in the model's folder. Check the received bytes against the version's
-        sha256.
+        """DownloadModelVersion streams a version's file, named by its number or by an alias that
+        points at it: the first message carries the version's metadata (with its number, which
+        is the one to resume from should the alias move meanwhile), every later message a chunk
+        of the file, in order, from the requested offset to the end. Any role in the model's
+        folder. Check the received bytes against the version's sha256.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-        NOT_FOUND (VERSION_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
+        Errors: INVALID_ARGUMENT (INVALID_FIELD), also unless exactly one of version and alias is
+        set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND,
+        ALIAS_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
         than the file.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetModelAlias(self, request, context):
+        """SetModelAlias points an alias of a model at one of its versions, creating the alias or
+        moving it. With expected_version it is a compare-and-swap: the change is made only if the
+        alias still points where the caller expects, so two clients moving the same alias never
+        overwrite each other unnoticed. Editor or owner of the model's folder.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
+        version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+        NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
+        when expected_version is set and the alias does not point there (its ErrorInfo metadata
+        "current_version" says where it points, "0" when it does not exist).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModelAlias(self, request, context):
+        """DeleteModelAlias removes an alias from a model; the version it pointed at stays. Editor
+        or owner of the model's folder.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name or an
+        expected_version below 1; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+        (ALIAS_NOT_FOUND); ABORTED (ALIAS_MOVED) when expected_version is set and the alias points
+        at another version (its ErrorInfo metadata "current_version" says which).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelAliases(self, request, context):
+        """ListModelAliases lists the aliases of a model, by name. Any role in its folder. Every page
+        is full except the last.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -217,6 +276,21 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.DownloadModelVersion,
                     request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DownloadModelVersionRequest.FromString,
                     response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DownloadModelVersionResponse.SerializeToString,
+            ),
+            'SetModelAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetModelAlias,
+                    request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.SetModelAliasRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.SetModelAliasResponse.SerializeToString,
+            ),
+            'DeleteModelAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModelAlias,
+                    request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelAliasRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelAliasResponse.SerializeToString,
+            ),
+            'ListModelAliases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelAliases,
+                    request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -415,6 +489,87 @@ class ModelService:
             '/modelcatalog.v1.ModelService/DownloadModelVersion',
             modelcatalog_dot_v1_dot_model__service__pb2.DownloadModelVersionRequest.SerializeToString,
             modelcatalog_dot_v1_dot_model__service__pb2.DownloadModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetModelAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.ModelService/SetModelAlias',
+            modelcatalog_dot_v1_dot_model__service__pb2.SetModelAliasRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_model__service__pb2.SetModelAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModelAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.ModelService/DeleteModelAlias',
+            modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelAliasRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModelAliases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.ModelService/ListModelAliases',
+            modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,10 +60,12 @@ class ModelServiceStub:
     (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
     """
     GetModelVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.GetModelVersionRequest, _model_service_pb2.GetModelVersionResponse]
-    """GetModelVersion returns the metadata of one version. Any role in the model's folder.
+    """GetModelVersion returns the metadata of one version, named by its number or by an alias
+    that points at it. Any role in the model's folder.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-    NOT_FOUND (VERSION_NOT_FOUND).
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, or unless exactly one of
+    version and alias is set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+    (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
     """
     ListModelVersions: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelVersionsRequest, _model_service_pb2.ListModelVersionsResponse]
     """ListModelVersions lists the versions of a model, newest first. Any role in its folder.
@@ -95,14 +97,44 @@ class ModelServiceStub:
     in progress as allowed; CANCELLED when the client cancels the stream.
     """
     DownloadModelVersion: _grpc.UnaryStreamMultiCallable[_model_service_pb2.DownloadModelVersionRequest, _model_service_pb2.DownloadModelVersionResponse]
-    """DownloadModelVersion streams a version's file: the first message carries the version's
-    metadata, every later message a chunk of the file, in order, from the requested offset to
-    the end. Any role in the model's folder. Check the received bytes against the version's
-    sha256.
+    """DownloadModelVersion streams a version's file, named by its number or by an alias that
+    points at it: the first message carries the version's metadata (with its number, which
+    is the one to resume from should the alias move meanwhile), every later message a chunk
+    of the file, in order, from the requested offset to the end. Any role in the model's
+    folder. Check the received bytes against the version's sha256.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-    NOT_FOUND (VERSION_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
+    Errors: INVALID_ARGUMENT (INVALID_FIELD), also unless exactly one of version and alias is
+    set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND,
+    ALIAS_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
     than the file.
+    """
+    SetModelAlias: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.SetModelAliasRequest, _model_service_pb2.SetModelAliasResponse]
+    """SetModelAlias points an alias of a model at one of its versions, creating the alias or
+    moving it. With expected_version it is a compare-and-swap: the change is made only if the
+    alias still points where the caller expects, so two clients moving the same alias never
+    overwrite each other unnoticed. Editor or owner of the model's folder.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
+    version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+    NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
+    when expected_version is set and the alias does not point there (its ErrorInfo metadata
+    "current_version" says where it points, "0" when it does not exist).
+    """
+    DeleteModelAlias: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelAliasRequest, _model_service_pb2.DeleteModelAliasResponse]
+    """DeleteModelAlias removes an alias from a model; the version it pointed at stays. Editor
+    or owner of the model's folder.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name or an
+    expected_version below 1; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+    (ALIAS_NOT_FOUND); ABORTED (ALIAS_MOVED) when expected_version is set and the alias points
+    at another version (its ErrorInfo metadata "current_version" says which).
+    """
+    ListModelAliases: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelAliasesRequest, _model_service_pb2.ListModelAliasesResponse]
+    """ListModelAliases lists the aliases of a model, by name. Any role in its folder. Every page
+    is full except the last.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED).
     """
 
 @_typing.type_check_only
@@ -137,10 +169,12 @@ class ModelServiceAsyncStub(ModelServiceStub):
     (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
     """
     GetModelVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.GetModelVersionRequest, _model_service_pb2.GetModelVersionResponse]  # type: ignore[assignment]
-    """GetModelVersion returns the metadata of one version. Any role in the model's folder.
+    """GetModelVersion returns the metadata of one version, named by its number or by an alias
+    that points at it. Any role in the model's folder.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-    NOT_FOUND (VERSION_NOT_FOUND).
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, or unless exactly one of
+    version and alias is set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+    (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
     """
     ListModelVersions: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelVersionsRequest, _model_service_pb2.ListModelVersionsResponse]  # type: ignore[assignment]
     """ListModelVersions lists the versions of a model, newest first. Any role in its folder.
@@ -172,14 +206,44 @@ class ModelServiceAsyncStub(ModelServiceStub):
     in progress as allowed; CANCELLED when the client cancels the stream.
     """
     DownloadModelVersion: _aio.UnaryStreamMultiCallable[_model_service_pb2.DownloadModelVersionRequest, _model_service_pb2.DownloadModelVersionResponse]  # type: ignore[assignment]
-    """DownloadModelVersion streams a version's file: the first message carries the version's
-    metadata, every later message a chunk of the file, in order, from the requested offset to
-    the end. Any role in the model's folder. Check the received bytes against the version's
-    sha256.
+    """DownloadModelVersion streams a version's file, named by its number or by an alias that
+    points at it: the first message carries the version's metadata (with its number, which
+    is the one to resume from should the alias move meanwhile), every later message a chunk
+    of the file, in order, from the requested offset to the end. Any role in the model's
+    folder. Check the received bytes against the version's sha256.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-    NOT_FOUND (VERSION_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
+    Errors: INVALID_ARGUMENT (INVALID_FIELD), also unless exactly one of version and alias is
+    set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND,
+    ALIAS_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
     than the file.
+    """
+    SetModelAlias: _aio.UnaryUnaryMultiCallable[_model_service_pb2.SetModelAliasRequest, _model_service_pb2.SetModelAliasResponse]  # type: ignore[assignment]
+    """SetModelAlias points an alias of a model at one of its versions, creating the alias or
+    moving it. With expected_version it is a compare-and-swap: the change is made only if the
+    alias still points where the caller expects, so two clients moving the same alias never
+    overwrite each other unnoticed. Editor or owner of the model's folder.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
+    version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+    NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
+    when expected_version is set and the alias does not point there (its ErrorInfo metadata
+    "current_version" says where it points, "0" when it does not exist).
+    """
+    DeleteModelAlias: _aio.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelAliasRequest, _model_service_pb2.DeleteModelAliasResponse]  # type: ignore[assignment]
+    """DeleteModelAlias removes an alias from a model; the version it pointed at stays. Editor
+    or owner of the model's folder.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name or an
+    expected_version below 1; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+    (ALIAS_NOT_FOUND); ABORTED (ALIAS_MOVED) when expected_version is set and the alias points
+    at another version (its ErrorInfo metadata "current_version" says which).
+    """
+    ListModelAliases: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelAliasesRequest, _model_service_pb2.ListModelAliasesResponse]  # type: ignore[assignment]
+    """ListModelAliases lists the aliases of a model, by name. Any role in its folder. Every page
+    is full except the last.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED).
     """
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -235,10 +299,12 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _model_service_pb2.GetModelVersionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_model_service_pb2.GetModelVersionResponse, _abc.Awaitable[_model_service_pb2.GetModelVersionResponse]]:
-        """GetModelVersion returns the metadata of one version. Any role in the model's folder.
+        """GetModelVersion returns the metadata of one version, named by its number or by an alias
+        that points at it. Any role in the model's folder.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-        NOT_FOUND (VERSION_NOT_FOUND).
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, or unless exactly one of
+        version and alias is set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+        (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
         """
 
     @_abc_1.abstractmethod
@@ -288,14 +354,62 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _model_service_pb2.DownloadModelVersionRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_model_service_pb2.DownloadModelVersionResponse], _abc.AsyncIterator[_model_service_pb2.DownloadModelVersionResponse]]:
-        """DownloadModelVersion streams a version's file: the first message carries the version's
-        metadata, every later message a chunk of the file, in order, from the requested offset to
-        the end. Any role in the model's folder. Check the received bytes against the version's
-        sha256.
+        """DownloadModelVersion streams a version's file, named by its number or by an alias that
+        points at it: the first message carries the version's metadata (with its number, which
+        is the one to resume from should the alias move meanwhile), every later message a chunk
+        of the file, in order, from the requested offset to the end. Any role in the model's
+        folder. Check the received bytes against the version's sha256.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-        NOT_FOUND (VERSION_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
+        Errors: INVALID_ARGUMENT (INVALID_FIELD), also unless exactly one of version and alias is
+        set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND,
+        ALIAS_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
         than the file.
+        """
+
+    @_abc_1.abstractmethod
+    def SetModelAlias(
+        self,
+        request: _model_service_pb2.SetModelAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.SetModelAliasResponse, _abc.Awaitable[_model_service_pb2.SetModelAliasResponse]]:
+        """SetModelAlias points an alias of a model at one of its versions, creating the alias or
+        moving it. With expected_version it is a compare-and-swap: the change is made only if the
+        alias still points where the caller expects, so two clients moving the same alias never
+        overwrite each other unnoticed. Editor or owner of the model's folder.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
+        version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+        NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
+        when expected_version is set and the alias does not point there (its ErrorInfo metadata
+        "current_version" says where it points, "0" when it does not exist).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteModelAlias(
+        self,
+        request: _model_service_pb2.DeleteModelAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.DeleteModelAliasResponse, _abc.Awaitable[_model_service_pb2.DeleteModelAliasResponse]]:
+        """DeleteModelAlias removes an alias from a model; the version it pointed at stays. Editor
+        or owner of the model's folder.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name or an
+        expected_version below 1; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+        (ALIAS_NOT_FOUND); ABORTED (ALIAS_MOVED) when expected_version is set and the alias points
+        at another version (its ErrorInfo metadata "current_version" says which).
+        """
+
+    @_abc_1.abstractmethod
+    def ListModelAliases(
+        self,
+        request: _model_service_pb2.ListModelAliasesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.ListModelAliasesResponse, _abc.Awaitable[_model_service_pb2.ListModelAliasesResponse]]:
+        """ListModelAliases lists the aliases of a model, by name. Any role in its folder. Every page
+        is full except the last.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED).
         """
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

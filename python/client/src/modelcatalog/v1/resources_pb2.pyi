@@ -305,3 +305,47 @@ class ModelVersion(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelVersion: _TypeAlias = ModelVersion  # noqa: Y015
+
+@_typing.final
+class ModelAlias(_message.Message):
+    """A ModelAlias is a name, unique within its model (for example "production"), that points at
+    one version of the model and can be moved to another.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATER_USERNAME_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    """The identifier of the model the alias belongs to."""
+    name: _builtins.str
+    """The alias name: 1 to 63 characters, lowercase letters, digits, '-' and '_', starting with
+    a letter or digit and not made of digits only (so it never reads as a version number).
+    """
+    version: _builtins.int
+    """The number of the version the alias points at."""
+    updater_username: _builtins.str
+    """The username of the user who last set or moved the alias."""
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the alias was last set or moved."""
+
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        version: _builtins.int = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        updater_username: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "name", b"name", "update_time", b"update_time", "updater_username", b"updater_username", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelAlias: _TypeAlias = ModelAlias  # noqa: Y015

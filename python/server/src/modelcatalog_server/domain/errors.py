@@ -6,9 +6,10 @@
     ├── InvalidArgument      a request field is malformed (names the field)
     ├── Unauthenticated      no, bad or expired token; wrong credentials
     ├── PermissionDenied     no role that allows it (same for missing resources)
-    ├── NotFound             a named user or version does not exist
+    ├── NotFound             a named user, version or alias does not exist
     ├── AlreadyExists        a unique name is taken
     ├── FailedPrecondition   the change would break an invariant (last owner)
+    ├── Aborted              a compare-and-swap found another value than expected
     ├── ResourceExhausted    a size or rate limit was exceeded (maybe with a time to wait)
     ├── DataLoss             uploaded bytes do not match their declared digest
     ├── OutOfRange           a download offset is past the end
@@ -58,6 +59,17 @@ class AlreadyExists(CatalogError):
 
 class FailedPrecondition(CatalogError):
     """The request is well-formed but the current state does not allow it."""
+
+
+class Aborted(CatalogError):
+    """A conditional change found the state other than the caller expected; nothing changed.
+    ``metadata`` tells the client what the state is now, so that it can decide again."""
+
+    def __init__(
+        self, message: str, *, reason: str, metadata: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.metadata = metadata or {}
 
 
 class ResourceExhausted(CatalogError):

@@ -20,6 +20,7 @@ LABELS_MAX = 64
 LABEL_KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,62}")
 LABEL_VALUE_MAX_CHARS = 256
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+ALIAS_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 #: Bidirectional embeddings, overrides and isolates: they reorder how the rest of a line is
 #: shown ("Trojan Source"), so other users would see text other than what is stored.
@@ -75,6 +76,17 @@ def resource_id(field: str, value: str) -> str:
     present(field, value)
     if len(value) > ID_MAX_CHARS or not value.isprintable():
         raise InvalidArgument(field, f"{field} is not a valid identifier")
+    return value
+
+
+def alias_name(field: str, value: str) -> str:
+    """An alias name; never digits only, so that it cannot be mistaken for a version number."""
+    if not ALIAS_PATTERN.fullmatch(value) or value.isdigit():
+        raise InvalidArgument(
+            field,
+            f"{field} must be 1 to 63 characters: lowercase letters, digits, '-' or '_', starting "
+            "with a letter or digit and not digits only",
+        )
     return value
 
 

@@ -17,6 +17,7 @@ from ..storage.metadata import MetadataStore, Transaction
 from ..storage.records import Role, VersionRecord
 from . import validation
 from .accounts import caller_account
+from .aliases import aliased_version
 from .catalog import Page, page_of, require_model
 from .errors import (
     DataLoss,
@@ -188,18 +189,21 @@ class Versions:
             labels=validation.labels("header.labels", header.labels),
         )
 
-    async def get(self, caller: str, model_id: str, number: int) -> VersionRecord:
+    async def get(self, caller: str, model_id: str, number: int, alias: str = "") -> VersionRecord:
+        """The version numbered ``number``, or the one ``alias`` points at (exactly one of the
+        two is given: a number of 1 or more, or a non-empty alias)."""
         validation.resource_id("model_id", model_id)
-        _version_number(number)
+        _version_or_alias(number, alias)
 
-        def version_of_model(tx: Transaction) -> VersionRecord | None:
+        def version_of_model(tx: Transaction) -> VersionRecord:
             require_model(tx, caller, model_id, Role.VIEWER)
-            return tx.version(model_id, number)
+            wanted = aliased_version(tx, model_id, alias) if alias else number
+            version = tx.version(model_id, wanted)
+            if version is None:
+                raise NotFound(f"the model has no version {wanted}", reason="VERSION_NOT_FOUND")
+            return version
 
-        version = await self._store.read(version_of_model)
-        if version is None:
-            raise NotFound(f"the model has no version {number}", reason="VERSION_NOT_FOUND")
-        return version
+        return await self._store.read(version_of_model)
 
     async def list(self, caller: str, model_id: str, size: int, token: str) -> Page[VersionRecord]:
         validation.resource_id("model_id", model_id)
@@ -216,11 +220,19 @@ class Versions:
 
     @asynccontextmanager
     async def download(
-        self, caller: str, model_id: str, number: int, offset: int, *, peer: str = "-"
+        self,
+        caller: str,
+        model_id: str,
+        number: int,
+        offset: int,
+        *,
+        alias: str = "",
+        peer: str = "-",
     ) -> AsyncIterator[tuple[VersionRecord, AsyncIterator[bytes]]]:
-        """The version and its bytes from ``offset`` on, while a download slot is held; the
-        stored file is closed and the slot given back when the block ends, however it ends."""
-        version = await self.get(caller, model_id, number)
+        """The version (named as for ``get``) and its bytes from ``offset`` on, while a
+        download slot is held; the stored file is closed and the slot given back when the
+        block ends, however it ends."""
+        version = await self.get(caller, model_id, number, alias)
         if offset < 0:
             raise InvalidArgument("offset", "offset must not be negative")
         if offset > version.size_bytes:
@@ -268,9 +280,13 @@ def _trailer_sha256(trailer: UploadTrailer, header_sha256: str) -> str:
     return sha256
 
 
-def _version_number(number: int) -> None:
-    if number < 1:
-        raise InvalidArgument("version", "version must be 1 or more")
+def _version_or_alias(number: int, alias: str) -> None:
+    if alias:
+        if number:
+            raise InvalidArgument("alias", "set either version or alias, not both")
+        validation.alias_name("alias", alias)
+    elif number < 1:
+        raise InvalidArgument("version", "version must be 1 or more, or an alias must be set")
 
 
 def _too_large(limit: int) -> ResourceExhausted:

@@ -13,6 +13,7 @@ from modelcatalog import v1, wire
 from ..domain.errors import InvalidArgument
 from ..domain.versions import UploadHeader
 from ..storage.records import (
+    AliasRecord,
     FolderRecord,
     MemberRecord,
     ModelRecord,
@@ -102,4 +103,15 @@ def upload_header(message: v1.UploadModelVersionHeader) -> UploadHeader:
         sha256=message.sha256,
         description=message.description,
         labels=dict(message.labels),
+    )
+
+
+def alias(record: AliasRecord) -> v1.ModelAlias:
+    return wire.new(
+        v1.ModelAlias,
+        model_id=record.model_id,
+        name=record.name,
+        version=record.version,
+        update_time=timestamp(record.updated_us),
+        updater_username=record.updater_username,
     )

@@ -1,4 +1,4 @@
-"""ModelService: models in folders and their versions."""
+"""ModelService: models in folders, their versions and their aliases."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from grpclib.server import Stream
 from modelcatalog import v1, wire
 
 from ..auth.hook import current_peer, current_principal
+from ..domain.aliases import Aliases
 from ..domain.catalog import Catalog
 from ..domain.errors import InvalidArgument
 from ..domain.versions import UploadTrailer, Versions
@@ -20,9 +21,10 @@ _DOWNLOAD = "/modelcatalog.v1.ModelService/DownloadModelVersion"
 
 
 class ModelService(v1.ModelServiceBase):
-    def __init__(self, catalog: Catalog, versions: Versions) -> None:
+    def __init__(self, catalog: Catalog, versions: Versions, aliases: Aliases) -> None:
         self._catalog = catalog
         self._versions = versions
+        self._aliases = aliases
 
     async def create_model(
         self, create_model_request: v1.CreateModelRequest
@@ -55,7 +57,7 @@ class ModelService(v1.ModelServiceBase):
     ) -> v1.GetModelVersionResponse:
         request = get_model_version_request
         version = await self._versions.get(
-            current_principal().user_id, request.model_id, request.version
+            current_principal().user_id, request.model_id, request.version, request.alias
         )
         return wire.new(v1.GetModelVersionResponse, version=_convert.version(version))
 
@@ -88,6 +90,41 @@ class ModelService(v1.ModelServiceBase):
         )
         return v1.UploadModelVersionResponse(version=_convert.version(version))
 
+    async def set_model_alias(
+        self, set_model_alias_request: v1.SetModelAliasRequest
+    ) -> v1.SetModelAliasResponse:
+        request = set_model_alias_request
+        alias = await self._aliases.set(
+            current_principal().user_id,
+            request.model_id,
+            request.name,
+            request.version,
+            request.expected_version,
+        )
+        return wire.new(v1.SetModelAliasResponse, alias=_convert.alias(alias))
+
+    async def delete_model_alias(
+        self, delete_model_alias_request: v1.DeleteModelAliasRequest
+    ) -> v1.DeleteModelAliasResponse:
+        request = delete_model_alias_request
+        await self._aliases.delete(
+            current_principal().user_id, request.model_id, request.name, request.expected_version
+        )
+        return v1.DeleteModelAliasResponse()
+
+    async def list_model_aliases(
+        self, list_model_aliases_request: v1.ListModelAliasesRequest
+    ) -> v1.ListModelAliasesResponse:
+        request = list_model_aliases_request
+        page = await self._aliases.list(
+            current_principal().user_id, request.model_id, request.page_size, request.page_token
+        )
+        return wire.new(
+            v1.ListModelAliasesResponse,
+            aliases=[_convert.alias(a) for a in page.items],
+            next_page_token=page.next_page_token,
+        )
+
     def __mapping__(self) -> dict[str, Handler]:
         mapping = super().__mapping__()
         mapping[_DOWNLOAD] = mapping[_DOWNLOAD]._replace(func=self._download)
@@ -107,6 +144,7 @@ class ModelService(v1.ModelServiceBase):
             request.model_id,
             request.version,
             request.offset,
+            alias=request.alias,
             peer=current_peer() or "-",
         ) as (version, chunks):
             await stream.send_message(

@@ -70,6 +70,7 @@ from .faults import StorageFault, StorageFull, StorageUnavailable
 from .locations import database_url, sqlite_path
 from .migrations import upgrade
 from .records import (
+    AliasRecord,
     Credentials,
     FailureCounts,
     FolderRecord,
@@ -84,6 +85,7 @@ from .schema import (
     blob_deletions,
     folder_members,
     folders,
+    model_aliases,
     model_versions,
     models,
     revoked_tokens,
@@ -601,6 +603,7 @@ _FOLDERS_OF_CALLER = (
 _FOLDER_FOR = _FOLDERS_OF_CALLER.where(folders.c.id == bindparam("folder_id"))
 _LOCK_FOLDER = select(folders.c.id).where(folders.c.id == bindparam("folder_id")).with_for_update()
 _LOCK_BLOB = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0)))
+_LOCK_MODEL = select(models.c.id).where(models.c.id == bindparam("model_id")).with_for_update()
 _ROLE = select(folder_members.c.role).where(
     folder_members.c.folder_id == bindparam("folder_id"),
     folder_members.c.user_id == bindparam("user_id"),
@@ -644,6 +647,20 @@ _VERSION = _VERSIONS.where(
     model_versions.c.model_id == bindparam("model_id"),
     model_versions.c.version == bindparam("version"),
 )
+
+_updater = users.alias("updater")
+_ALIASES = (
+    select(
+        model_aliases.c.model_id,
+        model_aliases.c.name,
+        model_aliases.c.version,
+        _updater.c.username,
+        model_aliases.c.updated_us,
+    )
+    .join(_updater, _updater.c.id == model_aliases.c.updater_id)
+    .where(model_aliases.c.model_id == bindparam("model_id"))
+)
+_ALIAS = _ALIASES.where(model_aliases.c.name == bindparam("name"))
 
 
 def _after(created: Any, id_column: Any) -> ColumnElement[bool]:
@@ -689,6 +706,14 @@ def _versions_page(before: bool) -> Select[Any]:
     if before:
         query = query.where(model_versions.c.version < bindparam("before"))
     return query.order_by(model_versions.c.version.desc()).limit(bindparam("limit"))
+
+
+@functools.cache
+def _aliases_page(after: bool) -> Select[Any]:
+    query = _ALIASES
+    if after:
+        query = query.where(model_aliases.c.name > bindparam("after"))
+    return query.order_by(model_aliases.c.name).limit(bindparam("limit"))
 
 
 def _position(after: Cursor | None) -> dict[str, Any]:
@@ -1027,6 +1052,48 @@ class Transaction:
             parameters["before"] = before
         rows = self.connection.execute(_versions_page(before is not None), parameters).all()
         return [_version(row) for row in rows]
+
+    # Aliases
+
+    def lock_model(self, model_id: str) -> None:
+        """Holds the model's row until the transaction ends, so that alias changes of one model
+        happen one after another: two compare-and-swaps expecting the same version cannot both
+        see it and both win. (A no-op on SQLite, where writes run one at a time anyway.)"""
+        self.connection.execute(_LOCK_MODEL, {"model_id": model_id})
+
+    def alias(self, model_id: str, name: str) -> AliasRecord | None:
+        row = self.connection.execute(_ALIAS, {"model_id": model_id, "name": name}).first()
+        return AliasRecord(*row) if row else None
+
+    def aliases(self, model_id: str, after: str | None, limit: int) -> list[AliasRecord]:
+        """Aliases by name, starting after the name ``after``."""
+        parameters: dict[str, Any] = {"model_id": model_id, "limit": limit}
+        if after is not None:
+            parameters["after"] = after
+        rows = self.connection.execute(_aliases_page(after is not None), parameters).all()
+        return [AliasRecord(*row) for row in rows]
+
+    def put_alias(self, model_id: str, name: str, version: int, updater: UserRecord) -> AliasRecord:
+        """Points the alias at ``version``, creating it if needed; the version must exist."""
+        alias = AliasRecord(model_id, name, version, updater.username, now_us())
+        values = {"version": version, "updater_id": updater.id, "updated_us": alias.updated_us}
+        moved = self.connection.execute(
+            model_aliases.update()
+            .where(model_aliases.c.model_id == model_id, model_aliases.c.name == name)
+            .values(**values)
+        )
+        if moved.rowcount == 0:
+            self.connection.execute(
+                model_aliases.insert().values(model_id=model_id, name=name, **values)
+            )
+        return alias
+
+    def delete_alias(self, model_id: str, name: str) -> None:
+        self.connection.execute(
+            model_aliases.delete().where(
+                model_aliases.c.model_id == model_id, model_aliases.c.name == name
+            )
+        )
 
     # Uploads in progress and blob garbage (see domain/uploads.py for the protocol)
 

@@ -101,3 +101,14 @@ class VersionRecord:
     labels: dict[str, str]
     creator_username: str
     created_us: int
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    """A name that points at one version of a model."""
+
+    model_id: str
+    name: str
+    version: int
+    updater_username: str
+    updated_us: int

@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -91,6 +92,21 @@ model_versions = Table(
     Index("ix_model_versions_sha256", "sha256"),
 )
 
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    # A name that points at one existing version of its model; moved by compare-and-swap.
+    Column("model_id", ID, ForeignKey("models.id"), primary_key=True),
+    Column("name", String(63), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+    Column("updater_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["model_id", "version"],
+        ["model_versions.model_id", "model_versions.version"],
+        name="fk_model_aliases_version",
+    ),
+)
 
 sign_in_failures = Table(
     "sign_in_failures",

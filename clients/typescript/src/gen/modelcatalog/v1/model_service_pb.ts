@@ -4,7 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Model, ModelVersion } from "./resources_pb.js";
+import type { Model, ModelAlias, ModelVersion } from "./resources_pb.js";
 import { file_modelcatalog_v1_resources } from "./resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/model_service.proto.
  */
 export const file_modelcatalog_v1_model_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIkoKEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSI8ChNDcmVhdGVNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIiMKD0dldE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI5ChBHZXRNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIk0KEUxpc3RNb2RlbHNSZXF1ZXN0EhEKCWZvbGRlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSI7ChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iUwoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImUKGUxpc3RNb2RlbFZlcnNpb25zUmVzcG9uc2USLwoIdmVyc2lvbnMYASADKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKYAgoYVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyEhAKCG1vZGVsX2lkGAEgASgJEhEKCWZpbGVfbmFtZRgCIAEoCRIUCgxjb250ZW50X3R5cGUYAyABKAkSFwoKc2l6ZV9ieXRlcxgEIAEoA0gAiAEBEg4KBnNoYTI1NhgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRJFCgZsYWJlbHMYByADKAsyNS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMiKwoZVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlchIOCgZzaGEyNTYYASABKAkiswEKGVVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSAASPQoHdHJhaWxlchgDIAEoCzIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVySABCCQoHY29udGVudCJMChpVcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJQChtEb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIOCgZvZmZzZXQYAyABKAMibAocRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbkgAEg8KBWNodW5rGAIgASgMSABCCQoHY29udGVudDLjBQoMTW9kZWxTZXJ2aWNlElgKC0NyZWF0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlc3BvbnNlElQKCEdldE1vZGVsEiAubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVxdWVzdBohLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlc3BvbnNlIgOQAgESWgoKTGlzdE1vZGVscxIiLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVzcG9uc2UiA5ACARJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgESbwoSVXBsb2FkTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UoARJ6ChREb3dubG9hZE1vZGVsVmVyc2lvbhIsLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaLS5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBMAFiBnByb3RvMw", [file_modelcatalog_v1_resources]);
+  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIkoKEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSI8ChNDcmVhdGVNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIiMKD0dldE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI5ChBHZXRNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIk0KEUxpc3RNb2RlbHNSZXF1ZXN0EhEKCWZvbGRlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDQoFYWxpYXMYAyABKAkiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iUwoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImUKGUxpc3RNb2RlbFZlcnNpb25zUmVzcG9uc2USLwoIdmVyc2lvbnMYASADKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKYAgoYVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyEhAKCG1vZGVsX2lkGAEgASgJEhEKCWZpbGVfbmFtZRgCIAEoCRIUCgxjb250ZW50X3R5cGUYAyABKAkSFwoKc2l6ZV9ieXRlcxgEIAEoA0gAiAEBEg4KBnNoYTI1NhgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRJFCgZsYWJlbHMYByADKAsyNS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMiKwoZVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlchIOCgZzaGEyNTYYASABKAkiswEKGVVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSAASPQoHdHJhaWxlchgDIAEoCzIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVySABCCQoHY29udGVudCJMChpVcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJfChtEb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIOCgZvZmZzZXQYAyABKAMSDQoFYWxpYXMYBCABKAkibAocRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbkgAEg8KBWNodW5rGAIgASgMSABCCQoHY29udGVudCJ7ChRTZXRNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAMSHQoQZXhwZWN0ZWRfdmVyc2lvbhgEIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIkMKFVNldE1vZGVsQWxpYXNSZXNwb25zZRIqCgVhbGlhcxgBIAEoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzIm0KF0RlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIhoKGERlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZSJSChdMaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJhChhMaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2USLAoHYWxpYXNlcxgBIAMoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKaCAoMTW9kZWxTZXJ2aWNlElgKC0NyZWF0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlc3BvbnNlElQKCEdldE1vZGVsEiAubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVxdWVzdBohLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlc3BvbnNlIgOQAgESWgoKTGlzdE1vZGVscxIiLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVzcG9uc2UiA5ACARJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgESbwoSVXBsb2FkTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UoARJ6ChREb3dubG9hZE1vZGVsVmVyc2lvbhIsLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaLS5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBMAESXgoNU2V0TW9kZWxBbGlhcxIlLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVxdWVzdBomLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVzcG9uc2USZwoQRGVsZXRlTW9kZWxBbGlhcxIoLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVzcG9uc2USbAoQTGlzdE1vZGVsQWxpYXNlcxIoLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_modelcatalog_v1_resources]);
 
 /**
  * CreateModelRequest is the input of ModelService.CreateModel.
@@ -193,11 +193,19 @@ export type GetModelVersionRequest = Message<"modelcatalog.v1.GetModelVersionReq
   modelId: string;
 
   /**
-   * The version number, 1 or more.
+   * The version number, 1 or more; 0 when the version is named by alias instead.
    *
    * @generated from field: int64 version = 2;
    */
   version: bigint;
+
+  /**
+   * The name of an alias of the model, naming the version it points at; empty when the
+   * version is named by number instead. Exactly one of version and alias is set.
+   *
+   * @generated from field: string alias = 3;
+   */
+  alias: string;
 };
 
 /**
@@ -472,7 +480,7 @@ export type DownloadModelVersionRequest = Message<"modelcatalog.v1.DownloadModel
   modelId: string;
 
   /**
-   * The version number, 1 or more.
+   * The version number, 1 or more; 0 when the version is named by alias instead.
    *
    * @generated from field: int64 version = 2;
    */
@@ -485,6 +493,14 @@ export type DownloadModelVersionRequest = Message<"modelcatalog.v1.DownloadModel
    * @generated from field: int64 offset = 3;
    */
   offset: bigint;
+
+  /**
+   * The name of an alias of the model, naming the version it points at; empty when the
+   * version is named by number instead. Exactly one of version and alias is set.
+   *
+   * @generated from field: string alias = 4;
+   */
+  alias: string;
 };
 
 /**
@@ -531,6 +547,190 @@ export type DownloadModelVersionResponse = Message<"modelcatalog.v1.DownloadMode
  */
 export const DownloadModelVersionResponseSchema: GenMessage<DownloadModelVersionResponse> = /*@__PURE__*/
   messageDesc(file_modelcatalog_v1_model_service, 15);
+
+/**
+ * SetModelAliasRequest is the input of ModelService.SetModelAlias.
+ *
+ * @generated from message modelcatalog.v1.SetModelAliasRequest
+ */
+export type SetModelAliasRequest = Message<"modelcatalog.v1.SetModelAliasRequest"> & {
+  /**
+   * The identifier of the model.
+   *
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+
+  /**
+   * The alias name: 1 to 63 characters, lowercase letters, digits, '-' and '_', starting with
+   * a letter or digit and not made of digits only.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The number of the version the alias is to point at, 1 or more; the version must exist.
+   *
+   * @generated from field: int64 version = 3;
+   */
+  version: bigint;
+
+  /**
+   * The version the caller expects the alias to point at now. Absent: the alias is set
+   * whatever it points at (unconditionally). 0: the alias must not exist yet (create only).
+   * 1 or more: the alias must exist and point at this version. Otherwise the call fails with
+   * ABORTED (ALIAS_MOVED) and changes nothing.
+   *
+   * @generated from field: optional int64 expected_version = 4;
+   */
+  expectedVersion?: bigint | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.SetModelAliasRequest.
+ * Use `create(SetModelAliasRequestSchema)` to create a new message.
+ */
+export const SetModelAliasRequestSchema: GenMessage<SetModelAliasRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 16);
+
+/**
+ * SetModelAliasResponse is the output of ModelService.SetModelAlias.
+ *
+ * @generated from message modelcatalog.v1.SetModelAliasResponse
+ */
+export type SetModelAliasResponse = Message<"modelcatalog.v1.SetModelAliasResponse"> & {
+  /**
+   * The alias as it is now.
+   *
+   * @generated from field: modelcatalog.v1.ModelAlias alias = 1;
+   */
+  alias?: ModelAlias | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.SetModelAliasResponse.
+ * Use `create(SetModelAliasResponseSchema)` to create a new message.
+ */
+export const SetModelAliasResponseSchema: GenMessage<SetModelAliasResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 17);
+
+/**
+ * DeleteModelAliasRequest is the input of ModelService.DeleteModelAlias.
+ *
+ * @generated from message modelcatalog.v1.DeleteModelAliasRequest
+ */
+export type DeleteModelAliasRequest = Message<"modelcatalog.v1.DeleteModelAliasRequest"> & {
+  /**
+   * The identifier of the model.
+   *
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+
+  /**
+   * The name of the alias to delete.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The version the caller expects the alias to point at now, 1 or more. Absent: the alias is
+   * deleted whatever it points at. Set: it is deleted only if it points at this version,
+   * otherwise the call fails with ABORTED (ALIAS_MOVED) and changes nothing.
+   *
+   * @generated from field: optional int64 expected_version = 3;
+   */
+  expectedVersion?: bigint | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteModelAliasRequest.
+ * Use `create(DeleteModelAliasRequestSchema)` to create a new message.
+ */
+export const DeleteModelAliasRequestSchema: GenMessage<DeleteModelAliasRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 18);
+
+/**
+ * DeleteModelAliasResponse is the output of ModelService.DeleteModelAlias.
+ *
+ * @generated from message modelcatalog.v1.DeleteModelAliasResponse
+ */
+export type DeleteModelAliasResponse = Message<"modelcatalog.v1.DeleteModelAliasResponse"> & {
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteModelAliasResponse.
+ * Use `create(DeleteModelAliasResponseSchema)` to create a new message.
+ */
+export const DeleteModelAliasResponseSchema: GenMessage<DeleteModelAliasResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 19);
+
+/**
+ * ListModelAliasesRequest is the input of ModelService.ListModelAliases.
+ *
+ * @generated from message modelcatalog.v1.ListModelAliasesRequest
+ */
+export type ListModelAliasesRequest = Message<"modelcatalog.v1.ListModelAliasesRequest"> & {
+  /**
+   * The identifier of the model.
+   *
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+
+  /**
+   * The largest number of aliases to return: 0 means the default of 50, values above 1000 are
+   * treated as 1000, negative values are rejected.
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page, or empty for the first page. A token is valid
+   * only with the same model_id.
+   *
+   * @generated from field: string page_token = 3;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.ListModelAliasesRequest.
+ * Use `create(ListModelAliasesRequestSchema)` to create a new message.
+ */
+export const ListModelAliasesRequestSchema: GenMessage<ListModelAliasesRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 20);
+
+/**
+ * ListModelAliasesResponse is the output of ModelService.ListModelAliases.
+ *
+ * @generated from message modelcatalog.v1.ListModelAliasesResponse
+ */
+export type ListModelAliasesResponse = Message<"modelcatalog.v1.ListModelAliasesResponse"> & {
+  /**
+   * The aliases of this page, by name.
+   *
+   * @generated from field: repeated modelcatalog.v1.ModelAlias aliases = 1;
+   */
+  aliases: ModelAlias[];
+
+  /**
+   * The token for the next page, or empty when this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.ListModelAliasesResponse.
+ * Use `create(ListModelAliasesResponseSchema)` to create a new message.
+ */
+export const ListModelAliasesResponseSchema: GenMessage<ListModelAliasesResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 21);
 
 /**
  * ModelService creates models in folders and stores their versions. Every RPC needs an access
@@ -585,10 +785,12 @@ export const ModelService: GenService<{
     output: typeof ListModelsResponseSchema;
   },
   /**
-   * GetModelVersion returns the metadata of one version. Any role in the model's folder.
+   * GetModelVersion returns the metadata of one version, named by its number or by an alias
+   * that points at it. Any role in the model's folder.
    *
-   * Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-   * NOT_FOUND (VERSION_NOT_FOUND).
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, or unless exactly one of
+   * version and alias is set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+   * (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
    *
    * @generated from rpc modelcatalog.v1.ModelService.GetModelVersion
    */
@@ -641,13 +843,15 @@ export const ModelService: GenService<{
     output: typeof UploadModelVersionResponseSchema;
   },
   /**
-   * DownloadModelVersion streams a version's file: the first message carries the version's
-   * metadata, every later message a chunk of the file, in order, from the requested offset to
-   * the end. Any role in the model's folder. Check the received bytes against the version's
-   * sha256.
+   * DownloadModelVersion streams a version's file, named by its number or by an alias that
+   * points at it: the first message carries the version's metadata (with its number, which
+   * is the one to resume from should the alias move meanwhile), every later message a chunk
+   * of the file, in order, from the requested offset to the end. Any role in the model's
+   * folder. Check the received bytes against the version's sha256.
    *
-   * Errors: INVALID_ARGUMENT (INVALID_FIELD); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
-   * NOT_FOUND (VERSION_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD), also unless exactly one of version and alias is
+   * set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND,
+   * ALIAS_NOT_FOUND); OUT_OF_RANGE (OFFSET_OUT_OF_RANGE) when offset is larger
    * than the file.
    *
    * @generated from rpc modelcatalog.v1.ModelService.DownloadModelVersion
@@ -656,6 +860,55 @@ export const ModelService: GenService<{
     methodKind: "server_streaming";
     input: typeof DownloadModelVersionRequestSchema;
     output: typeof DownloadModelVersionResponseSchema;
+  },
+  /**
+   * SetModelAlias points an alias of a model at one of its versions, creating the alias or
+   * moving it. With expected_version it is a compare-and-swap: the change is made only if the
+   * alias still points where the caller expects, so two clients moving the same alias never
+   * overwrite each other unnoticed. Editor or owner of the model's folder.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
+   * version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+   * NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
+   * when expected_version is set and the alias does not point there (its ErrorInfo metadata
+   * "current_version" says where it points, "0" when it does not exist).
+   *
+   * @generated from rpc modelcatalog.v1.ModelService.SetModelAlias
+   */
+  setModelAlias: {
+    methodKind: "unary";
+    input: typeof SetModelAliasRequestSchema;
+    output: typeof SetModelAliasResponseSchema;
+  },
+  /**
+   * DeleteModelAlias removes an alias from a model; the version it pointed at stays. Editor
+   * or owner of the model's folder.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name or an
+   * expected_version below 1; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
+   * (ALIAS_NOT_FOUND); ABORTED (ALIAS_MOVED) when expected_version is set and the alias points
+   * at another version (its ErrorInfo metadata "current_version" says which).
+   *
+   * @generated from rpc modelcatalog.v1.ModelService.DeleteModelAlias
+   */
+  deleteModelAlias: {
+    methodKind: "unary";
+    input: typeof DeleteModelAliasRequestSchema;
+    output: typeof DeleteModelAliasResponseSchema;
+  },
+  /**
+   * ListModelAliases lists the aliases of a model, by name. Any role in its folder. Every page
+   * is full except the last.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+   * (FOLDER_ACCESS_DENIED).
+   *
+   * @generated from rpc modelcatalog.v1.ModelService.ListModelAliases
+   */
+  listModelAliases: {
+    methodKind: "unary";
+    input: typeof ListModelAliasesRequestSchema;
+    output: typeof ListModelAliasesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_modelcatalog_v1_model_service, 0);

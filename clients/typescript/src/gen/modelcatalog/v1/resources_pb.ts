@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/resources.proto.
  */
 export const file_modelcatalog_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("Ch9tb2RlbGNhdGFsb2cvdjEvcmVzb3VyY2VzLnByb3RvEg9tb2RlbGNhdGFsb2cudjEiVQoEVXNlchIKCgJpZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitAEKBkZvbGRlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhgKEGNyZWF0b3JfdXNlcm5hbWUYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKC2NhbGxlcl9yb2xlGAYgASgOMhsubW9kZWxjYXRhbG9nLnYxLkZvbGRlclJvbGUijQEKDEZvbGRlck1lbWJlchIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEikKBHJvbGUYAyABKA4yGy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyUm9sZRIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAEKBU1vZGVsEgoKAmlkGAEgASgJEhEKCWZvbGRlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhgKEGNyZWF0b3JfdXNlcm5hbWUYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmxhdGVzdF92ZXJzaW9uGAcgASgDIsgCCgxNb2RlbFZlcnNpb24SEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIRCglmaWxlX25hbWUYAyABKAkSFAoMY29udGVudF90eXBlGAQgASgJEhIKCnNpemVfYnl0ZXMYBSABKAMSDgoGc2hhMjU2GAYgASgJEhMKC2Rlc2NyaXB0aW9uGAcgASgJEjkKBmxhYmVscxgIIAMoCzIpLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24uTGFiZWxzRW50cnkSGAoQY3JlYXRvcl91c2VybmFtZRgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpwCgpGb2xkZXJSb2xlEhsKF0ZPTERFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSRk9MREVSX1JPTEVfVklFV0VSEAESFgoSRk9MREVSX1JPTEVfRURJVE9SEAISFQoRRk9MREVSX1JPTEVfT1dORVIQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9tb2RlbGNhdGFsb2cvdjEvcmVzb3VyY2VzLnByb3RvEg9tb2RlbGNhdGFsb2cudjEiVQoEVXNlchIKCgJpZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitAEKBkZvbGRlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhgKEGNyZWF0b3JfdXNlcm5hbWUYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKC2NhbGxlcl9yb2xlGAYgASgOMhsubW9kZWxjYXRhbG9nLnYxLkZvbGRlclJvbGUijQEKDEZvbGRlck1lbWJlchIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEikKBHJvbGUYAyABKA4yGy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyUm9sZRIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAEKBU1vZGVsEgoKAmlkGAEgASgJEhEKCWZvbGRlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhgKEGNyZWF0b3JfdXNlcm5hbWUYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmxhdGVzdF92ZXJzaW9uGAcgASgDIsgCCgxNb2RlbFZlcnNpb24SEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIRCglmaWxlX25hbWUYAyABKAkSFAoMY29udGVudF90eXBlGAQgASgJEhIKCnNpemVfYnl0ZXMYBSABKAMSDgoGc2hhMjU2GAYgASgJEhMKC2Rlc2NyaXB0aW9uGAcgASgJEjkKBmxhYmVscxgIIAMoCzIpLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24uTGFiZWxzRW50cnkSGAoQY3JlYXRvcl91c2VybmFtZRgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKIAQoKTW9kZWxBbGlhcxIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAMSLwoLdXBkYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEHVwZGF0ZXJfdXNlcm5hbWUYBSABKAkqcAoKRm9sZGVyUm9sZRIbChdGT0xERVJfUk9MRV9VTlNQRUNJRklFRBAAEhYKEkZPTERFUl9ST0xFX1ZJRVdFUhABEhYKEkZPTERFUl9ST0xFX0VESVRPUhACEhUKEUZPTERFUl9ST0xFX09XTkVSEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A User is an account that can sign in to the catalog.
@@ -300,6 +300,57 @@ export type ModelVersion = Message<"modelcatalog.v1.ModelVersion"> & {
  */
 export const ModelVersionSchema: GenMessage<ModelVersion> = /*@__PURE__*/
   messageDesc(file_modelcatalog_v1_resources, 4);
+
+/**
+ * A ModelAlias is a name, unique within its model (for example "production"), that points at
+ * one version of the model and can be moved to another.
+ *
+ * @generated from message modelcatalog.v1.ModelAlias
+ */
+export type ModelAlias = Message<"modelcatalog.v1.ModelAlias"> & {
+  /**
+   * The identifier of the model the alias belongs to.
+   *
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+
+  /**
+   * The alias name: 1 to 63 characters, lowercase letters, digits, '-' and '_', starting with
+   * a letter or digit and not made of digits only (so it never reads as a version number).
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The number of the version the alias points at.
+   *
+   * @generated from field: int64 version = 3;
+   */
+  version: bigint;
+
+  /**
+   * When the alias was last set or moved.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 4;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * The username of the user who last set or moved the alias.
+   *
+   * @generated from field: string updater_username = 5;
+   */
+  updaterUsername: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.ModelAlias.
+ * Use `create(ModelAliasSchema)` to create a new message.
+ */
+export const ModelAliasSchema: GenMessage<ModelAlias> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_resources, 5);
 
 /**
  * A FolderRole is what a user may do in a folder. Each role includes everything the roles

@@ -245,6 +245,18 @@ class ErrorReason(betterproto.Enum):
      within the server's progress window (30 s by default); read the stream as it arrives.
     """
 
+    ALIAS_NOT_FOUND = 36
+    """
+    NOT_FOUND: the model (which the caller may see) has no alias with this name.
+    """
+
+    ALIAS_MOVED = 37
+    """
+    ABORTED: the alias does not point at the version the request expected (another client
+     moved, created or deleted it meanwhile); nothing was changed. The ErrorInfo metadata
+     "current_version" holds the version it points at now, "0" when the alias does not exist.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class User(betterproto.Message):
@@ -394,6 +406,32 @@ class ModelVersion(betterproto.Message):
 
     create_time: datetime = betterproto.message_field(10)
     """When the version was committed."""
+
+
+@dataclass(eq=False, repr=False)
+class ModelAlias(betterproto.Message):
+    """
+    A ModelAlias is a name, unique within its model (for example "production"), that points at
+     one version of the model and can be moved to another.
+    """
+
+    model_id: str = betterproto.string_field(1)
+    """The identifier of the model the alias belongs to."""
+
+    name: str = betterproto.string_field(2)
+    """
+    The alias name: 1 to 63 characters, lowercase letters, digits, '-' and '_', starting with
+     a letter or digit and not made of digits only (so it never reads as a version number).
+    """
+
+    version: int = betterproto.int64_field(3)
+    """The number of the version the alias points at."""
+
+    update_time: datetime = betterproto.message_field(4)
+    """When the alias was last set or moved."""
+
+    updater_username: str = betterproto.string_field(5)
+    """The username of the user who last set or moved the alias."""
 
 
 @dataclass(eq=False, repr=False)
@@ -722,7 +760,15 @@ class GetModelVersionRequest(betterproto.Message):
     """The identifier of the model."""
 
     version: int = betterproto.int64_field(2)
-    """The version number, 1 or more."""
+    """
+    The version number, 1 or more; 0 when the version is named by alias instead.
+    """
+
+    alias: str = betterproto.string_field(3)
+    """
+    The name of an alias of the model, naming the version it points at; empty when the
+     version is named by number instead. Exactly one of version and alias is set.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -879,12 +925,20 @@ class DownloadModelVersionRequest(betterproto.Message):
     """The identifier of the model."""
 
     version: int = betterproto.int64_field(2)
-    """The version number, 1 or more."""
+    """
+    The version number, 1 or more; 0 when the version is named by alias instead.
+    """
 
     offset: int = betterproto.int64_field(3)
     """
     The byte offset to start from, to resume a broken download; 0 for the whole file. An
      offset equal to the size sends the metadata and no chunk.
+    """
+
+    alias: str = betterproto.string_field(4)
+    """
+    The name of an alias of the model, naming the version it points at; empty when the
+     version is named by number instead. Exactly one of version and alias is set.
     """
 
 
@@ -902,6 +956,105 @@ class DownloadModelVersionResponse(betterproto.Message):
     The next bytes of the file, starting at the requested offset; in every message after
      the first.
     """
+
+
+@dataclass(eq=False, repr=False)
+class SetModelAliasRequest(betterproto.Message):
+    """SetModelAliasRequest is the input of ModelService.SetModelAlias."""
+
+    model_id: str = betterproto.string_field(1)
+    """The identifier of the model."""
+
+    name: str = betterproto.string_field(2)
+    """
+    The alias name: 1 to 63 characters, lowercase letters, digits, '-' and '_', starting with
+     a letter or digit and not made of digits only.
+    """
+
+    version: int = betterproto.int64_field(3)
+    """
+    The number of the version the alias is to point at, 1 or more; the version must exist.
+    """
+
+    expected_version: Optional[int] = betterproto.int64_field(4, optional=True)
+    """
+    The version the caller expects the alias to point at now. Absent: the alias is set
+     whatever it points at (unconditionally). 0: the alias must not exist yet (create only).
+     1 or more: the alias must exist and point at this version. Otherwise the call fails with
+     ABORTED (ALIAS_MOVED) and changes nothing.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class SetModelAliasResponse(betterproto.Message):
+    """SetModelAliasResponse is the output of ModelService.SetModelAlias."""
+
+    alias: "ModelAlias" = betterproto.message_field(1)
+    """The alias as it is now."""
+
+
+@dataclass(eq=False, repr=False)
+class DeleteModelAliasRequest(betterproto.Message):
+    """
+    DeleteModelAliasRequest is the input of ModelService.DeleteModelAlias.
+    """
+
+    model_id: str = betterproto.string_field(1)
+    """The identifier of the model."""
+
+    name: str = betterproto.string_field(2)
+    """The name of the alias to delete."""
+
+    expected_version: Optional[int] = betterproto.int64_field(3, optional=True)
+    """
+    The version the caller expects the alias to point at now, 1 or more. Absent: the alias is
+     deleted whatever it points at. Set: it is deleted only if it points at this version,
+     otherwise the call fails with ABORTED (ALIAS_MOVED) and changes nothing.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class DeleteModelAliasResponse(betterproto.Message):
+    """
+    DeleteModelAliasResponse is the output of ModelService.DeleteModelAlias.
+    """
+
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class ListModelAliasesRequest(betterproto.Message):
+    """
+    ListModelAliasesRequest is the input of ModelService.ListModelAliases.
+    """
+
+    model_id: str = betterproto.string_field(1)
+    """The identifier of the model."""
+
+    page_size: int = betterproto.int32_field(2)
+    """
+    The largest number of aliases to return: 0 means the default of 50, values above 1000 are
+     treated as 1000, negative values are rejected.
+    """
+
+    page_token: str = betterproto.string_field(3)
+    """
+    The next_page_token of the previous page, or empty for the first page. A token is valid
+     only with the same model_id.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class ListModelAliasesResponse(betterproto.Message):
+    """
+    ListModelAliasesResponse is the output of ModelService.ListModelAliases.
+    """
+
+    aliases: List["ModelAlias"] = betterproto.message_field(1)
+    """The aliases of this page, by name."""
+
+    next_page_token: str = betterproto.string_field(2)
+    """The token for the next page, or empty when this is the last page."""
 
 
 class AuthServiceStub(betterproto.ServiceStub):
@@ -1203,6 +1356,57 @@ class ModelServiceStub(betterproto.ServiceStub):
         ):
             yield response
 
+    async def set_model_alias(
+        self,
+        set_model_alias_request: "SetModelAliasRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "SetModelAliasResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.ModelService/SetModelAlias",
+            set_model_alias_request,
+            SetModelAliasResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def delete_model_alias(
+        self,
+        delete_model_alias_request: "DeleteModelAliasRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "DeleteModelAliasResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.ModelService/DeleteModelAlias",
+            delete_model_alias_request,
+            DeleteModelAliasResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_model_aliases(
+        self,
+        list_model_aliases_request: "ListModelAliasesRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ListModelAliasesResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.ModelService/ListModelAliases",
+            list_model_aliases_request,
+            ListModelAliasesResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class AuthServiceBase(ServiceBase):
 
@@ -1435,6 +1639,21 @@ class ModelServiceBase(ServiceBase):
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
         yield DownloadModelVersionResponse()
 
+    async def set_model_alias(
+        self, set_model_alias_request: "SetModelAliasRequest"
+    ) -> "SetModelAliasResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def delete_model_alias(
+        self, delete_model_alias_request: "DeleteModelAliasRequest"
+    ) -> "DeleteModelAliasResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_model_aliases(
+        self, list_model_aliases_request: "ListModelAliasesRequest"
+    ) -> "ListModelAliasesResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def __rpc_create_model(
         self, stream: "grpclib.server.Stream[CreateModelRequest, CreateModelResponse]"
     ) -> None:
@@ -1491,6 +1710,30 @@ class ModelServiceBase(ServiceBase):
             request,
         )
 
+    async def __rpc_set_model_alias(
+        self,
+        stream: "grpclib.server.Stream[SetModelAliasRequest, SetModelAliasResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.set_model_alias(request)
+        await stream.send_message(response)
+
+    async def __rpc_delete_model_alias(
+        self,
+        stream: "grpclib.server.Stream[DeleteModelAliasRequest, DeleteModelAliasResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.delete_model_alias(request)
+        await stream.send_message(response)
+
+    async def __rpc_list_model_aliases(
+        self,
+        stream: "grpclib.server.Stream[ListModelAliasesRequest, ListModelAliasesResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.list_model_aliases(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/modelcatalog.v1.ModelService/CreateModel": grpclib.const.Handler(
@@ -1534,5 +1777,23 @@ class ModelServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_STREAM,
                 DownloadModelVersionRequest,
                 DownloadModelVersionResponse,
+            ),
+            "/modelcatalog.v1.ModelService/SetModelAlias": grpclib.const.Handler(
+                self.__rpc_set_model_alias,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                SetModelAliasRequest,
+                SetModelAliasResponse,
+            ),
+            "/modelcatalog.v1.ModelService/DeleteModelAlias": grpclib.const.Handler(
+                self.__rpc_delete_model_alias,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                DeleteModelAliasRequest,
+                DeleteModelAliasResponse,
+            ),
+            "/modelcatalog.v1.ModelService/ListModelAliases": grpclib.const.Handler(
+                self.__rpc_list_model_aliases,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ListModelAliasesRequest,
+                ListModelAliasesResponse,
             ),
         }
