@@ -53,6 +53,7 @@ class Backend:
     models: list[v1.Model] = field(default_factory=list)
     versions: list[v1.ModelVersion] = field(default_factory=list)
     blobs: dict[int, bytes] = field(default_factory=dict)
+    aliases: dict[str, int] = field(default_factory=dict)
     error: GRPCError | None = None
     """Raised by every RPC while set."""
     authorization: list[str | bytes | None] = field(default_factory=list)
@@ -191,6 +192,7 @@ class FakeModels(FakeTransfers):
 
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend.versions, backend.blobs)
+        self.aliases = backend.aliases
         self.backend = backend
 
     def store(self, data: bytes, file_name: str = "model.onnx", **fields: Any) -> v1.ModelVersion:
@@ -265,6 +267,52 @@ class FakeModels(FakeTransfers):
     ) -> v1.ListModelVersionsResponse:
         self.backend.check()
         return v1.ListModelVersionsResponse(versions=self.backend.versions[::-1])
+
+    async def set_model_alias(
+        self, set_model_alias_request: v1.SetModelAliasRequest
+    ) -> v1.SetModelAliasResponse:
+        """Aliases of every model in one ``aliases`` dict; a stated expectation must hold."""
+        self.backend.check()
+        request = set_model_alias_request
+        self._expect(request.name, request.expected_version)
+        self.find(request.version)
+        self.aliases[request.name] = request.version
+        return v1.SetModelAliasResponse(alias=self._alias(request.model_id, request.name))
+
+    async def delete_model_alias(
+        self, delete_model_alias_request: v1.DeleteModelAliasRequest
+    ) -> v1.DeleteModelAliasResponse:
+        self.backend.check()
+        request = delete_model_alias_request
+        self.find(0, request.name)
+        self._expect(request.name, request.expected_version)
+        del self.aliases[request.name]
+        return v1.DeleteModelAliasResponse()
+
+    async def list_model_aliases(
+        self, list_model_aliases_request: v1.ListModelAliasesRequest
+    ) -> v1.ListModelAliasesResponse:
+        self.backend.check()
+        model_id = list_model_aliases_request.model_id
+        return v1.ListModelAliasesResponse(
+            aliases=[self._alias(model_id, name) for name in sorted(self.aliases)]
+        )
+
+    def _alias(self, model_id: str, name: str) -> v1.ModelAlias:
+        return v1.ModelAlias(
+            model_id=model_id,
+            name=name,
+            version=self.aliases[name],
+            update_time=CREATED,
+            updater_username="alice",
+        )
+
+    def _expect(self, name: str, expected: int | None) -> None:
+        current = self.aliases.get(name, 0)
+        if expected is not None and expected != current:
+            raise grpc_error(
+                Status.ABORTED, f"alias {name!r} points at version {current}", "ALIAS_MOVED"
+            )
 
 
 class CliHarness:

@@ -22,7 +22,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 
 
 def test_command_tree_is_complete() -> None:
-    """The issue's commands all exist, in groups folder, model and version."""
+    """The issue's commands all exist, in groups folder, model, version and alias."""
     assert set(_commands(cli)) == {
         ("signup",),
         ("login",),
@@ -37,6 +37,8 @@ def test_command_tree_is_complete() -> None:
         *[("model", name) for name in ("create", "list", "show")],
         ("version",),
         *[("version", name) for name in ("upload", "download", "list", "show")],
+        ("alias",),
+        *[("alias", name) for name in ("set", "delete", "list")],
         ("shell",),
         ("completion",),
     }
@@ -51,7 +53,7 @@ def test_every_command_has_help_with_an_example(harness: CliHarness, path: tuple
     assert f"modelcatalog {path[0]}" in result.stdout
 
 
-@pytest.mark.parametrize("group", [[], ["folder"], ["model"], ["version"]])
+@pytest.mark.parametrize("group", [[], ["folder"], ["model"], ["version"], ["alias"]])
 def test_a_group_without_a_command_prints_its_help_and_exits_0(
     harness: CliHarness, group: list[str]
 ) -> None:

@@ -15,7 +15,17 @@ from modelcatalog.cli import _app, _shell, cli
 from modelcatalog.cli._context import State
 from modelcatalog.cli._shell import completions
 
-COMMANDS = ["signup", "login", "logout", "whoami", "folder", "model", "version", "completion"]
+COMMANDS = [
+    "signup",
+    "login",
+    "logout",
+    "whoami",
+    "folder",
+    "model",
+    "version",
+    "alias",
+    "completion",
+]
 
 
 @pytest.mark.parametrize(

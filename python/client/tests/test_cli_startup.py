@@ -106,7 +106,7 @@ def test_help_and_version_load_no_sdk(run_cli: Callable[..., Run], args: list[st
 
 @pytest.mark.parametrize(
     "args",
-    [["nope"], ["folder", "show"], ["model", "list", "--bogus"], ["model", "show", "not-an-id"]],
+    [["nope"], ["folder", "show"], ["model", "list", "--bogus"], ["version", "show", "resnet"]],
 )
 def test_usage_errors_load_no_sdk(run_cli: Callable[..., Run], args: list[str]) -> None:
     """A usage error exits 2 without loading the SDK, Rich or asyncio."""

@@ -1,7 +1,8 @@
 """The ``modelcatalog`` command tree (Click), assembled from one module per command group.
 
 The root group and shared options are in ``_root``, the run's state and client in
-``_context``; the commands are in ``_accounts``, ``_folders``, ``_models`` and ``_versions``;
+``_context``; the commands are in ``_accounts``, ``_folders``, ``_models``, ``_versions`` and
+``_aliases``;
 ``shell`` is here because it runs the assembled tree.
 
 The SDK (grpclib, betterproto, the generated code), asyncio and Rich are imported inside the
@@ -15,6 +16,7 @@ import click
 
 from . import _context as context
 from ._accounts import login, logout, signup, whoami
+from ._aliases import alias
 from ._completion import completion
 from ._context import State
 from ._folders import folder
@@ -24,7 +26,7 @@ from ._versions import version
 
 __all__ = ["cli", "main"]
 
-for _command in (signup, login, logout, whoami, folder, model, version):
+for _command in (signup, login, logout, whoami, folder, model, version, alias):
     cli.add_command(_command)
 
 

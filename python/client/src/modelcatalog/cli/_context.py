@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from ._config import Overrides, Settings, check_ca_cert, config_path, load_profile, resolve
+from ._errors import CliError, ExitCode
 
 if TYPE_CHECKING:
-    from .. import AsyncClient
+    from .. import AsyncClient, v1
 
 _T = TypeVar("_T")
+_Named = TypeVar("_Named", "v1.Folder", "v1.Model")
 
 ClientFactory = Callable[[Settings], AbstractAsyncContextManager["AsyncClient"]]
 
@@ -117,3 +119,48 @@ def run(
 async def collect(items: AsyncIterator[_T]) -> list[_T]:
     """All items of an async iterator (e.g. every page of a list call)."""
     return [item async for item in items]
+
+
+async def folder_id(client: AsyncClient, folder: str) -> str:
+    """The id of the folder a FOLDER argument names: its id, or the name of the one folder
+    you can see by that name."""
+    return await _resolve("folder", folder, client.list_folders(page_size=_NAME_LOOKUP_PAGE))
+
+
+async def model_id(client: AsyncClient, model: str) -> str:
+    """The id of the model a MODEL argument names: its id, or the name of the one model you
+    can see by that name."""
+    return await _resolve("model", model, client.list_models(page_size=_NAME_LOOKUP_PAGE))
+
+
+_NAME_LOOKUP_PAGE = 1000
+"""The server's largest page: a name lookup reads every folder or model the caller may see."""
+
+
+async def _resolve(kind: str, reference: str, visible: AsyncIterator[_Named]) -> str:
+    """``reference`` as an id (any UUID spelling, sent canonically) without a call, else the
+    id of the one item of ``visible`` with that name.
+
+    No such name exits 4, as an id the server does not show you does; a name several
+    folders or models share exits 2 and lists their ids, so that the user can pick one.
+    """
+    import uuid
+
+    try:
+        return str(uuid.UUID(reference))
+    except ValueError:
+        pass
+    named = [item async for item in visible if item.name == reference]
+    if len(named) == 1:
+        return named[0].id
+    if not named:
+        raise CliError(
+            f"no {kind} you can see has the id or name {reference!r};"
+            f" `modelcatalog {kind} list` shows those you can",
+            ExitCode.PERMISSION,
+        )
+    ids = ", ".join(item.id for item in named)
+    raise CliError(
+        f"{len(named)} {kind}s you can see are named {reference!r}; give the id of one: {ids}",
+        ExitCode.USAGE,
+    )

@@ -40,11 +40,11 @@ EXIT_CODES_HELP = """\b
 Exit codes:
     0  success
     1  other error (server failure, local config or file error)
-    2  invalid input or usage (a malformed id too)
+    2  invalid input or usage (also a name that several folders or models share)
     3  not logged in, login expired, or wrong username/password
     4  permission denied (or the folder/model does not exist)
-    5  not found (user or version)
-    6  already exists, or conflicts with the current state
+    5  not found (user, version or alias)
+    6  already exists, or conflicts with the current state (e.g. the alias moved)
     7  cannot reach the server (connection, TLS, timeout)
     8  data loss (checksum mismatch)
   130  interrupted (Ctrl-C)"""

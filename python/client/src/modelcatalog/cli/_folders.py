@@ -14,7 +14,7 @@ from ._root import (
     connection_options,
     examples,
     exist_ok_option,
-    id_argument,
+    folder_argument,
     id_only_option,
     json_option,
 )
@@ -29,7 +29,10 @@ ROLES = ("viewer", "editor", "owner")
     cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog folder list")
 )
 def folder() -> None:
-    """Create, list, share and leave folders."""
+    """Create, list, share and leave folders.
+
+    FOLDER is a folder's id, or its name when only one folder you can see has it.
+    """
 
 
 def _folder_pairs(item: v1.Folder) -> list[tuple[str, str]]:
@@ -107,33 +110,37 @@ def folder_list(ctx: click.Context, as_json: bool) -> None:
     )
 
 
-@folder.command("show", epilog=examples("modelcatalog folder show FOLDER_ID"))
-@id_argument("folder_id")
+@folder.command(
+    "show", epilog=examples("modelcatalog folder show vision", "modelcatalog folder show FOLDER_ID")
+)
+@folder_argument
 @connection_options
 @json_option
 @click.pass_context
-def folder_show(ctx: click.Context, folder_id: str, as_json: bool) -> None:
-    """Show one folder."""
-    found = context.run(ctx, lambda client: client.get_folder(folder_id))
+def folder_show(ctx: click.Context, folder: str, as_json: bool) -> None:
+    """Show one folder, named by its id or its name."""
+
+    async def show(client: AsyncClient) -> v1.Folder:
+        return await client.get_folder(await context.folder_id(client, folder))
+
+    found = context.run(ctx, show)
     out.show(found, _folder_pairs(found), as_json)
 
 
 @folder.command(
     "grant",
     epilog=examples(
-        "modelcatalog folder grant FOLDER_ID bob viewer",
+        "modelcatalog folder grant vision bob viewer",
         "modelcatalog folder grant FOLDER_ID carol owner",
     ),
 )
-@id_argument("folder_id")
+@folder_argument
 @click.argument("username")
 @click.argument("role", type=click.Choice(ROLES, case_sensitive=False))
 @connection_options
 @json_option
 @click.pass_context
-def folder_grant(
-    ctx: click.Context, folder_id: str, username: str, role: str, as_json: bool
-) -> None:
+def folder_grant(ctx: click.Context, folder: str, username: str, role: str, as_json: bool) -> None:
     """Give USERNAME a ROLE in a folder; owners only.
 
     It replaces any role they had.
@@ -141,55 +148,67 @@ def folder_grant(
     viewer: get, list, download. editor: also create models and upload versions. owner:
     also grant and revoke.
     """
-    member = context.run(
-        ctx,
-        lambda client: client.grant_folder_access(folder_id, username, role.lower()),
-    )
+
+    async def grant(client: AsyncClient) -> v1.FolderMember:
+        folder_id = await context.folder_id(client, folder)
+        return await client.grant_folder_access(folder_id, username, role.lower())
+
+    member = context.run(ctx, grant)
     if as_json:
         out.print_json(member)
     else:
-        out.echo(f"{member.username} is now {out.enum_name(member.role)} of folder {folder_id}.")
+        out.echo(f"{member.username} is now {out.enum_name(member.role)} of folder {folder}.")
 
 
-@folder.command("revoke", epilog=examples("modelcatalog folder revoke FOLDER_ID bob"))
-@id_argument("folder_id")
+@folder.command("revoke", epilog=examples("modelcatalog folder revoke vision bob"))
+@folder_argument
 @click.argument("username")
 @connection_options
 @click.pass_context
-def folder_revoke(ctx: click.Context, folder_id: str, username: str) -> None:
+def folder_revoke(ctx: click.Context, folder: str, username: str) -> None:
     """Remove USERNAME's role in a folder; owners only (anyone may remove their own).
 
     It succeeds if they had none. The folder's last owner cannot be removed.
     """
-    context.run(ctx, lambda client: client.revoke_folder_access(folder_id, username))
-    out.echo(f"{username} has no role in folder {folder_id} any more.")
+
+    async def revoke(client: AsyncClient) -> None:
+        await client.revoke_folder_access(await context.folder_id(client, folder), username)
+
+    context.run(ctx, revoke)
+    out.echo(f"{username} has no role in folder {folder} any more.")
 
 
 @folder.command("leave", epilog=examples("modelcatalog folder leave FOLDER_ID"))
-@id_argument("folder_id")
+@folder_argument
 @connection_options
 @click.pass_context
-def folder_leave(ctx: click.Context, folder_id: str) -> None:
+def folder_leave(ctx: click.Context, folder: str) -> None:
     """Give up your own role in a folder, e.g. one shared with you that you do not want.
 
     Any role may leave; the folder then no longer appears in your lists. Its last owner
     cannot leave: make another user owner first.
     """
-    context.run(ctx, lambda client: client.leave_folder(folder_id))
-    out.echo(f"You left folder {folder_id}.")
+
+    async def leave(client: AsyncClient) -> None:
+        await client.leave_folder(await context.folder_id(client, folder))
+
+    context.run(ctx, leave)
+    out.echo(f"You left folder {folder}.")
 
 
-@folder.command("access", epilog=examples("modelcatalog folder access FOLDER_ID"))
-@id_argument("folder_id")
+@folder.command("access", epilog=examples("modelcatalog folder access vision"))
+@folder_argument
 @connection_options
 @json_option
 @click.pass_context
-def folder_access(ctx: click.Context, folder_id: str, as_json: bool) -> None:
+def folder_access(ctx: click.Context, folder: str, as_json: bool) -> None:
     """List who has which role in a folder."""
-    members = context.run(
-        ctx,
-        lambda client: context.collect(client.list_folder_access(folder_id)),
-    )
+
+    async def members_of(client: AsyncClient) -> list[v1.FolderMember]:
+        folder_id = await context.folder_id(client, folder)
+        return await context.collect(client.list_folder_access(folder_id))
+
+    members = context.run(ctx, members_of)
     out.listing(
         members,
         as_json,

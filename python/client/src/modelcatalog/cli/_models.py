@@ -14,10 +14,10 @@ from ._root import (
     connection_options,
     examples,
     exist_ok_option,
-    id_argument,
+    folder_argument,
     id_only_option,
-    id_text,
     json_option,
+    model_argument,
 )
 
 if TYPE_CHECKING:
@@ -28,19 +28,22 @@ if TYPE_CHECKING:
     cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog model list")
 )
 def model() -> None:
-    """Create, list and show models."""
+    """Create, list and show models.
+
+    FOLDER and MODEL are an id, or a name when only one folder or model you can see has it.
+    """
 
 
 @model.command(
     "create",
     epilog=examples(
-        "modelcatalog model create FOLDER_ID resnet50",
+        "modelcatalog model create vision resnet50",
         "MODEL=$(modelcatalog model create $FOLDER resnet50 --id-only)",
         'modelcatalog model create FOLDER_ID bert --description "Fine-tuned BERT"',
         "MODEL=$(modelcatalog model create $FOLDER resnet50 --id-only --exist-ok)",
     ),
 )
-@id_argument("folder_id")
+@folder_argument
 @click.argument("name")
 @click.option("--description", default="", help="Free text, at most 4096 characters.")
 @exist_ok_option("If the folder has a model of this name already, print it instead of failing.")
@@ -50,7 +53,7 @@ def model() -> None:
 @click.pass_context
 def model_create(
     ctx: click.Context,
-    folder_id: str,
+    folder: str,
     name: str,
     description: str,
     exist_ok: bool,
@@ -63,6 +66,7 @@ def model_create(
         """The model, and whether it existed already."""
         from .. import AlreadyExists
 
+        folder_id = await context.folder_id(client, folder)
         try:
             return await client.create_model(folder_id, name, description), False
         except AlreadyExists:
@@ -79,25 +83,19 @@ def model_create(
 
 @model.command(
     "list",
-    epilog=examples("modelcatalog model list", "modelcatalog model list --folder FOLDER_ID --json"),
+    epilog=examples("modelcatalog model list", "modelcatalog model list --folder vision --json"),
 )
-@click.option(
-    "--folder",
-    "folder_id",
-    type=click.UUID,
-    callback=id_text,
-    metavar="FOLDER_ID",
-    help="Only the models of this folder.",
-)
+@click.option("--folder", metavar="FOLDER", help="Only the models of this folder (id or name).")
 @connection_options
 @json_option
 @click.pass_context
-def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None:
+def model_list(ctx: click.Context, folder: str | None, as_json: bool) -> None:
     """List the models you may see, oldest first."""
 
     async def models_and_folder_names(client: AsyncClient) -> tuple[list[v1.Model], dict[str, str]]:
         import asyncio
 
+        folder_id = None if folder is None else await context.folder_id(client, folder)
         listed = context.collect(client.list_models(folder_id))
         if as_json:  # the JSON has the folder ids; names are for people
             return await listed, {}
@@ -121,14 +119,20 @@ def model_list(ctx: click.Context, folder_id: str | None, as_json: bool) -> None
     )
 
 
-@model.command("show", epilog=examples("modelcatalog model show MODEL_ID"))
-@id_argument("model_id")
+@model.command(
+    "show", epilog=examples("modelcatalog model show resnet50", "modelcatalog model show MODEL_ID")
+)
+@model_argument
 @connection_options
 @json_option
 @click.pass_context
-def model_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
-    """Show one model."""
-    found = context.run(ctx, lambda client: client.get_model(model_id))
+def model_show(ctx: click.Context, model: str, as_json: bool) -> None:
+    """Show one model, named by its id or its name."""
+
+    async def show(client: AsyncClient) -> v1.Model:
+        return await client.get_model(await context.model_id(client, model))
+
+    found = context.run(ctx, show)
     pairs = [
         ("id", found.id),
         ("name", found.name),

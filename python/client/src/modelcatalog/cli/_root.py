@@ -101,14 +101,14 @@ class _RootGroup(Group):
             raise converted from error
 
 
-def id_text(ctx: click.Context, param: click.Parameter, value: Any) -> str | None:
-    """The checked UUID as the SDK takes ids: text, written canonically."""
-    return None if value is None else str(value)
+def folder_argument(function: _F) -> _F:
+    """A FOLDER argument: a folder's id, or its name (resolved by ``context.folder_id``)."""
+    return click.argument("folder", metavar="FOLDER")(function)
 
 
-def id_argument(name: str) -> Callable[[_F], _F]:
-    """A FOLDER_ID or MODEL_ID argument: a UUID, checked before anything is sent."""
-    return click.argument(name, type=click.UUID, callback=id_text)
+def model_argument(function: _F) -> _F:
+    """A MODEL argument: a model's id, or its name (resolved by ``context.model_id``)."""
+    return click.argument("model", metavar="MODEL")(function)
 
 
 def _override(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -17,8 +17,8 @@ from ._root import (
     Group,
     connection_options,
     examples,
-    id_argument,
     json_option,
+    model_argument,
     quiet_option,
 )
 
@@ -29,10 +29,17 @@ if TYPE_CHECKING:
 @click.group(
     cls=Group,
     context_settings=CONTEXT_SETTINGS,
-    epilog=examples("modelcatalog version list MODEL_ID"),
+    epilog=examples("modelcatalog version list resnet50"),
 )
 def version() -> None:
-    """Upload, download, list and show model versions."""
+    """Upload, download, list and show model versions.
+
+    MODEL is a model's id, or its name when only one model you can see has it. VERSION is a
+    version's number or the name of an alias pointing at it; MODEL@ALIAS says both at once.
+    """
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _version_pairs(item: v1.ModelVersion) -> list[tuple[str, str]]:
@@ -63,6 +70,27 @@ def _parse_labels(
     return labels
 
 
+def _version_reference(model: str, version: str | None) -> tuple[str, int | str]:
+    """MODEL and the version it names: VERSION as a number (digits) or an alias name, or,
+    without VERSION, the alias after the last "@" of MODEL@ALIAS (alias names never
+    contain "@" and are never digits only, so neither reading is ambiguous)."""
+    if version is None:
+        name, at, alias = model.rpartition("@")
+        if not at or not name or not alias:
+            raise click.UsageError("missing VERSION: give MODEL VERSION or MODEL@ALIAS")
+        return name, alias
+    if not version.isdigit():
+        return model, version
+    if int(version) < 1:
+        raise click.BadParameter("a version number is 1 or more", param_hint="'VERSION'")
+    return model, int(version)
+
+
+def _version_argument(function: _F) -> _F:
+    """The optional VERSION argument of ``download`` and ``show``: a number or an alias."""
+    return click.argument("version", metavar="[VERSION]", required=False)(function)
+
+
 def _show_progress(quiet: bool, as_json: bool) -> bool:
     return not quiet and not as_json and out.stdout_is_terminal()
 
@@ -70,12 +98,12 @@ def _show_progress(quiet: bool, as_json: bool) -> bool:
 @version.command(
     "upload",
     epilog=examples(
-        "modelcatalog version upload MODEL_ID resnet50.onnx",
+        "modelcatalog version upload resnet50 resnet50.onnx",
         "modelcatalog version upload MODEL_ID ckpt.tar.gz --label stage=dev --label arch=vit",
         'modelcatalog version upload MODEL_ID model.onnx --description "epoch 40" -q',
     ),
 )
-@id_argument("model_id")
+@model_argument
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--description", default="", help="Free text, at most 4096 characters.")
 @click.option(
@@ -95,7 +123,7 @@ def _show_progress(quiet: bool, as_json: bool) -> bool:
 @click.pass_context
 def version_upload(
     ctx: click.Context,
-    model_id: str,
+    model: str,
     file: Path,
     description: str,
     labels: dict[str, str],
@@ -111,7 +139,7 @@ def version_upload(
         enabled = _show_progress(quiet, as_json)
         with out.transfer_progress(f"upload {file.name}", enabled=enabled, total=total) as bar:
             return await client.upload(
-                model_id,
+                await context.model_id(client, model),
                 file,
                 content_type=content_type,
                 description=description,
@@ -138,13 +166,13 @@ def version_upload(
 @version.command(
     "download",
     epilog=examples(
-        "modelcatalog version download MODEL_ID 3",
-        "modelcatalog version download MODEL_ID 3 -o weights/resnet50.onnx",
-        "modelcatalog version download MODEL_ID 3 --no-resume --quiet",
+        "modelcatalog version download resnet50 3",
+        "modelcatalog version download resnet50@production -o weights/resnet50.onnx",
+        "modelcatalog version download MODEL_ID staging --no-resume --quiet",
     ),
 )
-@id_argument("model_id")
-@click.argument("number", metavar="VERSION", type=click.IntRange(min=1))
+@model_argument
+@_version_argument
 @click.option(
     "-o",
     "--output",
@@ -169,29 +197,34 @@ def version_upload(
 @click.pass_context
 def version_download(
     ctx: click.Context,
-    model_id: str,
-    number: int,
+    model: str,
+    version: str | None,
     destination: Path | None,
     resume: bool,
     force: bool,
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Download a version; resumes a partial download and verifies its SHA-256.
+    """Download a version (MODEL VERSION, or MODEL@ALIAS); resumes a partial download and
+    verifies its SHA-256.
 
     The uploaded file name is used without its folders; one starting with "." is saved as
-    MODEL_ID-vVERSION instead. A file of that name is not replaced without --force.
+    MODEL_ID-vVERSION instead. A file of that name is not replaced without --force. An
+    alias is read once, as the download starts: resuming after it moved still gets the
+    version the download started with.
     """
+    model, wanted = _version_reference(model, version)
     settings = context.settings(ctx)
     # The SDK decides the file: a folder (here, by default) gets the uploaded file name.
     where = Path(os.curdir) if destination is None else destination
 
     async def download(client: AsyncClient) -> DownloadedFile:
-        label = f"download version {number}" if destination is None else f"download {where}"
+        model_id = await context.model_id(client, model)
+        label = f"download version {wanted}" if destination is None else f"download {where}"
         enabled = _show_progress(quiet, as_json)
         with out.transfer_progress(label, enabled=enabled, resumable=True) as bar:
             return await client.download(
-                model_id, number, where, resume=resume, overwrite=force, progress=bar
+                model_id, wanted, where, resume=resume, overwrite=force, progress=bar
             )
 
     try:
@@ -223,19 +256,21 @@ def version_download(
 @version.command(
     "list",
     epilog=examples(
-        "modelcatalog version list MODEL_ID", "modelcatalog version list MODEL_ID --json"
+        "modelcatalog version list resnet50", "modelcatalog version list MODEL_ID --json"
     ),
 )
-@id_argument("model_id")
+@model_argument
 @connection_options
 @json_option
 @click.pass_context
-def version_list(ctx: click.Context, model_id: str, as_json: bool) -> None:
+def version_list(ctx: click.Context, model: str, as_json: bool) -> None:
     """List the versions of a model, newest first."""
-    versions = context.run(
-        ctx,
-        lambda client: context.collect(client.list_model_versions(model_id)),
-    )
+
+    async def versions_of(client: AsyncClient) -> list[v1.ModelVersion]:
+        model_id = await context.model_id(client, model)
+        return await context.collect(client.list_model_versions(model_id))
+
+    versions = context.run(ctx, versions_of)
     out.listing(
         versions,
         as_json,
@@ -248,17 +283,27 @@ def version_list(ctx: click.Context, model_id: str, as_json: bool) -> None:
             v.creator_username,
             out.timestamp(v.create_time),
         ],
-        empty="no versions; upload one with `modelcatalog version upload MODEL_ID FILE`",
+        empty="no versions; upload one with `modelcatalog version upload MODEL FILE`",
     )
 
 
-@version.command("show", epilog=examples("modelcatalog version show MODEL_ID 3"))
-@id_argument("model_id")
-@click.argument("number", metavar="VERSION", type=click.IntRange(min=1))
+@version.command(
+    "show",
+    epilog=examples(
+        "modelcatalog version show resnet50 3", "modelcatalog version show resnet50@production"
+    ),
+)
+@model_argument
+@_version_argument
 @connection_options
 @json_option
 @click.pass_context
-def version_show(ctx: click.Context, model_id: str, number: int, as_json: bool) -> None:
-    """Show one version: file, size, SHA-256, labels."""
-    found = context.run(ctx, lambda client: client.get_model_version(model_id, number))
+def version_show(ctx: click.Context, model: str, version: str | None, as_json: bool) -> None:
+    """Show one version (MODEL VERSION, or MODEL@ALIAS): file, size, SHA-256, labels."""
+    model, wanted = _version_reference(model, version)
+
+    async def show(client: AsyncClient) -> v1.ModelVersion:
+        return await client.get_model_version(await context.model_id(client, model), wanted)
+
+    found = context.run(ctx, show)
     out.show(found, _version_pairs(found), as_json)
