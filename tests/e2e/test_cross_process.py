@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -172,6 +173,46 @@ async def test_alias_moves_through_both_servers_at_once_have_one_winner(
                     assert downloaded.version.version == current
                     assert saved.read_bytes() == contents[current - 1]
                 current = (await alice_a.set_model_alias(model.id, "production", 1)).version
+
+
+async def test_a_retried_request_counts_once_through_either_server(
+    pair: tuple[RunningServer, RunningServer], tmp_path: Path
+) -> None:
+    """A create, an upload and an alias move sent again with their request_id, through the
+    other process (as a retry after a lost answer may go), make one folder, one model and
+    one version, and answer with them."""
+    first, second = pair
+    weights = tmp_path / "weights.bin"
+    async with await signed_in(first, "alice") as alice_a:
+        weights.write_bytes(os.urandom(3 * 1024 * 1024 + 5))
+        ids = [str(uuid.uuid4()) for _ in range(4)]
+        async with await as_user(second, alice_a.token) as alice_b:
+            folders = [
+                await c.create_folder("vision", request_id=ids[0]) for c in (alice_a, alice_b)
+            ]
+            assert folders[0].id == folders[1].id
+            models = [
+                await c.create_model(folders[0].id, "resnet", request_id=ids[1])
+                for c in (alice_a, alice_b)
+            ]
+            assert models[0].id == models[1].id
+            model_id = models[0].id
+            uploads = await asyncio.gather(
+                alice_a.upload(model_id, weights, request_id=ids[2]),
+                alice_b.upload(model_id, weights, request_id=ids[2]),
+                alice_b.upload(model_id, weights, request_id=ids[2]),
+            )
+            assert {v.version for v in uploads} == {1}
+            versions = [v async for v in alice_a.list_model_versions(model_id)]
+            assert [v.version for v in versions] == [1]
+            moves = [
+                await c.set_model_alias(
+                    model_id, "production", 1, expected_version=0, request_id=ids[3]
+                )
+                for c in (alice_a, alice_b)
+            ]
+            assert [m.version for m in moves] == [1, 1]
+            assert [f.id async for f in alice_b.list_folders()] == [folders[0].id]
 
 
 async def owners_seen_by(client: AsyncClient, folder_id: str) -> set[str]:

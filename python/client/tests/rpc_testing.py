@@ -11,7 +11,7 @@ versions and files in containers they share with other fakes.
 import asyncio
 import functools
 import hashlib
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any
@@ -156,11 +156,12 @@ class FakeTransfers(v1.ModelServiceBase):
 class Flaky:
     """Every RPC of a service: each route fails its first ``failures`` calls with UNAVAILABLE
     (as a server that restarts), then answers with an empty response; ``attempts`` counts
-    the calls of each route."""
+    the calls of each route, ``request_ids`` lists the request_id each call carried."""
 
     def __init__(self, service: Callable[[], IServable], failures: int) -> None:
         self.failures = failures
         self.attempts: Counter[str] = Counter()
+        self.request_ids: defaultdict[str, list[str]] = defaultdict(list)
         self._routes = service().__mapping__()
 
     def __mapping__(self) -> dict[str, Handler]:
@@ -173,8 +174,10 @@ class Flaky:
         self, route: str, stream: Stream[betterproto.Message, betterproto.Message]
     ) -> None:
         self.attempts[route] += 1
-        async for _ in stream:  # every request message, so an upload is read to its end
-            pass
+        messages = [message async for message in stream]  # so an upload is read to its end
+        carrier = getattr(messages[0], "header", messages[0])  # an upload's id is in its header
+        if hasattr(carrier, "request_id"):
+            self.request_ids[route].append(carrier.request_id)
         if self.attempts[route] <= self.failures:
             raise GRPCError(Status.UNAVAILABLE, "the server is restarting")
         await stream.send_message(self._routes[route].reply_type())

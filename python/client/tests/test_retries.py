@@ -1,9 +1,12 @@
-"""Calls that change nothing are retried after UNAVAILABLE, within their deadline; calls that
-change something never are. Each call's timeout overrides the client's."""
+"""Calls that change nothing, and changes made retry-safe by a request_id, are retried after
+UNAVAILABLE, within their deadline; other changes never are. Each call's timeout overrides the
+client's."""
 
 import io
 import ssl
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,10 +54,24 @@ CALLS: dict[str, Call] = {
 SERVICES = (v1.AuthServiceBase, v1.FolderServiceBase, v1.ModelServiceBase)
 
 
-def _contract_routes() -> tuple[set[str], set[str]]:
-    """Every route of the contract, and those it marks ``NO_SIDE_EFFECTS``."""
+def _contract_routes() -> tuple[set[str], set[str], set[str]]:
+    """Every route of the contract, those it marks ``NO_SIDE_EFFECTS``, and those whose
+    request (or an upload's header) has a ``request_id``."""
     contract = FileDescriptorSet.FromString(v1.file_descriptor_set())
-    every, reads = set(), set()
+    messages = {
+        f".{file.package}.{message.name}": message
+        for file in contract.file
+        for message in file.message_type
+    }
+
+    def has_request_id(type_name: str) -> bool:
+        return any(
+            field.name == "request_id"
+            or (field.name == "header" and has_request_id(field.type_name))
+            for field in messages[type_name].field
+        )
+
+    every, reads, with_ids = set(), set(), set()
     for file in contract.file:
         for service in file.service:
             for method in service.method:
@@ -62,12 +79,22 @@ def _contract_routes() -> tuple[set[str], set[str]]:
                 every.add(route)
                 if method.options.idempotency_level == MethodOptions.NO_SIDE_EFFECTS:
                     reads.add(route)
-    return every, reads
+                if has_request_id(method.input_type):
+                    with_ids.add(route)
+    return every, reads, with_ids
 
 
 async def _attempts(call: Call, failures: int, **options: Any) -> tuple[dict[str, int], bool]:
     """The attempts per route of ``call`` against services that fail ``failures`` times
     first, and whether it succeeded."""
+    attempts, _, succeeded = await _attempts_and_ids(call, failures, **options)
+    return attempts, succeeded
+
+
+async def _attempts_and_ids(
+    call: Call, failures: int, **options: Any
+) -> tuple[dict[str, int], dict[str, list[str]], bool]:
+    """As ``_attempts``, with the request_id each attempt carried, per route."""
     services = [Flaky(service, failures) for service in SERVICES]
     async with ChannelFor(services) as channel:
         client = AsyncClient.from_channel(channel, token="tok", retry_backoff=0, **options)
@@ -77,7 +104,9 @@ async def _attempts(call: Call, failures: int, **options: Any) -> tuple[dict[str
             succeeded = False
         else:
             succeeded = True
-    return {route: n for service in services for route, n in service.attempts.items()}, succeeded
+    attempts = {route: n for service in services for route, n in service.attempts.items()}
+    ids = {route: i for service in services for route, i in service.request_ids.items()}
+    return attempts, ids, succeeded
 
 
 def test_every_method_is_classified() -> None:
@@ -86,20 +115,51 @@ def test_every_method_is_classified() -> None:
     assert set(CALLS) | elsewhere == set(public_members(AsyncClient))
 
 
-async def test_exactly_the_calls_the_contract_marks_without_side_effects_are_retried() -> None:
-    """After one UNAVAILABLE, reads are sent again and succeed; writes are sent once and fail."""
-    every, reads = _contract_routes()
+UPLOAD = "/modelcatalog.v1.ModelService/UploadModelVersion"
+
+
+async def test_exactly_the_reads_and_the_changes_with_a_request_id_are_retried() -> None:
+    """After one UNAVAILABLE, reads and changes with a request_id are sent again and succeed
+    (each change with the same, random request_id every time); other changes are sent once
+    and fail. An upload from a file object is sent once: its bytes cannot be read again."""
+    every, reads, with_ids = _contract_routes()
     retried: set[str] = set()
     sent_once: set[str] = set()
     for name, call in CALLS.items():
-        attempts, succeeded = await _attempts(call, failures=1, retries=1)
+        attempts, ids, succeeded = await _attempts_and_ids(call, failures=1, retries=1)
         retried |= {route for route, n in attempts.items() if n == 2}
         sent_once |= {route for route, n in attempts.items() if n == 1}
-        assert succeeded == all(route in reads for route in attempts), name
+        safe = (reads | with_ids) - {UPLOAD}
+        assert succeeded == all(route in safe for route in attempts), name
+        for route in attempts.keys() & with_ids:
+            assert len(set(ids[route])) == 1, name
+            assert uuid.UUID(ids[route][0]).version == 4, name
     download = "/modelcatalog.v1.ModelService/DownloadModelVersion"
-    assert retried == reads - {download}
-    assert sent_once == every - reads
-    assert sent_once >= {"/modelcatalog.v1.ModelService/UploadModelVersion"}
+    assert retried == (reads | with_ids) - {download, UPLOAD}
+    assert sent_once == (every - reads - with_ids) | {UPLOAD}
+    assert with_ids >= {UPLOAD, "/modelcatalog.v1.FolderService/CreateFolder"}
+
+
+async def test_an_upload_from_a_path_is_sent_again_with_its_request_id(tmp_path: Path) -> None:
+    """An upload of a path that meets UNAVAILABLE is sent again from its start, with the
+    request_id of the first attempt, so the server stores it once."""
+    path = tmp_path / "m.bin"
+    path.write_bytes(b"weights")
+    attempts, ids, succeeded = await _attempts_and_ids(
+        lambda client: client.upload("m1", path), failures=1, retries=1
+    )
+    assert succeeded
+    assert attempts == {UPLOAD: 2}
+    assert len(set(ids[UPLOAD])) == 1
+
+
+async def test_a_request_id_given_is_the_one_sent() -> None:
+    """A caller's own request_id (e.g. kept by a job across restarts) is sent as given."""
+    mine = "0b7e5a9c-1111-4c4c-8d8d-000000000001"
+    _, ids, _ = await _attempts_and_ids(
+        lambda client: client.create_folder("vision", request_id=mine), failures=0
+    )
+    assert ids == {"/modelcatalog.v1.FolderService/CreateFolder": [mine]}
 
 
 async def test_reads_are_retried_until_they_succeed() -> None:

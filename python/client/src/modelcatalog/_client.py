@@ -13,6 +13,7 @@ import asyncio
 import os
 import random
 import ssl
+import uuid
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -476,11 +477,25 @@ class AsyncClient:
             self.token = None
 
     async def create_folder(
-        self, name: str, description: str = "", *, timeout: Timeout = ...
+        self,
+        name: str,
+        description: str = "",
+        *,
+        request_id: str | None = None,
+        timeout: Timeout = ...,
     ) -> v1.Folder:
-        """Create a folder owned by the caller."""
-        request = v1.CreateFolderRequest(name=name, description=description)
-        return (await self._call(self._folders.create_folder, request, timeout=timeout)).folder
+        """Create a folder owned by the caller.
+
+        Retried on ``Unavailable`` like a read: the call carries a ``request_id`` (a new
+        random one unless given), so the server creates the folder once however often it is
+        sent. Pass your own to make a retry by a restarted program count once too.
+        """
+        request = v1.CreateFolderRequest(
+            name=name, description=description, request_id=request_id or new_request_id()
+        )
+        return (
+            await self._call(self._folders.create_folder, request, timeout=timeout, retry=True)
+        ).folder
 
     async def get_folder(self, folder_id: str, *, timeout: Timeout = ...) -> v1.Folder:
         """A folder on which the caller has any role."""
@@ -538,11 +553,25 @@ class AsyncClient:
         )
 
     async def create_model(
-        self, folder_id: str, name: str, description: str = "", *, timeout: Timeout = ...
+        self,
+        folder_id: str,
+        name: str,
+        description: str = "",
+        *,
+        request_id: str | None = None,
+        timeout: Timeout = ...,
     ) -> v1.Model:
-        """Create a model in a folder where the caller is editor or owner."""
-        request = v1.CreateModelRequest(folder_id=folder_id, name=name, description=description)
-        return (await self._call(self._models.create_model, request, timeout=timeout)).model
+        """Create a model in a folder where the caller is editor or owner; retried on
+        ``Unavailable`` with one ``request_id``, as ``create_folder``."""
+        request = v1.CreateModelRequest(
+            folder_id=folder_id,
+            name=name,
+            description=description,
+            request_id=request_id or new_request_id(),
+        )
+        return (
+            await self._call(self._models.create_model, request, timeout=timeout, retry=True)
+        ).model
 
     async def get_model(self, model_id: str, *, timeout: Timeout = ...) -> v1.Model:
         """A model in a folder where the caller has any role."""
@@ -585,6 +614,7 @@ class AsyncClient:
         version: int,
         *,
         expected_version: int | None = None,
+        request_id: str | None = None,
         timeout: Timeout = ...,
     ) -> v1.ModelAlias:
         """Point an alias of a model at one of its versions, creating or moving it (editor or
@@ -593,12 +623,21 @@ class AsyncClient:
         With ``expected_version`` the change is a compare-and-swap: made only if the alias
         points at that version now (``0``: only if the alias does not exist yet), otherwise
         ``Aborted`` (reason ``ALIAS_MOVED``) is raised and nothing changes; its
-        ``metadata["current_version"]`` says where the alias points ("0": nowhere).
+        ``metadata["current_version"]`` says where the alias points ("0": nowhere). Retried
+        on ``Unavailable`` with one ``request_id``, as ``create_folder``: a repeat of a move
+        that was made returns the alias instead of failing its expectation.
         """
-        request = v1.SetModelAliasRequest(model_id=model_id, name=name, version=version)
+        request = v1.SetModelAliasRequest(
+            model_id=model_id,
+            name=name,
+            version=version,
+            request_id=request_id or new_request_id(),
+        )
         if expected_version is not None:
             request.expected_version = expected_version
-        return (await self._call(self._models.set_model_alias, request, timeout=timeout)).alias
+        return (
+            await self._call(self._models.set_model_alias, request, timeout=timeout, retry=True)
+        ).alias
 
     async def delete_model_alias(
         self,
@@ -634,6 +673,7 @@ class AsyncClient:
         description: str = "",
         labels: Mapping[str, str] | None = None,
         progress: ProgressCallback | None = None,
+        request_id: str | None = None,
     ) -> v1.ModelVersion:
         """Store a file as the next version of a model, streamed in one RPC without a deadline.
 
@@ -652,31 +692,42 @@ class AsyncClient:
         upload, which stores nothing, and is raised as it is; so does cancelling the task (or
         Ctrl-C in ``Client``).
 
-        An upload is never retried: after ``Unavailable`` the server may have stored the
-        version before the connection broke, so look at ``list_model_versions`` before
-        uploading again.
+        The upload carries a ``request_id`` (a new random one unless given): the server
+        stores one version for it however often it is sent, and answers a repeat of a stored
+        upload from its header. So an upload from a path is sent again from its start after
+        ``Unavailable``, up to ``retries`` times in a row; one from a file object is not
+        (its bytes cannot be read again), but calling ``upload`` again with the same
+        ``request_id`` is safe.
         """
-        async with open_source(source, file_name) as (file, name):
-            reader = await UploadReader.of(file)
-            header = v1.UploadModelVersionHeader(
-                model_id=model_id,
-                file_name=name,
-                content_type=guess_content_type(name) if content_type is None else content_type,
-                size_bytes=reader.size,
-                description=description,
-                labels=dict(labels or {}),
-            )
-            local_errors: list[Exception] = []
-            requests = _upload_requests(header, reader, progress, local_errors)
-            try:
-                response = await self._send_upload(requests)
-            except Exception:
-                # The stream was reset, so nothing is stored; the cause was ours, not the
-                # connection's, which is what _typed_errors would call an OSError.
-                if local_errors:
-                    raise local_errors[0] from None
-                raise
-        return response.version
+        request_id = request_id or new_request_id()
+
+        async def attempt() -> v1.ModelVersion:
+            async with open_source(source, file_name) as (file, name):
+                reader = await UploadReader.of(file)
+                header = v1.UploadModelVersionHeader(
+                    model_id=model_id,
+                    file_name=name,
+                    content_type=guess_content_type(name) if content_type is None else content_type,
+                    size_bytes=reader.size,
+                    description=description,
+                    labels=dict(labels or {}),
+                    request_id=request_id,
+                )
+                local_errors: list[Exception] = []
+                requests = _upload_requests(header, reader, progress, local_errors)
+                try:
+                    response = await self._send_upload(requests)
+                except Exception:
+                    # The stream was reset, so nothing is stored; the cause was ours, not the
+                    # connection's, which is what _typed_errors would call an OSError.
+                    if local_errors:
+                        raise local_errors[0] from None
+                    raise
+            return response.version
+
+        if isinstance(source, str | os.PathLike):
+            return await self._retrying(attempt)
+        return await attempt()
 
     async def download(
         self,
@@ -787,6 +838,11 @@ class AsyncClient:
                 if progress is not None:
                     progress(part.size, total)
         return first.version
+
+
+def new_request_id() -> str:
+    """A fresh request id for one mutation and its retries: a random UUID."""
+    return str(uuid.uuid4())
 
 
 def _version_or_alias(version: int | str) -> tuple[int, str]:

@@ -163,9 +163,16 @@ class Client:
 
     @_same_as(AsyncClient.create_folder)
     def create_folder(
-        self, name: str, description: str = "", *, timeout: Timeout = ...
+        self,
+        name: str,
+        description: str = "",
+        *,
+        request_id: str | None = None,
+        timeout: Timeout = ...,
     ) -> v1.Folder:
-        return self._loop.run(self._client.create_folder(name, description, timeout=timeout))
+        return self._loop.run(
+            self._client.create_folder(name, description, request_id=request_id, timeout=timeout)
+        )
 
     @_same_as(AsyncClient.get_folder)
     def get_folder(self, folder_id: str, *, timeout: Timeout = ...) -> v1.Folder:
@@ -203,10 +210,18 @@ class Client:
 
     @_same_as(AsyncClient.create_model)
     def create_model(
-        self, folder_id: str, name: str, description: str = "", *, timeout: Timeout = ...
+        self,
+        folder_id: str,
+        name: str,
+        description: str = "",
+        *,
+        request_id: str | None = None,
+        timeout: Timeout = ...,
     ) -> v1.Model:
         return self._loop.run(
-            self._client.create_model(folder_id, name, description, timeout=timeout)
+            self._client.create_model(
+                folder_id, name, description, request_id=request_id, timeout=timeout
+            )
         )
 
     @_same_as(AsyncClient.get_model)
@@ -239,11 +254,17 @@ class Client:
         version: int,
         *,
         expected_version: int | None = None,
+        request_id: str | None = None,
         timeout: Timeout = ...,
     ) -> v1.ModelAlias:
         return self._loop.run(
             self._client.set_model_alias(
-                model_id, name, version, expected_version=expected_version, timeout=timeout
+                model_id,
+                name,
+                version,
+                expected_version=expected_version,
+                request_id=request_id,
+                timeout=timeout,
             )
         )
 
@@ -279,6 +300,7 @@ class Client:
         description: str = "",
         labels: Mapping[str, str] | None = None,
         progress: ProgressCallback | None = None,
+        request_id: str | None = None,
     ) -> v1.ModelVersion:
         return self._loop.run(
             self._client.upload(
@@ -289,6 +311,7 @@ class Client:
                 description=description,
                 labels=labels,
                 progress=progress,
+                request_id=request_id,
             )
         )
 

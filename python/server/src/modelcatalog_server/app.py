@@ -38,6 +38,7 @@ from .domain.accounts import Accounts
 from .domain.aliases import Aliases
 from .domain.catalog import Catalog
 from .domain.paging import PageTokens
+from .domain.requests import RequestResults
 from .domain.sign_in_limits import SignInGuard, SignInLimits
 from .domain.uploads import PendingUploads
 from .domain.versions import Versions
@@ -316,7 +317,8 @@ def build_services(
     be written (a full disk makes every upload and most changes fail), NOT_SERVING otherwise.
     """
     page_tokens = PageTokens(page_token_secret(tokens.signing_key))
-    catalog = Catalog(store, page_tokens)
+    requests = RequestResults(retention_seconds=settings.request_id_retention)
+    catalog = Catalog(store, page_tokens, requests)
     versions = Versions(
         store,
         blobs,
@@ -329,12 +331,13 @@ def build_services(
         max_downloads_per_user=settings.max_downloads_per_user,
         max_downloads_per_peer=settings.max_downloads_per_peer,
         pending=pending,
+        requests=requests,
     )
     metrics.watch(store, versions)
     api: list[IServable] = [
         AuthService(accounts, tokens),
         FolderService(catalog),
-        ModelService(catalog, versions, Aliases(store, page_tokens)),
+        ModelService(catalog, versions, Aliases(store, page_tokens, requests)),
     ]
     checks = [
         readiness,

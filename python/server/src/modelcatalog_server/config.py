@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .domain.accounts import TOKEN_CHECK_INTERVAL_SECONDS
+from .domain.requests import DEFAULT_RETENTION_SECONDS as REQUEST_ID_RETENTION_SECONDS
 from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
 from .domain.uploads import UPLOAD_GRACE_SECONDS
 from .storage import locations
@@ -80,6 +81,7 @@ class Settings:
     upload_min_bytes: int = _WIRE.upload_min_bytes
     upload_progress_window: int = int(_WIRE.upload_progress_window)
     upload_grace_period: int = UPLOAD_GRACE_SECONDS
+    request_id_retention: int = REQUEST_ID_RETENTION_SECONDS
     max_uploads: int = 128
     max_uploads_per_user: int = 32
     max_uploads_per_peer: int = 32
@@ -522,6 +524,14 @@ _OPTIONS = (
         parse_duration,
         "how long an upload's server process may stay silent before any server sharing the "
         "database treats the upload as abandoned and deletes what it stored",
+        "DURATION",
+    ),
+    _Option(
+        "request_id_retention",
+        "--request-id-retention",
+        parse_duration,
+        "how long the result of a create, upload or alias move made with a request_id is kept, "
+        "so that a retry with the same id returns it instead of acting twice",
         "DURATION",
     ),
     _Option("max_uploads", "--max-uploads", _count, "uploads in progress at once", "N"),

@@ -19,8 +19,9 @@ const _ = grpc.SupportPackageIsVersion7
 type FolderServiceClient interface {
 	// CreateFolder creates a folder; the caller becomes its owner.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; ALREADY_EXISTS
-	// (FOLDER_NAME_TAKEN) when the caller already created a folder with this name.
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+	// INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
+	// already created a folder with this name.
 	CreateFolder(ctx context.Context, in *CreateFolderRequest, opts ...grpc.CallOption) (*CreateFolderResponse, error)
 	// GetFolder returns a folder on which the caller has any role.
 	//
@@ -124,8 +125,9 @@ func (c *folderServiceClient) ListFolderAccess(ctx context.Context, in *ListFold
 type FolderServiceServer interface {
 	// CreateFolder creates a folder; the caller becomes its owner.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; ALREADY_EXISTS
-	// (FOLDER_NAME_TAKEN) when the caller already created a folder with this name.
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+	// INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
+	// already created a folder with this name.
 	CreateFolder(context.Context, *CreateFolderRequest) (*CreateFolderResponse, error)
 	// GetFolder returns a folder on which the caller has any role.
 	//

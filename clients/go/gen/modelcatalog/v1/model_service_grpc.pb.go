@@ -19,8 +19,9 @@ const _ = grpc.SupportPackageIsVersion7
 type ModelServiceClient interface {
 	// CreateModel creates a model in a folder. Editor or owner of the folder.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; PERMISSION_DENIED
-	// (FOLDER_ACCESS_DENIED); ALREADY_EXISTS (MODEL_NAME_TAKEN).
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+	// INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+	// ALREADY_EXISTS (MODEL_NAME_TAKEN).
 	CreateModel(ctx context.Context, in *CreateModelRequest, opts ...grpc.CallOption) (*CreateModelResponse, error)
 	// GetModel returns a model. Any role in its folder.
 	//
@@ -58,7 +59,7 @@ type ModelServiceClient interface {
 	// Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream is not one header, then
 	// only chunks, then at most one trailer as its last message; INVALID_ARGUMENT
 	// (INVALID_FIELD) for a bad header or trailer field, or a trailer sha256 that differs from
-	// the header's; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
+	// the header's; INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
 	// (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
 	// INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
 	// DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
@@ -84,7 +85,8 @@ type ModelServiceClient interface {
 	// overwrite each other unnoticed. Editor or owner of the model's folder.
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
-	// version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+	// version below 1, a negative expected_version or a bad request_id; INVALID_ARGUMENT
+	// (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
 	// NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
 	// when expected_version is set and the alias does not point there (its ErrorInfo metadata
 	// "current_version" says where it points, "0" when it does not exist).
@@ -257,8 +259,9 @@ func (c *modelServiceClient) ListModelAliases(ctx context.Context, in *ListModel
 type ModelServiceServer interface {
 	// CreateModel creates a model in a folder. Editor or owner of the folder.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; PERMISSION_DENIED
-	// (FOLDER_ACCESS_DENIED); ALREADY_EXISTS (MODEL_NAME_TAKEN).
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+	// INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+	// ALREADY_EXISTS (MODEL_NAME_TAKEN).
 	CreateModel(context.Context, *CreateModelRequest) (*CreateModelResponse, error)
 	// GetModel returns a model. Any role in its folder.
 	//
@@ -296,7 +299,7 @@ type ModelServiceServer interface {
 	// Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream is not one header, then
 	// only chunks, then at most one trailer as its last message; INVALID_ARGUMENT
 	// (INVALID_FIELD) for a bad header or trailer field, or a trailer sha256 that differs from
-	// the header's; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
+	// the header's; INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
 	// (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
 	// INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
 	// DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
@@ -322,7 +325,8 @@ type ModelServiceServer interface {
 	// overwrite each other unnoticed. Editor or owner of the model's folder.
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
-	// version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+	// version below 1, a negative expected_version or a bad request_id; INVALID_ARGUMENT
+	// (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
 	// NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
 	// when expected_version is set and the alias does not point there (its ErrorInfo metadata
 	// "current_version" says where it points, "0" when it does not exist).

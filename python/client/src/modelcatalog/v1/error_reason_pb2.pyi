@@ -149,6 +149,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     moved, created or deleted it meanwhile); nothing was changed. The ErrorInfo metadata
     "current_version" holds the version it points at now, "0" when the alias does not exist.
     """
+    ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 48
+    """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
+    period, for a different request (another RPC or other arguments); nothing was changed.
+    Pick a new request_id for every new request and reuse it only to retry that request.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """An ErrorReason says why an RPC failed, more precisely than its status code. Every error the
@@ -284,5 +289,10 @@ ERROR_REASON_ALIAS_MOVED: ErrorReason.ValueType  # 37
 """ABORTED: the alias does not point at the version the request expected (another client
 moved, created or deleted it meanwhile); nothing was changed. The ErrorInfo metadata
 "current_version" holds the version it points at now, "0" when the alias does not exist.
+"""
+ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 48
+"""INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
+period, for a different request (another RPC or other arguments); nothing was changed.
+Pick a new request_id for every new request and reuse it only to retry that request.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from modelcatalog.v1 import resources_pb2 as modelcatalog_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$modelcatalog/v1/folder_service.proto\x12\x0fmodelcatalog.v1\x1a\x1fmodelcatalog/v1/resources.proto\"K\n\x13\x43reateFolderRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\"G\n\x14\x43reateFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"/\n\x10GetFolderRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\"D\n\x11GetFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"P\n\x12ListFoldersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"p\n\x13ListFoldersResponse\x12\x31\n\x07\x66olders\x18\x01 \x03(\x0b\x32\x17.modelcatalog.v1.FolderR\x07\x66olders\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x01\n\x18GrantFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12/\n\x04role\x18\x03 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\x04role\"R\n\x19GrantFolderAccessResponse\x12\x35\n\x06member\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x06member\"T\n\x19RevokeFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\"\x1c\n\x1aRevokeFolderAccessResponse\"r\n\x17ListFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"{\n\x18ListFolderAccessResponse\x12\x37\n\x07members\x18\x01 \x03(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x07members\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xf7\x04\n\rFolderService\x12[\n\x0c\x43reateFolder\x12$.modelcatalog.v1.CreateFolderRequest\x1a%.modelcatalog.v1.CreateFolderResponse\x12W\n\tGetFolder\x12!.modelcatalog.v1.GetFolderRequest\x1a\".modelcatalog.v1.GetFolderResponse\"\x03\x90\x02\x01\x12]\n\x0bListFolders\x12#.modelcatalog.v1.ListFoldersRequest\x1a$.modelcatalog.v1.ListFoldersResponse\"\x03\x90\x02\x01\x12o\n\x11GrantFolderAccess\x12).modelcatalog.v1.GrantFolderAccessRequest\x1a*.modelcatalog.v1.GrantFolderAccessResponse\"\x03\x90\x02\x02\x12r\n\x12RevokeFolderAccess\x12*.modelcatalog.v1.RevokeFolderAccessRequest\x1a+.modelcatalog.v1.RevokeFolderAccessResponse\"\x03\x90\x02\x02\x12l\n\x10ListFolderAccess\x12(.modelcatalog.v1.ListFolderAccessRequest\x1a).modelcatalog.v1.ListFolderAccessResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$modelcatalog/v1/folder_service.proto\x12\x0fmodelcatalog.v1\x1a\x1fmodelcatalog/v1/resources.proto\"j\n\x13\x43reateFolderRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"G\n\x14\x43reateFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"/\n\x10GetFolderRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\"D\n\x11GetFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"P\n\x12ListFoldersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"p\n\x13ListFoldersResponse\x12\x31\n\x07\x66olders\x18\x01 \x03(\x0b\x32\x17.modelcatalog.v1.FolderR\x07\x66olders\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x84\x01\n\x18GrantFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12/\n\x04role\x18\x03 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\x04role\"R\n\x19GrantFolderAccessResponse\x12\x35\n\x06member\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x06member\"T\n\x19RevokeFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\"\x1c\n\x1aRevokeFolderAccessResponse\"r\n\x17ListFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"{\n\x18ListFolderAccessResponse\x12\x37\n\x07members\x18\x01 \x03(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x07members\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xf7\x04\n\rFolderService\x12[\n\x0c\x43reateFolder\x12$.modelcatalog.v1.CreateFolderRequest\x1a%.modelcatalog.v1.CreateFolderResponse\x12W\n\tGetFolder\x12!.modelcatalog.v1.GetFolderRequest\x1a\".modelcatalog.v1.GetFolderResponse\"\x03\x90\x02\x01\x12]\n\x0bListFolders\x12#.modelcatalog.v1.ListFoldersRequest\x1a$.modelcatalog.v1.ListFoldersResponse\"\x03\x90\x02\x01\x12o\n\x11GrantFolderAccess\x12).modelcatalog.v1.GrantFolderAccessRequest\x1a*.modelcatalog.v1.GrantFolderAccessResponse\"\x03\x90\x02\x02\x12r\n\x12RevokeFolderAccess\x12*.modelcatalog.v1.RevokeFolderAccessRequest\x1a+.modelcatalog.v1.RevokeFolderAccessResponse\"\x03\x90\x02\x02\x12l\n\x10ListFolderAccess\x12(.modelcatalog.v1.ListFolderAccessRequest\x1a).modelcatalog.v1.ListFolderAccessResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,29 +43,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FOLDERSERVICE'].methods_by_name['ListFolderAccess']._loaded_options = None
   _globals['_FOLDERSERVICE'].methods_by_name['ListFolderAccess']._serialized_options = b'\220\002\001'
   _globals['_CREATEFOLDERREQUEST']._serialized_start=90
-  _globals['_CREATEFOLDERREQUEST']._serialized_end=165
-  _globals['_CREATEFOLDERRESPONSE']._serialized_start=167
-  _globals['_CREATEFOLDERRESPONSE']._serialized_end=238
-  _globals['_GETFOLDERREQUEST']._serialized_start=240
-  _globals['_GETFOLDERREQUEST']._serialized_end=287
-  _globals['_GETFOLDERRESPONSE']._serialized_start=289
-  _globals['_GETFOLDERRESPONSE']._serialized_end=357
-  _globals['_LISTFOLDERSREQUEST']._serialized_start=359
-  _globals['_LISTFOLDERSREQUEST']._serialized_end=439
-  _globals['_LISTFOLDERSRESPONSE']._serialized_start=441
-  _globals['_LISTFOLDERSRESPONSE']._serialized_end=553
-  _globals['_GRANTFOLDERACCESSREQUEST']._serialized_start=556
-  _globals['_GRANTFOLDERACCESSREQUEST']._serialized_end=688
-  _globals['_GRANTFOLDERACCESSRESPONSE']._serialized_start=690
-  _globals['_GRANTFOLDERACCESSRESPONSE']._serialized_end=772
-  _globals['_REVOKEFOLDERACCESSREQUEST']._serialized_start=774
-  _globals['_REVOKEFOLDERACCESSREQUEST']._serialized_end=858
-  _globals['_REVOKEFOLDERACCESSRESPONSE']._serialized_start=860
-  _globals['_REVOKEFOLDERACCESSRESPONSE']._serialized_end=888
-  _globals['_LISTFOLDERACCESSREQUEST']._serialized_start=890
-  _globals['_LISTFOLDERACCESSREQUEST']._serialized_end=1004
-  _globals['_LISTFOLDERACCESSRESPONSE']._serialized_start=1006
-  _globals['_LISTFOLDERACCESSRESPONSE']._serialized_end=1129
-  _globals['_FOLDERSERVICE']._serialized_start=1132
-  _globals['_FOLDERSERVICE']._serialized_end=1763
+  _globals['_CREATEFOLDERREQUEST']._serialized_end=196
+  _globals['_CREATEFOLDERRESPONSE']._serialized_start=198
+  _globals['_CREATEFOLDERRESPONSE']._serialized_end=269
+  _globals['_GETFOLDERREQUEST']._serialized_start=271
+  _globals['_GETFOLDERREQUEST']._serialized_end=318
+  _globals['_GETFOLDERRESPONSE']._serialized_start=320
+  _globals['_GETFOLDERRESPONSE']._serialized_end=388
+  _globals['_LISTFOLDERSREQUEST']._serialized_start=390
+  _globals['_LISTFOLDERSREQUEST']._serialized_end=470
+  _globals['_LISTFOLDERSRESPONSE']._serialized_start=472
+  _globals['_LISTFOLDERSRESPONSE']._serialized_end=584
+  _globals['_GRANTFOLDERACCESSREQUEST']._serialized_start=587
+  _globals['_GRANTFOLDERACCESSREQUEST']._serialized_end=719
+  _globals['_GRANTFOLDERACCESSRESPONSE']._serialized_start=721
+  _globals['_GRANTFOLDERACCESSRESPONSE']._serialized_end=803
+  _globals['_REVOKEFOLDERACCESSREQUEST']._serialized_start=805
+  _globals['_REVOKEFOLDERACCESSREQUEST']._serialized_end=889
+  _globals['_REVOKEFOLDERACCESSRESPONSE']._serialized_start=891
+  _globals['_REVOKEFOLDERACCESSRESPONSE']._serialized_end=919
+  _globals['_LISTFOLDERACCESSREQUEST']._serialized_start=921
+  _globals['_LISTFOLDERACCESSREQUEST']._serialized_end=1035
+  _globals['_LISTFOLDERACCESSRESPONSE']._serialized_start=1037
+  _globals['_LISTFOLDERACCESSRESPONSE']._serialized_end=1160
+  _globals['_FOLDERSERVICE']._serialized_start=1163
+  _globals['_FOLDERSERVICE']._serialized_end=1794
 # @@protoc_insertion_point(module_scope)

@@ -27,6 +27,7 @@ class CreateFolderRequest(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The display name: 1 to 128 characters, no control or bidirectional override characters,
     unique among the folders the caller created.
@@ -35,15 +36,24 @@ class CreateFolderRequest(_message.Message):
     """An optional free-text description of at most 4096 characters: newlines and tabs are
     allowed, other control characters and bidirectional override characters are not.
     """
+    request_id: _builtins.str
+    """Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+    the call can be retried safely when its answer was lost. Another call with the same
+    request_id by the same user within the server's retention period (24 h by default) creates no
+    second folder and answers with the result of the first call (the folder as it is now).
+    Reusing a request_id for a different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED).
+    Empty: no such protection.
+    """
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         description: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -88,8 +88,9 @@ class FolderServiceServicer:
     def CreateFolder(self, request, context):
         """CreateFolder creates a folder; the caller becomes its owner.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; ALREADY_EXISTS
-        (FOLDER_NAME_TAKEN) when the caller already created a folder with this name.
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+        INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
+        already created a folder with this name.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

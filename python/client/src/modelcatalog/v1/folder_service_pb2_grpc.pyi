@@ -44,8 +44,9 @@ class FolderServiceStub:
     CreateFolder: _grpc.UnaryUnaryMultiCallable[_folder_service_pb2.CreateFolderRequest, _folder_service_pb2.CreateFolderResponse]
     """CreateFolder creates a folder; the caller becomes its owner.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; ALREADY_EXISTS
-    (FOLDER_NAME_TAKEN) when the caller already created a folder with this name.
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+    INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
+    already created a folder with this name.
     """
     GetFolder: _grpc.UnaryUnaryMultiCallable[_folder_service_pb2.GetFolderRequest, _folder_service_pb2.GetFolderResponse]
     """GetFolder returns a folder on which the caller has any role.
@@ -101,8 +102,9 @@ class FolderServiceAsyncStub(FolderServiceStub):
     CreateFolder: _aio.UnaryUnaryMultiCallable[_folder_service_pb2.CreateFolderRequest, _folder_service_pb2.CreateFolderResponse]  # type: ignore[assignment]
     """CreateFolder creates a folder; the caller becomes its owner.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; ALREADY_EXISTS
-    (FOLDER_NAME_TAKEN) when the caller already created a folder with this name.
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+    INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
+    already created a folder with this name.
     """
     GetFolder: _aio.UnaryUnaryMultiCallable[_folder_service_pb2.GetFolderRequest, _folder_service_pb2.GetFolderResponse]  # type: ignore[assignment]
     """GetFolder returns a folder on which the caller has any role.
@@ -161,8 +163,9 @@ class FolderServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_folder_service_pb2.CreateFolderResponse, _abc.Awaitable[_folder_service_pb2.CreateFolderResponse]]:
         """CreateFolder creates a folder; the caller becomes its owner.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; ALREADY_EXISTS
-        (FOLDER_NAME_TAKEN) when the caller already created a folder with this name.
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+        INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
+        already created a folder with this name.
         """
 
     @_abc_1.abstractmethod

@@ -28,6 +28,7 @@ class CreateModelRequest(_message.Message):
     FOLDER_ID_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     folder_id: _builtins.str
     """The identifier of the folder that will hold the model."""
     name: _builtins.str
@@ -38,16 +39,25 @@ class CreateModelRequest(_message.Message):
     """An optional free-text description of at most 4096 characters: newlines and tabs are
     allowed, other control characters and bidirectional override characters are not.
     """
+    request_id: _builtins.str
+    """Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+    the call can be retried safely when its answer was lost. Another call with the same
+    request_id by the same user within the server's retention period (24 h by default) creates no
+    second model and answers with the result of the first call (the model as it is now). Reusing
+    a request_id for a different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty:
+    no such protection.
+    """
     def __init__(
         self,
         *,
         folder_id: _builtins.str = ...,
         name: _builtins.str = ...,
         description: _builtins.str = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "folder_id", b"folder_id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "folder_id", b"folder_id", "name", b"name", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -334,6 +344,7 @@ class UploadModelVersionHeader(_message.Message):
     SHA256_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The identifier of the model that gets the new version."""
     file_name: _builtins.str
@@ -359,6 +370,14 @@ class UploadModelVersionHeader(_message.Message):
     """An optional free-text description of at most 4096 characters: newlines and tabs are
     allowed, other control characters and bidirectional override characters are not.
     """
+    request_id: _builtins.str
+    """Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+    the call can be retried safely when its answer was lost. Another call with the same
+    request_id by the same user within the server's retention period (24 h by default) stores no
+    second version and answers with the result of the first call (the version as it is now) as
+    soon as it has read the header, without reading the file again. Reusing a request_id for a
+    different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection.
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Optional labels: at most 64, keys of 1 to 63 characters (lowercase letters, digits, '.',
@@ -376,10 +395,11 @@ class UploadModelVersionHeader(_message.Message):
         sha256: _builtins.str = ...,
         description: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes", "size_bytes", b"size_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes", "content_type", b"content_type", "description", b"description", "file_name", b"file_name", "labels", b"labels", "model_id", b"model_id", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes", "content_type", b"content_type", "description", b"description", "file_name", b"file_name", "labels", b"labels", "model_id", b"model_id", "request_id", b"request_id", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__size_bytes: _TypeAlias = _typing.Literal["size_bytes"]  # noqa: Y015
     _WhichOneofArgType__size_bytes: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes"]  # noqa: Y015
@@ -559,6 +579,7 @@ class SetModelAliasRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The identifier of the model."""
     name: _builtins.str
@@ -573,6 +594,14 @@ class SetModelAliasRequest(_message.Message):
     1 or more: the alias must exist and point at this version. Otherwise the call fails with
     ABORTED (ALIAS_MOVED) and changes nothing.
     """
+    request_id: _builtins.str
+    """Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+    the call can be retried safely when its answer was lost. Another call with the same
+    request_id by the same user within the server's retention period (24 h by default) moves
+    nothing, whatever its expected_version, and answers with the result of the first call (the
+    alias as it is now). Reusing a request_id for a different request fails with INVALID_ARGUMENT
+    (REQUEST_ID_REUSED). Empty: no such protection.
+    """
     def __init__(
         self,
         *,
@@ -580,10 +609,11 @@ class SetModelAliasRequest(_message.Message):
         name: _builtins.str = ...,
         version: _builtins.int = ...,
         expected_version: _builtins.int | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "model_id", b"model_id", "name", b"name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version", "expected_version", b"expected_version", "model_id", b"model_id", "name", b"name", "request_id", b"request_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__expected_version: _TypeAlias = _typing.Literal["expected_version"]  # noqa: Y015
     _WhichOneofArgType__expected_version: _TypeAlias = _typing.Literal["_expected_version", b"_expected_version"]  # noqa: Y015

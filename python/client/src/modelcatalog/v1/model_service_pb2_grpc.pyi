@@ -43,8 +43,9 @@ class ModelServiceStub:
     CreateModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.CreateModelRequest, _model_service_pb2.CreateModelResponse]
     """CreateModel creates a model in a folder. Editor or owner of the folder.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; PERMISSION_DENIED
-    (FOLDER_ACCESS_DENIED); ALREADY_EXISTS (MODEL_NAME_TAKEN).
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+    INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+    ALREADY_EXISTS (MODEL_NAME_TAKEN).
     """
     GetModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.GetModelRequest, _model_service_pb2.GetModelResponse]
     """GetModel returns a model. Any role in its folder.
@@ -87,7 +88,7 @@ class ModelServiceStub:
     Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream is not one header, then
     only chunks, then at most one trailer as its last message; INVALID_ARGUMENT
     (INVALID_FIELD) for a bad header or trailer field, or a trailer sha256 that differs from
-    the header's; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
+    the header's; INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
     (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
     INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
     DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
@@ -115,7 +116,8 @@ class ModelServiceStub:
     overwrite each other unnoticed. Editor or owner of the model's folder.
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
-    version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+    version below 1, a negative expected_version or a bad request_id; INVALID_ARGUMENT
+    (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
     NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
     when expected_version is set and the alias does not point there (its ErrorInfo metadata
     "current_version" says where it points, "0" when it does not exist).
@@ -152,8 +154,9 @@ class ModelServiceAsyncStub(ModelServiceStub):
     CreateModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.CreateModelRequest, _model_service_pb2.CreateModelResponse]  # type: ignore[assignment]
     """CreateModel creates a model in a folder. Editor or owner of the folder.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; PERMISSION_DENIED
-    (FOLDER_ACCESS_DENIED); ALREADY_EXISTS (MODEL_NAME_TAKEN).
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+    INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+    ALREADY_EXISTS (MODEL_NAME_TAKEN).
     """
     GetModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.GetModelRequest, _model_service_pb2.GetModelResponse]  # type: ignore[assignment]
     """GetModel returns a model. Any role in its folder.
@@ -196,7 +199,7 @@ class ModelServiceAsyncStub(ModelServiceStub):
     Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream is not one header, then
     only chunks, then at most one trailer as its last message; INVALID_ARGUMENT
     (INVALID_FIELD) for a bad header or trailer field, or a trailer sha256 that differs from
-    the header's; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
+    the header's; INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
     (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
     INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
     DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
@@ -224,7 +227,8 @@ class ModelServiceAsyncStub(ModelServiceStub):
     overwrite each other unnoticed. Editor or owner of the model's folder.
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
-    version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+    version below 1, a negative expected_version or a bad request_id; INVALID_ARGUMENT
+    (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
     NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
     when expected_version is set and the alias does not point there (its ErrorInfo metadata
     "current_version" says where it points, "0" when it does not exist).
@@ -264,8 +268,9 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_model_service_pb2.CreateModelResponse, _abc.Awaitable[_model_service_pb2.CreateModelResponse]]:
         """CreateModel creates a model in a folder. Editor or owner of the folder.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; PERMISSION_DENIED
-        (FOLDER_ACCESS_DENIED); ALREADY_EXISTS (MODEL_NAME_TAKEN).
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+        INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+        ALREADY_EXISTS (MODEL_NAME_TAKEN).
         """
 
     @_abc_1.abstractmethod
@@ -338,7 +343,7 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream is not one header, then
         only chunks, then at most one trailer as its last message; INVALID_ARGUMENT
         (INVALID_FIELD) for a bad header or trailer field, or a trailer sha256 that differs from
-        the header's; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
+        the header's; INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
         (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
         INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
         DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
@@ -378,7 +383,8 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         overwrite each other unnoticed. Editor or owner of the model's folder.
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
-        version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+        version below 1, a negative expected_version or a bad request_id; INVALID_ARGUMENT
+        (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
         NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
         when expected_version is set and the alias does not point there (its ErrorInfo metadata
         "current_version" says where it points, "0" when it does not exist).

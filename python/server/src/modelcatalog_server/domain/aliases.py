@@ -15,6 +15,7 @@ from .accounts import caller_account
 from .catalog import Page, page_of, require_model
 from .errors import Aborted, InvalidArgument, NotFound
 from .paging import PageTokens, page_size
+from .requests import RequestResults
 
 #: The expected version meaning "the alias must not exist yet".
 ABSENT = 0
@@ -23,15 +24,29 @@ ABSENT = 0
 class Aliases:
     """Set, move, delete and list the aliases of models; editors change, viewers read."""
 
-    def __init__(self, store: MetadataStore, page_tokens: PageTokens) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        page_tokens: PageTokens,
+        requests: RequestResults | None = None,
+    ) -> None:
         self._store = store
         self._tokens = page_tokens
+        self._requests = requests if requests is not None else RequestResults()
 
     async def set(
-        self, caller: str, model_id: str, name: str, version: int, expected: int | None
+        self,
+        caller: str,
+        model_id: str,
+        name: str,
+        version: int,
+        expected: int | None,
+        request_id: str = "",
     ) -> AliasRecord:
         """Points the alias at ``version``; when ``expected`` is not None, only if the alias
-        points at ``expected`` now (``ABSENT``: only if it does not exist)."""
+        points at ``expected`` now (``ABSENT``: only if it does not exist). With a
+        ``request_id``, a repeat of a request that succeeded changes nothing and returns the
+        alias as it is now, whatever it expected."""
         validation.resource_id("model_id", model_id)
         validation.alias_name("name", name)
         if version < 1:
@@ -42,15 +57,26 @@ class Aliases:
                 "expected_version must be 0 (the alias must not exist) or a version number",
             )
 
+        request = self._requests.request(
+            "request_id", request_id, "SetModelAlias", model_id, name, version, expected
+        )
+
         def change(tx: Transaction) -> AliasRecord:
             tx.lock_model(model_id)
             require_model(tx, caller, model_id, Role.EDITOR)
+            if self._requests.earlier(tx, caller, request) is not None:
+                now = tx.alias(model_id, name)
+                if now is None:
+                    raise _no_alias(name)
+                return now
             if tx.version(model_id, version) is None:
                 raise NotFound(f"the model has no version {version}", reason="VERSION_NOT_FOUND")
             _expect(tx.alias(model_id, name), name, expected)
-            return tx.put_alias(model_id, name, version, caller_account(tx, caller))
+            alias = tx.put_alias(model_id, name, version, caller_account(tx, caller))
+            self._requests.remember(tx, caller, request, name)
+            return alias
 
-        return await self._store.write(change)
+        return await self._requests.write(self._store, request, change)
 
     async def delete(self, caller: str, model_id: str, name: str, expected: int | None) -> None:
         """Removes the alias; when ``expected`` is not None, only if it points there now."""

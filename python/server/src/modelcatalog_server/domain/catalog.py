@@ -21,6 +21,7 @@ from .errors import (
     PermissionDenied,
 )
 from .paging import PageTokens, page_size
+from .requests import RequestResults
 
 T = TypeVar("T")
 
@@ -52,21 +53,38 @@ def _denied(message: str) -> PermissionDenied:
 class Catalog:
     """The rules for folders and models, on top of the metadata store."""
 
-    def __init__(self, store: MetadataStore, page_tokens: PageTokens) -> None:
+    def __init__(
+        self,
+        store: MetadataStore,
+        page_tokens: PageTokens,
+        requests: RequestResults | None = None,
+    ) -> None:
         self._store = store
         self._tokens = page_tokens
+        self._requests = requests if requests is not None else RequestResults()
 
     # Folders
 
-    async def create_folder(self, caller: str, name: str, description: str) -> FolderRecord:
+    async def create_folder(
+        self, caller: str, name: str, description: str, request_id: str = ""
+    ) -> FolderRecord:
+        """A new folder owned by the caller; with a ``request_id`` made once (``requests``)."""
         validation.display_name("name", name)
         validation.description("description", description)
+        request = self._requests.request(
+            "request_id", request_id, "CreateFolder", name, description
+        )
 
         def create(tx: Transaction) -> FolderRecord:
-            return tx.insert_folder(caller_account(tx, caller), name, description)
+            made = self._requests.earlier(tx, caller, request)
+            if made is not None:
+                return _folder(tx, caller, made, Role.VIEWER)
+            folder = tx.insert_folder(caller_account(tx, caller), name, description)
+            self._requests.remember(tx, caller, request, folder.id)
+            return folder
 
         try:
-            return await self._store.write(create)
+            return await self._requests.write(self._store, request, create)
         except UniqueViolation:
             raise AlreadyExists(
                 f"you already have a folder named {validation.quoted(name)}",
@@ -138,18 +156,27 @@ class Catalog:
     # Models
 
     async def create_model(
-        self, caller: str, folder_id: str, name: str, description: str
+        self, caller: str, folder_id: str, name: str, description: str, request_id: str = ""
     ) -> ModelRecord:
+        """A new model in the folder; with a ``request_id`` made once (``requests``)."""
         validation.resource_id("folder_id", folder_id)
         validation.display_name("name", name)
         validation.description("description", description)
+        request = self._requests.request(
+            "request_id", request_id, "CreateModel", folder_id, name, description
+        )
 
         def create(tx: Transaction) -> ModelRecord:
+            made = self._requests.earlier(tx, caller, request)
+            if made is not None:
+                return require_model(tx, caller, made, Role.VIEWER)
             folder = _folder(tx, caller, folder_id, Role.EDITOR)
-            return tx.insert_model(folder, caller_account(tx, caller), name, description)
+            model = tx.insert_model(folder, caller_account(tx, caller), name, description)
+            self._requests.remember(tx, caller, request, model.id)
+            return model
 
         try:
-            return await self._store.write(create)
+            return await self._requests.write(self._store, request, create)
         except UniqueViolation:
             raise AlreadyExists(
                 f"the folder already has a model named {validation.quoted(name)}",

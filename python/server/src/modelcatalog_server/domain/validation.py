@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 
 from .errors import InvalidArgument
 
@@ -77,6 +78,19 @@ def resource_id(field: str, value: str) -> str:
     if len(value) > ID_MAX_CHARS or not value.isprintable():
         raise InvalidArgument(field, f"{field} is not a valid identifier")
     return value
+
+
+def request_id(field: str, value: str) -> str:
+    """A client-chosen request id: empty (none), or a UUID, returned in its canonical form so
+    that two spellings of one id are one request."""
+    if not value:
+        return ""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidArgument(
+            field, f"{field} must be a UUID such as a random UUID4, not {quoted(value)}"
+        ) from None
 
 
 def alias_name(field: str, value: str) -> str:

@@ -27,6 +27,7 @@ from .errors import (
     ResourceExhausted,
 )
 from .paging import PageTokens, page_size
+from .requests import Request, RequestResults
 from .slots import SlotLimits, Slots
 from .uploads import PendingUploads
 
@@ -50,6 +51,7 @@ class UploadHeader:
     sha256: str = ""
     description: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Versions:
         max_downloads_per_user: int = MAX_DOWNLOADS_PER_USER,
         max_downloads_per_peer: int = MAX_DOWNLOADS_PER_PEER,
         pending: PendingUploads | None = None,
+        requests: RequestResults | None = None,
     ) -> None:
         self._store = store
         self._blobs = blobs
@@ -92,6 +95,7 @@ class Versions:
             "download", SlotLimits(max_downloads, max_downloads_per_user, max_downloads_per_peer)
         )
         self._pending = pending if pending is not None else PendingUploads(store, blobs)
+        self._requests = requests if requests is not None else RequestResults()
 
     @property
     def uploads_in_progress(self) -> int:
@@ -116,18 +120,45 @@ class Versions:
 
         ``peer`` is the caller's network address: uploads hold slots per user and per address,
         so neither many accounts nor many addresses let one party take every slot.
+
+        With a ``request_id`` in the header, a repeat of an upload that was stored returns
+        that version without reading ``chunks``; one that raced its twin to the commit
+        returns the twin's version and keeps nothing of its own.
         """
         header = self._checked(header)
-        await self._store.read(lambda tx: require_model(tx, caller, header.model_id, Role.EDITOR))
+        request = self._requests.request(
+            "header.request_id",
+            header.request_id,
+            "UploadModelVersion",
+            header.model_id,
+            header.file_name,
+            header.content_type,
+            header.size_bytes,
+            header.sha256,
+            header.description,
+            header.labels,
+        )
+
+        def check(tx: Transaction) -> VersionRecord | None:
+            require_model(tx, caller, header.model_id, Role.EDITOR)
+            return self._earlier(tx, caller, header.model_id, request)
+
+        earlier = await self._store.read(check)
+        if earlier is not None:
+            return earlier
         with self._uploads.taken(caller, peer):
             async with self._pending.upload() as upload:
                 digest = await self._receive(header, chunks, upload.writer)
                 await upload.claim(digest)
 
-                def record(tx: Transaction) -> VersionRecord:
+                def record(tx: Transaction) -> tuple[VersionRecord, bool]:
+                    """The version, and whether it is this upload's (not an earlier twin's)."""
                     model = require_model(tx, caller, header.model_id, Role.EDITOR)
+                    twin = self._earlier(tx, caller, header.model_id, request)
+                    if twin is not None:
+                        return twin, False
                     upload.record(tx)
-                    return tx.insert_version(
+                    version = tx.insert_version(
                         model,
                         caller_account(tx, caller),
                         file_name=header.file_name,
@@ -137,10 +168,26 @@ class Versions:
                         description=header.description,
                         labels=header.labels,
                     )
+                    self._requests.remember(tx, caller, request, str(version.version))
+                    return version, True
 
-                version = await self._store.write(record)
-                upload.recorded = True
+                version, upload.recorded = await self._requests.write(self._store, request, record)
                 return version
+
+    def _earlier(
+        self, tx: Transaction, caller: str, model_id: str, request: Request | None
+    ) -> VersionRecord | None:
+        """The version an earlier copy of this upload request stored, as it is now."""
+        made = self._requests.earlier(tx, caller, request)
+        if made is None:
+            return None
+        version = tx.version(model_id, int(made))
+        if version is None:
+            raise NotFound(
+                f"this request stored version {made}, which no longer exists",
+                reason="VERSION_NOT_FOUND",
+            )
+        return version
 
     async def _receive(
         self,
@@ -187,6 +234,7 @@ class Versions:
             sha256=validation.sha256("header.sha256", header.sha256),
             description=header.description,
             labels=validation.labels("header.labels", header.labels),
+            request_id=header.request_id,
         )
 
     async def get(self, caller: str, model_id: str, number: int, alias: str = "") -> VersionRecord:

@@ -103,6 +103,7 @@ def upload_header(message: v1.UploadModelVersionHeader) -> UploadHeader:
         sha256=message.sha256,
         description=message.description,
         labels=dict(message.labels),
+        request_id=message.request_id,
     )
 
 

@@ -18,7 +18,7 @@ class FolderService(v1.FolderServiceBase):
     ) -> v1.CreateFolderResponse:
         request = create_folder_request
         folder = await self._catalog.create_folder(
-            current_principal().user_id, request.name, request.description
+            current_principal().user_id, request.name, request.description, request.request_id
         )
         return v1.CreateFolderResponse(folder=_convert.folder(folder))
 

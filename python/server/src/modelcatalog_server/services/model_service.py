@@ -31,7 +31,11 @@ class ModelService(v1.ModelServiceBase):
     ) -> v1.CreateModelResponse:
         request = create_model_request
         model = await self._catalog.create_model(
-            current_principal().user_id, request.folder_id, request.name, request.description
+            current_principal().user_id,
+            request.folder_id,
+            request.name,
+            request.description,
+            request.request_id,
         )
         return v1.CreateModelResponse(model=_convert.model(model))
 
@@ -100,6 +104,7 @@ class ModelService(v1.ModelServiceBase):
             request.name,
             request.version,
             request.expected_version,
+            request.request_id,
         )
         return wire.new(v1.SetModelAliasResponse, alias=_convert.alias(alias))
 

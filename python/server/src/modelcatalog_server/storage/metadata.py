@@ -88,6 +88,7 @@ from .schema import (
     model_aliases,
     model_versions,
     models,
+    request_results,
     revoked_tokens,
     sign_in_failures,
     upload_sessions,
@@ -1093,6 +1094,46 @@ class Transaction:
             model_aliases.delete().where(
                 model_aliases.c.model_id == model_id, model_aliases.c.name == name
             )
+        )
+
+    # Results of requests made with a request_id (see domain/requests.py)
+
+    def request_result(
+        self, user_id: str, request_id: str, since_us: int
+    ) -> tuple[str, str] | None:
+        """The fingerprint and resource of the user's request with this id made after
+        ``since_us``, or None."""
+        row = self.connection.execute(
+            select(request_results.c.fingerprint, request_results.c.resource).where(
+                request_results.c.user_id == user_id,
+                request_results.c.request_id == request_id,
+                request_results.c.created_us > since_us,
+            )
+        ).first()
+        return (row[0], row[1]) if row else None
+
+    def insert_request_result(
+        self, user_id: str, request_id: str, fingerprint: str, resource: str
+    ) -> None:
+        """Records what the request made; UniqueViolation if the id is recorded already (a
+        concurrent retry committed first)."""
+        try:
+            self.connection.execute(
+                request_results.insert().values(
+                    user_id=user_id,
+                    request_id=request_id,
+                    fingerprint=fingerprint,
+                    resource=resource,
+                    created_us=now_us(),
+                )
+            )
+        except IntegrityError as error:
+            raise UniqueViolation(request_id) from error
+
+    def prune_request_results(self, before_us: int) -> None:
+        """Forgets requests made before ``before_us``: their ids may be used again."""
+        self.connection.execute(
+            request_results.delete().where(request_results.c.created_us <= before_us)
         )
 
     # Uploads in progress and blob garbage (see domain/uploads.py for the protocol)

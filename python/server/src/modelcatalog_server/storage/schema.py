@@ -4,9 +4,10 @@ The tables below describe the newest schema; the Alembic revisions in ``migratio
 A schema change therefore edits the tables below *and* adds a revision that does the same to an
 existing database (a unit test proves that the revisions build exactly these tables).
 
-Sign-in failures, revoked tokens, uploads in progress and blobs being deleted are rows here,
-not process memory, so that every server process sharing the database enforces the same
-throttles and revocations, and none deletes bytes another is about to commit.
+Sign-in failures, revoked tokens, uploads in progress, blobs being deleted and the results of
+requests made with a request_id are rows here, not process memory, so that every server
+process sharing the database enforces the same throttles and revocations, none deletes bytes
+another is about to commit, and a retry reaching another process is still recognised.
 """
 
 from __future__ import annotations
@@ -106,6 +107,21 @@ model_aliases = Table(
         ["model_versions.model_id", "model_versions.version"],
         name="fk_model_aliases_version",
     ),
+)
+
+request_results = Table(
+    "request_results",
+    metadata,
+    # A mutation made with a client-chosen request_id: a retry with the same id gets the
+    # resource it made instead of a second one. ``fingerprint`` is a digest of the method and
+    # its arguments (a reused id with other arguments is refused); ``resource`` names what the
+    # call made. Rows older than the retention period are pruned.
+    Column("user_id", ID, primary_key=True),
+    Column("request_id", String(36), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("resource", String(255), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_request_results_created", "created_us"),
 )
 
 sign_in_failures = Table(

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/model_service.proto.
  */
 export const file_modelcatalog_v1_model_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIkoKEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSI8ChNDcmVhdGVNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIiMKD0dldE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI5ChBHZXRNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIk0KEUxpc3RNb2RlbHNSZXF1ZXN0EhEKCWZvbGRlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDQoFYWxpYXMYAyABKAkiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iUwoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImUKGUxpc3RNb2RlbFZlcnNpb25zUmVzcG9uc2USLwoIdmVyc2lvbnMYASADKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKYAgoYVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyEhAKCG1vZGVsX2lkGAEgASgJEhEKCWZpbGVfbmFtZRgCIAEoCRIUCgxjb250ZW50X3R5cGUYAyABKAkSFwoKc2l6ZV9ieXRlcxgEIAEoA0gAiAEBEg4KBnNoYTI1NhgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRJFCgZsYWJlbHMYByADKAsyNS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMiKwoZVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlchIOCgZzaGEyNTYYASABKAkiswEKGVVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSAASPQoHdHJhaWxlchgDIAEoCzIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVySABCCQoHY29udGVudCJMChpVcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJfChtEb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIOCgZvZmZzZXQYAyABKAMSDQoFYWxpYXMYBCABKAkibAocRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbkgAEg8KBWNodW5rGAIgASgMSABCCQoHY29udGVudCJ7ChRTZXRNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAMSHQoQZXhwZWN0ZWRfdmVyc2lvbhgEIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIkMKFVNldE1vZGVsQWxpYXNSZXNwb25zZRIqCgVhbGlhcxgBIAEoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzIm0KF0RlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIhoKGERlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZSJSChdMaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJhChhMaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2USLAoHYWxpYXNlcxgBIAMoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKaCAoMTW9kZWxTZXJ2aWNlElgKC0NyZWF0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlc3BvbnNlElQKCEdldE1vZGVsEiAubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVxdWVzdBohLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlc3BvbnNlIgOQAgESWgoKTGlzdE1vZGVscxIiLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVzcG9uc2UiA5ACARJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgESbwoSVXBsb2FkTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UoARJ6ChREb3dubG9hZE1vZGVsVmVyc2lvbhIsLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaLS5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBMAESXgoNU2V0TW9kZWxBbGlhcxIlLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVxdWVzdBomLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVzcG9uc2USZwoQRGVsZXRlTW9kZWxBbGlhcxIoLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVzcG9uc2USbAoQTGlzdE1vZGVsQWxpYXNlcxIoLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_modelcatalog_v1_resources]);
+  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIl4KEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKE0NyZWF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiIwoPR2V0TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjkKEEdldE1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiTQoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlUKEkxpc3RNb2RlbHNSZXNwb25zZRImCgZtb2RlbHMYASADKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkoKFkdldE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxINCgVhbGlhcxgDIAEoCSJJChdHZXRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJTChhMaXN0TW9kZWxWZXJzaW9uc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiZQoZTGlzdE1vZGVsVmVyc2lvbnNSZXNwb25zZRIvCgh2ZXJzaW9ucxgBIAMoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqwCChhVcGxvYWRNb2RlbFZlcnNpb25IZWFkZXISEAoIbW9kZWxfaWQYASABKAkSEQoJZmlsZV9uYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIXCgpzaXplX2J5dGVzGAQgASgDSACIAQESDgoGc2hhMjU2GAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJEkUKBmxhYmVscxgHIAMoCzI1Lm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXIuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19zaXplX2J5dGVzIisKGVVwbG9hZE1vZGVsVmVyc2lvblRyYWlsZXISDgoGc2hhMjU2GAEgASgJIrMBChlVcGxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EjsKBmhlYWRlchgBIAEoCzIpLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAEj0KB3RyYWlsZXIYAyABKAsyKi5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlckgAQgkKB2NvbnRlbnQiTAoaVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iXwobRG93bmxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDgoGb2Zmc2V0GAMgASgDEg0KBWFsaWFzGAQgASgJImwKHERvd25sb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USMAoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb25IABIPCgVjaHVuaxgCIAEoDEgAQgkKB2NvbnRlbnQijwEKFFNldE1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoAxIdChBleHBlY3RlZF92ZXJzaW9uGAQgASgDSACIAQESEgoKcmVxdWVzdF9pZBgFIAEoCUITChFfZXhwZWN0ZWRfdmVyc2lvbiJDChVTZXRNb2RlbEFsaWFzUmVzcG9uc2USKgoFYWxpYXMYASABKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcyJtChdEZWxldGVNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEh0KEGV4cGVjdGVkX3ZlcnNpb24YAyABKANIAIgBAUITChFfZXhwZWN0ZWRfdmVyc2lvbiIaChhEZWxldGVNb2RlbEFsaWFzUmVzcG9uc2UiUgoXTGlzdE1vZGVsQWxpYXNlc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYQoYTGlzdE1vZGVsQWxpYXNlc1Jlc3BvbnNlEiwKB2FsaWFzZXMYASADKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkymggKDE1vZGVsU2VydmljZRJYCgtDcmVhdGVNb2RlbBIjLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlcXVlc3QaJC5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlTW9kZWxSZXNwb25zZRJUCghHZXRNb2RlbBIgLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlcXVlc3QaIS5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxSZXNwb25zZSIDkAIBEloKCkxpc3RNb2RlbHMSIi5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1JlcXVlc3QaIy5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIgOQAgESaQoPR2V0TW9kZWxWZXJzaW9uEicubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsVmVyc2lvblJlcXVlc3QaKC5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACARJvChFMaXN0TW9kZWxWZXJzaW9ucxIpLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1JlcXVlc3QaKi5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsVmVyc2lvbnNSZXNwb25zZSIDkAIBEm8KElVwbG9hZE1vZGVsVmVyc2lvbhIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0GisubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlKAESegoURG93bmxvYWRNb2RlbFZlcnNpb24SLC5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0Gi0ubW9kZWxjYXRhbG9nLnYxLkRvd25sb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACATABEl4KDVNldE1vZGVsQWxpYXMSJS5tb2RlbGNhdGFsb2cudjEuU2V0TW9kZWxBbGlhc1JlcXVlc3QaJi5tb2RlbGNhdGFsb2cudjEuU2V0TW9kZWxBbGlhc1Jlc3BvbnNlEmcKEERlbGV0ZU1vZGVsQWxpYXMSKC5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxBbGlhc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxBbGlhc1Jlc3BvbnNlEmwKEExpc3RNb2RlbEFsaWFzZXMSKC5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsQWxpYXNlc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsQWxpYXNlc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_modelcatalog_v1_resources]);
 
 /**
  * CreateModelRequest is the input of ModelService.CreateModel.
@@ -42,6 +42,18 @@ export type CreateModelRequest = Message<"modelcatalog.v1.CreateModelRequest"> &
    * @generated from field: string description = 3;
    */
   description: string;
+
+  /**
+   * Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+   * the call can be retried safely when its answer was lost. Another call with the same
+   * request_id by the same user within the server's retention period (24 h by default) creates no
+   * second model and answers with the result of the first call (the model as it is now). Reusing
+   * a request_id for a different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty:
+   * no such protection.
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
 };
 
 /**
@@ -364,6 +376,18 @@ export type UploadModelVersionHeader = Message<"modelcatalog.v1.UploadModelVersi
    * @generated from field: map<string, string> labels = 7;
    */
   labels: { [key: string]: string };
+
+  /**
+   * Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+   * the call can be retried safely when its answer was lost. Another call with the same
+   * request_id by the same user within the server's retention period (24 h by default) stores no
+   * second version and answers with the result of the first call (the version as it is now) as
+   * soon as it has read the header, without reading the file again. Reusing a request_id for a
+   * different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection.
+   *
+   * @generated from field: string request_id = 8;
+   */
+  requestId: string;
 };
 
 /**
@@ -585,6 +609,18 @@ export type SetModelAliasRequest = Message<"modelcatalog.v1.SetModelAliasRequest
    * @generated from field: optional int64 expected_version = 4;
    */
   expectedVersion?: bigint | undefined;
+
+  /**
+   * Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+   * the call can be retried safely when its answer was lost. Another call with the same
+   * request_id by the same user within the server's retention period (24 h by default) moves
+   * nothing, whatever its expected_version, and answers with the result of the first call (the
+   * alias as it is now). Reusing a request_id for a different request fails with INVALID_ARGUMENT
+   * (REQUEST_ID_REUSED). Empty: no such protection.
+   *
+   * @generated from field: string request_id = 5;
+   */
+  requestId: string;
 };
 
 /**
@@ -747,8 +783,9 @@ export const ModelService: GenService<{
   /**
    * CreateModel creates a model in a folder. Editor or owner of the folder.
    *
-   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name or description; PERMISSION_DENIED
-   * (FOLDER_ACCESS_DENIED); ALREADY_EXISTS (MODEL_NAME_TAKEN).
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
+   * INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+   * ALREADY_EXISTS (MODEL_NAME_TAKEN).
    *
    * @generated from rpc modelcatalog.v1.ModelService.CreateModel
    */
@@ -826,7 +863,7 @@ export const ModelService: GenService<{
    * Errors: INVALID_ARGUMENT (UPLOAD_OUT_OF_ORDER) when the stream is not one header, then
    * only chunks, then at most one trailer as its last message; INVALID_ARGUMENT
    * (INVALID_FIELD) for a bad header or trailer field, or a trailer sha256 that differs from
-   * the header's; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
+   * the header's; INVALID_ARGUMENT (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); RESOURCE_EXHAUSTED
    * (VERSION_TOO_LARGE) as soon as the bytes exceed the server's maximum version size;
    * INVALID_ARGUMENT (SIZE_MISMATCH) when the byte count differs from the declared size;
    * DATA_LOSS (DIGEST_MISMATCH) when the SHA-256 differs from the one declared in the header
@@ -868,7 +905,8 @@ export const ModelService: GenService<{
    * overwrite each other unnoticed. Editor or owner of the model's folder.
    *
    * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id, a bad alias name, a
-   * version below 1 or a negative expected_version; PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+   * version below 1, a negative expected_version or a bad request_id; INVALID_ARGUMENT
+   * (REQUEST_ID_REUSED); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
    * NOT_FOUND (VERSION_NOT_FOUND) when the model has no such version; ABORTED (ALIAS_MOVED)
    * when expected_version is set and the alias does not point there (its ErrorInfo metadata
    * "current_version" says where it points, "0" when it does not exist).

@@ -257,6 +257,13 @@ class ErrorReason(betterproto.Enum):
      "current_version" holds the version it points at now, "0" when the alias does not exist.
     """
 
+    REQUEST_ID_REUSED = 48
+    """
+    INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
+     period, for a different request (another RPC or other arguments); nothing was changed.
+     Pick a new request_id for every new request and reuse it only to retry that request.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class User(betterproto.Message):
@@ -541,6 +548,16 @@ class CreateFolderRequest(betterproto.Message):
      allowed, other control characters and bidirectional override characters are not.
     """
 
+    request_id: str = betterproto.string_field(3)
+    """
+    Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+     the call can be retried safely when its answer was lost. Another call with the same
+     request_id by the same user within the server's retention period (24 h by default) creates no
+     second folder and answers with the result of the first call (the folder as it is now).
+     Reusing a request_id for a different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED).
+     Empty: no such protection.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class CreateFolderResponse(betterproto.Message):
@@ -694,6 +711,16 @@ class CreateModelRequest(betterproto.Message):
     """
     An optional free-text description of at most 4096 characters: newlines and tabs are
      allowed, other control characters and bidirectional override characters are not.
+    """
+
+    request_id: str = betterproto.string_field(4)
+    """
+    Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+     the call can be retried safely when its answer was lost. Another call with the same
+     request_id by the same user within the server's retention period (24 h by default) creates no
+     second model and answers with the result of the first call (the model as it is now). Reusing
+     a request_id for a different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty:
+     no such protection.
     """
 
 
@@ -866,6 +893,16 @@ class UploadModelVersionHeader(betterproto.Message):
      override characters.
     """
 
+    request_id: str = betterproto.string_field(8)
+    """
+    Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+     the call can be retried safely when its answer was lost. Another call with the same
+     request_id by the same user within the server's retention period (24 h by default) stores no
+     second version and answers with the result of the first call (the version as it is now) as
+     soon as it has read the header, without reading the file again. Reusing a request_id for a
+     different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class UploadModelVersionTrailer(betterproto.Message):
@@ -982,6 +1019,16 @@ class SetModelAliasRequest(betterproto.Message):
      whatever it points at (unconditionally). 0: the alias must not exist yet (create only).
      1 or more: the alias must exist and point at this version. Otherwise the call fails with
      ABORTED (ALIAS_MOVED) and changes nothing.
+    """
+
+    request_id: str = betterproto.string_field(5)
+    """
+    Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
+     the call can be retried safely when its answer was lost. Another call with the same
+     request_id by the same user within the server's retention period (24 h by default) moves
+     nothing, whatever its expected_version, and answers with the result of the first call (the
+     alias as it is now). Reusing a request_id for a different request fails with INVALID_ARGUMENT
+     (REQUEST_ID_REUSED). Empty: no such protection.
     """
 
 
