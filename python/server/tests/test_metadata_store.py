@@ -158,6 +158,7 @@ async def test_stores_opening_a_new_database_at_once_migrate_it_once(db_path: Pa
 
 #: Undoes what the revisions after the first one added.
 _AFTER_ALEMBIC = (
+    "DROP TABLE request_results",
     "DROP TABLE model_aliases",
     "DROP TABLE upload_sessions",
     "DROP TABLE blob_deletions",

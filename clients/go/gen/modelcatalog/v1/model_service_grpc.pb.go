@@ -28,10 +28,12 @@ type ModelServiceClient interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	GetModel(ctx context.Context, in *GetModelRequest, opts ...grpc.CallOption) (*GetModelResponse, error)
-	// ListModels lists the models in the folders where the caller has any role, oldest first,
-	// optionally in one folder only. Every page is full except the last.
+	// ListModels lists the models in the folders where the caller has any role, oldest first
+	// unless order_by says otherwise, optionally in one folder only or only those that match a
+	// filter (by name, folder, label or creation time). Every page is full except the last.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+	// (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// GetModelVersion returns the metadata of one version, named by its number or by an alias
@@ -41,9 +43,12 @@ type ModelServiceClient interface {
 	// version and alias is set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
 	// (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
 	GetModelVersion(ctx context.Context, in *GetModelVersionRequest, opts ...grpc.CallOption) (*GetModelVersionResponse, error)
-	// ListModelVersions lists the versions of a model, newest first. Any role in its folder.
+	// ListModelVersions lists the versions of a model, newest first unless order_by says
+	// otherwise, all or only those that match a filter (by label or creation time). Any role in
+	// its folder. Every page is full except the last.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+	// (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListModelVersions(ctx context.Context, in *ListModelVersionsRequest, opts ...grpc.CallOption) (*ListModelVersionsResponse, error)
 	// UploadModelVersion stores a file as the next version of a model, in one client stream:
@@ -268,10 +273,12 @@ type ModelServiceServer interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	GetModel(context.Context, *GetModelRequest) (*GetModelResponse, error)
-	// ListModels lists the models in the folders where the caller has any role, oldest first,
-	// optionally in one folder only. Every page is full except the last.
+	// ListModels lists the models in the folders where the caller has any role, oldest first
+	// unless order_by says otherwise, optionally in one folder only or only those that match a
+	// filter (by name, folder, label or creation time). Every page is full except the last.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+	// (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// GetModelVersion returns the metadata of one version, named by its number or by an alias
@@ -281,9 +288,12 @@ type ModelServiceServer interface {
 	// version and alias is set; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND
 	// (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
 	GetModelVersion(context.Context, *GetModelVersionRequest) (*GetModelVersionResponse, error)
-	// ListModelVersions lists the versions of a model, newest first. Any role in its folder.
+	// ListModelVersions lists the versions of a model, newest first unless order_by says
+	// otherwise, all or only those that match a filter (by label or creation time). Any role in
+	// its folder. Every page is full except the last.
 	//
-	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+	// (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListModelVersions(context.Context, *ListModelVersionsRequest) (*ListModelVersionsResponse, error)
 	// UploadModelVersion stores a file as the next version of a model, in one client stream:

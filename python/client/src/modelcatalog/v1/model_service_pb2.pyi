@@ -142,6 +142,8 @@ class ListModelsRequest(_message.Message):
     FOLDER_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     folder_id: _builtins.str
     """When set, only the models of this folder are listed."""
     page_size: _builtins.int
@@ -150,7 +152,26 @@ class ListModelsRequest(_message.Message):
     """
     page_token: _builtins.str
     """The next_page_token of the previous page, or empty for the first page. A token is valid
-    only with the same folder_id.
+    only with the same folder_id, filter and order_by.
+    """
+    filter: _builtins.str
+    """Only the models that match, empty for all (a subset of AIP-160): conditions joined by
+    AND, each a field, an operator and a value in double quotes (\\" and \\\\ escape a quote
+    and a backslash). Fields and operators:
+      name = "resnet"         the name exactly;
+      name = "res*"           names that start with "res" (a trailing * only);
+      name : "net"            names that contain "net", ASCII letters regardless of case;
+      folder_id = "ID"        the models of that folder;
+      labels.KEY = "VALUE"    models with a version labelled KEY=VALUE;
+      labels.KEY : *          models with a version that has the label KEY;
+      create_time > "2026-01-31T00:00:00Z"  with <, <=, > or >=, an RFC 3339 time.
+    For example: name : "bert" AND labels.stage = "prod". Anything else is INVALID_ARGUMENT
+    (INVALID_FIELD, field "filter") saying what was expected where. At most 1024 characters.
+    """
+    order_by: _builtins.str
+    """The order of the models: "create_time" (oldest first, the default), "create_time desc",
+    "name" or "name desc" (by Unicode code point, so "Z" before "a"; equal names in creation
+    order). Every page is full except the last.
     """
     def __init__(
         self,
@@ -158,10 +179,12 @@ class ListModelsRequest(_message.Message):
         folder_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["folder_id", b"folder_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "folder_id", b"folder_id", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -260,6 +283,8 @@ class ListModelVersionsRequest(_message.Message):
     MODEL_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    FILTER_FIELD_NUMBER: _builtins.int
+    ORDER_BY_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The identifier of the model."""
     page_size: _builtins.int
@@ -267,17 +292,34 @@ class ListModelVersionsRequest(_message.Message):
     are treated as 1000, negative values are rejected.
     """
     page_token: _builtins.str
-    """The next_page_token of the previous page, or empty for the first page."""
+    """The next_page_token of the previous page, or empty for the first page. A token is valid
+    only with the same model_id, filter and order_by.
+    """
+    filter: _builtins.str
+    """Only the versions that match, empty for all; the syntax of ListModelsRequest.filter with
+    these fields:
+      labels.KEY = "VALUE"    versions labelled KEY=VALUE;
+      labels.KEY : *          versions that have the label KEY;
+      create_time > "2026-01-31T00:00:00Z"  with <, <=, > or >=, an RFC 3339 time.
+    For example: labels.stage = "prod" AND create_time >= "2026-11-01T00:00:00Z".
+    """
+    order_by: _builtins.str
+    """The order of the versions: "version desc" (newest first, the default) or "version"
+    (oldest first); "create_time" and "create_time desc" are the same orders, as versions
+    are numbered in the order they are created.
+    """
     def __init__(
         self,
         *,
         model_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        filter: _builtins.str = ...,
+        order_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "model_id", b"model_id", "order_by", b"order_by", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -295,7 +337,7 @@ class ListModelVersionsResponse(_message.Message):
     """The token for the next page, or empty when this is the last page."""
     @_builtins.property
     def versions(self) -> _containers.RepeatedCompositeFieldContainer[_resources_pb2.ModelVersion]:
-        """The versions of this page, newest first."""
+        """The versions of this page, in the requested order (newest first by default)."""
 
     def __init__(
         self,

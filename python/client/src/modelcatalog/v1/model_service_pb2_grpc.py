@@ -125,10 +125,12 @@ class ModelServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """ListModels lists the models in the folders where the caller has any role, oldest first,
-        optionally in one folder only. Every page is full except the last.
+        """ListModels lists the models in the folders where the caller has any role, oldest first
+        unless order_by says otherwise, optionally in one folder only or only those that match a
+        filter (by name, folder, label or creation time). Every page is full except the last.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+        (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -148,9 +150,12 @@ class ModelServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListModelVersions(self, request, context):
-        """ListModelVersions lists the versions of a model, newest first. Any role in its folder.
+        """ListModelVersions lists the versions of a model, newest first unless order_by says
+        otherwise, all or only those that match a filter (by label or creation time). Any role in
+        its folder. Every page is full except the last.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+        (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -54,10 +54,12 @@ class ModelServiceStub:
     (FOLDER_ACCESS_DENIED).
     """
     ListModels: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _model_service_pb2.ListModelsResponse]
-    """ListModels lists the models in the folders where the caller has any role, oldest first,
-    optionally in one folder only. Every page is full except the last.
+    """ListModels lists the models in the folders where the caller has any role, oldest first
+    unless order_by says otherwise, optionally in one folder only or only those that match a
+    filter (by name, folder, label or creation time). Every page is full except the last.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+    (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
     """
     GetModelVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.GetModelVersionRequest, _model_service_pb2.GetModelVersionResponse]
@@ -69,9 +71,12 @@ class ModelServiceStub:
     (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
     """
     ListModelVersions: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.ListModelVersionsRequest, _model_service_pb2.ListModelVersionsResponse]
-    """ListModelVersions lists the versions of a model, newest first. Any role in its folder.
+    """ListModelVersions lists the versions of a model, newest first unless order_by says
+    otherwise, all or only those that match a filter (by label or creation time). Any role in
+    its folder. Every page is full except the last.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+    (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
     """
     UploadModelVersion: _grpc.StreamUnaryMultiCallable[_model_service_pb2.UploadModelVersionRequest, _model_service_pb2.UploadModelVersionResponse]
@@ -165,10 +170,12 @@ class ModelServiceAsyncStub(ModelServiceStub):
     (FOLDER_ACCESS_DENIED).
     """
     ListModels: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelsRequest, _model_service_pb2.ListModelsResponse]  # type: ignore[assignment]
-    """ListModels lists the models in the folders where the caller has any role, oldest first,
-    optionally in one folder only. Every page is full except the last.
+    """ListModels lists the models in the folders where the caller has any role, oldest first
+    unless order_by says otherwise, optionally in one folder only or only those that match a
+    filter (by name, folder, label or creation time). Every page is full except the last.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+    (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
     """
     GetModelVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.GetModelVersionRequest, _model_service_pb2.GetModelVersionResponse]  # type: ignore[assignment]
@@ -180,9 +187,12 @@ class ModelServiceAsyncStub(ModelServiceStub):
     (VERSION_NOT_FOUND, ALIAS_NOT_FOUND).
     """
     ListModelVersions: _aio.UnaryUnaryMultiCallable[_model_service_pb2.ListModelVersionsRequest, _model_service_pb2.ListModelVersionsResponse]  # type: ignore[assignment]
-    """ListModelVersions lists the versions of a model, newest first. Any role in its folder.
+    """ListModelVersions lists the versions of a model, newest first unless order_by says
+    otherwise, all or only those that match a filter (by label or creation time). Any role in
+    its folder. Every page is full except the last.
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+    (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
     """
     UploadModelVersion: _aio.StreamUnaryMultiCallable[_model_service_pb2.UploadModelVersionRequest, _model_service_pb2.UploadModelVersionResponse]  # type: ignore[assignment]
@@ -291,10 +301,12 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _model_service_pb2.ListModelsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_model_service_pb2.ListModelsResponse, _abc.Awaitable[_model_service_pb2.ListModelsResponse]]:
-        """ListModels lists the models in the folders where the caller has any role, oldest first,
-        optionally in one folder only. Every page is full except the last.
+        """ListModels lists the models in the folders where the caller has any role, oldest first
+        unless order_by says otherwise, optionally in one folder only or only those that match a
+        filter (by name, folder, label or creation time). Every page is full except the last.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+        (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
         """
 
@@ -318,9 +330,12 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _model_service_pb2.ListModelVersionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_model_service_pb2.ListModelVersionsResponse, _abc.Awaitable[_model_service_pb2.ListModelVersionsResponse]]:
-        """ListModelVersions lists the versions of a model, newest first. Any role in its folder.
+        """ListModelVersions lists the versions of a model, newest first unless order_by says
+        otherwise, all or only those that match a filter (by label or creation time). Any role in
+        its folder. Every page is full except the last.
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+        (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED).
         """
 

@@ -20,6 +20,7 @@ from .errors import (
     NotFound,
     PermissionDenied,
 )
+from .filters import model_query, scoped
 from .paging import PageTokens, page_size
 from .requests import RequestResults
 
@@ -188,21 +189,33 @@ class Catalog:
         return await self._store.read(lambda tx: require_model(tx, caller, model_id, Role.VIEWER))
 
     async def list_models(
-        self, caller: str, folder_id: str, size: int, token: str
+        self,
+        caller: str,
+        folder_id: str,
+        size: int,
+        token: str,
+        filter_text: str = "",
+        order_by: str = "",
     ) -> Page[ModelRecord]:
+        """The caller's models (in one folder if ``folder_id``) that match ``filter_text``, in
+        the order ``order_by`` (``domain.filters``), a page at a time."""
         if folder_id:
             validation.resource_id("folder_id", folder_id)
         limit = page_size(size)
-        scope = f"models:{folder_id}"
+        query = model_query(filter_text, order_by)
+        scope = scoped(f"models:{folder_id}", filter_text, order_by)
         after = self._position(token, caller, scope)
 
         def models(tx: Transaction) -> list[ModelRecord]:
             if folder_id:
                 _folder(tx, caller, folder_id, Role.VIEWER)
-            return tx.models_for(caller, folder_id or None, after, limit + 1)
+            return tx.models_for(caller, folder_id or None, after, limit + 1, query)
+
+        def position(model: ModelRecord) -> list[Any]:
+            return [model.name if query.by_name else model.created_us, model.id]
 
         rows = await self._store.read(models)
-        return page_of(self._tokens, rows, limit, caller, scope, lambda m: [m.created_us, m.id])
+        return page_of(self._tokens, rows, limit, caller, scope, position)
 
     # Paging
 

@@ -26,6 +26,7 @@ from .errors import (
     OutOfRange,
     ResourceExhausted,
 )
+from .filters import scoped, version_query
 from .paging import PageTokens, page_size
 from .requests import Request, RequestResults
 from .slots import SlotLimits, Slots
@@ -253,15 +254,26 @@ class Versions:
 
         return await self._store.read(version_of_model)
 
-    async def list(self, caller: str, model_id: str, size: int, token: str) -> Page[VersionRecord]:
+    async def list(
+        self,
+        caller: str,
+        model_id: str,
+        size: int,
+        token: str,
+        filter_text: str = "",
+        order_by: str = "",
+    ) -> Page[VersionRecord]:
+        """The model's versions that match ``filter_text``, in the order ``order_by``
+        (``domain.filters``), a page at a time."""
         validation.resource_id("model_id", model_id)
         limit = page_size(size)
-        scope = f"versions:{model_id}"
+        query = version_query(filter_text, order_by)
+        scope = scoped(f"versions:{model_id}", filter_text, order_by)
         before = self._tokens.decode(token, caller=caller, scope=scope)
 
         def versions(tx: Transaction) -> list[VersionRecord]:
             require_model(tx, caller, model_id, Role.VIEWER)
-            return tx.versions(model_id, before, limit + 1)
+            return tx.versions(model_id, before, limit + 1, query)
 
         rows = await self._store.read(versions)
         return page_of(self._tokens, rows, limit, caller, scope, lambda v: v.version)

@@ -48,7 +48,12 @@ class ModelService(v1.ModelServiceBase):
     async def list_models(self, list_models_request: v1.ListModelsRequest) -> v1.ListModelsResponse:
         request = list_models_request
         page = await self._catalog.list_models(
-            current_principal().user_id, request.folder_id, request.page_size, request.page_token
+            current_principal().user_id,
+            request.folder_id,
+            request.page_size,
+            request.page_token,
+            request.filter,
+            request.order_by,
         )
         return wire.new(
             v1.ListModelsResponse,
@@ -70,7 +75,12 @@ class ModelService(v1.ModelServiceBase):
     ) -> v1.ListModelVersionsResponse:
         request = list_model_versions_request
         page = await self._versions.list(
-            current_principal().user_id, request.model_id, request.page_size, request.page_token
+            current_principal().user_id,
+            request.model_id,
+            request.page_size,
+            request.page_token,
+            request.filter,
+            request.order_by,
         )
         return wire.new(
             v1.ListModelVersionsResponse,

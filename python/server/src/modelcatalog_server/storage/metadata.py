@@ -36,6 +36,7 @@ import contextlib
 import functools
 import json
 import logging
+import operator
 import queue
 import sqlite3
 import threading
@@ -48,6 +49,7 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
     Select,
+    String,
     and_,
     bindparam,
     case,
@@ -58,6 +60,8 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -74,11 +78,14 @@ from .records import (
     Credentials,
     FailureCounts,
     FolderRecord,
+    LabelTest,
     MemberRecord,
+    ModelQuery,
     ModelRecord,
     Role,
     TokenStanding,
     UserRecord,
+    VersionQuery,
     VersionRecord,
 )
 from .schema import (
@@ -124,6 +131,11 @@ log = logging.getLogger("modelcatalog_server.storage")
 
 #: A position in a list ordered by creation: (created_us, id) of the last item returned.
 Cursor = tuple[int, str]
+#: A position in a list in any order: (the order's key, id) of the last item returned.
+Position = tuple[Any, str]
+#: The unfiltered lists, in their default orders.
+EVERY_MODEL = ModelQuery()
+EVERY_VERSION = VersionQuery()
 
 
 @dataclass(frozen=True)
@@ -717,6 +729,94 @@ def _aliases_page(after: bool) -> Select[Any]:
     return query.order_by(model_aliases.c.name).limit(bindparam("limit"))
 
 
+def _label_value(labels: Any, key: str, dialect: str) -> ColumnElement[Any]:
+    """The value of label ``key`` in a version's labels (a JSON object), NULL without it."""
+    if dialect == "postgresql":
+        as_json: ColumnElement[Any] = sql_cast(labels, JSONB)
+        return as_json.op("->>")(bindparam(None, key, type_=String))
+    # Label keys never hold a double quote, so the key is a quoted JSON path member as is.
+    return func.json_extract(labels, bindparam(None, f'$."{key}"', type_=String))
+
+
+def _label_matches(labels: Any, test: LabelTest, dialect: str) -> ColumnElement[bool]:
+    value = _label_value(labels, test.key, dialect)
+    return value.is_not(None) if test.value is None else value == test.value
+
+
+_COMPARE: dict[str, Callable[[Any, int], ColumnElement[bool]]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+
+
+def _like_pattern(text: str) -> str:
+    """``text`` inside a LIKE pattern (ESCAPE '\\'): its wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _keyset(key: Any, id_column: Any, after: Position, descending: bool) -> ColumnElement[bool]:
+    """Rows strictly past ``after`` (the last row's key and id) in (key, id) order."""
+    value, last_id = after
+    if descending:
+        return or_(key < value, and_(key == value, id_column < last_id))
+    return or_(key > value, and_(key == value, id_column > last_id))
+
+
+def _matching_models(
+    query: ModelQuery, in_folder: bool, after: Position | None, dialect: str
+) -> Select[Any]:
+    """A page of the caller's models (``_MODELS_OF_CALLER``) for a filtered or ordered list;
+    values other than the caller, folder and limit are bound in the statement."""
+    page = _MODELS_OF_CALLER
+    if in_folder:
+        page = page.where(models.c.folder_id == bindparam("folder_id"))
+    name = models.c.name
+    conditions: list[ColumnElement[bool]] = [
+        *(models.c.folder_id == folder_id for folder_id in query.folder_ids),
+        *(name == exact for exact in query.names),
+        *(func.substr(name, 1, len(prefix)) == prefix for prefix in query.name_prefixes),
+        *(
+            func.lower(name).like(_like_pattern(part.lower()), escape="\\")
+            for part in query.name_substrings
+        ),
+        *(
+            exists().where(
+                model_versions.c.model_id == models.c.id,
+                _label_matches(model_versions.c.labels, test, dialect),
+            )
+            for test in query.labels
+        ),
+        *(_COMPARE[bound.operator](models.c.created_us, bound.us) for bound in query.created),
+    ]
+    # Names sort by code point on every backend (PostgreSQL's default collation may not).
+    by_code_point = name.collate("C") if dialect == "postgresql" else name
+    key = by_code_point if query.by_name else models.c.created_us
+    if after is not None:
+        conditions.append(_keyset(key, models.c.id, after, query.descending))
+    order = [key.desc(), models.c.id.desc()] if query.descending else [key, models.c.id]
+    return page.where(*conditions).order_by(*order).limit(bindparam("limit"))
+
+
+def _matching_versions(query: VersionQuery, past: int | None, dialect: str) -> Select[Any]:
+    """A page of one model's versions for a filtered or ordered list."""
+    number = model_versions.c.version
+    conditions: list[ColumnElement[bool]] = [
+        model_versions.c.model_id == bindparam("model_id"),
+        *(_label_matches(model_versions.c.labels, test, dialect) for test in query.labels),
+        *(
+            _COMPARE[bound.operator](model_versions.c.created_us, bound.us)
+            for bound in query.created
+        ),
+    ]
+    if past is not None:
+        conditions.append(number > past if query.oldest_first else number < past)
+    order = number if query.oldest_first else number.desc()
+    return _VERSIONS.where(*conditions).order_by(order).limit(bindparam("limit"))
+
+
 def _position(after: Cursor | None) -> dict[str, Any]:
     """The bound parameters of a keyset position (none for the first page)."""
     if after is None:
@@ -729,6 +829,10 @@ class Transaction:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+
+    @property
+    def _dialect(self) -> str:
+        return self.connection.dialect.name
 
     # Users
 
@@ -983,15 +1087,24 @@ class Transaction:
         return _model(row) if row else None
 
     def models_for(
-        self, user_id: str, folder_id: str | None, after: Cursor | None, limit: int
+        self,
+        user_id: str,
+        folder_id: str | None,
+        after: Position | None,
+        limit: int,
+        query: ModelQuery = EVERY_MODEL,
     ) -> list[ModelRecord]:
-        parameters: dict[str, Any] = {"caller": user_id, "limit": limit, **_position(after)}
+        """The caller's models that match ``query``, in its order, after the position
+        ``after`` (the order's key and the id of the last model of the previous page)."""
+        parameters: dict[str, Any] = {"caller": user_id, "limit": limit}
         if folder_id is not None:
             parameters["folder_id"] = folder_id
-        rows = self.connection.execute(
-            _models_page(folder_id is not None, after is not None), parameters
-        ).all()
-        return [_model(row) for row in rows]
+        if query == EVERY_MODEL:  # the common list, a statement compiled once
+            page = _models_page(folder_id is not None, after is not None)
+            parameters.update(_position(after))
+        else:
+            page = _matching_models(query, folder_id is not None, after, self._dialect)
+        return [_model(row) for row in self.connection.execute(page, parameters).all()]
 
     # Versions
 
@@ -1046,13 +1159,23 @@ class Transaction:
         row = self.connection.execute(_VERSION, {"model_id": model_id, "version": version}).first()
         return _version(row) if row else None
 
-    def versions(self, model_id: str, before: int | None, limit: int) -> list[VersionRecord]:
-        """Versions newest first, starting below version number ``before``."""
+    def versions(
+        self,
+        model_id: str,
+        before: int | None,
+        limit: int,
+        query: VersionQuery = EVERY_VERSION,
+    ) -> list[VersionRecord]:
+        """The model's versions that match ``query``, newest first (or oldest first if the
+        query says so), starting past version number ``before``."""
         parameters: dict[str, Any] = {"model_id": model_id, "limit": limit}
-        if before is not None:
-            parameters["before"] = before
-        rows = self.connection.execute(_versions_page(before is not None), parameters).all()
-        return [_version(row) for row in rows]
+        if query == EVERY_VERSION:  # the common list, a statement compiled once
+            page = _versions_page(before is not None)
+            if before is not None:
+                parameters["before"] = before
+        else:
+            page = _matching_versions(query, before, self._dialect)
+        return [_version(row) for row in self.connection.execute(page, parameters).all()]
 
     # Aliases
 

@@ -112,3 +112,45 @@ class AliasRecord:
     version: int
     updater_username: str
     updated_us: int
+
+
+@dataclass(frozen=True)
+class LabelTest:
+    """A version has the label ``key`` (any value when ``value`` is None)."""
+
+    key: str
+    value: str | None
+
+
+@dataclass(frozen=True)
+class TimeBound:
+    """A creation time compared with ``operator`` (``<``, ``<=``, ``>``, ``>=``) to ``us``."""
+
+    operator: str
+    us: int
+
+
+@dataclass(frozen=True)
+class ModelQuery:
+    """Which models a list wants beyond the caller's (every condition holds), in what order."""
+
+    folder_ids: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    name_prefixes: tuple[str, ...] = ()
+    name_substrings: tuple[str, ...] = ()
+    """Contained in the name, ASCII letters regardless of case."""
+    labels: tuple[LabelTest, ...] = ()
+    """Held by at least one version of the model, each."""
+    created: tuple[TimeBound, ...] = ()
+    by_name: bool = False
+    """Ordered by name (then creation), not by creation."""
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class VersionQuery:
+    """Which versions of a model a list wants (every condition holds), in what order."""
+
+    labels: tuple[LabelTest, ...] = ()
+    created: tuple[TimeBound, ...] = ()
+    oldest_first: bool = False

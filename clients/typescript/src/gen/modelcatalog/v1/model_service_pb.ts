@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/model_service.proto.
  */
 export const file_modelcatalog_v1_model_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIl4KEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKE0NyZWF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiIwoPR2V0TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjkKEEdldE1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiTQoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlUKEkxpc3RNb2RlbHNSZXNwb25zZRImCgZtb2RlbHMYASADKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIkoKFkdldE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxINCgVhbGlhcxgDIAEoCSJJChdHZXRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJTChhMaXN0TW9kZWxWZXJzaW9uc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiZQoZTGlzdE1vZGVsVmVyc2lvbnNSZXNwb25zZRIvCgh2ZXJzaW9ucxgBIAMoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqwCChhVcGxvYWRNb2RlbFZlcnNpb25IZWFkZXISEAoIbW9kZWxfaWQYASABKAkSEQoJZmlsZV9uYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIXCgpzaXplX2J5dGVzGAQgASgDSACIAQESDgoGc2hhMjU2GAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJEkUKBmxhYmVscxgHIAMoCzI1Lm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXIuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19zaXplX2J5dGVzIisKGVVwbG9hZE1vZGVsVmVyc2lvblRyYWlsZXISDgoGc2hhMjU2GAEgASgJIrMBChlVcGxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EjsKBmhlYWRlchgBIAEoCzIpLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAEj0KB3RyYWlsZXIYAyABKAsyKi5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlckgAQgkKB2NvbnRlbnQiTAoaVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iXwobRG93bmxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDgoGb2Zmc2V0GAMgASgDEg0KBWFsaWFzGAQgASgJImwKHERvd25sb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USMAoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb25IABIPCgVjaHVuaxgCIAEoDEgAQgkKB2NvbnRlbnQijwEKFFNldE1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoAxIdChBleHBlY3RlZF92ZXJzaW9uGAQgASgDSACIAQESEgoKcmVxdWVzdF9pZBgFIAEoCUITChFfZXhwZWN0ZWRfdmVyc2lvbiJDChVTZXRNb2RlbEFsaWFzUmVzcG9uc2USKgoFYWxpYXMYASABKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcyJtChdEZWxldGVNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEh0KEGV4cGVjdGVkX3ZlcnNpb24YAyABKANIAIgBAUITChFfZXhwZWN0ZWRfdmVyc2lvbiIaChhEZWxldGVNb2RlbEFsaWFzUmVzcG9uc2UiUgoXTGlzdE1vZGVsQWxpYXNlc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYQoYTGlzdE1vZGVsQWxpYXNlc1Jlc3BvbnNlEiwKB2FsaWFzZXMYASADKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkymggKDE1vZGVsU2VydmljZRJYCgtDcmVhdGVNb2RlbBIjLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlcXVlc3QaJC5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlTW9kZWxSZXNwb25zZRJUCghHZXRNb2RlbBIgLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlcXVlc3QaIS5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxSZXNwb25zZSIDkAIBEloKCkxpc3RNb2RlbHMSIi5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1JlcXVlc3QaIy5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIgOQAgESaQoPR2V0TW9kZWxWZXJzaW9uEicubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsVmVyc2lvblJlcXVlc3QaKC5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACARJvChFMaXN0TW9kZWxWZXJzaW9ucxIpLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1JlcXVlc3QaKi5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsVmVyc2lvbnNSZXNwb25zZSIDkAIBEm8KElVwbG9hZE1vZGVsVmVyc2lvbhIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0GisubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlKAESegoURG93bmxvYWRNb2RlbFZlcnNpb24SLC5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0Gi0ubW9kZWxjYXRhbG9nLnYxLkRvd25sb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACATABEl4KDVNldE1vZGVsQWxpYXMSJS5tb2RlbGNhdGFsb2cudjEuU2V0TW9kZWxBbGlhc1JlcXVlc3QaJi5tb2RlbGNhdGFsb2cudjEuU2V0TW9kZWxBbGlhc1Jlc3BvbnNlEmcKEERlbGV0ZU1vZGVsQWxpYXMSKC5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxBbGlhc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxBbGlhc1Jlc3BvbnNlEmwKEExpc3RNb2RlbEFsaWFzZXMSKC5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsQWxpYXNlc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsQWxpYXNlc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_modelcatalog_v1_resources]);
+  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIl4KEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKE0NyZWF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiIwoPR2V0TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjkKEEdldE1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwibwoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDQoFYWxpYXMYAyABKAkiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24idQoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJlChlMaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlEi8KCHZlcnNpb25zGAEgAygLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkirAIKGFVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlchIQCghtb2RlbF9pZBgBIAEoCRIRCglmaWxlX25hbWUYAiABKAkSFAoMY29udGVudF90eXBlGAMgASgJEhcKCnNpemVfYnl0ZXMYBCABKANIAIgBARIOCgZzaGEyNTYYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSRQoGbGFiZWxzGAcgAygLMjUubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlci5MYWJlbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAggASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMiKwoZVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlchIOCgZzaGEyNTYYASABKAkiswEKGVVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSAASPQoHdHJhaWxlchgDIAEoCzIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVySABCCQoHY29udGVudCJMChpVcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJfChtEb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIOCgZvZmZzZXQYAyABKAMSDQoFYWxpYXMYBCABKAkibAocRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbkgAEg8KBWNodW5rGAIgASgMSABCCQoHY29udGVudCKPAQoUU2V0TW9kZWxBbGlhc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEh0KEGV4cGVjdGVkX3ZlcnNpb24YBCABKANIAIgBARISCgpyZXF1ZXN0X2lkGAUgASgJQhMKEV9leHBlY3RlZF92ZXJzaW9uIkMKFVNldE1vZGVsQWxpYXNSZXNwb25zZRIqCgVhbGlhcxgBIAEoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzIm0KF0RlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIhoKGERlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZSJSChdMaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJhChhMaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2USLAoHYWxpYXNlcxgBIAMoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKaCAoMTW9kZWxTZXJ2aWNlElgKC0NyZWF0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlc3BvbnNlElQKCEdldE1vZGVsEiAubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVxdWVzdBohLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlc3BvbnNlIgOQAgESWgoKTGlzdE1vZGVscxIiLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVzcG9uc2UiA5ACARJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgESbwoSVXBsb2FkTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UoARJ6ChREb3dubG9hZE1vZGVsVmVyc2lvbhIsLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaLS5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBMAESXgoNU2V0TW9kZWxBbGlhcxIlLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVxdWVzdBomLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVzcG9uc2USZwoQRGVsZXRlTW9kZWxBbGlhcxIoLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVzcG9uc2USbAoQTGlzdE1vZGVsQWxpYXNlcxIoLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_modelcatalog_v1_resources]);
 
 /**
  * CreateModelRequest is the input of ModelService.CreateModel.
@@ -149,11 +149,38 @@ export type ListModelsRequest = Message<"modelcatalog.v1.ListModelsRequest"> & {
 
   /**
    * The next_page_token of the previous page, or empty for the first page. A token is valid
-   * only with the same folder_id.
+   * only with the same folder_id, filter and order_by.
    *
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * Only the models that match, empty for all (a subset of AIP-160): conditions joined by
+   * AND, each a field, an operator and a value in double quotes (\" and \\ escape a quote
+   * and a backslash). Fields and operators:
+   *   name = "resnet"         the name exactly;
+   *   name = "res*"           names that start with "res" (a trailing * only);
+   *   name : "net"            names that contain "net", ASCII letters regardless of case;
+   *   folder_id = "ID"        the models of that folder;
+   *   labels.KEY = "VALUE"    models with a version labelled KEY=VALUE;
+   *   labels.KEY : *          models with a version that has the label KEY;
+   *   create_time > "2026-01-31T00:00:00Z"  with <, <=, > or >=, an RFC 3339 time.
+   * For example: name : "bert" AND labels.stage = "prod". Anything else is INVALID_ARGUMENT
+   * (INVALID_FIELD, field "filter") saying what was expected where. At most 1024 characters.
+   *
+   * @generated from field: string filter = 4;
+   */
+  filter: string;
+
+  /**
+   * The order of the models: "create_time" (oldest first, the default), "create_time desc",
+   * "name" or "name desc" (by Unicode code point, so "Z" before "a"; equal names in creation
+   * order). Every page is full except the last.
+   *
+   * @generated from field: string order_by = 5;
+   */
+  orderBy: string;
 };
 
 /**
@@ -270,11 +297,33 @@ export type ListModelVersionsRequest = Message<"modelcatalog.v1.ListModelVersion
   pageSize: number;
 
   /**
-   * The next_page_token of the previous page, or empty for the first page.
+   * The next_page_token of the previous page, or empty for the first page. A token is valid
+   * only with the same model_id, filter and order_by.
    *
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * Only the versions that match, empty for all; the syntax of ListModelsRequest.filter with
+   * these fields:
+   *   labels.KEY = "VALUE"    versions labelled KEY=VALUE;
+   *   labels.KEY : *          versions that have the label KEY;
+   *   create_time > "2026-01-31T00:00:00Z"  with <, <=, > or >=, an RFC 3339 time.
+   * For example: labels.stage = "prod" AND create_time >= "2026-11-01T00:00:00Z".
+   *
+   * @generated from field: string filter = 4;
+   */
+  filter: string;
+
+  /**
+   * The order of the versions: "version desc" (newest first, the default) or "version"
+   * (oldest first); "create_time" and "create_time desc" are the same orders, as versions
+   * are numbered in the order they are created.
+   *
+   * @generated from field: string order_by = 5;
+   */
+  orderBy: string;
 };
 
 /**
@@ -291,7 +340,7 @@ export const ListModelVersionsRequestSchema: GenMessage<ListModelVersionsRequest
  */
 export type ListModelVersionsResponse = Message<"modelcatalog.v1.ListModelVersionsResponse"> & {
   /**
-   * The versions of this page, newest first.
+   * The versions of this page, in the requested order (newest first by default).
    *
    * @generated from field: repeated modelcatalog.v1.ModelVersion versions = 1;
    */
@@ -808,10 +857,12 @@ export const ModelService: GenService<{
     output: typeof GetModelResponseSchema;
   },
   /**
-   * ListModels lists the models in the folders where the caller has any role, oldest first,
-   * optionally in one folder only. Every page is full except the last.
+   * ListModels lists the models in the folders where the caller has any role, oldest first
+   * unless order_by says otherwise, optionally in one folder only or only those that match a
+   * filter (by name, folder, label or creation time). Every page is full except the last.
    *
-   * Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+   * (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
    * (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
    *
    * @generated from rpc modelcatalog.v1.ModelService.ListModels
@@ -837,9 +888,12 @@ export const ModelService: GenService<{
     output: typeof GetModelVersionResponseSchema;
   },
   /**
-   * ListModelVersions lists the versions of a model, newest first. Any role in its folder.
+   * ListModelVersions lists the versions of a model, newest first unless order_by says
+   * otherwise, all or only those that match a filter (by label or creation time). Any role in
+   * its folder. Every page is full except the last.
    *
-   * Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
+   * (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
    * (FOLDER_ACCESS_DENIED).
    *
    * @generated from rpc modelcatalog.v1.ModelService.ListModelVersions

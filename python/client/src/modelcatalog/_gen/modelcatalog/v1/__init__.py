@@ -764,7 +764,30 @@ class ListModelsRequest(betterproto.Message):
     page_token: str = betterproto.string_field(3)
     """
     The next_page_token of the previous page, or empty for the first page. A token is valid
-     only with the same folder_id.
+     only with the same folder_id, filter and order_by.
+    """
+
+    filter: str = betterproto.string_field(4)
+    """
+    Only the models that match, empty for all (a subset of AIP-160): conditions joined by
+     AND, each a field, an operator and a value in double quotes (\" and \\ escape a quote
+     and a backslash). Fields and operators:
+       name = "resnet"         the name exactly;
+       name = "res*"           names that start with "res" (a trailing * only);
+       name : "net"            names that contain "net", ASCII letters regardless of case;
+       folder_id = "ID"        the models of that folder;
+       labels.KEY = "VALUE"    models with a version labelled KEY=VALUE;
+       labels.KEY : *          models with a version that has the label KEY;
+       create_time > "2026-01-31T00:00:00Z"  with <, <=, > or >=, an RFC 3339 time.
+     For example: name : "bert" AND labels.stage = "prod". Anything else is INVALID_ARGUMENT
+     (INVALID_FIELD, field "filter") saying what was expected where. At most 1024 characters.
+    """
+
+    order_by: str = betterproto.string_field(5)
+    """
+    The order of the models: "create_time" (oldest first, the default), "create_time desc",
+     "name" or "name desc" (by Unicode code point, so "Z" before "a"; equal names in creation
+     order). Every page is full except the last.
     """
 
 
@@ -825,7 +848,25 @@ class ListModelVersionsRequest(betterproto.Message):
 
     page_token: str = betterproto.string_field(3)
     """
-    The next_page_token of the previous page, or empty for the first page.
+    The next_page_token of the previous page, or empty for the first page. A token is valid
+     only with the same model_id, filter and order_by.
+    """
+
+    filter: str = betterproto.string_field(4)
+    """
+    Only the versions that match, empty for all; the syntax of ListModelsRequest.filter with
+     these fields:
+       labels.KEY = "VALUE"    versions labelled KEY=VALUE;
+       labels.KEY : *          versions that have the label KEY;
+       create_time > "2026-01-31T00:00:00Z"  with <, <=, > or >=, an RFC 3339 time.
+     For example: labels.stage = "prod" AND create_time >= "2026-11-01T00:00:00Z".
+    """
+
+    order_by: str = betterproto.string_field(5)
+    """
+    The order of the versions: "version desc" (newest first, the default) or "version"
+     (oldest first); "create_time" and "create_time desc" are the same orders, as versions
+     are numbered in the order they are created.
     """
 
 
@@ -836,7 +877,9 @@ class ListModelVersionsResponse(betterproto.Message):
     """
 
     versions: List["ModelVersion"] = betterproto.message_field(1)
-    """The versions of this page, newest first."""
+    """
+    The versions of this page, in the requested order (newest first by default).
+    """
 
     next_page_token: str = betterproto.string_field(2)
     """The token for the next page, or empty when this is the last page."""
