@@ -54,6 +54,9 @@ class Backend:
     versions: list[v1.ModelVersion] = field(default_factory=list)
     blobs: dict[int, bytes] = field(default_factory=dict)
     aliases: dict[str, int] = field(default_factory=dict)
+    list_requests: list[tuple[str, str, str]] = field(default_factory=list)
+    """What each ListModels / ListModelVersions asked for: ("models" or "versions", filter,
+    order_by)."""
     error: GRPCError | None = None
     """Raised by every RPC while set."""
     authorization: list[str | bytes | None] = field(default_factory=list)
@@ -252,6 +255,8 @@ class FakeModels(FakeTransfers):
 
     async def list_models(self, list_models_request: v1.ListModelsRequest) -> v1.ListModelsResponse:
         self.backend.check()
+        request = list_models_request
+        self.backend.list_requests.append(("models", request.filter, request.order_by))
         wanted = list_models_request.folder_id
         models = [m for m in self.backend.models if not wanted or m.folder_id == wanted]
         return v1.ListModelsResponse(models=models)
@@ -266,6 +271,8 @@ class FakeModels(FakeTransfers):
         self, list_model_versions_request: v1.ListModelVersionsRequest
     ) -> v1.ListModelVersionsResponse:
         self.backend.check()
+        request = list_model_versions_request
+        self.backend.list_requests.append(("versions", request.filter, request.order_by))
         return v1.ListModelVersionsResponse(versions=self.backend.versions[::-1])
 
     async def set_model_alias(

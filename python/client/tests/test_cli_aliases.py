@@ -123,3 +123,20 @@ def test_a_name_two_models_share_lists_their_ids(resnet: CliHarness) -> None:
     assert "2 models you can see are named 'resnet'" in line
     assert MODEL_ID in line
     assert MODEL_ID.replace("0002", "0003") in line
+
+
+def test_list_filters_and_orders_reach_the_server(resnet: CliHarness) -> None:
+    """`model list` and `version list` send --filter and --order-by as given, and a model
+    named by its name is looked up with a name filter, not by listing every model."""
+    listed = resnet.run("model", "list", "--filter", 'name : "res"', "--order-by", "name desc")
+    assert listed.exit_code == 0, listed.stderr
+    assert resnet.backend.list_requests[-1] == ("models", 'name : "res"', "name desc")
+    versions = resnet.run("version", "list", 'say "hi"', "--filter", "labels.k : *")
+    assert versions.exit_code == ExitCode.PERMISSION
+    assert resnet.backend.list_requests[-1] == ("models", r'name : "say \"hi\""', "")
+    versions = resnet.run("version", "list", "resnet", "--order-by", "version")
+    assert versions.exit_code == 0, versions.stderr
+    assert resnet.backend.list_requests[-2:] == [
+        ("models", 'name : "resnet"', ""),
+        ("versions", "", "version"),
+    ]

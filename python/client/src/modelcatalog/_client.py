@@ -581,10 +581,24 @@ class AsyncClient:
         ).model
 
     def list_models(
-        self, folder_id: str | None = None, page_size: int = 0, *, timeout: Timeout = ...
+        self,
+        folder_id: str | None = None,
+        page_size: int = 0,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        timeout: Timeout = ...,
     ) -> AsyncIterator[v1.Model]:
-        """The caller's models, oldest first, in one folder or all; fetched page by page."""
-        request = v1.ListModelsRequest(folder_id=folder_id or "", page_size=page_size)
+        """The caller's models, in one folder or all; fetched page by page.
+
+        ``filter`` selects models by name, folder, label or creation time, e.g.
+        ``'name : "bert" AND labels.stage = "prod"'``; ``order_by`` is ``"create_time"``
+        (oldest first, the default), ``"create_time desc"``, ``"name"`` or ``"name desc"``.
+        The syntax is in ``ListModelsRequest``'s comments in the contract.
+        """
+        request = v1.ListModelsRequest(
+            folder_id=folder_id or "", page_size=page_size, filter=filter, order_by=order_by
+        )
         return self._paginate(self._models.list_models, request, lambda page: page.models, timeout)
 
     async def get_model_version(
@@ -599,10 +613,20 @@ class AsyncClient:
         ).version
 
     def list_model_versions(
-        self, model_id: str, page_size: int = 0, *, timeout: Timeout = ...
+        self,
+        model_id: str,
+        page_size: int = 0,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        timeout: Timeout = ...,
     ) -> AsyncIterator[v1.ModelVersion]:
-        """The versions of a model, newest first, fetched page by page."""
-        request = v1.ListModelVersionsRequest(model_id=model_id, page_size=page_size)
+        """The versions of a model, fetched page by page: newest first, or oldest first with
+        ``order_by="version"``; ``filter`` selects by label or creation time, e.g.
+        ``'labels.stage = "prod" AND create_time >= "2026-11-01T00:00:00Z"'``."""
+        request = v1.ListModelVersionsRequest(
+            model_id=model_id, page_size=page_size, filter=filter, order_by=order_by
+        )
         return self._paginate(
             self._models.list_model_versions, request, lambda page: page.versions, timeout
         )

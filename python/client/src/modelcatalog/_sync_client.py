@@ -230,9 +230,19 @@ class Client:
 
     @_same_as(AsyncClient.list_models)
     def list_models(
-        self, folder_id: str | None = None, page_size: int = 0, *, timeout: Timeout = ...
+        self,
+        folder_id: str | None = None,
+        page_size: int = 0,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        timeout: Timeout = ...,
     ) -> Iterator[v1.Model]:
-        return self._iterate(self._client.list_models(folder_id, page_size, timeout=timeout))
+        return self._iterate(
+            self._client.list_models(
+                folder_id, page_size, filter=filter, order_by=order_by, timeout=timeout
+            )
+        )
 
     @_same_as(AsyncClient.get_model_version)
     def get_model_version(
@@ -242,9 +252,19 @@ class Client:
 
     @_same_as(AsyncClient.list_model_versions)
     def list_model_versions(
-        self, model_id: str, page_size: int = 0, *, timeout: Timeout = ...
+        self,
+        model_id: str,
+        page_size: int = 0,
+        *,
+        filter: str = "",
+        order_by: str = "",
+        timeout: Timeout = ...,
     ) -> Iterator[v1.ModelVersion]:
-        return self._iterate(self._client.list_model_versions(model_id, page_size, timeout=timeout))
+        return self._iterate(
+            self._client.list_model_versions(
+                model_id, page_size, filter=filter, order_by=order_by, timeout=timeout
+            )
+        )
 
     @_same_as(AsyncClient.set_model_alias)
     def set_model_alias(

@@ -130,7 +130,10 @@ async def folder_id(client: AsyncClient, folder: str) -> str:
 async def model_id(client: AsyncClient, model: str) -> str:
     """The id of the model a MODEL argument names: its id, or the name of the one model you
     can see by that name."""
-    return await _resolve("model", model, client.list_models(page_size=_NAME_LOOKUP_PAGE))
+    # The server narrows the list to names containing it (no wildcards: ":" has none).
+    escaped = model.replace("\\", "\\\\").replace('"', '\\"')
+    candidates = client.list_models(page_size=_NAME_LOOKUP_PAGE, filter=f'name : "{escaped}"')
+    return await _resolve("model", model, candidates)
 
 
 _NAME_LOOKUP_PAGE = 1000

@@ -83,20 +83,44 @@ def model_create(
 
 @model.command(
     "list",
-    epilog=examples("modelcatalog model list", "modelcatalog model list --folder vision --json"),
+    epilog=examples(
+        "modelcatalog model list",
+        "modelcatalog model list --folder vision --json",
+        """modelcatalog model list --filter 'name : "bert" AND labels.stage = "prod"'""",
+        "modelcatalog model list --order-by 'name desc'",
+    ),
 )
 @click.option("--folder", metavar="FOLDER", help="Only the models of this folder (id or name).")
+@click.option(
+    "--filter",
+    "filter_text",
+    default="",
+    metavar="FILTER",
+    help="Only the models that match, e.g. 'name : \"res\"' (name contains, any case),"
+    " 'name = \"res*\"' (starts with), 'labels.stage = \"prod\"' (a version has the label),"
+    " 'create_time > \"2026-11-01T00:00:00Z\"'; join conditions with AND.",
+)
+@click.option(
+    "--order-by",
+    default="",
+    metavar="ORDER",
+    help='"create_time" (the default), "name", each optionally followed by "desc".',
+)
 @connection_options
 @json_option
 @click.pass_context
-def model_list(ctx: click.Context, folder: str | None, as_json: bool) -> None:
-    """List the models you may see, oldest first."""
+def model_list(
+    ctx: click.Context, folder: str | None, filter_text: str, order_by: str, as_json: bool
+) -> None:
+    """List the models you may see, oldest first unless --order-by says otherwise."""
 
     async def models_and_folder_names(client: AsyncClient) -> tuple[list[v1.Model], dict[str, str]]:
         import asyncio
 
         folder_id = None if folder is None else await context.folder_id(client, folder)
-        listed = context.collect(client.list_models(folder_id))
+        listed = context.collect(
+            client.list_models(folder_id, filter=filter_text, order_by=order_by)
+        )
         if as_json:  # the JSON has the folder ids; names are for people
             return await listed, {}
         models, folders = await asyncio.gather(listed, context.collect(client.list_folders()))

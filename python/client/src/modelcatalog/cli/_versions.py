@@ -256,19 +256,39 @@ def version_download(
 @version.command(
     "list",
     epilog=examples(
-        "modelcatalog version list resnet50", "modelcatalog version list MODEL_ID --json"
+        "modelcatalog version list resnet50",
+        "modelcatalog version list MODEL_ID --json",
+        """modelcatalog version list resnet50 --filter 'labels.stage = "prod"'""",
+        "modelcatalog version list resnet50 --order-by version",
     ),
 )
 @model_argument
+@click.option(
+    "--filter",
+    "filter_text",
+    default="",
+    metavar="FILTER",
+    help="Only the versions that match, e.g. 'labels.stage = \"prod\"', 'labels.stage : *'"
+    " (has the label), 'create_time >= \"2026-11-01T00:00:00Z\"'; join conditions with AND.",
+)
+@click.option(
+    "--order-by",
+    default="",
+    metavar="ORDER",
+    help='"version desc" (newest first, the default) or "version" (oldest first).',
+)
 @connection_options
 @json_option
 @click.pass_context
-def version_list(ctx: click.Context, model: str, as_json: bool) -> None:
-    """List the versions of a model, newest first."""
+def version_list(
+    ctx: click.Context, model: str, filter_text: str, order_by: str, as_json: bool
+) -> None:
+    """List the versions of a model, newest first unless --order-by says otherwise."""
 
     async def versions_of(client: AsyncClient) -> list[v1.ModelVersion]:
         model_id = await context.model_id(client, model)
-        return await context.collect(client.list_model_versions(model_id))
+        listed = client.list_model_versions(model_id, filter=filter_text, order_by=order_by)
+        return await context.collect(listed)
 
     versions = context.run(ctx, versions_of)
     out.listing(
