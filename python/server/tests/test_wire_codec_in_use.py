@@ -84,7 +84,7 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
         ),
         (
             _convert.folder,
-            FolderRecord("f1", "vision", "", "ada", CREATED_US, Role.OWNER),
+            FolderRecord("f1", "vision", "", "ada", CREATED_US, Role.OWNER, CREATED_US),
             v1.Folder(
                 id="f1",
                 name="vision",
@@ -106,7 +106,7 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
         ),
         (
             _convert.model,
-            ModelRecord("m1", "f1", "detector", "d", "ada", CREATED_US, 2, Role.EDITOR),
+            ModelRecord("m1", "f1", "detector", "d", "ada", CREATED_US, 2, Role.EDITOR, CREATED_US),
             v1.Model(
                 id="m1",
                 folder_id="f1",
@@ -119,7 +119,9 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
         ),
         (
             _convert.version,
-            VersionRecord("m1", 2, "m.onnx", "", 7, "ab" * 32, "", {"a": "b"}, "ada", CREATED_US),
+            VersionRecord(
+                "m1", 2, "m.onnx", "", 7, "ab" * 32, "", {"a": "b"}, "ada", CREATED_US, CREATED_US
+            ),
             v1.ModelVersion(
                 model_id="m1",
                 version=2,

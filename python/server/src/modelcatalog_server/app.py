@@ -37,6 +37,7 @@ from .config import ListenAddress, Settings
 from .domain.accounts import Accounts
 from .domain.aliases import Aliases
 from .domain.catalog import Catalog
+from .domain.edits import Edits
 from .domain.paging import PageTokens
 from .domain.sign_in_limits import SignInGuard, SignInLimits
 from .domain.uploads import PendingUploads
@@ -317,6 +318,7 @@ def build_services(
     """
     page_tokens = PageTokens(page_token_secret(tokens.signing_key))
     catalog = Catalog(store, page_tokens)
+    edits = Edits(store)
     versions = Versions(
         store,
         blobs,
@@ -333,8 +335,8 @@ def build_services(
     metrics.watch(store, versions)
     api: list[IServable] = [
         AuthService(accounts, tokens),
-        FolderService(catalog),
-        ModelService(catalog, versions, Aliases(store, page_tokens)),
+        FolderService(catalog, edits),
+        ModelService(catalog, versions, Aliases(store, page_tokens), edits),
     ]
     checks = [
         readiness,
