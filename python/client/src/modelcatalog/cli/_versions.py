@@ -1,4 +1,4 @@
-"""The ``version`` commands: upload, download, list and show model versions."""
+"""The ``version`` commands: upload, download, list, show and edit model versions."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from ._root import (
     connection_options,
     examples,
     id_argument,
+    if_match_option,
     json_option,
     quiet_option,
 )
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     epilog=examples("modelcatalog version list MODEL_ID"),
 )
 def version() -> None:
-    """Upload, download, list and show model versions."""
+    """Upload, download, list, show and edit model versions."""
 
 
 def _version_pairs(item: v1.ModelVersion) -> list[tuple[str, str]]:
@@ -48,6 +49,8 @@ def _version_pairs(item: v1.ModelVersion) -> list[tuple[str, str]]:
         ("labels", labels),
         ("creator", item.creator_username),
         ("created", out.timestamp(item.create_time)),
+        ("updated", out.timestamp(item.update_time)),
+        ("etag", item.etag),
     ]
 
 
@@ -262,3 +265,74 @@ def version_show(ctx: click.Context, model_id: str, number: int, as_json: bool) 
     """Show one version: file, size, SHA-256, labels."""
     found = context.run(ctx, lambda client: client.get_model_version(model_id, number))
     out.show(found, _version_pairs(found), as_json)
+
+
+@version.command(
+    "update",
+    epilog=examples(
+        'modelcatalog version update MODEL_ID 3 --description "epoch 40, best val loss"',
+        "modelcatalog version update MODEL_ID 3 --label stage=prod --remove-label candidate",
+        "modelcatalog version update MODEL_ID 3 --clear-labels --label stage=archived --json",
+    ),
+)
+@id_argument("model_id")
+@click.argument("number", metavar="VERSION", type=click.IntRange(min=1))
+@click.option("--description", help='The new description, at most 4096 characters ("" clears).')
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_labels,
+    help="Add a label or change its value; repeat for several.",
+)
+@click.option(
+    "--remove-label", "removed", multiple=True, metavar="KEY", help="Remove a label; repeatable."
+)
+@click.option(
+    "--clear-labels", is_flag=True, help="Remove every label first (then add the --label ones)."
+)
+@if_match_option("version")
+@connection_options
+@json_option
+@click.pass_context
+def version_update(
+    ctx: click.Context,
+    model_id: str,
+    number: int,
+    description: str | None,
+    labels: dict[str, str],
+    removed: tuple[str, ...],
+    clear_labels: bool,
+    if_match: str | None,
+    as_json: bool,
+) -> None:
+    """Change a version's description or labels; editor or owner of the model's folder.
+
+    Its file and SHA-256 never change. Label changes apply to the labels the version has
+    when the command reads them: if someone changes the version before this command writes,
+    nothing is changed and the command fails (exit code 6); run it again.
+    """
+    relabel = bool(labels or removed or clear_labels)
+    if description is None and not relabel:
+        raise click.UsageError("give --description, --label, --remove-label or --clear-labels")
+
+    async def update(client: AsyncClient) -> v1.ModelVersion:
+        new_labels: dict[str, str] | None = None
+        etag = if_match
+        if relabel:
+            new_labels = {}
+            if not clear_labels:
+                current = await client.get_model_version(model_id, number)
+                new_labels = {k: v for k, v in current.labels.items() if k not in removed}
+                etag = if_match or current.etag
+            new_labels.update(labels)
+        return await client.update_model_version(
+            model_id, number, description=description, labels=new_labels, etag=etag
+        )
+
+    changed = context.run(ctx, update)
+    if as_json:
+        out.print_json(changed)
+        return
+    out.echo(f"Updated version {changed.version} of model {changed.model_id} (etag {changed.etag})")
