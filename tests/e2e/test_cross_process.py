@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from modelcatalog import Aborted, AsyncClient, ModelCatalogError, PermissionDenied, v1
+from modelcatalog import (
+    Aborted,
+    AlreadyExists,
+    AsyncClient,
+    ModelCatalogError,
+    PermissionDenied,
+    v1,
+)
 
 from ..server_process import kill_during_upload, leftover_uploads, scaled_out, scaleout_storage
 from .conftest import RunningServer, start_server, wait_for
@@ -213,6 +220,53 @@ async def test_a_retried_request_counts_once_through_either_server(
             ]
             assert [m.version for m in moves] == [1, 1]
             assert [f.id async for f in alice_b.list_folders()] == [folders[0].id]
+
+
+async def test_edits_through_both_servers_from_one_etag_have_one_winner(
+    pair: tuple[RunningServer, RunningServer], tmp_path: Path
+) -> None:
+    """Two clients on different processes label a version from the same etag, ten times:
+    exactly one wins each time, the other is Aborted (ETAG_MISMATCH) and the version carries
+    the winner's labels; a rename to a taken name is AlreadyExists; a viewer edits nothing."""
+    first, second = pair
+    (tmp_path / "weights.bin").write_bytes(os.urandom(4096))
+    async with await signed_in(first, "alice") as alice_a, await signed_in(second, "vic") as vic:
+        folder = await alice_a.create_folder("vision")
+        model = await alice_a.create_model(folder.id, "resnet")
+        await alice_a.create_model(folder.id, "vit")
+        uploaded = await alice_a.upload(model.id, tmp_path / "weights.bin")
+        await alice_a.grant_folder_access(folder.id, "vic", "viewer")
+        async with await as_user(second, alice_a.token) as alice_b:
+            etag = uploaded.etag
+            for attempt in range(10):
+                outcomes = await asyncio.gather(
+                    alice_a.update_model_version(
+                        model.id, 1, labels={"stage": f"a{attempt}"}, etag=etag
+                    ),
+                    alice_b.update_model_version(
+                        model.id, 1, labels={"stage": f"b{attempt}"}, etag=etag
+                    ),
+                    return_exceptions=True,
+                )
+                winners = [o for o in outcomes if isinstance(o, v1.ModelVersion)]
+                losers = [o for o in outcomes if isinstance(o, Aborted)]
+                assert (len(winners), len(losers)) == (1, 1), outcomes
+                assert losers[0].reason == "ETAG_MISMATCH"
+                stored = await alice_b.get_model_version(model.id, 1)
+                assert stored.labels == winners[0].labels
+                assert (stored.etag, stored.sha256) == (winners[0].etag, uploaded.sha256)
+                etag = stored.etag
+            with pytest.raises(AlreadyExists) as taken:
+                await alice_b.update_model(model.id, name="vit")
+            assert taken.value.reason == "MODEL_NAME_TAKEN"
+        for edit in (
+            vic.update_folder(folder.id, name="mine"),
+            vic.update_model(model.id, description="mine"),
+            vic.update_model_version(model.id, 1, description="mine"),
+        ):
+            with pytest.raises(PermissionDenied):
+                await edit
+        assert (await alice_a.get_model(model.id)).name == "resnet"
 
 
 async def owners_seen_by(client: AsyncClient, folder_id: str) -> set[str]:

@@ -14,8 +14,10 @@ import io
 import os
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import betterproto
+from betterproto.lib.google.protobuf import FieldMask
 from grpclib.client import Channel
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
@@ -39,6 +41,8 @@ NEVER = {Status.INTERNAL, Status.UNKNOWN}
 #: A public unary RPC, a signed-in unary RPC and the client stream.
 CUT_SHORT_METHODS = ("/SignUp", "/GetModel", "/UploadModelVersion")
 #: A message prefix cut after 1 and 4 bytes, a whole prefix declaring 9 bytes, and 3 of those.
+#: A time in the resources update requests carry (which the server ignores, but decodes).
+STAMP = datetime(2026, 11, 29, 12, 0, 0, 123456, tzinfo=UTC)
 UNFINISHED_MESSAGES = (b"\x00", b"\x00" * 4, b"\x00" * 4 + b"\x09", b"\x00" * 4 + b"\x09\x0a\x07a")
 
 
@@ -97,14 +101,25 @@ def targets(catalog: Catalog) -> list[Target]:
         "CreateFolder": v1.CreateFolderRequest("another", "a description"),
         "GetFolder": v1.GetFolderRequest(folder),
         "ListFolders": v1.ListFoldersRequest(page_size=5),
+        "UpdateFolder": v1.UpdateFolderRequest(
+            v1.Folder(id=folder, description="edited", create_time=STAMP),
+            FieldMask(["description"]),
+        ),
         "GrantFolderAccess": v1.GrantFolderAccessRequest(folder, "colleague", EDITOR),
         "RevokeFolderAccess": v1.RevokeFolderAccessRequest(folder, "colleague"),
         "ListFolderAccess": v1.ListFolderAccessRequest(folder, page_size=5),
         "CreateModel": v1.CreateModelRequest(folder, "another", "a description"),
         "GetModel": v1.GetModelRequest(model),
         "ListModels": v1.ListModelsRequest(folder, page_size=5),
+        "UpdateModel": v1.UpdateModelRequest(
+            v1.Model(id=model, name="renamed", update_time=STAMP), FieldMask(["name"])
+        ),
         "GetModelVersion": v1.GetModelVersionRequest(model, 1),
         "ListModelVersions": v1.ListModelVersionsRequest(model, page_size=5),
+        "UpdateModelVersion": v1.UpdateModelVersionRequest(
+            v1.ModelVersion(model_id=model, version=1, labels={"a": "b"}, etag="0" * 24),
+            FieldMask(["labels"]),
+        ),
         "UploadModelVersion": v1.UploadModelVersionRequest(header=header),
         "DownloadModelVersion": v1.DownloadModelVersionRequest(model, 1, offset=3),
         "SetModelAlias": v1.SetModelAliasRequest(model, "staging", 1, expected_version=0),

@@ -11,10 +11,10 @@ A test module gets the ``new_harness`` and ``harness`` (logged in as alice) fixt
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from click.testing import CliRunner, Result
@@ -74,6 +74,18 @@ class Backend:
 
     def user(self, username: str) -> v1.User:
         return v1.User(id=f"id-{username}", username=username, create_time=CREATED)
+
+
+_Resource = TypeVar("_Resource", v1.Folder, v1.Model, v1.ModelVersion)
+
+
+def edited(current: _Resource, sent: _Resource, paths: list[str]) -> _Resource:
+    """``current`` with the fields ``paths`` names taken from ``sent`` and a new etag; ABORTED
+    (ETAG_MISMATCH) when ``sent`` carries an etag other than ``current``'s, as the server."""
+    if sent.etag and sent.etag != current.etag:
+        raise grpc_error(Status.ABORTED, "the resource changed since", "ETAG_MISMATCH")
+    changes = {path: getattr(sent, path) for path in paths}
+    return replace(current, **changes, etag=f"{current.etag or 'etag'}+")
 
 
 class FakeAuth(v1.AuthServiceBase):
@@ -138,6 +150,7 @@ class FakeFolders(v1.FolderServiceBase):
             creator_username="alice",
             create_time=CREATED,
             caller_role=v1.FolderRole.from_string("OWNER"),
+            etag="etag",
         )
         self.backend.folders.append(folder)
         return v1.CreateFolderResponse(folder=folder)
@@ -154,6 +167,16 @@ class FakeFolders(v1.FolderServiceBase):
     ) -> v1.ListFoldersResponse:
         self.backend.check()
         return v1.ListFoldersResponse(folders=self.backend.folders)
+
+    async def update_folder(
+        self, update_folder_request: v1.UpdateFolderRequest
+    ) -> v1.UpdateFolderResponse:
+        self.backend.check()
+        request = update_folder_request
+        folders = self.backend.folders
+        index = next(i for i, f in enumerate(folders) if f.id == request.folder.id)
+        folders[index] = edited(folders[index], request.folder, request.update_mask.paths)
+        return v1.UpdateFolderResponse(folder=folders[index])
 
     async def grant_folder_access(
         self, grant_folder_access_request: v1.GrantFolderAccessRequest
@@ -242,6 +265,7 @@ class FakeModels(FakeTransfers):
             description=request.description,
             creator_username="alice",
             create_time=CREATED,
+            etag="etag",
         )
         self.backend.models.append(model)
         return v1.CreateModelResponse(model=model)
@@ -260,6 +284,28 @@ class FakeModels(FakeTransfers):
         wanted = list_models_request.folder_id
         models = [m for m in self.backend.models if not wanted or m.folder_id == wanted]
         return v1.ListModelsResponse(models=models)
+
+    async def update_model(
+        self, update_model_request: v1.UpdateModelRequest
+    ) -> v1.UpdateModelResponse:
+        self.backend.check()
+        request = update_model_request
+        models = self.backend.models
+        index = next(i for i, m in enumerate(models) if m.id == request.model.id)
+        models[index] = edited(models[index], request.model, request.update_mask.paths)
+        return v1.UpdateModelResponse(model=models[index])
+
+    async def update_model_version(
+        self, update_model_version_request: v1.UpdateModelVersionRequest
+    ) -> v1.UpdateModelVersionResponse:
+        self.backend.check()
+        request = update_model_version_request
+        number = self.find(request.version.version).version
+        versions = self.backend.versions
+        versions[number - 1] = edited(
+            versions[number - 1], request.version, request.update_mask.paths
+        )
+        return v1.UpdateModelVersionResponse(version=versions[number - 1])
 
     async def get_model_version(
         self, get_model_version_request: v1.GetModelVersionRequest

@@ -29,6 +29,9 @@ CLIENT_MEMBERS = {
     "sign_out",
     "sign_up",
     "token",
+    "update_folder",
+    "update_model",
+    "update_model_version",
     "upload",
 }
 """The public methods and properties both clients have."""

@@ -1,6 +1,7 @@
 """Folder and model methods send the right request and return the resource inside the reply."""
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from grpclib.testing import ChannelFor
@@ -24,6 +25,12 @@ class EchoFolders(v1.FolderServiceBase):
     async def get_folder(self, get_folder_request: v1.GetFolderRequest) -> v1.GetFolderResponse:
         return v1.GetFolderResponse(folder=v1.Folder(id=get_folder_request.folder_id))
 
+    async def update_folder(
+        self, update_folder_request: v1.UpdateFolderRequest
+    ) -> v1.UpdateFolderResponse:
+        self.requests.append(update_folder_request)
+        return v1.UpdateFolderResponse(folder=update_folder_request.folder)
+
     async def grant_folder_access(
         self, grant_folder_access_request: v1.GrantFolderAccessRequest
     ) -> v1.GrantFolderAccessResponse:
@@ -45,7 +52,11 @@ class EchoModels(v1.ModelServiceBase):
 
     def __init__(self) -> None:
         self.requests: list[
-            v1.GetModelVersionRequest | v1.SetModelAliasRequest | v1.DeleteModelAliasRequest
+            v1.GetModelVersionRequest
+            | v1.SetModelAliasRequest
+            | v1.DeleteModelAliasRequest
+            | v1.UpdateModelRequest
+            | v1.UpdateModelVersionRequest
         ] = []
 
     async def create_model(
@@ -57,6 +68,18 @@ class EchoModels(v1.ModelServiceBase):
 
     async def get_model(self, get_model_request: v1.GetModelRequest) -> v1.GetModelResponse:
         return v1.GetModelResponse(model=v1.Model(id=get_model_request.model_id))
+
+    async def update_model(
+        self, update_model_request: v1.UpdateModelRequest
+    ) -> v1.UpdateModelResponse:
+        self.requests.append(update_model_request)
+        return v1.UpdateModelResponse(model=update_model_request.model)
+
+    async def update_model_version(
+        self, update_model_version_request: v1.UpdateModelVersionRequest
+    ) -> v1.UpdateModelVersionResponse:
+        self.requests.append(update_model_version_request)
+        return v1.UpdateModelVersionResponse(version=update_model_version_request.version)
 
     async def get_model_version(
         self, get_model_version_request: v1.GetModelVersionRequest
@@ -181,3 +204,47 @@ async def test_a_version_is_named_by_number_or_by_alias(
         (r.version, r.alias) for r in models.requests if isinstance(r, v1.GetModelVersionRequest)
     ]
     assert named == [(2, ""), (0, "production")]
+
+
+async def test_updates_mask_exactly_the_fields_given(
+    client: AsyncClient, folders: EchoFolders, models: EchoModels
+) -> None:
+    """update_* send the fields given, and only those in the mask; the etag when given."""
+    renamed = await client.update_folder("f1", name="sight", etag="e1")
+    await client.update_folder("f1", description="")
+    await client.update_model("m1", name="vit", description="transformer")
+    await client.update_model_version("m1", 2, labels={})
+    await client.update_model_version("m1", 2, description="epoch 40", labels={"a": "b"})
+    assert (renamed.id, renamed.name, renamed.etag) == ("f1", "sight", "e1")
+    sent: list[tuple[Any, list[str]]] = [
+        (r.folder, r.update_mask.paths)
+        for r in folders.requests
+        if isinstance(r, v1.UpdateFolderRequest)
+    ]
+    sent += [
+        (r.model if isinstance(r, v1.UpdateModelRequest) else r.version, r.update_mask.paths)
+        for r in models.requests
+        if isinstance(r, v1.UpdateModelRequest | v1.UpdateModelVersionRequest)
+    ]
+    assert sent == [
+        (v1.Folder(id="f1", name="sight", etag="e1"), ["name"]),
+        (v1.Folder(id="f1"), ["description"]),
+        (v1.Model(id="m1", name="vit", description="transformer"), ["name", "description"]),
+        (v1.ModelVersion(model_id="m1", version=2), ["labels"]),
+        (
+            v1.ModelVersion(model_id="m1", version=2, description="epoch 40", labels={"a": "b"}),
+            ["description", "labels"],
+        ),
+    ]
+
+
+async def test_an_update_of_nothing_is_refused_before_sending(
+    client: AsyncClient, folders: EchoFolders, models: EchoModels
+) -> None:
+    """An update without any field to change raises ValueError and sends nothing."""
+    with pytest.raises(ValueError, match="name, description"):
+        await client.update_folder("f1", etag="e1")
+    with pytest.raises(ValueError, match="description, labels"):
+        await client.update_model_version("m1", 1)
+    assert folders.requests == []
+    assert models.requests == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import betterproto
 import pytest
@@ -348,16 +348,56 @@ async def test_protobuf_runtime_messages_are_checked_by_protobuf() -> None:
 
 
 @dataclass(eq=False, repr=False)
-class Stamped(betterproto.Message):
-    """A message with a well-known type that betterproto turns into a Python ``datetime``."""
+class Lasting(betterproto.Message):
+    """A message with a well-known type that betterproto turns into a Python ``timedelta``."""
 
-    at: datetime = betterproto.message_field(1)  # noqa: RUF009 - a betterproto field declaration
+    span: timedelta = betterproto.message_field(1)  # noqa: RUF009 - a betterproto field declaration
 
 
 def test_well_known_type_fields_are_a_programming_error() -> None:
-    """A request field betterproto maps to a Python type is reported at first use, not guessed."""
-    with pytest.raises(TypeError, match=r"Stamped\.at"):
-        CODEC.decode(b"", Stamped)
+    """A request field betterproto maps to a Python type other than a Timestamp's datetime is
+    reported at first use, not guessed."""
+    with pytest.raises(TypeError, match=r"Lasting\.span"):
+        CODEC.decode(b"", Lasting)
+
+
+def test_a_timestamp_in_a_request_decodes_as_betterproto_reads_it() -> None:
+    """An update request carrying a resource with its times decodes to the same datetimes."""
+    created = datetime(2026, 11, 29, 3, 59, 23, 123456, tzinfo=UTC)
+    request = v1.UpdateFolderRequest(folder=v1.Folder(id="f", create_time=created))
+    decoded = CODEC.decode(bytes(request), v1.UpdateFolderRequest)
+    assert decoded.folder.create_time == created
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        tag(1, VARINT) + varint(1 << 62),
+        tag(1, VARINT) + varint((1 << 64) - (1 << 62)),
+        tag(2, VARINT) + varint(1 << 31) + tag(1, VARINT) + varint(-62135596800 & (1 << 64) - 1),
+    ],
+    ids=["far future", "far past", "before year 1 by its nanos"],
+)
+async def test_a_timestamp_a_datetime_cannot_hold_is_refused(timestamp: bytes) -> None:
+    """A Timestamp outside the years 1 to 9999 is MALFORMED_REQUEST naming it, not a crash."""
+    data = length_delimited(1, length_delimited(5, timestamp))
+    await expect_error(
+        decoding(data, v1.UpdateFolderRequest),
+        Status.INVALID_ARGUMENT,
+        "MALFORMED_REQUEST",
+        field="folder.create_time",
+    )
+
+
+async def test_a_timestamp_is_checked_as_the_message_it_is() -> None:
+    """Timestamp seconds sent as a string are refused with the field's dotted path."""
+    data = length_delimited(1, length_delimited(5, length_delimited(1, b"soon")))
+    await expect_error(
+        decoding(data, v1.UpdateFolderRequest),
+        Status.INVALID_ARGUMENT,
+        "MALFORMED_REQUEST",
+        field="folder.create_time.seconds",
+    )
 
 
 def test_betterproto_internals_keep_their_shape() -> None:
@@ -380,7 +420,8 @@ def test_betterproto_internals_keep_their_shape() -> None:
         name: (meta.number, meta.proto_type)
         for name, meta in betterproto_metadata(entry).meta_by_field_name.items()
     } == {"key": (1, betterproto.TYPE_STRING), "value": (2, betterproto.TYPE_STRING)}
-    assert betterproto_metadata(Stamped).cls_by_field["at"] is datetime
+    assert betterproto_metadata(v1.Folder).cls_by_field["create_time"] is datetime
+    assert betterproto_metadata(Lasting).cls_by_field["span"] is timedelta
 
 
 async def test_in_memory_channel_decodes_with_the_request_codec(api: Api) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import os
 import typing
+from datetime import UTC, datetime
 from typing import Any
 
 import betterproto
@@ -54,6 +55,10 @@ def values(proto_type: str, hint: Any, depth: int) -> st.SearchStrategy[Any]:
         return st.integers(low, high)
     if proto_type == betterproto.TYPE_ENUM:
         return st.sampled_from(list(hint))
+    if hint is datetime:  # a google.protobuf.Timestamp, in the range a datetime holds
+        return st.datetimes(
+            min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+        )
     if proto_type == betterproto.TYPE_MESSAGE:
         return messages(hint, depth + 1)
     scalars: dict[str, st.SearchStrategy[Any]] = {

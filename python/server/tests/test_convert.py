@@ -26,9 +26,9 @@ counts = st.integers(min_value=0, max_value=2**63 - 1)
 roles = st.sampled_from(Role)
 
 users = st.builds(UserRecord, texts, texts, times)
-folders = st.builds(FolderRecord, texts, texts, texts, texts, times, roles)
+folders = st.builds(FolderRecord, texts, texts, texts, texts, times, roles, times)
 members = st.builds(MemberRecord, texts, texts, roles, times)
-models = st.builds(ModelRecord, texts, texts, texts, texts, texts, times, counts, roles)
+models = st.builds(ModelRecord, texts, texts, texts, texts, texts, times, counts, roles, times)
 versions = st.builds(
     VersionRecord,
     texts,
@@ -40,6 +40,7 @@ versions = st.builds(
     texts,
     st.dictionaries(texts, texts, max_size=4),
     texts,
+    times,
     times,
 )
 

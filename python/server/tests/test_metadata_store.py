@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
@@ -33,7 +34,12 @@ from modelcatalog_server.storage.metadata import (
     Transaction,
     UniqueViolation,
 )
-from modelcatalog_server.storage.migrations import SchemaTooNew, current_revisions, head_revision
+from modelcatalog_server.storage.migrations import (
+    SchemaTooNew,
+    alembic_config,
+    current_revisions,
+    head_revision,
+)
 from modelcatalog_server.storage.records import (
     Credentials,
     FolderRecord,
@@ -156,9 +162,61 @@ async def test_stores_opening_a_new_database_at_once_migrate_it_once(db_path: Pa
             await opened.close()
 
 
+async def test_rows_from_before_edits_count_as_changed_when_created(db_path: Path) -> None:
+    """Revision 0005 gives existing folders, models and versions their creation time as the
+    time they last changed, so their etags and update times are well defined."""
+    first = await MetadataStore.open_sqlite(db_path)
+    alice = await _new_user(first, "alice")
+
+    def catalog(tx: Transaction) -> ModelRecord:
+        folder = tx.insert_folder(alice, "vision", "")
+        model = tx.insert_model(folder, alice, "resnet", "")
+        tx.insert_version(
+            model,
+            alice,
+            file_name="m.onnx",
+            content_type="",
+            size_bytes=0,
+            sha256="0" * 64,
+            description="",
+            labels={},
+        )
+        return model
+
+    def to_0004(tx: Transaction) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = tx.connection
+        command.downgrade(config, "0004")
+
+    model = await first.write(catalog)
+    await first.write(to_0004)
+    await first.close()
+    migrated = await MetadataStore.open_sqlite(db_path)
+    try:
+        assert await _revisions(migrated) == (head_revision(),)
+        folder, again, version = await migrated.read(
+            lambda tx: (
+                tx.folder_for(alice.id, model.folder_id),
+                tx.model_for(alice.id, model.id),
+                tx.version(model.id, 1),
+            )
+        )
+        assert folder is not None
+        assert again is not None
+        assert version is not None
+        assert folder.updated_us == folder.created_us
+        assert again.updated_us == again.created_us == model.updated_us
+        assert version.updated_us == version.created_us
+    finally:
+        await migrated.close()
+
+
 #: Undoes what the revisions after the first one added.
 _AFTER_ALEMBIC = (
     "DROP TABLE request_results",
+    "ALTER TABLE folders DROP COLUMN updated_us",
+    "ALTER TABLE models DROP COLUMN updated_us",
+    "ALTER TABLE model_versions DROP COLUMN updated_us",
     "DROP TABLE model_aliases",
     "DROP TABLE upload_sessions",
     "DROP TABLE blob_deletions",

@@ -14,6 +14,7 @@ import pytest
 
 from modelcatalog import AsyncClient, PermissionDenied, v1
 from modelcatalog_server.app import Application
+from modelcatalog_server.domain.edits import folder_etag, model_etag, version_etag
 from modelcatalog_server.services import _convert
 from modelcatalog_server.storage.records import (
     FolderRecord,
@@ -26,6 +27,12 @@ from modelcatalog_server.storage.records import (
 from modelcatalog_server.transport import Server, open_listener
 
 CREATED_US = 1_777_638_615_123_456
+UPDATED_US = CREATED_US + 7_000_001
+FOLDER = FolderRecord("f1", "vision", "", "ada", CREATED_US, Role.OWNER, UPDATED_US)
+MODEL = ModelRecord("m1", "f1", "detector", "d", "ada", CREATED_US, 2, Role.EDITOR, UPDATED_US)
+VERSION = VersionRecord(
+    "m1", 2, "m.onnx", "", 7, "ab" * 32, "", {"a": "b"}, "ada", CREATED_US, UPDATED_US
+)
 
 
 @contextmanager
@@ -84,7 +91,7 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
         ),
         (
             _convert.folder,
-            FolderRecord("f1", "vision", "", "ada", CREATED_US, Role.OWNER),
+            FOLDER,
             v1.Folder(
                 id="f1",
                 name="vision",
@@ -92,6 +99,8 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
                 creator_username="ada",
                 create_time=_convert.timestamp(CREATED_US),
                 caller_role=v1.FolderRole.from_string("OWNER"),
+                update_time=_convert.timestamp(UPDATED_US),
+                etag=folder_etag(FOLDER),
             ),
         ),
         (
@@ -106,7 +115,7 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
         ),
         (
             _convert.model,
-            ModelRecord("m1", "f1", "detector", "d", "ada", CREATED_US, 2, Role.EDITOR),
+            MODEL,
             v1.Model(
                 id="m1",
                 folder_id="f1",
@@ -115,11 +124,13 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
                 creator_username="ada",
                 create_time=_convert.timestamp(CREATED_US),
                 latest_version=2,
+                update_time=_convert.timestamp(UPDATED_US),
+                etag=model_etag(MODEL),
             ),
         ),
         (
             _convert.version,
-            VersionRecord("m1", 2, "m.onnx", "", 7, "ab" * 32, "", {"a": "b"}, "ada", CREATED_US),
+            VERSION,
             v1.ModelVersion(
                 model_id="m1",
                 version=2,
@@ -131,6 +142,8 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
                 labels={"a": "b"},
                 creator_username="ada",
                 create_time=_convert.timestamp(CREATED_US),
+                update_time=_convert.timestamp(UPDATED_US),
+                etag=version_etag(VERSION),
             ),
         ),
     ],

@@ -27,9 +27,10 @@ from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import EllipsisType, TracebackType
-from typing import BinaryIO, Protocol, Self, TypeVar, cast
+from typing import Any, BinaryIO, Protocol, Self, TypeVar, cast
 
 import betterproto
+from betterproto.lib.google.protobuf import FieldMask
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.exceptions import GRPCError, StreamTerminatedError
@@ -155,6 +156,14 @@ def _folder_role(role: v1.FolderRole | str) -> v1.FolderRole:
         raise ValueError(f"role must be one of {', '.join(_ROLES)}, got {role!r}") from None
 
 
+def _changes(**fields: object) -> dict[str, Any]:
+    """The fields an update sets (those not ``None``), which are also its mask's paths."""
+    changes = {name: value for name, value in fields.items() if value is not None}
+    if not changes:
+        raise ValueError(f"name at least one of {', '.join(fields)} to change")
+    return changes
+
+
 def _check_token(token: str | None) -> str | None:
     """Refuse tokens that cannot be sent as a header value, e.g. one read with its newline."""
     if token is not None and not (token.isascii() and token.isprintable() and " " not in token):
@@ -205,7 +214,7 @@ class AsyncClient:
     stream broke. The defaults wait at most 1.75 s in all: to ride out a server restart, raise
     ``retries`` (6 wait up to about 13 s).
 
-    Calls that change something (sign-up, sign-in and sign-out, ``create_*``,
+    Calls that change something (sign-up, sign-in and sign-out, ``create_*``, ``update_*``,
     ``grant``/``revoke``, ``upload``) are never repeated: when the connection breaks the client
     cannot know whether the server acted (and a repeated grant could undo what another owner
     changed meanwhile), so the caller decides. ``ResourceExhausted`` is never retried either:
@@ -516,6 +525,30 @@ class AsyncClient:
             self._folders.list_folders, request, lambda page: page.folders, timeout
         )
 
+    async def update_folder(
+        self,
+        folder_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        etag: str | None = None,
+        timeout: Timeout = ...,
+    ) -> v1.Folder:
+        """Rename a folder or change its description (owners only); the arguments left out
+        keep their values. ``ValueError`` when all are left out.
+
+        With ``etag`` (a ``Folder.etag`` read earlier) the change is made only if nobody
+        changed the folder since, otherwise ``Aborted`` (reason ``ETAG_MISMATCH``) is raised
+        and nothing changes. A new name must be free among its creator's folders
+        (``AlreadyExists``). Not retried.
+        """
+        fields = _changes(name=name, description=description)
+        request = v1.UpdateFolderRequest(
+            folder=v1.Folder(id=folder_id, etag=etag or "", **fields),
+            update_mask=FieldMask(list(fields)),
+        )
+        return (await self._call(self._folders.update_folder, request, timeout=timeout)).folder
+
     async def grant_folder_access(
         self, folder_id: str, username: str, role: v1.FolderRole | str, *, timeout: Timeout = ...
     ) -> v1.FolderMember:
@@ -601,6 +634,30 @@ class AsyncClient:
         )
         return self._paginate(self._models.list_models, request, lambda page: page.models, timeout)
 
+    async def update_model(
+        self,
+        model_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        etag: str | None = None,
+        timeout: Timeout = ...,
+    ) -> v1.Model:
+        """Rename a model or change its description (editor or owner of its folder); the
+        arguments left out keep their values. ``ValueError`` when all are left out.
+
+        With ``etag`` (a ``Model.etag`` read earlier) the change is made only if nobody
+        changed the model since, otherwise ``Aborted`` (reason ``ETAG_MISMATCH``) is raised
+        and nothing changes. A new name must be free in its folder (``AlreadyExists``). Not
+        retried.
+        """
+        fields = _changes(name=name, description=description)
+        request = v1.UpdateModelRequest(
+            model=v1.Model(id=model_id, etag=etag or "", **fields),
+            update_mask=FieldMask(list(fields)),
+        )
+        return (await self._call(self._models.update_model, request, timeout=timeout)).model
+
     async def get_model_version(
         self, model_id: str, version: int | str, *, timeout: Timeout = ...
     ) -> v1.ModelVersion:
@@ -630,6 +687,35 @@ class AsyncClient:
         return self._paginate(
             self._models.list_model_versions, request, lambda page: page.versions, timeout
         )
+
+    async def update_model_version(
+        self,
+        model_id: str,
+        version: int,
+        *,
+        description: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        etag: str | None = None,
+        timeout: Timeout = ...,
+    ) -> v1.ModelVersion:
+        """Change a version's description or labels (editor or owner of the model's folder);
+        the arguments left out keep their values. ``labels`` replaces every label (``{}``
+        removes them all). Its bytes, file name and digest never change. ``ValueError`` when
+        all are left out.
+
+        With ``etag`` (a ``ModelVersion.etag`` read earlier) the change is made only if
+        nobody changed the version since, otherwise ``Aborted`` (reason ``ETAG_MISMATCH``)
+        is raised and nothing changes: read it again to add a label without losing one added
+        meanwhile. Not retried.
+        """
+        fields = _changes(description=description, labels=None if labels is None else dict(labels))
+        request = v1.UpdateModelVersionRequest(
+            version=v1.ModelVersion(model_id=model_id, version=version, etag=etag or "", **fields),
+            update_mask=FieldMask(list(fields)),
+        )
+        return (
+            await self._call(self._models.update_model_version, request, timeout=timeout)
+        ).version
 
     async def set_model_alias(
         self,

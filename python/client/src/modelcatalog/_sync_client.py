@@ -182,6 +182,22 @@ class Client:
     def list_folders(self, page_size: int = 0, *, timeout: Timeout = ...) -> Iterator[v1.Folder]:
         return self._iterate(self._client.list_folders(page_size, timeout=timeout))
 
+    @_same_as(AsyncClient.update_folder)
+    def update_folder(
+        self,
+        folder_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        etag: str | None = None,
+        timeout: Timeout = ...,
+    ) -> v1.Folder:
+        return self._loop.run(
+            self._client.update_folder(
+                folder_id, name=name, description=description, etag=etag, timeout=timeout
+            )
+        )
+
     @_same_as(AsyncClient.grant_folder_access)
     def grant_folder_access(
         self, folder_id: str, username: str, role: v1.FolderRole | str, *, timeout: Timeout = ...
@@ -244,6 +260,22 @@ class Client:
             )
         )
 
+    @_same_as(AsyncClient.update_model)
+    def update_model(
+        self,
+        model_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        etag: str | None = None,
+        timeout: Timeout = ...,
+    ) -> v1.Model:
+        return self._loop.run(
+            self._client.update_model(
+                model_id, name=name, description=description, etag=etag, timeout=timeout
+            )
+        )
+
     @_same_as(AsyncClient.get_model_version)
     def get_model_version(
         self, model_id: str, version: int | str, *, timeout: Timeout = ...
@@ -263,6 +295,28 @@ class Client:
         return self._iterate(
             self._client.list_model_versions(
                 model_id, page_size, filter=filter, order_by=order_by, timeout=timeout
+            )
+        )
+
+    @_same_as(AsyncClient.update_model_version)
+    def update_model_version(
+        self,
+        model_id: str,
+        version: int,
+        *,
+        description: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        etag: str | None = None,
+        timeout: Timeout = ...,
+    ) -> v1.ModelVersion:
+        return self._loop.run(
+            self._client.update_model_version(
+                model_id,
+                version,
+                description=description,
+                labels=labels,
+                etag=etag,
+                timeout=timeout,
             )
         )
 

@@ -37,6 +37,7 @@ from .config import ListenAddress, Settings
 from .domain.accounts import Accounts
 from .domain.aliases import Aliases
 from .domain.catalog import Catalog
+from .domain.edits import Edits
 from .domain.paging import PageTokens
 from .domain.requests import RequestResults
 from .domain.sign_in_limits import SignInGuard, SignInLimits
@@ -319,6 +320,7 @@ def build_services(
     page_tokens = PageTokens(page_token_secret(tokens.signing_key))
     requests = RequestResults(retention_seconds=settings.request_id_retention)
     catalog = Catalog(store, page_tokens, requests)
+    edits = Edits(store)
     versions = Versions(
         store,
         blobs,
@@ -336,8 +338,8 @@ def build_services(
     metrics.watch(store, versions)
     api: list[IServable] = [
         AuthService(accounts, tokens),
-        FolderService(catalog),
-        ModelService(catalog, versions, Aliases(store, page_tokens, requests)),
+        FolderService(catalog, edits),
+        ModelService(catalog, versions, Aliases(store, page_tokens, requests), edits),
     ]
     checks = [
         readiness,

@@ -32,6 +32,21 @@ type FolderServiceClient interface {
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID).
 	ListFolders(ctx context.Context, in *ListFoldersRequest, opts ...grpc.CallOption) (*ListFoldersResponse, error)
+	// UpdateFolder changes a folder's name or description (AIP-134): only the fields named in
+	// update_mask change, to the values they have in the request's folder. With the folder's
+	// etag the change is made only if nobody changed the folder since the caller read it
+	// (AIP-154); without one it is unconditional. Owner only. A change to the values the folder
+	// has already changes nothing (update_time and etag stay).
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder.id, an etag longer than 64
+	// characters or not printable ASCII, a bad folder.name or folder.description (the rules of
+	// CreateFolder), and an empty update_mask or one naming a field other than "name",
+	// "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when
+	// the caller is not an owner of the folder (the same whether or not it exists);
+	// ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the folder's creator has another folder with the
+	// new name; ABORTED (ETAG_MISMATCH) when folder.etag is set and is not the folder's current
+	// etag (nothing is changed: read the folder again).
+	UpdateFolder(ctx context.Context, in *UpdateFolderRequest, opts ...grpc.CallOption) (*UpdateFolderResponse, error)
 	// GrantFolderAccess gives a user a role in a folder, replacing any role the user had.
 	// Owner only.
 	//
@@ -92,6 +107,15 @@ func (c *folderServiceClient) ListFolders(ctx context.Context, in *ListFoldersRe
 	return out, nil
 }
 
+func (c *folderServiceClient) UpdateFolder(ctx context.Context, in *UpdateFolderRequest, opts ...grpc.CallOption) (*UpdateFolderResponse, error) {
+	out := new(UpdateFolderResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.FolderService/UpdateFolder", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *folderServiceClient) GrantFolderAccess(ctx context.Context, in *GrantFolderAccessRequest, opts ...grpc.CallOption) (*GrantFolderAccessResponse, error) {
 	out := new(GrantFolderAccessResponse)
 	err := c.cc.Invoke(ctx, "/modelcatalog.v1.FolderService/GrantFolderAccess", in, out, opts...)
@@ -138,6 +162,21 @@ type FolderServiceServer interface {
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID).
 	ListFolders(context.Context, *ListFoldersRequest) (*ListFoldersResponse, error)
+	// UpdateFolder changes a folder's name or description (AIP-134): only the fields named in
+	// update_mask change, to the values they have in the request's folder. With the folder's
+	// etag the change is made only if nobody changed the folder since the caller read it
+	// (AIP-154); without one it is unconditional. Owner only. A change to the values the folder
+	// has already changes nothing (update_time and etag stay).
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder.id, an etag longer than 64
+	// characters or not printable ASCII, a bad folder.name or folder.description (the rules of
+	// CreateFolder), and an empty update_mask or one naming a field other than "name",
+	// "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when
+	// the caller is not an owner of the folder (the same whether or not it exists);
+	// ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the folder's creator has another folder with the
+	// new name; ABORTED (ETAG_MISMATCH) when folder.etag is set and is not the folder's current
+	// etag (nothing is changed: read the folder again).
+	UpdateFolder(context.Context, *UpdateFolderRequest) (*UpdateFolderResponse, error)
 	// GrantFolderAccess gives a user a role in a folder, replacing any role the user had.
 	// Owner only.
 	//
@@ -176,6 +215,9 @@ func (UnimplementedFolderServiceServer) GetFolder(context.Context, *GetFolderReq
 }
 func (UnimplementedFolderServiceServer) ListFolders(context.Context, *ListFoldersRequest) (*ListFoldersResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListFolders not implemented")
+}
+func (UnimplementedFolderServiceServer) UpdateFolder(context.Context, *UpdateFolderRequest) (*UpdateFolderResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateFolder not implemented")
 }
 func (UnimplementedFolderServiceServer) GrantFolderAccess(context.Context, *GrantFolderAccessRequest) (*GrantFolderAccessResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GrantFolderAccess not implemented")
@@ -253,6 +295,24 @@ func _FolderService_ListFolders_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FolderService_UpdateFolder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateFolderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FolderServiceServer).UpdateFolder(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.FolderService/UpdateFolder",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FolderServiceServer).UpdateFolder(ctx, req.(*UpdateFolderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FolderService_GrantFolderAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GrantFolderAccessRequest)
 	if err := dec(in); err != nil {
@@ -322,6 +382,10 @@ var _FolderService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListFolders",
 			Handler:    _FolderService_ListFolders_Handler,
+		},
+		{
+			MethodName: "UpdateFolder",
+			Handler:    _FolderService_UpdateFolder_Handler,
 		},
 		{
 			MethodName: "GrantFolderAccess",

@@ -36,6 +36,20 @@ type ModelServiceClient interface {
 	// (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
+	// UpdateModel changes a model's name or description (AIP-134): only the fields named in
+	// update_mask change, to the values they have in the request's model. With the model's etag
+	// the change is made only if nobody changed the model since the caller read it (AIP-154);
+	// without one it is unconditional. Editor or owner of the model's folder. A change to the
+	// values the model has already changes nothing (update_time and etag stay).
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model.id, an etag longer than 64
+	// characters or not printable ASCII, a bad model.name or model.description (the rules of
+	// CreateModel), and an empty update_mask or one naming a field other than "name",
+	// "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+	// ALREADY_EXISTS (MODEL_NAME_TAKEN) when the folder holds another model with the new name;
+	// ABORTED (ETAG_MISMATCH) when model.etag is set and is not the model's current etag
+	// (nothing is changed: read the model again).
+	UpdateModel(ctx context.Context, in *UpdateModelRequest, opts ...grpc.CallOption) (*UpdateModelResponse, error)
 	// GetModelVersion returns the metadata of one version, named by its number or by an alias
 	// that points at it. Any role in the model's folder.
 	//
@@ -51,6 +65,21 @@ type ModelServiceClient interface {
 	// (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListModelVersions(ctx context.Context, in *ListModelVersionsRequest, opts ...grpc.CallOption) (*ListModelVersionsResponse, error)
+	// UpdateModelVersion changes a version's description or labels (AIP-134): only the fields
+	// named in update_mask change, to the values they have in the request's version; its bytes,
+	// file name, content type, size, SHA-256 and number never change. With the version's etag
+	// the change is made only if nobody changed the version since the caller read it
+	// (AIP-154); without one it is unconditional. Editor or owner of the model's folder. A
+	// change to the values the version has already changes nothing (update_time and etag stay).
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty version.model_id, a version.version
+	// below 1, an etag longer than 64 characters or not printable ASCII, a bad
+	// version.description or version.labels (the rules of UploadModelVersion), and an empty
+	// update_mask or one naming a field other than "description", "labels" or "*" (field
+	// "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+	// ABORTED (ETAG_MISMATCH) when version.etag is set and is not the version's current etag
+	// (nothing is changed: read the version again).
+	UpdateModelVersion(ctx context.Context, in *UpdateModelVersionRequest, opts ...grpc.CallOption) (*UpdateModelVersionResponse, error)
 	// UploadModelVersion stores a file as the next version of a model, in one client stream:
 	// the first message is a header, the messages after it chunks of the file, and the last
 	// message may be a trailer with the file's SHA-256, so a client that learns the digest only
@@ -147,6 +176,15 @@ func (c *modelServiceClient) ListModels(ctx context.Context, in *ListModelsReque
 	return out, nil
 }
 
+func (c *modelServiceClient) UpdateModel(ctx context.Context, in *UpdateModelRequest, opts ...grpc.CallOption) (*UpdateModelResponse, error) {
+	out := new(UpdateModelResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/UpdateModel", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *modelServiceClient) GetModelVersion(ctx context.Context, in *GetModelVersionRequest, opts ...grpc.CallOption) (*GetModelVersionResponse, error) {
 	out := new(GetModelVersionResponse)
 	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/GetModelVersion", in, out, opts...)
@@ -159,6 +197,15 @@ func (c *modelServiceClient) GetModelVersion(ctx context.Context, in *GetModelVe
 func (c *modelServiceClient) ListModelVersions(ctx context.Context, in *ListModelVersionsRequest, opts ...grpc.CallOption) (*ListModelVersionsResponse, error) {
 	out := new(ListModelVersionsResponse)
 	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/ListModelVersions", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelServiceClient) UpdateModelVersion(ctx context.Context, in *UpdateModelVersionRequest, opts ...grpc.CallOption) (*UpdateModelVersionResponse, error) {
+	out := new(UpdateModelVersionResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/UpdateModelVersion", in, out, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -281,6 +328,20 @@ type ModelServiceServer interface {
 	// (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
+	// UpdateModel changes a model's name or description (AIP-134): only the fields named in
+	// update_mask change, to the values they have in the request's model. With the model's etag
+	// the change is made only if nobody changed the model since the caller read it (AIP-154);
+	// without one it is unconditional. Editor or owner of the model's folder. A change to the
+	// values the model has already changes nothing (update_time and etag stay).
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model.id, an etag longer than 64
+	// characters or not printable ASCII, a bad model.name or model.description (the rules of
+	// CreateModel), and an empty update_mask or one naming a field other than "name",
+	// "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+	// ALREADY_EXISTS (MODEL_NAME_TAKEN) when the folder holds another model with the new name;
+	// ABORTED (ETAG_MISMATCH) when model.etag is set and is not the model's current etag
+	// (nothing is changed: read the model again).
+	UpdateModel(context.Context, *UpdateModelRequest) (*UpdateModelResponse, error)
 	// GetModelVersion returns the metadata of one version, named by its number or by an alias
 	// that points at it. Any role in the model's folder.
 	//
@@ -296,6 +357,21 @@ type ModelServiceServer interface {
 	// (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListModelVersions(context.Context, *ListModelVersionsRequest) (*ListModelVersionsResponse, error)
+	// UpdateModelVersion changes a version's description or labels (AIP-134): only the fields
+	// named in update_mask change, to the values they have in the request's version; its bytes,
+	// file name, content type, size, SHA-256 and number never change. With the version's etag
+	// the change is made only if nobody changed the version since the caller read it
+	// (AIP-154); without one it is unconditional. Editor or owner of the model's folder. A
+	// change to the values the version has already changes nothing (update_time and etag stay).
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty version.model_id, a version.version
+	// below 1, an etag longer than 64 characters or not printable ASCII, a bad
+	// version.description or version.labels (the rules of UploadModelVersion), and an empty
+	// update_mask or one naming a field other than "description", "labels" or "*" (field
+	// "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+	// ABORTED (ETAG_MISMATCH) when version.etag is set and is not the version's current etag
+	// (nothing is changed: read the version again).
+	UpdateModelVersion(context.Context, *UpdateModelVersionRequest) (*UpdateModelVersionResponse, error)
 	// UploadModelVersion stores a file as the next version of a model, in one client stream:
 	// the first message is a header, the messages after it chunks of the file, and the last
 	// message may be a trailer with the file's SHA-256, so a client that learns the digest only
@@ -371,11 +447,17 @@ func (UnimplementedModelServiceServer) GetModel(context.Context, *GetModelReques
 func (UnimplementedModelServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListModels not implemented")
 }
+func (UnimplementedModelServiceServer) UpdateModel(context.Context, *UpdateModelRequest) (*UpdateModelResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateModel not implemented")
+}
 func (UnimplementedModelServiceServer) GetModelVersion(context.Context, *GetModelVersionRequest) (*GetModelVersionResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetModelVersion not implemented")
 }
 func (UnimplementedModelServiceServer) ListModelVersions(context.Context, *ListModelVersionsRequest) (*ListModelVersionsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListModelVersions not implemented")
+}
+func (UnimplementedModelServiceServer) UpdateModelVersion(context.Context, *UpdateModelVersionRequest) (*UpdateModelVersionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateModelVersion not implemented")
 }
 func (UnimplementedModelServiceServer) UploadModelVersion(ModelService_UploadModelVersionServer) error {
 	return status.Errorf(codes.Unimplemented, "method UploadModelVersion not implemented")
@@ -459,6 +541,24 @@ func _ModelService_ListModels_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelService_UpdateModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).UpdateModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.ModelService/UpdateModel",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).UpdateModel(ctx, req.(*UpdateModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ModelService_GetModelVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetModelVersionRequest)
 	if err := dec(in); err != nil {
@@ -491,6 +591,24 @@ func _ModelService_ListModelVersions_Handler(srv interface{}, ctx context.Contex
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ModelServiceServer).ListModelVersions(ctx, req.(*ListModelVersionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelService_UpdateModelVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateModelVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).UpdateModelVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.ModelService/UpdateModelVersion",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).UpdateModelVersion(ctx, req.(*UpdateModelVersionRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -613,12 +731,20 @@ var _ModelService_serviceDesc = grpc.ServiceDesc{
 			Handler:    _ModelService_ListModels_Handler,
 		},
 		{
+			MethodName: "UpdateModel",
+			Handler:    _ModelService_UpdateModel_Handler,
+		},
+		{
 			MethodName: "GetModelVersion",
 			Handler:    _ModelService_GetModelVersion_Handler,
 		},
 		{
 			MethodName: "ListModelVersions",
 			Handler:    _ModelService_ListModelVersions_Handler,
+		},
+		{
+			MethodName: "UpdateModelVersion",
+			Handler:    _ModelService_UpdateModelVersion_Handler,
 		},
 		{
 			MethodName: "SetModelAlias",

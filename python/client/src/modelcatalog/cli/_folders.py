@@ -1,4 +1,4 @@
-"""The ``folder`` commands: create, list, show, and share folders, or leave them."""
+"""The ``folder`` commands: create, list, show, edit, and share folders, or leave them."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ._root import (
     exist_ok_option,
     folder_argument,
     id_only_option,
+    if_match_option,
     json_option,
 )
 
@@ -29,7 +30,7 @@ ROLES = ("viewer", "editor", "owner")
     cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog folder list")
 )
 def folder() -> None:
-    """Create, list, share and leave folders.
+    """Create, list, edit, share and leave folders.
 
     FOLDER is a folder's id, or its name when only one folder you can see has it.
     """
@@ -43,6 +44,8 @@ def _folder_pairs(item: v1.Folder) -> list[tuple[str, str]]:
         ("your role", out.enum_name(item.caller_role)),
         ("creator", item.creator_username),
         ("created", out.timestamp(item.create_time)),
+        ("updated", out.timestamp(item.update_time)),
+        ("etag", item.etag),
     ]
 
 
@@ -125,6 +128,49 @@ def folder_show(ctx: click.Context, folder: str, as_json: bool) -> None:
 
     found = context.run(ctx, show)
     out.show(found, _folder_pairs(found), as_json)
+
+
+@folder.command(
+    "update",
+    epilog=examples(
+        "modelcatalog folder update vision --name sight",
+        'modelcatalog folder update FOLDER_ID --description "Image models"',
+        "modelcatalog folder update FOLDER_ID --name sight --if-match ETAG --json",
+    ),
+)
+@folder_argument
+@click.option("--name", help="The new name, unique among the folders of its creator.")
+@click.option("--description", help='The new description, at most 4096 characters ("" clears).')
+@if_match_option("folder")
+@connection_options
+@json_option
+@click.pass_context
+def folder_update(
+    ctx: click.Context,
+    folder: str,
+    name: str | None,
+    description: str | None,
+    if_match: str | None,
+    as_json: bool,
+) -> None:
+    """Rename a folder or change its description; owners only.
+
+    What is not given keeps its value. Prints the folder's new etag.
+    """
+    if name is None and description is None:
+        raise click.UsageError("give --name, --description or both")
+
+    async def update(client: AsyncClient) -> v1.Folder:
+        folder_id = await context.folder_id(client, folder)
+        return await client.update_folder(
+            folder_id, name=name, description=description, etag=if_match
+        )
+
+    changed = context.run(ctx, update)
+    if as_json:
+        out.print_json(changed)
+    else:
+        out.echo(f"Updated folder {changed.name}: {changed.id} (etag {changed.etag})")
 
 
 @folder.command(

@@ -1,4 +1,4 @@
-"""The ``model`` commands: create, list and show models."""
+"""The ``model`` commands: create, list, show and edit models."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from ._root import (
     exist_ok_option,
     folder_argument,
     id_only_option,
+    if_match_option,
     json_option,
     model_argument,
 )
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog model list")
 )
 def model() -> None:
-    """Create, list and show models.
+    """Create, list, show and edit models.
 
     FOLDER and MODEL are an id, or a name when only one folder or model you can see has it.
     """
@@ -165,5 +166,50 @@ def model_show(ctx: click.Context, model: str, as_json: bool) -> None:
         ("latest version", str(found.latest_version or "none")),
         ("creator", found.creator_username),
         ("created", out.timestamp(found.create_time)),
+        ("updated", out.timestamp(found.update_time)),
+        ("etag", found.etag),
     ]
     out.show(found, pairs, as_json)
+
+
+@model.command(
+    "update",
+    epilog=examples(
+        "modelcatalog model update resnet --name resnet50",
+        'modelcatalog model update MODEL_ID --description "ResNet-50, ImageNet"',
+        "modelcatalog model update MODEL_ID --description '' --if-match ETAG --json",
+    ),
+)
+@model_argument
+@click.option("--name", help="The new name, unique within the model's folder.")
+@click.option("--description", help='The new description, at most 4096 characters ("" clears).')
+@if_match_option("model")
+@connection_options
+@json_option
+@click.pass_context
+def model_update(
+    ctx: click.Context,
+    model: str,
+    name: str | None,
+    description: str | None,
+    if_match: str | None,
+    as_json: bool,
+) -> None:
+    """Rename a model or change its description; editor or owner of its folder.
+
+    What is not given keeps its value. Prints the model's new etag.
+    """
+    if name is None and description is None:
+        raise click.UsageError("give --name, --description or both")
+
+    async def update(client: AsyncClient) -> v1.Model:
+        model_id = await context.model_id(client, model)
+        return await client.update_model(
+            model_id, name=name, description=description, etag=if_match
+        )
+
+    changed = context.run(ctx, update)
+    if as_json:
+        out.print_json(changed)
+    else:
+        out.echo(f"Updated model {changed.name}: {changed.id} (etag {changed.etag})")

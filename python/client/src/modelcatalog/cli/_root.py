@@ -174,6 +174,17 @@ def exist_ok_option(meaning: str) -> Callable[[_F], _F]:
     return click.option("--exist-ok", is_flag=True, help=meaning)
 
 
+def if_match_option(kind: str) -> Callable[[_F], _F]:
+    """``--if-match ETAG``: change the resource only if nobody changed it since its etag (as
+    ``show --json`` prints it) was read; otherwise fail with exit code 6."""
+    return click.option(
+        "--if-match",
+        "if_match",
+        metavar="ETAG",
+        help=f"Change the {kind} only if its etag (from `show --json`) is still ETAG.",
+    )
+
+
 def quiet_option(function: _F) -> _F:
     """``--quiet``: no progress bar."""
     return click.option(

@@ -1,4 +1,4 @@
-"""The ``version`` commands: upload, download, list and show model versions."""
+"""The ``version`` commands: upload, download, list, show and edit model versions."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ._root import (
     Group,
     connection_options,
     examples,
+    if_match_option,
     json_option,
     model_argument,
     quiet_option,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     epilog=examples("modelcatalog version list resnet50"),
 )
 def version() -> None:
-    """Upload, download, list and show model versions.
+    """Upload, download, list, show and edit model versions.
 
     MODEL is a model's id, or its name when only one model you can see has it. VERSION is a
     version's number or the name of an alias pointing at it; MODEL@ALIAS says both at once.
@@ -55,6 +56,8 @@ def _version_pairs(item: v1.ModelVersion) -> list[tuple[str, str]]:
         ("labels", labels),
         ("creator", item.creator_username),
         ("created", out.timestamp(item.create_time)),
+        ("updated", out.timestamp(item.update_time)),
+        ("etag", item.etag),
     ]
 
 
@@ -327,3 +330,80 @@ def version_show(ctx: click.Context, model: str, version: str | None, as_json: b
 
     found = context.run(ctx, show)
     out.show(found, _version_pairs(found), as_json)
+
+
+@version.command(
+    "update",
+    epilog=examples(
+        'modelcatalog version update resnet 3 --description "epoch 40, best val loss"',
+        "modelcatalog version update resnet@production --label stage=prod --remove-label rc",
+        "modelcatalog version update MODEL_ID 3 --clear-labels --label stage=archived --json",
+    ),
+)
+@model_argument
+@_version_argument
+@click.option("--description", help='The new description, at most 4096 characters ("" clears).')
+@click.option(
+    "--label",
+    "labels",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=_parse_labels,
+    help="Add a label or change its value; repeat for several.",
+)
+@click.option(
+    "--remove-label", "removed", multiple=True, metavar="KEY", help="Remove a label; repeatable."
+)
+@click.option(
+    "--clear-labels", is_flag=True, help="Remove every label first (then add the --label ones)."
+)
+@if_match_option("version")
+@connection_options
+@json_option
+@click.pass_context
+def version_update(
+    ctx: click.Context,
+    model: str,
+    version: str | None,
+    description: str | None,
+    labels: dict[str, str],
+    removed: tuple[str, ...],
+    clear_labels: bool,
+    if_match: str | None,
+    as_json: bool,
+) -> None:
+    """Change a version's description or labels (MODEL VERSION, or MODEL@ALIAS); editor or
+    owner of the model's folder.
+
+    Its file and SHA-256 never change. Label changes apply to the labels the version has
+    when the command reads them: if someone changes the version before this command writes,
+    nothing is changed and the command fails (exit code 6); run it again.
+    """
+    model, wanted = _version_reference(model, version)
+    relabel = bool(labels or removed or clear_labels)
+    if description is None and not relabel:
+        raise click.UsageError("give --description, --label, --remove-label or --clear-labels")
+
+    async def update(client: AsyncClient) -> v1.ModelVersion:
+        model_id = await context.model_id(client, model)
+        number = wanted
+        if isinstance(number, str):  # an alias: the version it points at now
+            number = (await client.get_model_version(model_id, number)).version
+        new_labels: dict[str, str] | None = None
+        etag = if_match
+        if relabel:
+            new_labels = {}
+            if not clear_labels:
+                current = await client.get_model_version(model_id, number)
+                new_labels = {k: v for k, v in current.labels.items() if k not in removed}
+                etag = if_match or current.etag
+            new_labels.update(labels)
+        return await client.update_model_version(
+            model_id, number, description=description, labels=new_labels, etag=etag
+        )
+
+    changed = context.run(ctx, update)
+    if as_json:
+        out.print_json(changed)
+        return
+    out.echo(f"Updated version {changed.version} of model {changed.model_id} (etag {changed.etag})")

@@ -149,6 +149,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     moved, created or deleted it meanwhile); nothing was changed. The ErrorInfo metadata
     "current_version" holds the version it points at now, "0" when the alias does not exist.
     """
+    ERROR_REASON_ETAG_MISMATCH: _ErrorReason.ValueType  # 38
+    """ABORTED: the etag sent with an update is not the resource's current one (another client
+    changed it since the caller read it); nothing was changed. Read the resource again, then
+    decide whether to repeat the update with its new etag.
+    """
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 48
     """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
     period, for a different request (another RPC or other arguments); nothing was changed.
@@ -289,6 +294,11 @@ ERROR_REASON_ALIAS_MOVED: ErrorReason.ValueType  # 37
 """ABORTED: the alias does not point at the version the request expected (another client
 moved, created or deleted it meanwhile); nothing was changed. The ErrorInfo metadata
 "current_version" holds the version it points at now, "0" when the alias does not exist.
+"""
+ERROR_REASON_ETAG_MISMATCH: ErrorReason.ValueType  # 38
+"""ABORTED: the etag sent with an update is not the resource's current one (another client
+changed it since the caller read it); nothing was changed. Read the resource again, then
+decide whether to repeat the update with its new etag.
 """
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 48
 """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from modelcatalog.v1 import resources_pb2 as _resources_pb2
@@ -184,6 +185,66 @@ class ListFoldersResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListFoldersResponse: _TypeAlias = ListFoldersResponse  # noqa: Y015
+
+@_typing.final
+class UpdateFolderRequest(_message.Message):
+    """UpdateFolderRequest is the input of FolderService.UpdateFolder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOLDER_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def folder(self) -> _resources_pb2.Folder:
+        """The folder to change: id names it (required), the fields named in update_mask carry their
+        new values, and etag, when set, must be the folder's current etag. Every other field is
+        ignored.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: "name", "description", or "*" alone for both (a full replacement:
+        an empty description then clears it, and name must still be valid). Required: an empty
+        mask is refused rather than read as "everything".
+        """
+
+    def __init__(
+        self,
+        *,
+        folder: _resources_pb2.Folder | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["folder", b"folder", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["folder", b"folder", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateFolderRequest: _TypeAlias = UpdateFolderRequest  # noqa: Y015
+
+@_typing.final
+class UpdateFolderResponse(_message.Message):
+    """UpdateFolderResponse is the output of FolderService.UpdateFolder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOLDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def folder(self) -> _resources_pb2.Folder:
+        """The folder as it is now, with its new update_time and etag."""
+
+    def __init__(
+        self,
+        *,
+        folder: _resources_pb2.Folder | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["folder", b"folder"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["folder", b"folder"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateFolderResponse: _TypeAlias = UpdateFolderResponse  # noqa: Y015
 
 @_typing.final
 class GrantFolderAccessRequest(_message.Message):

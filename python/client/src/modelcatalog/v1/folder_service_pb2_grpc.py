@@ -57,6 +57,11 @@ class FolderServiceStub:
                 request_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFoldersRequest.SerializeToString,
                 response_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFoldersResponse.FromString,
                 _registered_method=True)
+        self.UpdateFolder = channel.unary_unary(
+                '/modelcatalog.v1.FolderService/UpdateFolder',
+                request_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.UpdateFolderRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.UpdateFolderResponse.FromString,
+                _registered_method=True)
         self.GrantFolderAccess = channel.unary_unary(
                 '/modelcatalog.v1.FolderService/GrantFolderAccess',
                 request_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.GrantFolderAccessRequest.SerializeToString,
@@ -110,6 +115,26 @@ class FolderServiceServicer:
         """ListFolders lists the folders on which the caller has any role, oldest first.
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateFolder(self, request, context):
+        """UpdateFolder changes a folder's name or description (AIP-134): only the fields named in
+        update_mask change, to the values they have in the request's folder. With the folder's
+        etag the change is made only if nobody changed the folder since the caller read it
+        (AIP-154); without one it is unconditional. Owner only. A change to the values the folder
+        has already changes nothing (update_time and etag stay).
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder.id, an etag longer than 64
+        characters or not printable ASCII, a bad folder.name or folder.description (the rules of
+        CreateFolder), and an empty update_mask or one naming a field other than "name",
+        "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when
+        the caller is not an owner of the folder (the same whether or not it exists);
+        ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the folder's creator has another folder with the
+        new name; ABORTED (ETAG_MISMATCH) when folder.etag is set and is not the folder's current
+        etag (nothing is changed: read the folder again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -170,6 +195,11 @@ def add_FolderServiceServicer_to_server(servicer, server):
                     servicer.ListFolders,
                     request_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFoldersRequest.FromString,
                     response_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFoldersResponse.SerializeToString,
+            ),
+            'UpdateFolder': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateFolder,
+                    request_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.UpdateFolderRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.UpdateFolderResponse.SerializeToString,
             ),
             'GrantFolderAccess': grpc.unary_unary_rpc_method_handler(
                     servicer.GrantFolderAccess,
@@ -276,6 +306,33 @@ class FolderService:
             '/modelcatalog.v1.FolderService/ListFolders',
             modelcatalog_dot_v1_dot_folder__service__pb2.ListFoldersRequest.SerializeToString,
             modelcatalog_dot_v1_dot_folder__service__pb2.ListFoldersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateFolder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.FolderService/UpdateFolder',
+            modelcatalog_dot_v1_dot_folder__service__pb2.UpdateFolderRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_folder__service__pb2.UpdateFolderResponse.FromString,
             options,
             channel_credentials,
             insecure,

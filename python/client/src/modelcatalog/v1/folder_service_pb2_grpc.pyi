@@ -59,6 +59,22 @@ class FolderServiceStub:
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID).
     """
+    UpdateFolder: _grpc.UnaryUnaryMultiCallable[_folder_service_pb2.UpdateFolderRequest, _folder_service_pb2.UpdateFolderResponse]
+    """UpdateFolder changes a folder's name or description (AIP-134): only the fields named in
+    update_mask change, to the values they have in the request's folder. With the folder's
+    etag the change is made only if nobody changed the folder since the caller read it
+    (AIP-154); without one it is unconditional. Owner only. A change to the values the folder
+    has already changes nothing (update_time and etag stay).
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder.id, an etag longer than 64
+    characters or not printable ASCII, a bad folder.name or folder.description (the rules of
+    CreateFolder), and an empty update_mask or one naming a field other than "name",
+    "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when
+    the caller is not an owner of the folder (the same whether or not it exists);
+    ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the folder's creator has another folder with the
+    new name; ABORTED (ETAG_MISMATCH) when folder.etag is set and is not the folder's current
+    etag (nothing is changed: read the folder again).
+    """
     GrantFolderAccess: _grpc.UnaryUnaryMultiCallable[_folder_service_pb2.GrantFolderAccessRequest, _folder_service_pb2.GrantFolderAccessResponse]
     """GrantFolderAccess gives a user a role in a folder, replacing any role the user had.
     Owner only.
@@ -116,6 +132,22 @@ class FolderServiceAsyncStub(FolderServiceStub):
     """ListFolders lists the folders on which the caller has any role, oldest first.
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID).
+    """
+    UpdateFolder: _aio.UnaryUnaryMultiCallable[_folder_service_pb2.UpdateFolderRequest, _folder_service_pb2.UpdateFolderResponse]  # type: ignore[assignment]
+    """UpdateFolder changes a folder's name or description (AIP-134): only the fields named in
+    update_mask change, to the values they have in the request's folder. With the folder's
+    etag the change is made only if nobody changed the folder since the caller read it
+    (AIP-154); without one it is unconditional. Owner only. A change to the values the folder
+    has already changes nothing (update_time and etag stay).
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder.id, an etag longer than 64
+    characters or not printable ASCII, a bad folder.name or folder.description (the rules of
+    CreateFolder), and an empty update_mask or one naming a field other than "name",
+    "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when
+    the caller is not an owner of the folder (the same whether or not it exists);
+    ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the folder's creator has another folder with the
+    new name; ABORTED (ETAG_MISMATCH) when folder.etag is set and is not the folder's current
+    etag (nothing is changed: read the folder again).
     """
     GrantFolderAccess: _aio.UnaryUnaryMultiCallable[_folder_service_pb2.GrantFolderAccessRequest, _folder_service_pb2.GrantFolderAccessResponse]  # type: ignore[assignment]
     """GrantFolderAccess gives a user a role in a folder, replacing any role the user had.
@@ -189,6 +221,28 @@ class FolderServiceServicer(metaclass=_abc_1.ABCMeta):
         """ListFolders lists the folders on which the caller has any role, oldest first.
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateFolder(
+        self,
+        request: _folder_service_pb2.UpdateFolderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_folder_service_pb2.UpdateFolderResponse, _abc.Awaitable[_folder_service_pb2.UpdateFolderResponse]]:
+        """UpdateFolder changes a folder's name or description (AIP-134): only the fields named in
+        update_mask change, to the values they have in the request's folder. With the folder's
+        etag the change is made only if nobody changed the folder since the caller read it
+        (AIP-154); without one it is unconditional. Owner only. A change to the values the folder
+        has already changes nothing (update_time and etag stay).
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder.id, an etag longer than 64
+        characters or not printable ASCII, a bad folder.name or folder.description (the rules of
+        CreateFolder), and an empty update_mask or one naming a field other than "name",
+        "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when
+        the caller is not an owner of the folder (the same whether or not it exists);
+        ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the folder's creator has another folder with the
+        new name; ABORTED (ETAG_MISMATCH) when folder.etag is set and is not the folder's current
+        etag (nothing is changed: read the folder again).
         """
 
     @_abc_1.abstractmethod

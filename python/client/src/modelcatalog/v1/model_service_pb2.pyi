@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from modelcatalog.v1 import resources_pb2 as _resources_pb2
@@ -219,6 +220,66 @@ class ListModelsResponse(_message.Message):
 Global___ListModelsResponse: _TypeAlias = ListModelsResponse  # noqa: Y015
 
 @_typing.final
+class UpdateModelRequest(_message.Message):
+    """UpdateModelRequest is the input of ModelService.UpdateModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def model(self) -> _resources_pb2.Model:
+        """The model to change: id names it (required), the fields named in update_mask carry their
+        new values, and etag, when set, must be the model's current etag. Every other field
+        (folder_id included: a model cannot move) is ignored.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: "name", "description", or "*" alone for both (a full replacement:
+        an empty description then clears it, and name must still be valid). Required: an empty
+        mask is refused rather than read as "everything".
+        """
+
+    def __init__(
+        self,
+        *,
+        model: _resources_pb2.Model | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateModelRequest: _TypeAlias = UpdateModelRequest  # noqa: Y015
+
+@_typing.final
+class UpdateModelResponse(_message.Message):
+    """UpdateModelResponse is the output of ModelService.UpdateModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def model(self) -> _resources_pb2.Model:
+        """The model as it is now, with its new update_time and etag."""
+
+    def __init__(
+        self,
+        *,
+        model: _resources_pb2.Model | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateModelResponse: _TypeAlias = UpdateModelResponse  # noqa: Y015
+
+@_typing.final
 class GetModelVersionRequest(_message.Message):
     """GetModelVersionRequest is the input of ModelService.GetModelVersion."""
 
@@ -352,6 +413,67 @@ class ListModelVersionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListModelVersionsResponse: _TypeAlias = ListModelVersionsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateModelVersionRequest(_message.Message):
+    """UpdateModelVersionRequest is the input of ModelService.UpdateModelVersion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def version(self) -> _resources_pb2.ModelVersion:
+        """The version to change: model_id and version name it (required), the fields named in
+        update_mask carry their new values, and etag, when set, must be the version's current
+        etag. Every other field is ignored: a version's bytes and what describes them are
+        immutable.
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The fields to change: "description", "labels" (the whole map is replaced: send every label
+        the version is to keep), or "*" alone for both. Required: an empty mask is refused rather
+        than read as "everything".
+        """
+
+    def __init__(
+        self,
+        *,
+        version: _resources_pb2.ModelVersion | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_mask", b"update_mask", "version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["update_mask", b"update_mask", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateModelVersionRequest: _TypeAlias = UpdateModelVersionRequest  # noqa: Y015
+
+@_typing.final
+class UpdateModelVersionResponse(_message.Message):
+    """UpdateModelVersionResponse is the output of ModelService.UpdateModelVersion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def version(self) -> _resources_pb2.ModelVersion:
+        """The version as it is now, with its new update_time and etag."""
+
+    def __init__(
+        self,
+        *,
+        version: _resources_pb2.ModelVersion | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateModelVersionResponse: _TypeAlias = UpdateModelVersionResponse  # noqa: Y015
 
 @_typing.final
 class UploadModelVersionHeader(_message.Message):

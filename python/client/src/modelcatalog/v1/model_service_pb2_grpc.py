@@ -56,6 +56,11 @@ class ModelServiceStub:
                 request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.UpdateModel = channel.unary_unary(
+                '/modelcatalog.v1.ModelService/UpdateModel',
+                request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelResponse.FromString,
+                _registered_method=True)
         self.GetModelVersion = channel.unary_unary(
                 '/modelcatalog.v1.ModelService/GetModelVersion',
                 request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.GetModelVersionRequest.SerializeToString,
@@ -65,6 +70,11 @@ class ModelServiceStub:
                 '/modelcatalog.v1.ModelService/ListModelVersions',
                 request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelVersionsRequest.SerializeToString,
                 response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelVersionsResponse.FromString,
+                _registered_method=True)
+        self.UpdateModelVersion = channel.unary_unary(
+                '/modelcatalog.v1.ModelService/UpdateModelVersion',
+                request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelVersionRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelVersionResponse.FromString,
                 _registered_method=True)
         self.UploadModelVersion = channel.stream_unary(
                 '/modelcatalog.v1.ModelService/UploadModelVersion',
@@ -137,6 +147,25 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateModel(self, request, context):
+        """UpdateModel changes a model's name or description (AIP-134): only the fields named in
+        update_mask change, to the values they have in the request's model. With the model's etag
+        the change is made only if nobody changed the model since the caller read it (AIP-154);
+        without one it is unconditional. Editor or owner of the model's folder. A change to the
+        values the model has already changes nothing (update_time and etag stay).
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model.id, an etag longer than 64
+        characters or not printable ASCII, a bad model.name or model.description (the rules of
+        CreateModel), and an empty update_mask or one naming a field other than "name",
+        "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+        ALREADY_EXISTS (MODEL_NAME_TAKEN) when the folder holds another model with the new name;
+        ABORTED (ETAG_MISMATCH) when model.etag is set and is not the model's current etag
+        (nothing is changed: read the model again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetModelVersion(self, request, context):
         """GetModelVersion returns the metadata of one version, named by its number or by an alias
         that points at it. Any role in the model's folder.
@@ -157,6 +186,26 @@ class ModelServiceServicer:
         Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
         (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateModelVersion(self, request, context):
+        """UpdateModelVersion changes a version's description or labels (AIP-134): only the fields
+        named in update_mask change, to the values they have in the request's version; its bytes,
+        file name, content type, size, SHA-256 and number never change. With the version's etag
+        the change is made only if nobody changed the version since the caller read it
+        (AIP-154); without one it is unconditional. Editor or owner of the model's folder. A
+        change to the values the version has already changes nothing (update_time and etag stay).
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty version.model_id, a version.version
+        below 1, an etag longer than 64 characters or not printable ASCII, a bad
+        version.description or version.labels (the rules of UploadModelVersion), and an empty
+        update_mask or one naming a field other than "description", "labels" or "*" (field
+        "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+        ABORTED (ETAG_MISMATCH) when version.etag is set and is not the version's current etag
+        (nothing is changed: read the version again).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -264,6 +313,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelsRequest.FromString,
                     response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelsResponse.SerializeToString,
             ),
+            'UpdateModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModel,
+                    request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelResponse.SerializeToString,
+            ),
             'GetModelVersion': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModelVersion,
                     request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.GetModelVersionRequest.FromString,
@@ -273,6 +327,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.ListModelVersions,
                     request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelVersionsRequest.FromString,
                     response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelVersionsResponse.SerializeToString,
+            ),
+            'UpdateModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateModelVersion,
+                    request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelVersionRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelVersionResponse.SerializeToString,
             ),
             'UploadModelVersion': grpc.stream_unary_rpc_method_handler(
                     servicer.UploadModelVersion,
@@ -399,6 +458,33 @@ class ModelService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.ModelService/UpdateModel',
+            modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetModelVersion(request,
             target,
             options=(),
@@ -442,6 +528,33 @@ class ModelService:
             '/modelcatalog.v1.ModelService/ListModelVersions',
             modelcatalog_dot_v1_dot_model__service__pb2.ListModelVersionsRequest.SerializeToString,
             modelcatalog_dot_v1_dot_model__service__pb2.ListModelVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.ModelService/UpdateModelVersion',
+            modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelVersionRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_model__service__pb2.UpdateModelVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,

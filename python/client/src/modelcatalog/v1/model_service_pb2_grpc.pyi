@@ -62,6 +62,21 @@ class ModelServiceStub:
     (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
     """
+    UpdateModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelRequest, _model_service_pb2.UpdateModelResponse]
+    """UpdateModel changes a model's name or description (AIP-134): only the fields named in
+    update_mask change, to the values they have in the request's model. With the model's etag
+    the change is made only if nobody changed the model since the caller read it (AIP-154);
+    without one it is unconditional. Editor or owner of the model's folder. A change to the
+    values the model has already changes nothing (update_time and etag stay).
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model.id, an etag longer than 64
+    characters or not printable ASCII, a bad model.name or model.description (the rules of
+    CreateModel), and an empty update_mask or one naming a field other than "name",
+    "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+    ALREADY_EXISTS (MODEL_NAME_TAKEN) when the folder holds another model with the new name;
+    ABORTED (ETAG_MISMATCH) when model.etag is set and is not the model's current etag
+    (nothing is changed: read the model again).
+    """
     GetModelVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.GetModelVersionRequest, _model_service_pb2.GetModelVersionResponse]
     """GetModelVersion returns the metadata of one version, named by its number or by an alias
     that points at it. Any role in the model's folder.
@@ -78,6 +93,22 @@ class ModelServiceStub:
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
     (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
+    """
+    UpdateModelVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelVersionRequest, _model_service_pb2.UpdateModelVersionResponse]
+    """UpdateModelVersion changes a version's description or labels (AIP-134): only the fields
+    named in update_mask change, to the values they have in the request's version; its bytes,
+    file name, content type, size, SHA-256 and number never change. With the version's etag
+    the change is made only if nobody changed the version since the caller read it
+    (AIP-154); without one it is unconditional. Editor or owner of the model's folder. A
+    change to the values the version has already changes nothing (update_time and etag stay).
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty version.model_id, a version.version
+    below 1, an etag longer than 64 characters or not printable ASCII, a bad
+    version.description or version.labels (the rules of UploadModelVersion), and an empty
+    update_mask or one naming a field other than "description", "labels" or "*" (field
+    "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+    ABORTED (ETAG_MISMATCH) when version.etag is set and is not the version's current etag
+    (nothing is changed: read the version again).
     """
     UploadModelVersion: _grpc.StreamUnaryMultiCallable[_model_service_pb2.UploadModelVersionRequest, _model_service_pb2.UploadModelVersionResponse]
     """UploadModelVersion stores a file as the next version of a model, in one client stream:
@@ -178,6 +209,21 @@ class ModelServiceAsyncStub(ModelServiceStub):
     (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) when folder_id names a folder the caller has no role in.
     """
+    UpdateModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelRequest, _model_service_pb2.UpdateModelResponse]  # type: ignore[assignment]
+    """UpdateModel changes a model's name or description (AIP-134): only the fields named in
+    update_mask change, to the values they have in the request's model. With the model's etag
+    the change is made only if nobody changed the model since the caller read it (AIP-154);
+    without one it is unconditional. Editor or owner of the model's folder. A change to the
+    values the model has already changes nothing (update_time and etag stay).
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model.id, an etag longer than 64
+    characters or not printable ASCII, a bad model.name or model.description (the rules of
+    CreateModel), and an empty update_mask or one naming a field other than "name",
+    "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+    ALREADY_EXISTS (MODEL_NAME_TAKEN) when the folder holds another model with the new name;
+    ABORTED (ETAG_MISMATCH) when model.etag is set and is not the model's current etag
+    (nothing is changed: read the model again).
+    """
     GetModelVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.GetModelVersionRequest, _model_service_pb2.GetModelVersionResponse]  # type: ignore[assignment]
     """GetModelVersion returns the metadata of one version, named by its number or by an alias
     that points at it. Any role in the model's folder.
@@ -194,6 +240,22 @@ class ModelServiceAsyncStub(ModelServiceStub):
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
     (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
+    """
+    UpdateModelVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.UpdateModelVersionRequest, _model_service_pb2.UpdateModelVersionResponse]  # type: ignore[assignment]
+    """UpdateModelVersion changes a version's description or labels (AIP-134): only the fields
+    named in update_mask change, to the values they have in the request's version; its bytes,
+    file name, content type, size, SHA-256 and number never change. With the version's etag
+    the change is made only if nobody changed the version since the caller read it
+    (AIP-154); without one it is unconditional. Editor or owner of the model's folder. A
+    change to the values the version has already changes nothing (update_time and etag stay).
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty version.model_id, a version.version
+    below 1, an etag longer than 64 characters or not printable ASCII, a bad
+    version.description or version.labels (the rules of UploadModelVersion), and an empty
+    update_mask or one naming a field other than "description", "labels" or "*" (field
+    "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+    ABORTED (ETAG_MISMATCH) when version.etag is set and is not the version's current etag
+    (nothing is changed: read the version again).
     """
     UploadModelVersion: _aio.StreamUnaryMultiCallable[_model_service_pb2.UploadModelVersionRequest, _model_service_pb2.UploadModelVersionResponse]  # type: ignore[assignment]
     """UploadModelVersion stores a file as the next version of a model, in one client stream:
@@ -311,6 +373,27 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
+    def UpdateModel(
+        self,
+        request: _model_service_pb2.UpdateModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.UpdateModelResponse, _abc.Awaitable[_model_service_pb2.UpdateModelResponse]]:
+        """UpdateModel changes a model's name or description (AIP-134): only the fields named in
+        update_mask change, to the values they have in the request's model. With the model's etag
+        the change is made only if nobody changed the model since the caller read it (AIP-154);
+        without one it is unconditional. Editor or owner of the model's folder. A change to the
+        values the model has already changes nothing (update_time and etag stay).
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model.id, an etag longer than 64
+        characters or not printable ASCII, a bad model.name or model.description (the rules of
+        CreateModel), and an empty update_mask or one naming a field other than "name",
+        "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+        ALREADY_EXISTS (MODEL_NAME_TAKEN) when the folder holds another model with the new name;
+        ABORTED (ETAG_MISMATCH) when model.etag is set and is not the model's current etag
+        (nothing is changed: read the model again).
+        """
+
+    @_abc_1.abstractmethod
     def GetModelVersion(
         self,
         request: _model_service_pb2.GetModelVersionRequest,
@@ -337,6 +420,28 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad filter, order_by or page_size,
         (PAGE_TOKEN_INVALID) for a bad page_token; PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdateModelVersion(
+        self,
+        request: _model_service_pb2.UpdateModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.UpdateModelVersionResponse, _abc.Awaitable[_model_service_pb2.UpdateModelVersionResponse]]:
+        """UpdateModelVersion changes a version's description or labels (AIP-134): only the fields
+        named in update_mask change, to the values they have in the request's version; its bytes,
+        file name, content type, size, SHA-256 and number never change. With the version's etag
+        the change is made only if nobody changed the version since the caller read it
+        (AIP-154); without one it is unconditional. Editor or owner of the model's folder. A
+        change to the values the version has already changes nothing (update_time and etag stay).
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty version.model_id, a version.version
+        below 1, an etag longer than 64 characters or not printable ASCII, a bad
+        version.description or version.labels (the rules of UploadModelVersion), and an empty
+        update_mask or one naming a field other than "description", "labels" or "*" (field
+        "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+        ABORTED (ETAG_MISMATCH) when version.etag is set and is not the version's current etag
+        (nothing is changed: read the version again).
         """
 
     @_abc_1.abstractmethod

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmodelcatalog/v1/resources.proto\x12\x0fmodelcatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"o\n\x04User\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xf4\x01\n\x06\x46older\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12)\n\x10\x63reator_username\x18\x04 \x01(\tR\x0f\x63reatorUsername\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12<\n\x0b\x63\x61ller_role\x18\x06 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\ncallerRole\"\xb1\x01\n\x0c\x46olderMember\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12/\n\x04role\x18\x03 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\x04role\x12;\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xf9\x01\n\x05Model\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n\tfolder_id\x18\x02 \x01(\tR\x08\x66olderId\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\x12)\n\x10\x63reator_username\x18\x05 \x01(\tR\x0f\x63reatorUsername\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12%\n\x0elatest_version\x18\x07 \x01(\x03R\rlatestVersion\"\xc2\x03\n\x0cModelVersion\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1b\n\tfile_name\x18\x03 \x01(\tR\x08\x66ileName\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\x12\x1d\n\nsize_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x16\n\x06sha256\x18\x06 \x01(\tR\x06sha256\x12 \n\x0b\x64\x65scription\x18\x07 \x01(\tR\x0b\x64\x65scription\x12\x41\n\x06labels\x18\x08 \x03(\x0b\x32).modelcatalog.v1.ModelVersion.LabelsEntryR\x06labels\x12)\n\x10\x63reator_username\x18\t \x01(\tR\x0f\x63reatorUsername\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xbd\x01\n\nModelAlias\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version\x12;\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12)\n\x10updater_username\x18\x05 \x01(\tR\x0fupdaterUsername*p\n\nFolderRole\x12\x1b\n\x17\x46OLDER_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46OLDER_ROLE_VIEWER\x10\x01\x12\x16\n\x12\x46OLDER_ROLE_EDITOR\x10\x02\x12\x15\n\x11\x46OLDER_ROLE_OWNER\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmodelcatalog/v1/resources.proto\x12\x0fmodelcatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"o\n\x04User\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"\xc5\x02\n\x06\x46older\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12)\n\x10\x63reator_username\x18\x04 \x01(\tR\x0f\x63reatorUsername\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12<\n\x0b\x63\x61ller_role\x18\x06 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\ncallerRole\x12;\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x12\n\x04\x65tag\x18\x08 \x01(\tR\x04\x65tag\"\xb1\x01\n\x0c\x46olderMember\x12\x17\n\x07user_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12/\n\x04role\x18\x03 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\x04role\x12;\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xca\x02\n\x05Model\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n\tfolder_id\x18\x02 \x01(\tR\x08\x66olderId\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\x12)\n\x10\x63reator_username\x18\x05 \x01(\tR\x0f\x63reatorUsername\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12%\n\x0elatest_version\x18\x07 \x01(\x03R\rlatestVersion\x12;\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x12\n\x04\x65tag\x18\t \x01(\tR\x04\x65tag\"\x93\x04\n\x0cModelVersion\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x18\n\x07version\x18\x02 \x01(\x03R\x07version\x12\x1b\n\tfile_name\x18\x03 \x01(\tR\x08\x66ileName\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\x12\x1d\n\nsize_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x16\n\x06sha256\x18\x06 \x01(\tR\x06sha256\x12 \n\x0b\x64\x65scription\x18\x07 \x01(\tR\x0b\x64\x65scription\x12\x41\n\x06labels\x18\x08 \x03(\x0b\x32).modelcatalog.v1.ModelVersion.LabelsEntryR\x06labels\x12)\n\x10\x63reator_username\x18\t \x01(\tR\x0f\x63reatorUsername\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x12\n\x04\x65tag\x18\x0c \x01(\tR\x04\x65tag\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xbd\x01\n\nModelAlias\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n\x07version\x18\x03 \x01(\x03R\x07version\x12;\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12)\n\x10updater_username\x18\x05 \x01(\tR\x0fupdaterUsername*p\n\nFolderRole\x12\x1b\n\x17\x46OLDER_ROLE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46OLDER_ROLE_VIEWER\x10\x01\x12\x16\n\x12\x46OLDER_ROLE_EDITOR\x10\x02\x12\x15\n\x11\x46OLDER_ROLE_OWNER\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,20 +34,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_MODELVERSION_LABELSENTRY']._loaded_options = None
   _globals['_MODELVERSION_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_FOLDERROLE']._serialized_start=1522
-  _globals['_FOLDERROLE']._serialized_end=1634
+  _globals['_FOLDERROLE']._serialized_start=1765
+  _globals['_FOLDERROLE']._serialized_end=1877
   _globals['_USER']._serialized_start=85
   _globals['_USER']._serialized_end=196
   _globals['_FOLDER']._serialized_start=199
-  _globals['_FOLDER']._serialized_end=443
-  _globals['_FOLDERMEMBER']._serialized_start=446
-  _globals['_FOLDERMEMBER']._serialized_end=623
-  _globals['_MODEL']._serialized_start=626
-  _globals['_MODEL']._serialized_end=875
-  _globals['_MODELVERSION']._serialized_start=878
-  _globals['_MODELVERSION']._serialized_end=1328
-  _globals['_MODELVERSION_LABELSENTRY']._serialized_start=1271
-  _globals['_MODELVERSION_LABELSENTRY']._serialized_end=1328
-  _globals['_MODELALIAS']._serialized_start=1331
-  _globals['_MODELALIAS']._serialized_end=1520
+  _globals['_FOLDER']._serialized_end=524
+  _globals['_FOLDERMEMBER']._serialized_start=527
+  _globals['_FOLDERMEMBER']._serialized_end=704
+  _globals['_MODEL']._serialized_start=707
+  _globals['_MODEL']._serialized_end=1037
+  _globals['_MODELVERSION']._serialized_start=1040
+  _globals['_MODELVERSION']._serialized_end=1571
+  _globals['_MODELVERSION_LABELSENTRY']._serialized_start=1514
+  _globals['_MODELVERSION_LABELSENTRY']._serialized_end=1571
+  _globals['_MODELALIAS']._serialized_start=1574
+  _globals['_MODELALIAS']._serialized_end=1763
 # @@protoc_insertion_point(module_scope)

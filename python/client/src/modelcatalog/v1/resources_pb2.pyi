@@ -96,6 +96,8 @@ class Folder(_message.Message):
     CREATOR_USERNAME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     CALLER_ROLE_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The server-assigned, stable identifier of the folder. Never reused."""
     name: _builtins.str
@@ -108,9 +110,18 @@ class Folder(_message.Message):
     """The username of the user who created the folder."""
     caller_role: Global___FolderRole.ValueType
     """The role of the calling user in this folder; set on every folder the server returns."""
+    etag: _builtins.str
+    """An opaque value (at most 64 printable ASCII characters) that changes whenever the name or
+    the description changes, and only then: send it back in UpdateFolder to make the change
+    only if nobody changed the folder since it was read (AIP-154).
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the folder was created."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the folder's name or description last changed; its create_time until then."""
 
     def __init__(
         self,
@@ -121,10 +132,12 @@ class Folder(_message.Message):
         creator_username: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         caller_role: Global___FolderRole.ValueType = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller_role", b"caller_role", "create_time", b"create_time", "creator_username", b"creator_username", "description", b"description", "id", b"id", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller_role", b"caller_role", "create_time", b"create_time", "creator_username", b"creator_username", "description", b"description", "etag", b"etag", "id", b"id", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -181,6 +194,8 @@ class Model(_message.Message):
     CREATOR_USERNAME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     LATEST_VERSION_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """The server-assigned, stable identifier of the model. Never reused."""
     folder_id: _builtins.str
@@ -193,9 +208,21 @@ class Model(_message.Message):
     """The username of the user who created the model."""
     latest_version: _builtins.int
     """The number of the newest committed version, or 0 when the model has no version yet."""
+    etag: _builtins.str
+    """An opaque value (at most 64 printable ASCII characters) that changes whenever the name or
+    the description changes, and only then (not when a version is uploaded): send it back in
+    UpdateModel to make the change only if nobody changed the model since it was read
+    (AIP-154).
+    """
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the model was created."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the model's name or description last changed; its create_time until then. Uploading
+        a version does not change it.
+        """
 
     def __init__(
         self,
@@ -207,10 +234,12 @@ class Model(_message.Message):
         creator_username: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         latest_version: _builtins.int = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator_username", b"creator_username", "description", b"description", "folder_id", b"folder_id", "id", b"id", "latest_version", b"latest_version", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "creator_username", b"creator_username", "description", b"description", "etag", b"etag", "folder_id", b"folder_id", "id", b"id", "latest_version", b"latest_version", "name", b"name", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -218,8 +247,9 @@ Global___Model: _TypeAlias = Model  # noqa: Y015
 
 @_typing.final
 class ModelVersion(_message.Message):
-    """A ModelVersion is one immutable file committed to a model. Its bytes never change once it
-    is visible.
+    """A ModelVersion is one immutable file committed to a model. Its bytes, and what describes
+    them (file name, content type, size, SHA-256), never change once it is visible; only its
+    description and labels may be edited (UpdateModelVersion).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -254,6 +284,8 @@ class ModelVersion(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     CREATOR_USERNAME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
+    UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The identifier of the model the version belongs to."""
     version: _builtins.int
@@ -274,15 +306,24 @@ class ModelVersion(_message.Message):
     """A free-text description of at most 4096 characters."""
     creator_username: _builtins.str
     """The username of the user who uploaded the version."""
+    etag: _builtins.str
+    """An opaque value (at most 64 printable ASCII characters) that changes whenever the
+    description or the labels change, and only then: send it back in UpdateModelVersion to
+    make the change only if nobody changed the version since it was read (AIP-154).
+    """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Labels given at upload: at most 64, keys of 1 to 63 characters (lowercase letters, digits,
-        '.', '_', '-' and '/'), values of at most 256 characters.
+        """Labels given at upload or by the last edit: at most 64, keys of 1 to 63 characters
+        (lowercase letters, digits, '.', '_', '-' and '/'), values of at most 256 characters.
         """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When the version was committed."""
+
+    @_builtins.property
+    def update_time(self) -> _timestamp_pb2.Timestamp:
+        """When the version's description or labels last changed; its create_time until then."""
 
     def __init__(
         self,
@@ -297,10 +338,12 @@ class ModelVersion(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         creator_username: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
+        update_time: _timestamp_pb2.Timestamp | None = ...,
+        etag: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "create_time", b"create_time", "creator_username", b"creator_username", "description", b"description", "file_name", b"file_name", "labels", b"labels", "model_id", b"model_id", "sha256", b"sha256", "size_bytes", b"size_bytes", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "create_time", b"create_time", "creator_username", b"creator_username", "description", b"description", "etag", b"etag", "file_name", b"file_name", "labels", b"labels", "model_id", b"model_id", "sha256", b"sha256", "size_bytes", b"size_bytes", "update_time", b"update_time", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

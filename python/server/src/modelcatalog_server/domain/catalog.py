@@ -247,6 +247,11 @@ def require_model(tx: Transaction, caller: str, model_id: str, needed: Role) -> 
     return model
 
 
+def require_folder(tx: Transaction, caller: str, folder_id: str, needed: Role) -> FolderRecord:
+    """The folder if the caller has at least ``needed`` in it; else PERMISSION_DENIED."""
+    return _folder(tx, caller, folder_id, needed)
+
+
 def _user_named(tx: Transaction, username: str) -> UserRecord:
     credentials = tx.credentials(username)
     if credentials is None:

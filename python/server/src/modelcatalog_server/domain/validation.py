@@ -22,6 +22,7 @@ LABEL_KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,62}")
 LABEL_VALUE_MAX_CHARS = 256
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 ALIAS_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ETAG_MAX_CHARS = 64
 
 #: Bidirectional embeddings, overrides and isolates: they reorder how the rest of a line is
 #: shown ("Trojan Source"), so other users would see text other than what is stored.
@@ -100,6 +101,16 @@ def alias_name(field: str, value: str) -> str:
             field,
             f"{field} must be 1 to 63 characters: lowercase letters, digits, '-' or '_', starting "
             "with a letter or digit and not digits only",
+        )
+    return value
+
+
+def etag(field: str, value: str) -> str:
+    """An etag sent back by a client, or '' for none; any other well-formed value is
+    compared, so only its shape is checked here."""
+    if len(value) > ETAG_MAX_CHARS or not (value.isascii() and value.isprintable()):
+        raise InvalidArgument(
+            field, f"{field} must be at most {ETAG_MAX_CHARS} printable ASCII characters"
         )
     return value
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from modelcatalog import v1, wire
 
+from ..domain.edits import folder_etag, model_etag, version_etag
 from ..domain.errors import InvalidArgument
 from ..domain.versions import UploadHeader
 from ..storage.records import (
@@ -52,6 +53,8 @@ def folder(record: FolderRecord) -> v1.Folder:
         creator_username=record.creator_username,
         create_time=timestamp(record.created_us),
         caller_role=v1.FolderRole(int(record.caller_role)),
+        update_time=timestamp(record.updated_us),
+        etag=folder_etag(record),
     )
 
 
@@ -75,6 +78,8 @@ def model(record: ModelRecord) -> v1.Model:
         creator_username=record.creator_username,
         create_time=timestamp(record.created_us),
         latest_version=record.latest_version,
+        update_time=timestamp(record.updated_us),
+        etag=model_etag(record),
     )
 
 
@@ -91,6 +96,8 @@ def version(record: VersionRecord) -> v1.ModelVersion:
         labels=dict(record.labels),
         creator_username=record.creator_username,
         create_time=timestamp(record.created_us),
+        update_time=timestamp(record.updated_us),
+        etag=version_etag(record),
     )
 
 

@@ -6,12 +6,14 @@ from modelcatalog import v1, wire
 
 from ..auth.hook import current_principal
 from ..domain.catalog import Catalog
+from ..domain.edits import Edits
 from . import _convert
 
 
 class FolderService(v1.FolderServiceBase):
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, edits: Edits) -> None:
         self._catalog = catalog
+        self._edits = edits
 
     async def create_folder(
         self, create_folder_request: v1.CreateFolderRequest
@@ -40,6 +42,20 @@ class FolderService(v1.FolderServiceBase):
             folders=[_convert.folder(f) for f in page.items],
             next_page_token=page.next_page_token,
         )
+
+    async def update_folder(
+        self, update_folder_request: v1.UpdateFolderRequest
+    ) -> v1.UpdateFolderResponse:
+        request = update_folder_request
+        folder = await self._edits.update_folder(
+            current_principal().user_id,
+            request.folder.id,
+            request.update_mask.paths,
+            name=request.folder.name,
+            description=request.folder.description,
+            etag=request.folder.etag,
+        )
+        return wire.new(v1.UpdateFolderResponse, folder=_convert.folder(folder))
 
     async def grant_folder_access(
         self, grant_folder_access_request: v1.GrantFolderAccessRequest

@@ -13,6 +13,7 @@ from modelcatalog import v1, wire
 from ..auth.hook import current_peer, current_principal
 from ..domain.aliases import Aliases
 from ..domain.catalog import Catalog
+from ..domain.edits import Edits
 from ..domain.errors import InvalidArgument
 from ..domain.versions import UploadTrailer, Versions
 from . import _convert
@@ -21,10 +22,13 @@ _DOWNLOAD = "/modelcatalog.v1.ModelService/DownloadModelVersion"
 
 
 class ModelService(v1.ModelServiceBase):
-    def __init__(self, catalog: Catalog, versions: Versions, aliases: Aliases) -> None:
+    def __init__(
+        self, catalog: Catalog, versions: Versions, aliases: Aliases, edits: Edits
+    ) -> None:
         self._catalog = catalog
         self._versions = versions
         self._aliases = aliases
+        self._edits = edits
 
     async def create_model(
         self, create_model_request: v1.CreateModelRequest
@@ -61,6 +65,20 @@ class ModelService(v1.ModelServiceBase):
             next_page_token=page.next_page_token,
         )
 
+    async def update_model(
+        self, update_model_request: v1.UpdateModelRequest
+    ) -> v1.UpdateModelResponse:
+        request = update_model_request
+        model = await self._edits.update_model(
+            current_principal().user_id,
+            request.model.id,
+            request.update_mask.paths,
+            name=request.model.name,
+            description=request.model.description,
+            etag=request.model.etag,
+        )
+        return wire.new(v1.UpdateModelResponse, model=_convert.model(model))
+
     async def get_model_version(
         self, get_model_version_request: v1.GetModelVersionRequest
     ) -> v1.GetModelVersionResponse:
@@ -87,6 +105,21 @@ class ModelService(v1.ModelServiceBase):
             versions=[_convert.version(v) for v in page.items],
             next_page_token=page.next_page_token,
         )
+
+    async def update_model_version(
+        self, update_model_version_request: v1.UpdateModelVersionRequest
+    ) -> v1.UpdateModelVersionResponse:
+        request = update_model_version_request
+        version = await self._edits.update_version(
+            current_principal().user_id,
+            request.version.model_id,
+            request.version.version,
+            request.update_mask.paths,
+            description=request.version.description,
+            labels=dict(request.version.labels),
+            etag=request.version.etag,
+        )
+        return wire.new(v1.UpdateModelVersionResponse, version=_convert.version(version))
 
     async def upload_model_version(
         self, upload_model_version_request_iterator: AsyncIterator[v1.UploadModelVersionRequest]

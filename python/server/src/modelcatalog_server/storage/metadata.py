@@ -603,6 +603,7 @@ _FOLDERS_OF_CALLER = (
         _creator.c.username,
         folders.c.created_us,
         folder_members.c.role,
+        folders.c.updated_us,
     )
     .join(
         folder_members,
@@ -632,6 +633,7 @@ _MODELS_OF_CALLER = (
         models.c.created_us,
         models.c.latest_version,
         folder_members.c.role,
+        models.c.updated_us,
     )
     .join(
         folder_members,
@@ -655,6 +657,7 @@ _VERSIONS = select(
     model_versions.c.labels,
     _creator.c.username,
     model_versions.c.created_us,
+    model_versions.c.updated_us,
 ).join(_creator, _creator.c.id == model_versions.c.creator_id)
 _VERSION = _VERSIONS.where(
     model_versions.c.model_id == bindparam("model_id"),
@@ -965,7 +968,10 @@ class Transaction:
     # Folders and members
 
     def insert_folder(self, creator: UserRecord, name: str, description: str) -> FolderRecord:
-        folder = FolderRecord(new_id(), name, description, creator.username, now_us(), Role.OWNER)
+        created = now_us()
+        folder = FolderRecord(
+            new_id(), name, description, creator.username, created, Role.OWNER, created
+        )
         try:
             self.connection.execute(
                 folders.insert().values(
@@ -973,7 +979,8 @@ class Transaction:
                     name=name,
                     description=description,
                     creator_id=creator.id,
-                    created_us=folder.created_us,
+                    created_us=created,
+                    updated_us=created,
                 )
             )
         except IntegrityError as error:
@@ -994,6 +1001,18 @@ class Transaction:
             {"caller": user_id, "limit": limit, **_position(after)},
         ).all()
         return [_folder(row) for row in rows]
+
+    def update_folder(self, folder_id: str, name: str, description: str, updated_us: int) -> None:
+        """Sets the folder's name and description; UniqueViolation if its creator has another
+        folder of that name."""
+        try:
+            self.connection.execute(
+                folders.update()
+                .where(folders.c.id == folder_id)
+                .values(name=name, description=description, updated_us=updated_us)
+            )
+        except IntegrityError as error:
+            raise UniqueViolation(name) from error
 
     def role(self, folder_id: str, user_id: str) -> Role | None:
         value = self.connection.execute(
@@ -1055,15 +1074,17 @@ class Transaction:
     def insert_model(
         self, folder: FolderRecord, creator: UserRecord, name: str, description: str
     ) -> ModelRecord:
+        created = now_us()
         model = ModelRecord(
             new_id(),
             folder.id,
             name,
             description,
             creator.username,
-            now_us(),
+            created,
             0,
             folder.caller_role,
+            created,
         )
         try:
             self.connection.execute(
@@ -1073,8 +1094,9 @@ class Transaction:
                     name=name,
                     description=description,
                     creator_id=creator.id,
-                    created_us=model.created_us,
+                    created_us=created,
                     latest_version=0,
+                    updated_us=created,
                 )
             )
         except IntegrityError as error:
@@ -1106,6 +1128,18 @@ class Transaction:
             page = _matching_models(query, folder_id is not None, after, self._dialect)
         return [_model(row) for row in self.connection.execute(page, parameters).all()]
 
+    def update_model(self, model_id: str, name: str, description: str, updated_us: int) -> None:
+        """Sets the model's name and description; UniqueViolation if its folder holds another
+        model of that name."""
+        try:
+            self.connection.execute(
+                models.update()
+                .where(models.c.id == model_id)
+                .values(name=name, description=description, updated_us=updated_us)
+            )
+        except IntegrityError as error:
+            raise UniqueViolation(name) from error
+
     # Versions
 
     def insert_version(
@@ -1127,6 +1161,7 @@ class Transaction:
             .values(latest_version=models.c.latest_version + 1)
             .returning(models.c.latest_version)
         )
+        created = now_us()
         record = VersionRecord(
             model.id,
             bumped.scalar_one(),
@@ -1137,7 +1172,8 @@ class Transaction:
             description,
             labels,
             creator.username,
-            now_us(),
+            created,
+            created,
         )
         self.connection.execute(
             model_versions.insert().values(
@@ -1150,7 +1186,8 @@ class Transaction:
                 description=description,
                 labels=json.dumps(labels, sort_keys=True),
                 creator_id=creator.id,
-                created_us=record.created_us,
+                created_us=created,
+                updated_us=created,
             )
         )
         return record
@@ -1176,6 +1213,25 @@ class Transaction:
         else:
             page = _matching_versions(query, before, self._dialect)
         return [_version(row) for row in self.connection.execute(page, parameters).all()]
+
+    def update_version(
+        self,
+        model_id: str,
+        version: int,
+        description: str,
+        labels: dict[str, str],
+        updated_us: int,
+    ) -> None:
+        """Sets the version's description and labels; nothing else of a version changes."""
+        self.connection.execute(
+            model_versions.update()
+            .where(model_versions.c.model_id == model_id, model_versions.c.version == version)
+            .values(
+                description=description,
+                labels=json.dumps(labels, sort_keys=True),
+                updated_us=updated_us,
+            )
+        )
 
     # Aliases
 
@@ -1356,6 +1412,7 @@ def _version(row: Row[*tuple[Any, ...]]) -> VersionRecord:
         labels,
         creator_username,
         created_us,
+        updated_us,
     ) = row
     return VersionRecord(
         model_id,
@@ -1368,12 +1425,15 @@ def _version(row: Row[*tuple[Any, ...]]) -> VersionRecord:
         json.loads(labels),
         creator_username,
         created_us,
+        updated_us,
     )
 
 
 def _folder(row: Row[*tuple[Any, ...]]) -> FolderRecord:
-    folder_id, name, description, creator_username, created_us, role = row
-    return FolderRecord(folder_id, name, description, creator_username, created_us, Role(role))
+    folder_id, name, description, creator_username, created_us, role, updated_us = row
+    return FolderRecord(
+        folder_id, name, description, creator_username, created_us, Role(role), updated_us
+    )
 
 
 def _model(row: Row[*tuple[Any, ...]]) -> ModelRecord:
@@ -1386,6 +1446,7 @@ def _model(row: Row[*tuple[Any, ...]]) -> ModelRecord:
         created_us,
         latest_version,
         role,
+        updated_us,
     ) = row
     return ModelRecord(
         model_id,
@@ -1396,4 +1457,5 @@ def _model(row: Row[*tuple[Any, ...]]) -> ModelRecord:
         created_us,
         latest_version,
         Role(role),
+        updated_us,
     )

@@ -61,6 +61,8 @@ class FolderRecord:
     creator_username: str
     created_us: int
     caller_role: Role
+    #: When the name or the description last changed (``created_us`` until then).
+    updated_us: int
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,14 @@ class ModelRecord:
     created_us: int
     latest_version: int
     caller_role: Role
+    #: When the name or the description last changed (``created_us`` until then).
+    updated_us: int
 
 
 @dataclass(frozen=True)
 class VersionRecord:
-    """One committed, immutable version of a model."""
+    """One committed version of a model: its bytes are immutable, its description and labels
+    may be edited."""
 
     model_id: str
     version: int
@@ -101,6 +106,8 @@ class VersionRecord:
     labels: dict[str, str]
     creator_username: str
     created_us: int
+    #: When the description or the labels last changed (``created_us`` until then).
+    updated_us: int
 
 
 @dataclass(frozen=True)

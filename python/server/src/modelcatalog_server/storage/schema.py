@@ -50,6 +50,9 @@ folders = Table(
     Column("description", Text, nullable=False),
     Column("creator_id", ID, ForeignKey("users.id"), nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # When the name or the description last changed (created_us until then); etags are made
+    # from it (domain/edits.py). The default is for revision 0005's existing rows only.
+    Column("updated_us", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("creator_id", "name", name="uq_folders_creator_name"),
 )
 
@@ -73,6 +76,8 @@ models = Table(
     Column("creator_id", ID, ForeignKey("users.id"), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("latest_version", BigInteger, nullable=False),
+    # As folders.updated_us: when the name or description last changed.
+    Column("updated_us", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("folder_id", "name", name="uq_models_folder_name"),
     Index("ix_models_order", "created_us", "id"),
 )
@@ -90,6 +95,8 @@ model_versions = Table(
     Column("labels", Text, nullable=False),
     Column("creator_id", ID, ForeignKey("users.id"), nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # As folders.updated_us: when the description or the labels last changed.
+    Column("updated_us", BigInteger, nullable=False, server_default="0"),
     Index("ix_model_versions_sha256", "sha256"),
 )
 

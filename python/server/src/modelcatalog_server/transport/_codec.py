@@ -18,7 +18,10 @@ What the walk accepts, matching protobuf where betterproto reads the same value:
 - a repeated scalar field either value by value or packed in one length-delimited run;
 - unknown fields of wire types 0, 1, 2 and 5, kept as betterproto keeps them. Groups (wire
   types 3 and 4) are refused: proto3 cannot declare them, and betterproto would read a group's
-  contents as fields of the enclosing message.
+  contents as fields of the enclosing message;
+- a ``google.protobuf.Timestamp`` field (which betterproto holds as a ``datetime``) checked as
+  the Timestamp message it is, and refused when its value lies outside the years 1 to 9999,
+  which a ``datetime`` cannot hold (betterproto's conversion would fail on it).
 
 A request that passes is then decoded, and every response encoded, by the SDK's compiled codec
 (``modelcatalog.wire``): the same messages betterproto's ``parse`` and ``bytes()`` make, about
@@ -30,9 +33,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import betterproto
+from betterproto.lib.google.protobuf import Timestamp
 from google.protobuf.message import DecodeError
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
@@ -70,6 +75,7 @@ MAX_NESTING_DEPTH = 100
 #: millions of tiny fields would hold the event loop for minutes.
 MAX_VALUES_PER_REQUEST = 10_000
 MAX_UNKNOWN_FIELDS_PER_REQUEST = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _Budget:
@@ -147,6 +153,8 @@ class _Field:
     varint_limit: int
     #: For message and map fields, the class of the nested message (a map's entry class).
     message: type[betterproto.Message] | None
+    #: A google.protobuf.Timestamp, which betterproto converts to a datetime.
+    timestamp: bool = False
 
 
 def _wire_type_of(proto_type: str) -> int:
@@ -166,8 +174,11 @@ def _declared_fields(message_class: type[betterproto.Message]) -> dict[int, _Fie
     fields: dict[int, _Field] = {}
     for name, meta in metadata.meta_by_field_name.items():
         nested: type[betterproto.Message] | None = None
+        timestamp = False
         if meta.proto_type in (betterproto.TYPE_MESSAGE, betterproto.TYPE_MAP):
             nested = metadata.cls_by_field[name]
+            if nested is datetime:
+                nested, timestamp = Timestamp, True
             if not (isinstance(nested, type) and issubclass(nested, betterproto.Message)):
                 raise TypeError(
                     f"{message_class.__name__}.{name} is a {nested!r}: the request codec checks "
@@ -182,6 +193,7 @@ def _declared_fields(message_class: type[betterproto.Message]) -> dict[int, _Fie
             ),
             varint_limit=_VARINT_LIMITS.get(meta.proto_type, 1 << 64),
             message=nested,
+            timestamp=timestamp,
         )
     return fields
 
@@ -234,6 +246,8 @@ def _check_field(
         stop = _payload_end(position, end, length)
         if field.message is not None:
             _check_message(data, position, stop, field.message, depth + 1, budget)
+            if field.timestamp:
+                _check_timestamp(data, position, stop)
         elif field.proto_type == betterproto.TYPE_STRING:
             _check_utf8(data, position, stop)
         return stop
@@ -270,6 +284,16 @@ def _check_varint(data: bytes, position: int, end: int, field: _Field) -> int:
     if value >= field.varint_limit:
         raise _Malformed(f"{value} is out of range for {field.proto_type}")
     return position
+
+
+def _check_timestamp(data: bytes, start: int, stop: int) -> None:
+    """Refuses a Timestamp whose datetime (made as betterproto's ``to_datetime`` makes it)
+    would be out of range; its bytes were checked as a Timestamp message already."""
+    value = Timestamp().parse(data[start:stop])
+    try:
+        _EPOCH + timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
+    except OverflowError:
+        raise _Malformed("the timestamp lies outside the years 1 to 9999") from None
 
 
 def _check_utf8(data: bytes, start: int, stop: int) -> None:

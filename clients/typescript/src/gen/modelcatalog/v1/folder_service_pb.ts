@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
 import type { Folder, FolderMember, FolderRole } from "./resources_pb.js";
 import { file_modelcatalog_v1_resources } from "./resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/folder_service.proto.
  */
 export const file_modelcatalog_v1_folder_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRtb2RlbGNhdGFsb2cvdjEvZm9sZGVyX3NlcnZpY2UucHJvdG8SD21vZGVsY2F0YWxvZy52MSJMChNDcmVhdGVGb2xkZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI/ChRDcmVhdGVGb2xkZXJSZXNwb25zZRInCgZmb2xkZXIYASABKAsyFy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyIiUKEEdldEZvbGRlclJlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJIjwKEUdldEZvbGRlclJlc3BvbnNlEicKBmZvbGRlchgBIAEoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXIiOwoSTGlzdEZvbGRlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlgKE0xpc3RGb2xkZXJzUmVzcG9uc2USKAoHZm9sZGVycxgBIAMoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImoKGEdyYW50Rm9sZGVyQWNjZXNzUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkSKQoEcm9sZRgDIAEoDjIbLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXJSb2xlIkoKGUdyYW50Rm9sZGVyQWNjZXNzUmVzcG9uc2USLQoGbWVtYmVyGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLkZvbGRlck1lbWJlciJAChlSZXZva2VGb2xkZXJBY2Nlc3NSZXF1ZXN0EhEKCWZvbGRlcl9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCSIcChpSZXZva2VGb2xkZXJBY2Nlc3NSZXNwb25zZSJTChdMaXN0Rm9sZGVyQWNjZXNzUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYwoYTGlzdEZvbGRlckFjY2Vzc1Jlc3BvbnNlEi4KB21lbWJlcnMYASADKAsyHS5tb2RlbGNhdGFsb2cudjEuRm9sZGVyTWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTL3BAoNRm9sZGVyU2VydmljZRJbCgxDcmVhdGVGb2xkZXISJC5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlRm9sZGVyUmVxdWVzdBolLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVGb2xkZXJSZXNwb25zZRJXCglHZXRGb2xkZXISIS5tb2RlbGNhdGFsb2cudjEuR2V0Rm9sZGVyUmVxdWVzdBoiLm1vZGVsY2F0YWxvZy52MS5HZXRGb2xkZXJSZXNwb25zZSIDkAIBEl0KC0xpc3RGb2xkZXJzEiMubW9kZWxjYXRhbG9nLnYxLkxpc3RGb2xkZXJzUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyc1Jlc3BvbnNlIgOQAgESbwoRR3JhbnRGb2xkZXJBY2Nlc3MSKS5tb2RlbGNhdGFsb2cudjEuR3JhbnRGb2xkZXJBY2Nlc3NSZXF1ZXN0GioubW9kZWxjYXRhbG9nLnYxLkdyYW50Rm9sZGVyQWNjZXNzUmVzcG9uc2UiA5ACAhJyChJSZXZva2VGb2xkZXJBY2Nlc3MSKi5tb2RlbGNhdGFsb2cudjEuUmV2b2tlRm9sZGVyQWNjZXNzUmVxdWVzdBorLm1vZGVsY2F0YWxvZy52MS5SZXZva2VGb2xkZXJBY2Nlc3NSZXNwb25zZSIDkAICEmwKEExpc3RGb2xkZXJBY2Nlc3MSKC5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlckFjY2Vzc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlckFjY2Vzc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_modelcatalog_v1_resources]);
+  fileDesc("CiRtb2RlbGNhdGFsb2cvdjEvZm9sZGVyX3NlcnZpY2UucHJvdG8SD21vZGVsY2F0YWxvZy52MSJMChNDcmVhdGVGb2xkZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI/ChRDcmVhdGVGb2xkZXJSZXNwb25zZRInCgZmb2xkZXIYASABKAsyFy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyIiUKEEdldEZvbGRlclJlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJIjwKEUdldEZvbGRlclJlc3BvbnNlEicKBmZvbGRlchgBIAEoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXIiOwoSTGlzdEZvbGRlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlgKE0xpc3RGb2xkZXJzUmVzcG9uc2USKAoHZm9sZGVycxgBIAMoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm8KE1VwZGF0ZUZvbGRlclJlcXVlc3QSJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPwoUVXBkYXRlRm9sZGVyUmVzcG9uc2USJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlciJqChhHcmFudEZvbGRlckFjY2Vzc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEikKBHJvbGUYAyABKA4yGy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyUm9sZSJKChlHcmFudEZvbGRlckFjY2Vzc1Jlc3BvbnNlEi0KBm1lbWJlchgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXJNZW1iZXIiQAoZUmV2b2tlRm9sZGVyQWNjZXNzUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiHAoaUmV2b2tlRm9sZGVyQWNjZXNzUmVzcG9uc2UiUwoXTGlzdEZvbGRlckFjY2Vzc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImMKGExpc3RGb2xkZXJBY2Nlc3NSZXNwb25zZRIuCgdtZW1iZXJzGAEgAygLMh0ubW9kZWxjYXRhbG9nLnYxLkZvbGRlck1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky2QUKDUZvbGRlclNlcnZpY2USWwoMQ3JlYXRlRm9sZGVyEiQubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZUZvbGRlclJlcXVlc3QaJS5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlRm9sZGVyUmVzcG9uc2USVwoJR2V0Rm9sZGVyEiEubW9kZWxjYXRhbG9nLnYxLkdldEZvbGRlclJlcXVlc3QaIi5tb2RlbGNhdGFsb2cudjEuR2V0Rm9sZGVyUmVzcG9uc2UiA5ACARJdCgtMaXN0Rm9sZGVycxIjLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyc1JlcXVlc3QaJC5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlcnNSZXNwb25zZSIDkAIBEmAKDFVwZGF0ZUZvbGRlchIkLm1vZGVsY2F0YWxvZy52MS5VcGRhdGVGb2xkZXJSZXF1ZXN0GiUubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZUZvbGRlclJlc3BvbnNlIgOQAgISbwoRR3JhbnRGb2xkZXJBY2Nlc3MSKS5tb2RlbGNhdGFsb2cudjEuR3JhbnRGb2xkZXJBY2Nlc3NSZXF1ZXN0GioubW9kZWxjYXRhbG9nLnYxLkdyYW50Rm9sZGVyQWNjZXNzUmVzcG9uc2UiA5ACAhJyChJSZXZva2VGb2xkZXJBY2Nlc3MSKi5tb2RlbGNhdGFsb2cudjEuUmV2b2tlRm9sZGVyQWNjZXNzUmVxdWVzdBorLm1vZGVsY2F0YWxvZy52MS5SZXZva2VGb2xkZXJBY2Nlc3NSZXNwb25zZSIDkAICEmwKEExpc3RGb2xkZXJBY2Nlc3MSKC5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlckFjY2Vzc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlckFjY2Vzc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_field_mask, file_modelcatalog_v1_resources]);
 
 /**
  * CreateFolderRequest is the input of FolderService.CreateFolder.
@@ -177,6 +179,59 @@ export const ListFoldersResponseSchema: GenMessage<ListFoldersResponse> = /*@__P
   messageDesc(file_modelcatalog_v1_folder_service, 5);
 
 /**
+ * UpdateFolderRequest is the input of FolderService.UpdateFolder.
+ *
+ * @generated from message modelcatalog.v1.UpdateFolderRequest
+ */
+export type UpdateFolderRequest = Message<"modelcatalog.v1.UpdateFolderRequest"> & {
+  /**
+   * The folder to change: id names it (required), the fields named in update_mask carry their
+   * new values, and etag, when set, must be the folder's current etag. Every other field is
+   * ignored.
+   *
+   * @generated from field: modelcatalog.v1.Folder folder = 1;
+   */
+  folder?: Folder | undefined;
+
+  /**
+   * The fields to change: "name", "description", or "*" alone for both (a full replacement:
+   * an empty description then clears it, and name must still be valid). Required: an empty
+   * mask is refused rather than read as "everything".
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.UpdateFolderRequest.
+ * Use `create(UpdateFolderRequestSchema)` to create a new message.
+ */
+export const UpdateFolderRequestSchema: GenMessage<UpdateFolderRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_folder_service, 6);
+
+/**
+ * UpdateFolderResponse is the output of FolderService.UpdateFolder.
+ *
+ * @generated from message modelcatalog.v1.UpdateFolderResponse
+ */
+export type UpdateFolderResponse = Message<"modelcatalog.v1.UpdateFolderResponse"> & {
+  /**
+   * The folder as it is now, with its new update_time and etag.
+   *
+   * @generated from field: modelcatalog.v1.Folder folder = 1;
+   */
+  folder?: Folder | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.UpdateFolderResponse.
+ * Use `create(UpdateFolderResponseSchema)` to create a new message.
+ */
+export const UpdateFolderResponseSchema: GenMessage<UpdateFolderResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_folder_service, 7);
+
+/**
  * GrantFolderAccessRequest is the input of FolderService.GrantFolderAccess.
  *
  * @generated from message modelcatalog.v1.GrantFolderAccessRequest
@@ -209,7 +264,7 @@ export type GrantFolderAccessRequest = Message<"modelcatalog.v1.GrantFolderAcces
  * Use `create(GrantFolderAccessRequestSchema)` to create a new message.
  */
 export const GrantFolderAccessRequestSchema: GenMessage<GrantFolderAccessRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 6);
+  messageDesc(file_modelcatalog_v1_folder_service, 8);
 
 /**
  * GrantFolderAccessResponse is the output of FolderService.GrantFolderAccess.
@@ -230,7 +285,7 @@ export type GrantFolderAccessResponse = Message<"modelcatalog.v1.GrantFolderAcce
  * Use `create(GrantFolderAccessResponseSchema)` to create a new message.
  */
 export const GrantFolderAccessResponseSchema: GenMessage<GrantFolderAccessResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 7);
+  messageDesc(file_modelcatalog_v1_folder_service, 9);
 
 /**
  * RevokeFolderAccessRequest is the input of FolderService.RevokeFolderAccess.
@@ -258,7 +313,7 @@ export type RevokeFolderAccessRequest = Message<"modelcatalog.v1.RevokeFolderAcc
  * Use `create(RevokeFolderAccessRequestSchema)` to create a new message.
  */
 export const RevokeFolderAccessRequestSchema: GenMessage<RevokeFolderAccessRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 8);
+  messageDesc(file_modelcatalog_v1_folder_service, 10);
 
 /**
  * RevokeFolderAccessResponse is the output of FolderService.RevokeFolderAccess.
@@ -273,7 +328,7 @@ export type RevokeFolderAccessResponse = Message<"modelcatalog.v1.RevokeFolderAc
  * Use `create(RevokeFolderAccessResponseSchema)` to create a new message.
  */
 export const RevokeFolderAccessResponseSchema: GenMessage<RevokeFolderAccessResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 9);
+  messageDesc(file_modelcatalog_v1_folder_service, 11);
 
 /**
  * ListFolderAccessRequest is the input of FolderService.ListFolderAccess.
@@ -309,7 +364,7 @@ export type ListFolderAccessRequest = Message<"modelcatalog.v1.ListFolderAccessR
  * Use `create(ListFolderAccessRequestSchema)` to create a new message.
  */
 export const ListFolderAccessRequestSchema: GenMessage<ListFolderAccessRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 10);
+  messageDesc(file_modelcatalog_v1_folder_service, 12);
 
 /**
  * ListFolderAccessResponse is the output of FolderService.ListFolderAccess.
@@ -337,7 +392,7 @@ export type ListFolderAccessResponse = Message<"modelcatalog.v1.ListFolderAccess
  * Use `create(ListFolderAccessResponseSchema)` to create a new message.
  */
 export const ListFolderAccessResponseSchema: GenMessage<ListFolderAccessResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 11);
+  messageDesc(file_modelcatalog_v1_folder_service, 13);
 
 /**
  * FolderService creates folders and shares them. Every RPC needs an access token
@@ -390,6 +445,29 @@ export const FolderService: GenService<{
     methodKind: "unary";
     input: typeof ListFoldersRequestSchema;
     output: typeof ListFoldersResponseSchema;
+  },
+  /**
+   * UpdateFolder changes a folder's name or description (AIP-134): only the fields named in
+   * update_mask change, to the values they have in the request's folder. With the folder's
+   * etag the change is made only if nobody changed the folder since the caller read it
+   * (AIP-154); without one it is unconditional. Owner only. A change to the values the folder
+   * has already changes nothing (update_time and etag stay).
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder.id, an etag longer than 64
+   * characters or not printable ASCII, a bad folder.name or folder.description (the rules of
+   * CreateFolder), and an empty update_mask or one naming a field other than "name",
+   * "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when
+   * the caller is not an owner of the folder (the same whether or not it exists);
+   * ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the folder's creator has another folder with the
+   * new name; ABORTED (ETAG_MISMATCH) when folder.etag is set and is not the folder's current
+   * etag (nothing is changed: read the folder again).
+   *
+   * @generated from rpc modelcatalog.v1.FolderService.UpdateFolder
+   */
+  updateFolder: {
+    methodKind: "unary";
+    input: typeof UpdateFolderRequestSchema;
+    output: typeof UpdateFolderResponseSchema;
   },
   /**
    * GrantFolderAccess gives a user a role in a folder, replacing any role the user had.

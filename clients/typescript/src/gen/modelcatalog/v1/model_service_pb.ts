@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { FieldMask } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
 import type { Model, ModelAlias, ModelVersion } from "./resources_pb.js";
 import { file_modelcatalog_v1_resources } from "./resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/model_service.proto.
  */
 export const file_modelcatalog_v1_model_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIl4KEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKE0NyZWF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiIwoPR2V0TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjkKEEdldE1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwibwoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDQoFYWxpYXMYAyABKAkiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24idQoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJlChlMaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlEi8KCHZlcnNpb25zGAEgAygLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkirAIKGFVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlchIQCghtb2RlbF9pZBgBIAEoCRIRCglmaWxlX25hbWUYAiABKAkSFAoMY29udGVudF90eXBlGAMgASgJEhcKCnNpemVfYnl0ZXMYBCABKANIAIgBARIOCgZzaGEyNTYYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSRQoGbGFiZWxzGAcgAygLMjUubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlci5MYWJlbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAggASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMiKwoZVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlchIOCgZzaGEyNTYYASABKAkiswEKGVVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSAASPQoHdHJhaWxlchgDIAEoCzIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVySABCCQoHY29udGVudCJMChpVcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJfChtEb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIOCgZvZmZzZXQYAyABKAMSDQoFYWxpYXMYBCABKAkibAocRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbkgAEg8KBWNodW5rGAIgASgMSABCCQoHY29udGVudCKPAQoUU2V0TW9kZWxBbGlhc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEh0KEGV4cGVjdGVkX3ZlcnNpb24YBCABKANIAIgBARISCgpyZXF1ZXN0X2lkGAUgASgJQhMKEV9leHBlY3RlZF92ZXJzaW9uIkMKFVNldE1vZGVsQWxpYXNSZXNwb25zZRIqCgVhbGlhcxgBIAEoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzIm0KF0RlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIhoKGERlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZSJSChdMaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJhChhMaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2USLAoHYWxpYXNlcxgBIAMoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKaCAoMTW9kZWxTZXJ2aWNlElgKC0NyZWF0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlc3BvbnNlElQKCEdldE1vZGVsEiAubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVxdWVzdBohLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlc3BvbnNlIgOQAgESWgoKTGlzdE1vZGVscxIiLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVzcG9uc2UiA5ACARJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgESbwoSVXBsb2FkTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UoARJ6ChREb3dubG9hZE1vZGVsVmVyc2lvbhIsLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaLS5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBMAESXgoNU2V0TW9kZWxBbGlhcxIlLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVxdWVzdBomLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVzcG9uc2USZwoQRGVsZXRlTW9kZWxBbGlhcxIoLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVzcG9uc2USbAoQTGlzdE1vZGVsQWxpYXNlcxIoLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_modelcatalog_v1_resources]);
+  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIl4KEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKE0NyZWF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiIwoPR2V0TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjkKEEdldE1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwibwoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJsChJVcGRhdGVNb2RlbFJlcXVlc3QSJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjwKE1VwZGF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiSgoWR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEg0KBWFsaWFzGAMgASgJIkkKF0dldE1vZGVsVmVyc2lvblJlc3BvbnNlEi4KB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uInUKGExpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIOCgZmaWx0ZXIYBCABKAkSEAoIb3JkZXJfYnkYBSABKAkiZQoZTGlzdE1vZGVsVmVyc2lvbnNSZXNwb25zZRIvCgh2ZXJzaW9ucxgBIAMoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInwKGVVwZGF0ZU1vZGVsVmVyc2lvblJlcXVlc3QSLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkwKGlVwZGF0ZU1vZGVsVmVyc2lvblJlc3BvbnNlEi4KB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uIqwCChhVcGxvYWRNb2RlbFZlcnNpb25IZWFkZXISEAoIbW9kZWxfaWQYASABKAkSEQoJZmlsZV9uYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIXCgpzaXplX2J5dGVzGAQgASgDSACIAQESDgoGc2hhMjU2GAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJEkUKBmxhYmVscxgHIAMoCzI1Lm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXIuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19zaXplX2J5dGVzIisKGVVwbG9hZE1vZGVsVmVyc2lvblRyYWlsZXISDgoGc2hhMjU2GAEgASgJIrMBChlVcGxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EjsKBmhlYWRlchgBIAEoCzIpLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAEj0KB3RyYWlsZXIYAyABKAsyKi5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlckgAQgkKB2NvbnRlbnQiTAoaVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iXwobRG93bmxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDgoGb2Zmc2V0GAMgASgDEg0KBWFsaWFzGAQgASgJImwKHERvd25sb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USMAoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb25IABIPCgVjaHVuaxgCIAEoDEgAQgkKB2NvbnRlbnQijwEKFFNldE1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoAxIdChBleHBlY3RlZF92ZXJzaW9uGAQgASgDSACIAQESEgoKcmVxdWVzdF9pZBgFIAEoCUITChFfZXhwZWN0ZWRfdmVyc2lvbiJDChVTZXRNb2RlbEFsaWFzUmVzcG9uc2USKgoFYWxpYXMYASABKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcyJtChdEZWxldGVNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEh0KEGV4cGVjdGVkX3ZlcnNpb24YAyABKANIAIgBAUITChFfZXhwZWN0ZWRfdmVyc2lvbiIaChhEZWxldGVNb2RlbEFsaWFzUmVzcG9uc2UiUgoXTGlzdE1vZGVsQWxpYXNlc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYQoYTGlzdE1vZGVsQWxpYXNlc1Jlc3BvbnNlEiwKB2FsaWFzZXMYASADKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky7QkKDE1vZGVsU2VydmljZRJYCgtDcmVhdGVNb2RlbBIjLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlcXVlc3QaJC5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlTW9kZWxSZXNwb25zZRJUCghHZXRNb2RlbBIgLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlcXVlc3QaIS5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxSZXNwb25zZSIDkAIBEloKCkxpc3RNb2RlbHMSIi5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1JlcXVlc3QaIy5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIgOQAgESXQoLVXBkYXRlTW9kZWwSIy5tb2RlbGNhdGFsb2cudjEuVXBkYXRlTW9kZWxSZXF1ZXN0GiQubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZU1vZGVsUmVzcG9uc2UiA5ACAhJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgEScgoSVXBkYXRlTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZU1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBkYXRlTW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACAhJvChJVcGxvYWRNb2RlbFZlcnNpb24SKi5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBorLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSgBEnoKFERvd25sb2FkTW9kZWxWZXJzaW9uEiwubW9kZWxjYXRhbG9nLnYxLkRvd25sb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBotLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlIgOQAgEwARJeCg1TZXRNb2RlbEFsaWFzEiUubW9kZWxjYXRhbG9nLnYxLlNldE1vZGVsQWxpYXNSZXF1ZXN0GiYubW9kZWxjYXRhbG9nLnYxLlNldE1vZGVsQWxpYXNSZXNwb25zZRJnChBEZWxldGVNb2RlbEFsaWFzEigubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0GikubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZRJsChBMaXN0TW9kZWxBbGlhc2VzEigubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbEFsaWFzZXNSZXF1ZXN0GikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbEFsaWFzZXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_field_mask, file_modelcatalog_v1_resources]);
 
 /**
  * CreateModelRequest is the input of ModelService.CreateModel.
@@ -219,6 +221,59 @@ export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PUR
   messageDesc(file_modelcatalog_v1_model_service, 5);
 
 /**
+ * UpdateModelRequest is the input of ModelService.UpdateModel.
+ *
+ * @generated from message modelcatalog.v1.UpdateModelRequest
+ */
+export type UpdateModelRequest = Message<"modelcatalog.v1.UpdateModelRequest"> & {
+  /**
+   * The model to change: id names it (required), the fields named in update_mask carry their
+   * new values, and etag, when set, must be the model's current etag. Every other field
+   * (folder_id included: a model cannot move) is ignored.
+   *
+   * @generated from field: modelcatalog.v1.Model model = 1;
+   */
+  model?: Model | undefined;
+
+  /**
+   * The fields to change: "name", "description", or "*" alone for both (a full replacement:
+   * an empty description then clears it, and name must still be valid). Required: an empty
+   * mask is refused rather than read as "everything".
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.UpdateModelRequest.
+ * Use `create(UpdateModelRequestSchema)` to create a new message.
+ */
+export const UpdateModelRequestSchema: GenMessage<UpdateModelRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 6);
+
+/**
+ * UpdateModelResponse is the output of ModelService.UpdateModel.
+ *
+ * @generated from message modelcatalog.v1.UpdateModelResponse
+ */
+export type UpdateModelResponse = Message<"modelcatalog.v1.UpdateModelResponse"> & {
+  /**
+   * The model as it is now, with its new update_time and etag.
+   *
+   * @generated from field: modelcatalog.v1.Model model = 1;
+   */
+  model?: Model | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.UpdateModelResponse.
+ * Use `create(UpdateModelResponseSchema)` to create a new message.
+ */
+export const UpdateModelResponseSchema: GenMessage<UpdateModelResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 7);
+
+/**
  * GetModelVersionRequest is the input of ModelService.GetModelVersion.
  *
  * @generated from message modelcatalog.v1.GetModelVersionRequest
@@ -252,7 +307,7 @@ export type GetModelVersionRequest = Message<"modelcatalog.v1.GetModelVersionReq
  * Use `create(GetModelVersionRequestSchema)` to create a new message.
  */
 export const GetModelVersionRequestSchema: GenMessage<GetModelVersionRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 6);
+  messageDesc(file_modelcatalog_v1_model_service, 8);
 
 /**
  * GetModelVersionResponse is the output of ModelService.GetModelVersion.
@@ -273,7 +328,7 @@ export type GetModelVersionResponse = Message<"modelcatalog.v1.GetModelVersionRe
  * Use `create(GetModelVersionResponseSchema)` to create a new message.
  */
 export const GetModelVersionResponseSchema: GenMessage<GetModelVersionResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 7);
+  messageDesc(file_modelcatalog_v1_model_service, 9);
 
 /**
  * ListModelVersionsRequest is the input of ModelService.ListModelVersions.
@@ -331,7 +386,7 @@ export type ListModelVersionsRequest = Message<"modelcatalog.v1.ListModelVersion
  * Use `create(ListModelVersionsRequestSchema)` to create a new message.
  */
 export const ListModelVersionsRequestSchema: GenMessage<ListModelVersionsRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 8);
+  messageDesc(file_modelcatalog_v1_model_service, 10);
 
 /**
  * ListModelVersionsResponse is the output of ModelService.ListModelVersions.
@@ -359,7 +414,61 @@ export type ListModelVersionsResponse = Message<"modelcatalog.v1.ListModelVersio
  * Use `create(ListModelVersionsResponseSchema)` to create a new message.
  */
 export const ListModelVersionsResponseSchema: GenMessage<ListModelVersionsResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 9);
+  messageDesc(file_modelcatalog_v1_model_service, 11);
+
+/**
+ * UpdateModelVersionRequest is the input of ModelService.UpdateModelVersion.
+ *
+ * @generated from message modelcatalog.v1.UpdateModelVersionRequest
+ */
+export type UpdateModelVersionRequest = Message<"modelcatalog.v1.UpdateModelVersionRequest"> & {
+  /**
+   * The version to change: model_id and version name it (required), the fields named in
+   * update_mask carry their new values, and etag, when set, must be the version's current
+   * etag. Every other field is ignored: a version's bytes and what describes them are
+   * immutable.
+   *
+   * @generated from field: modelcatalog.v1.ModelVersion version = 1;
+   */
+  version?: ModelVersion | undefined;
+
+  /**
+   * The fields to change: "description", "labels" (the whole map is replaced: send every label
+   * the version is to keep), or "*" alone for both. Required: an empty mask is refused rather
+   * than read as "everything".
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.UpdateModelVersionRequest.
+ * Use `create(UpdateModelVersionRequestSchema)` to create a new message.
+ */
+export const UpdateModelVersionRequestSchema: GenMessage<UpdateModelVersionRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 12);
+
+/**
+ * UpdateModelVersionResponse is the output of ModelService.UpdateModelVersion.
+ *
+ * @generated from message modelcatalog.v1.UpdateModelVersionResponse
+ */
+export type UpdateModelVersionResponse = Message<"modelcatalog.v1.UpdateModelVersionResponse"> & {
+  /**
+   * The version as it is now, with its new update_time and etag.
+   *
+   * @generated from field: modelcatalog.v1.ModelVersion version = 1;
+   */
+  version?: ModelVersion | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.UpdateModelVersionResponse.
+ * Use `create(UpdateModelVersionResponseSchema)` to create a new message.
+ */
+export const UpdateModelVersionResponseSchema: GenMessage<UpdateModelVersionResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 13);
 
 /**
  * UploadModelVersionHeader describes the file that follows it in an upload stream.
@@ -444,7 +553,7 @@ export type UploadModelVersionHeader = Message<"modelcatalog.v1.UploadModelVersi
  * Use `create(UploadModelVersionHeaderSchema)` to create a new message.
  */
 export const UploadModelVersionHeaderSchema: GenMessage<UploadModelVersionHeader> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 10);
+  messageDesc(file_modelcatalog_v1_model_service, 14);
 
 /**
  * UploadModelVersionTrailer ends an upload stream with what the client learnt while sending
@@ -469,7 +578,7 @@ export type UploadModelVersionTrailer = Message<"modelcatalog.v1.UploadModelVers
  * Use `create(UploadModelVersionTrailerSchema)` to create a new message.
  */
 export const UploadModelVersionTrailerSchema: GenMessage<UploadModelVersionTrailer> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 11);
+  messageDesc(file_modelcatalog_v1_model_service, 15);
 
 /**
  * UploadModelVersionRequest is one message of the ModelService.UploadModelVersion stream.
@@ -516,7 +625,7 @@ export type UploadModelVersionRequest = Message<"modelcatalog.v1.UploadModelVers
  * Use `create(UploadModelVersionRequestSchema)` to create a new message.
  */
 export const UploadModelVersionRequestSchema: GenMessage<UploadModelVersionRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 12);
+  messageDesc(file_modelcatalog_v1_model_service, 16);
 
 /**
  * UploadModelVersionResponse is the output of ModelService.UploadModelVersion.
@@ -537,7 +646,7 @@ export type UploadModelVersionResponse = Message<"modelcatalog.v1.UploadModelVer
  * Use `create(UploadModelVersionResponseSchema)` to create a new message.
  */
 export const UploadModelVersionResponseSchema: GenMessage<UploadModelVersionResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 13);
+  messageDesc(file_modelcatalog_v1_model_service, 17);
 
 /**
  * DownloadModelVersionRequest is the input of ModelService.DownloadModelVersion.
@@ -581,7 +690,7 @@ export type DownloadModelVersionRequest = Message<"modelcatalog.v1.DownloadModel
  * Use `create(DownloadModelVersionRequestSchema)` to create a new message.
  */
 export const DownloadModelVersionRequestSchema: GenMessage<DownloadModelVersionRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 14);
+  messageDesc(file_modelcatalog_v1_model_service, 18);
 
 /**
  * DownloadModelVersionResponse is one message of the ModelService.DownloadModelVersion stream.
@@ -619,7 +728,7 @@ export type DownloadModelVersionResponse = Message<"modelcatalog.v1.DownloadMode
  * Use `create(DownloadModelVersionResponseSchema)` to create a new message.
  */
 export const DownloadModelVersionResponseSchema: GenMessage<DownloadModelVersionResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 15);
+  messageDesc(file_modelcatalog_v1_model_service, 19);
 
 /**
  * SetModelAliasRequest is the input of ModelService.SetModelAlias.
@@ -677,7 +786,7 @@ export type SetModelAliasRequest = Message<"modelcatalog.v1.SetModelAliasRequest
  * Use `create(SetModelAliasRequestSchema)` to create a new message.
  */
 export const SetModelAliasRequestSchema: GenMessage<SetModelAliasRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 16);
+  messageDesc(file_modelcatalog_v1_model_service, 20);
 
 /**
  * SetModelAliasResponse is the output of ModelService.SetModelAlias.
@@ -698,7 +807,7 @@ export type SetModelAliasResponse = Message<"modelcatalog.v1.SetModelAliasRespon
  * Use `create(SetModelAliasResponseSchema)` to create a new message.
  */
 export const SetModelAliasResponseSchema: GenMessage<SetModelAliasResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 17);
+  messageDesc(file_modelcatalog_v1_model_service, 21);
 
 /**
  * DeleteModelAliasRequest is the input of ModelService.DeleteModelAlias.
@@ -735,7 +844,7 @@ export type DeleteModelAliasRequest = Message<"modelcatalog.v1.DeleteModelAliasR
  * Use `create(DeleteModelAliasRequestSchema)` to create a new message.
  */
 export const DeleteModelAliasRequestSchema: GenMessage<DeleteModelAliasRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 18);
+  messageDesc(file_modelcatalog_v1_model_service, 22);
 
 /**
  * DeleteModelAliasResponse is the output of ModelService.DeleteModelAlias.
@@ -750,7 +859,7 @@ export type DeleteModelAliasResponse = Message<"modelcatalog.v1.DeleteModelAlias
  * Use `create(DeleteModelAliasResponseSchema)` to create a new message.
  */
 export const DeleteModelAliasResponseSchema: GenMessage<DeleteModelAliasResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 19);
+  messageDesc(file_modelcatalog_v1_model_service, 23);
 
 /**
  * ListModelAliasesRequest is the input of ModelService.ListModelAliases.
@@ -787,7 +896,7 @@ export type ListModelAliasesRequest = Message<"modelcatalog.v1.ListModelAliasesR
  * Use `create(ListModelAliasesRequestSchema)` to create a new message.
  */
 export const ListModelAliasesRequestSchema: GenMessage<ListModelAliasesRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 20);
+  messageDesc(file_modelcatalog_v1_model_service, 24);
 
 /**
  * ListModelAliasesResponse is the output of ModelService.ListModelAliases.
@@ -815,7 +924,7 @@ export type ListModelAliasesResponse = Message<"modelcatalog.v1.ListModelAliases
  * Use `create(ListModelAliasesResponseSchema)` to create a new message.
  */
 export const ListModelAliasesResponseSchema: GenMessage<ListModelAliasesResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_model_service, 21);
+  messageDesc(file_modelcatalog_v1_model_service, 25);
 
 /**
  * ModelService creates models in folders and stores their versions. Every RPC needs an access
@@ -873,6 +982,28 @@ export const ModelService: GenService<{
     output: typeof ListModelsResponseSchema;
   },
   /**
+   * UpdateModel changes a model's name or description (AIP-134): only the fields named in
+   * update_mask change, to the values they have in the request's model. With the model's etag
+   * the change is made only if nobody changed the model since the caller read it (AIP-154);
+   * without one it is unconditional. Editor or owner of the model's folder. A change to the
+   * values the model has already changes nothing (update_time and etag stay).
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model.id, an etag longer than 64
+   * characters or not printable ASCII, a bad model.name or model.description (the rules of
+   * CreateModel), and an empty update_mask or one naming a field other than "name",
+   * "description" or "*" (field "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED);
+   * ALREADY_EXISTS (MODEL_NAME_TAKEN) when the folder holds another model with the new name;
+   * ABORTED (ETAG_MISMATCH) when model.etag is set and is not the model's current etag
+   * (nothing is changed: read the model again).
+   *
+   * @generated from rpc modelcatalog.v1.ModelService.UpdateModel
+   */
+  updateModel: {
+    methodKind: "unary";
+    input: typeof UpdateModelRequestSchema;
+    output: typeof UpdateModelResponseSchema;
+  },
+  /**
    * GetModelVersion returns the metadata of one version, named by its number or by an alias
    * that points at it. Any role in the model's folder.
    *
@@ -902,6 +1033,29 @@ export const ModelService: GenService<{
     methodKind: "unary";
     input: typeof ListModelVersionsRequestSchema;
     output: typeof ListModelVersionsResponseSchema;
+  },
+  /**
+   * UpdateModelVersion changes a version's description or labels (AIP-134): only the fields
+   * named in update_mask change, to the values they have in the request's version; its bytes,
+   * file name, content type, size, SHA-256 and number never change. With the version's etag
+   * the change is made only if nobody changed the version since the caller read it
+   * (AIP-154); without one it is unconditional. Editor or owner of the model's folder. A
+   * change to the values the version has already changes nothing (update_time and etag stay).
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty version.model_id, a version.version
+   * below 1, an etag longer than 64 characters or not printable ASCII, a bad
+   * version.description or version.labels (the rules of UploadModelVersion), and an empty
+   * update_mask or one naming a field other than "description", "labels" or "*" (field
+   * "update_mask"); PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+   * ABORTED (ETAG_MISMATCH) when version.etag is set and is not the version's current etag
+   * (nothing is changed: read the version again).
+   *
+   * @generated from rpc modelcatalog.v1.ModelService.UpdateModelVersion
+   */
+  updateModelVersion: {
+    methodKind: "unary";
+    input: typeof UpdateModelVersionRequestSchema;
+    output: typeof UpdateModelVersionResponseSchema;
   },
   /**
    * UploadModelVersion stores a file as the next version of a model, in one client stream:

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/resources.proto.
  */
 export const file_modelcatalog_v1_resources: GenFile = /*@__PURE__*/
-  fileDesc("Ch9tb2RlbGNhdGFsb2cvdjEvcmVzb3VyY2VzLnByb3RvEg9tb2RlbGNhdGFsb2cudjEiVQoEVXNlchIKCgJpZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAitAEKBkZvbGRlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhgKEGNyZWF0b3JfdXNlcm5hbWUYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKC2NhbGxlcl9yb2xlGAYgASgOMhsubW9kZWxjYXRhbG9nLnYxLkZvbGRlclJvbGUijQEKDEZvbGRlck1lbWJlchIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEikKBHJvbGUYAyABKA4yGy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyUm9sZRIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAirAEKBU1vZGVsEgoKAmlkGAEgASgJEhEKCWZvbGRlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhgKEGNyZWF0b3JfdXNlcm5hbWUYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmxhdGVzdF92ZXJzaW9uGAcgASgDIsgCCgxNb2RlbFZlcnNpb24SEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIRCglmaWxlX25hbWUYAyABKAkSFAoMY29udGVudF90eXBlGAQgASgJEhIKCnNpemVfYnl0ZXMYBSABKAMSDgoGc2hhMjU2GAYgASgJEhMKC2Rlc2NyaXB0aW9uGAcgASgJEjkKBmxhYmVscxgIIAMoCzIpLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24uTGFiZWxzRW50cnkSGAoQY3JlYXRvcl91c2VybmFtZRgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKIAQoKTW9kZWxBbGlhcxIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAMSLwoLdXBkYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEHVwZGF0ZXJfdXNlcm5hbWUYBSABKAkqcAoKRm9sZGVyUm9sZRIbChdGT0xERVJfUk9MRV9VTlNQRUNJRklFRBAAEhYKEkZPTERFUl9ST0xFX1ZJRVdFUhABEhYKEkZPTERFUl9ST0xFX0VESVRPUhACEhUKEUZPTERFUl9ST0xFX09XTkVSEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Ch9tb2RlbGNhdGFsb2cvdjEvcmVzb3VyY2VzLnByb3RvEg9tb2RlbGNhdGFsb2cudjEiVQoEVXNlchIKCgJpZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIvCgtjcmVhdGVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8wEKBkZvbGRlchIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhgKEGNyZWF0b3JfdXNlcm5hbWUYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKC2NhbGxlcl9yb2xlGAYgASgOMhsubW9kZWxjYXRhbG9nLnYxLkZvbGRlclJvbGUSLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYCCABKAkijQEKDEZvbGRlck1lbWJlchIPCgd1c2VyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEikKBHJvbGUYAyABKA4yGy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyUm9sZRIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6wEKBU1vZGVsEgoKAmlkGAEgASgJEhEKCWZvbGRlcl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhgKEGNyZWF0b3JfdXNlcm5hbWUYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmxhdGVzdF92ZXJzaW9uGAcgASgDEi8KC3VwZGF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRldGFnGAkgASgJIocDCgxNb2RlbFZlcnNpb24SEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIRCglmaWxlX25hbWUYAyABKAkSFAoMY29udGVudF90eXBlGAQgASgJEhIKCnNpemVfYnl0ZXMYBSABKAMSDgoGc2hhMjU2GAYgASgJEhMKC2Rlc2NyaXB0aW9uGAcgASgJEjkKBmxhYmVscxgIIAMoCzIpLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24uTGFiZWxzRW50cnkSGAoQY3JlYXRvcl91c2VybmFtZRgJIAEoCRIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYDCABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKIAQoKTW9kZWxBbGlhcxIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAMSLwoLdXBkYXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKEHVwZGF0ZXJfdXNlcm5hbWUYBSABKAkqcAoKRm9sZGVyUm9sZRIbChdGT0xERVJfUk9MRV9VTlNQRUNJRklFRBAAEhYKEkZPTERFUl9ST0xFX1ZJRVdFUhABEhYKEkZPTERFUl9ST0xFX0VESVRPUhACEhUKEUZPTERFUl9ST0xFX09XTkVSEANiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A User is an account that can sign in to the catalog.
@@ -98,6 +98,22 @@ export type Folder = Message<"modelcatalog.v1.Folder"> & {
    * @generated from field: modelcatalog.v1.FolderRole caller_role = 6;
    */
   callerRole: FolderRole;
+
+  /**
+   * When the folder's name or description last changed; its create_time until then.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 7;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * An opaque value (at most 64 printable ASCII characters) that changes whenever the name or
+   * the description changes, and only then: send it back in UpdateFolder to make the change
+   * only if nobody changed the folder since it was read (AIP-154).
+   *
+   * @generated from field: string etag = 8;
+   */
+  etag: string;
 };
 
 /**
@@ -204,6 +220,24 @@ export type Model = Message<"modelcatalog.v1.Model"> & {
    * @generated from field: int64 latest_version = 7;
    */
   latestVersion: bigint;
+
+  /**
+   * When the model's name or description last changed; its create_time until then. Uploading
+   * a version does not change it.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 8;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * An opaque value (at most 64 printable ASCII characters) that changes whenever the name or
+   * the description changes, and only then (not when a version is uploaded): send it back in
+   * UpdateModel to make the change only if nobody changed the model since it was read
+   * (AIP-154).
+   *
+   * @generated from field: string etag = 9;
+   */
+  etag: string;
 };
 
 /**
@@ -214,8 +248,9 @@ export const ModelSchema: GenMessage<Model> = /*@__PURE__*/
   messageDesc(file_modelcatalog_v1_resources, 3);
 
 /**
- * A ModelVersion is one immutable file committed to a model. Its bytes never change once it
- * is visible.
+ * A ModelVersion is one immutable file committed to a model. Its bytes, and what describes
+ * them (file name, content type, size, SHA-256), never change once it is visible; only its
+ * description and labels may be edited (UpdateModelVersion).
  *
  * @generated from message modelcatalog.v1.ModelVersion
  */
@@ -272,8 +307,8 @@ export type ModelVersion = Message<"modelcatalog.v1.ModelVersion"> & {
   description: string;
 
   /**
-   * Labels given at upload: at most 64, keys of 1 to 63 characters (lowercase letters, digits,
-   * '.', '_', '-' and '/'), values of at most 256 characters.
+   * Labels given at upload or by the last edit: at most 64, keys of 1 to 63 characters
+   * (lowercase letters, digits, '.', '_', '-' and '/'), values of at most 256 characters.
    *
    * @generated from field: map<string, string> labels = 8;
    */
@@ -292,6 +327,22 @@ export type ModelVersion = Message<"modelcatalog.v1.ModelVersion"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 10;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * When the version's description or labels last changed; its create_time until then.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 11;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * An opaque value (at most 64 printable ASCII characters) that changes whenever the
+   * description or the labels change, and only then: send it back in UpdateModelVersion to
+   * make the change only if nobody changed the version since it was read (AIP-154).
+   *
+   * @generated from field: string etag = 12;
+   */
+  etag: string;
 };
 
 /**

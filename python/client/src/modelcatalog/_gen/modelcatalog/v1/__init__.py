@@ -17,6 +17,7 @@ from typing import (
 )
 
 import betterproto
+import betterproto.lib.google.protobuf as betterproto_lib_google_protobuf
 import grpclib
 from betterproto.grpc.grpclib_server import ServiceBase
 
@@ -257,6 +258,13 @@ class ErrorReason(betterproto.Enum):
      "current_version" holds the version it points at now, "0" when the alias does not exist.
     """
 
+    ETAG_MISMATCH = 38
+    """
+    ABORTED: the etag sent with an update is not the resource's current one (another client
+     changed it since the caller read it); nothing was changed. Read the resource again, then
+     decide whether to repeat the update with its new etag.
+    """
+
     REQUEST_ID_REUSED = 48
     """
     INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
@@ -311,6 +319,18 @@ class Folder(betterproto.Message):
     The role of the calling user in this folder; set on every folder the server returns.
     """
 
+    update_time: datetime = betterproto.message_field(7)
+    """
+    When the folder's name or description last changed; its create_time until then.
+    """
+
+    etag: str = betterproto.string_field(8)
+    """
+    An opaque value (at most 64 printable ASCII characters) that changes whenever the name or
+     the description changes, and only then: send it back in UpdateFolder to make the change
+     only if nobody changed the folder since it was read (AIP-154).
+    """
+
 
 @dataclass(eq=False, repr=False)
 class FolderMember(betterproto.Message):
@@ -361,12 +381,27 @@ class Model(betterproto.Message):
     The number of the newest committed version, or 0 when the model has no version yet.
     """
 
+    update_time: datetime = betterproto.message_field(8)
+    """
+    When the model's name or description last changed; its create_time until then. Uploading
+     a version does not change it.
+    """
+
+    etag: str = betterproto.string_field(9)
+    """
+    An opaque value (at most 64 printable ASCII characters) that changes whenever the name or
+     the description changes, and only then (not when a version is uploaded): send it back in
+     UpdateModel to make the change only if nobody changed the model since it was read
+     (AIP-154).
+    """
+
 
 @dataclass(eq=False, repr=False)
 class ModelVersion(betterproto.Message):
     """
-    A ModelVersion is one immutable file committed to a model. Its bytes never change once it
-     is visible.
+    A ModelVersion is one immutable file committed to a model. Its bytes, and what describes
+     them (file name, content type, size, SHA-256), never change once it is visible; only its
+     description and labels may be edited (UpdateModelVersion).
     """
 
     model_id: str = betterproto.string_field(1)
@@ -404,8 +439,8 @@ class ModelVersion(betterproto.Message):
         8, betterproto.TYPE_STRING, betterproto.TYPE_STRING
     )
     """
-    Labels given at upload: at most 64, keys of 1 to 63 characters (lowercase letters, digits,
-     '.', '_', '-' and '/'), values of at most 256 characters.
+    Labels given at upload or by the last edit: at most 64, keys of 1 to 63 characters
+     (lowercase letters, digits, '.', '_', '-' and '/'), values of at most 256 characters.
     """
 
     creator_username: str = betterproto.string_field(9)
@@ -413,6 +448,18 @@ class ModelVersion(betterproto.Message):
 
     create_time: datetime = betterproto.message_field(10)
     """When the version was committed."""
+
+    update_time: datetime = betterproto.message_field(11)
+    """
+    When the version's description or labels last changed; its create_time until then.
+    """
+
+    etag: str = betterproto.string_field(12)
+    """
+    An opaque value (at most 64 printable ASCII characters) that changes whenever the
+     description or the labels change, and only then: send it back in UpdateModelVersion to
+     make the change only if nobody changed the version since it was read (AIP-154).
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -611,6 +658,35 @@ class ListFoldersResponse(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class UpdateFolderRequest(betterproto.Message):
+    """UpdateFolderRequest is the input of FolderService.UpdateFolder."""
+
+    folder: "Folder" = betterproto.message_field(1)
+    """
+    The folder to change: id names it (required), the fields named in update_mask carry their
+     new values, and etag, when set, must be the folder's current etag. Every other field is
+     ignored.
+    """
+
+    update_mask: "betterproto_lib_google_protobuf.FieldMask" = (
+        betterproto.message_field(2)
+    )
+    """
+    The fields to change: "name", "description", or "*" alone for both (a full replacement:
+     an empty description then clears it, and name must still be valid). Required: an empty
+     mask is refused rather than read as "everything".
+    """
+
+
+@dataclass(eq=False, repr=False)
+class UpdateFolderResponse(betterproto.Message):
+    """UpdateFolderResponse is the output of FolderService.UpdateFolder."""
+
+    folder: "Folder" = betterproto.message_field(1)
+    """The folder as it is now, with its new update_time and etag."""
+
+
+@dataclass(eq=False, repr=False)
 class GrantFolderAccessRequest(betterproto.Message):
     """
     GrantFolderAccessRequest is the input of FolderService.GrantFolderAccess.
@@ -803,6 +879,35 @@ class ListModelsResponse(betterproto.Message):
 
 
 @dataclass(eq=False, repr=False)
+class UpdateModelRequest(betterproto.Message):
+    """UpdateModelRequest is the input of ModelService.UpdateModel."""
+
+    model: "Model" = betterproto.message_field(1)
+    """
+    The model to change: id names it (required), the fields named in update_mask carry their
+     new values, and etag, when set, must be the model's current etag. Every other field
+     (folder_id included: a model cannot move) is ignored.
+    """
+
+    update_mask: "betterproto_lib_google_protobuf.FieldMask" = (
+        betterproto.message_field(2)
+    )
+    """
+    The fields to change: "name", "description", or "*" alone for both (a full replacement:
+     an empty description then clears it, and name must still be valid). Required: an empty
+     mask is refused rather than read as "everything".
+    """
+
+
+@dataclass(eq=False, repr=False)
+class UpdateModelResponse(betterproto.Message):
+    """UpdateModelResponse is the output of ModelService.UpdateModel."""
+
+    model: "Model" = betterproto.message_field(1)
+    """The model as it is now, with its new update_time and etag."""
+
+
+@dataclass(eq=False, repr=False)
 class GetModelVersionRequest(betterproto.Message):
     """GetModelVersionRequest is the input of ModelService.GetModelVersion."""
 
@@ -883,6 +988,40 @@ class ListModelVersionsResponse(betterproto.Message):
 
     next_page_token: str = betterproto.string_field(2)
     """The token for the next page, or empty when this is the last page."""
+
+
+@dataclass(eq=False, repr=False)
+class UpdateModelVersionRequest(betterproto.Message):
+    """
+    UpdateModelVersionRequest is the input of ModelService.UpdateModelVersion.
+    """
+
+    version: "ModelVersion" = betterproto.message_field(1)
+    """
+    The version to change: model_id and version name it (required), the fields named in
+     update_mask carry their new values, and etag, when set, must be the version's current
+     etag. Every other field is ignored: a version's bytes and what describes them are
+     immutable.
+    """
+
+    update_mask: "betterproto_lib_google_protobuf.FieldMask" = (
+        betterproto.message_field(2)
+    )
+    """
+    The fields to change: "description", "labels" (the whole map is replaced: send every label
+     the version is to keep), or "*" alone for both. Required: an empty mask is refused rather
+     than read as "everything".
+    """
+
+
+@dataclass(eq=False, repr=False)
+class UpdateModelVersionResponse(betterproto.Message):
+    """
+    UpdateModelVersionResponse is the output of ModelService.UpdateModelVersion.
+    """
+
+    version: "ModelVersion" = betterproto.message_field(1)
+    """The version as it is now, with its new update_time and etag."""
 
 
 @dataclass(eq=False, repr=False)
@@ -1269,6 +1408,23 @@ class FolderServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def update_folder(
+        self,
+        update_folder_request: "UpdateFolderRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "UpdateFolderResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.FolderService/UpdateFolder",
+            update_folder_request,
+            UpdateFolderResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def grant_folder_access(
         self,
         grant_folder_access_request: "GrantFolderAccessRequest",
@@ -1373,6 +1529,23 @@ class ModelServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def update_model(
+        self,
+        update_model_request: "UpdateModelRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "UpdateModelResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.ModelService/UpdateModel",
+            update_model_request,
+            UpdateModelResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def get_model_version(
         self,
         get_model_version_request: "GetModelVersionRequest",
@@ -1402,6 +1575,23 @@ class ModelServiceStub(betterproto.ServiceStub):
             "/modelcatalog.v1.ModelService/ListModelVersions",
             list_model_versions_request,
             ListModelVersionsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def update_model_version(
+        self,
+        update_model_version_request: "UpdateModelVersionRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "UpdateModelVersionResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.ModelService/UpdateModelVersion",
+            update_model_version_request,
+            UpdateModelVersionResponse,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,
@@ -1589,6 +1779,11 @@ class FolderServiceBase(ServiceBase):
     ) -> "ListFoldersResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def update_folder(
+        self, update_folder_request: "UpdateFolderRequest"
+    ) -> "UpdateFolderResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def grant_folder_access(
         self, grant_folder_access_request: "GrantFolderAccessRequest"
     ) -> "GrantFolderAccessResponse":
@@ -1623,6 +1818,13 @@ class FolderServiceBase(ServiceBase):
     ) -> None:
         request = await stream.recv_message()
         response = await self.list_folders(request)
+        await stream.send_message(response)
+
+    async def __rpc_update_folder(
+        self, stream: "grpclib.server.Stream[UpdateFolderRequest, UpdateFolderResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.update_folder(request)
         await stream.send_message(response)
 
     async def __rpc_grant_folder_access(
@@ -1669,6 +1871,12 @@ class FolderServiceBase(ServiceBase):
                 ListFoldersRequest,
                 ListFoldersResponse,
             ),
+            "/modelcatalog.v1.FolderService/UpdateFolder": grpclib.const.Handler(
+                self.__rpc_update_folder,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                UpdateFolderRequest,
+                UpdateFolderResponse,
+            ),
             "/modelcatalog.v1.FolderService/GrantFolderAccess": grpclib.const.Handler(
                 self.__rpc_grant_folder_access,
                 grpclib.const.Cardinality.UNARY_UNARY,
@@ -1707,6 +1915,11 @@ class ModelServiceBase(ServiceBase):
     ) -> "ListModelsResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def update_model(
+        self, update_model_request: "UpdateModelRequest"
+    ) -> "UpdateModelResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def get_model_version(
         self, get_model_version_request: "GetModelVersionRequest"
     ) -> "GetModelVersionResponse":
@@ -1715,6 +1928,11 @@ class ModelServiceBase(ServiceBase):
     async def list_model_versions(
         self, list_model_versions_request: "ListModelVersionsRequest"
     ) -> "ListModelVersionsResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def update_model_version(
+        self, update_model_version_request: "UpdateModelVersionRequest"
+    ) -> "UpdateModelVersionResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def upload_model_version(
@@ -1765,6 +1983,13 @@ class ModelServiceBase(ServiceBase):
         response = await self.list_models(request)
         await stream.send_message(response)
 
+    async def __rpc_update_model(
+        self, stream: "grpclib.server.Stream[UpdateModelRequest, UpdateModelResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.update_model(request)
+        await stream.send_message(response)
+
     async def __rpc_get_model_version(
         self,
         stream: "grpclib.server.Stream[GetModelVersionRequest, GetModelVersionResponse]",
@@ -1779,6 +2004,14 @@ class ModelServiceBase(ServiceBase):
     ) -> None:
         request = await stream.recv_message()
         response = await self.list_model_versions(request)
+        await stream.send_message(response)
+
+    async def __rpc_update_model_version(
+        self,
+        stream: "grpclib.server.Stream[UpdateModelVersionRequest, UpdateModelVersionResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.update_model_version(request)
         await stream.send_message(response)
 
     async def __rpc_upload_model_version(
@@ -1844,6 +2077,12 @@ class ModelServiceBase(ServiceBase):
                 ListModelsRequest,
                 ListModelsResponse,
             ),
+            "/modelcatalog.v1.ModelService/UpdateModel": grpclib.const.Handler(
+                self.__rpc_update_model,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                UpdateModelRequest,
+                UpdateModelResponse,
+            ),
             "/modelcatalog.v1.ModelService/GetModelVersion": grpclib.const.Handler(
                 self.__rpc_get_model_version,
                 grpclib.const.Cardinality.UNARY_UNARY,
@@ -1855,6 +2094,12 @@ class ModelServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ListModelVersionsRequest,
                 ListModelVersionsResponse,
+            ),
+            "/modelcatalog.v1.ModelService/UpdateModelVersion": grpclib.const.Handler(
+                self.__rpc_update_model_version,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                UpdateModelVersionRequest,
+                UpdateModelVersionResponse,
             ),
             "/modelcatalog.v1.ModelService/UploadModelVersion": grpclib.const.Handler(
                 self.__rpc_upload_model_version,
