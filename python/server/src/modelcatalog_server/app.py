@@ -37,6 +37,7 @@ from .config import ListenAddress, Settings
 from .domain.accounts import Accounts
 from .domain.aliases import Aliases
 from .domain.catalog import Catalog
+from .domain.deletion import Deletions
 from .domain.paging import PageTokens
 from .domain.sign_in_limits import SignInGuard, SignInLimits
 from .domain.uploads import PendingUploads
@@ -330,11 +331,12 @@ def build_services(
         max_downloads_per_peer=settings.max_downloads_per_peer,
         pending=pending,
     )
+    deletions = Deletions(store, pending)
     metrics.watch(store, versions)
     api: list[IServable] = [
         AuthService(accounts, tokens),
-        FolderService(catalog),
-        ModelService(catalog, versions, Aliases(store, page_tokens)),
+        FolderService(catalog, deletions),
+        ModelService(catalog, versions, Aliases(store, page_tokens), deletions),
     ]
     checks = [
         readiness,

@@ -149,6 +149,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     moved, created or deleted it meanwhile); nothing was changed. The ErrorInfo metadata
     "current_version" holds the version it points at now, "0" when the alias does not exist.
     """
+    ERROR_REASON_FOLDER_NOT_EMPTY: _ErrorReason.ValueType  # 39
+    """FAILED_PRECONDITION: the folder still holds models; delete them first, or delete the folder
+    with force. The ErrorInfo metadata "models" holds how many it holds.
+    """
+    ERROR_REASON_VERSION_HAS_ALIASES: _ErrorReason.ValueType  # 40
+    """FAILED_PRECONDITION: aliases point at the version; move or delete them first, or delete
+    the version with force (which deletes them too). The ErrorInfo metadata "aliases" lists
+    their names, comma-separated.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """An ErrorReason says why an RPC failed, more precisely than its status code. Every error the
@@ -284,5 +293,14 @@ ERROR_REASON_ALIAS_MOVED: ErrorReason.ValueType  # 37
 """ABORTED: the alias does not point at the version the request expected (another client
 moved, created or deleted it meanwhile); nothing was changed. The ErrorInfo metadata
 "current_version" holds the version it points at now, "0" when the alias does not exist.
+"""
+ERROR_REASON_FOLDER_NOT_EMPTY: ErrorReason.ValueType  # 39
+"""FAILED_PRECONDITION: the folder still holds models; delete them first, or delete the folder
+with force. The ErrorInfo metadata "models" holds how many it holds.
+"""
+ERROR_REASON_VERSION_HAS_ALIASES: ErrorReason.ValueType  # 40
+"""FAILED_PRECONDITION: aliases point at the version; move or delete them first, or delete
+the version with force (which deletes them too). The ErrorInfo metadata "aliases" lists
+their names, comma-separated.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -125,6 +125,7 @@ class Versions:
                 await upload.claim(digest)
 
                 def record(tx: Transaction) -> VersionRecord:
+                    tx.lock_model(header.model_id)  # not deleted meanwhile
                     model = require_model(tx, caller, header.model_id, Role.EDITOR)
                     upload.record(tx)
                     return tx.insert_version(

@@ -71,6 +71,8 @@ models = Table(
     Column("description", Text, nullable=False),
     Column("creator_id", ID, ForeignKey("users.id"), nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # The version counter: the highest number ever given, whose version may have been deleted
+    # since. The next version gets the number after it, so numbers are never reused.
     Column("latest_version", BigInteger, nullable=False),
     UniqueConstraint("folder_id", "name", name="uq_models_folder_name"),
     Index("ix_models_order", "created_us", "id"),

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/model_service.proto.
  */
 export const file_modelcatalog_v1_model_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIkoKEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSI8ChNDcmVhdGVNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIiMKD0dldE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI5ChBHZXRNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIk0KEUxpc3RNb2RlbHNSZXF1ZXN0EhEKCWZvbGRlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDQoFYWxpYXMYAyABKAkiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iUwoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImUKGUxpc3RNb2RlbFZlcnNpb25zUmVzcG9uc2USLwoIdmVyc2lvbnMYASADKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKYAgoYVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyEhAKCG1vZGVsX2lkGAEgASgJEhEKCWZpbGVfbmFtZRgCIAEoCRIUCgxjb250ZW50X3R5cGUYAyABKAkSFwoKc2l6ZV9ieXRlcxgEIAEoA0gAiAEBEg4KBnNoYTI1NhgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRJFCgZsYWJlbHMYByADKAsyNS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMiKwoZVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlchIOCgZzaGEyNTYYASABKAkiswEKGVVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSAASPQoHdHJhaWxlchgDIAEoCzIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVySABCCQoHY29udGVudCJMChpVcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJfChtEb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIOCgZvZmZzZXQYAyABKAMSDQoFYWxpYXMYBCABKAkibAocRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbkgAEg8KBWNodW5rGAIgASgMSABCCQoHY29udGVudCJ7ChRTZXRNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAMSHQoQZXhwZWN0ZWRfdmVyc2lvbhgEIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIkMKFVNldE1vZGVsQWxpYXNSZXNwb25zZRIqCgVhbGlhcxgBIAEoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzIm0KF0RlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIhoKGERlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZSJSChdMaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJhChhMaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2USLAoHYWxpYXNlcxgBIAMoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKaCAoMTW9kZWxTZXJ2aWNlElgKC0NyZWF0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlc3BvbnNlElQKCEdldE1vZGVsEiAubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVxdWVzdBohLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlc3BvbnNlIgOQAgESWgoKTGlzdE1vZGVscxIiLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVzcG9uc2UiA5ACARJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgESbwoSVXBsb2FkTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UoARJ6ChREb3dubG9hZE1vZGVsVmVyc2lvbhIsLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaLS5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBMAESXgoNU2V0TW9kZWxBbGlhcxIlLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVxdWVzdBomLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVzcG9uc2USZwoQRGVsZXRlTW9kZWxBbGlhcxIoLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVzcG9uc2USbAoQTGlzdE1vZGVsQWxpYXNlcxIoLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_modelcatalog_v1_resources]);
+  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIkoKEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCSI8ChNDcmVhdGVNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIiMKD0dldE1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSI5ChBHZXRNb2RlbFJlc3BvbnNlEiUKBW1vZGVsGAEgASgLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsIk0KEUxpc3RNb2RlbHNSZXF1ZXN0EhEKCWZvbGRlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDQoFYWxpYXMYAyABKAkiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iUwoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImUKGUxpc3RNb2RlbFZlcnNpb25zUmVzcG9uc2USLwoIdmVyc2lvbnMYASADKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKYAgoYVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyEhAKCG1vZGVsX2lkGAEgASgJEhEKCWZpbGVfbmFtZRgCIAEoCRIUCgxjb250ZW50X3R5cGUYAyABKAkSFwoKc2l6ZV9ieXRlcxgEIAEoA0gAiAEBEg4KBnNoYTI1NhgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRJFCgZsYWJlbHMYByADKAsyNS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMiKwoZVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlchIOCgZzaGEyNTYYASABKAkiswEKGVVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSAASPQoHdHJhaWxlchgDIAEoCzIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVySABCCQoHY29udGVudCJMChpVcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJfChtEb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIOCgZvZmZzZXQYAyABKAMSDQoFYWxpYXMYBCABKAkibAocRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbkgAEg8KBWNodW5rGAIgASgMSABCCQoHY29udGVudCJ7ChRTZXRNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAMSHQoQZXhwZWN0ZWRfdmVyc2lvbhgEIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIkMKFVNldE1vZGVsQWxpYXNSZXNwb25zZRIqCgVhbGlhcxgBIAEoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzIm0KF0RlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIhoKGERlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZSJSChdMaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJhChhMaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2USLAoHYWxpYXNlcxgBIAMoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJNChlEZWxldGVNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDQoFZm9yY2UYAyABKAgiNQoaRGVsZXRlTW9kZWxWZXJzaW9uUmVzcG9uc2USFwoPZGVsZXRlZF9hbGlhc2VzGAEgAygJIiYKEkRlbGV0ZU1vZGVsUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCSIvChNEZWxldGVNb2RlbFJlc3BvbnNlEhgKEGRlbGV0ZWRfdmVyc2lvbnMYASABKAMy7QkKDE1vZGVsU2VydmljZRJYCgtDcmVhdGVNb2RlbBIjLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlcXVlc3QaJC5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlTW9kZWxSZXNwb25zZRJUCghHZXRNb2RlbBIgLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlcXVlc3QaIS5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxSZXNwb25zZSIDkAIBEloKCkxpc3RNb2RlbHMSIi5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1JlcXVlc3QaIy5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIgOQAgESaQoPR2V0TW9kZWxWZXJzaW9uEicubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsVmVyc2lvblJlcXVlc3QaKC5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACARJvChFMaXN0TW9kZWxWZXJzaW9ucxIpLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1JlcXVlc3QaKi5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsVmVyc2lvbnNSZXNwb25zZSIDkAIBEm8KElVwbG9hZE1vZGVsVmVyc2lvbhIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0GisubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlKAESegoURG93bmxvYWRNb2RlbFZlcnNpb24SLC5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0Gi0ubW9kZWxjYXRhbG9nLnYxLkRvd25sb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACATABEl4KDVNldE1vZGVsQWxpYXMSJS5tb2RlbGNhdGFsb2cudjEuU2V0TW9kZWxBbGlhc1JlcXVlc3QaJi5tb2RlbGNhdGFsb2cudjEuU2V0TW9kZWxBbGlhc1Jlc3BvbnNlEmcKEERlbGV0ZU1vZGVsQWxpYXMSKC5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxBbGlhc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxBbGlhc1Jlc3BvbnNlEmwKEExpc3RNb2RlbEFsaWFzZXMSKC5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsQWxpYXNlc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsQWxpYXNlc1Jlc3BvbnNlIgOQAgEScgoSRGVsZXRlTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACAhJdCgtEZWxldGVNb2RlbBIjLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbFJlcXVlc3QaJC5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxSZXNwb25zZSIDkAICYgZwcm90bzM", [file_modelcatalog_v1_resources]);
 
 /**
  * CreateModelRequest is the input of ModelService.CreateModel.
@@ -733,6 +733,105 @@ export const ListModelAliasesResponseSchema: GenMessage<ListModelAliasesResponse
   messageDesc(file_modelcatalog_v1_model_service, 21);
 
 /**
+ * DeleteModelVersionRequest is the input of ModelService.DeleteModelVersion.
+ *
+ * @generated from message modelcatalog.v1.DeleteModelVersionRequest
+ */
+export type DeleteModelVersionRequest = Message<"modelcatalog.v1.DeleteModelVersionRequest"> & {
+  /**
+   * The identifier of the model.
+   *
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+
+  /**
+   * The number of the version to delete, 1 or more.
+   *
+   * @generated from field: int64 version = 2;
+   */
+  version: bigint;
+
+  /**
+   * Whether to delete the aliases that point at the version as well. Without it such a
+   * version is refused (FAILED_PRECONDITION, VERSION_HAS_ALIASES).
+   *
+   * @generated from field: bool force = 3;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteModelVersionRequest.
+ * Use `create(DeleteModelVersionRequestSchema)` to create a new message.
+ */
+export const DeleteModelVersionRequestSchema: GenMessage<DeleteModelVersionRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 22);
+
+/**
+ * DeleteModelVersionResponse is the output of ModelService.DeleteModelVersion.
+ *
+ * @generated from message modelcatalog.v1.DeleteModelVersionResponse
+ */
+export type DeleteModelVersionResponse = Message<"modelcatalog.v1.DeleteModelVersionResponse"> & {
+  /**
+   * The names of the aliases deleted with the version, by name (empty without force).
+   *
+   * @generated from field: repeated string deleted_aliases = 1;
+   */
+  deletedAliases: string[];
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteModelVersionResponse.
+ * Use `create(DeleteModelVersionResponseSchema)` to create a new message.
+ */
+export const DeleteModelVersionResponseSchema: GenMessage<DeleteModelVersionResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 23);
+
+/**
+ * DeleteModelRequest is the input of ModelService.DeleteModel.
+ *
+ * @generated from message modelcatalog.v1.DeleteModelRequest
+ */
+export type DeleteModelRequest = Message<"modelcatalog.v1.DeleteModelRequest"> & {
+  /**
+   * The identifier of the model.
+   *
+   * @generated from field: string model_id = 1;
+   */
+  modelId: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteModelRequest.
+ * Use `create(DeleteModelRequestSchema)` to create a new message.
+ */
+export const DeleteModelRequestSchema: GenMessage<DeleteModelRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 24);
+
+/**
+ * DeleteModelResponse is the output of ModelService.DeleteModel.
+ *
+ * @generated from message modelcatalog.v1.DeleteModelResponse
+ */
+export type DeleteModelResponse = Message<"modelcatalog.v1.DeleteModelResponse"> & {
+  /**
+   * How many versions were deleted with the model.
+   *
+   * @generated from field: int64 deleted_versions = 1;
+   */
+  deletedVersions: bigint;
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteModelResponse.
+ * Use `create(DeleteModelResponseSchema)` to create a new message.
+ */
+export const DeleteModelResponseSchema: GenMessage<DeleteModelResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 25);
+
+/**
  * ModelService creates models in folders and stores their versions. Every RPC needs an access
  * token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
  * otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
@@ -909,6 +1008,45 @@ export const ModelService: GenService<{
     methodKind: "unary";
     input: typeof ListModelAliasesRequestSchema;
     output: typeof ListModelAliasesResponseSchema;
+  },
+  /**
+   * DeleteModelVersion deletes one version of a model. Editor or owner of the model's folder.
+   * Its number is never given again: the next upload still gets the number after the highest
+   * ever given. A version that aliases point at is refused unless force is set, so that an
+   * alias such as "production" never vanishes unnoticed; with force those aliases are
+   * deleted with it. The version's bytes are reclaimed once no other version has the same
+   * SHA-256. Deleting a version again is NOT_FOUND (VERSION_NOT_FOUND); the SDK does not retry
+   * it.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id or a version below 1;
+   * PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+   * FAILED_PRECONDITION (VERSION_HAS_ALIASES) when aliases point at the version and force is
+   * not set (its ErrorInfo metadata "aliases" lists their names, comma-separated).
+   *
+   * @generated from rpc modelcatalog.v1.ModelService.DeleteModelVersion
+   */
+  deleteModelVersion: {
+    methodKind: "unary";
+    input: typeof DeleteModelVersionRequestSchema;
+    output: typeof DeleteModelVersionResponseSchema;
+  },
+  /**
+   * DeleteModel deletes a model with all its versions and aliases, in one transaction. Owner
+   * of the model's folder only. The bytes of its versions are reclaimed once no other version
+   * has the same SHA-256. A new model of the same name is another model, with its own id and
+   * numbers from 1. Deleting a model again, like naming one that never existed, is
+   * PERMISSION_DENIED (FOLDER_ACCESS_DENIED), so model ids reveal nothing; the SDK does not
+   * retry it.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
+   * (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
+   *
+   * @generated from rpc modelcatalog.v1.ModelService.DeleteModel
+   */
+  deleteModel: {
+    methodKind: "unary";
+    input: typeof DeleteModelRequestSchema;
+    output: typeof DeleteModelResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_modelcatalog_v1_model_service, 0);
