@@ -31,12 +31,12 @@ def test_command_tree_is_complete() -> None:
         ("folder",),
         *[
             ("folder", name)
-            for name in ("create", "list", "show", "grant", "revoke", "leave", "access")
+            for name in ("create", "list", "show", "grant", "revoke", "leave", "access", "delete")
         ],
         ("model",),
-        *[("model", name) for name in ("create", "list", "show")],
+        *[("model", name) for name in ("create", "list", "show", "delete")],
         ("version",),
-        *[("version", name) for name in ("upload", "download", "list", "show")],
+        *[("version", name) for name in ("upload", "download", "list", "show", "delete")],
         ("shell",),
         ("completion",),
     }

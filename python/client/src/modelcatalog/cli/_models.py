@@ -1,4 +1,4 @@
-"""The ``model`` commands: create, list and show models."""
+"""The ``model`` commands: create, list, show and delete models."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from . import _context as context
 from . import _output as out
+from ._confirm import confirm_deletion, yes_option
 from ._root import (
     CONTEXT_SETTINGS,
     Group,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog model list")
 )
 def model() -> None:
-    """Create, list and show models."""
+    """Create, list, show and delete models."""
 
 
 @model.command(
@@ -139,3 +140,27 @@ def model_show(ctx: click.Context, model_id: str, as_json: bool) -> None:
         ("created", out.timestamp(found.create_time)),
     ]
     out.show(found, pairs, as_json)
+
+
+@model.command(
+    "delete",
+    epilog=examples(
+        "modelcatalog model delete MODEL_ID", "modelcatalog model delete MODEL_ID --yes"
+    ),
+)
+@id_argument("model_id")
+@yes_option
+@connection_options
+@json_option
+@click.pass_context
+def model_delete(ctx: click.Context, model_id: str, yes: bool, as_json: bool) -> None:
+    """Delete a model with all its versions and aliases; owners of its folder only.
+
+    Asks first unless --yes. A new model of the same name is another model, numbered from 1.
+    """
+    confirm_deletion(f"Delete model {model_id} with all its versions and aliases?", yes=yes)
+    deleted = context.run(ctx, lambda client: client.delete_model(model_id))
+    if as_json:
+        out.print_json({"model_id": model_id, **out.jsonable(deleted)})
+        return
+    out.echo(f"Deleted model {model_id} with {deleted.deleted_versions} version(s).")

@@ -1,4 +1,4 @@
-"""The ``version`` commands: upload, download, list and show model versions."""
+"""The ``version`` commands: upload, download, list, show and delete model versions."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 
 from . import _context as context
 from . import _output as out
+from ._confirm import confirm_deletion, yes_option
 from ._errors import CliError, ExitCode
 from ._root import (
     CONTEXT_SETTINGS,
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     epilog=examples("modelcatalog version list MODEL_ID"),
 )
 def version() -> None:
-    """Upload, download, list and show model versions."""
+    """Upload, download, list, show and delete model versions."""
 
 
 def _version_pairs(item: v1.ModelVersion) -> list[tuple[str, str]]:
@@ -262,3 +263,39 @@ def version_show(ctx: click.Context, model_id: str, number: int, as_json: bool) 
     """Show one version: file, size, SHA-256, labels."""
     found = context.run(ctx, lambda client: client.get_model_version(model_id, number))
     out.show(found, _version_pairs(found), as_json)
+
+
+@version.command(
+    "delete",
+    epilog=examples(
+        "modelcatalog version delete MODEL_ID 3",
+        "modelcatalog version delete MODEL_ID 3 --force --yes",
+    ),
+)
+@id_argument("model_id")
+@click.argument("number", metavar="VERSION", type=click.IntRange(min=1))
+@click.option("--force", is_flag=True, help="Also delete the aliases that point at the version.")
+@yes_option
+@connection_options
+@json_option
+@click.pass_context
+def version_delete(
+    ctx: click.Context, model_id: str, number: int, force: bool, yes: bool, as_json: bool
+) -> None:
+    """Delete one version; editors and owners. Its number is never given again.
+
+    A version that aliases point at (production, ...) is refused unless --force, which
+    deletes those aliases too. Its bytes are freed unless another version has the same file.
+    Asks first unless --yes.
+    """
+    aliases = " and the aliases that point at it" if force else ""
+    confirm_deletion(f"Delete version {number} of model {model_id}{aliases}?", yes=yes)
+    deleted = context.run(
+        ctx, lambda client: client.delete_model_version(model_id, number, force=force)
+    )
+    if as_json:
+        out.print_json({"model_id": model_id, "version": number, **out.jsonable(deleted)})
+        return
+    names = ", ".join(deleted.deleted_aliases)
+    with_aliases = f", and alias(es) {names} that pointed at it" if names else ""
+    out.echo(f"Deleted version {number} of model {model_id}{with_aliases}.")
