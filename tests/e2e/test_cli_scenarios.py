@@ -147,3 +147,32 @@ def test_folder_shared_unasked_shows_as_text_and_can_be_left(
     last_owner = mallory("folder", "leave", folder)
     assert last_owner.returncode == 6
     assert "owner" in last_owner.stderr
+
+
+def test_delete_a_version_then_the_model_then_the_folder(
+    user_cli: Callable[[str], Cli], tmp_path: Path
+) -> None:
+    """Without a terminal deletions need --yes (exit 2); a deleted version's number is not given
+    again; a viewer cannot delete (exit 4); the owner deletes the model, then the empty folder."""
+    alice, bob = user_cli("alice"), user_cli("bob")
+    folder = created_id(alice("folder", "create", "vision", "--id-only"))
+    model = created_id(alice("model", "create", folder, "resnet", "--id-only"))
+    source = tmp_path / "weights.bin"
+    for n in range(2):
+        source.write_bytes(os.urandom(1000 + n))
+        assert alice("version", "upload", model, str(source)).returncode == 0
+    unconfirmed = alice("version", "delete", model, "2")
+    assert unconfirmed.returncode == 2
+    assert "--yes" in unconfirmed.stderr
+    deleted = alice("version", "delete", model, "2", "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+    assert alice("version", "upload", model, str(source)).returncode == 0
+    listed = json.loads(alice("version", "list", model, "--json").stdout)
+    assert [v["version"] for v in listed] == [3, 1]
+    assert alice("folder", "grant", folder, "bob", "viewer").returncode == 0
+    assert bob("model", "delete", model, "--yes").returncode == 4
+    assert alice("folder", "delete", folder, "--yes").returncode == 6
+    gone = json.loads(alice("model", "delete", model, "--yes", "--json").stdout)
+    assert gone == {"model_id": model, "deleted_versions": 2}
+    assert alice("folder", "delete", folder, "--yes").returncode == 0
+    assert json.loads(bob("folder", "list", "--json").stdout) == []

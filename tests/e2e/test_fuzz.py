@@ -56,6 +56,10 @@ class Catalog:
     model_id: str
     sign_out_token: str
     """A token of its own for SignOut, whose fuzzed calls may revoke it."""
+    doomed_folder_id: str
+    doomed_model_id: str
+    """A folder and a model (with a version) of their own for the Delete RPCs, whose fuzzed
+    calls may delete them, so the other RPCs keep theirs."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,10 @@ async def populate(server: RunningServer) -> Catalog:
         model = await client.create_model(folder.id, "target", "a model to fuzz")
         await client.upload(model.id, io.BytesIO(b"weights" * 100), file_name="weights.bin")
         await client.set_model_alias(model.id, "production", 1)
-    return Catalog(token, folder.id, model.id, sign_out_token)
+        doomed_folder = await client.create_folder("doomed")
+        doomed_model = await client.create_model(doomed_folder.id, "doomed")
+        await client.upload(doomed_model.id, io.BytesIO(b"doomed"), file_name="doomed.bin")
+    return Catalog(token, folder.id, model.id, sign_out_token, doomed_folder.id, doomed_model.id)
 
 
 def targets(catalog: Catalog) -> list[Target]:
@@ -125,6 +132,9 @@ def targets(catalog: Catalog) -> list[Target]:
         "SetModelAlias": v1.SetModelAliasRequest(model, "staging", 1, expected_version=0),
         "DeleteModelAlias": v1.DeleteModelAliasRequest(model, "production", expected_version=1),
         "ListModelAliases": v1.ListModelAliasesRequest(model, page_size=5),
+        "DeleteFolder": v1.DeleteFolderRequest(catalog.doomed_folder_id, force=True),
+        "DeleteModelVersion": v1.DeleteModelVersionRequest(catalog.doomed_model_id, 1, force=True),
+        "DeleteModel": v1.DeleteModelRequest(catalog.doomed_model_id),
     }
     handlers = {path: h for service in SERVICES for path, h in service.__mapping__().items()}
     assert {path.rsplit("/", 1)[1] for path in handlers} == set(requests)

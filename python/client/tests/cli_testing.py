@@ -54,6 +54,7 @@ class Backend:
     versions: list[v1.ModelVersion] = field(default_factory=list)
     blobs: dict[int, bytes] = field(default_factory=dict)
     aliases: dict[str, int] = field(default_factory=dict)
+    """The version each alias of the model points at, by name."""
     list_requests: list[tuple[str, str, str]] = field(default_factory=list)
     """What each ListModels / ListModelVersions asked for: ("models" or "versions", filter,
     order_by)."""
@@ -211,6 +212,27 @@ class FakeFolders(v1.FolderServiceBase):
         self.backend.check()
         return v1.ListFolderAccessResponse(members=self.backend.members)
 
+    async def delete_folder(
+        self, delete_folder_request: v1.DeleteFolderRequest
+    ) -> v1.DeleteFolderResponse:
+        self.backend.check()
+        request = delete_folder_request
+        if not any(f.id == request.folder_id for f in self.backend.folders):
+            raise grpc_error(Status.PERMISSION_DENIED, "no access", "FOLDER_ACCESS_DENIED")
+        held = [m.id for m in self.backend.models if m.folder_id == request.folder_id]
+        if held and not request.force:
+            raise grpc_error(
+                Status.FAILED_PRECONDITION,
+                f"the folder still holds {len(held)} model(s); delete them first, or delete"
+                " the folder with force",
+                "FOLDER_NOT_EMPTY",
+            )
+        versions = [v for v in self.backend.versions if v.model_id in held]
+        self.backend.folders = [f for f in self.backend.folders if f.id != request.folder_id]
+        self.backend.models = [m for m in self.backend.models if m.id not in held]
+        self.backend.versions[:] = [v for v in self.backend.versions if v.model_id not in held]
+        return v1.DeleteFolderResponse(deleted_models=len(held), deleted_versions=len(versions))
+
 
 class FakeModels(FakeTransfers):
     """Models in a list, names unique per folder; versions, their files and transfers in the
@@ -366,6 +388,37 @@ class FakeModels(FakeTransfers):
             raise grpc_error(
                 Status.ABORTED, f"alias {name!r} points at version {current}", "ALIAS_MOVED"
             )
+
+    async def delete_model_version(
+        self, delete_model_version_request: v1.DeleteModelVersionRequest
+    ) -> v1.DeleteModelVersionResponse:
+        self.backend.check()
+        request = delete_model_version_request
+        found = self.find(request.version)
+        held = sorted(name for name, number in self.aliases.items() if number == request.version)
+        if held and not request.force:
+            raise grpc_error(
+                Status.FAILED_PRECONDITION,
+                f"version {request.version} is what alias(es) {', '.join(held)} point at; move"
+                " or delete them first, or delete the version with force",
+                "VERSION_HAS_ALIASES",
+            )
+        for name in held:
+            del self.aliases[name]
+        self.backend.versions.remove(found)
+        return v1.DeleteModelVersionResponse(deleted_aliases=held)
+
+    async def delete_model(
+        self, delete_model_request: v1.DeleteModelRequest
+    ) -> v1.DeleteModelResponse:
+        self.backend.check()
+        model_id = delete_model_request.model_id
+        if not any(m.id == model_id for m in self.backend.models):
+            raise grpc_error(Status.PERMISSION_DENIED, "no access", "FOLDER_ACCESS_DENIED")
+        versions = [v for v in self.backend.versions if v.model_id == model_id]
+        self.backend.models = [m for m in self.backend.models if m.id != model_id]
+        self.backend.versions[:] = [v for v in self.backend.versions if v.model_id != model_id]
+        return v1.DeleteModelResponse(deleted_versions=len(versions))
 
 
 class CliHarness:

@@ -31,12 +31,22 @@ def test_command_tree_is_complete() -> None:
         ("folder",),
         *[
             ("folder", name)
-            for name in ("create", "list", "show", "update", "grant", "revoke", "leave", "access")
+            for name in (
+                "create",
+                "list",
+                "show",
+                "update",
+                "grant",
+                "revoke",
+                "leave",
+                "access",
+                "delete",
+            )
         ],
         ("model",),
-        *[("model", name) for name in ("create", "list", "show", "update")],
+        *[("model", name) for name in ("create", "list", "show", "update", "delete")],
         ("version",),
-        *[("version", name) for name in ("upload", "download", "list", "show", "update")],
+        *[("version", name) for name in ("upload", "download", "list", "show", "update", "delete")],
         ("alias",),
         *[("alias", name) for name in ("set", "delete", "list")],
         ("shell",),

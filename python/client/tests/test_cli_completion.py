@@ -34,7 +34,10 @@ COMMANDS = [
         ("", [*COMMANDS, "help", "exit", "quit"]),
         ("fo", ["folder"]),
         ("e", ["exit"]),
-        ("folder ", ["create", "list", "show", "update", "grant", "revoke", "leave", "access"]),
+        (
+            "folder ",
+            ["create", "list", "show", "update", "grant", "revoke", "leave", "access", "delete"],
+        ),
         ("folder gr", ["grant"]),
         ("folder grant F bob ", ["viewer", "editor", "owner"]),
         ("folder grant F bob o", ["owner"]),

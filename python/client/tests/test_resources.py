@@ -45,19 +45,19 @@ class EchoFolders(v1.FolderServiceBase):
         self.requests.append(revoke_folder_access_request)
         return v1.RevokeFolderAccessResponse()
 
+    async def delete_folder(
+        self, delete_folder_request: v1.DeleteFolderRequest
+    ) -> v1.DeleteFolderResponse:
+        self.requests.append(delete_folder_request)
+        return v1.DeleteFolderResponse(deleted_models=2, deleted_versions=5)
+
 
 class EchoModels(v1.ModelServiceBase):
     """Builds each reply from its request (a version named by alias is number 7) and records
     the version and alias requests."""
 
     def __init__(self) -> None:
-        self.requests: list[
-            v1.GetModelVersionRequest
-            | v1.SetModelAliasRequest
-            | v1.DeleteModelAliasRequest
-            | v1.UpdateModelRequest
-            | v1.UpdateModelVersionRequest
-        ] = []
+        self.requests: list[object] = []
 
     async def create_model(
         self, create_model_request: v1.CreateModelRequest
@@ -102,6 +102,21 @@ class EchoModels(v1.ModelServiceBase):
     ) -> v1.DeleteModelAliasResponse:
         self.requests.append(delete_model_alias_request)
         return v1.DeleteModelAliasResponse()
+
+    async def delete_model_version(
+        self, delete_model_version_request: v1.DeleteModelVersionRequest
+    ) -> v1.DeleteModelVersionResponse:
+        request = delete_model_version_request
+        self.requests.append(request)
+        return v1.DeleteModelVersionResponse(
+            deleted_aliases=["production"] if request.force else []
+        )
+
+    async def delete_model(
+        self, delete_model_request: v1.DeleteModelRequest
+    ) -> v1.DeleteModelResponse:
+        self.requests.append(delete_model_request)
+        return v1.DeleteModelResponse(deleted_versions=3)
 
 
 @pytest.fixture
@@ -248,3 +263,25 @@ async def test_an_update_of_nothing_is_refused_before_sending(
         await client.update_model_version("m1", 1)
     assert folders.requests == []
     assert models.requests == []
+
+
+async def test_delete_methods_send_force_only_when_asked(
+    client: AsyncClient, folders: EchoFolders, models: EchoModels
+) -> None:
+    """Deletes send the ids and force (off by default) and return the server's counts."""
+    assert (await client.delete_model_version("m1", 2)).deleted_aliases == []
+    forced = await client.delete_model_version("m1", 3, force=True)
+    assert forced.deleted_aliases == ["production"]
+    assert (await client.delete_model("m1")).deleted_versions == 3
+    folder = await client.delete_folder("f1")
+    assert (folder.deleted_models, folder.deleted_versions) == (2, 5)
+    await client.delete_folder("f1", force=True)
+    assert models.requests == [
+        v1.DeleteModelVersionRequest(model_id="m1", version=2),
+        v1.DeleteModelVersionRequest(model_id="m1", version=3, force=True),
+        v1.DeleteModelRequest(model_id="m1"),
+    ]
+    assert folders.requests == [
+        v1.DeleteFolderRequest(folder_id="f1"),
+        v1.DeleteFolderRequest(folder_id="f1", force=True),
+    ]

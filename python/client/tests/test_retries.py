@@ -40,6 +40,7 @@ CALLS: dict[str, Call] = {
     "revoke_folder_access": lambda client: client.revoke_folder_access("f1", "bob"),
     "leave_folder": lambda client: client.leave_folder("f1"),
     "list_folder_access": lambda client: _drain(client.list_folder_access("f1")),
+    "delete_folder": lambda client: client.delete_folder("f1", force=True),
     "create_model": lambda client: client.create_model("f1", "resnet"),
     "get_model": lambda client: client.get_model("m1"),
     "list_models": lambda client: _drain(client.list_models()),
@@ -50,6 +51,8 @@ CALLS: dict[str, Call] = {
     "set_model_alias": lambda client: client.set_model_alias("m1", "production", 1),
     "delete_model_alias": lambda client: client.delete_model_alias("m1", "production"),
     "list_model_aliases": lambda client: _drain(client.list_model_aliases("m1")),
+    "delete_model_version": lambda client: client.delete_model_version("m1", 1),
+    "delete_model": lambda client: client.delete_model("m1"),
     "upload": lambda client: client.upload("m1", io.BytesIO(b"weights"), file_name="m.bin"),
 }
 """One call of every method with a unary RPC (download is tested in test_transfers.py)."""

@@ -214,12 +214,16 @@ class AsyncClient:
     stream broke. The defaults wait at most 1.75 s in all: to ride out a server restart, raise
     ``retries`` (6 wait up to about 13 s).
 
-    Calls that change something (sign-up, sign-in and sign-out, ``create_*``, ``update_*``,
-    ``grant``/``revoke``, ``upload``) are never repeated: when the connection breaks the client
-    cannot know whether the server acted (and a repeated grant could undo what another owner
-    changed meanwhile), so the caller decides. ``ResourceExhausted`` is never retried either:
-    its limits (sizes, storage, a sign-in throttle whose ``retry_after`` may be minutes) do not
-    lift within a few retries; nor is a TLS certificate that fails verification.
+    ``create_*``, ``upload`` and ``set_model_alias`` are retried the same way, made safe by the
+    ``request_id`` each call carries (the server acts once per id). Other calls that change
+    something (sign-up, sign-in and sign-out, ``update_*``, ``grant``/``revoke``,
+    ``delete_*``) are never repeated: when the connection breaks the client cannot know
+    whether the server acted (a repeated grant could undo what another owner changed
+    meanwhile, and a repeated delete whose first attempt succeeded would fail with
+    ``NotFound`` or ``PermissionDenied``), so the caller decides. ``ResourceExhausted`` is
+    never retried either: its limits (sizes, storage, a sign-in throttle whose
+    ``retry_after`` may be minutes) do not lift within a few retries; nor is a TLS
+    certificate that fails verification.
     """
 
     def __init__(
@@ -585,6 +589,19 @@ class AsyncClient:
             self._folders.list_folder_access, request, lambda page: page.members, timeout
         )
 
+    async def delete_folder(
+        self, folder_id: str, *, force: bool = False, timeout: Timeout = ...
+    ) -> v1.DeleteFolderResponse:
+        """Delete a folder and everyone's access to it (owners only).
+
+        A folder that still holds models raises ``FailedPrecondition`` (reason
+        ``FOLDER_NOT_EMPTY``, ``metadata["models"]`` how many) unless ``force``, which deletes
+        its models with their versions and aliases too. The reply counts what went. A folder
+        deleted already raises ``PermissionDenied``, as one the caller never saw.
+        """
+        request = v1.DeleteFolderRequest(folder_id=folder_id, force=force)
+        return await self._call(self._folders.delete_folder, request, timeout=timeout)
+
     async def create_model(
         self,
         folder_id: str,
@@ -772,6 +789,28 @@ class AsyncClient:
         return self._paginate(
             self._models.list_model_aliases, request, lambda page: page.aliases, timeout
         )
+
+    async def delete_model_version(
+        self, model_id: str, version: int, *, force: bool = False, timeout: Timeout = ...
+    ) -> v1.DeleteModelVersionResponse:
+        """Delete one version of a model (editor or owner); its number is never given again.
+
+        A version that aliases point at raises ``FailedPrecondition`` (reason
+        ``VERSION_HAS_ALIASES``, ``metadata["aliases"]`` their names, comma-separated) unless
+        ``force``, which deletes those aliases too; the reply names them. A version deleted
+        already raises ``NotFound``.
+        """
+        request = v1.DeleteModelVersionRequest(model_id=model_id, version=version, force=force)
+        return await self._call(self._models.delete_model_version, request, timeout=timeout)
+
+    async def delete_model(
+        self, model_id: str, *, timeout: Timeout = ...
+    ) -> v1.DeleteModelResponse:
+        """Delete a model with all its versions and aliases (owners of its folder only); the
+        reply counts the versions. A model deleted already raises ``PermissionDenied``, as one
+        the caller never saw."""
+        request = v1.DeleteModelRequest(model_id=model_id)
+        return await self._call(self._models.delete_model, request, timeout=timeout)
 
     async def upload(
         self,

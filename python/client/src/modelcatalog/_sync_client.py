@@ -224,6 +224,12 @@ class Client:
     ) -> Iterator[v1.FolderMember]:
         return self._iterate(self._client.list_folder_access(folder_id, page_size, timeout=timeout))
 
+    @_same_as(AsyncClient.delete_folder)
+    def delete_folder(
+        self, folder_id: str, *, force: bool = False, timeout: Timeout = ...
+    ) -> v1.DeleteFolderResponse:
+        return self._loop.run(self._client.delete_folder(folder_id, force=force, timeout=timeout))
+
     @_same_as(AsyncClient.create_model)
     def create_model(
         self,
@@ -362,6 +368,18 @@ class Client:
         self, model_id: str, page_size: int = 0, *, timeout: Timeout = ...
     ) -> Iterator[v1.ModelAlias]:
         return self._iterate(self._client.list_model_aliases(model_id, page_size, timeout=timeout))
+
+    @_same_as(AsyncClient.delete_model_version)
+    def delete_model_version(
+        self, model_id: str, version: int, *, force: bool = False, timeout: Timeout = ...
+    ) -> v1.DeleteModelVersionResponse:
+        return self._loop.run(
+            self._client.delete_model_version(model_id, version, force=force, timeout=timeout)
+        )
+
+    @_same_as(AsyncClient.delete_model)
+    def delete_model(self, model_id: str, *, timeout: Timeout = ...) -> v1.DeleteModelResponse:
+        return self._loop.run(self._client.delete_model(model_id, timeout=timeout))
 
     @_same_as(AsyncClient.upload)
     def upload(

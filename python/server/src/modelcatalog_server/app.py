@@ -37,6 +37,7 @@ from .config import ListenAddress, Settings
 from .domain.accounts import Accounts
 from .domain.aliases import Aliases
 from .domain.catalog import Catalog
+from .domain.deletion import Deletions
 from .domain.edits import Edits
 from .domain.paging import PageTokens
 from .domain.requests import RequestResults
@@ -335,11 +336,12 @@ def build_services(
         pending=pending,
         requests=requests,
     )
+    deletions = Deletions(store, pending)
     metrics.watch(store, versions)
     api: list[IServable] = [
         AuthService(accounts, tokens),
-        FolderService(catalog, edits),
-        ModelService(catalog, versions, Aliases(store, page_tokens, requests), edits),
+        FolderService(catalog, edits, deletions),
+        ModelService(catalog, versions, Aliases(store, page_tokens, requests), edits, deletions),
     ]
     checks = [
         readiness,

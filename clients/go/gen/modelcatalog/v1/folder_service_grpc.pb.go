@@ -70,6 +70,18 @@ type FolderServiceClient interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListFolderAccess(ctx context.Context, in *ListFolderAccessRequest, opts ...grpc.CallOption) (*ListFolderAccessResponse, error)
+	// DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
+	// holds models is refused unless force is set; with force its models go too, each with its
+	// versions and aliases, in one transaction: either all of it is deleted or nothing. The
+	// bytes of a deleted version are reclaimed once no other version has the same SHA-256.
+	// Deleting a folder again, like naming one that never existed, is PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED), so folder ids reveal nothing; the SDK does not retry it.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder_id; PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED) when the caller is not an owner; FAILED_PRECONDITION
+	// (FOLDER_NOT_EMPTY) when the folder holds models and force is not set (its ErrorInfo
+	// metadata "models" says how many).
+	DeleteFolder(ctx context.Context, in *DeleteFolderRequest, opts ...grpc.CallOption) (*DeleteFolderResponse, error)
 }
 
 type folderServiceClient struct {
@@ -143,6 +155,15 @@ func (c *folderServiceClient) ListFolderAccess(ctx context.Context, in *ListFold
 	return out, nil
 }
 
+func (c *folderServiceClient) DeleteFolder(ctx context.Context, in *DeleteFolderRequest, opts ...grpc.CallOption) (*DeleteFolderResponse, error) {
+	out := new(DeleteFolderResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.FolderService/DeleteFolder", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FolderServiceServer is the server API for FolderService service.
 // All implementations must embed UnimplementedFolderServiceServer
 // for forward compatibility
@@ -200,6 +221,18 @@ type FolderServiceServer interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListFolderAccess(context.Context, *ListFolderAccessRequest) (*ListFolderAccessResponse, error)
+	// DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
+	// holds models is refused unless force is set; with force its models go too, each with its
+	// versions and aliases, in one transaction: either all of it is deleted or nothing. The
+	// bytes of a deleted version are reclaimed once no other version has the same SHA-256.
+	// Deleting a folder again, like naming one that never existed, is PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED), so folder ids reveal nothing; the SDK does not retry it.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder_id; PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED) when the caller is not an owner; FAILED_PRECONDITION
+	// (FOLDER_NOT_EMPTY) when the folder holds models and force is not set (its ErrorInfo
+	// metadata "models" says how many).
+	DeleteFolder(context.Context, *DeleteFolderRequest) (*DeleteFolderResponse, error)
 	mustEmbedUnimplementedFolderServiceServer()
 }
 
@@ -227,6 +260,9 @@ func (UnimplementedFolderServiceServer) RevokeFolderAccess(context.Context, *Rev
 }
 func (UnimplementedFolderServiceServer) ListFolderAccess(context.Context, *ListFolderAccessRequest) (*ListFolderAccessResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListFolderAccess not implemented")
+}
+func (UnimplementedFolderServiceServer) DeleteFolder(context.Context, *DeleteFolderRequest) (*DeleteFolderResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteFolder not implemented")
 }
 func (UnimplementedFolderServiceServer) mustEmbedUnimplementedFolderServiceServer() {}
 
@@ -367,6 +403,24 @@ func _FolderService_ListFolderAccess_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FolderService_DeleteFolder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteFolderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FolderServiceServer).DeleteFolder(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.FolderService/DeleteFolder",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FolderServiceServer).DeleteFolder(ctx, req.(*DeleteFolderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _FolderService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "modelcatalog.v1.FolderService",
 	HandlerType: (*FolderServiceServer)(nil),
@@ -398,6 +452,10 @@ var _FolderService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListFolderAccess",
 			Handler:    _FolderService_ListFolderAccess_Handler,
+		},
+		{
+			MethodName: "DeleteFolder",
+			Handler:    _FolderService_DeleteFolder_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

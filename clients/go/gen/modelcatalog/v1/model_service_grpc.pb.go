@@ -139,6 +139,29 @@ type ModelServiceClient interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListModelAliases(ctx context.Context, in *ListModelAliasesRequest, opts ...grpc.CallOption) (*ListModelAliasesResponse, error)
+	// DeleteModelVersion deletes one version of a model. Editor or owner of the model's folder.
+	// Its number is never given again: the next upload still gets the number after the highest
+	// ever given. A version that aliases point at is refused unless force is set, so that an
+	// alias such as "production" never vanishes unnoticed; with force those aliases are
+	// deleted with it. The version's bytes are reclaimed once no other version has the same
+	// SHA-256. Deleting a version again is NOT_FOUND (VERSION_NOT_FOUND); the SDK does not retry
+	// it.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id or a version below 1;
+	// PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+	// FAILED_PRECONDITION (VERSION_HAS_ALIASES) when aliases point at the version and force is
+	// not set (its ErrorInfo metadata "aliases" lists their names, comma-separated).
+	DeleteModelVersion(ctx context.Context, in *DeleteModelVersionRequest, opts ...grpc.CallOption) (*DeleteModelVersionResponse, error)
+	// DeleteModel deletes a model with all its versions and aliases, in one transaction. Owner
+	// of the model's folder only. The bytes of its versions are reclaimed once no other version
+	// has the same SHA-256. A new model of the same name is another model, with its own id and
+	// numbers from 1. Deleting a model again, like naming one that never existed, is
+	// PERMISSION_DENIED (FOLDER_ACCESS_DENIED), so model ids reveal nothing; the SDK does not
+	// retry it.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
+	DeleteModel(ctx context.Context, in *DeleteModelRequest, opts ...grpc.CallOption) (*DeleteModelResponse, error)
 }
 
 type modelServiceClient struct {
@@ -305,6 +328,24 @@ func (c *modelServiceClient) ListModelAliases(ctx context.Context, in *ListModel
 	return out, nil
 }
 
+func (c *modelServiceClient) DeleteModelVersion(ctx context.Context, in *DeleteModelVersionRequest, opts ...grpc.CallOption) (*DeleteModelVersionResponse, error) {
+	out := new(DeleteModelVersionResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/DeleteModelVersion", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *modelServiceClient) DeleteModel(ctx context.Context, in *DeleteModelRequest, opts ...grpc.CallOption) (*DeleteModelResponse, error) {
+	out := new(DeleteModelResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/DeleteModel", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModelServiceServer is the server API for ModelService service.
 // All implementations must embed UnimplementedModelServiceServer
 // for forward compatibility
@@ -431,6 +472,29 @@ type ModelServiceServer interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListModelAliases(context.Context, *ListModelAliasesRequest) (*ListModelAliasesResponse, error)
+	// DeleteModelVersion deletes one version of a model. Editor or owner of the model's folder.
+	// Its number is never given again: the next upload still gets the number after the highest
+	// ever given. A version that aliases point at is refused unless force is set, so that an
+	// alias such as "production" never vanishes unnoticed; with force those aliases are
+	// deleted with it. The version's bytes are reclaimed once no other version has the same
+	// SHA-256. Deleting a version again is NOT_FOUND (VERSION_NOT_FOUND); the SDK does not retry
+	// it.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id or a version below 1;
+	// PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+	// FAILED_PRECONDITION (VERSION_HAS_ALIASES) when aliases point at the version and force is
+	// not set (its ErrorInfo metadata "aliases" lists their names, comma-separated).
+	DeleteModelVersion(context.Context, *DeleteModelVersionRequest) (*DeleteModelVersionResponse, error)
+	// DeleteModel deletes a model with all its versions and aliases, in one transaction. Owner
+	// of the model's folder only. The bytes of its versions are reclaimed once no other version
+	// has the same SHA-256. A new model of the same name is another model, with its own id and
+	// numbers from 1. Deleting a model again, like naming one that never existed, is
+	// PERMISSION_DENIED (FOLDER_ACCESS_DENIED), so model ids reveal nothing; the SDK does not
+	// retry it.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
+	DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error)
 	mustEmbedUnimplementedModelServiceServer()
 }
 
@@ -473,6 +537,12 @@ func (UnimplementedModelServiceServer) DeleteModelAlias(context.Context, *Delete
 }
 func (UnimplementedModelServiceServer) ListModelAliases(context.Context, *ListModelAliasesRequest) (*ListModelAliasesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListModelAliases not implemented")
+}
+func (UnimplementedModelServiceServer) DeleteModelVersion(context.Context, *DeleteModelVersionRequest) (*DeleteModelVersionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteModelVersion not implemented")
+}
+func (UnimplementedModelServiceServer) DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteModel not implemented")
 }
 func (UnimplementedModelServiceServer) mustEmbedUnimplementedModelServiceServer() {}
 
@@ -714,6 +784,42 @@ func _ModelService_ListModelAliases_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelService_DeleteModelVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteModelVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).DeleteModelVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.ModelService/DeleteModelVersion",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).DeleteModelVersion(ctx, req.(*DeleteModelVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ModelService_DeleteModel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteModelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).DeleteModel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.ModelService/DeleteModel",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).DeleteModel(ctx, req.(*DeleteModelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ModelService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "modelcatalog.v1.ModelService",
 	HandlerType: (*ModelServiceServer)(nil),
@@ -757,6 +863,14 @@ var _ModelService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModelAliases",
 			Handler:    _ModelService_ListModelAliases_Handler,
+		},
+		{
+			MethodName: "DeleteModelVersion",
+			Handler:    _ModelService_DeleteModelVersion_Handler,
+		},
+		{
+			MethodName: "DeleteModel",
+			Handler:    _ModelService_DeleteModel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -30,9 +30,10 @@ const (
 	FolderRole_FOLDER_ROLE_UNSPECIFIED FolderRole = 0
 	// May get and list the folder, its models and their versions, and download versions.
 	FolderRole_FOLDER_ROLE_VIEWER FolderRole = 1
-	// A viewer that may also create models and upload versions.
+	// A viewer that may also create models, upload versions and delete versions.
 	FolderRole_FOLDER_ROLE_EDITOR FolderRole = 2
-	// An editor that may also grant and revoke access to the folder.
+	// An editor that may also grant and revoke access to the folder, and delete its models and
+	// the folder itself.
 	FolderRole_FOLDER_ROLE_OWNER FolderRole = 3
 )
 
@@ -357,7 +358,8 @@ type Model struct {
 	CreatorUsername string `protobuf:"bytes,5,opt,name=creator_username,json=creatorUsername,proto3" json:"creator_username,omitempty"`
 	// When the model was created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	// The number of the newest committed version, or 0 when the model has no version yet.
+	// The number of the newest version the model has, or 0 when it has none (none yet, or all
+	// deleted).
 	LatestVersion int64 `protobuf:"varint,7,opt,name=latest_version,json=latestVersion,proto3" json:"latest_version,omitempty"`
 	// When the model's name or description last changed; its create_time until then. Uploading
 	// a version does not change it.
@@ -475,7 +477,7 @@ type ModelVersion struct {
 	// The identifier of the model the version belongs to.
 	ModelId string `protobuf:"bytes,1,opt,name=model_id,json=modelId,proto3" json:"model_id,omitempty"`
 	// The version number: 1 for the first version of a model, then 2, 3, and so on. Numbers are
-	// never reused.
+	// never reused, not even those of deleted versions.
 	Version int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
 	// The file name given at upload; display metadata only, never a path on the server.
 	FileName string `protobuf:"bytes,3,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`

@@ -1,4 +1,4 @@
-"""The ``folder`` commands: create, list, show, edit, and share folders, or leave them."""
+"""The ``folder`` commands: create, list, show, edit, share, leave and delete folders."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from . import _context as context
 from . import _output as out
+from ._confirm import confirm_deletion, yes_option
 from ._root import (
     CONTEXT_SETTINGS,
     Group,
@@ -30,7 +31,7 @@ ROLES = ("viewer", "editor", "owner")
     cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog folder list")
 )
 def folder() -> None:
-    """Create, list, edit, share and leave folders.
+    """Create, list, edit, share, leave and delete folders.
 
     FOLDER is a folder's id, or its name when only one folder you can see has it.
     """
@@ -261,4 +262,44 @@ def folder_access(ctx: click.Context, folder: str, as_json: bool) -> None:
         ["USERNAME", "ROLE", "USER ID", "SINCE"],
         lambda m: [m.username, out.enum_name(m.role), m.user_id, out.timestamp(m.update_time)],
         empty="nobody has access",
+    )
+
+
+@folder.command(
+    "delete",
+    epilog=examples(
+        "modelcatalog folder delete vision",
+        "modelcatalog folder delete FOLDER_ID --force --yes",
+    ),
+)
+@folder_argument
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also delete the folder's models, with all their versions and aliases.",
+)
+@yes_option
+@connection_options
+@json_option
+@click.pass_context
+def folder_delete(ctx: click.Context, folder: str, force: bool, yes: bool, as_json: bool) -> None:
+    """Delete a folder and everyone's access to it; owners only.
+
+    A folder that still holds models is refused unless --force, which deletes them too, with
+    their versions and aliases. Asks first unless --yes.
+    """
+    what = "with all its models, versions and aliases" if force else "(it must hold no models)"
+    confirm_deletion(f"Delete folder {folder} {what}?", yes=yes)
+
+    async def delete(client: AsyncClient) -> tuple[str, v1.DeleteFolderResponse]:
+        folder_id = await context.folder_id(client, folder)
+        return folder_id, await client.delete_folder(folder_id, force=force)
+
+    folder_id, deleted = context.run(ctx, delete)
+    if as_json:
+        out.print_json({"folder_id": folder_id, **out.jsonable(deleted)})
+        return
+    out.echo(
+        f"Deleted folder {folder} with {deleted.deleted_models} model(s) and"
+        f" {deleted.deleted_versions} version(s)."
     )

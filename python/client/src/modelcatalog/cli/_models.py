@@ -1,4 +1,4 @@
-"""The ``model`` commands: create, list, show and edit models."""
+"""The ``model`` commands: create, list, show, edit and delete models."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from . import _context as context
 from . import _output as out
+from ._confirm import confirm_deletion, yes_option
 from ._root import (
     CONTEXT_SETTINGS,
     Group,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog model list")
 )
 def model() -> None:
-    """Create, list, show and edit models.
+    """Create, list, show, edit and delete models.
 
     FOLDER and MODEL are an id, or a name when only one folder or model you can see has it.
     """
@@ -213,3 +214,30 @@ def model_update(
         out.print_json(changed)
     else:
         out.echo(f"Updated model {changed.name}: {changed.id} (etag {changed.etag})")
+
+
+@model.command(
+    "delete",
+    epilog=examples("modelcatalog model delete resnet", "modelcatalog model delete MODEL_ID --yes"),
+)
+@model_argument
+@yes_option
+@connection_options
+@json_option
+@click.pass_context
+def model_delete(ctx: click.Context, model: str, yes: bool, as_json: bool) -> None:
+    """Delete a model with all its versions and aliases; owners of its folder only.
+
+    Asks first unless --yes. A new model of the same name is another model, numbered from 1.
+    """
+    confirm_deletion(f"Delete model {model} with all its versions and aliases?", yes=yes)
+
+    async def delete(client: AsyncClient) -> tuple[str, v1.DeleteModelResponse]:
+        model_id = await context.model_id(client, model)
+        return model_id, await client.delete_model(model_id)
+
+    model_id, deleted = context.run(ctx, delete)
+    if as_json:
+        out.print_json({"model_id": model_id, **out.jsonable(deleted)})
+        return
+    out.echo(f"Deleted model {model} with {deleted.deleted_versions} version(s).")

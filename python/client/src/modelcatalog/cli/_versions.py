@@ -1,4 +1,4 @@
-"""The ``version`` commands: upload, download, list, show and edit model versions."""
+"""The ``version`` commands: upload, download, list, show, edit and delete model versions."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 
 from . import _context as context
 from . import _output as out
+from ._confirm import confirm_deletion, yes_option
 from ._errors import CliError, ExitCode
 from ._root import (
     CONTEXT_SETTINGS,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     epilog=examples("modelcatalog version list resnet50"),
 )
 def version() -> None:
-    """Upload, download, list, show and edit model versions.
+    """Upload, download, list, show, edit and delete model versions.
 
     MODEL is a model's id, or its name when only one model you can see has it. VERSION is a
     version's number or the name of an alias pointing at it; MODEL@ALIAS says both at once.
@@ -407,3 +408,43 @@ def version_update(
         out.print_json(changed)
         return
     out.echo(f"Updated version {changed.version} of model {changed.model_id} (etag {changed.etag})")
+
+
+@version.command(
+    "delete",
+    epilog=examples(
+        "modelcatalog version delete resnet 3",
+        "modelcatalog version delete MODEL_ID 3 --force --yes",
+    ),
+)
+@model_argument
+@click.argument("number", metavar="VERSION", type=click.IntRange(min=1))
+@click.option("--force", is_flag=True, help="Also delete the aliases that point at the version.")
+@yes_option
+@connection_options
+@json_option
+@click.pass_context
+def version_delete(
+    ctx: click.Context, model: str, number: int, force: bool, yes: bool, as_json: bool
+) -> None:
+    """Delete one version, named by its number; editors and owners. Its number is never
+    given again.
+
+    A version that aliases point at (production, ...) is refused unless --force, which
+    deletes those aliases too. Its bytes are freed unless another version has the same file.
+    Asks first unless --yes.
+    """
+    aliases = " and the aliases that point at it" if force else ""
+    confirm_deletion(f"Delete version {number} of model {model}{aliases}?", yes=yes)
+
+    async def delete(client: AsyncClient) -> tuple[str, v1.DeleteModelVersionResponse]:
+        model_id = await context.model_id(client, model)
+        return model_id, await client.delete_model_version(model_id, number, force=force)
+
+    model_id, deleted = context.run(ctx, delete)
+    if as_json:
+        out.print_json({"model_id": model_id, "version": number, **out.jsonable(deleted)})
+        return
+    names = ", ".join(deleted.deleted_aliases)
+    with_aliases = f", and alias(es) {names} that pointed at it" if names else ""
+    out.echo(f"Deleted version {number} of model {model}{with_aliases}.")

@@ -154,6 +154,15 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     changed it since the caller read it); nothing was changed. Read the resource again, then
     decide whether to repeat the update with its new etag.
     """
+    ERROR_REASON_FOLDER_NOT_EMPTY: _ErrorReason.ValueType  # 39
+    """FAILED_PRECONDITION: the folder still holds models; delete them first, or delete the folder
+    with force. The ErrorInfo metadata "models" holds how many it holds.
+    """
+    ERROR_REASON_VERSION_HAS_ALIASES: _ErrorReason.ValueType  # 40
+    """FAILED_PRECONDITION: aliases point at the version; move or delete them first, or delete
+    the version with force (which deletes them too). The ErrorInfo metadata "aliases" lists
+    their names, comma-separated.
+    """
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 48
     """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
     period, for a different request (another RPC or other arguments); nothing was changed.
@@ -299,6 +308,15 @@ ERROR_REASON_ETAG_MISMATCH: ErrorReason.ValueType  # 38
 """ABORTED: the etag sent with an update is not the resource's current one (another client
 changed it since the caller read it); nothing was changed. Read the resource again, then
 decide whether to repeat the update with its new etag.
+"""
+ERROR_REASON_FOLDER_NOT_EMPTY: ErrorReason.ValueType  # 39
+"""FAILED_PRECONDITION: the folder still holds models; delete them first, or delete the folder
+with force. The ErrorInfo metadata "models" holds how many it holds.
+"""
+ERROR_REASON_VERSION_HAS_ALIASES: ErrorReason.ValueType  # 40
+"""FAILED_PRECONDITION: aliases point at the version; move or delete them first, or delete
+the version with force (which deletes them too). The ErrorInfo metadata "aliases" lists
+their names, comma-separated.
 """
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 48
 """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention

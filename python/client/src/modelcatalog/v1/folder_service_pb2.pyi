@@ -402,3 +402,57 @@ class ListFolderAccessResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListFolderAccessResponse: _TypeAlias = ListFolderAccessResponse  # noqa: Y015
+
+@_typing.final
+class DeleteFolderRequest(_message.Message):
+    """DeleteFolderRequest is the input of FolderService.DeleteFolder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOLDER_ID_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
+    folder_id: _builtins.str
+    """The identifier of the folder."""
+    force: _builtins.bool
+    """Whether to delete the folder's models, with their versions and aliases, as well. Without
+    it a folder that holds models is refused (FAILED_PRECONDITION, FOLDER_NOT_EMPTY).
+    """
+    def __init__(
+        self,
+        *,
+        folder_id: _builtins.str = ...,
+        force: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["folder_id", b"folder_id", "force", b"force"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteFolderRequest: _TypeAlias = DeleteFolderRequest  # noqa: Y015
+
+@_typing.final
+class DeleteFolderResponse(_message.Message):
+    """DeleteFolderResponse is the output of FolderService.DeleteFolder."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_MODELS_FIELD_NUMBER: _builtins.int
+    DELETED_VERSIONS_FIELD_NUMBER: _builtins.int
+    deleted_models: _builtins.int
+    """How many models were deleted with the folder (0 without force)."""
+    deleted_versions: _builtins.int
+    """How many versions of those models were deleted with them."""
+    def __init__(
+        self,
+        *,
+        deleted_models: _builtins.int = ...,
+        deleted_versions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_models", b"deleted_models", "deleted_versions", b"deleted_versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteFolderResponse: _TypeAlias = DeleteFolderResponse  # noqa: Y015

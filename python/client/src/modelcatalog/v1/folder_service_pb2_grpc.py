@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class FolderServiceStub:
-    """FolderService creates folders and shares them. Every RPC needs an access token
+    """FolderService creates, shares and deletes folders. Every RPC needs an access token
     (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
@@ -77,10 +77,15 @@ class FolderServiceStub:
                 request_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessRequest.SerializeToString,
                 response_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessResponse.FromString,
                 _registered_method=True)
+        self.DeleteFolder = channel.unary_unary(
+                '/modelcatalog.v1.FolderService/DeleteFolder',
+                request_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.DeleteFolderRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.DeleteFolderResponse.FromString,
+                _registered_method=True)
 
 
 class FolderServiceServicer:
-    """FolderService creates folders and shares them. Every RPC needs an access token
+    """FolderService creates, shares and deletes folders. Every RPC needs an access token
     (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
@@ -178,6 +183,23 @@ class FolderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteFolder(self, request, context):
+        """DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
+        holds models is refused unless force is set; with force its models go too, each with its
+        versions and aliases, in one transaction: either all of it is deleted or nothing. The
+        bytes of a deleted version are reclaimed once no other version has the same SHA-256.
+        Deleting a folder again, like naming one that never existed, is PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED), so folder ids reveal nothing; the SDK does not retry it.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder_id; PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED) when the caller is not an owner; FAILED_PRECONDITION
+        (FOLDER_NOT_EMPTY) when the folder holds models and force is not set (its ErrorInfo
+        metadata "models" says how many).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FolderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +238,11 @@ def add_FolderServiceServicer_to_server(servicer, server):
                     request_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessRequest.FromString,
                     response_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessResponse.SerializeToString,
             ),
+            'DeleteFolder': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFolder,
+                    request_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.DeleteFolderRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.DeleteFolderResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'modelcatalog.v1.FolderService', rpc_method_handlers)
@@ -225,7 +252,7 @@ def add_FolderServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class FolderService:
-    """FolderService creates folders and shares them. Every RPC needs an access token
+    """FolderService creates, shares and deletes folders. Every RPC needs an access token
     (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
@@ -414,6 +441,33 @@ class FolderService:
             '/modelcatalog.v1.FolderService/ListFolderAccess',
             modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessRequest.SerializeToString,
             modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteFolder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.FolderService/DeleteFolder',
+            modelcatalog_dot_v1_dot_folder__service__pb2.DeleteFolderRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_folder__service__pb2.DeleteFolderResponse.FromString,
             options,
             channel_credentials,
             insecure,

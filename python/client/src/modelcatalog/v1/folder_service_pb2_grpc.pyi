@@ -27,7 +27,7 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class FolderServiceStub:
-    """FolderService creates folders and shares them. Every RPC needs an access token
+    """FolderService creates, shares and deletes folders. Every RPC needs an access token
     (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
@@ -101,10 +101,23 @@ class FolderServiceStub:
     Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
     """
+    DeleteFolder: _grpc.UnaryUnaryMultiCallable[_folder_service_pb2.DeleteFolderRequest, _folder_service_pb2.DeleteFolderResponse]
+    """DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
+    holds models is refused unless force is set; with force its models go too, each with its
+    versions and aliases, in one transaction: either all of it is deleted or nothing. The
+    bytes of a deleted version are reclaimed once no other version has the same SHA-256.
+    Deleting a folder again, like naming one that never existed, is PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED), so folder ids reveal nothing; the SDK does not retry it.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder_id; PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED) when the caller is not an owner; FAILED_PRECONDITION
+    (FOLDER_NOT_EMPTY) when the folder holds models and force is not set (its ErrorInfo
+    metadata "models" says how many).
+    """
 
 @_typing.type_check_only
 class FolderServiceAsyncStub(FolderServiceStub):
-    """FolderService creates folders and shares them. Every RPC needs an access token
+    """FolderService creates, shares and deletes folders. Every RPC needs an access token
     (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
@@ -175,9 +188,22 @@ class FolderServiceAsyncStub(FolderServiceStub):
     Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
     """
+    DeleteFolder: _aio.UnaryUnaryMultiCallable[_folder_service_pb2.DeleteFolderRequest, _folder_service_pb2.DeleteFolderResponse]  # type: ignore[assignment]
+    """DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
+    holds models is refused unless force is set; with force its models go too, each with its
+    versions and aliases, in one transaction: either all of it is deleted or nothing. The
+    bytes of a deleted version are reclaimed once no other version has the same SHA-256.
+    Deleting a folder again, like naming one that never existed, is PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED), so folder ids reveal nothing; the SDK does not retry it.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder_id; PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED) when the caller is not an owner; FAILED_PRECONDITION
+    (FOLDER_NOT_EMPTY) when the folder holds models and force is not set (its ErrorInfo
+    metadata "models" says how many).
+    """
 
 class FolderServiceServicer(metaclass=_abc_1.ABCMeta):
-    """FolderService creates folders and shares them. Every RPC needs an access token
+    """FolderService creates, shares and deletes folders. Every RPC needs an access token
     (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
     otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
     with the same message whether or not the folder exists, so folder ids never reveal anything
@@ -287,6 +313,25 @@ class FolderServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteFolder(
+        self,
+        request: _folder_service_pb2.DeleteFolderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_folder_service_pb2.DeleteFolderResponse, _abc.Awaitable[_folder_service_pb2.DeleteFolderResponse]]:
+        """DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
+        holds models is refused unless force is set; with force its models go too, each with its
+        versions and aliases, in one transaction: either all of it is deleted or nothing. The
+        bytes of a deleted version are reclaimed once no other version has the same SHA-256.
+        Deleting a folder again, like naming one that never existed, is PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED), so folder ids reveal nothing; the SDK does not retry it.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder_id; PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED) when the caller is not an owner; FAILED_PRECONDITION
+        (FOLDER_NOT_EMPTY) when the folder holds models and force is not set (its ErrorInfo
+        metadata "models" says how many).
         """
 
 def add_FolderServiceServicer_to_server(servicer: FolderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -922,3 +922,103 @@ class ListModelAliasesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListModelAliasesResponse: _TypeAlias = ListModelAliasesResponse  # noqa: Y015
+
+@_typing.final
+class DeleteModelVersionRequest(_message.Message):
+    """DeleteModelVersionRequest is the input of ModelService.DeleteModelVersion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    FORCE_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    """The identifier of the model."""
+    version: _builtins.int
+    """The number of the version to delete, 1 or more."""
+    force: _builtins.bool
+    """Whether to delete the aliases that point at the version as well. Without it such a
+    version is refused (FAILED_PRECONDITION, VERSION_HAS_ALIASES).
+    """
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+        force: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["force", b"force", "model_id", b"model_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelVersionRequest: _TypeAlias = DeleteModelVersionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteModelVersionResponse(_message.Message):
+    """DeleteModelVersionResponse is the output of ModelService.DeleteModelVersion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_ALIASES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deleted_aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The names of the aliases deleted with the version, by name (empty without force)."""
+
+    def __init__(
+        self,
+        *,
+        deleted_aliases: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_aliases", b"deleted_aliases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelVersionResponse: _TypeAlias = DeleteModelVersionResponse  # noqa: Y015
+
+@_typing.final
+class DeleteModelRequest(_message.Message):
+    """DeleteModelRequest is the input of ModelService.DeleteModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    model_id: _builtins.str
+    """The identifier of the model."""
+    def __init__(
+        self,
+        *,
+        model_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_id", b"model_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelRequest: _TypeAlias = DeleteModelRequest  # noqa: Y015
+
+@_typing.final
+class DeleteModelResponse(_message.Message):
+    """DeleteModelResponse is the output of ModelService.DeleteModel."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_VERSIONS_FIELD_NUMBER: _builtins.int
+    deleted_versions: _builtins.int
+    """How many versions were deleted with the model."""
+    def __init__(
+        self,
+        *,
+        deleted_versions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_versions", b"deleted_versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteModelResponse: _TypeAlias = DeleteModelResponse  # noqa: Y015

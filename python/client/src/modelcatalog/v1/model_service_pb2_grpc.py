@@ -101,6 +101,16 @@ class ModelServiceStub:
                 request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesRequest.SerializeToString,
                 response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesResponse.FromString,
                 _registered_method=True)
+        self.DeleteModelVersion = channel.unary_unary(
+                '/modelcatalog.v1.ModelService/DeleteModelVersion',
+                request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelVersionRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelVersionResponse.FromString,
+                _registered_method=True)
+        self.DeleteModel = channel.unary_unary(
+                '/modelcatalog.v1.ModelService/DeleteModel',
+                request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -295,6 +305,39 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteModelVersion(self, request, context):
+        """DeleteModelVersion deletes one version of a model. Editor or owner of the model's folder.
+        Its number is never given again: the next upload still gets the number after the highest
+        ever given. A version that aliases point at is refused unless force is set, so that an
+        alias such as "production" never vanishes unnoticed; with force those aliases are
+        deleted with it. The version's bytes are reclaimed once no other version has the same
+        SHA-256. Deleting a version again is NOT_FOUND (VERSION_NOT_FOUND); the SDK does not retry
+        it.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id or a version below 1;
+        PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+        FAILED_PRECONDITION (VERSION_HAS_ALIASES) when aliases point at the version and force is
+        not set (its ErrorInfo metadata "aliases" lists their names, comma-separated).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteModel(self, request, context):
+        """DeleteModel deletes a model with all its versions and aliases, in one transaction. Owner
+        of the model's folder only. The bytes of its versions are reclaimed once no other version
+        has the same SHA-256. A new model of the same name is another model, with its own id and
+        numbers from 1. Deleting a model again, like naming one that never existed, is
+        PERMISSION_DENIED (FOLDER_ACCESS_DENIED), so model ids reveal nothing; the SDK does not
+        retry it.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -357,6 +400,16 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.ListModelAliases,
                     request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesRequest.FromString,
                     response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesResponse.SerializeToString,
+            ),
+            'DeleteModelVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModelVersion,
+                    request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelVersionRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelVersionResponse.SerializeToString,
+            ),
+            'DeleteModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteModel,
+                    request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -690,6 +743,60 @@ class ModelService:
             '/modelcatalog.v1.ModelService/ListModelAliases',
             modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesRequest.SerializeToString,
             modelcatalog_dot_v1_dot_model__service__pb2.ListModelAliasesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModelVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.ModelService/DeleteModelVersion',
+            modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelVersionRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.ModelService/DeleteModel',
+            modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -174,6 +174,31 @@ class ModelServiceStub:
     Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
     """
+    DeleteModelVersion: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelVersionRequest, _model_service_pb2.DeleteModelVersionResponse]
+    """DeleteModelVersion deletes one version of a model. Editor or owner of the model's folder.
+    Its number is never given again: the next upload still gets the number after the highest
+    ever given. A version that aliases point at is refused unless force is set, so that an
+    alias such as "production" never vanishes unnoticed; with force those aliases are
+    deleted with it. The version's bytes are reclaimed once no other version has the same
+    SHA-256. Deleting a version again is NOT_FOUND (VERSION_NOT_FOUND); the SDK does not retry
+    it.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id or a version below 1;
+    PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+    FAILED_PRECONDITION (VERSION_HAS_ALIASES) when aliases point at the version and force is
+    not set (its ErrorInfo metadata "aliases" lists their names, comma-separated).
+    """
+    DeleteModel: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelRequest, _model_service_pb2.DeleteModelResponse]
+    """DeleteModel deletes a model with all its versions and aliases, in one transaction. Owner
+    of the model's folder only. The bytes of its versions are reclaimed once no other version
+    has the same SHA-256. A new model of the same name is another model, with its own id and
+    numbers from 1. Deleting a model again, like naming one that never existed, is
+    PERMISSION_DENIED (FOLDER_ACCESS_DENIED), so model ids reveal nothing; the SDK does not
+    retry it.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
+    """
 
 @_typing.type_check_only
 class ModelServiceAsyncStub(ModelServiceStub):
@@ -320,6 +345,31 @@ class ModelServiceAsyncStub(ModelServiceStub):
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
+    """
+    DeleteModelVersion: _aio.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelVersionRequest, _model_service_pb2.DeleteModelVersionResponse]  # type: ignore[assignment]
+    """DeleteModelVersion deletes one version of a model. Editor or owner of the model's folder.
+    Its number is never given again: the next upload still gets the number after the highest
+    ever given. A version that aliases point at is refused unless force is set, so that an
+    alias such as "production" never vanishes unnoticed; with force those aliases are
+    deleted with it. The version's bytes are reclaimed once no other version has the same
+    SHA-256. Deleting a version again is NOT_FOUND (VERSION_NOT_FOUND); the SDK does not retry
+    it.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id or a version below 1;
+    PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+    FAILED_PRECONDITION (VERSION_HAS_ALIASES) when aliases point at the version and force is
+    not set (its ErrorInfo metadata "aliases" lists their names, comma-separated).
+    """
+    DeleteModel: _aio.UnaryUnaryMultiCallable[_model_service_pb2.DeleteModelRequest, _model_service_pb2.DeleteModelResponse]  # type: ignore[assignment]
+    """DeleteModel deletes a model with all its versions and aliases, in one transaction. Owner
+    of the model's folder only. The bytes of its versions are reclaimed once no other version
+    has the same SHA-256. A new model of the same name is another model, with its own id and
+    numbers from 1. Deleting a model again, like naming one that never existed, is
+    PERMISSION_DENIED (FOLDER_ACCESS_DENIED), so model ids reveal nothing; the SDK does not
+    retry it.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
     """
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -536,6 +586,43 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteModelVersion(
+        self,
+        request: _model_service_pb2.DeleteModelVersionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.DeleteModelVersionResponse, _abc.Awaitable[_model_service_pb2.DeleteModelVersionResponse]]:
+        """DeleteModelVersion deletes one version of a model. Editor or owner of the model's folder.
+        Its number is never given again: the next upload still gets the number after the highest
+        ever given. A version that aliases point at is refused unless force is set, so that an
+        alias such as "production" never vanishes unnoticed; with force those aliases are
+        deleted with it. The version's bytes are reclaimed once no other version has the same
+        SHA-256. Deleting a version again is NOT_FOUND (VERSION_NOT_FOUND); the SDK does not retry
+        it.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id or a version below 1;
+        PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND);
+        FAILED_PRECONDITION (VERSION_HAS_ALIASES) when aliases point at the version and force is
+        not set (its ErrorInfo metadata "aliases" lists their names, comma-separated).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteModel(
+        self,
+        request: _model_service_pb2.DeleteModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.DeleteModelResponse, _abc.Awaitable[_model_service_pb2.DeleteModelResponse]]:
+        """DeleteModel deletes a model with all its versions and aliases, in one transaction. Owner
+        of the model's folder only. The bytes of its versions are reclaimed once no other version
+        has the same SHA-256. A new model of the same name is another model, with its own id and
+        numbers from 1. Deleting a model again, like naming one that never existed, is
+        PERMISSION_DENIED (FOLDER_ACCESS_DENIED), so model ids reveal nothing; the SDK does not
+        retry it.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
         """
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

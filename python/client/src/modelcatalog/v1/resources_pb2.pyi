@@ -31,9 +31,11 @@ class _FolderRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FolderRole
     FOLDER_ROLE_VIEWER: _FolderRole.ValueType  # 1
     """May get and list the folder, its models and their versions, and download versions."""
     FOLDER_ROLE_EDITOR: _FolderRole.ValueType  # 2
-    """A viewer that may also create models and upload versions."""
+    """A viewer that may also create models, upload versions and delete versions."""
     FOLDER_ROLE_OWNER: _FolderRole.ValueType  # 3
-    """An editor that may also grant and revoke access to the folder."""
+    """An editor that may also grant and revoke access to the folder, and delete its models and
+    the folder itself.
+    """
 
 class FolderRole(_FolderRole, metaclass=_FolderRoleEnumTypeWrapper):
     """A FolderRole is what a user may do in a folder. Each role includes everything the roles
@@ -45,9 +47,11 @@ FOLDER_ROLE_UNSPECIFIED: FolderRole.ValueType  # 0
 FOLDER_ROLE_VIEWER: FolderRole.ValueType  # 1
 """May get and list the folder, its models and their versions, and download versions."""
 FOLDER_ROLE_EDITOR: FolderRole.ValueType  # 2
-"""A viewer that may also create models and upload versions."""
+"""A viewer that may also create models, upload versions and delete versions."""
 FOLDER_ROLE_OWNER: FolderRole.ValueType  # 3
-"""An editor that may also grant and revoke access to the folder."""
+"""An editor that may also grant and revoke access to the folder, and delete its models and
+the folder itself.
+"""
 Global___FolderRole: _TypeAlias = FolderRole  # noqa: Y015
 
 @_typing.final
@@ -207,7 +211,9 @@ class Model(_message.Message):
     creator_username: _builtins.str
     """The username of the user who created the model."""
     latest_version: _builtins.int
-    """The number of the newest committed version, or 0 when the model has no version yet."""
+    """The number of the newest version the model has, or 0 when it has none (none yet, or all
+    deleted).
+    """
     etag: _builtins.str
     """An opaque value (at most 64 printable ASCII characters) that changes whenever the name or
     the description changes, and only then (not when a version is uploaded): send it back in
@@ -290,7 +296,7 @@ class ModelVersion(_message.Message):
     """The identifier of the model the version belongs to."""
     version: _builtins.int
     """The version number: 1 for the first version of a model, then 2, 3, and so on. Numbers are
-    never reused.
+    never reused, not even those of deleted versions.
     """
     file_name: _builtins.str
     """The file name given at upload; display metadata only, never a path on the server."""

@@ -79,7 +79,7 @@ class Catalog:
         def create(tx: Transaction) -> FolderRecord:
             made = self._requests.earlier(tx, caller, request)
             if made is not None:
-                return _folder(tx, caller, made, Role.VIEWER)
+                return require_folder(tx, caller, made, Role.VIEWER)
             folder = tx.insert_folder(caller_account(tx, caller), name, description)
             self._requests.remember(tx, caller, request, folder.id)
             return folder
@@ -94,7 +94,7 @@ class Catalog:
 
     async def get_folder(self, caller: str, folder_id: str) -> FolderRecord:
         validation.resource_id("folder_id", folder_id)
-        return await self._store.read(lambda tx: _folder(tx, caller, folder_id, Role.VIEWER))
+        return await self._store.read(lambda tx: require_folder(tx, caller, folder_id, Role.VIEWER))
 
     async def list_folders(self, caller: str, size: int, token: str) -> Page[FolderRecord]:
         limit = page_size(size)
@@ -108,7 +108,7 @@ class Catalog:
 
         def change(tx: Transaction) -> MemberRecord:
             tx.lock_folder(folder_id)
-            _folder(tx, caller, folder_id, Role.OWNER)
+            require_folder(tx, caller, folder_id, Role.OWNER)
             member = _user_named(tx, username)
             current = tx.role(folder_id, member.id)
             if current is Role.OWNER and role is not Role.OWNER:
@@ -131,7 +131,7 @@ class Catalog:
             tx.lock_folder(folder_id)
             account = caller_account(tx, caller)
             leaving = username == account.username
-            _folder(tx, caller, folder_id, Role.VIEWER if leaving else Role.OWNER)
+            require_folder(tx, caller, folder_id, Role.VIEWER if leaving else Role.OWNER)
             member = account if leaving else _user_named(tx, username)
             if tx.role(folder_id, member.id) is Role.OWNER:
                 _keep_an_owner(tx, folder_id)
@@ -148,7 +148,7 @@ class Catalog:
         after = self._position(token, caller, scope)
 
         def members(tx: Transaction) -> list[MemberRecord]:
-            _folder(tx, caller, folder_id, Role.VIEWER)
+            require_folder(tx, caller, folder_id, Role.VIEWER)
             return tx.members(folder_id, after, limit + 1)
 
         rows = await self._store.read(members)
@@ -171,7 +171,8 @@ class Catalog:
             made = self._requests.earlier(tx, caller, request)
             if made is not None:
                 return require_model(tx, caller, made, Role.VIEWER)
-            folder = _folder(tx, caller, folder_id, Role.EDITOR)
+            tx.lock_folder(folder_id)  # a folder being deleted gets no new model
+            folder = require_folder(tx, caller, folder_id, Role.EDITOR)
             model = tx.insert_model(folder, caller_account(tx, caller), name, description)
             self._requests.remember(tx, caller, request, model.id)
             return model
@@ -208,7 +209,7 @@ class Catalog:
 
         def models(tx: Transaction) -> list[ModelRecord]:
             if folder_id:
-                _folder(tx, caller, folder_id, Role.VIEWER)
+                require_folder(tx, caller, folder_id, Role.VIEWER)
             return tx.models_for(caller, folder_id or None, after, limit + 1, query)
 
         def position(model: ModelRecord) -> list[Any]:
@@ -247,11 +248,6 @@ def require_model(tx: Transaction, caller: str, model_id: str, needed: Role) -> 
     return model
 
 
-def require_folder(tx: Transaction, caller: str, folder_id: str, needed: Role) -> FolderRecord:
-    """The folder if the caller has at least ``needed`` in it; else PERMISSION_DENIED."""
-    return _folder(tx, caller, folder_id, needed)
-
-
 def _user_named(tx: Transaction, username: str) -> UserRecord:
     credentials = tx.credentials(username)
     if credentials is None:
@@ -259,7 +255,8 @@ def _user_named(tx: Transaction, username: str) -> UserRecord:
     return credentials.user
 
 
-def _folder(tx: Transaction, caller: str, folder_id: str, needed: Role) -> FolderRecord:
+def require_folder(tx: Transaction, caller: str, folder_id: str, needed: Role) -> FolderRecord:
+    """The folder if the caller has at least ``needed`` in it; else PERMISSION_DENIED."""
     folder = tx.folder_for(caller, folder_id)
     if folder is None or folder.caller_role < needed:
         raise _denied(_NEEDS[needed])

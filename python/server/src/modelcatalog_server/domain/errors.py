@@ -8,7 +8,7 @@
     ├── PermissionDenied     no role that allows it (same for missing resources)
     ├── NotFound             a named user, version or alias does not exist
     ├── AlreadyExists        a unique name is taken
-    ├── FailedPrecondition   the change would break an invariant (last owner)
+    ├── FailedPrecondition   the change would break an invariant (last owner, not empty)
     ├── Aborted              a compare-and-swap found another value than expected
     ├── ResourceExhausted    a size or rate limit was exceeded (maybe with a time to wait)
     ├── DataLoss             uploaded bytes do not match their declared digest
@@ -25,12 +25,17 @@ class CatalogError(Exception):
     ``reason`` is the name of an ErrorReason value, which the client receives in the error's
     ErrorInfo. Every raise names one: there is no default, so no error can leave without a
     declared reason (tests/test_error_reasons.py checks each name the server uses).
+    ``metadata`` goes into the ErrorInfo too: what the client needs to decide again (where an
+    alias points now, which aliases hold a version).
     """
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(
+        self, message: str, *, reason: str, metadata: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.reason = reason
+        self.metadata = metadata or {}
 
 
 class InvalidArgument(CatalogError):
@@ -64,12 +69,6 @@ class FailedPrecondition(CatalogError):
 class Aborted(CatalogError):
     """A conditional change found the state other than the caller expected; nothing changed.
     ``metadata`` tells the client what the state is now, so that it can decide again."""
-
-    def __init__(
-        self, message: str, *, reason: str, metadata: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message, reason=reason)
-        self.metadata = metadata or {}
 
 
 class ResourceExhausted(CatalogError):

@@ -13,9 +13,12 @@ is left behind for long.
 
 A committed blob is deleted only when no version and no upload points to it, in two steps that
 any process can finish: a row in ``blob_deletions`` marks it, its bytes are deleted, the row is
-removed. Claiming a blob for an upload and marking it take the same lock
-(``Transaction.lock_blob``), and an upload never claims a marked blob (it waits until the
-deletion is over), so a version never points at deleted bytes.
+removed. The same steps reclaim the blobs of deleted versions: the transaction that deletes
+them marks each blob no other version uses (``mark_unused``), and the bytes go right after it
+commits (``delete_marked``), or in a later clean-up round should that fail or the process die.
+Claiming a blob for an upload and marking it take the same lock (``Transaction.lock_blob``),
+and an upload never claims a marked blob (it waits until the deletion is over), so a version
+never points at deleted bytes.
 
 The upload protocol (``PendingUploads.upload``): session row → bytes written → claim the digest
 → commit the bytes under their content address → one transaction that ends the session and
@@ -29,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import TypeVar
 
 from ..storage.blobs import BlobStore, BlobWriter
@@ -151,19 +154,37 @@ class PendingUploads:
         """Ends a session and deletes the blob it claimed if nothing else uses it; returns
         whether this call ended the session and whether it deleted a blob."""
 
-        def end(tx: Transaction) -> tuple[bool, str | None]:
+        def end(tx: Transaction) -> tuple[bool, list[str]]:
             if digest is not None:
                 tx.lock_blob(digest)
             existed, claimed = tx.end_upload_session(session_id)
-            if claimed is None:
-                return existed, None
-            tx.lock_blob(claimed)
-            return existed, claimed if tx.mark_blob_if_unused(claimed, self._clock()) else None
+            return existed, self.mark_unused(tx, [] if claimed is None else [claimed])
 
         ended, marked = await self.store.write(end)
-        if marked is not None:
-            await self._delete_blob(marked)
-        return ended, marked is not None
+        for unused in marked:
+            await self._delete_blob(unused)
+        return ended, bool(marked)
+
+    def mark_unused(self, tx: Transaction, digests: Collection[str]) -> list[str]:
+        """Marks for deletion, in ``tx``, each of these blobs that no version and no upload
+        uses any more (in digest order, so that two transactions never wait for each other's
+        blob locks); returns those marked, whose bytes to delete once ``tx`` has committed."""
+        marked = []
+        for digest in sorted(set(digests)):
+            tx.lock_blob(digest)
+            if tx.mark_blob_if_unused(digest, self._clock()):
+                marked.append(digest)
+        return marked
+
+    async def delete_marked(self, digests: list[str]) -> None:
+        """Deletes the bytes of blobs marked by a committed transaction. When the blob store
+        fails, the rest stays marked for the next clean-up round (of any process) to finish."""
+        for digest in digests:
+            try:
+                await self._delete_blob(digest)
+            except (StorageFault, OSError) as error:
+                log.warning("could not delete unused blobs now, a clean-up round will: %s", error)
+                return
 
     async def _delete_blob(self, digest: str) -> None:
         await self._blobs.delete(digest)

@@ -154,6 +154,7 @@ class Versions:
 
                 def record(tx: Transaction) -> tuple[VersionRecord, bool]:
                     """The version, and whether it is this upload's (not an earlier twin's)."""
+                    tx.lock_model(header.model_id)  # not deleted meanwhile
                     model = require_model(tx, caller, header.model_id, Role.EDITOR)
                     twin = self._earlier(tx, caller, header.model_id, request)
                     if twin is not None:

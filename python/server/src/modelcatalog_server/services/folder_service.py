@@ -1,4 +1,4 @@
-"""FolderService: folders and who may use them."""
+"""FolderService: folders, who may use them, and their deletion."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from modelcatalog import v1, wire
 
 from ..auth.hook import current_principal
 from ..domain.catalog import Catalog
+from ..domain.deletion import Deletions
 from ..domain.edits import Edits
 from . import _convert
 
 
 class FolderService(v1.FolderServiceBase):
-    def __init__(self, catalog: Catalog, edits: Edits) -> None:
+    def __init__(self, catalog: Catalog, edits: Edits, deletions: Deletions) -> None:
         self._catalog = catalog
         self._edits = edits
+        self._deletions = deletions
 
     async def create_folder(
         self, create_folder_request: v1.CreateFolderRequest
@@ -88,3 +90,12 @@ class FolderService(v1.FolderServiceBase):
             members=[_convert.member(m) for m in page.items],
             next_page_token=page.next_page_token,
         )
+
+    async def delete_folder(
+        self, delete_folder_request: v1.DeleteFolderRequest
+    ) -> v1.DeleteFolderResponse:
+        request = delete_folder_request
+        models, versions = await self._deletions.delete_folder(
+            current_principal().user_id, request.folder_id, force=request.force
+        )
+        return v1.DeleteFolderResponse(deleted_models=models, deleted_versions=versions)

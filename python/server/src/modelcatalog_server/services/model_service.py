@@ -13,6 +13,7 @@ from modelcatalog import v1, wire
 from ..auth.hook import current_peer, current_principal
 from ..domain.aliases import Aliases
 from ..domain.catalog import Catalog
+from ..domain.deletion import Deletions
 from ..domain.edits import Edits
 from ..domain.errors import InvalidArgument
 from ..domain.versions import UploadTrailer, Versions
@@ -23,12 +24,18 @@ _DOWNLOAD = "/modelcatalog.v1.ModelService/DownloadModelVersion"
 
 class ModelService(v1.ModelServiceBase):
     def __init__(
-        self, catalog: Catalog, versions: Versions, aliases: Aliases, edits: Edits
+        self,
+        catalog: Catalog,
+        versions: Versions,
+        aliases: Aliases,
+        edits: Edits,
+        deletions: Deletions,
     ) -> None:
         self._catalog = catalog
         self._versions = versions
         self._aliases = aliases
         self._edits = edits
+        self._deletions = deletions
 
     async def create_model(
         self, create_model_request: v1.CreateModelRequest
@@ -172,6 +179,23 @@ class ModelService(v1.ModelServiceBase):
             aliases=[_convert.alias(a) for a in page.items],
             next_page_token=page.next_page_token,
         )
+
+    async def delete_model_version(
+        self, delete_model_version_request: v1.DeleteModelVersionRequest
+    ) -> v1.DeleteModelVersionResponse:
+        request = delete_model_version_request
+        aliases = await self._deletions.delete_version(
+            current_principal().user_id, request.model_id, request.version, force=request.force
+        )
+        return v1.DeleteModelVersionResponse(deleted_aliases=aliases)
+
+    async def delete_model(
+        self, delete_model_request: v1.DeleteModelRequest
+    ) -> v1.DeleteModelResponse:
+        versions = await self._deletions.delete_model(
+            current_principal().user_id, delete_model_request.model_id
+        )
+        return v1.DeleteModelResponse(deleted_versions=versions)
 
     def __mapping__(self) -> dict[str, Handler]:
         mapping = super().__mapping__()

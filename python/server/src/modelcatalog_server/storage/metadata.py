@@ -618,11 +618,25 @@ _FOLDER_FOR = _FOLDERS_OF_CALLER.where(folders.c.id == bindparam("folder_id"))
 _LOCK_FOLDER = select(folders.c.id).where(folders.c.id == bindparam("folder_id")).with_for_update()
 _LOCK_BLOB = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0)))
 _LOCK_MODEL = select(models.c.id).where(models.c.id == bindparam("model_id")).with_for_update()
+_LOCK_FOLDER_MODELS = (
+    select(models.c.id)
+    .where(models.c.folder_id == bindparam("folder_id"))
+    .order_by(models.c.id)
+    .with_for_update()
+)
 _ROLE = select(folder_members.c.role).where(
     folder_members.c.folder_id == bindparam("folder_id"),
     folder_members.c.user_id == bindparam("user_id"),
 )
 
+#: The newest version a model has now (0 for none): what clients see as its latest version.
+#: Not the next number's source: ``models.latest_version`` counts every number ever given, so a
+#: deleted version's number is never given again.
+_NEWEST_VERSION = (
+    select(func.coalesce(func.max(model_versions.c.version), 0))
+    .where(model_versions.c.model_id == models.c.id)
+    .scalar_subquery()
+)
 _MODELS_OF_CALLER = (
     select(
         models.c.id,
@@ -631,7 +645,7 @@ _MODELS_OF_CALLER = (
         models.c.description,
         _creator.c.username,
         models.c.created_us,
-        models.c.latest_version,
+        _NEWEST_VERSION,
         folder_members.c.role,
         models.c.updated_us,
     )
@@ -1023,8 +1037,9 @@ class Transaction:
     def lock_folder(self, folder_id: str) -> None:
         """Holds the folder's row until the transaction ends, so that changes to its members
         happen one after another: two owners demoting each other at once cannot both see the
-        other still an owner, and two grants of one user cannot both insert. (A no-op on
-        SQLite, where writes run one at a time anyway.)"""
+        other still an owner, and two grants of one user cannot both insert; and so that no
+        model is created in a folder being deleted. (A no-op on SQLite, where writes run one
+        at a time anyway.)"""
         self.connection.execute(_LOCK_FOLDER, {"folder_id": folder_id})
 
     def owner_count(self, folder_id: str) -> int:
@@ -1236,9 +1251,10 @@ class Transaction:
     # Aliases
 
     def lock_model(self, model_id: str) -> None:
-        """Holds the model's row until the transaction ends, so that alias changes of one model
-        happen one after another: two compare-and-swaps expecting the same version cannot both
-        see it and both win. (A no-op on SQLite, where writes run one at a time anyway.)"""
+        """Holds the model's row until the transaction ends, so that alias changes, version
+        commits and deletions of one model happen one after another: two compare-and-swaps
+        expecting the same version cannot both see it and both win, and no version is committed
+        to a model being deleted. (A no-op on SQLite, where writes run one at a time anyway.)"""
         self.connection.execute(_LOCK_MODEL, {"model_id": model_id})
 
     def alias(self, model_id: str, name: str) -> AliasRecord | None:
@@ -1314,6 +1330,70 @@ class Transaction:
         self.connection.execute(
             request_results.delete().where(request_results.c.created_us <= before_us)
         )
+
+    # Deletion (the blobs of deleted versions are then marked: see domain/uploads.py)
+
+    def lock_folder_models(self, folder_id: str) -> int:
+        """Holds the rows of the folder's models, in id order, until the transaction ends, so
+        that no upload or alias change commits in one of them meanwhile; returns how many
+        there are. (A no-op on SQLite, where writes run one at a time anyway.)"""
+        return len(self.connection.execute(_LOCK_FOLDER_MODELS, {"folder_id": folder_id}).all())
+
+    def version_aliases(self, model_id: str, version: int) -> list[str]:
+        """The names of the aliases that point at the version, by name."""
+        rows = self.connection.execute(
+            select(model_aliases.c.name)
+            .where(model_aliases.c.model_id == model_id, model_aliases.c.version == version)
+            .order_by(model_aliases.c.name)
+        )
+        return [name for (name,) in rows]
+
+    def delete_version(self, model_id: str, version: int) -> str | None:
+        """Deletes the version and the aliases pointing at it; returns its SHA-256, or None
+        when the model has no such version. The model's version counter stays as it is."""
+        this_version = and_(
+            model_aliases.c.model_id == model_id, model_aliases.c.version == version
+        )
+        self.connection.execute(model_aliases.delete().where(this_version))
+        deleted = self.connection.execute(
+            model_versions.delete()
+            .where(model_versions.c.model_id == model_id, model_versions.c.version == version)
+            .returning(model_versions.c.sha256)
+        ).first()
+        return deleted[0] if deleted else None
+
+    def delete_model(self, model_id: str) -> list[str]:
+        """Deletes the model with its aliases and versions; returns the SHA-256 of each
+        deleted version."""
+        self.connection.execute(model_aliases.delete().where(model_aliases.c.model_id == model_id))
+        deleted = self.connection.execute(
+            model_versions.delete()
+            .where(model_versions.c.model_id == model_id)
+            .returning(model_versions.c.sha256)
+        )
+        digests = [sha256 for (sha256,) in deleted]
+        self.connection.execute(models.delete().where(models.c.id == model_id))
+        return digests
+
+    def delete_folder(self, folder_id: str) -> tuple[int, list[str]]:
+        """Deletes the folder with its memberships, models, aliases and versions; returns how
+        many models it held and the SHA-256 of each deleted version."""
+        in_folder = select(models.c.id).where(models.c.folder_id == folder_id)
+        self.connection.execute(
+            model_aliases.delete().where(model_aliases.c.model_id.in_(in_folder))
+        )
+        deleted = self.connection.execute(
+            model_versions.delete()
+            .where(model_versions.c.model_id.in_(in_folder))
+            .returning(model_versions.c.sha256)
+        )
+        digests = [sha256 for (sha256,) in deleted]
+        removed = self.connection.execute(models.delete().where(models.c.folder_id == folder_id))
+        self.connection.execute(
+            folder_members.delete().where(folder_members.c.folder_id == folder_id)
+        )
+        self.connection.execute(folders.delete().where(folders.c.id == folder_id))
+        return removed.rowcount, digests
 
     # Uploads in progress and blob garbage (see domain/uploads.py for the protocol)
 

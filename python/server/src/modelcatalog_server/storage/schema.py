@@ -75,6 +75,8 @@ models = Table(
     Column("description", Text, nullable=False),
     Column("creator_id", ID, ForeignKey("users.id"), nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # The version counter: the highest number ever given, whose version may have been deleted
+    # since. The next version gets the number after it, so numbers are never reused.
     Column("latest_version", BigInteger, nullable=False),
     # As folders.updated_us: when the name or description last changed.
     Column("updated_us", BigInteger, nullable=False, server_default="0"),

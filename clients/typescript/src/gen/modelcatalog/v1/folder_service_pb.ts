@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/folder_service.proto.
  */
 export const file_modelcatalog_v1_folder_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRtb2RlbGNhdGFsb2cvdjEvZm9sZGVyX3NlcnZpY2UucHJvdG8SD21vZGVsY2F0YWxvZy52MSJMChNDcmVhdGVGb2xkZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI/ChRDcmVhdGVGb2xkZXJSZXNwb25zZRInCgZmb2xkZXIYASABKAsyFy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyIiUKEEdldEZvbGRlclJlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJIjwKEUdldEZvbGRlclJlc3BvbnNlEicKBmZvbGRlchgBIAEoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXIiOwoSTGlzdEZvbGRlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlgKE0xpc3RGb2xkZXJzUmVzcG9uc2USKAoHZm9sZGVycxgBIAMoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm8KE1VwZGF0ZUZvbGRlclJlcXVlc3QSJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPwoUVXBkYXRlRm9sZGVyUmVzcG9uc2USJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlciJqChhHcmFudEZvbGRlckFjY2Vzc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEikKBHJvbGUYAyABKA4yGy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyUm9sZSJKChlHcmFudEZvbGRlckFjY2Vzc1Jlc3BvbnNlEi0KBm1lbWJlchgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXJNZW1iZXIiQAoZUmV2b2tlRm9sZGVyQWNjZXNzUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiHAoaUmV2b2tlRm9sZGVyQWNjZXNzUmVzcG9uc2UiUwoXTGlzdEZvbGRlckFjY2Vzc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImMKGExpc3RGb2xkZXJBY2Nlc3NSZXNwb25zZRIuCgdtZW1iZXJzGAEgAygLMh0ubW9kZWxjYXRhbG9nLnYxLkZvbGRlck1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky2QUKDUZvbGRlclNlcnZpY2USWwoMQ3JlYXRlRm9sZGVyEiQubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZUZvbGRlclJlcXVlc3QaJS5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlRm9sZGVyUmVzcG9uc2USVwoJR2V0Rm9sZGVyEiEubW9kZWxjYXRhbG9nLnYxLkdldEZvbGRlclJlcXVlc3QaIi5tb2RlbGNhdGFsb2cudjEuR2V0Rm9sZGVyUmVzcG9uc2UiA5ACARJdCgtMaXN0Rm9sZGVycxIjLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyc1JlcXVlc3QaJC5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlcnNSZXNwb25zZSIDkAIBEmAKDFVwZGF0ZUZvbGRlchIkLm1vZGVsY2F0YWxvZy52MS5VcGRhdGVGb2xkZXJSZXF1ZXN0GiUubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZUZvbGRlclJlc3BvbnNlIgOQAgISbwoRR3JhbnRGb2xkZXJBY2Nlc3MSKS5tb2RlbGNhdGFsb2cudjEuR3JhbnRGb2xkZXJBY2Nlc3NSZXF1ZXN0GioubW9kZWxjYXRhbG9nLnYxLkdyYW50Rm9sZGVyQWNjZXNzUmVzcG9uc2UiA5ACAhJyChJSZXZva2VGb2xkZXJBY2Nlc3MSKi5tb2RlbGNhdGFsb2cudjEuUmV2b2tlRm9sZGVyQWNjZXNzUmVxdWVzdBorLm1vZGVsY2F0YWxvZy52MS5SZXZva2VGb2xkZXJBY2Nlc3NSZXNwb25zZSIDkAICEmwKEExpc3RGb2xkZXJBY2Nlc3MSKC5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlckFjY2Vzc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlckFjY2Vzc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_field_mask, file_modelcatalog_v1_resources]);
+  fileDesc("CiRtb2RlbGNhdGFsb2cvdjEvZm9sZGVyX3NlcnZpY2UucHJvdG8SD21vZGVsY2F0YWxvZy52MSJMChNDcmVhdGVGb2xkZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI/ChRDcmVhdGVGb2xkZXJSZXNwb25zZRInCgZmb2xkZXIYASABKAsyFy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyIiUKEEdldEZvbGRlclJlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJIjwKEUdldEZvbGRlclJlc3BvbnNlEicKBmZvbGRlchgBIAEoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXIiOwoSTGlzdEZvbGRlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlgKE0xpc3RGb2xkZXJzUmVzcG9uc2USKAoHZm9sZGVycxgBIAMoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm8KE1VwZGF0ZUZvbGRlclJlcXVlc3QSJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPwoUVXBkYXRlRm9sZGVyUmVzcG9uc2USJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlciJqChhHcmFudEZvbGRlckFjY2Vzc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEikKBHJvbGUYAyABKA4yGy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyUm9sZSJKChlHcmFudEZvbGRlckFjY2Vzc1Jlc3BvbnNlEi0KBm1lbWJlchgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXJNZW1iZXIiQAoZUmV2b2tlRm9sZGVyQWNjZXNzUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiHAoaUmV2b2tlRm9sZGVyQWNjZXNzUmVzcG9uc2UiUwoXTGlzdEZvbGRlckFjY2Vzc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImMKGExpc3RGb2xkZXJBY2Nlc3NSZXNwb25zZRIuCgdtZW1iZXJzGAEgAygLMh0ubW9kZWxjYXRhbG9nLnYxLkZvbGRlck1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNwoTRGVsZXRlRm9sZGVyUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDQoFZm9yY2UYAiABKAgiSAoURGVsZXRlRm9sZGVyUmVzcG9uc2USFgoOZGVsZXRlZF9tb2RlbHMYASABKAMSGAoQZGVsZXRlZF92ZXJzaW9ucxgCIAEoAzK7BgoNRm9sZGVyU2VydmljZRJbCgxDcmVhdGVGb2xkZXISJC5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlRm9sZGVyUmVxdWVzdBolLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVGb2xkZXJSZXNwb25zZRJXCglHZXRGb2xkZXISIS5tb2RlbGNhdGFsb2cudjEuR2V0Rm9sZGVyUmVxdWVzdBoiLm1vZGVsY2F0YWxvZy52MS5HZXRGb2xkZXJSZXNwb25zZSIDkAIBEl0KC0xpc3RGb2xkZXJzEiMubW9kZWxjYXRhbG9nLnYxLkxpc3RGb2xkZXJzUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyc1Jlc3BvbnNlIgOQAgESYAoMVXBkYXRlRm9sZGVyEiQubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZUZvbGRlclJlcXVlc3QaJS5tb2RlbGNhdGFsb2cudjEuVXBkYXRlRm9sZGVyUmVzcG9uc2UiA5ACAhJvChFHcmFudEZvbGRlckFjY2VzcxIpLm1vZGVsY2F0YWxvZy52MS5HcmFudEZvbGRlckFjY2Vzc1JlcXVlc3QaKi5tb2RlbGNhdGFsb2cudjEuR3JhbnRGb2xkZXJBY2Nlc3NSZXNwb25zZSIDkAICEnIKElJldm9rZUZvbGRlckFjY2VzcxIqLm1vZGVsY2F0YWxvZy52MS5SZXZva2VGb2xkZXJBY2Nlc3NSZXF1ZXN0GisubW9kZWxjYXRhbG9nLnYxLlJldm9rZUZvbGRlckFjY2Vzc1Jlc3BvbnNlIgOQAgISbAoQTGlzdEZvbGRlckFjY2VzcxIoLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyQWNjZXNzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyQWNjZXNzUmVzcG9uc2UiA5ACARJgCgxEZWxldGVGb2xkZXISJC5tb2RlbGNhdGFsb2cudjEuRGVsZXRlRm9sZGVyUmVxdWVzdBolLm1vZGVsY2F0YWxvZy52MS5EZWxldGVGb2xkZXJSZXNwb25zZSIDkAICYgZwcm90bzM", [file_google_protobuf_field_mask, file_modelcatalog_v1_resources]);
 
 /**
  * CreateFolderRequest is the input of FolderService.CreateFolder.
@@ -395,7 +395,64 @@ export const ListFolderAccessResponseSchema: GenMessage<ListFolderAccessResponse
   messageDesc(file_modelcatalog_v1_folder_service, 13);
 
 /**
- * FolderService creates folders and shares them. Every RPC needs an access token
+ * DeleteFolderRequest is the input of FolderService.DeleteFolder.
+ *
+ * @generated from message modelcatalog.v1.DeleteFolderRequest
+ */
+export type DeleteFolderRequest = Message<"modelcatalog.v1.DeleteFolderRequest"> & {
+  /**
+   * The identifier of the folder.
+   *
+   * @generated from field: string folder_id = 1;
+   */
+  folderId: string;
+
+  /**
+   * Whether to delete the folder's models, with their versions and aliases, as well. Without
+   * it a folder that holds models is refused (FAILED_PRECONDITION, FOLDER_NOT_EMPTY).
+   *
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteFolderRequest.
+ * Use `create(DeleteFolderRequestSchema)` to create a new message.
+ */
+export const DeleteFolderRequestSchema: GenMessage<DeleteFolderRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_folder_service, 14);
+
+/**
+ * DeleteFolderResponse is the output of FolderService.DeleteFolder.
+ *
+ * @generated from message modelcatalog.v1.DeleteFolderResponse
+ */
+export type DeleteFolderResponse = Message<"modelcatalog.v1.DeleteFolderResponse"> & {
+  /**
+   * How many models were deleted with the folder (0 without force).
+   *
+   * @generated from field: int64 deleted_models = 1;
+   */
+  deletedModels: bigint;
+
+  /**
+   * How many versions of those models were deleted with them.
+   *
+   * @generated from field: int64 deleted_versions = 2;
+   */
+  deletedVersions: bigint;
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteFolderResponse.
+ * Use `create(DeleteFolderResponseSchema)` to create a new message.
+ */
+export const DeleteFolderResponseSchema: GenMessage<DeleteFolderResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_folder_service, 15);
+
+/**
+ * FolderService creates, shares and deletes folders. Every RPC needs an access token
  * (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
  * otherwise). A caller without the needed role gets PERMISSION_DENIED (FOLDER_ACCESS_DENIED)
  * with the same message whether or not the folder exists, so folder ids never reveal anything
@@ -515,6 +572,26 @@ export const FolderService: GenService<{
     methodKind: "unary";
     input: typeof ListFolderAccessRequestSchema;
     output: typeof ListFolderAccessResponseSchema;
+  },
+  /**
+   * DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
+   * holds models is refused unless force is set; with force its models go too, each with its
+   * versions and aliases, in one transaction: either all of it is deleted or nothing. The
+   * bytes of a deleted version are reclaimed once no other version has the same SHA-256.
+   * Deleting a folder again, like naming one that never existed, is PERMISSION_DENIED
+   * (FOLDER_ACCESS_DENIED), so folder ids reveal nothing; the SDK does not retry it.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty folder_id; PERMISSION_DENIED
+   * (FOLDER_ACCESS_DENIED) when the caller is not an owner; FAILED_PRECONDITION
+   * (FOLDER_NOT_EMPTY) when the folder holds models and force is not set (its ErrorInfo
+   * metadata "models" says how many).
+   *
+   * @generated from rpc modelcatalog.v1.FolderService.DeleteFolder
+   */
+  deleteFolder: {
+    methodKind: "unary";
+    input: typeof DeleteFolderRequestSchema;
+    output: typeof DeleteFolderResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_modelcatalog_v1_folder_service, 0);

@@ -215,7 +215,8 @@ export type Model = Message<"modelcatalog.v1.Model"> & {
   createTime?: Timestamp | undefined;
 
   /**
-   * The number of the newest committed version, or 0 when the model has no version yet.
+   * The number of the newest version the model has, or 0 when it has none (none yet, or all
+   * deleted).
    *
    * @generated from field: int64 latest_version = 7;
    */
@@ -264,7 +265,7 @@ export type ModelVersion = Message<"modelcatalog.v1.ModelVersion"> & {
 
   /**
    * The version number: 1 for the first version of a model, then 2, 3, and so on. Numbers are
-   * never reused.
+   * never reused, not even those of deleted versions.
    *
    * @generated from field: int64 version = 2;
    */
@@ -425,14 +426,15 @@ export enum FolderRole {
   VIEWER = 1,
 
   /**
-   * A viewer that may also create models and upload versions.
+   * A viewer that may also create models, upload versions and delete versions.
    *
    * @generated from enum value: FOLDER_ROLE_EDITOR = 2;
    */
   EDITOR = 2,
 
   /**
-   * An editor that may also grant and revoke access to the folder.
+   * An editor that may also grant and revoke access to the folder, and delete its models and
+   * the folder itself.
    *
    * @generated from enum value: FOLDER_ROLE_OWNER = 3;
    */

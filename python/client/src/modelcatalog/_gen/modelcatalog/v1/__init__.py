@@ -44,10 +44,15 @@ class FolderRole(betterproto.Enum):
     """
 
     EDITOR = 2
-    """A viewer that may also create models and upload versions."""
+    """
+    A viewer that may also create models, upload versions and delete versions.
+    """
 
     OWNER = 3
-    """An editor that may also grant and revoke access to the folder."""
+    """
+    An editor that may also grant and revoke access to the folder, and delete its models and
+     the folder itself.
+    """
 
 
 class ErrorReason(betterproto.Enum):
@@ -265,6 +270,19 @@ class ErrorReason(betterproto.Enum):
      decide whether to repeat the update with its new etag.
     """
 
+    FOLDER_NOT_EMPTY = 39
+    """
+    FAILED_PRECONDITION: the folder still holds models; delete them first, or delete the folder
+     with force. The ErrorInfo metadata "models" holds how many it holds.
+    """
+
+    VERSION_HAS_ALIASES = 40
+    """
+    FAILED_PRECONDITION: aliases point at the version; move or delete them first, or delete
+     the version with force (which deletes them too). The ErrorInfo metadata "aliases" lists
+     their names, comma-separated.
+    """
+
     REQUEST_ID_REUSED = 48
     """
     INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
@@ -378,7 +396,8 @@ class Model(betterproto.Message):
 
     latest_version: int = betterproto.int64_field(7)
     """
-    The number of the newest committed version, or 0 when the model has no version yet.
+    The number of the newest version the model has, or 0 when it has none (none yet, or all
+     deleted).
     """
 
     update_time: datetime = betterproto.message_field(8)
@@ -410,7 +429,7 @@ class ModelVersion(betterproto.Message):
     version: int = betterproto.int64_field(2)
     """
     The version number: 1 for the first version of a model, then 2, 3, and so on. Numbers are
-     never reused.
+     never reused, not even those of deleted versions.
     """
 
     file_name: str = betterproto.string_field(3)
@@ -768,6 +787,31 @@ class ListFolderAccessResponse(betterproto.Message):
 
     next_page_token: str = betterproto.string_field(2)
     """The token for the next page, or empty when this is the last page."""
+
+
+@dataclass(eq=False, repr=False)
+class DeleteFolderRequest(betterproto.Message):
+    """DeleteFolderRequest is the input of FolderService.DeleteFolder."""
+
+    folder_id: str = betterproto.string_field(1)
+    """The identifier of the folder."""
+
+    force: bool = betterproto.bool_field(2)
+    """
+    Whether to delete the folder's models, with their versions and aliases, as well. Without
+     it a folder that holds models is refused (FAILED_PRECONDITION, FOLDER_NOT_EMPTY).
+    """
+
+
+@dataclass(eq=False, repr=False)
+class DeleteFolderResponse(betterproto.Message):
+    """DeleteFolderResponse is the output of FolderService.DeleteFolder."""
+
+    deleted_models: int = betterproto.int64_field(1)
+    """How many models were deleted with the folder (0 without force)."""
+
+    deleted_versions: int = betterproto.int64_field(2)
+    """How many versions of those models were deleted with them."""
 
 
 @dataclass(eq=False, repr=False)
@@ -1286,6 +1330,53 @@ class ListModelAliasesResponse(betterproto.Message):
     """The token for the next page, or empty when this is the last page."""
 
 
+@dataclass(eq=False, repr=False)
+class DeleteModelVersionRequest(betterproto.Message):
+    """
+    DeleteModelVersionRequest is the input of ModelService.DeleteModelVersion.
+    """
+
+    model_id: str = betterproto.string_field(1)
+    """The identifier of the model."""
+
+    version: int = betterproto.int64_field(2)
+    """The number of the version to delete, 1 or more."""
+
+    force: bool = betterproto.bool_field(3)
+    """
+    Whether to delete the aliases that point at the version as well. Without it such a
+     version is refused (FAILED_PRECONDITION, VERSION_HAS_ALIASES).
+    """
+
+
+@dataclass(eq=False, repr=False)
+class DeleteModelVersionResponse(betterproto.Message):
+    """
+    DeleteModelVersionResponse is the output of ModelService.DeleteModelVersion.
+    """
+
+    deleted_aliases: List[str] = betterproto.string_field(1)
+    """
+    The names of the aliases deleted with the version, by name (empty without force).
+    """
+
+
+@dataclass(eq=False, repr=False)
+class DeleteModelRequest(betterproto.Message):
+    """DeleteModelRequest is the input of ModelService.DeleteModel."""
+
+    model_id: str = betterproto.string_field(1)
+    """The identifier of the model."""
+
+
+@dataclass(eq=False, repr=False)
+class DeleteModelResponse(betterproto.Message):
+    """DeleteModelResponse is the output of ModelService.DeleteModel."""
+
+    deleted_versions: int = betterproto.int64_field(1)
+    """How many versions were deleted with the model."""
+
+
 class AuthServiceStub(betterproto.ServiceStub):
     async def sign_up(
         self,
@@ -1471,6 +1562,23 @@ class FolderServiceStub(betterproto.ServiceStub):
             "/modelcatalog.v1.FolderService/ListFolderAccess",
             list_folder_access_request,
             ListFolderAccessResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def delete_folder(
+        self,
+        delete_folder_request: "DeleteFolderRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "DeleteFolderResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.FolderService/DeleteFolder",
+            delete_folder_request,
+            DeleteFolderResponse,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,
@@ -1687,6 +1795,40 @@ class ModelServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def delete_model_version(
+        self,
+        delete_model_version_request: "DeleteModelVersionRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "DeleteModelVersionResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.ModelService/DeleteModelVersion",
+            delete_model_version_request,
+            DeleteModelVersionResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def delete_model(
+        self,
+        delete_model_request: "DeleteModelRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "DeleteModelResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.ModelService/DeleteModel",
+            delete_model_request,
+            DeleteModelResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class AuthServiceBase(ServiceBase):
 
@@ -1799,6 +1941,11 @@ class FolderServiceBase(ServiceBase):
     ) -> "ListFolderAccessResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def delete_folder(
+        self, delete_folder_request: "DeleteFolderRequest"
+    ) -> "DeleteFolderResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def __rpc_create_folder(
         self, stream: "grpclib.server.Stream[CreateFolderRequest, CreateFolderResponse]"
     ) -> None:
@@ -1851,6 +1998,13 @@ class FolderServiceBase(ServiceBase):
         response = await self.list_folder_access(request)
         await stream.send_message(response)
 
+    async def __rpc_delete_folder(
+        self, stream: "grpclib.server.Stream[DeleteFolderRequest, DeleteFolderResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.delete_folder(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/modelcatalog.v1.FolderService/CreateFolder": grpclib.const.Handler(
@@ -1894,6 +2048,12 @@ class FolderServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ListFolderAccessRequest,
                 ListFolderAccessResponse,
+            ),
+            "/modelcatalog.v1.FolderService/DeleteFolder": grpclib.const.Handler(
+                self.__rpc_delete_folder,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                DeleteFolderRequest,
+                DeleteFolderResponse,
             ),
         }
 
@@ -1960,6 +2120,16 @@ class ModelServiceBase(ServiceBase):
     async def list_model_aliases(
         self, list_model_aliases_request: "ListModelAliasesRequest"
     ) -> "ListModelAliasesResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def delete_model_version(
+        self, delete_model_version_request: "DeleteModelVersionRequest"
+    ) -> "DeleteModelVersionResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def delete_model(
+        self, delete_model_request: "DeleteModelRequest"
+    ) -> "DeleteModelResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
     async def __rpc_create_model(
@@ -2057,6 +2227,21 @@ class ModelServiceBase(ServiceBase):
         response = await self.list_model_aliases(request)
         await stream.send_message(response)
 
+    async def __rpc_delete_model_version(
+        self,
+        stream: "grpclib.server.Stream[DeleteModelVersionRequest, DeleteModelVersionResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.delete_model_version(request)
+        await stream.send_message(response)
+
+    async def __rpc_delete_model(
+        self, stream: "grpclib.server.Stream[DeleteModelRequest, DeleteModelResponse]"
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.delete_model(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/modelcatalog.v1.ModelService/CreateModel": grpclib.const.Handler(
@@ -2130,5 +2315,17 @@ class ModelServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ListModelAliasesRequest,
                 ListModelAliasesResponse,
+            ),
+            "/modelcatalog.v1.ModelService/DeleteModelVersion": grpclib.const.Handler(
+                self.__rpc_delete_model_version,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                DeleteModelVersionRequest,
+                DeleteModelVersionResponse,
+            ),
+            "/modelcatalog.v1.ModelService/DeleteModel": grpclib.const.Handler(
+                self.__rpc_delete_model,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                DeleteModelRequest,
+                DeleteModelResponse,
             ),
         }
