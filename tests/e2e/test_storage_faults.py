@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from grpc_health.v1.health_pb2 import HealthCheckResponse
@@ -94,8 +95,8 @@ async def create_folders_until_refused(client: AsyncClient, most: int) -> None:
         await client.create_folder(f"folder {number}", "x" * 1000)
 
 
-async def signed_in(server: RunningServer) -> AsyncClient:
-    client = AsyncClient(server.address, ca_cert=server.ca_cert)
+async def signed_in(server: RunningServer, **options: Any) -> AsyncClient:
+    client = AsyncClient(server.address, ca_cert=server.ca_cert, **options)
     await client.sign_up("alice", PASSWORD)
     await client.sign_in("alice", PASSWORD)
     return client
@@ -157,8 +158,9 @@ async def test_database_locked_by_another_process_is_unavailable_within_the_boun
     server: RunningServer,
 ) -> None:
     """While another process holds SQLite's write lock, a change answers UNAVAILABLE
-    (STORAGE_UNAVAILABLE) after the documented wait, reads answer, and writes resume after."""
-    alice = await signed_in(server)
+    (STORAGE_UNAVAILABLE) after the documented wait, reads answer, and writes resume after.
+    (One attempt: the SDK would retry the create, which its request_id makes safe.)"""
+    alice = await signed_in(server, retries=0)
     try:
         await alice.create_folder("vision")
         locker = sqlite3.connect(server.data_dir / "catalog.sqlite3", isolation_level=None)
