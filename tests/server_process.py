@@ -22,7 +22,8 @@ import ssl
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,25 +181,49 @@ def leftover_uploads(server: RunningServer) -> list[str]:
     in a local one; multipart uploads and temporary objects on S3."""
     blob_url = urlsplit(server.blob_url)
     if blob_url.scheme != "s3":
-        directory = Path(blob_url.path) if server.blob_url else server.data_dir / "blobs"
-        return sorted(path.name for path in (directory / "tmp").iterdir())
-    # Imported here: only the scale-out leg has an S3 service to ask.
-    import botocore.session
-
-    bucket, prefix = blob_url.netloc, f"{blob_url.path.strip('/')}/"
-    # botocore makes its S3 methods at run time: typed as Any here.
-    client: Any = botocore.session.get_session().create_client(
-        "s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]
-    )
-    try:
+        return sorted(path.name for path in (_blob_directory(server) / "tmp").iterdir())
+    with _s3_client() as client:
+        bucket, prefix = blob_url.netloc, f"{blob_url.path.strip('/')}/"
         uploads = client.list_multipart_uploads(Bucket=bucket, Prefix=f"{prefix}uploads/")
         objects = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}uploads/")
-    finally:
-        client.close()
     return sorted(
         [upload["Key"] for upload in uploads.get("Uploads", [])]
         + [item["Key"] for item in objects.get("Contents", [])]
     )
+
+
+def stored_blobs(server: RunningServer) -> set[str]:
+    """The SHA-256 digests of the blobs in the server's blob store: files in a local one,
+    objects under ``sha256/`` on S3."""
+    blob_url = urlsplit(server.blob_url)
+    if blob_url.scheme != "s3":
+        return {
+            path.name for path in (_blob_directory(server) / "sha256").rglob("*") if path.is_file()
+        }
+    with _s3_client() as client:
+        bucket, prefix = blob_url.netloc, f"{blob_url.path.strip('/')}/sha256/"
+        objects = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return {item["Key"].rsplit("/", 1)[1] for item in objects.get("Contents", [])}
+
+
+def _blob_directory(server: RunningServer) -> Path:
+    return Path(urlsplit(server.blob_url).path) if server.blob_url else server.data_dir / "blobs"
+
+
+@contextmanager
+def _s3_client() -> Iterator[Any]:
+    """A client of the scale-out leg's S3 service (botocore makes its S3 methods at run time:
+    typed as Any here)."""
+    # Imported here: only the scale-out leg has an S3 service to ask.
+    import botocore.session
+
+    client = botocore.session.get_session().create_client(
+        "s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]
+    )
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 async def kill_during_upload(server: RunningServer, token: str | None, model_id: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from modelcatalog import AsyncClient, FailedPrecondition, NotFound, PermissionDenied
 
+from ..server_process import stored_blobs
 from .conftest import RunningServer, wait_for
 
 PASSWORD = "correct horse battery"
@@ -29,9 +30,9 @@ async def client(server: RunningServer) -> AsyncIterator[AsyncClient]:
 
 
 def blob_on_disk(server: RunningServer, data: bytes) -> bool:
-    """Whether the server's blob directory holds a file named by the bytes' SHA-256."""
-    digest = hashlib.sha256(data).hexdigest()
-    return any(path.is_file() for path in (server.data_dir / "blobs").rglob(digest))
+    """Whether the server's blob store (its directory, or its S3 bucket on the scale-out
+    leg) holds the bytes, under their SHA-256."""
+    return hashlib.sha256(data).hexdigest() in stored_blobs(server)
 
 
 async def test_a_deleted_versions_number_is_never_given_again(client: AsyncClient) -> None:
