@@ -72,6 +72,16 @@ type ModelServiceClient interface {
 	// the server's minimum upload rate (by default 1 MiB in every 30 s);
 	// RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
 	// in progress as allowed; CANCELLED when the client cancels the stream.
+	//
+	// Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+	// without a request_id or beyond the declared size; FAILED_PRECONDITION
+	// (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+	// upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+	// none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+	// same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+	// upload started with. An upload with a request_id whose stream breaks (the client cancels,
+	// the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+	// server's resume period (24 h by default); GetUploadStatus says how many.
 	UploadModelVersion(ctx context.Context, opts ...grpc.CallOption) (ModelService_UploadModelVersionClient, error)
 	// DownloadModelVersion streams a version's file, named by its number or by an alias that
 	// points at it: the first message carries the version's metadata (with its number, which
@@ -110,6 +120,17 @@ type ModelServiceClient interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListModelAliases(ctx context.Context, in *ListModelAliasesRequest, opts ...grpc.CallOption) (*ListModelAliasesResponse, error)
+	// GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+	// client whose upload stream broke can resume it instead of sending the file again: the
+	// version, when the upload was stored; else how many bytes of the file the server keeps
+	// durably (0 when none: start again from the first byte), or that a stream is still sending
+	// it. Editor or owner of the model's folder. Changes nothing.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+	// header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+	// another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+	// when the upload stored a version that was deleted since.
+	GetUploadStatus(ctx context.Context, in *GetUploadStatusRequest, opts ...grpc.CallOption) (*GetUploadStatusResponse, error)
 }
 
 type modelServiceClient struct {
@@ -258,6 +279,15 @@ func (c *modelServiceClient) ListModelAliases(ctx context.Context, in *ListModel
 	return out, nil
 }
 
+func (c *modelServiceClient) GetUploadStatus(ctx context.Context, in *GetUploadStatusRequest, opts ...grpc.CallOption) (*GetUploadStatusResponse, error) {
+	out := new(GetUploadStatusResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/GetUploadStatus", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModelServiceServer is the server API for ModelService service.
 // All implementations must embed UnimplementedModelServiceServer
 // for forward compatibility
@@ -317,6 +347,16 @@ type ModelServiceServer interface {
 	// the server's minimum upload rate (by default 1 MiB in every 30 s);
 	// RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
 	// in progress as allowed; CANCELLED when the client cancels the stream.
+	//
+	// Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+	// without a request_id or beyond the declared size; FAILED_PRECONDITION
+	// (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+	// upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+	// none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+	// same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+	// upload started with. An upload with a request_id whose stream breaks (the client cancels,
+	// the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+	// server's resume period (24 h by default); GetUploadStatus says how many.
 	UploadModelVersion(ModelService_UploadModelVersionServer) error
 	// DownloadModelVersion streams a version's file, named by its number or by an alias that
 	// points at it: the first message carries the version's metadata (with its number, which
@@ -355,6 +395,17 @@ type ModelServiceServer interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListModelAliases(context.Context, *ListModelAliasesRequest) (*ListModelAliasesResponse, error)
+	// GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+	// client whose upload stream broke can resume it instead of sending the file again: the
+	// version, when the upload was stored; else how many bytes of the file the server keeps
+	// durably (0 when none: start again from the first byte), or that a stream is still sending
+	// it. Editor or owner of the model's folder. Changes nothing.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+	// header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+	// another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+	// when the upload stored a version that was deleted since.
+	GetUploadStatus(context.Context, *GetUploadStatusRequest) (*GetUploadStatusResponse, error)
 	mustEmbedUnimplementedModelServiceServer()
 }
 
@@ -391,6 +442,9 @@ func (UnimplementedModelServiceServer) DeleteModelAlias(context.Context, *Delete
 }
 func (UnimplementedModelServiceServer) ListModelAliases(context.Context, *ListModelAliasesRequest) (*ListModelAliasesResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListModelAliases not implemented")
+}
+func (UnimplementedModelServiceServer) GetUploadStatus(context.Context, *GetUploadStatusRequest) (*GetUploadStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetUploadStatus not implemented")
 }
 func (UnimplementedModelServiceServer) mustEmbedUnimplementedModelServiceServer() {}
 
@@ -596,6 +650,24 @@ func _ModelService_ListModelAliases_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelService_GetUploadStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUploadStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).GetUploadStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.ModelService/GetUploadStatus",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).GetUploadStatus(ctx, req.(*GetUploadStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ModelService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "modelcatalog.v1.ModelService",
 	HandlerType: (*ModelServiceServer)(nil),
@@ -631,6 +703,10 @@ var _ModelService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModelAliases",
 			Handler:    _ModelService_ListModelAliases_Handler,
+		},
+		{
+			MethodName: "GetUploadStatus",
+			Handler:    _ModelService_GetUploadStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

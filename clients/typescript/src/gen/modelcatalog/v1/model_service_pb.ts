@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Model, ModelAlias, ModelVersion } from "./resources_pb.js";
 import { file_modelcatalog_v1_resources } from "./resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/model_service.proto.
  */
 export const file_modelcatalog_v1_model_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIl4KEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKE0NyZWF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiIwoPR2V0TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjkKEEdldE1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwibwoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDQoFYWxpYXMYAyABKAkiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24idQoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJlChlMaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlEi8KCHZlcnNpb25zGAEgAygLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkirAIKGFVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlchIQCghtb2RlbF9pZBgBIAEoCRIRCglmaWxlX25hbWUYAiABKAkSFAoMY29udGVudF90eXBlGAMgASgJEhcKCnNpemVfYnl0ZXMYBCABKANIAIgBARIOCgZzaGEyNTYYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSRQoGbGFiZWxzGAcgAygLMjUubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlci5MYWJlbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAggASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCDQoLX3NpemVfYnl0ZXMiKwoZVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlchIOCgZzaGEyNTYYASABKAkiswEKGVVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSOwoGaGVhZGVyGAEgASgLMikubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlckgAEg8KBWNodW5rGAIgASgMSAASPQoHdHJhaWxlchgDIAEoCzIqLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVySABCCQoHY29udGVudCJMChpVcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbiJfChtEb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIOCgZvZmZzZXQYAyABKAMSDQoFYWxpYXMYBCABKAkibAocRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZRIwCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbkgAEg8KBWNodW5rGAIgASgMSABCCQoHY29udGVudCKPAQoUU2V0TW9kZWxBbGlhc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIPCgd2ZXJzaW9uGAMgASgDEh0KEGV4cGVjdGVkX3ZlcnNpb24YBCABKANIAIgBARISCgpyZXF1ZXN0X2lkGAUgASgJQhMKEV9leHBlY3RlZF92ZXJzaW9uIkMKFVNldE1vZGVsQWxpYXNSZXNwb25zZRIqCgVhbGlhcxgBIAEoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzIm0KF0RlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSHQoQZXhwZWN0ZWRfdmVyc2lvbhgDIAEoA0gAiAEBQhMKEV9leHBlY3RlZF92ZXJzaW9uIhoKGERlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZSJSChdMaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJhChhMaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2USLAoHYWxpYXNlcxgBIAMoCzIbLm1vZGVsY2F0YWxvZy52MS5Nb2RlbEFsaWFzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKaCAoMTW9kZWxTZXJ2aWNlElgKC0NyZWF0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlc3BvbnNlElQKCEdldE1vZGVsEiAubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVxdWVzdBohLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlc3BvbnNlIgOQAgESWgoKTGlzdE1vZGVscxIiLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxzUmVzcG9uc2UiA5ACARJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgESbwoSVXBsb2FkTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UoARJ6ChREb3dubG9hZE1vZGVsVmVyc2lvbhIsLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaLS5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBMAESXgoNU2V0TW9kZWxBbGlhcxIlLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVxdWVzdBomLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVzcG9uc2USZwoQRGVsZXRlTW9kZWxBbGlhcxIoLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVzcG9uc2USbAoQTGlzdE1vZGVsQWxpYXNlcxIoLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_modelcatalog_v1_resources]);
+  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIl4KEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKE0NyZWF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiIwoPR2V0TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjkKEEdldE1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwibwoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJKChZHZXRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDQoFYWxpYXMYAyABKAkiSQoXR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24idQoYTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJlChlMaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlEi8KCHZlcnNpb25zGAEgAygLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkivAIKGFVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlchIQCghtb2RlbF9pZBgBIAEoCRIRCglmaWxlX25hbWUYAiABKAkSFAoMY29udGVudF90eXBlGAMgASgJEhcKCnNpemVfYnl0ZXMYBCABKANIAIgBARIOCgZzaGEyNTYYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSRQoGbGFiZWxzGAcgAygLMjUubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvbkhlYWRlci5MYWJlbHNFbnRyeRISCgpyZXF1ZXN0X2lkGAggASgJEg4KBm9mZnNldBgJIAEoAxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19zaXplX2J5dGVzIisKGVVwbG9hZE1vZGVsVmVyc2lvblRyYWlsZXISDgoGc2hhMjU2GAEgASgJIrMBChlVcGxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EjsKBmhlYWRlchgBIAEoCzIpLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAEj0KB3RyYWlsZXIYAyABKAsyKi5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlckgAQgkKB2NvbnRlbnQiTAoaVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iXwobRG93bmxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDgoGb2Zmc2V0GAMgASgDEg0KBWFsaWFzGAQgASgJImwKHERvd25sb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USMAoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb25IABIPCgVjaHVuaxgCIAEoDEgAQgkKB2NvbnRlbnQijwEKFFNldE1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoAxIdChBleHBlY3RlZF92ZXJzaW9uGAQgASgDSACIAQESEgoKcmVxdWVzdF9pZBgFIAEoCUITChFfZXhwZWN0ZWRfdmVyc2lvbiJDChVTZXRNb2RlbEFsaWFzUmVzcG9uc2USKgoFYWxpYXMYASABKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcyJtChdEZWxldGVNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEh0KEGV4cGVjdGVkX3ZlcnNpb24YAyABKANIAIgBAUITChFfZXhwZWN0ZWRfdmVyc2lvbiIaChhEZWxldGVNb2RlbEFsaWFzUmVzcG9uc2UiUgoXTGlzdE1vZGVsQWxpYXNlc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYQoYTGlzdE1vZGVsQWxpYXNlc1Jlc3BvbnNlEiwKB2FsaWFzZXMYASADKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiUwoWR2V0VXBsb2FkU3RhdHVzUmVxdWVzdBI5CgZoZWFkZXIYASABKAsyKS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVyIp8BChdHZXRVcGxvYWRTdGF0dXNSZXNwb25zZRIuCgd2ZXJzaW9uGAEgASgLMh0ubW9kZWxjYXRhbG9nLnYxLk1vZGVsVmVyc2lvbhIOCgZvZmZzZXQYAiABKAMSLwoLZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2luX3Byb2dyZXNzGAQgASgIMoUJCgxNb2RlbFNlcnZpY2USWAoLQ3JlYXRlTW9kZWwSIy5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlTW9kZWxSZXF1ZXN0GiQubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVzcG9uc2USVAoIR2V0TW9kZWwSIC5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxSZXF1ZXN0GiEubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVzcG9uc2UiA5ACARJaCgpMaXN0TW9kZWxzEiIubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiMubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbHNSZXNwb25zZSIDkAIBEmkKD0dldE1vZGVsVmVyc2lvbhInLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXF1ZXN0GigubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsVmVyc2lvblJlc3BvbnNlIgOQAgESbwoRTGlzdE1vZGVsVmVyc2lvbnMSKS5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsVmVyc2lvbnNSZXF1ZXN0GioubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVzcG9uc2UiA5ACARJvChJVcGxvYWRNb2RlbFZlcnNpb24SKi5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBorLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSgBEnoKFERvd25sb2FkTW9kZWxWZXJzaW9uEiwubW9kZWxjYXRhbG9nLnYxLkRvd25sb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBotLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlIgOQAgEwARJeCg1TZXRNb2RlbEFsaWFzEiUubW9kZWxjYXRhbG9nLnYxLlNldE1vZGVsQWxpYXNSZXF1ZXN0GiYubW9kZWxjYXRhbG9nLnYxLlNldE1vZGVsQWxpYXNSZXNwb25zZRJnChBEZWxldGVNb2RlbEFsaWFzEigubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0GikubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZRJsChBMaXN0TW9kZWxBbGlhc2VzEigubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbEFsaWFzZXNSZXF1ZXN0GikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbEFsaWFzZXNSZXNwb25zZSIDkAIBEmkKD0dldFVwbG9hZFN0YXR1cxInLm1vZGVsY2F0YWxvZy52MS5HZXRVcGxvYWRTdGF0dXNSZXF1ZXN0GigubW9kZWxjYXRhbG9nLnYxLkdldFVwbG9hZFN0YXR1c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp, file_modelcatalog_v1_resources]);
 
 /**
  * CreateModelRequest is the input of ModelService.CreateModel.
@@ -433,10 +435,25 @@ export type UploadModelVersionHeader = Message<"modelcatalog.v1.UploadModelVersi
    * second version and answers with the result of the first call (the version as it is now) as
    * soon as it has read the header, without reading the file again. Reusing a request_id for a
    * different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection.
+   * It also names the upload for resuming it (see offset and GetUploadStatus).
    *
    * @generated from field: string request_id = 8;
    */
   requestId: string;
+
+  /**
+   * Where the chunks of this stream start in the file: 0 (the default) to send the whole file;
+   * above 0 to resume an upload whose stream broke, sending the same header (the same
+   * request_id and every other field as the first time) with offset set to the bytes the
+   * server holds for it (GetUploadStatus), then the file's bytes from there on, then a
+   * trailer with the SHA-256 of the WHOLE file (or the header's sha256). The server checks the
+   * digest of the whole file (the bytes it kept and the new ones) before it stores the version,
+   * which is then the same as had the upload never broken. Never counted as part of the
+   * request (a retry of a stored upload with any offset gets its version).
+   *
+   * @generated from field: int64 offset = 9;
+   */
+  offset: bigint;
 };
 
 /**
@@ -818,6 +835,72 @@ export const ListModelAliasesResponseSchema: GenMessage<ListModelAliasesResponse
   messageDesc(file_modelcatalog_v1_model_service, 21);
 
 /**
+ * GetUploadStatusRequest is the input of ModelService.GetUploadStatus.
+ *
+ * @generated from message modelcatalog.v1.GetUploadStatusRequest
+ */
+export type GetUploadStatusRequest = Message<"modelcatalog.v1.GetUploadStatusRequest"> & {
+  /**
+   * The header the upload was sent with; request_id is required. Its offset is ignored.
+   *
+   * @generated from field: modelcatalog.v1.UploadModelVersionHeader header = 1;
+   */
+  header?: UploadModelVersionHeader | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.GetUploadStatusRequest.
+ * Use `create(GetUploadStatusRequestSchema)` to create a new message.
+ */
+export const GetUploadStatusRequestSchema: GenMessage<GetUploadStatusRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 22);
+
+/**
+ * GetUploadStatusResponse is the output of ModelService.GetUploadStatus.
+ *
+ * @generated from message modelcatalog.v1.GetUploadStatusResponse
+ */
+export type GetUploadStatusResponse = Message<"modelcatalog.v1.GetUploadStatusResponse"> & {
+  /**
+   * The version the upload stored, when it has been stored; the other fields are then unset.
+   *
+   * @generated from field: modelcatalog.v1.ModelVersion version = 1;
+   */
+  version?: ModelVersion | undefined;
+
+  /**
+   * How many bytes of the file, from its first, the server holds durably for the upload: the
+   * offset to resume from. 0 when it holds none (never received, expired, or reclaimed).
+   *
+   * @generated from field: int64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * Until when the server keeps those bytes if the upload is not resumed; unset when it holds
+   * none.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * True while a stream is still sending this upload (the server has not noticed yet that an
+   * earlier stream broke, or another client resumes it): ask again in a moment.
+   *
+   * @generated from field: bool in_progress = 4;
+   */
+  inProgress: boolean;
+};
+
+/**
+ * Describes the message modelcatalog.v1.GetUploadStatusResponse.
+ * Use `create(GetUploadStatusResponseSchema)` to create a new message.
+ */
+export const GetUploadStatusResponseSchema: GenMessage<GetUploadStatusResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 23);
+
+/**
  * ModelService creates models in folders and stores their versions. Every RPC needs an access
  * token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
  * otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
@@ -926,6 +1009,16 @@ export const ModelService: GenService<{
    * RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
    * in progress as allowed; CANCELLED when the client cancels the stream.
    *
+   * Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+   * without a request_id or beyond the declared size; FAILED_PRECONDITION
+   * (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+   * upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+   * none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+   * same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+   * upload started with. An upload with a request_id whose stream breaks (the client cancels,
+   * the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+   * server's resume period (24 h by default); GetUploadStatus says how many.
+   *
    * @generated from rpc modelcatalog.v1.ModelService.UploadModelVersion
    */
   uploadModelVersion: {
@@ -1001,6 +1094,25 @@ export const ModelService: GenService<{
     methodKind: "unary";
     input: typeof ListModelAliasesRequestSchema;
     output: typeof ListModelAliasesResponseSchema;
+  },
+  /**
+   * GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+   * client whose upload stream broke can resume it instead of sending the file again: the
+   * version, when the upload was stored; else how many bytes of the file the server keeps
+   * durably (0 when none: start again from the first byte), or that a stream is still sending
+   * it. Editor or owner of the model's folder. Changes nothing.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+   * header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+   * another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+   * when the upload stored a version that was deleted since.
+   *
+   * @generated from rpc modelcatalog.v1.ModelService.GetUploadStatus
+   */
+  getUploadStatus: {
+    methodKind: "unary";
+    input: typeof GetUploadStatusRequestSchema;
+    output: typeof GetUploadStatusResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_modelcatalog_v1_model_service, 0);
