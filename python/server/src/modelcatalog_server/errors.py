@@ -91,8 +91,9 @@ def to_grpc_error(error: errors.CatalogError | StorageFault) -> GRPCError:
     extra: list[Message] = []
     if isinstance(error, errors.ResourceExhausted) and error.retry_after_seconds is not None:
         extra.append(RetryInfo(retry_delay=Duration(seconds=error.retry_after_seconds)))
-    metadata = error.metadata if isinstance(error, errors.Aborted) else None
-    return refusal(status, error.reason, error.message, field=field, metadata=metadata, extra=extra)
+    return refusal(
+        status, error.reason, error.message, field=field, metadata=error.metadata, extra=extra
+    )
 
 
 def internal_error() -> GRPCError:

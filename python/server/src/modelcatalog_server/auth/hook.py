@@ -54,6 +54,7 @@ METHOD_ACCESS: Mapping[str, Access] = {
     _MODEL + "SetModelAlias": Access.AUTHENTICATED,
     _MODEL + "DeleteModelAlias": Access.AUTHENTICATED,
     _MODEL + "ListModelAliases": Access.AUTHENTICATED,
+    _MODEL + "GetUploadStatus": Access.AUTHENTICATED,
     "/grpc.health.v1.Health/Check": Access.PUBLIC,
     "/grpc.health.v1.Health/Watch": Access.PUBLIC,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Access.PUBLIC,

@@ -31,6 +31,9 @@ class CatalogError(Exception):
         super().__init__(message)
         self.message = message
         self.reason = reason
+        #: What the client may need to decide again (the ErrorInfo metadata), for the kinds
+        #: that take it.
+        self.metadata: dict[str, str] = {}
 
 
 class InvalidArgument(CatalogError):
@@ -58,7 +61,14 @@ class AlreadyExists(CatalogError):
 
 
 class FailedPrecondition(CatalogError):
-    """The request is well-formed but the current state does not allow it."""
+    """The request is well-formed but the current state does not allow it; ``metadata`` says
+    what the state is, when the client needs that to go on."""
+
+    def __init__(
+        self, message: str, *, reason: str, metadata: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.metadata = metadata or {}
 
 
 class Aborted(CatalogError):
