@@ -59,10 +59,13 @@ class FakeTransfers(v1.ModelServiceBase):
         self.holding = asyncio.Event()
         """Set once a download waits for ``hold``."""
         self.break_upload_after: int | None = None
-        """When set, the next upload with a request_id breaks (UNAVAILABLE) once it has
-        received this many bytes, which the fake keeps for resuming."""
+        """When set, the next upload breaks (UNAVAILABLE) once it has received this many
+        bytes. The fake keeps the bytes of a broken or cancelled upload with a request_id for
+        resuming it, as the server does."""
         self.held: dict[str, bytes] = {}
         """The bytes kept of each broken upload, by request_id."""
+        self.stored: dict[str, v1.ModelVersion] = {}
+        """The version each upload with a request_id stored, by request_id."""
 
     def store(self, data: bytes, file_name: str = "model.onnx", **fields: Any) -> v1.ModelVersion:
         """Add the next version directly, as if it had been uploaded (to model "m1" unless
@@ -106,6 +109,8 @@ class FakeTransfers(v1.ModelServiceBase):
         self.uploads.append(received)
         header = received[0].header
         self.check_upload(header)
+        if header.request_id in self.stored:
+            return v1.UploadModelVersionResponse(version=self.stored[header.request_id])
         held = self.held.get(header.request_id, b"")
         if header.offset != len(held):
             raise GRPCError(
@@ -121,20 +126,20 @@ class FakeTransfers(v1.ModelServiceBase):
             )
         data = bytearray(held)
         declared = {header.sha256}
-        async for message in messages:
-            received.append(message)
-            if betterproto.which_one_of(message, "content")[0] == "trailer":
-                declared.add(message.trailer.sha256)
-            else:
-                data += message.chunk
-            if (
-                self.break_upload_after is not None
-                and header.request_id
-                and len(data) >= self.break_upload_after
-            ):
-                self.break_upload_after = None
+        try:
+            async for message in messages:
+                received.append(message)
+                if betterproto.which_one_of(message, "content")[0] == "trailer":
+                    declared.add(message.trailer.sha256)
+                else:
+                    data += message.chunk
+                if self.break_upload_after is not None and len(data) >= self.break_upload_after:
+                    self.break_upload_after = None
+                    raise GRPCError(Status.UNAVAILABLE, "connection dropped")
+        except (GRPCError, asyncio.CancelledError):
+            if header.request_id and len(data) > len(held):  # kept, as the server does
                 self.held[header.request_id] = bytes(data)
-                raise GRPCError(Status.UNAVAILABLE, "connection dropped")
+            raise
         self.held.pop(header.request_id, None)
         if header.size_bytes is not None and header.size_bytes != len(data):
             raise grpc_error(Status.INVALID_ARGUMENT, "size_mismatch", "SIZE_MISMATCH")
@@ -148,13 +153,17 @@ class FakeTransfers(v1.ModelServiceBase):
             description=header.description,
             labels=dict(header.labels),
         )
+        if header.request_id:
+            self.stored[header.request_id] = version
         return v1.UploadModelVersionResponse(version=version)
 
     async def get_upload_status(
         self, get_upload_status_request: v1.GetUploadStatusRequest
     ) -> v1.GetUploadStatusResponse:
-        held = self.held.get(get_upload_status_request.header.request_id, b"")
-        return v1.GetUploadStatusResponse(offset=len(held))
+        request_id = get_upload_status_request.header.request_id
+        if request_id in self.stored:
+            return v1.GetUploadStatusResponse(version=self.stored[request_id])
+        return v1.GetUploadStatusResponse(offset=len(self.held.get(request_id, b"")))
 
     async def get_model_version(
         self, get_model_version_request: v1.GetModelVersionRequest

@@ -846,3 +846,19 @@ async def test_an_upload_from_a_file_object_is_not_resumed(
     with pytest.raises(Unavailable):
         await client.upload("m1", io.BytesIO(data), file_name="m.bin")
     assert len(fake.uploads) == 1
+
+
+async def test_an_upload_given_the_request_id_of_a_broken_one_resumes_it(
+    client: AsyncClient, fake: FakeModels, source: Path, data: bytes
+) -> None:
+    """``upload`` called again with the request_id of an upload that broke earlier (in another
+    call, or another process) sends only the bytes the server does not hold; progress starts
+    there."""
+    request_id = "0b7e5a9c-1111-4c4c-8d8d-000000000002"
+    fake.held[request_id] = data[: 2 * CHUNK_SIZE]
+    progress = Progress()
+    version = await client.upload("m1", source, request_id=request_id, progress=progress)
+    assert fake.files[version.version] == data
+    (upload,) = fake.uploads
+    assert upload[0].header.offset == 2 * CHUNK_SIZE
+    _assert_progress(progress, 2 * CHUNK_SIZE, SIZE)

@@ -215,9 +215,10 @@ class AsyncClient:
     recognises the repeat and acts once; an upload is resumed from the bytes the server kept.
     Other changes (sign-up, sign-in and sign-out, ``grant``/``revoke``, deletions) are never
     repeated: when the connection breaks the client cannot know whether the server acted (and
-    a repeated grant could undo what another owner changed meanwhile), so the caller decides. ``ResourceExhausted`` is never retried either:
-    its limits (sizes, storage, a sign-in throttle whose ``retry_after`` may be minutes) do not
-    lift within a few retries; nor is a TLS certificate that fails verification.
+    a repeated grant could undo what another owner changed meanwhile), so the caller decides.
+    ``ResourceExhausted`` is never retried either: its limits (sizes, storage, a sign-in
+    throttle whose ``retry_after`` may be minutes) do not lift within a few retries; nor is a
+    TLS certificate that fails verification.
     """
 
     def __init__(
@@ -705,10 +706,13 @@ class AsyncClient:
         is resumed, up to ``retries`` times in a row: the server keeps the bytes it received,
         the client asks how many (GetUploadStatus) and sends only the rest, reading the file
         again from there (it must be unchanged); ``progress`` then starts at the bytes the
-        server kept. One from a file object is not resumed (its bytes cannot be read again),
-        but calling ``upload`` again with the same ``request_id`` resumes it from a path, or
-        gets the version if it was stored.
+        server kept. One from a file object is not resumed (its bytes cannot be read again).
+        Calling ``upload`` again for a path with the ``request_id`` of an upload that broke
+        (e.g. in a process that was stopped) resumes it the same way, or returns its version
+        if it was stored.
         """
+        # A request id of the caller's may name an upload begun earlier: ask before sending.
+        resuming = request_id is not None
         request_id = request_id or new_request_id()
         async with open_source(source, file_name) as (file, name):
             reader = await UploadReader.of(file)
@@ -722,17 +726,17 @@ class AsyncClient:
                 request_id=request_id,
             )
             sent = [0]  # bytes sent over all attempts: progress between two failures
-            first = True
+            ask_first = resuming and reader.rereadable
 
             async def attempt() -> v1.ModelVersion:
-                nonlocal first
-                if not first:
+                nonlocal ask_first
+                if ask_first:
                     status = await self._upload_status(header)
                     if status.version.version:
                         return status.version
                     header.offset = status.offset
                     await reader.restart(header.offset)
-                first = False
+                ask_first = True
                 return await self._send_file(header, reader, progress, sent)
 
             if isinstance(source, str | os.PathLike) and reader.rereadable:
