@@ -110,6 +110,15 @@ def targets(catalog: Catalog) -> list[Target]:
         "SetModelAlias": v1.SetModelAliasRequest(model, "staging", 1, expected_version=0),
         "DeleteModelAlias": v1.DeleteModelAliasRequest(model, "production", expected_version=1),
         "ListModelAliases": v1.ListModelAliasesRequest(model, page_size=5),
+        "GetUploadStatus": v1.GetUploadStatusRequest(
+            header=v1.UploadModelVersionHeader(
+                model_id=model,
+                file_name="w.bin",
+                size_bytes=4,
+                request_id="7d3a2c1e-0000-4000-8000-000000000001",
+                offset=2,
+            )
+        ),
     }
     handlers = {path: h for service in SERVICES for path, h in service.__mapping__().items()}
     assert {path.rsplit("/", 1)[1] for path in handlers} == set(requests)
