@@ -135,6 +135,15 @@ def targets(catalog: Catalog) -> list[Target]:
         "DeleteFolder": v1.DeleteFolderRequest(catalog.doomed_folder_id, force=True),
         "DeleteModelVersion": v1.DeleteModelVersionRequest(catalog.doomed_model_id, 1, force=True),
         "DeleteModel": v1.DeleteModelRequest(catalog.doomed_model_id),
+        "GetUploadStatus": v1.GetUploadStatusRequest(
+            header=v1.UploadModelVersionHeader(
+                model_id=model,
+                file_name="w.bin",
+                size_bytes=4,
+                request_id="7d3a2c1e-0000-4000-8000-000000000001",
+                offset=2,
+            )
+        ),
     }
     handlers = {path: h for service in SERVICES for path, h in service.__mapping__().items()}
     assert {path.rsplit("/", 1)[1] for path in handlers} == set(requests)

@@ -58,6 +58,10 @@ class Backend:
     list_requests: list[tuple[str, str, str]] = field(default_factory=list)
     """What each ListModels / ListModelVersions asked for: ("models" or "versions", filter,
     order_by)."""
+    held: dict[str, bytes] = field(default_factory=dict)
+    """The bytes the server keeps of each broken upload, by request_id."""
+    stored: dict[str, v1.ModelVersion] = field(default_factory=dict)
+    """The version each upload with a request_id stored, by request_id."""
     error: GRPCError | None = None
     """Raised by every RPC while set."""
     authorization: list[str | bytes | None] = field(default_factory=list)
@@ -241,6 +245,8 @@ class FakeModels(FakeTransfers):
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend.versions, backend.blobs)
         self.aliases = backend.aliases
+        self.held = backend.held
+        self.stored = backend.stored
         self.backend = backend
 
     def store(self, data: bytes, file_name: str = "model.onnx", **fields: Any) -> v1.ModelVersion:
@@ -257,6 +263,7 @@ class FakeModels(FakeTransfers):
             content_type=header.content_type,
             description=header.description,
             labels=dict(header.labels),
+            offset=header.offset,
         )
 
     def check_download(self, request: v1.DownloadModelVersionRequest) -> None:

@@ -1,6 +1,6 @@
 """The server side for the SDK and CLI tests: errors as the server sends them, a fake
-``ModelService`` for uploads and downloads, a service that fails before it answers, and the
-sync ``Client`` over any of them.
+``ModelService`` for uploads (which it can break off and resume) and downloads, a service that
+fails before it answers, and the sync ``Client`` over any of them.
 
 ``FakeTransfers`` keeps versions in memory, checks uploads like the server and serves downloads
 from an offset; it records what it received and can serve damaged bytes, hold a download or
@@ -58,6 +58,14 @@ class FakeTransfers(v1.ModelServiceBase):
         """When set, downloads wait for this event between the metadata and the bytes."""
         self.holding = asyncio.Event()
         """Set once a download waits for ``hold``."""
+        self.break_upload_after: int | None = None
+        """When set, the next upload breaks (UNAVAILABLE) once it has received this many
+        bytes. The fake keeps the bytes of a broken or cancelled upload with a request_id for
+        resuming it, as the server does."""
+        self.held: dict[str, bytes] = {}
+        """The bytes kept of each broken upload, by request_id."""
+        self.stored: dict[str, v1.ModelVersion] = {}
+        """The version each upload with a request_id stored, by request_id."""
 
     def store(self, data: bytes, file_name: str = "model.onnx", **fields: Any) -> v1.ModelVersion:
         """Add the next version directly, as if it had been uploaded (to model "m1" unless
@@ -101,14 +109,38 @@ class FakeTransfers(v1.ModelServiceBase):
         self.uploads.append(received)
         header = received[0].header
         self.check_upload(header)
-        data = bytearray()
+        if header.request_id in self.stored:
+            return v1.UploadModelVersionResponse(version=self.stored[header.request_id])
+        held = self.held.get(header.request_id, b"")
+        if header.offset != len(held):
+            raise GRPCError(
+                Status.FAILED_PRECONDITION,
+                "upload_offset_mismatch",
+                [
+                    ErrorInfo(
+                        domain="modelcatalog.v1",
+                        reason="UPLOAD_OFFSET_MISMATCH",
+                        metadata={"held_bytes": str(len(held))},
+                    )
+                ],
+            )
+        data = bytearray(held)
         declared = {header.sha256}
-        async for message in messages:
-            received.append(message)
-            if betterproto.which_one_of(message, "content")[0] == "trailer":
-                declared.add(message.trailer.sha256)
-            else:
-                data += message.chunk
+        try:
+            async for message in messages:
+                received.append(message)
+                if betterproto.which_one_of(message, "content")[0] == "trailer":
+                    declared.add(message.trailer.sha256)
+                else:
+                    data += message.chunk
+                if self.break_upload_after is not None and len(data) >= self.break_upload_after:
+                    self.break_upload_after = None
+                    raise GRPCError(Status.UNAVAILABLE, "connection dropped")
+        except (GRPCError, asyncio.CancelledError):
+            if header.request_id and len(data) > len(held):  # kept, as the server does
+                self.held[header.request_id] = bytes(data)
+            raise
+        self.held.pop(header.request_id, None)
         if header.size_bytes is not None and header.size_bytes != len(data):
             raise grpc_error(Status.INVALID_ARGUMENT, "size_mismatch", "SIZE_MISMATCH")
         if declared - {"", hashlib.sha256(data).hexdigest()}:
@@ -121,7 +153,17 @@ class FakeTransfers(v1.ModelServiceBase):
             description=header.description,
             labels=dict(header.labels),
         )
+        if header.request_id:
+            self.stored[header.request_id] = version
         return v1.UploadModelVersionResponse(version=version)
+
+    async def get_upload_status(
+        self, get_upload_status_request: v1.GetUploadStatusRequest
+    ) -> v1.GetUploadStatusResponse:
+        request_id = get_upload_status_request.header.request_id
+        if request_id in self.stored:
+            return v1.GetUploadStatusResponse(version=self.stored[request_id])
+        return v1.GetUploadStatusResponse(offset=len(self.held.get(request_id, b"")))
 
     async def get_model_version(
         self, get_model_version_request: v1.GetModelVersionRequest

@@ -262,16 +262,30 @@ def test_ctrl_c_during_download_exits_130_and_rerunning_resumes(
     assert (harness.tmp_path / "copy.onnx").read_bytes() == data
 
 
-def test_ctrl_c_during_upload_exits_130_and_stores_nothing(
+def test_ctrl_c_during_upload_exits_130_and_rerunning_resumes(
     harness: CliHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ctrl-C mid-upload exits 130 with one line, not Click's `Aborted!`; no version is made."""
-    (harness.tmp_path / "big.onnx").write_bytes(b"w" * (CHUNK_SIZE + 100))
+    """Ctrl-C mid-upload exits 130 with one line, not Click's `Aborted!`, and makes no version;
+    the same command again resumes where the server's bytes end, stores the file and forgets
+    the upload's request id."""
+    data = b"w" * (2 * CHUNK_SIZE + 100)
+    (harness.tmp_path / "big.onnx").write_bytes(data)
+    real = _output.transfer_progress
     monkeypatch.setattr(_output, "transfer_progress", _ctrl_c_progress)
     result = harness.run("version", "upload", MODEL_ID, "big.onnx")
     assert result.exit_code == 130
     assert result.stderr == (
-        "error: interrupted; the upload stored nothing, run the same command again to upload"
-        " the file\n"
+        "error: interrupted; the server keeps the bytes it received for a while: run the same"
+        " command again to resume the upload\n"
     )
     assert harness.backend.versions == []
+    # What the server kept of it (the fake keeps what it had read when the stream broke).
+    (state,) = (harness.config_home / "modelcatalog" / "uploads").iterdir()
+    request_id = state.read_text().strip()
+    held = harness.backend.held.setdefault(request_id, data[:CHUNK_SIZE])
+    monkeypatch.setattr(_output, "transfer_progress", real)
+    resumed = harness.run("version", "upload", MODEL_ID, "big.onnx")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert harness.backend.transfers[-1]["offset"] == len(held) > 0
+    assert harness.backend.blobs[1] == data
+    assert not state.exists()

@@ -122,6 +122,7 @@ def test_every_method_is_classified() -> None:
 
 
 UPLOAD = "/modelcatalog.v1.ModelService/UploadModelVersion"
+UPLOAD_STATUS = "/modelcatalog.v1.ModelService/GetUploadStatus"
 
 
 async def test_exactly_the_reads_and_the_changes_with_a_request_id_are_retried() -> None:
@@ -141,22 +142,24 @@ async def test_exactly_the_reads_and_the_changes_with_a_request_id_are_retried()
             assert len(set(ids[route])) == 1, name
             assert uuid.UUID(ids[route][0]).version == 4, name
     download = "/modelcatalog.v1.ModelService/DownloadModelVersion"
-    assert retried == (reads | with_ids) - {download, UPLOAD}
+    # GetUploadStatus is asked only to resume an upload from a path (tested below).
+    assert retried == (reads | with_ids) - {download, UPLOAD, UPLOAD_STATUS}
     assert sent_once == (every - reads - with_ids) | {UPLOAD}
     assert with_ids >= {UPLOAD, "/modelcatalog.v1.FolderService/CreateFolder"}
 
 
 async def test_an_upload_from_a_path_is_sent_again_with_its_request_id(tmp_path: Path) -> None:
-    """An upload of a path that meets UNAVAILABLE is sent again from its start, with the
-    request_id of the first attempt, so the server stores it once."""
+    """An upload of a path that meets UNAVAILABLE asks what the server holds of it (a read,
+    itself retried) and is sent again from there (here its start: the server holds nothing),
+    with the request_id of the first attempt, so the server stores it once."""
     path = tmp_path / "m.bin"
     path.write_bytes(b"weights")
     attempts, ids, succeeded = await _attempts_and_ids(
         lambda client: client.upload("m1", path), failures=1, retries=1
     )
     assert succeeded
-    assert attempts == {UPLOAD: 2}
-    assert len(set(ids[UPLOAD])) == 1
+    assert attempts == {UPLOAD: 2, UPLOAD_STATUS: 2}
+    assert len(set(ids[UPLOAD] + ids[UPLOAD_STATUS])) == 1
 
 
 async def test_a_request_id_given_is_the_one_sent() -> None:

@@ -85,6 +85,12 @@ class Progress:
     def __init__(self) -> None:
         self.calls: list[tuple[int, int | None]] = []
 
+    @classmethod
+    def of(cls, calls: list[tuple[int, int | None]]) -> "Progress":
+        progress = cls()
+        progress.calls = calls
+        return progress
+
     def __call__(self, done: int, total: int | None) -> None:
         self.calls.append((done, total))
 
@@ -790,3 +796,69 @@ async def test_transfers_have_no_deadline_but_other_rpcs_do(
     assert sent["DownloadModelVersion"].deadline is None
     assert sent["GetModelVersion"].deadline is not None
     assert all(event.metadata["authorization"] == "Bearer tok" for event in sent.values())
+
+
+async def test_a_broken_upload_resumes_from_the_bytes_the_server_holds(
+    client: AsyncClient, fake: FakeModels, source: Path, data: bytes
+) -> None:
+    """An upload from a path broken off after two chunks asks what the server holds and sends
+    only the rest, with the same header at that offset and the whole file's SHA-256 in the
+    trailer; progress starts again at the bytes held and rises to the total."""
+    fake.break_upload_after = 2 * CHUNK_SIZE
+    progress = Progress()
+    version = await client.upload("m1", source, progress=progress)
+    assert version.sha256 == hashlib.sha256(data).hexdigest()
+    assert fake.files[version.version] == data
+    first, resumed = fake.uploads
+    assert resumed[0].header.offset == 2 * CHUNK_SIZE
+    assert resumed[0].header.request_id == first[0].header.request_id
+    sent_again = b"".join(m.chunk for m in resumed[1:-1])
+    assert sent_again == data[2 * CHUNK_SIZE :]
+    assert resumed[-1].trailer.sha256 == version.sha256
+    done = [call[0] for call in progress.calls]
+    restart = next(i for i in range(1, len(done)) if done[i] <= done[i - 1])
+    _assert_progress(Progress.of(progress.calls[restart:]), 2 * CHUNK_SIZE, SIZE)
+
+
+async def test_a_file_changed_before_the_resume_is_refused(
+    client: AsyncClient, fake: FakeModels, source: Path
+) -> None:
+    """A file that changes between a broken upload and its resume raises FailedPrecondition
+    naming it, and no version is stored."""
+    os.utime(source, ns=(0, 0))
+    fake.break_upload_after = CHUNK_SIZE
+
+    def change_when_broken(done: int, total: int | None) -> None:
+        if done == CHUNK_SIZE:
+            with source.open("r+b") as file:
+                file.truncate(CHUNK_SIZE // 2)
+
+    with pytest.raises(FailedPrecondition, match="changed while it was being uploaded"):
+        await client.upload("m1", source, progress=change_when_broken)
+    assert fake.versions == []
+
+
+async def test_an_upload_from_a_file_object_is_not_resumed(
+    client: AsyncClient, fake: FakeModels, data: bytes
+) -> None:
+    """A broken upload from a file object raises Unavailable: its bytes cannot be read again."""
+    fake.break_upload_after = CHUNK_SIZE
+    with pytest.raises(Unavailable):
+        await client.upload("m1", io.BytesIO(data), file_name="m.bin")
+    assert len(fake.uploads) == 1
+
+
+async def test_an_upload_given_the_request_id_of_a_broken_one_resumes_it(
+    client: AsyncClient, fake: FakeModels, source: Path, data: bytes
+) -> None:
+    """``upload`` called again with the request_id of an upload that broke earlier (in another
+    call, or another process) sends only the bytes the server does not hold; progress starts
+    there."""
+    request_id = "0b7e5a9c-1111-4c4c-8d8d-000000000002"
+    fake.held[request_id] = data[: 2 * CHUNK_SIZE]
+    progress = Progress()
+    version = await client.upload("m1", source, request_id=request_id, progress=progress)
+    assert fake.files[version.version] == data
+    (upload,) = fake.uploads
+    assert upload[0].header.offset == 2 * CHUNK_SIZE
+    _assert_progress(progress, 2 * CHUNK_SIZE, SIZE)

@@ -475,3 +475,37 @@ async def test_a_download_closed_during_a_read_ahead_closes_its_file_after_it(
     assert descriptors_under(tmp_path) == [str(store.path_of(digest))]
     held.release.set()
     assert await poll_until(lambda: not descriptors_under(tmp_path))
+
+
+async def test_a_paused_upload_resumes_by_its_handle_in_another_store(tmp_path: Path) -> None:
+    """Paused after 1.5 MiB, an upload holds them durably in its temporary file; another store
+    resumes it by its handle, appends the rest, and the blob has the whole file's SHA-256."""
+    data = os.urandom(3 * READ_CHUNK_BYTES)
+    writer = LocalBlobStore(tmp_path).writer()
+    await writer.write(data[: 3 * READ_CHUNK_BYTES // 2])
+    assert await writer.pause() == 3 * READ_CHUNK_BYTES // 2
+    resumed = await LocalBlobStore(tmp_path).resume(writer.handle, writer.size)
+    await resumed.write(data[3 * READ_CHUNK_BYTES // 2 :])
+    digest = await resumed.finish()
+    await resumed.commit()
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert await read_all(LocalBlobStore(tmp_path), digest) == data
+    assert files_under(tmp_path / "tmp") == []
+
+
+@pytest.mark.parametrize("size", [10, 1000])
+async def test_resuming_with_another_size_than_held_is_file_not_found(
+    tmp_path: Path, size: int
+) -> None:
+    """A paused upload resumed with a size other than the bytes it holds, or one that is gone,
+    is FileNotFoundError, and no file is created for it."""
+    store = LocalBlobStore(tmp_path)
+    writer = store.writer()
+    await writer.write(b"x" * 100)
+    await writer.pause()
+    with pytest.raises(FileNotFoundError):
+        await store.resume(writer.handle, size)
+    await store.discard(writer.handle)
+    with pytest.raises(FileNotFoundError):
+        await store.resume(writer.handle, 100)
+    assert files_under(tmp_path / "tmp") == []

@@ -258,7 +258,53 @@ async def test_writable_check_passes_and_leaves_nothing(s3_store: S3BlobStore) -
     assert await leftovers(s3_store) == ([], [])
 
 
+@pytest.mark.parametrize("held_parts", [0.5, 2.5])
+async def test_a_paused_upload_resumes_by_its_handle_in_another_store(
+    s3_store: S3BlobStore, s3_url: str, held_parts: float
+) -> None:
+    """Paused within its first part or after two and a half, an upload's bytes are one object;
+    another store resumes it by its handle (whole parts copied inside the store, the rest sent
+    again), appends the rest, and the blob is the whole file, with nothing else left."""
+    data = megabytes(4 * PART / (1 << 20))
+    held = int(held_parts * PART)
+    writer = s3_store.writer()
+    for start in range(0, held, 1 << 20):
+        await writer.write(data[start : min(start + (1 << 20), held)])
+    assert await writer.pause() == held
+    assert await leftovers(s3_store) == ([f"uploads/{writer.handle}"], [])
+    other = await open_s3_blob_store(s3_url, max_blob_bytes=MAX_BLOB_BYTES)
+    try:
+        resumed = await other.resume(writer.handle, held)
+        for start in range(held, len(data), 1 << 20):
+            await resumed.write(data[start : start + (1 << 20)])
+        digest = await resumed.finish()
+        await resumed.commit()
+    finally:
+        await other.close()
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert await read_all(s3_store, digest) == data
+    assert await leftovers(s3_store) == ([f"sha256/{digest}"], [])
+
+
+async def test_resuming_with_another_size_than_held_is_file_not_found(
+    s3_store: S3BlobStore,
+) -> None:
+    """A paused upload resumed with another size than it holds, or one that is gone, is
+    FileNotFoundError; the paused bytes stay until discarded."""
+    writer = s3_store.writer()
+    await writer.write(b"x" * 100)
+    await writer.pause()
+    with pytest.raises(FileNotFoundError):
+        await s3_store.resume(writer.handle, 99)
+    assert await leftovers(s3_store) == ([f"uploads/{writer.handle}"], [])
+    await s3_store.discard(writer.handle)
+    with pytest.raises(FileNotFoundError):
+        await s3_store.resume(writer.handle, 100)
+
+
 BEHAVIOUR_TESTS = [
+    test_a_paused_upload_resumes_by_its_handle_in_another_store,
+    test_resuming_with_another_size_than_held_is_file_not_found,
     test_commit_stores_under_the_sha256,
     test_an_upload_of_several_parts_is_stored_whole,
     test_an_empty_upload_is_an_empty_blob,

@@ -39,7 +39,9 @@ from h2.exceptions import StreamClosedError
 
 from . import v1
 from ._exceptions import (
+    Aborted,
     DeadlineExceeded,
+    FailedPrecondition,
     OutOfRange,
     ServerError,
     StatusCode,
@@ -75,6 +77,9 @@ long, up to ``MAX_RETRY_BACKOFF``."""
 
 MAX_RETRY_BACKOFF = 5.0
 """The longest wait between two retries, in seconds."""
+
+_RESUME_RACES = frozenset({"UPLOAD_OFFSET_MISMATCH", "UPLOAD_IN_PROGRESS"})
+"""Refusals of a resumed upload that asking the server again resolves."""
 
 
 @dataclass(frozen=True)
@@ -214,9 +219,10 @@ class AsyncClient:
     stream broke. The defaults wait at most 1.75 s in all: to ride out a server restart, raise
     ``retries`` (6 wait up to about 13 s).
 
-    ``create_*``, ``upload`` and ``set_model_alias`` are retried the same way, made safe by the
-    ``request_id`` each call carries (the server acts once per id). Other calls that change
-    something (sign-up, sign-in and sign-out, ``update_*``, ``grant``/``revoke``,
+    Calls that change something and carry a ``request_id`` (``create_*``,
+    ``set_model_alias``, ``upload`` from a path) are repeated the same way: the server
+    recognises the repeat and acts once; an upload is resumed from the bytes the server kept.
+    Other changes (sign-up, sign-in and sign-out, ``update_*``, ``grant``/``revoke``,
     ``delete_*``) are never repeated: when the connection breaks the client cannot know
     whether the server acted (a repeated grant could undo what another owner changed
     meanwhile, and a repeated delete whose first attempt succeeded would fail with
@@ -843,40 +849,91 @@ class AsyncClient:
 
         The upload carries a ``request_id`` (a new random one unless given): the server
         stores one version for it however often it is sent, and answers a repeat of a stored
-        upload from its header. So an upload from a path is sent again from its start after
-        ``Unavailable``, up to ``retries`` times in a row; one from a file object is not
-        (its bytes cannot be read again), but calling ``upload`` again with the same
-        ``request_id`` is safe.
+        upload from its header. An upload from a path whose stream breaks (``Unavailable``)
+        is resumed, up to ``retries`` times in a row: the server keeps the bytes it received,
+        the client asks how many (GetUploadStatus) and sends only the rest, reading the file
+        again from there (it must be unchanged); ``progress`` then starts at the bytes the
+        server kept. One from a file object is not resumed (its bytes cannot be read again).
+        Calling ``upload`` again for a path with the ``request_id`` of an upload that broke
+        (e.g. in a process that was stopped) resumes it the same way, or returns its version
+        if it was stored.
         """
+        # A request id of the caller's may name an upload begun earlier: ask before sending.
+        resuming = request_id is not None
         request_id = request_id or new_request_id()
+        async with open_source(source, file_name) as (file, name):
+            reader = await UploadReader.of(file)
+            header = v1.UploadModelVersionHeader(
+                model_id=model_id,
+                file_name=name,
+                content_type=guess_content_type(name) if content_type is None else content_type,
+                size_bytes=reader.size,
+                description=description,
+                labels=dict(labels or {}),
+                request_id=request_id,
+            )
+            sent = [0]  # bytes sent over all attempts: progress between two failures
+            ask_first = resuming and reader.rereadable
 
-        async def attempt() -> v1.ModelVersion:
-            async with open_source(source, file_name) as (file, name):
-                reader = await UploadReader.of(file)
-                header = v1.UploadModelVersionHeader(
-                    model_id=model_id,
-                    file_name=name,
-                    content_type=guess_content_type(name) if content_type is None else content_type,
-                    size_bytes=reader.size,
-                    description=description,
-                    labels=dict(labels or {}),
-                    request_id=request_id,
-                )
-                local_errors: list[Exception] = []
-                requests = _upload_requests(header, reader, progress, local_errors)
-                try:
-                    response = await self._send_upload(requests)
-                except Exception:
-                    # The stream was reset, so nothing is stored; the cause was ours, not the
-                    # connection's, which is what _typed_errors would call an OSError.
-                    if local_errors:
-                        raise local_errors[0] from None
-                    raise
-            return response.version
+            async def attempt() -> v1.ModelVersion:
+                nonlocal ask_first
+                if ask_first:
+                    status = await self._upload_status(header)
+                    if status.version.version:
+                        return status.version
+                    header.offset = status.offset
+                    await reader.restart(header.offset)
+                ask_first = True
+                return await self._send_file(header, reader, progress, sent)
 
-        if isinstance(source, str | os.PathLike):
-            return await self._retrying(attempt)
-        return await attempt()
+            if isinstance(source, str | os.PathLike) and reader.rereadable:
+                return await self._retrying(attempt, done=lambda: sent[0])
+            return await attempt()
+
+    async def _upload_status(
+        self, header: v1.UploadModelVersionHeader
+    ) -> v1.GetUploadStatusResponse:
+        """What the server holds of the upload; ``Unavailable`` (to be retried) while a stream
+        still sends it: it has not yet noticed that the last one broke."""
+        status = await self._call(
+            self._models.get_upload_status,
+            v1.GetUploadStatusRequest(header=header),
+            timeout=...,
+            retry=True,
+        )
+        if status.in_progress:
+            raise Unavailable(
+                StatusCode.UNAVAILABLE,
+                f"{self._target} still receives the upload whose stream broke; retrying",
+            )
+        return status
+
+    async def _send_file(
+        self,
+        header: v1.UploadModelVersionHeader,
+        reader: UploadReader,
+        progress: ProgressCallback | None,
+        sent: list[int],
+    ) -> v1.ModelVersion:
+        """One UploadModelVersion stream: the header, the file from ``header.offset`` on, the
+        trailer. A resume the server refuses because its bytes changed meanwhile (another
+        stream took them, or they expired) is ``Unavailable``, to be retried after asking
+        again."""
+        local_errors: list[Exception] = []
+        requests = _upload_requests(header, reader, progress, local_errors, sent)
+        try:
+            response = await self._send_upload(requests)
+        except (Aborted, FailedPrecondition) as error:
+            if error.reason not in _RESUME_RACES or not header.offset:
+                raise
+            raise Unavailable(StatusCode.UNAVAILABLE, error.message, reason=error.reason) from error
+        except Exception:
+            # The stream was reset, so nothing is stored; the cause was ours, not the
+            # connection's, which is what _typed_errors would call an OSError.
+            if local_errors:
+                raise local_errors[0] from None
+            raise
+        return response.version
 
     async def download(
         self,
@@ -1004,9 +1061,11 @@ async def _upload_requests(
     reader: UploadReader,
     progress: ProgressCallback | None,
     local_errors: list[Exception],
+    sent_in_all: list[int],
 ) -> AsyncIterator[v1.UploadModelVersionRequest]:
-    """The header, the file in chunks, then the trailer with the file's SHA-256, reporting
-    progress once the header is sent and once each chunk is.
+    """The header, the file in chunks from ``header.offset`` on, then the trailer with the
+    whole file's SHA-256, reporting progress (counting the offset) once the header is sent and
+    once each chunk is; ``sent_in_all`` counts the chunks' bytes.
 
     An error of reading the file or of ``progress`` is added to ``local_errors`` and then
     propagates, which resets the stream (ending it normally would store a truncated file).
@@ -1014,13 +1073,14 @@ async def _upload_requests(
     """
     try:
         yield v1.UploadModelVersionRequest(header=header)
-        sent = 0
+        sent = header.offset
         if progress is not None:
             progress(sent, header.size_bytes)
         async with aclosing(reader.chunks()) as chunks:
             async for chunk in chunks:
                 yield v1.UploadModelVersionRequest(chunk=chunk)
                 sent += len(chunk)
+                sent_in_all[0] += len(chunk)
                 if progress is not None:
                     progress(sent, header.size_bytes)
         yield v1.UploadModelVersionRequest(

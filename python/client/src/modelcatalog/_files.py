@@ -209,10 +209,13 @@ class UploadReader:
     first ``fstat`` goes unseen, as it does for ``make`` and ``rsync``.)
     """
 
-    def __init__(self, file: BinaryIO, size: int | None, stamp: _Stamp | None) -> None:
+    def __init__(
+        self, file: BinaryIO, size: int | None, stamp: _Stamp | None, start: int | None = None
+    ) -> None:
         self._file = file
         self.size = size
         self._stamp = stamp
+        self._start = start
         self._left = size if stamp is not None else None
         self._digest = hashlib.sha256()
 
@@ -220,7 +223,32 @@ class UploadReader:
     async def of(cls, file: BinaryIO) -> Self:
         with _naming(file):
             size, stamp = await asyncio.to_thread(_inspect, file)
-        return cls(file, size, stamp)
+            start = await asyncio.to_thread(file.tell) if stamp is not None else None
+        return cls(file, size, stamp, start)
+
+    @property
+    def rereadable(self) -> bool:
+        """Whether ``restart`` can read the file again: a regular file."""
+        return self._start is not None
+
+    async def restart(self, offset: int) -> None:
+        """Starts reading the file again, after its first ``offset`` bytes (those a server holds
+        already), which are read and hashed but not returned by ``chunks``."""
+        with _naming(self._file):
+            await asyncio.to_thread(self._skip_from_start, offset)
+
+    def _skip_from_start(self, offset: int) -> None:
+        assert self._start is not None, "only a regular file is read again"
+        assert self.size is not None, "a regular file has a size"
+        self._file.seek(self._start)
+        self._digest = hashlib.sha256()
+        self._left = self.size - offset
+        while offset:
+            chunk = self._file.read(min(CHUNK_SIZE, offset))
+            if not chunk:
+                raise self._changed()
+            self._digest.update(chunk)
+            offset -= len(chunk)
 
     @property
     def sha256(self) -> str:
@@ -252,14 +280,17 @@ class UploadReader:
     def _check_unchanged(self, before: _Stamp) -> None:
         status = _regular_file_status(self._file)
         if status is None or _stamp(status) != before:
-            name = getattr(self._file, "name", None)
-            what = name if isinstance(name, str) else "the file"
-            raise FailedPrecondition(
-                StatusCode.FAILED_PRECONDITION,
-                f"{what} changed while it was being uploaded (its size or modification time is "
-                "not what it was when the upload started); nothing was stored. Upload it again "
-                "once nothing writes to it.",
-            )
+            raise self._changed()
+
+    def _changed(self) -> FailedPrecondition:
+        name = getattr(self._file, "name", None)
+        what = name if isinstance(name, str) else "the file"
+        return FailedPrecondition(
+            StatusCode.FAILED_PRECONDITION,
+            f"{what} changed while it was being uploaded (its size or modification time is "
+            "not what it was when the upload started); nothing was stored. Upload it again "
+            "once nothing writes to it.",
+        )
 
 
 _BinaryMode = Literal["rb", "a+b"]

@@ -249,7 +249,13 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
     store, blobs = await open_storage(settings)
     hasher = PasswordHasher(settings.bcrypt_cost)
     try:
-        pending = PendingUploads(store, blobs, grace_seconds=settings.upload_grace_period)
+        pending = PendingUploads(
+            store,
+            blobs,
+            grace_seconds=settings.upload_grace_period,
+            resume_seconds=settings.upload_resume_period,
+            max_paused_per_user=settings.max_paused_uploads_per_user,
+        )
         accounts = build_accounts(settings, store, hasher)
         await accounts.match_dummy_hash_cost()
         tokens = load_token_service(settings)

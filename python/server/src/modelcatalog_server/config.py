@@ -17,7 +17,11 @@ from typing import Any
 from .domain.accounts import TOKEN_CHECK_INTERVAL_SECONDS
 from .domain.requests import DEFAULT_RETENTION_SECONDS as REQUEST_ID_RETENTION_SECONDS
 from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
-from .domain.uploads import UPLOAD_GRACE_SECONDS
+from .domain.uploads import (
+    MAX_PAUSED_UPLOADS_PER_USER,
+    UPLOAD_GRACE_SECONDS,
+    UPLOAD_RESUME_SECONDS,
+)
 from .storage import locations
 from .transport._limits import TransportLimits
 
@@ -81,6 +85,8 @@ class Settings:
     upload_min_bytes: int = _WIRE.upload_min_bytes
     upload_progress_window: int = int(_WIRE.upload_progress_window)
     upload_grace_period: int = UPLOAD_GRACE_SECONDS
+    upload_resume_period: int = UPLOAD_RESUME_SECONDS
+    max_paused_uploads_per_user: int = MAX_PAUSED_UPLOADS_PER_USER
     request_id_retention: int = REQUEST_ID_RETENTION_SECONDS
     max_uploads: int = 128
     max_uploads_per_user: int = 32
@@ -525,6 +531,21 @@ _OPTIONS = (
         "how long an upload's server process may stay silent before any server sharing the "
         "database treats the upload as abandoned and deletes what it stored",
         "DURATION",
+    ),
+    _Option(
+        "upload_resume_period",
+        "--upload-resume-period",
+        parse_duration,
+        "how long the bytes of an upload made with a request_id whose stream broke are kept "
+        "for the client to resume it, before any server sharing the database deletes them",
+        "DURATION",
+    ),
+    _Option(
+        "max_paused_uploads_per_user",
+        "--max-paused-uploads-per-user",
+        _count,
+        "broken uploads one user may keep for resuming; pausing one more deletes the user's oldest",
+        "N",
     ),
     _Option(
         "request_id_retention",

@@ -101,6 +101,16 @@ type ModelServiceClient interface {
 	// the server's minimum upload rate (by default 1 MiB in every 30 s);
 	// RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
 	// in progress as allowed; CANCELLED when the client cancels the stream.
+	//
+	// Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+	// without a request_id or beyond the declared size; FAILED_PRECONDITION
+	// (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+	// upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+	// none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+	// same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+	// upload started with. An upload with a request_id whose stream breaks (the client cancels,
+	// the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+	// server's resume period (24 h by default); GetUploadStatus says how many.
 	UploadModelVersion(ctx context.Context, opts ...grpc.CallOption) (ModelService_UploadModelVersionClient, error)
 	// DownloadModelVersion streams a version's file, named by its number or by an alias that
 	// points at it: the first message carries the version's metadata (with its number, which
@@ -162,6 +172,17 @@ type ModelServiceClient interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
 	DeleteModel(ctx context.Context, in *DeleteModelRequest, opts ...grpc.CallOption) (*DeleteModelResponse, error)
+	// GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+	// client whose upload stream broke can resume it instead of sending the file again: the
+	// version, when the upload was stored; else how many bytes of the file the server keeps
+	// durably (0 when none: start again from the first byte), or that a stream is still sending
+	// it. Editor or owner of the model's folder. Changes nothing.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+	// header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+	// another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+	// when the upload stored a version that was deleted since.
+	GetUploadStatus(ctx context.Context, in *GetUploadStatusRequest, opts ...grpc.CallOption) (*GetUploadStatusResponse, error)
 }
 
 type modelServiceClient struct {
@@ -346,6 +367,15 @@ func (c *modelServiceClient) DeleteModel(ctx context.Context, in *DeleteModelReq
 	return out, nil
 }
 
+func (c *modelServiceClient) GetUploadStatus(ctx context.Context, in *GetUploadStatusRequest, opts ...grpc.CallOption) (*GetUploadStatusResponse, error) {
+	out := new(GetUploadStatusResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.ModelService/GetUploadStatus", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModelServiceServer is the server API for ModelService service.
 // All implementations must embed UnimplementedModelServiceServer
 // for forward compatibility
@@ -434,6 +464,16 @@ type ModelServiceServer interface {
 	// the server's minimum upload rate (by default 1 MiB in every 30 s);
 	// RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
 	// in progress as allowed; CANCELLED when the client cancels the stream.
+	//
+	// Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+	// without a request_id or beyond the declared size; FAILED_PRECONDITION
+	// (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+	// upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+	// none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+	// same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+	// upload started with. An upload with a request_id whose stream breaks (the client cancels,
+	// the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+	// server's resume period (24 h by default); GetUploadStatus says how many.
 	UploadModelVersion(ModelService_UploadModelVersionServer) error
 	// DownloadModelVersion streams a version's file, named by its number or by an alias that
 	// points at it: the first message carries the version's metadata (with its number, which
@@ -495,6 +535,17 @@ type ModelServiceServer interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
 	DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error)
+	// GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+	// client whose upload stream broke can resume it instead of sending the file again: the
+	// version, when the upload was stored; else how many bytes of the file the server keeps
+	// durably (0 when none: start again from the first byte), or that a stream is still sending
+	// it. Editor or owner of the model's folder. Changes nothing.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+	// header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+	// another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+	// when the upload stored a version that was deleted since.
+	GetUploadStatus(context.Context, *GetUploadStatusRequest) (*GetUploadStatusResponse, error)
 	mustEmbedUnimplementedModelServiceServer()
 }
 
@@ -543,6 +594,9 @@ func (UnimplementedModelServiceServer) DeleteModelVersion(context.Context, *Dele
 }
 func (UnimplementedModelServiceServer) DeleteModel(context.Context, *DeleteModelRequest) (*DeleteModelResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DeleteModel not implemented")
+}
+func (UnimplementedModelServiceServer) GetUploadStatus(context.Context, *GetUploadStatusRequest) (*GetUploadStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetUploadStatus not implemented")
 }
 func (UnimplementedModelServiceServer) mustEmbedUnimplementedModelServiceServer() {}
 
@@ -820,6 +874,24 @@ func _ModelService_DeleteModel_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelService_GetUploadStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUploadStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).GetUploadStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.ModelService/GetUploadStatus",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).GetUploadStatus(ctx, req.(*GetUploadStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _ModelService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "modelcatalog.v1.ModelService",
 	HandlerType: (*ModelServiceServer)(nil),
@@ -871,6 +943,10 @@ var _ModelService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteModel",
 			Handler:    _ModelService_DeleteModel_Handler,
+		},
+		{
+			MethodName: "GetUploadStatus",
+			Handler:    _ModelService_GetUploadStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -214,9 +214,9 @@ def transfer_progress(
     """A callback for the SDK that drives a bar with bytes, throughput and ETA (binary units).
 
     With ``enabled`` false (``--quiet``, or stdout not a terminal) the callback does nothing
-    and nothing is drawn. With ``resumable`` (downloads), a first call with bytes already done
-    prints ``resuming from 123.4 MiB of 953.7 MiB``: the SDK reports where it starts before the
-    first chunk.
+    and nothing is drawn. With ``resumable`` (downloads, uploads), a first call with bytes
+    already done prints ``resuming from 123.4 MiB of 953.7 MiB``: the SDK reports where it
+    starts before the first chunk.
     """
     if not enabled:
         yield _no_progress

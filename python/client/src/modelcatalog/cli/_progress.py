@@ -41,9 +41,10 @@ class SpeedColumn(ProgressColumn):
 class TransferBar:
     """A progress callback for the SDK that draws one bar while used as a context manager.
 
-    With ``resumable`` (a download), the first call tells where the transfer starts: more than
-    zero bytes means it continues an earlier attempt's partial file, which is said on a line of
-    its own, and the bar's speed and time remaining then count only the bytes moved now.
+    With ``resumable`` (a download or an upload), the first call tells where the transfer
+    starts: more than zero bytes means it continues an earlier attempt (a partial file, bytes
+    the server kept), which is said on a line of its own, and the bar's speed and time
+    remaining then count only the bytes moved now.
     """
 
     def __init__(self, description: str, *, total: int | None, resumable: bool) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -11,6 +14,7 @@ import click
 
 from . import _context as context
 from . import _output as out
+from ._config import config_dir
 from ._confirm import confirm_deletion, yes_option
 from ._errors import CliError, ExitCode
 from ._root import (
@@ -99,6 +103,39 @@ def _show_progress(quiet: bool, as_json: bool) -> bool:
     return not quiet and not as_json and out.stdout_is_terminal()
 
 
+class UploadState:
+    """The request id of an upload of FILE that has not finished yet, kept in a small file
+    (``$XDG_CONFIG_HOME/modelcatalog/uploads/``) named by a digest of the server, model, file
+    (absolute path, size, modification time) and header fields: running an interrupted
+    command again reuses the id, so the server resumes that upload; a finished upload removes
+    the file, so the next run of the command is a new upload."""
+
+    def __init__(
+        self, server: str, model_id: str, file: Path, fields: Mapping[str, object]
+    ) -> None:
+        status = file.stat()
+        what = [server, model_id, str(file.resolve()), status.st_size, status.st_mtime_ns, fields]
+        name = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+        self.path = config_dir() / "uploads" / name
+
+    def request_id(self) -> str:
+        """The id of the unfinished upload, or a new one, kept until ``finished``."""
+        try:
+            kept = self.path.read_text().strip()
+            return str(uuid.UUID(kept))
+        except (OSError, ValueError):
+            pass
+        request_id = str(uuid.uuid4())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(request_id + "\n")
+        os.replace(temporary, self.path)
+        return request_id
+
+    def finished(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 @version.command(
     "upload",
     epilog=examples(
@@ -135,27 +172,42 @@ def version_upload(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Upload FILE as the next version of a model; prints the version number and SHA-256."""
+    """Upload FILE as the next version of a model; prints the version number and SHA-256.
+
+    An upload whose connection breaks resumes where the server's bytes end. An interrupted
+    upload (Ctrl-C, a lost connection) resumes when the same command runs again within the
+    server's resume period (24 h by default), as long as FILE is unchanged: its request id is
+    kept under $XDG_CONFIG_HOME/modelcatalog/uploads/ until the upload finishes.
+    """
     settings = context.settings(ctx)
     total = file.stat().st_size
 
     async def upload(client: AsyncClient) -> v1.ModelVersion:
         enabled = _show_progress(quiet, as_json)
-        with out.transfer_progress(f"upload {file.name}", enabled=enabled, total=total) as bar:
-            return await client.upload(
-                await context.model_id(client, model),
+        model_id = await context.model_id(client, model)
+        fields = {"content_type": content_type, "description": description, "labels": labels}
+        state = UploadState(settings.server, model_id, file, fields)
+        with out.transfer_progress(
+            f"upload {file.name}", enabled=enabled, total=total, resumable=True
+        ) as bar:
+            stored = await client.upload(
+                model_id,
                 file,
                 content_type=content_type,
                 description=description,
                 labels=labels,
                 progress=bar,
+                request_id=state.request_id(),
             )
+        state.finished()
+        return stored
 
     try:
         uploaded = context.run(ctx, upload, settings=settings)
     except KeyboardInterrupt as interrupt:
         raise CliError(
-            "interrupted; the upload stored nothing, run the same command again to upload the file",
+            "interrupted; the server keeps the bytes it received for a while: run the same "
+            "command again to resume the upload",
             ExitCode.INTERRUPTED,
         ) from interrupt
     if as_json:

@@ -168,6 +168,16 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     period, for a different request (another RPC or other arguments); nothing was changed.
     Pick a new request_id for every new request and reuse it only to retry that request.
     """
+    ERROR_REASON_UPLOAD_OFFSET_MISMATCH: _ErrorReason.ValueType  # 49
+    """FAILED_PRECONDITION: an upload resumed at an offset other than the number of bytes the
+    server holds for its request_id. The ErrorInfo metadata "held_bytes" says how many it
+    holds ("0" when none, e.g. after the resume period): resume from there, or from the start.
+    """
+    ERROR_REASON_UPLOAD_IN_PROGRESS: _ErrorReason.ValueType  # 50
+    """ABORTED: another stream is sending the upload with this request_id right now (or the server
+    has not yet noticed that an earlier stream broke); nothing was changed. Ask
+    GetUploadStatus again in a moment.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """An ErrorReason says why an RPC failed, more precisely than its status code. Every error the
@@ -322,5 +332,15 @@ ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 48
 """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
 period, for a different request (another RPC or other arguments); nothing was changed.
 Pick a new request_id for every new request and reuse it only to retry that request.
+"""
+ERROR_REASON_UPLOAD_OFFSET_MISMATCH: ErrorReason.ValueType  # 49
+"""FAILED_PRECONDITION: an upload resumed at an offset other than the number of bytes the
+server holds for its request_id. The ErrorInfo metadata "held_bytes" says how many it
+holds ("0" when none, e.g. after the resume period): resume from there, or from the start.
+"""
+ERROR_REASON_UPLOAD_IN_PROGRESS: ErrorReason.ValueType  # 50
+"""ABORTED: another stream is sending the upload with this request_id right now (or the server
+has not yet noticed that an earlier stream broke); nothing was changed. Ask
+GetUploadStatus again in a moment.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from modelcatalog.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
@@ -509,6 +510,7 @@ class UploadModelVersionHeader(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
     model_id: _builtins.str
     """The identifier of the model that gets the new version."""
     file_name: _builtins.str
@@ -541,6 +543,17 @@ class UploadModelVersionHeader(_message.Message):
     second version and answers with the result of the first call (the version as it is now) as
     soon as it has read the header, without reading the file again. Reusing a request_id for a
     different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection.
+    It also names the upload for resuming it (see offset and GetUploadStatus).
+    """
+    offset: _builtins.int
+    """Where the chunks of this stream start in the file: 0 (the default) to send the whole file;
+    above 0 to resume an upload whose stream broke, sending the same header (the same
+    request_id and every other field as the first time) with offset set to the bytes the
+    server holds for it (GetUploadStatus), then the file's bytes from there on, then a
+    trailer with the SHA-256 of the WHOLE file (or the header's sha256). The server checks the
+    digest of the whole file (the bytes it kept and the new ones) before it stores the version,
+    which is then the same as had the upload never broken. Never counted as part of the
+    request (a retry of a stored upload with any offset gets its version).
     """
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
@@ -560,10 +573,11 @@ class UploadModelVersionHeader(_message.Message):
         description: _builtins.str = ...,
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         request_id: _builtins.str = ...,
+        offset: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes", "size_bytes", b"size_bytes"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes", "content_type", b"content_type", "description", b"description", "file_name", b"file_name", "labels", b"labels", "model_id", b"model_id", "request_id", b"request_id", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes", "content_type", b"content_type", "description", b"description", "file_name", b"file_name", "labels", b"labels", "model_id", b"model_id", "offset", b"offset", "request_id", b"request_id", "sha256", b"sha256", "size_bytes", b"size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__size_bytes: _TypeAlias = _typing.Literal["size_bytes"]  # noqa: Y015
     _WhichOneofArgType__size_bytes: _TypeAlias = _typing.Literal["_size_bytes", b"_size_bytes"]  # noqa: Y015
@@ -1022,3 +1036,71 @@ class DeleteModelResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteModelResponse: _TypeAlias = DeleteModelResponse  # noqa: Y015
+
+@_typing.final
+class GetUploadStatusRequest(_message.Message):
+    """GetUploadStatusRequest is the input of ModelService.GetUploadStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HEADER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def header(self) -> Global___UploadModelVersionHeader:
+        """The header the upload was sent with; request_id is required. Its offset is ignored."""
+
+    def __init__(
+        self,
+        *,
+        header: Global___UploadModelVersionHeader | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["header", b"header"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUploadStatusRequest: _TypeAlias = GetUploadStatusRequest  # noqa: Y015
+
+@_typing.final
+class GetUploadStatusResponse(_message.Message):
+    """GetUploadStatusResponse is the output of ModelService.GetUploadStatus."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    IN_PROGRESS_FIELD_NUMBER: _builtins.int
+    offset: _builtins.int
+    """How many bytes of the file, from its first, the server holds durably for the upload: the
+    offset to resume from. 0 when it holds none (never received, expired, or reclaimed).
+    """
+    in_progress: _builtins.bool
+    """True while a stream is still sending this upload (the server has not noticed yet that an
+    earlier stream broke, or another client resumes it): ask again in a moment.
+    """
+    @_builtins.property
+    def version(self) -> _resources_pb2.ModelVersion:
+        """The version the upload stored, when it has been stored; the other fields are then unset."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """Until when the server keeps those bytes if the upload is not resumed; unset when it holds
+        none.
+        """
+
+    def __init__(
+        self,
+        *,
+        version: _resources_pb2.ModelVersion | None = ...,
+        offset: _builtins.int = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        in_progress: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "version", b"version"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "in_progress", b"in_progress", "offset", b"offset", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUploadStatusResponse: _TypeAlias = GetUploadStatusResponse  # noqa: Y015

@@ -111,6 +111,11 @@ class ModelServiceStub:
                 request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
                 response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelResponse.FromString,
                 _registered_method=True)
+        self.GetUploadStatus = channel.unary_unary(
+                '/modelcatalog.v1.ModelService/GetUploadStatus',
+                request_serializer=modelcatalog_dot_v1_dot_model__service__pb2.GetUploadStatusRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.GetUploadStatusResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -243,6 +248,16 @@ class ModelServiceServicer:
         the server's minimum upload rate (by default 1 MiB in every 30 s);
         RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
         in progress as allowed; CANCELLED when the client cancels the stream.
+
+        Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+        without a request_id or beyond the declared size; FAILED_PRECONDITION
+        (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+        upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+        none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+        same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+        upload started with. An upload with a request_id whose stream breaks (the client cancels,
+        the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+        server's resume period (24 h by default); GetUploadStatus says how many.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -338,6 +353,22 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUploadStatus(self, request, context):
+        """GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+        client whose upload stream broke can resume it instead of sending the file again: the
+        version, when the upload was stored; else how many bytes of the file the server keeps
+        durably (0 when none: start again from the first byte), or that a stream is still sending
+        it. Editor or owner of the model's folder. Changes nothing.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+        header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+        another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+        when the upload stored a version that was deleted since.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -410,6 +441,11 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.DeleteModel,
                     request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelRequest.FromString,
                     response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelResponse.SerializeToString,
+            ),
+            'GetUploadStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUploadStatus,
+                    request_deserializer=modelcatalog_dot_v1_dot_model__service__pb2.GetUploadStatusRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_model__service__pb2.GetUploadStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -797,6 +833,33 @@ class ModelService:
             '/modelcatalog.v1.ModelService/DeleteModel',
             modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelRequest.SerializeToString,
             modelcatalog_dot_v1_dot_model__service__pb2.DeleteModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUploadStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.ModelService/GetUploadStatus',
+            modelcatalog_dot_v1_dot_model__service__pb2.GetUploadStatusRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_model__service__pb2.GetUploadStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -132,6 +132,16 @@ class ModelServiceStub:
     the server's minimum upload rate (by default 1 MiB in every 30 s);
     RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
     in progress as allowed; CANCELLED when the client cancels the stream.
+
+    Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+    without a request_id or beyond the declared size; FAILED_PRECONDITION
+    (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+    upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+    none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+    same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+    upload started with. An upload with a request_id whose stream breaks (the client cancels,
+    the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+    server's resume period (24 h by default); GetUploadStatus says how many.
     """
     DownloadModelVersion: _grpc.UnaryStreamMultiCallable[_model_service_pb2.DownloadModelVersionRequest, _model_service_pb2.DownloadModelVersionResponse]
     """DownloadModelVersion streams a version's file, named by its number or by an alias that
@@ -198,6 +208,18 @@ class ModelServiceStub:
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
+    """
+    GetUploadStatus: _grpc.UnaryUnaryMultiCallable[_model_service_pb2.GetUploadStatusRequest, _model_service_pb2.GetUploadStatusResponse]
+    """GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+    client whose upload stream broke can resume it instead of sending the file again: the
+    version, when the upload was stored; else how many bytes of the file the server keeps
+    durably (0 when none: start again from the first byte), or that a stream is still sending
+    it. Editor or owner of the model's folder. Changes nothing.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+    header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+    another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+    when the upload stored a version that was deleted since.
     """
 
 @_typing.type_check_only
@@ -304,6 +326,16 @@ class ModelServiceAsyncStub(ModelServiceStub):
     the server's minimum upload rate (by default 1 MiB in every 30 s);
     RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
     in progress as allowed; CANCELLED when the client cancels the stream.
+
+    Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+    without a request_id or beyond the declared size; FAILED_PRECONDITION
+    (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+    upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+    none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+    same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+    upload started with. An upload with a request_id whose stream breaks (the client cancels,
+    the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+    server's resume period (24 h by default); GetUploadStatus says how many.
     """
     DownloadModelVersion: _aio.UnaryStreamMultiCallable[_model_service_pb2.DownloadModelVersionRequest, _model_service_pb2.DownloadModelVersionResponse]  # type: ignore[assignment]
     """DownloadModelVersion streams a version's file, named by its number or by an alias that
@@ -370,6 +402,18 @@ class ModelServiceAsyncStub(ModelServiceStub):
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
+    """
+    GetUploadStatus: _aio.UnaryUnaryMultiCallable[_model_service_pb2.GetUploadStatusRequest, _model_service_pb2.GetUploadStatusResponse]  # type: ignore[assignment]
+    """GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+    client whose upload stream broke can resume it instead of sending the file again: the
+    version, when the upload was stored; else how many bytes of the file the server keeps
+    durably (0 when none: start again from the first byte), or that a stream is still sending
+    it. Editor or owner of the model's folder. Changes nothing.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+    header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+    another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+    when the upload stored a version that was deleted since.
     """
 
 class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -521,6 +565,16 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         the server's minimum upload rate (by default 1 MiB in every 30 s);
         RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
         in progress as allowed; CANCELLED when the client cancels the stream.
+
+        Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+        without a request_id or beyond the declared size; FAILED_PRECONDITION
+        (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+        upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+        none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+        same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+        upload started with. An upload with a request_id whose stream breaks (the client cancels,
+        the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+        server's resume period (24 h by default); GetUploadStatus says how many.
         """
 
     @_abc_1.abstractmethod
@@ -623,6 +677,24 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty model_id; PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED) when the caller is not an owner of the model's folder.
+        """
+
+    @_abc_1.abstractmethod
+    def GetUploadStatus(
+        self,
+        request: _model_service_pb2.GetUploadStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_model_service_pb2.GetUploadStatusResponse, _abc.Awaitable[_model_service_pb2.GetUploadStatusResponse]]:
+        """GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+        client whose upload stream broke can resume it instead of sending the file again: the
+        version, when the upload was stored; else how many bytes of the file the server keeps
+        durably (0 when none: start again from the first byte), or that a stream is still sending
+        it. Editor or owner of the model's folder. Changes nothing.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+        header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+        another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+        when the upload stored a version that was deleted since.
         """
 
 def add_ModelServiceServicer_to_server(servicer: ModelServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

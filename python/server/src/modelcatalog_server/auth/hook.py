@@ -60,6 +60,7 @@ METHOD_ACCESS: Mapping[str, Access] = {
     _MODEL + "ListModelAliases": Access.AUTHENTICATED,
     _MODEL + "DeleteModelVersion": Access.AUTHENTICATED,
     _MODEL + "DeleteModel": Access.AUTHENTICATED,
+    _MODEL + "GetUploadStatus": Access.AUTHENTICATED,
     "/grpc.health.v1.Health/Check": Access.PUBLIC,
     "/grpc.health.v1.Health/Watch": Access.PUBLIC,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Access.PUBLIC,

@@ -63,7 +63,8 @@ class AlreadyExists(CatalogError):
 
 
 class FailedPrecondition(CatalogError):
-    """The request is well-formed but the current state does not allow it."""
+    """The request is well-formed but the current state does not allow it; ``metadata`` says
+    what the state is, when the client needs that to go on."""
 
 
 class Aborted(CatalogError):

@@ -71,12 +71,7 @@ class RequestResults:
             return None
         fingerprint, resource = found
         if fingerprint != request.fingerprint:
-            raise InvalidArgument(
-                request.field,
-                f"{request.field} {request.id} was used for a different request; nothing was "
-                "changed: use a new request id for every new request",
-                reason="REQUEST_ID_REUSED",
-            )
+            raise reused(request)
         return resource
 
     def remember(
@@ -100,3 +95,13 @@ class RequestResults:
             if request is None:
                 raise
         return await store.write(work)
+
+
+def reused(request: Request) -> InvalidArgument:
+    """The error for a request id that was used for another request."""
+    return InvalidArgument(
+        request.field,
+        f"{request.field} {request.id} was used for a different request; nothing was "
+        "changed: use a new request id for every new request",
+        reason="REQUEST_ID_REUSED",
+    )

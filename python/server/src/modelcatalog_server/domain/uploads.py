@@ -24,6 +24,19 @@ The upload protocol (``PendingUploads.upload``): session row → bytes written �
 → commit the bytes under their content address → one transaction that ends the session and
 inserts the version. A failure at any step ends the session at once and deletes what it stored
 unless another version or upload uses it.
+
+Resumable uploads: an upload made with a request id whose stream breaks while its bytes arrive
+(the client cancelled or left, or went idle) is paused instead: its writer makes every byte
+received durable (``BlobWriter.pause``) and its row says how many (``paused_bytes``), until the
+end of the resume period (``expires_us``). A stream that sends the same request with that
+offset takes the row back (one conditional update, so of two such streams one wins and the
+other is told UPLOAD_IN_PROGRESS), reads the kept bytes back to hash them
+(``BlobStore.resume``) and goes on. A paused upload nobody resumes is past its deadline like an
+abandoned one and any process's sweep removes it. Each user keeps at most
+``max_paused_per_user`` paused uploads (pausing one more expires the user's oldest), and one per
+request id (the one holding more bytes), so abandoned uploads pin at most that many files per
+user, for at most the resume period. An upload whose server process dies is not paused: its
+session is abandoned and swept as before.
 """
 
 from __future__ import annotations
@@ -33,11 +46,15 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ..storage.blobs import BlobStore, BlobWriter
 from ..storage.faults import StorageFault, StorageUnavailable
 from ..storage.metadata import MetadataStore, Transaction, new_id, now_us
+from ..storage.records import UploadSessionRecord
+from .errors import Aborted, FailedPrecondition
+from .requests import Request, reused
 
 T = TypeVar("T")
 
@@ -52,17 +69,56 @@ CLAIM_WAIT_SECONDS = 5.0
 MAX_SWEEP_INTERVAL_SECONDS = 30.0
 #: Sessions and blob deletions one clean-up round handles at most.
 SWEEP_BATCH = 100
+#: How long a paused upload's bytes are kept for a client to resume it.
+UPLOAD_RESUME_SECONDS = 24 * 60 * 60
+#: Paused uploads one user keeps at most.
+MAX_PAUSED_UPLOADS_PER_USER = 32
+
+
+@dataclass(frozen=True)
+class ResumeKey:
+    """What names a resumable upload: its user and its request (id and fingerprint)."""
+
+    user_id: str
+    request: Request
+
+    @property
+    def row(self) -> tuple[str, str, str]:
+        """(user id, request id, fingerprint), as the session row keeps them."""
+        return self.user_id, self.request.id, self.request.fingerprint
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    """What the server holds of a resumable upload that has not been stored."""
+
+    offset: int = 0
+    expires_us: int | None = None
+    in_progress: bool = False
 
 
 class Upload:
-    """One upload in progress: its writer, and the steps that turn its bytes into a version."""
+    """One upload in progress: its writer, and the steps that turn its bytes into a version.
 
-    def __init__(self, pending: PendingUploads, writer: BlobWriter) -> None:
-        self.id = new_id()
+    Set ``interrupted`` when its stream broke while the bytes arrived: one with a ``key`` is
+    then paused rather than removed.
+    """
+
+    def __init__(
+        self,
+        pending: PendingUploads,
+        writer: BlobWriter,
+        *,
+        key: ResumeKey | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        self.id = session_id or new_id()
         self.writer = writer
+        self.key = key
         self._pending = pending
         self._digest: str | None = None
         self.recorded = False
+        self.interrupted = False
 
     async def claim(self, digest: str) -> None:
         """Claims the blob ``digest`` for this upload, then commits the bytes under it."""
@@ -93,6 +149,10 @@ class Upload:
         existed, _ = tx.end_upload_session(self.id)
         if not existed:
             raise _abandoned()
+        if self.key is not None:
+            key = self.key
+            others = tx.upload_sessions_of_request(key.user_id, key.request.id, 0)
+            tx.expire_paused_upload_sessions([other.id for other in others])
 
     async def clean_up(self) -> None:
         """Ends an upload that did not become a version: its bytes and its session go. When
@@ -112,29 +172,137 @@ class PendingUploads:
         blobs: BlobStore,
         *,
         grace_seconds: float = UPLOAD_GRACE_SECONDS,
+        resume_seconds: float = UPLOAD_RESUME_SECONDS,
+        max_paused_per_user: int = MAX_PAUSED_UPLOADS_PER_USER,
         clock: Callable[[], int] = now_us,
     ) -> None:
         self.store = store
         self._blobs = blobs
         self._grace_us = int(grace_seconds * 1_000_000)
+        self._resume_us = int(resume_seconds * 1_000_000)
+        self._max_paused = max_paused_per_user
         self._clock = clock
         self._live: set[str] = set()
 
     @contextlib.asynccontextmanager
-    async def upload(self) -> AsyncIterator[Upload]:
-        """A new upload, kept alive while the block runs; unless it was recorded as a version
-        by the end, everything it stored is removed (also when the caller is cancelled)."""
-        upload = Upload(self, self._blobs.writer())
-        await self.store.write(
-            lambda tx: tx.insert_upload_session(upload.id, upload.writer.handle, self.deadline())
-        )
+    async def upload(self, key: ResumeKey | None = None, offset: int = 0) -> AsyncIterator[Upload]:
+        """An upload, kept alive while the block runs: a new one, or with ``offset`` the
+        paused upload ``key`` that holds that many bytes. Unless it was recorded as a version
+        by the end, everything it stored is removed (also when the caller is cancelled), or
+        kept for resuming when it was ``interrupted`` and has a key."""
+        if offset:
+            assert key is not None, "only an upload with a request id is resumed"
+            upload = await self._resumed(key, offset)
+        else:
+            upload = Upload(self, self._blobs.writer(), key=key)
+            await self.store.write(
+                lambda tx: tx.insert_upload_session(
+                    upload.id, upload.writer.handle, self.deadline(), key.row if key else None
+                )
+            )
         self._live.add(upload.id)
         try:
             yield upload
         finally:
             self._live.discard(upload.id)
             if not upload.recorded:
-                await asyncio.shield(self._clean_up_quietly(upload))
+                await asyncio.shield(self._set_aside(upload))
+
+    def status(self, tx: Transaction, key: ResumeKey) -> UploadStatus:
+        """What the server holds of the upload ``key`` (inside a transaction that has found
+        no version stored for it); INVALID_ARGUMENT (REQUEST_ID_REUSED) when its request id
+        names an upload of another request."""
+        sessions = self._sessions(tx, key)
+        paused = [s for s in sessions if s.paused_bytes is not None]
+        best = max(paused, key=lambda s: s.paused_bytes or 0, default=None)
+        return UploadStatus(
+            offset=(best.paused_bytes or 0) if best else 0,
+            expires_us=best.expires_us if best else None,
+            in_progress=len(paused) < len(sessions),
+        )
+
+    def _sessions(self, tx: Transaction, key: ResumeKey) -> list[UploadSessionRecord]:
+        sessions = tx.upload_sessions_of_request(key.user_id, key.request.id, self._clock())
+        if any(session.fingerprint != key.request.fingerprint for session in sessions):
+            raise reused(key.request)
+        return sessions
+
+    async def _resumed(self, key: ResumeKey, offset: int) -> Upload:
+        """Takes the paused upload ``key`` holding ``offset`` bytes for this process."""
+
+        def take(tx: Transaction) -> UploadSessionRecord:
+            sessions = self._sessions(tx, key)
+            paused = [s for s in sessions if s.paused_bytes is not None]
+            held = max((s.paused_bytes or 0 for s in paused), default=0)
+            if held != offset and len(paused) < len(sessions):
+                raise _in_progress()
+            if held != offset:
+                raise _offset_mismatch(offset, held)
+            session = next(s for s in paused if s.paused_bytes == offset)
+            if not tx.resume_upload_session(session.id, self._clock(), self.deadline()):
+                raise _in_progress()
+            return session
+
+        session = await self.store.write(take)
+        try:
+            writer = await self._blobs.resume(session.blob_handle, offset)
+        except (FileNotFoundError, ValueError) as error:
+            log.warning("the paused upload %s cannot be resumed: %s", session.id, error)
+            await self._discard_quietly(session.id, session.blob_handle)
+            await self.end(session.id, None)
+            raise _offset_mismatch(offset, 0) from None
+        except BaseException:
+            expires_us = self._clock() + self._resume_us
+            await asyncio.shield(
+                self.store.write(lambda tx: tx.pause_upload_session(session.id, offset, expires_us))
+            )
+            raise
+        return Upload(self, writer, key=key, session_id=session.id)
+
+    async def _discard_quietly(self, session_id: str, handle: str) -> None:
+        try:
+            await self._blobs.discard(handle)
+        except (StorageFault, OSError, ValueError) as error:
+            log.warning("could not remove the bytes of upload %s now: %s", session_id, error)
+
+    async def _set_aside(self, upload: Upload) -> None:
+        """Pauses an interrupted resumable upload; cleans up any other that was not recorded."""
+        if upload.key is not None and upload.interrupted and self._resume_us > 0:
+            try:
+                if await self._pause(upload, upload.key):
+                    return
+            except (StorageFault, OSError) as error:
+                log.warning("could not keep upload %s for resuming: %s", upload.id, error)
+        await self._clean_up_quietly(upload)
+
+    async def _pause(self, upload: Upload, key: ResumeKey) -> bool:
+        """Keeps the bytes the upload received for resuming; False when there are none to
+        keep, or another paused copy of the request holds as many."""
+        if not upload.writer.size:
+            return False
+        held = await upload.writer.pause()
+        now = self._clock()
+
+        def pause(tx: Transaction) -> bool:
+            others = [
+                s
+                for s in tx.upload_sessions_of_request(key.user_id, key.request.id, now)
+                if s.id != upload.id and s.paused_bytes is not None
+            ]
+            if any((s.paused_bytes or 0) >= held for s in others):
+                return False
+            if not tx.pause_upload_session(upload.id, held, now + self._resume_us):
+                return False
+            replaced = {s.id for s in others}
+            kept = [i for i in tx.paused_upload_sessions(key.user_id, now) if i not in replaced]
+            evicted = kept[: max(len(kept) - self._max_paused, 0)]
+            tx.expire_paused_upload_sessions([*replaced, *evicted])
+            return True
+
+        paused = await self.store.write(pause)
+        if paused:
+            log.info("upload %s paused with %d bytes, resumable", upload.id, held)
+        return paused
 
     async def _clean_up_quietly(self, upload: Upload) -> None:
         try:
@@ -235,6 +403,23 @@ class PendingUploads:
             except (StorageFault, OSError) as error:
                 log.warning("upload clean-up round failed, retrying later: %s", error)
             await asyncio.sleep(interval)
+
+
+def _in_progress() -> Aborted:
+    return Aborted(
+        "another stream is sending this upload right now (or the server has not yet noticed "
+        "that an earlier one broke); nothing was changed: ask GetUploadStatus again in a moment",
+        reason="UPLOAD_IN_PROGRESS",
+    )
+
+
+def _offset_mismatch(offset: int, held: int) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"the upload was resumed at byte {offset}, but the server holds {held} bytes of it; "
+        f"resume at {held}",
+        reason="UPLOAD_OFFSET_MISMATCH",
+        metadata={"held_bytes": str(held)},
+    )
 
 
 def _abandoned() -> StorageUnavailable:

@@ -8,11 +8,12 @@ an upload whose process dies is cleaned up by another (``uploads``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 
-from ..storage.blobs import BlobStore, BlobWriter
+from ..storage.blobs import BlobStore
 from ..storage.metadata import MetadataStore, Transaction
 from ..storage.records import Role, VersionRecord
 from . import validation
@@ -20,6 +21,7 @@ from .accounts import caller_account
 from .aliases import aliased_version
 from .catalog import Page, page_of, require_model
 from .errors import (
+    CatalogError,
     DataLoss,
     InvalidArgument,
     NotFound,
@@ -30,7 +32,7 @@ from .filters import scoped, version_query
 from .paging import PageTokens, page_size
 from .requests import Request, RequestResults
 from .slots import SlotLimits, Slots
-from .uploads import PendingUploads
+from .uploads import PendingUploads, ResumeKey, Upload, UploadStatus
 
 #: Uploads and downloads in progress at once, in all, per user and per network address.
 MAX_UPLOADS = 128
@@ -53,6 +55,8 @@ class UploadHeader:
     description: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     request_id: str = ""
+    offset: int = 0
+    """Where the chunks start in the file: above 0 they continue a paused upload."""
 
 
 @dataclass(frozen=True)
@@ -124,21 +128,11 @@ class Versions:
 
         With a ``request_id`` in the header, a repeat of an upload that was stored returns
         that version without reading ``chunks``; one that raced its twin to the commit
-        returns the twin's version and keeps nothing of its own.
+        returns the twin's version and keeps nothing of its own. Such an upload whose chunks
+        break off is paused (``uploads``), and a header with an ``offset`` continues it.
         """
         header = self._checked(header)
-        request = self._requests.request(
-            "header.request_id",
-            header.request_id,
-            "UploadModelVersion",
-            header.model_id,
-            header.file_name,
-            header.content_type,
-            header.size_bytes,
-            header.sha256,
-            header.description,
-            header.labels,
-        )
+        request = self._request(header)
 
         def check(tx: Transaction) -> VersionRecord | None:
             require_model(tx, caller, header.model_id, Role.EDITOR)
@@ -147,9 +141,10 @@ class Versions:
         earlier = await self._store.read(check)
         if earlier is not None:
             return earlier
+        key = ResumeKey(caller, request) if request is not None else None
         with self._uploads.taken(caller, peer):
-            async with self._pending.upload() as upload:
-                digest = await self._receive(header, chunks, upload.writer)
+            async with self._pending.upload(key, header.offset) as upload:
+                digest = await self._receive(header, chunks, upload)
                 await upload.claim(digest)
 
                 def record(tx: Transaction) -> tuple[VersionRecord, bool]:
@@ -176,6 +171,41 @@ class Versions:
                 version, upload.recorded = await self._requests.write(self._store, request, record)
                 return version
 
+    async def upload_status(
+        self, caller: str, header: UploadHeader
+    ) -> VersionRecord | UploadStatus:
+        """The version the upload ``header`` (with a request id) stored, or else what the
+        server holds of it for resuming."""
+        header = self._checked(header)
+        request = self._request(header)
+        if request is None:
+            raise InvalidArgument(
+                "header.request_id", "header.request_id is required to ask for an upload's status"
+            )
+        key = ResumeKey(caller, request)
+
+        def status(tx: Transaction) -> VersionRecord | UploadStatus:
+            require_model(tx, caller, header.model_id, Role.EDITOR)
+            earlier = self._earlier(tx, caller, header.model_id, request)
+            return earlier if earlier is not None else self._pending.status(tx, key)
+
+        return await self._store.read(status)
+
+    def _request(self, header: UploadHeader) -> Request | None:
+        """The upload's request, for its request id: every header field but the offset."""
+        return self._requests.request(
+            "header.request_id",
+            header.request_id,
+            "UploadModelVersion",
+            header.model_id,
+            header.file_name,
+            header.content_type,
+            header.size_bytes,
+            header.sha256,
+            header.description,
+            header.labels,
+        )
+
     def _earlier(
         self, tx: Transaction, caller: str, model_id: str, request: Request | None
     ) -> VersionRecord | None:
@@ -195,11 +225,24 @@ class Versions:
         self,
         header: UploadHeader,
         chunks: AsyncIterator[bytes | UploadTrailer],
-        writer: BlobWriter,
+        upload: Upload,
     ) -> str:
+        """The digest of the whole file, once every chunk is written; the upload is marked
+        ``interrupted`` when the chunks break off (the stream failed or was cancelled) rather
+        than breaking a rule, so that the bytes so far can be kept for resuming."""
+        writer = upload.writer
         limit = self._max_bytes if header.size_bytes is None else header.size_bytes
         declared = header.sha256
-        async for chunk in chunks:
+        while True:
+            try:
+                chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except CatalogError:
+                raise
+            except BaseException:
+                upload.interrupted = True
+                raise
             if isinstance(chunk, UploadTrailer):
                 declared = _trailer_sha256(chunk, header.sha256)
                 continue
@@ -207,7 +250,11 @@ class Versions:
                 if header.size_bytes is None:
                     raise _too_large(self._max_bytes)
                 raise _size_mismatch(header.size_bytes, "more")
-            await writer.write(chunk)
+            try:
+                await writer.write(chunk)
+            except asyncio.CancelledError:
+                upload.interrupted = True
+                raise
         if header.size_bytes is not None and writer.size != header.size_bytes:
             raise _size_mismatch(header.size_bytes, f"only {writer.size}")
         digest = await writer.finish()
@@ -228,6 +275,7 @@ class Versions:
                 raise InvalidArgument("header.size_bytes", "header.size_bytes must not be negative")
             if header.size_bytes > self._max_bytes:
                 raise _too_large(self._max_bytes)
+        _check_offset(header)
         return UploadHeader(
             model_id=header.model_id,
             file_name=header.file_name,
@@ -237,6 +285,7 @@ class Versions:
             description=header.description,
             labels=validation.labels("header.labels", header.labels),
             request_id=header.request_id,
+            offset=header.offset,
         )
 
     async def get(self, caller: str, model_id: str, number: int, alias: str = "") -> VersionRecord:
@@ -339,6 +388,22 @@ def _trailer_sha256(trailer: UploadTrailer, header_sha256: str) -> str:
             "nothing was stored",
         )
     return sha256
+
+
+def _check_offset(header: UploadHeader) -> None:
+    """A resumed upload's offset: never negative, only with a request id, within the file."""
+    if header.offset < 0:
+        raise InvalidArgument("header.offset", "header.offset must not be negative")
+    if header.offset and not header.request_id:
+        raise InvalidArgument(
+            "header.offset",
+            "header.offset resumes an upload made with a request_id: send the same request_id",
+        )
+    if header.size_bytes is not None and header.offset > header.size_bytes:
+        raise InvalidArgument(
+            "header.offset",
+            f"header.offset {header.offset} is beyond the declared size of {header.size_bytes}",
+        )
 
 
 def _version_or_alias(number: int, alias: str) -> None:

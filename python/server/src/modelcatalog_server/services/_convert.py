@@ -12,6 +12,7 @@ from modelcatalog import v1, wire
 
 from ..domain.edits import folder_etag, model_etag, version_etag
 from ..domain.errors import InvalidArgument
+from ..domain.uploads import UploadStatus
 from ..domain.versions import UploadHeader
 from ..storage.records import (
     AliasRecord,
@@ -111,7 +112,19 @@ def upload_header(message: v1.UploadModelVersionHeader) -> UploadHeader:
         description=message.description,
         labels=dict(message.labels),
         request_id=message.request_id,
+        offset=message.offset,
     )
+
+
+def upload_status(status: VersionRecord | UploadStatus) -> v1.GetUploadStatusResponse:
+    if isinstance(status, VersionRecord):
+        return wire.new(v1.GetUploadStatusResponse, version=version(status))
+    response = wire.new(
+        v1.GetUploadStatusResponse, offset=status.offset, in_progress=status.in_progress
+    )
+    if status.expires_us is not None:
+        response.expire_time = timestamp(status.expires_us)
+    return response
 
 
 def alias(record: AliasRecord) -> v1.ModelAlias:

@@ -197,6 +197,15 @@ class ModelService(v1.ModelServiceBase):
         )
         return v1.DeleteModelResponse(deleted_versions=versions)
 
+    async def get_upload_status(
+        self, get_upload_status_request: v1.GetUploadStatusRequest
+    ) -> v1.GetUploadStatusResponse:
+        status = await self._versions.upload_status(
+            current_principal().user_id,
+            _convert.upload_header(get_upload_status_request.header),
+        )
+        return _convert.upload_status(status)
+
     def __mapping__(self) -> dict[str, Handler]:
         mapping = super().__mapping__()
         mapping[_DOWNLOAD] = mapping[_DOWNLOAD]._replace(func=self._download)

@@ -8,6 +8,11 @@ hashes and writes one batch while the event loop gathers the next, and a downloa
 block while the current one is sent. The event loop never waits on the disk. A full disk is a
 ``StorageFull`` fault, not a server error, and the upload it interrupts leaves no file.
 ``storage/s3.py`` implements the same two classes on an S3-compatible object store.
+
+An upload can be paused (``BlobWriter.pause``: every byte received made durable where it
+waits) and continued later, by any process, from its handle (``BlobStore.resume``): the bytes
+kept are read back to hash them, since a SHA-256 in progress cannot be stored, and new bytes
+are appended after them.
 """
 
 from __future__ import annotations
@@ -23,10 +28,13 @@ from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import FileIO
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..files import start_writeback
 from .faults import disk_full_is_a_fault
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 T = TypeVar("T")
 
@@ -76,6 +84,12 @@ class BlobWriter(abc.ABC):
     async def abort(self) -> None:
         """Discards everything written; safe to call more than once and after commit."""
 
+    async def pause(self) -> int:
+        """Makes every byte received durable where it waits, for ``BlobStore.resume``, and
+        returns how many that is; the writer takes no more bytes afterwards."""
+        await self.finish()
+        return self.size
+
 
 class BlobStore(abc.ABC):
     """Where version files live."""
@@ -83,6 +97,12 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def writer(self) -> BlobWriter:
         """Starts a new upload."""
+
+    @abc.abstractmethod
+    async def resume(self, handle: str, size: int) -> BlobWriter:
+        """A writer that continues the paused upload ``handle`` (``BlobWriter.pause``), whose
+        first ``size`` bytes it has read back and hashed. FileNotFoundError when the store
+        does not hold exactly ``size`` bytes for it (gone, or another size)."""
 
     @abc.abstractmethod
     def read(self, sha256: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
@@ -144,6 +164,13 @@ class LocalBlobStore(BlobStore):
     def writer(self) -> BlobWriter:
         return _LocalWriter(self, self.temporary_directory / f"{uuid.uuid4().hex}{_PART_SUFFIX}")
 
+    async def resume(self, handle: str, size: int) -> BlobWriter:
+        if not _is_part_name(handle):
+            raise ValueError(f"not a handle of this blob store: {handle!r}")
+        path = self.temporary_directory / handle
+        file, hasher = await self.run(_reopen_hashed, path, size)
+        return _LocalWriter(self, path, resumed=(file, hasher, size))
+
     async def read(self, sha256: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
         """The blob's blocks; the next one is read while the consumer handles the current one.
 
@@ -192,7 +219,13 @@ class _LocalWriter(BlobWriter):
     batches however fast its client sends; the loop waits only when the disk is slower.
     """
 
-    def __init__(self, store: LocalBlobStore, path: Path) -> None:
+    def __init__(
+        self,
+        store: LocalBlobStore,
+        path: Path,
+        *,
+        resumed: tuple[FileIO, HASH, int] | None = None,
+    ) -> None:
         self._store = store
         self._path = path
         self._file: FileIO | None = None
@@ -203,6 +236,9 @@ class _LocalWriter(BlobWriter):
         self._written_bytes = 0  # by the worker threads, one batch at a time
         self._size = 0
         self._closed = False
+        if resumed is not None:
+            self._file, self._hash, self._size = resumed
+            self._written_bytes = self._size
 
     @property
     def size(self) -> int:
@@ -279,6 +315,24 @@ class _LocalWriter(BlobWriter):
             if self._file is not None:
                 _close_when_done(self._in_thread, self._file)
             self._path.unlink(missing_ok=True)
+
+
+def _reopen_hashed(path: Path, size: int) -> tuple[FileIO, HASH]:
+    """The paused upload's file, opened to append, and the SHA-256 of its bytes; raises
+    FileNotFoundError when it is gone or does not hold exactly ``size`` bytes."""
+    file = FileIO(os.open(path, os.O_WRONLY | os.O_APPEND), "a")
+    try:
+        held = os.fstat(file.fileno()).st_size
+        if held != size:
+            raise FileNotFoundError(f"the paused upload {path.name} holds {held} bytes, not {size}")
+        hasher = hashlib.sha256()
+        with FileIO(path, "r") as reader:
+            while block := reader.read(READ_CHUNK_BYTES):
+                hasher.update(block)
+    except BaseException:
+        file.close()
+        raise
+    return file, hasher
 
 
 def _is_part_name(name: str) -> bool:

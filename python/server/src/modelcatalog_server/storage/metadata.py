@@ -84,6 +84,7 @@ from .records import (
     ModelRecord,
     Role,
     TokenStanding,
+    UploadSessionRecord,
     UserRecord,
     VersionQuery,
     VersionRecord,
@@ -1404,13 +1405,97 @@ class Transaction:
         if self.connection.dialect.name == "postgresql":
             self.connection.execute(_LOCK_BLOB, {"key": f"blob:{sha256}"})
 
-    def insert_upload_session(self, session_id: str, blob_handle: str, expires_us: int) -> None:
-        """Records an upload that counts as alive until ``expires_us``."""
+    def insert_upload_session(
+        self,
+        session_id: str,
+        blob_handle: str,
+        expires_us: int,
+        request: tuple[str, str, str] | None = None,
+    ) -> None:
+        """Records an upload that counts as alive until ``expires_us``; ``request`` is the
+        (user id, request id, fingerprint) of one that can be resumed."""
+        user_id, request_id, fingerprint = request or (None, None, None)
         self.connection.execute(
             upload_sessions.insert().values(
-                id=session_id, blob_handle=blob_handle, sha256=None, expires_us=expires_us
+                id=session_id,
+                blob_handle=blob_handle,
+                sha256=None,
+                expires_us=expires_us,
+                user_id=user_id,
+                request_id=request_id,
+                fingerprint=fingerprint,
+                paused_bytes=None,
             )
         )
+
+    def upload_sessions_of_request(
+        self, user_id: str, request_id: str, now_us: int
+    ) -> list[UploadSessionRecord]:
+        """The user's unexpired uploads made with this request id, in progress or paused."""
+        rows = self.connection.execute(
+            select(
+                upload_sessions.c.id,
+                upload_sessions.c.blob_handle,
+                upload_sessions.c.fingerprint,
+                upload_sessions.c.expires_us,
+                upload_sessions.c.paused_bytes,
+            ).where(
+                upload_sessions.c.user_id == user_id,
+                upload_sessions.c.request_id == request_id,
+                upload_sessions.c.expires_us >= now_us,
+            )
+        ).all()
+        return [UploadSessionRecord(*row) for row in rows]
+
+    def paused_upload_sessions(self, user_id: str, now_us: int) -> list[str]:
+        """The ids of the user's unexpired paused uploads, the one that expires first first."""
+        rows = self.connection.execute(
+            select(upload_sessions.c.id)
+            .where(
+                upload_sessions.c.user_id == user_id,
+                upload_sessions.c.paused_bytes.is_not(None),
+                upload_sessions.c.expires_us >= now_us,
+            )
+            .order_by(upload_sessions.c.expires_us, upload_sessions.c.id)
+        ).all()
+        return [session_id for (session_id,) in rows]
+
+    def pause_upload_session(self, session_id: str, paused_bytes: int, expires_us: int) -> bool:
+        """Marks the upload as paused, holding ``paused_bytes``, until ``expires_us``; False
+        when the session is gone (cleaned up as abandoned)."""
+        updated = self.connection.execute(
+            upload_sessions.update()
+            .where(upload_sessions.c.id == session_id, upload_sessions.c.sha256.is_(None))
+            .values(paused_bytes=paused_bytes, expires_us=expires_us)
+        )
+        return bool(updated.rowcount)
+
+    def resume_upload_session(self, session_id: str, now_us: int, expires_us: int) -> bool:
+        """Takes a paused upload for a stream that continues it, alive until ``expires_us``;
+        False when it is no longer paused (another stream took it) or has expired."""
+        updated = self.connection.execute(
+            upload_sessions.update()
+            .where(
+                upload_sessions.c.id == session_id,
+                upload_sessions.c.paused_bytes.is_not(None),
+                upload_sessions.c.expires_us >= now_us,
+            )
+            .values(paused_bytes=None, expires_us=expires_us)
+        )
+        return bool(updated.rowcount)
+
+    def expire_paused_upload_sessions(self, session_ids: list[str]) -> None:
+        """Ends the lives of those of the sessions that are paused now (none a stream has taken
+        meanwhile): the next sweep of any process removes them."""
+        if session_ids:
+            self.connection.execute(
+                upload_sessions.update()
+                .where(
+                    upload_sessions.c.id.in_(session_ids),
+                    upload_sessions.c.paused_bytes.is_not(None),
+                )
+                .values(expires_us=0)
+            )
 
     def blob_being_deleted(self, sha256: str) -> bool:
         query = select(blob_deletions.c.sha256).where(blob_deletions.c.sha256 == sha256)

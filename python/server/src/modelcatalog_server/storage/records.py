@@ -161,3 +161,15 @@ class VersionQuery:
     labels: tuple[LabelTest, ...] = ()
     created: tuple[TimeBound, ...] = ()
     oldest_first: bool = False
+
+
+@dataclass(frozen=True)
+class UploadSessionRecord:
+    """An upload made with a request_id, in progress or paused (see domain/uploads.py)."""
+
+    id: str
+    blob_handle: str
+    fingerprint: str
+    expires_us: int
+    paused_bytes: int | None
+    """Bytes it keeps durably since its stream broke; None while a stream sends it."""

@@ -19,6 +19,13 @@ do the same for an upload whose process died (``discard``). An interrupted commi
 5 GiB can leave a multipart upload under ``sha256/``: give the bucket a lifecycle rule that
 aborts incomplete multipart uploads after a day.
 
+A paused upload (``pause``, a resumable upload whose stream broke) is finished like a complete
+one, so ``uploads/<handle>`` holds every byte received: parts in the store cannot be read
+before their multipart upload completes, and the SHA-256 of a resumed upload needs them read
+back. ``resume`` starts a new multipart upload to the same key with the object's whole parts
+copied inside the store (UploadPartCopy) while it reads the object back to hash it, and keeps
+its last, partial part in memory to send with the next bytes; completing overwrites the object.
+
 Downloads are one ranged GET from the requested offset, read in blocks of READ_CHUNK_BYTES with
 the next block read while the current one is sent; if the connection breaks mid-body, the read
 resumes with a new ranged GET where it stopped.
@@ -260,10 +267,17 @@ class S3BlobStore(BlobStore):
     def writer(self) -> BlobWriter:
         return _S3Writer(self, uuid.uuid4().hex)
 
-    async def read(self, sha256: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
-        """The blob's blocks; the next one is read while the consumer handles the current one,
-        so a download holds at most two blocks."""
-        key = self.blob_key(sha256)
+    async def resume(self, handle: str, size: int) -> BlobWriter:
+        writer = _S3Writer(self, handle)
+        await writer.take_over(size)
+        return writer
+
+    def read(self, sha256: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
+        return self.blocks(self.blob_key(sha256), offset)
+
+    async def blocks(self, key: str, offset: int = 0) -> AsyncGenerator[bytes, None]:
+        """The object's blocks; the next one is read while the consumer handles the current
+        one, so a reader holds at most two blocks."""
         body = await self._open_body(key, offset)
         if body is None:
             return
@@ -275,9 +289,9 @@ class S3BlobStore(BlobStore):
                     block = await ahead
                 except _NETWORK_ERRORS as error:
                     if resumes == READ_RESUMES:
-                        _raise_fault(error, f"reading blob {sha256}")
+                        _raise_fault(error, f"reading {key}")
                     resumes += 1
-                    log.info("reading blob %s again from byte %d: %s", sha256, offset, error)
+                    log.info("reading %s again from byte %d: %s", key, offset, error)
                     body.close()
                     body = await self._open_body(key, offset)
                     if body is None:
@@ -406,6 +420,76 @@ class _S3Writer(BlobWriter):
         if self._pending_bytes >= self._store.part_bytes:
             await self._sent()
             self._sending = asyncio.ensure_future(self._send_part(self._batch()))
+
+    async def take_over(self, size: int) -> None:
+        """Continues the paused upload whose object holds ``size`` bytes: a new multipart
+        upload to the same key gets the object's whole parts by UploadPartCopy (inside the
+        store) while the object is read back and hashed; the rest of it (less than a part) is
+        kept to be sent with the next bytes. The object stays until the new upload completes
+        over it, so a failure on the way leaves the paused bytes as they were."""
+        store = self._store
+        try:
+            with store.faults(f"reading {self._key}"):
+                head = await store.client.head_object(Bucket=store.bucket, Key=self._key)
+        except botocore.exceptions.ClientError as error:
+            if _code(error) in _MISSING_CODES:
+                raise FileNotFoundError(f"no paused upload {self._handle}") from None
+            raise
+        if head["ContentLength"] != size:
+            raise FileNotFoundError(
+                f"the paused upload {self._handle} holds {head['ContentLength']} bytes, not {size}"
+            )
+        self._sent_anything = True
+        whole_parts = size - size % store.part_bytes
+        copying = asyncio.ensure_future(self._copy_whole_parts(whole_parts))
+        try:
+            read = 0
+            async for block in store.blocks(self._key):
+                whole = block[: max(whole_parts - read, 0)]
+                rest = block[len(whole) :]
+                if whole:
+                    await store.hashed_part(self._hash, [whole])
+                if rest:  # hashed with the part it is sent in, as any pending bytes are
+                    self._pending.append(rest)
+                    self._pending_bytes += len(rest)
+                read += len(block)
+            await copying
+        finally:
+            _drop(copying)
+        if read != size:
+            raise FileNotFoundError(f"the paused upload {self._handle} changed while read back")
+        self._size = size
+
+    async def _copy_whole_parts(self, length: int) -> None:
+        """Starts the multipart upload with the first ``length`` bytes of the paused object, in
+        parts of the store's part size."""
+        if not length:
+            return
+        store = self._store
+        part_bytes = store.part_bytes
+        with store.faults(f"copying {self._key}"):
+            created = await store.client.create_multipart_upload(Bucket=store.bucket, Key=self._key)
+            self._upload_id = created["UploadId"]
+            turns = asyncio.Semaphore(COPY_CONCURRENCY)
+
+            async def copy_part(number: int, start: int) -> CompletedPartTypeDef:
+                async with turns:
+                    answer = await store.client.upload_part_copy(
+                        Bucket=store.bucket,
+                        Key=self._key,
+                        UploadId=created["UploadId"],
+                        PartNumber=number,
+                        CopySource={"Bucket": store.bucket, "Key": self._key},
+                        CopySourceRange=f"bytes={start}-{start + part_bytes - 1}",
+                    )
+                return {"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]}
+
+            starts = range(0, length, part_bytes)
+            self._parts = list(
+                await asyncio.gather(
+                    *(copy_part(number, start) for number, start in enumerate(starts, 1))
+                )
+            )
 
     async def _sent(self) -> None:
         """Waits until the part being sent is stored; raises what sending it raised."""

@@ -161,13 +161,22 @@ upload_sessions = Table(
     metadata,
     # One upload in progress, in whichever server process: where its bytes wait
     # (BlobWriter.handle), the SHA-256 it claimed once its bytes were complete, and until when
-    # its process has said it is alive. Past that any process cleans it up.
+    # its process has said it is alive. Past that any process cleans it up. An upload made with
+    # a request_id carries its user, request id and request fingerprint (domain/requests.py), so
+    # that it can be resumed: when its stream breaks, ``paused_bytes`` says how many bytes it
+    # keeps durably and ``expires_us`` moves to the end of the resume period; NULL while a
+    # stream is sending it.
     Column("id", ID, primary_key=True),
     Column("blob_handle", String(255), nullable=False),
     Column("sha256", String(64), nullable=True),
     Column("expires_us", BigInteger, nullable=False),
+    Column("user_id", ID, nullable=True),
+    Column("request_id", String(36), nullable=True),
+    Column("fingerprint", String(64), nullable=True),
+    Column("paused_bytes", BigInteger, nullable=True),
     Index("ix_upload_sessions_expires", "expires_us"),
     Index("ix_upload_sessions_sha256", "sha256"),
+    Index("ix_upload_sessions_request", "user_id", "request_id"),
 )
 
 blob_deletions = Table(

@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { FieldMask } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_field_mask } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Model, ModelAlias, ModelVersion } from "./resources_pb.js";
 import { file_modelcatalog_v1_resources } from "./resources_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/model_service.proto.
  */
 export const file_modelcatalog_v1_model_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIl4KEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKE0NyZWF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiIwoPR2V0TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjkKEEdldE1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwibwoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJsChJVcGRhdGVNb2RlbFJlcXVlc3QSJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjwKE1VwZGF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiSgoWR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEg0KBWFsaWFzGAMgASgJIkkKF0dldE1vZGVsVmVyc2lvblJlc3BvbnNlEi4KB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uInUKGExpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIOCgZmaWx0ZXIYBCABKAkSEAoIb3JkZXJfYnkYBSABKAkiZQoZTGlzdE1vZGVsVmVyc2lvbnNSZXNwb25zZRIvCgh2ZXJzaW9ucxgBIAMoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInwKGVVwZGF0ZU1vZGVsVmVyc2lvblJlcXVlc3QSLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkwKGlVwZGF0ZU1vZGVsVmVyc2lvblJlc3BvbnNlEi4KB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uIqwCChhVcGxvYWRNb2RlbFZlcnNpb25IZWFkZXISEAoIbW9kZWxfaWQYASABKAkSEQoJZmlsZV9uYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIXCgpzaXplX2J5dGVzGAQgASgDSACIAQESDgoGc2hhMjU2GAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJEkUKBmxhYmVscxgHIAMoCzI1Lm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXIuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQg0KC19zaXplX2J5dGVzIisKGVVwbG9hZE1vZGVsVmVyc2lvblRyYWlsZXISDgoGc2hhMjU2GAEgASgJIrMBChlVcGxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EjsKBmhlYWRlchgBIAEoCzIpLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXJIABIPCgVjaHVuaxgCIAEoDEgAEj0KB3RyYWlsZXIYAyABKAsyKi5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uVHJhaWxlckgAQgkKB2NvbnRlbnQiTAoaVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24iXwobRG93bmxvYWRNb2RlbFZlcnNpb25SZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEg8KB3ZlcnNpb24YAiABKAMSDgoGb2Zmc2V0GAMgASgDEg0KBWFsaWFzGAQgASgJImwKHERvd25sb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2USMAoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb25IABIPCgVjaHVuaxgCIAEoDEgAQgkKB2NvbnRlbnQijwEKFFNldE1vZGVsQWxpYXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSDwoHdmVyc2lvbhgDIAEoAxIdChBleHBlY3RlZF92ZXJzaW9uGAQgASgDSACIAQESEgoKcmVxdWVzdF9pZBgFIAEoCUITChFfZXhwZWN0ZWRfdmVyc2lvbiJDChVTZXRNb2RlbEFsaWFzUmVzcG9uc2USKgoFYWxpYXMYASABKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcyJtChdEZWxldGVNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEh0KEGV4cGVjdGVkX3ZlcnNpb24YAyABKANIAIgBAUITChFfZXhwZWN0ZWRfdmVyc2lvbiIaChhEZWxldGVNb2RlbEFsaWFzUmVzcG9uc2UiUgoXTGlzdE1vZGVsQWxpYXNlc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSEQoJcGFnZV9zaXplGAIgASgFEhIKCnBhZ2VfdG9rZW4YAyABKAkiYQoYTGlzdE1vZGVsQWxpYXNlc1Jlc3BvbnNlEiwKB2FsaWFzZXMYASADKAsyGy5tb2RlbGNhdGFsb2cudjEuTW9kZWxBbGlhcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoZRGVsZXRlTW9kZWxWZXJzaW9uUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEg0KBWZvcmNlGAMgASgIIjUKGkRlbGV0ZU1vZGVsVmVyc2lvblJlc3BvbnNlEhcKD2RlbGV0ZWRfYWxpYXNlcxgBIAMoCSImChJEZWxldGVNb2RlbFJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkiLwoTRGVsZXRlTW9kZWxSZXNwb25zZRIYChBkZWxldGVkX3ZlcnNpb25zGAEgASgDMsALCgxNb2RlbFNlcnZpY2USWAoLQ3JlYXRlTW9kZWwSIy5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlTW9kZWxSZXF1ZXN0GiQubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZU1vZGVsUmVzcG9uc2USVAoIR2V0TW9kZWwSIC5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxSZXF1ZXN0GiEubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsUmVzcG9uc2UiA5ACARJaCgpMaXN0TW9kZWxzEiIubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbHNSZXF1ZXN0GiMubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbHNSZXNwb25zZSIDkAIBEl0KC1VwZGF0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5VcGRhdGVNb2RlbFJlc3BvbnNlIgOQAgISaQoPR2V0TW9kZWxWZXJzaW9uEicubW9kZWxjYXRhbG9nLnYxLkdldE1vZGVsVmVyc2lvblJlcXVlc3QaKC5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACARJvChFMaXN0TW9kZWxWZXJzaW9ucxIpLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1JlcXVlc3QaKi5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsVmVyc2lvbnNSZXNwb25zZSIDkAIBEnIKElVwZGF0ZU1vZGVsVmVyc2lvbhIqLm1vZGVsY2F0YWxvZy52MS5VcGRhdGVNb2RlbFZlcnNpb25SZXF1ZXN0GisubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZU1vZGVsVmVyc2lvblJlc3BvbnNlIgOQAgISbwoSVXBsb2FkTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVzcG9uc2UoARJ6ChREb3dubG9hZE1vZGVsVmVyc2lvbhIsLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlcXVlc3QaLS5tb2RlbGNhdGFsb2cudjEuRG93bmxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBMAESXgoNU2V0TW9kZWxBbGlhcxIlLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVxdWVzdBomLm1vZGVsY2F0YWxvZy52MS5TZXRNb2RlbEFsaWFzUmVzcG9uc2USZwoQRGVsZXRlTW9kZWxBbGlhcxIoLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbEFsaWFzUmVzcG9uc2USbAoQTGlzdE1vZGVsQWxpYXNlcxIoLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxBbGlhc2VzUmVzcG9uc2UiA5ACARJyChJEZWxldGVNb2RlbFZlcnNpb24SKi5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxWZXJzaW9uUmVxdWVzdBorLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbFZlcnNpb25SZXNwb25zZSIDkAICEl0KC0RlbGV0ZU1vZGVsEiMubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbFJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_google_protobuf_field_mask, file_modelcatalog_v1_resources]);
+  fileDesc("CiNtb2RlbGNhdGFsb2cvdjEvbW9kZWxfc2VydmljZS5wcm90bxIPbW9kZWxjYXRhbG9nLnYxIl4KEkNyZWF0ZU1vZGVsUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIjwKE0NyZWF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiIwoPR2V0TW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIjkKEEdldE1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwibwoRTGlzdE1vZGVsc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJEg4KBmZpbHRlchgEIAEoCRIQCghvcmRlcl9ieRgFIAEoCSJVChJMaXN0TW9kZWxzUmVzcG9uc2USJgoGbW9kZWxzGAEgAygLMhYubW9kZWxjYXRhbG9nLnYxLk1vZGVsEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJsChJVcGRhdGVNb2RlbFJlcXVlc3QSJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjwKE1VwZGF0ZU1vZGVsUmVzcG9uc2USJQoFbW9kZWwYASABKAsyFi5tb2RlbGNhdGFsb2cudjEuTW9kZWwiSgoWR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEg0KBWFsaWFzGAMgASgJIkkKF0dldE1vZGVsVmVyc2lvblJlc3BvbnNlEi4KB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uInUKGExpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIOCgZmaWx0ZXIYBCABKAkSEAoIb3JkZXJfYnkYBSABKAkiZQoZTGlzdE1vZGVsVmVyc2lvbnNSZXNwb25zZRIvCgh2ZXJzaW9ucxgBIAMoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInwKGVVwZGF0ZU1vZGVsVmVyc2lvblJlcXVlc3QSLgoHdmVyc2lvbhgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Nb2RlbFZlcnNpb24SLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkwKGlVwZGF0ZU1vZGVsVmVyc2lvblJlc3BvbnNlEi4KB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uIrwCChhVcGxvYWRNb2RlbFZlcnNpb25IZWFkZXISEAoIbW9kZWxfaWQYASABKAkSEQoJZmlsZV9uYW1lGAIgASgJEhQKDGNvbnRlbnRfdHlwZRgDIAEoCRIXCgpzaXplX2J5dGVzGAQgASgDSACIAQESDgoGc2hhMjU2GAUgASgJEhMKC2Rlc2NyaXB0aW9uGAYgASgJEkUKBmxhYmVscxgHIAMoCzI1Lm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXIuTGFiZWxzRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRIOCgZvZmZzZXQYCSABKAMaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfc2l6ZV9ieXRlcyIrChlVcGxvYWRNb2RlbFZlcnNpb25UcmFpbGVyEg4KBnNoYTI1NhgBIAEoCSKzAQoZVXBsb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBI7CgZoZWFkZXIYASABKAsyKS5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uSGVhZGVySAASDwoFY2h1bmsYAiABKAxIABI9Cgd0cmFpbGVyGAMgASgLMioubW9kZWxjYXRhbG9nLnYxLlVwbG9hZE1vZGVsVmVyc2lvblRyYWlsZXJIAEIJCgdjb250ZW50IkwKGlVwbG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlEi4KB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uIl8KG0Rvd25sb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEg4KBm9mZnNldBgDIAEoAxINCgVhbGlhcxgEIAEoCSJsChxEb3dubG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlEjAKB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uSAASDwoFY2h1bmsYAiABKAxIAEIJCgdjb250ZW50Io8BChRTZXRNb2RlbEFsaWFzUmVxdWVzdBIQCghtb2RlbF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAMSHQoQZXhwZWN0ZWRfdmVyc2lvbhgEIAEoA0gAiAEBEhIKCnJlcXVlc3RfaWQYBSABKAlCEwoRX2V4cGVjdGVkX3ZlcnNpb24iQwoVU2V0TW9kZWxBbGlhc1Jlc3BvbnNlEioKBWFsaWFzGAEgASgLMhsubW9kZWxjYXRhbG9nLnYxLk1vZGVsQWxpYXMibQoXRGVsZXRlTW9kZWxBbGlhc1JlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIdChBleHBlY3RlZF92ZXJzaW9uGAMgASgDSACIAQFCEwoRX2V4cGVjdGVkX3ZlcnNpb24iGgoYRGVsZXRlTW9kZWxBbGlhc1Jlc3BvbnNlIlIKF0xpc3RNb2RlbEFsaWFzZXNSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImEKGExpc3RNb2RlbEFsaWFzZXNSZXNwb25zZRIsCgdhbGlhc2VzGAEgAygLMhsubW9kZWxjYXRhbG9nLnYxLk1vZGVsQWxpYXMSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIk0KGURlbGV0ZU1vZGVsVmVyc2lvblJlcXVlc3QSEAoIbW9kZWxfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxINCgVmb3JjZRgDIAEoCCI1ChpEZWxldGVNb2RlbFZlcnNpb25SZXNwb25zZRIXCg9kZWxldGVkX2FsaWFzZXMYASADKAkiJgoSRGVsZXRlTW9kZWxSZXF1ZXN0EhAKCG1vZGVsX2lkGAEgASgJIi8KE0RlbGV0ZU1vZGVsUmVzcG9uc2USGAoQZGVsZXRlZF92ZXJzaW9ucxgBIAEoAyJTChZHZXRVcGxvYWRTdGF0dXNSZXF1ZXN0EjkKBmhlYWRlchgBIAEoCzIpLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25IZWFkZXIinwEKF0dldFVwbG9hZFN0YXR1c1Jlc3BvbnNlEi4KB3ZlcnNpb24YASABKAsyHS5tb2RlbGNhdGFsb2cudjEuTW9kZWxWZXJzaW9uEg4KBm9mZnNldBgCIAEoAxIvCgtleHBpcmVfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLaW5fcHJvZ3Jlc3MYBCABKAgyqwwKDE1vZGVsU2VydmljZRJYCgtDcmVhdGVNb2RlbBIjLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVNb2RlbFJlcXVlc3QaJC5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlTW9kZWxSZXNwb25zZRJUCghHZXRNb2RlbBIgLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFJlcXVlc3QaIS5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxSZXNwb25zZSIDkAIBEloKCkxpc3RNb2RlbHMSIi5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1JlcXVlc3QaIy5tb2RlbGNhdGFsb2cudjEuTGlzdE1vZGVsc1Jlc3BvbnNlIgOQAgESXQoLVXBkYXRlTW9kZWwSIy5tb2RlbGNhdGFsb2cudjEuVXBkYXRlTW9kZWxSZXF1ZXN0GiQubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZU1vZGVsUmVzcG9uc2UiA5ACAhJpCg9HZXRNb2RlbFZlcnNpb24SJy5tb2RlbGNhdGFsb2cudjEuR2V0TW9kZWxWZXJzaW9uUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRNb2RlbFZlcnNpb25SZXNwb25zZSIDkAIBEm8KEUxpc3RNb2RlbFZlcnNpb25zEikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbFZlcnNpb25zUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5MaXN0TW9kZWxWZXJzaW9uc1Jlc3BvbnNlIgOQAgEScgoSVXBkYXRlTW9kZWxWZXJzaW9uEioubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZU1vZGVsVmVyc2lvblJlcXVlc3QaKy5tb2RlbGNhdGFsb2cudjEuVXBkYXRlTW9kZWxWZXJzaW9uUmVzcG9uc2UiA5ACAhJvChJVcGxvYWRNb2RlbFZlcnNpb24SKi5tb2RlbGNhdGFsb2cudjEuVXBsb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBorLm1vZGVsY2F0YWxvZy52MS5VcGxvYWRNb2RlbFZlcnNpb25SZXNwb25zZSgBEnoKFERvd25sb2FkTW9kZWxWZXJzaW9uEiwubW9kZWxjYXRhbG9nLnYxLkRvd25sb2FkTW9kZWxWZXJzaW9uUmVxdWVzdBotLm1vZGVsY2F0YWxvZy52MS5Eb3dubG9hZE1vZGVsVmVyc2lvblJlc3BvbnNlIgOQAgEwARJeCg1TZXRNb2RlbEFsaWFzEiUubW9kZWxjYXRhbG9nLnYxLlNldE1vZGVsQWxpYXNSZXF1ZXN0GiYubW9kZWxjYXRhbG9nLnYxLlNldE1vZGVsQWxpYXNSZXNwb25zZRJnChBEZWxldGVNb2RlbEFsaWFzEigubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsQWxpYXNSZXF1ZXN0GikubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsQWxpYXNSZXNwb25zZRJsChBMaXN0TW9kZWxBbGlhc2VzEigubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbEFsaWFzZXNSZXF1ZXN0GikubW9kZWxjYXRhbG9nLnYxLkxpc3RNb2RlbEFsaWFzZXNSZXNwb25zZSIDkAIBEnIKEkRlbGV0ZU1vZGVsVmVyc2lvbhIqLm1vZGVsY2F0YWxvZy52MS5EZWxldGVNb2RlbFZlcnNpb25SZXF1ZXN0GisubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsVmVyc2lvblJlc3BvbnNlIgOQAgISXQoLRGVsZXRlTW9kZWwSIy5tb2RlbGNhdGFsb2cudjEuRGVsZXRlTW9kZWxSZXF1ZXN0GiQubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZU1vZGVsUmVzcG9uc2UiA5ACAhJpCg9HZXRVcGxvYWRTdGF0dXMSJy5tb2RlbGNhdGFsb2cudjEuR2V0VXBsb2FkU3RhdHVzUmVxdWVzdBooLm1vZGVsY2F0YWxvZy52MS5HZXRVcGxvYWRTdGF0dXNSZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_modelcatalog_v1_resources]);
 
 /**
  * CreateModelRequest is the input of ModelService.CreateModel.
@@ -542,10 +542,25 @@ export type UploadModelVersionHeader = Message<"modelcatalog.v1.UploadModelVersi
    * second version and answers with the result of the first call (the version as it is now) as
    * soon as it has read the header, without reading the file again. Reusing a request_id for a
    * different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection.
+   * It also names the upload for resuming it (see offset and GetUploadStatus).
    *
    * @generated from field: string request_id = 8;
    */
   requestId: string;
+
+  /**
+   * Where the chunks of this stream start in the file: 0 (the default) to send the whole file;
+   * above 0 to resume an upload whose stream broke, sending the same header (the same
+   * request_id and every other field as the first time) with offset set to the bytes the
+   * server holds for it (GetUploadStatus), then the file's bytes from there on, then a
+   * trailer with the SHA-256 of the WHOLE file (or the header's sha256). The server checks the
+   * digest of the whole file (the bytes it kept and the new ones) before it stores the version,
+   * which is then the same as had the upload never broken. Never counted as part of the
+   * request (a retry of a stored upload with any offset gets its version).
+   *
+   * @generated from field: int64 offset = 9;
+   */
+  offset: bigint;
 };
 
 /**
@@ -1026,6 +1041,72 @@ export const DeleteModelResponseSchema: GenMessage<DeleteModelResponse> = /*@__P
   messageDesc(file_modelcatalog_v1_model_service, 29);
 
 /**
+ * GetUploadStatusRequest is the input of ModelService.GetUploadStatus.
+ *
+ * @generated from message modelcatalog.v1.GetUploadStatusRequest
+ */
+export type GetUploadStatusRequest = Message<"modelcatalog.v1.GetUploadStatusRequest"> & {
+  /**
+   * The header the upload was sent with; request_id is required. Its offset is ignored.
+   *
+   * @generated from field: modelcatalog.v1.UploadModelVersionHeader header = 1;
+   */
+  header?: UploadModelVersionHeader | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.GetUploadStatusRequest.
+ * Use `create(GetUploadStatusRequestSchema)` to create a new message.
+ */
+export const GetUploadStatusRequestSchema: GenMessage<GetUploadStatusRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 30);
+
+/**
+ * GetUploadStatusResponse is the output of ModelService.GetUploadStatus.
+ *
+ * @generated from message modelcatalog.v1.GetUploadStatusResponse
+ */
+export type GetUploadStatusResponse = Message<"modelcatalog.v1.GetUploadStatusResponse"> & {
+  /**
+   * The version the upload stored, when it has been stored; the other fields are then unset.
+   *
+   * @generated from field: modelcatalog.v1.ModelVersion version = 1;
+   */
+  version?: ModelVersion | undefined;
+
+  /**
+   * How many bytes of the file, from its first, the server holds durably for the upload: the
+   * offset to resume from. 0 when it holds none (never received, expired, or reclaimed).
+   *
+   * @generated from field: int64 offset = 2;
+   */
+  offset: bigint;
+
+  /**
+   * Until when the server keeps those bytes if the upload is not resumed; unset when it holds
+   * none.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 3;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * True while a stream is still sending this upload (the server has not noticed yet that an
+   * earlier stream broke, or another client resumes it): ask again in a moment.
+   *
+   * @generated from field: bool in_progress = 4;
+   */
+  inProgress: boolean;
+};
+
+/**
+ * Describes the message modelcatalog.v1.GetUploadStatusResponse.
+ * Use `create(GetUploadStatusResponseSchema)` to create a new message.
+ */
+export const GetUploadStatusResponseSchema: GenMessage<GetUploadStatusResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_model_service, 31);
+
+/**
  * ModelService creates models in folders and stores their versions. Every RPC needs an access
  * token (UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED or TOKEN_REVOKED
  * otherwise). A caller without the needed role in the model's folder gets PERMISSION_DENIED
@@ -1179,6 +1260,16 @@ export const ModelService: GenService<{
    * RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
    * in progress as allowed; CANCELLED when the client cancels the stream.
    *
+   * Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
+   * without a request_id or beyond the declared size; FAILED_PRECONDITION
+   * (UPLOAD_OFFSET_MISMATCH) when the server does not hold exactly offset bytes for the
+   * upload's request_id (its ErrorInfo metadata "held_bytes" says how many it holds, "0" when
+   * none: resume from there); ABORTED (UPLOAD_IN_PROGRESS) while another stream continues the
+   * same upload; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the header differs from the one the
+   * upload started with. An upload with a request_id whose stream breaks (the client cancels,
+   * the connection drops, UPLOAD_IDLE) keeps the bytes received so far, durably, for the
+   * server's resume period (24 h by default); GetUploadStatus says how many.
+   *
    * @generated from rpc modelcatalog.v1.ModelService.UploadModelVersion
    */
   uploadModelVersion: {
@@ -1293,6 +1384,25 @@ export const ModelService: GenService<{
     methodKind: "unary";
     input: typeof DeleteModelRequestSchema;
     output: typeof DeleteModelResponseSchema;
+  },
+  /**
+   * GetUploadStatus says what the server holds of an upload made with a request_id, so that a
+   * client whose upload stream broke can resume it instead of sending the file again: the
+   * version, when the upload was stored; else how many bytes of the file the server keeps
+   * durably (0 when none: start again from the first byte), or that a stream is still sending
+   * it. Editor or owner of the model's folder. Changes nothing.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad header field or an empty
+   * header.request_id; INVALID_ARGUMENT (REQUEST_ID_REUSED) when the request_id was used for
+   * another request; PERMISSION_DENIED (FOLDER_ACCESS_DENIED); NOT_FOUND (VERSION_NOT_FOUND)
+   * when the upload stored a version that was deleted since.
+   *
+   * @generated from rpc modelcatalog.v1.ModelService.GetUploadStatus
+   */
+  getUploadStatus: {
+    methodKind: "unary";
+    input: typeof GetUploadStatusRequestSchema;
+    output: typeof GetUploadStatusResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_modelcatalog_v1_model_service, 0);

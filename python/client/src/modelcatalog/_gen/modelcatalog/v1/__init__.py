@@ -290,6 +290,20 @@ class ErrorReason(betterproto.Enum):
      Pick a new request_id for every new request and reuse it only to retry that request.
     """
 
+    UPLOAD_OFFSET_MISMATCH = 49
+    """
+    FAILED_PRECONDITION: an upload resumed at an offset other than the number of bytes the
+     server holds for its request_id. The ErrorInfo metadata "held_bytes" says how many it
+     holds ("0" when none, e.g. after the resume period): resume from there, or from the start.
+    """
+
+    UPLOAD_IN_PROGRESS = 50
+    """
+    ABORTED: another stream is sending the upload with this request_id right now (or the server
+     has not yet noticed that an earlier stream broke); nothing was changed. Ask
+     GetUploadStatus again in a moment.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class User(betterproto.Message):
@@ -1127,6 +1141,19 @@ class UploadModelVersionHeader(betterproto.Message):
      second version and answers with the result of the first call (the version as it is now) as
      soon as it has read the header, without reading the file again. Reusing a request_id for a
      different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection.
+     It also names the upload for resuming it (see offset and GetUploadStatus).
+    """
+
+    offset: int = betterproto.int64_field(9)
+    """
+    Where the chunks of this stream start in the file: 0 (the default) to send the whole file;
+     above 0 to resume an upload whose stream broke, sending the same header (the same
+     request_id and every other field as the first time) with offset set to the bytes the
+     server holds for it (GetUploadStatus), then the file's bytes from there on, then a
+     trailer with the SHA-256 of the WHOLE file (or the header's sha256). The server checks the
+     digest of the whole file (the bytes it kept and the new ones) before it stores the version,
+     which is then the same as had the upload never broken. Never counted as part of the
+     request (a retry of a stored upload with any offset gets its version).
     """
 
 
@@ -1375,6 +1402,46 @@ class DeleteModelResponse(betterproto.Message):
 
     deleted_versions: int = betterproto.int64_field(1)
     """How many versions were deleted with the model."""
+
+
+@dataclass(eq=False, repr=False)
+class GetUploadStatusRequest(betterproto.Message):
+    """GetUploadStatusRequest is the input of ModelService.GetUploadStatus."""
+
+    header: "UploadModelVersionHeader" = betterproto.message_field(1)
+    """
+    The header the upload was sent with; request_id is required. Its offset is ignored.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class GetUploadStatusResponse(betterproto.Message):
+    """
+    GetUploadStatusResponse is the output of ModelService.GetUploadStatus.
+    """
+
+    version: "ModelVersion" = betterproto.message_field(1)
+    """
+    The version the upload stored, when it has been stored; the other fields are then unset.
+    """
+
+    offset: int = betterproto.int64_field(2)
+    """
+    How many bytes of the file, from its first, the server holds durably for the upload: the
+     offset to resume from. 0 when it holds none (never received, expired, or reclaimed).
+    """
+
+    expire_time: datetime = betterproto.message_field(3)
+    """
+    Until when the server keeps those bytes if the upload is not resumed; unset when it holds
+     none.
+    """
+
+    in_progress: bool = betterproto.bool_field(4)
+    """
+    True while a stream is still sending this upload (the server has not noticed yet that an
+     earlier stream broke, or another client resumes it): ask again in a moment.
+    """
 
 
 class AuthServiceStub(betterproto.ServiceStub):
@@ -1829,6 +1896,23 @@ class ModelServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def get_upload_status(
+        self,
+        get_upload_status_request: "GetUploadStatusRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "GetUploadStatusResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.ModelService/GetUploadStatus",
+            get_upload_status_request,
+            GetUploadStatusResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class AuthServiceBase(ServiceBase):
 
@@ -2132,6 +2216,11 @@ class ModelServiceBase(ServiceBase):
     ) -> "DeleteModelResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def get_upload_status(
+        self, get_upload_status_request: "GetUploadStatusRequest"
+    ) -> "GetUploadStatusResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def __rpc_create_model(
         self, stream: "grpclib.server.Stream[CreateModelRequest, CreateModelResponse]"
     ) -> None:
@@ -2242,6 +2331,14 @@ class ModelServiceBase(ServiceBase):
         response = await self.delete_model(request)
         await stream.send_message(response)
 
+    async def __rpc_get_upload_status(
+        self,
+        stream: "grpclib.server.Stream[GetUploadStatusRequest, GetUploadStatusResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.get_upload_status(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/modelcatalog.v1.ModelService/CreateModel": grpclib.const.Handler(
@@ -2327,5 +2424,11 @@ class ModelServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 DeleteModelRequest,
                 DeleteModelResponse,
+            ),
+            "/modelcatalog.v1.ModelService/GetUploadStatus": grpclib.const.Handler(
+                self.__rpc_get_upload_status,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                GetUploadStatusRequest,
+                GetUploadStatusResponse,
             ),
         }
