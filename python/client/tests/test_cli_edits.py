@@ -3,9 +3,11 @@ with --if-match, label edits on top of the current labels, exit codes."""
 
 import json
 
+import pytest
 from cli_testing import FOLDER_ID, MODEL_ID, CliHarness
 
 from modelcatalog import v1
+from modelcatalog.cli._errors import ExitCode
 
 pytest_plugins = ["cli_fixtures"]
 
@@ -98,3 +100,18 @@ def test_version_update_with_a_stale_etag_exits_6(harness: CliHarness) -> None:
 
 def _version(labels: dict[str, str]) -> v1.ModelVersion:
     return v1.ModelVersion(model_id=MODEL_ID, version=1, labels=labels, etag="e1")
+
+
+@pytest.mark.parametrize(
+    "command", [("folder", "update", FOLDER_ID), ("model", "update", MODEL_ID)]
+)
+def test_an_empty_if_match_is_refused_not_ignored(
+    harness: CliHarness, command: tuple[str, ...]
+) -> None:
+    """`--if-match ""` (a script's empty variable) exits 2 and sends nothing, instead of
+    making the change unconditional."""
+    sent = len(harness.backend.authorization)
+    result = harness.run(*command, "--description", "x", "--if-match", "")
+    assert result.exit_code == ExitCode.USAGE
+    assert "an empty etag would change the resource unconditionally" in result.stderr
+    assert len(harness.backend.authorization) == sent

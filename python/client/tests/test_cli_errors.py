@@ -44,6 +44,7 @@ def _one_line_error(stderr: str) -> str:
         (Status.FAILED_PRECONDITION, "LAST_OWNER", 6),
         (Status.ABORTED, "ALIAS_MOVED", 6),
         (Status.UNAVAILABLE, None, 7),
+        (Status.UNAVAILABLE, "UPLOAD_IN_PROGRESS", 6),
         (Status.DEADLINE_EXCEEDED, None, 7),
         (Status.DATA_LOSS, "DIGEST_MISMATCH", 8),
         (Status.INTERNAL, None, 1),

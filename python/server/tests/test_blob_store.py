@@ -21,7 +21,12 @@ from server_testing import poll_until, read_all, store_bytes
 
 from modelcatalog_server import files
 from modelcatalog_server.storage import blobs
-from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES, WRITE_BATCH_BYTES, LocalBlobStore
+from modelcatalog_server.storage.blobs import (
+    IO_THREADS,
+    READ_CHUNK_BYTES,
+    WRITE_BATCH_BYTES,
+    LocalBlobStore,
+)
 from modelcatalog_server.storage.faults import StorageFull
 
 
@@ -491,6 +496,48 @@ async def test_a_paused_upload_resumes_by_its_handle_in_another_store(tmp_path: 
     assert digest == hashlib.sha256(data).hexdigest()
     assert await read_all(LocalBlobStore(tmp_path), digest) == data
     assert files_under(tmp_path / "tmp") == []
+
+
+async def test_a_caller_cancelled_while_its_batch_waits_for_a_thread_still_pauses_it_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload cancelled while its last batch still waits for a free worker thread (every
+    one busy) loses nothing: that batch is still written, and pausing then holds every byte
+    received. (Cancelling the wait once cancelled the queued write itself, and the pause
+    failed.)"""
+    store = LocalBlobStore(tmp_path)
+    held = hold(monkeypatch, "writev")
+    busy = [store.writer() for _ in range(IO_THREADS)]
+    for other in busy:
+        await other.write(os.urandom(WRITE_BATCH_BYTES))
+    assert await poll_until(lambda: held.calls == IO_THREADS)
+    writer = store.writer()
+    data = os.urandom(2 * WRITE_BATCH_BYTES)
+    await writer.write(data[:WRITE_BATCH_BYTES])  # queued: every thread is held
+    waiting = asyncio.create_task(writer.write(data[WRITE_BATCH_BYTES:]))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    held.release.set()
+    assert await writer.pause() == len(data)
+    resumed = await LocalBlobStore(tmp_path).resume(writer.handle, len(data))
+    assert await resumed.finish() == hashlib.sha256(data).hexdigest()
+    for other in (*busy, resumed):
+        await other.abort()
+
+
+async def test_pausing_a_finished_upload_holds_it_as_finished(tmp_path: Path) -> None:
+    """A finish that completed before the upload broke (its stream cut after the trailer) is
+    not repeated by the pause, which holds every byte."""
+    data = os.urandom(WRITE_BATCH_BYTES + 5)
+    writer = LocalBlobStore(tmp_path).writer()
+    await writer.write(data)
+    digest = await writer.finish()
+    assert await writer.pause() == len(data)
+    resumed = await LocalBlobStore(tmp_path).resume(writer.handle, len(data))
+    assert await resumed.finish() == digest == hashlib.sha256(data).hexdigest()
+    await resumed.abort()
 
 
 @pytest.mark.parametrize("size", [10, 1000])

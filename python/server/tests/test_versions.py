@@ -977,3 +977,39 @@ async def test_downloads_beyond_the_per_user_limit_are_refused(domain: Domain) -
         assert b"".join([chunk async for chunk in chunks]) == b"weights"
     async with versions.download(user, model, 1, 0) as (_, chunks):
         assert b"".join([chunk async for chunk in chunks]) == b"weights"
+
+
+async def test_an_upload_cancelled_as_its_session_is_written_leaves_no_session(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that goes away while its upload's session row is being written (the write
+    runs to its end regardless) leaves no session behind: not one that would count as in
+    progress until its grace period ends."""
+    now = now_us()
+    pending = PendingUploads(
+        domain.store, LocalBlobStore(domain.blobs_dir), grace_seconds=60, clock=lambda: now
+    )
+    written, gate = asyncio.Event(), asyncio.Event()
+    real_write = domain.store.write
+
+    async def gated_write(work: Any) -> Any:
+        result = await real_write(work)
+        written.set()
+        await gate.wait()
+        return result
+
+    monkeypatch.setattr(domain.store, "write", gated_write)
+
+    async def upload() -> None:
+        async with pending.upload():
+            pytest.fail("the upload should not begin")
+
+    task = asyncio.create_task(upload())
+    await written.wait()
+    task.cancel()
+    monkeypatch.setattr(domain.store, "write", real_write)
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    left = await domain.store.read(lambda tx: tx.abandoned_upload_sessions(now + 61_000_000, 10))
+    assert left == []

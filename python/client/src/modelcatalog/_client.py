@@ -904,7 +904,9 @@ class AsyncClient:
         if status.in_progress:
             raise Unavailable(
                 StatusCode.UNAVAILABLE,
-                f"{self._target} still receives the upload whose stream broke; retrying",
+                f"{self._target} has not yet noticed that an earlier stream of this upload"
+                " broke, and still counts it as in progress",
+                reason="UPLOAD_IN_PROGRESS",
             )
         return status
 

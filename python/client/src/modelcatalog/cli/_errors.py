@@ -187,6 +187,9 @@ def from_sdk_error(
                 f" {_ca_cert_fix(settings, login)}",
                 ExitCode.CONNECTION,
             )
+        case Unavailable() if reason == "UPLOAD_IN_PROGRESS":
+            hint = "run the same command again in a moment to resume the upload"
+            return CliError(_with_hint(message, hint), ExitCode.CONFLICT)
         case Unavailable():
             hint = f"check that the server is running and that {_named_settings(settings)} right"
             return CliError(_with_hint(message, hint), ExitCode.CONNECTION)

@@ -55,7 +55,7 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(item) for item in value]
     if isinstance(value, datetime):
-        return timestamp(value, sep="T")
+        return timestamp(value, sep="T", exact=True)
     if isinstance(value, betterproto.Enum):
         return enum_name(value)
     return value
@@ -118,13 +118,16 @@ def enum_name(value: betterproto.Enum | int) -> str:
     return name.lower() if name else str(int(value))
 
 
-def timestamp(value: datetime | None, *, sep: str = " ") -> str:
-    """A timestamp in UTC to the second, e.g. ``2025-01-31 09:30:00Z``; unset ones are ''."""
+def timestamp(value: datetime | None, *, sep: str = " ", exact: bool = False) -> str:
+    """A timestamp in UTC, e.g. ``2025-01-31 09:30:00Z``; unset ones are ''. To the second for
+    people; ``exact`` keeps the microseconds the server stores (JSON, which scripts feed back
+    into a ``create_time`` filter)."""
     if value is None:
         return ""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat(sep) + "Z"
+    utc = value.astimezone(UTC).replace(tzinfo=None)
+    return (utc if exact else utc.replace(microsecond=0)).isoformat(sep) + "Z"
 
 
 def human_size(size: int) -> str:

@@ -181,8 +181,19 @@ def if_match_option(kind: str) -> Callable[[_F], _F]:
         "--if-match",
         "if_match",
         metavar="ETAG",
+        callback=_not_empty,
         help=f"Change the {kind} only if its etag (from `show --json`) is still ETAG.",
     )
+
+
+def _not_empty(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An empty ``--if-match`` (a script's empty variable) would make the change
+    unconditional: refused instead."""
+    if value is not None and not value.strip():
+        raise click.BadParameter(
+            "an empty etag would change the resource unconditionally", ctx, param
+        )
+    return value
 
 
 def quiet_option(function: _F) -> _F:

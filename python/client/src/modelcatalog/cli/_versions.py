@@ -40,8 +40,10 @@ if TYPE_CHECKING:
 def version() -> None:
     """Upload, download, list, show, edit and delete model versions.
 
-    MODEL is a model's id, or its name when only one model you can see has it. VERSION is a
-    version's number or the name of an alias pointing at it; MODEL@ALIAS says both at once.
+    MODEL is a model's id, or its name when only one model you can see has it (anything
+    written like an id is read as one). VERSION is a version's number or the name of an alias
+    pointing at it; MODEL@ALIAS says both at once (split at the last "@": for a model whose
+    name holds "@", give MODEL VERSION).
     """
 
 

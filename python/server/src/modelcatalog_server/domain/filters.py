@@ -104,6 +104,8 @@ def _condition(tokens: list[_Token], index: int, fields: Collection[str]) -> tup
         raise _bad(f"expected a value after {field.text} {operator.text} at the end")
     if name == "labels" and operator.text == ":" and value.kind == "star":
         return Condition(field.text, ":", None), index + 3
+    if value.kind == "other" and value.text == '"':
+        raise _bad(f"the string that starts at character {value.at} has no closing quote")
     if value.kind != "string":
         raise _bad(f'expected a value in double quotes {_where(value)}, such as "resnet"')
     checked = _operator(name, field.text, operator)
@@ -132,7 +134,7 @@ def _operator(kind: str, field: str, token: _Token) -> str:
     allowed = {
         "name": {"=", ":"},
         "folder_id": {"="},
-        "labels": {"=", ":"},
+        "labels": {"="},
         "create_time": _COMPARISONS,
     }[kind]
     if token.text not in allowed:
@@ -220,6 +222,8 @@ def model_query(filter_text: str, order_by: str) -> ModelQuery:
             else:
                 names.append(value)
         elif condition.field == "folder_id" and value is not None:
+            if not value:
+                raise _bad('folder_id = "" names no folder; give a folder id')
             folder_ids.append(validation.resource_id("filter", value))
     return ModelQuery(
         folder_ids=tuple(folder_ids),

@@ -53,6 +53,7 @@ from ..storage.blobs import BlobStore, BlobWriter
 from ..storage.faults import StorageFault, StorageUnavailable
 from ..storage.metadata import MetadataStore, Transaction, new_id, now_us
 from ..storage.records import UploadSessionRecord
+from ..tasks import run_to_end
 from .errors import Aborted, FailedPrecondition
 from .requests import Request, reused
 
@@ -190,23 +191,45 @@ class PendingUploads:
         paused upload ``key`` that holds that many bytes. Unless it was recorded as a version
         by the end, everything it stored is removed (also when the caller is cancelled), or
         kept for resuming when it was ``interrupted`` and has a key."""
-        if offset:
-            assert key is not None, "only an upload with a request id is resumed"
-            upload = await self._resumed(key, offset)
-        else:
-            upload = Upload(self, self._blobs.writer(), key=key)
-            await self.store.write(
-                lambda tx: tx.insert_upload_session(
-                    upload.id, upload.writer.handle, self.deadline(), key.row if key else None
-                )
-            )
+        upload = await self._begun(key, offset)
         self._live.add(upload.id)
         try:
             yield upload
         finally:
             self._live.discard(upload.id)
             if not upload.recorded:
-                await asyncio.shield(self._set_aside(upload))
+                await run_to_end(self._set_aside(upload))
+
+    async def _begun(self, key: ResumeKey | None, offset: int) -> Upload:
+        """A new upload, or the paused one resumed. Its session row exists once the store has
+        written it, even if the caller was cancelled meanwhile (``run_to_end``): then it is
+        set aside at once, as an interrupted upload, before the cancellation goes on, so that
+        no session is left neither live, paused nor removed (the client would be told for a
+        whole grace period that a stream still sends it)."""
+        beginning = asyncio.ensure_future(self._begin(key, offset))
+        try:
+            return await asyncio.shield(beginning)
+        except asyncio.CancelledError:
+            while not beginning.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait((beginning,))
+            if not beginning.cancelled() and beginning.exception() is None:
+                upload = beginning.result()
+                upload.interrupted = True
+                await run_to_end(self._set_aside(upload))
+            raise
+
+    async def _begin(self, key: ResumeKey | None, offset: int) -> Upload:
+        if offset:
+            assert key is not None, "only an upload with a request id is resumed"
+            return await self._resumed(key, offset)
+        upload = Upload(self, self._blobs.writer(), key=key)
+        await self.store.write(
+            lambda tx: tx.insert_upload_session(
+                upload.id, upload.writer.handle, self.deadline(), key.row if key else None
+            )
+        )
+        return upload
 
     def status(self, tx: Transaction, key: ResumeKey) -> UploadStatus:
         """What the server holds of the upload ``key`` (inside a transaction that has found
@@ -266,13 +289,19 @@ class PendingUploads:
             log.warning("could not remove the bytes of upload %s now: %s", session_id, error)
 
     async def _set_aside(self, upload: Upload) -> None:
-        """Pauses an interrupted resumable upload; cleans up any other that was not recorded."""
+        """Pauses an interrupted resumable upload; cleans up any other that was not recorded.
+
+        Whatever stops a pause, the upload is then cleaned up rather than left half-set-aside
+        until a sweep, with a session its client sees "in progress" meanwhile.
+        """
         if upload.key is not None and upload.interrupted and self._resume_us > 0:
             try:
                 if await self._pause(upload, upload.key):
                     return
             except (StorageFault, OSError) as error:
                 log.warning("could not keep upload %s for resuming: %s", upload.id, error)
+            except Exception:  # a bug must not leave the upload in limbo: say so, clean up
+                log.exception("could not keep upload %s for resuming", upload.id)
         await self._clean_up_quietly(upload)
 
     async def _pause(self, upload: Upload, key: ResumeKey) -> bool:

@@ -284,9 +284,13 @@ class _LocalWriter(BlobWriter):
         self._written_bytes += length
 
     async def finish(self) -> str:
+        """Writes what is left, fsyncs and closes the file (once: pausing a finished upload
+        finds it done); run to its end even when the caller is cancelled meanwhile."""
         await self._written()
-        with disk_full_is_a_fault("writing an upload"):
-            await self._store.run(self._write_and_sync, self._opened(), self._batch())
+        if self._file is None or not self._file.closed:
+            with disk_full_is_a_fault("writing an upload"):
+                work = self._store.submit(self._write_and_sync, self._opened(), self._batch())
+                await _result(work)
         return self._hash.hexdigest()
 
     def _write_and_sync(self, file: FileIO, batch: list[bytes]) -> None:
@@ -342,10 +346,15 @@ def _is_part_name(name: str) -> bool:
 
 
 async def _result(future: Future[T]) -> T:
-    """The result of work submitted to a thread; no event-loop wake-up when it is already done."""
+    """The result of work submitted to a thread; no event-loop wake-up when it is already done.
+
+    Shielded: a caller cancelled while it waits (a client that went away) must not cancel the
+    work itself while it still waits for a thread, as ``wrap_future`` would, since the writer
+    goes on to pause or abort the upload and must find every batch it took written.
+    """
     if future.done():
         return future.result()
-    return await asyncio.wrap_future(future)
+    return await asyncio.shield(asyncio.wrap_future(future))
 
 
 def _close_when_done(work: Future[Any] | None, file: FileIO) -> None:

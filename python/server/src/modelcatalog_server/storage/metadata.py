@@ -69,7 +69,7 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.elements import BindParameter
 
-from ._tasks import run_to_end
+from ..tasks import run_to_end
 from .faults import StorageFault, StorageFull, StorageUnavailable
 from .locations import database_url, sqlite_path
 from .migrations import upgrade

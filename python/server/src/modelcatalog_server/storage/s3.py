@@ -74,7 +74,7 @@ import botocore.exceptions
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from ._tasks import run_to_end
+from ..tasks import run_to_end
 from .blobs import PROBE_BYTES, READ_CHUNK_BYTES, BlobStore, BlobWriter
 from .faults import StorageUnavailable
 from .locations import parse_s3_url
