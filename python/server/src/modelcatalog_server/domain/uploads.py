@@ -206,18 +206,11 @@ class PendingUploads:
         set aside at once, as an interrupted upload, before the cancellation goes on, so that
         no session is left neither live, paused nor removed (the client would be told for a
         whole grace period that a stream still sends it)."""
-        beginning = asyncio.ensure_future(self._begin(key, offset))
-        try:
-            return await asyncio.shield(beginning)
-        except asyncio.CancelledError:
-            while not beginning.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait((beginning,))
-            if not beginning.cancelled() and beginning.exception() is None:
-                upload = beginning.result()
-                upload.interrupted = True
-                await run_to_end(self._set_aside(upload))
-            raise
+        return await run_to_end(self._begin(key, offset), undo=self._set_aside_interrupted)
+
+    async def _set_aside_interrupted(self, upload: Upload) -> None:
+        upload.interrupted = True
+        await self._set_aside(upload)
 
     async def _begin(self, key: ResumeKey | None, offset: int) -> Upload:
         if offset:
