@@ -34,6 +34,8 @@ EXAMPLES = int(os.environ.get("MODELCATALOG_TEST_FUZZ_EXAMPLES", "100"))
 CALL_TIMEOUT_SECONDS = 10.0
 SERVICES = (v1.AuthServiceBase(), v1.FolderServiceBase(), v1.ModelServiceBase())
 PUBLIC_METHODS = {"SignUp", "SignIn"}
+#: The RPCs whose first success may end the token they are called with.
+TOKEN_ENDING_METHODS = ("SignOut", "SignOutEverywhere", "ChangePassword", "DeleteAccount")
 USERNAME = "fuzzer"
 PASSWORD = "correct horse battery"
 EDITOR = v1.FolderRole.from_string("EDITOR")
@@ -54,8 +56,9 @@ class Catalog:
     token: str
     folder_id: str
     model_id: str
-    sign_out_token: str
-    """A token of its own for SignOut, whose fuzzed calls may revoke it."""
+    own_tokens: dict[str, str]
+    """For each RPC that may end its caller's token (SignOut, SignOutEverywhere, ChangePassword,
+    DeleteAccount), a token of an account of its own, so the other RPCs keep theirs."""
     doomed_folder_id: str
     doomed_model_id: str
     """A folder and a model (with a version) of their own for the Delete RPCs, whose fuzzed
@@ -81,7 +84,11 @@ async def populate(server: RunningServer) -> Catalog:
     async with AsyncClient(server.address, ca_cert=server.ca_cert, timeout=30) as client:
         await client.sign_up(USERNAME, PASSWORD)
         await client.sign_up("colleague", PASSWORD)
-        sign_out_token = (await client.sign_in(USERNAME, PASSWORD)).access_token
+        own_tokens = {}
+        for method in TOKEN_ENDING_METHODS:
+            username = method.lower()
+            await client.sign_up(username, PASSWORD)
+            own_tokens[method] = (await client.sign_in(username, PASSWORD)).access_token
         token = (await client.sign_in(USERNAME, PASSWORD)).access_token
         folder = await client.create_folder("fuzzing", "a folder to fuzz")
         model = await client.create_model(folder.id, "target", "a model to fuzz")
@@ -90,7 +97,7 @@ async def populate(server: RunningServer) -> Catalog:
         doomed_folder = await client.create_folder("doomed")
         doomed_model = await client.create_model(doomed_folder.id, "doomed")
         await client.upload(doomed_model.id, io.BytesIO(b"doomed"), file_name="doomed.bin")
-    return Catalog(token, folder.id, model.id, sign_out_token, doomed_folder.id, doomed_model.id)
+    return Catalog(token, folder.id, model.id, own_tokens, doomed_folder.id, doomed_model.id)
 
 
 def targets(catalog: Catalog) -> list[Target]:
@@ -105,6 +112,14 @@ def targets(catalog: Catalog) -> list[Target]:
         "SignIn": v1.SignInRequest(USERNAME, PASSWORD),
         "GetCurrentUser": v1.GetCurrentUserRequest(),
         "SignOut": v1.SignOutRequest(),
+        "CreateAccessToken": v1.CreateAccessTokenRequest(
+            "ci", v1.AccessTokenScope(1), [folder], ttl_seconds=3600
+        ),
+        "ListAccessTokens": v1.ListAccessTokensRequest(page_size=5),
+        "RevokeAccessToken": v1.RevokeAccessTokenRequest("7d3a2c1e-0000-4000-8000-000000000002"),
+        "ChangePassword": v1.ChangePasswordRequest(PASSWORD, "another password"),
+        "SignOutEverywhere": v1.SignOutEverywhereRequest(),
+        "DeleteAccount": v1.DeleteAccountRequest(PASSWORD),
         "CreateFolder": v1.CreateFolderRequest("another", "a description"),
         "GetFolder": v1.GetFolderRequest(folder),
         "ListFolders": v1.ListFoldersRequest(page_size=5),
@@ -151,8 +166,7 @@ def targets(catalog: Catalog) -> list[Target]:
     for path, handler in handlers.items():
         method = path.rsplit("/", 1)[1]
         token = None if method in PUBLIC_METHODS else catalog.token
-        if method == "SignOut":
-            token = catalog.sign_out_token
+        token = catalog.own_tokens.get(method, token)
         found.append(Target(path, handler.cardinality, bytes(requests[method]), token=token))
         if method == "UploadModelVersion":
             chunk = bytes(v1.UploadModelVersionRequest(chunk=b"data"))
@@ -228,9 +242,10 @@ def test_fuzzed_requests_never_fault_the_server(server: RunningServer) -> None:
         finally:
             channel.close()
     for target, answered in statuses.items():
-        # The first SignOut that decodes revokes its token: later ones stop at authentication.
+        # The first of these that succeeds ends its token: later ones stop at authentication.
+        ends_token = target.path.rsplit("/", 1)[1] in TOKEN_ENDING_METHODS
         reached_decoding = Status.INVALID_ARGUMENT in answered or (
-            target.path.endswith("/SignOut") and Status.OK in answered
+            ends_token and Status.OK in answered
         )
         assert reached_decoding, (target.path, answered)
     log = server.log()

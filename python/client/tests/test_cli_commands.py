@@ -22,12 +22,17 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 
 
 def test_command_tree_is_complete() -> None:
-    """The issue's commands all exist, in groups folder, model, version and alias."""
+    """The issue's commands all exist, in groups account, token, folder, model, version and
+    alias."""
     assert set(_commands(cli)) == {
         ("signup",),
         ("login",),
         ("logout",),
         ("whoami",),
+        ("account",),
+        *[("account", name) for name in ("password", "logout-everywhere", "delete")],
+        ("token",),
+        *[("token", name) for name in ("create", "list", "revoke")],
         ("folder",),
         *[
             ("folder", name)

@@ -20,6 +20,8 @@ COMMANDS = [
     "login",
     "logout",
     "whoami",
+    "account",
+    "token",
     "folder",
     "model",
     "version",

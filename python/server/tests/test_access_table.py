@@ -2,8 +2,10 @@
 method missing from it is refused."""
 
 from collections.abc import AsyncIterator
+from importlib import resources
 
 import pytest
+from google.protobuf import descriptor_pb2
 from grpclib.const import Status
 from grpclib.testing import ChannelFor
 from server_testing import Api, expect_error
@@ -36,6 +38,34 @@ def test_only_sign_up_sign_in_health_and_reflection_are_public(app: Application)
     """Everything except SignUp, SignIn, health and reflection needs a token."""
     public = {method for method, access in METHOD_ACCESS.items() if access is Access.PUBLIC}
     assert public == PUBLIC
+
+
+def side_effect_free_methods() -> set[str]:
+    """The API's methods whose proto says ``idempotency_level = NO_SIDE_EFFECTS``."""
+    descriptors = descriptor_pb2.FileDescriptorSet.FromString(
+        resources.files("modelcatalog._gen").joinpath("modelcatalog.binpb").read_bytes()
+    )
+    no_side_effects = descriptor_pb2.MethodOptions.NO_SIDE_EFFECTS
+    return {
+        f"/{file.package}.{service.name}/{method.name}"
+        for file in descriptors.file
+        if file.package == "modelcatalog.v1"
+        for service in file.service
+        for method in service.method
+        if method.options.idempotency_level == no_side_effects
+    }
+
+
+def test_read_only_access_tokens_may_call_exactly_the_side_effect_free_methods() -> None:
+    """The methods a read-only access token may call (READ) are those the contract marks
+    NO_SIDE_EFFECTS, except the account methods no access token may call."""
+    api_reads = {
+        method
+        for method, access in METHOD_ACCESS.items()
+        if access is Access.READ and method.startswith("/modelcatalog.")
+    }
+    account = {method for method, access in METHOD_ACCESS.items() if access is Access.ACCOUNT}
+    assert api_reads == side_effect_free_methods() - account
 
 
 GET_CURRENT_USER = "/modelcatalog.v1.AuthService/GetCurrentUser"

@@ -220,6 +220,8 @@ _AFTER_ALEMBIC = (
     "DROP TABLE model_aliases",
     "DROP TABLE upload_sessions",
     "DROP TABLE blob_deletions",
+    "DROP TABLE access_tokens",
+    "ALTER TABLE users DROP COLUMN deleted_us",
 )
 _PRE_ALEMBIC_DOWNGRADES = {
     2: (

@@ -22,6 +22,7 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
+    Sequence,
 )
 from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
@@ -494,6 +495,74 @@ class AsyncClient:
             await self._call(self._auth.sign_out, v1.SignOutRequest(), timeout=timeout)
         finally:
             self.token = None
+
+    async def create_access_token(
+        self,
+        name: str,
+        ttl_seconds: int,
+        *,
+        read_only: bool,
+        folder_ids: Sequence[str] = (),
+        timeout: Timeout = ...,
+    ) -> v1.CreateAccessTokenResponse:
+        """Create an access token for a machine, acting for the caller until ``ttl_seconds``
+        from now: read-only or read-write, limited to ``folder_ids`` if any are given.
+
+        The response's ``secret`` is shown this once: pass it as ``token=`` to a client (or
+        set ``MODELCATALOG_TOKEN`` for the CLI). Needs a sign-in token. Not retried.
+        """
+        scope = v1.AccessTokenScope.READ if read_only else v1.AccessTokenScope.READ_WRITE
+        request = v1.CreateAccessTokenRequest(
+            name=name,
+            scope=v1.AccessTokenScope(scope),
+            folder_ids=list(folder_ids),
+            ttl_seconds=ttl_seconds,
+        )
+        return await self._call(self._auth.create_access_token, request, timeout=timeout)
+
+    def list_access_tokens(
+        self, page_size: int = 0, *, timeout: Timeout = ...
+    ) -> AsyncIterator[v1.AccessToken]:
+        """The caller's unexpired access tokens by name, without their secrets."""
+        request = v1.ListAccessTokensRequest(page_size=page_size)
+        return self._paginate(
+            self._auth.list_access_tokens, request, lambda page: page.access_tokens, timeout
+        )
+
+    async def revoke_access_token(self, access_token_id: str, *, timeout: Timeout = ...) -> None:
+        """End one of the caller's access tokens; revoking one that is gone does nothing.
+        Not retried, like every change without a request_id."""
+        request = v1.RevokeAccessTokenRequest(access_token_id=access_token_id)
+        await self._call(self._auth.revoke_access_token, request, timeout=timeout)
+
+    async def change_password(
+        self, current_password: str, new_password: str, *, timeout: Timeout = ...
+    ) -> v1.ChangePasswordResponse:
+        """Replace the password; every sign-in token ends, and this client keeps the new one
+        the response carries. Access tokens keep working."""
+        request = v1.ChangePasswordRequest(
+            current_password=current_password, new_password=new_password
+        )
+        response = await self._call(self._auth.change_password, request, timeout=timeout)
+        self.token = response.access_token
+        return response
+
+    async def sign_out_everywhere(self, *, timeout: Timeout = ...) -> None:
+        """End every sign-in token of the account, this client's included, then forget it.
+        Access tokens keep working: revoke them with ``revoke_access_token``."""
+        request = v1.SignOutEverywhereRequest()
+        await self._call(self._auth.sign_out_everywhere, request, timeout=timeout)
+        self.token = None
+
+    async def delete_account(self, password: str, *, timeout: Timeout = ...) -> None:
+        """Delete the caller's account, then forget the token.
+
+        Refused (``FailedPrecondition``, reason ``ACCOUNT_OWNS_FOLDERS``) while the account is
+        the only owner of folders that hold models or have other members.
+        """
+        request = v1.DeleteAccountRequest(password=password)
+        await self._call(self._auth.delete_account, request, timeout=timeout)
+        self.token = None
 
     async def create_folder(
         self,

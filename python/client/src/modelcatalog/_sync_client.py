@@ -8,7 +8,7 @@ methods', copied by ``_same_as``.
 
 import os
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
 from typing import Any, BinaryIO, Self, TypeVar
@@ -160,6 +160,48 @@ class Client:
     @_same_as(AsyncClient.sign_out)
     def sign_out(self, *, timeout: Timeout = ...) -> None:
         return self._loop.run(self._client.sign_out(timeout=timeout))
+
+    @_same_as(AsyncClient.create_access_token)
+    def create_access_token(
+        self,
+        name: str,
+        ttl_seconds: int,
+        *,
+        read_only: bool,
+        folder_ids: Sequence[str] = (),
+        timeout: Timeout = ...,
+    ) -> v1.CreateAccessTokenResponse:
+        return self._loop.run(
+            self._client.create_access_token(
+                name, ttl_seconds, read_only=read_only, folder_ids=folder_ids, timeout=timeout
+            )
+        )
+
+    @_same_as(AsyncClient.list_access_tokens)
+    def list_access_tokens(
+        self, page_size: int = 0, *, timeout: Timeout = ...
+    ) -> Iterator[v1.AccessToken]:
+        return self._iterate(self._client.list_access_tokens(page_size, timeout=timeout))
+
+    @_same_as(AsyncClient.revoke_access_token)
+    def revoke_access_token(self, access_token_id: str, *, timeout: Timeout = ...) -> None:
+        return self._loop.run(self._client.revoke_access_token(access_token_id, timeout=timeout))
+
+    @_same_as(AsyncClient.change_password)
+    def change_password(
+        self, current_password: str, new_password: str, *, timeout: Timeout = ...
+    ) -> v1.ChangePasswordResponse:
+        return self._loop.run(
+            self._client.change_password(current_password, new_password, timeout=timeout)
+        )
+
+    @_same_as(AsyncClient.sign_out_everywhere)
+    def sign_out_everywhere(self, *, timeout: Timeout = ...) -> None:
+        return self._loop.run(self._client.sign_out_everywhere(timeout=timeout))
+
+    @_same_as(AsyncClient.delete_account)
+    def delete_account(self, password: str, *, timeout: Timeout = ...) -> None:
+        return self._loop.run(self._client.delete_account(password, timeout=timeout))
 
     @_same_as(AsyncClient.create_folder)
     def create_folder(

@@ -34,6 +34,7 @@ from .auth.tokens import (
     load_rsa_public_key,
 )
 from .config import ListenAddress, Settings
+from .domain.access_tokens import AccessTokens
 from .domain.accounts import Accounts
 from .domain.aliases import Aliases
 from .domain.catalog import Catalog
@@ -344,8 +345,14 @@ def build_services(
     )
     deletions = Deletions(store, pending)
     metrics.watch(store, versions)
+    access_tokens = AccessTokens(
+        store,
+        page_tokens,
+        max_lifetime_seconds=settings.access_token_max_lifetime,
+        check_interval=settings.token_check_interval,
+    )
     api: list[IServable] = [
-        AuthService(accounts, tokens),
+        AuthService(accounts, tokens, access_tokens),
         FolderService(catalog, edits, deletions),
         ModelService(catalog, versions, Aliases(store, page_tokens, requests), edits, deletions),
     ]
@@ -356,7 +363,7 @@ def build_services(
     ]
     health = Health(dict.fromkeys(api, checks))
     guarded = guards.apply(with_reflection([*api, health]))
-    return rpc.intercept(guarded, Authenticator(tokens, accounts))
+    return rpc.intercept(guarded, Authenticator(tokens, accounts, access_tokens))
 
 
 def _database_answers(store: MetadataStore) -> Callable[[], Awaitable[bool]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .domain.access_tokens import MAX_LIFETIME_SECONDS
 from .domain.accounts import TOKEN_CHECK_INTERVAL_SECONDS
 from .domain.requests import DEFAULT_RETENTION_SECONDS as REQUEST_ID_RETENTION_SECONDS
 from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
@@ -62,6 +63,7 @@ class Settings:
     jwt_issuer: str = "modelcatalog"
     token_lifetime: int = 3600
     token_check_interval: int = int(TOKEN_CHECK_INTERVAL_SECONDS)
+    access_token_max_lifetime: int = MAX_LIFETIME_SECONDS
     bcrypt_cost: int = 12
     sign_in_max_failures_per_account: int = 10
     sign_in_max_failures_per_peer: int = 50
@@ -165,17 +167,23 @@ def _paths(text: str) -> tuple[Path, ...]:
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str) -> int:
-    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``1d``; at least 1 s, at most 30 d."""
+def parse_duration(text: str, *, max_days: int = 30) -> int:
+    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``1d``; at least 1 s, at most
+    ``max_days`` days."""
     value = text.strip().lower()
     unit = _DURATION_UNITS.get(value[-1:], 0)
     number = value[:-1] if unit else value
-    if not number.isdigit():
+    if not number.isdigit() or len(number) > 12:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 3600, 30m or 1h")
     seconds = int(number) * (unit or 1)
-    if not 1 <= seconds <= 30 * 86400:
-        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 second to 30 days")
+    if not 1 <= seconds <= max_days * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 second to {max_days} days")
     return seconds
+
+
+def _long_duration(text: str) -> int:
+    """Seconds from 1 s to 10 years (3650 days)."""
+    return parse_duration(text, max_days=3650)
 
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -360,6 +368,14 @@ _OPTIONS = (
         "how long a token found not revoked is trusted before the database is asked again, "
         "0 to 300 seconds; a sign-out takes effect at once on the server that handled it, and "
         "within this interval on other servers sharing the database; 0 asks on every call",
+        "DURATION",
+    ),
+    _Option(
+        "access_token_max_lifetime",
+        "--access-token-max-lifetime",
+        _long_duration,
+        "the longest expiry a user may give an access token made for a machine "
+        "(CreateAccessToken), up to 3650 days",
         "DURATION",
     ),
     _Option(

@@ -39,6 +39,10 @@ class Recent(Generic[K, V]):
         if len(self._entries) > self._capacity:
             self._entries.popitem(last=False)
 
+    def clear(self) -> None:
+        """Forgets every entry now."""
+        self._entries.clear()
+
     def discard(self, key: K) -> None:
         """Forgets ``key`` now."""
         self._entries.pop(key, None)

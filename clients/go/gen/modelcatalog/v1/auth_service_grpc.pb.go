@@ -51,6 +51,66 @@ type AuthServiceClient interface {
 	// token that is already expired or revoked needs no sign-out, so a client may treat these as
 	// done.
 	SignOut(ctx context.Context, in *SignOutRequest, opts ...grpc.CallOption) (*SignOutResponse, error)
+	// CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
+	// for the caller within a scope until it expires. The token is returned once, in this
+	// response, and stored only as a digest: it cannot be shown again. It keeps working after
+	// its owner changes the password or signs out everywhere; RevokeAccessToken ends it, and so
+	// does deleting the account. Needs a sign-in token.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a name that does not match its pattern, an
+	// unspecified scope, a ttl_seconds that is not positive or longer than the server's maximum (365
+	// days by default), more than 100 folder_ids, or a malformed folder id; PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED) when a listed folder does not exist or the caller has no role in
+	// it; ALREADY_EXISTS (ACCESS_TOKEN_NAME_TAKEN); PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT)
+	// when called with an access token.
+	CreateAccessToken(ctx context.Context, in *CreateAccessTokenRequest, opts ...grpc.CallOption) (*CreateAccessTokenResponse, error)
+	// ListAccessTokens lists the caller's unexpired access tokens by name, without their secrets.
+	// Needs a sign-in token.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID);
+	// PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	ListAccessTokens(ctx context.Context, in *ListAccessTokensRequest, opts ...grpc.CallOption) (*ListAccessTokensResponse, error)
+	// RevokeAccessToken ends one of the caller's access tokens: any later call with it answers
+	// UNAUTHENTICATED (TOKEN_REVOKED), at once on the server process that revoked it and within
+	// the token check interval (5 s by default) on others sharing the database. Revoking a token
+	// that does not exist (already revoked, expired and forgotten, or another user's) changes
+	// nothing and succeeds. Needs a sign-in token.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a malformed id; PERMISSION_DENIED
+	// (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	RevokeAccessToken(ctx context.Context, in *RevokeAccessTokenRequest, opts ...grpc.CallOption) (*RevokeAccessTokenResponse, error)
+	// ChangePassword replaces the caller's password and ends every sign-in token of the account,
+	// the one the call is made with included; the response carries a new sign-in token. Access
+	// tokens keep working. The current password is checked like a sign-in: failures count
+	// towards the same throttle.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
+	// shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+	// when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
+	// SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
+	// SignOutEverywhere ends every sign-in token of the caller's account, on every server
+	// process sharing the database (within the token check interval on the others), the one
+	// the call is made with included. Access tokens keep working: revoke them with
+	// RevokeAccessToken.
+	//
+	// Errors: PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	SignOutEverywhere(ctx context.Context, in *SignOutEverywhereRequest, opts ...grpc.CallOption) (*SignOutEverywhereResponse, error)
+	// DeleteAccount deletes the caller's account: its sign-in and access tokens stop working,
+	// its roles in folders are removed, and the folders it alone belongs to that hold no model
+	// are deleted. What it made in shared folders stays and still names it as creator; its
+	// username is never given to another account, so nothing is attributed to someone else.
+	// The password is checked like a sign-in.
+	//
+	// Refused, changing nothing, while the account is the only owner of a folder that holds
+	// models or has other members: make another member owner (GrantFolderAccess) or delete the
+	// folder first.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty password; PERMISSION_DENIED
+	// (INVALID_CREDENTIALS) when it is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED,
+	// OVERLOADED) as for SignIn; FAILED_PRECONDITION (ACCOUNT_OWNS_FOLDERS) naming those
+	// folders; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	DeleteAccount(ctx context.Context, in *DeleteAccountRequest, opts ...grpc.CallOption) (*DeleteAccountResponse, error)
 }
 
 type authServiceClient struct {
@@ -97,6 +157,60 @@ func (c *authServiceClient) SignOut(ctx context.Context, in *SignOutRequest, opt
 	return out, nil
 }
 
+func (c *authServiceClient) CreateAccessToken(ctx context.Context, in *CreateAccessTokenRequest, opts ...grpc.CallOption) (*CreateAccessTokenResponse, error) {
+	out := new(CreateAccessTokenResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.AuthService/CreateAccessToken", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) ListAccessTokens(ctx context.Context, in *ListAccessTokensRequest, opts ...grpc.CallOption) (*ListAccessTokensResponse, error) {
+	out := new(ListAccessTokensResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.AuthService/ListAccessTokens", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) RevokeAccessToken(ctx context.Context, in *RevokeAccessTokenRequest, opts ...grpc.CallOption) (*RevokeAccessTokenResponse, error) {
+	out := new(RevokeAccessTokenResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.AuthService/RevokeAccessToken", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error) {
+	out := new(ChangePasswordResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.AuthService/ChangePassword", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) SignOutEverywhere(ctx context.Context, in *SignOutEverywhereRequest, opts ...grpc.CallOption) (*SignOutEverywhereResponse, error) {
+	out := new(SignOutEverywhereResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.AuthService/SignOutEverywhere", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *authServiceClient) DeleteAccount(ctx context.Context, in *DeleteAccountRequest, opts ...grpc.CallOption) (*DeleteAccountResponse, error) {
+	out := new(DeleteAccountResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.AuthService/DeleteAccount", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AuthServiceServer is the server API for AuthService service.
 // All implementations must embed UnimplementedAuthServiceServer
 // for forward compatibility
@@ -135,6 +249,66 @@ type AuthServiceServer interface {
 	// token that is already expired or revoked needs no sign-out, so a client may treat these as
 	// done.
 	SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error)
+	// CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
+	// for the caller within a scope until it expires. The token is returned once, in this
+	// response, and stored only as a digest: it cannot be shown again. It keeps working after
+	// its owner changes the password or signs out everywhere; RevokeAccessToken ends it, and so
+	// does deleting the account. Needs a sign-in token.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a name that does not match its pattern, an
+	// unspecified scope, a ttl_seconds that is not positive or longer than the server's maximum (365
+	// days by default), more than 100 folder_ids, or a malformed folder id; PERMISSION_DENIED
+	// (FOLDER_ACCESS_DENIED) when a listed folder does not exist or the caller has no role in
+	// it; ALREADY_EXISTS (ACCESS_TOKEN_NAME_TAKEN); PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT)
+	// when called with an access token.
+	CreateAccessToken(context.Context, *CreateAccessTokenRequest) (*CreateAccessTokenResponse, error)
+	// ListAccessTokens lists the caller's unexpired access tokens by name, without their secrets.
+	// Needs a sign-in token.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID);
+	// PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	ListAccessTokens(context.Context, *ListAccessTokensRequest) (*ListAccessTokensResponse, error)
+	// RevokeAccessToken ends one of the caller's access tokens: any later call with it answers
+	// UNAUTHENTICATED (TOKEN_REVOKED), at once on the server process that revoked it and within
+	// the token check interval (5 s by default) on others sharing the database. Revoking a token
+	// that does not exist (already revoked, expired and forgotten, or another user's) changes
+	// nothing and succeeds. Needs a sign-in token.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a malformed id; PERMISSION_DENIED
+	// (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	RevokeAccessToken(context.Context, *RevokeAccessTokenRequest) (*RevokeAccessTokenResponse, error)
+	// ChangePassword replaces the caller's password and ends every sign-in token of the account,
+	// the one the call is made with included; the response carries a new sign-in token. Access
+	// tokens keep working. The current password is checked like a sign-in: failures count
+	// towards the same throttle.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
+	// shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+	// when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
+	// SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
+	// SignOutEverywhere ends every sign-in token of the caller's account, on every server
+	// process sharing the database (within the token check interval on the others), the one
+	// the call is made with included. Access tokens keep working: revoke them with
+	// RevokeAccessToken.
+	//
+	// Errors: PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	SignOutEverywhere(context.Context, *SignOutEverywhereRequest) (*SignOutEverywhereResponse, error)
+	// DeleteAccount deletes the caller's account: its sign-in and access tokens stop working,
+	// its roles in folders are removed, and the folders it alone belongs to that hold no model
+	// are deleted. What it made in shared folders stays and still names it as creator; its
+	// username is never given to another account, so nothing is attributed to someone else.
+	// The password is checked like a sign-in.
+	//
+	// Refused, changing nothing, while the account is the only owner of a folder that holds
+	// models or has other members: make another member owner (GrantFolderAccess) or delete the
+	// folder first.
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty password; PERMISSION_DENIED
+	// (INVALID_CREDENTIALS) when it is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED,
+	// OVERLOADED) as for SignIn; FAILED_PRECONDITION (ACCOUNT_OWNS_FOLDERS) naming those
+	// folders; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+	DeleteAccount(context.Context, *DeleteAccountRequest) (*DeleteAccountResponse, error)
 	mustEmbedUnimplementedAuthServiceServer()
 }
 
@@ -153,6 +327,24 @@ func (UnimplementedAuthServiceServer) GetCurrentUser(context.Context, *GetCurren
 }
 func (UnimplementedAuthServiceServer) SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SignOut not implemented")
+}
+func (UnimplementedAuthServiceServer) CreateAccessToken(context.Context, *CreateAccessTokenRequest) (*CreateAccessTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CreateAccessToken not implemented")
+}
+func (UnimplementedAuthServiceServer) ListAccessTokens(context.Context, *ListAccessTokensRequest) (*ListAccessTokensResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ListAccessTokens not implemented")
+}
+func (UnimplementedAuthServiceServer) RevokeAccessToken(context.Context, *RevokeAccessTokenRequest) (*RevokeAccessTokenResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RevokeAccessToken not implemented")
+}
+func (UnimplementedAuthServiceServer) ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ChangePassword not implemented")
+}
+func (UnimplementedAuthServiceServer) SignOutEverywhere(context.Context, *SignOutEverywhereRequest) (*SignOutEverywhereResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SignOutEverywhere not implemented")
+}
+func (UnimplementedAuthServiceServer) DeleteAccount(context.Context, *DeleteAccountRequest) (*DeleteAccountResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method DeleteAccount not implemented")
 }
 func (UnimplementedAuthServiceServer) mustEmbedUnimplementedAuthServiceServer() {}
 
@@ -239,6 +431,114 @@ func _AuthService_SignOut_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AuthService_CreateAccessToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateAccessTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).CreateAccessToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.AuthService/CreateAccessToken",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).CreateAccessToken(ctx, req.(*CreateAccessTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_ListAccessTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAccessTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ListAccessTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.AuthService/ListAccessTokens",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ListAccessTokens(ctx, req.(*ListAccessTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_RevokeAccessToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeAccessTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).RevokeAccessToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.AuthService/RevokeAccessToken",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).RevokeAccessToken(ctx, req.(*RevokeAccessTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_ChangePassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangePasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).ChangePassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.AuthService/ChangePassword",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).ChangePassword(ctx, req.(*ChangePasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_SignOutEverywhere_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignOutEverywhereRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).SignOutEverywhere(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.AuthService/SignOutEverywhere",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).SignOutEverywhere(ctx, req.(*SignOutEverywhereRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AuthService_DeleteAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuthServiceServer).DeleteAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.AuthService/DeleteAccount",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuthServiceServer).DeleteAccount(ctx, req.(*DeleteAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _AuthService_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "modelcatalog.v1.AuthService",
 	HandlerType: (*AuthServiceServer)(nil),
@@ -258,6 +558,30 @@ var _AuthService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SignOut",
 			Handler:    _AuthService_SignOut_Handler,
+		},
+		{
+			MethodName: "CreateAccessToken",
+			Handler:    _AuthService_CreateAccessToken_Handler,
+		},
+		{
+			MethodName: "ListAccessTokens",
+			Handler:    _AuthService_ListAccessTokens_Handler,
+		},
+		{
+			MethodName: "RevokeAccessToken",
+			Handler:    _AuthService_RevokeAccessToken_Handler,
+		},
+		{
+			MethodName: "ChangePassword",
+			Handler:    _AuthService_ChangePassword_Handler,
+		},
+		{
+			MethodName: "SignOutEverywhere",
+			Handler:    _AuthService_SignOutEverywhere_Handler,
+		},
+		{
+			MethodName: "DeleteAccount",
+			Handler:    _AuthService_DeleteAccount_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,9 +1,11 @@
-"""Account commands: ``signup``, ``login``, ``logout`` and ``whoami``."""
+"""Account commands: ``signup``, ``login``, ``logout``, ``whoami``, and ``account`` (password
+change, sign-out everywhere, deletion)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -11,9 +13,17 @@ import click
 from . import _context as context
 from . import _output as out
 from ._config import ENV_TOKEN, Overrides, Profile, config_path, load_profile, resolve, save_profile
+from ._confirm import confirm_deletion, yes_option
 from ._errors import CliError, ExitCode
 from ._password import read_password
-from ._root import connection_options, examples, exist_ok_option, json_option
+from ._root import (
+    CONTEXT_SETTINGS,
+    Group,
+    connection_options,
+    examples,
+    exist_ok_option,
+    json_option,
+)
 
 if TYPE_CHECKING:
     from .. import AsyncClient, v1
@@ -176,3 +186,89 @@ def whoami(ctx: click.Context, as_json: bool) -> None:
         ("server", settings.server),
     ]
     out.show({**out.jsonable(user), "server": settings.server}, pairs, as_json)
+
+
+@click.group(
+    cls=Group, context_settings=CONTEXT_SETTINGS, epilog=examples("modelcatalog account password")
+)
+def account() -> None:
+    """Change your password, sign out everywhere, or delete your account.
+
+    These need a login with your password: an access token (MODELCATALOG_TOKEN from
+    `modelcatalog token create`) cannot run them.
+    """
+
+
+@account.command(
+    "password",
+    epilog=examples(
+        "modelcatalog account password",
+        'printf \'%s\\n%s\\n\' "$OLD" "$NEW" | modelcatalog account password --password-stdin',
+    ),
+)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the current password, then the new one, from two lines of stdin.",
+)
+@connection_options
+@click.pass_context
+def account_password(ctx: click.Context, password_stdin: bool) -> None:
+    """Change your password. Every login of the account ends, here and elsewhere; this one
+    is renewed and saved. Access tokens keep working."""
+    settings = context.settings(ctx)
+    current = read_password(password_stdin, confirm=False, prompt="Current password")
+    new = read_password(password_stdin, confirm=True, prompt="New password")
+    response = context.run(
+        ctx, lambda client: client.change_password(current, new), settings=settings
+    )
+    _save_token(settings.config_path, response.access_token, settings.token_from_env)
+    out.echo("Changed the password; every other login of the account has ended.")
+
+
+@account.command("logout-everywhere", epilog=examples("modelcatalog account logout-everywhere"))
+@connection_options
+@click.pass_context
+def account_logout_everywhere(ctx: click.Context) -> None:
+    """End every login of your account, on every machine, this one included. Access tokens
+    keep working: revoke them with `modelcatalog token revoke`."""
+    settings = context.settings(ctx)
+    context.run(ctx, lambda client: client.sign_out_everywhere(), settings=settings)
+    _save_token(settings.config_path, None, settings.token_from_env)
+    out.echo(f"Ended every login of the account on {settings.server}; log in again to go on.")
+
+
+@account.command(
+    "delete",
+    epilog=examples(
+        "modelcatalog account delete",
+        "printf '%s\\n' \"$PASSWORD\" | modelcatalog account delete --password-stdin --yes",
+    ),
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin.")
+@yes_option
+@connection_options
+@click.pass_context
+def account_delete(ctx: click.Context, password_stdin: bool, yes: bool) -> None:
+    """Delete your account: its logins and access tokens end, its roles in folders go, and
+    the folders only you belong to that hold no model are deleted.
+
+    Refused (exit 6, naming them) while you are the only owner of folders that hold models or
+    have other members: make another member owner, or delete those folders, first. What you
+    made in shared folders stays; your username is never given to anyone else.
+    """
+    settings = context.settings(ctx)
+    confirm_deletion(f"Delete your account on {settings.server}?", yes=yes)
+    password = read_password(password_stdin, confirm=False)
+    context.run(ctx, lambda client: client.delete_account(password), settings=settings)
+    _save_token(settings.config_path, None, settings.token_from_env)
+    out.echo(f"Deleted your account on {settings.server}.")
+
+
+def _save_token(path: Path, token: str | None, token_from_env: bool) -> None:
+    """Saves ``token`` (None: forgets it) as the login, unless the command used
+    MODELCATALOG_TOKEN rather than the saved login."""
+    if token_from_env:
+        return
+    profile = load_profile(path)
+    save_profile(path, replace(profile, token=token, username=profile.username if token else None))

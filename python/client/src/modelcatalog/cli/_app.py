@@ -1,8 +1,8 @@
 """The ``modelcatalog`` command tree (Click), assembled from one module per command group.
 
 The root group and shared options are in ``_root``, the run's state and client in
-``_context``; the commands are in ``_accounts``, ``_folders``, ``_models``, ``_versions`` and
-``_aliases``;
+``_context``; the commands are in ``_accounts``, ``_tokens``, ``_folders``, ``_models``,
+``_versions`` and ``_aliases``;
 ``shell`` is here because it runs the assembled tree.
 
 The SDK (grpclib, betterproto, the generated code), asyncio and Rich are imported inside the
@@ -15,18 +15,19 @@ from collections.abc import Iterable
 import click
 
 from . import _context as context
-from ._accounts import login, logout, signup, whoami
+from ._accounts import account, login, logout, signup, whoami
 from ._aliases import alias
 from ._completion import completion
 from ._context import State
 from ._folders import folder
 from ._models import model
 from ._root import cli, examples
+from ._tokens import token
 from ._versions import version
 
 __all__ = ["cli", "main"]
 
-for _command in (signup, login, logout, whoami, folder, model, version, alias):
+for _command in (signup, login, logout, whoami, account, token, folder, model, version, alias):
     cli.add_command(_command)
 
 

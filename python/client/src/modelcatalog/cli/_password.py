@@ -28,13 +28,13 @@ def stdin_holds_commands() -> Iterator[None]:
         _commands_on_stdin.reset(token)
 
 
-def read_password(from_stdin: bool, *, confirm: bool) -> str:
+def read_password(from_stdin: bool, *, confirm: bool, prompt: str = "Password") -> str:
     """The password: one line of stdin with ``from_stdin`` or when stdin is not a terminal,
-    else a hidden prompt (asked twice with ``confirm``)."""
+    else a hidden ``prompt`` (asked twice with ``confirm``)."""
     if from_stdin:
         return _read_line("--password-stdin read no password; pipe it in, one line")
     if _is_terminal():
-        password: str = click.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+        password: str = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
         return password
     if _commands_on_stdin.get():
         raise CliError(

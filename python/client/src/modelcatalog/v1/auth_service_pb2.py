@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from modelcatalog.v1 import resources_pb2 as modelcatalog_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"modelcatalog/v1/auth_service.proto\x12\x0fmodelcatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmodelcatalog/v1/resources.proto\"G\n\rSignUpRequest\x12\x1a\n\x08username\x18\x01 \x01(\tR\x08username\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\";\n\x0eSignUpResponse\x12)\n\x04user\x18\x01 \x01(\x0b\x32\x15.modelcatalog.v1.UserR\x04user\"G\n\rSignInRequest\x12\x1a\n\x08username\x18\x01 \x01(\tR\x08username\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\"\x9b\x01\n\x0eSignInResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12)\n\x04user\x18\x03 \x01(\x0b\x32\x15.modelcatalog.v1.UserR\x04user\"\x17\n\x15GetCurrentUserRequest\"C\n\x16GetCurrentUserResponse\x12)\n\x04user\x18\x01 \x01(\x0b\x32\x15.modelcatalog.v1.UserR\x04user\"\x10\n\x0eSignOutRequest\"\x11\n\x0fSignOutResponse2\xde\x02\n\x0b\x41uthService\x12I\n\x06SignUp\x12\x1e.modelcatalog.v1.SignUpRequest\x1a\x1f.modelcatalog.v1.SignUpResponse\x12I\n\x06SignIn\x12\x1e.modelcatalog.v1.SignInRequest\x1a\x1f.modelcatalog.v1.SignInResponse\x12\x66\n\x0eGetCurrentUser\x12&.modelcatalog.v1.GetCurrentUserRequest\x1a\'.modelcatalog.v1.GetCurrentUserResponse\"\x03\x90\x02\x01\x12Q\n\x07SignOut\x12\x1f.modelcatalog.v1.SignOutRequest\x1a .modelcatalog.v1.SignOutResponse\"\x03\x90\x02\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"modelcatalog/v1/auth_service.proto\x12\x0fmodelcatalog.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fmodelcatalog/v1/resources.proto\"G\n\rSignUpRequest\x12\x1a\n\x08username\x18\x01 \x01(\tR\x08username\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\";\n\x0eSignUpResponse\x12)\n\x04user\x18\x01 \x01(\x0b\x32\x15.modelcatalog.v1.UserR\x04user\"G\n\rSignInRequest\x12\x1a\n\x08username\x18\x01 \x01(\tR\x08username\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\"\x9b\x01\n\x0eSignInResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12)\n\x04user\x18\x03 \x01(\x0b\x32\x15.modelcatalog.v1.UserR\x04user\"\x17\n\x15GetCurrentUserRequest\"C\n\x16GetCurrentUserResponse\x12)\n\x04user\x18\x01 \x01(\x0b\x32\x15.modelcatalog.v1.UserR\x04user\"\x10\n\x0eSignOutRequest\"\x11\n\x0fSignOutResponse\"\xc3\x02\n\x0b\x41\x63\x63\x65ssToken\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04name\x18\x02 \x01(\tR\x04name\x12\x37\n\x05scope\x18\x03 \x01(\x0e\x32!.modelcatalog.v1.AccessTokenScopeR\x05scope\x12\x1d\n\nfolder_ids\x18\x04 \x03(\tR\tfolderIds\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12>\n\rlast_use_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0blastUseTime\"\xa7\x01\n\x18\x43reateAccessTokenRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x37\n\x05scope\x18\x02 \x01(\x0e\x32!.modelcatalog.v1.AccessTokenScopeR\x05scope\x12\x1d\n\nfolder_ids\x18\x03 \x03(\tR\tfolderIds\x12\x1f\n\x0bttl_seconds\x18\x04 \x01(\x03R\nttlSeconds\"t\n\x19\x43reateAccessTokenResponse\x12?\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\x0b\x32\x1c.modelcatalog.v1.AccessTokenR\x0b\x61\x63\x63\x65ssToken\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\"U\n\x17ListAccessTokensRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"\x85\x01\n\x18ListAccessTokensResponse\x12\x41\n\raccess_tokens\x18\x01 \x03(\x0b\x32\x1c.modelcatalog.v1.AccessTokenR\x0c\x61\x63\x63\x65ssTokens\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"B\n\x18RevokeAccessTokenRequest\x12&\n\x0f\x61\x63\x63\x65ss_token_id\x18\x01 \x01(\tR\raccessTokenId\"\x1b\n\x19RevokeAccessTokenResponse\"e\n\x15\x43hangePasswordRequest\x12)\n\x10\x63urrent_password\x18\x01 \x01(\tR\x0f\x63urrentPassword\x12!\n\x0cnew_password\x18\x02 \x01(\tR\x0bnewPassword\"x\n\x16\x43hangePasswordResponse\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12;\n\x0b\x65xpire_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\"\x1a\n\x18SignOutEverywhereRequest\"\x1b\n\x19SignOutEverywhereResponse\"2\n\x14\x44\x65leteAccountRequest\x12\x1a\n\x08password\x18\x01 \x01(\tR\x08password\"\x17\n\x15\x44\x65leteAccountResponse*v\n\x10\x41\x63\x63\x65ssTokenScope\x12\"\n\x1e\x41\x43\x43\x45SS_TOKEN_SCOPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x41\x43\x43\x45SS_TOKEN_SCOPE_READ\x10\x01\x12!\n\x1d\x41\x43\x43\x45SS_TOKEN_SCOPE_READ_WRITE\x10\x02\x32\xdd\x07\n\x0b\x41uthService\x12I\n\x06SignUp\x12\x1e.modelcatalog.v1.SignUpRequest\x1a\x1f.modelcatalog.v1.SignUpResponse\x12I\n\x06SignIn\x12\x1e.modelcatalog.v1.SignInRequest\x1a\x1f.modelcatalog.v1.SignInResponse\x12\x66\n\x0eGetCurrentUser\x12&.modelcatalog.v1.GetCurrentUserRequest\x1a\'.modelcatalog.v1.GetCurrentUserResponse\"\x03\x90\x02\x01\x12Q\n\x07SignOut\x12\x1f.modelcatalog.v1.SignOutRequest\x1a .modelcatalog.v1.SignOutResponse\"\x03\x90\x02\x02\x12j\n\x11\x43reateAccessToken\x12).modelcatalog.v1.CreateAccessTokenRequest\x1a*.modelcatalog.v1.CreateAccessTokenResponse\x12l\n\x10ListAccessTokens\x12(.modelcatalog.v1.ListAccessTokensRequest\x1a).modelcatalog.v1.ListAccessTokensResponse\"\x03\x90\x02\x01\x12o\n\x11RevokeAccessToken\x12).modelcatalog.v1.RevokeAccessTokenRequest\x1a*.modelcatalog.v1.RevokeAccessTokenResponse\"\x03\x90\x02\x02\x12\x61\n\x0e\x43hangePassword\x12&.modelcatalog.v1.ChangePasswordRequest\x1a\'.modelcatalog.v1.ChangePasswordResponse\x12o\n\x11SignOutEverywhere\x12).modelcatalog.v1.SignOutEverywhereRequest\x1a*.modelcatalog.v1.SignOutEverywhereResponse\"\x03\x90\x02\x02\x12^\n\rDeleteAccount\x12%.modelcatalog.v1.DeleteAccountRequest\x1a&.modelcatalog.v1.DeleteAccountResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,6 +37,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHSERVICE'].methods_by_name['GetCurrentUser']._serialized_options = b'\220\002\001'
   _globals['_AUTHSERVICE'].methods_by_name['SignOut']._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['SignOut']._serialized_options = b'\220\002\002'
+  _globals['_AUTHSERVICE'].methods_by_name['ListAccessTokens']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['ListAccessTokens']._serialized_options = b'\220\002\001'
+  _globals['_AUTHSERVICE'].methods_by_name['RevokeAccessToken']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['RevokeAccessToken']._serialized_options = b'\220\002\002'
+  _globals['_AUTHSERVICE'].methods_by_name['SignOutEverywhere']._loaded_options = None
+  _globals['_AUTHSERVICE'].methods_by_name['SignOutEverywhere']._serialized_options = b'\220\002\002'
+  _globals['_ACCESSTOKENSCOPE']._serialized_start=1910
+  _globals['_ACCESSTOKENSCOPE']._serialized_end=2028
   _globals['_SIGNUPREQUEST']._serialized_start=121
   _globals['_SIGNUPREQUEST']._serialized_end=192
   _globals['_SIGNUPRESPONSE']._serialized_start=194
@@ -53,6 +61,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNOUTREQUEST']._serialized_end=596
   _globals['_SIGNOUTRESPONSE']._serialized_start=598
   _globals['_SIGNOUTRESPONSE']._serialized_end=615
-  _globals['_AUTHSERVICE']._serialized_start=618
-  _globals['_AUTHSERVICE']._serialized_end=968
+  _globals['_ACCESSTOKEN']._serialized_start=618
+  _globals['_ACCESSTOKEN']._serialized_end=941
+  _globals['_CREATEACCESSTOKENREQUEST']._serialized_start=944
+  _globals['_CREATEACCESSTOKENREQUEST']._serialized_end=1111
+  _globals['_CREATEACCESSTOKENRESPONSE']._serialized_start=1113
+  _globals['_CREATEACCESSTOKENRESPONSE']._serialized_end=1229
+  _globals['_LISTACCESSTOKENSREQUEST']._serialized_start=1231
+  _globals['_LISTACCESSTOKENSREQUEST']._serialized_end=1316
+  _globals['_LISTACCESSTOKENSRESPONSE']._serialized_start=1319
+  _globals['_LISTACCESSTOKENSRESPONSE']._serialized_end=1452
+  _globals['_REVOKEACCESSTOKENREQUEST']._serialized_start=1454
+  _globals['_REVOKEACCESSTOKENREQUEST']._serialized_end=1520
+  _globals['_REVOKEACCESSTOKENRESPONSE']._serialized_start=1522
+  _globals['_REVOKEACCESSTOKENRESPONSE']._serialized_end=1549
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=1551
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=1652
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=1654
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=1774
+  _globals['_SIGNOUTEVERYWHEREREQUEST']._serialized_start=1776
+  _globals['_SIGNOUTEVERYWHEREREQUEST']._serialized_end=1802
+  _globals['_SIGNOUTEVERYWHERERESPONSE']._serialized_start=1804
+  _globals['_SIGNOUTEVERYWHERERESPONSE']._serialized_end=1831
+  _globals['_DELETEACCOUNTREQUEST']._serialized_start=1833
+  _globals['_DELETEACCOUNTREQUEST']._serialized_end=1883
+  _globals['_DELETEACCOUNTRESPONSE']._serialized_start=1885
+  _globals['_DELETEACCOUNTRESPONSE']._serialized_end=1908
+  _globals['_AUTHSERVICE']._serialized_start=2031
+  _globals['_AUTHSERVICE']._serialized_end=3020
 # @@protoc_insertion_point(module_scope)

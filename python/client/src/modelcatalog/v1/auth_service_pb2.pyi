@@ -3,9 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from modelcatalog.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
 import sys
@@ -17,6 +20,30 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AccessTokenScope:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AccessTokenScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AccessTokenScope.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ACCESS_TOKEN_SCOPE_UNSPECIFIED: _AccessTokenScope.ValueType  # 0
+    """Not specified; refused by CreateAccessToken."""
+    ACCESS_TOKEN_SCOPE_READ: _AccessTokenScope.ValueType  # 1
+    """Read only: list, get and download; every RPC that changes something is refused."""
+    ACCESS_TOKEN_SCOPE_READ_WRITE: _AccessTokenScope.ValueType  # 2
+    """Read and write: everything the owner's roles allow, except managing tokens and the account."""
+
+class AccessTokenScope(_AccessTokenScope, metaclass=_AccessTokenScopeEnumTypeWrapper):
+    """An AccessTokenScope says what an access token may do with its owner's folders."""
+
+ACCESS_TOKEN_SCOPE_UNSPECIFIED: AccessTokenScope.ValueType  # 0
+"""Not specified; refused by CreateAccessToken."""
+ACCESS_TOKEN_SCOPE_READ: AccessTokenScope.ValueType  # 1
+"""Read only: list, get and download; every RPC that changes something is refused."""
+ACCESS_TOKEN_SCOPE_READ_WRITE: AccessTokenScope.ValueType  # 2
+"""Read and write: everything the owner's roles allow, except managing tokens and the account."""
+Global___AccessTokenScope: _TypeAlias = AccessTokenScope  # noqa: Y015
 
 @_typing.final
 class SignUpRequest(_message.Message):
@@ -214,3 +241,361 @@ class SignOutResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignOutResponse: _TypeAlias = SignOutResponse  # noqa: Y015
+
+@_typing.final
+class AccessToken(_message.Message):
+    """An AccessToken is a credential a user made for a machine; its secret is not part of it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    FOLDER_IDS_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    LAST_USE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The server-assigned identifier of the token; RevokeAccessToken takes it."""
+    name: _builtins.str
+    """The name the owner gave it, unique among the owner's tokens."""
+    scope: Global___AccessTokenScope.ValueType
+    """What the token may do."""
+    @_builtins.property
+    def folder_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The folders the token may use; empty when it may use all of its owner's folders."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When the token was created."""
+
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the token stops working."""
+
+    @_builtins.property
+    def last_use_time(self) -> _timestamp_pb2.Timestamp:
+        """When the token was last used, to the minute (it is recorded at most once a minute);
+        unset when it has never been used.
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        scope: Global___AccessTokenScope.ValueType = ...,
+        folder_ids: _abc.Iterable[_builtins.str] | None = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        last_use_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "last_use_time", b"last_use_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "expire_time", b"expire_time", "folder_ids", b"folder_ids", "id", b"id", "last_use_time", b"last_use_time", "name", b"name", "scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessToken: _TypeAlias = AccessToken  # noqa: Y015
+
+@_typing.final
+class CreateAccessTokenRequest(_message.Message):
+    """CreateAccessTokenRequest is the input of AuthService.CreateAccessToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    FOLDER_IDS_FIELD_NUMBER: _builtins.int
+    TTL_SECONDS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The token's name: 1 to 64 characters, lowercase letters, digits, '.', '_' and '-',
+    starting with a letter or digit; unique among the caller's tokens.
+    """
+    scope: Global___AccessTokenScope.ValueType
+    """What the token may do; required."""
+    ttl_seconds: _builtins.int
+    """How long the token works, in seconds from now; required, positive, and at most the
+    server's maximum (365 days by default).
+    """
+    @_builtins.property
+    def folder_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The folders the token may use (at most 100, each one the caller has a role in); empty for
+        all of the caller's folders, present and future.
+        """
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        scope: Global___AccessTokenScope.ValueType = ...,
+        folder_ids: _abc.Iterable[_builtins.str] | None = ...,
+        ttl_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["folder_ids", b"folder_ids", "name", b"name", "scope", b"scope", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAccessTokenRequest: _TypeAlias = CreateAccessTokenRequest  # noqa: Y015
+
+@_typing.final
+class CreateAccessTokenResponse(_message.Message):
+    """CreateAccessTokenResponse is the output of AuthService.CreateAccessToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """The secret to send as "authorization: Bearer <secret>"; shown only in this response.
+    Treat it as opaque; it starts with "mct_".
+    """
+    @_builtins.property
+    def access_token(self) -> Global___AccessToken:
+        """The token as stored."""
+
+    def __init__(
+        self,
+        *,
+        access_token: Global___AccessToken | None = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAccessTokenResponse: _TypeAlias = CreateAccessTokenResponse  # noqa: Y015
+
+@_typing.final
+class ListAccessTokensRequest(_message.Message):
+    """ListAccessTokensRequest is the input of AuthService.ListAccessTokens."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """The largest number of tokens to return: 0 means the default of 50, values above 1000
+    are treated as 1000, negative values are rejected.
+    """
+    page_token: _builtins.str
+    """The next_page_token of the previous page, or empty for the first page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessTokensRequest: _TypeAlias = ListAccessTokensRequest  # noqa: Y015
+
+@_typing.final
+class ListAccessTokensResponse(_message.Message):
+    """ListAccessTokensResponse is the output of AuthService.ListAccessTokens."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKENS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token for the next page, or empty when this is the last page."""
+    @_builtins.property
+    def access_tokens(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessToken]:
+        """The caller's unexpired access tokens, by name."""
+
+    def __init__(
+        self,
+        *,
+        access_tokens: _abc.Iterable[Global___AccessToken] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_tokens", b"access_tokens", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAccessTokensResponse: _TypeAlias = ListAccessTokensResponse  # noqa: Y015
+
+@_typing.final
+class RevokeAccessTokenRequest(_message.Message):
+    """RevokeAccessTokenRequest is the input of AuthService.RevokeAccessToken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKEN_ID_FIELD_NUMBER: _builtins.int
+    access_token_id: _builtins.str
+    """The id of the caller's access token to revoke."""
+    def __init__(
+        self,
+        *,
+        access_token_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token_id", b"access_token_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeAccessTokenRequest: _TypeAlias = RevokeAccessTokenRequest  # noqa: Y015
+
+@_typing.final
+class RevokeAccessTokenResponse(_message.Message):
+    """RevokeAccessTokenResponse is the output of AuthService.RevokeAccessToken; it is empty
+    because a revocation has nothing to report.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeAccessTokenResponse: _TypeAlias = RevokeAccessTokenResponse  # noqa: Y015
+
+@_typing.final
+class ChangePasswordRequest(_message.Message):
+    """ChangePasswordRequest is the input of AuthService.ChangePassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENT_PASSWORD_FIELD_NUMBER: _builtins.int
+    NEW_PASSWORD_FIELD_NUMBER: _builtins.int
+    current_password: _builtins.str
+    """The account's password now."""
+    new_password: _builtins.str
+    """The new password: 8 to 72 bytes in UTF-8."""
+    def __init__(
+        self,
+        *,
+        current_password: _builtins.str = ...,
+        new_password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_password", b"current_password", "new_password", b"new_password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordRequest: _TypeAlias = ChangePasswordRequest  # noqa: Y015
+
+@_typing.final
+class ChangePasswordResponse(_message.Message):
+    """ChangePasswordResponse is the output of AuthService.ChangePassword."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    access_token: _builtins.str
+    """A new sign-in token (every earlier one was ended), as SignInResponse.access_token."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the new sign-in token expires."""
+
+    def __init__(
+        self,
+        *,
+        access_token: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "expire_time", b"expire_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChangePasswordResponse: _TypeAlias = ChangePasswordResponse  # noqa: Y015
+
+@_typing.final
+class SignOutEverywhereRequest(_message.Message):
+    """SignOutEverywhereRequest is the input of AuthService.SignOutEverywhere."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignOutEverywhereRequest: _TypeAlias = SignOutEverywhereRequest  # noqa: Y015
+
+@_typing.final
+class SignOutEverywhereResponse(_message.Message):
+    """SignOutEverywhereResponse is the output of AuthService.SignOutEverywhere; it is empty
+    because the sign-out has nothing to report.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignOutEverywhereResponse: _TypeAlias = SignOutEverywhereResponse  # noqa: Y015
+
+@_typing.final
+class DeleteAccountRequest(_message.Message):
+    """DeleteAccountRequest is the input of AuthService.DeleteAccount; the account deleted is the
+    caller's.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    password: _builtins.str
+    """The account's password, to confirm."""
+    def __init__(
+        self,
+        *,
+        password: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["password", b"password"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteAccountRequest: _TypeAlias = DeleteAccountRequest  # noqa: Y015
+
+@_typing.final
+class DeleteAccountResponse(_message.Message):
+    """DeleteAccountResponse is the output of AuthService.DeleteAccount; it is empty because the
+    deletion has nothing to report.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteAccountResponse: _TypeAlias = DeleteAccountResponse  # noqa: Y015

@@ -29,7 +29,19 @@ class AuthServiceStub:
     """AuthService creates accounts and issues the access tokens every other RPC requires.
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
-    TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    TOKEN_REVOKED when the token was signed out or revoked or its account no longer exists.
+
+    Two kinds of token are accepted as "authorization: Bearer <token>": the sign-in token
+    SignIn returns, which acts with everything its account may do, and access tokens for
+    machines (CreateAccessToken), which start with "mct_". An access token acts for its owner,
+    never with more than the owner may do at the moment of the call (a folder role revoked from
+    the owner no longer holds for the token on the next call), and within its scope: a read-only
+    token is refused every RPC that changes something with PERMISSION_DENIED (TOKEN_READ_ONLY)
+    before any work; a token limited to listed folders sees only those folders (others answer as
+    folders the caller has no access to), and is refused CreateFolder; no access token may call
+    the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
+    RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
+    (TOKEN_SCOPE_INSUFFICIENT).
     Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
     full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
     nothing is changed then.
@@ -61,13 +73,55 @@ class AuthServiceStub:
                 request_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.SignOutRequest.SerializeToString,
                 response_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.SignOutResponse.FromString,
                 _registered_method=True)
+        self.CreateAccessToken = channel.unary_unary(
+                '/modelcatalog.v1.AuthService/CreateAccessToken',
+                request_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.CreateAccessTokenRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.CreateAccessTokenResponse.FromString,
+                _registered_method=True)
+        self.ListAccessTokens = channel.unary_unary(
+                '/modelcatalog.v1.AuthService/ListAccessTokens',
+                request_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.ListAccessTokensRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.ListAccessTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeAccessToken = channel.unary_unary(
+                '/modelcatalog.v1.AuthService/RevokeAccessToken',
+                request_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.RevokeAccessTokenRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.RevokeAccessTokenResponse.FromString,
+                _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/modelcatalog.v1.AuthService/ChangePassword',
+                request_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.SignOutEverywhere = channel.unary_unary(
+                '/modelcatalog.v1.AuthService/SignOutEverywhere',
+                request_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.SignOutEverywhereRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.SignOutEverywhereResponse.FromString,
+                _registered_method=True)
+        self.DeleteAccount = channel.unary_unary(
+                '/modelcatalog.v1.AuthService/DeleteAccount',
+                request_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.DeleteAccountRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.DeleteAccountResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
     """AuthService creates accounts and issues the access tokens every other RPC requires.
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
-    TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    TOKEN_REVOKED when the token was signed out or revoked or its account no longer exists.
+
+    Two kinds of token are accepted as "authorization: Bearer <token>": the sign-in token
+    SignIn returns, which acts with everything its account may do, and access tokens for
+    machines (CreateAccessToken), which start with "mct_". An access token acts for its owner,
+    never with more than the owner may do at the moment of the call (a folder role revoked from
+    the owner no longer holds for the token on the next call), and within its scope: a read-only
+    token is refused every RPC that changes something with PERMISSION_DENIED (TOKEN_READ_ONLY)
+    before any work; a token limited to listed folders sees only those folders (others answer as
+    folders the caller has no access to), and is refused CreateFolder; no access token may call
+    the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
+    RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
+    (TOKEN_SCOPE_INSUFFICIENT).
     Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
     full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
     nothing is changed then.
@@ -127,6 +181,96 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateAccessToken(self, request, context):
+        """CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
+        for the caller within a scope until it expires. The token is returned once, in this
+        response, and stored only as a digest: it cannot be shown again. It keeps working after
+        its owner changes the password or signs out everywhere; RevokeAccessToken ends it, and so
+        does deleting the account. Needs a sign-in token.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a name that does not match its pattern, an
+        unspecified scope, a ttl_seconds that is not positive or longer than the server's maximum (365
+        days by default), more than 100 folder_ids, or a malformed folder id; PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED) when a listed folder does not exist or the caller has no role in
+        it; ALREADY_EXISTS (ACCESS_TOKEN_NAME_TAKEN); PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT)
+        when called with an access token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccessTokens(self, request, context):
+        """ListAccessTokens lists the caller's unexpired access tokens by name, without their secrets.
+        Needs a sign-in token.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID);
+        PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeAccessToken(self, request, context):
+        """RevokeAccessToken ends one of the caller's access tokens: any later call with it answers
+        UNAUTHENTICATED (TOKEN_REVOKED), at once on the server process that revoked it and within
+        the token check interval (5 s by default) on others sharing the database. Revoking a token
+        that does not exist (already revoked, expired and forgotten, or another user's) changes
+        nothing and succeeds. Needs a sign-in token.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a malformed id; PERMISSION_DENIED
+        (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """ChangePassword replaces the caller's password and ends every sign-in token of the account,
+        the one the call is made with included; the response carries a new sign-in token. Access
+        tokens keep working. The current password is checked like a sign-in: failures count
+        towards the same throttle.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
+        shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+        when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
+        SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignOutEverywhere(self, request, context):
+        """SignOutEverywhere ends every sign-in token of the caller's account, on every server
+        process sharing the database (within the token check interval on the others), the one
+        the call is made with included. Access tokens keep working: revoke them with
+        RevokeAccessToken.
+
+        Errors: PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAccount(self, request, context):
+        """DeleteAccount deletes the caller's account: its sign-in and access tokens stop working,
+        its roles in folders are removed, and the folders it alone belongs to that hold no model
+        are deleted. What it made in shared folders stays and still names it as creator; its
+        username is never given to another account, so nothing is attributed to someone else.
+        The password is checked like a sign-in.
+
+        Refused, changing nothing, while the account is the only owner of a folder that holds
+        models or has other members: make another member owner (GrantFolderAccess) or delete the
+        folder first.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty password; PERMISSION_DENIED
+        (INVALID_CREDENTIALS) when it is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED,
+        OVERLOADED) as for SignIn; FAILED_PRECONDITION (ACCOUNT_OWNS_FOLDERS) naming those
+        folders; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +294,36 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     request_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.SignOutRequest.FromString,
                     response_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.SignOutResponse.SerializeToString,
             ),
+            'CreateAccessToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAccessToken,
+                    request_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.CreateAccessTokenRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.CreateAccessTokenResponse.SerializeToString,
+            ),
+            'ListAccessTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccessTokens,
+                    request_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.ListAccessTokensRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.ListAccessTokensResponse.SerializeToString,
+            ),
+            'RevokeAccessToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAccessToken,
+                    request_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.RevokeAccessTokenRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.RevokeAccessTokenResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'SignOutEverywhere': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignOutEverywhere,
+                    request_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.SignOutEverywhereRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.SignOutEverywhereResponse.SerializeToString,
+            ),
+            'DeleteAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAccount,
+                    request_deserializer=modelcatalog_dot_v1_dot_auth__service__pb2.DeleteAccountRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_auth__service__pb2.DeleteAccountResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'modelcatalog.v1.AuthService', rpc_method_handlers)
@@ -162,7 +336,19 @@ class AuthService:
     """AuthService creates accounts and issues the access tokens every other RPC requires.
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
-    TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    TOKEN_REVOKED when the token was signed out or revoked or its account no longer exists.
+
+    Two kinds of token are accepted as "authorization: Bearer <token>": the sign-in token
+    SignIn returns, which acts with everything its account may do, and access tokens for
+    machines (CreateAccessToken), which start with "mct_". An access token acts for its owner,
+    never with more than the owner may do at the moment of the call (a folder role revoked from
+    the owner no longer holds for the token on the next call), and within its scope: a read-only
+    token is refused every RPC that changes something with PERMISSION_DENIED (TOKEN_READ_ONLY)
+    before any work; a token limited to listed folders sees only those folders (others answer as
+    folders the caller has no access to), and is refused CreateFolder; no access token may call
+    the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
+    RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
+    (TOKEN_SCOPE_INSUFFICIENT).
     Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
     full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
     nothing is changed then.
@@ -266,6 +452,168 @@ class AuthService:
             '/modelcatalog.v1.AuthService/SignOut',
             modelcatalog_dot_v1_dot_auth__service__pb2.SignOutRequest.SerializeToString,
             modelcatalog_dot_v1_dot_auth__service__pb2.SignOutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAccessToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.AuthService/CreateAccessToken',
+            modelcatalog_dot_v1_dot_auth__service__pb2.CreateAccessTokenRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_auth__service__pb2.CreateAccessTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccessTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.AuthService/ListAccessTokens',
+            modelcatalog_dot_v1_dot_auth__service__pb2.ListAccessTokensRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_auth__service__pb2.ListAccessTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAccessToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.AuthService/RevokeAccessToken',
+            modelcatalog_dot_v1_dot_auth__service__pb2.RevokeAccessTokenRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_auth__service__pb2.RevokeAccessTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.AuthService/ChangePassword',
+            modelcatalog_dot_v1_dot_auth__service__pb2.ChangePasswordRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_auth__service__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignOutEverywhere(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.AuthService/SignOutEverywhere',
+            modelcatalog_dot_v1_dot_auth__service__pb2.SignOutEverywhereRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_auth__service__pb2.SignOutEverywhereResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.AuthService/DeleteAccount',
+            modelcatalog_dot_v1_dot_auth__service__pb2.DeleteAccountRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_auth__service__pb2.DeleteAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -30,7 +30,19 @@ class AuthServiceStub:
     """AuthService creates accounts and issues the access tokens every other RPC requires.
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
-    TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    TOKEN_REVOKED when the token was signed out or revoked or its account no longer exists.
+
+    Two kinds of token are accepted as "authorization: Bearer <token>": the sign-in token
+    SignIn returns, which acts with everything its account may do, and access tokens for
+    machines (CreateAccessToken), which start with "mct_". An access token acts for its owner,
+    never with more than the owner may do at the moment of the call (a folder role revoked from
+    the owner no longer holds for the token on the next call), and within its scope: a read-only
+    token is refused every RPC that changes something with PERMISSION_DENIED (TOKEN_READ_ONLY)
+    before any work; a token limited to listed folders sees only those folders (others answer as
+    folders the caller has no access to), and is refused CreateFolder; no access token may call
+    the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
+    RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
+    (TOKEN_SCOPE_INSUFFICIENT).
     Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
     full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
     nothing is changed then.
@@ -78,13 +90,91 @@ class AuthServiceStub:
     token that is already expired or revoked needs no sign-out, so a client may treat these as
     done.
     """
+    CreateAccessToken: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CreateAccessTokenRequest, _auth_service_pb2.CreateAccessTokenResponse]
+    """CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
+    for the caller within a scope until it expires. The token is returned once, in this
+    response, and stored only as a digest: it cannot be shown again. It keeps working after
+    its owner changes the password or signs out everywhere; RevokeAccessToken ends it, and so
+    does deleting the account. Needs a sign-in token.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a name that does not match its pattern, an
+    unspecified scope, a ttl_seconds that is not positive or longer than the server's maximum (365
+    days by default), more than 100 folder_ids, or a malformed folder id; PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED) when a listed folder does not exist or the caller has no role in
+    it; ALREADY_EXISTS (ACCESS_TOKEN_NAME_TAKEN); PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT)
+    when called with an access token.
+    """
+    ListAccessTokens: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ListAccessTokensRequest, _auth_service_pb2.ListAccessTokensResponse]
+    """ListAccessTokens lists the caller's unexpired access tokens by name, without their secrets.
+    Needs a sign-in token.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID);
+    PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
+    RevokeAccessToken: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.RevokeAccessTokenRequest, _auth_service_pb2.RevokeAccessTokenResponse]
+    """RevokeAccessToken ends one of the caller's access tokens: any later call with it answers
+    UNAUTHENTICATED (TOKEN_REVOKED), at once on the server process that revoked it and within
+    the token check interval (5 s by default) on others sharing the database. Revoking a token
+    that does not exist (already revoked, expired and forgotten, or another user's) changes
+    nothing and succeeds. Needs a sign-in token.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a malformed id; PERMISSION_DENIED
+    (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.ChangePasswordRequest, _auth_service_pb2.ChangePasswordResponse]
+    """ChangePassword replaces the caller's password and ends every sign-in token of the account,
+    the one the call is made with included; the response carries a new sign-in token. Access
+    tokens keep working. The current password is checked like a sign-in: failures count
+    towards the same throttle.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
+    shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+    when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
+    SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
+    SignOutEverywhere: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.SignOutEverywhereRequest, _auth_service_pb2.SignOutEverywhereResponse]
+    """SignOutEverywhere ends every sign-in token of the caller's account, on every server
+    process sharing the database (within the token check interval on the others), the one
+    the call is made with included. Access tokens keep working: revoke them with
+    RevokeAccessToken.
+
+    Errors: PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
+    DeleteAccount: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.DeleteAccountRequest, _auth_service_pb2.DeleteAccountResponse]
+    """DeleteAccount deletes the caller's account: its sign-in and access tokens stop working,
+    its roles in folders are removed, and the folders it alone belongs to that hold no model
+    are deleted. What it made in shared folders stays and still names it as creator; its
+    username is never given to another account, so nothing is attributed to someone else.
+    The password is checked like a sign-in.
+
+    Refused, changing nothing, while the account is the only owner of a folder that holds
+    models or has other members: make another member owner (GrantFolderAccess) or delete the
+    folder first.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty password; PERMISSION_DENIED
+    (INVALID_CREDENTIALS) when it is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED,
+    OVERLOADED) as for SignIn; FAILED_PRECONDITION (ACCOUNT_OWNS_FOLDERS) naming those
+    folders; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
     """AuthService creates accounts and issues the access tokens every other RPC requires.
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
-    TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    TOKEN_REVOKED when the token was signed out or revoked or its account no longer exists.
+
+    Two kinds of token are accepted as "authorization: Bearer <token>": the sign-in token
+    SignIn returns, which acts with everything its account may do, and access tokens for
+    machines (CreateAccessToken), which start with "mct_". An access token acts for its owner,
+    never with more than the owner may do at the moment of the call (a folder role revoked from
+    the owner no longer holds for the token on the next call), and within its scope: a read-only
+    token is refused every RPC that changes something with PERMISSION_DENIED (TOKEN_READ_ONLY)
+    before any work; a token limited to listed folders sees only those folders (others answer as
+    folders the caller has no access to), and is refused CreateFolder; no access token may call
+    the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
+    RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
+    (TOKEN_SCOPE_INSUFFICIENT).
     Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
     full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
     nothing is changed then.
@@ -129,12 +219,90 @@ class AuthServiceAsyncStub(AuthServiceStub):
     token that is already expired or revoked needs no sign-out, so a client may treat these as
     done.
     """
+    CreateAccessToken: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CreateAccessTokenRequest, _auth_service_pb2.CreateAccessTokenResponse]  # type: ignore[assignment]
+    """CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
+    for the caller within a scope until it expires. The token is returned once, in this
+    response, and stored only as a digest: it cannot be shown again. It keeps working after
+    its owner changes the password or signs out everywhere; RevokeAccessToken ends it, and so
+    does deleting the account. Needs a sign-in token.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a name that does not match its pattern, an
+    unspecified scope, a ttl_seconds that is not positive or longer than the server's maximum (365
+    days by default), more than 100 folder_ids, or a malformed folder id; PERMISSION_DENIED
+    (FOLDER_ACCESS_DENIED) when a listed folder does not exist or the caller has no role in
+    it; ALREADY_EXISTS (ACCESS_TOKEN_NAME_TAKEN); PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT)
+    when called with an access token.
+    """
+    ListAccessTokens: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ListAccessTokensRequest, _auth_service_pb2.ListAccessTokensResponse]  # type: ignore[assignment]
+    """ListAccessTokens lists the caller's unexpired access tokens by name, without their secrets.
+    Needs a sign-in token.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID);
+    PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
+    RevokeAccessToken: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.RevokeAccessTokenRequest, _auth_service_pb2.RevokeAccessTokenResponse]  # type: ignore[assignment]
+    """RevokeAccessToken ends one of the caller's access tokens: any later call with it answers
+    UNAUTHENTICATED (TOKEN_REVOKED), at once on the server process that revoked it and within
+    the token check interval (5 s by default) on others sharing the database. Revoking a token
+    that does not exist (already revoked, expired and forgotten, or another user's) changes
+    nothing and succeeds. Needs a sign-in token.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for a malformed id; PERMISSION_DENIED
+    (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.ChangePasswordRequest, _auth_service_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """ChangePassword replaces the caller's password and ends every sign-in token of the account,
+    the one the call is made with included; the response carries a new sign-in token. Access
+    tokens keep working. The current password is checked like a sign-in: failures count
+    towards the same throttle.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
+    shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+    when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
+    SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
+    SignOutEverywhere: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.SignOutEverywhereRequest, _auth_service_pb2.SignOutEverywhereResponse]  # type: ignore[assignment]
+    """SignOutEverywhere ends every sign-in token of the caller's account, on every server
+    process sharing the database (within the token check interval on the others), the one
+    the call is made with included. Access tokens keep working: revoke them with
+    RevokeAccessToken.
+
+    Errors: PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
+    DeleteAccount: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.DeleteAccountRequest, _auth_service_pb2.DeleteAccountResponse]  # type: ignore[assignment]
+    """DeleteAccount deletes the caller's account: its sign-in and access tokens stop working,
+    its roles in folders are removed, and the folders it alone belongs to that hold no model
+    are deleted. What it made in shared folders stays and still names it as creator; its
+    username is never given to another account, so nothing is attributed to someone else.
+    The password is checked like a sign-in.
+
+    Refused, changing nothing, while the account is the only owner of a folder that holds
+    models or has other members: make another member owner (GrantFolderAccess) or delete the
+    folder first.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty password; PERMISSION_DENIED
+    (INVALID_CREDENTIALS) when it is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED,
+    OVERLOADED) as for SignIn; FAILED_PRECONDITION (ACCOUNT_OWNS_FOLDERS) naming those
+    folders; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """AuthService creates accounts and issues the access tokens every other RPC requires.
     SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
     of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
-    TOKEN_REVOKED when the token was signed out or its account no longer exists.
+    TOKEN_REVOKED when the token was signed out or revoked or its account no longer exists.
+
+    Two kinds of token are accepted as "authorization: Bearer <token>": the sign-in token
+    SignIn returns, which acts with everything its account may do, and access tokens for
+    machines (CreateAccessToken), which start with "mct_". An access token acts for its owner,
+    never with more than the owner may do at the moment of the call (a folder role revoked from
+    the owner no longer holds for the token on the next call), and within its scope: a read-only
+    token is refused every RPC that changes something with PERMISSION_DENIED (TOKEN_READ_ONLY)
+    before any work; a token limited to listed folders sees only those folders (others answer as
+    folders the caller has no access to), and is refused CreateFolder; no access token may call
+    the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
+    RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
+    (TOKEN_SCOPE_INSUFFICIENT).
     Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
     full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
     nothing is changed then.
@@ -200,6 +368,108 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Errors: UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED); a
         token that is already expired or revoked needs no sign-out, so a client may treat these as
         done.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateAccessToken(
+        self,
+        request: _auth_service_pb2.CreateAccessTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.CreateAccessTokenResponse, _abc.Awaitable[_auth_service_pb2.CreateAccessTokenResponse]]:
+        """CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
+        for the caller within a scope until it expires. The token is returned once, in this
+        response, and stored only as a digest: it cannot be shown again. It keeps working after
+        its owner changes the password or signs out everywhere; RevokeAccessToken ends it, and so
+        does deleting the account. Needs a sign-in token.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a name that does not match its pattern, an
+        unspecified scope, a ttl_seconds that is not positive or longer than the server's maximum (365
+        days by default), more than 100 folder_ids, or a malformed folder id; PERMISSION_DENIED
+        (FOLDER_ACCESS_DENIED) when a listed folder does not exist or the caller has no role in
+        it; ALREADY_EXISTS (ACCESS_TOKEN_NAME_TAKEN); PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT)
+        when called with an access token.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAccessTokens(
+        self,
+        request: _auth_service_pb2.ListAccessTokensRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.ListAccessTokensResponse, _abc.Awaitable[_auth_service_pb2.ListAccessTokensResponse]]:
+        """ListAccessTokens lists the caller's unexpired access tokens by name, without their secrets.
+        Needs a sign-in token.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID);
+        PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeAccessToken(
+        self,
+        request: _auth_service_pb2.RevokeAccessTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.RevokeAccessTokenResponse, _abc.Awaitable[_auth_service_pb2.RevokeAccessTokenResponse]]:
+        """RevokeAccessToken ends one of the caller's access tokens: any later call with it answers
+        UNAUTHENTICATED (TOKEN_REVOKED), at once on the server process that revoked it and within
+        the token check interval (5 s by default) on others sharing the database. Revoking a token
+        that does not exist (already revoked, expired and forgotten, or another user's) changes
+        nothing and succeeds. Needs a sign-in token.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for a malformed id; PERMISSION_DENIED
+        (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _auth_service_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.ChangePasswordResponse, _abc.Awaitable[_auth_service_pb2.ChangePasswordResponse]]:
+        """ChangePassword replaces the caller's password and ends every sign-in token of the account,
+        the one the call is made with included; the response carries a new sign-in token. Access
+        tokens keep working. The current password is checked like a sign-in: failures count
+        towards the same throttle.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
+        shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+        when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
+        SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+        """
+
+    @_abc_1.abstractmethod
+    def SignOutEverywhere(
+        self,
+        request: _auth_service_pb2.SignOutEverywhereRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.SignOutEverywhereResponse, _abc.Awaitable[_auth_service_pb2.SignOutEverywhereResponse]]:
+        """SignOutEverywhere ends every sign-in token of the caller's account, on every server
+        process sharing the database (within the token check interval on the others), the one
+        the call is made with included. Access tokens keep working: revoke them with
+        RevokeAccessToken.
+
+        Errors: PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteAccount(
+        self,
+        request: _auth_service_pb2.DeleteAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_service_pb2.DeleteAccountResponse, _abc.Awaitable[_auth_service_pb2.DeleteAccountResponse]]:
+        """DeleteAccount deletes the caller's account: its sign-in and access tokens stop working,
+        its roles in folders are removed, and the folders it alone belongs to that hold no model
+        are deleted. What it made in shared folders stays and still names it as creator; its
+        username is never given to another account, so nothing is attributed to someone else.
+        The password is checked like a sign-in.
+
+        Refused, changing nothing, while the account is the only owner of a folder that holds
+        models or has other members: make another member owner (GrantFolderAccess) or delete the
+        folder first.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty password; PERMISSION_DENIED
+        (INVALID_CREDENTIALS) when it is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED,
+        OVERLOADED) as for SignIn; FAILED_PRECONDITION (ACCOUNT_OWNS_FOLDERS) naming those
+        folders; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
         """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -163,6 +163,25 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     the version with force (which deletes them too). The ErrorInfo metadata "aliases" lists
     their names, comma-separated.
     """
+    ERROR_REASON_TOKEN_READ_ONLY: _ErrorReason.ValueType  # 41
+    """PERMISSION_DENIED: the call would change something and is made with a read-only access
+    token; nothing was changed. Use a read-write access token, or sign in.
+    """
+    ERROR_REASON_TOKEN_SCOPE_INSUFFICIENT: _ErrorReason.ValueType  # 42
+    """PERMISSION_DENIED: the call is made with an access token whose scope does not cover it:
+    access tokens cannot manage tokens or the account (sign in with the password for that),
+    and a token limited to listed folders cannot create folders.
+    """
+    ERROR_REASON_ACCESS_TOKEN_NAME_TAKEN: _ErrorReason.ValueType  # 43
+    """ALREADY_EXISTS: the caller already has an access token with this name; pick another name
+    or revoke that token first.
+    """
+    ERROR_REASON_ACCOUNT_OWNS_FOLDERS: _ErrorReason.ValueType  # 44
+    """FAILED_PRECONDITION: the account cannot be deleted while it is the only owner of folders
+    that hold models or have other members; nothing was changed. The message names them and
+    the ErrorInfo metadata "folder_ids" lists their ids, comma-separated: make another member
+    owner, or delete them.
+    """
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 48
     """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
     period, for a different request (another RPC or other arguments); nothing was changed.
@@ -327,6 +346,25 @@ ERROR_REASON_VERSION_HAS_ALIASES: ErrorReason.ValueType  # 40
 """FAILED_PRECONDITION: aliases point at the version; move or delete them first, or delete
 the version with force (which deletes them too). The ErrorInfo metadata "aliases" lists
 their names, comma-separated.
+"""
+ERROR_REASON_TOKEN_READ_ONLY: ErrorReason.ValueType  # 41
+"""PERMISSION_DENIED: the call would change something and is made with a read-only access
+token; nothing was changed. Use a read-write access token, or sign in.
+"""
+ERROR_REASON_TOKEN_SCOPE_INSUFFICIENT: ErrorReason.ValueType  # 42
+"""PERMISSION_DENIED: the call is made with an access token whose scope does not cover it:
+access tokens cannot manage tokens or the account (sign in with the password for that),
+and a token limited to listed folders cannot create folders.
+"""
+ERROR_REASON_ACCESS_TOKEN_NAME_TAKEN: ErrorReason.ValueType  # 43
+"""ALREADY_EXISTS: the caller already has an access token with this name; pick another name
+or revoke that token first.
+"""
+ERROR_REASON_ACCOUNT_OWNS_FOLDERS: ErrorReason.ValueType  # 44
+"""FAILED_PRECONDITION: the account cannot be deleted while it is the only owner of folders
+that hold models or have other members; nothing was changed. The message names them and
+the ErrorInfo metadata "folder_ids" lists their ids, comma-separated: make another member
+owner, or delete them.
 """
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 48
 """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention

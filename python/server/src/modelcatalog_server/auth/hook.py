@@ -1,7 +1,11 @@
 """Request authentication: a deny-by-default table of who may call which method.
 
 Every method the server answers must be listed in ``METHOD_ACCESS``; a unit test checks that
-the table covers every method of every service. A method missing from it is refused.
+the table covers every method of every service. A method missing from it is refused. The table
+also says what an access token's scope must allow (``Access``): a call its token does not
+cover is refused here, before any work; the folders a token is limited to are handed to the
+metadata store for the rest of the call (``limit_visible_folders``), whose queries then see
+only those.
 
 This is the one path every call's token takes: its signature and claims are checked here, and
 then the accounts are asked whether the token still stands, so that a revoked token or one
@@ -18,7 +22,10 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Protocol
 
+from ..domain.access_tokens import PREFIX as ACCESS_TOKEN_PREFIX
 from ..domain.errors import PermissionDenied, Unauthenticated
+from ..storage.metadata import limit_visible_folders
+from ..storage.records import AccessTokenHolder
 from .tokens import Principal, TokenService
 
 
@@ -26,7 +33,14 @@ class Access(enum.Enum):
     """Who may call a method."""
 
     PUBLIC = "public"
+    #: Any token, read-only access tokens included: the method changes nothing.
+    READ = "read"
+    #: A sign-in token or a read-write access token: the method may change something.
     AUTHENTICATED = "authenticated"
+    #: A sign-in token, or a read-write access token not limited to listed folders.
+    ALL_FOLDERS = "all folders"
+    #: A sign-in token only: the method manages tokens or the account.
+    ACCOUNT = "account"
 
 
 _AUTH = "/modelcatalog.v1.AuthService/"
@@ -36,31 +50,37 @@ _MODEL = "/modelcatalog.v1.ModelService/"
 METHOD_ACCESS: Mapping[str, Access] = {
     _AUTH + "SignUp": Access.PUBLIC,
     _AUTH + "SignIn": Access.PUBLIC,
-    _AUTH + "GetCurrentUser": Access.AUTHENTICATED,
-    _AUTH + "SignOut": Access.AUTHENTICATED,
-    _FOLDER + "CreateFolder": Access.AUTHENTICATED,
-    _FOLDER + "GetFolder": Access.AUTHENTICATED,
-    _FOLDER + "ListFolders": Access.AUTHENTICATED,
+    _AUTH + "GetCurrentUser": Access.READ,
+    _AUTH + "SignOut": Access.ACCOUNT,
+    _AUTH + "CreateAccessToken": Access.ACCOUNT,
+    _AUTH + "ListAccessTokens": Access.ACCOUNT,
+    _AUTH + "RevokeAccessToken": Access.ACCOUNT,
+    _AUTH + "ChangePassword": Access.ACCOUNT,
+    _AUTH + "SignOutEverywhere": Access.ACCOUNT,
+    _AUTH + "DeleteAccount": Access.ACCOUNT,
+    _FOLDER + "CreateFolder": Access.ALL_FOLDERS,
+    _FOLDER + "GetFolder": Access.READ,
+    _FOLDER + "ListFolders": Access.READ,
     _FOLDER + "UpdateFolder": Access.AUTHENTICATED,
     _FOLDER + "GrantFolderAccess": Access.AUTHENTICATED,
     _FOLDER + "RevokeFolderAccess": Access.AUTHENTICATED,
-    _FOLDER + "ListFolderAccess": Access.AUTHENTICATED,
+    _FOLDER + "ListFolderAccess": Access.READ,
     _FOLDER + "DeleteFolder": Access.AUTHENTICATED,
     _MODEL + "CreateModel": Access.AUTHENTICATED,
-    _MODEL + "GetModel": Access.AUTHENTICATED,
-    _MODEL + "ListModels": Access.AUTHENTICATED,
+    _MODEL + "GetModel": Access.READ,
+    _MODEL + "ListModels": Access.READ,
     _MODEL + "UpdateModel": Access.AUTHENTICATED,
-    _MODEL + "GetModelVersion": Access.AUTHENTICATED,
-    _MODEL + "ListModelVersions": Access.AUTHENTICATED,
+    _MODEL + "GetModelVersion": Access.READ,
+    _MODEL + "ListModelVersions": Access.READ,
     _MODEL + "UpdateModelVersion": Access.AUTHENTICATED,
     _MODEL + "UploadModelVersion": Access.AUTHENTICATED,
-    _MODEL + "DownloadModelVersion": Access.AUTHENTICATED,
+    _MODEL + "DownloadModelVersion": Access.READ,
     _MODEL + "SetModelAlias": Access.AUTHENTICATED,
     _MODEL + "DeleteModelAlias": Access.AUTHENTICATED,
-    _MODEL + "ListModelAliases": Access.AUTHENTICATED,
+    _MODEL + "ListModelAliases": Access.READ,
     _MODEL + "DeleteModelVersion": Access.AUTHENTICATED,
     _MODEL + "DeleteModel": Access.AUTHENTICATED,
-    _MODEL + "GetUploadStatus": Access.AUTHENTICATED,
+    _MODEL + "GetUploadStatus": Access.READ,
     "/grpc.health.v1.Health/Check": Access.PUBLIC,
     "/grpc.health.v1.Health/Watch": Access.PUBLIC,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Access.PUBLIC,
@@ -93,12 +113,25 @@ class TokenRevocations(Protocol):
         """Raises Unauthenticated (TOKEN_REVOKED) for a token that no longer stands."""
 
 
+class AccessTokenHolders(Protocol):
+    """Where the authenticator finds the holder of an access token's secret."""
+
+    async def holder(self, secret: str) -> AccessTokenHolder:
+        """Raises Unauthenticated for a secret that names no standing token."""
+
+
 class Authenticator:
     """Checks each call's ``authorization: Bearer <token>`` against the access table."""
 
-    def __init__(self, tokens: TokenService, revocations: TokenRevocations) -> None:
+    def __init__(
+        self,
+        tokens: TokenService,
+        revocations: TokenRevocations,
+        access_tokens: AccessTokenHolders,
+    ) -> None:
         self._tokens = tokens
         self._revocations = revocations
+        self._access_tokens = access_tokens
 
     async def authenticate(self, method: str, authorization: list[str]) -> Principal | None:
         """The caller of ``method`` (None for a public one); raises when the call is refused."""
@@ -120,9 +153,53 @@ class Authenticator:
                 "the authorization metadata must be exactly one 'Bearer <token>'",
                 reason="TOKEN_INVALID",
             )
-        principal = self._tokens.verify(token.strip())
-        await self._revocations.check_token(
-            principal.user_id, principal.token_id, principal.token_generation
-        )
+        token = token.strip()
+        if token.startswith(ACCESS_TOKEN_PREFIX):
+            principal = _principal_of(await self._access_tokens.holder(token))
+        else:
+            principal = self._tokens.verify(token)
+            await self._revocations.check_token(
+                principal.user_id, principal.token_id, principal.token_generation
+            )
+        _check_scope(method, access, principal)
         _principal.set(principal)
+        limit_visible_folders(principal.folder_ids)
         return principal
+
+
+def _principal_of(holder: AccessTokenHolder) -> Principal:
+    token = holder.token
+    return Principal(
+        holder.user_id,
+        holder.username,
+        token_id=token.id,
+        token_generation=0,
+        valid_until_us=token.expires_us,
+        access_token_name=token.name,
+        read_only=token.read_only,
+        folder_ids=token.folder_ids,
+    )
+
+
+def _check_scope(method: str, access: Access, principal: Principal) -> None:
+    """Refuses, before any work, a call its access token's scope does not cover."""
+    if principal.access_token_name is None or access is Access.READ:
+        return
+    if access is Access.ACCOUNT:
+        raise PermissionDenied(
+            f"{method} manages tokens or the account: an access token cannot call it; sign in "
+            "with the password",
+            reason="TOKEN_SCOPE_INSUFFICIENT",
+        )
+    if principal.read_only:
+        raise PermissionDenied(
+            f"the access token {principal.access_token_name!r} is read-only and {method} "
+            "changes something; use a read-write token",
+            reason="TOKEN_READ_ONLY",
+        )
+    if access is Access.ALL_FOLDERS and principal.folder_ids is not None:
+        raise PermissionDenied(
+            f"the access token {principal.access_token_name!r} is limited to listed folders "
+            f"and cannot call {method}; use a token for all folders",
+            reason="TOKEN_SCOPE_INSUFFICIENT",
+        )

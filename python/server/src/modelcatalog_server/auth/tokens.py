@@ -46,7 +46,8 @@ class KeyFileError(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller of an RPC, as the token names it, and the token itself."""
+    """The authenticated caller of an RPC, as the token names it, and the token itself: a
+    sign-in token (a JWT) or an access token (``domain.access_tokens``), whose scope it says."""
 
     user_id: str
     username: str
@@ -54,6 +55,12 @@ class Principal:
     token_generation: int
     valid_until_us: int
     """The last moment the token is accepted: its expiry plus the tolerated clock skew."""
+    access_token_name: str | None = None
+    """The name of the access token the call is made with; None for a sign-in token."""
+    read_only: bool = False
+    """Whether the token may only read (an access token of scope read)."""
+    folder_ids: tuple[str, ...] | None = None
+    """The only folders the token may use; None for all of its user's."""
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,13 @@ A token found standing is trusted for ``token_check_interval`` seconds before th
 asked again (the last ``STANDING_TOKENS_KEPT`` tokens are remembered). Every path that revokes
 forgets the token in this process at once, after its change is committed, so the next call is
 refused here; another process sharing the database refuses it at the latest once its interval
-has passed since it last asked. A revoking path added later (account deletion, raising a token
-generation) must forget the tokens it revokes in the same way.
+has passed since it last asked. Raising a token generation (password change, sign-out
+everywhere, account deletion) forgets every remembered token of this process: such changes are
+rare, and the others' next use merely asks the database again.
+
+The self-service changes (``change_password``, ``delete_account``) check the password like a
+sign-in, throttled and counted with sign-ins, so a stolen sign-in token cannot be used to guess
+it; a wrong one is PERMISSION_DENIED (the token itself is fine).
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ from ..recent import Recent
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, now_us
 from ..storage.records import Credentials, UserRecord
 from . import validation
-from .errors import AlreadyExists, PermissionDenied, ResourceExhausted, Unauthenticated
+from .errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from .sign_in_limits import SignInGuard, peer_key
 
 log = logging.getLogger("modelcatalog_server")
@@ -187,6 +198,80 @@ class Accounts:
                 await self._store.write(revoke)
         finally:
             self._forget_token(token_id)
+
+    async def change_password(
+        self, user_id: str, current_password: str, new_password: str, peer: str | None
+    ) -> SignedIn:
+        """Replaces the password once the current one is confirmed, ending every sign-in token
+        of the account; returns the account and the generation for its new token."""
+        validation.present("current_password", current_password)
+        validation.new_password("new_password", new_password)
+        account = await self._confirmed(user_id, current_password, "current_password", peer)
+        with self._guard.checking(peer_key(peer)) as crowded:
+            new_hash = await self._hasher.hash(new_password, suspect=crowded)
+        try:
+            generation = await self._store.write(lambda tx: tx.set_password_hash(user_id, new_hash))
+        finally:
+            self._forget_all_tokens()
+        if generation is None:
+            raise Unauthenticated(REVOKED_MESSAGE, reason="TOKEN_REVOKED")
+        return SignedIn(account, generation)
+
+    async def sign_out_everywhere(self, user_id: str) -> None:
+        """Ends every sign-in token of the account, on every server process."""
+        try:
+            await self._store.write(lambda tx: tx.raise_token_generation(user_id))
+        finally:
+            self._forget_all_tokens()
+
+    async def delete_account(self, user_id: str, password: str, peer: str | None) -> list[str]:
+        """Deletes the account once its password is confirmed, with the folders it alone
+        belongs to that hold no model; refused (ACCOUNT_OWNS_FOLDERS) while it is the only
+        owner of a folder that holds models or has other members. Returns the secret digests
+        of the access tokens that ended with it."""
+        validation.present("password", password)
+        await self._confirmed(user_id, password, "password", peer)
+
+        def delete(tx: Transaction) -> list[str]:
+            owned = tx.sole_owned_folders(user_id)
+            for folder_id, _, _ in owned:
+                tx.lock_folder(folder_id)
+            owned = tx.sole_owned_folders(user_id)
+            kept = [(folder_id, name) for folder_id, name, in_use in owned if in_use]
+            if kept:
+                names = ", ".join(validation.quoted(name) for _, name in kept)
+                raise FailedPrecondition(
+                    f"you are the only owner of folders that hold models or have other members: "
+                    f"{names}; make another member owner of each, or delete them, first",
+                    reason="ACCOUNT_OWNS_FOLDERS",
+                    metadata={"folder_ids": ",".join(folder_id for folder_id, _ in kept)},
+                )
+            for folder_id, _, _ in owned:
+                tx.delete_folder(folder_id)
+            return tx.delete_user(user_id, now_us())
+
+        try:
+            return await self._store.write(delete)
+        finally:
+            self._forget_all_tokens()
+
+    async def _confirmed(
+        self, user_id: str, password: str, field: str, peer: str | None
+    ) -> UserRecord:
+        """The caller's account once ``password`` is confirmed as its own, as a sign-in
+        checks it (throttled, counted); PERMISSION_DENIED (INVALID_CREDENTIALS) otherwise."""
+        account = await self.user(user_id)
+        try:
+            signed_in = await self.sign_in(account.username, password, peer)
+        except Unauthenticated:
+            raise PermissionDenied(f"the {field} is wrong", reason="INVALID_CREDENTIALS") from None
+        return signed_in.user
+
+    def _forget_all_tokens(self) -> None:
+        """Stops trusting every token this process remembers: after a token generation was
+        raised, each one's next use asks the database."""
+        self._revocations += 1
+        self._standing.clear()
 
     def _forget_token(self, token_id: str) -> None:
         """Stops trusting a token revoked by this process: its next use asks the database."""

@@ -22,6 +22,7 @@ LABEL_KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9._/-]{0,62}")
 LABEL_VALUE_MAX_CHARS = 256
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 ALIAS_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+ACCESS_TOKEN_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 ETAG_MAX_CHARS = 64
 
 #: Bidirectional embeddings, overrides and isolates: they reorder how the rest of a line is
@@ -101,6 +102,16 @@ def alias_name(field: str, value: str) -> str:
             field,
             f"{field} must be 1 to 63 characters: lowercase letters, digits, '-' or '_', starting "
             "with a letter or digit and not digits only",
+        )
+    return value
+
+
+def access_token_name(field: str, value: str) -> str:
+    if not ACCESS_TOKEN_NAME_PATTERN.fullmatch(value):
+        raise InvalidArgument(
+            field,
+            f"{field} must be 1 to 64 characters: lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit",
         )
     return value
 

@@ -15,6 +15,7 @@ from ..domain.errors import InvalidArgument
 from ..domain.uploads import UploadStatus
 from ..domain.versions import UploadHeader
 from ..storage.records import (
+    AccessTokenRecord,
     AliasRecord,
     FolderRecord,
     MemberRecord,
@@ -37,6 +38,30 @@ def role_from_request(value: int) -> Role:
         return Role(int(value))
     except ValueError:
         raise InvalidArgument("role", "role must be viewer, editor or owner") from None
+
+
+def read_only_from_request(scope: v1.AccessTokenScope) -> bool | None:
+    """Whether an AccessTokenScope is read-only; None when it is unspecified or unknown."""
+    return {
+        v1.AccessTokenScope.READ: True,
+        v1.AccessTokenScope.READ_WRITE: False,
+    }.get(scope)
+
+
+def access_token(record: AccessTokenRecord) -> v1.AccessToken:
+    scope = v1.AccessTokenScope.READ if record.read_only else v1.AccessTokenScope.READ_WRITE
+    message = wire.new(
+        v1.AccessToken,
+        id=record.id,
+        name=record.name,
+        scope=v1.AccessTokenScope(scope),
+        folder_ids=list(record.folder_ids or ()),
+        create_time=timestamp(record.created_us),
+        expire_time=timestamp(record.expires_us),
+    )
+    if record.last_used_us is not None:
+        message.last_use_time = timestamp(record.last_used_us)
+    return message
 
 
 def user(record: UserRecord) -> v1.User:

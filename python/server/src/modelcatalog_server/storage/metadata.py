@@ -43,6 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
@@ -74,6 +75,8 @@ from .faults import StorageFault, StorageFull, StorageUnavailable
 from .locations import database_url, sqlite_path
 from .migrations import upgrade
 from .records import (
+    AccessTokenHolder,
+    AccessTokenRecord,
     AliasRecord,
     Credentials,
     FailureCounts,
@@ -90,6 +93,7 @@ from .records import (
     VersionRecord,
 )
 from .schema import (
+    access_tokens,
     blob_deletions,
     folder_members,
     folders,
@@ -128,6 +132,14 @@ _POSTGRES_UNAVAILABLE = frozenset({"55P03"})
 
 T = TypeVar("T")
 
+#: The folders the current call may see, None for all of its caller's: set once per call for
+#: an access token limited to listed folders (``limit_visible_folders``). Every transaction the
+#: call runs limits the queries that decide what a caller sees (``_FOLDERS_OF_CALLER``,
+#: ``_MODELS_OF_CALLER``) to them, so no rule can forget the limit.
+_visible_folders: ContextVar[tuple[str, ...] | None] = ContextVar(
+    "modelcatalog_visible_folders", default=None
+)
+
 log = logging.getLogger("modelcatalog_server.storage")
 
 #: A position in a list ordered by creation: (created_us, id) of the last item returned.
@@ -149,6 +161,11 @@ class PoolUsage:
     in_use: int
     #: Transactions waiting for one to come free.
     waiting: int
+
+
+def limit_visible_folders(folder_ids: tuple[str, ...] | None) -> None:
+    """Limits what the current call (this context) sees to ``folder_ids``; None for no limit."""
+    _visible_folders.set(folder_ids)
 
 
 class UniqueViolation(Exception):
@@ -240,12 +257,20 @@ class MetadataStore:
 
     async def read(self, work: Callable[[Transaction], T]) -> T:
         """What ``work`` returns, run in a transaction for reads only."""
-        return await self._transactions.run(work, write=False)
+        return await self._transactions.run(_limited(work), write=False)
 
     async def write(self, work: Callable[[Transaction], T]) -> T:
         """What ``work`` returns, run in a transaction that may write: committed when ``work``
         returns, rolled back when it raises."""
-        return await self._transactions.run(work, write=True)
+        return await self._transactions.run(_limited(work), write=True)
+
+
+def _limited(work: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
+    """``work`` on a transaction that sees only the current call's visible folders."""
+    visible = _visible_folders.get()
+    if visible is None:
+        return work
+    return lambda tx: work(Transaction(tx.connection, visible))
 
 
 class _SqliteTransactions:
@@ -582,7 +607,7 @@ _PING = select(1)
 _creator = users.alias("creator")
 
 _USER_BY_ID = select(users.c.id, users.c.username, users.c.created_us).where(
-    users.c.id == bindparam("user_id")
+    users.c.id == bindparam("user_id"), users.c.deleted_us.is_(None)
 )
 _CREDENTIALS = select(
     users.c.id,
@@ -590,11 +615,31 @@ _CREDENTIALS = select(
     users.c.created_us,
     users.c.password_hash,
     users.c.token_generation,
-).where(users.c.username == bindparam("username"))
+).where(users.c.username == bindparam("username"), users.c.deleted_us.is_(None))
 _TOKEN_STANDING = select(
     users.c.token_generation,
     exists().where(revoked_tokens.c.token_id == bindparam("token_id")),
-).where(users.c.id == bindparam("user_id"))
+).where(users.c.id == bindparam("user_id"), users.c.deleted_us.is_(None))
+_ACCESS_TOKEN = select(
+    access_tokens.c.id,
+    access_tokens.c.name,
+    access_tokens.c.scope,
+    access_tokens.c.folder_ids,
+    access_tokens.c.created_us,
+    access_tokens.c.expires_us,
+    access_tokens.c.last_used_us,
+)
+_ACCESS_TOKEN_HOLDER = (
+    _ACCESS_TOKEN.add_columns(users.c.id, users.c.username)
+    .join(users, users.c.id == access_tokens.c.user_id)
+    .where(
+        access_tokens.c.secret_sha256 == bindparam("secret_sha256"),
+        users.c.deleted_us.is_(None),
+    )
+)
+#: AccessTokenScope.ACCESS_TOKEN_SCOPE_READ as stored; every other stored scope is read-write.
+_SCOPE_READ = 1
+_SCOPE_READ_WRITE = 2
 
 _FOLDERS_OF_CALLER = (
     select(
@@ -845,8 +890,18 @@ def _position(after: Cursor | None) -> dict[str, Any]:
 class Transaction:
     """Queries and changes inside one database transaction (run by ``MetadataStore``)."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, visible: tuple[str, ...] | None = None) -> None:
         self.connection = connection
+        #: The only folders the caller's queries see; None for all the caller has a role in.
+        self._visible = visible
+
+    def _seen(self, query: Select[Any], parameters: dict[str, Any]) -> Select[Any]:
+        """``query`` (one of ``_FOLDERS_OF_CALLER`` or ``_MODELS_OF_CALLER``) limited to the
+        visible folders, if limited; the limit is added to ``parameters``."""
+        if self._visible is None:
+            return query
+        parameters["visible"] = list(self._visible)
+        return query.where(folder_members.c.folder_id.in_(bindparam("visible", expanding=True)))
 
     @property
     def _dialect(self) -> str:
@@ -893,9 +948,144 @@ class Transaction:
         """How many accounts have each distinct first ``length`` characters of their hash."""
         prefix = func.substr(users.c.password_hash, 1, length).label("prefix")
         rows = self.connection.execute(
-            select(prefix, func.count().label("accounts")).group_by(prefix)
+            select(prefix, func.count().label("accounts"))
+            .where(users.c.deleted_us.is_(None))
+            .group_by(prefix)
         )
         return {row.prefix: row.accounts for row in rows}
+
+    def set_password_hash(self, user_id: str, password_hash: str) -> int | None:
+        """Replaces the account's password hash and raises its token generation, ending every
+        sign-in token issued before; returns the new generation (None: no such account)."""
+        return self.connection.execute(
+            users.update()
+            .where(users.c.id == user_id, users.c.deleted_us.is_(None))
+            .values(password_hash=password_hash, token_generation=users.c.token_generation + 1)
+            .returning(users.c.token_generation)
+        ).scalar_one_or_none()
+
+    def raise_token_generation(self, user_id: str) -> None:
+        """Ends every sign-in token of the account issued so far."""
+        self.connection.execute(
+            users.update()
+            .where(users.c.id == user_id)
+            .values(token_generation=users.c.token_generation + 1)
+        )
+
+    def sole_owned_folders(self, user_id: str) -> list[tuple[str, str, bool]]:
+        """(id, name, whether it holds models or has other members) of each folder whose only
+        owner is the user, by name."""
+        owner = folder_members.alias("owner")
+        other_owner = exists().where(
+            owner.c.folder_id == folder_members.c.folder_id,
+            owner.c.role == int(Role.OWNER),
+            owner.c.user_id != user_id,
+        )
+        shared = or_(
+            exists().where(models.c.folder_id == folders.c.id),
+            exists().where(owner.c.folder_id == folders.c.id, owner.c.user_id != user_id),
+        )
+        rows = self.connection.execute(
+            select(folders.c.id, folders.c.name, shared)
+            .join(folder_members, folder_members.c.folder_id == folders.c.id)
+            .where(
+                folder_members.c.user_id == user_id,
+                folder_members.c.role == int(Role.OWNER),
+                ~other_owner,
+            )
+            .order_by(folders.c.name, folders.c.id)
+        ).all()
+        return [(folder_id, name, bool(in_use)) for folder_id, name, in_use in rows]
+
+    def delete_user(self, user_id: str, deleted_us: int) -> list[str]:
+        """Marks the account deleted: no password, no tokens, no roles; returns the secret
+        digests of the access tokens it had. Its row stays, for what it made elsewhere."""
+        self.connection.execute(folder_members.delete().where(folder_members.c.user_id == user_id))
+        digests = self.connection.execute(
+            access_tokens.delete()
+            .where(access_tokens.c.user_id == user_id)
+            .returning(access_tokens.c.secret_sha256)
+        )
+        revoked = [digest for (digest,) in digests]
+        self.connection.execute(
+            users.update()
+            .where(users.c.id == user_id)
+            .values(
+                password_hash="",
+                token_generation=users.c.token_generation + 1,
+                deleted_us=deleted_us,
+            )
+        )
+        return revoked
+
+    # Access tokens
+
+    def insert_access_token(
+        self, user_id: str, secret_sha256: str, token: AccessTokenRecord
+    ) -> None:
+        """Stores a new token of the user; UniqueViolation if the user has one of that name."""
+        folder_ids = None if token.folder_ids is None else json.dumps(list(token.folder_ids))
+        try:
+            self.connection.execute(
+                access_tokens.insert().values(
+                    id=token.id,
+                    user_id=user_id,
+                    name=token.name,
+                    secret_sha256=secret_sha256,
+                    scope=_SCOPE_READ if token.read_only else _SCOPE_READ_WRITE,
+                    folder_ids=folder_ids,
+                    created_us=token.created_us,
+                    expires_us=token.expires_us,
+                    last_used_us=None,
+                )
+            )
+        except IntegrityError as error:
+            raise UniqueViolation(token.name) from error
+
+    def access_token_holder(self, secret_sha256: str) -> AccessTokenHolder | None:
+        """The token with this secret digest and its owner, or None (none, or no owner)."""
+        row = self.connection.execute(
+            _ACCESS_TOKEN_HOLDER, {"secret_sha256": secret_sha256}
+        ).first()
+        if row is None:
+            return None
+        return AccessTokenHolder(_access_token(row[:7]), row[7], row[8])
+
+    def access_tokens_of(
+        self, user_id: str, now_us: int, after: str | None, limit: int
+    ) -> list[AccessTokenRecord]:
+        """The user's unexpired tokens by name, starting after the name ``after``."""
+        query = _ACCESS_TOKEN.where(
+            access_tokens.c.user_id == user_id, access_tokens.c.expires_us > now_us
+        )
+        if after is not None:
+            query = query.where(access_tokens.c.name > after)
+        rows = self.connection.execute(query.order_by(access_tokens.c.name).limit(limit)).all()
+        return [_access_token(row) for row in rows]
+
+    def delete_access_token(self, user_id: str, token_id: str) -> str | None:
+        """Deletes the user's token; returns its secret digest, None when it has no such one."""
+        return self.connection.execute(
+            access_tokens.delete()
+            .where(access_tokens.c.user_id == user_id, access_tokens.c.id == token_id)
+            .returning(access_tokens.c.secret_sha256)
+        ).scalar_one_or_none()
+
+    def prune_access_tokens(self, user_id: str, now_us: int) -> None:
+        """Forgets the user's expired tokens, whose names may then be used again."""
+        self.connection.execute(
+            access_tokens.delete().where(
+                access_tokens.c.user_id == user_id, access_tokens.c.expires_us <= now_us
+            )
+        )
+
+    def touch_access_token(self, token_id: str, used_us: int) -> None:
+        """Records that the token was used at ``used_us``."""
+        self.connection.execute(
+            access_tokens.update()
+            .where(access_tokens.c.id == token_id)
+            .values(last_used_us=used_us)
+        )
 
     # Sign-in failures
 
@@ -1005,16 +1195,14 @@ class Transaction:
 
     def folder_for(self, user_id: str, folder_id: str) -> FolderRecord | None:
         """The folder if ``user_id`` has a role in it, else None (missing or not shared)."""
-        row = self.connection.execute(
-            _FOLDER_FOR, {"caller": user_id, "folder_id": folder_id}
-        ).first()
+        parameters: dict[str, Any] = {"caller": user_id, "folder_id": folder_id}
+        row = self.connection.execute(self._seen(_FOLDER_FOR, parameters), parameters).first()
         return _folder(row) if row else None
 
     def folders_for(self, user_id: str, after: Cursor | None, limit: int) -> list[FolderRecord]:
-        rows = self.connection.execute(
-            _folders_page(after is not None),
-            {"caller": user_id, "limit": limit, **_position(after)},
-        ).all()
+        parameters = {"caller": user_id, "limit": limit, **_position(after)}
+        page = self._seen(_folders_page(after is not None), parameters)
+        rows = self.connection.execute(page, parameters).all()
         return [_folder(row) for row in rows]
 
     def update_folder(self, folder_id: str, name: str, description: str, updated_us: int) -> None:
@@ -1121,7 +1309,8 @@ class Transaction:
 
     def model_for(self, user_id: str, model_id: str) -> ModelRecord | None:
         """The model if ``user_id`` has a role in its folder, else None."""
-        row = self.connection.execute(_MODEL_FOR, {"caller": user_id, "model_id": model_id}).first()
+        parameters: dict[str, Any] = {"caller": user_id, "model_id": model_id}
+        row = self.connection.execute(self._seen(_MODEL_FOR, parameters), parameters).first()
         return _model(row) if row else None
 
     def models_for(
@@ -1142,6 +1331,7 @@ class Transaction:
             parameters.update(_position(after))
         else:
             page = _matching_models(query, folder_id is not None, after, self._dialect)
+        page = self._seen(page, parameters)
         return [_model(row) for row in self.connection.execute(page, parameters).all()]
 
     def update_model(self, model_id: str, name: str, description: str, updated_us: int) -> None:
@@ -1563,6 +1753,19 @@ class Transaction:
     def forget_blob_deletion(self, sha256: str) -> None:
         """The blob's bytes are gone: it may be stored again."""
         self.connection.execute(blob_deletions.delete().where(blob_deletions.c.sha256 == sha256))
+
+
+def _access_token(row: tuple[Any, ...]) -> AccessTokenRecord:
+    token_id, name, scope, folder_ids, created_us, expires_us, last_used_us = row
+    return AccessTokenRecord(
+        token_id,
+        name,
+        scope == _SCOPE_READ,
+        None if folder_ids is None else tuple(json.loads(folder_ids)),
+        created_us,
+        expires_us,
+        last_used_us,
+    )
 
 
 def _version(row: Row[*tuple[Any, ...]]) -> VersionRecord:

@@ -42,6 +42,29 @@ class TokenStanding:
 
 
 @dataclass(frozen=True)
+class AccessTokenRecord:
+    """An access token as its owner lists it (its secret is never stored)."""
+
+    id: str
+    name: str
+    read_only: bool
+    #: The folders it may use; None for all of its owner's.
+    folder_ids: tuple[str, ...] | None
+    created_us: int
+    expires_us: int
+    last_used_us: int | None
+
+
+@dataclass(frozen=True)
+class AccessTokenHolder:
+    """An unexpired access token found by its secret's digest, with its owner."""
+
+    token: AccessTokenRecord
+    user_id: str
+    username: str
+
+
+@dataclass(frozen=True)
 class FailureCounts:
     """Failed sign-ins since some moment: for one username from one address, for the username
     from every address, and from the address for every username."""

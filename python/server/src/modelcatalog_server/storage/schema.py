@@ -4,10 +4,10 @@ The tables below describe the newest schema; the Alembic revisions in ``migratio
 A schema change therefore edits the tables below *and* adds a revision that does the same to an
 existing database (a unit test proves that the revisions build exactly these tables).
 
-Sign-in failures, revoked tokens, uploads in progress, blobs being deleted and the results of
-requests made with a request_id are rows here, not process memory, so that every server
-process sharing the database enforces the same throttles and revocations, none deletes bytes
-another is about to commit, and a retry reaching another process is still recognised.
+Sign-in failures, revoked tokens, access tokens, uploads in progress, blobs being deleted and
+the results of requests made with a request_id are rows here, not process memory, so that every
+server process sharing the database enforces the same throttles and revocations, none deletes
+bytes another is about to commit, and a retry reaching another process is still recognised.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ users = Table(
     Column("created_us", BigInteger, nullable=False),
     # Tokens carry the generation they were issued at; raising it revokes them all at once.
     Column("token_generation", Integer, nullable=False, server_default="0"),
+    # When the account was deleted (NULL while it exists). Its row stays, so that what it made
+    # keeps naming it and its username is never given to another account.
+    Column("deleted_us", BigInteger, nullable=True),
 )
 
 folders = Table(
@@ -154,6 +157,26 @@ revoked_tokens = Table(
     # After this moment the token is refused as expired anyway, and the row can go.
     Column("until_us", BigInteger, nullable=False),
     Index("ix_revoked_tokens_until", "until_us"),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    # A token a user made for a machine. Only the SHA-256 of its secret is stored; every call
+    # made with it looks the row up by that digest. ``scope`` is the AccessTokenScope number
+    # (1 read, 2 read-write); ``folder_ids`` a JSON list of the folders it may use, NULL for
+    # all. ``last_used_us`` is written at most once a minute. Revoking deletes the row.
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("scope", SmallInteger, nullable=False),
+    Column("folder_ids", Text, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("last_used_us", BigInteger, nullable=True),
+    UniqueConstraint("secret_sha256", name="uq_access_tokens_secret"),
+    UniqueConstraint("user_id", "name", name="uq_access_tokens_user_name"),
 )
 
 upload_sessions = Table(

@@ -2,8 +2,8 @@
 // @generated from file modelcatalog/v1/auth_service.proto (package modelcatalog.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { User } from "./resources_pb.js";
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/auth_service.proto.
  */
 export const file_modelcatalog_v1_auth_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJtb2RlbGNhdGFsb2cvdjEvYXV0aF9zZXJ2aWNlLnByb3RvEg9tb2RlbGNhdGFsb2cudjEiMwoNU2lnblVwUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSI1Cg5TaWduVXBSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUubW9kZWxjYXRhbG9nLnYxLlVzZXIiMwoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJ8Cg5TaWduSW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBHVzZXIYAyABKAsyFS5tb2RlbGNhdGFsb2cudjEuVXNlciIXChVHZXRDdXJyZW50VXNlclJlcXVlc3QiPQoWR2V0Q3VycmVudFVzZXJSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUubW9kZWxjYXRhbG9nLnYxLlVzZXIiEAoOU2lnbk91dFJlcXVlc3QiEQoPU2lnbk91dFJlc3BvbnNlMt4CCgtBdXRoU2VydmljZRJJCgZTaWduVXASHi5tb2RlbGNhdGFsb2cudjEuU2lnblVwUmVxdWVzdBofLm1vZGVsY2F0YWxvZy52MS5TaWduVXBSZXNwb25zZRJJCgZTaWduSW4SHi5tb2RlbGNhdGFsb2cudjEuU2lnbkluUmVxdWVzdBofLm1vZGVsY2F0YWxvZy52MS5TaWduSW5SZXNwb25zZRJmCg5HZXRDdXJyZW50VXNlchImLm1vZGVsY2F0YWxvZy52MS5HZXRDdXJyZW50VXNlclJlcXVlc3QaJy5tb2RlbGNhdGFsb2cudjEuR2V0Q3VycmVudFVzZXJSZXNwb25zZSIDkAIBElEKB1NpZ25PdXQSHy5tb2RlbGNhdGFsb2cudjEuU2lnbk91dFJlcXVlc3QaIC5tb2RlbGNhdGFsb2cudjEuU2lnbk91dFJlc3BvbnNlIgOQAgJiBnByb3RvMw", [file_google_protobuf_timestamp, file_modelcatalog_v1_resources]);
+  fileDesc("CiJtb2RlbGNhdGFsb2cvdjEvYXV0aF9zZXJ2aWNlLnByb3RvEg9tb2RlbGNhdGFsb2cudjEiMwoNU2lnblVwUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSI1Cg5TaWduVXBSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUubW9kZWxjYXRhbG9nLnYxLlVzZXIiMwoNU2lnbkluUmVxdWVzdBIQCgh1c2VybmFtZRgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSJ8Cg5TaWduSW5SZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiMKBHVzZXIYAyABKAsyFS5tb2RlbGNhdGFsb2cudjEuVXNlciIXChVHZXRDdXJyZW50VXNlclJlcXVlc3QiPQoWR2V0Q3VycmVudFVzZXJSZXNwb25zZRIjCgR1c2VyGAEgASgLMhUubW9kZWxjYXRhbG9nLnYxLlVzZXIiEAoOU2lnbk91dFJlcXVlc3QiEQoPU2lnbk91dFJlc3BvbnNlIoICCgtBY2Nlc3NUb2tlbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEjAKBXNjb3BlGAMgASgOMiEubW9kZWxjYXRhbG9nLnYxLkFjY2Vzc1Rva2VuU2NvcGUSEgoKZm9sZGVyX2lkcxgEIAMoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDWxhc3RfdXNlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoMBChhDcmVhdGVBY2Nlc3NUb2tlblJlcXVlc3QSDAoEbmFtZRgBIAEoCRIwCgVzY29wZRgCIAEoDjIhLm1vZGVsY2F0YWxvZy52MS5BY2Nlc3NUb2tlblNjb3BlEhIKCmZvbGRlcl9pZHMYAyADKAkSEwoLdHRsX3NlY29uZHMYBCABKAMiXwoZQ3JlYXRlQWNjZXNzVG9rZW5SZXNwb25zZRIyCgxhY2Nlc3NfdG9rZW4YASABKAsyHC5tb2RlbGNhdGFsb2cudjEuQWNjZXNzVG9rZW4SDgoGc2VjcmV0GAIgASgJIkAKF0xpc3RBY2Nlc3NUb2tlbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJImgKGExpc3RBY2Nlc3NUb2tlbnNSZXNwb25zZRIzCg1hY2Nlc3NfdG9rZW5zGAEgAygLMhwubW9kZWxjYXRhbG9nLnYxLkFjY2Vzc1Rva2VuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIzChhSZXZva2VBY2Nlc3NUb2tlblJlcXVlc3QSFwoPYWNjZXNzX3Rva2VuX2lkGAEgASgJIhsKGVJldm9rZUFjY2Vzc1Rva2VuUmVzcG9uc2UiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIl8KFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USFAoMYWNjZXNzX3Rva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIaChhTaWduT3V0RXZlcnl3aGVyZVJlcXVlc3QiGwoZU2lnbk91dEV2ZXJ5d2hlcmVSZXNwb25zZSIoChREZWxldGVBY2NvdW50UmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCSIXChVEZWxldGVBY2NvdW50UmVzcG9uc2UqdgoQQWNjZXNzVG9rZW5TY29wZRIiCh5BQ0NFU1NfVE9LRU5fU0NPUEVfVU5TUEVDSUZJRUQQABIbChdBQ0NFU1NfVE9LRU5fU0NPUEVfUkVBRBABEiEKHUFDQ0VTU19UT0tFTl9TQ09QRV9SRUFEX1dSSVRFEAIy3QcKC0F1dGhTZXJ2aWNlEkkKBlNpZ25VcBIeLm1vZGVsY2F0YWxvZy52MS5TaWduVXBSZXF1ZXN0Gh8ubW9kZWxjYXRhbG9nLnYxLlNpZ25VcFJlc3BvbnNlEkkKBlNpZ25JbhIeLm1vZGVsY2F0YWxvZy52MS5TaWduSW5SZXF1ZXN0Gh8ubW9kZWxjYXRhbG9nLnYxLlNpZ25JblJlc3BvbnNlEmYKDkdldEN1cnJlbnRVc2VyEiYubW9kZWxjYXRhbG9nLnYxLkdldEN1cnJlbnRVc2VyUmVxdWVzdBonLm1vZGVsY2F0YWxvZy52MS5HZXRDdXJyZW50VXNlclJlc3BvbnNlIgOQAgESUQoHU2lnbk91dBIfLm1vZGVsY2F0YWxvZy52MS5TaWduT3V0UmVxdWVzdBogLm1vZGVsY2F0YWxvZy52MS5TaWduT3V0UmVzcG9uc2UiA5ACAhJqChFDcmVhdGVBY2Nlc3NUb2tlbhIpLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVBY2Nlc3NUb2tlblJlcXVlc3QaKi5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlQWNjZXNzVG9rZW5SZXNwb25zZRJsChBMaXN0QWNjZXNzVG9rZW5zEigubW9kZWxjYXRhbG9nLnYxLkxpc3RBY2Nlc3NUb2tlbnNSZXF1ZXN0GikubW9kZWxjYXRhbG9nLnYxLkxpc3RBY2Nlc3NUb2tlbnNSZXNwb25zZSIDkAIBEm8KEVJldm9rZUFjY2Vzc1Rva2VuEikubW9kZWxjYXRhbG9nLnYxLlJldm9rZUFjY2Vzc1Rva2VuUmVxdWVzdBoqLm1vZGVsY2F0YWxvZy52MS5SZXZva2VBY2Nlc3NUb2tlblJlc3BvbnNlIgOQAgISYQoOQ2hhbmdlUGFzc3dvcmQSJi5tb2RlbGNhdGFsb2cudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GicubW9kZWxjYXRhbG9nLnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USbwoRU2lnbk91dEV2ZXJ5d2hlcmUSKS5tb2RlbGNhdGFsb2cudjEuU2lnbk91dEV2ZXJ5d2hlcmVSZXF1ZXN0GioubW9kZWxjYXRhbG9nLnYxLlNpZ25PdXRFdmVyeXdoZXJlUmVzcG9uc2UiA5ACAhJeCg1EZWxldGVBY2NvdW50EiUubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZUFjY291bnRSZXF1ZXN0GiYubW9kZWxjYXRhbG9nLnYxLkRlbGV0ZUFjY291bnRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_modelcatalog_v1_resources]);
 
 /**
  * SignUpRequest is the input of AuthService.SignUp.
@@ -201,10 +201,413 @@ export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
   messageDesc(file_modelcatalog_v1_auth_service, 7);
 
 /**
+ * An AccessToken is a credential a user made for a machine; its secret is not part of it.
+ *
+ * @generated from message modelcatalog.v1.AccessToken
+ */
+export type AccessToken = Message<"modelcatalog.v1.AccessToken"> & {
+  /**
+   * The server-assigned identifier of the token; RevokeAccessToken takes it.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The name the owner gave it, unique among the owner's tokens.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * What the token may do.
+   *
+   * @generated from field: modelcatalog.v1.AccessTokenScope scope = 3;
+   */
+  scope: AccessTokenScope;
+
+  /**
+   * The folders the token may use; empty when it may use all of its owner's folders.
+   *
+   * @generated from field: repeated string folder_ids = 4;
+   */
+  folderIds: string[];
+
+  /**
+   * When the token was created.
+   *
+   * @generated from field: google.protobuf.Timestamp create_time = 5;
+   */
+  createTime?: Timestamp | undefined;
+
+  /**
+   * When the token stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 6;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * When the token was last used, to the minute (it is recorded at most once a minute);
+   * unset when it has never been used.
+   *
+   * @generated from field: google.protobuf.Timestamp last_use_time = 7;
+   */
+  lastUseTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.AccessToken.
+ * Use `create(AccessTokenSchema)` to create a new message.
+ */
+export const AccessTokenSchema: GenMessage<AccessToken> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 8);
+
+/**
+ * CreateAccessTokenRequest is the input of AuthService.CreateAccessToken.
+ *
+ * @generated from message modelcatalog.v1.CreateAccessTokenRequest
+ */
+export type CreateAccessTokenRequest = Message<"modelcatalog.v1.CreateAccessTokenRequest"> & {
+  /**
+   * The token's name: 1 to 64 characters, lowercase letters, digits, '.', '_' and '-',
+   * starting with a letter or digit; unique among the caller's tokens.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * What the token may do; required.
+   *
+   * @generated from field: modelcatalog.v1.AccessTokenScope scope = 2;
+   */
+  scope: AccessTokenScope;
+
+  /**
+   * The folders the token may use (at most 100, each one the caller has a role in); empty for
+   * all of the caller's folders, present and future.
+   *
+   * @generated from field: repeated string folder_ids = 3;
+   */
+  folderIds: string[];
+
+  /**
+   * How long the token works, in seconds from now; required, positive, and at most the
+   * server's maximum (365 days by default).
+   *
+   * @generated from field: int64 ttl_seconds = 4;
+   */
+  ttlSeconds: bigint;
+};
+
+/**
+ * Describes the message modelcatalog.v1.CreateAccessTokenRequest.
+ * Use `create(CreateAccessTokenRequestSchema)` to create a new message.
+ */
+export const CreateAccessTokenRequestSchema: GenMessage<CreateAccessTokenRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 9);
+
+/**
+ * CreateAccessTokenResponse is the output of AuthService.CreateAccessToken.
+ *
+ * @generated from message modelcatalog.v1.CreateAccessTokenResponse
+ */
+export type CreateAccessTokenResponse = Message<"modelcatalog.v1.CreateAccessTokenResponse"> & {
+  /**
+   * The token as stored.
+   *
+   * @generated from field: modelcatalog.v1.AccessToken access_token = 1;
+   */
+  accessToken?: AccessToken | undefined;
+
+  /**
+   * The secret to send as "authorization: Bearer <secret>"; shown only in this response.
+   * Treat it as opaque; it starts with "mct_".
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.CreateAccessTokenResponse.
+ * Use `create(CreateAccessTokenResponseSchema)` to create a new message.
+ */
+export const CreateAccessTokenResponseSchema: GenMessage<CreateAccessTokenResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 10);
+
+/**
+ * ListAccessTokensRequest is the input of AuthService.ListAccessTokens.
+ *
+ * @generated from message modelcatalog.v1.ListAccessTokensRequest
+ */
+export type ListAccessTokensRequest = Message<"modelcatalog.v1.ListAccessTokensRequest"> & {
+  /**
+   * The largest number of tokens to return: 0 means the default of 50, values above 1000
+   * are treated as 1000, negative values are rejected.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page, or empty for the first page.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.ListAccessTokensRequest.
+ * Use `create(ListAccessTokensRequestSchema)` to create a new message.
+ */
+export const ListAccessTokensRequestSchema: GenMessage<ListAccessTokensRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 11);
+
+/**
+ * ListAccessTokensResponse is the output of AuthService.ListAccessTokens.
+ *
+ * @generated from message modelcatalog.v1.ListAccessTokensResponse
+ */
+export type ListAccessTokensResponse = Message<"modelcatalog.v1.ListAccessTokensResponse"> & {
+  /**
+   * The caller's unexpired access tokens, by name.
+   *
+   * @generated from field: repeated modelcatalog.v1.AccessToken access_tokens = 1;
+   */
+  accessTokens: AccessToken[];
+
+  /**
+   * The token for the next page, or empty when this is the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.ListAccessTokensResponse.
+ * Use `create(ListAccessTokensResponseSchema)` to create a new message.
+ */
+export const ListAccessTokensResponseSchema: GenMessage<ListAccessTokensResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 12);
+
+/**
+ * RevokeAccessTokenRequest is the input of AuthService.RevokeAccessToken.
+ *
+ * @generated from message modelcatalog.v1.RevokeAccessTokenRequest
+ */
+export type RevokeAccessTokenRequest = Message<"modelcatalog.v1.RevokeAccessTokenRequest"> & {
+  /**
+   * The id of the caller's access token to revoke.
+   *
+   * @generated from field: string access_token_id = 1;
+   */
+  accessTokenId: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.RevokeAccessTokenRequest.
+ * Use `create(RevokeAccessTokenRequestSchema)` to create a new message.
+ */
+export const RevokeAccessTokenRequestSchema: GenMessage<RevokeAccessTokenRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 13);
+
+/**
+ * RevokeAccessTokenResponse is the output of AuthService.RevokeAccessToken; it is empty
+ * because a revocation has nothing to report.
+ *
+ * @generated from message modelcatalog.v1.RevokeAccessTokenResponse
+ */
+export type RevokeAccessTokenResponse = Message<"modelcatalog.v1.RevokeAccessTokenResponse"> & {
+};
+
+/**
+ * Describes the message modelcatalog.v1.RevokeAccessTokenResponse.
+ * Use `create(RevokeAccessTokenResponseSchema)` to create a new message.
+ */
+export const RevokeAccessTokenResponseSchema: GenMessage<RevokeAccessTokenResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 14);
+
+/**
+ * ChangePasswordRequest is the input of AuthService.ChangePassword.
+ *
+ * @generated from message modelcatalog.v1.ChangePasswordRequest
+ */
+export type ChangePasswordRequest = Message<"modelcatalog.v1.ChangePasswordRequest"> & {
+  /**
+   * The account's password now.
+   *
+   * @generated from field: string current_password = 1;
+   */
+  currentPassword: string;
+
+  /**
+   * The new password: 8 to 72 bytes in UTF-8.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.ChangePasswordRequest.
+ * Use `create(ChangePasswordRequestSchema)` to create a new message.
+ */
+export const ChangePasswordRequestSchema: GenMessage<ChangePasswordRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 15);
+
+/**
+ * ChangePasswordResponse is the output of AuthService.ChangePassword.
+ *
+ * @generated from message modelcatalog.v1.ChangePasswordResponse
+ */
+export type ChangePasswordResponse = Message<"modelcatalog.v1.ChangePasswordResponse"> & {
+  /**
+   * A new sign-in token (every earlier one was ended), as SignInResponse.access_token.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * When the new sign-in token expires.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 2;
+   */
+  expireTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message modelcatalog.v1.ChangePasswordResponse.
+ * Use `create(ChangePasswordResponseSchema)` to create a new message.
+ */
+export const ChangePasswordResponseSchema: GenMessage<ChangePasswordResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 16);
+
+/**
+ * SignOutEverywhereRequest is the input of AuthService.SignOutEverywhere.
+ *
+ * @generated from message modelcatalog.v1.SignOutEverywhereRequest
+ */
+export type SignOutEverywhereRequest = Message<"modelcatalog.v1.SignOutEverywhereRequest"> & {
+};
+
+/**
+ * Describes the message modelcatalog.v1.SignOutEverywhereRequest.
+ * Use `create(SignOutEverywhereRequestSchema)` to create a new message.
+ */
+export const SignOutEverywhereRequestSchema: GenMessage<SignOutEverywhereRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 17);
+
+/**
+ * SignOutEverywhereResponse is the output of AuthService.SignOutEverywhere; it is empty
+ * because the sign-out has nothing to report.
+ *
+ * @generated from message modelcatalog.v1.SignOutEverywhereResponse
+ */
+export type SignOutEverywhereResponse = Message<"modelcatalog.v1.SignOutEverywhereResponse"> & {
+};
+
+/**
+ * Describes the message modelcatalog.v1.SignOutEverywhereResponse.
+ * Use `create(SignOutEverywhereResponseSchema)` to create a new message.
+ */
+export const SignOutEverywhereResponseSchema: GenMessage<SignOutEverywhereResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 18);
+
+/**
+ * DeleteAccountRequest is the input of AuthService.DeleteAccount; the account deleted is the
+ * caller's.
+ *
+ * @generated from message modelcatalog.v1.DeleteAccountRequest
+ */
+export type DeleteAccountRequest = Message<"modelcatalog.v1.DeleteAccountRequest"> & {
+  /**
+   * The account's password, to confirm.
+   *
+   * @generated from field: string password = 1;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteAccountRequest.
+ * Use `create(DeleteAccountRequestSchema)` to create a new message.
+ */
+export const DeleteAccountRequestSchema: GenMessage<DeleteAccountRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 19);
+
+/**
+ * DeleteAccountResponse is the output of AuthService.DeleteAccount; it is empty because the
+ * deletion has nothing to report.
+ *
+ * @generated from message modelcatalog.v1.DeleteAccountResponse
+ */
+export type DeleteAccountResponse = Message<"modelcatalog.v1.DeleteAccountResponse"> & {
+};
+
+/**
+ * Describes the message modelcatalog.v1.DeleteAccountResponse.
+ * Use `create(DeleteAccountResponseSchema)` to create a new message.
+ */
+export const DeleteAccountResponseSchema: GenMessage<DeleteAccountResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_auth_service, 20);
+
+/**
+ * An AccessTokenScope says what an access token may do with its owner's folders.
+ *
+ * @generated from enum modelcatalog.v1.AccessTokenScope
+ */
+export enum AccessTokenScope {
+  /**
+   * Not specified; refused by CreateAccessToken.
+   *
+   * @generated from enum value: ACCESS_TOKEN_SCOPE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Read only: list, get and download; every RPC that changes something is refused.
+   *
+   * @generated from enum value: ACCESS_TOKEN_SCOPE_READ = 1;
+   */
+  READ = 1,
+
+  /**
+   * Read and write: everything the owner's roles allow, except managing tokens and the account.
+   *
+   * @generated from enum value: ACCESS_TOKEN_SCOPE_READ_WRITE = 2;
+   */
+  READ_WRITE = 2,
+}
+
+/**
+ * Describes the enum modelcatalog.v1.AccessTokenScope.
+ */
+export const AccessTokenScopeSchema: GenEnum<AccessTokenScope> = /*@__PURE__*/
+  enumDesc(file_modelcatalog_v1_auth_service, 0);
+
+/**
  * AuthService creates accounts and issues the access tokens every other RPC requires.
  * SignUp and SignIn are the only RPCs of the API that need no access token. Every other RPC
  * of the API answers UNAUTHENTICATED with TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, or
- * TOKEN_REVOKED when the token was signed out or its account no longer exists.
+ * TOKEN_REVOKED when the token was signed out or revoked or its account no longer exists.
+ *
+ * Two kinds of token are accepted as "authorization: Bearer <token>": the sign-in token
+ * SignIn returns, which acts with everything its account may do, and access tokens for
+ * machines (CreateAccessToken), which start with "mct_". An access token acts for its owner,
+ * never with more than the owner may do at the moment of the call (a folder role revoked from
+ * the owner no longer holds for the token on the next call), and within its scope: a read-only
+ * token is refused every RPC that changes something with PERMISSION_DENIED (TOKEN_READ_ONLY)
+ * before any work; a token limited to listed folders sees only those folders (others answer as
+ * folders the caller has no access to), and is refused CreateFolder; no access token may call
+ * the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
+ * RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
+ * (TOKEN_SCOPE_INSUFFICIENT).
  * Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
  * full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
  * nothing is changed then.
@@ -277,6 +680,114 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof SignOutRequestSchema;
     output: typeof SignOutResponseSchema;
+  },
+  /**
+   * CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
+   * for the caller within a scope until it expires. The token is returned once, in this
+   * response, and stored only as a digest: it cannot be shown again. It keeps working after
+   * its owner changes the password or signs out everywhere; RevokeAccessToken ends it, and so
+   * does deleting the account. Needs a sign-in token.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for a name that does not match its pattern, an
+   * unspecified scope, a ttl_seconds that is not positive or longer than the server's maximum (365
+   * days by default), more than 100 folder_ids, or a malformed folder id; PERMISSION_DENIED
+   * (FOLDER_ACCESS_DENIED) when a listed folder does not exist or the caller has no role in
+   * it; ALREADY_EXISTS (ACCESS_TOKEN_NAME_TAKEN); PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT)
+   * when called with an access token.
+   *
+   * @generated from rpc modelcatalog.v1.AuthService.CreateAccessToken
+   */
+  createAccessToken: {
+    methodKind: "unary";
+    input: typeof CreateAccessTokenRequestSchema;
+    output: typeof CreateAccessTokenResponseSchema;
+  },
+  /**
+   * ListAccessTokens lists the caller's unexpired access tokens by name, without their secrets.
+   * Needs a sign-in token.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD for a negative page_size, PAGE_TOKEN_INVALID);
+   * PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+   *
+   * @generated from rpc modelcatalog.v1.AuthService.ListAccessTokens
+   */
+  listAccessTokens: {
+    methodKind: "unary";
+    input: typeof ListAccessTokensRequestSchema;
+    output: typeof ListAccessTokensResponseSchema;
+  },
+  /**
+   * RevokeAccessToken ends one of the caller's access tokens: any later call with it answers
+   * UNAUTHENTICATED (TOKEN_REVOKED), at once on the server process that revoked it and within
+   * the token check interval (5 s by default) on others sharing the database. Revoking a token
+   * that does not exist (already revoked, expired and forgotten, or another user's) changes
+   * nothing and succeeds. Needs a sign-in token.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for a malformed id; PERMISSION_DENIED
+   * (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+   *
+   * @generated from rpc modelcatalog.v1.AuthService.RevokeAccessToken
+   */
+  revokeAccessToken: {
+    methodKind: "unary";
+    input: typeof RevokeAccessTokenRequestSchema;
+    output: typeof RevokeAccessTokenResponseSchema;
+  },
+  /**
+   * ChangePassword replaces the caller's password and ends every sign-in token of the account,
+   * the one the call is made with included; the response carries a new sign-in token. Access
+   * tokens keep working. The current password is checked like a sign-in: failures count
+   * towards the same throttle.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
+   * shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+   * when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
+   * SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+   *
+   * @generated from rpc modelcatalog.v1.AuthService.ChangePassword
+   */
+  changePassword: {
+    methodKind: "unary";
+    input: typeof ChangePasswordRequestSchema;
+    output: typeof ChangePasswordResponseSchema;
+  },
+  /**
+   * SignOutEverywhere ends every sign-in token of the caller's account, on every server
+   * process sharing the database (within the token check interval on the others), the one
+   * the call is made with included. Access tokens keep working: revoke them with
+   * RevokeAccessToken.
+   *
+   * Errors: PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+   *
+   * @generated from rpc modelcatalog.v1.AuthService.SignOutEverywhere
+   */
+  signOutEverywhere: {
+    methodKind: "unary";
+    input: typeof SignOutEverywhereRequestSchema;
+    output: typeof SignOutEverywhereResponseSchema;
+  },
+  /**
+   * DeleteAccount deletes the caller's account: its sign-in and access tokens stop working,
+   * its roles in folders are removed, and the folders it alone belongs to that hold no model
+   * are deleted. What it made in shared folders stays and still names it as creator; its
+   * username is never given to another account, so nothing is attributed to someone else.
+   * The password is checked like a sign-in.
+   *
+   * Refused, changing nothing, while the account is the only owner of a folder that holds
+   * models or has other members: make another member owner (GrantFolderAccess) or delete the
+   * folder first.
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty password; PERMISSION_DENIED
+   * (INVALID_CREDENTIALS) when it is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED,
+   * OVERLOADED) as for SignIn; FAILED_PRECONDITION (ACCOUNT_OWNS_FOLDERS) naming those
+   * folders; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
+   *
+   * @generated from rpc modelcatalog.v1.AuthService.DeleteAccount
+   */
+  deleteAccount: {
+    methodKind: "unary";
+    input: typeof DeleteAccountRequestSchema;
+    output: typeof DeleteAccountResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_modelcatalog_v1_auth_service, 0);

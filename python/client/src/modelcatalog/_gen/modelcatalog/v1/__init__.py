@@ -55,6 +55,25 @@ class FolderRole(betterproto.Enum):
     """
 
 
+class AccessTokenScope(betterproto.Enum):
+    """
+    An AccessTokenScope says what an access token may do with its owner's folders.
+    """
+
+    UNSPECIFIED = 0
+    """Not specified; refused by CreateAccessToken."""
+
+    READ = 1
+    """
+    Read only: list, get and download; every RPC that changes something is refused.
+    """
+
+    READ_WRITE = 2
+    """
+    Read and write: everything the owner's roles allow, except managing tokens and the account.
+    """
+
+
 class ErrorReason(betterproto.Enum):
     """
     An ErrorReason says why an RPC failed, more precisely than its status code. Every error the
@@ -281,6 +300,33 @@ class ErrorReason(betterproto.Enum):
     FAILED_PRECONDITION: aliases point at the version; move or delete them first, or delete
      the version with force (which deletes them too). The ErrorInfo metadata "aliases" lists
      their names, comma-separated.
+    """
+
+    TOKEN_READ_ONLY = 41
+    """
+    PERMISSION_DENIED: the call would change something and is made with a read-only access
+     token; nothing was changed. Use a read-write access token, or sign in.
+    """
+
+    TOKEN_SCOPE_INSUFFICIENT = 42
+    """
+    PERMISSION_DENIED: the call is made with an access token whose scope does not cover it:
+     access tokens cannot manage tokens or the account (sign in with the password for that),
+     and a token limited to listed folders cannot create folders.
+    """
+
+    ACCESS_TOKEN_NAME_TAKEN = 43
+    """
+    ALREADY_EXISTS: the caller already has an access token with this name; pick another name
+     or revoke that token first.
+    """
+
+    ACCOUNT_OWNS_FOLDERS = 44
+    """
+    FAILED_PRECONDITION: the account cannot be deleted while it is the only owner of folders
+     that hold models or have other members; nothing was changed. The message names them and
+     the ErrorInfo metadata "folder_ids" lists their ids, comma-separated: make another member
+     owner, or delete them.
     """
 
     REQUEST_ID_REUSED = 48
@@ -607,6 +653,200 @@ class SignOutResponse(betterproto.Message):
     """
     SignOutResponse is the output of AuthService.SignOut; it is empty because a sign-out has
      nothing to report.
+    """
+
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class AccessToken(betterproto.Message):
+    """
+    An AccessToken is a credential a user made for a machine; its secret is not part of it.
+    """
+
+    id: str = betterproto.string_field(1)
+    """
+    The server-assigned identifier of the token; RevokeAccessToken takes it.
+    """
+
+    name: str = betterproto.string_field(2)
+    """The name the owner gave it, unique among the owner's tokens."""
+
+    scope: "AccessTokenScope" = betterproto.enum_field(3)
+    """What the token may do."""
+
+    folder_ids: List[str] = betterproto.string_field(4)
+    """
+    The folders the token may use; empty when it may use all of its owner's folders.
+    """
+
+    create_time: datetime = betterproto.message_field(5)
+    """When the token was created."""
+
+    expire_time: datetime = betterproto.message_field(6)
+    """When the token stops working."""
+
+    last_use_time: datetime = betterproto.message_field(7)
+    """
+    When the token was last used, to the minute (it is recorded at most once a minute);
+     unset when it has never been used.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class CreateAccessTokenRequest(betterproto.Message):
+    """
+    CreateAccessTokenRequest is the input of AuthService.CreateAccessToken.
+    """
+
+    name: str = betterproto.string_field(1)
+    """
+    The token's name: 1 to 64 characters, lowercase letters, digits, '.', '_' and '-',
+     starting with a letter or digit; unique among the caller's tokens.
+    """
+
+    scope: "AccessTokenScope" = betterproto.enum_field(2)
+    """What the token may do; required."""
+
+    folder_ids: List[str] = betterproto.string_field(3)
+    """
+    The folders the token may use (at most 100, each one the caller has a role in); empty for
+     all of the caller's folders, present and future.
+    """
+
+    ttl_seconds: int = betterproto.int64_field(4)
+    """
+    How long the token works, in seconds from now; required, positive, and at most the
+     server's maximum (365 days by default).
+    """
+
+
+@dataclass(eq=False, repr=False)
+class CreateAccessTokenResponse(betterproto.Message):
+    """
+    CreateAccessTokenResponse is the output of AuthService.CreateAccessToken.
+    """
+
+    access_token: "AccessToken" = betterproto.message_field(1)
+    """The token as stored."""
+
+    secret: str = betterproto.string_field(2)
+    """
+    The secret to send as "authorization: Bearer <secret>"; shown only in this response.
+     Treat it as opaque; it starts with "mct_".
+    """
+
+
+@dataclass(eq=False, repr=False)
+class ListAccessTokensRequest(betterproto.Message):
+    """
+    ListAccessTokensRequest is the input of AuthService.ListAccessTokens.
+    """
+
+    page_size: int = betterproto.int32_field(1)
+    """
+    The largest number of tokens to return: 0 means the default of 50, values above 1000
+     are treated as 1000, negative values are rejected.
+    """
+
+    page_token: str = betterproto.string_field(2)
+    """
+    The next_page_token of the previous page, or empty for the first page.
+    """
+
+
+@dataclass(eq=False, repr=False)
+class ListAccessTokensResponse(betterproto.Message):
+    """
+    ListAccessTokensResponse is the output of AuthService.ListAccessTokens.
+    """
+
+    access_tokens: List["AccessToken"] = betterproto.message_field(1)
+    """The caller's unexpired access tokens, by name."""
+
+    next_page_token: str = betterproto.string_field(2)
+    """The token for the next page, or empty when this is the last page."""
+
+
+@dataclass(eq=False, repr=False)
+class RevokeAccessTokenRequest(betterproto.Message):
+    """
+    RevokeAccessTokenRequest is the input of AuthService.RevokeAccessToken.
+    """
+
+    access_token_id: str = betterproto.string_field(1)
+    """The id of the caller's access token to revoke."""
+
+
+@dataclass(eq=False, repr=False)
+class RevokeAccessTokenResponse(betterproto.Message):
+    """
+    RevokeAccessTokenResponse is the output of AuthService.RevokeAccessToken; it is empty
+     because a revocation has nothing to report.
+    """
+
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class ChangePasswordRequest(betterproto.Message):
+    """ChangePasswordRequest is the input of AuthService.ChangePassword."""
+
+    current_password: str = betterproto.string_field(1)
+    """The account's password now."""
+
+    new_password: str = betterproto.string_field(2)
+    """The new password: 8 to 72 bytes in UTF-8."""
+
+
+@dataclass(eq=False, repr=False)
+class ChangePasswordResponse(betterproto.Message):
+    """ChangePasswordResponse is the output of AuthService.ChangePassword."""
+
+    access_token: str = betterproto.string_field(1)
+    """
+    A new sign-in token (every earlier one was ended), as SignInResponse.access_token.
+    """
+
+    expire_time: datetime = betterproto.message_field(2)
+    """When the new sign-in token expires."""
+
+
+@dataclass(eq=False, repr=False)
+class SignOutEverywhereRequest(betterproto.Message):
+    """
+    SignOutEverywhereRequest is the input of AuthService.SignOutEverywhere.
+    """
+
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class SignOutEverywhereResponse(betterproto.Message):
+    """
+    SignOutEverywhereResponse is the output of AuthService.SignOutEverywhere; it is empty
+     because the sign-out has nothing to report.
+    """
+
+    pass
+
+
+@dataclass(eq=False, repr=False)
+class DeleteAccountRequest(betterproto.Message):
+    """
+    DeleteAccountRequest is the input of AuthService.DeleteAccount; the account deleted is the
+     caller's.
+    """
+
+    password: str = betterproto.string_field(1)
+    """The account's password, to confirm."""
+
+
+@dataclass(eq=False, repr=False)
+class DeleteAccountResponse(betterproto.Message):
+    """
+    DeleteAccountResponse is the output of AuthService.DeleteAccount; it is empty because the
+     deletion has nothing to report.
     """
 
     pass
@@ -1513,6 +1753,108 @@ class AuthServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def create_access_token(
+        self,
+        create_access_token_request: "CreateAccessTokenRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "CreateAccessTokenResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.AuthService/CreateAccessToken",
+            create_access_token_request,
+            CreateAccessTokenResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_access_tokens(
+        self,
+        list_access_tokens_request: "ListAccessTokensRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ListAccessTokensResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.AuthService/ListAccessTokens",
+            list_access_tokens_request,
+            ListAccessTokensResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def revoke_access_token(
+        self,
+        revoke_access_token_request: "RevokeAccessTokenRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "RevokeAccessTokenResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.AuthService/RevokeAccessToken",
+            revoke_access_token_request,
+            RevokeAccessTokenResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def change_password(
+        self,
+        change_password_request: "ChangePasswordRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ChangePasswordResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.AuthService/ChangePassword",
+            change_password_request,
+            ChangePasswordResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def sign_out_everywhere(
+        self,
+        sign_out_everywhere_request: "SignOutEverywhereRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "SignOutEverywhereResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.AuthService/SignOutEverywhere",
+            sign_out_everywhere_request,
+            SignOutEverywhereResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def delete_account(
+        self,
+        delete_account_request: "DeleteAccountRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "DeleteAccountResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.AuthService/DeleteAccount",
+            delete_account_request,
+            DeleteAccountResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
 
 class FolderServiceStub(betterproto.ServiceStub):
     async def create_folder(
@@ -1930,6 +2272,36 @@ class AuthServiceBase(ServiceBase):
     async def sign_out(self, sign_out_request: "SignOutRequest") -> "SignOutResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def create_access_token(
+        self, create_access_token_request: "CreateAccessTokenRequest"
+    ) -> "CreateAccessTokenResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def list_access_tokens(
+        self, list_access_tokens_request: "ListAccessTokensRequest"
+    ) -> "ListAccessTokensResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def revoke_access_token(
+        self, revoke_access_token_request: "RevokeAccessTokenRequest"
+    ) -> "RevokeAccessTokenResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def change_password(
+        self, change_password_request: "ChangePasswordRequest"
+    ) -> "ChangePasswordResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def sign_out_everywhere(
+        self, sign_out_everywhere_request: "SignOutEverywhereRequest"
+    ) -> "SignOutEverywhereResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
+    async def delete_account(
+        self, delete_account_request: "DeleteAccountRequest"
+    ) -> "DeleteAccountResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def __rpc_sign_up(
         self, stream: "grpclib.server.Stream[SignUpRequest, SignUpResponse]"
     ) -> None:
@@ -1959,6 +2331,54 @@ class AuthServiceBase(ServiceBase):
         response = await self.sign_out(request)
         await stream.send_message(response)
 
+    async def __rpc_create_access_token(
+        self,
+        stream: "grpclib.server.Stream[CreateAccessTokenRequest, CreateAccessTokenResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.create_access_token(request)
+        await stream.send_message(response)
+
+    async def __rpc_list_access_tokens(
+        self,
+        stream: "grpclib.server.Stream[ListAccessTokensRequest, ListAccessTokensResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.list_access_tokens(request)
+        await stream.send_message(response)
+
+    async def __rpc_revoke_access_token(
+        self,
+        stream: "grpclib.server.Stream[RevokeAccessTokenRequest, RevokeAccessTokenResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.revoke_access_token(request)
+        await stream.send_message(response)
+
+    async def __rpc_change_password(
+        self,
+        stream: "grpclib.server.Stream[ChangePasswordRequest, ChangePasswordResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.change_password(request)
+        await stream.send_message(response)
+
+    async def __rpc_sign_out_everywhere(
+        self,
+        stream: "grpclib.server.Stream[SignOutEverywhereRequest, SignOutEverywhereResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.sign_out_everywhere(request)
+        await stream.send_message(response)
+
+    async def __rpc_delete_account(
+        self,
+        stream: "grpclib.server.Stream[DeleteAccountRequest, DeleteAccountResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.delete_account(request)
+        await stream.send_message(response)
+
     def __mapping__(self) -> Dict[str, grpclib.const.Handler]:
         return {
             "/modelcatalog.v1.AuthService/SignUp": grpclib.const.Handler(
@@ -1984,6 +2404,42 @@ class AuthServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 SignOutRequest,
                 SignOutResponse,
+            ),
+            "/modelcatalog.v1.AuthService/CreateAccessToken": grpclib.const.Handler(
+                self.__rpc_create_access_token,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                CreateAccessTokenRequest,
+                CreateAccessTokenResponse,
+            ),
+            "/modelcatalog.v1.AuthService/ListAccessTokens": grpclib.const.Handler(
+                self.__rpc_list_access_tokens,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ListAccessTokensRequest,
+                ListAccessTokensResponse,
+            ),
+            "/modelcatalog.v1.AuthService/RevokeAccessToken": grpclib.const.Handler(
+                self.__rpc_revoke_access_token,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                RevokeAccessTokenRequest,
+                RevokeAccessTokenResponse,
+            ),
+            "/modelcatalog.v1.AuthService/ChangePassword": grpclib.const.Handler(
+                self.__rpc_change_password,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ChangePasswordRequest,
+                ChangePasswordResponse,
+            ),
+            "/modelcatalog.v1.AuthService/SignOutEverywhere": grpclib.const.Handler(
+                self.__rpc_sign_out_everywhere,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                SignOutEverywhereRequest,
+                SignOutEverywhereResponse,
+            ),
+            "/modelcatalog.v1.AuthService/DeleteAccount": grpclib.const.Handler(
+                self.__rpc_delete_account,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                DeleteAccountRequest,
+                DeleteAccountResponse,
             ),
         }
 
