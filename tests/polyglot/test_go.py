@@ -25,6 +25,7 @@ SCENARIOS = {
     "TestUploadThenDownloadIsIdentical",
     "TestErrorInfoReasonIsDecoded",
     "TestRunUploadsAndDownloadsTheFile",
+    "TestReadOnlyAccessToken",
 }
 
 

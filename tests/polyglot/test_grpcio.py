@@ -196,3 +196,30 @@ def test_upload_then_download_is_byte_identical(channel: grpc.Channel) -> None:
     assert version.sha256 == digest
     assert bytes(downloaded) == content
     assert hashlib.sha256(downloaded).hexdigest() == digest
+
+
+def test_an_access_token_is_a_bearer_token_like_any_other(channel: grpc.Channel) -> None:
+    """A read-only access token made with the stubs lists models as "authorization: Bearer",
+    is refused a change with TOKEN_READ_ONLY, and is listed with a last use once used."""
+    user = sign_up_and_in(channel, "user1")
+    create_model(user, create_folder(user, "weights").id, "resnet")
+    auth = auth_service_pb2_grpc.AuthServiceStub(channel)
+    made = auth.CreateAccessToken(
+        auth_service_pb2.CreateAccessTokenRequest(
+            name="ci", scope=auth_service_pb2.ACCESS_TOKEN_SCOPE_READ, ttl_seconds=3600
+        ),
+        metadata=user.metadata,
+        timeout=TIMEOUT_SECONDS,
+    )
+    assert not made.access_token.HasField("last_use_time")
+    job = User(user.folders, user.models, (("authorization", f"Bearer {made.secret}"),))
+    assert model_names(job) == ["resnet"]
+    with pytest.raises(grpc.RpcError) as refused:
+        create_folder(job, "another")
+    assert failed_call(refused.value).code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_reason(refused.value) == "TOKEN_READ_ONLY"
+    listed = auth.ListAccessTokens(
+        auth_service_pb2.ListAccessTokensRequest(), metadata=user.metadata, timeout=TIMEOUT_SECONDS
+    )
+    assert [token.name for token in listed.access_tokens] == ["ci"]
+    assert listed.access_tokens[0].HasField("last_use_time")

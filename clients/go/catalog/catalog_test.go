@@ -226,3 +226,33 @@ func TestErrorInfoReasonIsDecoded(t *testing.T) {
 		t.Fatalf("got reason %v, want INVALID_CREDENTIALS", reason)
 	}
 }
+
+// TestReadOnlyAccessToken: a client given a read-only access token (UseAccessToken) lists the
+// owner's models and is refused a change with PERMISSION_DENIED, reason TOKEN_READ_ONLY.
+func TestReadOnlyAccessToken(t *testing.T) {
+	owner, _ := signedIn(t, "owner")
+	address, caCert, ctx := server(t)
+	createModel(ctx, t, owner, createFolder(ctx, t, owner, "weights").Id, "resnet")
+	made, err := owner.Auth.CreateAccessToken(ctx, &modelcatalogv1.CreateAccessTokenRequest{
+		Name: "ci", Scope: modelcatalogv1.AccessTokenScope_ACCESS_TOKEN_SCOPE_READ, TtlSeconds: 3600,
+	})
+	if err != nil {
+		t.Fatalf("creating an access token: %v", err)
+	}
+	job, err := catalog.Dial(address, caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { job.Close() })
+	job.UseAccessToken(made.Secret)
+	if names := modelNames(ctx, t, job); len(names) != 1 || names[0] != "resnet" {
+		t.Fatalf("the token sees %v, want [resnet]", names)
+	}
+	_, err = job.Folders.CreateFolder(ctx, &modelcatalogv1.CreateFolderRequest{Name: "another"})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("got %v, want PERMISSION_DENIED", err)
+	}
+	if reason := catalog.Reason(err); reason != modelcatalogv1.ErrorReason_ERROR_REASON_TOKEN_READ_ONLY {
+		t.Fatalf("got reason %v, want TOKEN_READ_ONLY", reason)
+	}
+}

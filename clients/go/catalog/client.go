@@ -78,6 +78,13 @@ func (c *Client) SignIn(ctx context.Context, username, password string) (*modelc
 	return response.User, nil
 }
 
+// UseAccessToken sends token with every later call of this client instead of a sign-in token:
+// an access token a user made for a machine with AuthService.CreateAccessToken (what a CI job
+// is given), or a token signed in elsewhere.
+func (c *Client) UseAccessToken(token string) {
+	c.token.set(token)
+}
+
 // bearerToken adds "authorization: Bearer <token>" to every call once a token is known.
 type bearerToken struct {
 	mu    sync.Mutex

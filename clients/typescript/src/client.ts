@@ -209,6 +209,14 @@ export class CatalogClient {
   }
 
   /**
+   * Sends `token` with every later call instead of a sign-in token: an access token a user
+   * made for a machine with `auth.createAccessToken` (what a CI job is given).
+   */
+  useAccessToken(token: string): void {
+    this.accessToken = token;
+  }
+
+  /**
    * Stores the file at `path` as the next version of a model. The file is read twice, in
    * 1 MiB blocks, so it never sits in memory: once to declare its size and SHA-256, which
    * lets the server reject a file that changed or was damaged on the way, then to stream it.

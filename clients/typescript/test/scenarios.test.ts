@@ -17,7 +17,7 @@ import { Code, ConnectError, type Interceptor, createClient } from "@connectrpc/
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
 import { CHUNK_BYTES, CatalogClient, errorReason } from "../src/client.js";
-import { AuthService } from "../src/gen/modelcatalog/v1/auth_service_pb.js";
+import { AccessTokenScope, AuthService } from "../src/gen/modelcatalog/v1/auth_service_pb.js";
 import { ErrorReason } from "../src/gen/modelcatalog/v1/error_reason_pb.js";
 import type { DownloadModelVersionResponse } from "../src/gen/modelcatalog/v1/model_service_pb.js";
 import { FolderRole } from "../src/gen/modelcatalog/v1/resources_pb.js";
@@ -209,5 +209,23 @@ test("the generated client alone, trusting the CA through NODE_EXTRA_CA_CERTS, d
   await assert.rejects(
     auth.signIn({ username: `nobody-${randomUUID().slice(0, 8)}`, password: PASSWORD }),
     refusedWith(Code.Unauthenticated, ErrorReason.INVALID_CREDENTIALS),
+  );
+});
+
+test("a read-only access token lists models and is refused a change with TOKEN_READ_ONLY", async () => {
+  const { client: owner } = await signedIn("owner");
+  await owner.models.createModel({ folderId: await createFolder(owner, "weights"), name: "resnet" });
+  const made = await owner.auth.createAccessToken({
+    name: "ci",
+    scope: AccessTokenScope.READ,
+    ttlSeconds: 3600n,
+  });
+  const job = new CatalogClient({ address, caCert });
+  clients.push(job);
+  job.useAccessToken(made.secret);
+  assert.deepEqual(await modelNames(job), ["resnet"]);
+  await assert.rejects(
+    job.folders.createFolder({ name: "another" }),
+    refusedWith(Code.PermissionDenied, ErrorReason.TOKEN_READ_ONLY),
   );
 });
