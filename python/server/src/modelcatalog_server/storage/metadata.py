@@ -739,6 +739,14 @@ _ALIASES = (
 _ALIAS = _ALIASES.where(model_aliases.c.name == bindparam("name"))
 
 
+@functools.lru_cache(maxsize=64)
+def _limited_to_visible(query: Select[Any]) -> Select[Any]:
+    """``query`` limited to the folders bound as ``visible``; built once per statement (the
+    frequent ones are module constants or cached pages), so a folder-limited access token's
+    calls cost what others' do."""
+    return query.where(folder_members.c.folder_id.in_(bindparam("visible", expanding=True)))
+
+
 def _after(created: Any, id_column: Any) -> ColumnElement[bool]:
     """Keyset condition: rows strictly after the bound (``after_us``, ``after_id``) position in
     (created, id) order."""
@@ -901,7 +909,7 @@ class Transaction:
         if self._visible is None:
             return query
         parameters["visible"] = list(self._visible)
-        return query.where(folder_members.c.folder_id.in_(bindparam("visible", expanding=True)))
+        return _limited_to_visible(query)
 
     @property
     def _dialect(self) -> str:
