@@ -21,12 +21,13 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 @pytest.fixture
 def cli_as(server: RunningServer, tmp_path: Path) -> Callable[..., Cli]:
-    """A `modelcatalog` runner with its own config directory: signed up and logged in as a
-    user, or (``token=``) a job that only has MODELCATALOG_TOKEN."""
+    """A `modelcatalog` runner with its own config directory (one machine): signed up and
+    logged in as the user ``name``, logged in as the existing user ``login_as``, or (``token=``)
+    a job that only has MODELCATALOG_TOKEN."""
     command = shutil.which("modelcatalog")
     assert command, "the modelcatalog command is not installed in this environment"
 
-    def runner(name: str, *, token: str | None = None) -> Cli:
+    def runner(name: str, *, token: str | None = None, login_as: str | None = None) -> Cli:
         environment = {
             **os.environ,
             "XDG_CONFIG_HOME": str(tmp_path / f"config-{name}"),
@@ -50,8 +51,9 @@ def cli_as(server: RunningServer, tmp_path: Path) -> Callable[..., Cli]:
             )
 
         if token is None:
-            for step in ("signup", "login"):
-                done = run(step, name, "--password-stdin", stdin=PASSWORD + "\n")
+            steps = ("login",) if login_as else ("signup", "login")
+            for step in steps:
+                done = run(step, login_as or name, "--password-stdin", stdin=PASSWORD + "\n")
                 assert done.returncode == 0, done.stderr
         return run
 
@@ -143,3 +145,30 @@ def _secret(owner: Cli, name: str) -> str:
     return output_of(
         owner("token", "create", name, "--scope", "read-write", "--expires", "1h", "--secret-only")
     )
+
+
+def test_password_change_and_logout_everywhere_end_other_logins(
+    cli_as: Callable[..., Cli],
+) -> None:
+    """`account password` keeps this login working and ends the one on another machine; the
+    old password no longer logs in. `account logout-everywhere` then ends this login too,
+    while an access token keeps working."""
+    alice = cli_as("alice")
+    laptop = cli_as("laptop", login_as="alice")
+    secret = output_of(
+        alice("token", "create", "ci", "--scope", "read", "--expires", "1h", "--secret-only")
+    )
+    job = cli_as("job", token=secret)
+    new_password = "a brand new password"
+    output_of(
+        alice("account", "password", "--password-stdin", stdin=f"{PASSWORD}\n{new_password}\n")
+    )
+    output_of(alice("whoami"))
+    assert laptop("whoami").returncode == 3
+    old = laptop("login", "alice", "--password-stdin", stdin=PASSWORD + "\n")
+    assert old.returncode == 3, old.stderr
+    output_of(laptop("login", "alice", "--password-stdin", stdin=new_password + "\n"))
+    output_of(alice("account", "logout-everywhere"))
+    assert laptop("whoami").returncode == 3
+    assert alice("whoami").returncode == 3
+    output_of(job("folder", "list"))
