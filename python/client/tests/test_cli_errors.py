@@ -149,6 +149,25 @@ def test_wrong_password_is_an_auth_error(harness: CliHarness) -> None:
     assert harness.config_file.read_text() == before
 
 
+@pytest.mark.parametrize(
+    ("reason", "exit_code", "says"),
+    [
+        ("TOKEN_READ_ONLY", ExitCode.PERMISSION, "--scope read-write`"),
+        ("TOKEN_SCOPE_INSUFFICIENT", ExitCode.PERMISSION, "unset MODELCATALOG_TOKEN and run"),
+        ("INVALID_CREDENTIALS", ExitCode.AUTH, "error: the password is wrong"),
+    ],
+)
+def test_access_token_refusals_say_what_to_use_instead(
+    harness: CliHarness, reason: str, exit_code: ExitCode, says: str
+) -> None:
+    """A refusal of an access token's scope says which token or login would do; a wrong
+    password of an account change says so, as an authentication error."""
+    harness.backend.error = grpc_error(Status.PERMISSION_DENIED, "refused", reason)
+    result = harness.run("folder", "create", "vision")
+    assert result.exit_code == exit_code
+    assert says in _one_line_error(result.stderr)
+
+
 def test_multi_line_server_message_is_joined_into_one_line(harness: CliHarness) -> None:
     """Newlines in a server message never make the error longer than one line."""
     harness.backend.error = grpc_error(Status.INTERNAL, "first\nsecond\n")

@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from .._text import printable
-from ._config import ConfigError, Settings
+from ._config import ENV_TOKEN, ConfigError, Settings
 
 if TYPE_CHECKING:
     from .. import ModelCatalogError
@@ -152,9 +152,18 @@ def from_sdk_error(
             else:
                 text = _with_hint(message, f"run `{login}`")
             return CliError(text, ExitCode.AUTH)
+        case PermissionDenied() if reason == "INVALID_CREDENTIALS":
+            return CliError("the password is wrong", ExitCode.AUTH)
         case PermissionDenied():
             if reason == "SIGNUP_DISABLED":
                 hint = "ask the server's administrator for an account"
+            elif reason == "TOKEN_READ_ONLY":
+                hint = "use a token made with `modelcatalog token create NAME --scope read-write`"
+            elif reason == "TOKEN_SCOPE_INSUFFICIENT":
+                hint = (
+                    f"this needs a login with your password: unset {ENV_TOKEN} and run"
+                    f" `{login}` (or use a token for all folders)"
+                )
             else:
                 hint = "check the id, or ask an owner of the folder for access"
             return CliError(_with_hint(message, hint), ExitCode.PERMISSION)
@@ -171,6 +180,11 @@ def from_sdk_error(
         case FailedPrecondition():
             if reason == "LAST_OWNER":
                 hint = "make another user owner first"
+            elif reason == "ACCOUNT_OWNS_FOLDERS":
+                hint = (
+                    "make another member owner (`modelcatalog folder grant FOLDER USER owner`)"
+                    " or delete those folders first"
+                )
             else:
                 hint = "change the state it depends on and retry"
             return CliError(_with_hint(message, hint), ExitCode.CONFLICT)
