@@ -4,15 +4,16 @@ folders), never more than their owner has now, revoked at once; and account self
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from google.rpc.error_details_pb2 import ErrorInfo
 from grpclib.client import Channel
 from grpclib.const import Status
-from server_testing import EDITOR, OWNER, VIEWER, Api, Caller, expect_error, sql
+from server_testing import EDITOR, OWNER, VIEWER, Api, Caller, channel_for, expect_error, sql
 from test_token_revocation import refusals
 
 from modelcatalog import v1
-from modelcatalog_server.app import Application
+from modelcatalog_server.app import Application, build_application
 from modelcatalog_server.auth.hook import METHOD_ACCESS, Access
 from modelcatalog_server.config import Settings
 
@@ -170,6 +171,33 @@ async def test_a_revoked_token_is_refused_on_every_method_at_once(
         for t in (await alice.auth.list_access_tokens(v1.ListAccessTokensRequest())).access_tokens
     ]
     assert names == ["kept"]
+
+
+async def test_a_revocation_holds_on_another_server_process_sharing_the_database(
+    settings: Settings,
+) -> None:
+    """A token another process found standing is refused there once its check interval has
+    passed after the revocation (0 here: on the next call)."""
+    every_call = replace(settings, token_check_interval=0)
+    async with (
+        build_application(settings) as first,
+        channel_for(first) as first_channel,
+        build_application(every_call) as second,
+        channel_for(second) as second_channel,
+    ):
+        alice = await Api(first_channel).caller("alice")
+        token = await token_of(Api(first_channel), alice, READ)
+        elsewhere = Api(second_channel).as_token(alice.user, token.token)
+        await elsewhere.folders.list_folders(v1.ListFoldersRequest())
+        listed = await alice.auth.list_access_tokens(v1.ListAccessTokensRequest())
+        await alice.auth.revoke_access_token(
+            v1.RevokeAccessTokenRequest(listed.access_tokens[0].id)
+        )
+        await expect_error(
+            elsewhere.folders.list_folders(v1.ListFoldersRequest()),
+            Status.UNAUTHENTICATED,
+            "TOKEN_REVOKED",
+        )
 
 
 async def test_tokens_of_other_users_cannot_be_revoked(api: Api) -> None:
