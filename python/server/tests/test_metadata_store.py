@@ -220,6 +220,7 @@ _AFTER_ALEMBIC = (
     "DROP TABLE model_aliases",
     "DROP TABLE upload_sessions",
     "DROP TABLE blob_deletions",
+    "DROP INDEX ix_models_folder_order",
 )
 _PRE_ALEMBIC_DOWNGRADES = {
     2: (
@@ -479,9 +480,33 @@ async def test_frequent_reads_build_no_statement_per_call(
     def built(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a frequent read built a statement")
 
-    for name in ("select", "bindparam", "and_", "or_", "exists"):
+    for name in ("select", "bindparam", "and_", "or_", "exists", "tuple_"):
         monkeypatch.setattr(metadata_module, name, built)
     await store.read(every_frequent_read)
+
+
+@pytest.mark.parametrize("in_folder", [False, True])
+@pytest.mark.parametrize("after", [False, True])
+async def test_a_page_of_models_is_chosen_from_the_folder_order_index(
+    store: MetadataStore, in_folder: bool, after: bool
+) -> None:
+    """A list page of models is picked from the (folder, created, id) index alone, a later page
+    by a range of it: a page does not cost a sort of every model in the caller's folders."""
+
+    def plan(tx: Transaction) -> str:
+        compiled = metadata_module._models_page(in_folder, after).compile(tx.connection)
+        values = compiled.construct_params(
+            {"caller": "u", "folder_id": "f", "limit": 100, "after_us": 1, "after_id": "m"}
+        )
+        rows = tx.connection.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {compiled}",
+            tuple(values[name] for name in compiled.positiontup or ()),
+        ).all()
+        return "\n".join(row[3] for row in rows)
+
+    steps = await store.read(plan)
+    index_read = "USING COVERING INDEX ix_models_folder_order (folder_id=?"
+    assert index_read + (" AND (created_us,id)>(?,?))" if after else ")") in steps, steps
 
 
 async def test_lists_read_their_rows_in_one_driver_call(

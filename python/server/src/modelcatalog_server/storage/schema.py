@@ -82,6 +82,8 @@ models = Table(
     Column("updated_us", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("folder_id", "name", name="uq_models_folder_name"),
     Index("ix_models_order", "created_us", "id"),
+    # A folder's page of models in list order, read from the index alone.
+    Index("ix_models_folder_order", "folder_id", "created_us", "id"),
 )
 
 model_versions = Table(
