@@ -11,6 +11,7 @@ CLIENT_MEMBERS = {
     "create_folder",
     "create_model",
     "delete_folder",
+    "explain_access",
     "delete_model",
     "delete_model_alias",
     "delete_model_version",

@@ -46,6 +46,7 @@ METHOD_ACCESS: Mapping[str, Access] = {
     _FOLDER + "RevokeFolderAccess": Access.AUTHENTICATED,
     _FOLDER + "ListFolderAccess": Access.AUTHENTICATED,
     _FOLDER + "DeleteFolder": Access.AUTHENTICATED,
+    _FOLDER + "ExplainAccess": Access.AUTHENTICATED,
     _MODEL + "CreateModel": Access.AUTHENTICATED,
     _MODEL + "GetModel": Access.AUTHENTICATED,
     _MODEL + "ListModels": Access.AUTHENTICATED,

@@ -625,6 +625,22 @@ _LOCK_FOLDER_MODELS = (
     .order_by(models.c.id)
     .with_for_update()
 )
+_granter = users.alias("granter")
+_MEMBERS = (
+    select(
+        users.c.id,
+        users.c.username,
+        folder_members.c.role,
+        folder_members.c.updated_us,
+        func.coalesce(_granter.c.username, ""),
+    )
+    .join(users, users.c.id == folder_members.c.user_id)
+    .outerjoin(_granter, _granter.c.id == folder_members.c.granted_by)
+)
+_MEMBER = _MEMBERS.where(
+    folder_members.c.folder_id == bindparam("folder_id"),
+    folder_members.c.user_id == bindparam("user_id"),
+)
 _ROLE = select(folder_members.c.role).where(
     folder_members.c.folder_id == bindparam("folder_id"),
     folder_members.c.user_id == bindparam("user_id"),
@@ -741,11 +757,7 @@ def _models_page(in_folder: bool, after: bool) -> Select[Any]:
 
 @functools.cache
 def _members_page(after: bool) -> Select[Any]:
-    query = (
-        select(users.c.id, users.c.username, folder_members.c.role, folder_members.c.updated_us)
-        .join(users, users.c.id == folder_members.c.user_id)
-        .where(folder_members.c.folder_id == bindparam("folder_id"))
-    )
+    query = _MEMBERS.where(folder_members.c.folder_id == bindparam("folder_id"))
     if after:
         query = query.where(users.c.username > bindparam("after"))
     return query.order_by(users.c.username).limit(bindparam("limit"))
@@ -1018,7 +1030,16 @@ class Transaction:
             )
         except IntegrityError as error:
             raise UniqueViolation(name) from error
-        self.upsert_member(folder.id, creator.id, Role.OWNER)
+        # The creator's owner role is given with the folder, by themself, at the same time.
+        self.connection.execute(
+            folder_members.insert().values(
+                folder_id=folder.id,
+                user_id=creator.id,
+                role=int(Role.OWNER),
+                updated_us=created,
+                granted_by=creator.id,
+            )
+        )
         return folder
 
     def folder_for(self, user_id: str, folder_id: str) -> FolderRecord | None:
@@ -1069,19 +1090,19 @@ class Transaction:
             )
         ).scalar_one()
 
-    def upsert_member(self, folder_id: str, user_id: str, role: Role) -> int:
-        """Sets the user's role in the folder; returns the time of the change."""
+    def upsert_member(self, folder_id: str, user_id: str, role: Role, granted_by: str) -> int:
+        """Sets the user's role in the folder, as given by the user ``granted_by``; returns the
+        time of the change."""
         changed = now_us()
+        values = {"role": int(role), "updated_us": changed, "granted_by": granted_by}
         updated = self.connection.execute(
             folder_members.update()
             .where(folder_members.c.folder_id == folder_id, folder_members.c.user_id == user_id)
-            .values(role=int(role), updated_us=changed)
+            .values(**values)
         )
         if updated.rowcount == 0:
             self.connection.execute(
-                folder_members.insert().values(
-                    folder_id=folder_id, user_id=user_id, role=int(role), updated_us=changed
-                )
+                folder_members.insert().values(folder_id=folder_id, user_id=user_id, **values)
             )
         return changed
 
@@ -1098,10 +1119,12 @@ class Transaction:
         if after is not None:
             parameters["after"] = after
         rows = self.connection.execute(_members_page(after is not None), parameters).all()
-        return [
-            MemberRecord(user_id, username, Role(role), updated_us)
-            for user_id, username, role, updated_us in rows
-        ]
+        return [_member(row) for row in rows]
+
+    def member(self, folder_id: str, user_id: str) -> MemberRecord | None:
+        """The user's role in the folder and who set it; None without a role."""
+        row = self.connection.execute(_MEMBER, {"folder_id": folder_id, "user_id": user_id}).first()
+        return _member(row) if row else None
 
     # Models
 
@@ -1617,6 +1640,11 @@ def _folder(row: Row[*tuple[Any, ...]]) -> FolderRecord:
     return FolderRecord(
         folder_id, name, description, creator_username, created_us, Role(role), updated_us
     )
+
+
+def _member(row: Row[*tuple[Any, ...]]) -> MemberRecord:
+    user_id, username, role, updated_us, granted_by_username = row
+    return MemberRecord(user_id, username, Role(role), updated_us, granted_by_username)
 
 
 def _model(row: Row[*tuple[Any, ...]]) -> ModelRecord:

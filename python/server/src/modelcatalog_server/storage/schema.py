@@ -63,6 +63,9 @@ folder_members = Table(
     Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
     Column("role", SmallInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    # Who set the role as it stands (a user id, NULL when not recorded). No foreign key: the
+    # grant outlives its granter's account, and an explanation then says the granter is gone.
+    Column("granted_by", ID),
     Index("ix_folder_members_user", "user_id", "folder_id"),
 )
 
