@@ -8,7 +8,8 @@ compares the same calls from the same clients. What it does, as ours does:
   required claim checked), then one SQLite query for whether the token still stands
   (account's token generation, revoked token id);
 - GetModel / ListModels: one SQLite query with the caller's folder membership inside it,
-  ordered by creation time with keyset paging (at most 100 per page);
+  ordered by creation time with keyset paging (at most 100 per page), the page chosen from
+  the same (folder, created, id) index as ours before the rows are joined;
 - UploadModelVersion: the caller's editor role checked, SHA-256 computed while the bytes
   stream, written to a temporary file in a worker thread, fsynced, renamed to its content
   address (``blobs/sha256/ab/<digest>``), declared size and digest (header or trailer)
@@ -71,6 +72,7 @@ CREATE TABLE IF NOT EXISTS models (id TEXT PRIMARY KEY, folder_id TEXT NOT NULL,
     name TEXT NOT NULL, description TEXT NOT NULL, creator_id TEXT NOT NULL,
     created_us INTEGER NOT NULL, latest_version INTEGER NOT NULL, UNIQUE (folder_id, name));
 CREATE INDEX IF NOT EXISTS ix_models_order ON models (created_us, id);
+CREATE INDEX IF NOT EXISTS ix_models_folder_order ON models (folder_id, created_us, id);
 CREATE TABLE IF NOT EXISTS model_versions (model_id TEXT, version INTEGER,
     file_name TEXT NOT NULL, content_type TEXT NOT NULL, size_bytes INTEGER NOT NULL,
     sha256 TEXT NOT NULL, description TEXT NOT NULL, creator_id TEXT NOT NULL,
@@ -285,12 +287,17 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         user_id, _ = await self._catalog.caller(context)
         size = min(request.page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE)
         created, _, after_id = request.page_token.partition(":")
-        sql = MODEL_COLUMNS + " WHERE (m.created_us, m.id) > (?, ?)"
-        parameters: list[Any] = [user_id, int(created or -1), after_id]
+        # As ours: the page is chosen from the (folder, created, id) index, then joined.
+        page = (
+            "SELECT m.id FROM models m JOIN folder_members fm ON fm.folder_id = m.folder_id"
+            " AND fm.user_id = ? WHERE (m.created_us, m.id) > (?, ?)"
+        )
+        parameters: list[Any] = [user_id, user_id, int(created or -1), after_id]
         if request.folder_id:
-            sql += " AND m.folder_id = ?"
+            page += " AND m.folder_id = ?"
             parameters.append(request.folder_id)
-        sql += " ORDER BY m.created_us, m.id LIMIT ?"
+        page += " ORDER BY m.created_us, m.id LIMIT ?"
+        sql = f"{MODEL_COLUMNS} JOIN ({page}) page ON page.id = m.id ORDER BY m.created_us, m.id"
         async with self._catalog.database.execute(sql, (*parameters, size + 1)) as cursor:
             rows = list(await cursor.fetchall())
         token = f"{rows[size - 1][5]}:{rows[size - 1][0]}" if len(rows) > size else ""

@@ -92,6 +92,29 @@ async def test_list_only_authorized_models(users: tuple[AsyncClient, AsyncClient
     assert await names(user1.list_models(page_size=1)) == ["m1", "m2", "m3"]
 
 
+async def test_explain_access_names_the_grant_and_follows_its_revocation(
+    users: tuple[AsyncClient, AsyncClient],
+) -> None:
+    """The owner is told which grant gives user 2 access to a model; after revocation, none."""
+    user1, user2 = users
+    folder = await user1.create_folder("shared")
+    model = await user1.create_model(folder.id, "resnet")
+    await user1.grant_folder_access(folder.id, "user2", "viewer")
+    granted = await user2.explain_access(model_id=model.id)
+    assert (granted.folder_id, granted.username, granted.grant.granted_by_username) == (
+        folder.id,
+        "user2",
+        "user1",
+    )
+    assert granted.explanation.startswith("user2 is a viewer of folder 'shared': granted by user1")
+    await user1.revoke_folder_access(folder.id, "user2")
+    revoked = await user1.explain_access(folder.id, username="user2")
+    assert revoked.role == 0
+    assert revoked.explanation.startswith("user2 has no role in folder 'shared'")
+    with pytest.raises(PermissionDenied):
+        await user2.explain_access(model_id=model.id)
+
+
 async def test_strangers_learn_nothing_from_ids(users: tuple[AsyncClient, AsyncClient]) -> None:
     """Another's folder or model and a missing id give the same status and message."""
     user1, stranger = users

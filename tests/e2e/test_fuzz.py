@@ -130,6 +130,7 @@ def targets(catalog: Catalog) -> list[Target]:
         "GrantFolderAccess": v1.GrantFolderAccessRequest(folder, "colleague", EDITOR),
         "RevokeFolderAccess": v1.RevokeFolderAccessRequest(folder, "colleague"),
         "ListFolderAccess": v1.ListFolderAccessRequest(folder, page_size=5),
+        "ExplainAccess": v1.ExplainAccessRequest(folder_id=folder, username="colleague"),
         "CreateModel": v1.CreateModelRequest(folder, "another", "a description"),
         "GetModel": v1.GetModelRequest(model),
         "ListModels": v1.ListModelsRequest(folder, page_size=5),

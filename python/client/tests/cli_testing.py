@@ -72,6 +72,8 @@ class Backend:
     """The settings of every client the CLI opened, in order."""
     transfers: list[dict[str, Any]] = field(default_factory=list)
     """What every upload header and download request carried, in order."""
+    explained: list[v1.ExplainAccessRequest] = field(default_factory=list)
+    """Every ExplainAccess request, in order."""
 
     def check(self) -> None:
         if self.error is not None:
@@ -193,6 +195,7 @@ class FakeFolders(v1.FolderServiceBase):
             username=request.username,
             role=request.role,
             update_time=CREATED,
+            granted_by_username="alice",
         )
         self.backend.members.append(member)
         return v1.GrantFolderAccessResponse(member=member)
@@ -215,6 +218,28 @@ class FakeFolders(v1.FolderServiceBase):
     ) -> v1.ListFolderAccessResponse:
         self.backend.check()
         return v1.ListFolderAccessResponse(members=self.backend.members)
+
+    async def explain_access(
+        self, explain_access_request: v1.ExplainAccessRequest
+    ) -> v1.ExplainAccessResponse:
+        """The member's role in the one folder there is (alice's when no username is sent)."""
+        self.backend.check()
+        request = explain_access_request
+        self.backend.explained.append(request)
+        username = request.username or "alice"
+        grant = next((m for m in self.backend.members if m.username == username), None)
+        if grant is None:
+            return v1.ExplainAccessResponse(
+                folder_id=FOLDER_ID, username=username, explanation=f"{username} has no role"
+            )
+        role = str(grant.role.name).lower()
+        return v1.ExplainAccessResponse(
+            folder_id=FOLDER_ID,
+            username=username,
+            role=grant.role,
+            grant=grant,
+            explanation=f"{username} is {role}, by {grant.granted_by_username}",
+        )
 
     async def delete_folder(
         self, delete_folder_request: v1.DeleteFolderRequest

@@ -22,8 +22,8 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 
 
 def test_command_tree_is_complete() -> None:
-    """The issue's commands all exist, in groups account, token, folder, model, version and
-    alias."""
+    """The issues' commands all exist, in groups account, token, folder, model, version, alias
+    and access."""
     assert set(_commands(cli)) == {
         ("signup",),
         ("login",),
@@ -54,6 +54,8 @@ def test_command_tree_is_complete() -> None:
         *[("version", name) for name in ("upload", "download", "list", "show", "update", "delete")],
         ("alias",),
         *[("alias", name) for name in ("set", "delete", "list")],
+        ("access",),
+        ("access", "explain"),
         ("shell",),
         ("completion",),
     }

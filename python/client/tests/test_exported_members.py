@@ -14,6 +14,7 @@ CLIENT_MEMBERS = {
     "create_model",
     "delete_account",
     "delete_folder",
+    "explain_access",
     "delete_model",
     "delete_model_alias",
     "delete_model_version",

@@ -129,6 +129,23 @@ async def test_a_folder_limited_token_sees_only_its_folders(api: Api) -> None:
     assert {f.id for f in all_folders} == {vision.id, other.id}
 
 
+async def test_a_folder_limited_token_gets_full_pages(api: Api) -> None:
+    """Models of folders the token cannot see take no place in its pages: older ones than
+    the one it sees do not leave it an empty page."""
+    alice = await api.caller("alice")
+    hidden = (await alice.folders.create_folder(v1.CreateFolderRequest("hidden"))).folder
+    for name in ("first", "second", "third"):
+        await alice.models.create_model(v1.CreateModelRequest(hidden.id, name))
+    shown, shown_model = await folder_with_model(alice, "shown")
+    limited = await token_of(api, alice, READ, shown.id)
+    for request in (
+        v1.ListModelsRequest(page_size=1),
+        v1.ListModelsRequest(page_size=1, order_by="name"),
+    ):
+        page = await limited.models.list_models(request)
+        assert ([m.id for m in page.models], page.next_page_token) == ([shown_model.id], "")
+
+
 async def test_a_token_never_grants_more_than_its_owner_has_now(api: Api) -> None:
     """Bob's read-write token edits alice's folder while bob is editor there; once alice
     revokes bob's role, the token's next call is refused."""

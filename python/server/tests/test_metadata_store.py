@@ -211,6 +211,39 @@ async def test_rows_from_before_edits_count_as_changed_when_created(db_path: Pat
         await migrated.close()
 
 
+async def test_roles_from_before_granters_were_recorded_are_explained_as_well_as_known(
+    db_path: Path,
+) -> None:
+    """Revision 0009 credits a creator's untouched owner role to the creator; other roles from
+    before keep no granter."""
+    first = await MetadataStore.open_sqlite(db_path)
+    alice = await _new_user(first, "alice")
+    bob = await _new_user(first, "bob")
+
+    def share(tx: Transaction) -> FolderRecord:
+        folder = tx.insert_folder(alice, "vision", "")
+        tx.upsert_member(folder.id, bob.id, Role.VIEWER, alice.id)
+        return folder
+
+    def to_0008(tx: Transaction) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = tx.connection
+        command.downgrade(config, "0008")
+
+    folder = await first.write(share)
+    await first.write(to_0008)
+    await first.close()
+    migrated = await MetadataStore.open_sqlite(db_path)
+    try:
+        members = await migrated.read(lambda tx: tx.members(folder.id, None, 10))
+        assert [(m.username, m.granted_by_username) for m in members] == [
+            ("alice", "alice"),
+            ("bob", ""),
+        ]
+    finally:
+        await migrated.close()
+
+
 #: Undoes what the revisions after the first one added.
 _AFTER_ALEMBIC = (
     "DROP TABLE request_results",
@@ -220,6 +253,8 @@ _AFTER_ALEMBIC = (
     "DROP TABLE model_aliases",
     "DROP TABLE upload_sessions",
     "DROP TABLE blob_deletions",
+    "DROP INDEX ix_models_folder_order",
+    "ALTER TABLE folder_members DROP COLUMN granted_by",
     "DROP TABLE access_tokens",
     "ALTER TABLE users DROP COLUMN deleted_us",
 )
@@ -361,7 +396,9 @@ async def test_foreign_keys_are_enforced(store: MetadataStore) -> None:
     """A member row pointing at a folder that does not exist is refused."""
     alice = await _new_user(store, "alice")
     with pytest.raises(IntegrityError):
-        await store.write(lambda tx: tx.upsert_member("no-such-folder", alice.id, Role.VIEWER))
+        await store.write(
+            lambda tx: tx.upsert_member("no-such-folder", alice.id, Role.VIEWER, alice.id)
+        )
 
 
 # One trip per transaction
@@ -481,9 +518,33 @@ async def test_frequent_reads_build_no_statement_per_call(
     def built(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("a frequent read built a statement")
 
-    for name in ("select", "bindparam", "and_", "or_", "exists"):
+    for name in ("select", "bindparam", "and_", "or_", "exists", "tuple_"):
         monkeypatch.setattr(metadata_module, name, built)
     await store.read(every_frequent_read)
+
+
+@pytest.mark.parametrize("in_folder", [False, True])
+@pytest.mark.parametrize("after", [False, True])
+async def test_a_page_of_models_is_chosen_from_the_folder_order_index(
+    store: MetadataStore, in_folder: bool, after: bool
+) -> None:
+    """A list page of models is picked from the (folder, created, id) index alone, a later page
+    by a range of it: a page does not cost a sort of every model in the caller's folders."""
+
+    def plan(tx: Transaction) -> str:
+        compiled = metadata_module._models_page(in_folder, after, False).compile(tx.connection)
+        values = compiled.construct_params(
+            {"caller": "u", "folder_id": "f", "limit": 100, "after_us": 1, "after_id": "m"}
+        )
+        rows = tx.connection.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {compiled}",
+            tuple(values[name] for name in compiled.positiontup or ()),
+        ).all()
+        return "\n".join(row[3] for row in rows)
+
+    steps = await store.read(plan)
+    index_read = "USING COVERING INDEX ix_models_folder_order (folder_id=?"
+    assert index_read + (" AND (created_us,id)>(?,?))" if after else ")") in steps, steps
 
 
 async def test_lists_read_their_rows_in_one_driver_call(
@@ -616,8 +677,8 @@ async def test_upsert_member_changes_the_role_in_place(store: MetadataStore) -> 
 
     def share(tx: Transaction) -> FolderRecord:
         folder = tx.insert_folder(alice, "f", "")
-        tx.upsert_member(folder.id, bob.id, Role.VIEWER)
-        tx.upsert_member(folder.id, bob.id, Role.OWNER)
+        tx.upsert_member(folder.id, bob.id, Role.VIEWER, alice.id)
+        tx.upsert_member(folder.id, bob.id, Role.OWNER, alice.id)
         return folder
 
     def check(tx: Transaction) -> None:
@@ -649,7 +710,7 @@ async def _shared_world(store: MetadataStore) -> dict[str, Any]:
         alice_folder = tx.insert_folder(alice, "alice-f", "")
         bob_shared = tx.insert_folder(bob, "bob-shared", "")
         bob_private = tx.insert_folder(bob, "bob-private", "")
-        tx.upsert_member(bob_shared.id, alice.id, Role.VIEWER)
+        tx.upsert_member(bob_shared.id, alice.id, Role.VIEWER, bob.id)
         return {
             "alice_folder": alice_folder,
             "bob_shared": bob_shared,
@@ -746,7 +807,7 @@ async def test_folder_pages_return_every_row_exactly_once(store: MetadataStore, 
         others = [tx.insert_folder(bob, f"b{i:02}", "") for i in range(6)]
         shared = [tx.insert_folder(bob, f"s{i:02}", "") for i in range(4)]
         for folder in shared:
-            tx.upsert_member(folder.id, alice.id, Role.EDITOR)
+            tx.upsert_member(folder.id, alice.id, Role.EDITOR, bob.id)
         return mine, others, shared
 
     mine, others, shared = await store.write(create)

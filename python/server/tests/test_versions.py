@@ -519,7 +519,7 @@ async def test_a_viewer_is_refused_before_reading_a_chunk(domain: Domain) -> Non
         model = tx.model_for(domain.user_id, domain.model_id)
         assert model is not None
         viewer = tx.insert_user("vic", "not a real hash")
-        tx.upsert_member(model.folder_id, viewer.id, Role.VIEWER)
+        tx.upsert_member(model.folder_id, viewer.id, Role.VIEWER, domain.user_id)
         return viewer
 
     viewer = await domain.store.write(add_viewer)

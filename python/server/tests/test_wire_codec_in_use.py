@@ -105,12 +105,13 @@ async def test_calls_between_the_sdk_and_the_server_never_use_betterprotos_codec
         ),
         (
             _convert.member,
-            MemberRecord("u1", "ada", Role.VIEWER, CREATED_US),
+            MemberRecord("u1", "ada", Role.VIEWER, CREATED_US, "grace"),
             v1.FolderMember(
                 user_id="u1",
                 username="ada",
                 role=v1.FolderRole.from_string("VIEWER"),
                 update_time=_convert.timestamp(CREATED_US),
+                granted_by_username="grace",
             ),
         ),
         (

@@ -664,6 +664,26 @@ class AsyncClient:
             self._folders.list_folder_access, request, lambda page: page.members, timeout
         )
 
+    async def explain_access(
+        self,
+        folder_id: str | None = None,
+        *,
+        model_id: str | None = None,
+        username: str = "",
+        timeout: Timeout = ...,
+    ) -> v1.ExplainAccessResponse:
+        """Which role ``username`` (the caller when empty) has in a folder, or in a model's
+        folder, and the grant that gives it (``grant``: who granted it, when; unset without
+        access). Owners ask about anyone, other members only about themselves. Name exactly
+        one of ``folder_id`` and ``model_id``."""
+        if folder_id is not None and model_id is None:
+            request = v1.ExplainAccessRequest(folder_id=folder_id, username=username)
+        elif model_id is not None and folder_id is None:
+            request = v1.ExplainAccessRequest(model_id=model_id, username=username)
+        else:
+            raise ValueError("name exactly one of folder_id and model_id")
+        return await self._call(self._folders.explain_access, request, timeout=timeout)
+
     async def delete_folder(
         self, folder_id: str, *, force: bool = False, timeout: Timeout = ...
     ) -> v1.DeleteFolderResponse:

@@ -266,6 +266,21 @@ class Client:
     ) -> Iterator[v1.FolderMember]:
         return self._iterate(self._client.list_folder_access(folder_id, page_size, timeout=timeout))
 
+    @_same_as(AsyncClient.explain_access)
+    def explain_access(
+        self,
+        folder_id: str | None = None,
+        *,
+        model_id: str | None = None,
+        username: str = "",
+        timeout: Timeout = ...,
+    ) -> v1.ExplainAccessResponse:
+        return self._loop.run(
+            self._client.explain_access(
+                folder_id, model_id=model_id, username=username, timeout=timeout
+            )
+        )
+
     @_same_as(AsyncClient.delete_folder)
     def delete_folder(
         self, folder_id: str, *, force: bool = False, timeout: Timeout = ...

@@ -70,6 +70,18 @@ type FolderServiceClient interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListFolderAccess(ctx context.Context, in *ListFolderAccessRequest, opts ...grpc.CallOption) (*ListFolderAccessResponse, error)
+	// ExplainAccess says which role a user has in a folder (or in the folder that holds a
+	// model) and why: the grant that gives it, with who made it and when. A folder's owners may
+	// ask about anyone; other members only about themselves. A user with no role in the folder
+	// gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
+	// a revoked grant leaves nothing).
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
+	// username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+	// in the folder or the model's folder (the same whether or not it exists), or is not an
+	// owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
+	// nobody has.
+	ExplainAccess(ctx context.Context, in *ExplainAccessRequest, opts ...grpc.CallOption) (*ExplainAccessResponse, error)
 	// DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
 	// holds models is refused unless force is set; with force its models go too, each with its
 	// versions and aliases, in one transaction: either all of it is deleted or nothing. The
@@ -155,6 +167,15 @@ func (c *folderServiceClient) ListFolderAccess(ctx context.Context, in *ListFold
 	return out, nil
 }
 
+func (c *folderServiceClient) ExplainAccess(ctx context.Context, in *ExplainAccessRequest, opts ...grpc.CallOption) (*ExplainAccessResponse, error) {
+	out := new(ExplainAccessResponse)
+	err := c.cc.Invoke(ctx, "/modelcatalog.v1.FolderService/ExplainAccess", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *folderServiceClient) DeleteFolder(ctx context.Context, in *DeleteFolderRequest, opts ...grpc.CallOption) (*DeleteFolderResponse, error) {
 	out := new(DeleteFolderResponse)
 	err := c.cc.Invoke(ctx, "/modelcatalog.v1.FolderService/DeleteFolder", in, out, opts...)
@@ -221,6 +242,18 @@ type FolderServiceServer interface {
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
 	// (FOLDER_ACCESS_DENIED).
 	ListFolderAccess(context.Context, *ListFolderAccessRequest) (*ListFolderAccessResponse, error)
+	// ExplainAccess says which role a user has in a folder (or in the folder that holds a
+	// model) and why: the grant that gives it, with who made it and when. A folder's owners may
+	// ask about anyone; other members only about themselves. A user with no role in the folder
+	// gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
+	// a revoked grant leaves nothing).
+	//
+	// Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
+	// username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+	// in the folder or the model's folder (the same whether or not it exists), or is not an
+	// owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
+	// nobody has.
+	ExplainAccess(context.Context, *ExplainAccessRequest) (*ExplainAccessResponse, error)
 	// DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
 	// holds models is refused unless force is set; with force its models go too, each with its
 	// versions and aliases, in one transaction: either all of it is deleted or nothing. The
@@ -260,6 +293,9 @@ func (UnimplementedFolderServiceServer) RevokeFolderAccess(context.Context, *Rev
 }
 func (UnimplementedFolderServiceServer) ListFolderAccess(context.Context, *ListFolderAccessRequest) (*ListFolderAccessResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListFolderAccess not implemented")
+}
+func (UnimplementedFolderServiceServer) ExplainAccess(context.Context, *ExplainAccessRequest) (*ExplainAccessResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ExplainAccess not implemented")
 }
 func (UnimplementedFolderServiceServer) DeleteFolder(context.Context, *DeleteFolderRequest) (*DeleteFolderResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method DeleteFolder not implemented")
@@ -403,6 +439,24 @@ func _FolderService_ListFolderAccess_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FolderService_ExplainAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExplainAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FolderServiceServer).ExplainAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/modelcatalog.v1.FolderService/ExplainAccess",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FolderServiceServer).ExplainAccess(ctx, req.(*ExplainAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FolderService_DeleteFolder_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteFolderRequest)
 	if err := dec(in); err != nil {
@@ -452,6 +506,10 @@ var _FolderService_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListFolderAccess",
 			Handler:    _FolderService_ListFolderAccess_Handler,
+		},
+		{
+			MethodName: "ExplainAccess",
+			Handler:    _FolderService_ExplainAccess_Handler,
 		},
 		{
 			MethodName: "DeleteFolder",

@@ -2,7 +2,7 @@
 
 The root group and shared options are in ``_root``, the run's state and client in
 ``_context``; the commands are in ``_accounts``, ``_tokens``, ``_folders``, ``_models``,
-``_versions`` and ``_aliases``;
+``_versions``, ``_aliases`` and ``_access``;
 ``shell`` is here because it runs the assembled tree.
 
 The SDK (grpclib, betterproto, the generated code), asyncio and Rich are imported inside the
@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import click
 
 from . import _context as context
+from ._access import access
 from ._accounts import account, login, logout, signup, whoami
 from ._aliases import alias
 from ._completion import completion
@@ -27,7 +28,19 @@ from ._versions import version
 
 __all__ = ["cli", "main"]
 
-for _command in (signup, login, logout, whoami, account, token, folder, model, version, alias):
+for _command in (
+    signup,
+    login,
+    logout,
+    whoami,
+    account,
+    token,
+    folder,
+    model,
+    version,
+    alias,
+    access,
+):
     cli.add_command(_command)
 
 

@@ -344,6 +344,80 @@ class RevokeFolderAccessResponse(_message.Message):
 Global___RevokeFolderAccessResponse: _TypeAlias = RevokeFolderAccessResponse  # noqa: Y015
 
 @_typing.final
+class ExplainAccessRequest(_message.Message):
+    """ExplainAccessRequest is the input of FolderService.ExplainAccess."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOLDER_ID_FIELD_NUMBER: _builtins.int
+    MODEL_ID_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    folder_id: _builtins.str
+    """The identifier of the folder."""
+    model_id: _builtins.str
+    """The identifier of the model."""
+    username: _builtins.str
+    """Whose access to explain; empty for the caller's own."""
+    def __init__(
+        self,
+        *,
+        folder_id: _builtins.str = ...,
+        model_id: _builtins.str = ...,
+        username: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["folder_id", b"folder_id", "model_id", b"model_id", "resource", b"resource"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["folder_id", b"folder_id", "model_id", b"model_id", "resource", b"resource", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_resource: _TypeAlias = _typing.Literal["folder_id", "model_id"]  # noqa: Y015
+    _WhichOneofArgType_resource: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_resource) -> _WhichOneofReturnType_resource | None: ...
+
+Global___ExplainAccessRequest: _TypeAlias = ExplainAccessRequest  # noqa: Y015
+
+@_typing.final
+class ExplainAccessResponse(_message.Message):
+    """ExplainAccessResponse is the output of FolderService.ExplainAccess."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOLDER_ID_FIELD_NUMBER: _builtins.int
+    USERNAME_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    GRANT_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    folder_id: _builtins.str
+    """The folder whose membership decides the access (the model's folder for a model)."""
+    username: _builtins.str
+    """The user the answer is about."""
+    role: _resources_pb2.FolderRole.ValueType
+    """The user's effective role: what they may do in the folder and its models.
+    FOLDER_ROLE_UNSPECIFIED when they have no access.
+    """
+    explanation: _builtins.str
+    """The answer in one English sentence, for people (not to be parsed)."""
+    @_builtins.property
+    def grant(self) -> _resources_pb2.FolderMember:
+        """The grant that gives the role; unset when the user has no access."""
+
+    def __init__(
+        self,
+        *,
+        folder_id: _builtins.str = ...,
+        username: _builtins.str = ...,
+        role: _resources_pb2.FolderRole.ValueType = ...,
+        grant: _resources_pb2.FolderMember | None = ...,
+        explanation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "folder_id", b"folder_id", "grant", b"grant", "role", b"role", "username", b"username"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainAccessResponse: _TypeAlias = ExplainAccessResponse  # noqa: Y015
+
+@_typing.final
 class ListFolderAccessRequest(_message.Message):
     """ListFolderAccessRequest is the input of FolderService.ListFolderAccess."""
 

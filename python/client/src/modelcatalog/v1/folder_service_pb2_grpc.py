@@ -77,6 +77,11 @@ class FolderServiceStub:
                 request_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessRequest.SerializeToString,
                 response_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessResponse.FromString,
                 _registered_method=True)
+        self.ExplainAccess = channel.unary_unary(
+                '/modelcatalog.v1.FolderService/ExplainAccess',
+                request_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.ExplainAccessRequest.SerializeToString,
+                response_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.ExplainAccessResponse.FromString,
+                _registered_method=True)
         self.DeleteFolder = channel.unary_unary(
                 '/modelcatalog.v1.FolderService/DeleteFolder',
                 request_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.DeleteFolderRequest.SerializeToString,
@@ -183,6 +188,23 @@ class FolderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainAccess(self, request, context):
+        """ExplainAccess says which role a user has in a folder (or in the folder that holds a
+        model) and why: the grant that gives it, with who made it and when. A folder's owners may
+        ask about anyone; other members only about themselves. A user with no role in the folder
+        gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
+        a revoked grant leaves nothing).
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
+        username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+        in the folder or the model's folder (the same whether or not it exists), or is not an
+        owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
+        nobody has.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteFolder(self, request, context):
         """DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
         holds models is refused unless force is set; with force its models go too, each with its
@@ -237,6 +259,11 @@ def add_FolderServiceServicer_to_server(servicer, server):
                     servicer.ListFolderAccess,
                     request_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessRequest.FromString,
                     response_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessResponse.SerializeToString,
+            ),
+            'ExplainAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainAccess,
+                    request_deserializer=modelcatalog_dot_v1_dot_folder__service__pb2.ExplainAccessRequest.FromString,
+                    response_serializer=modelcatalog_dot_v1_dot_folder__service__pb2.ExplainAccessResponse.SerializeToString,
             ),
             'DeleteFolder': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteFolder,
@@ -441,6 +468,33 @@ class FolderService:
             '/modelcatalog.v1.FolderService/ListFolderAccess',
             modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessRequest.SerializeToString,
             modelcatalog_dot_v1_dot_folder__service__pb2.ListFolderAccessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/modelcatalog.v1.FolderService/ExplainAccess',
+            modelcatalog_dot_v1_dot_folder__service__pb2.ExplainAccessRequest.SerializeToString,
+            modelcatalog_dot_v1_dot_folder__service__pb2.ExplainAccessResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -101,6 +101,19 @@ class FolderServiceStub:
     Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
     """
+    ExplainAccess: _grpc.UnaryUnaryMultiCallable[_folder_service_pb2.ExplainAccessRequest, _folder_service_pb2.ExplainAccessResponse]
+    """ExplainAccess says which role a user has in a folder (or in the folder that holds a
+    model) and why: the grant that gives it, with who made it and when. A folder's owners may
+    ask about anyone; other members only about themselves. A user with no role in the folder
+    gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
+    a revoked grant leaves nothing).
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
+    username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+    in the folder or the model's folder (the same whether or not it exists), or is not an
+    owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
+    nobody has.
+    """
     DeleteFolder: _grpc.UnaryUnaryMultiCallable[_folder_service_pb2.DeleteFolderRequest, _folder_service_pb2.DeleteFolderResponse]
     """DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
     holds models is refused unless force is set; with force its models go too, each with its
@@ -187,6 +200,19 @@ class FolderServiceAsyncStub(FolderServiceStub):
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
     (FOLDER_ACCESS_DENIED).
+    """
+    ExplainAccess: _aio.UnaryUnaryMultiCallable[_folder_service_pb2.ExplainAccessRequest, _folder_service_pb2.ExplainAccessResponse]  # type: ignore[assignment]
+    """ExplainAccess says which role a user has in a folder (or in the folder that holds a
+    model) and why: the grant that gives it, with who made it and when. A folder's owners may
+    ask about anyone; other members only about themselves. A user with no role in the folder
+    gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
+    a revoked grant leaves nothing).
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
+    username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+    in the folder or the model's folder (the same whether or not it exists), or is not an
+    owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
+    nobody has.
     """
     DeleteFolder: _aio.UnaryUnaryMultiCallable[_folder_service_pb2.DeleteFolderRequest, _folder_service_pb2.DeleteFolderResponse]  # type: ignore[assignment]
     """DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
@@ -313,6 +339,25 @@ class FolderServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD, PAGE_TOKEN_INVALID); PERMISSION_DENIED
         (FOLDER_ACCESS_DENIED).
+        """
+
+    @_abc_1.abstractmethod
+    def ExplainAccess(
+        self,
+        request: _folder_service_pb2.ExplainAccessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_folder_service_pb2.ExplainAccessResponse, _abc.Awaitable[_folder_service_pb2.ExplainAccessResponse]]:
+        """ExplainAccess says which role a user has in a folder (or in the folder that holds a
+        model) and why: the grant that gives it, with who made it and when. A folder's owners may
+        ask about anyone; other members only about themselves. A user with no role in the folder
+        gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
+        a revoked grant leaves nothing).
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
+        username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+        in the folder or the model's folder (the same whether or not it exists), or is not an
+        owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
+        nobody has.
         """
 
     @_abc_1.abstractmethod

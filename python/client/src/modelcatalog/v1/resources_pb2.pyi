@@ -27,7 +27,9 @@ class _FolderRole:
 class _FolderRoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FolderRole.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     FOLDER_ROLE_UNSPECIFIED: _FolderRole.ValueType  # 0
-    """No role was given. Never returned; rejected with INVALID_ARGUMENT where a role is required."""
+    """No role was given, or none is held: returned only by ExplainAccess, for a user without
+    access; rejected with INVALID_ARGUMENT where a role is required.
+    """
     FOLDER_ROLE_VIEWER: _FolderRole.ValueType  # 1
     """May get and list the folder, its models and their versions, and download versions."""
     FOLDER_ROLE_EDITOR: _FolderRole.ValueType  # 2
@@ -43,7 +45,9 @@ class FolderRole(_FolderRole, metaclass=_FolderRoleEnumTypeWrapper):
     """
 
 FOLDER_ROLE_UNSPECIFIED: FolderRole.ValueType  # 0
-"""No role was given. Never returned; rejected with INVALID_ARGUMENT where a role is required."""
+"""No role was given, or none is held: returned only by ExplainAccess, for a user without
+access; rejected with INVALID_ARGUMENT where a role is required.
+"""
 FOLDER_ROLE_VIEWER: FolderRole.ValueType  # 1
 """May get and list the folder, its models and their versions, and download versions."""
 FOLDER_ROLE_EDITOR: FolderRole.ValueType  # 2
@@ -157,12 +161,18 @@ class FolderMember(_message.Message):
     USERNAME_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    GRANTED_BY_USERNAME_FIELD_NUMBER: _builtins.int
     user_id: _builtins.str
     """The identifier of the user who has access."""
     username: _builtins.str
     """The username of the user who has access."""
     role: Global___FolderRole.ValueType
     """The role the user holds in the folder."""
+    granted_by_username: _builtins.str
+    """Who granted the role as it stands (the folder's creator for the owner role they got with
+    it); empty when that is not known: roles granted before servers recorded it, or whose
+    granter's account is gone.
+    """
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the role was last granted or changed."""
@@ -174,10 +184,11 @@ class FolderMember(_message.Message):
         username: _builtins.str = ...,
         role: Global___FolderRole.ValueType = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        granted_by_username: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["role", b"role", "update_time", b"update_time", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["granted_by_username", b"granted_by_username", "role", b"role", "update_time", b"update_time", "user_id", b"user_id", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -66,6 +66,7 @@ METHOD_ACCESS: Mapping[str, Access] = {
     _FOLDER + "RevokeFolderAccess": Access.AUTHENTICATED,
     _FOLDER + "ListFolderAccess": Access.READ,
     _FOLDER + "DeleteFolder": Access.AUTHENTICATED,
+    _FOLDER + "ExplainAccess": Access.READ,
     _MODEL + "CreateModel": Access.AUTHENTICATED,
     _MODEL + "GetModel": Access.READ,
     _MODEL + "ListModels": Access.READ,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation
@@ -17,6 +18,7 @@ from .accounts import caller_account
 from .errors import (
     AlreadyExists,
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
     PermissionDenied,
 )
@@ -49,6 +51,42 @@ _MODEL_NEEDS = {
 
 def _denied(message: str) -> PermissionDenied:
     return PermissionDenied(message, reason="FOLDER_ACCESS_DENIED")
+
+
+_WITH_ARTICLE = {Role.VIEWER: "a viewer", Role.EDITOR: "an editor", Role.OWNER: "an owner"}
+
+
+@dataclass(frozen=True)
+class AccessExplanation:
+    """A user's access to a folder and the grant that gives it (None: no access)."""
+
+    folder: FolderRecord
+    username: str
+    grant: MemberRecord | None
+
+    def sentence(self) -> str:
+        """The explanation in English, for people."""
+        folder = f"folder {validation.quoted(self.folder.name)}"
+        if self.grant is None:
+            return (
+                f"{self.username} has no role in {folder}: only a grant by one of its owners "
+                "gives access"
+            )
+        when = datetime.fromtimestamp(self.grant.updated_us / 1e6, UTC)
+        since = when.isoformat(timespec="seconds").replace("+00:00", "Z")
+        role = f"{self.username} is {_WITH_ARTICLE[self.grant.role]} of {folder}"
+        granter = self.grant.granted_by_username
+        if granter == self.username == self.folder.creator_username and (
+            self.grant.updated_us == self.folder.created_us
+        ):
+            return f"{role}: they created it, at {since}"
+        if not granter:
+            return (
+                f"{role}, a role set at {since} by an account that no longer exists or "
+                "before servers recorded who grants roles"
+            )
+        by = "themself" if granter == self.username else granter
+        return f"{role}: granted by {by} at {since}"
 
 
 class Catalog:
@@ -113,8 +151,9 @@ class Catalog:
             current = tx.role(folder_id, member.id)
             if current is Role.OWNER and role is not Role.OWNER:
                 _keep_an_owner(tx, folder_id)
-            changed = tx.upsert_member(folder_id, member.id, role)
-            return MemberRecord(member.id, member.username, role, changed)
+            changed = tx.upsert_member(folder_id, member.id, role, granted_by=caller)
+            granter = caller_account(tx, caller).username
+            return MemberRecord(member.id, member.username, role, changed, granter)
 
         return await self._store.write(change)
 
@@ -153,6 +192,38 @@ class Catalog:
 
         rows = await self._store.read(members)
         return page_of(self._tokens, rows, limit, caller, scope, lambda m: m.username)
+
+    async def explain_access(
+        self, caller: str, folder_id: str, model_id: str, username: str
+    ) -> AccessExplanation:
+        """The role ``username`` (the caller's own when empty) has in a folder, or in a model's
+        folder, and why. Owners may ask about anyone, other members only about themselves:
+        whether the username is the caller's decides the role needed first, as in revoke."""
+        if folder_id:
+            validation.resource_id("folder_id", folder_id)
+        elif model_id:
+            validation.resource_id("model_id", model_id)
+        else:
+            raise InvalidArgument(
+                "folder_id",
+                "set folder_id or model_id: the folder or model whose access to explain",
+            )
+        if username:
+            validation.username("username", username)
+
+        def explain(tx: Transaction) -> AccessExplanation:
+            account = caller_account(tx, caller)
+            about_self = username in ("", account.username)
+            needed = Role.VIEWER if about_self else Role.OWNER
+            if model_id and not folder_id:
+                model = require_model(tx, caller, model_id, needed)
+                folder = require_folder(tx, caller, model.folder_id, needed)
+            else:
+                folder = require_folder(tx, caller, folder_id, needed)
+            user = account if about_self else _user_named(tx, username)
+            return AccessExplanation(folder, user.username, tx.member(folder.id, user.id))
+
+        return await self._store.read(explain)
 
     # Models
 

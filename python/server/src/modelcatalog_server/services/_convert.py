@@ -91,6 +91,7 @@ def member(record: MemberRecord) -> v1.FolderMember:
         username=record.username,
         role=v1.FolderRole(int(record.role)),
         update_time=timestamp(record.updated_us),
+        granted_by_username=record.granted_by_username,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import betterproto
+
 from modelcatalog import v1, wire
 
 from ..auth.hook import current_principal
@@ -90,6 +92,29 @@ class FolderService(v1.FolderServiceBase):
             members=[_convert.member(m) for m in page.items],
             next_page_token=page.next_page_token,
         )
+
+    async def explain_access(
+        self, explain_access_request: v1.ExplainAccessRequest
+    ) -> v1.ExplainAccessResponse:
+        request = explain_access_request
+        resource, resource_id = betterproto.which_one_of(request, "resource")
+        named = str(resource_id or "")
+        explanation = await self._catalog.explain_access(
+            current_principal().user_id,
+            named if resource == "folder_id" else "",
+            named if resource == "model_id" else "",
+            request.username,
+        )
+        answer = wire.new(
+            v1.ExplainAccessResponse,
+            folder_id=explanation.folder.id,
+            username=explanation.username,
+            explanation=explanation.sentence(),
+        )
+        if explanation.grant is not None:
+            answer.role = v1.FolderRole(int(explanation.grant.role))
+            answer.grant = _convert.member(explanation.grant)
+        return answer
 
     async def delete_folder(
         self, delete_folder_request: v1.DeleteFolderRequest

@@ -96,6 +96,8 @@ class MemberRecord:
     username: str
     role: Role
     updated_us: int
+    granted_by_username: str
+    """Who set the role as it stands; empty when unknown (not recorded, or their account gone)."""
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ folder_members = Table(
     Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
     Column("role", SmallInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    # Who set the role as it stands (a user id, NULL when not recorded). No foreign key: the
+    # grant outlives its granter's account, and an explanation then says the granter is gone.
+    Column("granted_by", ID),
     Index("ix_folder_members_user", "user_id", "folder_id"),
 )
 
@@ -85,6 +88,8 @@ models = Table(
     Column("updated_us", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("folder_id", "name", name="uq_models_folder_name"),
     Index("ix_models_order", "created_us", "id"),
+    # A folder's page of models in list order, read from the index alone.
+    Index("ix_models_folder_order", "folder_id", "created_us", "id"),
 )
 
 model_versions = Table(

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file modelcatalog/v1/folder_service.proto.
  */
 export const file_modelcatalog_v1_folder_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRtb2RlbGNhdGFsb2cvdjEvZm9sZGVyX3NlcnZpY2UucHJvdG8SD21vZGVsY2F0YWxvZy52MSJMChNDcmVhdGVGb2xkZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI/ChRDcmVhdGVGb2xkZXJSZXNwb25zZRInCgZmb2xkZXIYASABKAsyFy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyIiUKEEdldEZvbGRlclJlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJIjwKEUdldEZvbGRlclJlc3BvbnNlEicKBmZvbGRlchgBIAEoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXIiOwoSTGlzdEZvbGRlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlgKE0xpc3RGb2xkZXJzUmVzcG9uc2USKAoHZm9sZGVycxgBIAMoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm8KE1VwZGF0ZUZvbGRlclJlcXVlc3QSJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPwoUVXBkYXRlRm9sZGVyUmVzcG9uc2USJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlciJqChhHcmFudEZvbGRlckFjY2Vzc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEikKBHJvbGUYAyABKA4yGy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyUm9sZSJKChlHcmFudEZvbGRlckFjY2Vzc1Jlc3BvbnNlEi0KBm1lbWJlchgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXJNZW1iZXIiQAoZUmV2b2tlRm9sZGVyQWNjZXNzUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiHAoaUmV2b2tlRm9sZGVyQWNjZXNzUmVzcG9uc2UiUwoXTGlzdEZvbGRlckFjY2Vzc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImMKGExpc3RGb2xkZXJBY2Nlc3NSZXNwb25zZRIuCgdtZW1iZXJzGAEgAygLMh0ubW9kZWxjYXRhbG9nLnYxLkZvbGRlck1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiNwoTRGVsZXRlRm9sZGVyUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSDQoFZm9yY2UYAiABKAgiSAoURGVsZXRlRm9sZGVyUmVzcG9uc2USFgoOZGVsZXRlZF9tb2RlbHMYASABKAMSGAoQZGVsZXRlZF92ZXJzaW9ucxgCIAEoAzK7BgoNRm9sZGVyU2VydmljZRJbCgxDcmVhdGVGb2xkZXISJC5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlRm9sZGVyUmVxdWVzdBolLm1vZGVsY2F0YWxvZy52MS5DcmVhdGVGb2xkZXJSZXNwb25zZRJXCglHZXRGb2xkZXISIS5tb2RlbGNhdGFsb2cudjEuR2V0Rm9sZGVyUmVxdWVzdBoiLm1vZGVsY2F0YWxvZy52MS5HZXRGb2xkZXJSZXNwb25zZSIDkAIBEl0KC0xpc3RGb2xkZXJzEiMubW9kZWxjYXRhbG9nLnYxLkxpc3RGb2xkZXJzUmVxdWVzdBokLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyc1Jlc3BvbnNlIgOQAgESYAoMVXBkYXRlRm9sZGVyEiQubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZUZvbGRlclJlcXVlc3QaJS5tb2RlbGNhdGFsb2cudjEuVXBkYXRlRm9sZGVyUmVzcG9uc2UiA5ACAhJvChFHcmFudEZvbGRlckFjY2VzcxIpLm1vZGVsY2F0YWxvZy52MS5HcmFudEZvbGRlckFjY2Vzc1JlcXVlc3QaKi5tb2RlbGNhdGFsb2cudjEuR3JhbnRGb2xkZXJBY2Nlc3NSZXNwb25zZSIDkAICEnIKElJldm9rZUZvbGRlckFjY2VzcxIqLm1vZGVsY2F0YWxvZy52MS5SZXZva2VGb2xkZXJBY2Nlc3NSZXF1ZXN0GisubW9kZWxjYXRhbG9nLnYxLlJldm9rZUZvbGRlckFjY2Vzc1Jlc3BvbnNlIgOQAgISbAoQTGlzdEZvbGRlckFjY2VzcxIoLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyQWNjZXNzUmVxdWVzdBopLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyQWNjZXNzUmVzcG9uc2UiA5ACARJgCgxEZWxldGVGb2xkZXISJC5tb2RlbGNhdGFsb2cudjEuRGVsZXRlRm9sZGVyUmVxdWVzdBolLm1vZGVsY2F0YWxvZy52MS5EZWxldGVGb2xkZXJSZXNwb25zZSIDkAICYgZwcm90bzM", [file_google_protobuf_field_mask, file_modelcatalog_v1_resources]);
+  fileDesc("CiRtb2RlbGNhdGFsb2cvdjEvZm9sZGVyX3NlcnZpY2UucHJvdG8SD21vZGVsY2F0YWxvZy52MSJMChNDcmVhdGVGb2xkZXJSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSEgoKcmVxdWVzdF9pZBgDIAEoCSI/ChRDcmVhdGVGb2xkZXJSZXNwb25zZRInCgZmb2xkZXIYASABKAsyFy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyIiUKEEdldEZvbGRlclJlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJIjwKEUdldEZvbGRlclJlc3BvbnNlEicKBmZvbGRlchgBIAEoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXIiOwoSTGlzdEZvbGRlcnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJIlgKE0xpc3RGb2xkZXJzUmVzcG9uc2USKAoHZm9sZGVycxgBIAMoCzIXLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIm8KE1VwZGF0ZUZvbGRlclJlcXVlc3QSJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlchIvCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siPwoUVXBkYXRlRm9sZGVyUmVzcG9uc2USJwoGZm9sZGVyGAEgASgLMhcubW9kZWxjYXRhbG9nLnYxLkZvbGRlciJqChhHcmFudEZvbGRlckFjY2Vzc1JlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEhAKCHVzZXJuYW1lGAIgASgJEikKBHJvbGUYAyABKA4yGy5tb2RlbGNhdGFsb2cudjEuRm9sZGVyUm9sZSJKChlHcmFudEZvbGRlckFjY2Vzc1Jlc3BvbnNlEi0KBm1lbWJlchgBIAEoCzIdLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXJNZW1iZXIiQAoZUmV2b2tlRm9sZGVyQWNjZXNzUmVxdWVzdBIRCglmb2xkZXJfaWQYASABKAkSEAoIdXNlcm5hbWUYAiABKAkiHAoaUmV2b2tlRm9sZGVyQWNjZXNzUmVzcG9uc2UiXQoURXhwbGFpbkFjY2Vzc1JlcXVlc3QSEwoJZm9sZGVyX2lkGAEgASgJSAASEgoIbW9kZWxfaWQYAiABKAlIABIQCgh1c2VybmFtZRgDIAEoCUIKCghyZXNvdXJjZSKqAQoVRXhwbGFpbkFjY2Vzc1Jlc3BvbnNlEhEKCWZvbGRlcl9pZBgBIAEoCRIQCgh1c2VybmFtZRgCIAEoCRIpCgRyb2xlGAMgASgOMhsubW9kZWxjYXRhbG9nLnYxLkZvbGRlclJvbGUSLAoFZ3JhbnQYBCABKAsyHS5tb2RlbGNhdGFsb2cudjEuRm9sZGVyTWVtYmVyEhMKC2V4cGxhbmF0aW9uGAUgASgJIlMKF0xpc3RGb2xkZXJBY2Nlc3NSZXF1ZXN0EhEKCWZvbGRlcl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJjChhMaXN0Rm9sZGVyQWNjZXNzUmVzcG9uc2USLgoHbWVtYmVycxgBIAMoCzIdLm1vZGVsY2F0YWxvZy52MS5Gb2xkZXJNZW1iZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjcKE0RlbGV0ZUZvbGRlclJlcXVlc3QSEQoJZm9sZGVyX2lkGAEgASgJEg0KBWZvcmNlGAIgASgIIkgKFERlbGV0ZUZvbGRlclJlc3BvbnNlEhYKDmRlbGV0ZWRfbW9kZWxzGAEgASgDEhgKEGRlbGV0ZWRfdmVyc2lvbnMYAiABKAMyoAcKDUZvbGRlclNlcnZpY2USWwoMQ3JlYXRlRm9sZGVyEiQubW9kZWxjYXRhbG9nLnYxLkNyZWF0ZUZvbGRlclJlcXVlc3QaJS5tb2RlbGNhdGFsb2cudjEuQ3JlYXRlRm9sZGVyUmVzcG9uc2USVwoJR2V0Rm9sZGVyEiEubW9kZWxjYXRhbG9nLnYxLkdldEZvbGRlclJlcXVlc3QaIi5tb2RlbGNhdGFsb2cudjEuR2V0Rm9sZGVyUmVzcG9uc2UiA5ACARJdCgtMaXN0Rm9sZGVycxIjLm1vZGVsY2F0YWxvZy52MS5MaXN0Rm9sZGVyc1JlcXVlc3QaJC5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlcnNSZXNwb25zZSIDkAIBEmAKDFVwZGF0ZUZvbGRlchIkLm1vZGVsY2F0YWxvZy52MS5VcGRhdGVGb2xkZXJSZXF1ZXN0GiUubW9kZWxjYXRhbG9nLnYxLlVwZGF0ZUZvbGRlclJlc3BvbnNlIgOQAgISbwoRR3JhbnRGb2xkZXJBY2Nlc3MSKS5tb2RlbGNhdGFsb2cudjEuR3JhbnRGb2xkZXJBY2Nlc3NSZXF1ZXN0GioubW9kZWxjYXRhbG9nLnYxLkdyYW50Rm9sZGVyQWNjZXNzUmVzcG9uc2UiA5ACAhJyChJSZXZva2VGb2xkZXJBY2Nlc3MSKi5tb2RlbGNhdGFsb2cudjEuUmV2b2tlRm9sZGVyQWNjZXNzUmVxdWVzdBorLm1vZGVsY2F0YWxvZy52MS5SZXZva2VGb2xkZXJBY2Nlc3NSZXNwb25zZSIDkAICEmwKEExpc3RGb2xkZXJBY2Nlc3MSKC5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlckFjY2Vzc1JlcXVlc3QaKS5tb2RlbGNhdGFsb2cudjEuTGlzdEZvbGRlckFjY2Vzc1Jlc3BvbnNlIgOQAgESYwoNRXhwbGFpbkFjY2VzcxIlLm1vZGVsY2F0YWxvZy52MS5FeHBsYWluQWNjZXNzUmVxdWVzdBomLm1vZGVsY2F0YWxvZy52MS5FeHBsYWluQWNjZXNzUmVzcG9uc2UiA5ACARJgCgxEZWxldGVGb2xkZXISJC5tb2RlbGNhdGFsb2cudjEuRGVsZXRlRm9sZGVyUmVxdWVzdBolLm1vZGVsY2F0YWxvZy52MS5EZWxldGVGb2xkZXJSZXNwb25zZSIDkAICYgZwcm90bzM", [file_google_protobuf_field_mask, file_modelcatalog_v1_resources]);
 
 /**
  * CreateFolderRequest is the input of FolderService.CreateFolder.
@@ -331,6 +331,100 @@ export const RevokeFolderAccessResponseSchema: GenMessage<RevokeFolderAccessResp
   messageDesc(file_modelcatalog_v1_folder_service, 11);
 
 /**
+ * ExplainAccessRequest is the input of FolderService.ExplainAccess.
+ *
+ * @generated from message modelcatalog.v1.ExplainAccessRequest
+ */
+export type ExplainAccessRequest = Message<"modelcatalog.v1.ExplainAccessRequest"> & {
+  /**
+   * What the access is to: a folder, or a model (whose access is its folder's).
+   *
+   * @generated from oneof modelcatalog.v1.ExplainAccessRequest.resource
+   */
+  resource: {
+    /**
+     * The identifier of the folder.
+     *
+     * @generated from field: string folder_id = 1;
+     */
+    value: string;
+    case: "folderId";
+  } | {
+    /**
+     * The identifier of the model.
+     *
+     * @generated from field: string model_id = 2;
+     */
+    value: string;
+    case: "modelId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Whose access to explain; empty for the caller's own.
+   *
+   * @generated from field: string username = 3;
+   */
+  username: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.ExplainAccessRequest.
+ * Use `create(ExplainAccessRequestSchema)` to create a new message.
+ */
+export const ExplainAccessRequestSchema: GenMessage<ExplainAccessRequest> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_folder_service, 12);
+
+/**
+ * ExplainAccessResponse is the output of FolderService.ExplainAccess.
+ *
+ * @generated from message modelcatalog.v1.ExplainAccessResponse
+ */
+export type ExplainAccessResponse = Message<"modelcatalog.v1.ExplainAccessResponse"> & {
+  /**
+   * The folder whose membership decides the access (the model's folder for a model).
+   *
+   * @generated from field: string folder_id = 1;
+   */
+  folderId: string;
+
+  /**
+   * The user the answer is about.
+   *
+   * @generated from field: string username = 2;
+   */
+  username: string;
+
+  /**
+   * The user's effective role: what they may do in the folder and its models.
+   * FOLDER_ROLE_UNSPECIFIED when they have no access.
+   *
+   * @generated from field: modelcatalog.v1.FolderRole role = 3;
+   */
+  role: FolderRole;
+
+  /**
+   * The grant that gives the role; unset when the user has no access.
+   *
+   * @generated from field: modelcatalog.v1.FolderMember grant = 4;
+   */
+  grant?: FolderMember | undefined;
+
+  /**
+   * The answer in one English sentence, for people (not to be parsed).
+   *
+   * @generated from field: string explanation = 5;
+   */
+  explanation: string;
+};
+
+/**
+ * Describes the message modelcatalog.v1.ExplainAccessResponse.
+ * Use `create(ExplainAccessResponseSchema)` to create a new message.
+ */
+export const ExplainAccessResponseSchema: GenMessage<ExplainAccessResponse> = /*@__PURE__*/
+  messageDesc(file_modelcatalog_v1_folder_service, 13);
+
+/**
  * ListFolderAccessRequest is the input of FolderService.ListFolderAccess.
  *
  * @generated from message modelcatalog.v1.ListFolderAccessRequest
@@ -364,7 +458,7 @@ export type ListFolderAccessRequest = Message<"modelcatalog.v1.ListFolderAccessR
  * Use `create(ListFolderAccessRequestSchema)` to create a new message.
  */
 export const ListFolderAccessRequestSchema: GenMessage<ListFolderAccessRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 12);
+  messageDesc(file_modelcatalog_v1_folder_service, 14);
 
 /**
  * ListFolderAccessResponse is the output of FolderService.ListFolderAccess.
@@ -392,7 +486,7 @@ export type ListFolderAccessResponse = Message<"modelcatalog.v1.ListFolderAccess
  * Use `create(ListFolderAccessResponseSchema)` to create a new message.
  */
 export const ListFolderAccessResponseSchema: GenMessage<ListFolderAccessResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 13);
+  messageDesc(file_modelcatalog_v1_folder_service, 15);
 
 /**
  * DeleteFolderRequest is the input of FolderService.DeleteFolder.
@@ -421,7 +515,7 @@ export type DeleteFolderRequest = Message<"modelcatalog.v1.DeleteFolderRequest">
  * Use `create(DeleteFolderRequestSchema)` to create a new message.
  */
 export const DeleteFolderRequestSchema: GenMessage<DeleteFolderRequest> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 14);
+  messageDesc(file_modelcatalog_v1_folder_service, 16);
 
 /**
  * DeleteFolderResponse is the output of FolderService.DeleteFolder.
@@ -449,7 +543,7 @@ export type DeleteFolderResponse = Message<"modelcatalog.v1.DeleteFolderResponse
  * Use `create(DeleteFolderResponseSchema)` to create a new message.
  */
 export const DeleteFolderResponseSchema: GenMessage<DeleteFolderResponse> = /*@__PURE__*/
-  messageDesc(file_modelcatalog_v1_folder_service, 15);
+  messageDesc(file_modelcatalog_v1_folder_service, 17);
 
 /**
  * FolderService creates, shares and deletes folders. Every RPC needs an access token
@@ -572,6 +666,26 @@ export const FolderService: GenService<{
     methodKind: "unary";
     input: typeof ListFolderAccessRequestSchema;
     output: typeof ListFolderAccessResponseSchema;
+  },
+  /**
+   * ExplainAccess says which role a user has in a folder (or in the folder that holds a
+   * model) and why: the grant that gives it, with who made it and when. A folder's owners may
+   * ask about anyone; other members only about themselves. A user with no role in the folder
+   * gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
+   * a revoked grant leaves nothing).
+   *
+   * Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
+   * username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+   * in the folder or the model's folder (the same whether or not it exists), or is not an
+   * owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
+   * nobody has.
+   *
+   * @generated from rpc modelcatalog.v1.FolderService.ExplainAccess
+   */
+  explainAccess: {
+    methodKind: "unary";
+    input: typeof ExplainAccessRequestSchema;
+    output: typeof ExplainAccessResponseSchema;
   },
   /**
    * DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still

@@ -35,7 +35,8 @@ class FolderRole(betterproto.Enum):
 
     UNSPECIFIED = 0
     """
-    No role was given. Never returned; rejected with INVALID_ARGUMENT where a role is required.
+    No role was given, or none is held: returned only by ExplainAccess, for a user without
+     access; rejected with INVALID_ARGUMENT where a role is required.
     """
 
     VIEWER = 1
@@ -425,6 +426,13 @@ class FolderMember(betterproto.Message):
 
     update_time: datetime = betterproto.message_field(4)
     """When the role was last granted or changed."""
+
+    granted_by_username: str = betterproto.string_field(5)
+    """
+    Who granted the role as it stands (the folder's creator for the owner role they got with
+     it); empty when that is not known: roles granted before servers recorded it, or whose
+     granter's account is gone.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -1007,6 +1015,45 @@ class RevokeFolderAccessResponse(betterproto.Message):
     """
 
     pass
+
+
+@dataclass(eq=False, repr=False)
+class ExplainAccessRequest(betterproto.Message):
+    """ExplainAccessRequest is the input of FolderService.ExplainAccess."""
+
+    folder_id: str = betterproto.string_field(1, group="resource")
+    """The identifier of the folder."""
+
+    model_id: str = betterproto.string_field(2, group="resource")
+    """The identifier of the model."""
+
+    username: str = betterproto.string_field(3)
+    """Whose access to explain; empty for the caller's own."""
+
+
+@dataclass(eq=False, repr=False)
+class ExplainAccessResponse(betterproto.Message):
+    """ExplainAccessResponse is the output of FolderService.ExplainAccess."""
+
+    folder_id: str = betterproto.string_field(1)
+    """
+    The folder whose membership decides the access (the model's folder for a model).
+    """
+
+    username: str = betterproto.string_field(2)
+    """The user the answer is about."""
+
+    role: "FolderRole" = betterproto.enum_field(3)
+    """
+    The user's effective role: what they may do in the folder and its models.
+     FOLDER_ROLE_UNSPECIFIED when they have no access.
+    """
+
+    grant: "FolderMember" = betterproto.message_field(4)
+    """The grant that gives the role; unset when the user has no access."""
+
+    explanation: str = betterproto.string_field(5)
+    """The answer in one English sentence, for people (not to be parsed)."""
 
 
 @dataclass(eq=False, repr=False)
@@ -1976,6 +2023,23 @@ class FolderServiceStub(betterproto.ServiceStub):
             metadata=metadata,
         )
 
+    async def explain_access(
+        self,
+        explain_access_request: "ExplainAccessRequest",
+        *,
+        timeout: Optional[float] = None,
+        deadline: Optional["Deadline"] = None,
+        metadata: Optional["MetadataLike"] = None
+    ) -> "ExplainAccessResponse":
+        return await self._unary_unary(
+            "/modelcatalog.v1.FolderService/ExplainAccess",
+            explain_access_request,
+            ExplainAccessResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
     async def delete_folder(
         self,
         delete_folder_request: "DeleteFolderRequest",
@@ -2481,6 +2545,11 @@ class FolderServiceBase(ServiceBase):
     ) -> "ListFolderAccessResponse":
         raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
 
+    async def explain_access(
+        self, explain_access_request: "ExplainAccessRequest"
+    ) -> "ExplainAccessResponse":
+        raise grpclib.GRPCError(grpclib.const.Status.UNIMPLEMENTED)
+
     async def delete_folder(
         self, delete_folder_request: "DeleteFolderRequest"
     ) -> "DeleteFolderResponse":
@@ -2538,6 +2607,14 @@ class FolderServiceBase(ServiceBase):
         response = await self.list_folder_access(request)
         await stream.send_message(response)
 
+    async def __rpc_explain_access(
+        self,
+        stream: "grpclib.server.Stream[ExplainAccessRequest, ExplainAccessResponse]",
+    ) -> None:
+        request = await stream.recv_message()
+        response = await self.explain_access(request)
+        await stream.send_message(response)
+
     async def __rpc_delete_folder(
         self, stream: "grpclib.server.Stream[DeleteFolderRequest, DeleteFolderResponse]"
     ) -> None:
@@ -2588,6 +2665,12 @@ class FolderServiceBase(ServiceBase):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 ListFolderAccessRequest,
                 ListFolderAccessResponse,
+            ),
+            "/modelcatalog.v1.FolderService/ExplainAccess": grpclib.const.Handler(
+                self.__rpc_explain_access,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                ExplainAccessRequest,
+                ExplainAccessResponse,
             ),
             "/modelcatalog.v1.FolderService/DeleteFolder": grpclib.const.Handler(
                 self.__rpc_delete_folder,

@@ -1,0 +1,75 @@
+"""The ``access`` commands: why a user can (or cannot) see and change a folder or a model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from . import _context as context
+from . import _output as out
+from ._errors import CliError, ExitCode
+from ._root import CONTEXT_SETTINGS, Group, connection_options, examples, json_option
+
+if TYPE_CHECKING:
+    from .. import AsyncClient, v1
+
+
+@click.group(
+    cls=Group,
+    context_settings=CONTEXT_SETTINGS,
+    epilog=examples("modelcatalog access explain --folder vision bob"),
+)
+def access() -> None:
+    """Explain who has access to what, and why.
+
+    Roles are given per folder (`modelcatalog folder grant`); a model's access is its
+    folder's.
+    """
+
+
+@access.command(
+    "explain",
+    epilog=examples(
+        "modelcatalog access explain --folder vision",
+        "modelcatalog access explain --folder vision bob",
+        "modelcatalog access explain --model resnet50 bob --json",
+    ),
+)
+@click.option("--folder", metavar="FOLDER", help="The folder: its id, or its name.")
+@click.option("--model", metavar="MODEL", help="The model: its id, or its name.")
+@click.argument("username", required=False, default="")
+@connection_options
+@json_option
+@click.pass_context
+def access_explain(
+    ctx: click.Context, folder: str | None, model: str | None, username: str, as_json: bool
+) -> None:
+    """Show the role USERNAME (you, when left out) has in a folder or a model's folder, and
+    the grant that gives it: who granted it and when.
+
+    Name the folder with --folder or the model with --model. Owners may ask about anyone;
+    other members only about themselves. A user without access is told so (exit status 0).
+    """
+    if model is not None and folder is None:
+        model_named = model
+
+        async def explain(client: AsyncClient) -> v1.ExplainAccessResponse:
+            model_id = await context.model_id(client, model_named)
+            return await client.explain_access(model_id=model_id, username=username)
+
+    elif folder is not None and model is None:
+        folder_named = folder
+
+        async def explain(client: AsyncClient) -> v1.ExplainAccessResponse:
+            folder_id = await context.folder_id(client, folder_named)
+            return await client.explain_access(folder_id, username=username)
+
+    else:
+        raise CliError("name the folder with --folder or the model with --model", ExitCode.USAGE)
+
+    answer = context.run(ctx, explain)
+    if as_json:
+        out.print_json(answer)
+        return
+    out.echo(answer.explanation + ".")
