@@ -24,6 +24,7 @@ COMMANDS = [
     "model",
     "version",
     "alias",
+    "access",
     "completion",
 ]
 
