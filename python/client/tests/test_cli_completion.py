@@ -26,6 +26,7 @@ COMMANDS = [
     "model",
     "version",
     "alias",
+    "access",
     "completion",
 ]
 

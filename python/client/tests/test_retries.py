@@ -46,6 +46,7 @@ CALLS: dict[str, Call] = {
     "revoke_folder_access": lambda client: client.revoke_folder_access("f1", "bob"),
     "leave_folder": lambda client: client.leave_folder("f1"),
     "list_folder_access": lambda client: _drain(client.list_folder_access("f1")),
+    "explain_access": lambda client: client.explain_access("f1", username="bob"),
     "delete_folder": lambda client: client.delete_folder("f1", force=True),
     "create_model": lambda client: client.create_model("f1", "resnet"),
     "get_model": lambda client: client.get_model("m1"),

@@ -214,11 +214,11 @@ class AsyncClient:
     deadline: they take as long as the file needs.
 
     Calls that change nothing (the RPCs the contract marks ``NO_SIDE_EFFECTS``: ``get_*``,
-    every page of ``list_*``, ``download``) are repeated up to ``retries`` times in a row when
-    they fail with ``Unavailable`` (a dropped connection, a server briefly out of reach), after
-    a random wait that doubles each time (``backoff_delay``); a download resumes where its
-    stream broke. The defaults wait at most 1.75 s in all: to ride out a server restart, raise
-    ``retries`` (6 wait up to about 13 s).
+    every page of ``list_*``, ``explain_access``, ``download``) are repeated up to ``retries``
+    times in a row when they fail with ``Unavailable`` (a dropped connection, a server briefly
+    out of reach), after a random wait that doubles each time (``backoff_delay``); a download
+    resumes where its stream broke. The defaults wait at most 1.75 s in all: to ride out a
+    server restart, raise ``retries`` (6 wait up to about 13 s).
 
     Calls that change something and carry a ``request_id`` (``create_*``,
     ``set_model_alias``, ``upload`` from a path) are repeated the same way: the server
@@ -682,7 +682,7 @@ class AsyncClient:
             request = v1.ExplainAccessRequest(model_id=model_id, username=username)
         else:
             raise ValueError("name exactly one of folder_id and model_id")
-        return await self._call(self._folders.explain_access, request, timeout=timeout)
+        return await self._call(self._folders.explain_access, request, timeout=timeout, retry=True)
 
     async def delete_folder(
         self, folder_id: str, *, force: bool = False, timeout: Timeout = ...
