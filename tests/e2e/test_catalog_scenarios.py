@@ -107,6 +107,10 @@ async def test_explain_access_names_the_grant_and_follows_its_revocation(
         "user1",
     )
     assert granted.explanation.startswith("user2 is a viewer of folder 'shared': granted by user1")
+    await user1.grant_folder_access(folder.id, "user2", "editor")
+    deploy = await user2.create_access_token("deploy", 3600, read_only=True)
+    capped = await user2.explain_access(folder.id, access_token_id=deploy.access_token.id)
+    assert (capped.role, capped.grant.role, capped.access_token.name) == (1, 2, "deploy")
     await user1.revoke_folder_access(folder.id, "user2")
     revoked = await user1.explain_access(folder.id, username="user2")
     assert revoked.role == 0

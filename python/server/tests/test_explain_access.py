@@ -141,3 +141,73 @@ async def test_the_member_list_says_who_granted_each_role(api: Api) -> None:
         ("alice", "alice"),
         ("bob", "alice"),
     ]
+
+
+async def new_token(
+    owner: Caller, name: str, scope: str, *folder_ids: str
+) -> v1.CreateAccessTokenResponse:
+    return await owner.auth.create_access_token(
+        v1.CreateAccessTokenRequest(
+            name, v1.AccessTokenScope.from_string(scope), list(folder_ids), ttl_seconds=3600
+        )
+    )
+
+
+async def test_a_read_only_token_is_explained_as_a_viewer_whatever_its_owners_role(
+    api: Api,
+) -> None:
+    """Asked about one of bob's tokens, or by the token itself, the role is capped by its scope
+    and the token is named."""
+    _alice, bob, folder = await shared_folder(api)
+    made = await new_token(bob, "deploy", "READ")
+    by_id = await bob.folders.explain_access(
+        v1.ExplainAccessRequest(folder_id=folder.id, access_token_id=made.access_token.id)
+    )
+    assert (by_id.role, by_id.grant.role, by_id.access_token.name) == (
+        v1.FolderRole.VIEWER,
+        v1.FolderRole.EDITOR,
+        "deploy",
+    )
+    assert by_id.explanation.endswith("'deploy' is read-only, so it acts as a viewer")
+    as_token = api.as_token(bob.user, made.secret)
+    itself = await as_token.folders.explain_access(v1.ExplainAccessRequest(folder_id=folder.id))
+    assert (itself.role, itself.access_token.id) == (v1.FolderRole.VIEWER, made.access_token.id)
+
+
+async def test_a_token_limited_to_other_folders_has_no_role_here(api: Api) -> None:
+    """A token of bob's limited to his own folder has no access to alice's, though bob has."""
+    _alice, bob, folder = await shared_folder(api)
+    own = (await bob.folders.create_folder(v1.CreateFolderRequest("own"))).folder
+    made = await new_token(bob, "ci", "READ_WRITE", own.id)
+    answer = await bob.folders.explain_access(
+        v1.ExplainAccessRequest(folder_id=folder.id, access_token_id=made.access_token.id)
+    )
+    assert (answer.role, answer.grant.role) == (v1.FolderRole.UNSPECIFIED, v1.FolderRole.EDITOR)
+    assert answer.explanation.endswith("'ci' is limited to other folders, so it has no access here")
+    in_own = await bob.folders.explain_access(
+        v1.ExplainAccessRequest(folder_id=own.id, access_token_id=made.access_token.id)
+    )
+    assert in_own.role == v1.FolderRole.OWNER
+
+
+async def test_only_the_owner_of_a_token_has_it_explained(api: Api) -> None:
+    """Another user's token id is not found, and a token id goes with no other username."""
+    alice, bob, folder = await shared_folder(api)
+    made = await new_token(bob, "ci", "READ")
+    await expect_error(
+        alice.folders.explain_access(
+            v1.ExplainAccessRequest(folder_id=folder.id, access_token_id=made.access_token.id)
+        ),
+        Status.NOT_FOUND,
+        "ACCESS_TOKEN_NOT_FOUND",
+    )
+    await expect_error(
+        alice.folders.explain_access(
+            v1.ExplainAccessRequest(
+                folder_id=folder.id, username="bob", access_token_id=made.access_token.id
+            )
+        ),
+        Status.INVALID_ARGUMENT,
+        "INVALID_FIELD",
+        field="access_token_id",
+    )

@@ -670,16 +670,23 @@ class AsyncClient:
         *,
         model_id: str | None = None,
         username: str = "",
+        access_token_id: str = "",
         timeout: Timeout = ...,
     ) -> v1.ExplainAccessResponse:
         """Which role ``username`` (the caller when empty) has in a folder, or in a model's
         folder, and the grant that gives it (``grant``: who granted it, when; unset without
         access). Owners ask about anyone, other members only about themselves. Name exactly
-        one of ``folder_id`` and ``model_id``."""
+        one of ``folder_id`` and ``model_id``. With ``access_token_id`` (one of the caller's
+        tokens), or when called with an access token, the role is capped by that token's
+        scope and ``access_token`` describes it."""
         if folder_id is not None and model_id is None:
-            request = v1.ExplainAccessRequest(folder_id=folder_id, username=username)
+            request = v1.ExplainAccessRequest(
+                folder_id=folder_id, username=username, access_token_id=access_token_id
+            )
         elif model_id is not None and folder_id is None:
-            request = v1.ExplainAccessRequest(model_id=model_id, username=username)
+            request = v1.ExplainAccessRequest(
+                model_id=model_id, username=username, access_token_id=access_token_id
+            )
         else:
             raise ValueError("name exactly one of folder_id and model_id")
         return await self._call(self._folders.explain_access, request, timeout=timeout, retry=True)

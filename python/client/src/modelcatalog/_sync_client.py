@@ -273,11 +273,16 @@ class Client:
         *,
         model_id: str | None = None,
         username: str = "",
+        access_token_id: str = "",
         timeout: Timeout = ...,
     ) -> v1.ExplainAccessResponse:
         return self._loop.run(
             self._client.explain_access(
-                folder_id, model_id=model_id, username=username, timeout=timeout
+                folder_id,
+                model_id=model_id,
+                username=username,
+                access_token_id=access_token_id,
+                timeout=timeout,
             )
         )
 

@@ -34,36 +34,56 @@ def access() -> None:
         "modelcatalog access explain --folder vision",
         "modelcatalog access explain --folder vision bob",
         "modelcatalog access explain --model resnet50 bob --json",
+        "modelcatalog access explain --folder vision --token deploy",
     ),
 )
 @click.option("--folder", metavar="FOLDER", help="The folder: its id, or its name.")
 @click.option("--model", metavar="MODEL", help="The model: its id, or its name.")
+@click.option(
+    "--token",
+    "token_name",
+    metavar="TOKEN",
+    help="One of your access tokens (its name or id): what it may do, capped by its scope.",
+)
 @click.argument("username", required=False, default="")
 @connection_options
 @json_option
 @click.pass_context
 def access_explain(
-    ctx: click.Context, folder: str | None, model: str | None, username: str, as_json: bool
+    ctx: click.Context,
+    folder: str | None,
+    model: str | None,
+    token_name: str | None,
+    username: str,
+    as_json: bool,
 ) -> None:
     """Show the role USERNAME (you, when left out) has in a folder or a model's folder, and
     the grant that gives it: who granted it and when.
 
     Name the folder with --folder or the model with --model. Owners may ask about anyone;
     other members only about themselves. A user without access is told so (exit status 0).
+    With --token, or when the CLI runs with an access token (MODELCATALOG_TOKEN), the answer
+    is about that token: its owner's role capped by its scope.
     """
     if model is not None and folder is None:
         model_named = model
 
         async def explain(client: AsyncClient) -> v1.ExplainAccessResponse:
             model_id = await context.model_id(client, model_named)
-            return await client.explain_access(model_id=model_id, username=username)
+            token_id = await _token_id(client, token_name)
+            return await client.explain_access(
+                model_id=model_id, username=username, access_token_id=token_id
+            )
 
     elif folder is not None and model is None:
         folder_named = folder
 
         async def explain(client: AsyncClient) -> v1.ExplainAccessResponse:
             folder_id = await context.folder_id(client, folder_named)
-            return await client.explain_access(folder_id, username=username)
+            token_id = await _token_id(client, token_name)
+            return await client.explain_access(
+                folder_id, username=username, access_token_id=token_id
+            )
 
     else:
         raise CliError("name the folder with --folder or the model with --model", ExitCode.USAGE)
@@ -73,3 +93,8 @@ def access_explain(
         out.print_json(answer)
         return
     out.echo(answer.explanation + ".")
+
+
+async def _token_id(client: AsyncClient, reference: str | None) -> str:
+    """The id of the access token --token names ('' without one)."""
+    return "" if reference is None else (await context.access_token(client, reference)).id

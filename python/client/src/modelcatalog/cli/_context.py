@@ -136,6 +136,17 @@ async def model_id(client: AsyncClient, model: str) -> str:
     return await _resolve("model", model, candidates)
 
 
+async def access_token(client: AsyncClient, reference: str) -> v1.AccessToken:
+    """The caller's access token a TOKEN argument names: by its name or its id."""
+    async for found in client.list_access_tokens():
+        if reference in (found.name, found.id):
+            return found
+    raise CliError(
+        f"you have no access token named {reference!r}; `modelcatalog token list` shows yours",
+        ExitCode.NOT_FOUND,
+    )
+
+
 _NAME_LOOKUP_PAGE = 1000
 """The server's largest page: a name lookup reads every folder or model the caller may see."""
 

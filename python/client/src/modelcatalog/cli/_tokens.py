@@ -8,7 +8,6 @@ import click
 
 from . import _context as context
 from . import _output as out
-from ._errors import CliError, ExitCode
 from ._root import CONTEXT_SETTINGS, Group, connection_options, examples, json_option
 
 if TYPE_CHECKING:
@@ -166,14 +165,9 @@ def token_revoke(ctx: click.Context, token_name: str) -> None:
     """Revoke the access token TOKEN_NAME (its name or id): calls made with it are refused."""
 
     async def revoke(client: AsyncClient) -> v1.AccessToken:
-        async for found in client.list_access_tokens():
-            if token_name in (found.name, found.id):
-                await client.revoke_access_token(found.id)
-                return found
-        raise CliError(
-            f"you have no access token named {token_name!r}; `modelcatalog token list` shows yours",
-            ExitCode.NOT_FOUND,
-        )
+        found = await context.access_token(client, token_name)
+        await client.revoke_access_token(found.id)
+        return found
 
     revoked = context.run(ctx, revoke)
     out.echo(f"Revoked access token {revoked.name} ({revoked.id}).")

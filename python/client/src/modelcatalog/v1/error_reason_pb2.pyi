@@ -197,6 +197,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     has not yet noticed that an earlier stream broke); nothing was changed. Ask
     GetUploadStatus again in a moment.
     """
+    ERROR_REASON_ACCESS_TOKEN_NOT_FOUND: _ErrorReason.ValueType  # 51
+    """NOT_FOUND: the caller has no unexpired access token with this id (never had, revoked, or
+    expired); list them with ListAccessTokens.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """An ErrorReason says why an RPC failed, more precisely than its status code. Every error the
@@ -380,5 +384,9 @@ ERROR_REASON_UPLOAD_IN_PROGRESS: ErrorReason.ValueType  # 50
 """ABORTED: another stream is sending the upload with this request_id right now (or the server
 has not yet noticed that an earlier stream broke); nothing was changed. Ask
 GetUploadStatus again in a moment.
+"""
+ERROR_REASON_ACCESS_TOKEN_NOT_FOUND: ErrorReason.ValueType  # 51
+"""NOT_FOUND: the caller has no unexpired access token with this id (never had, revoked, or
+expired); list them with ListAccessTokens.
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

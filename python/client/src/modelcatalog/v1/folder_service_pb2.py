@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
+from modelcatalog.v1 import auth_service_pb2 as modelcatalog_dot_v1_dot_auth__service__pb2
 from modelcatalog.v1 import resources_pb2 as modelcatalog_dot_v1_dot_resources__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$modelcatalog/v1/folder_service.proto\x12\x0fmodelcatalog.v1\x1a google/protobuf/field_mask.proto\x1a\x1fmodelcatalog/v1/resources.proto\"j\n\x13\x43reateFolderRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"G\n\x14\x43reateFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"/\n\x10GetFolderRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\"D\n\x11GetFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"P\n\x12ListFoldersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"p\n\x13ListFoldersResponse\x12\x31\n\x07\x66olders\x18\x01 \x03(\x0b\x32\x17.modelcatalog.v1.FolderR\x07\x66olders\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x01\n\x13UpdateFolderRequest\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"G\n\x14UpdateFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"\x84\x01\n\x18GrantFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12/\n\x04role\x18\x03 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\x04role\"R\n\x19GrantFolderAccessResponse\x12\x35\n\x06member\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x06member\"T\n\x19RevokeFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\"\x1c\n\x1aRevokeFolderAccessResponse\"z\n\x14\x45xplainAccessRequest\x12\x1d\n\tfolder_id\x18\x01 \x01(\tH\x00R\x08\x66olderId\x12\x1b\n\x08model_id\x18\x02 \x01(\tH\x00R\x07modelId\x12\x1a\n\x08username\x18\x03 \x01(\tR\x08usernameB\n\n\x08resource\"\xd8\x01\n\x15\x45xplainAccessResponse\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12/\n\x04role\x18\x03 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\x04role\x12\x33\n\x05grant\x18\x04 \x01(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x05grant\x12 \n\x0b\x65xplanation\x18\x05 \x01(\tR\x0b\x65xplanation\"r\n\x17ListFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"{\n\x18ListFolderAccessResponse\x12\x37\n\x07members\x18\x01 \x03(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x07members\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"H\n\x13\x44\x65leteFolderRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"h\n\x14\x44\x65leteFolderResponse\x12%\n\x0e\x64\x65leted_models\x18\x01 \x01(\x03R\rdeletedModels\x12)\n\x10\x64\x65leted_versions\x18\x02 \x01(\x03R\x0f\x64\x65letedVersions2\xa0\x07\n\rFolderService\x12[\n\x0c\x43reateFolder\x12$.modelcatalog.v1.CreateFolderRequest\x1a%.modelcatalog.v1.CreateFolderResponse\x12W\n\tGetFolder\x12!.modelcatalog.v1.GetFolderRequest\x1a\".modelcatalog.v1.GetFolderResponse\"\x03\x90\x02\x01\x12]\n\x0bListFolders\x12#.modelcatalog.v1.ListFoldersRequest\x1a$.modelcatalog.v1.ListFoldersResponse\"\x03\x90\x02\x01\x12`\n\x0cUpdateFolder\x12$.modelcatalog.v1.UpdateFolderRequest\x1a%.modelcatalog.v1.UpdateFolderResponse\"\x03\x90\x02\x02\x12o\n\x11GrantFolderAccess\x12).modelcatalog.v1.GrantFolderAccessRequest\x1a*.modelcatalog.v1.GrantFolderAccessResponse\"\x03\x90\x02\x02\x12r\n\x12RevokeFolderAccess\x12*.modelcatalog.v1.RevokeFolderAccessRequest\x1a+.modelcatalog.v1.RevokeFolderAccessResponse\"\x03\x90\x02\x02\x12l\n\x10ListFolderAccess\x12(.modelcatalog.v1.ListFolderAccessRequest\x1a).modelcatalog.v1.ListFolderAccessResponse\"\x03\x90\x02\x01\x12\x63\n\rExplainAccess\x12%.modelcatalog.v1.ExplainAccessRequest\x1a&.modelcatalog.v1.ExplainAccessResponse\"\x03\x90\x02\x01\x12`\n\x0c\x44\x65leteFolder\x12$.modelcatalog.v1.DeleteFolderRequest\x1a%.modelcatalog.v1.DeleteFolderResponse\"\x03\x90\x02\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$modelcatalog/v1/folder_service.proto\x12\x0fmodelcatalog.v1\x1a google/protobuf/field_mask.proto\x1a\"modelcatalog/v1/auth_service.proto\x1a\x1fmodelcatalog/v1/resources.proto\"j\n\x13\x43reateFolderRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12\x1d\n\nrequest_id\x18\x03 \x01(\tR\trequestId\"G\n\x14\x43reateFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"/\n\x10GetFolderRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\"D\n\x11GetFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"P\n\x12ListFoldersRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"p\n\x13ListFoldersResponse\x12\x31\n\x07\x66olders\x18\x01 \x03(\x0b\x32\x17.modelcatalog.v1.FolderR\x07\x66olders\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x01\n\x13UpdateFolderRequest\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\x12;\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskR\nupdateMask\"G\n\x14UpdateFolderResponse\x12/\n\x06\x66older\x18\x01 \x01(\x0b\x32\x17.modelcatalog.v1.FolderR\x06\x66older\"\x84\x01\n\x18GrantFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12/\n\x04role\x18\x03 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\x04role\"R\n\x19GrantFolderAccessResponse\x12\x35\n\x06member\x18\x01 \x01(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x06member\"T\n\x19RevokeFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\"\x1c\n\x1aRevokeFolderAccessResponse\"\xa2\x01\n\x14\x45xplainAccessRequest\x12\x1d\n\tfolder_id\x18\x01 \x01(\tH\x00R\x08\x66olderId\x12\x1b\n\x08model_id\x18\x02 \x01(\tH\x00R\x07modelId\x12\x1a\n\x08username\x18\x03 \x01(\tR\x08username\x12&\n\x0f\x61\x63\x63\x65ss_token_id\x18\x04 \x01(\tR\raccessTokenIdB\n\n\x08resource\"\x99\x02\n\x15\x45xplainAccessResponse\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1a\n\x08username\x18\x02 \x01(\tR\x08username\x12/\n\x04role\x18\x03 \x01(\x0e\x32\x1b.modelcatalog.v1.FolderRoleR\x04role\x12\x33\n\x05grant\x18\x04 \x01(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x05grant\x12 \n\x0b\x65xplanation\x18\x05 \x01(\tR\x0b\x65xplanation\x12?\n\x0c\x61\x63\x63\x65ss_token\x18\x06 \x01(\x0b\x32\x1c.modelcatalog.v1.AccessTokenR\x0b\x61\x63\x63\x65ssToken\"r\n\x17ListFolderAccessRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"{\n\x18ListFolderAccessResponse\x12\x37\n\x07members\x18\x01 \x03(\x0b\x32\x1d.modelcatalog.v1.FolderMemberR\x07members\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"H\n\x13\x44\x65leteFolderRequest\x12\x1b\n\tfolder_id\x18\x01 \x01(\tR\x08\x66olderId\x12\x14\n\x05\x66orce\x18\x02 \x01(\x08R\x05\x66orce\"h\n\x14\x44\x65leteFolderResponse\x12%\n\x0e\x64\x65leted_models\x18\x01 \x01(\x03R\rdeletedModels\x12)\n\x10\x64\x65leted_versions\x18\x02 \x01(\x03R\x0f\x64\x65letedVersions2\xa0\x07\n\rFolderService\x12[\n\x0c\x43reateFolder\x12$.modelcatalog.v1.CreateFolderRequest\x1a%.modelcatalog.v1.CreateFolderResponse\x12W\n\tGetFolder\x12!.modelcatalog.v1.GetFolderRequest\x1a\".modelcatalog.v1.GetFolderResponse\"\x03\x90\x02\x01\x12]\n\x0bListFolders\x12#.modelcatalog.v1.ListFoldersRequest\x1a$.modelcatalog.v1.ListFoldersResponse\"\x03\x90\x02\x01\x12`\n\x0cUpdateFolder\x12$.modelcatalog.v1.UpdateFolderRequest\x1a%.modelcatalog.v1.UpdateFolderResponse\"\x03\x90\x02\x02\x12o\n\x11GrantFolderAccess\x12).modelcatalog.v1.GrantFolderAccessRequest\x1a*.modelcatalog.v1.GrantFolderAccessResponse\"\x03\x90\x02\x02\x12r\n\x12RevokeFolderAccess\x12*.modelcatalog.v1.RevokeFolderAccessRequest\x1a+.modelcatalog.v1.RevokeFolderAccessResponse\"\x03\x90\x02\x02\x12l\n\x10ListFolderAccess\x12(.modelcatalog.v1.ListFolderAccessRequest\x1a).modelcatalog.v1.ListFolderAccessResponse\"\x03\x90\x02\x01\x12\x63\n\rExplainAccess\x12%.modelcatalog.v1.ExplainAccessRequest\x1a&.modelcatalog.v1.ExplainAccessResponse\"\x03\x90\x02\x01\x12`\n\x0c\x44\x65leteFolder\x12$.modelcatalog.v1.DeleteFolderRequest\x1a%.modelcatalog.v1.DeleteFolderResponse\"\x03\x90\x02\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,42 +50,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FOLDERSERVICE'].methods_by_name['ExplainAccess']._serialized_options = b'\220\002\001'
   _globals['_FOLDERSERVICE'].methods_by_name['DeleteFolder']._loaded_options = None
   _globals['_FOLDERSERVICE'].methods_by_name['DeleteFolder']._serialized_options = b'\220\002\002'
-  _globals['_CREATEFOLDERREQUEST']._serialized_start=124
-  _globals['_CREATEFOLDERREQUEST']._serialized_end=230
-  _globals['_CREATEFOLDERRESPONSE']._serialized_start=232
-  _globals['_CREATEFOLDERRESPONSE']._serialized_end=303
-  _globals['_GETFOLDERREQUEST']._serialized_start=305
-  _globals['_GETFOLDERREQUEST']._serialized_end=352
-  _globals['_GETFOLDERRESPONSE']._serialized_start=354
-  _globals['_GETFOLDERRESPONSE']._serialized_end=422
-  _globals['_LISTFOLDERSREQUEST']._serialized_start=424
-  _globals['_LISTFOLDERSREQUEST']._serialized_end=504
-  _globals['_LISTFOLDERSRESPONSE']._serialized_start=506
-  _globals['_LISTFOLDERSRESPONSE']._serialized_end=618
-  _globals['_UPDATEFOLDERREQUEST']._serialized_start=621
-  _globals['_UPDATEFOLDERREQUEST']._serialized_end=752
-  _globals['_UPDATEFOLDERRESPONSE']._serialized_start=754
-  _globals['_UPDATEFOLDERRESPONSE']._serialized_end=825
-  _globals['_GRANTFOLDERACCESSREQUEST']._serialized_start=828
-  _globals['_GRANTFOLDERACCESSREQUEST']._serialized_end=960
-  _globals['_GRANTFOLDERACCESSRESPONSE']._serialized_start=962
-  _globals['_GRANTFOLDERACCESSRESPONSE']._serialized_end=1044
-  _globals['_REVOKEFOLDERACCESSREQUEST']._serialized_start=1046
-  _globals['_REVOKEFOLDERACCESSREQUEST']._serialized_end=1130
-  _globals['_REVOKEFOLDERACCESSRESPONSE']._serialized_start=1132
-  _globals['_REVOKEFOLDERACCESSRESPONSE']._serialized_end=1160
-  _globals['_EXPLAINACCESSREQUEST']._serialized_start=1162
-  _globals['_EXPLAINACCESSREQUEST']._serialized_end=1284
-  _globals['_EXPLAINACCESSRESPONSE']._serialized_start=1287
-  _globals['_EXPLAINACCESSRESPONSE']._serialized_end=1503
-  _globals['_LISTFOLDERACCESSREQUEST']._serialized_start=1505
-  _globals['_LISTFOLDERACCESSREQUEST']._serialized_end=1619
-  _globals['_LISTFOLDERACCESSRESPONSE']._serialized_start=1621
-  _globals['_LISTFOLDERACCESSRESPONSE']._serialized_end=1744
-  _globals['_DELETEFOLDERREQUEST']._serialized_start=1746
-  _globals['_DELETEFOLDERREQUEST']._serialized_end=1818
-  _globals['_DELETEFOLDERRESPONSE']._serialized_start=1820
-  _globals['_DELETEFOLDERRESPONSE']._serialized_end=1924
-  _globals['_FOLDERSERVICE']._serialized_start=1927
-  _globals['_FOLDERSERVICE']._serialized_end=2855
+  _globals['_CREATEFOLDERREQUEST']._serialized_start=160
+  _globals['_CREATEFOLDERREQUEST']._serialized_end=266
+  _globals['_CREATEFOLDERRESPONSE']._serialized_start=268
+  _globals['_CREATEFOLDERRESPONSE']._serialized_end=339
+  _globals['_GETFOLDERREQUEST']._serialized_start=341
+  _globals['_GETFOLDERREQUEST']._serialized_end=388
+  _globals['_GETFOLDERRESPONSE']._serialized_start=390
+  _globals['_GETFOLDERRESPONSE']._serialized_end=458
+  _globals['_LISTFOLDERSREQUEST']._serialized_start=460
+  _globals['_LISTFOLDERSREQUEST']._serialized_end=540
+  _globals['_LISTFOLDERSRESPONSE']._serialized_start=542
+  _globals['_LISTFOLDERSRESPONSE']._serialized_end=654
+  _globals['_UPDATEFOLDERREQUEST']._serialized_start=657
+  _globals['_UPDATEFOLDERREQUEST']._serialized_end=788
+  _globals['_UPDATEFOLDERRESPONSE']._serialized_start=790
+  _globals['_UPDATEFOLDERRESPONSE']._serialized_end=861
+  _globals['_GRANTFOLDERACCESSREQUEST']._serialized_start=864
+  _globals['_GRANTFOLDERACCESSREQUEST']._serialized_end=996
+  _globals['_GRANTFOLDERACCESSRESPONSE']._serialized_start=998
+  _globals['_GRANTFOLDERACCESSRESPONSE']._serialized_end=1080
+  _globals['_REVOKEFOLDERACCESSREQUEST']._serialized_start=1082
+  _globals['_REVOKEFOLDERACCESSREQUEST']._serialized_end=1166
+  _globals['_REVOKEFOLDERACCESSRESPONSE']._serialized_start=1168
+  _globals['_REVOKEFOLDERACCESSRESPONSE']._serialized_end=1196
+  _globals['_EXPLAINACCESSREQUEST']._serialized_start=1199
+  _globals['_EXPLAINACCESSREQUEST']._serialized_end=1361
+  _globals['_EXPLAINACCESSRESPONSE']._serialized_start=1364
+  _globals['_EXPLAINACCESSRESPONSE']._serialized_end=1645
+  _globals['_LISTFOLDERACCESSREQUEST']._serialized_start=1647
+  _globals['_LISTFOLDERACCESSREQUEST']._serialized_end=1761
+  _globals['_LISTFOLDERACCESSRESPONSE']._serialized_start=1763
+  _globals['_LISTFOLDERACCESSRESPONSE']._serialized_end=1886
+  _globals['_DELETEFOLDERREQUEST']._serialized_start=1888
+  _globals['_DELETEFOLDERREQUEST']._serialized_end=1960
+  _globals['_DELETEFOLDERRESPONSE']._serialized_start=1962
+  _globals['_DELETEFOLDERRESPONSE']._serialized_end=2066
+  _globals['_FOLDERSERVICE']._serialized_start=2069
+  _globals['_FOLDERSERVICE']._serialized_end=2997
 # @@protoc_insertion_point(module_scope)

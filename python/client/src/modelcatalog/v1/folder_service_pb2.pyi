@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from modelcatalog.v1 import auth_service_pb2 as _auth_service_pb2
 from modelcatalog.v1 import resources_pb2 as _resources_pb2
 import builtins as _builtins
 import sys
@@ -352,22 +353,28 @@ class ExplainAccessRequest(_message.Message):
     FOLDER_ID_FIELD_NUMBER: _builtins.int
     MODEL_ID_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
+    ACCESS_TOKEN_ID_FIELD_NUMBER: _builtins.int
     folder_id: _builtins.str
     """The identifier of the folder."""
     model_id: _builtins.str
     """The identifier of the model."""
     username: _builtins.str
     """Whose access to explain; empty for the caller's own."""
+    access_token_id: _builtins.str
+    """The id of one of the caller's own access tokens (as ListAccessTokens shows it) to explain
+    instead of the caller's own access; empty for none. Needs username empty or the caller's.
+    """
     def __init__(
         self,
         *,
         folder_id: _builtins.str = ...,
         model_id: _builtins.str = ...,
         username: _builtins.str = ...,
+        access_token_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["folder_id", b"folder_id", "model_id", b"model_id", "resource", b"resource"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["folder_id", b"folder_id", "model_id", b"model_id", "resource", b"resource", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token_id", b"access_token_id", "folder_id", b"folder_id", "model_id", b"model_id", "resource", b"resource", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_resource: _TypeAlias = _typing.Literal["folder_id", "model_id"]  # noqa: Y015
     _WhichOneofArgType_resource: _TypeAlias = _typing.Literal["resource", b"resource"]  # noqa: Y015
@@ -386,6 +393,7 @@ class ExplainAccessResponse(_message.Message):
     ROLE_FIELD_NUMBER: _builtins.int
     GRANT_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
+    ACCESS_TOKEN_FIELD_NUMBER: _builtins.int
     folder_id: _builtins.str
     """The folder whose membership decides the access (the model's folder for a model)."""
     username: _builtins.str
@@ -400,6 +408,12 @@ class ExplainAccessResponse(_message.Message):
     def grant(self) -> _resources_pb2.FolderMember:
         """The grant that gives the role; unset when the user has no access."""
 
+    @_builtins.property
+    def access_token(self) -> _auth_service_pb2.AccessToken:
+        """The access token the answer is about, whose scope caps the role; unset when the answer is
+        about a user with all they may do (a sign-in token).
+        """
+
     def __init__(
         self,
         *,
@@ -408,10 +422,11 @@ class ExplainAccessResponse(_message.Message):
         role: _resources_pb2.FolderRole.ValueType = ...,
         grant: _resources_pb2.FolderMember | None = ...,
         explanation: _builtins.str = ...,
+        access_token: _auth_service_pb2.AccessToken | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "grant", b"grant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["explanation", b"explanation", "folder_id", b"folder_id", "grant", b"grant", "role", b"role", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "explanation", b"explanation", "folder_id", b"folder_id", "grant", b"grant", "role", b"role", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -195,11 +195,18 @@ class FolderServiceServicer:
         gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
         a revoked grant leaves nothing).
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
-        username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+        An access token acts with its owner's role capped by its scope, and the answer says so:
+        about one of the caller's own tokens when access_token_id names it, and about the token
+        the call is made with when an access token asks about its own user. A read-only token
+        acts as a viewer at most; a token limited to listed folders has no role elsewhere.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set, the
+        username or access_token_id is malformed, or access_token_id is set with another user's
+        username; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
         in the folder or the model's folder (the same whether or not it exists), or is not an
         owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
-        nobody has.
+        nobody has; NOT_FOUND (ACCESS_TOKEN_NOT_FOUND) when the caller has no unexpired access
+        token with that id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -108,11 +108,18 @@ class FolderServiceStub:
     gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
     a revoked grant leaves nothing).
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
-    username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+    An access token acts with its owner's role capped by its scope, and the answer says so:
+    about one of the caller's own tokens when access_token_id names it, and about the token
+    the call is made with when an access token asks about its own user. A read-only token
+    acts as a viewer at most; a token limited to listed folders has no role elsewhere.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set, the
+    username or access_token_id is malformed, or access_token_id is set with another user's
+    username; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
     in the folder or the model's folder (the same whether or not it exists), or is not an
     owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
-    nobody has.
+    nobody has; NOT_FOUND (ACCESS_TOKEN_NOT_FOUND) when the caller has no unexpired access
+    token with that id.
     """
     DeleteFolder: _grpc.UnaryUnaryMultiCallable[_folder_service_pb2.DeleteFolderRequest, _folder_service_pb2.DeleteFolderResponse]
     """DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
@@ -208,11 +215,18 @@ class FolderServiceAsyncStub(FolderServiceStub):
     gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
     a revoked grant leaves nothing).
 
-    Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
-    username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+    An access token acts with its owner's role capped by its scope, and the answer says so:
+    about one of the caller's own tokens when access_token_id names it, and about the token
+    the call is made with when an access token asks about its own user. A read-only token
+    acts as a viewer at most; a token limited to listed folders has no role elsewhere.
+
+    Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set, the
+    username or access_token_id is malformed, or access_token_id is set with another user's
+    username; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
     in the folder or the model's folder (the same whether or not it exists), or is not an
     owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
-    nobody has.
+    nobody has; NOT_FOUND (ACCESS_TOKEN_NOT_FOUND) when the caller has no unexpired access
+    token with that id.
     """
     DeleteFolder: _aio.UnaryUnaryMultiCallable[_folder_service_pb2.DeleteFolderRequest, _folder_service_pb2.DeleteFolderResponse]  # type: ignore[assignment]
     """DeleteFolder deletes a folder and the memberships in it. Owner only. A folder that still
@@ -353,11 +367,18 @@ class FolderServiceServicer(metaclass=_abc_1.ABCMeta):
         gets role FOLDER_ROLE_UNSPECIFIED and no grant (access is only ever given by a grant, and
         a revoked grant leaves nothing).
 
-        Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set or the
-        username is malformed; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
+        An access token acts with its owner's role capped by its scope, and the answer says so:
+        about one of the caller's own tokens when access_token_id names it, and about the token
+        the call is made with when an access token asks about its own user. A read-only token
+        acts as a viewer at most; a token limited to listed folders has no role elsewhere.
+
+        Errors: INVALID_ARGUMENT (INVALID_FIELD) when neither folder_id nor model_id is set, the
+        username or access_token_id is malformed, or access_token_id is set with another user's
+        username; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) when the caller has no role
         in the folder or the model's folder (the same whether or not it exists), or is not an
         owner and names another user; NOT_FOUND (USER_NOT_FOUND) when an owner names a username
-        nobody has.
+        nobody has; NOT_FOUND (ACCESS_TOKEN_NOT_FOUND) when the caller has no unexpired access
+        token with that id.
         """
 
     @_abc_1.abstractmethod

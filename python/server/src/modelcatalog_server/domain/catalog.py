@@ -11,8 +11,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from ..storage.metadata import MetadataStore, Transaction, UniqueViolation
-from ..storage.records import FolderRecord, MemberRecord, ModelRecord, Role, UserRecord
+from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, now_us
+from ..storage.records import (
+    AccessTokenRecord,
+    FolderRecord,
+    MemberRecord,
+    ModelRecord,
+    Role,
+    UserRecord,
+)
 from . import validation
 from .accounts import caller_account
 from .errors import (
@@ -58,14 +65,29 @@ _WITH_ARTICLE = {Role.VIEWER: "a viewer", Role.EDITOR: "an editor", Role.OWNER: 
 
 @dataclass(frozen=True)
 class AccessExplanation:
-    """A user's access to a folder and the grant that gives it (None: no access)."""
+    """A user's access to a folder, the grant that gives it (None: no access), and the access
+    token whose scope caps it (None: all the user may do)."""
 
     folder: FolderRecord
     username: str
     grant: MemberRecord | None
+    token: AccessTokenRecord | None = None
+
+    @property
+    def role(self) -> Role | None:
+        """The effective role: the grant's, capped by the token's scope; None for no access."""
+        if self.grant is None or self.token is None:
+            return None if self.grant is None else self.grant.role
+        limited = self.token.folder_ids is not None and self.folder.id not in self.token.folder_ids
+        if limited:
+            return None
+        return min(self.grant.role, Role.VIEWER) if self.token.read_only else self.grant.role
 
     def sentence(self) -> str:
         """The explanation in English, for people."""
+        return self._grant_sentence() + self._token_clause()
+
+    def _grant_sentence(self) -> str:
         folder = f"folder {validation.quoted(self.folder.name)}"
         if self.grant is None:
             return (
@@ -87,6 +109,19 @@ class AccessExplanation:
             )
         by = "themself" if granter == self.username else granter
         return f"{role}: granted by {by} at {since}"
+
+    def _token_clause(self) -> str:
+        if self.token is None:
+            return ""
+        token = f"access token {validation.quoted(self.token.name)}"
+        role = self.role
+        if role is None and self.grant is not None:
+            return f"; {token} is limited to other folders, so it has no access here"
+        if role is not None and self.grant is not None and role < self.grant.role:
+            return f"; {token} is read-only, so it acts as {_WITH_ARTICLE[role]}"
+        if role is not None:
+            return f"; {token} acts with that role"
+        return ""
 
 
 class Catalog:
@@ -194,11 +229,21 @@ class Catalog:
         return page_of(self._tokens, rows, limit, caller, scope, lambda m: m.username)
 
     async def explain_access(
-        self, caller: str, folder_id: str, model_id: str, username: str
+        self,
+        caller: str,
+        folder_id: str,
+        model_id: str,
+        username: str,
+        *,
+        access_token_id: str = "",
+        calling_token_id: str | None = None,
     ) -> AccessExplanation:
         """The role ``username`` (the caller's own when empty) has in a folder, or in a model's
         folder, and why. Owners may ask about anyone, other members only about themselves:
-        whether the username is the caller's decides the role needed first, as in revoke."""
+        whether the username is the caller's decides the role needed first, as in revoke.
+
+        The answer is about an access token of the caller's when ``access_token_id`` names one,
+        or when the call is made with one (``calling_token_id``) about the caller themself."""
         if folder_id:
             validation.resource_id("folder_id", folder_id)
         elif model_id:
@@ -210,10 +255,27 @@ class Catalog:
             )
         if username:
             validation.username("username", username)
+        if access_token_id:
+            validation.resource_id("access_token_id", access_token_id)
 
         def explain(tx: Transaction) -> AccessExplanation:
             account = caller_account(tx, caller)
             about_self = username in ("", account.username)
+            if access_token_id and not about_self:
+                raise InvalidArgument(
+                    "access_token_id",
+                    "access_token_id names one of your own access tokens: leave username empty",
+                )
+            token_id = access_token_id or (calling_token_id if about_self else None)
+            token = None
+            if token_id:
+                token = tx.access_token(caller, token_id, now_us())
+                if token is None:
+                    raise NotFound(
+                        "you have no unexpired access token with this id; list them with"
+                        " ListAccessTokens",
+                        reason="ACCESS_TOKEN_NOT_FOUND",
+                    )
             needed = Role.VIEWER if about_self else Role.OWNER
             if model_id and not folder_id:
                 model = require_model(tx, caller, model_id, needed)
@@ -221,7 +283,7 @@ class Catalog:
             else:
                 folder = require_folder(tx, caller, folder_id, needed)
             user = account if about_self else _user_named(tx, username)
-            return AccessExplanation(folder, user.username, tx.member(folder.id, user.id))
+            return AccessExplanation(folder, user.username, tx.member(folder.id, user.id), token)
 
         return await self._store.read(explain)
 

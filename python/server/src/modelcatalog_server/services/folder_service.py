@@ -99,11 +99,14 @@ class FolderService(v1.FolderServiceBase):
         request = explain_access_request
         resource, resource_id = betterproto.which_one_of(request, "resource")
         named = str(resource_id or "")
+        caller = current_principal()
         explanation = await self._catalog.explain_access(
-            current_principal().user_id,
+            caller.user_id,
             named if resource == "folder_id" else "",
             named if resource == "model_id" else "",
             request.username,
+            access_token_id=request.access_token_id,
+            calling_token_id=caller.token_id if caller.access_token_name is not None else None,
         )
         answer = wire.new(
             v1.ExplainAccessResponse,
@@ -112,8 +115,11 @@ class FolderService(v1.FolderServiceBase):
             explanation=explanation.sentence(),
         )
         if explanation.grant is not None:
-            answer.role = v1.FolderRole(int(explanation.grant.role))
             answer.grant = _convert.member(explanation.grant)
+        if explanation.role is not None:
+            answer.role = v1.FolderRole(int(explanation.role))
+        if explanation.token is not None:
+            answer.access_token = _convert.access_token(explanation.token)
         return answer
 
     async def delete_folder(

@@ -1110,6 +1110,17 @@ class Transaction:
         rows = self.connection.execute(query.order_by(access_tokens.c.name).limit(limit)).all()
         return [_access_token(row) for row in rows]
 
+    def access_token(self, user_id: str, token_id: str, now_us: int) -> AccessTokenRecord | None:
+        """The user's unexpired token with this id, or None."""
+        row = self.connection.execute(
+            _ACCESS_TOKEN.where(
+                access_tokens.c.user_id == user_id,
+                access_tokens.c.id == token_id,
+                access_tokens.c.expires_us > now_us,
+            )
+        ).first()
+        return _access_token(row) if row else None
+
     def delete_access_token(self, user_id: str, token_id: str) -> str | None:
         """Deletes the user's token; returns its secret digest, None when it has no such one."""
         return self.connection.execute(

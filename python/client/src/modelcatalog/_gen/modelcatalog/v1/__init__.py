@@ -351,6 +351,12 @@ class ErrorReason(betterproto.Enum):
      GetUploadStatus again in a moment.
     """
 
+    ACCESS_TOKEN_NOT_FOUND = 51
+    """
+    NOT_FOUND: the caller has no unexpired access token with this id (never had, revoked, or
+     expired); list them with ListAccessTokens.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class User(betterproto.Message):
@@ -1030,6 +1036,12 @@ class ExplainAccessRequest(betterproto.Message):
     username: str = betterproto.string_field(3)
     """Whose access to explain; empty for the caller's own."""
 
+    access_token_id: str = betterproto.string_field(4)
+    """
+    The id of one of the caller's own access tokens (as ListAccessTokens shows it) to explain
+     instead of the caller's own access; empty for none. Needs username empty or the caller's.
+    """
+
 
 @dataclass(eq=False, repr=False)
 class ExplainAccessResponse(betterproto.Message):
@@ -1054,6 +1066,12 @@ class ExplainAccessResponse(betterproto.Message):
 
     explanation: str = betterproto.string_field(5)
     """The answer in one English sentence, for people (not to be parsed)."""
+
+    access_token: "AccessToken" = betterproto.message_field(6)
+    """
+    The access token the answer is about, whose scope caps the role; unset when the answer is
+     about a user with all they may do (a sign-in token).
+    """
 
 
 @dataclass(eq=False, repr=False)
