@@ -220,6 +220,9 @@ _AFTER_ALEMBIC = (
     "DROP TABLE model_aliases",
     "DROP TABLE upload_sessions",
     "DROP TABLE blob_deletions",
+    "DROP TABLE audit_events",
+    "DROP TABLE event_feed",
+    "DROP TABLE event_audience",
 )
 _PRE_ALEMBIC_DOWNGRADES = {
     2: (

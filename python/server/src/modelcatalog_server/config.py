@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .domain.accounts import TOKEN_CHECK_INTERVAL_SECONDS
+from .domain.audit_trail import RETENTION_SECONDS as AUDIT_RETENTION_SECONDS
+from .domain.events import MAX_WATCHERS, MAX_WATCHERS_PER_PEER, MAX_WATCHERS_PER_USER
+from .domain.events import POLL_INTERVAL_SECONDS as WATCH_POLL_INTERVAL_SECONDS
 from .domain.requests import DEFAULT_RETENTION_SECONDS as REQUEST_ID_RETENTION_SECONDS
 from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
 from .domain.uploads import (
@@ -94,6 +97,11 @@ class Settings:
     max_downloads: int = 256
     max_downloads_per_user: int = 32
     max_downloads_per_peer: int = 32
+    audit_retention: int = AUDIT_RETENTION_SECONDS
+    watch_poll_interval: int = WATCH_POLL_INTERVAL_SECONDS
+    max_watchers: int = MAX_WATCHERS
+    max_watchers_per_user: int = MAX_WATCHERS_PER_USER
+    max_watchers_per_peer: int = MAX_WATCHERS_PER_PEER
 
 
 def parse_listen_address(text: str) -> ListenAddress:
@@ -165,17 +173,23 @@ def _paths(text: str) -> tuple[Path, ...]:
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str) -> int:
-    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``1d``; at least 1 s, at most 30 d."""
+def parse_duration(text: str, *, most_days: int = 30) -> int:
+    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``1d``; at least 1 s, at most
+    ``most_days`` days."""
     value = text.strip().lower()
     unit = _DURATION_UNITS.get(value[-1:], 0)
     number = value[:-1] if unit else value
     if not number.isdigit():
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 3600, 30m or 1h")
     seconds = int(number) * (unit or 1)
-    if not 1 <= seconds <= 30 * 86400:
-        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 second to 30 days")
+    if not 1 <= seconds <= most_days * 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 second to {most_days} days")
     return seconds
+
+
+def _retention(text: str) -> int:
+    """A duration of up to ten years."""
+    return parse_duration(text, most_days=3650)
 
 
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -216,6 +230,14 @@ def _short_duration(text: str) -> int:
     seconds = parse_duration(text)
     if seconds > 300:
         raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 300 seconds")
+    return seconds
+
+
+def _poll_interval(text: str) -> int:
+    """Seconds from 1 to 60."""
+    seconds = parse_duration(text)
+    if not 1 <= seconds <= 60:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 to 60 seconds")
     return seconds
 
 
@@ -583,6 +605,37 @@ _OPTIONS = (
         "--max-downloads-per-peer",
         _count,
         "downloads one network address may have in progress at once",
+        "N",
+    ),
+    _Option(
+        "audit_retention",
+        "--audit-retention",
+        _retention,
+        "how long audit events (every change, download and sign-in) are kept, and with them "
+        "the events a WatchEvents stream can resume from; older ones are pruned",
+        "DURATION",
+    ),
+    _Option(
+        "watch_poll_interval",
+        "--watch-poll-interval",
+        _poll_interval,
+        "how often a WatchEvents stream asks the database for new events, 1 to 60 seconds "
+        "(events recorded by the same server process reach its streams at once)",
+        "DURATION",
+    ),
+    _Option("max_watchers", "--max-watchers", _count, "WatchEvents streams open at once", "N"),
+    _Option(
+        "max_watchers_per_user",
+        "--max-watchers-per-user",
+        _count,
+        "WatchEvents streams one user may have open at once",
+        "N",
+    ),
+    _Option(
+        "max_watchers_per_peer",
+        "--max-watchers-per-peer",
+        _count,
+        "WatchEvents streams one network address may have open at once",
         "N",
     ),
 )

@@ -2,7 +2,7 @@
 
 The root group and shared options are in ``_root``, the run's state and client in
 ``_context``; the commands are in ``_accounts``, ``_folders``, ``_models``, ``_versions`` and
-``_aliases``;
+``_aliases``, ``_audit`` (``audit`` and ``watch``);
 ``shell`` is here because it runs the assembled tree.
 
 The SDK (grpclib, betterproto, the generated code), asyncio and Rich are imported inside the
@@ -17,6 +17,7 @@ import click
 from . import _context as context
 from ._accounts import login, logout, signup, whoami
 from ._aliases import alias
+from ._audit import audit, watch
 from ._completion import completion
 from ._context import State
 from ._folders import folder
@@ -26,7 +27,7 @@ from ._versions import version
 
 __all__ = ["cli", "main"]
 
-for _command in (signup, login, logout, whoami, folder, model, version, alias):
+for _command in (signup, login, logout, whoami, folder, model, version, alias, audit, watch):
     cli.add_command(_command)
 
 

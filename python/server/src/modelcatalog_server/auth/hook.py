@@ -32,6 +32,7 @@ class Access(enum.Enum):
 _AUTH = "/modelcatalog.v1.AuthService/"
 _FOLDER = "/modelcatalog.v1.FolderService/"
 _MODEL = "/modelcatalog.v1.ModelService/"
+_AUDIT = "/modelcatalog.v1.AuditService/"
 
 METHOD_ACCESS: Mapping[str, Access] = {
     _AUTH + "SignUp": Access.PUBLIC,
@@ -61,6 +62,8 @@ METHOD_ACCESS: Mapping[str, Access] = {
     _MODEL + "DeleteModelVersion": Access.AUTHENTICATED,
     _MODEL + "DeleteModel": Access.AUTHENTICATED,
     _MODEL + "GetUploadStatus": Access.AUTHENTICATED,
+    _AUDIT + "ListAuditEvents": Access.AUTHENTICATED,
+    _AUDIT + "WatchEvents": Access.AUTHENTICATED,
     "/grpc.health.v1.Health/Check": Access.PUBLIC,
     "/grpc.health.v1.Health/Watch": Access.PUBLIC,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Access.PUBLIC,

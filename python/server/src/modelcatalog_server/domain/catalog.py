@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation
-from ..storage.records import FolderRecord, MemberRecord, ModelRecord, Role, UserRecord
-from . import validation
+from ..storage.records import FeedKind, FolderRecord, MemberRecord, ModelRecord, Role, UserRecord
+from . import audit, validation
 from .accounts import caller_account
 from .errors import (
     AlreadyExists,
@@ -82,6 +82,7 @@ class Catalog:
                 return require_folder(tx, caller, made, Role.VIEWER)
             folder = tx.insert_folder(caller_account(tx, caller), name, description)
             self._requests.remember(tx, caller, request, folder.id)
+            audit.record(tx, "CreateFolder", caller, **audit.on_folder(folder.id))
             return folder
 
         try:
@@ -114,6 +115,14 @@ class Catalog:
             if current is Role.OWNER and role is not Role.OWNER:
                 _keep_an_owner(tx, folder_id)
             changed = tx.upsert_member(folder_id, member.id, role)
+            audit.record(
+                tx,
+                "GrantFolderAccess",
+                caller,
+                **audit.on_folder(folder_id),
+                details={"username": member.username, "role": role.name},
+                kind=FeedKind.ACCESS_GRANTED,
+            )
             return MemberRecord(member.id, member.username, role, changed)
 
         return await self._store.write(change)
@@ -136,6 +145,15 @@ class Catalog:
             if tx.role(folder_id, member.id) is Role.OWNER:
                 _keep_an_owner(tx, folder_id)
             tx.delete_member(folder_id, member.id)
+            audit.record(
+                tx,
+                "RevokeFolderAccess",
+                caller,
+                **audit.on_folder(folder_id),
+                details={"username": member.username},
+                kind=FeedKind.ACCESS_REVOKED,
+                audience=[member.id],
+            )
 
         await self._store.write(change)
 
@@ -175,6 +193,7 @@ class Catalog:
             folder = require_folder(tx, caller, folder_id, Role.EDITOR)
             model = tx.insert_model(folder, caller_account(tx, caller), name, description)
             self._requests.remember(tx, caller, request, model.id)
+            audit.record(tx, "CreateModel", caller, **audit.on_model(model.folder_id, model.id))
             return model
 
         try:
@@ -243,6 +262,7 @@ def page_of(
 def require_model(tx: Transaction, caller: str, model_id: str, needed: Role) -> ModelRecord:
     """The model if the caller has at least ``needed`` in its folder; else PERMISSION_DENIED."""
     model = tx.model_for(caller, model_id)
+    audit.note_target(model.folder_id if model else None, audit.model_resource(model_id))
     if model is None or model.caller_role < needed:
         raise _denied(_MODEL_NEEDS[needed])
     return model
@@ -258,6 +278,7 @@ def _user_named(tx: Transaction, username: str) -> UserRecord:
 def require_folder(tx: Transaction, caller: str, folder_id: str, needed: Role) -> FolderRecord:
     """The folder if the caller has at least ``needed`` in it; else PERMISSION_DENIED."""
     folder = tx.folder_for(caller, folder_id)
+    audit.note_target(folder_id, audit.folder_resource(folder_id))
     if folder is None or folder.caller_role < needed:
         raise _denied(_NEEDS[needed])
     return folder
