@@ -22,7 +22,7 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 
 
 def test_command_tree_is_complete() -> None:
-    """The issue's commands all exist, in groups folder, model, version and alias."""
+    """The issues' commands all exist, in groups folder, model, version, alias and audit."""
     assert set(_commands(cli)) == {
         ("signup",),
         ("login",),
@@ -49,6 +49,9 @@ def test_command_tree_is_complete() -> None:
         *[("version", name) for name in ("upload", "download", "list", "show", "update", "delete")],
         ("alias",),
         *[("alias", name) for name in ("set", "delete", "list")],
+        ("audit",),
+        ("audit", "list"),
+        ("watch",),
         ("shell",),
         ("completion",),
     }

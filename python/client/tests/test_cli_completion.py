@@ -24,6 +24,8 @@ COMMANDS = [
     "model",
     "version",
     "alias",
+    "audit",
+    "watch",
     "completion",
 ]
 

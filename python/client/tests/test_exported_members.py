@@ -22,6 +22,7 @@ CLIENT_MEMBERS = {
     "grant_folder_access",
     "leave_folder",
     "list_folder_access",
+    "list_audit_events",
     "list_folders",
     "list_model_aliases",
     "list_model_versions",
@@ -36,6 +37,7 @@ CLIENT_MEMBERS = {
     "update_model",
     "update_model_version",
     "upload",
+    "watch_events",
 }
 """The public methods and properties both clients have."""
 

@@ -44,7 +44,9 @@ type AuditServiceClient interface {
 	// (FOLDER_ACCESS_DENIED) when folder_id is set and the caller has no role in it; OUT_OF_RANGE
 	// (EVENTS_EXPIRED) when events after after_event_id have expired; RESOURCE_EXHAUSTED
 	// (OVERLOADED) when the caller, their address or the server has as many streams open as
-	// allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer).
+	// allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer);
+	// DEADLINE_EXCEEDED (DOWNLOAD_STALLED) when the client accepts no message for the server's
+	// --upload-progress-window.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (AuditService_WatchEventsClient, error)
 }
 
@@ -128,7 +130,9 @@ type AuditServiceServer interface {
 	// (FOLDER_ACCESS_DENIED) when folder_id is set and the caller has no role in it; OUT_OF_RANGE
 	// (EVENTS_EXPIRED) when events after after_event_id have expired; RESOURCE_EXHAUSTED
 	// (OVERLOADED) when the caller, their address or the server has as many streams open as
-	// allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer).
+	// allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer);
+	// DEADLINE_EXCEEDED (DOWNLOAD_STALLED) when the client accepts no message for the server's
+	// --upload-progress-window.
 	WatchEvents(*WatchEventsRequest, AuditService_WatchEventsServer) error
 	mustEmbedUnimplementedAuditServiceServer()
 }

@@ -75,7 +75,9 @@ class AuditServiceStub:
     (FOLDER_ACCESS_DENIED) when folder_id is set and the caller has no role in it; OUT_OF_RANGE
     (EVENTS_EXPIRED) when events after after_event_id have expired; RESOURCE_EXHAUSTED
     (OVERLOADED) when the caller, their address or the server has as many streams open as
-    allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer).
+    allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer);
+    DEADLINE_EXCEEDED (DOWNLOAD_STALLED) when the client accepts no message for the server's
+    --upload-progress-window.
     """
 
 @_typing.type_check_only
@@ -125,7 +127,9 @@ class AuditServiceAsyncStub(AuditServiceStub):
     (FOLDER_ACCESS_DENIED) when folder_id is set and the caller has no role in it; OUT_OF_RANGE
     (EVENTS_EXPIRED) when events after after_event_id have expired; RESOURCE_EXHAUSTED
     (OVERLOADED) when the caller, their address or the server has as many streams open as
-    allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer).
+    allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer);
+    DEADLINE_EXCEEDED (DOWNLOAD_STALLED) when the client accepts no message for the server's
+    --upload-progress-window.
     """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -184,7 +188,9 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
         (FOLDER_ACCESS_DENIED) when folder_id is set and the caller has no role in it; OUT_OF_RANGE
         (EVENTS_EXPIRED) when events after after_event_id have expired; RESOURCE_EXHAUSTED
         (OVERLOADED) when the caller, their address or the server has as many streams open as
-        allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer).
+        allowed (--max-watchers, --max-watchers-per-user, --max-watchers-per-peer);
+        DEADLINE_EXCEEDED (DOWNLOAD_STALLED) when the client accepts no message for the server's
+        --upload-progress-window.
         """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
