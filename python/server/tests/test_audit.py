@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import pytest
 from grpclib.client import Channel
 from grpclib.const import Status
 from server_testing import EDITOR, VIEWER, Api, Caller, channel_for, expect_error, sql
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from test_versions import download, model_of, upload
 
 from modelcatalog import v1
@@ -387,3 +390,51 @@ async def test_events_come_from_the_database_across_processes(
             await upload(elsewhere, model.id, b"weights")
             event = await watch.next_event()
     assert (event.kind, event.version) == (v1.CatalogEventKind.VERSION_CREATED, 1)
+
+
+async def test_a_feed_position_is_taken_only_after_the_previous_holder_ends(
+    settings: Settings, api: Api
+) -> None:
+    """On PostgreSQL a change waits for the feed's counter while another transaction holds it,
+    then takes the position that one gave back: positions are given in commit order, gapless."""
+    if not settings.database_url:
+        pytest.skip("SQLite runs one writer at a time: nothing can commit out of order")
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    await upload(alice, model.id, b"one")
+    engine = create_async_engine(settings.database_url)
+    try:
+        async with engine.connect() as holder, engine.connect() as observer:
+            held = await holder.execute(
+                text(
+                    "UPDATE event_feed SET position = position + 1 WHERE id = 1 RETURNING position"
+                )
+            )
+            position = held.scalar_one()
+            moving = asyncio.ensure_future(
+                alice.models.set_model_alias(v1.SetModelAliasRequest(model.id, "production", 1))
+            )
+            deadline = asyncio.get_running_loop().time() + EVENT_DEADLINE_SECONDS
+            while not await _waits_for_a_lock(observer):
+                assert asyncio.get_running_loop().time() < deadline, "the change never waited"
+                await asyncio.sleep(0.01)
+            assert not moving.done()
+            await holder.rollback()
+            await moving
+    finally:
+        await engine.dispose()
+    async with watching(alice, after_event_id=position - 1) as watch:
+        event = await watch.next_event()
+    assert (event.id, event.kind) == (position, v1.CatalogEventKind.ALIAS_SET)
+
+
+async def _waits_for_a_lock(connection: AsyncConnection) -> bool:
+    """Whether some session of the database is waiting for a lock now."""
+    waiting = await connection.execute(
+        text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    )
+    await connection.rollback()
+    return bool(waiting.scalar_one())
