@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -104,9 +105,7 @@ class AuditTrail:
         if since_us and until_us and until_us <= since_us:
             raise InvalidArgument("end_time", "end_time must be after start_time")
         limit = page_size(size)
-        scope = "|".join(
-            ("audit", folder_id, actor, action, resource, str(since_us), str(until_us))
-        )
+        scope = json.dumps(["audit", folder_id, actor, action, resource, since_us, until_us])
         before = self._tokens.decode(token, caller=caller, scope=scope)
 
         def events(tx: Transaction) -> list[AuditEventRecord]:
