@@ -1,6 +1,6 @@
 """Fuzzed requests against the real server: answered, never INTERNAL or UNKNOWN, no traceback.
 
-Every RPC of the three services gets arbitrary bytes and mutated valid requests (wrong wire
+Every RPC of every service gets arbitrary bytes and mutated valid requests (wrong wire
 types, cuts, over-long varints, stray fields), with a token where the RPC needs one and ids
 that exist, so mutations that still decode reach the handlers. The default run tries
 ``EXAMPLES`` messages per RPC; set MODELCATALOG_TEST_FUZZ_EXAMPLES for a longer run.
@@ -32,7 +32,14 @@ from .test_skeleton import RawBytes
 
 EXAMPLES = int(os.environ.get("MODELCATALOG_TEST_FUZZ_EXAMPLES", "100"))
 CALL_TIMEOUT_SECONDS = 10.0
-SERVICES = (v1.AuthServiceBase(), v1.FolderServiceBase(), v1.ModelServiceBase())
+SERVICES = (
+    v1.AuthServiceBase(),
+    v1.FolderServiceBase(),
+    v1.ModelServiceBase(),
+    v1.AuditServiceBase(),
+)
+#: Streams that never end by themselves: answered once their first message arrives.
+ENDLESS_METHODS = ("/WatchEvents",)
 PUBLIC_METHODS = {"SignUp", "SignIn"}
 #: The RPCs whose first success may end the token they are called with.
 TOKEN_ENDING_METHODS = ("SignOut", "SignOutEverywhere", "ChangePassword", "DeleteAccount")
@@ -101,7 +108,7 @@ async def populate(server: RunningServer) -> Catalog:
 
 
 def targets(catalog: Catalog) -> list[Target]:
-    """A target for every RPC of the three services, and one each for an upload's chunk and
+    """A target for every RPC of every service, and one each for an upload's chunk and
     trailer messages."""
     folder, model = catalog.folder_id, catalog.model_id
     header = v1.UploadModelVersionHeader(
@@ -151,6 +158,10 @@ def targets(catalog: Catalog) -> list[Target]:
         "DeleteFolder": v1.DeleteFolderRequest(catalog.doomed_folder_id, force=True),
         "DeleteModelVersion": v1.DeleteModelVersionRequest(catalog.doomed_model_id, 1, force=True),
         "DeleteModel": v1.DeleteModelRequest(catalog.doomed_model_id),
+        "ListAuditEvents": v1.ListAuditEventsRequest(
+            folder, actor=USERNAME, action="UploadModelVersion", start_time=STAMP, page_size=5
+        ),
+        "WatchEvents": v1.WatchEventsRequest(folder, alias="production", after_event_id=1),
         "GetUploadStatus": v1.GetUploadStatusRequest(
             header=v1.UploadModelVersionHeader(
                 model_id=model,
@@ -212,7 +223,9 @@ async def call(channel: Channel, target: Target, payload: bytes) -> Status:
                 await stream.send_message(message)
             await stream.send_message(payload, end=True)
             while await stream.recv_message() is not None:
-                pass
+                if target.path.endswith(ENDLESS_METHODS):
+                    await stream.cancel()
+                    return Status.OK
     except GRPCError as error:
         return error.status
     return Status.OK

@@ -26,7 +26,12 @@ RPC_TIMEOUT_SECONDS = 10
 
 def contract_methods() -> set[str]:
     """Every 'package.Service/Method' of the generated service bases."""
-    bases = (v1.AuthServiceBase(), v1.FolderServiceBase(), v1.ModelServiceBase())
+    bases = (
+        v1.AuthServiceBase(),
+        v1.FolderServiceBase(),
+        v1.ModelServiceBase(),
+        v1.AuditServiceBase(),
+    )
     return {path.strip("/") for base in bases for path in base.__mapping__()}
 
 

@@ -1,9 +1,10 @@
 """Test helpers for the CLI: small fake services behind ``ChannelFor`` and a CLI runner.
 
 ``CliHarness`` gives the CLI, through its ``State`` (Click's ``obj``), a client factory for the
-SDK's ``AsyncClient`` over an in-memory channel to ``FakeAuth``/``FakeFolders``/``FakeModels``
-(sharing one ``Backend``; uploads and downloads are the shared ``FakeTransfers``), isolates the
-config folder in a temporary directory and runs commands with Click's ``CliRunner``.
+SDK's ``AsyncClient`` over an in-memory channel to ``FakeAuth``/``FakeFolders``/``FakeModels``/
+``FakeAudit`` (sharing one ``Backend``; uploads and downloads are the shared ``FakeTransfers``),
+isolates the config folder in a temporary directory and runs commands with Click's
+``CliRunner``.
 
 A test module gets the ``new_harness`` and ``harness`` (logged in as alice) fixtures of
 ``cli_fixtures`` with ``pytest_plugins = ["cli_fixtures"]``.
@@ -62,6 +63,12 @@ class Backend:
     """The bytes the server keeps of each broken upload, by request_id."""
     stored: dict[str, v1.ModelVersion] = field(default_factory=dict)
     """The version each upload with a request_id stored, by request_id."""
+    audit_events: list[v1.AuditEvent] = field(default_factory=list)
+    """What ListAuditEvents answers (one page)."""
+    audit_requests: list[v1.ListAuditEventsRequest] = field(default_factory=list)
+    feed: list[v1.CatalogEvent] = field(default_factory=list)
+    """What a WatchEvents stream sends (after its opening message) before it is refused with
+    PERMISSION_DENIED, which ends the CLI's watch."""
     error: GRPCError | None = None
     """Raised by every RPC while set."""
     authorization: list[str | bytes | None] = field(default_factory=list)
@@ -261,6 +268,29 @@ class FakeFolders(v1.FolderServiceBase):
         self.backend.models = [m for m in self.backend.models if m.id not in held]
         self.backend.versions[:] = [v for v in self.backend.versions if v.model_id not in held]
         return v1.DeleteFolderResponse(deleted_models=len(held), deleted_versions=len(versions))
+
+
+class FakeAudit(v1.AuditServiceBase):
+    """The audit trail and the event feed, as the backend holds them."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    async def list_audit_events(
+        self, list_audit_events_request: v1.ListAuditEventsRequest
+    ) -> v1.ListAuditEventsResponse:
+        self.backend.check()
+        self.backend.audit_requests.append(list_audit_events_request)
+        return v1.ListAuditEventsResponse(events=self.backend.audit_events)
+
+    async def watch_events(
+        self, watch_events_request: v1.WatchEventsRequest
+    ) -> AsyncIterator[v1.WatchEventsResponse]:
+        self.backend.check()
+        yield v1.WatchEventsResponse(after_event_id=watch_events_request.after_event_id or 0)
+        for event in self.backend.feed:
+            yield v1.WatchEventsResponse(event=event, after_event_id=event.id)
+        raise grpc_error(Status.PERMISSION_DENIED, "no access any more", "FOLDER_ACCESS_DENIED")
 
 
 class FakeModels(FakeTransfers):
@@ -475,7 +505,12 @@ class CliHarness:
 
         @asynccontextmanager
         async def connect() -> AsyncIterator[AsyncClient]:
-            services = (FakeAuth(backend), FakeFolders(backend), FakeModels(backend))
+            services = (
+                FakeAuth(backend),
+                FakeFolders(backend),
+                FakeModels(backend),
+                FakeAudit(backend),
+            )
             async with ChannelFor(services) as channel:
 
                 async def record(event: SendRequest) -> None:

@@ -22,8 +22,8 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[st
 
 
 def test_command_tree_is_complete() -> None:
-    """The issues' commands all exist, in groups account, token, folder, model, version, alias
-    and access."""
+    """The issues' commands all exist, in groups account, token, folder, model, version, alias,
+    access and audit."""
     assert set(_commands(cli)) == {
         ("signup",),
         ("login",),
@@ -56,6 +56,9 @@ def test_command_tree_is_complete() -> None:
         *[("alias", name) for name in ("set", "delete", "list")],
         ("access",),
         ("access", "explain"),
+        ("audit",),
+        ("audit", "list"),
+        ("watch",),
         ("shell",),
         ("completion",),
     }

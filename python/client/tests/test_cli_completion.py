@@ -27,6 +27,8 @@ COMMANDS = [
     "version",
     "alias",
     "access",
+    "audit",
+    "watch",
     "completion",
 ]
 

@@ -27,6 +27,7 @@ CLIENT_MEMBERS = {
     "leave_folder",
     "list_access_tokens",
     "list_folder_access",
+    "list_audit_events",
     "list_folders",
     "list_model_aliases",
     "list_model_versions",
@@ -43,6 +44,7 @@ CLIENT_MEMBERS = {
     "update_model",
     "update_model_version",
     "upload",
+    "watch_events",
 }
 """The public methods and properties both clients have."""
 

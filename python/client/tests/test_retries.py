@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from google.protobuf.descriptor_pb2 import FileDescriptorSet, MethodOptions
 from grpclib.client import Channel
+from grpclib.const import Status
 from grpclib.events import SendRequest, listen
+from grpclib.exceptions import GRPCError
 from grpclib.testing import ChannelFor
 from rpc_testing import Flaky
 from test_exported_members import public_members
@@ -61,10 +63,20 @@ CALLS: dict[str, Call] = {
     "delete_model_version": lambda client: client.delete_model_version("m1", 1),
     "delete_model": lambda client: client.delete_model("m1"),
     "upload": lambda client: client.upload("m1", io.BytesIO(b"weights"), file_name="m.bin"),
+    "list_audit_events": lambda client: _drain(client.list_audit_events("f1")),
 }
-"""One call of every method with a unary RPC (download is tested in test_transfers.py)."""
+"""One call of every method with a unary RPC (download is tested in test_transfers.py,
+watch_events below)."""
 
-SERVICES = (v1.AuthServiceBase, v1.FolderServiceBase, v1.ModelServiceBase)
+SERVICES = (
+    v1.AuthServiceBase,
+    v1.FolderServiceBase,
+    v1.ModelServiceBase,
+    v1.AuditServiceBase,
+)
+WATCH = "/modelcatalog.v1.AuditService/WatchEvents"
+# Looked up by name: mypy types betterproto enum members as plain ints.
+CREATED = v1.CatalogEventKind.from_string("VERSION_CREATED")
 
 
 def _contract_routes() -> tuple[set[str], set[str], set[str]]:
@@ -124,7 +136,7 @@ async def _attempts_and_ids(
 
 def test_every_method_is_classified() -> None:
     """Each public method with an RPC is in CALLS here or tested for retries elsewhere."""
-    elsewhere = {"download", "close", "from_channel", "token"}
+    elsewhere = {"download", "close", "from_channel", "token", "watch_events"}
     assert set(CALLS) | elsewhere == set(public_members(AsyncClient))
 
 
@@ -150,7 +162,7 @@ async def test_exactly_the_reads_and_the_changes_with_a_request_id_are_retried()
             assert uuid.UUID(ids[route][0]).version == 4, name
     download = "/modelcatalog.v1.ModelService/DownloadModelVersion"
     # GetUploadStatus is asked only to resume an upload from a path (tested below).
-    assert retried == (reads | with_ids) - {download, UPLOAD, UPLOAD_STATUS}
+    assert retried == (reads | with_ids) - {download, UPLOAD, UPLOAD_STATUS, WATCH}
     assert sent_once == (every - reads - with_ids) | {UPLOAD}
     assert with_ids >= {UPLOAD, "/modelcatalog.v1.FolderService/CreateFolder"}
 
@@ -304,3 +316,34 @@ async def test_retries_share_the_call_deadline() -> None:
     assert len(deadlines) == 3
     assert deadlines[0] is not None
     assert deadlines.count(deadlines[0]) == 3
+
+
+class _BreakingFeed(v1.AuditServiceBase):
+    """A feed whose every stream sends the next event after the position asked for, then
+    breaks off as a restarting server does; it records the positions asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[int | None] = []
+
+    async def watch_events(
+        self, watch_events_request: v1.WatchEventsRequest
+    ) -> AsyncIterator[v1.WatchEventsResponse]:
+        after = watch_events_request.after_event_id
+        self.asked.append(after)
+        start = after or 0
+        yield v1.WatchEventsResponse(after_event_id=start)
+        event = v1.CatalogEvent(id=start + 1, kind=CREATED)
+        yield v1.WatchEventsResponse(event=event, after_event_id=start + 1)
+        raise GRPCError(Status.UNAVAILABLE, "the server is restarting")
+
+
+async def test_a_watch_reconnects_after_the_last_event_it_received() -> None:
+    """A watch whose stream breaks opens a new one after the last event: each event once."""
+    feed = _BreakingFeed()
+    async with ChannelFor([feed]) as channel:
+        client = AsyncClient.from_channel(channel, retry_backoff=0)
+        events = client.watch_events("f1", after_event_id=10)
+        received = [(await anext(events)).id for _ in range(3)]
+        await events.aclose()  # type: ignore[attr-defined]
+    assert received == [11, 12, 13]
+    assert feed.asked == [10, 11, 12]

@@ -43,6 +43,7 @@ from wire_messages import (
 
 from modelcatalog import v1, wire
 from modelcatalog.v1 import (
+    audit_service_pb2,
     auth_service_pb2,
     folder_service_pb2,
     model_service_pb2,
@@ -53,7 +54,13 @@ EXAMPLES = int(os.environ.get("MODELCATALOG_TEST_FUZZ_EXAMPLES", "100"))
 EVERY_CLASS = [*CONTRACT_MESSAGES, *KINDS, *FALLBACKS]
 PROTOBUF_CLASSES = {
     name: getattr(module, name)
-    for module in (auth_service_pb2, folder_service_pb2, model_service_pb2, resources_pb2)
+    for module in (
+        audit_service_pb2,
+        auth_service_pb2,
+        folder_service_pb2,
+        model_service_pb2,
+        resources_pb2,
+    )
     for name in module.DESCRIPTOR.message_types_by_name
 }
 PROPERTY = settings(

@@ -123,6 +123,7 @@ class Caller:
     auth: v1.AuthServiceStub
     folders: v1.FolderServiceStub
     models: v1.ModelServiceStub
+    audit: v1.AuditServiceStub
 
 
 class Api:
@@ -147,6 +148,7 @@ class Api:
             v1.AuthServiceStub(self.channel, metadata=metadata),
             v1.FolderServiceStub(self.channel, metadata=metadata),
             v1.ModelServiceStub(self.channel, metadata=metadata),
+            v1.AuditServiceStub(self.channel, metadata=metadata),
         )
 
 

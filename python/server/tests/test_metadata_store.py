@@ -257,6 +257,9 @@ _AFTER_ALEMBIC = (
     "ALTER TABLE folder_members DROP COLUMN granted_by",
     "DROP TABLE access_tokens",
     "ALTER TABLE users DROP COLUMN deleted_us",
+    "DROP TABLE audit_events",
+    "DROP TABLE event_feed",
+    "DROP TABLE event_audience",
 )
 _PRE_ALEMBIC_DOWNGRADES = {
     2: (

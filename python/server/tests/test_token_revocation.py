@@ -52,6 +52,8 @@ async def refusals(app: Application, channel: Channel, token: str) -> dict[str, 
             ) as stream:
                 await stream.send_message(handler.request_type(), end=True)
                 await stream.recv_initial_metadata()
+                if handler.cardinality.server_streaming:
+                    await stream.cancel()  # an accepted watch would stream on
             answers[method] = (Status.OK, "")
         except GRPCError as error:
             (info,) = [d for d in error.details or [] if isinstance(d, ErrorInfo)]

@@ -26,6 +26,7 @@ from collections.abc import (
 )
 from contextlib import aclosing, contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import EllipsisType, TracebackType
 from typing import Any, BinaryIO, Protocol, Self, TypeVar, cast
@@ -298,6 +299,7 @@ class AsyncClient:
         self._auth = v1.AuthServiceStub(channel)
         self._folders = v1.FolderServiceStub(channel)
         self._models = v1.ModelServiceStub(channel)
+        self._audit = v1.AuditServiceStub(channel)
 
     @property
     def token(self) -> str | None:
@@ -913,6 +915,73 @@ class AsyncClient:
         the caller never saw."""
         request = v1.DeleteModelRequest(model_id=model_id)
         return await self._call(self._models.delete_model, request, timeout=timeout)
+
+    def list_audit_events(
+        self,
+        folder_id: str | None = None,
+        page_size: int = 0,
+        *,
+        actor: str = "",
+        action: str = "",
+        resource: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        timeout: Timeout = ...,
+    ) -> AsyncIterator[v1.AuditEvent]:
+        """Recorded events, newest first, fetched page by page: a folder's (its owners only)
+        with ``folder_id``, else the caller's own (their calls, and failed sign-ins to their
+        account). ``actor`` (a username), ``action`` (an RPC name such as
+        ``"DownloadModelVersion"``), ``resource`` (e.g. ``"models/ID/versions/3"``) and the
+        times (from ``start_time``, before ``end_time``) narrow the list."""
+        request = v1.ListAuditEventsRequest(
+            folder_id=folder_id or "",
+            actor=actor,
+            action=action,
+            resource=resource,
+            page_size=page_size,
+        )
+        if start_time is not None:
+            request.start_time = start_time
+        if end_time is not None:
+            request.end_time = end_time
+        return self._paginate(
+            self._audit.list_audit_events, request, lambda page: page.events, timeout
+        )
+
+    async def watch_events(
+        self,
+        folder_id: str | None = None,
+        *,
+        alias: str = "",
+        after_event_id: int | None = None,
+    ) -> AsyncIterator[v1.CatalogEvent]:
+        """Changes in the folders the caller has a role in (or in ``folder_id``), as they are
+        committed, in order, for as long as the caller keeps reading: new versions, alias
+        moves, grants, deletions; with ``alias``, only the moves and deletions of that alias.
+
+        Starts with the next change from now, or after ``after_event_id`` (an event's ``id``)
+        to catch up on what happened meanwhile. When the connection breaks (``Unavailable``:
+        a server restart, a network blip) the stream is opened again after the last position
+        received, so no event is missed or repeated; up to ``retries`` times in a row, with
+        the usual backoff, counted again from 0 once a stream has delivered something. No
+        deadline applies."""
+        position = after_event_id
+        failures = 0
+        while True:
+            request = v1.WatchEventsRequest(folder_id=folder_id or "", alias=alias)
+            if position is not None:
+                request.after_event_id = position
+            try:
+                async for message in self._stream(self._audit.watch_events, request):
+                    failures = 0
+                    position = message.after_event_id
+                    if message.event.id:
+                        yield message.event
+            except Unavailable as error:
+                failures += 1
+                if failures > self._retries or not _may_succeed_later(error):
+                    raise
+                await asyncio.sleep(backoff_delay(failures, self._retry_backoff))
 
     async def upload(
         self,

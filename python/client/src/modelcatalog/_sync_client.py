@@ -10,6 +10,7 @@ import os
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from datetime import datetime
 from types import TracebackType
 from typing import Any, BinaryIO, Self, TypeVar
 
@@ -442,6 +443,44 @@ class Client:
     @_same_as(AsyncClient.delete_model)
     def delete_model(self, model_id: str, *, timeout: Timeout = ...) -> v1.DeleteModelResponse:
         return self._loop.run(self._client.delete_model(model_id, timeout=timeout))
+
+    @_same_as(AsyncClient.list_audit_events)
+    def list_audit_events(
+        self,
+        folder_id: str | None = None,
+        page_size: int = 0,
+        *,
+        actor: str = "",
+        action: str = "",
+        resource: str = "",
+        start_time: datetime | None = None,
+        end_time: datetime | None = None,
+        timeout: Timeout = ...,
+    ) -> Iterator[v1.AuditEvent]:
+        return self._iterate(
+            self._client.list_audit_events(
+                folder_id,
+                page_size,
+                actor=actor,
+                action=action,
+                resource=resource,
+                start_time=start_time,
+                end_time=end_time,
+                timeout=timeout,
+            )
+        )
+
+    @_same_as(AsyncClient.watch_events)
+    def watch_events(
+        self,
+        folder_id: str | None = None,
+        *,
+        alias: str = "",
+        after_event_id: int | None = None,
+    ) -> Iterator[v1.CatalogEvent]:
+        return self._iterate(
+            self._client.watch_events(folder_id, alias=alias, after_event_id=after_event_id)
+        )
 
     @_same_as(AsyncClient.upload)
     def upload(

@@ -37,15 +37,19 @@ from .config import ListenAddress, Settings
 from .domain.access_tokens import AccessTokens
 from .domain.accounts import Accounts
 from .domain.aliases import Aliases
+from .domain.audit_trail import AuditTrail
 from .domain.catalog import Catalog
 from .domain.deletion import Deletions
 from .domain.edits import Edits
+from .domain.events import EventFeed
 from .domain.paging import PageTokens
 from .domain.requests import RequestResults
 from .domain.sign_in_limits import SignInGuard, SignInLimits
+from .domain.slots import SlotLimits
 from .domain.uploads import PendingUploads
 from .domain.versions import Versions
 from .memory import tune_allocator
+from .services.audit_service import AuditService
 from .services.auth_service import AuthService
 from .services.folder_service import FolderService
 from .services.model_service import ModelService
@@ -263,10 +267,13 @@ async def build_application(settings: Settings) -> AsyncIterator[Application]:
         tls, tls_note = load_tls(settings)
         guards = RequestGuards(transport_limits(settings))
         readiness = ServiceStatus()
-        services = build_services(
-            settings, store, blobs, accounts, tokens, guards, pending, readiness
+        trail = AuditTrail(
+            store, page_tokens_of(tokens), retention_seconds=settings.audit_retention
         )
-        async with pending.running():
+        services = build_services(
+            settings, store, blobs, accounts, tokens, guards, pending, readiness, trail
+        )
+        async with pending.running(), trail.running():
             readiness.set(True)
             yield Application(services, guards, tls, tls_note, readiness)
     finally:
@@ -318,6 +325,7 @@ def build_services(
     guards: RequestGuards,
     pending: PendingUploads,
     readiness: ServiceStatus,
+    trail: AuditTrail,
 ) -> list[IServable]:
     """Every service the server answers, with health and reflection, each method behind the
     per-call plumbing (``rpc``) and, inside it, the request guards (``transport``).
@@ -325,7 +333,7 @@ def build_services(
     Health is SERVING while ``readiness`` is set, the database answers and the blob store can
     be written (a full disk makes every upload and most changes fail), NOT_SERVING otherwise.
     """
-    page_tokens = PageTokens(page_token_secret(tokens.signing_key))
+    page_tokens = page_tokens_of(tokens)
     requests = RequestResults(retention_seconds=settings.request_id_retention)
     catalog = Catalog(store, page_tokens, requests)
     edits = Edits(store)
@@ -351,10 +359,25 @@ def build_services(
         max_lifetime_seconds=settings.access_token_max_lifetime,
         check_interval=settings.token_check_interval,
     )
+    authenticator = Authenticator(tokens, accounts, access_tokens)
     api: list[IServable] = [
         AuthService(accounts, tokens, access_tokens),
         FolderService(catalog, edits, deletions),
         ModelService(catalog, versions, Aliases(store, page_tokens, requests), edits, deletions),
+        AuditService(
+            trail,
+            EventFeed(
+                store,
+                trail.signal,
+                poll_interval=settings.watch_poll_interval,
+                limits=SlotLimits(
+                    settings.max_watchers,
+                    settings.max_watchers_per_user,
+                    settings.max_watchers_per_peer,
+                ),
+            ),
+            authenticator.still_stands,
+        ),
     ]
     checks = [
         readiness,
@@ -363,7 +386,12 @@ def build_services(
     ]
     health = Health(dict.fromkeys(api, checks))
     guarded = guards.apply(with_reflection([*api, health]))
-    return rpc.intercept(guarded, Authenticator(tokens, accounts, access_tokens))
+    return rpc.intercept(guarded, authenticator, trail)
+
+
+def page_tokens_of(tokens: TokenService) -> PageTokens:
+    """Page tokens signed with a secret derived from the token signing key."""
+    return PageTokens(page_token_secret(tokens.signing_key))
 
 
 def _database_answers(store: MetadataStore) -> Callable[[], Awaitable[bool]]:

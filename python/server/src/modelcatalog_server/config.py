@@ -16,6 +16,9 @@ from typing import Any
 
 from .domain.access_tokens import MAX_LIFETIME_SECONDS
 from .domain.accounts import TOKEN_CHECK_INTERVAL_SECONDS
+from .domain.audit_trail import RETENTION_SECONDS as AUDIT_RETENTION_SECONDS
+from .domain.events import MAX_WATCHERS, MAX_WATCHERS_PER_PEER, MAX_WATCHERS_PER_USER
+from .domain.events import POLL_INTERVAL_SECONDS as WATCH_POLL_INTERVAL_SECONDS
 from .domain.requests import DEFAULT_RETENTION_SECONDS as REQUEST_ID_RETENTION_SECONDS
 from .domain.sign_in_limits import ACCOUNT_WIDE_FACTOR
 from .domain.uploads import (
@@ -96,6 +99,11 @@ class Settings:
     max_downloads: int = 256
     max_downloads_per_user: int = 32
     max_downloads_per_peer: int = 32
+    audit_retention: int = AUDIT_RETENTION_SECONDS
+    watch_poll_interval: int = WATCH_POLL_INTERVAL_SECONDS
+    max_watchers: int = MAX_WATCHERS
+    max_watchers_per_user: int = MAX_WATCHERS_PER_USER
+    max_watchers_per_peer: int = MAX_WATCHERS_PER_PEER
 
 
 def parse_listen_address(text: str) -> ListenAddress:
@@ -224,6 +232,14 @@ def _short_duration(text: str) -> int:
     seconds = parse_duration(text)
     if seconds > 300:
         raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 300 seconds")
+    return seconds
+
+
+def _poll_interval(text: str) -> int:
+    """Seconds from 1 to 60."""
+    seconds = parse_duration(text)
+    if not 1 <= seconds <= 60:
+        raise argparse.ArgumentTypeError(f"{text!r} must be from 1 to 60 seconds")
     return seconds
 
 
@@ -599,6 +615,37 @@ _OPTIONS = (
         "--max-downloads-per-peer",
         _count,
         "downloads one network address may have in progress at once",
+        "N",
+    ),
+    _Option(
+        "audit_retention",
+        "--audit-retention",
+        _long_duration,
+        "how long audit events (every change, download and sign-in) are kept, and with them "
+        "the events a WatchEvents stream can resume from; older ones are pruned",
+        "DURATION",
+    ),
+    _Option(
+        "watch_poll_interval",
+        "--watch-poll-interval",
+        _poll_interval,
+        "how often a WatchEvents stream asks the database for new events, 1 to 60 seconds "
+        "(events recorded by the same server process reach its streams at once)",
+        "DURATION",
+    ),
+    _Option("max_watchers", "--max-watchers", _count, "WatchEvents streams open at once", "N"),
+    _Option(
+        "max_watchers_per_user",
+        "--max-watchers-per-user",
+        _count,
+        "WatchEvents streams one user may have open at once",
+        "N",
+    ),
+    _Option(
+        "max_watchers_per_peer",
+        "--max-watchers-per-peer",
+        _count,
+        "WatchEvents streams one network address may have open at once",
         "N",
     ),
 )

@@ -3,7 +3,8 @@
 ``intercept`` wraps each handler of each service, so that every call is authenticated before
 its handler runs, domain errors leave as gRPC statuses (``errors.py``), unexpected ones as
 INTERNAL without leaking internals, and exactly one structured log line records the call, as
-do its metrics (``metrics``).
+do its metrics (``metrics``). The call's caller, token and address are handed to the audit
+trail (``domain.audit.enter_call``), which also records an audited call's refusal.
 Wrapping the handlers (rather than listening to server events) keeps this plumbing identical
 under the real server and grpclib's in-memory ``ChannelFor`` used by the unit tests.
 """
@@ -23,6 +24,8 @@ from grpclib.server import Stream
 
 from . import metrics
 from .auth.hook import Authenticator, set_current_peer
+from .domain import audit
+from .domain.audit_trail import AuditTrail
 from .domain.errors import CatalogError
 from .errors import internal_error, refusal, to_grpc_error
 from .storage.faults import StorageFault
@@ -37,9 +40,10 @@ MethodFunc = Any
 class _Intercepted:
     """A service whose handlers all pass through ``_call``."""
 
-    def __init__(self, service: IServable, authenticator: Authenticator) -> None:
+    def __init__(self, service: IServable, authenticator: Authenticator, trail: AuditTrail) -> None:
         self._service = service
         self._authenticator = authenticator
+        self._trail = trail
 
     def __mapping__(self) -> dict[str, Handler]:
         return {
@@ -49,6 +53,8 @@ class _Intercepted:
 
     def _wrap(self, method: str, handler: Handler) -> MethodFunc:
         authenticator = self._authenticator
+        trail = self._trail
+        action = method.rpartition("/")[2]
 
         async def call(stream: Stream[Any, Any]) -> None:
             started = time.perf_counter()
@@ -61,10 +67,19 @@ class _Intercepted:
                 metadata = stream.metadata.getall("authorization", []) if stream.metadata else []
                 authorization = [value for value in metadata if isinstance(value, str)]
                 principal = await authenticator.authenticate(method, authorization)
+                audited = audit.Call(action, peer=address[0] if address else None)
                 if principal is not None:
                     user_id = principal.user_id
-                await handler.func(stream)
+                    audited.user_id, audited.token_id = user_id, principal.token_id
+                    audited.token_name = principal.access_token_name
+                audit.enter_call(audited)
+                try:
+                    await handler.func(stream)
+                finally:
+                    trail.ended(audited)
             except (CatalogError, StorageFault) as error:
+                if isinstance(error, CatalogError):
+                    await trail.refused(error)
                 grpc_error = to_grpc_error(error)
                 status = grpc_error.status
                 raise grpc_error from None
@@ -100,9 +115,12 @@ class _Intercepted:
         return call
 
 
-def intercept(services: Collection[IServable], authenticator: Authenticator) -> list[IServable]:
-    """``services`` with every method wrapped in authentication, error translation and logging."""
-    return [_Intercepted(service, authenticator) for service in services]
+def intercept(
+    services: Collection[IServable], authenticator: Authenticator, trail: AuditTrail
+) -> list[IServable]:
+    """``services`` with every method wrapped in authentication, error translation, logging
+    and the recording of refusals."""
+    return [_Intercepted(service, authenticator, trail) for service in services]
 
 
 def peer_address(stream: Stream[Any, Any]) -> tuple[str, int] | None:

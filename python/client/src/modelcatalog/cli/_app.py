@@ -2,7 +2,7 @@
 
 The root group and shared options are in ``_root``, the run's state and client in
 ``_context``; the commands are in ``_accounts``, ``_tokens``, ``_folders``, ``_models``,
-``_versions``, ``_aliases`` and ``_access``;
+``_versions``, ``_aliases``, ``_access`` and ``_audit`` (``audit`` and ``watch``);
 ``shell`` is here because it runs the assembled tree.
 
 The SDK (grpclib, betterproto, the generated code), asyncio and Rich are imported inside the
@@ -18,6 +18,7 @@ from . import _context as context
 from ._access import access
 from ._accounts import account, login, logout, signup, whoami
 from ._aliases import alias
+from ._audit import audit, watch
 from ._completion import completion
 from ._context import State
 from ._folders import folder
@@ -40,6 +41,8 @@ for _command in (
     version,
     alias,
     access,
+    audit,
+    watch,
 ):
     cli.add_command(_command)
 

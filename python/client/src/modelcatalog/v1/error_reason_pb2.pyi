@@ -182,6 +182,11 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     the ErrorInfo metadata "folder_ids" lists their ids, comma-separated: make another member
     owner, or delete them.
     """
+    ERROR_REASON_EVENTS_EXPIRED: _ErrorReason.ValueType  # 45
+    """OUT_OF_RANGE: WatchEvents was asked to resume after an event id older than the events the
+    server still keeps (its audit retention period has passed): some events in between are gone.
+    Watch again without after_event_id, and re-read the state the events would have changed.
+    """
     ERROR_REASON_REQUEST_ID_REUSED: _ErrorReason.ValueType  # 48
     """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention
     period, for a different request (another RPC or other arguments); nothing was changed.
@@ -369,6 +374,11 @@ ERROR_REASON_ACCOUNT_OWNS_FOLDERS: ErrorReason.ValueType  # 44
 that hold models or have other members; nothing was changed. The message names them and
 the ErrorInfo metadata "folder_ids" lists their ids, comma-separated: make another member
 owner, or delete them.
+"""
+ERROR_REASON_EVENTS_EXPIRED: ErrorReason.ValueType  # 45
+"""OUT_OF_RANGE: WatchEvents was asked to resume after an event id older than the events the
+server still keeps (its audit retention period has passed): some events in between are gone.
+Watch again without after_event_id, and re-read the state the events would have changed.
 """
 ERROR_REASON_REQUEST_ID_REUSED: ErrorReason.ValueType  # 48
 """INVALID_ARGUMENT: the request_id was used by the same user, within the server's retention

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from ..domain.access_tokens import PREFIX as ACCESS_TOKEN_PREFIX
 from ..domain.errors import PermissionDenied, Unauthenticated
-from ..storage.metadata import limit_visible_folders
+from ..storage.metadata import limit_visible_folders, now_us
 from ..storage.records import AccessTokenHolder
 from .tokens import Principal, TokenService
 
@@ -46,6 +46,7 @@ class Access(enum.Enum):
 _AUTH = "/modelcatalog.v1.AuthService/"
 _FOLDER = "/modelcatalog.v1.FolderService/"
 _MODEL = "/modelcatalog.v1.ModelService/"
+_AUDIT = "/modelcatalog.v1.AuditService/"
 
 METHOD_ACCESS: Mapping[str, Access] = {
     _AUTH + "SignUp": Access.PUBLIC,
@@ -82,6 +83,8 @@ METHOD_ACCESS: Mapping[str, Access] = {
     _MODEL + "DeleteModelVersion": Access.AUTHENTICATED,
     _MODEL + "DeleteModel": Access.AUTHENTICATED,
     _MODEL + "GetUploadStatus": Access.READ,
+    _AUDIT + "ListAuditEvents": Access.READ,
+    _AUDIT + "WatchEvents": Access.READ,
     "/grpc.health.v1.Health/Check": Access.PUBLIC,
     "/grpc.health.v1.Health/Watch": Access.PUBLIC,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Access.PUBLIC,
@@ -119,6 +122,9 @@ class AccessTokenHolders(Protocol):
 
     async def holder(self, secret: str) -> AccessTokenHolder:
         """Raises Unauthenticated for a secret that names no standing token."""
+
+    async def check_standing(self, user_id: str, token_id: str) -> None:
+        """Raises Unauthenticated (TOKEN_REVOKED) once the user's token is gone."""
 
 
 class Authenticator:
@@ -166,6 +172,18 @@ class Authenticator:
         _principal.set(principal)
         limit_visible_folders(principal.folder_ids)
         return principal
+
+    async def still_stands(self, principal: Principal) -> None:
+        """Raises Unauthenticated once the token a call was authenticated with has expired or
+        been revoked since: for calls that last, such as a watch, asked again as they go."""
+        if now_us() > principal.valid_until_us:
+            raise Unauthenticated("the token has expired; sign in again", reason="TOKEN_EXPIRED")
+        if principal.access_token_name is not None:
+            await self._access_tokens.check_standing(principal.user_id, principal.token_id)
+        else:
+            await self._revocations.check_token(
+                principal.user_id, principal.token_id, principal.token_generation
+            )
 
 
 def _principal_of(holder: AccessTokenHolder) -> Principal:

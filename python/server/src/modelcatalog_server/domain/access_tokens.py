@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from ..recent import Recent
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, new_id, now_us
 from ..storage.records import AccessTokenHolder, AccessTokenRecord
-from . import validation
+from . import audit, validation
 from .accounts import TOKEN_CHECK_INTERVAL_SECONDS
 from .catalog import Page, page_of
 from .errors import AlreadyExists, InvalidArgument, PermissionDenied, Unauthenticated
@@ -132,6 +132,17 @@ class AccessTokens:
                     )
             tx.prune_access_tokens(caller, created)
             tx.insert_access_token(caller, secret_digest(secret), token)
+            audit.record(
+                tx,
+                "CreateAccessToken",
+                caller,
+                resource=audit.access_token_resource(caller, token.id),
+                details={
+                    "name": name,
+                    "scope": "read" if read_only else "read-write",
+                    "folder_ids": ",".join(folders),
+                },
+            )
 
         try:
             await self._store.write(insert)
@@ -154,8 +165,23 @@ class AccessTokens:
     async def revoke(self, caller: str, token_id: str) -> None:
         """Ends the caller's token ``token_id``; nothing happens when it has no such token."""
         validation.resource_id("access_token_id", token_id)
-        digest = await self._store.write(lambda tx: tx.delete_access_token(caller, token_id))
+
+        def delete(tx: Transaction) -> str | None:
+            digest = tx.delete_access_token(caller, token_id)
+            if digest is not None:
+                resource = audit.access_token_resource(caller, token_id)
+                audit.record(tx, "RevokeAccessToken", caller, resource=resource)
+            return digest
+
+        digest = await self._store.write(delete)
         self.forget([] if digest is None else [digest])
+
+    async def check_standing(self, user_id: str, token_id: str) -> None:
+        """Raises Unauthenticated (TOKEN_REVOKED) once the user's token is revoked, expired and
+        forgotten, or gone with its account: a lasting call made with it ends."""
+        found = await self._store.read(lambda tx: tx.access_token(user_id, token_id, now_us()))
+        if found is None:
+            raise Unauthenticated(UNKNOWN_MESSAGE, reason="TOKEN_REVOKED")
 
     def forget(self, digests: Iterable[str]) -> None:
         """Stops trusting tokens revoked by this process: their next use asks the database."""

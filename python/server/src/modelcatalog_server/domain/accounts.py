@@ -31,7 +31,7 @@ from typing import Protocol
 from ..recent import Recent
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, now_us
 from ..storage.records import Credentials, UserRecord
-from . import validation
+from . import audit, validation
 from .errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -117,8 +117,14 @@ class Accounts:
         validation.new_password("password", password)
         with self._guard.checking(peer_key(peer)) as crowded:
             password_hash = await self._hasher.hash(password, suspect=crowded)
+
+        def create(tx: Transaction) -> UserRecord:
+            user = tx.insert_user(username, password_hash)
+            audit.record(tx, "SignUp", user.id, resource=audit.user_resource(user.id))
+            return user
+
         try:
-            return await self._store.write(lambda tx: tx.insert_user(username, password_hash))
+            return await self._store.write(create)
         except UniqueViolation:
             raise AlreadyExists(
                 f"the username {validation.quoted(username)} is taken; choose another",
@@ -149,9 +155,9 @@ class Accounts:
                 suspect = attempt.suspect or crowded
                 matches = await self._hasher.verify(password, password_hash, suspect=suspect)
             if not matches or credentials is None:
-                await self._guard.failed(attempt)
+                await self._guard.failed(attempt, _failed_sign_in(username, credentials, can_exist))
                 raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
-            await self._guard.succeeded(attempt)
+            await self._guard.succeeded(attempt, _signed_in(credentials.user.id))
         finally:
             self._guard.settle(attempt)
         await self._rehash_if_cost_changed(credentials, password)
@@ -192,6 +198,7 @@ class Accounts:
         def revoke(tx: Transaction) -> None:
             tx.prune_revoked_tokens(now_us())
             tx.insert_revoked_token(token_id, user_id, valid_until_us)
+            audit.record(tx, "SignOut", user_id, resource=audit.user_resource(user_id))
 
         try:
             with contextlib.suppress(UniqueViolation):  # signed out twice at once: revoked anyway
@@ -209,8 +216,14 @@ class Accounts:
         account = await self._confirmed(user_id, current_password, "current_password", peer)
         with self._guard.checking(peer_key(peer)) as crowded:
             new_hash = await self._hasher.hash(new_password, suspect=crowded)
+
+        def change(tx: Transaction) -> int | None:
+            generation = tx.set_password_hash(user_id, new_hash)
+            audit.record(tx, "ChangePassword", user_id, resource=audit.user_resource(user_id))
+            return generation
+
         try:
-            generation = await self._store.write(lambda tx: tx.set_password_hash(user_id, new_hash))
+            generation = await self._store.write(change)
         finally:
             self._forget_all_tokens()
         if generation is None:
@@ -219,8 +232,14 @@ class Accounts:
 
     async def sign_out_everywhere(self, user_id: str) -> None:
         """Ends every sign-in token of the account, on every server process."""
+
+        def sign_out(tx: Transaction) -> None:
+            tx.raise_token_generation(user_id)
+            resource = audit.user_resource(user_id)
+            audit.record(tx, "SignOutEverywhere", user_id, resource=resource)
+
         try:
-            await self._store.write(lambda tx: tx.raise_token_generation(user_id))
+            await self._store.write(sign_out)
         finally:
             self._forget_all_tokens()
 
@@ -248,6 +267,7 @@ class Accounts:
                 )
             for folder_id, _, _ in owned:
                 tx.delete_folder(folder_id)
+            audit.record(tx, "DeleteAccount", user_id, resource=audit.user_resource(user_id))
             return tx.delete_user(user_id, now_us())
 
         try:
@@ -307,3 +327,26 @@ def caller_account(tx: Transaction, user_id: str) -> UserRecord:
     if account is None:
         raise Unauthenticated(REVOKED_MESSAGE, reason="TOKEN_REVOKED")
     return account
+
+
+def _signed_in(user_id: str) -> Callable[[Transaction], None]:
+    """Records a successful sign-in (in the guard's transaction)."""
+    return lambda tx: audit.record(tx, "SignIn", user_id, resource=audit.user_resource(user_id))
+
+
+def _failed_sign_in(
+    username: str, credentials: Credentials | None, can_exist: bool
+) -> Callable[[Transaction], None]:
+    """Records a failed sign-in where the account's owner sees it (its resource names the
+    account), in the transaction that counts it for throttling. The username as typed is kept
+    only when it could be one: no arbitrary text from strangers goes into the trail."""
+    resource = audit.user_resource(credentials.user.id) if credentials else ""
+    details = {"username": username} if can_exist else {}
+    return lambda tx: audit.record(
+        tx,
+        "SignIn",
+        None,
+        resource=resource,
+        details=details,
+        outcome="INVALID_CREDENTIALS",
+    )

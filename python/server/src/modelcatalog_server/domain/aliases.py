@@ -9,8 +9,8 @@ the alias points now (ABORTED, ALIAS_MOVED) instead of silently overwriting it.
 from __future__ import annotations
 
 from ..storage.metadata import MetadataStore, Transaction
-from ..storage.records import AliasRecord, Role
-from . import validation
+from ..storage.records import AliasRecord, FeedKind, Role
+from . import audit, validation
 from .accounts import caller_account
 from .catalog import Page, page_of, require_model
 from .errors import Aborted, InvalidArgument, NotFound
@@ -63,7 +63,7 @@ class Aliases:
 
         def change(tx: Transaction) -> AliasRecord:
             tx.lock_model(model_id)
-            require_model(tx, caller, model_id, Role.EDITOR)
+            model = require_model(tx, caller, model_id, Role.EDITOR)
             if self._requests.earlier(tx, caller, request) is not None:
                 now = tx.alias(model_id, name)
                 if now is None:
@@ -74,6 +74,14 @@ class Aliases:
             _expect(tx.alias(model_id, name), name, expected)
             alias = tx.put_alias(model_id, name, version, caller_account(tx, caller))
             self._requests.remember(tx, caller, request, name)
+            audit.record(
+                tx,
+                "SetModelAlias",
+                caller,
+                **audit.on_alias(model, name),
+                details={"alias": name, "version": str(version)},
+                kind=FeedKind.ALIAS_SET,
+            )
             return alias
 
         return await self._requests.write(self._store, request, change)
@@ -87,12 +95,20 @@ class Aliases:
 
         def change(tx: Transaction) -> None:
             tx.lock_model(model_id)
-            require_model(tx, caller, model_id, Role.EDITOR)
+            model = require_model(tx, caller, model_id, Role.EDITOR)
             current = tx.alias(model_id, name)
             if current is None:
                 raise _no_alias(name)
             _expect(current, name, expected)
             tx.delete_alias(model_id, name)
+            audit.record(
+                tx,
+                "DeleteModelAlias",
+                caller,
+                **audit.on_alias(model, name),
+                details={"alias": name, "version": str(current.version)},
+                kind=FeedKind.ALIAS_DELETED,
+            )
 
         await self._store.write(change)
 

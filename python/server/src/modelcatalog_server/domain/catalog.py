@@ -14,13 +14,14 @@ from typing import Any, Generic, TypeVar
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, now_us
 from ..storage.records import (
     AccessTokenRecord,
+    FeedKind,
     FolderRecord,
     MemberRecord,
     ModelRecord,
     Role,
     UserRecord,
 )
-from . import validation
+from . import audit, validation
 from .accounts import caller_account
 from .errors import (
     AlreadyExists,
@@ -155,6 +156,7 @@ class Catalog:
                 return require_folder(tx, caller, made, Role.VIEWER)
             folder = tx.insert_folder(caller_account(tx, caller), name, description)
             self._requests.remember(tx, caller, request, folder.id)
+            audit.record(tx, "CreateFolder", caller, **audit.on_folder(folder.id))
             return folder
 
         try:
@@ -187,6 +189,14 @@ class Catalog:
             if current is Role.OWNER and role is not Role.OWNER:
                 _keep_an_owner(tx, folder_id)
             changed = tx.upsert_member(folder_id, member.id, role, granted_by=caller)
+            audit.record(
+                tx,
+                "GrantFolderAccess",
+                caller,
+                **audit.on_folder(folder_id),
+                details={"username": member.username, "role": role.name},
+                kind=FeedKind.ACCESS_GRANTED,
+            )
             granter = caller_account(tx, caller).username
             return MemberRecord(member.id, member.username, role, changed, granter)
 
@@ -210,6 +220,15 @@ class Catalog:
             if tx.role(folder_id, member.id) is Role.OWNER:
                 _keep_an_owner(tx, folder_id)
             tx.delete_member(folder_id, member.id)
+            audit.record(
+                tx,
+                "RevokeFolderAccess",
+                caller,
+                **audit.on_folder(folder_id),
+                details={"username": member.username},
+                kind=FeedKind.ACCESS_REVOKED,
+                audience=[member.id],
+            )
 
         await self._store.write(change)
 
@@ -308,6 +327,7 @@ class Catalog:
             folder = require_folder(tx, caller, folder_id, Role.EDITOR)
             model = tx.insert_model(folder, caller_account(tx, caller), name, description)
             self._requests.remember(tx, caller, request, model.id)
+            audit.record(tx, "CreateModel", caller, **audit.on_model(model.folder_id, model.id))
             return model
 
         try:
@@ -376,6 +396,7 @@ def page_of(
 def require_model(tx: Transaction, caller: str, model_id: str, needed: Role) -> ModelRecord:
     """The model if the caller has at least ``needed`` in its folder; else PERMISSION_DENIED."""
     model = tx.model_for(caller, model_id)
+    audit.note_target(model.folder_id if model else None, audit.model_resource(model_id))
     if model is None or model.caller_role < needed:
         raise _denied(_MODEL_NEEDS[needed])
     return model
@@ -391,6 +412,7 @@ def _user_named(tx: Transaction, username: str) -> UserRecord:
 def require_folder(tx: Transaction, caller: str, folder_id: str, needed: Role) -> FolderRecord:
     """The folder if the caller has at least ``needed`` in it; else PERMISSION_DENIED."""
     folder = tx.folder_for(caller, folder_id)
+    audit.note_target(folder_id, audit.folder_resource(folder_id))
     if folder is None or folder.caller_role < needed:
         raise _denied(_NEEDS[needed])
     return folder

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..storage.metadata import MetadataStore, Transaction
-from ..storage.records import Role
-from . import validation
+from ..storage.records import FeedKind, Role
+from . import audit, validation
 from .catalog import require_folder, require_model
 from .errors import FailedPrecondition, InvalidArgument, NotFound
 from .uploads import PendingUploads
@@ -48,13 +48,21 @@ class Deletions:
 
         def delete(tx: Transaction) -> tuple[list[str], list[str]]:
             tx.lock_model(model_id)
-            require_model(tx, caller, model_id, Role.EDITOR)
+            model = require_model(tx, caller, model_id, Role.EDITOR)
             aliases = tx.version_aliases(model_id, number)
             if aliases and not force:
                 raise _held_by_aliases(number, aliases)
             digest = tx.delete_version(model_id, number)
             if digest is None:
                 raise NotFound(f"the model has no version {number}", reason="VERSION_NOT_FOUND")
+            audit.record(
+                tx,
+                "DeleteModelVersion",
+                caller,
+                **audit.on_version(model, number),
+                details={"version": str(number), "aliases": ",".join(aliases)},
+                kind=FeedKind.VERSION_DELETED,
+            )
             return aliases, self._pending.mark_unused(tx, [digest])
 
         return await self._reclaiming(delete)
@@ -65,8 +73,16 @@ class Deletions:
 
         def delete(tx: Transaction) -> tuple[int, list[str]]:
             tx.lock_model(model_id)
-            require_model(tx, caller, model_id, Role.OWNER)
+            model = require_model(tx, caller, model_id, Role.OWNER)
             digests = tx.delete_model(model_id)
+            audit.record(
+                tx,
+                "DeleteModel",
+                caller,
+                **audit.on_model(model.folder_id, model_id),
+                details={"name": model.name},
+                kind=FeedKind.MODEL_DELETED,
+            )
             return len(digests), self._pending.mark_unused(tx, digests)
 
         return await self._reclaiming(delete)
@@ -79,7 +95,7 @@ class Deletions:
 
         def delete(tx: Transaction) -> tuple[tuple[int, int], list[str]]:
             tx.lock_folder(folder_id)
-            require_folder(tx, caller, folder_id, Role.OWNER)
+            folder = require_folder(tx, caller, folder_id, Role.OWNER)
             held = tx.lock_folder_models(folder_id)
             if held and not force:
                 raise FailedPrecondition(
@@ -88,6 +104,15 @@ class Deletions:
                     reason="FOLDER_NOT_EMPTY",
                     metadata={"models": str(held)},
                 )
+            audit.record(
+                tx,
+                "DeleteFolder",
+                caller,
+                **audit.on_folder(folder_id),
+                details={"name": folder.name},
+                kind=FeedKind.FOLDER_DELETED,
+                audience_folder=folder_id,
+            )
             models, digests = tx.delete_folder(folder_id)
             return (models, len(digests)), self._pending.mark_unused(tx, digests)
 

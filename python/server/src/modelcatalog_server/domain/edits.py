@@ -21,7 +21,7 @@ from dataclasses import replace
 
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, now_us
 from ..storage.records import FolderRecord, ModelRecord, Role, VersionRecord
-from . import validation
+from . import audit, validation
 from .catalog import require_folder, require_model
 from .errors import Aborted, AlreadyExists, InvalidArgument, NotFound
 
@@ -86,6 +86,7 @@ class Edits:
                 return folder
             edited = replace(edited, updated_us=_after(folder.updated_us))
             tx.update_folder(folder_id, edited.name, edited.description, edited.updated_us)
+            audit.record(tx, "UpdateFolder", caller, **audit.on_folder(folder_id))
             return edited
 
         try:
@@ -129,6 +130,7 @@ class Edits:
                 return model
             edited = replace(edited, updated_us=_after(model.updated_us))
             tx.update_model(model_id, edited.name, edited.description, edited.updated_us)
+            audit.record(tx, "UpdateModel", caller, **audit.on_model(model.folder_id, model_id))
             return edited
 
         try:
@@ -164,7 +166,7 @@ class Edits:
 
         def change(tx: Transaction) -> VersionRecord:
             tx.lock_model(model_id)
-            require_model(tx, caller, model_id, Role.EDITOR)
+            model = require_model(tx, caller, model_id, Role.EDITOR)
             version = tx.version(model_id, number)
             if version is None:
                 raise NotFound(f"the model has no version {number}", reason="VERSION_NOT_FOUND")
@@ -180,6 +182,7 @@ class Edits:
             tx.update_version(
                 model_id, number, edited.description, edited.labels, edited.updated_us
             )
+            audit.record(tx, "UpdateModelVersion", caller, **audit.on_version(model, number))
             return edited
 
         return await self._store.write(change)

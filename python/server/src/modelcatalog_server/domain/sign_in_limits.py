@@ -214,13 +214,15 @@ class SignInGuard:
             if not self._in_flight[peer]:
                 del self._in_flight[peer]
 
-    async def failed(self, attempt: Attempt) -> None:
-        """Records a failure; now and then also forgets the ones that no longer count."""
+    async def failed(self, attempt: Attempt, also: Callable[[Transaction], None]) -> None:
+        """Records a failure, and runs ``also`` (the audit trail's record of it) in the same
+        transaction; now and then also forgets the failures that no longer count."""
         now = self._clock()
         prune = now - self._last_prune_us >= PRUNE_INTERVAL_US
 
         def record(tx: Transaction) -> None:
             tx.insert_sign_in_failure(attempt.account_key, attempt.peer_key, now)
+            also(tx)
             if prune:
                 tx.prune_sign_in_failures(now - self._window_us)
 
@@ -228,9 +230,13 @@ class SignInGuard:
         if prune:
             self._last_prune_us = now
 
-    async def succeeded(self, attempt: Attempt) -> None:
-        """Forgets this username's failures from this address (and nothing else)."""
-        if attempt.failed_before:
-            await self._store.write(
-                lambda tx: tx.delete_sign_in_failures(attempt.account_key, attempt.peer_key)
-            )
+    async def succeeded(self, attempt: Attempt, also: Callable[[Transaction], None]) -> None:
+        """Forgets this username's failures from this address (and nothing else), and runs
+        ``also`` (the audit trail's record of the sign-in) in the same transaction."""
+
+        def record(tx: Transaction) -> None:
+            if attempt.failed_before:
+                tx.delete_sign_in_failures(attempt.account_key, attempt.peer_key)
+            also(tx)
+
+        await self._store.write(record)

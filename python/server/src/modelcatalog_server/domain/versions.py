@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from ..storage.blobs import BlobStore
 from ..storage.metadata import MetadataStore, Transaction
-from ..storage.records import Role, VersionRecord
-from . import validation
+from ..storage.records import FeedKind, ModelRecord, Role, VersionRecord
+from . import audit, validation
 from .accounts import caller_account
 from .aliases import aliased_version
 from .catalog import Page, page_of, require_model
@@ -166,6 +166,14 @@ class Versions:
                         labels=header.labels,
                     )
                     self._requests.remember(tx, caller, request, str(version.version))
+                    audit.record(
+                        tx,
+                        "UploadModelVersion",
+                        caller,
+                        **audit.on_version(model, version.version),
+                        details={"version": str(version.version), "sha256": digest},
+                        kind=FeedKind.VERSION_CREATED,
+                    )
                     return version, True
 
                 version, upload.recorded = await self._requests.write(self._store, request, record)
@@ -293,16 +301,9 @@ class Versions:
         two is given: a number of 1 or more, or a non-empty alias)."""
         validation.resource_id("model_id", model_id)
         _version_or_alias(number, alias)
-
-        def version_of_model(tx: Transaction) -> VersionRecord:
-            require_model(tx, caller, model_id, Role.VIEWER)
-            wanted = aliased_version(tx, model_id, alias) if alias else number
-            version = tx.version(model_id, wanted)
-            if version is None:
-                raise NotFound(f"the model has no version {wanted}", reason="VERSION_NOT_FOUND")
-            return version
-
-        return await self._store.read(version_of_model)
+        return await self._store.read(
+            lambda tx: _version_of_model(tx, caller, model_id, number, alias)[1]
+        )
 
     async def list(
         self,
@@ -341,16 +342,34 @@ class Versions:
     ) -> AsyncIterator[tuple[VersionRecord, AsyncIterator[bytes]]]:
         """The version (named as for ``get``) and its bytes from ``offset`` on, while a
         download slot is held; the stored file is closed and the slot given back when the
-        block ends, however it ends."""
-        version = await self.get(caller, model_id, number, alias)
+        block ends, however it ends. The download is recorded in the audit trail as it
+        starts, in the transaction that looks the version up: one small insert per call."""
+        validation.resource_id("model_id", model_id)
+        _version_or_alias(number, alias)
         if offset < 0:
             raise InvalidArgument("offset", "offset must not be negative")
-        if offset > version.size_bytes:
-            raise OutOfRange(
-                f"offset {offset} is beyond the end of the {version.size_bytes}-byte file",
-                reason="OFFSET_OUT_OF_RANGE",
+
+        def downloaded(tx: Transaction) -> VersionRecord:
+            model, version = _version_of_model(tx, caller, model_id, number, alias)
+            if offset > version.size_bytes:
+                raise OutOfRange(
+                    f"offset {offset} is beyond the end of the {version.size_bytes}-byte file",
+                    reason="OFFSET_OUT_OF_RANGE",
+                )
+            details = {"version": str(version.version), "offset": str(offset)}
+            if alias:
+                details["alias"] = alias
+            audit.record(
+                tx,
+                "DownloadModelVersion",
+                caller,
+                **audit.on_version(model, version.version),
+                details=details,
             )
+            return version
+
         with self._downloads.taken(caller, peer):
+            version = await self._store.write(downloaded)
             async with aclosing(self._bytes(version, offset)) as chunks:
                 yield version, chunks
 
@@ -428,3 +447,16 @@ def _size_mismatch(declared: int, received: str) -> InvalidArgument:
         f"the header declared {declared} bytes but {received} were sent; nothing was stored",
         reason="SIZE_MISMATCH",
     )
+
+
+def _version_of_model(
+    tx: Transaction, caller: str, model_id: str, number: int, alias: str
+) -> tuple[ModelRecord, VersionRecord]:
+    """The model and its version numbered ``number`` or pointed at by ``alias``, if the caller
+    may see the model."""
+    model = require_model(tx, caller, model_id, Role.VIEWER)
+    wanted = aliased_version(tx, model_id, alias) if alias else number
+    version = tx.version(model_id, wanted)
+    if version is None:
+        raise NotFound(f"the model has no version {wanted}", reason="VERSION_NOT_FOUND")
+    return model, version

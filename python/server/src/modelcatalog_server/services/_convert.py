@@ -12,11 +12,13 @@ from modelcatalog import v1, wire
 
 from ..domain.edits import folder_etag, model_etag, version_etag
 from ..domain.errors import InvalidArgument
+from ..domain.events import FeedItem, model_of
 from ..domain.uploads import UploadStatus
 from ..domain.versions import UploadHeader
 from ..storage.records import (
     AccessTokenRecord,
     AliasRecord,
+    AuditEventRecord,
     FolderRecord,
     MemberRecord,
     ModelRecord,
@@ -25,12 +27,13 @@ from ..storage.records import (
     VersionRecord,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 
 
 def timestamp(microseconds: int) -> datetime:
     """An exact UTC datetime for a stored time."""
-    return _EPOCH + timedelta(microseconds=microseconds)
+    return EPOCH + timedelta(microseconds=microseconds)
 
 
 def role_from_request(value: int) -> Role:
@@ -161,4 +164,48 @@ def alias(record: AliasRecord) -> v1.ModelAlias:
         version=record.version,
         update_time=timestamp(record.updated_us),
         updater_username=record.updater_username,
+    )
+
+
+def audit_event(record: AuditEventRecord) -> v1.AuditEvent:
+    return wire.new(
+        v1.AuditEvent,
+        id=record.id,
+        time=timestamp(record.occurred_us),
+        actor_user_id=record.actor_id or "",
+        actor_username=record.actor_username,
+        token_id=record.token_id or "",
+        token_name=record.token_name or "",
+        action=record.action,
+        resource=record.resource,
+        folder_id=record.folder_id or "",
+        peer=record.peer or "",
+        outcome=record.outcome,
+        details=dict(record.details),
+    )
+
+
+def feed_item(item: FeedItem) -> v1.WatchEventsResponse:
+    if item.event is None:
+        return wire.new(v1.WatchEventsResponse, after_event_id=item.position)
+    return wire.new(
+        v1.WatchEventsResponse, event=catalog_event(item.event), after_event_id=item.position
+    )
+
+
+def catalog_event(record: AuditEventRecord) -> v1.CatalogEvent:
+    details = record.details
+    role = details.get("role")
+    return wire.new(
+        v1.CatalogEvent,
+        id=record.feed_position,
+        kind=v1.CatalogEventKind(int(record.feed_kind) if record.feed_kind else 0),
+        time=timestamp(record.occurred_us),
+        folder_id=record.folder_id or "",
+        model_id=model_of(record),
+        version=int(details.get("version", "0")),
+        alias=details.get("alias", ""),
+        username=details.get("username", ""),
+        role=v1.FolderRole(int(Role[role]) if role else 0),
+        actor_username=record.actor_username,
     )

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import json
 import logging
@@ -42,13 +43,14 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
+    BigInteger,
     Select,
     String,
     and_,
@@ -78,8 +80,12 @@ from .records import (
     AccessTokenHolder,
     AccessTokenRecord,
     AliasRecord,
+    AuditEntry,
+    AuditEventRecord,
+    AuditQuery,
     Credentials,
     FailureCounts,
+    FeedKind,
     FolderRecord,
     LabelTest,
     MemberRecord,
@@ -94,7 +100,10 @@ from .records import (
 )
 from .schema import (
     access_tokens,
+    audit_events,
     blob_deletions,
+    event_audience,
+    event_feed,
     folder_members,
     folders,
     model_aliases,
@@ -257,12 +266,12 @@ class MetadataStore:
 
     async def read(self, work: Callable[[Transaction], T]) -> T:
         """What ``work`` returns, run in a transaction for reads only."""
-        return await self._transactions.run(_limited(work), write=False)
+        return await self._transactions.run(_in_callers_context(_limited(work)), write=False)
 
     async def write(self, work: Callable[[Transaction], T]) -> T:
         """What ``work`` returns, run in a transaction that may write: committed when ``work``
         returns, rolled back when it raises."""
-        return await self._transactions.run(_limited(work), write=True)
+        return await self._transactions.run(_in_callers_context(_limited(work)), write=True)
 
 
 def _limited(work: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
@@ -271,6 +280,13 @@ def _limited(work: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
     if visible is None:
         return work
     return lambda tx: work(Transaction(tx.connection, visible))
+
+
+def _in_callers_context(work: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
+    """``work`` run with the caller's context variables (who is calling, from where: see
+    domain/audit.py), in whichever pool thread or greenlet it runs."""
+    context = contextvars.copy_context()
+    return lambda tx: context.run(work, tx)
 
 
 class _SqliteTransactions:
@@ -773,6 +789,59 @@ def _limited_to_visible(query: Select[Any]) -> Select[Any]:
     frequent ones are module constants or cached pages), so a folder-limited access token's
     calls cost what others' do."""
     return query.where(_VISIBLE)
+
+
+_actor = users.alias("actor")
+_INSERT_AUDIT_EVENT = audit_events.insert()
+_NEXT_FEED_POSITION = (
+    event_feed.update()
+    .where(event_feed.c.id == 1)
+    .values(position=event_feed.c.position + 1)
+    .returning(event_feed.c.position)
+)
+_FEED_HEAD = select(event_feed.c.position, event_feed.c.pruned_through).where(event_feed.c.id == 1)
+_AUDIT_EVENTS = select(
+    audit_events.c.id,
+    audit_events.c.occurred_us,
+    audit_events.c.actor_id,
+    _actor.c.username.label("actor_username"),
+    audit_events.c.token_id,
+    audit_events.c.token_name,
+    audit_events.c.action,
+    audit_events.c.outcome,
+    audit_events.c.folder_id,
+    audit_events.c.resource,
+    audit_events.c.peer,
+    audit_events.c.details,
+    audit_events.c.feed_position,
+    audit_events.c.feed_kind,
+).outerjoin(_actor, _actor.c.id == audit_events.c.actor_id)
+
+
+@functools.cache
+def _feed_page(in_folder: bool, limited: bool) -> Select[Any]:
+    """Feed events in (after, through] that the bound caller may see now, in feed order (only
+    in the folders bound as ``visible`` when ``limited``: a folder-limited access token)."""
+    position = audit_events.c.feed_position
+    visible = or_(
+        audit_events.c.folder_id.in_(
+            select(folder_members.c.folder_id).where(
+                folder_members.c.user_id == bindparam("caller")
+            )
+        ),
+        exists().where(
+            event_audience.c.feed_position == position,
+            event_audience.c.user_id == bindparam("caller"),
+        ),
+    )
+    query = _AUDIT_EVENTS.where(
+        position > bindparam("after"), position <= bindparam("through"), visible
+    )
+    if in_folder:
+        query = query.where(audit_events.c.folder_id == bindparam("folder_id"))
+    if limited:
+        query = query.where(audit_events.c.folder_id.in_(bindparam("visible", expanding=True)))
+    return query.order_by(position).limit(bindparam("limit"))
 
 
 def _after(created: Any, id_column: Any) -> ColumnElement[bool]:
@@ -1823,6 +1892,128 @@ class Transaction:
         """The blob's bytes are gone: it may be stored again."""
         self.connection.execute(blob_deletions.delete().where(blob_deletions.c.sha256 == sha256))
 
+    # The audit trail and the event feed (see domain/audit.py)
+
+    def insert_audit_event(
+        self,
+        entry: AuditEntry,
+        audience: Collection[str] = (),
+        audience_folder: str | None = None,
+    ) -> None:
+        """Records ``entry``; one with a feed kind also takes the next feed position, which
+        holds the feed's row lock until this transaction ends (positions in commit order), and
+        lets ``audience`` and the members ``audience_folder`` has now see it even once they no
+        longer have a role in its folder."""
+        position = None
+        if entry.feed_kind is not None:
+            position = self.connection.execute(_NEXT_FEED_POSITION).scalar_one()
+            if audience:
+                self.connection.execute(
+                    event_audience.insert(),
+                    [{"feed_position": position, "user_id": user} for user in set(audience)],
+                )
+            if audience_folder is not None:
+                members = select(
+                    bindparam("position", position, type_=BigInteger), folder_members.c.user_id
+                ).where(folder_members.c.folder_id == audience_folder)
+                self.connection.execute(
+                    event_audience.insert().from_select(["feed_position", "user_id"], members)
+                )
+        self.connection.execute(
+            _INSERT_AUDIT_EVENT,
+            {
+                "occurred_us": entry.occurred_us,
+                "actor_id": entry.actor_id,
+                "token_id": entry.token_id,
+                "token_name": entry.token_name,
+                "action": entry.action,
+                "outcome": entry.outcome,
+                "folder_id": entry.folder_id,
+                "resource": entry.resource,
+                "peer": entry.peer,
+                "details": json.dumps(entry.details, sort_keys=True),
+                "feed_position": position,
+                "feed_kind": None if entry.feed_kind is None else int(entry.feed_kind),
+            },
+        )
+
+    def audit_events(
+        self, query: AuditQuery, before_id: int | None, limit: int
+    ) -> list[AuditEventRecord]:
+        """Recorded events matching ``query``, newest first, from before ``before_id`` on."""
+        event = audit_events.c
+        conditions: list[ColumnElement[bool]] = []
+        if query.folder_id is not None:
+            conditions.append(event.folder_id == query.folder_id)
+        if query.own_user is not None:
+            conditions.append(
+                or_(event.actor_id == query.own_user, event.resource == f"users/{query.own_user}")
+            )
+        if query.actor_id is not None:
+            conditions.append(event.actor_id == query.actor_id)
+        if query.action is not None:
+            conditions.append(event.action == query.action)
+        if query.resource is not None:
+            conditions.append(event.resource == query.resource)
+        if query.since_us is not None:
+            conditions.append(event.occurred_us >= query.since_us)
+        if query.until_us is not None:
+            conditions.append(event.occurred_us < query.until_us)
+        if before_id is not None:
+            conditions.append(event.id < before_id)
+        if self._visible is not None:  # a folder-limited access token: its folders' events
+            conditions.append(event.folder_id.in_(self._visible))
+        statement = _AUDIT_EVENTS.where(*conditions).order_by(event.id.desc()).limit(limit)
+        return [_audit_event(row) for row in self.connection.execute(statement).all()]
+
+    def feed_head(self) -> tuple[int, int]:
+        """The last feed position given, and the highest one pruned."""
+        position, pruned = self.connection.execute(_FEED_HEAD).one()
+        return int(position), int(pruned)
+
+    def feed_events(
+        self, caller: str, after: int, through: int, folder_id: str | None, limit: int
+    ) -> list[AuditEventRecord]:
+        """Feed events past position ``after`` up to ``through`` that ``caller`` may see now
+        (a role in their folder, or in their audience), in feed order; at most ``limit``."""
+        parameters: dict[str, Any] = {
+            "caller": caller,
+            "after": after,
+            "through": through,
+            "limit": limit,
+        }
+        if folder_id is not None:
+            parameters["folder_id"] = folder_id
+        page = _feed_page(folder_id is not None, self._limited(parameters))
+        rows = self.connection.execute(page, parameters).all()
+        return [_audit_event(row) for row in rows]
+
+    def prune_audit_events(self, before_us: int, limit: int) -> int:
+        """Deletes up to ``limit`` of the oldest events recorded before ``before_us`` (with the
+        audiences of those in the feed); returns how many."""
+        oldest = (
+            select(audit_events.c.id, audit_events.c.feed_position)
+            .where(audit_events.c.occurred_us < before_us)
+            .order_by(audit_events.c.id)
+            .limit(limit)
+        )
+        rows = self.connection.execute(oldest).all()
+        if not rows:
+            return 0
+        ids = [row.id for row in rows]
+        positions = [row.feed_position for row in rows if row.feed_position is not None]
+        if positions:
+            self.connection.execute(
+                event_audience.delete().where(event_audience.c.feed_position.in_(positions))
+            )
+            self.connection.execute(
+                event_feed.update()
+                .where(event_feed.c.id == 1, event_feed.c.pruned_through < max(positions))
+                .values(pruned_through=max(positions))
+            )
+        self.connection.execute(audit_events.delete().where(audit_events.c.id.in_(ids)))
+        return len(ids)
+
 
 def _access_token(row: tuple[Any, ...]) -> AccessTokenRecord:
     token_id, name, scope, folder_ids, created_us, expires_us, last_used_us = row
@@ -1900,4 +2091,24 @@ def _model(row: Row[*tuple[Any, ...]]) -> ModelRecord:
         latest_version,
         Role(role),
         updated_us,
+    )
+
+
+def _audit_event(row: Row[*tuple[Any, ...]]) -> AuditEventRecord:
+    kind = row.feed_kind
+    return AuditEventRecord(
+        id=row.id,
+        occurred_us=row.occurred_us,
+        actor_id=row.actor_id,
+        actor_username=row.actor_username or "",
+        token_id=row.token_id,
+        token_name=row.token_name,
+        action=row.action,
+        outcome=row.outcome,
+        folder_id=row.folder_id,
+        resource=row.resource,
+        peer=row.peer,
+        details=json.loads(row.details),
+        feed_position=row.feed_position or 0,
+        feed_kind=None if kind is None else FeedKind(kind),
     )

@@ -198,3 +198,70 @@ class UploadSessionRecord:
     expires_us: int
     paused_bytes: int | None
     """Bytes it keeps durably since its stream broke; None while a stream sends it."""
+
+
+class FeedKind(enum.IntEnum):
+    """The kinds of change the event feed (WatchEvents) carries."""
+
+    VERSION_CREATED = 1
+    VERSION_DELETED = 2
+    ALIAS_SET = 3
+    ALIAS_DELETED = 4
+    ACCESS_GRANTED = 5
+    ACCESS_REVOKED = 6
+    MODEL_DELETED = 7
+    FOLDER_DELETED = 8
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """An event to record: who did what to which resource, from where, and how it ended."""
+
+    occurred_us: int
+    actor_id: str | None
+    token_id: str | None
+    peer: str | None
+    action: str
+    outcome: str
+    folder_id: str | None
+    resource: str
+    details: dict[str, str]
+    feed_kind: FeedKind | None = None
+    token_name: str | None = None
+    """The name of the access token the actor used; None for a sign-in token."""
+
+
+@dataclass(frozen=True)
+class AuditEventRecord:
+    """A recorded event, with its actor's username (empty when unknown or deleted) and, for a
+    feed event, its feed position (0 otherwise)."""
+
+    id: int
+    occurred_us: int
+    actor_id: str | None
+    actor_username: str
+    token_id: str | None
+    token_name: str | None
+    action: str
+    outcome: str
+    folder_id: str | None
+    resource: str
+    peer: str | None
+    details: dict[str, str]
+    feed_position: int
+    feed_kind: FeedKind | None
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """Which recorded events a list returns: those of one folder (``folder_id``) or those of
+    one user (``own_user``: made by them or naming their account), then narrowed by the other
+    fields (None: no condition)."""
+
+    folder_id: str | None = None
+    own_user: str | None = None
+    actor_id: str | None = None
+    action: str | None = None
+    resource: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None

@@ -215,3 +215,55 @@ blob_deletions = Table(
     Column("sha256", String(64), primary_key=True),
     Column("marked_us", BigInteger, nullable=False),
 )
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    # One recorded call: who (the account, and the token it came with), what (the RPC's name),
+    # on which resource, when, from where, and how it ended ("OK" or the ErrorReason). Written in
+    # the transaction of the change it records. Rows outlive what they name (no foreign keys):
+    # the trail of a deleted folder stays until the retention period has passed.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("occurred_us", BigInteger, nullable=False),
+    Column("actor_id", ID, nullable=True),
+    Column("token_id", String(64), nullable=True),
+    # The name of the access token the call came with, when it came with a named one.
+    Column("token_name", String(128), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("folder_id", ID, nullable=True),
+    Column("resource", String(255), nullable=False),
+    Column("peer", String(64), nullable=True),
+    # A JSON object of strings: what else a reader needs (a version number, a role, a username).
+    Column("details", Text, nullable=False),
+    # The event's place in the change feed (WatchEvents), for the kinds of change it carries;
+    # given in commit order by ``event_feed`` (see there). NULL for other events.
+    Column("feed_position", BigInteger, nullable=True, unique=True),
+    Column("feed_kind", SmallInteger, nullable=True),
+    Index("ix_audit_events_folder", "folder_id", "id"),
+    Index("ix_audit_events_actor", "actor_id", "id"),
+    Index("ix_audit_events_resource", "resource", "id"),
+    Index("ix_audit_events_time", "occurred_us"),
+)
+
+event_feed = Table(
+    "event_feed",
+    metadata,
+    # One row: the last feed position given. A transaction that records a feed event raises it
+    # and keeps its row lock until it commits, so positions are given in commit order: once a
+    # reader sees position N, every position below N has committed (or was never given). Only
+    # feed-writing transactions wait for each other here. ``pruned_through`` is the highest
+    # position the retention pruning deleted: a watcher resuming before it has missed events.
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("position", BigInteger, nullable=False),
+    Column("pruned_through", BigInteger, nullable=False),
+)
+
+event_audience = Table(
+    "event_audience",
+    metadata,
+    # Users who see a feed event without a role in its folder any more: the members of a deleted
+    # folder, a user whose role was revoked.
+    Column("feed_position", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", ID, primary_key=True),
+)
