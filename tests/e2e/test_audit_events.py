@@ -51,6 +51,25 @@ async def test_a_download_appears_in_the_folders_audit_list(
     assert downloaded.token_id
 
 
+async def test_a_download_with_an_access_token_is_listed_with_the_tokens_name(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """A deploy job's download with a read-only access token names the token in the trail."""
+    async with await signed_in(server, "alice") as alice:
+        folder = await alice.create_folder("vision")
+        model = await alice.create_model(folder.id, "resnet")
+        await alice.upload(model.id, io.BytesIO(b"weights"), file_name="w.bin")
+        made = await alice.create_access_token("deploy", 3600, read_only=True)
+        async with await as_user(server, made.secret) as deploy:
+            await deploy.download(model.id, 1, tmp_path / "copy.bin")
+        events = [
+            e async for e in alice.list_audit_events(folder.id, action="DownloadModelVersion")
+        ]
+    assert [(e.actor_username, e.token_name, e.token_id) for e in events] == [
+        ("alice", "deploy", made.access_token.id)
+    ]
+
+
 async def test_a_watch_opened_before_an_upload_delivers_the_new_version(
     server: RunningServer,
 ) -> None:
