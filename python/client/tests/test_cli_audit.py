@@ -1,6 +1,7 @@
 """`modelcatalog audit list` and `modelcatalog watch`: tables, JSON, filters, exit codes."""
 
 import json
+from dataclasses import replace
 
 from cli_testing import CREATED, FOLDER_ID, MODEL_ID, CliHarness
 
@@ -41,6 +42,22 @@ def test_audit_list_shows_who_did_what_and_sends_the_filters(harness: CliHarness
     request = harness.backend.audit_requests[-1]
     assert (request.folder_id, request.actor) == (FOLDER_ID, "bob")
     assert request.start_time.year == 2025
+
+
+def test_audit_list_names_the_access_token_and_takes_the_times_it_prints(
+    harness: CliHarness,
+) -> None:
+    """The TOKEN column names the access token an event came with; --since accepts an ISO
+    time ending in Z, as the CLI prints them."""
+    harness.backend.audit_events = [replace(_download_event(), token_name="deploy")]
+    result = harness.run("audit", "list", "--since", "2026-11-29T09:41:00.250000Z")
+    assert result.exit_code == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:3] == ["TIME", "ACTOR", "TOKEN"]
+    assert any("deploy" in row.split() for row in rows), result.stdout
+    start = harness.backend.audit_requests[-1].start_time
+    assert (start.hour, start.minute, start.microsecond) == (9, 41, 250000)
+    assert harness.run("audit", "list", "--since", "2026-11-29 09:41:00Z").exit_code == 0
 
 
 def test_audit_list_json_has_snake_case_keys(harness: CliHarness) -> None:

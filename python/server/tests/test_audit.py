@@ -503,3 +503,42 @@ async def test_a_watch_made_with_an_access_token_ends_when_the_token_is_revoked(
         with pytest.raises(GRPCError) as ended:
             await watch.next_event()
     assert ended.value.status == Status.UNAUTHENTICATED
+
+
+async def test_a_change_refused_to_a_read_only_token_is_recorded_with_the_token(
+    api: Api,
+) -> None:
+    """A read-only token's attempt at a change is in its owner's trail, naming the token and
+    the reason it was refused."""
+    alice = await api.caller("alice")
+    model = await model_of(alice)
+    deploy = await access_token(api, alice, "deploy", "READ")
+    await expect_error(
+        deploy.models.delete_model(v1.DeleteModelRequest(model.id)),
+        Status.PERMISSION_DENIED,
+        "TOKEN_READ_ONLY",
+    )
+    refused = [e for e in await own_events(alice) if e.action == "DeleteModel"]
+    assert [(e.token_name, e.outcome) for e in refused] == [("deploy", "TOKEN_READ_ONLY")]
+
+
+async def test_a_wrong_password_when_changing_it_is_recorded_once_as_that_change(
+    api: Api,
+) -> None:
+    """Confirming a password is not a sign-in: a wrong one leaves one ChangePassword refusal,
+    a right one one ChangePassword, and no sign-in events."""
+    alice = await api.caller("alice")
+    await expect_error(
+        alice.auth.change_password(v1.ChangePasswordRequest("wrong password", "new password 1")),
+        Status.PERMISSION_DENIED,
+        "INVALID_CREDENTIALS",
+    )
+    changed = await alice.auth.change_password(
+        v1.ChangePasswordRequest("correct horse", "new password 1")
+    )
+    events = actions(await own_events(api.as_token(alice.user, changed.access_token)))
+    assert [e for e in events if e[0] in ("SignIn", "ChangePassword")] == [
+        ("SignIn", "alice", "OK"),
+        ("ChangePassword", "alice", "INVALID_CREDENTIALS"),
+        ("ChangePassword", "alice", "OK"),
+    ]

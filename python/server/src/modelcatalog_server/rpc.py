@@ -73,6 +73,8 @@ class _Intercepted:
                     audited.user_id, audited.token_id = user_id, principal.token_id
                     audited.token_name = principal.access_token_name
                 audit.enter_call(audited)
+                if principal is not None:
+                    authenticator.authorize(method, principal)
                 try:
                     await handler.func(stream)
                 finally:

@@ -33,7 +33,17 @@ def audit() -> None:
     """
 
 
-_TIME = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"])
+#: UTC times as people type them, and as the CLI prints them (ISO 8601 with a "Z").
+_TIME = click.DateTime(
+    formats=[
+        "%Y-%m-%d",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%SZ",
+        "%Y-%m-%d %H:%M:%SZ",
+        "%Y-%m-%dT%H:%M:%S.%fZ",
+    ]
+)
 
 
 @audit.command(
@@ -53,7 +63,10 @@ _TIME = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M
     "--resource",
     metavar="NAME",
     default="",
-    help="Only events on this resource, e.g. models/ID or models/ID/versions/3.",
+    help=(
+        "Only events on exactly this resource: models/ID for the model itself (not its"
+        " versions), models/ID/versions/3 for a version."
+    ),
 )
 @click.option("--since", type=_TIME, help="Only events at or after this time (UTC).")
 @click.option("--until", type=_TIME, help="Only events before this time (UTC).")
@@ -98,10 +111,11 @@ def audit_list(
     out.listing(
         events,
         as_json,
-        ["TIME", "ACTOR", "ACTION", "RESOURCE", "OUTCOME", "PEER", "DETAILS"],
+        ["TIME", "ACTOR", "TOKEN", "ACTION", "RESOURCE", "OUTCOME", "PEER", "DETAILS"],
         lambda e: [
             out.timestamp(e.time),
             e.actor_username or e.actor_user_id or "-",
+            e.token_name or "-",
             e.action,
             e.resource or "-",
             e.outcome,

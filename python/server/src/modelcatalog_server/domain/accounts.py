@@ -131,11 +131,14 @@ class Accounts:
                 reason="USERNAME_TAKEN",
             ) from None
 
-    async def sign_in(self, username: str, password: str, peer: str | None) -> SignedIn:
+    async def sign_in(
+        self, username: str, password: str, peer: str | None, *, audited: bool = True
+    ) -> SignedIn:
         """The account whose credentials these are; one error for every kind of mismatch.
 
         ``peer`` is the caller's network address (None when unknown). A throttled attempt
-        fails before any bcrypt work; the others each record their outcome.
+        fails before any bcrypt work; the others each count for throttling and, when
+        ``audited``, are recorded as sign-ins.
         """
         validation.present("username", username)
         validation.present("password", password)
@@ -155,9 +158,11 @@ class Accounts:
                 suspect = attempt.suspect or crowded
                 matches = await self._hasher.verify(password, password_hash, suspect=suspect)
             if not matches or credentials is None:
-                await self._guard.failed(attempt, _failed_sign_in(username, credentials, can_exist))
+                failure = _failed_sign_in(username, credentials, can_exist)
+                await self._guard.failed(attempt, failure if audited else _unrecorded)
                 raise Unauthenticated(INVALID_CREDENTIALS, reason="INVALID_CREDENTIALS")
-            await self._guard.succeeded(attempt, _signed_in(credentials.user.id))
+            success = _signed_in(credentials.user.id)
+            await self._guard.succeeded(attempt, success if audited else _unrecorded)
         finally:
             self._guard.settle(attempt)
         await self._rehash_if_cost_changed(credentials, password)
@@ -279,10 +284,11 @@ class Accounts:
         self, user_id: str, password: str, field: str, peer: str | None
     ) -> UserRecord:
         """The caller's account once ``password`` is confirmed as its own, as a sign-in
-        checks it (throttled, counted); PERMISSION_DENIED (INVALID_CREDENTIALS) otherwise."""
+        checks it (throttled, counted); PERMISSION_DENIED (INVALID_CREDENTIALS) otherwise. It
+        is not recorded as a sign-in: the trail has the confirmed action, or its refusal."""
         account = await self.user(user_id)
         try:
-            signed_in = await self.sign_in(account.username, password, peer)
+            signed_in = await self.sign_in(account.username, password, peer, audited=False)
         except Unauthenticated:
             raise PermissionDenied(f"the {field} is wrong", reason="INVALID_CREDENTIALS") from None
         return signed_in.user
@@ -327,6 +333,10 @@ def caller_account(tx: Transaction, user_id: str) -> UserRecord:
     if account is None:
         raise Unauthenticated(REVOKED_MESSAGE, reason="TOKEN_REVOKED")
     return account
+
+
+def _unrecorded(_tx: Transaction) -> None:
+    """Records nothing: a password confirmation is audited as the action it confirms."""
 
 
 def _signed_in(user_id: str) -> Callable[[Transaction], None]:
