@@ -65,28 +65,16 @@ def access_explain(
     With --token, or when the CLI runs with an access token (MODELCATALOG_TOKEN), the answer
     is about that token: its owner's role capped by its scope.
     """
-    if model is not None and folder is None:
-        model_named = model
-
-        async def explain(client: AsyncClient) -> v1.ExplainAccessResponse:
-            model_id = await context.model_id(client, model_named)
-            token_id = await _token_id(client, token_name)
-            return await client.explain_access(
-                model_id=model_id, username=username, access_token_id=token_id
-            )
-
-    elif folder is not None and model is None:
-        folder_named = folder
-
-        async def explain(client: AsyncClient) -> v1.ExplainAccessResponse:
-            folder_id = await context.folder_id(client, folder_named)
-            token_id = await _token_id(client, token_name)
-            return await client.explain_access(
-                folder_id, username=username, access_token_id=token_id
-            )
-
-    else:
+    if (folder is None) == (model is None):
         raise CliError("name the folder with --folder or the model with --model", ExitCode.USAGE)
+
+    async def explain(client: AsyncClient) -> v1.ExplainAccessResponse:
+        return await client.explain_access(
+            None if folder is None else await context.folder_id(client, folder),
+            model_id=None if model is None else await context.model_id(client, model),
+            username=username,
+            access_token_id=await _token_id(client, token_name),
+        )
 
     answer = context.run(ctx, explain)
     if as_json:

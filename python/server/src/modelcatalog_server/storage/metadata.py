@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import json
 import logging
@@ -44,7 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Sequence
-from contextvars import ContextVar
+from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
@@ -266,27 +265,23 @@ class MetadataStore:
 
     async def read(self, work: Callable[[Transaction], T]) -> T:
         """What ``work`` returns, run in a transaction for reads only."""
-        return await self._transactions.run(_in_callers_context(_limited(work)), write=False)
+        return await self._transactions.run(_as_caller(work), write=False)
 
     async def write(self, work: Callable[[Transaction], T]) -> T:
         """What ``work`` returns, run in a transaction that may write: committed when ``work``
         returns, rolled back when it raises."""
-        return await self._transactions.run(_in_callers_context(_limited(work)), write=True)
+        return await self._transactions.run(_as_caller(work), write=True)
 
 
-def _limited(work: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
-    """``work`` on a transaction that sees only the current call's visible folders."""
+def _as_caller(work: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
+    """``work`` run as the current call: with its context variables (who is calling, from
+    where: see domain/audit.py) in whichever pool thread or greenlet it runs, on a transaction
+    that sees only the call's visible folders when they are limited."""
+    context = copy_context()
     visible = _visible_folders.get()
     if visible is None:
-        return work
-    return lambda tx: work(Transaction(tx.connection, visible))
-
-
-def _in_callers_context(work: Callable[[Transaction], T]) -> Callable[[Transaction], T]:
-    """``work`` run with the caller's context variables (who is calling, from where: see
-    domain/audit.py), in whichever pool thread or greenlet it runs."""
-    context = contextvars.copy_context()
-    return lambda tx: context.run(work, tx)
+        return lambda tx: context.run(work, tx)
+    return lambda tx: context.run(work, Transaction(tx.connection, visible))
 
 
 class _SqliteTransactions:
