@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tracemalloc
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -312,6 +313,49 @@ def test_unknown_fields_are_kept_raw_in_arrival_order_and_written_last() -> None
     decoded = wire.decode(unknown[:3] + b"\x0a\x01m" + unknown[3:], v1.GetModelRequest)
     assert decoded.model_id == "m"
     assert wire.encode(decoded) == b"\x0a\x01m" + unknown
+
+
+def first_field_lists_messages(cls: type[betterproto.Message]) -> bool:
+    fields = declared_fields(cls)
+    if not fields:
+        return False
+    _, meta, hint = fields[0]
+    return meta.proto_type == betterproto.TYPE_MESSAGE and typing.get_origin(hint) is list
+
+
+LIST_ANSWERS = [cls for cls in CONTRACT_MESSAGES if first_field_lists_messages(cls)]
+
+
+@pytest.mark.parametrize("cls", LIST_ANSWERS, ids=by_name)
+@PROPERTY
+@given(data=st.data())
+def test_a_list_of_encoded_items_encodes_as_the_list_of_their_messages(
+    cls: type[betterproto.Message], data: st.DataObject
+) -> None:
+    """A list answer made of items encoded before is the bytes betterproto writes for the
+    answer holding their messages, and the codec sends it as it is."""
+    message = data.draw(messages(cls))
+    field = declared_fields(cls)[0][0]
+    items = [wire.encode(item) for item in getattr(message, field)]
+    rest = wire.decode(wire.encode(message), cls)
+    setattr(rest, field, [])
+    encoded = wire.encode_with_items(rest, field, items)
+    assert encoded.data == bytes(message)
+    assert wire.Codec().encode(encoded, cls) == bytes(message)
+
+
+def test_encoded_items_go_only_in_the_first_field_and_only_when_it_lists_messages() -> None:
+    assert LIST_ANSWERS, "the contract has list answers"
+    with pytest.raises(ValueError, match="not the first field"):
+        wire.encode_with_items(v1.ListModelsResponse(), "next_page_token", [])
+    with pytest.raises(ValueError, match="not a repeated message field"):
+        wire.encode_with_items(v1.GetModelResponse(), "model", [])
+    held = v1.ListModelsResponse(models=[v1.Model(id="m1")])
+    with pytest.raises(ValueError, match="must be empty"):
+        wire.encode_with_items(held, "models", [])
+    encoded = wire.encode_with_items(v1.ListModelsResponse(), "models", [])
+    with pytest.raises(TypeError, match="Message must be of type"):
+        wire.Codec().encode(encoded, v1.ListFoldersResponse)
 
 
 def test_grpclib_codec_serves_betterproto_and_protobuf_messages() -> None:

@@ -339,3 +339,24 @@ async def test_a_missing_version_is_not_found(api: Api) -> None:
         Status.NOT_FOUND,
         "VERSION_NOT_FOUND",
     )
+
+
+async def test_a_listed_model_is_the_model_as_it_is_now(api: Api) -> None:
+    """Lists answer from remembered encodings; a renamed, described or newly versioned model
+    is listed as GetModel shows it, never as it was listed before."""
+    alice = await api.caller("alice")
+    folder = await folder_of(alice)
+    created = (await alice.models.create_model(v1.CreateModelRequest(folder.id, "resnet"))).model
+
+    async def listed() -> v1.Model:
+        page = await alice.models.list_models(v1.ListModelsRequest(folder.id))
+        [model] = page.models
+        assert model == (await alice.models.get_model(v1.GetModelRequest(model.id))).model
+        return model
+
+    assert await listed() == created
+    created.name, created.description = "resnet-50", "fifty layers"
+    renamed = await update_model(alice, created, "name", "description")
+    assert await listed() == renamed
+    await upload(alice, renamed.id, b"weights")
+    assert (await listed()).latest_version == 1

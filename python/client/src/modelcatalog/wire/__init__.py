@@ -10,6 +10,8 @@ compiles, once per message class, an encoder and a decoder specialised to that c
 - ``decode(data, message_type)`` returns a message equal to ``message_type().parse(data)`` in
   every field, with the same unknown fields kept and the same oneof member set;
 - a ``bytes`` field costs one copy of its payload each way;
+- ``encode_with_items(message, field, items)`` writes a list answer whose items were
+  encoded before (and remembered), as an ``Encoded`` message that ``Codec`` sends as it is;
 - ``new(message_type, **fields)`` makes the message ``message_type(**fields)`` makes, without
   betterproto's constructor, which costs more than encoding the message.
 
@@ -26,7 +28,7 @@ handler reads, a cheap DATA frame ``repr``.
 """
 
 from ._allocator import return_free_memory, tune_allocator
-from ._codec import Codec, decode, encode, fallback_reason, new
+from ._codec import Codec, Encoded, decode, encode, encode_with_items, fallback_reason, new
 from ._http2 import (
     CheaplyShownDataFrame,
     PacedBuffer,
@@ -38,12 +40,14 @@ from ._http2 import (
 __all__ = [
     "CheaplyShownDataFrame",
     "Codec",
+    "Encoded",
     "PacedBuffer",
     "TunedConnection",
     "TunedFrameBuffer",
     "TunedProtocol",
     "decode",
     "encode",
+    "encode_with_items",
     "fallback_reason",
     "new",
     "return_free_memory",

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import betterproto
 from grpclib.encoding.proto import ProtoCodec
 
 from . import _constructor, _decoder, _encoder, _plan
-from ._runtime import NotCompiled
+from ._runtime import SMALL_VARINTS, NotCompiled, varint
 
 MessageT = TypeVar("MessageT", bound=betterproto.Message)
 Parameters = ParamSpec("Parameters")
@@ -18,6 +19,15 @@ _constructors: dict[object, Callable[..., Any]] = {}
 _encoders: dict[type, _encoder.Encoder] = {}
 _decoders: dict[type, _decoder.Decoder] = {}
 _entry_decoders: dict[type, _decoder.Decoder] = {}
+_item_tags: dict[tuple[type, str], bytes] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded(Generic[MessageT]):
+    """A message of ``message_type`` already encoded: ``Codec`` sends ``data`` as it is."""
+
+    message_type: type[MessageT]
+    data: bytes
 
 
 def encode(message: betterproto.Message) -> bytes:
@@ -55,6 +65,27 @@ def new(
     return message
 
 
+def encode_with_items(message: MessageT, field: str, items: Iterable[bytes]) -> Encoded[MessageT]:
+    """``message`` encoded with the messages already encoded in ``items`` as its repeated
+    message field ``field``: the bytes ``encode`` writes for ``message`` holding those
+    messages there. ``field`` must be the first field ``message``'s class declares (betterproto
+    writes fields in declaration order) and empty in ``message``.
+
+    A list answer whose items are remembered encoded (the same models listed again and again)
+    then costs a join instead of building and encoding each item.
+    """
+    cls = message.__class__
+    tag = _item_tags.get((cls, field)) or _item_tag_of(cls, field)
+    if getattr(message, field):
+        raise ValueError(f"{cls.__name__}.{field} must be empty: its items are the encoded ones")
+    parts: list[bytes] = []
+    for item in items:
+        size = len(item)
+        parts += (tag, SMALL_VARINTS[size] if size < 128 else varint(size), item)
+    parts.append(encode(message))
+    return Encoded(cls, b"".join(parts))
+
+
 def fallback_reason(message_type: type[betterproto.Message]) -> str | None:
     """Why betterproto itself encodes, decodes or makes ``message_type``, or ``None`` when the
     codec compiled all three (as for every message of the modelcatalog contract)."""
@@ -75,6 +106,13 @@ class Codec(ProtoCodec):
     """
 
     def encode(self, message: Any, message_type: Any) -> bytes:
+        if message.__class__ is Encoded:
+            if message.message_type is not message_type:
+                raise TypeError(
+                    f"Message must be of type {message_type!r}, not {message.message_type!r}"
+                )
+            data: bytes = message.data
+            return data
         if not isinstance(message, betterproto.Message):
             return super().encode(message, message_type)
         if not isinstance(message, message_type):
@@ -97,6 +135,17 @@ def _constructor_of(cls: Any) -> Callable[..., Any]:
         constructor = _constructor.compile_constructor(plan)
     _constructors[cls] = constructor
     return constructor
+
+
+def _item_tag_of(cls: type[betterproto.Message], field: str) -> bytes:
+    plan = _plan.encoding_plan(cls)
+    first = plan.fields[0] if isinstance(plan, _plan.MessagePlan) and plan.fields else None
+    if first is None or first.name != field:
+        raise ValueError(f"{field} is not the first field {cls.__name__} declares")
+    if not first.repeated or first.value.kind != betterproto.TYPE_MESSAGE:
+        raise ValueError(f"{cls.__name__}.{field} is not a repeated message field")
+    tag = _item_tags[(cls, field)] = varint(first.tag(betterproto.WIRE_LEN_DELIM))
+    return tag
 
 
 def _encoder_of(cls: type) -> _encoder.Encoder:

@@ -20,6 +20,7 @@ from ..domain.versions import UploadTrailer, Versions
 from . import _convert
 
 _DOWNLOAD = "/modelcatalog.v1.ModelService/DownloadModelVersion"
+_LIST_MODELS = "/modelcatalog.v1.ModelService/ListModels"
 
 
 class ModelService(v1.ModelServiceBase):
@@ -55,22 +56,6 @@ class ModelService(v1.ModelServiceBase):
             current_principal().user_id, get_model_request.model_id
         )
         return wire.new(v1.GetModelResponse, model=_convert.model(model))
-
-    async def list_models(self, list_models_request: v1.ListModelsRequest) -> v1.ListModelsResponse:
-        request = list_models_request
-        page = await self._catalog.list_models(
-            current_principal().user_id,
-            request.folder_id,
-            request.page_size,
-            request.page_token,
-            request.filter,
-            request.order_by,
-        )
-        return wire.new(
-            v1.ListModelsResponse,
-            models=[_convert.model(m) for m in page.items],
-            next_page_token=page.next_page_token,
-        )
 
     async def update_model(
         self, update_model_request: v1.UpdateModelRequest
@@ -209,7 +194,33 @@ class ModelService(v1.ModelServiceBase):
     def __mapping__(self) -> dict[str, Handler]:
         mapping = super().__mapping__()
         mapping[_DOWNLOAD] = mapping[_DOWNLOAD]._replace(func=self._download)
+        mapping[_LIST_MODELS] = mapping[_LIST_MODELS]._replace(func=self._list_models)
         return mapping
+
+    async def _list_models(
+        self,
+        stream: Stream[
+            v1.ListModelsRequest, v1.ListModelsResponse | wire.Encoded[v1.ListModelsResponse]
+        ],
+    ) -> None:
+        """Answers with the page's models encoded once and remembered (``encoded_model``)."""
+        request = await stream.recv_message()
+        assert request is not None  # the transport's guard answers a call without a message
+        page = await self._catalog.list_models(
+            current_principal().user_id,
+            request.folder_id,
+            request.page_size,
+            request.page_token,
+            request.filter,
+            request.order_by,
+        )
+        await stream.send_message(
+            wire.encode_with_items(
+                v1.ListModelsResponse(next_page_token=page.next_page_token),
+                "models",
+                map(_convert.encoded_model, page.items),
+            )
+        )
 
     async def _download(
         self,

@@ -76,6 +76,7 @@ from .faults import StorageFault, StorageFull, StorageUnavailable
 from .locations import database_url, sqlite_path
 from .migrations import upgrade
 from .records import (
+    ROLE_OF_STORED_VALUE,
     AccessTokenHolder,
     AccessTokenRecord,
     AliasRecord,
@@ -1352,7 +1353,7 @@ class Transaction:
         value = self.connection.execute(
             _ROLE, {"folder_id": folder_id, "user_id": user_id}
         ).scalar_one_or_none()
-        return Role(value) if value is not None else None
+        return ROLE_OF_STORED_VALUE[value] if value is not None else None
 
     def lock_folder(self, folder_id: str) -> None:
         """Holds the folder's row until the transaction ends, so that changes to its members
@@ -2055,13 +2056,21 @@ def _version(row: Row[*tuple[Any, ...]]) -> VersionRecord:
 def _folder(row: Row[*tuple[Any, ...]]) -> FolderRecord:
     folder_id, name, description, creator_username, created_us, role, updated_us = row
     return FolderRecord(
-        folder_id, name, description, creator_username, created_us, Role(role), updated_us
+        folder_id,
+        name,
+        description,
+        creator_username,
+        created_us,
+        ROLE_OF_STORED_VALUE[role],
+        updated_us,
     )
 
 
 def _member(row: Row[*tuple[Any, ...]]) -> MemberRecord:
     user_id, username, role, updated_us, granted_by_username = row
-    return MemberRecord(user_id, username, Role(role), updated_us, granted_by_username)
+    return MemberRecord(
+        user_id, username, ROLE_OF_STORED_VALUE[role], updated_us, granted_by_username
+    )
 
 
 def _model(row: Row[*tuple[Any, ...]]) -> ModelRecord:
@@ -2084,7 +2093,7 @@ def _model(row: Row[*tuple[Any, ...]]) -> ModelRecord:
         creator_username,
         created_us,
         latest_version,
-        Role(role),
+        ROLE_OF_STORED_VALUE[role],
         updated_us,
     )
 
