@@ -737,6 +737,39 @@ async def test_part_file_is_closed_when_hashing_it_fails(
     assert fake.offsets == []
 
 
+@pytest.mark.parametrize("failing_chunk", [0, 1, 3])
+async def test_an_error_writing_a_chunk_ends_the_download_with_that_error(
+    client: AsyncClient,
+    fake: FakeModels,
+    data: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    opened: list[BinaryIO],
+    failing_chunk: int,
+) -> None:
+    """Chunks are written in a worker thread while the next one arrives; an error writing
+    any of them (a full disk), the last included, ends the download with that error, not a
+    retry: the .part file keeps what was written before and is closed, nothing reaches the
+    destination."""
+    real_append = _files.PartialDownload._append
+    appended: list[int] = []
+
+    def append_until_full(part: _files.PartialDownload, chunk: bytes) -> None:
+        if len(appended) == failing_chunk:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        appended.append(len(chunk))
+        real_append(part, chunk)
+
+    fake.store(data)
+    monkeypatch.setattr(_files.PartialDownload, "_append", append_until_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        await client.download("m1", 1, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert (tmp_path / "out.part").stat().st_size == sum(appended)
+    assert fake.offsets == [0]
+    assert [file.closed for file in opened] == [True]
+
+
 async def test_download_syncs_the_folder_after_the_rename(
     client: AsyncClient,
     fake: FakeModels,

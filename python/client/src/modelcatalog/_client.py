@@ -1183,6 +1183,7 @@ class AsyncClient:
         """Receive the version's bytes from ``part.size`` on, resuming a stream that breaks."""
 
         async def attempt() -> v1.ModelVersion:
+            await part.settle()  # the bytes of a stream that broke are written first
             request.offset = part.size
             return await self._receive_stream(request, part, progress)
 
@@ -1210,6 +1211,7 @@ class AsyncClient:
                 await part.append(response.chunk)
                 if progress is not None:
                     progress(part.size, total)
+            await part.settle()
         return first.version
 
 
