@@ -737,6 +737,22 @@ async def test_part_file_is_closed_when_hashing_it_fails(
     assert fake.offsets == []
 
 
+def fill_disk_at(monkeypatch: pytest.MonkeyPatch, failing_chunk: int) -> list[int]:
+    """Make the write of the download's chunk number ``failing_chunk`` fail as a full disk
+    does; the sizes of the chunks written before it."""
+    real_append = _files.PartialDownload._append
+    appended: list[int] = []
+
+    def append_until_full(part: _files.PartialDownload, chunk: bytes) -> None:
+        if len(appended) == failing_chunk:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        appended.append(len(chunk))
+        real_append(part, chunk)
+
+    monkeypatch.setattr(_files.PartialDownload, "_append", append_until_full)
+    return appended
+
+
 @pytest.mark.parametrize("failing_chunk", [0, 1, 3])
 async def test_an_error_writing_a_chunk_ends_the_download_with_that_error(
     client: AsyncClient,
@@ -749,25 +765,32 @@ async def test_an_error_writing_a_chunk_ends_the_download_with_that_error(
 ) -> None:
     """Chunks are written in a worker thread while the next one arrives; an error writing
     any of them (a full disk), the last included, ends the download with that error, not a
-    retry: the .part file keeps what was written before and is closed, nothing reaches the
-    destination."""
-    real_append = _files.PartialDownload._append
-    appended: list[int] = []
-
-    def append_until_full(part: _files.PartialDownload, chunk: bytes) -> None:
-        if len(appended) == failing_chunk:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        appended.append(len(chunk))
-        real_append(part, chunk)
-
+    retry: the .part file keeps what was written before (none if nothing was) and is closed,
+    nothing reaches the destination."""
     fake.store(data)
-    monkeypatch.setattr(_files.PartialDownload, "_append", append_until_full)
+    appended = fill_disk_at(monkeypatch, failing_chunk)
     with pytest.raises(OSError, match="No space left on device"):
         await client.download("m1", 1, tmp_path / "out")
     assert not (tmp_path / "out").exists()
-    assert (tmp_path / "out.part").stat().st_size == sum(appended)
+    part = tmp_path / "out.part"
+    assert (part.stat().st_size if part.exists() else None) == (sum(appended) or None)
     assert fake.offsets == [0]
     assert [file.closed for file in opened] == [True]
+
+
+async def test_an_error_writing_a_chunk_wins_over_the_stream_breaking(
+    fake: FakeModels, data: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose write fails while the stream breaks right after it: the full disk is
+    what the caller hears, not a broken stream to retry onto the same disk."""
+    fake.store(data)
+    fake.drop_after_chunks = 2
+    fill_disk_at(monkeypatch, 1)
+    async with ChannelFor([fake]) as channel:
+        client = AsyncClient.from_channel(channel, token="tok", retries=0)
+        with pytest.raises(OSError, match="No space left on device"):
+            await client.download("m1", 1, tmp_path / "out")
+    assert fake.offsets == [0]
 
 
 async def test_download_syncs_the_folder_after_the_rename(

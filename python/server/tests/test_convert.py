@@ -3,12 +3,14 @@ equal, and the same bytes."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import betterproto
 from hypothesis import given
 from hypothesis import strategies as st
 
+from modelcatalog import wire
 from modelcatalog_server.services import _convert
 from modelcatalog_server.storage.records import (
     FolderRecord,
@@ -84,3 +86,34 @@ def test_converted_records_equal_constructed_messages(
         _convert.version(version),
     ):
         assert_same(built, constructed(built))
+
+
+@given(models, roles, st.text(min_size=250, max_size=300))
+def test_a_remembered_model_encoding_is_the_models_encoding(
+    record: ModelRecord, other_role: Role, long_text: str
+) -> None:
+    """``encoded_model`` is the bytes of the model's message, remembered or not, whatever
+    the caller's role (which the message does not show)."""
+    expected = wire.encode(_convert.model(record))
+    assert _convert.encoded_model(record) == expected
+    assert _convert.encoded_model(dataclasses.replace(record, caller_role=other_role)) == expected
+    described = dataclasses.replace(record, description=long_text)
+    assert _convert.encoded_model(described) == wire.encode(_convert.model(described))
+
+
+def test_remembered_model_encodings_are_bounded() -> None:
+    """However many models are listed, only the last ``REMEMBERED_MODELS`` are kept, and one
+    with a long name or description (its encoding large) never is."""
+    many = _convert.REMEMBERED_MODELS + 10
+    records = [
+        ModelRecord(f"m{n}", "f", f"model-{n}", "", "alice", n, 0, Role.VIEWER, n)
+        for n in range(many)
+    ]
+    for record in records:
+        _convert.encoded_model(record)
+    remembered = _convert._remembered_models
+    assert len(remembered) == _convert.REMEMBERED_MODELS
+    assert ("m0", "f", "model-0", "", "alice", 0, 0, 0) not in remembered
+    long = dataclasses.replace(records[-1], id="long", description="x" * 300)
+    _convert.encoded_model(long)
+    assert all(key[0] != "long" for key in remembered)

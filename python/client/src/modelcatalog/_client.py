@@ -1183,7 +1183,6 @@ class AsyncClient:
         """Receive the version's bytes from ``part.size`` on, resuming a stream that breaks."""
 
         async def attempt() -> v1.ModelVersion:
-            await part.settle()  # the bytes of a stream that broke are written first
             request.offset = part.size
             return await self._receive_stream(request, part, progress)
 
@@ -1195,22 +1194,30 @@ class AsyncClient:
         part: PartialDownload,
         progress: ProgressCallback | None,
     ) -> v1.ModelVersion:
-        """Run one DownloadModelVersion stream into ``part``; return the version's metadata."""
-        async with aclosing(self._stream(self._models.download_model_version, request)) as stream:
-            first = await anext(stream, None)
-            if first is None or betterproto.which_one_of(first, "content")[0] != "version":
-                raise ServerError(
-                    StatusCode.UNKNOWN, "the download did not start with the metadata"
-                )
-            # Resumed attempts ask for this version by number, even if the alias moves meanwhile.
-            request.version, request.alias = first.version.version, ""
-            total = first.version.size_bytes
-            if progress is not None:
-                progress(part.size, total)
-            async for response in stream:
-                await part.append(response.chunk)
+        """Run one DownloadModelVersion stream into ``part``; return the version's metadata.
+
+        Its bytes are settled in ``part`` when it ends, however it ends: an error of writing
+        them (a full disk) is the one raised, not a broken stream's ``Unavailable``, which
+        would only be retried onto the same disk."""
+        try:
+            async with aclosing(
+                self._stream(self._models.download_model_version, request)
+            ) as stream:
+                first = await anext(stream, None)
+                if first is None or betterproto.which_one_of(first, "content")[0] != "version":
+                    raise ServerError(
+                        StatusCode.UNKNOWN, "the download did not start with the metadata"
+                    )
+                # Resumed attempts ask for this version by number, even if the alias moves.
+                request.version, request.alias = first.version.version, ""
+                total = first.version.size_bytes
                 if progress is not None:
                     progress(part.size, total)
+                async for response in stream:
+                    await part.append(response.chunk)
+                    if progress is not None:
+                        progress(part.size, total)
+        finally:
             await part.settle()
         return first.version
 

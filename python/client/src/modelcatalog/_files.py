@@ -378,12 +378,16 @@ class PartialDownload:
         """Whether the file was renamed onto the destination or deleted."""
         self._writing: asyncio.Future[None] | None = None
         """The worker thread's write of the last bytes handed to ``append``."""
+        self._written = 0
+        """Bytes in the file: ``size`` less those still being written."""
 
     async def __aenter__(self) -> Self:
         self._file = await asyncio.to_thread(_open_locked, self.path, self.destination)
         try:
             if self._resume:
-                self.size = await asyncio.to_thread(_hash_rest, self._file, self._digest)
+                self.size = self._written = await asyncio.to_thread(
+                    _hash_rest, self._file, self._digest
+                )
             else:
                 await asyncio.to_thread(self._file.truncate, 0)
         except BaseException:
@@ -397,18 +401,25 @@ class PartialDownload:
         exc_value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        # Shielded: a second cancellation must not leave the file open, and its lock held.
+        await asyncio.shield(self._settle_and_close(report_errors=exc_type is None))
+
+    async def _settle_and_close(self, *, report_errors: bool) -> None:
+        """Close the file after its last write; raise an error of writing only when there is
+        no other error to report (the download's own comes first)."""
         try:
-            await self.settle()  # the file closes after its last write
+            await self.settle()
         except Exception:
-            if exc_type is None:
-                raise  # else the download's own error is the one to report
-        await asyncio.to_thread(self._close)
+            if report_errors:
+                raise
+        finally:
+            await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
         """Close the file, which releases the lock; before that, remove it if it holds
         nothing to resume (e.g. after ``PermissionDenied``)."""
         with self._file:
-            if not self._settled and self.size == 0:
+            if not self._settled and self._written == 0:
                 os.remove(self.path)
 
     async def restart(self) -> None:
@@ -416,7 +427,7 @@ class PartialDownload:
         await self.settle()
         await asyncio.to_thread(self._file.truncate, 0)
         self._digest = hashlib.sha256()
-        self.size = 0
+        self.size = self._written = 0
 
     async def append(self, chunk: bytes) -> None:
         """Hand the next bytes to a worker thread that appends them (whatever the read
@@ -437,6 +448,7 @@ class PartialDownload:
     def _append(self, chunk: bytes) -> None:
         self._file.write(chunk)
         self._digest.update(chunk)
+        self._written += len(chunk)
 
     def holds(self, version: v1.ModelVersion) -> bool:
         """Whether the file is exactly ``version``'s file: its size and SHA-256 (once

@@ -6,7 +6,7 @@ of 100 models costs betterproto's constructors about 4 ms, more than the databas
 
 from __future__ import annotations
 
-import functools
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 
 from modelcatalog import v1, wire
@@ -114,12 +114,39 @@ def model(record: ModelRecord) -> v1.Model:
     )
 
 
-@functools.lru_cache(maxsize=4096)
+#: Model encodings remembered, the least recently listed dropped first.
+REMEMBERED_MODELS = 4096
+#: Only models whose name and description together are at most this many characters are
+#: remembered, so the memory the encodings hold stays small (under 16 MiB) whatever is stored.
+REMEMBERED_TEXT_CHARACTERS = 256
+_remembered_models: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+
+
 def encoded_model(record: ModelRecord) -> bytes:
-    """A model's encoding, remembered by its record (the caller's role included, about 1 KiB
-    each): lists show the same models again and again, and building and encoding a page of
-    100 costs ten times joining their remembered bytes. A changed model is another record."""
-    return wire.encode(model(record))
+    """A model's encoding, remembered by everything it encodes (not the caller's role, which
+    it does not show): lists show the same models again and again, and building and encoding
+    a page of 100 costs ten times joining their remembered bytes. A changed model is another
+    key; a model that is gone is dropped in its turn."""
+    if len(record.name) + len(record.description) > REMEMBERED_TEXT_CHARACTERS:
+        return wire.encode(model(record))
+    key = (
+        record.id,
+        record.folder_id,
+        record.name,
+        record.description,
+        record.creator_username,
+        record.created_us,
+        record.latest_version,
+        record.updated_us,
+    )
+    encoded = _remembered_models.get(key)
+    if encoded is None:
+        encoded = _remembered_models[key] = wire.encode(model(record))
+        if len(_remembered_models) > REMEMBERED_MODELS:
+            _remembered_models.popitem(last=False)
+    else:
+        _remembered_models.move_to_end(key)
+    return encoded
 
 
 def version(record: VersionRecord) -> v1.ModelVersion:
