@@ -113,7 +113,17 @@ def test_remembered_model_encodings_are_bounded() -> None:
         _convert.encoded_model(record)
     remembered = _convert._remembered_models
     assert len(remembered) == _convert.REMEMBERED_MODELS
-    assert ("m0", "f", "model-0", "", "alice", 0, 0, 0) not in remembered
+    assert remembered.get(("m0", "f", "model-0", "", "alice", 0, 0, 0), 0.0) is None
     long = dataclasses.replace(records[-1], id="long", description="x" * 300)
     _convert.encoded_model(long)
-    assert all(key[0] != "long" for key in remembered)
+    long_key = (
+        "long",
+        "f",
+        long.name,
+        long.description,
+        "alice",
+        long.created_us,
+        0,
+        long.updated_us,
+    )
+    assert remembered.get(long_key, 0.0) is None

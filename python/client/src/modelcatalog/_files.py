@@ -378,16 +378,12 @@ class PartialDownload:
         """Whether the file was renamed onto the destination or deleted."""
         self._writing: asyncio.Future[None] | None = None
         """The worker thread's write of the last bytes handed to ``append``."""
-        self._written = 0
-        """Bytes in the file: ``size`` less those still being written."""
 
     async def __aenter__(self) -> Self:
         self._file = await asyncio.to_thread(_open_locked, self.path, self.destination)
         try:
             if self._resume:
-                self.size = self._written = await asyncio.to_thread(
-                    _hash_rest, self._file, self._digest
-                )
+                self.size = await asyncio.to_thread(_hash_rest, self._file, self._digest)
             else:
                 await asyncio.to_thread(self._file.truncate, 0)
         except BaseException:
@@ -419,7 +415,7 @@ class PartialDownload:
         """Close the file, which releases the lock; before that, remove it if it holds
         nothing to resume (e.g. after ``PermissionDenied``)."""
         with self._file:
-            if not self._settled and self._written == 0:
+            if not self._settled and self._file.seek(0, os.SEEK_END) == 0:
                 os.remove(self.path)
 
     async def restart(self) -> None:
@@ -427,7 +423,7 @@ class PartialDownload:
         await self.settle()
         await asyncio.to_thread(self._file.truncate, 0)
         self._digest = hashlib.sha256()
-        self.size = self._written = 0
+        self.size = 0
 
     async def append(self, chunk: bytes) -> None:
         """Hand the next bytes to a worker thread that appends them (whatever the read
@@ -448,7 +444,6 @@ class PartialDownload:
     def _append(self, chunk: bytes) -> None:
         self._file.write(chunk)
         self._digest.update(chunk)
-        self._written += len(chunk)
 
     def holds(self, version: v1.ModelVersion) -> bool:
         """Whether the file is exactly ``version``'s file: its size and SHA-256 (once

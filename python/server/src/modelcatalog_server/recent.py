@@ -1,4 +1,5 @@
-"""A bounded map whose entries expire: the per-process memory of recent token checks."""
+"""A bounded map whose entries expire: the per-process memory of recent token checks and of
+model encodings."""
 
 from __future__ import annotations
 

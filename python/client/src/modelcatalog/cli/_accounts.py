@@ -23,6 +23,7 @@ from ._root import (
     examples,
     exist_ok_option,
     json_option,
+    password_stdin_option,
 )
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ LOGOUT_TIMEOUT_SECONDS = 10.0
     )
 )
 @click.argument("username")
-@click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin.")
+@password_stdin_option
 @exist_ok_option(
     "If the username is taken, succeed when the password signs in to that account (and fail"
     " when it does not)."
@@ -97,7 +98,7 @@ def signup(
     )
 )
 @click.argument("username", required=False)
-@click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin.")
+@password_stdin_option
 @connection_options
 @json_option
 @click.pass_context
@@ -129,7 +130,7 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, as_jso
     if as_json:
         out.print_json(response.user)
     else:
-        expires = out.timestamp(response.expire_time) if response.expire_time else ""
+        expires = out.timestamp(response.expire_time)
         until = f"; the token is valid until {expires}" if expires else ""
         out.echo(f"Logged in to {settings.server} as {profile.username}{until}.")
         out.echo(f"Saved to {settings.config_path}.", err=True)
@@ -245,7 +246,7 @@ def account_logout_everywhere(ctx: click.Context) -> None:
         "printf '%s\\n' \"$PASSWORD\" | modelcatalog account delete --password-stdin --yes",
     ),
 )
-@click.option("--password-stdin", is_flag=True, help="Read the password from one line of stdin.")
+@password_stdin_option
 @yes_option
 @connection_options
 @click.pass_context

@@ -119,13 +119,16 @@ def enum_name(value: betterproto.Enum | int) -> str:
 
 
 def timestamp(value: datetime | None, *, sep: str = " ", exact: bool = False) -> str:
-    """A timestamp in UTC, e.g. ``2025-01-31 09:30:00Z``; unset ones are ''. To the second for
-    people; ``exact`` keeps the microseconds the server stores (JSON, which scripts feed back
-    into a ``create_time`` filter)."""
+    """A timestamp in UTC, e.g. ``2025-01-31 09:30:00Z``; unset ones (betterproto reads an
+    unset Timestamp as the epoch) are ''. To the second for people; ``exact`` keeps the
+    microseconds the server stores (JSON, which scripts feed back into a ``create_time``
+    filter)."""
     if value is None:
         return ""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
+    if value.timestamp() == 0:
+        return ""
     utc = value.astimezone(UTC).replace(tzinfo=None)
     return (utc if exact else utc.replace(microsecond=0)).isoformat(sep) + "Z"
 

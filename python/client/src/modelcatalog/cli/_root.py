@@ -159,6 +159,13 @@ def json_option(function: _F) -> _F:
     )(function)
 
 
+def password_stdin_option(function: _F) -> _F:
+    """``--password-stdin``: the password from one line of stdin, for scripts."""
+    return click.option(
+        "--password-stdin", is_flag=True, help="Read the password from one line of stdin."
+    )(function)
+
+
 def id_only_option(function: _F) -> _F:
     """``--id-only``: print just the new id, for scripts that capture it."""
     return click.option(

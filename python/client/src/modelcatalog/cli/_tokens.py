@@ -53,19 +53,14 @@ def _token_pairs(item: v1.AccessToken) -> list[tuple[str, str]]:
         ("folders", ", ".join(item.folder_ids) or "all"),
         ("created", out.timestamp(item.create_time)),
         ("expires", out.timestamp(item.expire_time)),
-        ("last used", out.timestamp(item.last_use_time) if _used(item) else "never"),
+        ("last used", out.timestamp(item.last_use_time) or "never"),
     ]
-
-
-def _used(item: v1.AccessToken) -> bool:
-    """Whether the token was ever used (betterproto shows an unset time as the epoch)."""
-    return item.last_use_time is not None and item.last_use_time.timestamp() > 0
 
 
 def _jsonable(item: v1.AccessToken) -> dict[str, object]:
     """The token as JSON, with null for a last use that never happened."""
     found: dict[str, object] = out.jsonable(item)
-    if not _used(item):
+    if not out.timestamp(item.last_use_time):
         found["last_use_time"] = None
     return found
 
@@ -146,11 +141,9 @@ def token_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         out.print_json([_jsonable(item) for item in tokens])
         return
-    out.listing(
-        tokens,
-        as_json,
+    out.table(
         ["ID", "NAME", "SCOPE", "FOLDERS", "CREATED", "EXPIRES", "LAST USED"],
-        lambda t: [value for _, value in _token_pairs(t)],
+        ([value for _, value in _token_pairs(item)] for item in tokens),
         empty="no access tokens; create one with `modelcatalog token create NAME ...`",
     )
 

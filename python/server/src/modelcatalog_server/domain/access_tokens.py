@@ -13,7 +13,6 @@ of every call, so a role revoked from the owner no longer holds for the token on
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import secrets
 import time
@@ -108,9 +107,7 @@ class AccessTokens:
                 f"ttl_seconds must be positive and at most {self._max_lifetime} seconds "
                 f"({self._max_lifetime // 86400} days) on this server",
             )
-        secret = PREFIX + base64.urlsafe_b64encode(
-            secrets.token_bytes(SECRET_BYTES)
-        ).decode().rstrip("=")
+        secret = PREFIX + secrets.token_urlsafe(SECRET_BYTES)
         created = now_us()
         token = AccessTokenRecord(
             new_id(),

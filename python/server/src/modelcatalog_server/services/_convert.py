@@ -6,7 +6,7 @@ of 100 models costs betterproto's constructors about 4 ms, more than the databas
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import math
 from datetime import UTC, datetime, timedelta
 
 from modelcatalog import v1, wire
@@ -16,6 +16,7 @@ from ..domain.errors import InvalidArgument
 from ..domain.events import FeedItem, model_of
 from ..domain.uploads import UploadStatus
 from ..domain.versions import UploadHeader
+from ..recent import Recent
 from ..storage.records import (
     AccessTokenRecord,
     AliasRecord,
@@ -119,7 +120,7 @@ REMEMBERED_MODELS = 4096
 #: Only models whose name and description together are at most this many characters are
 #: remembered, so the memory the encodings hold stays small (under 16 MiB) whatever is stored.
 REMEMBERED_TEXT_CHARACTERS = 256
-_remembered_models: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+_remembered_models: Recent[tuple[object, ...], bytes] = Recent(REMEMBERED_MODELS)
 
 
 def encoded_model(record: ModelRecord) -> bytes:
@@ -139,13 +140,10 @@ def encoded_model(record: ModelRecord) -> bytes:
         record.latest_version,
         record.updated_us,
     )
-    encoded = _remembered_models.get(key)
+    encoded = _remembered_models.get(key, 0.0)
     if encoded is None:
-        encoded = _remembered_models[key] = wire.encode(model(record))
-        if len(_remembered_models) > REMEMBERED_MODELS:
-            _remembered_models.popitem(last=False)
-    else:
-        _remembered_models.move_to_end(key)
+        encoded = wire.encode(model(record))
+        _remembered_models.put(key, encoded, math.inf)
     return encoded
 
 

@@ -867,13 +867,20 @@ def _model_rows(page: Select[Any], order: Sequence[ColumnElement[Any]]) -> Selec
     return _MODELS_OF_CALLER.join(chosen, chosen.c.id == models.c.id).order_by(*order)
 
 
-@functools.cache
-def _models_page(in_folder: bool, after: bool, limited: bool) -> Select[Any]:
-    page = _MODEL_IDS_OF_CALLER.where(_VISIBLE) if limited else _MODEL_IDS_OF_CALLER
-    if after:
-        page = page.where(_after(models.c.created_us, models.c.id))
+def _model_ids(in_folder: bool, limited: bool) -> Select[Any]:
+    """The ids of the caller's models: in the folder bound as ``folder_id`` or in all, only in
+    the visible folders when ``limited``."""
+    page = _limited_to_visible(_MODEL_IDS_OF_CALLER) if limited else _MODEL_IDS_OF_CALLER
     if in_folder:
         page = page.where(models.c.folder_id == bindparam("folder_id"))
+    return page
+
+
+@functools.cache
+def _models_page(in_folder: bool, after: bool, limited: bool) -> Select[Any]:
+    page = _model_ids(in_folder, limited)
+    if after:
+        page = page.where(_after(models.c.created_us, models.c.id))
     return _model_rows(page, [models.c.created_us, models.c.id])
 
 
@@ -940,9 +947,7 @@ def _matching_models(
 ) -> Select[Any]:
     """A page of the caller's models for a filtered or ordered list; values other than the
     caller, folder, visible folders and limit are bound in the statement."""
-    page = _MODEL_IDS_OF_CALLER.where(_VISIBLE) if limited else _MODEL_IDS_OF_CALLER
-    if in_folder:
-        page = page.where(models.c.folder_id == bindparam("folder_id"))
+    page = _model_ids(in_folder, limited)
     name = models.c.name
     conditions: list[ColumnElement[bool]] = [
         *(models.c.folder_id == folder_id for folder_id in query.folder_ids),
