@@ -11,14 +11,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpclib.stream
 import pytest
+from grpclib.const import Cardinality
 from grpclib.protocol import Buffer, Connection, EventsProcessor, H2Protocol, Stream
 from grpclib.testing import ChannelFor
 from h2.config import H2Configuration
 from h2.connection import H2Connection
-from h2.events import RemoteSettingsChanged, WindowUpdated
+from h2.events import DataReceived, RemoteSettingsChanged, StreamEnded, WindowUpdated
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes
+from h2.stream import H2Stream
 from hyperframe.frame import DataFrame, Frame
 
 from modelcatalog import AsyncClient, ServerError, v1
@@ -29,7 +32,7 @@ from modelcatalog._transport import (
     parse_target,
     tls_context,
 )
-from modelcatalog.wire import PacedBuffer, TunedConnection, TunedProtocol
+from modelcatalog.wire import PacedBuffer, TunedConnection, TunedProtocol, Unjoined
 from modelcatalog.wire._http2 import COALESCE_BELOW_BYTES, CoalescingTransport
 
 
@@ -259,6 +262,16 @@ async def test_the_grpclib_and_h2_internals_the_tuning_relies_on_are_as_expected
     )
     assert "self._update_header_buffer(f)" in inspect.getsource(FrameBuffer.__next__)
     assert "_body_repr()" in inspect.getsource(Frame.__repr__)
+    # grpclib prefixes the codec's result with bytes + (so Unjoined.__radd__ takes the prefix)
+    # and hands it to Stream.send_data; h2 keeps a body that is not a memoryview as the
+    # frame's data and serialises frames in _prepare_for_sending.
+    prefixing = inspect.getsource(grpclib.stream.send_message)
+    assert "+ reply_bin)" in prefixing
+    assert "await stream.send_data(reply_data" in prefixing
+    sending = inspect.getsource(H2Stream.send_data)
+    assert "isinstance(data, memoryview)" in sending
+    assert "df.data = data\n" in sending
+    assert "self._prepare_for_sending(frames)" in inspect.getsource(H2Connection.send_data)
 
 
 MiB = 1 << 20
@@ -384,3 +397,109 @@ async def test_tuned_connections_write_through_a_coalescing_transport() -> None:
     assert len(recording.writes) == 1  # the preface and the first SETTINGS, in one write
     protocol.connection.close()
     channel.close()
+
+
+def sdk_with_an_open_stream() -> TunedConnection:
+    """An SDK connection past its SETTINGS exchange with a peer that takes 2 MiB frames and a
+    4 MiB window, stream 1 open."""
+    sdk = TunedConnection(
+        H2Configuration(client_side=True),
+        max_frame_size=2 * MiB,
+        stream_window=4 * MiB,
+        connection_window=4 * MiB,
+    )
+    sdk.initiate_connection()
+    peer = H2Connection(H2Configuration(client_side=False))
+    peer.initiate_connection()
+    peer.update_settings(
+        {SettingCodes.MAX_FRAME_SIZE: 2 * MiB, SettingCodes.INITIAL_WINDOW_SIZE: 4 * MiB}
+    )
+    peer.increment_flow_control_window(4 * MiB)
+    peer.receive_data(sdk.data_to_send())
+    sdk.receive_data(peer.data_to_send())
+    request = [(":method", "POST"), (":scheme", "http"), (":path", "/x"), (":authority", "x")]
+    sdk.send_headers(1, request)
+    sdk.data_to_send()
+    return sdk
+
+
+@pytest.mark.parametrize("end_stream", [False, True])
+@pytest.mark.parametrize("sizes", [[0], [5, 0], [5, 1], [5, 3, MiB], [5, 2 * MiB - 5]])
+def test_a_data_frame_sent_unjoined_is_the_bytes_h2_sends(
+    sizes: list[int], end_stream: bool
+) -> None:
+    """A DATA frame whose body is written as its parts reads, byte for byte, as the frame h2
+    serialises (after whatever h2 had queued: here a PING), leaves the stream and the windows
+    as h2 leaves them, and does not copy its parts."""
+    parts = [os.urandom(size) for size in sizes]
+    by_h2, unjoined = sdk_with_an_open_stream(), sdk_with_an_open_stream()
+    for connection in (by_h2, unjoined):
+        connection.ping(b"8 bytes!")
+    by_h2.send_data(1, b"".join(parts), end_stream=end_stream)
+    pieces = unjoined.send_data_unjoined(1, list(parts), sum(sizes), end_stream)
+    assert b"".join(pieces) == by_h2.data_to_send()
+    assert all(any(piece is part for piece in pieces) for part in parts if part)
+    assert unjoined.data_to_send() == b""
+    assert unjoined.local_flow_control_window(1) == by_h2.local_flow_control_window(1)
+    assert unjoined.outbound_flow_control_window == by_h2.outbound_flow_control_window
+    assert unjoined.streams[1].state_machine.state == by_h2.streams[1].state_machine.state
+
+
+async def test_a_message_goes_out_in_frames_within_the_peers_frame_size_and_window() -> None:
+    """Sent to a peer that keeps HTTP/2's defaults (16 KiB frames, 64 KiB windows), a 300 KiB
+    upload chunk goes out in frames no larger than 16 KiB, pausing until the peer opens the
+    window, and arrives as the prefixed message, byte for byte."""
+    received = bytearray()
+    frame_sizes: list[int] = []
+    ended, disconnected = asyncio.Event(), asyncio.Event()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        h2 = H2Connection(H2Configuration(client_side=False))
+        h2.initiate_connection()
+        writer.write(h2.data_to_send())
+        while data := await reader.read(1 << 16):
+            for event in h2.receive_data(data):
+                if isinstance(event, DataReceived):
+                    received.extend(event.data)
+                    frame_sizes.append(len(event.data))
+                    h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                if isinstance(event, StreamEnded):
+                    ended.set()
+            writer.write(h2.data_to_send())
+        writer.close()
+        await writer.wait_closed()
+        disconnected.set()
+
+    message = v1.UploadModelVersionRequest(chunk=os.urandom(300 * 1024))
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        channel = open_channel(f"127.0.0.1:{port}", insecure=True)
+        try:
+            call = channel.request(
+                "/modelcatalog.v1.ModelService/UploadModelVersion",
+                Cardinality.STREAM_UNARY,
+                v1.UploadModelVersionRequest,
+                v1.UploadModelVersionResponse,
+            )
+            async with call as stream:
+                await stream.send_message(message, end=True)
+                await asyncio.wait_for(ended.wait(), 10)
+                await stream.cancel()
+        finally:
+            channel.close()
+        await asyncio.wait_for(disconnected.wait(), 10)
+    encoded = bytes(message)
+    assert bytes(received) == b"\0" + len(encoded).to_bytes(4, "big") + encoded
+    assert max(frame_sizes) == 16384
+    assert len(frame_sizes) >= len(encoded) // 16384
+
+
+def test_an_unjoined_message_reads_as_its_joined_parts() -> None:
+    """``prefix + Unjoined`` (as grpclib prefixes a message) keeps the parts, prefix first."""
+    chunk = os.urandom(100)
+    message = b"\0\0\0\0\x66" + Unjoined([b"\x12\x64", chunk])
+    assert isinstance(message, Unjoined)
+    assert len(message) == 107
+    assert message.parts[2] is chunk
+    assert bytes(message) == b"\0\0\0\0\x66\x12\x64" + chunk

@@ -18,6 +18,7 @@ from unittest import mock
 import betterproto
 import pytest
 from grpclib.health.v1.health_pb2 import HealthCheckRequest
+from grpclib.stream import send_message as grpclib_send_message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protobuf_fuzzing import declared_fields, mutated
@@ -368,6 +369,51 @@ def test_grpclib_codec_serves_betterproto_and_protobuf_messages() -> None:
     assert codec.decode(codec.encode(health, HealthCheckRequest), HealthCheckRequest) == health
     with pytest.raises(TypeError, match="Message must be of type"):
         codec.encode(model, v1.GetModelResponse)
+
+
+async def test_a_chunk_message_reaches_the_tuned_streams_unjoined_with_its_prefix() -> None:
+    """With ``send_unjoined`` a chunk message is handed to the stream as its parts, the chunk
+    itself among them (not copied), with grpclib's message prefix in front: the bytes are
+    those of the prefixed message."""
+    chunk = os.urandom(1 << 20)
+    message = v1.UploadModelVersionRequest(chunk=chunk)
+    sent: list[Any] = []
+
+    class Stream:
+        async def send_data(self, data: Any, end_stream: bool = False) -> None:
+            sent.append(data)
+
+    await grpclib_send_message(
+        Stream(),  # type: ignore[arg-type]
+        wire.Codec(send_unjoined=True),
+        message,
+        v1.UploadModelVersionRequest,
+    )
+    (data,) = sent
+    assert isinstance(data, wire.Unjoined)
+    assert any(part is chunk for part in data.parts)
+    encoded = bytes(message)
+    assert len(data) == 5 + len(encoded)
+    assert bytes(data) == b"\0" + len(encoded).to_bytes(4, "big") + encoded
+
+
+@pytest.mark.parametrize(
+    ("codec", "chunk"),
+    [
+        pytest.param(wire.Codec(), os.urandom(1 << 20), id="grpclib-streams"),
+        pytest.param(wire.Codec(send_unjoined=True), b"small", id="small"),
+        pytest.param(
+            wire.Codec(send_unjoined=True), bytearray(wire.UNJOINED_PART_BYTES), id="mutable"
+        ),
+    ],
+)
+def test_other_messages_are_joined_bytes(codec: wire.Codec, chunk: bytes) -> None:
+    """A codec for grpclib's own streams, a small message, and a chunk its sender could still
+    change (a bytearray, which the transport might hold after the write) give plain bytes."""
+    message = v1.UploadModelVersionRequest(chunk=chunk)
+    encoded = codec.encode(message, v1.UploadModelVersionRequest)
+    assert encoded.__class__ is bytes
+    assert encoded == bytes(message)
 
 
 def betterproto_groups(cls: type[betterproto.Message]) -> set[str]:

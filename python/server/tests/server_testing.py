@@ -32,6 +32,7 @@ class _InMemoryCodec(wire.Codec):
     server encodes responses and the SDK decodes them (request and response types are distinct)."""
 
     def __init__(self, services: Collection[IServable]) -> None:
+        super().__init__()  # grpclib's in-memory streams send only joined bytes
         self._request_types = {
             handler.request_type
             for service in services

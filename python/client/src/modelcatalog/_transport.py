@@ -157,7 +157,7 @@ def open_channel(
         port,
         ssl=context,
         config=channel_config(),
-        codec=Codec(),
+        codec=Codec(send_unjoined=True),  # TunedChannel sends Unjoined messages
         status_details_codec=ErrorDetailsCodec(),
     )
 

@@ -9,7 +9,9 @@ compiles, once per message class, an encoder and a decoder specialised to that c
   out defaults, set-but-empty messages, oneof members and unknown fields included;
 - ``decode(data, message_type)`` returns a message equal to ``message_type().parse(data)`` in
   every field, with the same unknown fields kept and the same oneof member set;
-- a ``bytes`` field costs one copy of its payload each way;
+- a ``bytes`` field costs one copy of its payload each way, and none on the way out of the
+  SDK and the server: ``Codec(send_unjoined=True)`` hands a large message to the tuned
+  HTTP/2 streams as ``Unjoined`` parts, which they write to the transport as they are;
 - ``encode_with_items(message, field, items)`` writes a list answer whose items were
   encoded before (and remembered), as an ``Encoded`` message that ``Codec`` sends as it is;
 - ``new(message_type, **fields)`` makes the message ``message_type(**fields)`` makes, without
@@ -24,7 +26,7 @@ Duration field, or a class that overrides its own encoding) is served by betterp
 
 The HTTP/2 classes (``TunedConnection``, ``TunedProtocol``, ``PacedBuffer``, …) carry the
 connection tuning the SDK and the server share: 2 MiB frames, bounded windows given back as a
-handler reads, a cheap DATA frame ``repr``.
+handler reads, a cheap DATA frame ``repr``, DATA bodies written without copies.
 """
 
 from ._allocator import return_free_memory, tune_allocator
@@ -32,19 +34,24 @@ from ._codec import Codec, Encoded, decode, encode, encode_with_items, fallback_
 from ._http2 import (
     CheaplyShownDataFrame,
     PacedBuffer,
+    PacedStream,
     TunedConnection,
     TunedFrameBuffer,
     TunedProtocol,
 )
+from ._unjoined import UNJOINED_PART_BYTES, Unjoined
 
 __all__ = [
+    "UNJOINED_PART_BYTES",
     "CheaplyShownDataFrame",
     "Codec",
     "Encoded",
     "PacedBuffer",
+    "PacedStream",
     "TunedConnection",
     "TunedFrameBuffer",
     "TunedProtocol",
+    "Unjoined",
     "decode",
     "encode",
     "encode_with_items",

@@ -11,6 +11,7 @@ from grpclib.encoding.proto import ProtoCodec
 
 from . import _constructor, _decoder, _encoder, _plan
 from ._runtime import SMALL_VARINTS, NotCompiled, varint
+from ._unjoined import UNJOINED_PART_BYTES, Unjoined
 
 MessageT = TypeVar("MessageT", bound=betterproto.Message)
 Parameters = ParamSpec("Parameters")
@@ -32,13 +33,22 @@ class Encoded(Generic[MessageT]):
 
 def encode(message: betterproto.Message) -> bytes:
     """The protobuf encoding of ``message``: the same bytes as ``bytes(message)``."""
+    return b"".join(_parts(message))
+
+
+def _parts(message: betterproto.Message) -> list[bytes]:
+    """The encoding of ``message`` in parts, to be joined in order."""
     encoder = _encoders.get(message.__class__) or _encoder_of(message.__class__)
     try:
         return encoder(message)
     except (NotCompiled, KeyError):
         # A value of another type than its field declares, or an instance whose state
         # betterproto's __init__ did not make: betterproto decides what that encodes to.
-        return bytes(message)
+        return _encode_by_betterproto(message)
+
+
+def _encode_by_betterproto(message: betterproto.Message) -> list[bytes]:
+    return [bytes(message)]
 
 
 def decode(data: bytes, message_type: type[MessageT]) -> MessageT:
@@ -103,7 +113,14 @@ class Codec(ProtoCodec):
 
     Other protobuf messages (grpclib's health and reflection services, google.rpc status
     details) go through protobuf's runtime as in ``grpclib.encoding.proto.ProtoCodec``.
+
+    With ``send_unjoined``, a message with a part of at least ``UNJOINED_PART_BYTES`` (an
+    upload or download chunk) is returned as ``Unjoined`` parts, which only the tuned HTTP/2
+    streams (``TunedProtocol``'s) can send: grpclib's own streams need ``bytes``.
     """
+
+    def __init__(self, *, send_unjoined: bool = False) -> None:
+        self._send_unjoined = send_unjoined
 
     def encode(self, message: Any, message_type: Any) -> bytes:
         if message.__class__ is Encoded:
@@ -118,7 +135,11 @@ class Codec(ProtoCodec):
         if not isinstance(message, message_type):
             # grpclib's own check and words.
             raise TypeError(f"Message must be of type {message_type!r}, not {type(message)!r}")
-        return encode(message)
+        parts = _parts(message)
+        if self._send_unjoined and _worth_sending_unjoined(parts):
+            # grpclib only measures the result and adds its prefix to it (see Unjoined).
+            return Unjoined(parts)  # type: ignore[return-value]
+        return b"".join(parts)
 
     def decode(self, data: bytes, message_type: Any) -> Any:
         if message_type in _decoders or (
@@ -126,6 +147,17 @@ class Codec(ProtoCodec):
         ):
             return decode(data, message_type)
         return super().decode(data, message_type)
+
+
+def _worth_sending_unjoined(parts: list[bytes]) -> bool:
+    """Whether ``parts`` hold a large part, and only ``bytes`` (which no caller can change
+    while the transport still holds them)."""
+    large = False
+    for part in parts:
+        if part.__class__ is not bytes:
+            return False
+        large = large or len(part) >= UNJOINED_PART_BYTES
+    return large
 
 
 def _constructor_of(cls: Any) -> Callable[..., Any]:
@@ -154,7 +186,7 @@ def _encoder_of(cls: type) -> _encoder.Encoder:
         return encoder
     plan = _plan.encoding_plan(cls)
     if isinstance(plan, _plan.Fallback):
-        encoder = bytes
+        encoder = _encode_by_betterproto
     else:
         # A class that contains itself reaches here again while compiling: it finds this.
         _encoders[cls] = lambda message: _encoders[cls](message)

@@ -4,13 +4,14 @@ betterproto's ``__bytes__`` walks the class metadata for every message and every
 each field through ``__getattribute__`` and builds each value in a fresh ``BytesIO``. The
 compiled function does the same walk once, at compile time, and keeps only what the class
 needs: one test per field on the raw instance state, its tag as a constant, the value written
-into a list of parts joined once. Where betterproto's choice depends on the field (a oneof
-member or proto3 ``optional`` is written even when zero, a nested message is written when it
-was set even if empty, a map entry's empty text is left out) the generated code makes the same
-choice. A value that is not of its field's declared type raises ``NotCompiled``: the caller then
-asks betterproto itself, which fails or writes it its own way.
+into a list of parts the caller joins once (or sends unjoined). Where betterproto's choice
+depends on the field (a oneof member or proto3 ``optional`` is written even when zero, a nested
+message is written when it was set even if empty, a map entry's empty text is left out) the
+generated code makes the same choice. A value that is not of its field's declared type raises
+``NotCompiled``: the caller then asks betterproto itself, which fails or writes it its own way.
 
-A ``bytes`` field costs one copy of its payload: the final join.
+A ``bytes`` field costs one copy of its payload, the final join, or none when the parts are
+sent as they are (``wire.Unjoined``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from . import _plan, _runtime, _upstream
 from ._plan import Field, MessagePlan, Value
 from ._source import Source
 
-Encoder = Callable[[betterproto.Message], bytes]
+#: A compiled encoder: the parts of a message's encoding, in order, to be joined.
+Encoder = Callable[[betterproto.Message], list[bytes]]
 
 _HELPERS: dict[str, Any] = {
     "_state": _upstream.instance_state,
@@ -65,7 +67,7 @@ def compile_encoder(plan: MessagePlan, encoder_of: Callable[[type], Encoder]) ->
         f"unknown = d[{_upstream.UNKNOWN_FIELDS!r}]",
         "if unknown:",
         "    out.append(unknown)",
-        "return _join(out)",
+        "return out",
     )
     return source.compile(f"encoder of {plan.cls.__qualname__}")
 
@@ -189,7 +191,7 @@ def _message(
         expected, encode = "_datetime", f"b = _timestamp({v})"
     else:
         expected = source.constant(value.cls, "CLASS")
-        encode = f"b = {source.constant(encoder_of(value.cls), 'ENCODE')}({v})"
+        encode = f"b = _join({source.constant(encoder_of(value.cls), 'ENCODE')}({v}))"
     write = [f"{out} += ({tag}, _S[len(b)] if len(b) < 128 else _varint(len(b)), b)"]
     lines = [f"if {v}.__class__ is not {expected}:", "    raise _NotCompiled"]
     if mode == _ALWAYS:

@@ -1,5 +1,5 @@
 """The HTTP/2 tuning of the SDK's and the server's connections: large frames, bounded
-windows, paced acknowledgements, a cheap DATA repr.
+windows, paced acknowledgements, a cheap DATA repr, DATA written without copies.
 
 Shared by the SDK's channels (``modelcatalog._transport.TunedChannel``) and the server, which
 builds its guarded connection on ``TunedConnection`` and ``TunedProtocol``. It relies on a few
@@ -7,14 +7,19 @@ internals of grpclib, h2 and hyperframe (none of them public API), each named wh
 and checked by the SDK's ``tests/test_transport.py`` and the server's
 ``tests/test_transport_upstream.py``: the grpclib protocol's ``connection``/``processor``
 attributes set in ``connection_made``, ``Connection.create_stream`` with its
-``_connection``/``_transport``, ``Stream.init_stream`` and ``buffer``, and how ``Buffer.read``
-calls its acknowledgement callback; h2's ``H2Connection.incoming_buffer``,
-``_frame_dispatch_table`` and ``max_inbound_frame_size``, ``FrameBuffer._update_header_buffer``;
+``_connection``/``_transport``, ``Stream.init_stream`` and ``buffer``, how ``Buffer.read``
+calls its acknowledgement callback, ``Stream.send_data`` (replaced by ``PacedStream``'s, which
+keeps its waiting and counters) and how ``grpclib.stream.send_message`` prefixes the codec's
+result; h2's ``H2Connection.incoming_buffer``, ``_frame_dispatch_table``,
+``max_inbound_frame_size`` and ``_prepare_for_sending``, ``FrameBuffer._update_header_buffer``,
+and that ``send_data`` reads only the length of a body that is not a ``memoryview``;
 hyperframe's ``DataFrame._body_repr``.
 """
 
 import asyncio
 import functools
+import struct
+from collections import deque
 from collections.abc import Callable
 from typing import cast
 
@@ -33,6 +38,8 @@ from h2.connection import H2Connection
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import DataFrame, Frame
+
+from ._unjoined import Unjoined
 
 
 class CheaplyShownDataFrame(DataFrame):
@@ -66,13 +73,34 @@ class TunedFrameBuffer(FrameBuffer):
         return super()._update_header_buffer(f)
 
 
+class _FrameBody:
+    """The body of a DATA frame, in parts, that h2 accounts for without holding its bytes: h2's
+    ``send_data`` reads only its length (flow control and frame size) of a body that is not a
+    ``memoryview``, before ``TunedConnection._prepare_for_sending`` writes the frame."""
+
+    __slots__ = ("parts", "size")
+
+    def __init__(self, parts: list[bytes | memoryview], size: int) -> None:
+        self.parts = parts
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+#: A frame header (RFC 9113 §4.1): 24-bit length, type, flags, stream identifier.
+_FRAME_HEADER = struct.Struct(">HBBBL")
+_END_STREAM_FLAG = 0x1
+
+
 class TunedConnection(H2Connection):
     """h2's connection with large frames and bounded windows from its first SETTINGS frame.
 
     The SETTINGS frame every connection starts with advertises ``max_frame_size`` and the
     ``stream_window``, which h2 applies to received frames at once (a peer may send large
     frames only after reading them); the connection window is opened right after it. DATA
-    frames the peer sends are read as ``CheaplyShownDataFrame``.
+    frames the peer sends are read as ``CheaplyShownDataFrame``; DATA frames sent through
+    ``send_data_unjoined`` leave their body's bytes where they are.
     """
 
     def __init__(
@@ -100,12 +128,41 @@ class TunedConnection(H2Connection):
         self.incoming_buffer = TunedFrameBuffer(server=not config.client_side)
         # h2 dispatches received frames by their exact class.
         self._frame_dispatch_table[CheaplyShownDataFrame] = self._frame_dispatch_table[DataFrame]
+        self._unjoined: list[bytes | memoryview] = []
 
     def initiate_connection(self) -> None:
         super().initiate_connection()
         opened = self._connection_window - self.inbound_flow_control_window
         if opened > 0:
             self.increment_flow_control_window(opened)
+
+    def send_data_unjoined(
+        self, stream_id: int, parts: list[bytes | memoryview], size: int, end_stream: bool
+    ) -> list[bytes | memoryview]:
+        """What to write to send one DATA frame whose body is ``parts`` (``size`` bytes):
+        whatever h2 had queued, the frame's header, then the parts themselves.
+
+        h2's ``send_data`` checks the windows and frame size and moves the stream's state as
+        for any frame, but its body is never copied: hyperframe's serialisation, h2's output
+        buffer and ``data_to_send`` each copied it once.
+        """
+        body = _FrameBody(parts, size)
+        self.send_data(stream_id, body, end_stream=end_stream)  # type: ignore[arg-type]  # sized
+        pieces, self._unjoined = self._unjoined, []
+        return pieces
+
+    def _prepare_for_sending(self, frames: list[Frame]) -> None:
+        frame = frames[0] if len(frames) == 1 else None
+        body: object = frame.data if type(frame) is DataFrame else None
+        if not isinstance(body, _FrameBody):
+            super()._prepare_for_sending(frames)
+            return
+        assert frame is not None
+        flags = _END_STREAM_FLAG if "END_STREAM" in frame.flags else 0
+        header = _FRAME_HEADER.pack(
+            body.size >> 8, body.size & 0xFF, DataFrame.type, flags, frame.stream_id
+        )
+        self._unjoined = [self.data_to_send() + header, *body.parts]
 
 
 class PacedBuffer(Buffer):
@@ -164,11 +221,58 @@ class PacedBuffer(Buffer):
 
 
 class PacedStream(Stream):
-    """grpclib's stream, its received bytes in a ``PacedBuffer``."""
+    """grpclib's stream, its received bytes in a ``PacedBuffer``, its sent messages written
+    without copies."""
 
     def init_stream(self, stream_id: int, connection: Connection) -> None:
         super().init_stream(stream_id, connection)
         self.buffer = PacedBuffer(functools.partial(connection.ack, stream_id))
+
+    async def send_data(self, data: bytes | Unjoined, end_stream: bool = False) -> None:
+        """grpclib's ``send_data``: DATA frames as large as the window and the peer's frame
+        size allow, each once the transport takes writes and the window is open. Each frame's
+        body is written as the parts of ``data`` it spans (``send_data_unjoined``), where
+        grpclib copied each frame out of the message first."""
+        assert self.id is not None
+        h2 = cast(TunedConnection, self._h2_connection)
+        parts: deque[bytes | memoryview] = deque(
+            data.parts if isinstance(data, Unjoined) else (data,)
+        )
+        remaining = len(data)
+        while True:
+            await self.connection.write_ready.wait()
+            window = h2.local_flow_control_window(self.id)
+            if not window > 0:  # it can become negative
+                self.window_updated.clear()
+                await self.window_updated.wait()
+                continue  # other streams may have taken the window meanwhile: look again
+            size = min(window, h2.max_outbound_frame_size, remaining)
+            remaining -= size
+            body = _take(parts, size)
+            for piece in h2.send_data_unjoined(self.id, body, size, end_stream and not remaining):
+                self._transport.write(piece)
+            self.data_sent += size
+            self.connection.data_sent += size
+            self.connection.data_send_process()
+            if not remaining:
+                return
+
+
+def _take(parts: deque[bytes | memoryview], size: int) -> list[bytes | memoryview]:
+    """The first ``size`` bytes of ``parts``, as whole parts and views of one cut at the end;
+    what remains of ``parts`` stays in it."""
+    taken: list[bytes | memoryview] = []
+    while size:
+        part = parts[0]
+        if len(part) <= size:
+            taken.append(parts.popleft())
+            size -= len(part)
+        else:
+            view = memoryview(part)
+            taken.append(view[:size])
+            parts[0] = view[size:]
+            size = 0
+    return taken
 
 
 class PacedConnection(Connection):

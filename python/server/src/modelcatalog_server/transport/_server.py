@@ -37,7 +37,7 @@ class Server:
             self._mapping.update(service.__mapping__())
         self._guards = guards
         self._limits: TransportLimits = guards.limits
-        self._codec = RequestCodec()
+        self._codec = RequestCodec(send_unjoined=True)  # its connections are tuned ones
         self._details_codec = ProtoStatusDetailsCodec()
         self._dispatch = _DispatchServerEvents()
         self._config = Configuration(
