@@ -9,6 +9,7 @@ import re
 import ssl
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import grpclib.stream
@@ -22,7 +23,7 @@ from h2.events import DataReceived, RemoteSettingsChanged, StreamEnded, WindowUp
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes
 from h2.stream import H2Stream
-from hyperframe.frame import DataFrame, Frame
+from hyperframe.frame import DataFrame, Frame, PingFrame, WindowUpdateFrame
 
 from modelcatalog import AsyncClient, ServerError, v1
 from modelcatalog._transport import (
@@ -33,7 +34,12 @@ from modelcatalog._transport import (
     tls_context,
 )
 from modelcatalog.wire import PacedBuffer, TunedConnection, TunedProtocol, Unjoined
-from modelcatalog.wire._http2 import COALESCE_BELOW_BYTES, CoalescingTransport
+from modelcatalog.wire._http2 import (
+    COALESCE_BELOW_BYTES,
+    GATHER_FROM_BYTES,
+    CoalescingTransport,
+    TunedFrameBuffer,
+)
 
 
 @pytest.mark.parametrize(
@@ -503,3 +509,60 @@ def test_an_unjoined_message_reads_as_its_joined_parts() -> None:
     assert len(message) == 107
     assert message.parts[2] is chunk
     assert bytes(message) == b"\0\0\0\0\x66\x12\x64" + chunk
+
+
+def frames_on_the_wire() -> list[Frame]:
+    """Frames as a server receives them: large and small DATA frames (one padded, one ending
+    its stream), a PING and a WINDOW_UPDATE between them."""
+    large = DataFrame(1, os.urandom(300 * 1024))
+    padded = DataFrame(3, os.urandom(100 * 1024), flags=["PADDED"], pad_length=7)
+    ending = DataFrame(1, os.urandom(GATHER_FROM_BYTES), flags=["END_STREAM"])
+    return [
+        large,
+        DataFrame(3, b"small"),
+        PingFrame(0, b"8 bytes!"),
+        padded,
+        WindowUpdateFrame(0, window_increment=1000),
+        ending,
+        DataFrame(5, os.urandom(GATHER_FROM_BYTES - 1)),
+    ]
+
+
+def parsed(buffer: FrameBuffer, pieces: list[bytes]) -> list[tuple[str, bytes]]:
+    buffer.max_frame_size = 2 * MiB
+    frames: list[tuple[str, bytes]] = []
+    for piece in pieces:
+        buffer.add_data(piece)
+        frames += [(repr(frame), frame.serialize()) for frame in buffer]
+    return frames
+
+
+@pytest.mark.parametrize("piece_size", [1000, 16384, 65536, 256 * 1024, 4 * MiB])
+def test_frames_read_in_pieces_are_the_frames_h2_reads(piece_size: int) -> None:
+    """However the bytes arrive, the tuned frame buffer yields the frames h2's yields, in the
+    same order and at the same moments: large DATA frames gathered piece by piece, the rest
+    parsed by h2."""
+    wire = b"".join(frame.serialize() for frame in frames_on_the_wire())
+    pieces = [wire[at : at + piece_size] for at in range(0, len(wire), piece_size)]
+    assert parsed(TunedFrameBuffer(), pieces) == parsed(FrameBuffer(), pieces)
+
+
+def test_a_large_data_frame_is_copied_once() -> None:
+    """A 1 MiB DATA frame arriving in 64 KiB pieces is joined once: the frame buffer holds
+    about one copy of it at its peak, where h2's held three."""
+    frame = DataFrame(1, os.urandom(MiB)).serialize()
+    pieces = [frame[at : at + 65536] for at in range(0, len(frame), 65536)]
+
+    def peak_while_parsing(buffer: FrameBuffer) -> int:
+        buffer.max_frame_size = 2 * MiB
+        tracemalloc.start()
+        try:
+            for piece in pieces:
+                buffer.add_data(piece)
+                list(buffer)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak_while_parsing(TunedFrameBuffer()) < 1.2 * MiB
+    assert peak_while_parsing(FrameBuffer()) > 2 * MiB

@@ -21,7 +21,7 @@ import functools
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from grpclib.config import Configuration
 from grpclib.protocol import (
@@ -40,6 +40,9 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.frame import DataFrame, Frame
 
 from ._unjoined import Unjoined
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer as BytesLike
 
 
 class CheaplyShownDataFrame(DataFrame):
@@ -64,8 +67,72 @@ class CheaplyShownDataFrame(DataFrame):
 CheaplyShownDataFrame.__name__ = DataFrame.__name__
 
 
+#: A DATA frame at least this large whose body is still arriving gathers it as it comes.
+GATHER_FROM_BYTES = 64 * 1024
+_PADDED_FLAG = 0x8
+
+
 class TunedFrameBuffer(FrameBuffer):
-    """h2's frame parser, yielding DATA frames that are cheap to show."""
+    """h2's frame parser, yielding DATA frames that are cheap to show, and a large DATA frame's
+    body copied once.
+
+    h2 appends every received piece to one buffer, then copies a complete frame's body out
+    of it and hyperframe copies that again into ``bytes``: three copies of each 1 MiB chunk.
+    Here, once the header of a large unpadded DATA frame has arrived, the pieces of its body
+    are kept as they arrive and joined once when the last arrives. Frames of any other kind,
+    small or padded ones, and malformed headers go through h2's own parsing.
+    """
+
+    def __init__(self, server: bool = False) -> None:
+        super().__init__(server=server)
+        #: The large DATA frame whose body is arriving, its pieces so far, the bytes missing.
+        self._gathering: DataFrame | None = None
+        self._pieces: list[bytes | memoryview] = []
+        self._missing = 0
+
+    def add_data(self, data: "BytesLike") -> None:
+        if not self._missing:
+            super().add_data(data)
+            return
+        view = memoryview(data)
+        taken = min(self._missing, len(view))
+        self._missing -= taken
+        self._pieces.append(view[:taken])
+        if taken < len(view):
+            super().add_data(view[taken:])
+
+    def __next__(self) -> Frame:
+        if self._gathering is not None:
+            if self._missing:
+                raise StopIteration
+            frame, self._gathering = self._gathering, None
+            frame.data = b"".join(self._pieces)
+            frame.body_len = len(frame.data)
+            self._pieces = []
+            return self._update_header_buffer(frame) or self.__next__()
+        if self._starts_large_data_frame():
+            raise StopIteration
+        return super().__next__()
+
+    def _starts_large_data_frame(self) -> bool:
+        """Whether the buffer starts with a large, unpadded, well-formed DATA frame that has
+        not fully arrived: if so, its body gathers from here on."""
+        data = self._data
+        if len(data) < 9 or data[3] != DataFrame.type or data[4] & _PADDED_FLAG:
+            return False
+        length = int.from_bytes(data[:3], "big")
+        stream_id = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+        arrived = len(data) - 9
+        if not stream_id or length < GATHER_FROM_BYTES or arrived >= length:
+            return False
+        self._validate_frame_length(length)
+        frame, _ = Frame.parse_frame_header(memoryview(bytes(data[:9])))
+        assert isinstance(frame, DataFrame)
+        self._gathering = frame
+        self._pieces = [bytes(data[9:])]
+        self._missing = length - arrived
+        data.clear()
+        return True
 
     def _update_header_buffer(self, f: Frame | None) -> Frame | None:
         if type(f) is DataFrame:
