@@ -566,3 +566,23 @@ def test_a_large_data_frame_is_copied_once() -> None:
 
     assert peak_while_parsing(TunedFrameBuffer()) < 1.2 * MiB
     assert peak_while_parsing(FrameBuffer()) > 2 * MiB
+
+
+def test_a_data_frame_trickled_in_tiny_pieces_holds_no_more_than_its_size() -> None:
+    """A peer that sends a large DATA frame a few bytes at a time does not make the buffer
+    keep an object per piece: what it holds stays within about twice the frame."""
+    frame = DataFrame(1, os.urandom(GATHER_FROM_BYTES)).serialize()
+    buffer = TunedFrameBuffer()
+    buffer.max_frame_size = 2 * MiB
+    tracemalloc.start()
+    try:
+        for at in range(0, len(frame) - 7, 7):
+            buffer.add_data(frame[at : at + 7])
+            assert not list(buffer)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * GATHER_FROM_BYTES
+    buffer.add_data(frame[at + 7 :])
+    (received,) = list(buffer)
+    assert received.serialize() == frame

@@ -69,6 +69,9 @@ CheaplyShownDataFrame.__name__ = DataFrame.__name__
 
 #: A DATA frame at least this large whose body is still arriving gathers it as it comes.
 GATHER_FROM_BYTES = 64 * 1024
+#: A gathered piece at least this large is kept as it came; smaller ones are copied together,
+#: so that a body trickled in tiny pieces costs no more memory than the body itself.
+KEEP_PIECE_FROM_BYTES = 16 * 1024
 _PADDED_FLAG = 0x8
 
 
@@ -79,15 +82,16 @@ class TunedFrameBuffer(FrameBuffer):
     h2 appends every received piece to one buffer, then copies a complete frame's body out
     of it and hyperframe copies that again into ``bytes``: three copies of each 1 MiB chunk.
     Here, once the header of a large unpadded DATA frame has arrived, the pieces of its body
-    are kept as they arrive and joined once when the last arrives. Frames of any other kind,
-    small or padded ones, and malformed headers go through h2's own parsing.
+    are kept as they arrive (small ones copied together) and joined once when the last
+    arrives. Frames of any other kind, small or padded ones, and malformed headers go through
+    h2's own parsing.
     """
 
     def __init__(self, server: bool = False) -> None:
         super().__init__(server=server)
         #: The large DATA frame whose body is arriving, its pieces so far, the bytes missing.
         self._gathering: DataFrame | None = None
-        self._pieces: list[bytes | memoryview] = []
+        self._pieces: list[bytes | bytearray | memoryview] = []
         self._missing = 0
 
     def add_data(self, data: "BytesLike") -> None:
@@ -97,7 +101,14 @@ class TunedFrameBuffer(FrameBuffer):
         view = memoryview(data)
         taken = min(self._missing, len(view))
         self._missing -= taken
-        self._pieces.append(view[:taken])
+        piece = view[:taken]
+        last = self._pieces[-1]
+        if taken >= KEEP_PIECE_FROM_BYTES:
+            self._pieces.append(piece)
+        elif last.__class__ is bytearray:
+            last += piece
+        else:
+            self._pieces.append(bytearray(piece))
         if taken < len(view):
             super().add_data(view[taken:])
 
@@ -129,7 +140,7 @@ class TunedFrameBuffer(FrameBuffer):
         frame, _ = Frame.parse_frame_header(memoryview(bytes(data[:9])))
         assert isinstance(frame, DataFrame)
         self._gathering = frame
-        self._pieces = [bytes(data[9:])]
+        self._pieces = [bytearray(data[9:])]
         self._missing = length - arrived
         data.clear()
         return True
