@@ -375,6 +375,18 @@ async def test_a_large_write_goes_out_at_once_after_what_is_pending_and_is_not_c
     assert recording.writes[1] is large
 
 
+async def test_a_closing_transport_takes_no_write_large_or_small() -> None:
+    """Once the transport is closing, a frame's header (a small write) and its body (a large
+    one) are both dropped: the peer never reads a body without its header."""
+    recording = RecordingTransport()
+    coalescing = CoalescingTransport(recording)
+    recording.closed = True
+    coalescing.write(b"header")
+    coalescing.write(b"x" * COALESCE_BELOW_BYTES)
+    await asyncio.sleep(0)
+    assert recording.writes == []
+
+
 async def test_closing_writes_what_is_pending_first_and_aborting_drops_it() -> None:
     """A GOAWAY written just before close reaches the peer; an abort sends nothing more."""
     recording = RecordingTransport()

@@ -389,7 +389,10 @@ class CoalescingTransport(asyncio.Transport):
             return
         if len(data) >= COALESCE_BELOW_BYTES:
             self.flush()
-            self._transport.write(data)
+            # Dropped, as flush drops small writes, once closing: a frame's body must not go
+            # out without the header written just before it.
+            if not self._transport.is_closing():
+                self._transport.write(data)
             return
         self._pending.append(bytes(data))
         if not self._scheduled:
