@@ -454,7 +454,7 @@ def test_a_data_frame_sent_unjoined_is_the_bytes_h2_sends(
     for connection in (by_h2, unjoined):
         connection.ping(b"8 bytes!")
     by_h2.send_data(1, b"".join(parts), end_stream=end_stream)
-    pieces = unjoined.send_data_unjoined(1, list(parts), sum(sizes), end_stream)
+    pieces = unjoined.send_data_unjoined(1, Unjoined(parts), end_stream)
     assert b"".join(pieces) == by_h2.data_to_send()
     assert all(any(piece is part for piece in pieces) for part in parts if part)
     assert unjoined.data_to_send() == b""

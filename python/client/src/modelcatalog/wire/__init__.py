@@ -34,7 +34,6 @@ from ._codec import Codec, Encoded, decode, encode, encode_with_items, fallback_
 from ._http2 import (
     CheaplyShownDataFrame,
     PacedBuffer,
-    PacedStream,
     TunedConnection,
     TunedFrameBuffer,
     TunedProtocol,
@@ -47,7 +46,6 @@ __all__ = [
     "Codec",
     "Encoded",
     "PacedBuffer",
-    "PacedStream",
     "TunedConnection",
     "TunedFrameBuffer",
     "TunedProtocol",

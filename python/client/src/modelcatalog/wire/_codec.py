@@ -92,7 +92,7 @@ def encode_with_items(message: MessageT, field: str, items: Iterable[bytes]) -> 
     for item in items:
         size = len(item)
         parts += (tag, SMALL_VARINTS[size] if size < 128 else varint(size), item)
-    parts.append(encode(message))
+    parts += _parts(message)
     return Encoded(cls, b"".join(parts))
 
 

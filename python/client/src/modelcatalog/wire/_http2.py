@@ -151,21 +151,6 @@ class TunedFrameBuffer(FrameBuffer):
         return super()._update_header_buffer(f)
 
 
-class _FrameBody:
-    """The body of a DATA frame, in parts, that h2 accounts for without holding its bytes: h2's
-    ``send_data`` reads only its length (flow control and frame size) of a body that is not a
-    ``memoryview``, before ``TunedConnection._prepare_for_sending`` writes the frame."""
-
-    __slots__ = ("parts", "size")
-
-    def __init__(self, parts: list[bytes | memoryview], size: int) -> None:
-        self.parts = parts
-        self.size = size
-
-    def __len__(self) -> int:
-        return self.size
-
-
 #: A frame header (RFC 9113 §4.1): 24-bit length, type, flags, stream identifier.
 _FRAME_HEADER = struct.Struct(">HBBBL")
 _END_STREAM_FLAG = 0x1
@@ -215,16 +200,16 @@ class TunedConnection(H2Connection):
             self.increment_flow_control_window(opened)
 
     def send_data_unjoined(
-        self, stream_id: int, parts: list[bytes | memoryview], size: int, end_stream: bool
+        self, stream_id: int, body: Unjoined, end_stream: bool
     ) -> list[bytes | memoryview]:
-        """What to write to send one DATA frame whose body is ``parts`` (``size`` bytes):
-        whatever h2 had queued, the frame's header, then the parts themselves.
+        """What to write to send one DATA frame whose body is ``body``: whatever h2 had
+        queued, the frame's header, then the body's parts themselves.
 
         h2's ``send_data`` checks the windows and frame size and moves the stream's state as
-        for any frame, but its body is never copied: hyperframe's serialisation, h2's output
+        for any frame: of a body that is not a ``memoryview`` it reads only the length, which
+        an ``Unjoined`` has. The body is never copied: hyperframe's serialisation, h2's output
         buffer and ``data_to_send`` each copied it once.
         """
-        body = _FrameBody(parts, size)
         self.send_data(stream_id, body, end_stream=end_stream)  # type: ignore[arg-type]  # sized
         pieces, self._unjoined = self._unjoined, []
         return pieces
@@ -232,7 +217,7 @@ class TunedConnection(H2Connection):
     def _prepare_for_sending(self, frames: list[Frame]) -> None:
         frame = frames[0] if len(frames) == 1 else None
         body: object = frame.data if type(frame) is DataFrame else None
-        if not isinstance(body, _FrameBody):
+        if not isinstance(body, Unjoined):
             super()._prepare_for_sending(frames)
             return
         assert frame is not None
@@ -326,8 +311,8 @@ class PacedStream(Stream):
                 continue  # other streams may have taken the window meanwhile: look again
             size = min(window, h2.max_outbound_frame_size, remaining)
             remaining -= size
-            body = _take(parts, size)
-            for piece in h2.send_data_unjoined(self.id, body, size, end_stream and not remaining):
+            body = Unjoined(_take(parts, size))
+            for piece in h2.send_data_unjoined(self.id, body, end_stream and not remaining):
                 self._transport.write(piece)
             self.data_sent += size
             self.connection.data_sent += size

@@ -3,6 +3,8 @@ on the way to the socket."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 #: A message with a part at least this large is sent unjoined; smaller parts would be joined
 #: by the transport's write coalescing anyway (``_http2.COALESCE_BELOW_BYTES``).
 UNJOINED_PART_BYTES = 64 * 1024
@@ -19,12 +21,16 @@ class Unjoined:
     not add an ``Unjoined``, so Python asks ``__radd__``, which takes the prefix as one more
     part.
 
-    Parts are ``bytes`` (immutable): the transport may still hold them after the write.
+    A DATA frame's body is one too: the parts of the message it spans, some of them views
+    of a part cut at a frame's end.
+
+    Parts are ``bytes`` or views of them (immutable): the transport may still hold them after
+    the write.
     """
 
     __slots__ = ("parts", "size")
 
-    def __init__(self, parts: list[bytes]) -> None:
+    def __init__(self, parts: Sequence[bytes | memoryview]) -> None:
         self.parts = parts
         self.size = sum(map(len, parts))
 

@@ -6,7 +6,10 @@ of 100 models costs betterproto's constructors about 4 ms, more than the databas
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import operator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from modelcatalog import v1, wire
@@ -121,6 +124,10 @@ REMEMBERED_MODELS = 4096
 #: remembered, so the memory the encodings hold stays small (under 16 MiB) whatever is stored.
 REMEMBERED_TEXT_CHARACTERS = 256
 _remembered_models: Recent[tuple[object, ...], bytes] = Recent(REMEMBERED_MODELS)
+#: Every field of a model's record but the caller's role: what its encoding is made of.
+_encoded_fields_of: Callable[[ModelRecord], tuple[object, ...]] = operator.attrgetter(
+    *(field.name for field in dataclasses.fields(ModelRecord) if field.name != "caller_role")
+)
 
 
 def encoded_model(record: ModelRecord) -> bytes:
@@ -130,16 +137,7 @@ def encoded_model(record: ModelRecord) -> bytes:
     key; a model that is gone is dropped in its turn."""
     if len(record.name) + len(record.description) > REMEMBERED_TEXT_CHARACTERS:
         return wire.encode(model(record))
-    key = (
-        record.id,
-        record.folder_id,
-        record.name,
-        record.description,
-        record.creator_username,
-        record.created_us,
-        record.latest_version,
-        record.updated_us,
-    )
+    key = _encoded_fields_of(record)
     encoded = _remembered_models.get(key, 0.0)
     if encoded is None:
         encoded = wire.encode(model(record))
