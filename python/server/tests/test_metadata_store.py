@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
+import json
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -550,18 +553,29 @@ async def test_a_page_of_models_is_chosen_from_the_folder_order_index(
     assert index_read + (" AND (created_us,id)>(?,?))" if after else ")") in steps, steps
 
 
-async def test_lists_read_their_rows_in_one_driver_call(
+async def test_lists_read_each_page_from_sqlite_in_one_step(
     store: MetadataStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Folder, model, member and version lists fetch all their rows at once, never one by one
-    (a Python loop per row, and the GIL given up and taken back for each)."""
+    """Folder, model, member, version and alias lists get a whole page from SQLite as one row
+    (a JSON array), never a row per driver step: SQLite's driver gives up the GIL around each
+    step and must win it back from the event loop and the other pool threads."""
     w = await _shared_world(store)
     alice, folder, model = w["alice"].id, w["bob_shared"].id, w["shared_model"].id
+    rows_read: list[Any] = []
+    read_one = CursorFetchStrategy.fetchone
 
-    def one_by_one(*_args: object) -> None:
-        raise AssertionError("a list fetched its rows one by one")
+    def recorded(*args: Any) -> Any:
+        row = read_one(*args)
+        if row is not None:
+            rows_read.append(tuple(row))
+        return row
 
-    monkeypatch.setattr(CursorFetchStrategy, "fetchone", one_by_one)
+    def many_rows(*_args: object) -> None:
+        raise AssertionError("a list read its page a row per driver step")
+
+    monkeypatch.setattr(CursorFetchStrategy, "fetchone", recorded)
+    monkeypatch.setattr(CursorFetchStrategy, "fetchall", many_rows)
+    monkeypatch.setattr(CursorFetchStrategy, "fetchmany", many_rows)
 
     def every_list(tx: Transaction) -> list[int]:
         return [
@@ -569,9 +583,49 @@ async def test_lists_read_their_rows_in_one_driver_call(
             len(tx.models_for(alice, None, None, 10)),
             len(tx.members(folder, None, 10)),
             len(tx.versions(model, None, 10)),
+            len(tx.aliases(model, None, 10)),
         ]
 
-    assert await store.read(every_list) == [2, 2, 2, 0]
+    assert await store.read(every_list) == [2, 2, 2, 0, 0]
+    assert [len(json.loads(row[0])) for row in rows_read] == [2, 2, 2, 0, 0]
+
+
+async def test_a_page_read_as_one_row_holds_the_rows_the_query_gives(store: MetadataStore) -> None:
+    """The JSON page is the query's own rows, value for value and in its order: text of any
+    kind (quotes, backslashes, control characters, non-ASCII, the empty string) and 64-bit
+    integers, over several pages of models inserted in shuffled order."""
+    owner = await _new_user(store, "owner")
+    names = ['a "quoted" \\name', "tab\there\nline", "ünï-cödé ✓", "x" * 300, "", "0", "[1]"]
+
+    def create(tx: Transaction) -> str:
+        folder = tx.insert_folder(owner, "f", "")
+        for index in random.Random(7).sample(range(40), 40):
+            model = tx.insert_model(folder, owner, f"m{index}", names[index % len(names)])
+            tx.connection.execute(
+                models.update()
+                .where(models.c.id == model.id)
+                .values(created_us=2**62 + index % 5, updated_us=2**63 - 1 - index)
+            )
+        return folder.id
+
+    folder_id = await store.write(create)
+
+    def both(after: Any, tx: Transaction) -> tuple[list[ModelRecord], list[ModelRecord]]:
+        parameters: dict[str, Any] = {"caller": owner.id, "limit": 15, "folder_id": folder_id}
+        parameters.update(metadata_module._position(after))
+        page = metadata_module._models_page(True, after is not None, False)
+        plain = [metadata_module._model(row) for row in tx.connection.execute(page, parameters)]
+        return tx.models_for(owner.id, folder_id, after, 15), plain
+
+    after, seen = None, 0
+    while True:
+        listed, plain = await store.read(functools.partial(both, after))
+        assert listed == plain
+        seen += len(listed)
+        if len(listed) < 15:
+            break
+        after = (listed[-1].created_us, listed[-1].id)
+    assert seen == 40
 
 
 # Concurrency
