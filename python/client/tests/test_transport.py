@@ -23,7 +23,14 @@ from h2.events import DataReceived, RemoteSettingsChanged, StreamEnded, WindowUp
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes
 from h2.stream import H2Stream
-from hyperframe.frame import DataFrame, Frame, PingFrame, WindowUpdateFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    Frame,
+    HeadersFrame,
+    PingFrame,
+    WindowUpdateFrame,
+)
 
 from modelcatalog import AsyncClient, ServerError, v1
 from modelcatalog._transport import (
@@ -192,6 +199,44 @@ def test_received_data_frames_show_as_hyperframe_shows_them(
     assert isinstance(received, DataFrame)
     assert repr(received) == repr(frame)
     assert sdk._frame_dispatch_table[type(received)] == sdk._receive_data_frame
+
+
+@pytest.mark.parametrize("block_size", [2, 10, 11, 1200])
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("extra_flags", [[], ["PRIORITY"], ["PADDED"]])
+def test_received_headers_frames_show_as_h2_shows_them(
+    block_size: int, split: bool, extra_flags: list[str]
+) -> None:
+    """A HEADERS frame the SDK reads, whole or completed by a CONTINUATION frame, shows
+    exactly as h2's own parser shows it, without hex-encoding the whole header block."""
+    block = os.urandom(block_size)
+    first, rest = (block[: block_size // 2], block[block_size // 2 :]) if split else (block, b"")
+    flags = ["END_STREAM", *extra_flags, *([] if split else ["END_HEADERS"])]
+    headers = HeadersFrame(1, first, flags=flags, pad_length=5 if "PADDED" in flags else 0)
+    if "PRIORITY" in flags:
+        headers.depends_on, headers.stream_weight, headers.exclusive = 3, 200, True
+    wire = headers.serialize()
+    if split:
+        wire += ContinuationFrame(1, rest, flags=["END_HEADERS"]).serialize()
+    sdk = TunedConnection(
+        H2Configuration(client_side=True),
+        max_frame_size=2 << 20,
+        stream_window=4 << 20,
+        connection_window=4 << 20,
+    )
+    (received,) = parsed(sdk.incoming_buffer, [wire])
+    (read_by_h2,) = parsed(FrameBuffer(), [wire])
+    assert received == read_by_h2
+    assert f"data=<hex:{block[:10].hex()}" in received[0]
+    (frame,) = _frames_read(sdk.incoming_buffer, wire)
+    assert type(frame) is not HeadersFrame
+    assert sdk._frame_dispatch_table[type(frame)] == sdk._receive_headers_frame
+
+
+def _frames_read(buffer: FrameBuffer, wire: bytes) -> list[Frame]:
+    buffer.max_frame_size = 2 * MiB
+    buffer.add_data(wire)
+    return list(buffer)
 
 
 _PAGE_FAULTS_OF_BUFFERS = """

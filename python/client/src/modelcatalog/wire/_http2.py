@@ -13,7 +13,7 @@ keeps its waiting and counters) and how ``grpclib.stream.send_message`` prefixes
 result; h2's ``H2Connection.incoming_buffer``, ``_frame_dispatch_table``,
 ``max_inbound_frame_size`` and ``_prepare_for_sending``, ``FrameBuffer._update_header_buffer``,
 and that ``send_data`` reads only the length of a body that is not a ``memoryview``;
-hyperframe's ``DataFrame._body_repr``.
+hyperframe's ``DataFrame._body_repr`` and ``HeadersFrame._body_repr``.
 """
 
 import asyncio
@@ -37,12 +37,20 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.frame_buffer import FrameBuffer
 from h2.settings import SettingCodes, Settings
-from hyperframe.frame import DataFrame, Frame
+from hyperframe.frame import DataFrame, Frame, HeadersFrame
 
 from ._unjoined import Unjoined
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer as BytesLike
+
+
+def _shown_head(head: bytes, size: int) -> str:
+    """What hyperframe's ``_raw_data_repr`` shows of ``size`` bytes that start with ``head``
+    (their first 10 bytes, or all of them if fewer), without hex-encoding the rest."""
+    if not size:
+        return "None"
+    return "<hex:" + head.hex() + ("..." if size > 10 else "") + ">"
 
 
 class CheaplyShownDataFrame(DataFrame):
@@ -57,14 +65,30 @@ class CheaplyShownDataFrame(DataFrame):
     def _body_repr(self) -> str:
         padding_data = self.serialize_padding_data()
         size = len(padding_data) + len(self.data) + self.pad_length
-        if not size:
-            return "None"
         head = (padding_data + bytes(self.data[:10]) + b"\0" * min(self.pad_length, 10))[:10]
-        return "<hex:" + head.hex() + ("..." if size > 10 else "") + ">"
+        return _shown_head(head, size)
 
 
-# repr(frame) starts with the class name: the frame still reads as a DataFrame.
+class CheaplyShownHeadersFrame(HeadersFrame):
+    """A HEADERS frame shown as hyperframe shows it, from its header block's first 10 bytes
+    (hyperframe hex-encodes the whole block, a kilobyte with a bearer token, for every call)."""
+
+    def _body_repr(self) -> str:
+        return (
+            f"exclusive={self.exclusive}, depends_on={self.depends_on}, "
+            f"stream_weight={self.stream_weight}, "
+            f"data={_shown_head(self.data[:10], len(self.data))}"
+        )
+
+
+# repr(frame) starts with the class name: the frames still read as hyperframe's.
 CheaplyShownDataFrame.__name__ = DataFrame.__name__
+CheaplyShownHeadersFrame.__name__ = HeadersFrame.__name__
+#: The frames h2 reads, by hyperframe's class, and the class they are read as.
+_CHEAPLY_SHOWN: dict[type[Frame], type[Frame]] = {
+    DataFrame: CheaplyShownDataFrame,
+    HeadersFrame: CheaplyShownHeadersFrame,
+}
 
 
 #: A DATA frame at least this large whose body is still arriving gathers it as it comes.
@@ -146,9 +170,10 @@ class TunedFrameBuffer(FrameBuffer):
         return True
 
     def _update_header_buffer(self, f: Frame | None) -> Frame | None:
-        if type(f) is DataFrame:
-            f.__class__ = CheaplyShownDataFrame
-        return super()._update_header_buffer(f)
+        frame = super()._update_header_buffer(f)
+        if frame is not None:
+            frame.__class__ = _CHEAPLY_SHOWN.get(frame.__class__, frame.__class__)
+        return frame
 
 
 #: A frame header (RFC 9113 §4.1): 24-bit length, type, flags, stream identifier.
@@ -162,7 +187,8 @@ class TunedConnection(H2Connection):
     The SETTINGS frame every connection starts with advertises ``max_frame_size`` and the
     ``stream_window``, which h2 applies to received frames at once (a peer may send large
     frames only after reading them); the connection window is opened right after it. DATA
-    frames the peer sends are read as ``CheaplyShownDataFrame``; DATA frames sent through
+    and HEADERS frames the peer sends are read as ``CheaplyShownDataFrame`` and
+    ``CheaplyShownHeadersFrame``; DATA frames sent through
     ``send_data_unjoined`` leave their body's bytes where they are.
     """
 
@@ -190,7 +216,8 @@ class TunedConnection(H2Connection):
         self._connection_window = connection_window
         self.incoming_buffer = TunedFrameBuffer(server=not config.client_side)
         # h2 dispatches received frames by their exact class.
-        self._frame_dispatch_table[CheaplyShownDataFrame] = self._frame_dispatch_table[DataFrame]
+        for shown, cheaply_shown in _CHEAPLY_SHOWN.items():
+            self._frame_dispatch_table[cheaply_shown] = self._frame_dispatch_table[shown]
         self._unjoined: list[bytes | memoryview] = []
 
     def initiate_connection(self) -> None:
