@@ -11,6 +11,7 @@ from grpclib.exceptions import GRPCError
 from server_testing import VIEWER, Api, expect_error
 
 from modelcatalog import v1
+from modelcatalog_server.app import LOG_FORMAT, LOG_FORMAT_WITH_PID, _LogFormatter
 from modelcatalog_server.domain.accounts import Accounts
 
 
@@ -29,6 +30,17 @@ async def test_one_access_log_line_per_call_without_secrets(
     text = caplog.text
     assert "secret password" not in text
     assert alice.token not in text
+
+
+@pytest.mark.parametrize("fmt", [LOG_FORMAT, LOG_FORMAT_WITH_PID])
+def test_log_lines_read_as_the_standard_formatter_writes_them(fmt: str) -> None:
+    """The server's formatter, which formats the time of day once a second, writes every line
+    as logging's own formatter does: within a second, across seconds, at any millisecond."""
+    ours, standard = _LogFormatter(fmt), logging.Formatter(fmt)
+    for created in (1_700_000_000.0, 1_700_000_000.9996, 1_700_000_001.25, 1_700_003_600.5):
+        record = logging.LogRecord("modelcatalog_server.access", logging.INFO, "", 0, "x", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000 // 1
+        assert ours.format(record) == standard.format(record)
 
 
 async def test_unexpected_failures_are_internal_and_hide_details(
