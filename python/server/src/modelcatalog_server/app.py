@@ -92,10 +92,12 @@ class _LogFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         if datefmt is not None:
             return super().formatTime(record, datefmt)
-        second = int(record.created)
-        if self._second[0] != second:
-            self._second = (second, time.strftime(self.default_time_format, self.converter(second)))
-        stamp, msec_format = self._second[1], self.default_msec_format
+        second, stamp = self._second
+        if second != int(record.created):
+            second = int(record.created)
+            stamp = time.strftime(self.default_time_format, self.converter(second))
+            self._second = (second, stamp)
+        msec_format = self.default_msec_format
         return msec_format % (stamp, record.msecs) if msec_format else stamp
 
 

@@ -1039,13 +1039,15 @@ class Transaction:
         return self.connection.dialect.name
 
     def _page_rows(self, page: Select[Any], parameters: dict[str, Any]) -> Sequence[Sequence[Any]]:
-        """The rows of ``page``, a list page (ORDER BY, LIMIT) of text, number and NULL columns.
+        """The rows of ``page``, a list page (ORDER BY, LIMIT) of text, integer and NULL columns
+        whose statement is built once (wrapping it costs about as much as building it).
 
         SQLite's driver lets go of the GIL around each row it steps and must win it back from
         the event loop and the other pool threads: under load a page of 100 models cost its
         pool thread three times the CPU of the query itself, and tens of milliseconds of
         waiting. SQLite gives the page as one JSON array instead, one step; PostgreSQL's driver
-        reads a result whole.
+        reads a result whole. (Not for REAL or BLOB columns: JSON keeps 15 significant digits
+        of a REAL and cannot hold a BLOB.)
         """
         if self._dialect != "sqlite":
             return self.connection.execute(page, parameters).all()
@@ -1496,9 +1498,11 @@ class Transaction:
         if query == EVERY_MODEL:  # the common list, a statement compiled once
             page = _models_page(folder_id is not None, after is not None, limited)
             parameters.update(_position(after))
+            rows = self._page_rows(page, parameters)
         else:
             page = _matching_models(query, folder_id is not None, after, self._dialect, limited)
-        return [_model(row) for row in self._page_rows(page, parameters)]
+            rows = self.connection.execute(page, parameters).all()
+        return [_model(row) for row in rows]
 
     def update_model(self, model_id: str, name: str, description: str, updated_us: int) -> None:
         """Sets the model's name and description; UniqueViolation if its folder holds another
@@ -1582,9 +1586,11 @@ class Transaction:
             page = _versions_page(before is not None)
             if before is not None:
                 parameters["before"] = before
+            rows = self._page_rows(page, parameters)
         else:
             page = _matching_versions(query, before, self._dialect)
-        return [_version(row) for row in self._page_rows(page, parameters)]
+            rows = self.connection.execute(page, parameters).all()
+        return [_version(row) for row in rows]
 
     def update_version(
         self,
