@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -366,6 +367,57 @@ async def test_several_checks_in_flight_from_one_address_make_the_next_suspect(
     hasher.release.set()
     await asyncio.gather(*calls)
     assert hasher.lanes == [False, False, True]
+
+
+async def test_a_crowded_address_is_refused_before_its_database_read_when_its_lane_is_full(
+    store: MetadataStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With its checks filling the suspect lane, an address's next sign-in is refused
+    OVERLOADED without touching the database; the held checks then all answer."""
+    held = threading.Event()
+    real_checkpw = bcrypt.checkpw
+
+    def held_checkpw(password: bytes, hashed: bytes) -> bool:
+        held.wait()
+        return real_checkpw(password, hashed)
+
+    hasher = PasswordHasher(cost=4, max_threads=2, suspect_threads=1, max_queued_suspect=0)
+    accounts = make_accounts(store, hasher, clock)
+    reads = 0
+    real_read = store.read
+
+    async def counted_read(step: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_read(step)
+
+    try:
+        await accounts.sign_up("alice", PASSWORD, OWNER)
+        monkeypatch.setattr(bcrypt, "checkpw", held_checkpw)
+        monkeypatch.setattr(store, "read", counted_read)
+        # Two clean checks, then a suspect one that takes the suspect lane's only thread.
+        calls = [asyncio.create_task(accounts.sign_in("alice", PASSWORD, OWNER)) for _ in range(3)]
+        try:
+            assert await poll_until(lambda: reads == 3 and not suspect_lane_has_room(hasher))
+            with pytest.raises(ResourceExhausted) as refused:
+                await accounts.sign_in("alice", PASSWORD, OWNER)
+            assert refused.value.reason == "OVERLOADED"
+            assert reads == 3
+        finally:
+            held.set()
+        signed_in = await asyncio.gather(*calls)
+        assert [each.user.username for each in signed_in] == ["alice"] * 3
+    finally:
+        hasher.close()
+
+
+def suspect_lane_has_room(hasher: PasswordHasher) -> bool:
+    """Whether the suspect lane would take another check now."""
+    try:
+        hasher.refuse_when_busy(suspect=True)
+    except ResourceExhausted:
+        return False
+    return True
 
 
 # Cost changes

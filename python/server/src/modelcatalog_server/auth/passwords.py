@@ -59,14 +59,18 @@ class _Lane:
         self._max_in_flight = threads + max_queued
         self._in_flight = 0
 
-    async def run(self, function: Callable[..., T], *args: object) -> T:
-        """Runs bcrypt work in the pool; refuses it when the queue is full, so a flood of
-        sign-ins is turned away instead of delaying every later one without bound."""
+    def refuse_when_full(self) -> None:
+        """Refuses (OVERLOADED) work beyond the threads and the queue bound."""
         if self._in_flight >= self._max_in_flight:
             raise ResourceExhausted(
                 "the server is checking too many passwords at once; retry in a moment",
                 reason="OVERLOADED",
             )
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        """Runs bcrypt work in the pool; refuses it when the queue is full, so a flood of
+        sign-ins is turned away instead of delaying every later one without bound."""
+        self.refuse_when_full()
         self._in_flight += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(self.pool, function, *args)
@@ -134,6 +138,11 @@ class PasswordHasher:
             bcrypt.checkpw, secret[:BCRYPT_MAX_PASSWORD_BYTES], password_hash.encode()
         )
         return matches and fits
+
+    def refuse_when_busy(self, *, suspect: bool) -> None:
+        """Refuses (OVERLOADED) at once a check that its lane could not take now, so that a
+        caller sure to land there is turned away before any other work is done for it."""
+        (self._suspect if suspect else self._clean).refuse_when_full()
 
     def close(self) -> None:
         """Stops the worker threads once their current work is done."""

@@ -71,6 +71,8 @@ class PasswordHasher(Protocol):
 
     def cost_of(self, password_hash: str) -> int | None: ...
 
+    def refuse_when_busy(self, *, suspect: bool) -> None: ...
+
     async def use_dummy_cost(self, cost: int) -> None: ...
 
 
@@ -137,7 +139,8 @@ class Accounts:
         """The account whose credentials these are; one error for every kind of mismatch.
 
         ``peer`` is the caller's network address (None when unknown). A throttled attempt
-        fails before any bcrypt work; the others each count for throttling and, when
+        fails before any bcrypt work, and one from a crowded address whose lane is full before
+        any database work; the others each count for throttling and, when
         ``audited``, are recorded as sign-ins.
         """
         validation.present("username", username)
@@ -147,6 +150,10 @@ class Accounts:
         # even compare text holding NUL) and fails as an unknown one, after the same hashing.
         can_exist = validation.USERNAME_PATTERN.fullmatch(username) is not None
         try:
+            if self._guard.crowded(attempt.peer_key):
+                # A flood from one address: turned away before its database read when its
+                # check would be refused anyway, so it cannot fill the database's queue.
+                self._hasher.refuse_when_busy(suspect=True)
             attempt, credentials = await self._store.read(
                 lambda tx: (
                     self._guard.admit(tx, attempt),

@@ -201,11 +201,16 @@ class SignInGuard:
             if not self._pending[key]:
                 del self._pending[key]
 
+    def crowded(self, peer: str) -> bool:
+        """Whether ``peer`` (a key) has so many password checks in flight that its next one
+        belongs in the suspect lane, whatever its record."""
+        return self._in_flight[peer] >= SUSPECT_IN_FLIGHT_PER_PEER
+
     @contextmanager
     def checking(self, peer: str) -> Iterator[bool]:
         """Counts a password check in flight for ``peer`` (a key) while the block runs; yields
         whether the address already had so many that this one belongs in the suspect lane."""
-        crowded = self._in_flight[peer] >= SUSPECT_IN_FLIGHT_PER_PEER
+        crowded = self.crowded(peer)
         self._in_flight[peer] += 1
         try:
             yield crowded
