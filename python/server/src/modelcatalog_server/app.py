@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import gc
 import hashlib
 import logging
 import os
@@ -534,13 +535,33 @@ async def serve_until_stopped(
         try:
             await server.start(listener, app.tls)
             bound = ListenAddress(settings.listen.host, listener.getsockname()[1])
-            on_listening(bound, app.tls_note, settings.event_loop)
-            await server.wait_closed()
+            with startup_objects_left_out_of_collections():
+                on_listening(bound, app.tls_note, settings.event_loop)
+                await server.wait_closed()
         finally:
             for signal_number in stop_signals:
                 loop.remove_signal_handler(signal_number)
             drain.cancel()
     log.info("stopped")
+
+
+@contextmanager
+def startup_objects_left_out_of_collections() -> Iterator[None]:
+    """Keeps every object alive once the application is built (modules, the ORM's and
+    grpclib's tables, the services) out of reach of the cyclic garbage collector while the
+    block runs (``gc.freeze``).
+
+    They live as long as the server, yet each full collection walked all of them on the event
+    loop: about 100 ms with every call waiting, each time connections closing asked for one
+    (``transport``) and at each automatic full collection. The collector now only walks what
+    calls and connections created since.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _Drain:
