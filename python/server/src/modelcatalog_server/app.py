@@ -62,7 +62,6 @@ from .storage.faults import StorageFault
 from .storage.locations import BlobLocation
 from .storage.metadata import MetadataStore
 from .storage.migrations import SchemaTooNew
-from .storage.s3 import open_s3_blob_store
 from .tls import CertificateError, ensure_self_signed
 from .transport import (
     RequestGuards,
@@ -258,6 +257,10 @@ async def open_storage(settings: Settings) -> tuple[MetadataStore, BlobStore]:
 async def open_blob_store(location: BlobLocation, max_blob_bytes: int) -> BlobStore:
     """The blob store at ``location``, for blobs of up to ``max_blob_bytes``."""
     if location.directory is None:
+        # Imported only for S3: the AWS client and its HTTP stack take half a second to
+        # import, a cost every start of an embedded server would pay for nothing.
+        from .storage.s3 import open_s3_blob_store
+
         return await open_s3_blob_store(location.url, max_blob_bytes=max_blob_bytes)
     return LocalBlobStore(location.directory)
 
