@@ -101,13 +101,17 @@ def _asyncpg_dsn(url: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def fresh_database(admin_url: str, *, drop: bool = True) -> AsyncIterator[str]:
-    """The URL of a new, empty database in the cluster, dropped afterwards unless ``drop`` is
-    false (the throwaway cluster goes as a whole)."""
+async def fresh_database(
+    admin_url: str, *, drop: bool = True, template: str | None = None
+) -> AsyncIterator[str]:
+    """The URL of a new database in the cluster, empty or a copy of the database ``template``
+    (which nobody may be connected to), dropped afterwards unless ``drop`` is false (the
+    throwaway cluster goes as a whole)."""
     name = f"test_{uuid.uuid4().hex}"
+    copied = f' TEMPLATE "{template}"' if template else ""
     admin = await asyncpg.connect(_asyncpg_dsn(admin_url))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"{copied}')
         try:
             yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         finally:
