@@ -414,7 +414,7 @@ async def test_a_crowded_address_is_refused_before_its_database_read_when_its_la
 def suspect_lane_has_room(hasher: PasswordHasher) -> bool:
     """Whether the suspect lane would take another check now."""
     try:
-        hasher.refuse_when_busy(suspect=True)
+        hasher.refuse_when_suspect_lane_full()
     except ResourceExhausted:
         return False
     return True

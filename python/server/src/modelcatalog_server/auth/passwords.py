@@ -139,10 +139,10 @@ class PasswordHasher:
         )
         return matches and fits
 
-    def refuse_when_busy(self, *, suspect: bool) -> None:
-        """Refuses (OVERLOADED) at once a check that its lane could not take now, so that a
+    def refuse_when_suspect_lane_full(self) -> None:
+        """Refuses (OVERLOADED) at once a check the suspect lane could not take now, so that a
         caller sure to land there is turned away before any other work is done for it."""
-        (self._suspect if suspect else self._clean).refuse_when_full()
+        self._suspect.refuse_when_full()
 
     def close(self) -> None:
         """Stops the worker threads once their current work is done."""

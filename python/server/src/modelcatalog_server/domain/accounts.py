@@ -71,7 +71,7 @@ class PasswordHasher(Protocol):
 
     def cost_of(self, password_hash: str) -> int | None: ...
 
-    def refuse_when_busy(self, *, suspect: bool) -> None: ...
+    def refuse_when_suspect_lane_full(self) -> None: ...
 
     async def use_dummy_cost(self, cost: int) -> None: ...
 
@@ -153,7 +153,7 @@ class Accounts:
             if self._guard.crowded(attempt.peer_key):
                 # A flood from one address: turned away before its database read when its
                 # check would be refused anyway, so it cannot fill the database's queue.
-                self._hasher.refuse_when_busy(suspect=True)
+                self._hasher.refuse_when_suspect_lane_full()
             attempt, credentials = await self._store.read(
                 lambda tx: (
                     self._guard.admit(tx, attempt),

@@ -17,7 +17,8 @@ username from that address only: it does not reset what the address did to other
 nor what other addresses did to this one.
 
 The same records choose the bcrypt lane (``auth.passwords``): an address with recent failures,
-or with several password checks already in flight, is *suspect*.
+or with several password checks already in flight, is *suspect*; while the suspect lane is
+full, such an address is refused (OVERLOADED) before its database read.
 """
 
 from __future__ import annotations
