@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 from dataclasses import replace
@@ -69,6 +70,29 @@ async def test_readiness_is_part_of_every_health_status(
     assert await health(channel, service) == HealthCheckResponse.SERVING
     app.readiness.set(False)
     assert await health(channel, service) == HealthCheckResponse.NOT_SERVING
+
+
+async def test_the_objects_built_at_startup_are_left_out_of_collections_while_serving(
+    settings: Settings,
+) -> None:
+    """While the server serves, what its startup built is out of the garbage collector's
+    walks (a full collection of it stalled every call for about 100 ms); once it stopped, the
+    process collects as before."""
+    frozen_while_serving: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    serving = replace(settings, listen=ListenAddress("127.0.0.1", 0))
+    server = asyncio.create_task(
+        serve_until_stopped(
+            serving,
+            on_listening=lambda *_: frozen_while_serving.set_result(gc.get_freeze_count()),
+        )
+    )
+    try:
+        assert await asyncio.wait_for(frozen_while_serving, 10) > 0
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(server, 10)
+    finally:
+        server.cancel()
+    assert gc.get_freeze_count() == 0
 
 
 async def test_a_signal_makes_health_not_serving_while_the_server_drains(

@@ -536,9 +536,9 @@ async def serve_until_stopped(
         for signal_number in stop_signals:
             loop.add_signal_handler(signal_number, drain.begin, signal_number)
         try:
-            await server.start(listener, app.tls)
-            bound = ListenAddress(settings.listen.host, listener.getsockname()[1])
             with startup_objects_left_out_of_collections():
+                await server.start(listener, app.tls)
+                bound = ListenAddress(settings.listen.host, listener.getsockname()[1])
                 on_listening(bound, app.tls_note, settings.event_loop)
                 await server.wait_closed()
         finally:
@@ -557,7 +557,9 @@ def startup_objects_left_out_of_collections() -> Iterator[None]:
     They live as long as the server, yet each full collection walked all of them on the event
     loop: about 100 ms with every call waiting, each time connections closing asked for one
     (``transport``) and at each automatic full collection. The collector now only walks what
-    calls and connections created since.
+    calls and connections created since. The price: a startup object that later ends up in a
+    reference cycle of garbage (a pooled connection replaced after a database restart) stays
+    in memory until the server stops. ``gc.freeze`` is process-wide: one server per process.
     """
     gc.collect()
     gc.freeze()
