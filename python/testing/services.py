@@ -19,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import asyncpg
 import pytest
@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 _SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 DATABASE_URL_VARIABLE = "MODELCATALOG_TEST_DATABASE_URL"
 BLOB_URL_VARIABLE = "MODELCATALOG_TEST_BLOB_URL"
+T = TypeVar("T")
 S3_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
 
 
@@ -116,9 +117,20 @@ async def fresh_database(
             yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         finally:
             if drop:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await _drop(admin, name)
     finally:
         await admin.close()
+
+
+async def _drop(admin: asyncpg.Connection, name: str) -> None:
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def in_own_loop(work: Coroutine[Any, Any, T]) -> T:
+    """What ``work`` returns, run on an event loop of its own: for code without an event loop,
+    or inside one."""
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, work).result()
 
 
 def new_database(admin_url: str) -> str:
@@ -128,5 +140,17 @@ def new_database(admin_url: str) -> str:
         async with fresh_database(admin_url, drop=False) as url:
             return url
 
-    with concurrent.futures.ThreadPoolExecutor(1) as thread:
-        return thread.submit(asyncio.run, create()).result()
+    return in_own_loop(create())
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    """Drops the database ``url`` names, for code without an event loop (or inside one)."""
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(_asyncpg_dsn(admin_url))
+        try:
+            await _drop(admin, str(make_url(url).database))
+        finally:
+            await admin.close()
+
+    in_own_loop(drop())

@@ -3,8 +3,6 @@ backend: SQLite in a temp dir and a fresh PostgreSQL database (``services`` in p
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,12 +11,22 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib.client import Channel
 from server_testing import Api, channel_for
-from services import POSTGRES, fresh_database, missing, new_database, running
+from services import (
+    POSTGRES,
+    drop_database,
+    fresh_database,
+    in_own_loop,
+    missing,
+    new_database,
+    running,
+)
 from sqlalchemy.engine import make_url
 
 from modelcatalog_server.app import Application, build_application
 from modelcatalog_server.config import Settings
 from modelcatalog_server.storage.metadata import MetadataStore
+
+NO_POSTGRES = "PostgreSQL is not installed: its leg of the tests is skipped"
 
 
 @pytest.fixture(scope="session")
@@ -44,28 +52,28 @@ def postgres_admin_url() -> Iterator[str | None]:
 
 
 @pytest.fixture(scope="session")
-def postgres_schema_template(postgres_admin_url: str | None) -> str | None:
+def postgres_schema_template(postgres_admin_url: str | None) -> Iterator[str]:
     """The name of a database migrated to the newest schema once for the session, which each
     test's database copies: migrating every test's database took most of a second of its
     setup. The migrations still run on PostgreSQL: here, once, and in every server process of
     the e2e-scaleout leg."""
     if postgres_admin_url is None:
-        return None
+        missing(NO_POSTGRES)
     url = new_database(postgres_admin_url)
 
     async def migrate() -> None:
         await (await MetadataStore.open(url)).close()
 
-    with concurrent.futures.ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, migrate()).result()
-    return make_url(url).database
+    try:
+        in_own_loop(migrate())
+        yield str(make_url(url).database)
+    finally:
+        drop_database(postgres_admin_url, url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def database_url(
-    request: pytest.FixtureRequest,
-    postgres_admin_url: str | None,
-    postgres_schema_template: str | None,
+    request: pytest.FixtureRequest, postgres_admin_url: str | None
 ) -> AsyncIterator[str]:
     """Empty for SQLite in the data directory, else a fresh PostgreSQL database with the
     newest schema."""
@@ -73,8 +81,9 @@ async def database_url(
         yield ""
         return
     if postgres_admin_url is None:
-        missing("PostgreSQL is not installed: its leg of the tests is skipped")
-    async with fresh_database(postgres_admin_url, template=postgres_schema_template) as url:
+        missing(NO_POSTGRES)
+    template = request.getfixturevalue("postgres_schema_template")
+    async with fresh_database(postgres_admin_url, template=template) as url:
         yield url
 
 
