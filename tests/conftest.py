@@ -5,9 +5,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import POSTGRES, SEAWEEDFS, missing, running
+from alone import alone_when_marked
+from services import POSTGRES, SEAWEEDFS, missing, running, share_with_workers
 
 from .server_process import scaled_out, write_signing_key
+
+__all__ = ["alone_when_marked"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On the scale-out leg, one PostgreSQL and one SeaweedFS for all the workers of a
+    distributed run."""
+    if scaled_out():
+        share_with_workers(config, POSTGRES, SEAWEEDFS)
 
 
 @pytest.fixture(scope="session", autouse=True)

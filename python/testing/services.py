@@ -97,6 +97,35 @@ def running(service: _Service) -> Iterator[dict[str, str] | None]:
             )
 
 
+class _StartedForWorkers:
+    """The services a pytest-xdist controller starts for its workers, from the start of its
+    session (before it spawns them) to its end (after they have stopped)."""
+
+    def __init__(self, services: tuple[_Service, ...]) -> None:
+        self._services = services
+        self._started = contextlib.ExitStack()
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self) -> None:
+        for service in self._services:
+            environment = self._started.enter_context(running(service))
+            if environment is not None:
+                os.environ.update(environment)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self) -> None:
+        self._started.close()
+
+
+def share_with_workers(config: pytest.Config, *services: _Service) -> None:
+    """Under pytest-xdist, starts ``services`` once, in the controller: its workers inherit
+    their variables, so ``running`` in a worker finds them instead of starting its own. Only for
+    services whose variables may be in every test's environment."""
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    config.pluginmanager.register(_StartedForWorkers(services))
+
+
 def _asyncpg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 

@@ -124,6 +124,7 @@ CLEAN_SIGN_INS = 3
 FLOOD_DEADLINE_SECONDS = 60.0
 
 
+@pytest.mark.alone("a clean caller's sign-ins must be answered while the flood loads the machine")
 async def test_a_flood_of_wrong_passwords_does_not_starve_a_clean_caller(
     tmp_path: Path, signing_key: Path
 ) -> None:
@@ -208,6 +209,7 @@ async def test_sign_in_rehashes_after_the_operator_changes_the_cost(
 RAISED_COST = 12
 
 
+@pytest.mark.alone("compares the time of the server's checks with one measured here")
 async def test_unknown_usernames_cost_what_the_stored_hashes_cost(
     tmp_path: Path, signing_key: Path
 ) -> None:

@@ -154,6 +154,7 @@ async def test_full_disk_refuses_writes_reports_not_serving_and_recovers(
 
 
 @pytest.mark.embedded_only("locks the SQLite file")
+@pytest.mark.alone("bounds the time to the UNAVAILABLE answer")
 async def test_database_locked_by_another_process_is_unavailable_within_the_bound(
     server: RunningServer,
 ) -> None:

@@ -19,6 +19,7 @@ from services import (
     missing,
     new_database,
     running,
+    share_with_workers,
 )
 from sqlalchemy.engine import make_url
 
@@ -27,6 +28,13 @@ from modelcatalog_server.config import Settings
 from modelcatalog_server.storage.metadata import MetadataStore
 
 NO_POSTGRES = "PostgreSQL is not installed: its leg of the tests is skipped"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One PostgreSQL cluster for all the workers of a distributed run (SeaweedFS, which one
+    module uses, is started by the worker that runs it: its AWS_* variables would reach moto's
+    tests)."""
+    share_with_workers(config, POSTGRES)
 
 
 @pytest.fixture(scope="session")

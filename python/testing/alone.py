@@ -1,0 +1,27 @@
+"""Tests marked ``alone`` run while no other test does, also when pytest-xdist spreads the tests
+over workers: they time the server or bound its latency, which another test's load would skew."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def alone_when_marked(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """A test marked ``alone`` holds a lock file of the run exclusively; every other test holds
+    it shared. Without workers, there is nothing to wait for."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield
+        return
+    # The directory above a worker's own temporary directory is the run's, shared by all.
+    lock_path = tmp_path_factory.getbasetemp().parent / "modelcatalog-alone.lock"
+    exclusive = request.node.get_closest_marker("alone") is not None
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
