@@ -14,14 +14,21 @@ import pytest
 def alone_when_marked(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[None]:
-    """A test marked ``alone`` holds a lock file of the run exclusively; every other test holds
-    it shared. Without workers, there is nothing to wait for."""
+    """A test marked ``alone`` holds the run's lock file exclusively; every other test holds it
+    shared. A gate, held while taking the lock, keeps new tests from taking it shared while a
+    marked test waits for the running ones to end. Without workers, there is nothing to wait
+    for."""
     if "PYTEST_XDIST_WORKER" not in os.environ:
         yield
         return
     # The directory above a worker's own temporary directory is the run's, shared by all.
-    lock_path = tmp_path_factory.getbasetemp().parent / "modelcatalog-alone.lock"
+    run_directory = tmp_path_factory.getbasetemp().parent
     exclusive = request.node.get_closest_marker("alone") is not None
-    with lock_path.open("a") as lock:
+    with (
+        (run_directory / "modelcatalog-alone.gate").open("a") as gate,
+        (run_directory / "modelcatalog-alone.lock").open("a") as lock,
+    ):
+        fcntl.flock(gate, fcntl.LOCK_EX)
         fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        fcntl.flock(gate, fcntl.LOCK_UN)
         yield

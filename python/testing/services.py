@@ -98,32 +98,34 @@ def running(service: _Service) -> Iterator[dict[str, str] | None]:
 
 
 class _StartedForWorkers:
-    """The services a pytest-xdist controller starts for its workers, from the start of its
-    session (before it spawns them) to its end (after they have stopped)."""
+    """The services a pytest-xdist controller starts for its workers: at the start of its
+    session, before it spawns them, until its configuration ends, after they have stopped
+    (also when a start fails or is interrupted)."""
 
-    def __init__(self, services: tuple[_Service, ...]) -> None:
+    def __init__(self, config: pytest.Config, services: tuple[_Service, ...]) -> None:
+        self._config = config
         self._services = services
-        self._started = contextlib.ExitStack()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self) -> None:
+        if not self._config.pluginmanager.has_plugin("dsession"):
+            return  # no workers to start (--collect-only)
+        started = contextlib.ExitStack()
+        self._config.add_cleanup(started.close)
         for service in self._services:
-            environment = self._started.enter_context(running(service))
+            environment = started.enter_context(running(service))
             if environment is not None:
                 os.environ.update(environment)
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self) -> None:
-        self._started.close()
 
 
 def share_with_workers(config: pytest.Config, *services: _Service) -> None:
     """Under pytest-xdist, starts ``services`` once, in the controller: its workers inherit
     their variables, so ``running`` in a worker finds them instead of starting its own. Only for
-    services whose variables may be in every test's environment."""
+    services whose variables may be in every test's environment. They start whether or not the
+    selected tests need them."""
     if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
         return
-    config.pluginmanager.register(_StartedForWorkers(services))
+    config.pluginmanager.register(_StartedForWorkers(config, services))
 
 
 def _asyncpg_dsn(url: str) -> str:

@@ -160,6 +160,7 @@ async def test_a_killed_worker_is_replaced_while_the_port_keeps_answering(
     assert wait_for(lambda: f"worker 1 (pid {replacement}) accepts connections" in workers.log())
 
 
+@pytest.mark.alone("asks health within the workers' drain time")
 def test_health_is_not_serving_while_workers_drain(tmp_path: Path, signing_key: Path) -> None:
     """After SIGTERM, health answers NOT_SERVING during the drain period, then every process
     exits with status 0."""

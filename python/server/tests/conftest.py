@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from alone import alone_when_marked
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpclib.client import Channel
@@ -26,6 +27,8 @@ from sqlalchemy.engine import make_url
 from modelcatalog_server.app import Application, build_application
 from modelcatalog_server.config import Settings
 from modelcatalog_server.storage.metadata import MetadataStore
+
+__all__ = ["alone_when_marked"]
 
 NO_POSTGRES = "PostgreSQL is not installed: its leg of the tests is skipped"
 

@@ -63,7 +63,7 @@ import pytest
 def test_{name}():
     with open({log!r}, "a") as log:
         log.write("begin {name}\\n")
-    time.sleep(0.3)  # the work another test might overlap
+    time.sleep(0.5)  # the work another test might overlap
     with open({log!r}, "a") as log:
         log.write("end {name}\\n")
 """

@@ -988,6 +988,7 @@ async def quick_store(quick_store_path: Path) -> AsyncIterator[MetadataStore]:
         await opened.close()
 
 
+@pytest.mark.alone("bounds the time to StorageUnavailable")
 async def test_database_locked_by_another_process_is_unavailable_in_bounded_time(
     quick_store: MetadataStore, quick_store_path: Path
 ) -> None:

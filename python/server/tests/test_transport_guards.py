@@ -83,6 +83,7 @@ async def test_a_half_sent_request_message_times_out(settings: Settings) -> None
     assert (refusal.status, refusal.reason) == (Status.DEADLINE_EXCEEDED, "REQUEST_TIMEOUT")
 
 
+@pytest.mark.alone("bounds the time to the abandonment")
 async def test_an_upload_that_stops_making_progress_is_abandoned(settings: Settings) -> None:
     """After its header, an upload delivering less than the minimum per window is stopped."""
     slow = dataclasses.replace(settings, upload_progress_window=1, upload_min_bytes=1 << 20)
