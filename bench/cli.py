@@ -3,7 +3,9 @@
 Each command is a fresh process, as a user runs it, timed from start to exit; the baseline is
 the same interpreter starting and doing nothing (``python -c pass``). ``model list`` talks to
 our server as a user who has one model, configured by ``MODELCATALOG_*`` variables and an
-empty home directory (no config file).
+empty home directory (no config file). Bytecode is cached (in the work directory), as an
+installed CLI has it: tox runs with ``PYTHONDONTWRITEBYTECODE``, which would time compiling our
+modules on every start; an untimed first run of each command fills the cache.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ async def run(bench: Session) -> None:
     home = bench.work / "cli-home"
     home.mkdir()
     environment = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"},
+        "PYTHONPYCACHEPREFIX": str(bench.work / "cli-bytecode"),
         "HOME": str(home),
         "MODELCATALOG_SERVER": server.address,
         "MODELCATALOG_CA_CERT": str(server.ca_cert),
@@ -51,6 +54,8 @@ async def run(bench: Session) -> None:
         "cli --help": [command, "--help"],
         "cli model list": [command, "model", "list"],
     }
+    for argv in commands.values():
+        await asyncio.to_thread(_wall_ms, argv, environment)
     for _ in range(bench.sizes.repetitions):
         for name, argv in commands.items():
             elapsed = await asyncio.to_thread(_wall_ms, argv, environment)
