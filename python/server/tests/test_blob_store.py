@@ -19,6 +19,7 @@ from typing import IO, Any
 import pytest
 from server_testing import poll_until, read_all, store_bytes
 
+from modelcatalog.wire import _sync_ahead
 from modelcatalog_server import files
 from modelcatalog_server.storage import blobs
 from modelcatalog_server.storage.blobs import (
@@ -196,6 +197,121 @@ async def test_each_batch_starts_its_way_to_disk_before_the_fsync(
         ("fsync", temporary),
     ]
     await writer.abort()
+
+
+@pytest.fixture
+def sync_step(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Uploads synced every two batches, so that a small upload takes several steps."""
+    step = 2 * WRITE_BATCH_BYTES
+    monkeypatch.setattr(_sync_ahead, "SYNC_STEP_BYTES", step)
+    return step
+
+
+def record_flushes(
+    monkeypatch: pytest.MonkeyPatch, flush: Callable[[int], None] = os.fdatasync
+) -> list[tuple[str, int]]:
+    """Records each os.fdatasync (with its file's size then) and os.fsync, in order; the
+    fdatasync is ``flush``."""
+    calls: list[tuple[str, int]] = []
+    real_fsync = os.fsync
+
+    def fdatasync(descriptor: int) -> None:
+        calls.append(("fdatasync", os.fstat(descriptor).st_size))
+        flush(descriptor)
+
+    def fsync(descriptor: int) -> None:
+        calls.append(("fsync", os.fstat(descriptor).st_size))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+async def test_an_upload_is_synced_while_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync_step: int
+) -> None:
+    """The bytes of an upload are flushed to disk in steps as they arrive, in a worker thread,
+    so that the fsync before the commit has only the last ones left: the syncs all see part of
+    the file, and end before that fsync starts."""
+    store = LocalBlobStore(tmp_path)
+    calls = record_flushes(monkeypatch)
+    writer = store.writer()
+    size = 5 * sync_step + 10
+    for _ in range(5 * sync_step // WRITE_BATCH_BYTES):
+        await writer.write(os.urandom(WRITE_BATCH_BYTES))
+    await writer.write(os.urandom(10))
+    await writer.finish()
+    syncs = [size_then for call, size_then in calls if call == "fdatasync"]
+    assert syncs, "no sync before the end"
+    assert all(sync_step <= size_then < size for size_then in syncs)
+    assert calls[-1] == ("fsync", size)
+    assert [call for call, _ in calls].count("fsync") == 1
+    await writer.abort()
+
+
+async def test_a_sync_that_finds_the_disk_full_is_storage_full_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync_step: int
+) -> None:
+    """A writeback that fails in a step's sync is heard by the upload (the kernel reports it
+    once, so the final fsync might not): StorageFull, and abort leaves no file."""
+    store = LocalBlobStore(tmp_path)
+    record_flushes(monkeypatch, failing(errno.ENOSPC))
+    writer = store.writer()
+
+    async def write_and_finish() -> None:
+        for _ in range(3 * sync_step // WRITE_BATCH_BYTES):
+            await writer.write(os.urandom(WRITE_BATCH_BYTES))
+        await writer.finish()
+
+    with pytest.raises(StorageFull):
+        await write_and_finish()
+    await writer.abort()
+    assert files_under(tmp_path) == []
+
+
+async def test_an_aborted_upload_closes_its_file_after_the_running_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sync_step: int
+) -> None:
+    """Abort does not close the file under a sync still running in a worker thread (which
+    would flush a closed, or reused, descriptor): the file is closed once the sync ends."""
+    store = LocalBlobStore(tmp_path)
+    release = threading.Event()
+    outcomes: list[str] = []
+
+    def slow_flush(descriptor: int) -> None:
+        release.wait(10)
+        try:
+            os.fstat(descriptor)
+        except OSError as error:
+            outcomes.append(str(error))
+        else:
+            outcomes.append("open")
+
+    record_flushes(monkeypatch, slow_flush)
+    writer = store.writer()
+    for _ in range(sync_step // WRITE_BATCH_BYTES + 1):
+        await writer.write(os.urandom(WRITE_BATCH_BYTES))
+    (temporary,) = (tmp_path / "tmp").iterdir()
+    await writer.abort()
+    assert not temporary.exists()
+    assert holds_open(temporary)
+    release.set()
+    assert await poll_until(lambda: not holds_open(temporary))
+    assert outcomes == ["open"]
+
+
+def holds_open(path: Path) -> bool:
+    """Whether this process has a descriptor open on ``path`` (Linux), deleted or not."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc/self/fd")
+    targets = []
+    for descriptor in Path("/proc/self/fd").iterdir():
+        try:
+            targets.append(os.readlink(descriptor))
+        except OSError:
+            continue  # closed meanwhile
+    return any(target.startswith(str(path)) for target in targets)
 
 
 def test_the_kernel_accepts_the_writeback_of_a_written_range(tmp_path: Path) -> None:

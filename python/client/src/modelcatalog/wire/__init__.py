@@ -27,6 +27,9 @@ Duration field, or a class that overrides its own encoding) is served by betterp
 The HTTP/2 classes (``TunedConnection``, ``TunedProtocol``, ``PacedBuffer``, …) carry the
 connection tuning the SDK and the server share: 2 MiB frames, bounded windows given back as a
 handler reads, a cheap DATA frame ``repr``, DATA bodies written without copies.
+
+``SyncAhead`` makes a file that a transfer writes durable in steps while it grows: the upload's
+blob on the server, the download's ``.part`` file in the SDK.
 """
 
 from ._allocator import return_free_memory, tune_allocator
@@ -38,14 +41,17 @@ from ._http2 import (
     TunedFrameBuffer,
     TunedProtocol,
 )
+from ._sync_ahead import SYNC_STEP_BYTES, SyncAhead
 from ._unjoined import UNJOINED_PART_BYTES, Unjoined
 
 __all__ = [
+    "SYNC_STEP_BYTES",
     "UNJOINED_PART_BYTES",
     "CheaplyShownDataFrame",
     "Codec",
     "Encoded",
     "PacedBuffer",
+    "SyncAhead",
     "TunedConnection",
     "TunedFrameBuffer",
     "TunedProtocol",

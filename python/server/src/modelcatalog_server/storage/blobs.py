@@ -3,6 +3,8 @@
 ``LocalBlobStore`` (the embedded default) keeps ``DATA_DIR/blobs/sha256/ab/<digest>``. An upload
 is written to a temporary file while its SHA-256 is computed, fsynced, then renamed to its
 content address, so a blob is either complete or absent and identical content is stored once.
+The temporary file is synced in steps while it grows (``modelcatalog.wire.SyncAhead``), so the
+fsync before commit has only the last step to flush.
 File I/O and hashing run in the store's worker threads, overlapped with the network: an upload
 hashes and writes one batch while the event loop gathers the next, and a download reads the next
 block while the current one is sent. The event loop never waits on the disk. A full disk is a
@@ -29,6 +31,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from io import FileIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from modelcatalog.wire import SyncAhead
 
 from ..files import start_writeback
 from .faults import disk_full_is_a_fault
@@ -188,7 +192,7 @@ class LocalBlobStore(BlobStore):
                 yield block
         finally:
             # The read ahead may still use the descriptor: it is closed once that read is done.
-            _close_when_done(ahead, file)
+            _close_when_done(file, ahead)
 
     async def delete(self, sha256: str) -> None:
         await self.run(self.path_of(sha256).unlink, True)
@@ -229,6 +233,7 @@ class _LocalWriter(BlobWriter):
         self._store = store
         self._path = path
         self._file: FileIO | None = None
+        self._sync: SyncAhead | None = None
         self._hash = hashlib.sha256()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
@@ -239,6 +244,7 @@ class _LocalWriter(BlobWriter):
         if resumed is not None:
             self._file, self._hash, self._size = resumed
             self._written_bytes = self._size
+            self._sync = self._syncing(self._file)
 
     @property
     def size(self) -> int:
@@ -254,7 +260,10 @@ class _LocalWriter(BlobWriter):
         self._size += len(data)
         if self._pending_bytes >= WRITE_BATCH_BYTES or len(self._pending) >= WRITE_BATCH_PARTS:
             await self._written()
-            self._in_thread = self._store.submit(self._write_batch, self._opened(), self._batch())
+            file = self._opened()
+            with disk_full_is_a_fault("writing an upload"):
+                self._synced().written(self._written_bytes)
+            self._in_thread = self._store.submit(self._write_batch, file, self._batch())
 
     async def _written(self) -> None:
         """Waits until the batch in the worker thread is written; raises what writing it raised."""
@@ -274,7 +283,16 @@ class _LocalWriter(BlobWriter):
         """
         if self._file is None:
             self._file = self._path.open("xb", buffering=0)
+            self._sync = self._syncing(self._file)
         return self._file
+
+    def _syncing(self, file: FileIO) -> SyncAhead:
+        """Syncs the file in steps from the bytes it holds on (a resumed upload's included)."""
+        return SyncAhead(file.fileno(), self._store.submit, synced_bytes=self._written_bytes)
+
+    def _synced(self) -> SyncAhead:
+        assert self._sync is not None, "made with the file"
+        return self._sync
 
     def _write_batch(self, file: FileIO, batch: list[bytes]) -> None:
         for data in batch:
@@ -289,7 +307,9 @@ class _LocalWriter(BlobWriter):
         await self._written()
         if self._file is None or not self._file.closed:
             with disk_full_is_a_fault("writing an upload"):
-                work = self._store.submit(self._write_and_sync, self._opened(), self._batch())
+                file = self._opened()
+                await self._synced().settled()
+                work = self._store.submit(self._write_and_sync, file, self._batch())
                 await _result(work)
         return self._hash.hexdigest()
 
@@ -317,7 +337,7 @@ class _LocalWriter(BlobWriter):
             self._closed = True
             self._pending, self._pending_bytes = [], 0
             if self._file is not None:
-                _close_when_done(self._in_thread, self._file)
+                _close_when_done(self._file, self._in_thread, self._synced().running)
             self._path.unlink(missing_ok=True)
 
 
@@ -357,18 +377,26 @@ async def _result(future: Future[T]) -> T:
     return await asyncio.shield(asyncio.wrap_future(future))
 
 
-def _close_when_done(work: Future[Any] | None, file: FileIO) -> None:
-    """Closes ``file`` now, or once ``work`` (which may be using it) is done, in its thread."""
+def _close_when_done(file: FileIO, *work: Future[Any] | None) -> None:
+    """Closes ``file`` now, or once all ``work`` (which may be using it) is done, in the thread
+    that ends last."""
+    unfinished = [future for future in work if future is not None]
+    lock = threading.Lock()
 
-    def close(_: object = None) -> None:
+    def close_after_last(finished: Future[Any] | None = None) -> None:
+        with lock:
+            if finished is not None:
+                unfinished.remove(finished)
+            if unfinished:
+                return
         # Closing a file whose writes failed (a full disk) must not fail the clean-up.
         with contextlib.suppress(OSError):
             file.close()
 
-    if work is None:
-        close()
-    else:
-        work.add_done_callback(close)
+    if not unfinished:
+        close_after_last()
+    for future in list(unfinished):
+        future.add_done_callback(close_after_last)
 
 
 def _write_all(descriptor: int, parts: list[bytes]) -> int:

@@ -1,0 +1,144 @@
+"""SyncAhead: a growing file is synced in steps, one sync at a time, and no sync's error is lost."""
+
+import asyncio
+import errno
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from modelcatalog.wire import SyncAhead
+
+STEP = 1000
+
+
+class Syncs:
+    """A stand-in for a worker pool that runs each sync when the test says so."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.running: list[Future[None]] = []
+
+    def submit(self, function: Callable[[int], None], descriptor: int) -> Future[None]:
+        self.started.append(descriptor)
+        future: Future[None] = Future()
+        self.running.append(future)
+        return future
+
+    def finish(self, error: BaseException | None = None) -> None:
+        future = self.running.pop(0)
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+@pytest.fixture
+def syncs() -> Syncs:
+    return Syncs()
+
+
+def test_a_sync_starts_each_time_a_step_has_been_written(syncs: Syncs) -> None:
+    """Below a step nothing is synced; each step's worth written since the last sync started
+    starts the next one, counted from the bytes already synced."""
+    sync = SyncAhead(7, syncs.submit, synced_bytes=500, step_bytes=STEP)
+    sync.written(1499)
+    assert syncs.started == []
+    sync.written(1500)
+    assert syncs.started == [7]
+    syncs.finish()
+    sync.written(2499)
+    assert syncs.started == [7]
+    sync.written(2600)
+    assert syncs.started == [7, 7]
+
+
+def test_no_second_sync_starts_while_one_runs(syncs: Syncs) -> None:
+    """Bytes written while a sync runs are left to the next one, started once it has ended."""
+    sync = SyncAhead(7, syncs.submit, step_bytes=STEP)
+    sync.written(STEP)
+    sync.written(5 * STEP)
+    assert len(syncs.started) == 1
+    assert sync.running is syncs.running[0]
+    syncs.finish()
+    sync.written(5 * STEP)
+    assert len(syncs.started) == 2
+
+
+def test_the_error_a_sync_met_is_raised_by_the_next_write(syncs: Syncs) -> None:
+    """A failed writeback is reported once by the kernel: the writer hears of it, even though
+    the file's final fsync might not."""
+    sync = SyncAhead(7, syncs.submit, step_bytes=STEP)
+    sync.written(STEP)
+    syncs.finish(OSError(errno.EIO, os.strerror(errno.EIO)))
+    with pytest.raises(OSError, match="Input/output error"):
+        sync.written(STEP + 1)
+    assert sync.running is None
+
+
+async def test_settled_waits_for_the_running_sync_and_raises_its_error(syncs: Syncs) -> None:
+    sync = SyncAhead(7, syncs.submit, step_bytes=STEP)
+    await sync.settled()  # nothing runs: returns at once
+    sync.written(STEP)
+    waiting = asyncio.ensure_future(sync.settled())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    syncs.finish(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    with pytest.raises(OSError, match="No space left on device"):
+        await waiting
+    assert sync.running is None
+
+
+async def test_a_cancelled_wait_leaves_the_running_sync_for_whoever_closes_the_file(
+    syncs: Syncs,
+) -> None:
+    sync = SyncAhead(7, syncs.submit, step_bytes=STEP)
+    sync.written(STEP)
+    waiting = asyncio.ensure_future(sync.settled())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert sync.running is syncs.running[0]
+    assert not sync.running.done()
+
+
+@pytest.fixture
+def flushed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Each file the real sync flushes, with its size then."""
+    flushes: list[tuple[str, int]] = []
+    name = "fdatasync" if hasattr(os, "fdatasync") else "fsync"
+    real = getattr(os, name)
+
+    def recording(descriptor: int) -> None:
+        flushes.append((name, os.fstat(descriptor).st_size))
+        real(descriptor)
+
+    monkeypatch.setattr(os, name, recording)
+    return flushes
+
+
+async def test_the_file_is_really_flushed_in_a_worker_thread(
+    tmp_path: Path, flushed: list[tuple[str, int]]
+) -> None:
+    """With a real pool, the sync is the OS's data flush, run off the event loop's thread."""
+    threads: list[str] = []
+    with ThreadPoolExecutor(1) as pool, (tmp_path / "file").open("wb", buffering=0) as file:
+
+        def submit(function: Callable[[int], None], descriptor: int) -> Future[None]:
+            def run(descriptor: int) -> None:
+                threads.append(threading.current_thread().name)
+                function(descriptor)
+
+            return pool.submit(run, descriptor)
+
+        sync = SyncAhead(file.fileno(), submit, step_bytes=STEP)
+        file.write(bytes(STEP))
+        sync.written(STEP)
+        await sync.settled()
+    assert flushed == [("fdatasync" if hasattr(os, "fdatasync") else "fsync", STEP)]
+    assert len(threads) == 1
+    assert threads != [threading.current_thread().name]
