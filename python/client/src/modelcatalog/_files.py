@@ -15,7 +15,6 @@ import os
 import stat
 import sys
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Literal, Self
@@ -33,10 +32,6 @@ if sys.platform != "win32":
 
 PART_SUFFIX = ".part"
 """A download grows in ``<destination>.part`` and replaces the destination once verified."""
-
-_SYNC_THREADS = ThreadPoolExecutor(thread_name_prefix="modelcatalog-sync")
-"""Where downloads sync their ``.part`` files while they grow (``SyncAhead``), beside the
-threads that write them."""
 
 NAME_MAX = 255
 """The longest file name, in bytes, that common file systems (ext4, XFS, APFS, NTFS) allow."""
@@ -440,8 +435,14 @@ class PartialDownload:
         self._sync = self._syncing()
 
     def _syncing(self) -> SyncAhead:
-        """Syncs the file in steps from its present size on."""
-        return SyncAhead(self._file.fileno(), _SYNC_THREADS.submit, synced_bytes=self.size)
+        """Syncs the file in steps from its present size on, in the event loop's default
+        worker threads, beside the writes."""
+        loop = asyncio.get_running_loop()
+        return SyncAhead(
+            self._file.fileno(),
+            lambda flush, descriptor: loop.run_in_executor(None, flush, descriptor),
+            synced_bytes=self.size,
+        )
 
     async def append(self, chunk: bytes) -> None:
         """Hand the next bytes to a worker thread that appends them (whatever the read

@@ -21,8 +21,9 @@ SYNC_STEP_BYTES = 32 * 1024 * 1024
 """Bytes written between two syncs. 8 to 128 MiB made no difference to a 512 MiB transfer
 here; each sync is one flush of the disk's cache, so fewer is kinder to slow disks."""
 
-Submit = Callable[[Callable[[int], None], int], "Future[None]"]
-"""Runs a function with one argument in a worker thread: ``ThreadPoolExecutor.submit``."""
+Submit = Callable[[Callable[[int], None], int], "Future[None] | asyncio.Future[None]"]
+"""Runs a function with one argument in a worker thread: ``ThreadPoolExecutor.submit``, or
+the event loop's ``run_in_executor`` with a pool."""
 
 
 class SyncAhead:
@@ -44,7 +45,7 @@ class SyncAhead:
         self._submit = submit
         self._synced_bytes = synced_bytes
         self._step_bytes = SYNC_STEP_BYTES if step_bytes is None else step_bytes
-        self.running: Future[None] | None = None
+        self.running: Future[None] | asyncio.Future[None] | None = None
 
     def written(self, total_bytes: int) -> None:
         """The file now holds ``total_bytes`` written bytes: starts a sync if a step's worth

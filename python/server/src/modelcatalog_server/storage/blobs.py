@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import FileIO
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from modelcatalog.wire import SyncAhead
 
@@ -377,13 +377,19 @@ async def _result(future: Future[T]) -> T:
     return await asyncio.shield(asyncio.wrap_future(future))
 
 
-def _close_when_done(file: FileIO, *work: Future[Any] | None) -> None:
+class _Work(Protocol):
+    """Work in progress that calls back when done: a worker thread's ``Future``."""
+
+    def add_done_callback(self, callback: Callable[[Any], object], /) -> None: ...
+
+
+def _close_when_done(file: FileIO, *work: _Work | None) -> None:
     """Closes ``file`` now, or once all ``work`` (which may be using it) is done, in the thread
     that ends last."""
     unfinished = [future for future in work if future is not None]
     lock = threading.Lock()
 
-    def close_after_last(finished: Future[Any] | None = None) -> None:
+    def close_after_last(finished: _Work | None = None) -> None:
         with lock:
             if finished is not None:
                 unfinished.remove(finished)
