@@ -7,6 +7,7 @@ and touches at most ``CHUNK_SIZE`` bytes at a time: a multi-GB file never sits i
 """
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import io
@@ -410,8 +411,12 @@ class PartialDownload:
         try:
             try:
                 await self.settle()
-            finally:
-                await self._sync.settled()  # a sync still running needs the file open
+            except BaseException:
+                # A sync still running needs the file open; the writing's error comes first.
+                with contextlib.suppress(Exception):
+                    await self._sync.settled()
+                raise
+            await self._sync.settled()
         except Exception:
             if report_errors:
                 raise
@@ -479,7 +484,10 @@ class PartialDownload:
         """
         await self.settle()
         await self._sync.settled()
-        await asyncio.to_thread(self._commit, version)
+        # Kept as the write in progress: after a cancelled wait, the file is closed only once
+        # its fsync and rename are done with it.
+        self._writing = asyncio.get_running_loop().run_in_executor(None, self._commit, version)
+        await self.settle()
 
     def _commit(self, version: v1.ModelVersion) -> None:
         if not self.holds(version):

@@ -7,7 +7,7 @@ flush empties. Writeback the kernel starts early (``sync_file_range``) moves the
 device but not out of its cache (the final fsync still took 0.2 to 0.7 s). ``SyncAhead`` runs an
 ``fdatasync`` in a worker thread each time a step's worth of bytes has been written since the
 last one started, so flushing overlaps receiving: an upload's or a download's last fsync then
-has at most about a step to flush.
+has about a step to flush, and what arrived while the last sync ran.
 """
 
 from __future__ import annotations

@@ -52,6 +52,9 @@ WRITE_BATCH_PARTS = min(1024, os.sysconf("SC_IOV_MAX"))
 #: Worker threads for blob I/O: enough that one upload's long fsync does not hold up the others'
 #: writes and reads; hashing on more threads than cores gains nothing.
 IO_THREADS = 16
+#: Worker threads for the syncs uploads run while they grow (``SyncAhead``, one at a time per
+#: upload), apart from the I/O threads, so that writes and reads never queue behind slow flushes.
+SYNC_THREADS = 16
 #: The name ending of an upload's temporary file, which its handle names.
 _PART_SUFFIX = ".part"
 #: What the writability probe writes: one block, the least a new blob needs.
@@ -141,6 +144,7 @@ class LocalBlobStore(BlobStore):
         self._objects.mkdir(parents=True, exist_ok=True)
         self._prefix_lock = threading.Lock()
         self._threads = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="blob-io")
+        self._sync_threads = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="blob-sync")
 
     def path_of(self, sha256: str) -> Path:
         """Where a committed blob lives."""
@@ -149,6 +153,10 @@ class LocalBlobStore(BlobStore):
     def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
         """Runs ``function`` in one of the store's worker threads."""
         return self._threads.submit(function, *args)
+
+    def submit_sync(self, flush: Callable[[int], None], descriptor: int) -> Future[None]:
+        """Runs an upload's step sync (``SyncAhead``) in one of the store's sync threads."""
+        return self._sync_threads.submit(flush, descriptor)
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Runs ``function`` in a worker thread and waits for it."""
@@ -288,7 +296,7 @@ class _LocalWriter(BlobWriter):
 
     def _syncing(self, file: FileIO) -> SyncAhead:
         """Syncs the file in steps from the bytes it holds on (a resumed upload's included)."""
-        return SyncAhead(file.fileno(), self._store.submit, synced_bytes=self._written_bytes)
+        return SyncAhead(file.fileno(), self._store.submit_sync, synced_bytes=self._written_bytes)
 
     def _synced(self) -> SyncAhead:
         assert self._sync is not None, "made with the file"
@@ -309,8 +317,10 @@ class _LocalWriter(BlobWriter):
             with disk_full_is_a_fault("writing an upload"):
                 file = self._opened()
                 await self._synced().settled()
-                work = self._store.submit(self._write_and_sync, file, self._batch())
-                await _result(work)
+                # Kept as the batch in the thread: abort, after a cancelled wait, closes the file
+                # only once this is done with it.
+                self._in_thread = self._store.submit(self._write_and_sync, file, self._batch())
+                await self._written()
         return self._hash.hexdigest()
 
     def _write_and_sync(self, file: FileIO, batch: list[bytes]) -> None:
