@@ -11,12 +11,13 @@ import random
 import re
 import stat
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
 import betterproto
 import pytest
+from flushes import needs_fdatasync, record_flushes, sync_every
 from grpclib.const import Status
 from grpclib.events import SendRequest, listen
 from grpclib.testing import ChannelFor
@@ -36,7 +37,6 @@ from modelcatalog import (
     v1,
 )
 from modelcatalog._transport import CHUNK_SIZE
-from modelcatalog.wire import _sync_ahead
 
 SIZE = 3 * CHUNK_SIZE + 12345
 MAX_VERSION_SIZE = 6 * CHUNK_SIZE
@@ -781,35 +781,6 @@ async def test_an_error_writing_a_chunk_ends_the_download_with_that_error(
     assert [file.closed for file in opened] == [True]
 
 
-needs_fdatasync = pytest.mark.skipif(
-    not hasattr(os, "fdatasync"), reason="where fdatasync is missing, steps are synced with fsync"
-)
-
-
-def record_flushes(
-    monkeypatch: pytest.MonkeyPatch, error: int | None = None
-) -> list[tuple[str, int]]:
-    """Syncs a download every chunk; records each os.fdatasync of a file (failing with
-    ``error``, if given) and each os.fsync of one, with the file's size then, in order."""
-    monkeypatch.setattr(_sync_ahead, "SYNC_STEP_BYTES", CHUNK_SIZE)
-    calls: list[tuple[str, int]] = []
-
-    def recording(name: str, real: Callable[[int], None]) -> Callable[[int], None]:
-        def flush(descriptor: int) -> None:
-            status = os.fstat(descriptor)
-            if stat.S_ISREG(status.st_mode):
-                calls.append((name, status.st_size))
-                if error is not None and name == "fdatasync":
-                    raise OSError(error, os.strerror(error))
-            real(descriptor)
-
-        return flush
-
-    for name in ("fdatasync", "fsync"):
-        monkeypatch.setattr(os, name, recording(name, getattr(os, name)))
-    return calls
-
-
 @needs_fdatasync
 async def test_a_download_is_synced_while_it_grows(
     client: AsyncClient,
@@ -821,6 +792,7 @@ async def test_a_download_is_synced_while_it_grows(
     """The .part file is flushed to disk in steps as chunks arrive, so that the fsync before
     it replaces the destination has only the last ones left."""
     fake.store(data)
+    sync_every(monkeypatch, CHUNK_SIZE)
     calls = record_flushes(monkeypatch)
     await client.download("m1", 1, tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == data
@@ -844,7 +816,12 @@ async def test_a_sync_that_fails_ends_the_download_with_its_error(
     fsync might not) ends the download with that error: nothing reaches the destination and
     the .part file is closed."""
     fake.store(data)
-    record_flushes(monkeypatch, errno.EIO)
+    sync_every(monkeypatch, CHUNK_SIZE)
+
+    def failing_sync(descriptor: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    record_flushes(monkeypatch, failing_sync)
     with pytest.raises(OSError, match="Input/output error"):
         await client.download("m1", 1, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from flushes import needs_fdatasync, record_flushes, sync_every
 from server_testing import poll_until, read_all, store_bytes
 
-from modelcatalog.wire import _sync_ahead
 from modelcatalog_server import files
 from modelcatalog_server.storage import blobs
 from modelcatalog_server.storage.blobs import (
@@ -203,35 +203,8 @@ async def test_each_batch_starts_its_way_to_disk_before_the_fsync(
 def sync_step(monkeypatch: pytest.MonkeyPatch) -> int:
     """Uploads synced every two batches, so that a small upload takes several steps."""
     step = 2 * WRITE_BATCH_BYTES
-    monkeypatch.setattr(_sync_ahead, "SYNC_STEP_BYTES", step)
+    sync_every(monkeypatch, step)
     return step
-
-
-needs_fdatasync = pytest.mark.skipif(
-    not hasattr(os, "fdatasync"), reason="where fdatasync is missing, steps are synced with fsync"
-)
-
-
-def record_flushes(
-    monkeypatch: pytest.MonkeyPatch, flush: Callable[[int], None] | None = None
-) -> list[tuple[str, int]]:
-    """Records each os.fdatasync (with its file's size then) and os.fsync, in order; the
-    fdatasync is ``flush`` if given."""
-    calls: list[tuple[str, int]] = []
-    real_fsync = os.fsync
-    flushing = flush or os.fdatasync
-
-    def fdatasync(descriptor: int) -> None:
-        calls.append(("fdatasync", os.fstat(descriptor).st_size))
-        flushing(descriptor)
-
-    def fsync(descriptor: int) -> None:
-        calls.append(("fsync", os.fstat(descriptor).st_size))
-        real_fsync(descriptor)
-
-    monkeypatch.setattr(os, "fdatasync", fdatasync)
-    monkeypatch.setattr(os, "fsync", fsync)
-    return calls
 
 
 @needs_fdatasync

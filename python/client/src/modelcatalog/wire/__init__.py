@@ -41,11 +41,10 @@ from ._http2 import (
     TunedFrameBuffer,
     TunedProtocol,
 )
-from ._sync_ahead import SYNC_STEP_BYTES, SyncAhead
+from ._sync_ahead import SyncAhead
 from ._unjoined import UNJOINED_PART_BYTES, Unjoined
 
 __all__ = [
-    "SYNC_STEP_BYTES",
     "UNJOINED_PART_BYTES",
     "CheaplyShownDataFrame",
     "Codec",
