@@ -32,8 +32,8 @@ SDK_STACK = (
 )
 """What the SDK loads: the gRPC stack, protobuf and the generated contract."""
 
-LATE_EXTRAS = ("rich", "asyncio")
-"""Loaded only by commands that talk to a server or draw a table."""
+LATE_EXTRAS = ("rich", "asyncio", "hashlib")
+"""Loaded only by commands that talk to a server, draw a table or hash a file."""
 
 _PROBE = """
 import json, sys

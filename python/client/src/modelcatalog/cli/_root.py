@@ -118,6 +118,11 @@ def _override(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+_CA_CERT_FILE = click.Path(exists=True, dir_okay=False)
+"""The ``--ca-cert`` type, made once: every command has the option, and each ``click.Path``
+looks up its translated name in the locale files (about a quarter of a millisecond each)."""
+
+
 def connection_options(function: _F) -> _F:
     """``--server``, ``--ca-cert`` and ``--insecure/--tls``, on the root and every command."""
     options = [
@@ -132,7 +137,7 @@ def connection_options(function: _F) -> _F:
             "--ca-cert",
             "ca_cert",
             metavar="FILE",
-            type=click.Path(exists=True, dir_okay=False),
+            type=_CA_CERT_FILE,
             expose_value=False,
             callback=_override,
             help=f"CA certificate to verify the server's TLS certificate [env {ENV_CA_CERT};"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import uuid
@@ -115,6 +114,8 @@ class UploadState:
     def __init__(
         self, server: str, model_id: str, file: Path, fields: Mapping[str, object]
     ) -> None:
+        import hashlib  # here: OpenSSL's bindings would add 5 ms to every command's start
+
         status = file.stat()
         what = [server, model_id, str(file.resolve()), status.st_size, status.st_mtime_ns, fields]
         name = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
