@@ -4,8 +4,8 @@ Each command is a fresh process, as a user runs it, timed from start to exit; th
 the same interpreter starting and doing nothing (``python -c pass``). ``model list`` talks to
 our server as a user who has one model, configured by ``MODELCATALOG_*`` variables and an
 empty home directory (no config file). Bytecode is cached (in the work directory), as an
-installed CLI has it: tox runs with ``PYTHONDONTWRITEBYTECODE``, which would time compiling our
-modules on every start; an untimed first run of each command fills the cache.
+installed CLI has it, whatever the environment says (``PYTHONDONTWRITEBYTECODE`` would time
+compiling our modules on every start); an untimed first run of each command fills the cache.
 """
 
 from __future__ import annotations
