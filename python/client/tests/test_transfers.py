@@ -813,8 +813,8 @@ async def test_a_sync_that_fails_ends_the_download_with_its_error(
     opened: list[BinaryIO],
 ) -> None:
     """A writeback that fails in a step's sync (the kernel reports it once, so the final
-    fsync might not) ends the download with that error: nothing reaches the destination and
-    the .part file is closed."""
+    fsync might not) ends the download with that error: nothing reaches the destination, and
+    the .part file is closed and deleted, as its bytes may be gone from the disk."""
     fake.store(data)
     sync_every(monkeypatch, CHUNK_SIZE)
 
@@ -825,8 +825,37 @@ async def test_a_sync_that_fails_ends_the_download_with_its_error(
     with pytest.raises(OSError, match="Input/output error"):
         await client.download("m1", 1, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.part").exists()
     assert [file.closed for file in opened] == [True]
     assert fake.offsets == [0]
+
+
+async def test_a_final_fsync_that_fails_leaves_nothing_to_resume_from(
+    client: AsyncClient,
+    fake: FakeModels,
+    data: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    opened: list[BinaryIO],
+) -> None:
+    """The fsync before the rename fails: the download ends with its error, the destination
+    is unchanged and the .part file is deleted (a later fsync would succeed over bytes the
+    kernel dropped, so a resumed download could rename a damaged file into place)."""
+    fake.store(data)
+    (tmp_path / "out").write_bytes(b"the version downloaded before")
+    real_fsync = os.fsync
+
+    def failing_fsync(descriptor: int) -> None:
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="Input/output error"):
+        await client.download("m1", 1, tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == b"the version downloaded before"
+    assert not (tmp_path / "out.part").exists()
+    assert [file.closed for file in opened] == [True]
 
 
 async def test_a_download_cancelled_while_it_commits_closes_the_file_after_the_commit(

@@ -363,7 +363,9 @@ class PartialDownload:
     same destination fails at once with ``FailedPrecondition`` instead of appending to the
     same file. It keeps what an interrupted download left (``resume``) or empties it, and
     hashes the kept bytes; ``size`` is then the offset to ask the server for. An interrupted
-    download leaves the file for the next one to resume; ``commit`` moves it onto the
+    download leaves the file for the next one to resume, unless a flush of it failed: the
+    kernel may then have dropped bytes that the file still seems to hold (it reports a failed
+    writeback once), so the file is deleted instead. ``commit`` moves it onto the
     destination only when size and digest match the version, and deletes it otherwise, so a
     damaged file never reaches the destination. With ``replace=False`` an existing
     destination is kept and ``commit`` raises ``FileExistsError``.
@@ -382,6 +384,8 @@ class PartialDownload:
         """The worker thread's write of the last bytes handed to ``append``."""
         self._sync: SyncAhead
         """Syncs the file while it grows, so that ``commit``'s fsync has little left to do."""
+        self._flush_failed = False
+        """Whether a flush of the file failed: it is then deleted, never resumed from."""
 
     async def __aenter__(self) -> Self:
         self._file = await asyncio.to_thread(_open_locked, self.path, self.destination)
@@ -414,9 +418,9 @@ class PartialDownload:
             except BaseException:
                 # A sync still running needs the file open; the writing's error comes first.
                 with contextlib.suppress(Exception):
-                    await self._sync.settled()
+                    await self._synced()
                 raise
-            await self._sync.settled()
+            await self._synced()
         except Exception:
             if report_errors:
                 raise
@@ -425,19 +429,27 @@ class PartialDownload:
 
     def _close(self) -> None:
         """Close the file, which releases the lock; before that, remove it if it holds
-        nothing to resume (e.g. after ``PermissionDenied``)."""
+        nothing to resume (e.g. after ``PermissionDenied``) or nothing to trust."""
         with self._file:
-            if not self._settled and self._file.seek(0, os.SEEK_END) == 0:
+            if not self._settled and (self._flush_failed or self._file.seek(0, os.SEEK_END) == 0):
                 os.remove(self.path)
 
     async def restart(self) -> None:
         """Drop the kept bytes, to download from offset 0 after all."""
         await self.settle()
-        await self._sync.settled()
+        await self._synced()
         await asyncio.to_thread(self._file.truncate, 0)
         self._digest = hashlib.sha256()
         self.size = 0
         self._sync = self._syncing()
+
+    async def _synced(self) -> None:
+        """Wait until no sync of the file runs; raise the error the last one met."""
+        try:
+            await self._sync.settled()
+        except OSError:
+            self._flush_failed = True
+            raise
 
     def _syncing(self) -> SyncAhead:
         """Syncs the file in steps from its present size on, in the event loop's default
@@ -455,7 +467,11 @@ class PartialDownload:
         receives its next chunk meanwhile (8% more MiB/s on loopback). ``size`` counts them at
         once; an error of writing them is raised by the next ``append`` or by ``settle``."""
         await self.settle()
-        self._sync.written(self.size)
+        try:
+            self._sync.written(self.size)
+        except OSError:
+            self._flush_failed = True
+            raise
         self._writing = asyncio.get_running_loop().run_in_executor(None, self._append, chunk)
         self.size += len(chunk)
 
@@ -483,7 +499,7 @@ class PartialDownload:
         until it has been renamed.
         """
         await self.settle()
-        await self._sync.settled()
+        await self._synced()
         # Kept as the write in progress: after a cancelled wait, the file is closed only once
         # its fsync and rename are done with it.
         self._writing = asyncio.get_running_loop().run_in_executor(None, self._commit, version)
@@ -505,7 +521,11 @@ class PartialDownload:
         if not self._replace and os.path.lexists(self.destination):
             raise destination_exists(self.destination)
         self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            os.fsync(self._file.fileno())
+        except OSError:
+            self._flush_failed = True
+            raise
         os.replace(self.path, self.destination)
         self._settled = True
         fsync_dir(os.path.dirname(self.destination) or os.curdir)
