@@ -32,7 +32,7 @@ SDK_STACK = (
 )
 """What the SDK loads: the gRPC stack, protobuf and the generated contract."""
 
-LATE_EXTRAS = ("rich", "asyncio", "hashlib")
+LATE_EXTRAS = ("rich", "asyncio", "hashlib", "_hashlib")
 """Loaded only by commands that talk to a server, draw a table or hash a file."""
 
 _PROBE = """
@@ -96,8 +96,8 @@ def run_cli(tmp_path: Path) -> Callable[..., Run]:
     ],
 )
 def test_help_and_version_load_no_sdk(run_cli: Callable[..., Run], args: list[str]) -> None:
-    """Help (root alone, --help, commands) and --version print without loading the SDK, Rich
-    or asyncio."""
+    """Help (root alone, --help, commands) and --version print without loading the SDK, Rich,
+    asyncio or hashlib."""
     run = run_cli(*args)
     assert run.exit_code == 0
     assert run.stdout.strip()
@@ -109,7 +109,7 @@ def test_help_and_version_load_no_sdk(run_cli: Callable[..., Run], args: list[st
     [["nope"], ["folder", "show"], ["model", "list", "--bogus"], ["version", "show", "resnet"]],
 )
 def test_usage_errors_load_no_sdk(run_cli: Callable[..., Run], args: list[str]) -> None:
-    """A usage error exits 2 without loading the SDK, Rich or asyncio."""
+    """A usage error exits 2 without loading the SDK, Rich, asyncio or hashlib."""
     run = run_cli(*args)
     assert run.exit_code == ExitCode.USAGE
     assert run.loaded(SDK_STACK + LATE_EXTRAS) == []

@@ -830,6 +830,43 @@ async def test_a_sync_that_fails_ends_the_download_with_its_error(
     assert fake.offsets == [0]
 
 
+@needs_fdatasync
+async def test_a_sync_that_fails_after_the_last_chunk_leaves_nothing_to_resume_from(
+    client: AsyncClient,
+    fake: FakeModels,
+    data: bytes,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    opened: list[BinaryIO],
+) -> None:
+    """A step's sync that fails only once every chunk is written: the commit, which waits for
+    it, ends the download with its error and the .part file is deleted."""
+    fake.store(data)
+    sync_every(monkeypatch, CHUNK_SIZE)
+    all_written = threading.Event()
+    real_append = _files.PartialDownload._append
+    appended: list[int] = []
+
+    def append(part: _files.PartialDownload, chunk: bytes) -> None:
+        real_append(part, chunk)
+        appended.append(len(chunk))
+        if sum(appended) == SIZE:
+            all_written.set()
+
+    def sync_failing_at_the_end(descriptor: int) -> None:
+        assert all_written.wait(10), "the download did not write every chunk"
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(_files.PartialDownload, "_append", append)
+    record_flushes(monkeypatch, sync_failing_at_the_end)
+    with pytest.raises(OSError, match="Input/output error"):
+        await client.download("m1", 1, tmp_path / "out")
+    assert all_written.is_set()
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out.part").exists()
+    assert [file.closed for file in opened] == [True]
+
+
 async def test_a_final_fsync_that_fails_leaves_nothing_to_resume_from(
     client: AsyncClient,
     fake: FakeModels,

@@ -1120,9 +1120,10 @@ class AsyncClient:
 
         Bytes go to ``<destination>.part`` first; only a file whose size and SHA-256 match the
         version replaces ``destination``, else the ``.part`` file is deleted and ``DataLoss``
-        raised. An interrupted download leaves the ``.part`` file, and the next call resumes
-        from its size unless ``resume=False``; kept bytes that turn out not to belong to this
-        version are dropped and the download starts over once. A stream that breaks
+        raised. An interrupted download leaves the ``.part`` file (unless a flush of it
+        failed: its bytes may then not be on the disk, so it is deleted), and the next call
+        resumes from its size unless ``resume=False``; kept bytes that turn out not to belong
+        to this version are dropped and the download starts over once. A stream that breaks
         (``Unavailable``) is resumed up to ``retries`` times in a row. A second download to
         the same destination while one runs raises ``FailedPrecondition``.
 
