@@ -445,8 +445,14 @@ class PartialDownload:
 
     async def _synced(self) -> None:
         """Wait until no sync of the file runs; raise the error the last one met."""
-        try:
+        with self._flushing():
             await self._sync.settled()
+
+    @contextlib.contextmanager
+    def _flushing(self) -> Iterator[None]:
+        """Around a flush of the file or the wait for one: an error marks it untrustworthy."""
+        try:
+            yield
         except OSError:
             self._flush_failed = True
             raise
@@ -467,11 +473,8 @@ class PartialDownload:
         receives its next chunk meanwhile (8% more MiB/s on loopback). ``size`` counts them at
         once; an error of writing them is raised by the next ``append`` or by ``settle``."""
         await self.settle()
-        try:
+        with self._flushing():
             self._sync.written(self.size)
-        except OSError:
-            self._flush_failed = True
-            raise
         self._writing = asyncio.get_running_loop().run_in_executor(None, self._append, chunk)
         self.size += len(chunk)
 
@@ -521,11 +524,8 @@ class PartialDownload:
         if not self._replace and os.path.lexists(self.destination):
             raise destination_exists(self.destination)
         self._file.flush()
-        try:
+        with self._flushing():
             os.fsync(self._file.fileno())
-        except OSError:
-            self._flush_failed = True
-            raise
         os.replace(self.path, self.destination)
         self._settled = True
         fsync_dir(os.path.dirname(self.destination) or os.curdir)
