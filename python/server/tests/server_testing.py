@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import pytest
 from google.rpc.error_details_pb2 import BadRequest, ErrorInfo
 from grpclib._typing import IServable
@@ -21,6 +24,7 @@ from sqlalchemy import Row, text
 from modelcatalog import v1, wire
 from modelcatalog_server.app import Application, storage_locations
 from modelcatalog_server.config import Settings
+from modelcatalog_server.storage import locations
 from modelcatalog_server.storage.blobs import BlobStore
 from modelcatalog_server.storage.metadata import MetadataStore, Transaction
 from modelcatalog_server.transport import RequestCodec
@@ -77,6 +81,27 @@ async def sql(settings: Settings, statement: str, **parameters: Any) -> list[Row
         return await store.write(run)
     finally:
         await store.close()
+
+
+@asynccontextmanager
+async def blocked_transactions(settings: Settings) -> AsyncIterator[Callable[[Transaction], Any]]:
+    """A transaction body that waits until the block ends: on SQLite it blocks its thread, on
+    PostgreSQL it waits for an advisory lock this test holds on a connection of its own."""
+    if not settings.database_url:
+        released = threading.Event()
+        try:
+            yield lambda tx: released.wait()
+        finally:
+            released.set()
+        return
+    url = locations.database_url(settings.database_url).set(drivername="postgresql")
+    holder = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        await holder.execute("SELECT pg_advisory_lock(7)")
+        yield lambda tx: tx.connection.exec_driver_sql("SELECT pg_advisory_xact_lock_shared(7)")
+        await holder.execute("SELECT pg_advisory_unlock(7)")
+    finally:
+        await holder.close()
 
 
 def channel_for(app: Application) -> ChannelFor:

@@ -1,5 +1,6 @@
-"""The SQLite metadata store: migrations, pragmas, serialized writes, atomic transactions,
-authorization inside list queries, keyset paging, storage faults and cancellation."""
+"""The metadata store, on SQLite unless a test says otherwise: migrations, pragmas, serialized
+writes, atomic transactions, authorization inside list queries, keyset paging, storage faults,
+cancellation, and the order in which callers get PostgreSQL connections."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import os
 import random
@@ -21,11 +23,14 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from server_testing import blocked_transactions, poll_until
 from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
 from sqlalchemy.engine.cursor import CursorFetchStrategy
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import QueuePool
 
+from modelcatalog_server.app import storage_locations
+from modelcatalog_server.config import Settings
 from modelcatalog_server.storage import metadata as metadata_module
 from modelcatalog_server.storage import schema
 from modelcatalog_server.storage.faults import StorageFull, StorageUnavailable
@@ -34,6 +39,7 @@ from modelcatalog_server.storage.metadata import (
     SQLITE_POOL_SIZE,
     Cursor,
     MetadataStore,
+    PoolUsage,
     Transaction,
     UniqueViolation,
 )
@@ -70,6 +76,17 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 async def store(db_path: Path) -> AsyncIterator[MetadataStore]:
     opened = await MetadataStore.open_sqlite(db_path)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def store_of_settings(settings: Settings) -> AsyncIterator[MetadataStore]:
+    """A store on the database ``settings`` name (by default SQLite, then PostgreSQL)."""
+    database, _ = storage_locations(settings)
+    opened = await MetadataStore.open(database)
     try:
         yield opened
     finally:
@@ -1074,6 +1091,66 @@ async def test_no_free_connection_within_the_wait_is_unavailable(
     holds.release.set()
     await asyncio.gather(*holders)
     await quick_store.ping()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_callers_get_connections_in_the_order_they_asked(
+    store_of_settings: MetadataStore,
+) -> None:
+    """Under a flood of back-to-back calls, a caller waiting for a PostgreSQL connection is
+    served before the callers that asked after it (give or take the calls starting beside it).
+    A pool that hands a freed connection to whoever asks next lets the flood overtake a waiter
+    again and again, until it fails for want of a connection while the others are served.
+    (SQLite's pool threads take transactions from one queue, in order; there the GIL decides
+    which thread runs first, so the order of their starts shows nothing of the wait.)"""
+    store = store_of_settings
+    size = store.pool_usage().size
+    asked = itertools.count()
+    started: list[int] = []
+
+    def start(number: int, _tx: Transaction) -> None:
+        started.append(number)
+
+    async def call_back_to_back(calls: int) -> None:
+        for _ in range(calls):
+            await store.read(functools.partial(start, next(asked)))
+
+    await asyncio.gather(*(call_back_to_back(25) for _ in range(4 * size)))
+    assert sorted(started) == list(range(100 * size))
+    overtaken_by = [
+        sum(1 for later in started[:position] if later > number)
+        for position, number in enumerate(started)
+    ]
+    assert max(overtaken_by) < 2 * size
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_cancelled_postgres_calls_leave_the_whole_pool_usable(
+    store_of_settings: MetadataStore, settings: Settings
+) -> None:
+    """Calls cancelled while waiting for their turn, while connecting and while running, twice
+    each as a deadline and a reset do, leave every connection free: the pool's size of
+    transactions then run at once, none kept waiting."""
+    store = store_of_settings
+    size = store.pool_usage().size
+
+    def read(tx: Transaction) -> None:
+        tx.connection.exec_driver_sql("SELECT pg_sleep(0.001)")
+
+    for round_number in range(10):
+        calls = [asyncio.create_task(store.read(read)) for _ in range(3 * size)]
+        for step, task in enumerate(calls):
+            for _ in range(step % 7 + round_number % 3):
+                await asyncio.sleep(0)  # let it reach a different point of its call
+            task.cancel()
+            await asyncio.sleep(0)
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+    assert store.pool_usage() == PoolUsage(size, 0, 0)
+    async with blocked_transactions(settings) as blocked:
+        running = [asyncio.create_task(store.read(blocked)) for _ in range(size)]
+        assert await poll_until(lambda: store.pool_usage() == PoolUsage(size, size, 0))
+    await asyncio.gather(*running)
 
 
 async def test_a_started_transaction_ends_before_its_caller_sees_the_cancellation(

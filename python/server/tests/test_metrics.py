@@ -6,18 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import threading
 import urllib.request
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
 
-import asyncpg
 import pytest
 from grpclib.const import Status
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from server_testing import Api, expect_error, poll_until
+from server_testing import Api, blocked_transactions, expect_error, poll_until
 from test_versions import download, model_of, upload
 from upload_streams import stalled_upload
 
@@ -25,12 +20,10 @@ from modelcatalog import v1
 from modelcatalog_server import metrics
 from modelcatalog_server.app import StartupError, metrics_served, storage_locations
 from modelcatalog_server.config import ListenAddress, Settings
-from modelcatalog_server.storage import locations
 from modelcatalog_server.storage.metadata import (
     POSTGRES_POOL_SIZE,
     SQLITE_POOL_SIZE,
     MetadataStore,
-    Transaction,
 )
 
 MiB = 1 << 20
@@ -108,27 +101,6 @@ async def test_the_pool_gauges_report_the_application_store(api: Api, settings: 
     assert value("modelcatalog_database_pool_size") == size
     assert await poll_until(lambda: value("modelcatalog_database_pool_in_use") == 0)
     assert value("modelcatalog_database_pool_waiting") == 0
-
-
-@asynccontextmanager
-async def blocked_transactions(settings: Settings) -> AsyncIterator[Callable[[Transaction], Any]]:
-    """A transaction body that waits until the block ends: on SQLite it blocks its thread, on
-    PostgreSQL it waits for an advisory lock this test holds on a connection of its own."""
-    if not settings.database_url:
-        released = threading.Event()
-        try:
-            yield lambda tx: released.wait()
-        finally:
-            released.set()
-        return
-    url = locations.database_url(settings.database_url).set(drivername="postgresql")
-    holder = await asyncpg.connect(url.render_as_string(hide_password=False))
-    try:
-        await holder.execute("SELECT pg_advisory_lock(7)")
-        yield lambda tx: tx.connection.exec_driver_sql("SELECT pg_advisory_xact_lock_shared(7)")
-        await holder.execute("SELECT pg_advisory_unlock(7)")
-    finally:
-        await holder.close()
 
 
 async def test_pool_usage_counts_transactions_running_and_waiting(settings: Settings) -> None:

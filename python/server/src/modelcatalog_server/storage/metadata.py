@@ -371,6 +371,8 @@ class _PostgresTransactions:
         self._engine = engine
         self._wait_seconds = wait_seconds
         self._waiting = 0
+        #: Turns at the pool, handed out first come, first served (see ``_once``).
+        self._turns = asyncio.Semaphore(POSTGRES_POOL_SIZE)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -396,21 +398,30 @@ class _PostgresTransactions:
                 raise _unavailable(f"the database cannot be reached: {error}") from error
 
     async def _once(self, work: Callable[[Transaction], T], *, write: bool) -> T:
-        """One attempt: a connection is awaited (cancellable: a call cancelled meanwhile never
-        starts), then the transaction runs to its end even if the caller is cancelled."""
+        """One attempt: a turn and then a connection are awaited (cancellable: a call cancelled
+        meanwhile never starts), then the transaction runs to its end even if the caller is
+        cancelled, and gives its turn back once its connection is back in the pool.
+
+        The turns make the wait first come, first served. The pool alone gives a connection
+        that comes free to whoever asks first, not to the caller it woke for: under a flood of
+        calls, newcomers kept overtaking that caller until its wait limit ran out."""
         self._waiting += 1
         try:
             async with asyncio.timeout(self._wait_seconds):
-                connection = await self._engine.connect()
+                await self._turns.acquire()
+                try:
+                    connection = await self._engine.connect()
+                except BaseException:
+                    self._turns.release()
+                    raise
         except TimeoutError:
             raise _unavailable("no database connection came free within the wait limit") from None
         finally:
             self._waiting -= 1
         return await run_to_end(self._transaction(connection, work, write))
 
-    @staticmethod
     async def _transaction(
-        connection: AsyncConnection, work: Callable[[Transaction], T], write: bool
+        self, connection: AsyncConnection, work: Callable[[Transaction], T], write: bool
     ) -> T:
         try:
             if not write:
@@ -420,7 +431,10 @@ class _PostgresTransactions:
             async with connection.begin():
                 return await connection.run_sync(lambda synchronous: work(Transaction(synchronous)))
         finally:
-            await connection.close()
+            try:
+                await connection.close()
+            finally:
+                self._turns.release()
 
 
 class _Step(Generic[T]):
