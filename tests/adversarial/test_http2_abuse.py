@@ -221,6 +221,33 @@ async def test_malformed_request_headers_are_answered_on_their_stream(
     assert after == "OK"
 
 
+#: Requests of the protocols the server does not speak, as their clients send them.
+OTHER_PROTOCOLS: dict[str, list[Header]] = {
+    "connect-unary": [*CORRECT[:4], ("content-type", "application/proto")],
+    "connect-streaming": [*CORRECT[:4], ("content-type", "application/connect+proto")],
+    "grpc-web": [*CORRECT[:4], ("content-type", "application/grpc-web+proto")],
+    "grpc-web-text": [*CORRECT[:4], ("content-type", "application/grpc-web-text")],
+}
+
+
+@pytest.mark.parametrize("case", OTHER_PROTOCOLS)
+async def test_connect_and_grpc_web_requests_get_http_415(server: RunningServer, case: str) -> None:
+    """A Connect or gRPC-Web request (neither sends 'te: trailers') is answered HTTP 415
+    Unsupported Media Type, as the README says, and the connection then serves a gRPC call."""
+    connection = await Connection.open(server)
+    try:
+        stream_id = connection.new_stream_id()
+        await connection.send(connection.headers_frame(stream_id, OTHER_PROTOCOLS[case]))
+        await connection.send_data(stream_id, grpc_frame(HEALTH_REQUEST), end_stream=True)
+        await connection.finished(stream_id, within=10)
+        http_status = connection.stream(stream_id).header(":status")
+        after = await _health_call(connection)
+    finally:
+        await connection.close()
+    assert http_status == "415"
+    assert after == "OK"
+
+
 async def test_unpadded_binary_metadata_is_accepted(server: RunningServer) -> None:
     """Binary metadata without base64 padding is valid gRPC (grpc-go sends it so): the call
     it comes with is served, whatever the server does against broken padding."""

@@ -26,7 +26,7 @@ from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFra
 
 from modelcatalog.wire import PacedBuffer
 from modelcatalog_server.transport import RateLimit, TransportLimits
-from modelcatalog_server.transport._http2 import GuardedConnection, _header_problem
+from modelcatalog_server.transport._http2 import _NOT_GRPC, GuardedConnection, _header_problem
 
 REQUEST = [
     (":method", "POST"),
@@ -189,6 +189,18 @@ def test_a_call_without_te_trailers_is_malformed_not_unknown() -> None:
     assert [d.reason for d in problem.details or [] if isinstance(d, ErrorInfo)] == [
         "MALFORMED_REQUEST"
     ]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/proto", "application/connect+proto", "application/grpc-web"]
+)
+def test_a_request_of_another_protocol_is_left_to_the_http_answer(content_type: str) -> None:
+    """Connect and gRPC-Web requests (which carry no 'te: trailers') are answered with HTTP
+    415 by grpclib, not refused as malformed gRPC."""
+    mapping = {"/grpc.health.v1.Health/Check": cast(Handler, None)}
+    headers = [h for h in REQUEST if h[0] not in {"te", "content-type"}]
+    problem = _header_problem([*headers, ("content-type", content_type)], mapping)
+    assert problem is _NOT_GRPC
 
 
 def goaway_code(client: H2Connection, server: GuardedConnection) -> int | None:

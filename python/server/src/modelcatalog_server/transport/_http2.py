@@ -290,6 +290,8 @@ class GuardedHandler(GrpclibHandler):
         if isinstance(problem, GRPCError):
             self.__gc_step__()
             self._tasks[stream] = self.loop.create_task(self._answer(stream, headers, problem))
+        elif problem is _NOT_GRPC:
+            super().accept(stream, headers, release)  # grpclib answers HTTP 405 or 415
         else:
             super().accept(stream, self._take_deadline(stream, headers), release)
         self._tasks[stream].add_done_callback(lambda _task: release())
@@ -332,10 +334,14 @@ class GuardedHandler(GrpclibHandler):
 
 
 _MALFORMED = object()
+#: A request of another protocol (Connect, gRPC-Web, a plain GET), which gets an HTTP status.
+_NOT_GRPC = object()
 
 
 def _header_problem(headers: list[tuple[str, str]], mapping: Mapping[str, Handler]) -> object:
-    """None for headers grpclib may handle; _MALFORMED or a gRPC refusal otherwise."""
+    """None for a gRPC request grpclib may handle; _NOT_GRPC for a request of another
+    protocol, which grpclib answers with HTTP 405 or 415 before reading anything else of it;
+    _MALFORMED or a gRPC refusal otherwise."""
     pseudo: dict[str, str] = {}
     for name, value in headers:
         if name.startswith(":"):
@@ -344,8 +350,9 @@ def _header_problem(headers: list[tuple[str, str]], mapping: Mapping[str, Handle
             pseudo[name] = value
     if any(name not in pseudo for name in _REQUIRED_PSEUDO_HEADERS):
         return _MALFORMED
-    if pseudo[":method"] != "POST":
-        return None  # grpclib answers 405
+    content_type = dict(headers).get("content-type", "")
+    if pseudo[":method"] != "POST" or content_type.partition("+")[0] != "application/grpc":
+        return _NOT_GRPC
     if dict(headers).get("te") != "trailers":
         return refusal(
             Status.INVALID_ARGUMENT,
