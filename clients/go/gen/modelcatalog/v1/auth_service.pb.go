@@ -83,8 +83,8 @@ type SignUpRequest struct {
 	// The username: 3 to 64 characters, lowercase letters, digits, '.', '_' and '-', starting
 	// with a letter or digit.
 	Username string `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
-	// The password: 8 to 72 bytes in UTF-8 (72 bytes is bcrypt's limit; longer passwords are
-	// rejected, never silently truncated).
+	// The password: at least 8 characters and at most 72 bytes in UTF-8 (72 bytes is bcrypt's
+	// limit; longer passwords are rejected, never silently truncated).
 	Password string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
 }
 
@@ -934,7 +934,7 @@ type ChangePasswordRequest struct {
 
 	// The account's password now.
 	CurrentPassword string `protobuf:"bytes,1,opt,name=current_password,json=currentPassword,proto3" json:"current_password,omitempty"`
-	// The new password: 8 to 72 bytes in UTF-8.
+	// The new password: at least 8 characters and at most 72 bytes in UTF-8.
 	NewPassword string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
 }
 

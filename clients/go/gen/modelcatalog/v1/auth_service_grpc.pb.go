@@ -20,7 +20,7 @@ type AuthServiceClient interface {
 	// SignUp creates an account.
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) when the username does not match its pattern or
-	// the password is shorter than 8 or longer than 72 bytes in UTF-8; ALREADY_EXISTS
+	// the password is shorter than 8 characters or longer than 72 bytes in UTF-8; ALREADY_EXISTS
 	// (USERNAME_TAKEN); PERMISSION_DENIED (SIGNUP_DISABLED) when the server does not allow
 	// self sign-up; RESOURCE_EXHAUSTED (OVERLOADED) when too many password checks are queued.
 	SignUp(ctx context.Context, in *SignUpRequest, opts ...grpc.CallOption) (*SignUpResponse, error)
@@ -49,7 +49,9 @@ type AuthServiceClient interface {
 	//
 	// Errors: UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED); a
 	// token that is already expired or revoked needs no sign-out, so a client may treat these as
-	// done.
+	// done. PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token, which
+	// stays valid: a client closing down must not end a machine's long-lived token, which only
+	// RevokeAccessToken ends.
 	SignOut(ctx context.Context, in *SignOutRequest, opts ...grpc.CallOption) (*SignOutResponse, error)
 	// CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
 	// for the caller within a scope until it expires. The token is returned once, in this
@@ -85,7 +87,8 @@ type AuthServiceClient interface {
 	// towards the same throttle.
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
-	// shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+	// shorter than 8 characters or longer than 72 bytes in UTF-8; PERMISSION_DENIED
+	// (INVALID_CREDENTIALS)
 	// when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
 	// SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
@@ -218,7 +221,7 @@ type AuthServiceServer interface {
 	// SignUp creates an account.
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) when the username does not match its pattern or
-	// the password is shorter than 8 or longer than 72 bytes in UTF-8; ALREADY_EXISTS
+	// the password is shorter than 8 characters or longer than 72 bytes in UTF-8; ALREADY_EXISTS
 	// (USERNAME_TAKEN); PERMISSION_DENIED (SIGNUP_DISABLED) when the server does not allow
 	// self sign-up; RESOURCE_EXHAUSTED (OVERLOADED) when too many password checks are queued.
 	SignUp(context.Context, *SignUpRequest) (*SignUpResponse, error)
@@ -247,7 +250,9 @@ type AuthServiceServer interface {
 	//
 	// Errors: UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED); a
 	// token that is already expired or revoked needs no sign-out, so a client may treat these as
-	// done.
+	// done. PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token, which
+	// stays valid: a client closing down must not end a machine's long-lived token, which only
+	// RevokeAccessToken ends.
 	SignOut(context.Context, *SignOutRequest) (*SignOutResponse, error)
 	// CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
 	// for the caller within a scope until it expires. The token is returned once, in this
@@ -283,7 +288,8 @@ type AuthServiceServer interface {
 	// towards the same throttle.
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
-	// shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+	// shorter than 8 characters or longer than 72 bytes in UTF-8; PERMISSION_DENIED
+	// (INVALID_CREDENTIALS)
 	// when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
 	// SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)

@@ -27,8 +27,8 @@ type CreateFolderRequest struct {
 	sizeCache     protoimpl.SizeCache
 	unknownFields protoimpl.UnknownFields
 
-	// The display name: 1 to 128 characters, no control or bidirectional override characters,
-	// unique among the folders the caller created.
+	// The display name: 1 to 128 characters, no leading or trailing whitespace, no control or
+	// bidirectional override characters, unique among the folders the caller created.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// An optional free-text description of at most 4096 characters: newlines and tabs are
 	// allowed, other control characters and bidirectional override characters are not.

@@ -30,8 +30,8 @@ type CreateModelRequest struct {
 
 	// The identifier of the folder that will hold the model.
 	FolderId string `protobuf:"bytes,1,opt,name=folder_id,json=folderId,proto3" json:"folder_id,omitempty"`
-	// The display name: 1 to 128 characters, no control or bidirectional override characters,
-	// unique within the folder.
+	// The display name: 1 to 128 characters, no leading or trailing whitespace, no control or
+	// bidirectional override characters, unique within the folder.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// An optional free-text description of at most 4096 characters: newlines and tabs are
 	// allowed, other control characters and bidirectional override characters are not.
@@ -933,8 +933,8 @@ type UploadModelVersionHeader struct {
 	// allowed, other control characters and bidirectional override characters are not.
 	Description string `protobuf:"bytes,6,opt,name=description,proto3" json:"description,omitempty"`
 	// Optional labels: at most 64, keys of 1 to 63 characters (lowercase letters, digits, '.',
-	// '_', '-' and '/'), values of at most 256 characters without control or bidirectional
-	// override characters.
+	// '_', '-' and '/', starting with a letter or digit), values of at most 256 characters
+	// without control or bidirectional override characters.
 	Labels map[string]string `protobuf:"bytes,7,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"bytes,2,opt,name=value,proto3"`
 	// Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
 	// the call can be retried safely when its answer was lost. Another call with the same
@@ -1440,9 +1440,10 @@ type SetModelAliasRequest struct {
 	ExpectedVersion *int64 `protobuf:"varint,4,opt,name=expected_version,json=expectedVersion,proto3,oneof" json:"expected_version,omitempty"`
 	// Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
 	// the call can be retried safely when its answer was lost. Another call with the same
-	// request_id by the same user within the server's retention period (24 h by default) moves
-	// nothing, whatever its expected_version, and answers with the result of the first call (the
-	// alias as it is now). Reusing a request_id for a different request fails with INVALID_ARGUMENT
+	// request_id by the same user within the server's retention period (24 h by default) and the
+	// same arguments moves nothing and answers with the result of the first call (the alias as it
+	// is now), even though the alias no longer points where its expected_version said. Reusing a
+	// request_id with other arguments (expected_version included) fails with INVALID_ARGUMENT
 	// (REQUEST_ID_REUSED). Empty: no such protection.
 	RequestId string `protobuf:"bytes,5,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 }

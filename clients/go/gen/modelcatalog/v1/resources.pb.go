@@ -157,8 +157,8 @@ type Folder struct {
 
 	// The server-assigned, stable identifier of the folder. Never reused.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// The display name: 1 to 128 characters, no control characters, unique among the folders
-	// created by the same user.
+	// The display name: 1 to 128 characters, no leading or trailing whitespace, no control
+	// characters, unique among the folders created by the same user.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// A free-text description of at most 4096 characters.
 	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
@@ -362,7 +362,8 @@ type Model struct {
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// The identifier of the folder that holds the model.
 	FolderId string `protobuf:"bytes,2,opt,name=folder_id,json=folderId,proto3" json:"folder_id,omitempty"`
-	// The display name: 1 to 128 characters, no control characters, unique within the folder.
+	// The display name: 1 to 128 characters, no leading or trailing whitespace, no control
+	// characters, unique within the folder.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// A free-text description of at most 4096 characters.
 	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
@@ -503,7 +504,8 @@ type ModelVersion struct {
 	// A free-text description of at most 4096 characters.
 	Description string `protobuf:"bytes,7,opt,name=description,proto3" json:"description,omitempty"`
 	// Labels given at upload or by the last edit: at most 64, keys of 1 to 63 characters
-	// (lowercase letters, digits, '.', '_', '-' and '/'), values of at most 256 characters.
+	// (lowercase letters, digits, '.', '_', '-' and '/', starting with a letter or digit), values
+	// of at most 256 characters.
 	Labels map[string]string `protobuf:"bytes,8,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key,proto3" protobuf_val:"bytes,2,opt,name=value,proto3"`
 	// The username of the user who uploaded the version.
 	CreatorUsername string `protobuf:"bytes,9,opt,name=creator_username,json=creatorUsername,proto3" json:"creator_username,omitempty"`

@@ -58,8 +58,8 @@ class SignUpRequest(_message.Message):
     with a letter or digit.
     """
     password: _builtins.str
-    """The password: 8 to 72 bytes in UTF-8 (72 bytes is bcrypt's limit; longer passwords are
-    rejected, never silently truncated).
+    """The password: at least 8 characters and at most 72 bytes in UTF-8 (72 bytes is bcrypt's
+    limit; longer passwords are rejected, never silently truncated).
     """
     def __init__(
         self,
@@ -478,7 +478,7 @@ class ChangePasswordRequest(_message.Message):
     current_password: _builtins.str
     """The account's password now."""
     new_password: _builtins.str
-    """The new password: 8 to 72 bytes in UTF-8."""
+    """The new password: at least 8 characters and at most 72 bytes in UTF-8."""
     def __init__(
         self,
         *,

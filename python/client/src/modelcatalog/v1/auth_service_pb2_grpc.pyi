@@ -41,8 +41,8 @@ class AuthServiceStub:
     before any work; a token limited to listed folders sees only those folders (others answer as
     folders the caller has no access to), and is refused CreateFolder; no access token may call
     the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
-    RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
-    (TOKEN_SCOPE_INSUFFICIENT).
+    RevokeAccessToken, ChangePassword, SignOut, SignOutEverywhere, DeleteAccount):
+    PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT).
     Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
     full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
     nothing is changed then.
@@ -56,7 +56,7 @@ class AuthServiceStub:
     """SignUp creates an account.
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) when the username does not match its pattern or
-    the password is shorter than 8 or longer than 72 bytes in UTF-8; ALREADY_EXISTS
+    the password is shorter than 8 characters or longer than 72 bytes in UTF-8; ALREADY_EXISTS
     (USERNAME_TAKEN); PERMISSION_DENIED (SIGNUP_DISABLED) when the server does not allow
     self sign-up; RESOURCE_EXHAUSTED (OVERLOADED) when too many password checks are queued.
     """
@@ -88,7 +88,9 @@ class AuthServiceStub:
 
     Errors: UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED); a
     token that is already expired or revoked needs no sign-out, so a client may treat these as
-    done.
+    done. PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token, which
+    stays valid: a client closing down must not end a machine's long-lived token, which only
+    RevokeAccessToken ends.
     """
     CreateAccessToken: _grpc.UnaryUnaryMultiCallable[_auth_service_pb2.CreateAccessTokenRequest, _auth_service_pb2.CreateAccessTokenResponse]
     """CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
@@ -128,7 +130,8 @@ class AuthServiceStub:
     towards the same throttle.
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
-    shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+    shorter than 8 characters or longer than 72 bytes in UTF-8; PERMISSION_DENIED
+    (INVALID_CREDENTIALS)
     when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
     SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
     """
@@ -173,8 +176,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     before any work; a token limited to listed folders sees only those folders (others answer as
     folders the caller has no access to), and is refused CreateFolder; no access token may call
     the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
-    RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
-    (TOKEN_SCOPE_INSUFFICIENT).
+    RevokeAccessToken, ChangePassword, SignOut, SignOutEverywhere, DeleteAccount):
+    PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT).
     Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
     full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
     nothing is changed then.
@@ -185,7 +188,7 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """SignUp creates an account.
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) when the username does not match its pattern or
-    the password is shorter than 8 or longer than 72 bytes in UTF-8; ALREADY_EXISTS
+    the password is shorter than 8 characters or longer than 72 bytes in UTF-8; ALREADY_EXISTS
     (USERNAME_TAKEN); PERMISSION_DENIED (SIGNUP_DISABLED) when the server does not allow
     self sign-up; RESOURCE_EXHAUSTED (OVERLOADED) when too many password checks are queued.
     """
@@ -217,7 +220,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
 
     Errors: UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED); a
     token that is already expired or revoked needs no sign-out, so a client may treat these as
-    done.
+    done. PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token, which
+    stays valid: a client closing down must not end a machine's long-lived token, which only
+    RevokeAccessToken ends.
     """
     CreateAccessToken: _aio.UnaryUnaryMultiCallable[_auth_service_pb2.CreateAccessTokenRequest, _auth_service_pb2.CreateAccessTokenResponse]  # type: ignore[assignment]
     """CreateAccessToken creates an access token for a machine (a CI job, a deploy job) that acts
@@ -257,7 +262,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
     towards the same throttle.
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
-    shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+    shorter than 8 characters or longer than 72 bytes in UTF-8; PERMISSION_DENIED
+    (INVALID_CREDENTIALS)
     when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
     SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
     """
@@ -301,8 +307,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     before any work; a token limited to listed folders sees only those folders (others answer as
     folders the caller has no access to), and is refused CreateFolder; no access token may call
     the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
-    RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
-    (TOKEN_SCOPE_INSUFFICIENT).
+    RevokeAccessToken, ChangePassword, SignOut, SignOutEverywhere, DeleteAccount):
+    PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT).
     Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
     full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
     nothing is changed then.
@@ -317,7 +323,7 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """SignUp creates an account.
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD) when the username does not match its pattern or
-        the password is shorter than 8 or longer than 72 bytes in UTF-8; ALREADY_EXISTS
+        the password is shorter than 8 characters or longer than 72 bytes in UTF-8; ALREADY_EXISTS
         (USERNAME_TAKEN); PERMISSION_DENIED (SIGNUP_DISABLED) when the server does not allow
         self sign-up; RESOURCE_EXHAUSTED (OVERLOADED) when too many password checks are queued.
         """
@@ -367,7 +373,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED); a
         token that is already expired or revoked needs no sign-out, so a client may treat these as
-        done.
+        done. PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token, which
+        stays valid: a client closing down must not end a machine's long-lived token, which only
+        RevokeAccessToken ends.
         """
 
     @_abc_1.abstractmethod
@@ -431,7 +439,8 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         towards the same throttle.
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
-        shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+        shorter than 8 characters or longer than 72 bytes in UTF-8; PERMISSION_DENIED
+        (INVALID_CREDENTIALS)
         when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
         SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
         """

@@ -31,8 +31,8 @@ class CreateFolderRequest(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """The display name: 1 to 128 characters, no control or bidirectional override characters,
-    unique among the folders the caller created.
+    """The display name: 1 to 128 characters, no leading or trailing whitespace, no control or
+    bidirectional override characters, unique among the folders the caller created.
     """
     description: _builtins.str
     """An optional free-text description of at most 4096 characters: newlines and tabs are

@@ -34,8 +34,8 @@ class CreateModelRequest(_message.Message):
     folder_id: _builtins.str
     """The identifier of the folder that will hold the model."""
     name: _builtins.str
-    """The display name: 1 to 128 characters, no control or bidirectional override characters,
-    unique within the folder.
+    """The display name: 1 to 128 characters, no leading or trailing whitespace, no control or
+    bidirectional override characters, unique within the folder.
     """
     description: _builtins.str
     """An optional free-text description of at most 4096 characters: newlines and tabs are
@@ -558,8 +558,8 @@ class UploadModelVersionHeader(_message.Message):
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Optional labels: at most 64, keys of 1 to 63 characters (lowercase letters, digits, '.',
-        '_', '-' and '/'), values of at most 256 characters without control or bidirectional
-        override characters.
+        '_', '-' and '/', starting with a letter or digit), values of at most 256 characters
+        without control or bidirectional override characters.
         """
 
     def __init__(
@@ -775,9 +775,10 @@ class SetModelAliasRequest(_message.Message):
     request_id: _builtins.str
     """Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
     the call can be retried safely when its answer was lost. Another call with the same
-    request_id by the same user within the server's retention period (24 h by default) moves
-    nothing, whatever its expected_version, and answers with the result of the first call (the
-    alias as it is now). Reusing a request_id for a different request fails with INVALID_ARGUMENT
+    request_id by the same user within the server's retention period (24 h by default) and the
+    same arguments moves nothing and answers with the result of the first call (the alias as it
+    is now), even though the alias no longer points where its expected_version said. Reusing a
+    request_id with other arguments (expected_version included) fails with INVALID_ARGUMENT
     (REQUEST_ID_REUSED). Empty: no such protection.
     """
     def __init__(

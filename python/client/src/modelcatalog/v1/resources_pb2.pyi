@@ -109,8 +109,8 @@ class Folder(_message.Message):
     id: _builtins.str
     """The server-assigned, stable identifier of the folder. Never reused."""
     name: _builtins.str
-    """The display name: 1 to 128 characters, no control characters, unique among the folders
-    created by the same user.
+    """The display name: 1 to 128 characters, no leading or trailing whitespace, no control
+    characters, unique among the folders created by the same user.
     """
     description: _builtins.str
     """A free-text description of at most 4096 characters."""
@@ -216,7 +216,9 @@ class Model(_message.Message):
     folder_id: _builtins.str
     """The identifier of the folder that holds the model."""
     name: _builtins.str
-    """The display name: 1 to 128 characters, no control characters, unique within the folder."""
+    """The display name: 1 to 128 characters, no leading or trailing whitespace, no control
+    characters, unique within the folder.
+    """
     description: _builtins.str
     """A free-text description of at most 4096 characters."""
     creator_username: _builtins.str
@@ -331,7 +333,8 @@ class ModelVersion(_message.Message):
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Labels given at upload or by the last edit: at most 64, keys of 1 to 63 characters
-        (lowercase letters, digits, '.', '_', '-' and '/'), values of at most 256 characters.
+        (lowercase letters, digits, '.', '_', '-' and '/', starting with a letter or digit), values
+        of at most 256 characters.
         """
 
     @_builtins.property

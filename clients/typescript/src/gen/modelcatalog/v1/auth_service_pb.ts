@@ -31,8 +31,8 @@ export type SignUpRequest = Message<"modelcatalog.v1.SignUpRequest"> & {
   username: string;
 
   /**
-   * The password: 8 to 72 bytes in UTF-8 (72 bytes is bcrypt's limit; longer passwords are
-   * rejected, never silently truncated).
+   * The password: at least 8 characters and at most 72 bytes in UTF-8 (72 bytes is bcrypt's
+   * limit; longer passwords are rejected, never silently truncated).
    *
    * @generated from field: string password = 2;
    */
@@ -446,7 +446,7 @@ export type ChangePasswordRequest = Message<"modelcatalog.v1.ChangePasswordReque
   currentPassword: string;
 
   /**
-   * The new password: 8 to 72 bytes in UTF-8.
+   * The new password: at least 8 characters and at most 72 bytes in UTF-8.
    *
    * @generated from field: string new_password = 2;
    */
@@ -606,8 +606,8 @@ export const AccessTokenScopeSchema: GenEnum<AccessTokenScope> = /*@__PURE__*/
  * before any work; a token limited to listed folders sees only those folders (others answer as
  * folders the caller has no access to), and is refused CreateFolder; no access token may call
  * the RPCs that manage tokens or the account (CreateAccessToken, ListAccessTokens,
- * RevokeAccessToken, ChangePassword, SignOutEverywhere, DeleteAccount): PERMISSION_DENIED
- * (TOKEN_SCOPE_INSUFFICIENT).
+ * RevokeAccessToken, ChangePassword, SignOut, SignOutEverywhere, DeleteAccount):
+ * PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT).
  * Any RPC may also fail with RESOURCE_EXHAUSTED (STORAGE_FULL) when the server's storage is
  * full, or UNAVAILABLE (STORAGE_UNAVAILABLE) when its database stays busy or locked for 5 s;
  * nothing is changed then.
@@ -619,7 +619,7 @@ export const AuthService: GenService<{
    * SignUp creates an account.
    *
    * Errors: INVALID_ARGUMENT (INVALID_FIELD) when the username does not match its pattern or
-   * the password is shorter than 8 or longer than 72 bytes in UTF-8; ALREADY_EXISTS
+   * the password is shorter than 8 characters or longer than 72 bytes in UTF-8; ALREADY_EXISTS
    * (USERNAME_TAKEN); PERMISSION_DENIED (SIGNUP_DISABLED) when the server does not allow
    * self sign-up; RESOURCE_EXHAUSTED (OVERLOADED) when too many password checks are queued.
    *
@@ -672,7 +672,9 @@ export const AuthService: GenService<{
    *
    * Errors: UNAUTHENTICATED (TOKEN_MISSING, TOKEN_INVALID, TOKEN_EXPIRED, TOKEN_REVOKED); a
    * token that is already expired or revoked needs no sign-out, so a client may treat these as
-   * done.
+   * done. PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token, which
+   * stays valid: a client closing down must not end a machine's long-lived token, which only
+   * RevokeAccessToken ends.
    *
    * @generated from rpc modelcatalog.v1.AuthService.SignOut
    */
@@ -740,7 +742,8 @@ export const AuthService: GenService<{
    * towards the same throttle.
    *
    * Errors: INVALID_ARGUMENT (INVALID_FIELD) for an empty current_password or a new_password
-   * shorter than 8 or longer than 72 bytes in UTF-8; PERMISSION_DENIED (INVALID_CREDENTIALS)
+   * shorter than 8 characters or longer than 72 bytes in UTF-8; PERMISSION_DENIED
+   * (INVALID_CREDENTIALS)
    * when current_password is wrong; RESOURCE_EXHAUSTED (SIGN_IN_THROTTLED, OVERLOADED) as for
    * SignIn; PERMISSION_DENIED (TOKEN_SCOPE_INSUFFICIENT) when called with an access token.
    *

@@ -25,8 +25,8 @@ export const file_modelcatalog_v1_folder_service: GenFile = /*@__PURE__*/
  */
 export type CreateFolderRequest = Message<"modelcatalog.v1.CreateFolderRequest"> & {
   /**
-   * The display name: 1 to 128 characters, no control or bidirectional override characters,
-   * unique among the folders the caller created.
+   * The display name: 1 to 128 characters, no leading or trailing whitespace, no control or
+   * bidirectional override characters, unique among the folders the caller created.
    *
    * @generated from field: string name = 1;
    */

@@ -64,8 +64,8 @@ export type Folder = Message<"modelcatalog.v1.Folder"> & {
   id: string;
 
   /**
-   * The display name: 1 to 128 characters, no control characters, unique among the folders
-   * created by the same user.
+   * The display name: 1 to 128 characters, no leading or trailing whitespace, no control
+   * characters, unique among the folders created by the same user.
    *
    * @generated from field: string name = 2;
    */
@@ -196,7 +196,8 @@ export type Model = Message<"modelcatalog.v1.Model"> & {
   folderId: string;
 
   /**
-   * The display name: 1 to 128 characters, no control characters, unique within the folder.
+   * The display name: 1 to 128 characters, no leading or trailing whitespace, no control
+   * characters, unique within the folder.
    *
    * @generated from field: string name = 3;
    */
@@ -318,7 +319,8 @@ export type ModelVersion = Message<"modelcatalog.v1.ModelVersion"> & {
 
   /**
    * Labels given at upload or by the last edit: at most 64, keys of 1 to 63 characters
-   * (lowercase letters, digits, '.', '_', '-' and '/'), values of at most 256 characters.
+   * (lowercase letters, digits, '.', '_', '-' and '/', starting with a letter or digit), values
+   * of at most 256 characters.
    *
    * @generated from field: map<string, string> labels = 8;
    */

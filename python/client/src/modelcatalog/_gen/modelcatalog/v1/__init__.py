@@ -424,8 +424,8 @@ class Folder(betterproto.Message):
 
     name: str = betterproto.string_field(2)
     """
-    The display name: 1 to 128 characters, no control characters, unique among the folders
-     created by the same user.
+    The display name: 1 to 128 characters, no leading or trailing whitespace, no control
+     characters, unique among the folders created by the same user.
     """
 
     description: str = betterproto.string_field(3)
@@ -494,7 +494,8 @@ class Model(betterproto.Message):
 
     name: str = betterproto.string_field(3)
     """
-    The display name: 1 to 128 characters, no control characters, unique within the folder.
+    The display name: 1 to 128 characters, no leading or trailing whitespace, no control
+     characters, unique within the folder.
     """
 
     description: str = betterproto.string_field(4)
@@ -571,7 +572,8 @@ class ModelVersion(betterproto.Message):
     )
     """
     Labels given at upload or by the last edit: at most 64, keys of 1 to 63 characters
-     (lowercase letters, digits, '.', '_', '-' and '/'), values of at most 256 characters.
+     (lowercase letters, digits, '.', '_', '-' and '/', starting with a letter or digit), values
+     of at most 256 characters.
     """
 
     creator_username: str = betterproto.string_field(9)
@@ -822,8 +824,8 @@ class SignUpRequest(betterproto.Message):
 
     password: str = betterproto.string_field(2)
     """
-    The password: 8 to 72 bytes in UTF-8 (72 bytes is bcrypt's limit; longer passwords are
-     rejected, never silently truncated).
+    The password: at least 8 characters and at most 72 bytes in UTF-8 (72 bytes is bcrypt's
+     limit; longer passwords are rejected, never silently truncated).
     """
 
 
@@ -1039,7 +1041,9 @@ class ChangePasswordRequest(betterproto.Message):
     """The account's password now."""
 
     new_password: str = betterproto.string_field(2)
-    """The new password: 8 to 72 bytes in UTF-8."""
+    """
+    The new password: at least 8 characters and at most 72 bytes in UTF-8.
+    """
 
 
 @dataclass(eq=False, repr=False)
@@ -1101,8 +1105,8 @@ class CreateFolderRequest(betterproto.Message):
 
     name: str = betterproto.string_field(1)
     """
-    The display name: 1 to 128 characters, no control or bidirectional override characters,
-     unique among the folders the caller created.
+    The display name: 1 to 128 characters, no leading or trailing whitespace, no control or
+     bidirectional override characters, unique among the folders the caller created.
     """
 
     description: str = betterproto.string_field(2)
@@ -1371,8 +1375,8 @@ class CreateModelRequest(betterproto.Message):
 
     name: str = betterproto.string_field(2)
     """
-    The display name: 1 to 128 characters, no control or bidirectional override characters,
-     unique within the folder.
+    The display name: 1 to 128 characters, no leading or trailing whitespace, no control or
+     bidirectional override characters, unique within the folder.
     """
 
     description: str = betterproto.string_field(3)
@@ -1663,8 +1667,8 @@ class UploadModelVersionHeader(betterproto.Message):
     )
     """
     Optional labels: at most 64, keys of 1 to 63 characters (lowercase letters, digits, '.',
-     '_', '-' and '/'), values of at most 256 characters without control or bidirectional
-     override characters.
+     '_', '-' and '/', starting with a letter or digit), values of at most 256 characters
+     without control or bidirectional override characters.
     """
 
     request_id: str = betterproto.string_field(8)
@@ -1812,9 +1816,10 @@ class SetModelAliasRequest(betterproto.Message):
     """
     Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
      the call can be retried safely when its answer was lost. Another call with the same
-     request_id by the same user within the server's retention period (24 h by default) moves
-     nothing, whatever its expected_version, and answers with the result of the first call (the
-     alias as it is now). Reusing a request_id for a different request fails with INVALID_ARGUMENT
+     request_id by the same user within the server's retention period (24 h by default) and the
+     same arguments moves nothing and answers with the result of the first call (the alias as it
+     is now), even though the alias no longer points where its expected_version said. Reusing a
+     request_id with other arguments (expected_version included) fails with INVALID_ARGUMENT
      (REQUEST_ID_REUSED). Empty: no such protection.
     """
 
