@@ -65,6 +65,8 @@ def test_listen_address_forms(text: str, address: ListenAddress, shown: str) -> 
         (["--workers", "65"], "is not a number of server processes from 1 to 64"),
         (["--workers", "two"], "is not a number of server processes from 1 to 64"),
         (["--drain-period", "301"], "must be from 0 to 300 seconds"),
+        (["--watch-poll-interval", "0"], "must be from 1 to 60 seconds"),
+        (["--watch-poll-interval", "61s"], "must be from 1 to 60 seconds"),
         (["--metrics-listen", "9100"], "is not HOST:PORT"),
     ],
 )
@@ -80,11 +82,32 @@ def test_bad_values_exit_with_a_message_naming_the_option(
     assert message in error
 
 
-def test_bad_environment_value_is_rejected_too(capsys: pytest.CaptureFixture[str]) -> None:
-    """A malformed variable stops the start as a malformed flag would."""
-    with pytest.raises(SystemExit):
-        parse_settings([], {"MODELCATALOG_LISTEN": "nowhere"})
-    assert "is not HOST:PORT" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MODELCATALOG_LISTEN", "nowhere", "is not HOST:PORT"),
+        ("MODELCATALOG_BCRYPT_COST", "99", "bcrypt"),
+        ("MODELCATALOG_INSECURE", "maybe", "maybe"),
+    ],
+)
+def test_bad_environment_value_is_rejected_naming_the_variable(
+    variable: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A malformed variable stops the start as a malformed flag would, and the message names
+    the variable the user set, not the flag they did not use."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse_settings([], {variable: value})
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"{variable}: " in error
+    assert message in error
+    assert "argument --" not in error
+
+
+def test_a_flag_wins_over_a_bad_environment_value() -> None:
+    """The variable is not read when its flag is given."""
+    settings = parse_settings(["--bcrypt-cost", "10"], {"MODELCATALOG_BCRYPT_COST": "99"})
+    assert settings.bcrypt_cost == 10
 
 
 def test_help_names_every_environment_variable(capsys: pytest.CaptureFixture[str]) -> None:

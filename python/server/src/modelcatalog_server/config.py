@@ -175,15 +175,20 @@ def _paths(text: str) -> tuple[Path, ...]:
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(text: str, *, max_days: int = 30) -> int:
-    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``1d``; at least 1 s, at most
-    ``max_days`` days."""
+def _seconds(text: str) -> int:
+    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``1d``, whatever their number."""
     value = text.strip().lower()
     unit = _DURATION_UNITS.get(value[-1:], 0)
     number = value[:-1] if unit else value
     if not number.isdigit() or len(number) > 12:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 3600, 30m or 1h")
-    seconds = int(number) * (unit or 1)
+    return int(number) * (unit or 1)
+
+
+def parse_duration(text: str, *, max_days: int = 30) -> int:
+    """Seconds from ``3600``, ``90s``, ``30m``, ``1h`` or ``1d``; at least 1 s, at most
+    ``max_days`` days."""
+    seconds = _seconds(text)
     if not 1 <= seconds <= max_days * 86400:
         raise argparse.ArgumentTypeError(f"{text!r} must be from 1 second to {max_days} days")
     return seconds
@@ -226,10 +231,8 @@ _window = _sized_within(65_535, (1 << 31) - 1, "an HTTP/2 flow-control window")
 
 
 def _short_duration(text: str) -> int:
-    """Seconds from 0 to 300, as a duration or 0."""
-    if text.strip() == "0":
-        return 0
-    seconds = parse_duration(text)
+    """Seconds from 0 to 300."""
+    seconds = _seconds(text)
     if seconds > 300:
         raise argparse.ArgumentTypeError(f"{text!r} must be from 0 to 300 seconds")
     return seconds
@@ -237,7 +240,7 @@ def _short_duration(text: str) -> int:
 
 def _poll_interval(text: str) -> int:
     """Seconds from 1 to 60."""
-    seconds = parse_duration(text)
+    seconds = _seconds(text)
     if not 1 <= seconds <= 60:
         raise argparse.ArgumentTypeError(f"{text!r} must be from 1 to 60 seconds")
     return seconds
@@ -686,26 +689,36 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                 option.flag,
                 dest=option.field,
                 type=option.parse,
-                default=raw if raw is not None else ("" if default in (None, ()) else str(default)),
+                default=_NOT_GIVEN,
                 metavar=option.metavar,
                 help=help_text,
             )
     return parser
 
 
+#: The parsed value of an option not given as a flag: its variable's or its default's instead.
+_NOT_GIVEN: Any = object()
+
+
 def parse_settings(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Builds the settings from flags and environment; exits with status 2 on bad input."""
-    parser = build_parser(os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    parser = build_parser(environ)
     namespace = parser.parse_args(argv)
     values = {option.field: getattr(namespace, option.field) for option in _OPTIONS}
+    defaults = Settings()
     for option in _OPTIONS:
-        if option.is_switch and isinstance(values[option.field], str):
+        value = values[option.field]
+        if value is _NOT_GIVEN and option.env not in environ:
+            values[option.field] = getattr(defaults, option.field)
+        elif value is _NOT_GIVEN or (option.is_switch and isinstance(value, str)):
             try:
-                values[option.field] = parse_bool(values[option.field])
-            except argparse.ArgumentTypeError as error:
-                parser.error(f"{option.env}: {error}")
+                parse = parse_bool if option.is_switch else option.parse
+                values[option.field] = parse(environ[option.env])
+            except (argparse.ArgumentTypeError, ValueError) as error:
+                parser.error(f"{option.env}: {error}")  # named as the user set it
     settings = Settings(**values)
     if (settings.tls_cert is None) != (settings.tls_key is None):
         parser.error("--tls-cert and --tls-key go together: give both or neither")
