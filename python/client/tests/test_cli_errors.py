@@ -64,6 +64,24 @@ def test_each_error_class_has_its_exit_code_and_one_line(
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("status", "reason", "hint"),
+    [
+        (Status.FAILED_PRECONDITION, "FOLDER_NOT_EMPTY", "add --force"),
+        (Status.FAILED_PRECONDITION, "VERSION_HAS_ALIASES", "add --force"),
+        (Status.NOT_FOUND, "ALIAS_NOT_FOUND", "`modelcatalog alias list MODEL`"),
+    ],
+)
+def test_refusals_hint_at_the_command_line_way_out(
+    harness: CliHarness, status: Status, reason: str, hint: str
+) -> None:
+    """A refusal the command line can get past says how, in its own terms (a flag, not the
+    API field the server's message names)."""
+    harness.backend.error = grpc_error(status, "refused", reason)
+    result = harness.run("folder", "show", FOLDER_ID)
+    assert hint in _one_line_error(result.stderr)
+
+
 def test_expired_token_hints_to_log_in_again(harness: CliHarness) -> None:
     """TOKEN_EXPIRED exits 3 with a one-line hint to run `modelcatalog login`."""
     harness.backend.error = grpc_error(

@@ -172,6 +172,8 @@ def from_sdk_error(
                 hint = "check the username"
             elif reason == "VERSION_NOT_FOUND":
                 hint = "`modelcatalog version list MODEL_ID` shows the versions"
+            elif reason == "ALIAS_NOT_FOUND":
+                hint = "`modelcatalog alias list MODEL` shows the model's aliases"
             else:
                 hint = "check the id"
             return CliError(_with_hint(message, hint), ExitCode.NOT_FOUND)
@@ -180,6 +182,8 @@ def from_sdk_error(
         case FailedPrecondition():
             if reason == "LAST_OWNER":
                 hint = "make another user owner first"
+            elif reason in {"FOLDER_NOT_EMPTY", "VERSION_HAS_ALIASES"}:
+                hint = "add --force to delete them with it"
             elif reason == "ACCOUNT_OWNS_FOLDERS":
                 hint = (
                     "make another member owner (`modelcatalog folder grant FOLDER USER owner`)"
