@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from cli_testing import MODEL_ID, CliHarness
+from grpclib.const import Status
+from rpc_testing import grpc_error
 
 from modelcatalog import ProgressCallback
 from modelcatalog._transport import CHUNK_SIZE
@@ -289,3 +291,24 @@ def test_ctrl_c_during_upload_exits_130_and_rerunning_resumes(
     assert harness.backend.transfers[-1]["offset"] == len(held) > 0
     assert harness.backend.blobs[1] == data
     assert not state.exists()
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "kept"),
+    [
+        (Status.INVALID_ARGUMENT, "INVALID_FIELD", False),
+        (Status.PERMISSION_DENIED, "FOLDER_ACCESS_DENIED", False),
+        (Status.UNAVAILABLE, "UPLOAD_IN_PROGRESS", True),
+    ],
+)
+def test_a_refused_upload_forgets_its_request_id_and_a_broken_one_keeps_it(
+    harness: CliHarness, status: Status, reason: str, kept: bool
+) -> None:
+    """The request id stays on disk only while running the command again can resume the
+    upload: not after the server refused it."""
+    (harness.tmp_path / "model.onnx").write_bytes(b"w" * 100)
+    harness.backend.error = grpc_error(status, "no", reason)
+    result = harness.run("version", "upload", MODEL_ID, "model.onnx", "--quiet")
+    assert result.exit_code != 0
+    uploads = harness.config_home / "modelcatalog" / "uploads"
+    assert (uploads.exists() and any(uploads.iterdir())) == kept

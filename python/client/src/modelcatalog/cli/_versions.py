@@ -108,8 +108,8 @@ class UploadState:
     """The request id of an upload of FILE that has not finished yet, kept in a small file
     (``$XDG_CONFIG_HOME/modelcatalog/uploads/``) named by a digest of the server, model, file
     (absolute path, size, modification time) and header fields: running an interrupted
-    command again reuses the id, so the server resumes that upload; a finished upload removes
-    the file, so the next run of the command is a new upload."""
+    command again reuses the id, so the server resumes that upload; an upload that finished or
+    was refused removes the file, so the next run of the command is a new upload."""
 
     def __init__(
         self, server: str, model_id: str, file: Path, fields: Mapping[str, object]
@@ -180,12 +180,15 @@ def version_upload(
     An upload whose connection breaks resumes where the server's bytes end. An interrupted
     upload (Ctrl-C, a lost connection) resumes when the same command runs again within the
     server's resume period (24 h by default), as long as FILE is unchanged: its request id is
-    kept under $XDG_CONFIG_HOME/modelcatalog/uploads/ until the upload finishes.
+    kept under $XDG_CONFIG_HOME/modelcatalog/uploads/ until the upload finishes or the
+    server refuses it.
     """
     settings = context.settings(ctx)
     total = file.stat().st_size
 
     async def upload(client: AsyncClient) -> v1.ModelVersion:
+        from .. import DeadlineExceeded, ModelCatalogError, Unavailable
+
         enabled = _show_progress(quiet, as_json)
         model_id = await context.model_id(client, model)
         fields = {"content_type": content_type, "description": description, "labels": labels}
@@ -193,15 +196,21 @@ def version_upload(
         with out.transfer_progress(
             f"upload {file.name}", enabled=enabled, total=total, resumable=True
         ) as bar:
-            stored = await client.upload(
-                model_id,
-                file,
-                content_type=content_type,
-                description=description,
-                labels=labels,
-                progress=bar,
-                request_id=state.request_id(),
-            )
+            try:
+                stored = await client.upload(
+                    model_id,
+                    file,
+                    content_type=content_type,
+                    description=description,
+                    labels=labels,
+                    progress=bar,
+                    request_id=state.request_id(),
+                )
+            except (Unavailable, DeadlineExceeded):
+                raise  # the id is kept: running the command again resumes the upload
+            except ModelCatalogError:
+                state.finished()  # refused: there is nothing to resume
+                raise
         state.finished()
         return stored
 
