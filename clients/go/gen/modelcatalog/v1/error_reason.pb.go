@@ -99,8 +99,9 @@ const (
 	// RESOURCE_EXHAUSTED: too many failed sign-ins for this username or from this network
 	// address in a short time; a google.rpc.RetryInfo detail says how long to wait.
 	ErrorReason_ERROR_REASON_SIGN_IN_THROTTLED ErrorReason = 26
-	// UNAUTHENTICATED: the access token was revoked (its user signed out) or its account no
-	// longer exists; sign in again.
+	// UNAUTHENTICATED: the token was revoked (its user signed out, or revoked the access token)
+	// or its account no longer exists; sign in again, or get a new access token. An "mct_" secret
+	// the server does not know answers the same, since revoked access tokens are deleted.
 	ErrorReason_ERROR_REASON_TOKEN_REVOKED ErrorReason = 27
 	// RESOURCE_EXHAUSTED: the server's storage is full; nothing was stored. Retry after its
 	// operator has made room.

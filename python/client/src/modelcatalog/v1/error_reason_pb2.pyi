@@ -109,8 +109,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     address in a short time; a google.rpc.RetryInfo detail says how long to wait.
     """
     ERROR_REASON_TOKEN_REVOKED: _ErrorReason.ValueType  # 27
-    """UNAUTHENTICATED: the access token was revoked (its user signed out) or its account no
-    longer exists; sign in again.
+    """UNAUTHENTICATED: the token was revoked (its user signed out, or revoked the access token)
+    or its account no longer exists; sign in again, or get a new access token. An "mct_" secret
+    the server does not know answers the same, since revoked access tokens are deleted.
     """
     ERROR_REASON_STORAGE_FULL: _ErrorReason.ValueType  # 28
     """RESOURCE_EXHAUSTED: the server's storage is full; nothing was stored. Retry after its
@@ -302,8 +303,9 @@ ERROR_REASON_SIGN_IN_THROTTLED: ErrorReason.ValueType  # 26
 address in a short time; a google.rpc.RetryInfo detail says how long to wait.
 """
 ERROR_REASON_TOKEN_REVOKED: ErrorReason.ValueType  # 27
-"""UNAUTHENTICATED: the access token was revoked (its user signed out) or its account no
-longer exists; sign in again.
+"""UNAUTHENTICATED: the token was revoked (its user signed out, or revoked the access token)
+or its account no longer exists; sign in again, or get a new access token. An "mct_" secret
+the server does not know answers the same, since revoked access tokens are deleted.
 """
 ERROR_REASON_STORAGE_FULL: ErrorReason.ValueType  # 28
 """RESOURCE_EXHAUSTED: the server's storage is full; nothing was stored. Retry after its

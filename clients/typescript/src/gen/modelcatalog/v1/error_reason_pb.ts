@@ -228,8 +228,9 @@ export enum ErrorReason {
   SIGN_IN_THROTTLED = 26,
 
   /**
-   * UNAUTHENTICATED: the access token was revoked (its user signed out) or its account no
-   * longer exists; sign in again.
+   * UNAUTHENTICATED: the token was revoked (its user signed out, or revoked the access token)
+   * or its account no longer exists; sign in again, or get a new access token. An "mct_" secret
+   * the server does not know answers the same, since revoked access tokens are deleted.
    *
    * @generated from enum value: ERROR_REASON_TOKEN_REVOKED = 27;
    */

@@ -253,8 +253,9 @@ class ErrorReason(betterproto.Enum):
 
     TOKEN_REVOKED = 27
     """
-    UNAUTHENTICATED: the access token was revoked (its user signed out) or its account no
-     longer exists; sign in again.
+    UNAUTHENTICATED: the token was revoked (its user signed out, or revoked the access token)
+     or its account no longer exists; sign in again, or get a new access token. An "mct_" secret
+     the server does not know answers the same, since revoked access tokens are deleted.
     """
 
     STORAGE_FULL = 28
