@@ -17,16 +17,31 @@ from h2.events import (
     DataReceived,
     RemoteSettingsChanged,
     RequestReceived,
+    ResponseReceived,
     StreamReset,
     WindowUpdated,
 )
 from h2.exceptions import ProtocolError
 from h2.settings import SettingCodes
-from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    ExtensionFrame,
+    Frame,
+    HeadersFrame,
+    PingFrame,
+    SettingsFrame,
+)
 
 from modelcatalog.wire import PacedBuffer
 from modelcatalog_server.transport import RateLimit, TransportLimits
-from modelcatalog_server.transport._http2 import _NOT_GRPC, GuardedConnection, _header_problem
+from modelcatalog_server.transport._http2 import (
+    _NOT_GRPC,
+    ENCODER_TABLE_BYTES,
+    MAX_HEADER_LIST_BYTES,
+    GuardedConnection,
+    _header_problem,
+)
 
 REQUEST = [
     (":method", "POST"),
@@ -61,6 +76,62 @@ def test_a_ping_flood_ends_the_connection_with_enhance_your_calm() -> None:
     assert [e.error_code for e in events if isinstance(e, ConnectionTerminated)] == [
         ErrorCodes.ENHANCE_YOUR_CALM
     ]
+
+
+def _serialized(frame: Frame, count: int) -> bytes:
+    return frame.serialize() * count
+
+
+@pytest.mark.parametrize(
+    ("flood", "limit"),
+    [
+        (PingFrame(0, b"8 bytes!", flags=["ACK"]), "pings"),
+        (SettingsFrame(0, flags=["ACK"]), "settings"),
+        (ExtensionFrame(0xFA, 0, 0, b""), "empty_data"),
+    ],
+    ids=["ping-ack", "settings-ack", "unknown-type"],
+)
+def test_floods_of_frames_that_ask_for_nothing_end_the_connection(flood: Frame, limit: str) -> None:
+    """Unsolicited PING and SETTINGS acknowledgements and frames of undefined types draw on
+    the frame-rate limits too: a flood of them ends the connection with ENHANCE_YOUR_CALM
+    instead of keeping the event loop busy."""
+    client, server = pair(TransportLimits())
+    burst = getattr(TransportLimits(), limit).burst
+    with pytest.raises(ProtocolError):
+        server.receive_data(_serialized(flood, burst + 10))
+    assert goaway_code(client, server) == ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_the_encoder_keeps_a_small_table_whatever_the_client_allows() -> None:
+    """A client's huge SETTINGS_HEADER_TABLE_SIZE leaves the server's HPACK encoder at
+    HTTP/2's default 4 KiB, announced to the client, which still decodes every answer."""
+    client, server = pair(TransportLimits())
+    client.update_settings({SettingCodes.HEADER_TABLE_SIZE: 2**32 - 1})
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    assert server.encoder.header_table_size == ENCODER_TABLE_BYTES
+    answered = []
+    for number in range(60):
+        stream_id = 2 * number + 1
+        client.send_headers(stream_id, REQUEST, end_stream=True)
+        server.receive_data(client.data_to_send())
+        answer = [(":status", "200"), (f"x-answer-{number}", "v" * 100)]
+        server.send_headers(stream_id, answer, end_stream=True)
+        events = client.receive_data(server.data_to_send())
+        answered += [e for e in events if isinstance(e, ResponseReceived)]
+        kept = server.encoder.header_table.dynamic_entries
+        assert sum(32 + len(name) + len(value) for name, value in kept) <= ENCODER_TABLE_BYTES
+    assert len(answered) == 60
+
+
+def test_request_headers_above_the_advertised_list_size_end_the_connection() -> None:
+    """The server advertises a 16 KiB header list, not h2's 64 KiB: a client whose headers
+    inflate past it loses the connection before the server holds them for a call."""
+    client, server = pair(TransportLimits())
+    assert server.local_settings.max_header_list_size == MAX_HEADER_LIST_BYTES
+    client.send_headers(1, [*REQUEST, ("x-padding", "p" * MAX_HEADER_LIST_BYTES)])
+    with pytest.raises(ProtocolError):
+        server.receive_data(client.data_to_send())
 
 
 def test_pings_that_answer_the_servers_data_are_not_a_flood() -> None:
@@ -267,11 +338,13 @@ def test_an_oversized_frame_ends_the_connection_from_its_header_alone(
 
 
 def test_frames_at_their_limits_are_received() -> None:
-    """A 16 KiB HEADERS frame and a 2 MiB DATA frame are within the limits."""
+    """A header block just within the header-list limit, split over HEADERS and CONTINUATION,
+    and a 2 MiB DATA frame are within the limits."""
     client, server = pair(TransportLimits())
-    block = client.encoder.encode([*REQUEST, ("x-padding", "p" * 20000)])
-    padded = HeadersFrame(1, block[: 16 << 10])
-    rest = ContinuationFrame(1, block[16 << 10 :], flags=["END_HEADERS"])
+    padding = "p" * (MAX_HEADER_LIST_BYTES - 600)
+    block = client.encoder.encode([*REQUEST, ("x-padding", padding)], huffman=False)
+    padded = HeadersFrame(1, block[: 8 << 10])
+    rest = ContinuationFrame(1, block[8 << 10 :], flags=["END_HEADERS"])
     events = server.receive_data(padded.serialize() + rest.serialize())
     assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [1]
     events = server.receive_data(DataFrame(1, b"\0" * (2 << 20)).serialize())

@@ -24,6 +24,10 @@ def test_h2_still_dispatches_frames_and_headers_through_the_overridden_methods()
     assert connection is _upstream.H2Connection
     for name in ("_receive_frame", "_receive_headers_frame", "_open_streams"):
         assert callable(getattr(connection, name))
+    # The encoder's table is capped after h2 applied the client's HEADER_TABLE_SIZE to it.
+    assert "self.encoder.header_table_size = setting.new_value" in inspect.getsource(
+        connection._acknowledge_settings
+    )
     receive = inspect.getsource(connection.receive_data)
     assert "self._receive_frame(frame)" in receive
     assert "_terminate_connection(e.error_code)" in receive  # GOAWAY carries our error code

@@ -47,6 +47,7 @@ from ._upstream import (
     DataFrame,
     Deadline,
     ErrorCodes,
+    ExtensionFrame,
     Frame,
     FrameTooLargeError,
     GrpclibHandler,
@@ -83,6 +84,14 @@ ANSWER_CREDIT_DATA_UNIT = 1 << 14
 ANSWER_CREDIT_CAP = 256
 #: The largest frame other than DATA a client may send: HTTP/2's default maximum frame size.
 NON_DATA_FRAME_LIMIT = 1 << 14
+#: The HPACK table the server's encoder keeps, whatever larger one a client allows (HTTP/2's
+#: default). hpack looks through its whole table for every header it sends: a client that
+#: allowed 4 GiB made every answer on its connection slower than the one before.
+ENCODER_TABLE_BYTES = 4096
+#: The decoded request headers a client may send on one stream (SETTINGS_MAX_HEADER_LIST_SIZE;
+#: h2's default is 64 KiB, gRPC's own clients send at most 8 KiB of metadata). HPACK lets 2 KB
+#: on the wire inflate to the limit, which the server then decodes and holds for the call.
+MAX_HEADER_LIST_BYTES = 16 << 10
 
 
 class _TooManyFrames(ProtocolError):
@@ -155,9 +164,14 @@ class GuardedConnection(TunedConnection):
             max_frame_size=limits.max_frame_size,
             stream_window=limits.stream_window_bytes,
             connection_window=limits.connection_window_bytes,
-            settings={SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams},
+            settings={
+                SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
+                SettingCodes.MAX_HEADER_LIST_SIZE: MAX_HEADER_LIST_BYTES,
+            },
         )
         self.incoming_buffer = _GuardedFrameBuffer(limits.continuations)
+        # h2 gives its decoder only later changes of the setting, not the first value.
+        self.decoder.max_header_list_size = MAX_HEADER_LIST_BYTES
         self._answer_credit = 0
         self._resets = _Bucket(limits.resets)
         self._pings = _Bucket(limits.pings)
@@ -206,15 +220,28 @@ class GuardedConnection(TunedConnection):
         return True
 
     def _bucket_for(self, frame: Frame) -> _Bucket | None:
+        """The bucket ``frame`` draws on. PING and SETTINGS acknowledgements count like the
+        frames they acknowledge (the server sends few of those), and frames of a type HTTP/2
+        does not define like empty DATA frames: neither carries anything a call needs."""
         if isinstance(frame, RstStreamFrame):
             return self._resets
-        if isinstance(frame, PingFrame | SettingsFrame) and "ACK" not in frame.flags:
-            return self._pings if isinstance(frame, PingFrame) else self._settings
+        if isinstance(frame, PingFrame):
+            return self._pings
+        if isinstance(frame, SettingsFrame):
+            return self._settings
         if isinstance(frame, DataFrame) and not frame.data and "END_STREAM" not in frame.flags:
+            return self._empty_data
+        if isinstance(frame, ExtensionFrame):
             return self._empty_data
         if isinstance(frame, WindowUpdateFrame | PriorityFrame):
             return self._window_and_priority
         return None
+
+    def _acknowledge_settings(self) -> Any:
+        frames = super()._acknowledge_settings()
+        if self.encoder.header_table_size > ENCODER_TABLE_BYTES:
+            self.encoder.header_table_size = ENCODER_TABLE_BYTES
+        return frames
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> Any:
         if self._opens_stream_above_cap(frame.stream_id):

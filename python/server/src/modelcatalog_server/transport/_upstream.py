@@ -37,6 +37,7 @@ from h2.stream import StreamClosedBy
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
+    ExtensionFrame,
     Frame,
     HeadersFrame,
     PingFrame,
@@ -72,6 +73,7 @@ __all__ = [
     "Deadline",
     "ErrorCodes",
     "EventsProcessor",
+    "ExtensionFrame",
     "Frame",
     "FrameBuffer",
     "FrameTooLargeError",
