@@ -28,6 +28,7 @@ from h2.settings import SettingCodes
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
+    ExtensionFrame,
     Frame,
     GoAwayFrame,
     HeadersFrame,
@@ -65,6 +66,7 @@ LIST_MODELS = "/modelcatalog.v1.ModelService/ListModels"
 UPLOAD = "/modelcatalog.v1.ModelService/UploadModelVersion"
 DOWNLOAD = "/modelcatalog.v1.ModelService/DownloadModelVersion"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 #: A Health/Check request asking about the whole server: the empty message.
 HEALTH_REQUEST = b""
 
@@ -553,6 +555,28 @@ async def flood(connection: Connection, frame: bytes, count: int) -> int:
 
 def ping_flood(connection: Connection, count: int) -> Awaitable[int]:
     return flood(connection, PingFrame(0, opaque_data=b"12345678").serialize(), count)
+
+
+def ping_ack_flood(connection: Connection, count: int) -> Awaitable[int]:
+    """PING acknowledgements of pings the server never sent."""
+    return flood(connection, PingFrame(0, b"12345678", flags=["ACK"]).serialize(), count)
+
+
+def unknown_frame_flood(connection: Connection, count: int) -> Awaitable[int]:
+    """Empty frames of a type HTTP/2 does not define, which a receiver must ignore."""
+    return flood(connection, ExtensionFrame(0xFA, 0, 0, b"").serialize(), count)
+
+
+async def closed_stream_data_flood(connection: Connection, count: int) -> int:
+    """1-byte DATA frames on a stream the server has answered and closed: h2 answers each
+    with a RST_STREAM."""
+    try:
+        stream_id = await connection.start_call(HEALTH_CHECK)
+        await connection.send_message(stream_id, HEALTH_REQUEST, end_stream=True)
+        await connection.finished(stream_id, within=10)
+    except ConnectionClosed:
+        return 0
+    return await flood(connection, DataFrame(stream_id, data=b"x").serialize(), count)
 
 
 def settings_flood(connection: Connection, count: int) -> Awaitable[int]:

@@ -18,8 +18,10 @@ from ._attack import (
     DOWNLOAD,
     HEALTH_CHECK,
     HEALTH_REQUEST,
+    HEALTH_WATCH,
     UPLOAD,
     Connection,
+    ConnectionClosed,
     bearer,
     closed_by_peer,
     download_request,
@@ -55,6 +57,7 @@ async def test_idle_connections_get_goaway_and_close_within_the_idle_timeout(
     server = launch(
         connection_idle_timeout=f"{IDLE_TIMEOUT_SECONDS}s",
         max_connections=str(SCALE.connection_cap),
+        max_connections_per_peer=str(SCALE.connection_cap),  # the global cap is under test
     )
     baseline = rss_bytes(server.process.pid)
     opened, refused = await open_many(server, SCALE.idle_connections)
@@ -82,7 +85,10 @@ async def test_plain_tcp_without_tls_is_closed_after_the_handshake_timeout(
     launch: Launcher,
 ) -> None:
     """A TCP connection that never starts TLS is closed once the handshake timeout passes."""
-    server = launch(tls_handshake_timeout=f"{HANDSHAKE_TIMEOUT_SECONDS}s")
+    server = launch(
+        tls_handshake_timeout=f"{HANDSHAKE_TIMEOUT_SECONDS}s",
+        max_connections_per_peer=str(SCALE.plain_tcp_connections),
+    )
     sockets = [await open_plain_tcp(server) for _ in range(SCALE.plain_tcp_connections)]
     try:
         closed = await asyncio.gather(
@@ -98,11 +104,50 @@ async def test_plain_tcp_without_tls_is_closed_after_the_handshake_timeout(
     assert all(closed)
 
 
+#: Connections one address may hold in the test below, and the server's cap for all.
+PEER_CONNECTION_CAP = 20
+SERVER_CONNECTION_CAP = 60
+
+
+async def test_one_address_holding_health_watches_cannot_lock_out_others(
+    launch: Launcher,
+) -> None:
+    """An address that keeps a public Health/Watch call open on every connection it can get
+    (so none is ever idle) holds at most its own cap of connections: a client at another
+    address still connects and is answered."""
+    server = launch(
+        max_connections=str(SERVER_CONNECTION_CAP),
+        max_connections_per_peer=str(PEER_CONNECTION_CAP),
+    )
+    attempts = await asyncio.gather(
+        *(Connection.open(server) for _ in range(SERVER_CONNECTION_CAP)),
+        return_exceptions=True,
+    )
+    held = [attempt for attempt in attempts if isinstance(attempt, Connection)]
+    other = None
+    try:
+        for connection in held:
+            stream_id = await connection.start_call(HEALTH_WATCH)
+            await connection.send_message(stream_id, HEALTH_REQUEST, end_stream=True)
+        watching = [c for c in held if not c.closed]
+        other = await Connection.open(server, source="127.0.0.2")
+        answer = await other.call(HEALTH_CHECK, HEALTH_REQUEST, within=10)
+    finally:
+        for connection in [*held, *([other] if other else [])]:
+            await connection.close()
+    refused = [a for a in attempts if isinstance(a, ConnectionClosed | OSError)]
+    print(f"{len(watching)} watching, {len(refused)} refused; another address: {answer}")
+    assert len(watching) <= PEER_CONNECTION_CAP
+    assert len(refused) >= SERVER_CONNECTION_CAP - PEER_CONNECTION_CAP
+    assert answer == "OK"
+
+
 async def test_fd_exhaustion_refuses_connections_without_a_log_storm(launch: Launcher) -> None:
     """With file descriptors exhausted by held connections, the server writes a few log lines
     (no tracebacks), and answers again as soon as they are gone."""
     server = launch(
         tls_handshake_timeout=f"{HANDSHAKE_TIMEOUT_SECONDS}s",
+        max_connections_per_peer=str(2 * OPEN_FILES_LIMIT),  # one address exhausts them
         open_files_limit=OPEN_FILES_LIMIT,
     )
     log_before = len(server.log())

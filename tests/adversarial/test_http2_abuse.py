@@ -27,12 +27,15 @@ from ._attack import (
     ConnectionClosed,
     Header,
     campaign,
+    closed_stream_data_flood,
     continuation_flood,
     empty_data_flood,
     grpc_frame,
+    ping_ack_flood,
     ping_flood,
     rapid_reset,
     settings_flood,
+    unknown_frame_flood,
 )
 from ._gauges import HEALTH_P99_BOUND_SECONDS, MIB, Monitor, memory_settles, rss_bytes
 from .conftest import REQUEST_TIMEOUT_SECONDS, SCALE, Launcher
@@ -81,15 +84,19 @@ async def test_rapid_reset_gets_enhance_your_calm_and_leaves_no_memory_behind(
 
 FLOODS: dict[str, Attack] = {
     "ping": ping_flood,
+    "ping-ack": ping_ack_flood,
     "settings": settings_flood,
+    "unknown-type": unknown_frame_flood,
     "empty-data": empty_data_flood,
+    "closed-stream-data": closed_stream_data_flood,
     "continuation": continuation_flood,
 }
 
 
 @pytest.mark.parametrize("kind", FLOODS)
 async def test_control_frame_flood_gets_enhance_your_calm(server: RunningServer, kind: str) -> None:
-    """A flood of PING, SETTINGS, empty DATA or CONTINUATION frames ends in
+    """A flood of PING (acknowledgements too), SETTINGS, empty DATA, short DATA on a closed
+    stream, CONTINUATION frames or frames of an undefined type ends in
     GOAWAY(ENHANCE_YOUR_CALM) while health keeps its p99 and memory stays within budget."""
     baseline = rss_bytes(server.process.pid)
     with Monitor(server) as monitor:

@@ -102,6 +102,23 @@ def test_floods_of_frames_that_ask_for_nothing_end_the_connection(flood: Frame, 
     assert goaway_code(client, server) == ErrorCodes.ENHANCE_YOUR_CALM
 
 
+def test_short_data_frames_on_a_closed_stream_are_a_flood() -> None:
+    """1-byte DATA frames on a stream the server closed, each of which h2 answers with a
+    RST_STREAM, end the connection past the burst; the few a client has in flight when the
+    server ends its call do not."""
+    client, server = pair(TransportLimits())
+    client.send_headers(1, REQUEST)
+    server.receive_data(client.data_to_send())
+    server.reset_stream(1, ErrorCodes.CANCEL)
+    client.receive_data(server.data_to_send())
+    in_flight = DataFrame(1, b"m" * (1 << 14)).serialize() * 8 + DataFrame(1, b"t").serialize()
+    server.receive_data(in_flight)
+    flood = DataFrame(1, b"x").serialize() * (TransportLimits().empty_data.burst + 10)
+    with pytest.raises(ProtocolError):
+        server.receive_data(flood)
+    assert goaway_code(client, server) == ErrorCodes.ENHANCE_YOUR_CALM
+
+
 def test_the_encoder_keeps_a_small_table_whatever_the_client_allows() -> None:
     """A client's huge SETTINGS_HEADER_TABLE_SIZE leaves the server's HPACK encoder at
     HTTP/2's default 4 KiB, announced to the client, which still decodes every answer."""

@@ -50,6 +50,7 @@ async def test_connections_above_the_budget_are_closed_at_once(
         lambda release: Recorder(opened, release),
         tls=None,
         max_connections=2,
+        max_connections_per_peer=100,
         handshake_timeout=5,
         connection_rate=GENEROUS,
     )
@@ -83,6 +84,7 @@ async def test_a_tls_handshake_that_never_starts_is_cut_off(tmp_path: Path) -> N
         lambda release: Recorder(opened, release),
         tls=context,
         max_connections=10,
+        max_connections_per_peer=100,
         handshake_timeout=0.5,
         connection_rate=GENEROUS,
     )
@@ -113,6 +115,7 @@ async def test_an_address_wasting_connections_is_refused_before_tls() -> None:
         lambda release: Recorder(opened, release),
         tls=None,
         max_connections=100,
+        max_connections_per_peer=100,
         handshake_timeout=5,
         connection_rate=RateLimit(burst=3, per_second=0.001),
     )
@@ -127,5 +130,40 @@ async def test_an_address_wasting_connections_is_refused_before_tls() -> None:
     other = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
     assert await poll_until(lambda: len(opened) == 4)
     for _, writer in (refused, other):
+        writer.close()
+    listener.close()
+
+
+async def test_one_address_cannot_hold_every_connection(caplog: pytest.LogCaptureFixture) -> None:
+    """Past its own cap, an address's new connections are closed at once (one log line), while
+    another address still connects; a connection it closes makes room for one more."""
+    opened: list[Recorder] = []
+    sock = open_listener("127.0.0.1", 0)
+    listener = Listener(
+        sock,
+        lambda release: Recorder(opened, release),
+        tls=None,
+        max_connections=100,
+        max_connections_per_peer=3,
+        handshake_timeout=5,
+        connection_rate=GENEROUS,
+    )
+    listener.start()
+    port = sock.getsockname()[1]
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+    assert await poll_until(lambda: len(opened) == 3)
+    refused = [await asyncio.open_connection("127.0.0.1", port) for _ in range(4)]
+    for reader, _ in refused:
+        assert await closed_by_server(reader)
+    other = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
+    assert await poll_until(lambda: len(opened) == 4)
+    held[0][1].close()
+    await held[0][1].wait_closed()
+    assert await poll_until(lambda: listener.connections == 3)
+    again = await asyncio.open_connection("127.0.0.1", port)
+    assert await poll_until(lambda: len(opened) == 5)
+    lines = [r for r in caplog.records if "which holds 3 already" in r.getMessage()]
+    assert len(lines) == 1
+    for _, writer in [*held[1:], *refused, other, again]:
         writer.close()
     listener.close()

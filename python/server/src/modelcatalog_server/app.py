@@ -309,6 +309,7 @@ def transport_limits(settings: Settings) -> TransportLimits:
     """The wire budgets the settings ask for."""
     return TransportLimits(
         max_connections=settings.max_connections,
+        max_connections_per_peer=settings.max_connections_per_peer,
         tls_handshake_timeout=settings.tls_handshake_timeout,
         connection_idle_timeout=settings.connection_idle_timeout,
         max_concurrent_streams=settings.max_concurrent_streams,

@@ -78,6 +78,7 @@ class Settings:
     workers: int = 1
     drain_period: int = 0
     max_connections: int = _WIRE.max_connections
+    max_connections_per_peer: int = _WIRE.max_connections_per_peer
     tls_handshake_timeout: int = int(_WIRE.tls_handshake_timeout)
     connection_idle_timeout: int = int(_WIRE.connection_idle_timeout)
     max_concurrent_streams: int = _WIRE.max_concurrent_streams
@@ -475,6 +476,14 @@ _OPTIONS = (
         _count,
         "connections served at once, TLS handshakes included; more are closed at once "
         "(lowered to fit the file-descriptor limit)",
+        "N",
+    ),
+    _Option(
+        "max_connections_per_peer",
+        "--max-connections-per-peer",
+        _count,
+        "connections one client address may hold at once; more from it are closed at once "
+        "(behind a TCP proxy that hides client addresses, raise it to --max-connections)",
         "N",
     ),
     _Option(

@@ -221,21 +221,32 @@ class GuardedConnection(TunedConnection):
 
     def _bucket_for(self, frame: Frame) -> _Bucket | None:
         """The bucket ``frame`` draws on. PING and SETTINGS acknowledgements count like the
-        frames they acknowledge (the server sends few of those), and frames of a type HTTP/2
-        does not define like empty DATA frames: neither carries anything a call needs."""
+        frames they acknowledge (the server sends few of those). Frames of a type HTTP/2 does
+        not define, and short DATA frames on a closed stream, count like empty DATA frames:
+        none carries anything a call needs, and h2 answers each DATA frame on a closed stream
+        with a RST_STREAM. A client still sending when the server ended its call has at most
+        the window's worth in flight, in frames that are short only at a message's end."""
         if isinstance(frame, RstStreamFrame):
             return self._resets
         if isinstance(frame, PingFrame):
             return self._pings
         if isinstance(frame, SettingsFrame):
             return self._settings
-        if isinstance(frame, DataFrame) and not frame.data and "END_STREAM" not in frame.flags:
-            return self._empty_data
+        if isinstance(frame, DataFrame):
+            if not frame.data and "END_STREAM" not in frame.flags:
+                return self._empty_data
+            if len(frame.data) < ANSWER_CREDIT_DATA_UNIT and self._is_closed(frame.stream_id):
+                return self._empty_data
+            return None
         if isinstance(frame, ExtensionFrame):
             return self._empty_data
         if isinstance(frame, WindowUpdateFrame | PriorityFrame):
             return self._window_and_priority
         return None
+
+    def _is_closed(self, stream_id: int) -> bool:
+        stream = self.streams.get(stream_id)
+        return stream is None or stream.closed
 
     def _acknowledge_settings(self) -> Any:
         frames = super()._acknowledge_settings()

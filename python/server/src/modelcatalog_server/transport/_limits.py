@@ -26,6 +26,9 @@ class TransportLimits:
     """
 
     max_connections: int = 1000
+    #: Connections one client address may hold at once: one address alone can then not take
+    #: every connection (each kept busy with a long-lived call, such as a health watch).
+    max_connections_per_peer: int = 100
     tls_handshake_timeout: float = 10.0
     connection_idle_timeout: float = 120.0
     max_concurrent_streams: int = 100

@@ -16,6 +16,7 @@ import resource
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from ._limits import RateLimit
@@ -178,6 +179,7 @@ class Listener:
         *,
         tls: ssl.SSLContext | None,
         max_connections: int,
+        max_connections_per_peer: int,
         handshake_timeout: float,
         connection_rate: RateLimit,
     ) -> None:
@@ -185,6 +187,8 @@ class Listener:
         self._factory = protocol_factory
         self._tls = tls
         self._max_connections = max_connections
+        self._max_per_peer = max_connections_per_peer
+        self._by_peer: Counter[str] = Counter()
         self._handshake_timeout = handshake_timeout
         self.connections = 0
         self._task: asyncio.Task[None] | None = None
@@ -192,6 +196,7 @@ class Listener:
         self._rates = _PeerRates(connection_rate)
         self._over_budget = _Throttled("refused connections above the limit of %d")
         self._too_fast = _Throttled("refused connections from %s, which opens them too fast")
+        self._too_many = _Throttled("refused connections from %s, which holds %d already")
         self._no_resources = _Throttled("cannot accept connections: %s")
 
     def start(self) -> None:
@@ -221,11 +226,16 @@ class Listener:
                 self._over_budget.note(self._max_connections)
                 connection.close()
                 continue
+            if self._by_peer[address[0]] >= self._max_per_peer:
+                self._too_many.note(address[0], self._max_per_peer)
+                connection.close()
+                continue
             if not self._rates.admit(address[0]):
                 self._too_fast.note(address[0])
                 connection.close()
                 continue
             self.connections += 1
+            self._by_peer[address[0]] += 1
             handshake = loop.create_task(self._start_connection(connection, address[0]))
             self._handshakes.add(handshake)
             handshake.add_done_callback(self._handshakes.discard)
@@ -238,6 +248,9 @@ class Listener:
             if not released:
                 released = True
                 self.connections -= 1
+                self._by_peer[address] -= 1
+                if not self._by_peer[address]:
+                    del self._by_peer[address]
                 if not made_a_call:
                     self._rates.charge(address)
 

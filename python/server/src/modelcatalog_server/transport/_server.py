@@ -64,6 +64,7 @@ class Server:
             self._protocol_for,
             tls=tls,
             max_connections=connection_budget(self._limits.max_connections),
+            max_connections_per_peer=self._limits.max_connections_per_peer,
             handshake_timeout=self._limits.tls_handshake_timeout,
             connection_rate=self._limits.connections_per_peer,
         )
