@@ -1,8 +1,14 @@
-"""Health answers SERVING; reflection resolves every symbol of the contract, with comments."""
+"""Health answers SERVING; reflection resolves every symbol of the contract, with comments;
+callers without a sign-in keep only a few such streams open at once."""
+
+import contextlib
+from typing import Any
 
 import pytest
 from google.protobuf import descriptor_pb2
 from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpclib.reflection.v1.reflection_grpc import ServerReflectionStub
@@ -18,6 +24,7 @@ from grpclib.reflection.v1alpha.reflection_pb2 import (
 )
 
 from modelcatalog import v1
+from modelcatalog_server.rpc import PUBLIC_STREAM_LIMITS
 from modelcatalog_server.services.reflection import load_descriptor_index
 
 API_SERVICES = (
@@ -139,3 +146,31 @@ async def test_reflection_serves_comments_and_dependencies(channel: Channel) -> 
     assert names[0][0] == "modelcatalog/v1/model_service.proto"
     assert "modelcatalog/v1/resources.proto" in names[0]
     assert names[1] == ["modelcatalog/v1/model_service.proto"]
+
+
+async def _watching(stream: Any) -> None:
+    """Starts a health watch on ``stream`` and waits for its first status."""
+    await stream.send_message(HealthCheckRequest(), end=True)
+    assert await stream.recv_message() is not None
+
+
+async def test_an_address_keeps_only_a_few_public_streams_open(channel: Channel) -> None:
+    """Health watches (which never end by themselves) past the per-address cap are refused
+    RESOURCE_EXHAUSTED (OVERLOADED) at once; a watch that ends makes room for another."""
+    watch = HealthStub(channel).Watch
+    async with contextlib.AsyncExitStack() as open_streams:
+        streams = [
+            await open_streams.enter_async_context(watch.open())
+            for _ in range(PUBLIC_STREAM_LIMITS.per_peer)
+        ]
+        for stream in streams:
+            await _watching(stream)
+        extra = await open_streams.enter_async_context(watch.open())
+        with pytest.raises(GRPCError) as refused:
+            await _watching(extra)
+        assert refused.value.status == Status.RESOURCE_EXHAUSTED
+        await streams[0].cancel()
+        again = await open_streams.enter_async_context(watch.open())
+        await _watching(again)
+        for stream in [*streams[1:], again]:
+            await stream.cancel()  # a watch ends only when its caller leaves

@@ -12,6 +12,7 @@ under the real server and grpclib's in-memory ``ChannelFor`` used by the unit te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Collection
@@ -27,6 +28,7 @@ from .auth.hook import Authenticator, set_current_peer
 from .domain import audit
 from .domain.audit_trail import AuditTrail
 from .domain.errors import CatalogError
+from .domain.slots import SlotLimits, Slots
 from .errors import internal_error, refusal, to_grpc_error
 from .storage.faults import StorageFault
 from .transport import call_bytes
@@ -36,14 +38,28 @@ log = logging.getLogger("modelcatalog_server")
 
 MethodFunc = Any
 
+#: Response streams callers may keep open without signing in (Health/Watch, reflection): from
+#: one address, and in all. Such a call has no end of its own, keeps its connection from ever
+#: going idle, and holds its request headers while it lasts.
+PUBLIC_STREAM_LIMITS = SlotLimits(total=256, per_user=256, per_peer=8)
+#: The user and address that public streams are counted under when there is none.
+_ANONYMOUS = "-"
+
 
 class _Intercepted:
     """A service whose handlers all pass through ``_call``."""
 
-    def __init__(self, service: IServable, authenticator: Authenticator, trail: AuditTrail) -> None:
+    def __init__(
+        self,
+        service: IServable,
+        authenticator: Authenticator,
+        trail: AuditTrail,
+        public_streams: Slots,
+    ) -> None:
         self._service = service
         self._authenticator = authenticator
         self._trail = trail
+        self._public_streams = public_streams
 
     def __mapping__(self) -> dict[str, Handler]:
         return {
@@ -54,7 +70,9 @@ class _Intercepted:
     def _wrap(self, method: str, handler: Handler) -> MethodFunc:
         authenticator = self._authenticator
         trail = self._trail
+        public_streams = self._public_streams
         action = method.rpartition("/")[2]
+        streaming = handler.cardinality.server_streaming
 
         async def call(stream: Stream[Any, Any]) -> None:
             started = time.perf_counter()
@@ -75,8 +93,14 @@ class _Intercepted:
                 audit.enter_call(audited)
                 if principal is not None:
                     authenticator.authorize(method, principal)
+                held = (
+                    public_streams.taken(_ANONYMOUS, address[0] if address else _ANONYMOUS)
+                    if principal is None and streaming
+                    else contextlib.nullcontext()
+                )
                 try:
-                    await handler.func(stream)
+                    with held:
+                        await handler.func(stream)
                 finally:
                     trail.ended(audited)
             except (CatalogError, StorageFault) as error:
@@ -121,8 +145,10 @@ def intercept(
     services: Collection[IServable], authenticator: Authenticator, trail: AuditTrail
 ) -> list[IServable]:
     """``services`` with every method wrapped in authentication, error translation, logging
-    and the recording of refusals."""
-    return [_Intercepted(service, authenticator, trail) for service in services]
+    and the recording of refusals; response streams that need no sign-in share one set of
+    slots (``PUBLIC_STREAM_LIMITS``)."""
+    public_streams = Slots("public stream", PUBLIC_STREAM_LIMITS)
+    return [_Intercepted(service, authenticator, trail, public_streams) for service in services]
 
 
 def peer_address(stream: Stream[Any, Any]) -> tuple[str, int] | None:
