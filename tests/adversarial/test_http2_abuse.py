@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 from h2.errors import ErrorCodes
@@ -213,16 +214,8 @@ async def test_malformed_request_headers_are_answered_on_their_stream(
 ) -> None:
     """A request with malformed headers gets a stream error or INVALID_ARGUMENT
     (MALFORMED_REQUEST), and the same connection then serves a correct call."""
-    connection = await Connection.open(server)
-    try:
-        stream_id = connection.new_stream_id()
-        await connection.send(connection.headers_frame(stream_id, MALFORMED[case]))
-        await connection.send_data(stream_id, grpc_frame(HEALTH_REQUEST), end_stream=True)
-        await connection.finished(stream_id, within=10)
-        malformed = connection.outcome(stream_id)
-        after = await _health_call(connection)
-    finally:
-        await connection.close()
+    answered, after = await _answer_then_health(server, MALFORMED[case])
+    malformed = answered.outcome
     print(f"{case}: {malformed}; then a correct call: {after}")
     assert malformed.startswith("RST_STREAM") or malformed == "INVALID_ARGUMENT MALFORMED_REQUEST"
     assert after == "OK"
@@ -241,17 +234,8 @@ OTHER_PROTOCOLS: dict[str, list[Header]] = {
 async def test_connect_and_grpc_web_requests_get_http_415(server: RunningServer, case: str) -> None:
     """A Connect or gRPC-Web request (neither sends 'te: trailers') is answered HTTP 415
     Unsupported Media Type, as the README says, and the connection then serves a gRPC call."""
-    connection = await Connection.open(server)
-    try:
-        stream_id = connection.new_stream_id()
-        await connection.send(connection.headers_frame(stream_id, OTHER_PROTOCOLS[case]))
-        await connection.send_data(stream_id, grpc_frame(HEALTH_REQUEST), end_stream=True)
-        await connection.finished(stream_id, within=10)
-        http_status = connection.stream(stream_id).header(":status")
-        after = await _health_call(connection)
-    finally:
-        await connection.close()
-    assert http_status == "415"
+    answered, after = await _answer_then_health(server, OTHER_PROTOCOLS[case])
+    assert answered.http_status == "415"
     assert after == "OK"
 
 
@@ -269,6 +253,29 @@ async def test_unpadded_binary_metadata_is_accepted(server: RunningServer) -> No
     finally:
         await connection.close()
     assert outcome == "OK"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    outcome: str
+    http_status: str | None
+
+
+async def _answer_then_health(server: RunningServer, headers: list[Header]) -> tuple[_Answer, str]:
+    """How the server answered a call with ``headers`` (and a health request as its body),
+    and then a correct health call on the same connection."""
+    connection = await Connection.open(server)
+    try:
+        stream_id = connection.new_stream_id()
+        await connection.send(connection.headers_frame(stream_id, headers))
+        await connection.send_data(stream_id, grpc_frame(HEALTH_REQUEST), end_stream=True)
+        await connection.finished(stream_id, within=10)
+        answer = _Answer(
+            connection.outcome(stream_id), connection.stream(stream_id).header(":status")
+        )
+        return answer, await _health_call(connection)
+    finally:
+        await connection.close()
 
 
 async def _health_call(connection: Connection) -> str:

@@ -1093,6 +1093,22 @@ async def test_no_free_connection_within_the_wait_is_unavailable(
     await quick_store.ping()
 
 
+async def _cancel_at_every_point(
+    rounds: int, start_calls: Callable[[int], list[asyncio.Task[Any]]]
+) -> None:
+    """Starts each round's calls and cancels each at a different point of its call, twice, as
+    a deadline and a reset do; then waits for all of them to end."""
+    for round_number in range(rounds):
+        calls = start_calls(round_number)
+        for step, task in enumerate(calls):
+            for _ in range(step % 7 + round_number % 3):
+                await asyncio.sleep(0)  # let it reach a different point of its call
+            task.cancel()
+            await asyncio.sleep(0)
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_callers_get_connections_in_the_order_they_asked(
     store_of_settings: MetadataStore,
@@ -1137,15 +1153,9 @@ async def test_cancelled_postgres_calls_leave_the_whole_pool_usable(
     def read(tx: Transaction) -> None:
         tx.connection.exec_driver_sql("SELECT pg_sleep(0.001)")
 
-    for round_number in range(10):
-        calls = [asyncio.create_task(store.read(read)) for _ in range(3 * size)]
-        for step, task in enumerate(calls):
-            for _ in range(step % 7 + round_number % 3):
-                await asyncio.sleep(0)  # let it reach a different point of its call
-            task.cancel()
-            await asyncio.sleep(0)
-            task.cancel()
-        await asyncio.gather(*calls, return_exceptions=True)
+    await _cancel_at_every_point(
+        10, lambda _round: [asyncio.create_task(store.read(read)) for _ in range(3 * size)]
+    )
     assert store.pool_usage() == PoolUsage(size, 0, 0)
     async with blocked_transactions(settings) as blocked:
         running = [asyncio.create_task(store.read(blocked)) for _ in range(size)]
@@ -1244,15 +1254,9 @@ async def test_cancelled_calls_release_their_connections(
             await store.write(lambda tx: tx.insert_model(folder, alice, f"new {number}", ""))
         await store.read(read_thrice)
 
-    for round_number in range(15):
-        calls = [asyncio.create_task(call(round_number * 100 + i)) for i in range(40)]
-        for step, task in enumerate(calls):
-            for _ in range(step % 7 + round_number % 3):
-                await asyncio.sleep(0)  # let it reach a different point of its call
-            task.cancel()
-            await asyncio.sleep(0)
-            task.cancel()
-        await asyncio.gather(*calls, return_exceptions=True)
+    await _cancel_at_every_point(
+        15, lambda number: [asyncio.create_task(call(number * 100 + i)) for i in range(40)]
+    )
     pool = sqlite_of(store)._engine.pool
     assert isinstance(pool, QueuePool)
     assert pool.checkedout() <= SQLITE_POOL_SIZE  # one per pool thread, none lost

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import resource
+import socket
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +33,30 @@ class Recorder(asyncio.Protocol):
         self._release(False)  # these connections never make a call
 
 
+def started(
+    opened: list[Recorder],
+    *,
+    tls: ssl.SSLContext | None,
+    max_connections: int,
+    max_connections_per_peer: int,
+    handshake_timeout: float,
+    connection_rate: RateLimit,
+) -> tuple[Listener, socket.socket]:
+    """A listener on a free loopback port, accepting into ``Recorder``s, and its socket."""
+    sock = open_listener("127.0.0.1", 0)
+    listener = Listener(
+        sock,
+        lambda release: Recorder(opened, release),
+        tls=tls,
+        max_connections=max_connections,
+        max_connections_per_peer=max_connections_per_peer,
+        handshake_timeout=handshake_timeout,
+        connection_rate=connection_rate,
+    )
+    listener.start()
+    return listener, sock
+
+
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:
     """Whether the server closes the connection within a few seconds."""
     try:
@@ -44,17 +70,14 @@ async def test_connections_above_the_budget_are_closed_at_once(
 ) -> None:
     """With the budget used, new connections are closed; one log line, no traceback."""
     opened: list[Recorder] = []
-    sock = open_listener("127.0.0.1", 0)
-    listener = Listener(
-        sock,
-        lambda release: Recorder(opened, release),
+    listener, sock = started(
+        opened,
         tls=None,
         max_connections=2,
         max_connections_per_peer=100,
         handshake_timeout=5,
         connection_rate=GENEROUS,
     )
-    listener.start()
     port = sock.getsockname()[1]
     kept = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
     refused = [await asyncio.open_connection("127.0.0.1", port) for _ in range(5)]
@@ -77,18 +100,15 @@ async def test_a_tls_handshake_that_never_starts_is_cut_off(tmp_path: Path) -> N
     """A client that connects and never says hello loses its connection after the timeout."""
     files = ensure_self_signed(tmp_path)
     context = server_tls_context(files.cert, files.key)
-    sock = open_listener("127.0.0.1", 0)
     opened: list[Recorder] = []
-    listener = Listener(
-        sock,
-        lambda release: Recorder(opened, release),
+    listener, sock = started(
+        opened,
         tls=context,
         max_connections=10,
         max_connections_per_peer=100,
         handshake_timeout=0.5,
         connection_rate=GENEROUS,
     )
-    listener.start()
     reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
     assert await closed_by_server(reader)
     assert await poll_until(lambda: listener.connections == 0)
@@ -109,17 +129,14 @@ async def test_an_address_wasting_connections_is_refused_before_tls() -> None:
     """After its burst of connections that made no call, an address is refused at once;
     other addresses still connect."""
     opened: list[Recorder] = []
-    sock = open_listener("127.0.0.1", 0)
-    listener = Listener(
-        sock,
-        lambda release: Recorder(opened, release),
+    listener, sock = started(
+        opened,
         tls=None,
         max_connections=100,
         max_connections_per_peer=100,
         handshake_timeout=5,
         connection_rate=RateLimit(burst=3, per_second=0.001),
     )
-    listener.start()
     port = sock.getsockname()[1]
     for _ in range(3):
         _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -138,17 +155,14 @@ async def test_one_address_cannot_hold_every_connection(caplog: pytest.LogCaptur
     """Past its own cap, an address's new connections are closed at once (one log line), while
     another address still connects; a connection it closes makes room for one more."""
     opened: list[Recorder] = []
-    sock = open_listener("127.0.0.1", 0)
-    listener = Listener(
-        sock,
-        lambda release: Recorder(opened, release),
+    listener, sock = started(
+        opened,
         tls=None,
         max_connections=100,
         max_connections_per_peer=3,
         handshake_timeout=5,
         connection_rate=GENEROUS,
     )
-    listener.start()
     port = sock.getsockname()[1]
     held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
     assert await poll_until(lambda: len(opened) == 3)
