@@ -24,7 +24,8 @@ from grpclib.reflection.v1alpha.reflection_pb2 import (
 )
 
 from modelcatalog import v1
-from modelcatalog_server.rpc import PUBLIC_STREAM_LIMITS
+from modelcatalog_server import rpc
+from modelcatalog_server.domain.slots import SlotLimits
 from modelcatalog_server.services.reflection import load_descriptor_index
 
 API_SERVICES = (
@@ -154,14 +155,25 @@ async def _watching(stream: Any) -> None:
     assert await stream.recv_message() is not None
 
 
-async def test_an_address_keeps_only_a_few_public_streams_open(channel: Channel) -> None:
+@pytest.fixture
+def few_public_streams(monkeypatch: pytest.MonkeyPatch) -> SlotLimits:
+    """Public-stream caps small enough to reach on one in-memory connection (whose streams
+    HTTP/2 caps at 100), for the server the test then builds."""
+    limits = SlotLimits(total=10, per_user=10, per_peer=4)
+    monkeypatch.setattr(rpc, "PUBLIC_STREAM_LIMITS", limits)
+    return limits
+
+
+async def test_an_address_keeps_only_a_few_public_streams_open(
+    few_public_streams: SlotLimits, channel: Channel
+) -> None:
     """Health watches (which never end by themselves) past the per-address cap are refused
     RESOURCE_EXHAUSTED (OVERLOADED) at once; a watch that ends makes room for another."""
     watch = HealthStub(channel).Watch
     async with contextlib.AsyncExitStack() as open_streams:
         streams = [
             await open_streams.enter_async_context(watch.open())
-            for _ in range(PUBLIC_STREAM_LIMITS.per_peer)
+            for _ in range(few_public_streams.per_peer)
         ]
         for stream in streams:
             await _watching(stream)

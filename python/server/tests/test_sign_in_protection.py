@@ -25,13 +25,8 @@ from modelcatalog_server.auth.passwords import PasswordHasher
 from modelcatalog_server.config import Settings
 from modelcatalog_server.domain.accounts import Accounts
 from modelcatalog_server.domain.errors import ResourceExhausted, Unauthenticated
-from modelcatalog_server.domain.sign_in_limits import (
-    PRUNE_INTERVAL_US,
-    UNKNOWN_PEER,
-    SignInGuard,
-    SignInLimits,
-    peer_key,
-)
+from modelcatalog_server.domain.sign_in_limits import PRUNE_INTERVAL_US, SignInGuard, SignInLimits
+from modelcatalog_server.peers import UNKNOWN_PEER, peer_key
 from modelcatalog_server.rpc import peer_address
 from modelcatalog_server.storage.metadata import MetadataStore, now_us
 

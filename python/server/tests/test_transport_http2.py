@@ -119,6 +119,50 @@ def test_short_data_frames_on_a_closed_stream_are_a_flood() -> None:
     assert goaway_code(client, server) == ErrorCodes.ENHANCE_YOUR_CALM
 
 
+def test_a_message_sent_a_byte_a_frame_ends_the_connection() -> None:
+    """1-byte DATA frames on an open stream (a message trickled a byte per frame, each costing
+    the server a frame's work) end the connection past the burst."""
+    client, server = pair(TransportLimits())
+    client.send_headers(1, REQUEST)
+    server.receive_data(client.data_to_send())
+    trickle = DataFrame(1, b"x").serialize() * (TransportLimits().empty_data.burst + 10)
+    with pytest.raises(ProtocolError):
+        server.receive_data(trickle)
+    assert goaway_code(client, server) == ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_many_small_calls_are_not_a_flood() -> None:
+    """A client that sends each small request in its own frame and ends the stream with an
+    empty one (as some clients do), call after call, is served on: each call earns its
+    frames."""
+    client, server = pair(TransportLimits())
+    for number in range(3 * TransportLimits().empty_data.burst):
+        stream_id = 2 * number + 1
+        client.send_headers(stream_id, REQUEST)
+        client.send_data(stream_id, b"\0\0\0\0\0")
+        client.send_data(stream_id, b"", end_stream=True)
+        server.receive_data(client.data_to_send())
+        server.send_headers(stream_id, [(":status", "200")], end_stream=True)
+        client.receive_data(server.data_to_send())
+
+
+def test_a_closed_stream_takes_no_more_data_than_its_window() -> None:
+    """Full-size DATA frames on a closed stream, for which h2 gives back the connection's
+    window each time, end the connection once they exceed what the stream's window allowed;
+    up to that (what a client may have had in flight) they are taken."""
+    limits = TransportLimits()
+    client, server = pair(limits)
+    client.send_headers(1, REQUEST)
+    server.receive_data(client.data_to_send())
+    server.reset_stream(1, ErrorCodes.CANCEL)
+    client.receive_data(server.data_to_send())
+    frame = DataFrame(1, b"m" * (1 << 20)).serialize()
+    server.receive_data(frame * (limits.stream_window_bytes >> 20))
+    with pytest.raises(ProtocolError):
+        server.receive_data(frame)
+    assert goaway_code(client, server) == ErrorCodes.ENHANCE_YOUR_CALM
+
+
 def test_the_encoder_keeps_a_small_table_whatever_the_client_allows() -> None:
     """A client's huge SETTINGS_HEADER_TABLE_SIZE leaves the server's HPACK encoder at
     HTTP/2's default 4 KiB, announced to the client, which still decodes every answer."""
@@ -360,8 +404,8 @@ def test_frames_at_their_limits_are_received() -> None:
     client, server = pair(TransportLimits())
     padding = "p" * (MAX_HEADER_LIST_BYTES - 600)
     block = client.encoder.encode([*REQUEST, ("x-padding", padding)], huffman=False)
-    padded = HeadersFrame(1, block[: 8 << 10])
-    rest = ContinuationFrame(1, block[8 << 10 :], flags=["END_HEADERS"])
+    padded = HeadersFrame(1, block[: len(block) // 2])
+    rest = ContinuationFrame(1, block[len(block) // 2 :], flags=["END_HEADERS"])
     events = server.receive_data(padded.serialize() + rest.serialize())
     assert [e.stream_id for e in events if isinstance(e, RequestReceived)] == [1]
     events = server.receive_data(DataFrame(1, b"\0" * (2 << 20)).serialize())

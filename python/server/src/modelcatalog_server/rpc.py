@@ -30,6 +30,7 @@ from .domain.audit_trail import AuditTrail
 from .domain.errors import CatalogError
 from .domain.slots import SlotLimits, Slots
 from .errors import internal_error, refusal, to_grpc_error
+from .peers import peer_key
 from .storage.faults import StorageFault
 from .transport import call_bytes
 
@@ -39,10 +40,11 @@ log = logging.getLogger("modelcatalog_server")
 MethodFunc = Any
 
 #: Response streams callers may keep open without signing in (Health/Watch, reflection): from
-#: one address, and in all. Such a call has no end of its own, keeps its connection from ever
-#: going idle, and holds its request headers while it lasts.
-PUBLIC_STREAM_LIMITS = SlotLimits(total=256, per_user=256, per_peer=8)
-#: The user and address that public streams are counted under when there is none.
+#: one address (IPv6: one /64), and in all. Such a call has no end of its own and holds its
+#: request headers while it lasts; one per connection is what a gRPC client with client-side
+#: health checking opens, so the caps match the default connection caps.
+PUBLIC_STREAM_LIMITS = SlotLimits(total=1000, per_user=1000, per_peer=100)
+#: The user that public streams are counted under.
 _ANONYMOUS = "-"
 
 
@@ -94,7 +96,7 @@ class _Intercepted:
                 if principal is not None:
                     authenticator.authorize(method, principal)
                 held = (
-                    public_streams.taken(_ANONYMOUS, address[0] if address else _ANONYMOUS)
+                    public_streams.taken(_ANONYMOUS, peer_key(address[0] if address else None))
                     if principal is None and streaming
                     else contextlib.nullcontext()
                 )
@@ -147,7 +149,7 @@ def intercept(
     """``services`` with every method wrapped in authentication, error translation, logging
     and the recording of refusals; response streams that need no sign-in share one set of
     slots (``PUBLIC_STREAM_LIMITS``)."""
-    public_streams = Slots("public stream", PUBLIC_STREAM_LIMITS)
+    public_streams = Slots("public stream", PUBLIC_STREAM_LIMITS, logged=False)
     return [_Intercepted(service, authenticator, trail, public_streams) for service in services]
 
 

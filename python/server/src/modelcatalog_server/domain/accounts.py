@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..peers import peer_key
 from ..recent import Recent
 from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, now_us
 from ..storage.records import Credentials, UserRecord
@@ -39,7 +40,7 @@ from .errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-from .sign_in_limits import SignInGuard, peer_key
+from .sign_in_limits import SignInGuard
 
 log = logging.getLogger("modelcatalog_server")
 

@@ -24,13 +24,13 @@ full, such an address is refused (OVERLOADED) before its database read.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from ..peers import peer_key
 from ..storage.metadata import MetadataStore, Transaction, now_us
 from .errors import ResourceExhausted
 
@@ -45,10 +45,6 @@ UNSETTLED_RETRY_SECONDS = 1
 UNSETTLED_LIMIT_FACTOR = 2
 #: Expired failures are deleted at most this often by one process.
 PRUNE_INTERVAL_US = 60_000_000
-#: The key of callers whose address is unknown (the connection is already gone).
-UNKNOWN_PEER = "unknown"
-#: IPv6 addresses are counted by the network of this prefix length.
-IPV6_PEER_PREFIX = 64
 
 
 @dataclass(frozen=True)
@@ -79,21 +75,6 @@ class Attempt:
 def account_key(username: str) -> str:
     """A fixed-size key for a username as typed, however long or strange it is."""
     return hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def peer_key(address: str | None) -> str:
-    """The key of a caller's address: IPv4 as is (also when mapped into IPv6), IPv6 by /64."""
-    if not address:
-        return UNKNOWN_PEER
-    try:
-        ip = ipaddress.ip_address(address.partition("%")[0])
-    except ValueError:
-        return address[:64]
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, IPV6_PEER_PREFIX), strict=False))
-    return str(ip)
 
 
 def _throttled(seconds: int, which: str) -> ResourceExhausted:

@@ -30,9 +30,12 @@ class SlotLimits:
 class Slots:
     """Hands out the slots of one kind of transfer (``name``: "upload", "download")."""
 
-    def __init__(self, name: str, limits: SlotLimits) -> None:
+    def __init__(self, name: str, limits: SlotLimits, *, logged: bool = True) -> None:
+        """``logged``: whether each start and refusal logs the slots in use (the access log
+        already has a line for every call; slots anyone may take log nothing more)."""
         self._name = name
         self._limits = limits
+        self._logged = logged
         self._in_use = 0
         self._by_user: Counter[str] = Counter()
         self._by_peer: Counter[str] = Counter()
@@ -51,7 +54,8 @@ class Slots:
             or self._by_user[user] >= limits.per_user
             or self._by_peer[peer] >= limits.per_peer
         ):
-            log.warning("%s refused, no slot free: %s", self._name, self._use(user, peer))
+            if self._logged:
+                log.warning("%s refused, no slot free: %s", self._name, self._use(user, peer))
             raise ResourceExhausted(
                 f"too many {self._name}s are in progress; retry when one has finished",
                 reason="OVERLOADED",
@@ -59,7 +63,8 @@ class Slots:
         self._in_use += 1
         self._by_user[user] += 1
         self._by_peer[peer] += 1
-        log.info("%s started, slots in use: %s", self._name, self._use(user, peer))
+        if self._logged:
+            log.info("%s started, slots in use: %s", self._name, self._use(user, peer))
         try:
             yield
         finally:

@@ -10,6 +10,11 @@
 - Control frames (PING, SETTINGS, RST_STREAM, PRIORITY, WINDOW_UPDATE) and empty DATA frames
   draw on per-connection token buckets; a client that exceeds one gets GOAWAY
   (ENHANCE_YOUR_CALM) and is disconnected, before the rest of its burst is even parsed.
+- DATA frames under 1 KiB that do not end their stream count like empty ones beyond two per
+  call a client starts, and a closed stream takes no more DATA than its window allowed when it
+  closed: both cost the server work without carrying a request.
+- Request headers may decode to at most 8 KiB, and the HPACK encoder keeps a 4 KiB table
+  whatever larger one a client allows.
 - A stream above the concurrency cap is refused with RST_STREAM (REFUSED_STREAM) instead of
   the whole connection being dropped.
 - Malformed request headers (missing or repeated pseudo-headers, non-ASCII values) are a
@@ -89,9 +94,19 @@ NON_DATA_FRAME_LIMIT = 1 << 14
 #: allowed 4 GiB made every answer on its connection slower than the one before.
 ENCODER_TABLE_BYTES = 4096
 #: The decoded request headers a client may send on one stream (SETTINGS_MAX_HEADER_LIST_SIZE;
-#: h2's default is 64 KiB, gRPC's own clients send at most 8 KiB of metadata). HPACK lets 2 KB
-#: on the wire inflate to the limit, which the server then decodes and holds for the call.
-MAX_HEADER_LIST_BYTES = 16 << 10
+#: h2's default is 64 KiB; gRPC's own clients send at most 8 KiB of metadata by default). HPACK
+#: lets a few hundred bytes on the wire inflate to the limit, which the server then decodes, at
+#: a cost in CPU that grows with it, and holds for the call.
+MAX_HEADER_LIST_BYTES = 8 << 10
+#: DATA frames shorter than this that do not end their stream are counted like empty ones: a
+#: client sends such a frame at most at the end of a message, while a flood of 1-byte frames
+#: costs the server a frame's work per byte. Each call a client starts earns it
+#: ``SHORT_DATA_FRAMES_PER_CALL`` of them (a message and, from some clients, its own frame
+#: with END_STREAM), so a client making many small calls is never taken for a flood.
+SHORT_DATA_FRAME_BYTES = 1 << 10
+SHORT_DATA_FRAMES_PER_CALL = 2
+#: Closed streams whose DATA received after closing is counted (the most recent ones).
+AFTER_CLOSE_STREAMS_KEPT = 1024
 
 
 class _TooManyFrames(ProtocolError):
@@ -106,15 +121,19 @@ class _Bucket:
         self._tokens = float(limit.burst)
         self._updated = time.monotonic()
 
-    def take(self) -> bool:
+    def give(self, tokens: float) -> None:
+        """Adds ``tokens``, up to the burst."""
+        self._tokens = min(self._limit.burst, self._tokens + tokens)
+
+    def take(self, tokens: float = 1) -> bool:
         now = time.monotonic()
         self._tokens = min(
             self._limit.burst, self._tokens + (now - self._updated) * self._limit.per_second
         )
         self._updated = now
-        if self._tokens < 1:
+        if self._tokens < tokens:
             return False
-        self._tokens -= 1
+        self._tokens -= tokens
         return True
 
 
@@ -178,6 +197,8 @@ class GuardedConnection(TunedConnection):
         self._settings = _Bucket(limits.settings)
         self._empty_data = _Bucket(limits.empty_data)
         self._window_and_priority = _Bucket(limits.window_and_priority)
+        #: DATA bytes received on each stream after it closed, for the last streams that got any.
+        self._after_close: dict[int, int] = {}
 
     def send_data(
         self,
@@ -202,7 +223,20 @@ class GuardedConnection(TunedConnection):
         bucket = self._bucket_for(frame)
         if bucket is not None and not self._answers_our_frames(frame) and not bucket.take():
             raise _TooManyFrames(f"too many {type(frame).__name__} frames")
+        if isinstance(frame, DataFrame) and self._is_closed(frame.stream_id):
+            self._count_after_close(frame)
         return super()._receive_frame(frame)
+
+    def _count_after_close(self, frame: DataFrame) -> None:
+        """A client may still send on a stream the server closed what the stream's window
+        allowed when it closed, never more: h2 gives back the connection's window for such
+        DATA, not the stream's, so without this count a closed stream took DATA forever."""
+        received = self._after_close.pop(frame.stream_id, 0) + frame.flow_controlled_length
+        if received > self.local_settings.initial_window_size:
+            raise _TooManyFrames("more DATA on a closed stream than its window allowed")
+        self._after_close[frame.stream_id] = received
+        if len(self._after_close) > AFTER_CLOSE_STREAMS_KEPT:
+            del self._after_close[next(iter(self._after_close))]
 
     def _answers_our_frames(self, frame: Frame) -> bool:
         """Whether ``frame`` is a PING or WINDOW_UPDATE paid for by frames the server sent.
@@ -222,10 +256,9 @@ class GuardedConnection(TunedConnection):
     def _bucket_for(self, frame: Frame) -> _Bucket | None:
         """The bucket ``frame`` draws on. PING and SETTINGS acknowledgements count like the
         frames they acknowledge (the server sends few of those). Frames of a type HTTP/2 does
-        not define, and short DATA frames on a closed stream, count like empty DATA frames:
-        none carries anything a call needs, and h2 answers each DATA frame on a closed stream
-        with a RST_STREAM. A client still sending when the server ended its call has at most
-        the window's worth in flight, in frames that are short only at a message's end."""
+        not define count like empty DATA frames, and so do short DATA frames: on an open
+        stream when they do not end it, on a closed one always (h2 answers each with a
+        RST_STREAM)."""
         if isinstance(frame, RstStreamFrame):
             return self._resets
         if isinstance(frame, PingFrame):
@@ -233,11 +266,10 @@ class GuardedConnection(TunedConnection):
         if isinstance(frame, SettingsFrame):
             return self._settings
         if isinstance(frame, DataFrame):
-            if not frame.data and "END_STREAM" not in frame.flags:
-                return self._empty_data
-            if len(frame.data) < ANSWER_CREDIT_DATA_UNIT and self._is_closed(frame.stream_id):
-                return self._empty_data
-            return None
+            if len(frame.data) >= SHORT_DATA_FRAME_BYTES:
+                return None
+            ends = "END_STREAM" in frame.flags
+            return self._empty_data if not ends or self._is_closed(frame.stream_id) else None
         if isinstance(frame, ExtensionFrame):
             return self._empty_data
         if isinstance(frame, WindowUpdateFrame | PriorityFrame):
@@ -257,6 +289,8 @@ class GuardedConnection(TunedConnection):
     def _receive_headers_frame(self, frame: HeadersFrame) -> Any:
         if self._opens_stream_above_cap(frame.stream_id):
             return self._refuse_stream(frame)
+        if frame.stream_id not in self.streams:
+            self._empty_data.give(SHORT_DATA_FRAMES_PER_CALL)
         try:
             return super()._receive_headers_frame(frame)
         except UnicodeDecodeError:

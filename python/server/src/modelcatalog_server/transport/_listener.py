@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from ..peers import peer_key
 from ._limits import RateLimit
 
 log = logging.getLogger("modelcatalog_server.transport")
@@ -226,8 +227,9 @@ class Listener:
                 self._over_budget.note(self._max_connections)
                 connection.close()
                 continue
-            if self._by_peer[address[0]] >= self._max_per_peer:
-                self._too_many.note(address[0], self._max_per_peer)
+            peer = peer_key(address[0])
+            if self._by_peer[peer] >= self._max_per_peer:
+                self._too_many.note(peer, self._max_per_peer)
                 connection.close()
                 continue
             if not self._rates.admit(address[0]):
@@ -235,12 +237,12 @@ class Listener:
                 connection.close()
                 continue
             self.connections += 1
-            self._by_peer[address[0]] += 1
-            handshake = loop.create_task(self._start_connection(connection, address[0]))
+            self._by_peer[peer] += 1
+            handshake = loop.create_task(self._start_connection(connection, address[0], peer))
             self._handshakes.add(handshake)
             handshake.add_done_callback(self._handshakes.discard)
 
-    async def _start_connection(self, connection: socket.socket, address: str) -> None:
+    async def _start_connection(self, connection: socket.socket, address: str, peer: str) -> None:
         released = False
 
         def release(made_a_call: bool) -> None:
@@ -248,9 +250,9 @@ class Listener:
             if not released:
                 released = True
                 self.connections -= 1
-                self._by_peer[address] -= 1
-                if not self._by_peer[address]:
-                    del self._by_peer[address]
+                self._by_peer[peer] -= 1
+                if not self._by_peer[peer]:
+                    del self._by_peer[peer]
                 if not made_a_call:
                     self._rates.charge(address)
 
