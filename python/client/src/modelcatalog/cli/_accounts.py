@@ -143,6 +143,9 @@ def login(ctx: click.Context, username: str | None, password_stdin: bool, as_jso
 def logout(ctx: click.Context) -> None:
     """Sign out: revoke the saved token on the server and forget it.
 
+    It acts on the login that `modelcatalog login` saved, on the server it was saved for,
+    whatever MODELCATALOG_SERVER and MODELCATALOG_TOKEN say: a token given in the environment
+    is not the command line's to revoke (`modelcatalog token revoke` ends an access token).
     The token is forgotten even when the server cannot be reached; it then stays valid until
     it expires, and logout says so. The saved server address and CA certificate stay.
     """
