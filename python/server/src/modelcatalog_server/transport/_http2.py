@@ -33,7 +33,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from grpclib.const import Handler, Status
 from grpclib.encoding.base import CodecBase, StatusDetailsCodecBase
@@ -125,15 +125,15 @@ class _Bucket:
         """Adds ``tokens``, up to the burst."""
         self._tokens = min(self._limit.burst, self._tokens + tokens)
 
-    def take(self, tokens: float = 1) -> bool:
+    def take(self) -> bool:
         now = time.monotonic()
         self._tokens = min(
             self._limit.burst, self._tokens + (now - self._updated) * self._limit.per_second
         )
         self._updated = now
-        if self._tokens < tokens:
+        if self._tokens < 1:
             return False
-        self._tokens -= tokens
+        self._tokens -= 1
         return True
 
 
@@ -220,11 +220,12 @@ class GuardedConnection(TunedConnection):
         self._answer_credit = min(ANSWER_CREDIT_CAP, earned)
 
     def _receive_frame(self, frame: Frame) -> Any:
-        bucket = self._bucket_for(frame)
+        closed = isinstance(frame, DataFrame) and self._is_closed(frame.stream_id)
+        bucket = self._bucket_for(frame, closed)
         if bucket is not None and not self._answers_our_frames(frame) and not bucket.take():
             raise _TooManyFrames(f"too many {type(frame).__name__} frames")
-        if isinstance(frame, DataFrame) and self._is_closed(frame.stream_id):
-            self._count_after_close(frame)
+        if closed:
+            self._count_after_close(cast(DataFrame, frame))
         return super()._receive_frame(frame)
 
     def _count_after_close(self, frame: DataFrame) -> None:
@@ -253,12 +254,12 @@ class GuardedConnection(TunedConnection):
         self._answer_credit -= 1
         return True
 
-    def _bucket_for(self, frame: Frame) -> _Bucket | None:
+    def _bucket_for(self, frame: Frame, closed: bool) -> _Bucket | None:
         """The bucket ``frame`` draws on. PING and SETTINGS acknowledgements count like the
         frames they acknowledge (the server sends few of those). Frames of a type HTTP/2 does
         not define count like empty DATA frames, and so do short DATA frames: on an open
         stream when they do not end it, on a closed one always (h2 answers each with a
-        RST_STREAM)."""
+        RST_STREAM). ``closed``: whether ``frame`` is DATA on a closed stream."""
         if isinstance(frame, RstStreamFrame):
             return self._resets
         if isinstance(frame, PingFrame):
@@ -268,8 +269,7 @@ class GuardedConnection(TunedConnection):
         if isinstance(frame, DataFrame):
             if len(frame.data) >= SHORT_DATA_FRAME_BYTES:
                 return None
-            ends = "END_STREAM" in frame.flags
-            return self._empty_data if not ends or self._is_closed(frame.stream_id) else None
+            return self._empty_data if closed or "END_STREAM" not in frame.flags else None
         if isinstance(frame, ExtensionFrame):
             return self._empty_data
         if isinstance(frame, WindowUpdateFrame | PriorityFrame):
