@@ -95,6 +95,27 @@ async def test_filters_select_the_models_that_match(
     assert await models_named(catalog, filter_text, page_size=1) == expected
 
 
+@pytest.mark.parametrize(
+    ("filter_text", "expected"),
+    [
+        ('name : "Ärzte"', ["Ärzte-Modell", "ÄRZTE-GROSS"]),
+        ('name : "ärzte"', ["ärzte-klein-ß"]),
+        ('name : "MODELL"', ["Ärzte-Modell"]),
+        ('name : "SS"', ["ÄRZTE-GROSS"]),
+    ],
+)
+async def test_a_name_condition_ignores_the_case_of_ascii_letters_only(
+    api: Api, filter_text: str, expected: list[str]
+) -> None:
+    """``name :`` finds a name by any part of it written as it is, whatever the case of its
+    ASCII letters; other letters match only in their own case, on every backend."""
+    bob = await api.caller("bob")
+    folder = (await bob.folders.create_folder(v1.CreateFolderRequest("medical"))).folder
+    for name in ("Ärzte-Modell", "ärzte-klein-ß", "ÄRZTE-GROSS"):
+        await bob.models.create_model(v1.CreateModelRequest(folder.id, name))
+    assert await models_named(bob, filter_text) == expected
+
+
 async def test_a_folder_condition_keeps_to_the_folder(catalog: Caller) -> None:
     """folder_id = "ID" lists that folder's models only."""
     folders = (await catalog.folders.list_folders(v1.ListFoldersRequest())).folders

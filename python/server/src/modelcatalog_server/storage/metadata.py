@@ -39,6 +39,7 @@ import logging
 import operator
 import queue
 import sqlite3
+import string
 import threading
 import time
 import uuid
@@ -958,6 +959,11 @@ _COMPARE: dict[str, Callable[[Any, int], ColumnElement[bool]]] = {
 }
 
 
+#: ``str.translate`` table that lowers ASCII letters alone: a ``name :`` condition ignores
+#: the case of ASCII letters only, as SQLite's lower() does.
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
 def _like_pattern(text: str) -> str:
     """``text`` inside a LIKE pattern (ESCAPE '\\'): its wildcards taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -977,12 +983,15 @@ def _matching_models(
     caller, folder, visible folders and limit are bound in the statement."""
     page = _model_ids(in_folder, limited)
     name = models.c.name
+    # Names sort by code point on every backend (PostgreSQL's default collation may not), and
+    # lower() changes ASCII letters alone in that collation, as in SQLite.
+    by_code_point = name.collate("C") if dialect == "postgresql" else name
     conditions: list[ColumnElement[bool]] = [
         *(models.c.folder_id == folder_id for folder_id in query.folder_ids),
         *(name == exact for exact in query.names),
         *(func.substr(name, 1, len(prefix)) == prefix for prefix in query.name_prefixes),
         *(
-            func.lower(name).like(_like_pattern(part.lower()), escape="\\")
+            func.lower(by_code_point).like(_like_pattern(part.translate(_ASCII_LOWER)), escape="\\")
             for part in query.name_substrings
         ),
         *(
@@ -994,8 +1003,6 @@ def _matching_models(
         ),
         *(_COMPARE[bound.operator](models.c.created_us, bound.us) for bound in query.created),
     ]
-    # Names sort by code point on every backend (PostgreSQL's default collation may not).
-    by_code_point = name.collate("C") if dialect == "postgresql" else name
     key = by_code_point if query.by_name else models.c.created_us
     if after is not None:
         conditions.append(_keyset(key, models.c.id, after, query.descending))
