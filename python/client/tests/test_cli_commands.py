@@ -14,7 +14,9 @@ pytest_plugins = ["cli_fixtures"]
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found: list[tuple[str, ...]] = []
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
         found.append((*prefix, name))
         if isinstance(command, click.Group):
             found.extend(_commands(command, (*prefix, name)))
@@ -62,6 +64,16 @@ def test_command_tree_is_complete() -> None:
         ("shell",),
         ("completion",),
     }
+
+
+def test_root_help_lists_each_command_with_the_first_sentence_of_its_help() -> None:
+    """The root's ``--help`` lists its commands without importing them, from the summaries
+    in ``_app``: each must read as the command's own help begins."""
+    context = click.Context(cli)
+    for name, lazy in cli.lazy_commands.items():
+        command = cli.get_command(context, name)
+        assert command is not None
+        assert command.get_short_help_str(limit=1000) == lazy.summary, name
 
 
 @pytest.mark.parametrize("path", _commands(cli))

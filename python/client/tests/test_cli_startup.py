@@ -32,6 +32,23 @@ SDK_STACK = (
 )
 """What the SDK loads: the gRPC stack, protobuf and the generated contract."""
 
+COMMAND_MODULES = tuple(
+    f"modelcatalog.cli.{module}"
+    for module in (
+        "_accounts",
+        "_tokens",
+        "_folders",
+        "_models",
+        "_versions",
+        "_aliases",
+        "_access",
+        "_audit",
+        "_shell",
+        "_completion",
+    )
+)
+"""The modules of the root's commands, each loaded only when one of its commands is used."""
+
 LATE_EXTRAS = ("rich", "asyncio", "hashlib", "_hashlib")
 """Loaded only by commands that talk to a server, draw a table or hash a file."""
 
@@ -85,23 +102,26 @@ def run_cli(tmp_path: Path) -> Callable[..., Run]:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "own_modules"),
     [
-        [],
-        ["--help"],
-        ["--version"],
-        ["model", "list", "--help"],
-        ["version", "upload", "--help"],
-        ["shell", "--help"],
+        ([], []),
+        (["--help"], []),
+        (["--version"], []),
+        (["model", "list", "--help"], ["_models"]),
+        (["version", "upload", "--help"], ["_versions"]),
+        (["shell", "--help"], ["_completion", "_shell"]),
     ],
 )
-def test_help_and_version_load_no_sdk(run_cli: Callable[..., Run], args: list[str]) -> None:
+def test_help_and_version_load_no_sdk(
+    run_cli: Callable[..., Run], args: list[str], own_modules: list[str]
+) -> None:
     """Help (root alone, --help, commands) and --version print without loading the SDK, Rich,
-    asyncio or hashlib."""
+    asyncio or hashlib, nor the modules of commands other than the one asked about."""
     run = run_cli(*args)
     assert run.exit_code == 0
     assert run.stdout.strip()
     assert run.loaded(SDK_STACK + LATE_EXTRAS) == []
+    assert run.loaded(COMMAND_MODULES) == [f"modelcatalog.cli.{name}" for name in own_modules]
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,9 @@
 
 The root group and shared options are in ``_root``, the run's state and client in
 ``_context``; the commands are in ``_accounts``, ``_tokens``, ``_folders``, ``_models``,
-``_versions``, ``_aliases``, ``_access`` and ``_audit`` (``audit`` and ``watch``);
-``shell`` is here because it runs the assembled tree.
+``_versions``, ``_aliases``, ``_access``, ``_audit`` (``audit`` and ``watch``), ``_shell``
+and ``_completion``. The root imports a command's module only when that command is used
+(``LazyCommand``), so ``--help`` loads none of them and each command only its own.
 
 The SDK (grpclib, betterproto, the generated code), asyncio and Rich are imported inside the
 commands that use them, never at the top: ``--help``, ``--version`` and usage errors load only
@@ -12,62 +13,73 @@ Click and this package (``python/client/tests/test_cli_startup.py`` guards it).
 
 from collections.abc import Iterable
 
-import click
-
-from . import _context as context
-from ._access import access
-from ._accounts import account, login, logout, signup, whoami
-from ._aliases import alias
-from ._audit import audit, watch
-from ._completion import completion
 from ._context import State
-from ._folders import folder
-from ._models import model
-from ._root import cli, examples
-from ._tokens import token
-from ._versions import version
+from ._root import LazyCommand, cli
 
 __all__ = ["cli", "main"]
 
-for _command in (
-    signup,
-    login,
-    logout,
-    whoami,
-    account,
-    token,
-    folder,
-    model,
-    version,
-    alias,
-    access,
-    audit,
-    watch,
-):
-    cli.add_command(_command)
-
-
-@cli.command(
-    epilog=examples(
-        "modelcatalog shell",
-        "printf 'whoami\\nfolder list\\n' | modelcatalog shell",
-    )
+cli.lazy_commands.update(
+    {
+        "signup": LazyCommand("._accounts", "signup", "Create an account (it does not log in)."),
+        "login": LazyCommand(
+            "._accounts", "login", "Sign in and save the token for later commands."
+        ),
+        "logout": LazyCommand(
+            "._accounts",
+            "logout",
+            "Sign out: revoke the saved token on the server and forget it.",
+        ),
+        "whoami": LazyCommand(
+            "._accounts",
+            "whoami",
+            "Show the account the token belongs to, and the server it is for.",
+        ),
+        "account": LazyCommand(
+            "._accounts",
+            "account",
+            "Change your password, sign out everywhere, or delete your account.",
+        ),
+        "token": LazyCommand(
+            "._tokens",
+            "token",
+            "Create, list and revoke access tokens for machines (CI jobs, deploy jobs).",
+        ),
+        "folder": LazyCommand(
+            "._folders", "folder", "Create, list, edit, share, leave and delete folders."
+        ),
+        "model": LazyCommand("._models", "model", "Create, list, show, edit and delete models."),
+        "version": LazyCommand(
+            "._versions",
+            "version",
+            "Upload, download, list, show, edit and delete model versions.",
+        ),
+        "alias": LazyCommand(
+            "._aliases",
+            "alias",
+            "Name versions of a model (production, staging, ...) and move the names.",
+        ),
+        "access": LazyCommand("._access", "access", "Explain who has access to what, and why."),
+        "audit": LazyCommand(
+            "._audit",
+            "audit",
+            "Read the audit trail: every change, download and sign-in, who made it and how it"
+            " ended.",
+        ),
+        "watch": LazyCommand(
+            "._audit",
+            "watch",
+            "Print changes in your folders as they happen, one line per event, until Ctrl-C.",
+        ),
+        "shell": LazyCommand(
+            "._shell",
+            "shell",
+            "Run commands at an interactive prompt, with history and Tab completion.",
+        ),
+        "completion": LazyCommand(
+            "._completion", "completion", "Print the Tab completion script for bash, zsh or fish."
+        ),
+    }
 )
-@click.pass_context
-def shell(ctx: click.Context) -> None:
-    """Run commands at an interactive prompt, with history and Tab completion.
-
-    Type a command without `modelcatalog` (e.g. `folder list`), `help [COMMAND]` for help,
-    and `exit [N]` or Ctrl-D to leave. The history is kept in the config folder. Reading
-    commands from a pipe runs them in turn; the exit status is the last command's.
-    """
-    from ._shell import run_shell
-
-    status = run_shell(cli, context.state(ctx).for_shell_line)
-    ctx.exit(status)
-
-
-cli.add_command(completion)
 
 
 def main(argv: Iterable[str] | None = None, obj: State | None = None) -> None:

@@ -7,6 +7,8 @@ by the root group, so every command, in the shell too, reports them the same way
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
 from typing import Any, TypeVar
 
 import click
@@ -59,9 +61,52 @@ def _aborted_prompt(abort: click.Abort) -> CliError:
     return CliError("interrupted", ExitCode.INTERRUPTED)
 
 
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command of the root group imported only when it runs, its help is shown or Tab
+    completes it (as pip lists its commands), so that ``--help`` and each command load only
+    their own module: ``module`` (in this package) defines it as ``attribute``. ``summary``
+    is the first sentence of its help, listed by the root's ``--help``
+    (``tests/test_cli_commands.py`` checks that they agree)."""
+
+    module: str
+    attribute: str
+    summary: str
+
+    def load(self) -> click.Command:
+        command = getattr(import_module(self.module, __package__), self.attribute)
+        assert isinstance(command, click.Command), f"{self} is not a Click command"
+        return command
+
+
 class _RootGroup(Group):
-    """The root command: reports Click's usage errors and the expected exceptions of any
-    subcommand as one-line ``CliError``s, and Ctrl-C as exit status 130."""
+    """The root command: its subcommands are ``LazyCommand``s; reports Click's usage errors
+    and the expected exceptions of any subcommand as one-line ``CliError``s, and Ctrl-C as
+    exit status 130."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, LazyCommand] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*self.commands, *self.lazy_commands]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        lazy = self.lazy_commands.get(cmd_name)
+        return lazy.load() if lazy else super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Click's list of commands, without importing the lazy ones."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = [(name, self._listed(name).get_short_help_str(limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def _listed(self, name: str) -> click.Command:
+        """The command as the list shows it, a lazy one by its summary alone."""
+        lazy = self.lazy_commands.get(name)
+        return click.Command(name, help=lazy.summary) if lazy else self.commands[name]
 
     def make_context(
         self,

@@ -20,11 +20,13 @@ from typing import Any
 
 import click
 
+from . import _context as context
 from . import _output as out
 from ._completion import COMPLETE_VAR, PROG_NAME
 from ._config import HISTORY_FILE_NAME, config_dir
 from ._errors import ExitCode
 from ._password import stdin_holds_commands
+from ._root import examples
 
 PROMPT = "modelcatalog> "
 HISTORY_LENGTH = 1000
@@ -222,3 +224,21 @@ def _loop(
             words = words[1:]
         status = run_line(root, words, new_obj())
     return status
+
+
+@click.command(
+    epilog=examples(
+        "modelcatalog shell",
+        "printf 'whoami\\nfolder list\\n' | modelcatalog shell",
+    ),
+)
+@click.pass_context
+def shell(ctx: click.Context) -> None:
+    """Run commands at an interactive prompt, with history and Tab completion.
+
+    Type a command without `modelcatalog` (e.g. `folder list`), `help [COMMAND]` for help,
+    and `exit [N]` or Ctrl-D to leave. The history is kept in the config folder. Reading
+    commands from a pipe runs them in turn; the exit status is the last command's.
+    """
+    status = run_shell(ctx.find_root().command, context.state(ctx).for_shell_line)
+    ctx.exit(status)
