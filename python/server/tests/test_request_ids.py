@@ -140,6 +140,33 @@ async def test_a_repeated_upload_returns_the_first_version_without_its_bytes(
     assert (await sql(settings, "SELECT COUNT(*) FROM upload_sessions"))[0][0] == 0
 
 
+async def test_a_repeat_after_its_result_was_deleted_makes_nothing_again(api: Api) -> None:
+    """A create or upload repeated after what it made was deleted creates nothing anew and says
+    that it is gone, with the statuses the contract lists for such a repeat."""
+    alice = await api.caller("alice")
+    folder_request = v1.CreateFolderRequest("vision", request_id=new_request_id())
+    folder = (await alice.folders.create_folder(folder_request)).folder
+    await alice.folders.delete_folder(v1.DeleteFolderRequest(folder.id))
+    await expect_error(
+        alice.folders.create_folder(folder_request),
+        Status.PERMISSION_DENIED,
+        "FOLDER_ACCESS_DENIED",
+    )
+    assert await folder_count(alice) == 0
+    model = await model_of(alice)
+    data = b"weights"
+    request_id = new_request_id()
+    stored = await upload(alice, model.id, data, request_id=request_id)
+    await alice.models.delete_model_version(v1.DeleteModelVersionRequest(model.id, stored.version))
+    await expect_error(
+        upload(alice, model.id, data, request_id=request_id),
+        Status.NOT_FOUND,
+        "VERSION_NOT_FOUND",
+    )
+    listed = await alice.models.list_model_versions(v1.ListModelVersionsRequest(model.id))
+    assert listed.versions == []
+
+
 async def test_copies_of_one_upload_racing_each_other_store_one_version(
     api: Api, settings: Settings
 ) -> None:

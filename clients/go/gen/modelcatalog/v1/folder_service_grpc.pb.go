@@ -21,7 +21,8 @@ type FolderServiceClient interface {
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
 	// INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
-	// already created a folder with this name.
+	// already created a folder with this name; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) for a
+	// repeat (the same request_id) after the folder it created was deleted.
 	CreateFolder(ctx context.Context, in *CreateFolderRequest, opts ...grpc.CallOption) (*CreateFolderResponse, error)
 	// GetFolder returns a folder on which the caller has any role.
 	//
@@ -200,7 +201,8 @@ type FolderServiceServer interface {
 	//
 	// Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
 	// INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
-	// already created a folder with this name.
+	// already created a folder with this name; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) for a
+	// repeat (the same request_id) after the folder it created was deleted.
 	CreateFolder(context.Context, *CreateFolderRequest) (*CreateFolderResponse, error)
 	// GetFolder returns a folder on which the caller has any role.
 	//

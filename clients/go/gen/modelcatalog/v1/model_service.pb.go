@@ -939,10 +939,11 @@ type UploadModelVersionHeader struct {
 	// Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
 	// the call can be retried safely when its answer was lost. Another call with the same
 	// request_id by the same user within the server's retention period (24 h by default) stores no
-	// second version and answers with the result of the first call (the version as it is now) as
-	// soon as it has read the header, without reading the file again. Reusing a request_id for a
-	// different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection.
-	// It also names the upload for resuming it (see offset and GetUploadStatus).
+	// second version and answers with the result of the first call (the version as it is now;
+	// NOT_FOUND (VERSION_NOT_FOUND) once it was deleted) as soon as it has read the header,
+	// without reading the file again. Reusing a request_id for a different request fails with
+	// INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection. It also names the upload
+	// for resuming it (see offset and GetUploadStatus).
 	RequestId string `protobuf:"bytes,8,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Where the chunks of this stream start in the file: 0 (the default) to send the whole file;
 	// above 0 to resume an upload whose stream broke, sending the same header (the same

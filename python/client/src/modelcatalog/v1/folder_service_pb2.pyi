@@ -42,8 +42,9 @@ class CreateFolderRequest(_message.Message):
     """Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
     the call can be retried safely when its answer was lost. Another call with the same
     request_id by the same user within the server's retention period (24 h by default) creates no
-    second folder and answers with the result of the first call (the folder as it is now).
-    Reusing a request_id for a different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED).
+    second folder and answers with the result of the first call (the folder as it is now;
+    PERMISSION_DENIED (FOLDER_ACCESS_DENIED) once it was deleted). Reusing a request_id for a
+    different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED).
     Empty: no such protection.
     """
     def __init__(

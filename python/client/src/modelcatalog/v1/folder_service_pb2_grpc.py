@@ -105,7 +105,8 @@ class FolderServiceServicer:
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
         INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
-        already created a folder with this name.
+        already created a folder with this name; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) for a
+        repeat (the same request_id) after the folder it created was deleted.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

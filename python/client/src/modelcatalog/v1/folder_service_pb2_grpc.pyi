@@ -46,7 +46,8 @@ class FolderServiceStub:
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
     INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
-    already created a folder with this name.
+    already created a folder with this name; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) for a
+    repeat (the same request_id) after the folder it created was deleted.
     """
     GetFolder: _grpc.UnaryUnaryMultiCallable[_folder_service_pb2.GetFolderRequest, _folder_service_pb2.GetFolderResponse]
     """GetFolder returns a folder on which the caller has any role.
@@ -153,7 +154,8 @@ class FolderServiceAsyncStub(FolderServiceStub):
 
     Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
     INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
-    already created a folder with this name.
+    already created a folder with this name; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) for a
+    repeat (the same request_id) after the folder it created was deleted.
     """
     GetFolder: _aio.UnaryUnaryMultiCallable[_folder_service_pb2.GetFolderRequest, _folder_service_pb2.GetFolderResponse]  # type: ignore[assignment]
     """GetFolder returns a folder on which the caller has any role.
@@ -263,7 +265,8 @@ class FolderServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
         INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
-        already created a folder with this name.
+        already created a folder with this name; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) for a
+        repeat (the same request_id) after the folder it created was deleted.
         """
 
     @_abc_1.abstractmethod

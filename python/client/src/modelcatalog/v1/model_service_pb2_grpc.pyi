@@ -131,7 +131,9 @@ class ModelServiceStub:
     or the trailer; DEADLINE_EXCEEDED (UPLOAD_IDLE) when the upload makes less progress than
     the server's minimum upload rate (by default 1 MiB in every 30 s);
     RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
-    in progress as allowed; CANCELLED when the client cancels the stream.
+    in progress as allowed; CANCELLED when the client cancels the stream; NOT_FOUND
+    (VERSION_NOT_FOUND) for a repeat (the same request_id) after the version it stored was
+    deleted.
 
     Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
     without a request_id or beyond the declared size; FAILED_PRECONDITION
@@ -325,7 +327,9 @@ class ModelServiceAsyncStub(ModelServiceStub):
     or the trailer; DEADLINE_EXCEEDED (UPLOAD_IDLE) when the upload makes less progress than
     the server's minimum upload rate (by default 1 MiB in every 30 s);
     RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
-    in progress as allowed; CANCELLED when the client cancels the stream.
+    in progress as allowed; CANCELLED when the client cancels the stream; NOT_FOUND
+    (VERSION_NOT_FOUND) for a repeat (the same request_id) after the version it stored was
+    deleted.
 
     Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
     without a request_id or beyond the declared size; FAILED_PRECONDITION
@@ -564,7 +568,9 @@ class ModelServiceServicer(metaclass=_abc_1.ABCMeta):
         or the trailer; DEADLINE_EXCEEDED (UPLOAD_IDLE) when the upload makes less progress than
         the server's minimum upload rate (by default 1 MiB in every 30 s);
         RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
-        in progress as allowed; CANCELLED when the client cancels the stream.
+        in progress as allowed; CANCELLED when the client cancels the stream; NOT_FOUND
+        (VERSION_NOT_FOUND) for a repeat (the same request_id) after the version it stored was
+        deleted.
 
         Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
         without a request_id or beyond the declared size; FAILED_PRECONDITION

@@ -44,8 +44,9 @@ export type CreateFolderRequest = Message<"modelcatalog.v1.CreateFolderRequest">
    * Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
    * the call can be retried safely when its answer was lost. Another call with the same
    * request_id by the same user within the server's retention period (24 h by default) creates no
-   * second folder and answers with the result of the first call (the folder as it is now).
-   * Reusing a request_id for a different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED).
+   * second folder and answers with the result of the first call (the folder as it is now;
+   * PERMISSION_DENIED (FOLDER_ACCESS_DENIED) once it was deleted). Reusing a request_id for a
+   * different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED).
    * Empty: no such protection.
    *
    * @generated from field: string request_id = 3;
@@ -581,7 +582,8 @@ export const FolderService: GenService<{
    *
    * Errors: INVALID_ARGUMENT (INVALID_FIELD) for a bad name, description or request_id;
    * INVALID_ARGUMENT (REQUEST_ID_REUSED); ALREADY_EXISTS (FOLDER_NAME_TAKEN) when the caller
-   * already created a folder with this name.
+   * already created a folder with this name; PERMISSION_DENIED (FOLDER_ACCESS_DENIED) for a
+   * repeat (the same request_id) after the folder it created was deleted.
    *
    * @generated from rpc modelcatalog.v1.FolderService.CreateFolder
    */

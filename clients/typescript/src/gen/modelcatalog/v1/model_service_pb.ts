@@ -539,10 +539,11 @@ export type UploadModelVersionHeader = Message<"modelcatalog.v1.UploadModelVersi
    * Optional: an identifier the client picks for this call, a UUID (e.g. a random UUID4), so that
    * the call can be retried safely when its answer was lost. Another call with the same
    * request_id by the same user within the server's retention period (24 h by default) stores no
-   * second version and answers with the result of the first call (the version as it is now) as
-   * soon as it has read the header, without reading the file again. Reusing a request_id for a
-   * different request fails with INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection.
-   * It also names the upload for resuming it (see offset and GetUploadStatus).
+   * second version and answers with the result of the first call (the version as it is now;
+   * NOT_FOUND (VERSION_NOT_FOUND) once it was deleted) as soon as it has read the header,
+   * without reading the file again. Reusing a request_id for a different request fails with
+   * INVALID_ARGUMENT (REQUEST_ID_REUSED). Empty: no such protection. It also names the upload
+   * for resuming it (see offset and GetUploadStatus).
    *
    * @generated from field: string request_id = 8;
    */
@@ -1259,7 +1260,9 @@ export const ModelService: GenService<{
    * or the trailer; DEADLINE_EXCEEDED (UPLOAD_IDLE) when the upload makes less progress than
    * the server's minimum upload rate (by default 1 MiB in every 30 s);
    * RESOURCE_EXHAUSTED (OVERLOADED) when the server or the caller already has as many uploads
-   * in progress as allowed; CANCELLED when the client cancels the stream.
+   * in progress as allowed; CANCELLED when the client cancels the stream; NOT_FOUND
+   * (VERSION_NOT_FOUND) for a repeat (the same request_id) after the version it stored was
+   * deleted.
    *
    * Resuming (header.offset above 0): INVALID_ARGUMENT (INVALID_FIELD on header.offset)
    * without a request_id or beyond the declared size; FAILED_PRECONDITION
