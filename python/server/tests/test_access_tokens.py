@@ -388,3 +388,30 @@ async def test_deleting_an_account_is_refused_while_it_alone_owns_used_folders(
     assert [m.username for m in members] == ["bob"]
     kept = (await bob.models.get_model(v1.GetModelRequest(made.model.id))).model
     assert kept.creator_username == "alice"
+
+
+async def test_an_id_is_malformed_only_when_empty_too_long_or_unprintable(api: Api) -> None:
+    """INVALID_FIELD answers an id that is empty, longer than 64 characters or unprintable, as
+    the contract defines a malformed id; any other id that names nothing gets the RPC's answer
+    for a missing resource (here: revoking succeeds, a model is FOLDER_ACCESS_DENIED)."""
+    alice = await api.caller("alice")
+    for malformed in ("", "x" * 65, "tab\there"):
+        await expect_error(
+            alice.auth.revoke_access_token(v1.RevokeAccessTokenRequest(malformed)),
+            Status.INVALID_ARGUMENT,
+            "INVALID_FIELD",
+            field="access_token_id",
+        )
+        await expect_error(
+            alice.models.get_model(v1.GetModelRequest(malformed)),
+            Status.INVALID_ARGUMENT,
+            "INVALID_FIELD",
+            field="model_id",
+        )
+    unknown = "x" * 64
+    await alice.auth.revoke_access_token(v1.RevokeAccessTokenRequest(unknown))
+    await expect_error(
+        alice.models.get_model(v1.GetModelRequest(unknown)),
+        Status.PERMISSION_DENIED,
+        "FOLDER_ACCESS_DENIED",
+    )

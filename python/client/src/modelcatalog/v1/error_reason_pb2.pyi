@@ -27,6 +27,9 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     ERROR_REASON_INVALID_FIELD: _ErrorReason.ValueType  # 1
     """INVALID_ARGUMENT: a request field is malformed or out of its limits. The ErrorInfo
     metadata key "field" names the field, and a google.rpc.BadRequest detail describes it.
+    An id field is malformed when it is empty (where an id is required), longer than 64
+    characters or holds a character that is not printable; any other id that names nothing
+    is answered as the RPC says for a missing resource.
     """
     ERROR_REASON_TOKEN_MISSING: _ErrorReason.ValueType  # 2
     """UNAUTHENTICATED: the RPC needs an "authorization: Bearer <token>" metadata entry and none
@@ -221,6 +224,9 @@ ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
 ERROR_REASON_INVALID_FIELD: ErrorReason.ValueType  # 1
 """INVALID_ARGUMENT: a request field is malformed or out of its limits. The ErrorInfo
 metadata key "field" names the field, and a google.rpc.BadRequest detail describes it.
+An id field is malformed when it is empty (where an id is required), longer than 64
+characters or holds a character that is not printable; any other id that names nothing
+is answered as the RPC says for a missing resource.
 """
 ERROR_REASON_TOKEN_MISSING: ErrorReason.ValueType  # 2
 """UNAUTHENTICATED: the RPC needs an "authorization: Bearer <token>" metadata entry and none

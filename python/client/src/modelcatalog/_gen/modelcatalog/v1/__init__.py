@@ -122,6 +122,9 @@ class ErrorReason(betterproto.Enum):
     """
     INVALID_ARGUMENT: a request field is malformed or out of its limits. The ErrorInfo
      metadata key "field" names the field, and a google.rpc.BadRequest detail describes it.
+     An id field is malformed when it is empty (where an id is required), longer than 64
+     characters or holds a character that is not printable; any other id that names nothing
+     is answered as the RPC says for a missing resource.
     """
 
     TOKEN_MISSING = 2
