@@ -52,6 +52,9 @@ COMMAND_MODULES = tuple(
 LATE_EXTRAS = ("rich", "asyncio", "hashlib", "_hashlib")
 """Loaded only by commands that talk to a server, draw a table or hash a file."""
 
+ROOT_LATE = ("pathlib",)
+"""Loaded by the commands' modules and to read the config file, not by the root's help."""
+
 _PROBE = """
 import json, sys
 from modelcatalog.cli import main
@@ -122,6 +125,8 @@ def test_help_and_version_load_no_sdk(
     assert run.stdout.strip()
     assert run.loaded(SDK_STACK + LATE_EXTRAS) == []
     assert run.loaded(COMMAND_MODULES) == [f"modelcatalog.cli.{name}" for name in own_modules]
+    if not own_modules:
+        assert run.loaded(ROOT_LATE) == []
 
 
 @pytest.mark.parametrize(

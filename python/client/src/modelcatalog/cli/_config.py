@@ -14,13 +14,16 @@ the saved server: they are used only when the effective server is that server (c
 token is never sent to another one. A token saved over TLS is never sent over plaintext either.
 """
 
+from __future__ import annotations
+
 import contextlib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 """The address ``modelcatalog-server`` listens on by default."""
@@ -51,6 +54,10 @@ class ConfigError(Exception):
 
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
     """The folder of the config file and the shell history, following the XDG base dirs."""
+    # pathlib and json are imported where they are used, so that help and usage errors, which
+    # need neither, start faster (pathlib alone pulls in urllib and ipaddress).
+    from pathlib import Path
+
     environ = os.environ if environ is None else environ
     base = environ.get("XDG_CONFIG_HOME", "")
     # The XDG spec says relative values are invalid and must be ignored.
@@ -93,6 +100,8 @@ def _optional_str(data: Mapping[str, Any], key: str, path: Path) -> str | None:
 
 def load_profile(path: Path) -> Profile:
     """Read the config file; a missing file is an empty profile."""
+    import json
+
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -123,6 +132,7 @@ def save_profile(path: Path, profile: Profile) -> None:
     """Write the config file atomically with mode 0600 (its folder gets mode 0700)."""
     # Imported here, not at the top, so that commands that only read the file start faster:
     # tempfile pulls in random, shutil and the compressors; _files grpclib and the contract.
+    import json
     import tempfile
 
     from .._files import fsync_dir
@@ -233,7 +243,7 @@ class Overrides:
     ca_cert: str | None = None
     insecure: bool | None = None
 
-    def merged(self, other: "Overrides") -> "Overrides":
+    def merged(self, other: Overrides) -> Overrides:
         """These flags, with ``other``'s (given later, closer to the command) winning."""
         return Overrides(
             server=other.server if other.server is not None else self.server,
