@@ -1,9 +1,11 @@
 """The real server and the SDK move bulk bytes in large HTTP/2 frames within bounded windows,
-on the event loop the server was told to use."""
+on the event loop the server was told to use; a grpcio client's upload in small frames is
+served too."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from h2.settings import SettingCodes
 from hyperframe.frame import DataFrame, Frame
 
 from modelcatalog import AsyncClient
+from modelcatalog.v1 import model_service_pb2, model_service_pb2_grpc
 from modelcatalog.wire import TunedConnection, TunedFrameBuffer
 
 from .conftest import RunningServer, start_server
@@ -136,6 +139,46 @@ async def test_uploads_and_downloads_move_a_chunk_per_frame(
     sent, received = data_frames
     assert sum(size > MiB for size in sent) >= 3
     assert sum(size > MiB for size in received) >= 3
+
+
+#: A grpcio upload with frames of HTTP/2's default size: each 32 KiB chunk goes as two full
+#: frames and a short frame with its last bytes, many more such tails in a second than the
+#: server's budget of short frames would take if they were counted.
+GRPCIO_CHUNKS = 600
+GRPCIO_CHUNK_BYTES = 32 << 10
+
+
+async def test_a_grpcio_upload_of_many_chunks_is_not_taken_for_a_flood(
+    tmp_path: Path, signing_key: Path
+) -> None:
+    """grpcio cuts each chunk message into frames of the size the server allows and sends its
+    last bytes in a short frame of their own: an upload of many chunks is stored, not ended
+    as a flood of short frames."""
+    server = start_server(tmp_path, "--http2-max-frame-size", "16K", signing_key=signing_key)
+    try:
+        async with AsyncClient(server.address, ca_cert=server.ca_cert) as client:
+            await client.sign_up("alice", "correct horse battery")
+            token = (await client.sign_in("alice", "correct horse battery")).access_token
+            folder = await client.create_folder("vision")
+            model = await client.create_model(folder.id, "resnet")
+        chunk = os.urandom(GRPCIO_CHUNK_BYTES)
+        header = model_service_pb2.UploadModelVersionHeader(
+            model_id=model.id,
+            file_name="weights.bin",
+            size_bytes=GRPCIO_CHUNKS * GRPCIO_CHUNK_BYTES,
+            sha256=hashlib.sha256(chunk * GRPCIO_CHUNKS).hexdigest(),
+        )
+        requests = [model_service_pb2.UploadModelVersionRequest(header=header)]
+        requests += [model_service_pb2.UploadModelVersionRequest(chunk=chunk)] * GRPCIO_CHUNKS
+        credentials = grpc.ssl_channel_credentials(server.ca_cert.read_bytes())
+        async with grpc.aio.secure_channel(server.address, credentials) as channel:
+            stub = model_service_pb2_grpc.ModelServiceStub(channel)
+            response = await stub.UploadModelVersion(
+                iter(requests), metadata=[("authorization", f"Bearer {token}")], timeout=60
+            )
+    finally:
+        assert server.stop() == 0, server.log()
+    assert response.version.sha256 == header.sha256
 
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])

@@ -146,6 +146,22 @@ def test_many_small_calls_are_not_a_flood() -> None:
         client.receive_data(server.data_to_send())
 
 
+def test_message_tails_in_frames_of_their_own_are_not_a_flood() -> None:
+    """A long upload whose every message ends in a short frame of its own after full ones
+    (gRPC's C and Go clients send a 1 MiB chunk as 16 KiB frames and its last bytes alone) is
+    served on, however many messages it sends."""
+    client, server = pair(TransportLimits())
+    client.send_headers(1, REQUEST)
+    server.receive_data(client.data_to_send())
+    for _ in range(3 * TransportLimits().empty_data.burst):
+        client.send_data(1, b"m" * (1 << 14))
+        client.send_data(1, b"tail")
+        for event in server.receive_data(client.data_to_send()):
+            if isinstance(event, DataReceived):
+                server.acknowledge_received_data(event.flow_controlled_length, 1)
+        client.receive_data(server.data_to_send())
+
+
 def test_a_closed_stream_takes_no_more_data_than_its_window() -> None:
     """Full-size DATA frames on a closed stream, for which h2 gives back the connection's
     window each time, end the connection once they exceed what the stream's window allowed;

@@ -10,9 +10,10 @@
 - Control frames (PING, SETTINGS, RST_STREAM, PRIORITY, WINDOW_UPDATE) and empty DATA frames
   draw on per-connection token buckets; a client that exceeds one gets GOAWAY
   (ENHANCE_YOUR_CALM) and is disconnected, before the rest of its burst is even parsed.
-- DATA frames under 1 KiB that do not end their stream count like empty ones beyond two per
-  call a client starts, and a closed stream takes no more DATA than its window allowed when it
-  closed: both cost the server work without carrying a request.
+- DATA frames that do not end their stream and average under 1 KiB with the one before them
+  count like empty ones beyond two per call a client starts, and a closed stream takes no more
+  DATA than its window allowed when it closed: both cost the server work without carrying a
+  request.
 - Request headers may decode to at most 8 KiB, and the HPACK encoder keeps a 4 KiB table
   whatever larger one a client allows.
 - A stream above the concurrency cap is refused with RST_STREAM (REFUSED_STREAM) instead of
@@ -98,11 +99,15 @@ ENCODER_TABLE_BYTES = 4096
 #: lets a few hundred bytes on the wire inflate to the limit, which the server then decodes, at
 #: a cost in CPU that grows with it, and holds for the call.
 MAX_HEADER_LIST_BYTES = 8 << 10
-#: DATA frames shorter than this that do not end their stream are counted like empty ones: a
-#: client sends such a frame at most at the end of a message, while a flood of 1-byte frames
-#: costs the server a frame's work per byte. Each call a client starts earns it
-#: ``SHORT_DATA_FRAMES_PER_CALL`` of them (a message and, from some clients, its own frame
-#: with END_STREAM), so a client making many small calls is never taken for a flood.
+#: DATA frames that do not end their stream and that average less than this with the DATA
+#: frame before them on the connection are counted like empty ones (Tomcat's rule for its
+#: overheadDataThreshold): a flood of 1-byte frames costs the server a frame's work per byte,
+#: while a client sends a short frame at the end of a message that went in full frames
+#: (gRPC's own clients send a 1 MiB chunk as 16 KiB frames and the last few bytes alone), so
+#: the average, not the frame, tells them apart. On a closed stream, a frame shorter than
+#: this is counted. Each call a client starts earns it ``SHORT_DATA_FRAMES_PER_CALL`` of them
+#: (a message and, from some clients, its own frame with END_STREAM), so a client making many
+#: small calls is never taken for a flood.
 SHORT_DATA_FRAME_BYTES = 1 << 10
 SHORT_DATA_FRAMES_PER_CALL = 2
 #: Closed streams whose DATA received after closing is counted (the most recent ones).
@@ -199,6 +204,8 @@ class GuardedConnection(TunedConnection):
         self._window_and_priority = _Bucket(limits.window_and_priority)
         #: DATA bytes received on each stream after it closed, for the last streams that got any.
         self._after_close: dict[int, int] = {}
+        #: The length of the last DATA frame received that did not end its stream.
+        self._last_data_length = 0
 
     def send_data(
         self,
@@ -257,9 +264,9 @@ class GuardedConnection(TunedConnection):
     def _bucket_for(self, frame: Frame, closed: bool) -> _Bucket | None:
         """The bucket ``frame`` draws on. PING and SETTINGS acknowledgements count like the
         frames they acknowledge (the server sends few of those). Frames of a type HTTP/2 does
-        not define count like empty DATA frames, and so do short DATA frames: on an open
-        stream when they do not end it, on a closed one always (h2 answers each with a
-        RST_STREAM). ``closed``: whether ``frame`` is DATA on a closed stream."""
+        not define count like empty DATA frames, and so do short DATA frames (``_is_short``;
+        on a closed stream h2 answers each with a RST_STREAM). ``closed``: whether ``frame`` is
+        DATA on a closed stream."""
         if isinstance(frame, RstStreamFrame):
             return self._resets
         if isinstance(frame, PingFrame):
@@ -267,14 +274,22 @@ class GuardedConnection(TunedConnection):
         if isinstance(frame, SettingsFrame):
             return self._settings
         if isinstance(frame, DataFrame):
-            if len(frame.data) >= SHORT_DATA_FRAME_BYTES:
-                return None
-            return self._empty_data if closed or "END_STREAM" not in frame.flags else None
+            return self._empty_data if self._is_short(frame, closed) else None
         if isinstance(frame, ExtensionFrame):
             return self._empty_data
         if isinstance(frame, WindowUpdateFrame | PriorityFrame):
             return self._window_and_priority
         return None
+
+    def _is_short(self, frame: DataFrame, closed: bool) -> bool:
+        """Whether DATA ``frame`` counts like an empty one (see ``SHORT_DATA_FRAME_BYTES``)."""
+        length = len(frame.data)
+        if closed:
+            return length < SHORT_DATA_FRAME_BYTES
+        if "END_STREAM" in frame.flags:
+            return False
+        previous, self._last_data_length = self._last_data_length, length
+        return length + previous < 2 * SHORT_DATA_FRAME_BYTES
 
     def _is_closed(self, stream_id: int) -> bool:
         stream = self.streams.get(stream_id)
