@@ -579,6 +579,20 @@ async def closed_stream_data_flood(connection: Connection, count: int) -> int:
     return await flood(connection, DataFrame(stream_id, data=b"x").serialize(), count)
 
 
+async def closed_stream_headers_flood(connection: Connection, count: int) -> int:
+    """Empty HEADERS frames on a stream the client reset, once another call has opened (h2
+    then forgets the reset one): each starts no call, and h2 answers each with a RST_STREAM
+    (on a stream that ended normally, it ends the connection at once)."""
+    try:
+        stream_id = await connection.start_call(SIGN_IN)
+        await connection.reset(stream_id)
+        await connection.start_call(SIGN_IN)
+    except ConnectionClosed:
+        return 0
+    frame = HeadersFrame(stream_id, data=b"", flags=["END_HEADERS"]).serialize()
+    return await flood(connection, frame, count)
+
+
 def settings_flood(connection: Connection, count: int) -> Awaitable[int]:
     frame = SettingsFrame(0, settings={SettingCodes.ENABLE_PUSH: 0}).serialize()
     return flood(connection, frame, count)

@@ -29,6 +29,7 @@ from ._attack import (
     Header,
     campaign,
     closed_stream_data_flood,
+    closed_stream_headers_flood,
     continuation_flood,
     empty_data_flood,
     grpc_frame,
@@ -90,14 +91,15 @@ FLOODS: dict[str, Attack] = {
     "unknown-type": unknown_frame_flood,
     "empty-data": empty_data_flood,
     "closed-stream-data": closed_stream_data_flood,
+    "closed-stream-headers": closed_stream_headers_flood,
     "continuation": continuation_flood,
 }
 
 
 @pytest.mark.parametrize("kind", FLOODS)
 async def test_control_frame_flood_gets_enhance_your_calm(server: RunningServer, kind: str) -> None:
-    """A flood of PING (acknowledgements too), SETTINGS, empty DATA, short DATA on a closed
-    stream, CONTINUATION frames or frames of an undefined type ends in
+    """A flood of PING (acknowledgements too), SETTINGS, empty DATA, short DATA or HEADERS on a
+    closed stream, CONTINUATION frames or frames of an undefined type ends in
     GOAWAY(ENHANCE_YOUR_CALM) while health keeps its p99 and memory stays within budget."""
     baseline = rss_bytes(server.process.pid)
     with Monitor(server) as monitor:

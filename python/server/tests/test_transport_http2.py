@@ -162,6 +162,24 @@ def test_message_tails_in_frames_of_their_own_are_not_a_flood() -> None:
         client.receive_data(server.data_to_send())
 
 
+def test_headers_on_a_closed_stream_are_a_flood_and_earn_nothing() -> None:
+    """HEADERS frames on a stream the server reset start no call (h2 answers each with a
+    RST_STREAM): past the burst they end the connection, and they earn no short DATA frames,
+    which only a HEADERS frame that opens a stream does."""
+    client, server = pair(TransportLimits())
+    client.send_headers(1, REQUEST)
+    server.receive_data(client.data_to_send())
+    server.reset_stream(1, ErrorCodes.CANCEL)
+    client.receive_data(server.data_to_send())
+    client.send_headers(3, REQUEST)  # opening it, h2 forgets the closed stream 1
+    server.receive_data(client.data_to_send())
+    on_closed = HeadersFrame(1, b"", flags=["END_HEADERS"]).serialize()
+    trickle = DataFrame(3, b"x").serialize()
+    with pytest.raises(ProtocolError):
+        server.receive_data((on_closed + trickle * 2) * TransportLimits().empty_data.burst)
+    assert goaway_code(client, server) == ErrorCodes.ENHANCE_YOUR_CALM
+
+
 def test_a_closed_stream_takes_no_more_data_than_its_window() -> None:
     """Full-size DATA frames on a closed stream, for which h2 gives back the connection's
     window each time, end the connection once they exceed what the stream's window allowed;

@@ -7,9 +7,10 @@
 - A frame above its limit (``max_frame_size`` for DATA, 16 KiB for any other) ends the
   connection (GOAWAY FRAME_SIZE_ERROR) as soon as its header arrives, before its body is
   buffered.
-- Control frames (PING, SETTINGS, RST_STREAM, PRIORITY, WINDOW_UPDATE) and empty DATA frames
-  draw on per-connection token buckets; a client that exceeds one gets GOAWAY
-  (ENHANCE_YOUR_CALM) and is disconnected, before the rest of its burst is even parsed.
+- Control frames (PING, SETTINGS, RST_STREAM, PRIORITY, WINDOW_UPDATE), empty DATA frames
+  and HEADERS frames on closed streams draw on per-connection token buckets; a client that
+  exceeds one gets GOAWAY (ENHANCE_YOUR_CALM) and is disconnected, before the rest of its
+  burst is even parsed.
 - DATA frames that do not end their stream and average under 1 KiB with the one before them
   count like empty ones beyond two per call a client starts, and a closed stream takes no more
   DATA than its window allowed when it closed: both cost the server work without carrying a
@@ -265,8 +266,9 @@ class GuardedConnection(TunedConnection):
         """The bucket ``frame`` draws on. PING and SETTINGS acknowledgements count like the
         frames they acknowledge (the server sends few of those). Frames of a type HTTP/2 does
         not define count like empty DATA frames, and so do short DATA frames (``_is_short``;
-        on a closed stream h2 answers each with a RST_STREAM). ``closed``: whether ``frame`` is
-        DATA on a closed stream."""
+        on a closed stream h2 answers each with a RST_STREAM) and HEADERS frames on a stream
+        that is neither open nor new (h2 answers each with a RST_STREAM, and no call starts).
+        ``closed``: whether ``frame`` is DATA on a closed stream."""
         if isinstance(frame, RstStreamFrame):
             return self._resets
         if isinstance(frame, PingFrame):
@@ -277,6 +279,8 @@ class GuardedConnection(TunedConnection):
             return self._empty_data if self._is_short(frame, closed) else None
         if isinstance(frame, ExtensionFrame):
             return self._empty_data
+        if isinstance(frame, HeadersFrame) and not self._opens_stream(frame.stream_id):
+            return self._empty_data if self._is_closed(frame.stream_id) else None
         if isinstance(frame, WindowUpdateFrame | PriorityFrame):
             return self._window_and_priority
         return None
@@ -304,7 +308,7 @@ class GuardedConnection(TunedConnection):
     def _receive_headers_frame(self, frame: HeadersFrame) -> Any:
         if self._opens_stream_above_cap(frame.stream_id):
             return self._refuse_stream(frame)
-        if frame.stream_id not in self.streams:
+        if self._opens_stream(frame.stream_id):
             self._empty_data.give(SHORT_DATA_FRAMES_PER_CALL)
         try:
             return super()._receive_headers_frame(frame)
@@ -313,11 +317,13 @@ class GuardedConnection(TunedConnection):
             self.reset_stream(frame.stream_id, ErrorCodes.PROTOCOL_ERROR)
             return [], []
 
+    def _opens_stream(self, stream_id: int) -> bool:
+        """Whether a HEADERS frame on ``stream_id`` opens a new stream of the client's."""
+        return stream_id % 2 == 1 and stream_id > self.highest_inbound_stream_id
+
     def _opens_stream_above_cap(self, stream_id: int) -> bool:
         return (
-            stream_id not in self.streams
-            and stream_id % 2 == 1
-            and stream_id > self.highest_inbound_stream_id
+            self._opens_stream(stream_id)
             and self.open_inbound_streams >= self.local_settings.max_concurrent_streams
         )
 
