@@ -81,13 +81,14 @@ class _Intercepted:
             status = Status.OK
             user_id = "-"
             address = peer_address(stream)
-            set_current_peer(address[0] if address else None)
+            host = address[0] if address else None
+            set_current_peer(host)
             peer = f"{address[0]}:{address[1]}" if address else "-"
             try:
                 metadata = stream.metadata.getall("authorization", []) if stream.metadata else []
                 authorization = [value for value in metadata if isinstance(value, str)]
                 principal = await authenticator.authenticate(method, authorization)
-                audited = audit.Call(action, peer=address[0] if address else None)
+                audited = audit.Call(action, peer=host)
                 if principal is not None:
                     user_id = principal.user_id
                     audited.user_id, audited.token_id = user_id, principal.token_id
@@ -96,7 +97,7 @@ class _Intercepted:
                 if principal is not None:
                     authenticator.authorize(method, principal)
                 held = (
-                    public_streams.taken(_ANONYMOUS, peer_key(address[0] if address else None))
+                    public_streams.taken(_ANONYMOUS, peer_key(host))
                     if principal is None and streaming
                     else contextlib.nullcontext()
                 )

@@ -80,7 +80,8 @@ class LazyCommand:
 
 
 class _RootGroup(Group):
-    """The root command: its subcommands are ``LazyCommand``s; reports Click's usage errors
+    """The root command: its subcommands are the ``LazyCommand``s in ``lazy_commands`` (it has
+    no others: ``add_command`` is not how they are registered); reports Click's usage errors
     and the expected exceptions of any subcommand as one-line ``CliError``s, and Ctrl-C as
     exit status 130."""
 
@@ -89,24 +90,21 @@ class _RootGroup(Group):
         self.lazy_commands: dict[str, LazyCommand] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*self.commands, *self.lazy_commands]
+        return list(self.lazy_commands)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         lazy = self.lazy_commands.get(cmd_name)
-        return lazy.load() if lazy else super().get_command(ctx, cmd_name)
+        return lazy.load() if lazy else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """Click's list of commands, without importing the lazy ones."""
-        names = self.list_commands(ctx)
-        limit = formatter.width - 6 - max(map(len, names))
-        rows = [(name, self._listed(name).get_short_help_str(limit)) for name in names]
+        """Click's list of commands, each shown by its summary, without importing it."""
+        limit = formatter.width - 6 - max(map(len, self.lazy_commands))
+        rows = [
+            (name, click.Command(name, help=lazy.summary).get_short_help_str(limit))
+            for name, lazy in self.lazy_commands.items()
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
-
-    def _listed(self, name: str) -> click.Command:
-        """The command as the list shows it, a lazy one by its summary alone."""
-        lazy = self.lazy_commands.get(name)
-        return click.Command(name, help=lazy.summary) if lazy else self.commands[name]
 
     def make_context(
         self,

@@ -286,7 +286,9 @@ class GuardedConnection(TunedConnection):
         return None
 
     def _is_short(self, frame: DataFrame, closed: bool) -> bool:
-        """Whether DATA ``frame`` counts like an empty one (see ``SHORT_DATA_FRAME_BYTES``)."""
+        """Whether DATA ``frame`` counts like an empty one (see ``SHORT_DATA_FRAME_BYTES``);
+        the length of a frame that does not end its stream is kept for the next one's average.
+        Called once per frame."""
         length = len(frame.data)
         if closed:
             return length < SHORT_DATA_FRAME_BYTES
@@ -306,9 +308,9 @@ class GuardedConnection(TunedConnection):
         return frames
 
     def _receive_headers_frame(self, frame: HeadersFrame) -> Any:
-        if self._opens_stream_above_cap(frame.stream_id):
-            return self._refuse_stream(frame)
         if self._opens_stream(frame.stream_id):
+            if self.open_inbound_streams >= self.local_settings.max_concurrent_streams:
+                return self._refuse_stream(frame)
             self._empty_data.give(SHORT_DATA_FRAMES_PER_CALL)
         try:
             return super()._receive_headers_frame(frame)
@@ -320,12 +322,6 @@ class GuardedConnection(TunedConnection):
     def _opens_stream(self, stream_id: int) -> bool:
         """Whether a HEADERS frame on ``stream_id`` opens a new stream of the client's."""
         return stream_id % 2 == 1 and stream_id > self.highest_inbound_stream_id
-
-    def _opens_stream_above_cap(self, stream_id: int) -> bool:
-        return (
-            self._opens_stream(stream_id)
-            and self.open_inbound_streams >= self.local_settings.max_concurrent_streams
-        )
 
     def _refuse_stream(self, frame: HeadersFrame) -> Any:
         """RST_STREAM(REFUSED_STREAM) for a new stream, keeping HPACK and stream ids in step."""
