@@ -9,7 +9,6 @@ import contextlib
 import functools
 import gc
 import itertools
-import json
 import os
 import random
 import sqlite3
@@ -25,7 +24,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from server_testing import blocked_transactions, poll_until
 from sqlalchemy import Engine, create_engine, event, func, inspect, select, text
-from sqlalchemy.engine.cursor import CursorFetchStrategy
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.pool import QueuePool
 
@@ -427,6 +425,18 @@ async def test_foreign_keys_are_enforced(store: MetadataStore) -> None:
 # One trip per transaction
 
 
+async def _trace_statements(store: MetadataStore, seen: Callable[[str], None]) -> None:
+    """Has every pool thread's SQLite connection report each statement SQLite runs to ``seen``
+    (SQLite's own trace: it sees statements run through SQLAlchemy and on the driver alike)."""
+    every_thread = threading.Barrier(metadata_module.SQLITE_POOL_SIZE)
+
+    def trace(tx: Transaction) -> None:
+        tx.connection.connection.driver_connection.set_trace_callback(seen)  # type: ignore[union-attr]
+        every_thread.wait(timeout=10)  # each thread takes one of these transactions
+
+    await asyncio.gather(*(store.read(trace) for _ in range(metadata_module.SQLITE_POOL_SIZE)))
+
+
 async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
     store: MetadataStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -447,9 +457,9 @@ async def test_a_transaction_runs_whole_in_one_trip_to_one_pool_thread(
         threads.add(threading.get_ident())
         statements.append(statement.split()[0])
 
-    engine = sqlite_of(store)._engine
-    event.listen(engine, "before_cursor_execute", lambda *args: seen(args[2]))
-    event.listen(engine, "commit", lambda _connection: seen("COMMIT"))
+    await _trace_statements(store, seen)
+    threads.clear()
+    statements.clear()
     monkeypatch.setattr(sqlite_of(store)._threads, "submit", counted)
 
     def three_statements(tx: Transaction) -> None:
@@ -570,29 +580,16 @@ async def test_a_page_of_models_is_chosen_from_the_folder_order_index(
     assert index_read + (" AND (created_us,id)>(?,?))" if after else ")") in steps, steps
 
 
-async def test_lists_read_each_page_from_sqlite_in_one_step(
-    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_lists_read_each_page_from_sqlite_in_one_step(store: MetadataStore) -> None:
     """Folder, model, member, version and alias lists get a whole page from SQLite as one row
-    (a JSON array), never a row per driver step: SQLite's driver gives up the GIL around each
-    step and must win it back from the event loop and the other pool threads."""
+    (a JSON array aggregated by SQLite), never a row per driver step: SQLite's driver gives up
+    the GIL around each step and must win it back from the event loop and the other pool
+    threads."""
     w = await _shared_world(store)
     alice, folder, model = w["alice"].id, w["bob_shared"].id, w["shared_model"].id
-    rows_read: list[Any] = []
-    read_one = CursorFetchStrategy.fetchone
-
-    def recorded(*args: Any) -> Any:
-        row = read_one(*args)
-        if row is not None:
-            rows_read.append(tuple(row))
-        return row
-
-    def many_rows(*_args: object) -> None:
-        raise AssertionError("a list read its page a row per driver step")
-
-    monkeypatch.setattr(CursorFetchStrategy, "fetchone", recorded)
-    monkeypatch.setattr(CursorFetchStrategy, "fetchall", many_rows)
-    monkeypatch.setattr(CursorFetchStrategy, "fetchmany", many_rows)
+    statements: list[str] = []
+    await _trace_statements(store, statements.append)
+    statements.clear()
 
     def every_list(tx: Transaction) -> list[int]:
         return [
@@ -604,7 +601,80 @@ async def test_lists_read_each_page_from_sqlite_in_one_step(
         ]
 
     assert await store.read(every_list) == [2, 2, 2, 0, 0]
-    assert [len(json.loads(row[0])) for row in rows_read] == [2, 2, 2, 0, 0]
+    queries = [statement for statement in statements if statement.startswith("SELECT")]
+    assert len(queries) == 5
+    assert all(query.startswith("SELECT json_group_array(json_array(") for query in queries)
+
+
+async def test_lookups_read_from_sqlites_driver_give_what_sqlalchemy_gives(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The frequent lookups (user, credentials, folder, member, model, version, alias), which
+    SQLite answers straight from its driver, give the records SQLAlchemy's execution gives,
+    found and not found alike; a page is read the same way."""
+    w = await _shared_world(store)
+    alice, bob, model = w["alice"], w["bob"], w["shared_model"]
+
+    def add_version_and_alias(tx: Transaction) -> None:
+        tx.insert_version(
+            model,
+            bob,
+            file_name="m.onnx",
+            content_type="application/onnx",
+            size_bytes=7,
+            sha256="ab" * 32,
+            description="first",
+            labels={"stage": "prod"},
+        )
+        tx.put_alias(model.id, "prod", 1, bob)
+
+    await store.write(add_version_and_alias)
+
+    def lookups(tx: Transaction) -> list[Any]:
+        return [
+            tx.user_by_id(alice.id),
+            tx.user_by_id("nobody"),
+            tx.credentials("bob"),
+            tx.credentials("nobody"),
+            tx.folder_for(alice.id, w["bob_shared"].id),
+            tx.folder_for(alice.id, w["bob_private"].id),
+            tx.member(w["bob_shared"].id, alice.id),
+            tx.member(w["bob_private"].id, alice.id),
+            tx.model_for(alice.id, model.id),
+            tx.model_for(alice.id, w["private_model"].id),
+            tx.version(model.id, 1),
+            tx.version(model.id, 2),
+            tx.alias(model.id, "prod"),
+            tx.alias(model.id, "staging"),
+            tx.models_for(alice.id, None, None, 10),
+        ]
+
+    driver_reads: list[str] = []
+    run_on_driver = metadata_module._driver_rows
+
+    def counted(connection: Any, statement: Any, parameters: dict[str, Any]) -> list[Any]:
+        driver_reads.append(statement.sql.split()[0])
+        return run_on_driver(connection, statement, parameters)
+
+    monkeypatch.setattr(metadata_module, "_driver_rows", counted)
+    from_driver = await store.read(lookups)
+    assert driver_reads.count("SELECT") == 15
+    monkeypatch.setattr(metadata_module, "_driver_statement", lambda *_args: None)
+    driver_reads.clear()
+    from_sqlalchemy = await store.read(lookups)
+    assert driver_reads == ["BEGIN"]
+    assert from_driver == from_sqlalchemy
+    assert sum(found is None for found in from_driver) == 7
+
+
+def test_statements_sqlalchemy_must_convert_or_expand_are_not_run_on_the_driver() -> None:
+    """A statement with a column SQLAlchemy converts as it reads it (a Boolean), or with a
+    parameter it expands at execution (the folders a limited token sees) stays SQLAlchemy's."""
+    dialect = create_engine("sqlite://").dialect
+    assert metadata_module._driver_statement(metadata_module._MODEL_FOR, dialect) is not None
+    assert metadata_module._driver_statement(metadata_module._TOKEN_STANDING, dialect) is None
+    limited = metadata_module._limited_to_visible(metadata_module._MODEL_FOR)
+    assert metadata_module._driver_statement(limited, dialect) is None
 
 
 async def test_a_page_read_as_one_row_holds_the_rows_the_query_gives(store: MetadataStore) -> None:
