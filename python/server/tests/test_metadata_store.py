@@ -9,6 +9,7 @@ import contextlib
 import functools
 import gc
 import itertools
+import logging
 import os
 import random
 import sqlite3
@@ -1161,6 +1162,69 @@ async def test_no_free_connection_within_the_wait_is_unavailable(
     holds.release.set()
     await asyncio.gather(*holders)
     await quick_store.ping()
+
+
+async def test_a_lookup_runs_on_the_event_loops_thread_while_the_pool_is_busy(
+    quick_store: MetadataStore, holds: Holds
+) -> None:
+    """A lookup by key runs on the event loop's thread, in no trip to the pool: it answers
+    while every pool thread is held by a long transaction, and sees what the last write
+    committed."""
+    alice = await _new_user(quick_store, "alice")
+    holding = [asyncio.Event() for _ in range(SQLITE_POOL_SIZE)]
+    holders = [
+        asyncio.create_task(quick_store.read(holds.holding(entered, _nothing)))
+        for entered in holding
+    ]
+    for entered in holding:
+        await entered.wait()
+    threads: list[int] = []
+
+    def user(tx: Transaction) -> UserRecord | None:
+        threads.append(threading.get_ident())
+        return tx.user_by_id(alice.id)
+
+    assert await quick_store.lookup(user) == alice
+    assert threads == [threading.get_ident()]
+    holds.release.set()
+    await asyncio.gather(*holders)
+    bob = await _new_user(quick_store, "bob")
+    assert await quick_store.lookup(lambda tx: tx.user_by_id(bob.id)) == bob
+
+
+async def test_a_lookup_that_meets_a_lock_runs_in_a_pool_thread(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The event loop never waits for SQLite's lock: a lookup refused one there (SQLITE_BUSY,
+    rare in WAL mode) runs again in a pool thread, which may wait, and answers as if nothing
+    happened; an error of another kind is raised as from the pool."""
+    alice = await _new_user(store, "alice")
+    loop_thread = threading.get_ident()
+    run_on_driver = metadata_module._driver_rows
+    refusal = sqlite3.SQLITE_BUSY
+
+    def locked_on_the_loop(connection: Any, statement: Any, parameters: Any) -> list[Any]:
+        if threading.get_ident() == loop_thread and statement.sql == "BEGIN":
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = refusal
+            raise DBAPIError.instance(statement.sql, [], error, sqlite3.Error)
+        return run_on_driver(connection, statement, parameters)
+
+    threads: list[int] = []
+
+    def user(tx: Transaction) -> UserRecord | None:
+        threads.append(threading.get_ident())
+        return tx.user_by_id(alice.id)
+
+    monkeypatch.setattr(metadata_module, "_driver_rows", locked_on_the_loop)
+    with caplog.at_level(logging.WARNING):
+        assert await store.lookup(user) == alice
+    assert len(threads) == 1
+    assert threads[0] != loop_thread
+    assert not caplog.records
+    refusal = sqlite3.SQLITE_FULL
+    with pytest.raises(StorageFull):
+        await store.lookup(user)
 
 
 async def _cancel_at_every_point(

@@ -190,7 +190,7 @@ class Accounts:
 
     async def user(self, user_id: str) -> UserRecord:
         """The account a valid token names."""
-        return await self._store.read(lambda tx: caller_account(tx, user_id))
+        return await self._store.lookup(lambda tx: caller_account(tx, user_id))
 
     async def check_token(self, user_id: str, token_id: str, generation: int) -> None:
         """Refuses (TOKEN_REVOKED) a token whose account is gone, whose generation is past,

@@ -169,7 +169,9 @@ class Catalog:
 
     async def get_folder(self, caller: str, folder_id: str) -> FolderRecord:
         validation.resource_id("folder_id", folder_id)
-        return await self._store.read(lambda tx: require_folder(tx, caller, folder_id, Role.VIEWER))
+        return await self._store.lookup(
+            lambda tx: require_folder(tx, caller, folder_id, Role.VIEWER)
+        )
 
     async def list_folders(self, caller: str, size: int, token: str) -> Page[FolderRecord]:
         limit = page_size(size)
@@ -340,7 +342,7 @@ class Catalog:
 
     async def get_model(self, caller: str, model_id: str) -> ModelRecord:
         validation.resource_id("model_id", model_id)
-        return await self._store.read(lambda tx: require_model(tx, caller, model_id, Role.VIEWER))
+        return await self._store.lookup(lambda tx: require_model(tx, caller, model_id, Role.VIEWER))
 
     async def list_models(
         self,

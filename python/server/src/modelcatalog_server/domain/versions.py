@@ -301,7 +301,7 @@ class Versions:
         two is given: a number of 1 or more, or a non-empty alias)."""
         validation.resource_id("model_id", model_id)
         _version_or_alias(number, alias)
-        return await self._store.read(
+        return await self._store.lookup(
             lambda tx: _version_of_model(tx, caller, model_id, number, alias)[1]
         )
 
