@@ -1115,6 +1115,16 @@ class Holds:
 
         return work
 
+    async def every_pool_thread(self, store: MetadataStore) -> list[asyncio.Task[None]]:
+        """Holds every pool thread of ``store`` with a read; returns once all of them run."""
+        holding = [asyncio.Event() for _ in range(SQLITE_POOL_SIZE)]
+        holders = [
+            asyncio.create_task(store.read(self.holding(entered, _nothing))) for entered in holding
+        ]
+        for entered in holding:
+            await entered.wait()
+        return holders
+
 
 @pytest.fixture
 async def holds() -> AsyncIterator[Holds]:
@@ -1150,13 +1160,7 @@ async def test_no_free_connection_within_the_wait_is_unavailable(
     quick_store: MetadataStore, holds: Holds
 ) -> None:
     """With every pooled connection in use past the wait, one more call is StorageUnavailable."""
-    holding = [asyncio.Event() for _ in range(SQLITE_POOL_SIZE)]
-    holders = [
-        asyncio.create_task(quick_store.read(holds.holding(entered, _nothing)))
-        for entered in holding
-    ]
-    for entered in holding:
-        await entered.wait()
+    holders = await holds.every_pool_thread(quick_store)
     with pytest.raises(StorageUnavailable):
         await quick_store.ping()
     holds.release.set()
@@ -1171,13 +1175,7 @@ async def test_a_lookup_runs_on_the_event_loops_thread_while_the_pool_is_busy(
     while every pool thread is held by a long transaction, and sees what the last write
     committed."""
     alice = await _new_user(quick_store, "alice")
-    holding = [asyncio.Event() for _ in range(SQLITE_POOL_SIZE)]
-    holders = [
-        asyncio.create_task(quick_store.read(holds.holding(entered, _nothing)))
-        for entered in holding
-    ]
-    for entered in holding:
-        await entered.wait()
+    holders = await holds.every_pool_thread(quick_store)
     threads: list[int] = []
 
     def user(tx: Transaction) -> UserRecord | None:
@@ -1190,6 +1188,35 @@ async def test_a_lookup_runs_on_the_event_loops_thread_while_the_pool_is_busy(
     await asyncio.gather(*holders)
     bob = await _new_user(quick_store, "bob")
     assert await quick_store.lookup(lambda tx: tx.user_by_id(bob.id)) == bob
+
+
+async def test_the_event_loops_connection_never_waits_for_a_lock(store: MetadataStore) -> None:
+    """Lookups run on a connection whose busy timeout is 0, also once SQLAlchemy has replaced
+    its driver connection (after it found one broken); the pool's connections wait."""
+
+    def busy_timeout(tx: Transaction) -> int:
+        return int(tx.connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+
+    assert await store.lookup(busy_timeout) == 0
+    assert await store.read(busy_timeout) == DATABASE_WAIT_SECONDS * 1000
+    loop_connection = sqlite_of(store)._loop_connection
+    assert loop_connection is not None
+    loop_connection.invalidate()
+    assert await store.lookup(busy_timeout) == 0
+
+
+async def test_a_lookup_after_the_store_closed_opens_no_connection(
+    quick_store_path: Path,
+) -> None:
+    """Once the store is closed, a lookup fails as a read does (StorageUnavailable after the
+    wait) and leaves no connection open behind it."""
+    store = await MetadataStore.open_sqlite(quick_store_path, wait_seconds=0.2)
+    alice = await _new_user(store, "alice")
+    assert await store.lookup(lambda tx: tx.user_by_id(alice.id)) == alice
+    await store.close()
+    with pytest.raises(StorageUnavailable):
+        await store.lookup(lambda tx: tx.user_by_id(alice.id))
+    assert sqlite_of(store)._loop_connection is None
 
 
 async def test_a_lookup_that_meets_a_lock_runs_in_a_pool_thread(

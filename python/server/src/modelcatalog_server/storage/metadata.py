@@ -312,10 +312,14 @@ class _SqliteTransactions:
         self._wait_seconds = wait_seconds
         self._thread_state = threading.local()
         self._threads = _Threads(SQLITE_POOL_SIZE, on_exit=self._close_thread_connection)
-        #: The event loop's connection for ``lookup``, taken from the engine at the first one.
+        #: The event loop's connection for ``lookup``, taken from the engine at the first one,
+        #: and the driver connection under it that was told never to wait for a lock.
         self._loop_connection: Connection | None = None
+        self._never_waiting: object = None
+        self._closed = False
 
     async def close(self) -> None:
+        self._closed = True
         if self._loop_connection is not None:
             self._loop_connection.close()
             self._loop_connection = None
@@ -344,20 +348,25 @@ class _SqliteTransactions:
             self._write_lock.release()
 
     async def lookup(self, work: Callable[[Transaction], T]) -> T:
-        try:
-            return _in_transaction(self._connection_on_loop(), work, immediate=False)
-        except DBAPIError as error:
-            if _sqlite_code(error) not in _SQLITE_UNAVAILABLE:
-                _raise_as_fault(error)
+        if not self._closed:
+            try:
+                return _in_transaction(self._connection_on_loop(), work, immediate=False)
+            except DBAPIError as error:
+                if _sqlite_code(error) not in _SQLITE_UNAVAILABLE:
+                    _raise_as_fault(error)
         return await self._run(work, immediate=False)
 
     def _connection_on_loop(self) -> Connection:
-        """The event loop's connection, which never waits for a lock (busy timeout 0)."""
-        if self._loop_connection is None:
-            connection = self._engine.connect()
+        """The event loop's connection, which never waits for a lock (busy timeout 0), also
+        once SQLAlchemy has replaced a driver connection it found broken."""
+        connection = self._loop_connection
+        if connection is None:
+            connection = self._loop_connection = self._engine.connect()
+        driver = connection.connection.driver_connection
+        if driver is not self._never_waiting:
             _driver_rows(connection, _NEVER_WAIT, {})
-            self._loop_connection = connection
-        return self._loop_connection
+            self._never_waiting = driver
+        return connection
 
     async def _run(self, work: Callable[[Transaction], T], *, immediate: bool) -> T:
         loop = asyncio.get_running_loop()
