@@ -531,6 +531,39 @@ async def test_a_batch_is_written_while_the_next_is_gathered(
     await writer.abort()
 
 
+async def test_a_batch_is_written_while_it_is_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's bytes reach the file while its hash is still being computed, so each batch
+    takes as long as the slower of the two, not both one after the other."""
+    real_sha256 = hashlib.sha256
+    release = threading.Event()
+
+    class HeldHash:
+        def __init__(self) -> None:
+            self._hash = real_sha256()
+
+        def update(self, data: bytes) -> None:
+            release.wait(timeout=30)
+            self._hash.update(data)
+
+        def hexdigest(self) -> str:
+            return self._hash.hexdigest()
+
+    monkeypatch.setattr(hashlib, "sha256", HeldHash)
+    writer = LocalBlobStore(tmp_path).writer()
+    data = os.urandom(WRITE_BATCH_BYTES)
+    await writer.write(data)
+
+    def written() -> bool:
+        return [path.stat().st_size for path in files_under(tmp_path)] == [len(data)]
+
+    assert await poll_until(written, within=5)
+    release.set()
+    assert await writer.finish() == real_sha256(data).hexdigest()
+    await writer.abort()
+
+
 async def test_cancelled_upload_leaves_no_file_and_closes_once_the_thread_is_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
