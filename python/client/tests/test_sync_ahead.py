@@ -1,8 +1,11 @@
 """SyncAhead: a growing file is synced in steps, one sync at a time, and no sync's error is lost."""
 
 import asyncio
+import ctypes
 import errno
+import mmap
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -142,3 +145,36 @@ async def test_the_file_is_really_flushed_in_a_worker_thread(
     assert flushed == [("fdatasync" if hasattr(os, "fdatasync") else "fsync", STEP)]
     assert len(threads) == 1
     assert threads != [threading.current_thread().name]
+
+
+def resident_bytes(path: Path) -> int:
+    """How many of the file's bytes the page cache holds (Linux's ``mincore`` on a mapping)."""
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
+    vector = ctypes.create_string_buffer(pages)
+    with path.open("r+b") as file, mmap.mmap(file.fileno(), size) as mapping:
+        start = ctypes.c_char.from_buffer(mapping)
+        try:
+            assert libc.mincore(ctypes.addressof(start), size, vector) == 0, ctypes.get_errno()
+        finally:
+            del start  # the mapping cannot close while a ctypes object points into it
+    return sum(byte & 1 for byte in vector.raw) * mmap.PAGESIZE
+
+
+async def test_flushed_pages_leave_the_page_cache(tmp_path: Path) -> None:
+    """Once a step is durable, the file's pages are given back to the kernel: a transfer's
+    bytes do not fill the page cache, and the next ones written reuse the pages."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("mincore and the advice are Linux's")
+    path = tmp_path / "file"
+    data = os.urandom(64 * mmap.PAGESIZE)
+    with ThreadPoolExecutor(1) as pool, path.open("wb", buffering=0) as file:
+        sync = SyncAhead(file.fileno(), pool.submit, step_bytes=len(data))
+        file.write(data)
+        assert resident_bytes(path) == len(data)
+        sync.written(len(data))
+        await sync.settled()
+        assert resident_bytes(path) == 0
+    assert path.read_bytes() == data

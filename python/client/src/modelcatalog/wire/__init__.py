@@ -28,8 +28,9 @@ The HTTP/2 classes (``TunedConnection``, ``TunedProtocol``, ``PacedBuffer``, …
 connection tuning the SDK and the server share: 2 MiB frames, bounded windows given back as a
 handler reads, a cheap DATA frame ``repr``, DATA bodies written without copies.
 
-``SyncAhead`` makes a file that a transfer writes durable in steps while it grows: the upload's
-blob on the server, the download's ``.part`` file in the SDK.
+``SyncAhead`` makes a file that a transfer writes durable in steps while it grows, and lets its
+durable pages leave the page cache: the upload's blob on the server, the download's ``.part``
+file in the SDK.
 """
 
 from ._allocator import return_free_memory, tune_allocator

@@ -8,11 +8,20 @@ device but not out of its cache (the final fsync still took 0.2 to 0.7 s). ``Syn
 ``fdatasync`` in a worker thread each time a step's worth of bytes has been written since the
 last one started, so flushing overlaps receiving: an upload's or a download's last fsync then
 has about a step to flush, and what arrived while the last sync ran.
+
+Each sync then tells the kernel that the file's cached pages, clean once flushed, are not
+needed (``POSIX_FADV_DONTNEED``). A transfer writes its bytes once, so they no longer push other
+files out of the page cache, and the next bytes it writes land in the pages just given back.
+Pages the kernel must take anew cost far more on a virtual machine whose host reclaims the
+guest's free memory (free page reporting): writing into them took 1.6-2.4 s per GiB on the
+development machine, into pages given back 0.6-1.3 s. The price: the file is read back from
+disk, not from memory, by whoever reads it next (a download of a version just uploaded).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -80,5 +89,9 @@ class SyncAhead:
 
 
 def _flush(descriptor: int) -> None:
-    """``fdatasync``, or ``fsync`` where the OS has no ``fdatasync`` (Windows, macOS)."""
+    """``fdatasync`` (``fsync`` where the OS has none: Windows, macOS), then lets the kernel
+    drop the file's pages from its cache where it takes such advice (not Windows, macOS)."""
     getattr(os, "fdatasync", os.fsync)(descriptor)
+    if hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):  # advice only: the bytes are durable either way
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
