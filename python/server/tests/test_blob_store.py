@@ -553,15 +553,18 @@ async def test_a_batch_is_written_while_it_is_hashed(
     monkeypatch.setattr(hashlib, "sha256", HeldHash)
     writer = LocalBlobStore(tmp_path).writer()
     data = os.urandom(WRITE_BATCH_BYTES)
-    await writer.write(data)
 
     def written() -> bool:
         return [path.stat().st_size for path in files_under(tmp_path)] == [len(data)]
 
-    assert await poll_until(written, within=5)
-    release.set()
-    assert await writer.finish() == real_sha256(data).hexdigest()
-    await writer.abort()
+    try:
+        await writer.write(data)
+        assert await poll_until(written, within=5)
+        release.set()
+        assert await writer.finish() == real_sha256(data).hexdigest()
+    finally:
+        release.set()
+        await writer.abort()
 
 
 async def test_cancelled_upload_leaves_no_file_and_closes_once_the_thread_is_done(

@@ -10,8 +10,9 @@ last one started, so flushing overlaps receiving: an upload's or a download's la
 has about a step to flush, and what arrived while the last sync ran.
 
 Each sync then tells the kernel that the file's cached pages, clean once flushed, are not
-needed (``POSIX_FADV_DONTNEED``). A transfer writes its bytes once, so they no longer push other
-files out of the page cache, and the next bytes it writes land in the pages just given back.
+needed (``POSIX_FADV_DONTNEED``, on Linux; macOS and Windows take no such advice). A transfer
+writes its bytes once, so they no longer push other files out of the page cache, and the next
+bytes it writes usually land in the pages just given back.
 Pages the kernel must take anew cost far more on a virtual machine whose host reclaims the
 guest's free memory (free page reporting): writing into them took 1.6-2.4 s per GiB on the
 development machine, into pages given back 0.6-1.3 s. The price: the file is read back from

@@ -231,9 +231,10 @@ class _LocalWriter(BlobWriter):
     At most one batch is in the threads and one being gathered, so an upload holds about two
     batches however fast its client sends; the loop waits only when the disk or the hash is
     slower. Hashing beside the writing rather than before it makes each batch's turn as long as
-    the longer of the two, not their sum: writing costs as much as hashing or more where the
-    kernel must first get its page-cache pages back from a virtual machine's host (on this
-    machine, 1.6-2.4 s per GiB against 1 s to hash).
+    the longer of the two, not their sum, while worker threads are free (with most of them
+    busy, the two queue one after the other as before): writing costs as much as hashing or
+    more where the kernel must first get its page-cache pages back from a virtual machine's
+    host (on this machine, 1.6-2.4 s per GiB against 1 s to hash).
     """
 
     def __init__(
