@@ -206,7 +206,7 @@ async def test_the_pages_are_given_up_only_after_the_flush(
     advised: list[tuple[int, int, int]] = []
 
     def recording(descriptor: int, offset: int, length: int, advice: int) -> None:
-        flushed.append(("advice", len(flushed)))
+        flushed.append(("advice", os.fstat(descriptor).st_size))
         advised.append((offset, length, advice))
 
     monkeypatch.setattr(os, "posix_fadvise", recording)
