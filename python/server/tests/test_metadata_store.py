@@ -1254,6 +1254,47 @@ async def test_a_lookup_that_meets_a_lock_runs_in_a_pool_thread(
         await store.lookup(user)
 
 
+_COUNT_TO_100_000 = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) "
+    "SELECT count(*) FROM n"
+)
+
+
+async def test_a_lookup_that_outlasts_its_time_on_the_loop_runs_in_a_pool_thread(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lookup still running in SQLite after ``LOOP_READ_SECONDS`` is interrupted on the event
+    loop's thread and runs again in a pool thread, answering in full with nothing logged; a
+    lookup too short for SQLite to look at the clock stays on the loop whatever the time, and
+    so does a long one within its time."""
+    alice = await _new_user(store, "alice")
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def count(tx: Transaction) -> int:
+        threads.append(threading.get_ident())
+        return int(tx.connection.exec_driver_sql(_COUNT_TO_100_000).scalar_one())
+
+    def user(tx: Transaction) -> UserRecord | None:
+        threads.append(threading.get_ident())
+        return tx.user_by_id(alice.id)
+
+    monkeypatch.setattr(metadata_module, "LOOP_READ_SECONDS", 0.0)
+    with caplog.at_level(logging.WARNING):
+        assert await store.lookup(count) == 100_000
+    assert not caplog.records
+    assert len(threads) == 2
+    assert threads[0] == loop_thread
+    assert threads[1] != loop_thread
+    threads.clear()
+    assert await store.lookup(user) == alice
+    assert threads == [loop_thread]
+    threads.clear()
+    monkeypatch.setattr(metadata_module, "LOOP_READ_SECONDS", 60.0)
+    assert await store.lookup(count) == 100_000
+    assert threads == [loop_thread]
+
+
 async def _cancel_at_every_point(
     rounds: int, start_calls: Callable[[int], list[asyncio.Task[Any]]]
 ) -> None:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+from typing import Any
+
 import pytest
 from grpclib.const import Status
 from server_testing import VIEWER, Api, Caller, expect_error
 
 from modelcatalog import v1
+from modelcatalog_server.domain.catalog import Catalog
+from modelcatalog_server.domain.paging import PageTokens
+from modelcatalog_server.domain.requests import RequestResults
+from modelcatalog_server.storage.metadata import MetadataStore, Transaction
 
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
@@ -166,3 +174,36 @@ async def test_empty_ids_are_invalid_arguments(api: Api) -> None:
         "INVALID_FIELD",
         field="folder_id",
     )
+
+
+async def test_the_unfiltered_model_list_is_read_on_the_event_loops_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The common list (no filter, default order), which walks an index, is read on the event
+    loop's thread as a lookup by key is, sparing the trip to a pool thread; a filtered list,
+    which may scan every model its caller sees, is read in a pool thread."""
+    store = await MetadataStore.open_sqlite(tmp_path / "catalog.sqlite3")
+    try:
+        user = await store.write(lambda tx: tx.insert_user("alice", "not a real hash"))
+        catalog = Catalog(store, PageTokens(b"k" * 32), RequestResults())
+        vision = await catalog.create_folder(user.id, "vision", "")
+        resnet = await catalog.create_model(user.id, vision.id, "resnet", "")
+        threads: list[int] = []
+        models_for = Transaction.models_for
+
+        def recording_thread(tx: Transaction, *args: Any, **kwargs: Any) -> Any:
+            threads.append(threading.get_ident())
+            return models_for(tx, *args, **kwargs)
+
+        monkeypatch.setattr(Transaction, "models_for", recording_thread)
+        for folder_id in ("", vision.id):
+            page = await catalog.list_models(user.id, folder_id, 0, "")
+            assert [model.id for model in page.items] == [resnet.id]
+        assert threads == [threading.get_ident()] * 2
+        threads.clear()
+        page = await catalog.list_models(user.id, "", 0, "", filter_text='name = "resnet"')
+        assert [model.id for model in page.items] == [resnet.id]
+        assert len(threads) == 1
+        assert threads[0] != threading.get_ident()
+    finally:
+        await store.close()

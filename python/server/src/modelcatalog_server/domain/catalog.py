@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from ..storage.metadata import MetadataStore, Transaction, UniqueViolation, now_us
+from ..storage.metadata import (
+    EVERY_MODEL,
+    MetadataStore,
+    Transaction,
+    UniqueViolation,
+    now_us,
+)
 from ..storage.records import (
     AccessTokenRecord,
     FeedKind,
@@ -370,7 +376,10 @@ class Catalog:
         def position(model: ModelRecord) -> list[Any]:
             return [model.name if query.by_name else model.created_us, model.id]
 
-        rows = await self._store.read(models)
+        # The unfiltered list walks an index, a read quick enough for a lookup; a filter
+        # may scan every model the caller sees.
+        read = self._store.lookup if query == EVERY_MODEL else self._store.read
+        rows = await read(models)
         return page_of(self._tokens, rows, limit, caller, scope, position)
 
     # Paging

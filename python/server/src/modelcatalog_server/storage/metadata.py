@@ -36,6 +36,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import operator
 import queue
 import sqlite3
@@ -129,6 +130,15 @@ SQLITE_POOL_SIZE = 8
 #: SQLite result codes (primary: the low byte of extended codes) that mean "try again later":
 #: a lock held too long. Other failures (I/O errors, a read-only file) are server faults.
 _SQLITE_UNAVAILABLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+#: How long a lookup may hold the event loop's thread in SQLite before it is interrupted and run
+#: in a pool thread instead (``MetadataStore.lookup``), and how many SQLite VM instructions run
+#: between two looks at the clock: a quick read (a row by its key, a page of the common model
+#: list: under 10 000 instructions) never looks at it at all.
+LOOP_READ_SECONDS = 0.002
+_LOOP_READ_CHECK_INSTRUCTIONS = 10_000
+#: What a lookup refused on the event loop's thread runs again in a pool thread: a lock
+#: (SQLITE_BUSY, SQLITE_LOCKED) or its time there ran out (SQLITE_INTERRUPT).
+_RUN_IN_POOL_INSTEAD = _SQLITE_UNAVAILABLE | {sqlite3.SQLITE_INTERRUPT}
 
 #: PostgreSQL connections each server process keeps: a bound on what N processes ask of the
 #: database's ``max_connections``.
@@ -272,15 +282,19 @@ class MetadataStore:
         return await self._transactions.run(_as_caller(work), write=False)
 
     async def lookup(self, work: Callable[[Transaction], T]) -> T:
-        """What ``work`` returns, run as ``read`` runs it; for work that reads a few rows by
-        their keys (a model, a folder, an account), as most calls start.
+        """What ``work`` returns, run as ``read`` runs it; for work that reads little: a few
+        rows by their keys (a model, a folder, an account), as most calls start, or a page of
+        the unfiltered model list, which walks an index.
 
         SQLite runs it on the event loop's thread, on a connection of its own: such a read
-        costs it tens of microseconds, less than handing it to a pool thread and back, where the
-        thread and the event loop then take turns at the GIL (``GetModel`` answered 1.3 times
-        the calls a second). That connection never waits for a lock: a read that meets one
-        (rare in WAL mode: a recovery, a checkpoint that restarts the log) runs in a pool
-        thread instead, which waits. PostgreSQL runs it as ``read``.
+        costs it tens of microseconds (a page of 100 models, about 1 ms), less than handing it to a
+        pool thread and back, where the thread and the event loop then take turns at the GIL
+        (``GetModel`` answered 1.3 times the calls a second, ``ListModels`` 1.05 to 1.14
+        times). That connection never waits for a lock: a read that meets one (rare in WAL
+        mode: a recovery, a checkpoint that restarts the log) runs in a pool thread instead,
+        which waits. Nor does it hold the event loop: a read still running after
+        ``LOOP_READ_SECONDS`` (a page of a caller who sees thousands of folders, a cold disk)
+        is interrupted there and run again in a pool thread. PostgreSQL runs it as ``read``.
         """
         return await self._transactions.lookup(_as_caller(work))
 
@@ -316,6 +330,8 @@ class _SqliteTransactions:
         #: and the driver connection under it that was told never to wait for a lock.
         self._loop_connection: Connection | None = None
         self._never_waiting: object = None
+        #: When the lookup running on the event loop's thread must give way (perf_counter).
+        self._loop_read_deadline = math.inf
         self._closed = False
 
     async def close(self) -> None:
@@ -350,23 +366,35 @@ class _SqliteTransactions:
     async def lookup(self, work: Callable[[Transaction], T]) -> T:
         if not self._closed:
             try:
+                self._loop_read_deadline = time.perf_counter() + LOOP_READ_SECONDS
                 return _in_transaction(self._connection_on_loop(), work, immediate=False)
             except DBAPIError as error:
-                if _sqlite_code(error) not in _SQLITE_UNAVAILABLE:
+                if _sqlite_code(error) not in _RUN_IN_POOL_INSTEAD:
                     _raise_as_fault(error)
+            finally:
+                self._loop_read_deadline = math.inf
         return await self._run(work, immediate=False)
 
     def _connection_on_loop(self) -> Connection:
-        """The event loop's connection, which never waits for a lock (busy timeout 0), also
-        once SQLAlchemy has replaced a driver connection it found broken."""
+        """The event loop's connection, which never waits for a lock (busy timeout 0) and
+        interrupts a statement past the lookup's deadline, also once SQLAlchemy has replaced a
+        driver connection it found broken."""
         connection = self._loop_connection
         if connection is None:
             connection = self._loop_connection = self._engine.connect()
         driver = connection.connection.driver_connection
         if driver is not self._never_waiting:
             _driver_rows(connection, _NEVER_WAIT, {})
+            cast(sqlite3.Connection, driver).set_progress_handler(
+                self._loop_read_overran, _LOOP_READ_CHECK_INSTRUCTIONS
+            )
             self._never_waiting = driver
         return connection
+
+    def _loop_read_overran(self) -> bool:
+        """SQLite's progress handler on the event loop's connection: true interrupts the
+        statement (SQLITE_INTERRUPT)."""
+        return time.perf_counter() > self._loop_read_deadline
 
     async def _run(self, work: Callable[[Transaction], T], *, immediate: bool) -> T:
         loop = asyncio.get_running_loop()
@@ -1197,8 +1225,8 @@ class Transaction:
         whose statement is built once (wrapping it costs about as much as building it).
 
         SQLite's driver lets go of the GIL around each row it steps and must win it back from
-        the event loop and the other pool threads: under load a page of 100 models cost its
-        pool thread three times the CPU of the query itself, and tens of milliseconds of
+        the other threads (the event loop's, the pool's): under load a page of 100 models cost
+        its pool thread three times the CPU of the query itself, and tens of milliseconds of
         waiting. SQLite gives the page as one JSON array instead, one step; PostgreSQL's driver
         reads a result whole. (Not for REAL or BLOB columns: JSON keeps 15 significant digits
         of a REAL and cannot hold a BLOB.)
