@@ -3,7 +3,6 @@ equal, and the same bytes."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import betterproto
@@ -96,8 +95,8 @@ def test_a_remembered_model_encoding_is_the_models_encoding(
     the caller's role (which the message does not show)."""
     expected = wire.encode(_convert.model(record))
     assert _convert.encoded_model(record) == expected
-    assert _convert.encoded_model(dataclasses.replace(record, caller_role=other_role)) == expected
-    described = dataclasses.replace(record, description=long_text)
+    assert _convert.encoded_model(record._replace(caller_role=other_role)) == expected
+    described = record._replace(description=long_text)
     assert _convert.encoded_model(described) == wire.encode(_convert.model(described))
 
 
@@ -114,7 +113,7 @@ def test_remembered_model_encodings_are_bounded() -> None:
     remembered = _convert._remembered_models
     assert len(remembered) == _convert.REMEMBERED_MODELS
     assert remembered.get(("m0", "f", "model-0", "", "alice", 0, 0, 0), 0.0) is None
-    long = dataclasses.replace(records[-1], id="long", description="x" * 300)
+    long = records[-1]._replace(id="long", description="x" * 300)
     _convert.encoded_model(long)
     long_key = (
         "long",

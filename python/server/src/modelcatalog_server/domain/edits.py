@@ -121,14 +121,13 @@ class Edits:
             tx.lock_model(model_id)
             model = require_model(tx, caller, model_id, Role.EDITOR)
             _expect(etag, model_etag(model), "model")
-            edited = replace(
-                model,
+            edited = model._replace(
                 name=name if "name" in fields else model.name,
                 description=description if "description" in fields else model.description,
             )
             if edited == model:
                 return model
-            edited = replace(edited, updated_us=_after(model.updated_us))
+            edited = edited._replace(updated_us=_after(model.updated_us))
             tx.update_model(model_id, edited.name, edited.description, edited.updated_us)
             audit.record(tx, "UpdateModel", caller, **audit.on_model(model.folder_id, model_id))
             return edited

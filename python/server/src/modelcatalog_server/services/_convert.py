@@ -6,7 +6,6 @@ of 100 models costs betterproto's constructors about 4 ms, more than the databas
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import operator
 from collections.abc import Callable
@@ -126,7 +125,7 @@ REMEMBERED_TEXT_CHARACTERS = 256
 _remembered_models: Recent[tuple[object, ...], bytes] = Recent(REMEMBERED_MODELS)
 #: Every field of a model's record but the caller's role: what its encoding is made of.
 _encoded_fields_of: Callable[[ModelRecord], tuple[object, ...]] = operator.attrgetter(
-    *(field.name for field in dataclasses.fields(ModelRecord) if field.name != "caller_role")
+    *(field for field in ModelRecord._fields if field != "caller_role")
 )
 
 
