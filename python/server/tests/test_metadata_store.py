@@ -1295,6 +1295,39 @@ async def test_a_lookup_that_outlasts_its_time_on_the_loop_runs_in_a_pool_thread
     assert threads == [loop_thread]
 
 
+async def test_a_key_whose_lookup_overran_is_looked_up_in_a_pool_thread_for_a_while(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a lookup given a key overran its time on the event loop's thread, that key's
+    lookups run in a pool thread straight away, not to waste the loop's time on every call,
+    until ``OVERRAN_LOOKUP_SECONDS`` passed; other keys still run on the loop."""
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def count(tx: Transaction) -> int:
+        threads.append(threading.get_ident())
+        return int(tx.connection.exec_driver_sql(_COUNT_TO_100_000).scalar_one())
+
+    monkeypatch.setattr(metadata_module, "LOOP_READ_SECONDS", 0.0)
+    assert await store.lookup(count, key="alice's models") == 100_000
+    assert len(threads) == 2
+    assert threads[0] == loop_thread
+    monkeypatch.setattr(metadata_module, "LOOP_READ_SECONDS", 60.0)
+    threads.clear()
+    assert await store.lookup(count, key="alice's models") == 100_000
+    assert len(threads) == 1
+    assert threads[0] != loop_thread
+    threads.clear()
+    assert await store.lookup(count, key="bob's models") == 100_000
+    assert threads == [loop_thread]
+    monkeypatch.setattr(metadata_module, "LOOP_READ_SECONDS", 0.0)
+    monkeypatch.setattr(metadata_module, "OVERRAN_LOOKUP_SECONDS", 0.0)
+    threads.clear()
+    assert await store.lookup(count, key="carol's models") == 100_000
+    assert await store.lookup(count, key="carol's models") == 100_000
+    assert threads[0] == threads[2] == loop_thread
+
+
 async def _cancel_at_every_point(
     rounds: int, start_calls: Callable[[int], list[asyncio.Task[Any]]]
 ) -> None:

@@ -376,10 +376,12 @@ class Catalog:
         def position(model: ModelRecord) -> list[Any]:
             return [model.name if query.by_name else model.created_us, model.id]
 
-        # The unfiltered list walks an index, a read quick enough for a lookup; a filter
-        # may scan every model the caller sees.
-        read = self._store.lookup if query == EVERY_MODEL else self._store.read
-        rows = await read(models)
+        # The unfiltered list reads a short run of an index per folder, quick enough for a
+        # lookup; a filter may scan every model the caller sees.
+        if query == EVERY_MODEL:
+            rows = await self._store.lookup(models, key=(caller, scope))
+        else:
+            rows = await self._store.read(models)
         return page_of(self._tokens, rows, limit, caller, scope, position)
 
     # Paging

@@ -44,7 +44,7 @@ import string
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from contextvars import ContextVar, copy_context
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +74,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import ColumnElement
 
+from ..recent import Recent
 from ..tasks import run_to_end
 from .faults import StorageFault, StorageFull, StorageUnavailable
 from .locations import database_url, sqlite_path
@@ -132,10 +133,14 @@ SQLITE_POOL_SIZE = 8
 _SQLITE_UNAVAILABLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
 #: How long a lookup may hold the event loop's thread in SQLite before it is interrupted and run
 #: in a pool thread instead (``MetadataStore.lookup``), and how many SQLite VM instructions run
-#: between two looks at the clock: a quick read (a row by its key, a page of the common model
-#: list: under 10 000 instructions) never looks at it at all.
+#: between two looks at the clock: a row by its key takes tens, a page of the common model list
+#: about 10 000, so a quick read looks at it once at most.
 LOOP_READ_SECONDS = 0.002
 _LOOP_READ_CHECK_INSTRUCTIONS = 10_000
+#: How long the lookups of a key (``MetadataStore.lookup``) that overran their time on the event
+#: loop's thread then run in a pool thread straight away, and how many such keys are kept.
+OVERRAN_LOOKUP_SECONDS = 60.0
+_OVERRAN_LOOKUPS_KEPT = 4096
 #: What a lookup refused on the event loop's thread runs again in a pool thread: a lock
 #: (SQLITE_BUSY, SQLITE_LOCKED) or its time there ran out (SQLITE_INTERRUPT).
 _RUN_IN_POOL_INSTEAD = _SQLITE_UNAVAILABLE | {sqlite3.SQLITE_INTERRUPT}
@@ -281,10 +286,10 @@ class MetadataStore:
         """What ``work`` returns, run in a transaction for reads only."""
         return await self._transactions.run(_as_caller(work), write=False)
 
-    async def lookup(self, work: Callable[[Transaction], T]) -> T:
+    async def lookup(self, work: Callable[[Transaction], T], *, key: Hashable = None) -> T:
         """What ``work`` returns, run as ``read`` runs it; for work that reads little: a few
         rows by their keys (a model, a folder, an account), as most calls start, or a page of
-        the unfiltered model list, which walks an index.
+        the unfiltered model list, which reads a short run of an index per folder.
 
         SQLite runs it on the event loop's thread, on a connection of its own: such a read
         costs it tens of microseconds (a page of 100 models, about 1 ms), less than handing it to a
@@ -292,11 +297,14 @@ class MetadataStore:
         (``GetModel`` answered 1.3 times the calls a second, ``ListModels`` 1.05 to 1.14
         times). That connection never waits for a lock: a read that meets one (rare in WAL
         mode: a recovery, a checkpoint that restarts the log) runs in a pool thread instead,
-        which waits. Nor does it hold the event loop: a read still running after
-        ``LOOP_READ_SECONDS`` (a page of a caller who sees thousands of folders, a cold disk)
-        is interrupted there and run again in a pool thread. PostgreSQL runs it as ``read``.
+        which waits. Nor does a long statement hold the event loop: one still running after
+        ``LOOP_READ_SECONDS`` (a page of a caller who sees thousands of folders), which SQLite
+        looks at every 10 000 instructions, is interrupted there and the read run again in a
+        pool thread. Then, for ``OVERRAN_LOOKUP_SECONDS``, lookups given the same ``key`` (a
+        caller's list, say) go to a pool thread straight away, not to waste the event loop's
+        time again. PostgreSQL runs it as ``read``.
         """
-        return await self._transactions.lookup(_as_caller(work))
+        return await self._transactions.lookup(_as_caller(work), key)
 
     async def write(self, work: Callable[[Transaction], T]) -> T:
         """What ``work`` returns, run in a transaction that may write: committed when ``work``
@@ -332,6 +340,8 @@ class _SqliteTransactions:
         self._never_waiting: object = None
         #: When the lookup running on the event loop's thread must give way (perf_counter).
         self._loop_read_deadline = math.inf
+        #: The keys of lookups that overran their time on the event loop's thread lately.
+        self._overran: Recent[Hashable, bool] = Recent(_OVERRAN_LOOKUPS_KEPT)
         self._closed = False
 
     async def close(self) -> None:
@@ -363,14 +373,17 @@ class _SqliteTransactions:
         finally:
             self._write_lock.release()
 
-    async def lookup(self, work: Callable[[Transaction], T]) -> T:
-        if not self._closed:
+    async def lookup(self, work: Callable[[Transaction], T], key: Hashable) -> T:
+        if not self._closed and (key is None or self._overran.get(key, time.monotonic()) is None):
             try:
                 self._loop_read_deadline = time.perf_counter() + LOOP_READ_SECONDS
                 return _in_transaction(self._connection_on_loop(), work, immediate=False)
             except DBAPIError as error:
-                if _sqlite_code(error) not in _RUN_IN_POOL_INSTEAD:
+                code = _sqlite_code(error)
+                if code not in _RUN_IN_POOL_INSTEAD:
                     _raise_as_fault(error)
+                if code == sqlite3.SQLITE_INTERRUPT and key is not None:
+                    self._overran.put(key, True, time.monotonic() + OVERRAN_LOOKUP_SECONDS)
             finally:
                 self._loop_read_deadline = math.inf
         return await self._run(work, immediate=False)
@@ -456,7 +469,7 @@ class _PostgresTransactions:
         pool = cast(QueuePool, self._engine.pool)  # the engine's default, sized in ``open``
         return PoolUsage(pool.size(), pool.checkedout(), self._waiting)
 
-    async def lookup(self, work: Callable[[Transaction], T]) -> T:
+    async def lookup(self, work: Callable[[Transaction], T], key: Hashable) -> T:
         return await self.run(work, write=False)
 
     async def run(self, work: Callable[[Transaction], T], *, write: bool) -> T:
