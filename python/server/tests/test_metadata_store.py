@@ -1328,6 +1328,28 @@ async def test_a_key_whose_lookup_overran_is_looked_up_in_a_pool_thread_for_a_wh
     assert threads[0] == threads[2] == loop_thread
 
 
+async def test_a_lookup_that_overran_once_only_is_not_sent_to_the_pool_again(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lookup that overran on the event loop's thread but ran quickly in the pool (a one-off:
+    a statement compiled at its first use, a cold page) leaves its key's next lookups on the
+    loop."""
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def slow_on_the_loop_only(tx: Transaction) -> int:
+        threads.append(threading.get_ident())
+        on_loop = threading.get_ident() == loop_thread
+        statement = _COUNT_TO_100_000.replace("100000", "1000000000") if on_loop else "SELECT 1"
+        return int(tx.connection.exec_driver_sql(statement).scalar_one())
+
+    monkeypatch.setattr(metadata_module, "LOOP_READ_SECONDS", 0.2)
+    assert await store.lookup(slow_on_the_loop_only, key="alice's models") == 1
+    assert await store.lookup(slow_on_the_loop_only, key="alice's models") == 1
+    assert threads[0] == threads[2] == loop_thread
+    assert threads[1] != loop_thread
+
+
 async def _cancel_at_every_point(
     rounds: int, start_calls: Callable[[int], list[asyncio.Task[Any]]]
 ) -> None:

@@ -300,9 +300,10 @@ class MetadataStore:
         which waits. Nor does a long statement hold the event loop: one still running after
         ``LOOP_READ_SECONDS`` (a page of a caller who sees thousands of folders), which SQLite
         looks at every 10 000 instructions, is interrupted there and the read run again in a
-        pool thread. Then, for ``OVERRAN_LOOKUP_SECONDS``, lookups given the same ``key`` (a
-        caller's list, say) go to a pool thread straight away, not to waste the event loop's
-        time again. PostgreSQL runs it as ``read``.
+        pool thread. When it took that long there too, lookups given the same ``key`` (a
+        caller's list, say) then go to a pool thread straight away for
+        ``OVERRAN_LOOKUP_SECONDS``, not to waste the event loop's time again. PostgreSQL runs
+        it as ``read``.
         """
         return await self._transactions.lookup(_as_caller(work), key)
 
@@ -374,19 +375,25 @@ class _SqliteTransactions:
             self._write_lock.release()
 
     async def lookup(self, work: Callable[[Transaction], T], key: Hashable) -> T:
-        if not self._closed and (key is None or self._overran.get(key, time.monotonic()) is None):
-            try:
-                self._loop_read_deadline = time.perf_counter() + LOOP_READ_SECONDS
-                return _in_transaction(self._connection_on_loop(), work, immediate=False)
-            except DBAPIError as error:
-                code = _sqlite_code(error)
-                if code not in _RUN_IN_POOL_INSTEAD:
-                    _raise_as_fault(error)
-                if code == sqlite3.SQLITE_INTERRUPT and key is not None:
-                    self._overran.put(key, True, time.monotonic() + OVERRAN_LOOKUP_SECONDS)
-            finally:
-                self._loop_read_deadline = math.inf
-        return await self._run(work, immediate=False)
+        if self._closed or (key is not None and self._overran.get(key, time.monotonic())):
+            return await self._run(work, immediate=False)
+        try:
+            self._loop_read_deadline = time.perf_counter() + LOOP_READ_SECONDS
+            return _in_transaction(self._connection_on_loop(), work, immediate=False)
+        except DBAPIError as error:
+            code = _sqlite_code(error)
+            if code not in _RUN_IN_POOL_INSTEAD:
+                _raise_as_fault(error)
+        finally:
+            self._loop_read_deadline = math.inf
+        if code != sqlite3.SQLITE_INTERRUPT or key is None:
+            return await self._run(work, immediate=False)
+        started = time.perf_counter()
+        result = await self._run(work, immediate=False)
+        if time.perf_counter() - started > LOOP_READ_SECONDS:
+            # Slow in the pool as well: no one-off (a statement compiled at its first use).
+            self._overran.put(key, True, time.monotonic() + OVERRAN_LOOKUP_SECONDS)
+        return result
 
     def _connection_on_loop(self) -> Connection:
         """The event loop's connection, which never waits for a lock (busy timeout 0) and
