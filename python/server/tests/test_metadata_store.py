@@ -1260,6 +1260,17 @@ _COUNT_TO_100_000 = (
 )
 
 
+def _counting_to_100_000(threads: list[int]) -> Callable[[Transaction], int]:
+    """Work that counts to 100 000 in SQLite (well over the instructions between two looks at
+    the clock), noting in ``threads`` the thread it runs in."""
+
+    def count(tx: Transaction) -> int:
+        threads.append(threading.get_ident())
+        return int(tx.connection.exec_driver_sql(_COUNT_TO_100_000).scalar_one())
+
+    return count
+
+
 async def test_a_lookup_that_outlasts_its_time_on_the_loop_runs_in_a_pool_thread(
     store: MetadataStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1271,9 +1282,7 @@ async def test_a_lookup_that_outlasts_its_time_on_the_loop_runs_in_a_pool_thread
     loop_thread = threading.get_ident()
     threads: list[int] = []
 
-    def count(tx: Transaction) -> int:
-        threads.append(threading.get_ident())
-        return int(tx.connection.exec_driver_sql(_COUNT_TO_100_000).scalar_one())
+    count = _counting_to_100_000(threads)
 
     def user(tx: Transaction) -> UserRecord | None:
         threads.append(threading.get_ident())
@@ -1304,10 +1313,7 @@ async def test_a_key_whose_lookup_overran_is_looked_up_in_a_pool_thread_for_a_wh
     loop_thread = threading.get_ident()
     threads: list[int] = []
 
-    def count(tx: Transaction) -> int:
-        threads.append(threading.get_ident())
-        return int(tx.connection.exec_driver_sql(_COUNT_TO_100_000).scalar_one())
-
+    count = _counting_to_100_000(threads)
     monkeypatch.setattr(metadata_module, "LOOP_READ_SECONDS", 0.0)
     assert await store.lookup(count, key="alice's models") == 100_000
     assert len(threads) == 2

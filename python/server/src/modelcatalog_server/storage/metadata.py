@@ -375,22 +375,21 @@ class _SqliteTransactions:
             self._write_lock.release()
 
     async def lookup(self, work: Callable[[Transaction], T], key: Hashable) -> T:
-        if self._closed or (key is not None and self._overran.get(key, time.monotonic())):
-            return await self._run(work, immediate=False)
-        try:
-            self._loop_read_deadline = time.perf_counter() + LOOP_READ_SECONDS
-            return _in_transaction(self._connection_on_loop(), work, immediate=False)
-        except DBAPIError as error:
-            code = _sqlite_code(error)
-            if code not in _RUN_IN_POOL_INSTEAD:
-                _raise_as_fault(error)
-        finally:
-            self._loop_read_deadline = math.inf
-        if code != sqlite3.SQLITE_INTERRUPT or key is None:
-            return await self._run(work, immediate=False)
+        overran = False
+        if not self._closed and (key is None or not self._overran.get(key, time.monotonic())):
+            try:
+                self._loop_read_deadline = time.perf_counter() + LOOP_READ_SECONDS
+                return _in_transaction(self._connection_on_loop(), work, immediate=False)
+            except DBAPIError as error:
+                code = _sqlite_code(error)
+                if code not in _RUN_IN_POOL_INSTEAD:
+                    _raise_as_fault(error)
+                overran = code == sqlite3.SQLITE_INTERRUPT and key is not None
+            finally:
+                self._loop_read_deadline = math.inf
         started = time.perf_counter()
         result = await self._run(work, immediate=False)
-        if time.perf_counter() - started > LOOP_READ_SECONDS:
+        if overran and time.perf_counter() - started > LOOP_READ_SECONDS:
             # Slow in the pool as well: no one-off (a statement compiled at its first use).
             self._overran.put(key, True, time.monotonic() + OVERRAN_LOOKUP_SECONDS)
         return result
