@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import tracemalloc
+from collections.abc import Iterable
 from pathlib import Path
 
 import grpclib.stream
@@ -378,15 +379,19 @@ async def test_a_released_stream_gives_back_and_drops_what_it_held() -> None:
 
 
 class RecordingTransport(asyncio.Transport):
-    """A transport that records what is written to it and whether it was closed."""
+    """A transport that records what is written to it and whether it was closed; a
+    ``writelines`` call is recorded as the list it got."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.writes: list[bytes | bytearray | memoryview] = []
+        self.writes: list[bytes | bytearray | memoryview | list[object]] = []
         self.closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes.append(data)
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self.writes.append(list(list_of_data))
 
     def close(self) -> None:
         self.closed = True
@@ -409,15 +414,22 @@ async def test_small_writes_of_one_loop_turn_go_out_as_one_write_in_order() -> N
     assert recording.writes == [b"headersdatatrailers"]
 
 
-async def test_a_large_write_goes_out_at_once_after_what_is_pending_and_is_not_copied() -> None:
-    """A large DATA frame is not joined with others (no copy), and keeps its place in order."""
+async def test_a_large_write_goes_out_at_once_with_what_is_pending_and_is_not_copied() -> None:
+    """A large DATA frame leaves in one call with the frame header pending before it, in
+    order, not joined with it (no copy); alone, it is written as it is."""
     recording = RecordingTransport()
     coalescing = CoalescingTransport(recording)
     large = b"x" * COALESCE_BELOW_BYTES
-    coalescing.write(b"headers")
+    coalescing.write(b"header")
     coalescing.write(large)
-    assert recording.writes == [b"headers", large]
+    assert recording.writes == [[b"header", large]]
+    sent = recording.writes[0]
+    assert isinstance(sent, list)
+    assert sent[1] is large
+    coalescing.write(large)
     assert recording.writes[1] is large
+    await asyncio.sleep(0)
+    assert len(recording.writes) == 2  # nothing was left pending
 
 
 async def test_a_closing_transport_takes_no_write_large_or_small() -> None:

@@ -376,7 +376,7 @@ class PacedConnection(Connection):
         )
 
 
-#: A write at least this large goes out at once (after what is pending): coalescing saves
+#: A write at least this large goes out at once, with what is pending: coalescing saves
 #: syscalls and TLS records for small frames, while joining large DATA frames would copy them.
 COALESCE_BELOW_BYTES = 64 * 1024
 
@@ -388,6 +388,11 @@ class CoalescingTransport(asyncio.Transport):
     three TLS records and three syscalls, the largest share of a small call's CPU. Writes here
     are kept until the loop's next turn (or until a large write or ``close`` needs them out
     first), in order, so the peer sees the same bytes in fewer records.
+
+    A large write (a DATA frame's body) goes out with the small ones pending before it (its
+    frame header) in one ``writelines``: a TLS transport encrypts the list into one socket
+    write, where writing the header first cost a write of its own, one more per MiB moved.
+    (Python 3.11's plain TCP transport joins the list instead: a copy for a syscall.)
     """
 
     def __init__(self, transport: asyncio.Transport) -> None:
@@ -400,11 +405,14 @@ class CoalescingTransport(asyncio.Transport):
         if not data:
             return
         if len(data) >= COALESCE_BELOW_BYTES:
-            self.flush()
+            pending, self._pending = self._pending, []
             # Dropped, as flush drops small writes, once closing: a frame's body must not go
             # out without the header written just before it.
             if not self._transport.is_closing():
-                self._transport.write(data)
+                if pending:
+                    self._transport.writelines([*pending, data])
+                else:
+                    self._transport.write(data)
             return
         self._pending.append(bytes(data))
         if not self._scheduled:
