@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +89,10 @@ class Session:
     def targets(self) -> tuple[Target, Target]:
         return (self.ours, self.reference)
 
+    def in_turn(self, repetition: int) -> tuple[Target, ...]:
+        """Both targets in the order of ``repetition``: see ``alternated``."""
+        return alternated(self.targets, repetition)
+
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.token}"),)
@@ -161,6 +165,16 @@ def random_file(path: Path, size_mib: int) -> Path:
         for _ in range(size_mib):
             file.write(os.urandom(MiB))
     return path
+
+
+def alternated(subjects: Sequence[T], repetition: int) -> tuple[T, ...]:
+    """``subjects`` in their order on even repetitions, reversed on odd ones.
+
+    The machine's speed drifts within a run (on this 2-core virtual machine, by up to 1.7x
+    over tens of seconds), so whichever subject always went first would always meet the
+    same phase of a drift; alternating the order spreads it over both.
+    """
+    return tuple(subjects) if repetition % 2 == 0 else tuple(reversed(subjects))
 
 
 async def seconds(step: Awaitable[T]) -> tuple[float, T]:

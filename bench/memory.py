@@ -33,8 +33,8 @@ async def run(bench: Session) -> None:
         for target in bench.targets
     }
     try:
-        for _ in range(bench.sizes.repetitions):
-            for target in bench.targets:
+        for repetition in range(bench.sizes.repetitions):
+            for target in bench.in_turn(repetition):
                 sampler = RssSampler(target.server.process.pid)
                 try:
                     idle = sampler.reset()

@@ -64,8 +64,8 @@ async def run(bench: Session) -> None:
     }
     samplers = {target.name: RssSampler(target.server.process.pid) for target in bench.targets}
     try:
-        for _ in range(bench.sizes.repetitions):
-            for target in bench.targets:
+        for repetition in range(bench.sizes.repetitions):
+            for target in bench.in_turn(repetition):
                 model_id = model_ids[target.name]
                 sampler = samplers[target.name]
                 idle = sampler.reset()

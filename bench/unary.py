@@ -2,7 +2,8 @@
 
 ``GetModel`` of one model and ``ListModels`` (first page of 100) with the catalog holding
 ``Sizes.models`` models, on our server and the reference, from the same grpcio client (so
-client cost is equal). Each case runs for ``Sizes.unary_seconds``; cases are interleaved.
+client cost is equal). Each case runs for ``Sizes.unary_seconds``; cases are interleaved, the
+two servers' order alternating from one repetition to the next.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ async def run(bench: Session) -> None:
         target.name: await bench.create_models(target, bench.sizes.models, "unary")
         for target in bench.targets
     }
-    for _ in range(bench.sizes.repetitions):
+    for repetition in range(bench.sizes.repetitions):
         for method in METHODS:
             for callers in CONCURRENCY:
-                for target in bench.targets:
+                for target in bench.in_turn(repetition):
                     ids = model_ids[target.name]
                     latencies, elapsed = await load(
                         bench, target, method, ids[len(ids) // 2], callers

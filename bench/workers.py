@@ -33,7 +33,7 @@ from tests.server_process import wait_for
 
 from ._processes import start_ours
 from ._report import Better, Comparison
-from ._session import Session, Target, random_file, seconds, sign_up_and_in
+from ._session import Session, Target, alternated, random_file, seconds, sign_up_and_in
 from .transfer import sdk_download, sdk_upload
 from .unary import load, quantile
 
@@ -94,12 +94,13 @@ async def run(bench: Session) -> None:
                 await stack.enter_async_context(_started(bench, workers, count))
                 for workers in WORKER_COUNTS
             ]
-            for _ in range(bench.sizes.repetitions):
-                for server in servers:
+            for repetition in range(bench.sizes.repetitions):
+                in_turn = alternated(servers, repetition)
+                for server in in_turn:
                     await _measure(server, "GetModel", _get_model(server))
-                for server in servers:
+                for server in in_turn:
                     await _measure(server, "UploadModelVersion", _uploads(server, sources))
-                for server in servers:
+                for server in in_turn:
                     await _measure(server, "DownloadModelVersion", _downloads(server))
     finally:
         for source in sources:
