@@ -415,14 +415,16 @@ async def test_small_writes_of_one_loop_turn_go_out_as_one_write_in_order() -> N
 
 
 async def test_a_large_write_goes_out_at_once_with_what_is_pending_and_is_not_copied() -> None:
-    """A large DATA frame leaves in one call with the frame header pending before it, in
-    order, not joined with it (no copy); alone, it is written as it is."""
+    """A large DATA frame leaves in one call with the small writes pending before it (its
+    frame header, joined into one), in order, not joined with them (no copy); alone, it is
+    written as it is."""
     recording = RecordingTransport()
     coalescing = CoalescingTransport(recording)
     large = b"x" * COALESCE_BELOW_BYTES
     coalescing.write(b"header")
+    coalescing.write(b"prefix")
     coalescing.write(large)
-    assert recording.writes == [[b"header", large]]
+    assert recording.writes == [[b"headerprefix", large]]
     sent = recording.writes[0]
     assert isinstance(sent, list)
     assert sent[1] is large
@@ -430,6 +432,24 @@ async def test_a_large_write_goes_out_at_once_with_what_is_pending_and_is_not_co
     assert recording.writes[1] is large
     await asyncio.sleep(0)
     assert len(recording.writes) == 2  # nothing was left pending
+
+
+class JoiningTransport(RecordingTransport):
+    """A transport whose ``writelines`` joins the list, as asyncio's default does."""
+
+    writelines = asyncio.WriteTransport.writelines
+
+
+async def test_a_transport_that_would_join_a_list_gets_the_large_write_on_its_own() -> None:
+    """Where ``writelines`` would copy the body into one joined write (Python 3.11's plain
+    TCP transport), the pending header goes out first and the body as it is."""
+    recording = JoiningTransport()
+    coalescing = CoalescingTransport(recording)
+    large = b"x" * COALESCE_BELOW_BYTES
+    coalescing.write(b"header")
+    coalescing.write(large)
+    assert recording.writes == [b"header", large]
+    assert recording.writes[1] is large
 
 
 async def test_a_closing_transport_takes_no_write_large_or_small() -> None:

@@ -390,9 +390,10 @@ class CoalescingTransport(asyncio.Transport):
     first), in order, so the peer sees the same bytes in fewer records.
 
     A large write (a DATA frame's body) goes out with the small ones pending before it (its
-    frame header) in one ``writelines``: a TLS transport encrypts the list into one socket
-    write, where writing the header first cost a write of its own, one more per MiB moved.
-    (Python 3.11's plain TCP transport joins the list instead: a copy for a syscall.)
+    frame header, joined into one TLS record) in one ``writelines``, which a TLS transport
+    encrypts into one socket write: writing the header first cost a socket write of its own,
+    one more per MiB moved. A transport whose ``writelines`` would join the list, copying the
+    body (Python 3.11's plain TCP transport), gets the two writes instead.
     """
 
     def __init__(self, transport: asyncio.Transport) -> None:
@@ -400,6 +401,8 @@ class CoalescingTransport(asyncio.Transport):
         self._transport = transport
         self._pending: list[bytes] = []
         self._scheduled = False
+        self._writes_lists = type(transport).writelines is not asyncio.WriteTransport.writelines
+        """Whether the transport writes a list without joining it first."""
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
@@ -408,11 +411,14 @@ class CoalescingTransport(asyncio.Transport):
             pending, self._pending = self._pending, []
             # Dropped, as flush drops small writes, once closing: a frame's body must not go
             # out without the header written just before it.
-            if not self._transport.is_closing():
-                if pending:
-                    self._transport.writelines([*pending, data])
-                else:
-                    self._transport.write(data)
+            if self._transport.is_closing():
+                return
+            if pending and self._writes_lists:
+                self._transport.writelines([b"".join(pending), data])
+                return
+            if pending:
+                self._transport.write(b"".join(pending))
+            self._transport.write(data)
             return
         self._pending.append(bytes(data))
         if not self._scheduled:
@@ -424,7 +430,7 @@ class CoalescingTransport(asyncio.Transport):
         self._scheduled = False
         if not self._pending:
             return
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        data = b"".join(self._pending)  # the item itself when there is one: not copied
         self._pending.clear()
         if not self._transport.is_closing():
             self._transport.write(data)
