@@ -408,17 +408,15 @@ class CoalescingTransport(asyncio.Transport):
         if not data:
             return
         if len(data) >= COALESCE_BELOW_BYTES:
-            pending, self._pending = self._pending, []
+            if self._pending and self._writes_lists and not self._transport.is_closing():
+                self._transport.writelines([b"".join(self._pending), data])
+                self._pending.clear()
+                return
+            self.flush()
             # Dropped, as flush drops small writes, once closing: a frame's body must not go
             # out without the header written just before it.
-            if self._transport.is_closing():
-                return
-            if pending and self._writes_lists:
-                self._transport.writelines([b"".join(pending), data])
-                return
-            if pending:
-                self._transport.write(b"".join(pending))
-            self._transport.write(data)
+            if not self._transport.is_closing():
+                self._transport.write(data)
             return
         self._pending.append(bytes(data))
         if not self._scheduled:
