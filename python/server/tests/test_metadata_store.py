@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 from alembic import command
@@ -1260,6 +1260,9 @@ _COUNT_TO_100_000 = (
 )
 
 
+_COUNT_TO_10_000 = _COUNT_TO_100_000.replace("100000", "10000")
+
+
 def _counting_to_100_000(threads: list[int]) -> Callable[[Transaction], int]:
     """Work that counts to 100 000 in SQLite (well over the instructions between two looks at
     the clock), noting in ``threads`` the thread it runs in."""
@@ -1353,6 +1356,32 @@ async def test_a_lookup_that_overran_once_only_is_not_sent_to_the_pool_again(
     assert await store.lookup(slow_on_the_loop_only, key="alice's models") == 1
     assert await store.lookup(slow_on_the_loop_only, key="alice's models") == 1
     assert threads[0] == threads[2] == loop_thread
+    assert threads[1] != loop_thread
+
+
+async def test_time_a_lookup_waits_on_the_loop_is_not_held_against_it(
+    store: MetadataStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only CPU time counts against a lookup's time on the event loop's thread: a cheap lookup
+    whose thread waited (here in a SQL function; on a busy machine for a core or the GIL)
+    stays on the loop; one that spends its time working does not."""
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+
+    def waits_then_counts(tx: Transaction) -> int:
+        threads.append(threading.get_ident())
+        driver = cast(sqlite3.Connection, tx.connection.connection.driver_connection)
+        driver.create_function("wait", 1, time.sleep)
+        tx.connection.exec_driver_sql("SELECT wait(0.2)")
+        return int(tx.connection.exec_driver_sql(_COUNT_TO_10_000).scalar_one())
+
+    monkeypatch.setattr(metadata_module, "LOOP_READ_SECONDS", 0.1)
+    assert await store.lookup(waits_then_counts, key="alice's models") == 10_000
+    assert threads == [loop_thread]
+    threads.clear()
+    monkeypatch.setattr(metadata_module, "LOOP_READ_SECONDS", 0.0)
+    assert await store.lookup(waits_then_counts, key="bob's models") == 10_000
+    assert threads[0] == loop_thread
     assert threads[1] != loop_thread
 
 

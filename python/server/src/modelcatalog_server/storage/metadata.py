@@ -131,11 +131,13 @@ SQLITE_POOL_SIZE = 8
 #: SQLite result codes (primary: the low byte of extended codes) that mean "try again later":
 #: a lock held too long. Other failures (I/O errors, a read-only file) are server faults.
 _SQLITE_UNAVAILABLE = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-#: How long a lookup may hold the event loop's thread in SQLite before it is interrupted and run
-#: in a pool thread instead (``MetadataStore.lookup``), and how many SQLite VM instructions run
-#: between two looks at the clock: a row by its key takes tens, a page of the common model list
-#: about 10 000, so a quick read looks at it once at most.
-LOOP_READ_SECONDS = 0.002
+#: How much CPU time a lookup may spend on the event loop's thread before it is interrupted and
+#: run in a pool thread instead (``MetadataStore.lookup``), and how many SQLite VM instructions
+#: run between two looks at the clock: a row by its key takes tens, a page of the common model
+#: list about 10 000, so a quick read looks at it once at most. CPU time, not wall time: on a
+#: busy machine the thread also waits for a core or for the GIL, which sent cheap lists to
+#: the pool, where a hand-over costs more than the read.
+LOOP_READ_SECONDS = 0.005
 _LOOP_READ_CHECK_INSTRUCTIONS = 10_000
 #: How long the lookups of a key (``MetadataStore.lookup``) that overran their time on the event
 #: loop's thread then run in a pool thread straight away, and how many such keys are kept.
@@ -298,12 +300,12 @@ class MetadataStore:
         times). That connection never waits for a lock: a read that meets one (rare in WAL
         mode: a recovery, a checkpoint that restarts the log) runs in a pool thread instead,
         which waits. Nor does a long statement hold the event loop: one still running after
-        ``LOOP_READ_SECONDS`` (a page of a caller who sees thousands of folders), which SQLite
-        looks at every 10 000 instructions, is interrupted there and the read run again in a
-        pool thread. When it took that long there too, lookups given the same ``key`` (a
-        caller's list, say) then go to a pool thread straight away for
-        ``OVERRAN_LOOKUP_SECONDS``, not to waste the event loop's time again. PostgreSQL runs
-        it as ``read``.
+        the lookup spent ``LOOP_READ_SECONDS`` of CPU time (a page of a caller who sees
+        thousands of folders), which SQLite looks at every 10 000 instructions, is interrupted
+        there and the read run again in a pool thread. When it cost that much there too,
+        lookups given the same ``key`` (a caller's list, say) then go to a pool thread straight
+        away for ``OVERRAN_LOOKUP_SECONDS``, not to waste the event loop's time again.
+        PostgreSQL runs it as ``read``.
         """
         return await self._transactions.lookup(_as_caller(work), key)
 
@@ -378,7 +380,7 @@ class _SqliteTransactions:
         overran = False
         if not self._closed and (key is None or not self._overran.get(key, time.monotonic())):
             try:
-                self._loop_read_deadline = time.perf_counter() + LOOP_READ_SECONDS
+                self._loop_read_deadline = time.thread_time() + LOOP_READ_SECONDS
                 return _in_transaction(self._connection_on_loop(), work, immediate=False)
             except DBAPIError as error:
                 code = _sqlite_code(error)
@@ -387,9 +389,9 @@ class _SqliteTransactions:
                 overran = code == sqlite3.SQLITE_INTERRUPT and key is not None
             finally:
                 self._loop_read_deadline = math.inf
-        started = time.perf_counter()
-        result = await self._run(work, immediate=False)
-        if overran and time.perf_counter() - started > LOOP_READ_SECONDS:
+        timed = _CpuTimed(work)
+        result = await self._run(timed, immediate=False)
+        if overran and timed.seconds > LOOP_READ_SECONDS:
             # Slow in the pool as well: no one-off (a statement compiled at its first use).
             self._overran.put(key, True, time.monotonic() + OVERRAN_LOOKUP_SECONDS)
         return result
@@ -413,7 +415,7 @@ class _SqliteTransactions:
     def _loop_read_overran(self) -> bool:
         """SQLite's progress handler on the event loop's connection: true interrupts the
         statement (SQLITE_INTERRUPT)."""
-        return time.perf_counter() > self._loop_read_deadline
+        return time.thread_time() > self._loop_read_deadline
 
     async def _run(self, work: Callable[[Transaction], T], *, immediate: bool) -> T:
         loop = asyncio.get_running_loop()
@@ -452,6 +454,21 @@ def _in_transaction(connection: Connection, work: Callable[[Transaction], T], im
     with connection.begin():
         _driver_rows(connection, _BEGIN_IMMEDIATE if immediate else _BEGIN, {})
         return work(Transaction(connection))
+
+
+class _CpuTimed(Generic[T]):
+    """``work`` that notes the CPU time it took on the thread that ran it."""
+
+    def __init__(self, work: Callable[[Transaction], T]) -> None:
+        self._work = work
+        self.seconds = 0.0
+
+    def __call__(self, tx: Transaction) -> T:
+        started = time.thread_time()
+        try:
+            return self._work(tx)
+        finally:
+            self.seconds = time.thread_time() - started
 
 
 class _PostgresTransactions:
