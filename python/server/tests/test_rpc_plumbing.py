@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
+import grpclib.server
 import pytest
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
 from server_testing import VIEWER, Api, expect_error
 
 from modelcatalog import v1
+from modelcatalog_server import metrics
 from modelcatalog_server.app import LOG_FORMAT, LOG_FORMAT_WITH_PID, _LogFormatter
 from modelcatalog_server.domain.accounts import Accounts
 
@@ -30,6 +33,36 @@ async def test_one_access_log_line_per_call_without_secrets(
     text = caplog.text
     assert "secret password" not in text
     assert alice.token not in text
+
+
+async def test_the_access_line_is_written_after_the_answer_is_sent(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call's answer, trailers included, goes out before its access log line is written
+    and its metrics are counted: a slow log never delays the caller (from one caller, writing
+    the line first cost about a tenth of each ``GetModel``'s round trip)."""
+    alice = await api.caller("alice")
+    events: list[str] = []
+    send_trailing_metadata = grpclib.server.Stream.send_trailing_metadata
+
+    async def noted(stream: grpclib.server.Stream[Any, Any], **kwargs: Any) -> None:
+        await send_trailing_metadata(stream, **kwargs)
+        events.append("trailers")
+
+    class Noting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append("access line")
+
+    monkeypatch.setattr(grpclib.server.Stream, "send_trailing_metadata", noted)
+    monkeypatch.setattr(metrics, "record_call", lambda *args: events.append("metrics"))
+    caplog.set_level(logging.INFO, logger="modelcatalog_server.access")
+    handler = Noting()
+    logging.getLogger("modelcatalog_server.access").addHandler(handler)
+    try:
+        await alice.auth.get_current_user(v1.GetCurrentUserRequest())
+    finally:
+        logging.getLogger("modelcatalog_server.access").removeHandler(handler)
+    assert events == ["trailers", "access line", "metrics"]
 
 
 @pytest.mark.parametrize("fmt", [LOG_FORMAT, LOG_FORMAT_WITH_PID])
