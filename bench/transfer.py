@@ -3,7 +3,10 @@
 Each repetition moves the same file through every path in turn — the SDK and a plain grpcio
 client, against our server and the reference — and measures the two limits the issue names:
 SHA-256 + write + fsync of the same bytes in one process (what an upload must do at least) and
-the throughput of one plain asyncio TLS stream over loopback (what a download can reach).
+the throughput of one plain asyncio TLS stream over loopback (what a download can reach). An
+SDK download must also hash, write and sync every byte, so it is shown against the first limit
+too, without a target (the issue sets none): where the disk is slower than 0.7 times the TLS
+stream, that target of the SDK's download is out of reach.
 Our server's and the reference's peak RSS above idle is sampled during the SDK transfers.
 """
 
@@ -36,6 +39,7 @@ COMPARISONS = [
         "download", "download grpcio→ours", "download grpcio→reference", "MiB/s", "higher", 1.5
     ),
     Comparison("download", "download sdk→ours", "limit TLS loopback", "MiB/s", "higher", 0.7),
+    Comparison("download", "download sdk→ours", "limit sha256+write+fsync", "MiB/s", "higher"),
     Comparison(
         "memory",
         "rss growth upload ours",
