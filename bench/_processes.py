@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests.server_process import LISTENING, RunningServer, start_server, wait_for
 
-__all__ = ["RssSampler", "rss_mib", "start_ours", "start_reference"]
+__all__ = ["RssSampler", "cpu_seconds", "rss_mib", "start_ours", "start_reference"]
 
 #: Our server may run 50+ uploads at once for the memory figure.
 UPLOAD_SLOTS = "256"
@@ -73,6 +73,13 @@ def start_reference(workdir: Path, ours: RunningServer, signing_key: Path) -> Ru
         raise RuntimeError(f"the reference server did not start:\n{server.log()}")
     server.address = match.group(1)
     return server
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds a process has used so far, every thread's, user and system, from /proc (in
+    clock ticks: 10 ms here)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:

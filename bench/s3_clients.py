@@ -38,6 +38,8 @@ from modelcatalog_server.storage.blobs import READ_CHUNK_BYTES
 from modelcatalog_server.storage.locations import parse_s3_url
 from modelcatalog_server.storage.s3 import S3BlobStore, open_s3_blob_store
 
+from ._processes import cpu_seconds as process_cpu_seconds
+
 MiB = 1 << 20
 GiB = 1 << 30
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "seaweedfs"
@@ -183,10 +185,7 @@ def cpu_seconds() -> float:
 def server_cpu_seconds() -> float:
     """CPU seconds SeaweedFS has used, when scripts/seaweedfs said which process it is."""
     pid = os.environ.get("SEAWEEDFS_PID")
-    if not pid:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return process_cpu_seconds(int(pid)) if pid else 0.0
 
 
 async def measured(work: Awaitable[Any]) -> tuple[float, float, float]:

@@ -8,6 +8,10 @@ SDK download must also hash, write and sync every byte, so it is shown against t
 too, without a target (the issue sets none): where the disk is slower than 0.7 times the TLS
 stream, that target of the SDK's download is out of reach.
 Our server's and the reference's peak RSS above idle is sampled during the SDK transfers.
+
+Each transfer also notes the CPU time per MiB the server spent and the client (this process)
+spent: on a machine whose cores the client and the server share, a transfer's pace is set by
+their sum, and the client's share bounds what any server can reach with it.
 """
 
 from __future__ import annotations
@@ -18,15 +22,15 @@ import multiprocessing
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from modelcatalog.v1 import model_service_pb2, model_service_pb2_grpc
 
-from ._processes import RssSampler
+from ._processes import RssSampler, cpu_seconds
 from ._report import Comparison
-from ._session import MiB, Session, Target, random_file, seconds
+from ._session import MiB, Session, T, Target, random_file, seconds
 
 CHUNK_BYTES = MiB
 
@@ -40,6 +44,13 @@ COMPARISONS = [
     ),
     Comparison("download", "download sdk→ours", "limit TLS loopback", "MiB/s", "higher", 0.7),
     Comparison("download", "download sdk→ours", "limit sha256+write+fsync", "MiB/s", "higher"),
+    *(
+        Comparison(
+            "cpu", f"{path}→ours {side} CPU", f"{path}→reference {side} CPU", "ms/MiB", "lower"
+        )
+        for path in ("upload sdk", "upload grpcio", "download sdk", "download grpcio")
+        for side in ("server", "client")
+    ),
     Comparison(
         "memory",
         "rss growth upload ours",
@@ -73,22 +84,31 @@ async def run(bench: Session) -> None:
                 model_id = model_ids[target.name]
                 sampler = samplers[target.name]
                 idle = sampler.reset()
-                elapsed, version = await seconds(sdk_upload(bench, target, model_id, source))
-                bench.results.add(f"upload sdk→{target.name}", size / elapsed)
-                bench.results.add(f"rss growth upload {target.name}", sampler.peak - idle)
-                elapsed, _ = await seconds(_grpcio_upload(bench, target, model_id, source, digest))
-                bench.results.add(f"upload grpcio→{target.name}", size / elapsed)
-                idle = sampler.reset()
-                elapsed, _ = await seconds(
-                    sdk_download(bench, target, model_id, version, bench.work / "downloaded.bin")
+                version = await _measured(
+                    bench, target, "upload sdk", sdk_upload(bench, target, model_id, source)
                 )
-                bench.results.add(f"download sdk→{target.name}", size / elapsed)
+                bench.results.add(f"rss growth upload {target.name}", sampler.peak - idle)
+                await _measured(
+                    bench,
+                    target,
+                    "upload grpcio",
+                    _grpcio_upload(bench, target, model_id, source, digest),
+                )
+                idle = sampler.reset()
+                await _measured(
+                    bench,
+                    target,
+                    "download sdk",
+                    sdk_download(bench, target, model_id, version, bench.work / "downloaded.bin"),
+                )
                 bench.results.add(f"rss growth download {target.name}", sampler.peak - idle)
-                elapsed, received = await seconds(
-                    _grpcio_download(bench, target, model_id, version)
+                received = await _measured(
+                    bench,
+                    target,
+                    "download grpcio",
+                    _grpcio_download(bench, target, model_id, version),
                 )
                 assert received == size * MiB, f"{target.name} sent {received} bytes"
-                bench.results.add(f"download grpcio→{target.name}", size / elapsed)
             elapsed = await asyncio.to_thread(_hash_write_fsync, source, bench.work / "limit.part")
             bench.results.add("limit sha256+write+fsync", size / elapsed)
             elapsed = await asyncio.to_thread(_tls_loopback_seconds, bench, size)
@@ -97,6 +117,21 @@ async def run(bench: Session) -> None:
         for sampler in samplers.values():
             sampler.close()
         source.unlink()
+
+
+async def _measured(bench: Session, target: Target, path: str, transfer: Awaitable[T]) -> T:
+    """Awaits ``transfer``, which moves the run's file along ``path`` ("upload sdk", ...) to or
+    from ``target``; notes its MiB/s and the CPU milliseconds per MiB the server and this
+    process (the client, every thread of it) spent, and returns what it returned."""
+    size = bench.sizes.transfer_mib
+    pid = target.server.process.pid
+    server_started, client_started = cpu_seconds(pid), time.process_time()
+    elapsed, value = await seconds(transfer)
+    name = f"{path}→{target.name}"
+    bench.results.add(name, size / elapsed)
+    bench.results.add(f"{name} server CPU", 1000 * (cpu_seconds(pid) - server_started) / size)
+    bench.results.add(f"{name} client CPU", 1000 * (time.process_time() - client_started) / size)
+    return value
 
 
 async def sdk_upload(bench: Session, target: Target, model_id: str, source: Path) -> int:
