@@ -23,6 +23,7 @@ from server_testing import poll_until, read_all, store_bytes
 from modelcatalog_server import files
 from modelcatalog_server.storage import blobs
 from modelcatalog_server.storage.blobs import (
+    BATCHES_IN_THREADS,
     IO_THREADS,
     READ_CHUNK_BYTES,
     WRITE_BATCH_BYTES,
@@ -509,26 +510,62 @@ def descriptors_under(path: Path) -> list[str]:
     return targets
 
 
-async def test_a_batch_is_written_while_the_next_is_gathered(
+async def test_batches_are_written_in_order_while_the_next_are_gathered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """write returns while its batch is still being written; the next full batch waits for it,
-    so an upload never holds more than about two batches."""
+    """write returns while its batch still waits for a worker thread, up to
+    BATCHES_IN_THREADS batches; the next full batch waits for the oldest, so an upload never
+    holds more than one batch beyond those. Each batch is written after the one before it."""
     store = LocalBlobStore(tmp_path)
     held = hold(monkeypatch, "writev")
     writer = store.writer()
-    parts = [os.urandom(WRITE_BATCH_BYTES) for _ in range(2)]
-    await asyncio.wait_for(writer.write(parts[0]), timeout=5)
+    parts = [os.urandom(WRITE_BATCH_BYTES) for _ in range(BATCHES_IN_THREADS + 1)]
+    for part in parts[:BATCHES_IN_THREADS]:
+        await asyncio.wait_for(writer.write(part), timeout=5)
     assert await poll_until(lambda: held.calls == 1)
-    second = asyncio.create_task(writer.write(parts[1]))
+    last = asyncio.create_task(writer.write(parts[-1]))
     for _ in range(3):
         await asyncio.sleep(0)
-    assert not second.done()
+    assert not last.done()
+    assert held.calls == 1, "a batch was written before the one before it"
     held.release.set()
-    await second
-    assert await writer.finish() == hashlib.sha256(b"".join(parts)).hexdigest()
-    assert held.calls == 2
+    await last
+    digest = await writer.finish()
+    assert digest == hashlib.sha256(b"".join(parts)).hexdigest()
+    assert held.calls == len(parts)
+    await writer.commit()
+    assert store.path_of(digest).read_bytes() == b"".join(parts)
+
+
+async def test_the_batches_after_a_failed_write_are_not_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose write fails (a full disk) stops the batches handed over after it: none of
+    them is written past the hole, the upload fails as StorageFull and leaves nothing."""
+    store = LocalBlobStore(tmp_path)
+    held = hold(monkeypatch, "writev")
+    writer = store.writer()
+    for _ in range(BATCHES_IN_THREADS):
+        await asyncio.wait_for(writer.write(os.urandom(WRITE_BATCH_BYTES)), timeout=5)
+    assert await poll_until(lambda: held.calls == 1)
+    attempts: list[int] = []
+
+    def full_disk(descriptor: int, buffers: object) -> int:
+        attempts.append(descriptor)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "writev", full_disk)  # the second batch's write fails
+    held.release.set()  # the first batch's write, already under way, succeeds
+
+    async def write_and_finish() -> None:
+        await writer.write(os.urandom(WRITE_BATCH_BYTES))
+        await writer.finish()
+
+    with pytest.raises(StorageFull):
+        await write_and_finish()
     await writer.abort()
+    assert len(attempts) == 1, "a batch was written after one that failed"
+    assert files_under(tmp_path) == []
 
 
 async def test_a_batch_is_written_while_it_is_hashed(
@@ -575,18 +612,22 @@ async def test_cancelled_upload_leaves_no_file_and_closes_once_the_thread_is_don
     store = LocalBlobStore(tmp_path)
     held = hold(monkeypatch, "writev")
     writer = store.writer()
-    await writer.write(os.urandom(WRITE_BATCH_BYTES))
+    for _ in range(BATCHES_IN_THREADS):
+        await writer.write(os.urandom(WRITE_BATCH_BYTES))
     assert await poll_until(lambda: held.calls == 1)
-    second = asyncio.create_task(writer.write(os.urandom(WRITE_BATCH_BYTES)))
+    waiting = asyncio.create_task(writer.write(os.urandom(WRITE_BATCH_BYTES)))
     await asyncio.sleep(0)
-    second.cancel()
+    waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await second
+        await waiting
     await writer.abort()
     assert files_under(tmp_path) == []
     assert len(descriptors_under(tmp_path)) == 1
     held.release.set()
     assert await poll_until(lambda: not descriptors_under(tmp_path))
+    assert held.calls == 1, (
+        "an aborted upload's batches waiting for the one in a thread were written"
+    )
 
 
 async def test_an_error_writing_a_batch_surfaces_and_leaves_nothing(
@@ -679,9 +720,11 @@ async def test_a_caller_cancelled_while_its_batch_waits_for_a_thread_still_pause
         await other.write(os.urandom(WRITE_BATCH_BYTES))
     assert await poll_until(lambda: held.calls == IO_THREADS)
     writer = store.writer()
-    data = os.urandom(2 * WRITE_BATCH_BYTES)
-    await writer.write(data[:WRITE_BATCH_BYTES])  # queued: every thread is held
-    waiting = asyncio.create_task(writer.write(data[WRITE_BATCH_BYTES:]))
+    data = os.urandom((BATCHES_IN_THREADS + 1) * WRITE_BATCH_BYTES)
+    queued = BATCHES_IN_THREADS * WRITE_BATCH_BYTES
+    for start in range(0, queued, WRITE_BATCH_BYTES):  # queued: every thread is held
+        await writer.write(data[start : start + WRITE_BATCH_BYTES])
+    waiting = asyncio.create_task(writer.write(data[queued:]))
     await asyncio.sleep(0)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -6,9 +6,9 @@ content address, so a blob is either complete or absent and identical content is
 The temporary file is synced in steps while it grows (``modelcatalog.wire.SyncAhead``), so the
 fsync before commit has only the last step to flush.
 File I/O and hashing run in the store's worker threads, overlapped with the network: an upload
-hashes and writes one batch while the event loop gathers the next, and a download reads the next
-block while the current one is sent. The event loop never waits on the disk. A full disk is a
-``StorageFull`` fault, not a server error, and the upload it interrupts leaves no file.
+hashes and writes up to two batches while the event loop gathers the next, and a download reads
+the next block while the current one is sent. The event loop never waits on the disk. A full
+disk is a ``StorageFull`` fault, not a server error, and the upload it interrupts leaves no file.
 ``storage/s3.py`` implements the same two classes on an S3-compatible object store.
 
 An upload can be paused (``BlobWriter.pause``: every byte received made durable where it
@@ -22,10 +22,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import threading
 import uuid
+from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from io import FileIO
@@ -46,6 +48,11 @@ T = TypeVar("T")
 READ_CHUNK_BYTES = 1 << 20
 #: Incoming bytes are gathered to about this much before they go to a worker thread at once.
 WRITE_BATCH_BYTES = 1 << 20
+#: Batches an upload may have in its worker threads at once, each hashed and written after the
+#: one before: handing a batch to a thread and learning it is done took about 2 ms on a busy
+#: 2-core machine (a thread waits for a core, then the event loop for its turn), longer than
+#: hashing or writing 1 MiB, so with one batch at a time the upload waited on every round trip.
+BATCHES_IN_THREADS = 2
 #: At most this many chunks per batch: one ``writev`` takes at most ``IOV_MAX`` buffers, and a
 #: client sending tiny chunks must not make an upload hold a huge list of small objects.
 WRITE_BATCH_PARTS = min(1024, os.sysconf("SC_IOV_MAX"))
@@ -225,16 +232,18 @@ class LocalBlobStore(BlobStore):
 
 
 class _LocalWriter(BlobWriter):
-    """Hashes one batch in a worker thread and writes it in another while the event loop
+    """Hashes each batch in a worker thread and writes it in another while the event loop
     gathers the next.
 
-    At most one batch is in the threads and one being gathered, so an upload holds about two
-    batches however fast its client sends; the loop waits only when the disk or the hash is
-    slower. Hashing beside the writing rather than before it makes each batch's turn as long as
-    the longer of the two, not their sum, while worker threads are free (with most of them
-    busy, the two queue one after the other as before): writing costs as much as hashing or
-    more where the kernel must first get its page-cache pages back from a virtual machine's
-    host (on this machine, 1.6-2.4 s per GiB against 1 s to hash).
+    At most ``BATCHES_IN_THREADS`` batches are in the threads and one being gathered, so an
+    upload holds about three batches however fast its client sends; the loop waits only when
+    the disk or the hash is slower. Each batch is hashed after the one before it and written
+    after the one before it (``_after``), so the digest and the file see the bytes in order.
+    Hashing beside the writing rather than before it makes each batch's turn as long as the
+    longer of the two, not their sum, while worker threads are free (with most of them busy,
+    the two queue one after the other as before): writing costs as much as hashing or more
+    where the kernel must first get its page-cache pages back from a virtual machine's host
+    (on this machine, 1.6-2.4 s per GiB against 1 s to hash).
     """
 
     def __init__(
@@ -251,8 +260,12 @@ class _LocalWriter(BlobWriter):
         self._hash = hashlib.sha256()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        #: The last batch's writing and hashing: each is done only once the batches before it
+        #: are, and fails as the first of them that failed.
         self._in_thread: Future[None] | None = None
         self._hashing: Future[None] | None = None
+        #: The writing and hashing of each batch in the threads, oldest first.
+        self._in_threads: deque[tuple[Future[None], Future[None]]] = deque()
         self._written_bytes = 0  # by the worker threads, one batch at a time
         self._size = 0
         self._closed = False
@@ -274,21 +287,36 @@ class _LocalWriter(BlobWriter):
         self._pending_bytes += len(data)
         self._size += len(data)
         if self._pending_bytes >= WRITE_BATCH_BYTES or len(self._pending) >= WRITE_BATCH_PARTS:
-            await self._written()
+            await self._room_in_threads()
             file = self._opened()
             with disk_full_is_a_fault("writing an upload"):
                 self._synced().written(self._written_bytes)
             self._hand_over(self._write_batch, file)
 
     def _hand_over(self, write: Callable[[FileIO, list[bytes]], None], file: FileIO) -> None:
-        """Starts hashing the gathered batch in one worker thread and ``write`` in another."""
+        """Hashes the gathered batch in one worker thread and runs ``write`` in another, each
+        once the batches before it are through the same step."""
         batch = self._batch()
-        self._hashing = self._store.submit(self._hash_batch, batch)
-        self._in_thread = self._store.submit(write, file, batch)
+        self._hashing = _after(self._hashing, self._store.submit, self._hash_batch, batch)
+        self._in_thread = _after(self._in_thread, self._store.submit, write, file, batch)
+        self._in_threads.append((self._in_thread, self._hashing))
+
+    async def _room_in_threads(self) -> None:
+        """Waits until fewer than ``BATCHES_IN_THREADS`` batches are in the worker threads;
+        raises what writing one of them raised."""
+        while self._in_threads and (
+            len(self._in_threads) >= BATCHES_IN_THREADS
+            or all(map(Future.done, self._in_threads[0]))
+        ):
+            writing, hashing = self._in_threads[0]
+            await _result(hashing)
+            with disk_full_is_a_fault("writing an upload"):
+                await _result(writing)
+            self._in_threads.popleft()
 
     async def _written(self) -> None:
-        """Waits until the batch in the worker threads is hashed and written; raises what
-        writing it raised."""
+        """Waits until every batch in the worker threads is hashed and written; raises what
+        writing them raised."""
         if self._hashing is not None:
             await _result(self._hashing)
             self._hashing = None
@@ -296,6 +324,7 @@ class _LocalWriter(BlobWriter):
             with disk_full_is_a_fault("writing an upload"):
                 await _result(self._in_thread)
             self._in_thread = None  # kept until done: abort closes the file after it
+        self._in_threads.clear()
 
     def _batch(self) -> list[bytes]:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
@@ -324,6 +353,8 @@ class _LocalWriter(BlobWriter):
             self._hash.update(data)
 
     def _write_batch(self, file: FileIO, batch: list[bytes]) -> None:
+        if self._closed:
+            return  # aborted while the batch waited for the ones before it: nobody reads it
         length = _write_all(file.fileno(), batch)
         start_writeback(file.fileno(), self._written_bytes, length)
         self._written_bytes += length
@@ -404,6 +435,43 @@ async def _result(future: Future[T]) -> T:
     if future.done():
         return future.result()
     return await asyncio.shield(asyncio.wrap_future(future))
+
+
+def _after(
+    previous: Future[None] | None,
+    submit: Callable[..., Future[None]],
+    function: Callable[..., None],
+    *args: Any,
+) -> Future[None]:
+    """``submit(function, *args)`` once ``previous`` is done, without waiting for it: the
+    future of that work, which fails as ``previous`` did, without running, if it failed."""
+    if previous is None or (previous.done() and previous.exception() is None):
+        return submit(function, *args)
+    chained: Future[None] = Future()
+
+    def start(before: Future[None]) -> None:
+        error = before.exception()
+        if error is not None:
+            chained.set_exception(error)
+            return
+        try:
+            submitted = submit(function, *args)
+        except BaseException as error:  # an executor shut down while the server stops
+            chained.set_exception(error)
+            return
+        submitted.add_done_callback(functools.partial(_settle, chained))
+
+    previous.add_done_callback(start)
+    return chained
+
+
+def _settle(chained: Future[None], done: Future[None]) -> None:
+    """Gives ``chained`` the outcome of ``done``."""
+    error = done.exception()
+    if error is not None:
+        chained.set_exception(error)
+    else:
+        chained.set_result(None)
 
 
 class _Work(Protocol):
