@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -566,6 +567,23 @@ async def test_the_batches_after_a_failed_write_are_not_written(
     await writer.abort()
     assert len(attempts) == 1, "a batch was written after one that failed"
     assert files_under(tmp_path) == []
+
+
+def test_work_chained_after_cancelled_work_fails_instead_of_waiting_forever() -> None:
+    """Work chained after work that was cancelled does not run and fails at once: were it to
+    wait forever, so would the upload and the closing of its file."""
+    previous: Future[None] = Future()
+    submitted: list[object] = []
+
+    def submit(function: Callable[..., None], *args: object) -> Future[None]:
+        submitted.append(function)
+        return Future()
+
+    chained = blobs._after(previous, submit, print)
+    previous.cancel()
+    assert chained.done()
+    assert isinstance(chained.exception(), CancelledError)
+    assert submitted == []
 
 
 async def test_a_batch_is_written_while_it_is_hashed(

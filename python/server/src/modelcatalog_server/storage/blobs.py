@@ -29,7 +29,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from io import FileIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -445,12 +445,12 @@ def _after(
 ) -> Future[None]:
     """``submit(function, *args)`` once ``previous`` is done, without waiting for it: the
     future of that work, which fails as ``previous`` did, without running, if it failed."""
-    if previous is None or (previous.done() and previous.exception() is None):
+    if previous is None or (previous.done() and _failure(previous) is None):
         return submit(function, *args)
     chained: Future[None] = Future()
 
     def start(before: Future[None]) -> None:
-        error = before.exception()
+        error = _failure(before)
         if error is not None:
             chained.set_exception(error)
             return
@@ -467,11 +467,17 @@ def _after(
 
 def _settle(chained: Future[None], done: Future[None]) -> None:
     """Gives ``chained`` the outcome of ``done``."""
-    error = done.exception()
+    error = _failure(done)
     if error is not None:
         chained.set_exception(error)
     else:
         chained.set_result(None)
+
+
+def _failure(done: Future[None]) -> BaseException | None:
+    """What the finished work ``done`` failed with, its cancellation included (``exception``
+    raises that instead of returning it), or None."""
+    return CancelledError() if done.cancelled() else done.exception()
 
 
 class _Work(Protocol):
