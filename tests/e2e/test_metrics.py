@@ -70,6 +70,11 @@ def calls_by_process(server: RunningServer, method: str) -> Counter[int]:
     return Counter(int(pid) for pid in pattern.findall(server.log()))
 
 
+def logged_calls(server: RunningServer, method: str) -> int:
+    """How many calls of ``method`` the workers logged, together."""
+    return sum(calls_by_process(server, method).values())
+
+
 async def test_one_process_reports_its_calls_bytes_and_process(
     tmp_path: Path, signing_key: Path
 ) -> None:
@@ -86,6 +91,8 @@ async def test_one_process_reports_its_calls_bytes_and_process(
             model = await alice.create_model(folder.id, "resnet")
             await alice.upload(model.id, tmp_path / "model.bin")
             await alice.download(model.id, 1, tmp_path / "copy.bin")
+        # A call is counted just after its answer has left, so the last may still be on its way.
+        assert await asyncio.to_thread(wait_for, lambda: calls(server, DOWNLOAD) == 1, 5)
         samples = await asyncio.to_thread(scrape, server)
 
         def sample(name: str, **labels: str) -> float:
@@ -130,14 +137,20 @@ async def test_workers_report_the_sum_of_their_calls(tmp_path: Path, signing_key
         assert [p.name.startswith("modelcatalog-metrics-") for p in private_tmp.iterdir()] == [True]
         async with AsyncClient(server.address, ca_cert=server.ca_cert) as alice:
             await alice.sign_up("alice", PASSWORD)
-        for _ in range(MAX_CONNECTIONS):
+        for signed_in in range(1, MAX_CONNECTIONS + 1):
             async with AsyncClient(server.address, ca_cert=server.ca_cert) as alice:
                 await alice.sign_in("alice", PASSWORD)
+            # A call is logged and counted just after its answer has left.
+            assert await asyncio.to_thread(
+                wait_for, lambda count=signed_in: logged_calls(server, SIGN_IN) == count, 5
+            )
             if len(calls_by_process(server, SIGN_IN)) == WORKERS:
                 break
         by_worker = calls_by_process(server, SIGN_IN)
         assert len(by_worker) == WORKERS
-        assert await asyncio.to_thread(calls, server, SIGN_IN) == sum(by_worker.values())
+        assert await asyncio.to_thread(
+            wait_for, lambda: calls(server, SIGN_IN) == sum(by_worker.values()), 5
+        )
         assert await asyncio.to_thread(
             wait_for,
             lambda: (
@@ -180,8 +193,8 @@ async def test_a_killed_workers_calls_stay_counted_and_its_upload_leaves_the_gau
             lambda: value(server, "modelcatalog_uploads_in_progress") == 1,
             GAUGE_SECONDS,
         )
+        assert await asyncio.to_thread(wait_for, lambda: calls(server, GET_MODEL) == 3, 5)
         [worker] = calls_by_process(server, GET_MODEL)
-        assert await asyncio.to_thread(calls, server, GET_MODEL) == 3
         os.kill(worker, signal.SIGKILL)
         assert await asyncio.to_thread(
             wait_for, lambda: f"(pid {worker}) was killed by SIGKILL" in server.log(), EXIT_SECONDS
