@@ -4,6 +4,7 @@ workers of a supervisor, whose metrics it sums."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import signal
@@ -70,9 +71,9 @@ def calls_by_process(server: RunningServer, method: str) -> Counter[int]:
     return Counter(int(pid) for pid in pattern.findall(server.log()))
 
 
-def logged_calls(server: RunningServer, method: str) -> int:
-    """How many calls of ``method`` the workers logged, together."""
-    return sum(calls_by_process(server, method).values())
+def logged(server: RunningServer, method: str, count: int) -> bool:
+    """Whether the workers logged ``count`` calls of ``method``, together."""
+    return sum(calls_by_process(server, method).values()) == count
 
 
 async def test_one_process_reports_its_calls_bytes_and_process(
@@ -142,7 +143,7 @@ async def test_workers_report_the_sum_of_their_calls(tmp_path: Path, signing_key
                 await alice.sign_in("alice", PASSWORD)
             # A call is logged and counted just after its answer has left.
             assert await asyncio.to_thread(
-                wait_for, lambda count=signed_in: logged_calls(server, SIGN_IN) == count, 5
+                wait_for, functools.partial(logged, server, SIGN_IN, signed_in), 5
             )
             if len(calls_by_process(server, SIGN_IN)) == WORKERS:
                 break
