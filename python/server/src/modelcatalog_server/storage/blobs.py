@@ -260,11 +260,9 @@ class _LocalWriter(BlobWriter):
         self._hash = hashlib.sha256()
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        #: The last batch's writing and hashing: each is done only once the batches before it
-        #: are, and fails as the first of them that failed.
-        self._in_thread: Future[None] | None = None
-        self._hashing: Future[None] | None = None
-        #: The writing and hashing of each batch in the threads, oldest first.
+        #: The writing and hashing of each batch in the threads, oldest first; each is done only
+        #: once the batches before it are, and fails as the first of them that failed. A batch
+        #: stays here until both are done: abort closes the file after the last write.
         self._in_threads: deque[tuple[Future[None], Future[None]]] = deque()
         self._written_bytes = 0  # by the worker threads, one batch at a time
         self._size = 0
@@ -287,7 +285,7 @@ class _LocalWriter(BlobWriter):
         self._pending_bytes += len(data)
         self._size += len(data)
         if self._pending_bytes >= WRITE_BATCH_BYTES or len(self._pending) >= WRITE_BATCH_PARTS:
-            await self._room_in_threads()
+            await self._drained(BATCHES_IN_THREADS - 1)
             file = self._opened()
             with disk_full_is_a_fault("writing an upload"):
                 self._synced().written(self._written_bytes)
@@ -297,17 +295,18 @@ class _LocalWriter(BlobWriter):
         """Hashes the gathered batch in one worker thread and runs ``write`` in another, each
         once the batches before it are through the same step."""
         batch = self._batch()
-        self._hashing = _after(self._hashing, self._store.submit, self._hash_batch, batch)
-        self._in_thread = _after(self._in_thread, self._store.submit, write, file, batch)
-        self._in_threads.append((self._in_thread, self._hashing))
+        writing, hashing = self._in_threads[-1] if self._in_threads else (None, None)
+        self._in_threads.append(
+            (
+                _after(writing, self._store.submit, write, file, batch),
+                _after(hashing, self._store.submit, self._hash_batch, batch),
+            )
+        )
 
-    async def _room_in_threads(self) -> None:
-        """Waits until fewer than ``BATCHES_IN_THREADS`` batches are in the worker threads;
-        raises what writing one of them raised."""
-        while self._in_threads and (
-            len(self._in_threads) >= BATCHES_IN_THREADS
-            or all(map(Future.done, self._in_threads[0]))
-        ):
+    async def _drained(self, batches: int) -> None:
+        """Waits until at most ``batches`` batches are in the worker threads; raises what
+        writing one of them raised."""
+        while len(self._in_threads) > batches:
             writing, hashing = self._in_threads[0]
             await _result(hashing)
             with disk_full_is_a_fault("writing an upload"):
@@ -317,14 +316,7 @@ class _LocalWriter(BlobWriter):
     async def _written(self) -> None:
         """Waits until every batch in the worker threads is hashed and written; raises what
         writing them raised."""
-        if self._hashing is not None:
-            await _result(self._hashing)
-            self._hashing = None
-        if self._in_thread is not None:
-            with disk_full_is_a_fault("writing an upload"):
-                await _result(self._in_thread)
-            self._in_thread = None  # kept until done: abort closes the file after it
-        self._in_threads.clear()
+        await self._drained(0)
 
     def _batch(self) -> list[bytes]:
         batch, self._pending, self._pending_bytes = self._pending, [], 0
@@ -367,8 +359,8 @@ class _LocalWriter(BlobWriter):
             with disk_full_is_a_fault("writing an upload"):
                 file = self._opened()
                 await self._synced().settled()
-                # Kept as the batch in the thread: abort, after a cancelled wait, closes the file
-                # only once this is done with it.
+                # Kept among the batches in the threads: abort, after a cancelled wait, closes
+                # the file only once this is done with it.
                 self._hand_over(self._write_and_sync, file)
                 await self._written()
         return self._hash.hexdigest()
@@ -397,7 +389,8 @@ class _LocalWriter(BlobWriter):
             self._closed = True
             self._pending, self._pending_bytes = [], 0
             if self._file is not None:
-                _close_when_done(self._file, self._in_thread, self._synced().running)
+                last_write = self._in_threads[-1][0] if self._in_threads else None
+                _close_when_done(self._file, last_write, self._synced().running)
             self._path.unlink(missing_ok=True)
 
 
